@@ -1,0 +1,111 @@
+// Bindings: conv2d (direct, im2col) and prepared im2col weights.
+#include <memory>
+
+#include "bindings_cpu.h"
+#include "conv2d.h"
+
+namespace pycnn {
+
+namespace {
+
+// Checks that the arrays agree with each other and with the parameters, so that no call can
+// read or write outside them; ops.py has already produced friendlier errors for user input.
+ConvParams conv_params(const farray& x, const farray& w, const py::object& bias, const farray& y,
+                       int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
+                       int64_t groups) {
+  require_ndim(x, 4, "x");
+  require_ndim(w, 4, "weight");
+  require_ndim(y, 4, "out");
+  require(groups >= 1, "groups: must be >= 1");
+  require(sh >= 1 && sw >= 1, "stride: must be >= 1");
+  require(dh >= 1 && dw >= 1, "dilation: must be >= 1");
+  require(pt >= 0 && pl >= 0, "padding: must be >= 0");
+  ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
+               sh, sw, pt, pl, dh, dw, groups, y.shape(2), y.shape(3)};
+  require(p.C % groups == 0 && p.K % groups == 0, "groups: must divide the channel counts");
+  require(w.shape(1) * groups == p.C, "weight: shape[1] * groups must equal x's channels");
+  require(y.shape(0) == p.N && y.shape(1) == p.K, "out: expected (N, K, Ho, Wo)");
+  require(p.R >= 1 && p.S >= 1, "weight: kernel size must be >= 1");
+  if (!bias.is_none()) {
+    auto b = bias.cast<farray>();
+    require(b.ndim() == 1 && b.shape(0) == p.K, "bias: expected K entries");
+  }
+  return p;
+}
+
+const float* bias_ptr(const py::object& bias, farray& keep) {
+  if (bias.is_none()) return nullptr;
+  keep = bias.cast<farray>();
+  return keep.data();
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def(
+      "conv2d",
+      [](farray x, farray w, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
+         int64_t dh, int64_t dw, int64_t groups, const std::string& algo, bool relu) {
+        const ConvParams p = conv_params(x, w, bias, y, sh, sw, pt, pl, dh, dw, groups);
+        farray bkeep;
+        const float* b = bias_ptr(bias, bkeep);
+        float* yp = wptr(y, "out");
+        const Activation act = relu ? Activation::relu : Activation::none;
+        if (algo == "direct") {
+          py::gil_scoped_release nogil;
+          conv2d_direct(p, x.data(), w.data(), b, yp, act);
+        } else if (algo == "im2col") {
+          py::gil_scoped_release nogil;
+          Im2colWeights pw;
+          conv2d_im2col_prepare(p, w.data(), pw);
+          conv2d_im2col(p, x.data(), pw, b, yp, act);
+        } else {
+          throw std::invalid_argument("algo: unknown CPU conv2d algorithm '" + algo + "'");
+        }
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride_h"),
+      py::arg("stride_w"), py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"),
+      py::arg("groups"), py::arg("algo"), py::arg("relu"));
+
+  // Weights packed once for im2col (pycnn.prepare_conv); remembers the shape it was packed for.
+  py::class_<Im2colWeights, std::shared_ptr<Im2colWeights>>(m, "Im2colWeights")
+      .def(py::init([](farray w, int64_t groups) {
+             require_ndim(w, 4, "weight");
+             require(groups >= 1 && w.shape(0) % groups == 0, "groups: must divide weight.shape[0]");
+             ConvParams p{1, w.shape(1) * groups, 1, 1, w.shape(0), w.shape(2), w.shape(3), 1, 1, 0, 0,
+                          1, 1, groups, 1, 1};
+             auto out = std::make_shared<Im2colWeights>();
+             const float* wp = w.data();
+             py::gil_scoped_release nogil;
+             conv2d_im2col_prepare(p, wp, *out);
+             return out;
+           }),
+           py::arg("weight"), py::arg("groups"))
+      .def("run", [](const Im2colWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
+                     int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t R, int64_t S, bool relu) {
+        require_ndim(x, 4, "x");
+        require_ndim(y, 4, "out");
+        const int64_t groups = (int64_t)pw.groups.size();
+        require(groups >= 1, "weights: empty");
+        const PackedA& a0 = pw.groups[0];
+        require(R >= 1 && S >= 1 && a0.K % (R * S) == 0, "weight: kernel size does not match the packed weights");
+        const int64_t Cg = a0.K / (R * S);
+        require(x.shape(1) == Cg * groups, "x: channels do not match the prepared weights");
+        require(y.shape(0) == x.shape(0) && y.shape(1) == a0.M * groups, "out: expected (N, K, Ho, Wo)");
+        require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0, "stride/dilation/padding: invalid");
+        ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), a0.M * groups, R, S,
+                     sh, sw, pt, pl, dh, dw, groups, y.shape(2), y.shape(3)};
+        farray bkeep;
+        if (!bias.is_none()) {
+          bkeep = bias.cast<farray>();
+          require(bkeep.ndim() == 1 && bkeep.shape(0) == p.K, "bias: expected K entries");
+        }
+        const float* b = bias.is_none() ? nullptr : bkeep.data();
+        float* yp = wptr(y, "out");
+        const float* xp = x.data();
+        py::gil_scoped_release nogil;
+        conv2d_im2col(p, xp, pw, b, yp, relu ? Activation::relu : Activation::none);
+      });
+}
+
+}  // namespace pycnn

@@ -1,0 +1,34 @@
+// Helpers shared by the CPU binding files: array aliases and guards.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace pycnn {
+
+namespace py = pybind11;
+// Arrays reaching the kernels are float32 and C-contiguous; pybind11 refuses (TypeError) anything
+// else instead of converting silently, since ops.py already converted by its documented rule.
+using farray = py::array_t<float, py::array::c_style>;
+
+inline void require(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+inline void require_ndim(const farray& a, int nd, const char* name) {
+  require(a.ndim() == nd, std::string(name) + ": expected " + std::to_string(nd) + " dimensions, got " +
+                              std::to_string(a.ndim()));
+}
+inline float* wptr(farray& a, const char* name) {
+  require(a.writeable(), std::string(name) + ": array is read-only");
+  return a.mutable_data();
+}
+
+void bind_runtime(py::module_& m);
+void bind_gemm(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_eltwise(py::module_& m);
+
+}  // namespace pycnn

@@ -1,0 +1,37 @@
+// CPU entry points of the non-convolution ops. Layouts are NCHW float32, C-contiguous; shapes are
+// validated by pycnn/ops.py.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "pycnn/shapes.h"
+
+namespace pycnn {
+
+// Pooling over N*C planes. Max treats padding as absent (never selected) and propagates NaN;
+// avg divides by the window clipped to the padded input (count_include_pad) or to the image.
+void max_pool2d(const PoolParams& p, const float* x, float* y);
+void avg_pool2d(const PoolParams& p, const float* x, float* y, bool count_include_pad);
+void global_avg_pool2d(int64_t planes, int64_t HW, const float* x, float* y);
+
+// Cross-channel LRN, PyTorch semantics: y = x / (k + alpha/size * sum_{c' in window} x^2)^beta
+// with the window [c - size/2, c + (size-1)/2] clipped to the channels.
+void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float* y, int64_t size,
+                         float alpha, float beta, float k);
+
+// y = x W^T + b: x (N, In), w (Out, In), b (Out) or null.
+void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
+            float* y, bool relu);
+
+void relu(int64_t n, const float* x, float* y);
+void add(int64_t n, const float* a, const float* b, float* y, bool relu);
+// Per-channel affine (inference batch norm after folding): y = x * scale[c] + shift[c].
+void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale,
+                    const float* shift, float* y, bool relu);
+// Softmax over the last axis of a (rows, cols) matrix.
+void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y);
+// Concatenate along axis 1: inputs are (outer, sizes[i] * inner) blocks.
+void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer,
+            int64_t inner, float* y);
+
+}  // namespace pycnn

@@ -1,0 +1,197 @@
+// SGEMM driver: packing of A and plain B, tiling, and the OpenMP loop (see sgemm.h).
+//
+// Tiling: each work item is one (problem, row block, column block) of C. A thread packs the B
+// tile (KC x NC) it needs into its own buffer, then runs the micro-kernel over the tile with the
+// column panels outside and the row panels inside, so one B panel (KC x NR) stays in L1 while
+// the A block streams from L2. Items are spread with a dynamic schedule.
+#include "sgemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "pycnn/parallel.h"
+
+namespace pycnn {
+
+void sgemm_ukernel_avx512_full(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_half(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx2_full(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx2_half(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_generic_full(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_generic_half(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+
+SgemmTile sgemm_tile(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return {12, 32};
+    case Isa::avx2: return {6, 16};
+    default: return {6, 16};
+  }
+}
+
+SgemmUkernel sgemm_ukernel(Isa isa, bool half) {
+  switch (isa) {
+    case Isa::avx512: return half ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
+    case Isa::avx2: return half ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
+    default: return half ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
+  }
+}
+
+void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
+  const int MR = sgemm_tile(isa).MR;
+  out.isa = isa;
+  out.MR = MR;
+  out.M = M;
+  out.K = K;
+  out.Mpad = (M + MR - 1) / MR * MR;
+  out.data.resize((size_t)(out.Mpad * K));
+  const int64_t panels = out.Mpad / MR;
+  const int nt = threads_for(8.0 * M * K, panels);
+  for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
+    const int64_t kc = std::min(kSgemmKC, K - k0);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t ip = 0; ip < panels; ++ip) {
+      float* dst = out.data.data() + k0 * out.Mpad + ip * MR * kc;
+      for (int i = 0; i < MR; ++i) {
+        const int64_t row = ip * MR + i;
+        if (row < M) {
+          const float* src = a + row * rs + k0 * cs;
+          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k * cs];
+        } else {
+          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+void MatrixBSource::pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const {
+  for (int64_t p = 0; p * NR < nc; ++p) {
+    const int64_t jb = j0 + p * NR;
+    const int64_t nr = std::min<int64_t>(NR, nc - p * NR);
+    float* d = dst + p * kc * NR;
+    if (cs == 1) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = b + (k0 + k) * rs + jb;
+        std::memcpy(d + k * NR, s, nr * sizeof(float));
+        for (int64_t jj = nr; jj < NR; ++jj) d[k * NR + jj] = 0.0f;
+      }
+    } else {
+      // Transposed source (B = W^T): read each column's k-run contiguously.
+      for (int64_t jj = 0; jj < NR; ++jj) {
+        if (jj < nr) {
+          const float* s = b + (jb + jj) * cs + k0 * rs;
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = s[k * rs];
+        } else {
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+struct Item {
+  int64_t problem, m0, m1, j0, j1;
+};
+
+constexpr int64_t kNC = 384;  // columns of one packed B tile: KC x NC floats = 384 KiB (L2)
+constexpr int64_t kMC = 240;  // rows of A swept per B tile: MC x KC floats = 240 KiB (L2)
+
+// Work items: column blocks of every problem. Rows are split only when the column blocks
+// cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
+// takes a share of the rows over the whole width, so A is still streamed once.
+std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, int MR, int NR, int nt) {
+  int64_t maxN = 0;
+  for (auto& p : probs) maxN = std::max(maxN, p.N);
+  const int64_t np = (int64_t)probs.size();
+  const int64_t nc = std::min<int64_t>((maxN + NR - 1) / NR * NR, kNC);
+  const int64_t col_blocks = np * ((maxN + nc - 1) / nc);
+  const int64_t mpanels = (M + MR - 1) / MR;
+  int64_t mparts = 1;
+  if (nt > 1 && col_blocks < 4 * nt && col_blocks % nt != 0) mparts = nt;
+  mparts = std::min(mparts, mpanels);
+  std::vector<Item> items;
+  for (int64_t pi = 0; pi < np; ++pi) {
+    const int64_t N = probs[pi].N;
+    for (int64_t j0 = 0; j0 < N; j0 += nc)
+      for (int64_t mp = 0; mp < mparts; ++mp) {
+        int64_t pb, pe;
+        split_range(mpanels, (int)mparts, (int)mp, pb, pe);
+        if (pb == pe) continue;
+        items.push_back({pi, pb * MR, std::min(M, pe * MR), j0, std::min(N, j0 + nc)});
+      }
+  }
+  return items;
+}
+
+}  // namespace
+
+void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool relu) {
+  if (probs.empty() || M == 0) return;
+  const Isa isa = probs[0].A->isa;
+  const SgemmTile t = sgemm_tile(isa);
+  const int MR = t.MR, NR = t.NR;
+  int64_t totalN = 0;
+  for (auto& p : probs) totalN += p.N;
+  const int nt_max = threads_for(2.0 * M * totalN * K, 1 << 30);
+  const std::vector<Item> items = make_items(probs, M, MR, NR, nt_max);
+  const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
+  const SgemmUkernel full = sgemm_ukernel(isa, false), half = sgemm_ukernel(isa, true);
+  int64_t max_nc = 0;
+  for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
+  const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
+  const int64_t MC = kMC / MR * MR;
+
+#pragma omp parallel num_threads(nt)
+  {
+    AlignedBuffer<float> bbuf((size_t)(std::min(kSgemmKC, std::max<int64_t>(K, 1)) * ncpad));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ii = 0; ii < (int64_t)items.size(); ++ii) {
+      const Item& it = items[ii];
+      const GemmProblem& p = probs[it.problem];
+      const int64_t nc = it.j1 - it.j0;
+      if (K == 0) {  // C = bias (+ReLU): an empty sum.
+        for (int64_t i = it.m0; i < it.m1; ++i)
+          for (int64_t j = it.j0; j < it.j1; ++j) {
+            float v = (p.bias_row ? p.bias_row[i] : 0.0f) + (p.bias_col ? p.bias_col[j] : 0.0f);
+            p.C[i * p.ldc + j] = (relu && v < 0.0f) ? 0.0f : v;
+          }
+        continue;
+      }
+      for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
+        const int64_t kc = std::min(kSgemmKC, K - k0);
+        const bool first = k0 == 0, last = k0 + kc >= K;
+        p.B->pack(k0, kc, it.j0, nc, NR, bbuf.data());
+        for (int64_t ic = it.m0; ic < it.m1; ic += MC) {
+          const int64_t ie = std::min(it.m1, ic + MC);
+          for (int64_t jp = 0; jp * NR < nc; ++jp) {
+            const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
+            const SgemmUkernel uk = nr <= NR / 2 ? half : full;
+            const float* bp = bbuf.data() + jp * kc * NR;
+            const int64_t j = it.j0 + jp * NR;
+            for (int64_t i = ic; i < ie; i += MR) {
+              const int mr = (int)std::min<int64_t>(MR, M - i);
+              Epilogue ep;
+              ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
+              ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
+              ep.relu = relu;
+              uk(kc, p.A->panel(k0, kc, i / MR), bp, p.C + i * p.ldc + j, p.ldc, mr, nr, !first, last, ep);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa,
+           const float* b, int64_t rsb, int64_t csb, float* c, int64_t ldc,
+           const float* bias_row, const float* bias_col, bool relu) {
+  PackedA A;
+  pack_a(A, active_isa(), M, K, a, rsa, csa);
+  MatrixBSource B(b, rsb, csb);
+  sgemm_run({GemmProblem{&A, &B, N, c, ldc, bias_row, bias_col}}, M, K, relu);
+}
+
+}  // namespace pycnn

@@ -1,0 +1,85 @@
+// Our SGEMM: C (M x N, row stride ldc) = A (M x K) * B (K x N), with a fused epilogue
+// (bias per row or per column, ReLU, accumulate). BLIS-style: A is packed into MR-row panels
+// (k-major, MR floats per k), B into NR-column panels (NR floats per k) one KC x NC tile at a
+// time, and a register-blocked micro-kernel multiplies one MR x NR block of C.
+//
+// B is never required to exist as a matrix: a BSource packs any K x N view (a plain matrix, a
+// transposed matrix, or the implicit im2col of an image: see conv2d_im2col.cpp), so the
+// workspace is bounded by one KC x NC tile per thread whatever the batch size.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "pycnn/buffer.h"
+#include "pycnn/isa.h"
+#include "pycnn/shapes.h"
+
+namespace pycnn {
+
+constexpr int64_t kSgemmKC = 256;  // depth of one packed block (see docs/performance.md)
+
+// Micro-kernel geometry for one ISA.
+struct SgemmTile {
+  int MR, NR;
+};
+SgemmTile sgemm_tile(Isa isa);
+
+// C[0:mr, 0:nr] (+)= A_panel (kc x MR) * B_panel (kc x NR); the epilogue adds bias and applies
+// ReLU when `last` is set. Partial tiles (mr < MR or nr < NR) are handled inside.
+struct Epilogue {
+  const float* bias_row = nullptr;  // indexed by row (already offset to this tile)
+  const float* bias_col = nullptr;  // indexed by column (already offset to this tile)
+  bool relu = false;
+};
+using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
+                              int mr, int nr, bool accumulate, bool last, const Epilogue& ep);
+// Returns the micro-kernel for `isa`; `half` picks the variant for panels of at most NR/2 columns.
+SgemmUkernel sgemm_ukernel(Isa isa, bool half);
+
+// A packed once (weights: packed when a layer is prepared, or per call by the functional API).
+struct PackedA {
+  Isa isa = Isa::generic;
+  int MR = 0;
+  int64_t M = 0, K = 0, Mpad = 0;
+  AlignedBuffer<float> data;  // for each KC block at k0: Mpad/MR panels of (kc x MR)
+  const float* panel(int64_t k0, int64_t kc, int64_t ip) const {
+    return data.data() + k0 * Mpad + ip * MR * kc;
+  }
+};
+// A(i, k) = a[i * rs + k * cs]
+void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs);
+
+// A K x N matrix that can be packed into NR-column panels:
+// dst[p * kc * NR + (k - k0) * NR + jj] = B(k, j0 + p * NR + jj), zero for columns >= N.
+struct BSource {
+  virtual ~BSource() = default;
+  virtual void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const = 0;
+};
+// B(k, j) = b[k * rs + j * cs]
+struct MatrixBSource : BSource {
+  const float* b;
+  int64_t rs, cs;
+  MatrixBSource(const float* b_, int64_t rs_, int64_t cs_) : b(b_), rs(rs_), cs(cs_) {}
+  void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const override;
+};
+
+// One GEMM of a batch of GEMMs that share A's shape (M x K) and the epilogue kind.
+struct GemmProblem {
+  const PackedA* A;
+  const BSource* B;
+  int64_t N;
+  float* C;
+  int64_t ldc;
+  const float* bias_row;  // M entries or null
+  const float* bias_col;  // N entries or null
+};
+
+// Runs all problems with OpenMP over (problem, row block, column block) tiles.
+void sgemm_run(const std::vector<GemmProblem>& problems, int64_t M, int64_t K, bool relu);
+
+// Convenience: C = A * B (+ bias) for plain strided matrices; packs A per call.
+void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa,
+           const float* b, int64_t rsb, int64_t csb, float* c, int64_t ldc,
+           const float* bias_row, const float* bias_col, bool relu);
+
+}  // namespace pycnn

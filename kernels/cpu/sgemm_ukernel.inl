@@ -1,0 +1,69 @@
+// The SGEMM micro-kernel, written once over a SIMD type V and instantiated per ISA by
+// sgemm_ukernel__<isa>.cpp. MR rows x NV vectors of C stay in registers for the whole kc loop:
+// avx512 uses 12 x 2 zmm (24 accumulators), avx2 6 x 2 ymm (12), leaving registers for the two
+// B vectors and the broadcast A element. Layouts: A panel is kc x MR, B panel kc x (NV_FULL*W)
+// where NV_FULL is the panel width the packer used; the half variant reads only the first NV.
+#pragma once
+#include "sgemm.h"
+#include "simd.h"
+
+namespace pycnn {
+
+template <class V, int MR, int NV, int NV_FULL>
+static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const float* __restrict B,
+                               float* __restrict C, int64_t ldc, int mr, int nr, bool accumulate,
+                               bool last, const Epilogue& ep) {
+  constexpr int W = V::W;
+  constexpr int NRP = NV_FULL * W;  // packed panel width
+  // C rows are ldc apart and usually cold: start fetching them now so the epilogue does not
+  // stall on MR cache misses after the kc loop.
+  for (int i = 0; i < mr; ++i) {
+    __builtin_prefetch(C + i * ldc, 1, 3);
+    if (NV * W > 16) __builtin_prefetch(C + i * ldc + 16, 1, 3);
+  }
+  typename V::reg acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    typename V::reg b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = V::loadu(B + k * NRP + v * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      typename V::reg a = V::set1(A[k * MR + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(a, b[v], acc[i][v]);
+    }
+  }
+
+  const bool full = (mr == MR) && (nr == NV * W);
+  const typename V::reg zero = V::zero();
+  for (int i = 0; i < mr; ++i) {
+    float* c = C + i * ldc;
+    const typename V::reg brow = (last && ep.bias_row) ? V::set1(ep.bias_row[i]) : zero;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      int n = nr - v * W;
+      if (n <= 0) break;
+      if (n > W) n = W;
+      typename V::reg r = acc[i][v];
+      const bool whole = full || n == W;
+      if (accumulate) r = V::add(r, whole ? V::loadu(c + v * W) : V::loadu_n(c + v * W, n));
+      if (last) {
+        if (ep.bias_row) r = V::add(r, brow);
+        if (ep.bias_col) r = V::add(r, whole ? V::loadu(ep.bias_col + v * W) : V::loadu_n(ep.bias_col + v * W, n));
+        if (ep.relu) r = V::max0(r);
+      }
+      if (whole)
+        V::storeu(c + v * W, r);
+      else
+        V::storeu_n(c + v * W, r, n);
+    }
+  }
+}
+
+}  // namespace pycnn

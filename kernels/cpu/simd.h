@@ -1,0 +1,96 @@
+// Thin SIMD vector types, one per ISA, so each kernel is written once as a template and compiled
+// once per ISA in its own translation unit (*__avx2.cpp with -mavx2 -mfma, *__avx512.cpp with
+// -mavx512f, *__generic.cpp with baseline flags). W is the number of float lanes.
+//
+// max0(v) is ReLU written as max(0, v): VMAXPS returns its second operand when either is NaN, so
+// a NaN in v survives, as IEEE (and torch.relu) say it should.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace pycnn {
+namespace simd {
+
+#if defined(__AVX512F__)
+struct avx512 {
+  static constexpr int W = 16;
+  using reg = __m512;
+  static inline reg zero() { return _mm512_setzero_ps(); }
+  static inline reg set1(float a) { return _mm512_set1_ps(a); }
+  static inline reg loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static inline void storeu(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static inline reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static inline reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static inline reg max0(reg v) { return _mm512_max_ps(zero(), v); }
+  static inline __mmask16 mask(int n) { return (__mmask16)((1u << n) - 1u); }
+  static inline reg loadu_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+};
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+struct avx2 {
+  static constexpr int W = 8;
+  using reg = __m256;
+  static inline reg zero() { return _mm256_setzero_ps(); }
+  static inline reg set1(float a) { return _mm256_set1_ps(a); }
+  static inline reg loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static inline void storeu(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static inline reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static inline reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static inline reg max0(reg v) { return _mm256_max_ps(zero(), v); }
+  static inline __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static inline reg loadu_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+};
+#endif
+
+// Portable 8-lane vector: plain loops that the compiler vectorizes with the baseline ISA (SSE2).
+struct generic {
+  static constexpr int W = 8;
+  struct reg {
+    float v[8];
+  };
+  static inline reg zero() { return reg{{0, 0, 0, 0, 0, 0, 0, 0}}; }
+  static inline reg set1(float a) { return reg{{a, a, a, a, a, a, a, a}}; }
+  static inline reg loadu(const float* p) {
+    reg r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static inline void storeu(float* p, reg a) { std::memcpy(p, a.v, sizeof a.v); }
+  static inline reg fmadd(reg a, reg b, reg c) {
+    for (int i = 0; i < 8; ++i) c.v[i] += a.v[i] * b.v[i];
+    return c;
+  }
+  static inline reg add(reg a, reg b) {
+    for (int i = 0; i < 8; ++i) a.v[i] += b.v[i];
+    return a;
+  }
+  static inline reg mul(reg a, reg b) {
+    for (int i = 0; i < 8; ++i) a.v[i] *= b.v[i];
+    return a;
+  }
+  static inline reg max0(reg a) {
+    for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] < 0.0f ? 0.0f : a.v[i];
+    return a;
+  }
+  static inline reg loadu_n(const float* p, int n) {
+    reg r = zero();
+    for (int i = 0; i < n; ++i) r.v[i] = p[i];
+    return r;
+  }
+  static inline void storeu_n(float* p, reg a, int n) {
+    for (int i = 0; i < n; ++i) p[i] = a.v[i];
+  }
+};
+
+}  // namespace simd
+}  // namespace pycnn

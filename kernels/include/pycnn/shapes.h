@@ -1,0 +1,37 @@
+// Shapes shared by the CPU and CUDA kernels. Python (pycnn/ops.py) validates every field before a
+// kernel sees it; kernels trust these structs. All sizes are int64_t so indexing never overflows
+// 32 bits on large tensors.
+#pragma once
+#include <cstdint>
+
+namespace pycnn {
+
+// x is (N, C, H, W), w is (K, C/groups, R, S), y is (N, K, Ho, Wo); all C-contiguous float32.
+// pad_t / pad_l are the top and left padding; bottom/right padding is implied by Ho / Wo, so the
+// same struct serves symmetric (PyTorch) and asymmetric (ONNX) padding.
+struct ConvParams {
+  int64_t N, C, H, W;
+  int64_t K, R, S;
+  int64_t stride_h, stride_w;
+  int64_t pad_t, pad_l;
+  int64_t dil_h, dil_w;
+  int64_t groups;
+  int64_t Ho, Wo;
+  int64_t Cg() const { return C / groups; }
+  int64_t Kg() const { return K / groups; }
+  double flops() const { return 2.0 * N * K * Ho * Wo * Cg() * R * S; }
+};
+
+// x is (N, C, H, W) viewed as N*C planes; y is (N, C, Ho, Wo).
+struct PoolParams {
+  int64_t planes, H, W;
+  int64_t R, S;
+  int64_t stride_h, stride_w;
+  int64_t pad_t, pad_l;
+  int64_t Ho, Wo;
+};
+
+// What to do with a convolution's output before it is stored (fused epilogue).
+enum class Activation : int { none = 0, relu = 1 };
+
+}  // namespace pycnn

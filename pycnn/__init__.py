@@ -1,0 +1,28 @@
+"""pycnn: hand-written convolution and pooling kernels behind a small NumPy API."""
+from . import _C
+from .ops import (
+    add,
+    algorithms,
+    avg_pool2d,
+    batch_norm,
+    concat,
+    conv2d,
+    get_num_threads,
+    global_avg_pool2d,
+    linear,
+    local_response_norm,
+    max_pool2d,
+    relu,
+    set_num_threads,
+    softmax,
+)
+from .ops import _env_isa
+
+_env_isa()
+
+__version__ = "0.1.0"
+__all__ = [
+    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
+    "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
+    "get_num_threads",
+]

@@ -1,0 +1,140 @@
+"""NumPy reference of every op: the oracle the kernels are tested against.
+
+Plain and readable on purpose, never optimized. Semantics follow torch.nn.functional. Arrays
+are computed in the dtype they come in (pass float64 for a high-precision oracle). Layout is
+NCHW throughout.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
+
+__all__ = [
+    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm",
+    "linear", "relu", "softmax", "add", "concat", "batch_norm",
+]
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
+    """y[n, k, oh, ow] = bias[k] + sum_{c, r, s} w[k, c, r, s] * xpad[n, g*Cg + c, oh*sh + r*dh, ow*sw + s*dw]."""
+    sh, sw = pair(stride)
+    dh, dw = pair(dilation)
+    K, Cg, R, S = weight.shape
+    pt, pl, pb, pr = conv_padding(padding, (R, S), (dh, dw), (sh, sw))
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    N = x.shape[0]
+    Ho = conv_output_size(x.shape[2], R, sh, pt, pb, dh)
+    Wo = conv_output_size(x.shape[3], S, sw, pl, pr, dw)
+    Kg = K // groups
+    y = np.zeros((N, K, Ho, Wo), dtype=np.result_type(x, weight))
+    for g in range(groups):
+        xg = xp[:, g * Cg:(g + 1) * Cg]
+        wg = weight[g * Kg:(g + 1) * Kg]
+        for r in range(R):
+            for s in range(S):
+                h0, w0 = r * dh, s * dw
+                patch = xg[:, :, h0:h0 + sh * (Ho - 1) + 1:sh, w0:w0 + sw * (Wo - 1) + 1:sw]
+                y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch, wg[:, :, r, s])
+    if bias is not None:
+        y += bias.reshape(1, K, 1, 1)
+    return relu(y) if activation == "relu" else y
+
+
+def _pool_windows(H, k, s, p, Ho):
+    """(start, end, padded_end) of each window along one axis, PyTorch's rule."""
+    out = []
+    for o in range(Ho):
+        start = o * s - p
+        out.append((max(start, 0), min(start + k, H), min(start + k, H + p), start))
+    return out
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Max over each window; padding never wins; NaN in a window gives NaN."""
+    kh, kw = pair(kernel_size)
+    sh, sw = pair(stride if stride is not None else kernel_size)
+    ph, pw = pair(padding)
+    H, W = x.shape[2:]
+    Ho = pool_output_size(H, kh, sh, ph, ceil_mode)
+    Wo = pool_output_size(W, kw, sw, pw, ceil_mode)
+    y = np.empty(x.shape[:2] + (Ho, Wo), dtype=x.dtype)
+    for oh, (h0, h1, _, _) in enumerate(_pool_windows(H, kh, sh, ph, Ho)):
+        for ow, (w0, w1, _, _) in enumerate(_pool_windows(W, kw, sw, pw, Wo)):
+            y[:, :, oh, ow] = x[:, :, h0:h1, w0:w1].max(axis=(2, 3))
+    return y
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Mean over each window; with count_include_pad the divisor counts the padding (but not the
+    extra columns that ceil_mode adds past it), else only the image pixels."""
+    kh, kw = pair(kernel_size)
+    sh, sw = pair(stride if stride is not None else kernel_size)
+    ph, pw = pair(padding)
+    H, W = x.shape[2:]
+    Ho = pool_output_size(H, kh, sh, ph, ceil_mode)
+    Wo = pool_output_size(W, kw, sw, pw, ceil_mode)
+    y = np.empty(x.shape[:2] + (Ho, Wo), dtype=x.dtype)
+    for oh, (h0, h1, hp, hs) in enumerate(_pool_windows(H, kh, sh, ph, Ho)):
+        for ow, (w0, w1, wp, ws) in enumerate(_pool_windows(W, kw, sw, pw, Wo)):
+            total = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3))
+            count = (hp - hs) * (wp - ws) if count_include_pad else (h1 - h0) * (w1 - w0)
+            y[:, :, oh, ow] = total / count
+    return y
+
+
+def global_avg_pool2d(x):
+    """(N, C, H, W) -> (N, C, 1, 1) mean over the spatial axes."""
+    return x.mean(axis=(2, 3), keepdims=True)
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """y = x / (k + alpha/size * sum over channels [c - size//2, c + (size-1)//2] of x^2)^beta."""
+    C = x.shape[1]
+    sq = x * x
+    div = np.zeros_like(x)
+    for c in range(C):
+        lo, hi = max(0, c - size // 2), min(C, c + (size - 1) // 2 + 1)
+        div[:, c] = sq[:, lo:hi].sum(axis=1)
+    return x / (k + (alpha / size) * div) ** beta
+
+
+def linear(x, weight, bias=None, activation=None):
+    """y = x W^T + b; weight is (out_features, in_features)."""
+    y = x @ weight.T
+    if bias is not None:
+        y = y + bias
+    return relu(y) if activation == "relu" else y
+
+
+def relu(x):
+    """max(x, 0), NaN kept."""
+    return np.where(x < 0, np.zeros_like(x), x)
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along axis."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isneginf(m), 0, m)
+    e = np.exp(x - m)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def add(a, b, activation=None):
+    y = a + b
+    return relu(y) if activation == "relu" else y
+
+
+def concat(xs, axis=1):
+    return np.concatenate(xs, axis=axis)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, activation=None):
+    """Inference batch norm over axis 1: (x - mean) / sqrt(var + eps) * weight + bias."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - running_mean.reshape(shape)) / np.sqrt(running_var.reshape(shape) + eps)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return relu(y) if activation == "relu" else y

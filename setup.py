@@ -1,0 +1,61 @@
+"""Build pycnn's native modules with CMake (the pybind11 cmake_example pattern).
+
+Environment:
+  PYCNN_CUDA=0        skip pycnn._C_cuda (same as -DPYCNN_CUDA=OFF)
+  PYCNN_SANITIZE=1    build with ASan + UBSan (see `make sanitize`)
+  CMAKE_ARGS          extra arguments passed to cmake
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name: str, sourcedir: str = "") -> None:
+        super().__init__(name, sources=[])
+        self.sourcedir = os.fspath(Path(sourcedir).resolve())
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext: CMakeExtension) -> None:
+        ext_fullpath = Path.cwd() / self.get_ext_fullpath(ext.name)
+        extdir = ext_fullpath.parent.resolve()
+        cfg = "Debug" if os.environ.get("PYCNN_DEBUG") == "1" else "Release"
+        cmake_args = [
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={extdir}{os.sep}",
+            f"-DPython3_EXECUTABLE={sys.executable}",
+            f"-DCMAKE_BUILD_TYPE={cfg}",
+        ]
+        try:
+            import pybind11
+
+            cmake_args.append(f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")
+        except ImportError:
+            pass
+        if os.environ.get("PYCNN_CUDA", "1") in ("0", "OFF", "off", "false"):
+            cmake_args.append("-DPYCNN_CUDA=OFF")
+        if os.environ.get("PYCNN_SANITIZE") == "1":
+            cmake_args.append("-DPYCNN_SANITIZE=ON")
+        if "CMAKE_ARGS" in os.environ:
+            cmake_args += [item for item in os.environ["CMAKE_ARGS"].split(" ") if item]
+        try:
+            import ninja  # noqa: F401
+
+            cmake_args.append("-GNinja")
+        except ImportError:
+            pass
+        build_temp = Path(self.build_temp) / ext.name
+        build_temp.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cmake", ext.sourcedir, *cmake_args], cwd=build_temp, check=True)
+        jobs = str(os.cpu_count() or 2)
+        subprocess.run(["cmake", "--build", ".", "--parallel", jobs], cwd=build_temp, check=True)
+
+
+setup(
+    ext_modules=[CMakeExtension("pycnn._C")],
+    cmdclass={"build_ext": CMakeBuild},
+)
