@@ -1,0 +1,137 @@
+"""conv2d: every algorithm and ISA path against the float64 NumPy reference and PyTorch."""
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import reference
+from pycnn.models import CONV_LAYERS
+
+from conftest import TF, assert_close, conv_data, conv_poisoned, needs_torch, torch
+
+ALGOS = ["direct", "im2col"]
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups): odd sizes and channel counts,
+# strides, asymmetric and 4-sided padding, dilation, groups, 1-pixel images, kernels as large as
+# the padded input, and widths that are not multiples of any vector or panel width.
+ODD_CASES = [
+    (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),
+    (1, 3, 7, 7, 1, 3, 3, 1, 1, 1, 1),
+    (2, 3, 15, 17, 7, 3, 3, 1, 1, 1, 1),
+    (1, 7, 17, 15, 15, 5, 5, 2, 2, 1, 1),
+    (3, 15, 9, 11, 17, 3, 1, 1, (1, 0), 1, 1),
+    (1, 17, 13, 13, 33, 1, 1, 1, 0, 1, 1),
+    (2, 6, 15, 11, 9, 5, 3, 2, (2, 1), 1, 3),
+    (1, 4, 9, 9, 4, 3, 3, 1, 2, 2, 4),          # depthwise, dilated
+    (1, 8, 12, 10, 8, 3, 3, 3, 1, (2, 1), 2),
+    (1, 3, 31, 33, 5, 11, 11, 4, 0, 1, 1),
+    (1, 5, 6, 6, 7, 6, 6, 1, 0, 1, 1),          # kernel == input: 1x1 output
+    (1, 2, 5, 5, 3, 3, 3, 1, (0, 1, 2, 3), 1, 1),  # asymmetric (top, left, bottom, right)
+    (2, 3, 8, 8, 4, 3, 3, 1, "same", 1, 1),
+    (1, 1, 50, 37, 13, 3, 37, 1, 0, 1, 1),     # Kim-CNN-like: kernel spans the width
+    (1, 33, 7, 7, 70, 3, 3, 1, 1, 1, 1),
+    (5, 3, 4, 4, 2, 2, 2, 2, 0, 1, 1),
+]
+
+
+def _ref(x, w, b, stride, padding, dilation, groups, activation=None):
+    return reference.conv2d(x.astype(np.float64), w.astype(np.float64),
+                            None if b is None else b.astype(np.float64), stride, padding, dilation,
+                            groups, activation)
+
+
+@pytest.mark.parametrize("case", ODD_CASES, ids=lambda c: "x".join(map(str, c[:7])))
+@pytest.mark.parametrize("algo", ALGOS)
+def test_odd_shapes_every_isa(case, algo, isa, rng):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
+    ref = _ref(x, w, b, stride, padding, dilation, groups)
+    y = conv_poisoned(x, w, b, stride, padding, dilation, groups, algo)
+    assert_close(y, ref, what=f"{algo}/{isa}")
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("relu", [False, True])
+def test_fused_bias_relu(algo, relu, rng):
+    x, w, b = conv_data(rng, 2, 5, 11, 9, 13, 5, 3, 3)
+    ref = _ref(x, w, b, 1, 1, 1, 1, "relu" if relu else None)
+    y = conv_poisoned(x, w, b, 1, 1, 1, 1, algo, relu)
+    assert_close(y, ref)
+    if relu:
+        assert (y >= 0).all()
+    # without bias
+    y = pycnn.conv2d(x, w, None, padding=1, algo=algo, activation="relu" if relu else None)
+    assert_close(y, _ref(x, w, None, 1, 1, 1, 1, "relu" if relu else None))
+
+
+@pytest.mark.parametrize("layer", CONV_LAYERS, ids=lambda l: l.id)
+def test_lecture_layers(layer, rng):
+    """Every conv layer of the lecture's networks, each algorithm, batch 1."""
+    x, w, b = conv_data(rng, 1, layer.C, layer.H, layer.W, layer.K, layer.C // layer.groups,
+                        layer.R, layer.S)
+    ref = _ref(x, w, b, layer.stride, layer.pad, 1, layer.groups)
+    for algo in ALGOS + ["auto"]:
+        y = pycnn.conv2d(x, w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
+        assert_close(y, ref, what=f"{layer.id}/{algo}")
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_batch_and_large_k(algo, rng):
+    """Batch > 1 with K > KC (several packed depth blocks) and many column blocks."""
+    x, w, b = conv_data(rng, 3, 64, 20, 21, 50, 64, 3, 3)
+    assert_close(conv_poisoned(x, w, b, 1, 1, algo=algo), _ref(x, w, b, 1, 1, 1, 1))
+
+
+def test_reference_algo_matches(rng):
+    x, w, b = conv_data(rng, 1, 3, 9, 9, 4, 3, 3, 3)
+    y = pycnn.conv2d(x, w, b, padding=1, algo="reference")
+    assert y.dtype == np.float32
+    assert_close(y, _ref(x, w, b, 1, 1, 1, 1))
+
+
+@needs_torch
+@pytest.mark.parametrize("case", ODD_CASES[:12], ids=lambda c: "x".join(map(str, c[:7])))
+@pytest.mark.parametrize("algo", ALGOS)
+def test_against_torch(case, algo, rng):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    if isinstance(padding, tuple) and len(padding) == 4:
+        pytest.skip("torch.nn.functional.conv2d has no 4-sided padding")
+    x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
+    want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride, padding,
+                     dilation, groups).numpy()
+    y = pycnn.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
+    assert_close(y, want, atol=5e-5, rtol=2e-4)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_nan_inf_propagate(algo, rng):
+    """A NaN (Inf) input reaches exactly the outputs whose window covers it, as the reference."""
+    x, w, b = conv_data(rng, 1, 3, 10, 10, 4, 3, 3, 3)
+    x[0, 1, 4, 5] = np.nan
+    x[0, 2, 0, 0] = np.inf
+    ref = _ref(x, w, b, 1, 1, 1, 1)
+    y = conv_poisoned(x, w, b, 1, 1, algo=algo)
+    assert np.isnan(ref).any() and np.isinf(ref).any()
+    assert_close(y, ref)
+    assert np.array_equal(np.isinf(y), np.isinf(ref))
+    # ReLU keeps NaN (IEEE max semantics), as torch.relu does
+    y = conv_poisoned(x, w, b, 1, 1, algo=algo, relu=True)
+    assert np.array_equal(np.isnan(y), np.isnan(ref))
+
+
+def test_input_rule_float64_and_noncontiguous(rng):
+    x, w, b = conv_data(rng, 2, 4, 9, 9, 3, 4, 3, 3)
+    ref = pycnn.conv2d(x, w, b, padding=1)
+    y64 = pycnn.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1)
+    assert y64.dtype == np.float32
+    np.testing.assert_array_equal(y64, ref)
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # same values, F-order planes
+    assert not xt.flags.c_contiguous
+    np.testing.assert_array_equal(pycnn.conv2d(xt, w, b, padding=1), ref)
+    xs = np.zeros((2, 8, 9, 9), np.float32)
+    xs[:, ::2] = x
+    np.testing.assert_array_equal(pycnn.conv2d(xs[:, ::2], w, b, padding=1), ref)
+
+
+def test_algorithms_lists_usable_names():
+    names = pycnn.algorithms("conv2d")
+    assert {"auto", "direct", "im2col", "reference"} <= set(names)

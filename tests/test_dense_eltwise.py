@@ -1,0 +1,88 @@
+"""linear, SGEMM, relu, add, softmax, concat, batch norm."""
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import _C, reference
+
+from conftest import TF, assert_close, needs_torch, torch
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 17, 3), (13, 33, 300), (100, 70, 513), (12, 64, 256),
+                                   (25, 49, 600), (1, 2, 1000)])
+@pytest.mark.parametrize("bt", [False, True])
+def test_sgemm(shape, bt, isa, rng):
+    M, N, K = shape
+    a = rng.standard_normal((M, K), dtype=np.float32)
+    b = rng.standard_normal((N, K) if bt else (K, N), dtype=np.float32)
+    bias_r = rng.standard_normal(M, dtype=np.float32)
+    bias_c = rng.standard_normal(N, dtype=np.float32)
+    c = np.full((M, N), np.nan, np.float32)
+    _C.sgemm(a, b, c, bias_r, bias_c, True, bt)
+    ref = a.astype(np.float64) @ (b.T if bt else b).astype(np.float64) + bias_r[:, None] + bias_c[None]
+    assert_close(c, np.maximum(ref, 0), atol=1e-4 * np.sqrt(K), rtol=1e-4)
+
+
+@pytest.mark.parametrize("N", [1, 3, 4, 5, 17])
+def test_linear(N, rng):
+    x = rng.standard_normal((N, 300), dtype=np.float32)
+    w = rng.standard_normal((37, 300), dtype=np.float32) / 17
+    b = rng.standard_normal(37, dtype=np.float32)
+    ref = reference.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+    y = np.full((N, 37), np.nan, np.float32)
+    _C.linear(x, w, b, y, False)
+    assert_close(y, ref, 1e-5, 1e-4)
+    assert_close(pycnn.linear(x, w, b, activation="relu"), np.maximum(ref, 0), 1e-5, 1e-4)
+    assert pycnn.linear(x[0], w, b).shape == (37,)
+
+
+@needs_torch
+def test_linear_against_torch(rng):
+    x = rng.standard_normal((8, 512), dtype=np.float32)
+    w = rng.standard_normal((100, 512), dtype=np.float32) / 20
+    b = rng.standard_normal(100, dtype=np.float32)
+    want = TF.linear(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)).numpy()
+    assert_close(pycnn.linear(x, w, b), want, 1e-5, 1e-4)
+
+
+def test_relu_add_nan():
+    x = np.array([-1.0, 0.0, 2.0, np.nan, -np.inf, np.inf], np.float32)
+    np.testing.assert_array_equal(pycnn.relu(x), [0, 0, 2, np.nan, 0, np.inf])
+    np.testing.assert_array_equal(pycnn.add(x, x), x + x)
+    np.testing.assert_array_equal(pycnn.add(x, -2 * x, activation="relu"), reference.relu(x - 2 * x))
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_softmax(axis, rng):
+    x = rng.standard_normal((4, 361), dtype=np.float32) * 5
+    assert_close(pycnn.softmax(x, axis), reference.softmax(x.astype(np.float64), axis), 1e-7, 1e-5)
+
+
+def test_softmax_special():
+    x = np.array([[0, np.nan, 1], [-np.inf, -np.inf, -np.inf], [1000, 1000, -np.inf], [np.inf, 0, 0]], np.float32)
+    y = pycnn.softmax(x)
+    with np.errstate(invalid="ignore"):
+        ref = reference.softmax(x.astype(np.float64))
+    assert_close(y, ref, 1e-7, 1e-6)
+    if torch is not None:
+        assert_close(y, torch.softmax(torch.from_numpy(x), -1).numpy(), 1e-7, 1e-6)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 3])
+def test_concat(axis, rng):
+    xs = [rng.standard_normal((2, c, 3, 4), dtype=np.float32) for c in (1, 5, 3)]
+    if axis != 1:
+        xs = [rng.standard_normal((2, 3, 3, 4), dtype=np.float32) for _ in range(3)]
+    np.testing.assert_array_equal(pycnn.concat(xs, axis), np.concatenate(xs, axis))
+
+
+def test_batch_norm(rng):
+    x = rng.standard_normal((2, 5, 4, 3), dtype=np.float32)
+    m, v = rng.standard_normal(5, dtype=np.float32), rng.random(5, dtype=np.float32) + 0.1
+    g, b = rng.standard_normal(5, dtype=np.float32), rng.standard_normal(5, dtype=np.float32)
+    ref = reference.batch_norm(*(a.astype(np.float64) for a in (x, m, v, g, b)), eps=1e-3)
+    assert_close(pycnn.batch_norm(x, m, v, g, b, eps=1e-3), ref, 1e-5, 1e-5)
+    assert_close(pycnn.batch_norm(x, m, v, g, b, eps=1e-3, activation="relu"), np.maximum(ref, 0), 1e-5, 1e-5)
+    if torch is not None:
+        want = TF.batch_norm(*(torch.from_numpy(a) for a in (x, m, v, g, b)), training=False, eps=1e-3).numpy()
+        assert_close(pycnn.batch_norm(x, m, v, g, b, eps=1e-3), want, 1e-5, 1e-5)

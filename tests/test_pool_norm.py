@@ -1,0 +1,119 @@
+"""Pooling, LRN and global average pooling against the reference and PyTorch."""
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import _C, reference
+from pycnn.models import POOL_LAYERS
+
+from conftest import TF, assert_close, needs_torch, torch
+
+POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
+    (1, 1, 1, 1, 1, 1, 0, False),
+    (2, 3, 7, 7, 2, 2, 0, False),
+    (2, 3, 7, 7, 2, 2, 0, True),
+    (1, 5, 15, 17, 3, 2, 1, True),
+    (1, 7, 13, 13, 3, 2, 0, True),
+    (3, 2, 9, 6, (3, 2), (2, 1), (1, 1), False),
+    (1, 4, 10, 11, 3, 1, 1, True),
+    (1, 3, 6, 6, 6, 6, 0, False),
+    (1, 2, 8, 8, 4, 3, 2, True),
+]
+
+
+def _poisoned(fn, x, kernel, stride, padding, ceil_mode, *extra):
+    kh, kw, sh, sw, ph, pw, Ho, Wo = pycnn.ops._pool_geometry(x, kernel, stride, padding, ceil_mode)
+    y = np.full(x.shape[:2] + (Ho, Wo), np.nan, np.float32)
+    fn(x, y, kh, kw, sh, sw, ph, pw, *extra)
+    return y
+
+
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_max_pool(case, rng):
+    N, C, H, W, k, s, p, ceil = case
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    ref = reference.max_pool2d(x, k, s, p, ceil)
+    assert_close(_poisoned(_C.max_pool2d, x, k, s, p, ceil), ref, atol=0, rtol=0)
+    assert_close(pycnn.max_pool2d(x, k, s, p, ceil), ref, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("case", POOL_CASES)
+@pytest.mark.parametrize("cip", [True, False])
+def test_avg_pool(case, cip, rng):
+    N, C, H, W, k, s, p, ceil = case
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    ref = reference.avg_pool2d(x.astype(np.float64), k, s, p, ceil, cip)
+    assert_close(_poisoned(_C.avg_pool2d, x, k, s, p, ceil, cip), ref, atol=1e-6, rtol=1e-5)
+
+
+@needs_torch
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_pools_against_torch(case, rng):
+    N, C, H, W, k, s, p, ceil = case
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    t = torch.from_numpy(x)
+    assert_close(pycnn.max_pool2d(x, k, s, p, ceil), TF.max_pool2d(t, k, s, p, ceil_mode=ceil).numpy(), 0, 0)
+    for cip in (True, False):
+        want = TF.avg_pool2d(t, k, s, p, ceil_mode=ceil, count_include_pad=cip).numpy()
+        assert_close(pycnn.avg_pool2d(x, k, s, p, ceil, cip), want, 1e-6, 1e-5)
+
+
+@pytest.mark.parametrize("layer", POOL_LAYERS, ids=lambda l: l.id)
+def test_lecture_pool_layers(layer, rng):
+    x = rng.standard_normal((2, layer.C, layer.H, layer.W), dtype=np.float32)
+    if layer.kind == "max":
+        ref = reference.max_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode)
+        assert_close(pycnn.max_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode), ref, 0, 0)
+    else:
+        ref = reference.avg_pool2d(x.astype(np.float64), layer.kernel, layer.stride, layer.pad, layer.ceil_mode)
+        assert_close(pycnn.avg_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode), ref, 1e-6, 1e-5)
+
+
+def test_max_pool_nan_inf(rng):
+    x = rng.standard_normal((1, 2, 8, 8), dtype=np.float32)
+    x[0, 0, 3, 3] = np.nan
+    x[0, 1, 0, 0] = np.inf
+    x[0, 1, 7, 7] = -np.inf
+    y = pycnn.max_pool2d(x, 3, 2, 1, True)
+    ref = reference.max_pool2d(x, 3, 2, 1, True)
+    assert np.isnan(y).sum() == np.isnan(ref).sum() > 0
+    assert_close(y, ref, 0, 0)
+    assert np.isinf(y[0, 1, 0, 0])
+
+
+def test_global_avg_pool(rng):
+    x = rng.standard_normal((3, 5, 7, 9), dtype=np.float32)
+    y = pycnn.global_avg_pool2d(x)
+    assert y.shape == (3, 5, 1, 1)
+    assert_close(y, reference.global_avg_pool2d(x.astype(np.float64)), 1e-6, 1e-5)
+
+
+LRN_CASES = [(1, 1, 3, 3, 5), (2, 7, 5, 4, 5), (1, 96, 55, 55, 5), (1, 16, 3, 300, 4), (2, 3, 2, 2, 1), (1, 5, 2, 2, 9)]
+
+
+@pytest.mark.parametrize("case", LRN_CASES)
+@pytest.mark.parametrize("beta", [0.75, 0.5])
+def test_lrn(case, beta, rng):
+    N, C, H, W, size = case
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32) * 3
+    ref = reference.local_response_norm(x.astype(np.float64), size, 1e-2, beta, 2.0)
+    y = np.full_like(x, np.nan)
+    _C.local_response_norm(x, y, size, 1e-2, beta, 2.0)
+    assert_close(y, ref, 1e-6, 1e-5)
+
+
+@needs_torch
+def test_lrn_against_torch(rng):
+    x = rng.standard_normal((2, 96, 27, 27), dtype=np.float32)
+    want = TF.local_response_norm(torch.from_numpy(x), 5, 1e-4, 0.75, 2.0).numpy()
+    assert_close(pycnn.local_response_norm(x, 5, 1e-4, 0.75, 2.0), want, 1e-6, 1e-5)
+
+
+def test_lrn_inf_stays_local():
+    """An Inf affects only the channels whose window holds it (no Inf - Inf = NaN leak)."""
+    x = np.ones((1, 9, 1, 1), np.float32)
+    x[0, 2] = np.inf
+    y = pycnn.local_response_norm(x, 3)
+    ref = reference.local_response_norm(x.astype(np.float64), 3)
+    assert_close(y, ref, 1e-6, 1e-5)
+    assert np.isfinite(y[0, 5:]).all()
