@@ -6,6 +6,7 @@ Environment:
   CMAKE_ARGS          extra arguments passed to cmake
 """
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,16 @@ class CMakeExtension(Extension):
 
 
 class CMakeBuild(build_ext):
+    def run(self) -> None:
+        inplace = self.inplace or getattr(self, "editable_mode", False)
+        super().run()
+        # CMake also builds pycnn._C_cuda (when nvcc exists) next to _C, but setuptools copies only
+        # the extensions it was told about into the source tree for in-place and editable builds;
+        # copy the CUDA module too so `import pycnn._C_cuda` works there.
+        if inplace:
+            for so in (Path(self.build_lib) / "pycnn").glob("_C_cuda*"):
+                shutil.copy2(so, Path(__file__).parent / "pycnn" / so.name)
+
     def build_extension(self, ext: CMakeExtension) -> None:
         ext_fullpath = Path.cwd() / self.get_ext_fullpath(ext.name)
         extdir = ext_fullpath.parent.resolve()

@@ -35,7 +35,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
             for s in range(S):
                 h0, w0 = r * dh, s * dw
                 patch = xg[:, :, h0:h0 + sh * (Ho - 1) + 1:sh, w0:w0 + sw * (Wo - 1) + 1:sw]
-                y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch, wg[:, :, r, s])
+                y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch, wg[:, :, r, s], optimize=True)
     if bias is not None:
         y += bias.reshape(1, K, 1, 1)
     return relu(y) if activation == "relu" else y

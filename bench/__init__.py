@@ -1,0 +1,1 @@
+"""pycnn's benchmark suites: `python -m bench SUITE`. See bench/__main__.py."""

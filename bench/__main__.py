@@ -1,0 +1,87 @@
+"""python -m bench SUITE [options]
+
+Suites: sgemm, layers, pool, default (= sgemm + layers + pool at batch 1 and 8).
+Results: a table on stdout and results.json (machine, threads, versions, command line, rows)
+in --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("suite", nargs="+", help="sgemm, layers, pool or default")
+    ap.add_argument("--threads", type=int, default=2, help="threads for pycnn and every peer (default 2)")
+    ap.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (default 1 8)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison (default 3)")
+    ap.add_argument("--filter", default=None, help="glob on layer ids, e.g. 'resnet.*'")
+    ap.add_argument("--quick", action="store_true", help="every third layer, batch 1 only")
+    ap.add_argument("--no-numpy", action="store_true", help="leave the NumPy im2col baseline out")
+    ap.add_argument("--out", default="bench/results/latest", help="folder for results.json")
+    opts = ap.parse_args(argv)
+    if opts.batch is None:
+        opts.batch = [1] if opts.quick else [1, 8]
+
+    # Threads are fixed before any engine starts its pool.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(opts.threads))
+    import pycnn
+
+    from . import peers, suites
+
+    pycnn.set_num_threads(opts.threads)
+    peers.set_threads(opts.threads)
+
+    names = []
+    for s in opts.suite:
+        names += suites.DEFAULT if s == "default" else [s]
+    unknown = [s for s in names if s not in suites.SUITES]
+    if unknown:
+        ap.error(f"unknown suite(s) {unknown}; choose from {sorted(suites.SUITES)} or default")
+
+    meta = dict(started=suites.now(), command=" ".join([sys.executable, "-m", "bench", *sys.argv[1:]]),
+                machine=platform.machine(), processor=_cpu_name(), cores=os.cpu_count(),
+                threads=opts.threads, pycnn_isa=pycnn._C.get_isa(), python=platform.python_version(),
+                versions=peers.available(), batch=opts.batch)
+    print(f"pycnn bench: {meta['processor']}, {opts.threads} threads, ISA {meta['pycnn_isa']}, "
+          f"peers {meta['versions']}")
+    results = {"meta": meta, "rows": []}
+    for name in names:
+        print(f"\n== {name}")
+        run, show = suites.SUITES[name]
+        rows = run(opts)
+        show(rows)
+        results["rows"] += rows
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    print(f"\nresults: {out / 'results.json'}")
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(type(o))
+
+
+def _cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    main()

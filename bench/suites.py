@@ -1,0 +1,217 @@
+"""The suites: sgemm, layers (conv algorithms vs peers per layer), pool.
+
+Every candidate's output is checked against a trusted result before it is timed (correctness
+before timing); a candidate that disagrees is reported as WRONG and not timed.
+"""
+from __future__ import annotations
+
+import fnmatch
+import time
+
+import numpy as np
+
+import pycnn
+from pycnn import _C, reference
+from pycnn.models import CONV_LAYERS, POOL_LAYERS
+
+from . import peers as P
+from .timing import compare, geomean
+
+
+def _close(y, ref, tol):
+    y = np.asarray(y, np.float64)
+    ref = np.asarray(ref, np.float64)
+    return y.shape == ref.shape and bool(np.all(np.abs(y - ref) <= tol * (1 + np.abs(ref))))
+
+
+def _progress(i, n, label):
+    width = 30
+    done = int(width * (i + 1) / n)
+    print(f"\r  [{'#' * done}{'.' * (width - done)}] {i + 1}/{n} {label:<40}", end="", flush=True)
+    if i + 1 == n:
+        print()
+
+
+# ----------------------------------------------------------------------------- sgemm
+SGEMM_SHAPES = [
+    ("square2048", 2048, 2048, 2048),
+    ("alexnet.conv2", 256, 729, 2400),
+    ("alexnet.conv3", 384, 169, 2304),
+    ("alexnet.conv4", 384, 169, 3456),
+    ("alexnet.conv5", 256, 169, 3456),
+    ("resnet.3x3_64_56", 64, 3136, 576),
+    ("resnet.3x3_128_28", 128, 784, 1152),
+    ("resnet.3x3_256_14", 256, 196, 2304),
+    ("resnet.3x3_512_7", 512, 49, 4608),
+]
+
+
+def run_sgemm(opts):
+    rows = []
+    shapes = [s for s in SGEMM_SHAPES if fnmatch.fnmatch(s[0], opts.filter or "*")]
+    rng = np.random.default_rng(0)
+    for i, (name, M, N, K) in enumerate(shapes):
+        _progress(i, len(shapes), name)
+        a = rng.standard_normal((M, K), dtype=np.float32)
+        b = rng.standard_normal((K, N), dtype=np.float32)
+        c = np.empty((M, N), np.float32)
+        _C.sgemm(a, b, c)
+        ref = a @ b
+        if not _close(c, ref, 1e-3):
+            rows.append(dict(suite="sgemm", name=name, status="WRONG"))
+            continue
+        t = compare({"pycnn": lambda: _C.sgemm(a, b, c), "numpy": lambda: a @ b}, rounds=opts.rounds)
+        flops = 2.0 * M * N * K
+        rows.append(dict(suite="sgemm", name=name, M=M, N=N, K=K,
+                         pycnn_ms=t["pycnn"]["median_s"] * 1e3, numpy_ms=t["numpy"]["median_s"] * 1e3,
+                         pycnn_gflops=flops / t["pycnn"]["median_s"] / 1e9,
+                         numpy_gflops=flops / t["numpy"]["median_s"] / 1e9,
+                         speed_vs_numpy=t["numpy"]["median_s"] / t["pycnn"]["median_s"]))
+    return rows
+
+
+def print_sgemm(rows):
+    print(f"\n{'SGEMM':<20}{'M':>6}{'N':>6}{'K':>6}{'pycnn GF/s':>12}{'numpy GF/s':>12}{'speed vs numpy':>16}")
+    for r in rows:
+        if r.get("status") == "WRONG":
+            print(f"{r['name']:<20} WRONG RESULT")
+            continue
+        print(f"{r['name']:<20}{r['M']:>6}{r['N']:>6}{r['K']:>6}{r['pycnn_gflops']:>12.1f}"
+              f"{r['numpy_gflops']:>12.1f}{r['speed_vs_numpy']:>15.2f}x")
+
+
+# ----------------------------------------------------------------------------- conv layers
+ALGOS = ["direct", "im2col", "auto"]
+
+
+def run_layers(opts):
+    rows = []
+    layers = [l for l in CONV_LAYERS if fnmatch.fnmatch(l.id, opts.filter or "*")]
+    if opts.quick:
+        layers = layers[::3]
+    rng = np.random.default_rng(0)
+    jobs = [(l, N) for N in opts.batch for l in layers]
+    for i, (layer, N) in enumerate(jobs):
+        _progress(i, len(jobs), f"{layer.id} N={N}")
+        x = rng.standard_normal((N, layer.C, layer.H, layer.W), dtype=np.float32)
+        w = (rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
+             / np.sqrt(layer.C * layer.R * layer.S)).astype(np.float32)
+        b = rng.standard_normal(layer.K, dtype=np.float32)
+        cands = {}
+        for algo in ALGOS:
+            cands[algo] = (lambda a: lambda: pycnn.conv2d(x, w, b, layer.stride, layer.pad,
+                                                           groups=layer.groups, algo=a))(algo)
+        cands.update(P.make_conv_peers(x, w, b, layer, opts.threads, with_numpy=not opts.no_numpy))
+        # Correctness first: torch if present, else our reference.
+        truth = cands["torch"]() if "torch" in cands else reference.conv2d(
+            x, w, b, layer.stride, layer.pad, 1, layer.groups)
+        status = {name: _close(fn(), truth, 1e-3) for name, fn in cands.items()}
+        timed = compare({k: v for k, v in cands.items() if status[k]}, rounds=opts.rounds)
+        flops = layer.flops(N)
+        row = dict(suite="layers", layer=layer.id, N=N, gflop=flops / 1e9,
+                   auto_choice=pycnn.select.conv2d_algo(pycnn.ops.ConvShape(
+                       x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)))
+        for name in cands:
+            if not status[name]:
+                row[f"{name}_ms"] = None
+                row[f"{name}_status"] = "WRONG"
+                continue
+            row[f"{name}_ms"] = timed[name]["median_s"] * 1e3
+            row[f"{name}_gflops"] = flops / timed[name]["median_s"] / 1e9
+        best = min((row[f"{a}_ms"], a) for a in ("direct", "im2col") if row.get(f"{a}_ms"))
+        row["best_ms"], row["best_algo"] = best
+        for peer in ("torch", "onnxruntime", "numpy"):
+            if row.get(f"{peer}_ms"):
+                row[f"best_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["best_ms"]
+                row[f"auto_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["auto_ms"]
+        rows.append(row)
+    return rows
+
+
+def print_layers(rows):
+    hdr = (f"\n{'layer':<28}{'N':>3}{'GFLOP':>8}{'direct':>9}{'im2col':>9}{'auto':>9}{'torch':>9}"
+           f"{'ort':>9}{'numpy':>9}  {'GF/s best':>9} {'vs torch':>9}{'vs ort':>8}{'vs numpy':>9} auto")
+    print(hdr + "\n" + " " * 28 + "   " + " " * 8 + "  (median ms per call)")
+    for r in rows:
+        def ms(k):
+            v = r.get(f"{k}_ms")
+            return f"{v:9.3f}" if v else f"{'WRONG' if r.get(f'{k}_status') else '-':>9}"
+
+        def ratio(k):
+            v = r.get(f"best_speed_vs_{k}")
+            return f"{v:8.2f}x" if v else f"{'-':>9}"
+
+        gf = r["gflop"] * 1e3 / r["best_ms"]
+        print(f"{r['layer']:<28}{r['N']:>3}{r['gflop']:8.3f}{ms('direct')}{ms('im2col')}{ms('auto')}"
+              f"{ms('torch')}{ms('onnxruntime')}{ms('numpy')}  {gf:9.1f} {ratio('torch')}{ratio('onnxruntime')[1:]}"
+              f"{ratio('numpy')} {r['auto_choice']}")
+    for N in sorted({r["N"] for r in rows}):
+        sub = [r for r in rows if r["N"] == N]
+        parts = []
+        for peer in ("torch", "onnxruntime", "numpy"):
+            g = geomean([r.get(f"best_speed_vs_{peer}") for r in sub])
+            ga = geomean([r.get(f"auto_speed_vs_{peer}") for r in sub])
+            parts.append(f"vs {peer}: best {g:.2f}x, auto {ga:.2f}x")
+        print(f"geomean speed at batch {N} ({len(sub)} layers; >1 means pycnn is faster): " + "; ".join(parts))
+
+
+# ----------------------------------------------------------------------------- pooling
+def run_pool(opts):
+    rows = []
+    layers = [l for l in POOL_LAYERS if fnmatch.fnmatch(l.id, opts.filter or "*")]
+    rng = np.random.default_rng(0)
+    jobs = [(l, N) for N in opts.batch for l in layers]
+    for i, (l, N) in enumerate(jobs):
+        _progress(i, len(jobs), f"{l.id} N={N}")
+        x = rng.standard_normal((N, l.C, l.H, l.W), dtype=np.float32)
+        if l.kind == "max":
+            ours = lambda: pycnn.max_pool2d(x, l.kernel, l.stride, l.pad, l.ceil_mode)
+            ref = reference.max_pool2d(x, l.kernel, l.stride, l.pad, l.ceil_mode)
+        else:
+            ours = lambda: pycnn.avg_pool2d(x, l.kernel, l.stride, l.pad, l.ceil_mode)
+            ref = reference.avg_pool2d(x, l.kernel, l.stride, l.pad, l.ceil_mode)
+        cands = {"pycnn": ours, "copy": lambda: x.copy()}
+        if P.torch is not None:
+            tx = P.torch.from_numpy(x)
+            fn = P.TF.max_pool2d if l.kind == "max" else P.TF.avg_pool2d
+            cands["torch"] = lambda: fn(tx, l.kernel, l.stride, l.pad, ceil_mode=l.ceil_mode).numpy()
+        if not _close(ours(), ref, 1e-5):
+            rows.append(dict(suite="pool", layer=l.id, N=N, status="WRONG"))
+            continue
+        t = compare(cands, rounds=opts.rounds)
+        y = ours()
+        nbytes = x.nbytes + y.nbytes
+        row = dict(suite="pool", layer=l.id, N=N, kind=l.kind, bytes=nbytes)
+        for k, v in t.items():
+            row[f"{k}_ms"] = v["median_s"] * 1e3
+        row["pycnn_gbs"] = nbytes / t["pycnn"]["median_s"] / 1e9
+        row["copy_gbs"] = 2 * x.nbytes / t["copy"]["median_s"] / 1e9
+        if "torch" in t:
+            row["speed_vs_torch"] = t["torch"]["median_s"] / t["pycnn"]["median_s"]
+        rows.append(row)
+    return rows
+
+
+def print_pool(rows):
+    print(f"\n{'pool layer':<22}{'N':>3}{'pycnn ms':>10}{'torch ms':>10}{'GB/s':>8}{'copy GB/s':>11}{'vs torch':>10}")
+    for r in rows:
+        if r.get("status") == "WRONG":
+            print(f"{r['layer']:<22}{r['N']:>3} WRONG RESULT")
+            continue
+        vt = f"{r['speed_vs_torch']:9.2f}x" if "speed_vs_torch" in r else f"{'-':>10}"
+        tm = f"{r['torch_ms']:10.3f}" if "torch_ms" in r else f"{'-':>10}"
+        print(f"{r['layer']:<22}{r['N']:>3}{r['pycnn_ms']:10.3f}{tm}{r['pycnn_gbs']:8.1f}{r['copy_gbs']:11.1f}{vt}")
+    g = geomean([r.get("speed_vs_torch") for r in rows])
+    print(f"geomean speed vs torch: {g:.2f}x")
+
+
+SUITES = {
+    "sgemm": (run_sgemm, print_sgemm),
+    "layers": (run_layers, print_layers),
+    "pool": (run_pool, print_pool),
+}
+DEFAULT = ["sgemm", "layers", "pool"]
+
+
+def now():
+    return time.strftime("%Y-%m-%d %H:%M:%S")

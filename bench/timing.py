@@ -1,0 +1,48 @@
+"""Fair timing of several candidates in one run.
+
+Each candidate runs in blocks (untimed warm-up calls, then timed calls) and the blocks take turns
+for a few rounds, so a ratio survives the machine's speed drifting, and no engine's spinning
+worker threads steal cores from the one being timed (interleaving single calls on 2 cores is
+unfair: see shared/notes/peers.md). The figure reported is the median of all timed calls.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def time_block(fn, reps: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def compare(cands: dict, rounds: int = 3, target_s: float = 0.15, max_reps: int = 50) -> dict:
+    """cands: name -> zero-argument callable. Returns name -> {'median_s', 'samples'}."""
+    reps = {}
+    for name, fn in cands.items():
+        fn()  # first call: JIT, allocation, lazy init
+        t0 = time.perf_counter()
+        fn()
+        dt = max(time.perf_counter() - t0, 1e-6)
+        reps[name] = int(max(1, min(max_reps, target_s / rounds / dt)))
+    samples = {name: [] for name in cands}
+    for _ in range(rounds):
+        for name, fn in cands.items():
+            samples[name] += time_block(fn, reps[name], warmup=1)
+    return {name: {"median_s": statistics.median(s), "samples": len(s)} for name, s in samples.items()}
+
+
+def geomean(xs):
+    xs = [x for x in xs if x and x > 0]
+    if not xs:
+        return float("nan")
+    p = 1.0
+    for x in xs:
+        p *= x
+    return p ** (1.0 / len(xs))
