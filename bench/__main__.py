@@ -13,8 +13,6 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
@@ -31,9 +29,14 @@ def main(argv=None):
     if opts.batch is None:
         opts.batch = [1] if opts.quick else [1, 8]
 
-    # Threads are fixed before any engine starts its pool.
+    # Threads are fixed before any engine (NumPy's OpenBLAS included) starts its pool. OpenBLAS
+    # workers otherwise spin ~0.1 s after each call and take the cores of whatever is timed next;
+    # with the minimum timeout they sleep at once (costing NumPy a wake-up per call, microseconds).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(opts.threads))
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    import numpy as np  # noqa: F401  (after the environment above)
+
     import pycnn
 
     from . import peers, suites
@@ -68,6 +71,8 @@ def main(argv=None):
 
 
 def _json_default(o):
+    import numpy as np
+
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(type(o))

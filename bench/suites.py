@@ -97,10 +97,11 @@ def run_layers(opts):
         w = (rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
              / np.sqrt(layer.C * layer.R * layer.S)).astype(np.float32)
         b = rng.standard_normal(layer.K, dtype=np.float32)
+        # pycnn runs with weights prepared once (as a Graph, or an onnxruntime session, does).
         cands = {}
         for algo in ALGOS:
-            cands[algo] = (lambda a: lambda: pycnn.conv2d(x, w, b, layer.stride, layer.pad,
-                                                           groups=layer.groups, algo=a))(algo)
+            conv = pycnn.prepare_conv(w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
+            cands[algo] = (lambda c: lambda: c(x))(conv)
         cands.update(P.make_conv_peers(x, w, b, layer, opts.threads, with_numpy=not opts.no_numpy))
         # Correctness first: torch if present, else our reference.
         truth = cands["torch"]() if "torch" in cands else reference.conv2d(

@@ -3,7 +3,10 @@
 Each candidate runs in blocks (untimed warm-up calls, then timed calls) and the blocks take turns
 for a few rounds, so a ratio survives the machine's speed drifting, and no engine's spinning
 worker threads steal cores from the one being timed (interleaving single calls on 2 cores is
-unfair: see shared/notes/peers.md). The figure reported is the median of all timed calls.
+unfair: see shared/notes/peers.md). Before each block the harness sleeps briefly so that the
+previous engine's spinning workers (OpenMP, OpenBLAS, onnxruntime) have gone idle; without the
+pause, medians of the same kernel were seen to differ 10x depending on what ran before it.
+The figure reported is the median of all timed calls.
 """
 from __future__ import annotations
 
@@ -11,7 +14,11 @@ import statistics
 import time
 
 
+PAUSE_S = 0.03  # longer than the spin-wait of libgomp, OpenBLAS and onnxruntime's pool
+
+
 def time_block(fn, reps: int, warmup: int = 2) -> list[float]:
+    time.sleep(PAUSE_S)
     for _ in range(warmup):
         fn()
     out = []

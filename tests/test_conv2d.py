@@ -135,3 +135,41 @@ def test_input_rule_float64_and_noncontiguous(rng):
 def test_algorithms_lists_usable_names():
     names = pycnn.algorithms("conv2d")
     assert {"auto", "direct", "im2col", "reference"} <= set(names)
+
+
+@pytest.mark.parametrize("case", ODD_CASES, ids=lambda c: "x".join(map(str, c[:7])))
+@pytest.mark.parametrize("algo", ALGOS + ["auto"])
+def test_prepared_conv_matches(case, algo, rng):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
+    conv = pycnn.prepare_conv(w, b, stride, padding, dilation, groups, algo=algo, activation="relu")
+    ref = _ref(x, w, b, stride, padding, dilation, groups, "relu")
+    assert_close(conv(x), ref, what=f"prepared {algo}")
+    assert_close(conv(x), ref, what=f"prepared {algo}, second call")  # weights reused, not redone
+    # another input size through the same prepared weights
+    x2, _, _ = conv_data(rng, N + 1, C, H + 3, W + 2, K, C // groups, R, S)
+    assert_close(conv(x2), _ref(x2, w, b, stride, padding, dilation, groups, "relu"))
+
+
+def test_prepared_conv_rejects_wrong_input(rng):
+    x, w, b = conv_data(rng, 1, 4, 8, 8, 5, 4, 3, 3)
+    conv = pycnn.prepare_conv(w, b, padding=1)
+    with pytest.raises(ValueError, match="weight"):
+        conv(np.zeros((1, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="x"):
+        conv(np.zeros((4, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="algo"):
+        pycnn.prepare_conv(w, algo="fft")
+
+
+def test_prepared_conv_survives_isa_change(rng):
+    """Weights packed for one ISA keep running that ISA's kernel after the active ISA changes."""
+    x, w, b = conv_data(rng, 1, 5, 9, 9, 7, 5, 3, 3)
+    ref = _ref(x, w, b, 1, 1, 1, 1)
+    convs = [pycnn.prepare_conv(w, b, padding=1, algo=a) for a in ALGOS]
+    pycnn._C.set_isa("generic")
+    try:
+        for c in convs:
+            assert_close(c(x), ref)
+    finally:
+        pycnn._C.set_isa(pycnn._C.cpu_isa())

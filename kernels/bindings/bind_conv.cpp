@@ -33,6 +33,14 @@ ConvParams conv_params(const farray& x, const farray& w, const py::object& bias,
   return p;
 }
 
+// Weights prepared for one algorithm, with the shape they were prepared for.
+struct PreparedWeights {
+  ConvParams p;  // K, C, R, S, groups are meaningful
+  int algo = 0;  // 0 = im2col, 1 = direct
+  Im2colWeights im2col;
+  DirectWeights direct;
+};
+
 const float* bias_ptr(const py::object& bias, farray& keep) {
   if (bias.is_none()) return nullptr;
   keep = bias.cast<farray>();
@@ -53,7 +61,9 @@ void bind_conv(py::module_& m) {
         const Activation act = relu ? Activation::relu : Activation::none;
         if (algo == "direct") {
           py::gil_scoped_release nogil;
-          conv2d_direct(p, x.data(), w.data(), b, yp, act);
+          DirectWeights dw;
+          conv2d_direct_prepare(p, w.data(), dw);
+          conv2d_direct(p, x.data(), dw, b, yp, act);
         } else if (algo == "im2col") {
           py::gil_scoped_release nogil;
           Im2colWeights pw;
@@ -67,44 +77,58 @@ void bind_conv(py::module_& m) {
       py::arg("stride_w"), py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"),
       py::arg("groups"), py::arg("algo"), py::arg("relu"));
 
-  // Weights packed once for im2col (pycnn.prepare_conv); remembers the shape it was packed for.
-  py::class_<Im2colWeights, std::shared_ptr<Im2colWeights>>(m, "Im2colWeights")
-      .def(py::init([](farray w, int64_t groups) {
+  // Weights transformed once for one algorithm (pycnn.prepare_conv). The shape the weights were
+  // prepared for is kept and every run is checked against it.
+  py::class_<PreparedWeights, std::shared_ptr<PreparedWeights>>(m, "PreparedWeights")
+      .def(py::init([](farray w, int64_t groups, const std::string& algo) {
              require_ndim(w, 4, "weight");
              require(groups >= 1 && w.shape(0) % groups == 0, "groups: must divide weight.shape[0]");
+             require(w.shape(0) >= 1 && w.shape(1) >= 1 && w.shape(2) >= 1 && w.shape(3) >= 1,
+                     "weight: every dimension must be >= 1");
              ConvParams p{1, w.shape(1) * groups, 1, 1, w.shape(0), w.shape(2), w.shape(3), 1, 1, 0, 0,
                           1, 1, groups, 1, 1};
-             auto out = std::make_shared<Im2colWeights>();
+             auto out = std::make_shared<PreparedWeights>();
+             out->p = p;
              const float* wp = w.data();
-             py::gil_scoped_release nogil;
-             conv2d_im2col_prepare(p, wp, *out);
+             if (algo == "im2col") {
+               out->algo = 0;
+               py::gil_scoped_release nogil;
+               conv2d_im2col_prepare(p, wp, out->im2col);
+             } else if (algo == "direct") {
+               out->algo = 1;
+               py::gil_scoped_release nogil;
+               conv2d_direct_prepare(p, wp, out->direct);
+             } else {
+               throw std::invalid_argument("algo: cannot prepare weights for '" + algo + "'");
+             }
              return out;
            }),
-           py::arg("weight"), py::arg("groups"))
-      .def("run", [](const Im2colWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
-                     int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t R, int64_t S, bool relu) {
+           py::arg("weight"), py::arg("groups"), py::arg("algo"))
+      .def_property_readonly("algo", [](const PreparedWeights& pw) {
+        return std::string(pw.algo == 0 ? "im2col" : "direct");
+      })
+      .def("run", [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
+                     int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu) {
         require_ndim(x, 4, "x");
         require_ndim(y, 4, "out");
-        const int64_t groups = (int64_t)pw.groups.size();
-        require(groups >= 1, "weights: empty");
-        const PackedA& a0 = pw.groups[0];
-        require(R >= 1 && S >= 1 && a0.K % (R * S) == 0, "weight: kernel size does not match the packed weights");
-        const int64_t Cg = a0.K / (R * S);
-        require(x.shape(1) == Cg * groups, "x: channels do not match the prepared weights");
-        require(y.shape(0) == x.shape(0) && y.shape(1) == a0.M * groups, "out: expected (N, K, Ho, Wo)");
-        require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0, "stride/dilation/padding: invalid");
-        ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), a0.M * groups, R, S,
-                     sh, sw, pt, pl, dh, dw, groups, y.shape(2), y.shape(3)};
+        const ConvParams& q = pw.p;
+        require(x.shape(1) == q.C, "x: channels do not match the prepared weights");
+        require(y.shape(0) == x.shape(0) && y.shape(1) == q.K, "out: expected (N, K, Ho, Wo)");
+        require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0,
+                "stride/dilation/padding: invalid");
+        ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), q.K, q.R, q.S,
+                     sh, sw, pt, pl, dh, dw, q.groups, y.shape(2), y.shape(3)};
         farray bkeep;
-        if (!bias.is_none()) {
-          bkeep = bias.cast<farray>();
-          require(bkeep.ndim() == 1 && bkeep.shape(0) == p.K, "bias: expected K entries");
-        }
-        const float* b = bias.is_none() ? nullptr : bkeep.data();
+        const float* b = bias_ptr(bias, bkeep);
+        require(!b || (bkeep.ndim() == 1 && bkeep.shape(0) == q.K), "bias: expected K entries");
         float* yp = wptr(y, "out");
         const float* xp = x.data();
+        const Activation act = relu ? Activation::relu : Activation::none;
         py::gil_scoped_release nogil;
-        conv2d_im2col(p, xp, pw, b, yp, relu ? Activation::relu : Activation::none);
+        if (pw.algo == 0)
+          conv2d_im2col(p, xp, pw.im2col, b, yp, act);
+        else
+          conv2d_direct(p, xp, pw.direct, b, yp, act);
       });
 }
 

@@ -4,6 +4,8 @@
 #include <memory>
 #include <vector>
 
+#include "pycnn/buffer.h"
+#include "pycnn/isa.h"
 #include "pycnn/shapes.h"
 #include "sgemm.h"
 
@@ -17,8 +19,15 @@ void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& o
 void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
                    float* y, Activation act);
 
-// Direct convolution (no lowering): weights are read as given.
-void conv2d_direct(const ConvParams& p, const float* x, const float* w, const float* bias, float* y,
-                   Activation act);
+// Weights reordered for the direct kernel of one ISA ([group][kblock][c][r][s][KB]).
+struct DirectWeights {
+  Isa isa = Isa::generic;
+  int64_t K = 0, Cg = 0, R = 0, S = 0, groups = 1;
+  AlignedBuffer<float> data;
+};
+void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out);
+// Direct convolution (no lowering) with prepared weights; p must match the prepared shape.
+void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
+                   float* y, Activation act);
 
 }  // namespace pycnn

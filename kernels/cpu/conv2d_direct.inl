@@ -118,17 +118,18 @@ struct DirectConv {
     }
   }
 
-  void run(const float* x, const float* w, const float* bias, float* y, bool relu) const {
+  int64_t wb_size() const { return p.groups * kblocks * p.Cg() * p.R * p.S * KB; }
+
+  // wb: weights already reordered by reorder_weights (once, when the layer is prepared).
+  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg();
-    AlignedBuffer<float> wb((size_t)(p.groups * kblocks * Cg * p.R * p.S * KB));
-    reorder_weights(w, wb.data());
     const int64_t images = p.N * p.groups;
     const int64_t tiles = kblocks * p.Ho * Wo_tiles;
     const int nt = threads_for(p.flops(), images * tiles);
     auto do_tiles = [&](const float* xb, int64_t n, int64_t g, int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t kb = t / (p.Ho * Wo_tiles), rem = t % (p.Ho * Wo_tiles);
-        tile(xb, wb.data(), bias, y + n * p.K * p.Ho * p.Wo, g, kb, rem / Wo_tiles,
+        tile(xb, wbp, bias, y + n * p.K * p.Ho * p.Wo, g, kb, rem / Wo_tiles,
              (rem % Wo_tiles) * TW, relu);
       }
     };

@@ -3,9 +3,17 @@
 
 namespace pycnn {
 
-void conv2d_direct_generic(const ConvParams& p, const float* x, const float* w, const float* bias,
+using DirectConv_generic = DirectConv<simd::generic, 4, 2>;
+
+void conv2d_direct_prepare_generic(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) {
+  DirectConv_generic conv(p);
+  wb.resize((size_t)conv.wb_size());
+  conv.reorder_weights(w, wb.data());
+}
+
+void conv2d_direct_generic(const ConvParams& p, const float* x, const float* wb, const float* bias,
                          float* y, Activation act) {
-  DirectConv<simd::generic, 4, 2>(p).run(x, w, bias, y, act == Activation::relu);
+  DirectConv_generic(p).run(x, wb, bias, y, act == Activation::relu);
 }
 
 }  // namespace pycnn

@@ -1,0 +1,61 @@
+"""pycnn.prepare_conv: a convolution whose weights are transformed once.
+
+The weights are packed into SGEMM panels (im2col) or reordered into the direct kernel's register
+blocks when the object is made; every call then only runs the kernel. This is what a Graph does
+for each of its layers, and what the bench times for "prepared" rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _C
+from . import select as _select
+from .ops import ConvShape, _activation, _array, _vector, reference
+
+
+class PreparedConv:
+    """Callable like conv2d with the weights, bias and geometry fixed: y = prepared(x)."""
+
+    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto",
+                 activation=None):
+        self.weight = _array(weight, "weight", 4)
+        w = self.weight
+        self.relu = _activation(activation)
+        self.activation = activation
+        self.bias = _vector(bias, "bias", w.shape[0])
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        # Validate the geometry once against the smallest input the kernel fits.
+        probe = ConvShape((1, w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1),
+                           1 + (w.shape[2] - 1) * 64, 1 + (w.shape[3] - 1) * 64), w.shape,
+                          stride, padding, dilation, groups)
+        if algo == "auto":
+            algo = _select.conv2d_algo(probe)
+        if algo not in ("direct", "im2col", "reference"):
+            raise ValueError(f"algo: expected 'auto', 'direct', 'im2col' or 'reference', got {algo!r}")
+        self.algo = algo
+        self._handle = None if algo == "reference" else _C.PreparedWeights(w, probe.groups, algo)
+        self._shapes = {}
+
+    def __call__(self, x):
+        x = _array(x, "x", 4)
+        s = self._shapes.get(x.shape)
+        if s is None:
+            s = ConvShape(x.shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
+            if len(self._shapes) < 64:
+                self._shapes[x.shape] = s
+        if self._handle is None:
+            return reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
+                                    self.activation).astype(np.float32, copy=False)
+        y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
+        self._handle.run(x, self.bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
+                         s.dilation[0], s.dilation[1], self.relu)
+        return y
+
+    def __repr__(self):
+        return (f"PreparedConv(weight={self.weight.shape}, algo={self.algo!r}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups})")
+
+
+def prepare_conv(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", activation=None):
+    """Transform conv weights once; returns a PreparedConv called as prepared(x)."""
+    return PreparedConv(weight, bias, stride, padding, dilation, groups, algo=algo, activation=activation)
