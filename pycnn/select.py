@@ -1,25 +1,25 @@
 """Algorithm choice for conv2d: one heuristic, overridable.
 
-PYCNN_CONV_ALGO=<name> forces an algorithm for every algo='auto' call (the bench uses it).
+PYCNN_CONV_ALGO=<name> forces an algorithm for every algo='auto' call.
 
-The heuristic (thresholds measured on the 2-core development machine with
-`python -m bench layers`, see docs/performance.md): the direct kernel wins when the reduction
-per output (C/groups * R * S) is small, i.e. first layers with 1 or 3 input channels and
-depthwise or narrow grouped convolutions, where the GEMM's K dimension is too short to amortize
-packing; im2col + SGEMM wins everywhere else.
+The heuristic, from `python -m bench layers --batch 1` on the 2-core development machine
+(docs/performance.md has the table): the direct kernel wins only when the layer has very few
+input channels per group (the first layers: LeNet conv1 C=1, AlexNet/GoogLeNet/ResNet conv1 and
+ConvNetJS conv1 with C=3), where im2col's packing of B costs as much as the GEMM's few FMAs per
+packed element; measured there direct was 1.1-1.8x faster than im2col. With 6 or more input
+channels im2col + SGEMM won on every lecture layer (by 1.5-10x on 1x1 layers with 64+ channels).
 """
 from __future__ import annotations
 
 import os
 
-DIRECT_MAX_REDUCTION = 75  # Cg*R*S at or below this -> direct (LeNet conv1: 25, C=3 5x5: 75)
+DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct
 
 
 def conv2d_algo(shape) -> str:
     forced = os.environ.get("PYCNN_CONV_ALGO")
     if forced:
         return forced
-    reduction = (shape.C // shape.groups) * shape.R * shape.S
-    if reduction <= DIRECT_MAX_REDUCTION:
+    if shape.C // shape.groups <= DIRECT_MAX_CHANNELS:
         return "direct"
     return "im2col"

@@ -15,6 +15,8 @@ namespace pycnn {
 
 void sgemm_ukernel_avx512_full(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_half(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8_full(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8_half(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_full(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_half(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_generic_full(int64_t, const float*, const float*, float*, int64_t, int, int, bool, bool, const Epilogue&);
@@ -28,16 +30,24 @@ SgemmTile sgemm_tile(Isa isa) {
   }
 }
 
-SgemmUkernel sgemm_ukernel(Isa isa, bool half) {
+int sgemm_mr(Isa isa, int64_t M) {
+  if (isa != Isa::avx512) return sgemm_tile(isa).MR;
+  // 12 rows unless 8 pads M less (M = 64: 72 vs 64 rows).
+  return (M + 11) / 12 * 12 <= (M + 7) / 8 * 8 ? 12 : 8;
+}
+
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, bool half) {
   switch (isa) {
-    case Isa::avx512: return half ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
+    case Isa::avx512:
+      if (MR == 8) return half ? sgemm_ukernel_avx512_mr8_half : sgemm_ukernel_avx512_mr8_full;
+      return half ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
     case Isa::avx2: return half ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
     default: return half ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
   }
 }
 
 void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
-  const int MR = sgemm_tile(isa).MR;
+  const int MR = sgemm_mr(isa, M);
   out.isa = isa;
   out.MR = MR;
   out.M = M;
@@ -130,14 +140,13 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
 void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool relu) {
   if (probs.empty() || M == 0) return;
   const Isa isa = probs[0].A->isa;
-  const SgemmTile t = sgemm_tile(isa);
-  const int MR = t.MR, NR = t.NR;
+  const int MR = probs[0].A->MR, NR = sgemm_tile(isa).NR;
   int64_t totalN = 0;
   for (auto& p : probs) totalN += p.N;
   const int nt_max = threads_for(2.0 * M * totalN * K, 1 << 30);
   const std::vector<Item> items = make_items(probs, M, MR, NR, nt_max);
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
-  const SgemmUkernel full = sgemm_ukernel(isa, false), half = sgemm_ukernel(isa, true);
+  const SgemmUkernel full = sgemm_ukernel(isa, MR, false), half = sgemm_ukernel(isa, MR, true);
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;

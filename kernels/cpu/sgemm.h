@@ -18,7 +18,7 @@ namespace pycnn {
 
 constexpr int64_t kSgemmKC = 256;  // depth of one packed block (see docs/performance.md)
 
-// Micro-kernel geometry for one ISA.
+// Micro-kernel geometry for one ISA (MR is the default row count; see sgemm_mr).
 struct SgemmTile {
   int MR, NR;
 };
@@ -33,8 +33,10 @@ struct Epilogue {
 };
 using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
                               int mr, int nr, bool accumulate, bool last, const Epilogue& ep);
-// Returns the micro-kernel for `isa`; `half` picks the variant for panels of at most NR/2 columns.
-SgemmUkernel sgemm_ukernel(Isa isa, bool half);
+// Rows per A panel for an M-row matrix on `isa` (AVX-512 picks 12 or 8, whichever pads less).
+int sgemm_mr(Isa isa, int64_t M);
+// The micro-kernel for `isa` and MR; `half` picks the variant for panels of at most NR/2 columns.
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, bool half);
 
 // A packed once (weights: packed when a layer is prepared, or per call by the functional API).
 struct PackedA {

@@ -1,17 +1,18 @@
-// SGEMM micro-kernels for the avx512 build: 12 x 2 vectors (full panel) and 12 x 1 vector
-// (panels of at most half the width, e.g. the last columns of a 7x7 or 13x13 feature map).
+// SGEMM micro-kernels for the avx512 build: 12 x 2 zmm and 8 x 2 zmm (the row count is chosen
+// per matrix so that M = 64, 16 or 8 wastes no rows), each with a half-width variant (1 zmm) for
+// panels of at most 16 columns.
 #include "sgemm_ukernel.inl"
 
 namespace pycnn {
 
-void sgemm_ukernel_avx512_full(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
-                               int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
-  sgemm_ukernel_impl<simd::avx512, 12, 2, 2>(kc, A, B, C, ldc, mr, nr, accumulate, last, ep);
-}
-
-void sgemm_ukernel_avx512_half(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
-                               int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
-  sgemm_ukernel_impl<simd::avx512, 12, 1, 2>(kc, A, B, C, ldc, mr, nr, accumulate, last, ep);
-}
+#define PYCNN_UK(MR, NV, name)                                                                    \
+  void name(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr,    \
+            bool accumulate, bool last, const Epilogue& ep) {                                     \
+    sgemm_ukernel_impl<simd::avx512, MR, NV, 2>(kc, A, B, C, ldc, mr, nr, accumulate, last, ep); \
+  }
+PYCNN_UK(12, 2, sgemm_ukernel_avx512_full)
+PYCNN_UK(12, 1, sgemm_ukernel_avx512_half)
+PYCNN_UK(8, 2, sgemm_ukernel_avx512_mr8_full)
+PYCNN_UK(8, 1, sgemm_ukernel_avx512_mr8_half)
 
 }  // namespace pycnn

@@ -1,0 +1,120 @@
+// Packing the implicit im2col matrix B of one image's group into SGEMM panels, written once over
+// a SIMD type V and compiled per ISA (im2col_pack__<isa>.cpp).
+//
+// B(k, j): k = (c*R + r)*S + s, j = oh*Wo + ow; value x[c, oh*sh - pt + r*dh, ow*sw - pl + s*dw]
+// or 0 in the padding. Panel layout: dst[p*kc*NR + (k - k0)*NR + jj] = B(k, j0 + p*NR + jj).
+// Three paths:
+//  * pointwise (1x1, stride 1, no padding): B is x itself, rows copied with vector loads;
+//  * row runs (the usual case): a panel's columns are split into runs sharing an output row;
+//    for stride 1 a run is a vector copy of the in-image span with zeros at the padded ends;
+//    other strides gather;
+//  * columns (output width < 8, e.g. Kim's CNN where Wo = 1): runs would be a column each, so
+//    each column walks its k sequence instead.
+#pragma once
+#include <algorithm>
+
+#include "pycnn/shapes.h"
+#include "simd.h"
+
+namespace pycnn {
+
+template <class V>
+static inline void copy_floats(float* o, const float* s, int64_t n) {
+  int64_t t = 0;
+  for (; t + V::W <= n; t += V::W) V::storeu(o + t, V::loadu(s + t));
+  if (t < n) V::storeu_n(o + t, V::loadu_n(s + t, (int)(n - t)), (int)(n - t));
+}
+
+template <class V>
+void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0,
+                      int64_t nc, int NR, float* dst) {
+  const int64_t RS = p.R * p.S, HW = p.H * p.W;
+  const bool pointwise = p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                         p.pad_t == 0 && p.pad_l == 0 && p.Ho == p.H && p.Wo == p.W;
+  for (int64_t pj = 0; pj * NR < nc; ++pj) {
+    const int64_t jb = j0 + pj * NR;
+    const int64_t nr = std::min<int64_t>(NR, nc - pj * NR);
+    float* d = dst + pj * kc * NR;
+    if (pointwise) {
+      for (int64_t k = 0; k < kc; ++k) {
+        copy_floats<V>(d + k * NR, x + (k0 + k) * HW + jb, nr);
+        std::fill(d + k * NR + nr, d + (k + 1) * NR, 0.0f);
+      }
+      continue;
+    }
+    if (p.Wo < 8) {
+      for (int64_t jj = 0; jj < NR; ++jj) {
+        if (jj >= nr) {
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = 0.0f;
+          continue;
+        }
+        const int64_t j = jb + jj, oh = j / p.Wo, ow = j % p.Wo;
+        const int64_t ihb = oh * p.stride_h - p.pad_t, iwb = ow * p.stride_w - p.pad_l;
+        int64_t c = k0 / RS, r = (k0 / p.S) % p.R, s = k0 % p.S;
+        for (int64_t k = 0; k < kc; ++k) {
+          const int64_t ih = ihb + r * p.dil_h, iw = iwb + s * p.dil_w;
+          d[k * NR + jj] = (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W) ? x[(c * p.H + ih) * p.W + iw] : 0.0f;
+          if (++s == p.S) {
+            s = 0;
+            if (++r == p.R) {
+              r = 0;
+              ++c;
+            }
+          }
+        }
+      }
+      continue;
+    }
+    // Runs of columns that share an output row: (oh, first ow, length, offset in panel).
+    struct Run {
+      int64_t oh, ow, len, off;
+    };
+    Run runs[64];
+    int nruns = 0;
+    for (int64_t off = 0; off < nr;) {
+      const int64_t j = jb + off, oh = j / p.Wo, ow = j % p.Wo;
+      const int64_t len = std::min<int64_t>(nr - off, p.Wo - ow);
+      runs[nruns++] = {oh, ow, len, off};
+      off += len;
+    }
+    int64_t c = k0 / RS, r = (k0 / p.S) % p.R, s = k0 % p.S;
+    for (int64_t k = 0; k < kc; ++k) {
+      float* drow = d + k * NR;
+      const float* xc = x + c * HW;
+      for (int ri = 0; ri < nruns; ++ri) {
+        const Run& run = runs[ri];
+        float* o = drow + run.off;
+        const int64_t ih = run.oh * p.stride_h - p.pad_t + r * p.dil_h;
+        if (ih < 0 || ih >= p.H) {
+          std::fill(o, o + run.len, 0.0f);
+          continue;
+        }
+        const float* xr = xc + ih * p.W;
+        const int64_t iw0 = run.ow * p.stride_w - p.pad_l + s * p.dil_w;
+        if (p.stride_w == 1) {
+          // Columns t with 0 <= iw0 + t < W are inside the image.
+          const int64_t lo = std::clamp<int64_t>(-iw0, 0, run.len);
+          const int64_t hi = std::clamp<int64_t>(p.W - iw0, lo, run.len);
+          for (int64_t t = 0; t < lo; ++t) o[t] = 0.0f;
+          copy_floats<V>(o + lo, xr + iw0 + lo, hi - lo);
+          for (int64_t t = hi; t < run.len; ++t) o[t] = 0.0f;
+        } else {
+          for (int64_t t = 0; t < run.len; ++t) {
+            const int64_t iw = iw0 + t * p.stride_w;
+            o[t] = (iw >= 0 && iw < p.W) ? xr[iw] : 0.0f;
+          }
+        }
+      }
+      std::fill(drow + nr, drow + NR, 0.0f);
+      if (++s == p.S) {
+        s = 0;
+        if (++r == p.R) {
+          r = 0;
+          ++c;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace pycnn

@@ -1,0 +1,11 @@
+// Implicit-im2col packing for the avx512 build (see im2col_pack.inl).
+#include "im2col_pack.inl"
+
+namespace pycnn {
+
+void im2col_pack_avx512(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0,
+                        int64_t nc, int NR, float* dst) {
+  im2col_pack_impl<simd::avx512>(p, x, k0, kc, j0, nc, NR, dst);
+}
+
+}  // namespace pycnn
