@@ -24,32 +24,48 @@ class PreparedConv:
         self.activation = activation
         self.bias = _vector(bias, "bias", w.shape[0])
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        # Validate the geometry once against the smallest input the kernel fits.
+        # Validate the options once, on an input large enough for any kernel.
         probe = ConvShape((1, w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1),
                            1 + (w.shape[2] - 1) * 64, 1 + (w.shape[3] - 1) * 64), w.shape,
                           stride, padding, dilation, groups)
-        if algo == "auto":
-            algo = _select.conv2d_algo(probe)
-        if algo not in ("direct", "im2col", "reference"):
+        if algo not in ("auto", "direct", "im2col", "reference"):
             raise ValueError(f"algo: expected 'auto', 'direct', 'im2col' or 'reference', got {algo!r}")
         self.algo = algo
-        self._handle = None if algo == "reference" else _C.PreparedWeights(w, probe.groups, algo)
-        self._shapes = {}
+        self._groups = probe.groups
+        self._handles = {}  # algorithm -> prepared weights, made once on first use
+        self._shapes = {}  # input shape -> (ConvShape, algorithm)
+        if algo in ("direct", "im2col"):
+            self._handle(algo)
+
+    def _handle(self, algo):
+        h = self._handles.get(algo)
+        if h is None:
+            h = self._handles[algo] = _C.PreparedWeights(self.weight, self._groups, algo)
+        return h
 
     def __call__(self, x):
         x = _array(x, "x", 4)
-        s = self._shapes.get(x.shape)
-        if s is None:
+        hit = self._shapes.get(x.shape)
+        if hit is None:
             s = ConvShape(x.shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
+            hit = (s, _select.conv2d_algo(s) if self.algo == "auto" else self.algo)
             if len(self._shapes) < 64:
-                self._shapes[x.shape] = s
-        if self._handle is None:
+                self._shapes[x.shape] = hit
+        s, algo = hit
+        if algo == "reference":
             return reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
                                     self.activation).astype(np.float32, copy=False)
         y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
-        self._handle.run(x, self.bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
-                         s.dilation[0], s.dilation[1], self.relu)
+        self._handle(algo).run(x, self.bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
+                               s.dilation[0], s.dilation[1], self.relu)
         return y
+
+    def algo_for(self, x_shape):
+        """The algorithm a call with an input of x_shape runs."""
+        if self.algo != "auto":
+            return self.algo
+        s = ConvShape(tuple(x_shape), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
+        return _select.conv2d_algo(s)
 
     def __repr__(self):
         return (f"PreparedConv(weight={self.weight.shape}, algo={self.algo!r}, stride={self.stride}, "

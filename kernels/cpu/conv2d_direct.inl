@@ -13,6 +13,7 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "conv2d.h"
 #include "pycnn/buffer.h"
@@ -28,12 +29,18 @@ struct DirectConv {
 
   const ConvParams& p;
   int64_t Hp, Wq, Wo_tiles, kblocks;
+  std::vector<int64_t> soff;  // per tap s: offset of its first input column in a padded row
 
   explicit DirectConv(const ConvParams& p_) : p(p_) {
     Wo_tiles = (p.Wo + TW - 1) / TW;
     Hp = (p.Ho - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
     Wq = Wo_tiles * TW + ((p.S - 1) * p.dil_w) / p.stride_w + 1;
     kblocks = (p.Kg() + KB - 1) / KB;
+    soff.resize((size_t)p.S);
+    for (int64_t s = 0; s < p.S; ++s) {
+      const int64_t t = s * p.dil_w;
+      soff[(size_t)s] = (t % p.stride_w) * Wq + t / p.stride_w;
+    }
   }
   int64_t xb_size() const { return p.Cg() * Hp * p.stride_w * Wq; }
 
@@ -87,8 +94,7 @@ struct DirectConv {
         const float* xrow = xb + (c * Hp + oh * p.stride_h + r * p.dil_h) * sw * Wq;
         const float* wr = wk + (c * RS + r * p.S) * KB;
         for (int64_t s = 0; s < p.S; ++s) {
-          const int64_t t = s * p.dil_w;
-          const float* xs = xrow + (t % sw) * Wq + ow0 + t / sw;
+          const float* xs = xrow + soff[(size_t)s] + ow0;
           typename V::reg xv[NV];
           for (int v = 0; v < NV; ++v) xv[v] = V::loadu(xs + v * W);
           const float* ws = wr + s * KB;
