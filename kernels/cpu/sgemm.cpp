@@ -155,6 +155,9 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
 #pragma omp parallel num_threads(nt)
   {
     AlignedBuffer<float> bbuf((size_t)(std::min(kSgemmKC, std::max<int64_t>(K, 1)) * ncpad));
+    int64_t max_rows = 0;
+    for (auto& it : items) max_rows = std::max(max_rows, it.m1 - it.m0);
+    AlignedBuffer<float> ctile(K > kSgemmKC ? (size_t)(max_rows * (ncpad + 16)) : 0);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ii = 0; ii < (int64_t)items.size(); ++ii) {
       const Item& it = items[ii];
@@ -168,6 +171,12 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
           }
         continue;
       }
+      // With several depth blocks, partial sums go to a per-thread tile whose row stride does
+      // not alias in L1 (C's own stride is often a multiple of 4 KiB, e.g. 2048 columns, which
+      // puts all MR rows of a C block in one cache set); the tile is copied out once.
+      const bool staged = K > kSgemmKC;
+      float* cbase = staged ? ctile.data() : p.C + it.m0 * p.ldc + it.j0;
+      const int64_t ldc = staged ? ncpad + 16 : p.ldc;
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);
         const bool first = k0 == 0, last = k0 + kc >= K;
@@ -185,11 +194,15 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
               ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
               ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
               ep.relu = relu;
-              uk(kc, p.A->panel(k0, kc, i / MR), bp, p.C + i * p.ldc + j, p.ldc, mr, nr, !first, last, ep);
+              uk(kc, p.A->panel(k0, kc, i / MR), bp, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
+                 !first, last, ep);
             }
           }
         }
       }
+      if (staged)
+        for (int64_t i = it.m0; i < it.m1; ++i)
+          std::memcpy(p.C + i * p.ldc + it.j0, cbase + (i - it.m0) * ldc, nc * sizeof(float));
     }
   }
 }
