@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 
@@ -58,12 +59,16 @@ def main(argv=None):
     print(f"pycnn bench: {meta['processor']}, {opts.threads} threads, ISA {meta['pycnn_isa']}, "
           f"peers {meta['versions']}")
     results = {"meta": meta, "rows": []}
+    t_all = time.perf_counter()
     for name in names:
         print(f"\n== {name}")
+        t0 = time.perf_counter()
         run, show = suites.SUITES[name]
         rows = run(opts)
         show(rows)
+        print(f"({name}: {time.perf_counter() - t0:.0f} s)")
         results["rows"] += rows
+    meta["elapsed_s"] = time.perf_counter() - t_all
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))

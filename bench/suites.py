@@ -130,22 +130,28 @@ def run_layers(opts):
 
 
 def print_layers(rows):
-    hdr = (f"\n{'layer':<28}{'N':>3}{'GFLOP':>8}{'direct':>9}{'im2col':>9}{'auto':>9}{'torch':>9}"
-           f"{'ort':>9}{'numpy':>9}  {'GF/s best':>9} {'vs torch':>9}{'vs ort':>8}{'vs numpy':>9} auto")
-    print(hdr + "\n" + " " * 28 + "   " + " " * 8 + "  (median ms per call)")
+    """One row per (layer, batch, pycnn algorithm): its median time, GFLOP/s and speed ratio to
+    each peer measured in the same run (peer time / our time: > 1 means pycnn is faster)."""
+    peers = ("numpy", "torch", "onnxruntime")
+    print(f"\n{'layer':<28}{'N':>3}{'GFLOP':>8} {'algo':<14}{'ms':>9}{'GF/s':>8}"
+          f"{'numpy ms':>10}{'torch ms':>10}{'ort ms':>10}{'x numpy':>9}{'x torch':>9}{'x ort':>8}")
     for r in rows:
-        def ms(k):
-            v = r.get(f"{k}_ms")
-            return f"{v:9.3f}" if v else f"{'WRONG' if r.get(f'{k}_status') else '-':>9}"
-
-        def ratio(k):
-            v = r.get(f"best_speed_vs_{k}")
-            return f"{v:8.2f}x" if v else f"{'-':>9}"
-
-        gf = r["gflop"] * 1e3 / r["best_ms"]
-        print(f"{r['layer']:<28}{r['N']:>3}{r['gflop']:8.3f}{ms('direct')}{ms('im2col')}{ms('auto')}"
-              f"{ms('torch')}{ms('onnxruntime')}{ms('numpy')}  {gf:9.1f} {ratio('torch')}{ratio('onnxruntime')[1:]}"
-              f"{ratio('numpy')} {r['auto_choice']}")
+        for algo in ALGOS:
+            ms = r.get(f"{algo}_ms")
+            name = f"{algo}>{r['auto_choice']}" if algo == "auto" else algo
+            if not ms:
+                print(f"{r['layer']:<28}{r['N']:>3}{r['gflop']:8.3f} {name:<14}{'WRONG':>9}")
+                continue
+            cells = ""
+            for peer in peers:
+                pm = r.get(f"{peer}_ms")
+                cells += f"{pm:10.3f}" if pm else f"{'-':>10}"
+            ratios = ""
+            for peer, w in zip(peers, (9, 9, 8)):
+                pm = r.get(f"{peer}_ms")
+                ratios += f"{pm / ms:{w - 1}.2f}x" if pm else f"{'-':>{w}}"
+            print(f"{r['layer']:<28}{r['N']:>3}{r['gflop']:8.3f} {name:<14}{ms:9.3f}{r['gflop'] * 1e3 / ms:8.1f}"
+                  f"{cells}{ratios}")
     for N in sorted({r["N"] for r in rows}):
         sub = [r for r in rows if r["N"] == N]
         parts = []
@@ -153,7 +159,8 @@ def print_layers(rows):
             g = geomean([r.get(f"best_speed_vs_{peer}") for r in sub])
             ga = geomean([r.get(f"auto_speed_vs_{peer}") for r in sub])
             parts.append(f"vs {peer}: best {g:.2f}x, auto {ga:.2f}x")
-        print(f"geomean speed at batch {N} ({len(sub)} layers; >1 means pycnn is faster): " + "; ".join(parts))
+        print(f"geomean speed at batch {N} ({len(sub)} layers; best = faster of direct and im2col per layer; "
+              f">1 means pycnn is faster): " + "; ".join(parts))
 
 
 # ----------------------------------------------------------------------------- pooling
