@@ -30,6 +30,9 @@ ODD_CASES = [
     (1, 1, 50, 37, 13, 3, 37, 1, 0, 1, 1),     # Kim-CNN-like: kernel spans the width
     (1, 33, 7, 7, 70, 3, 3, 1, 1, 1, 1),
     (5, 3, 4, 4, 2, 2, 2, 2, 0, 1, 1),
+    (2, 20, 12, 9, 5, 3, 7, 1, (1, 2), (1, 2), 1),  # Wo = 1 column packing, K = 420 > KC, padded
+    (1, 6, 11, 40, 8, 3, 3, 3, 1, 1, 1),        # stride-3 gathers with padding
+    (1, 3, 9, 30, 4, 2, 3, 2, (0, 4), 1, 1),    # stride 2, padding wider than the kernel reach
 ]
 
 

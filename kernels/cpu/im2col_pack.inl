@@ -6,8 +6,8 @@
 // Three paths:
 //  * pointwise (1x1, stride 1, no padding): B is x itself, rows copied with vector loads;
 //  * row runs (the usual case): a panel's columns are split into runs sharing an output row;
-//    for stride 1 a run is a vector copy of the in-image span with zeros at the padded ends;
-//    other strides gather;
+//    the in-image span is a vector copy (stride 1) or vector gather (other strides), with zeros
+//    at the padded ends;
 //  * columns (output width < 8, e.g. Kim's CNN where Wo = 1): runs would be a column each, so
 //    each column walks its k sequence instead.
 #pragma once
@@ -23,6 +23,23 @@ static inline void copy_floats(float* o, const float* s, int64_t n) {
   int64_t t = 0;
   for (; t + V::W <= n; t += V::W) V::storeu(o + t, V::loadu(s + t));
   if (t < n) V::storeu_n(o + t, V::loadu_n(s + t, (int)(n - t)), (int)(n - t));
+}
+
+// o[t] = s[t * stride] for t < n (stride > 1), vector gathers.
+template <class V>
+static inline void gather_floats(float* o, const float* s, int64_t stride, int64_t n) {
+  for (int64_t t = 0; t < n; t += V::W) {
+    const int m = (int)std::min<int64_t>(V::W, n - t);
+    V::storeu_n(o + t, V::gather_n(s + t * stride, stride, m), m);
+  }
+}
+
+// Valid tap range: the t in [0, n) with 0 <= base + t*step < limit (step >= 1).
+static inline void valid_range(int64_t base, int64_t step, int64_t limit, int64_t n, int64_t& lo, int64_t& hi) {
+  lo = base >= 0 ? 0 : (-base + step - 1) / step;
+  hi = base >= limit ? 0 : (limit - base + step - 1) / step;
+  lo = std::min(lo, n);
+  hi = std::clamp(hi, lo, n);
 }
 
 template <class V>
@@ -43,6 +60,8 @@ void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t k
       continue;
     }
     if (p.Wo < 8) {
+      // Column by column: for each (c, r) the taps s form one segment whose in-image part is a
+      // strided copy into the column (stride NR floats in the panel).
       for (int64_t jj = 0; jj < NR; ++jj) {
         if (jj >= nr) {
           for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = 0.0f;
@@ -50,17 +69,23 @@ void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t k
         }
         const int64_t j = jb + jj, oh = j / p.Wo, ow = j % p.Wo;
         const int64_t ihb = oh * p.stride_h - p.pad_t, iwb = ow * p.stride_w - p.pad_l;
-        int64_t c = k0 / RS, r = (k0 / p.S) % p.R, s = k0 % p.S;
-        for (int64_t k = 0; k < kc; ++k) {
-          const int64_t ih = ihb + r * p.dil_h, iw = iwb + s * p.dil_w;
-          d[k * NR + jj] = (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W) ? x[(c * p.H + ih) * p.W + iw] : 0.0f;
-          if (++s == p.S) {
-            s = 0;
-            if (++r == p.R) {
-              r = 0;
-              ++c;
-            }
+        int64_t s_lo, s_hi;
+        valid_range(iwb, p.dil_w, p.W, p.S, s_lo, s_hi);
+        for (int64_t k = k0; k < k0 + kc;) {
+          const int64_t c = k / RS, r = (k / p.S) % p.R, s0 = k % p.S;
+          const int64_t s1 = std::min<int64_t>(p.S, s0 + (k0 + kc - k));  // segment [s0, s1)
+          float* o = d + (k - k0) * NR + jj;
+          const int64_t ih = ihb + r * p.dil_h;
+          if (ih < 0 || ih >= p.H) {
+            for (int64_t t = s0; t < s1; ++t) o[(t - s0) * NR] = 0.0f;
+          } else {
+            const float* xr = x + (c * p.H + ih) * p.W + iwb;
+            const int64_t a = std::clamp(s_lo, s0, s1), b = std::clamp(s_hi, a, s1);
+            for (int64_t t = s0; t < a; ++t) o[(t - s0) * NR] = 0.0f;
+            for (int64_t t = a; t < b; ++t) o[(t - s0) * NR] = xr[t * p.dil_w];
+            for (int64_t t = b; t < s1; ++t) o[(t - s0) * NR] = 0.0f;
           }
+          k += s1 - s0;
         }
       }
       continue;
@@ -99,10 +124,11 @@ void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t k
           copy_floats<V>(o + lo, xr + iw0 + lo, hi - lo);
           for (int64_t t = hi; t < run.len; ++t) o[t] = 0.0f;
         } else {
-          for (int64_t t = 0; t < run.len; ++t) {
-            const int64_t iw = iw0 + t * p.stride_w;
-            o[t] = (iw >= 0 && iw < p.W) ? xr[iw] : 0.0f;
-          }
+          int64_t lo, hi;
+          valid_range(iw0, p.stride_w, p.W, run.len, lo, hi);
+          for (int64_t t = 0; t < lo; ++t) o[t] = 0.0f;
+          gather_floats<V>(o + lo, xr + iw0 + lo * p.stride_w, p.stride_w, hi - lo);
+          for (int64_t t = hi; t < run.len; ++t) o[t] = 0.0f;
         }
       }
       std::fill(drow + nr, drow + NR, 0.0f);

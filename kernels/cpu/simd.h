@@ -29,6 +29,12 @@ struct avx512 {
   static inline __mmask16 mask(int n) { return (__mmask16)((1u << n) - 1u); }
   static inline reg loadu_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).
+  static inline reg gather_n(const float* p, int64_t stride, int n) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)stride));
+    return _mm512_mask_i32gather_ps(zero(), mask(n), idx, p, 4);
+  }
 };
 #endif
 
@@ -49,6 +55,10 @@ struct avx2 {
   }
   static inline reg loadu_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  static inline reg gather_n(const float* p, int64_t stride, int n) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)stride));
+    return _mm256_mask_i32gather_ps(zero(), p, idx, _mm256_castsi256_ps(mask(n)), 4);
+  }
 };
 #endif
 
@@ -89,6 +99,11 @@ struct generic {
   }
   static inline void storeu_n(float* p, reg a, int n) {
     for (int i = 0; i < n; ++i) p[i] = a.v[i];
+  }
+  static inline reg gather_n(const float* p, int64_t stride, int n) {
+    reg r = zero();
+    for (int i = 0; i < n; ++i) r.v[i] = p[i * stride];
+    return r;
   }
 };
 
