@@ -115,7 +115,11 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
   int64_t maxN = 0;
   for (auto& p : probs) maxN = std::max(maxN, p.N);
   const int64_t np = (int64_t)probs.size();
-  const int64_t nc = std::min<int64_t>((maxN + NR - 1) / NR * NR, kNC);
+  // Column blocks of equal width (a multiple of NR, at most kNC), as many per problem as make the
+  // total a multiple of the thread count when that costs little, so no thread idles at the end.
+  int64_t per = (maxN + kNC - 1) / kNC;
+  if (nt > 1 && (np * per) % nt != 0 && per >= nt) per = (per + nt - 1) / nt * nt;
+  const int64_t nc = std::min<int64_t>(((maxN + per - 1) / per + NR - 1) / NR * NR, (maxN + NR - 1) / NR * NR);
   const int64_t col_blocks = np * ((maxN + nc - 1) / nc);
   const int64_t mpanels = (M + MR - 1) / MR;
   int64_t mparts = 1;
