@@ -81,7 +81,8 @@ def print_sgemm(rows):
 
 
 # ----------------------------------------------------------------------------- conv layers
-ALGOS = ["direct", "im2col", "auto"]
+ALGOS = ["direct", "im2col", "winograd_f2", "winograd_f4", "winograd_f6", "auto"]
+BASE_ALGOS = ("direct", "im2col")  # issue 2's "best of direct and im2col"
 
 
 def run_layers(opts):
@@ -99,7 +100,10 @@ def run_layers(opts):
         b = rng.standard_normal(layer.K, dtype=np.float32)
         # pycnn runs with weights prepared once (as a Graph, or an onnxruntime session, does).
         cands = {}
+        wino = layer.R == 3 and layer.S == 3 and layer.stride == 1
         for algo in ALGOS:
+            if algo.startswith("winograd") and not wino:
+                continue
             conv = pycnn.prepare_conv(w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
             cands[algo] = (lambda c: lambda: c(x))(conv)
         cands.update(P.make_conv_peers(x, w, b, layer, opts.threads, with_numpy=not opts.no_numpy))
@@ -119,12 +123,17 @@ def run_layers(opts):
                 continue
             row[f"{name}_ms"] = timed[name]["median_s"] * 1e3
             row[f"{name}_gflops"] = flops / timed[name]["median_s"] / 1e9
-        best = min((row[f"{a}_ms"], a) for a in ("direct", "im2col") if row.get(f"{a}_ms"))
+        best = min((row[f"{a}_ms"], a) for a in BASE_ALGOS if row.get(f"{a}_ms"))
         row["best_ms"], row["best_algo"] = best
+        if wino:
+            row["wino_best_ms"], row["wino_best_algo"] = min(
+                (row[f"{a}_ms"], a) for a in ALGOS if a.startswith("winograd") and row.get(f"{a}_ms"))
         for peer in ("torch", "onnxruntime", "numpy"):
             if row.get(f"{peer}_ms"):
                 row[f"best_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["best_ms"]
                 row[f"auto_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["auto_ms"]
+                if wino:
+                    row[f"wino_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["wino_best_ms"]
         rows.append(row)
     return rows
 
@@ -137,6 +146,8 @@ def print_layers(rows):
           f"{'numpy ms':>10}{'torch ms':>10}{'ort ms':>10}{'x numpy':>9}{'x torch':>9}{'x ort':>8}")
     for r in rows:
         for algo in ALGOS:
+            if f"{algo}_ms" not in r:
+                continue
             ms = r.get(f"{algo}_ms")
             name = f"{algo}>{r['auto_choice']}" if algo == "auto" else algo
             if not ms:
@@ -161,6 +172,12 @@ def print_layers(rows):
             parts.append(f"vs {peer}: best {g:.2f}x, auto {ga:.2f}x")
         print(f"geomean speed at batch {N} ({len(sub)} layers; best = faster of direct and im2col per layer; "
               f">1 means pycnn is faster): " + "; ".join(parts))
+        wsub = [r for r in sub if "wino_best_ms" in r]
+        if wsub:
+            parts = [f"vs {peer}: {geomean([r.get(f'wino_speed_vs_{peer}') for r in wsub]):.2f}x "
+                     f"(min {min(r.get(f'wino_speed_vs_{peer}', 99) for r in wsub):.2f}x)"
+                     for peer in ("torch", "onnxruntime")]
+            print(f"  3x3 stride-1 layers ({len(wsub)}), best Winograd tile: " + "; ".join(parts))
 
 
 # ----------------------------------------------------------------------------- pooling

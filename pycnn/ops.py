@@ -21,7 +21,8 @@ from . import select as _select
 from ._shapes import conv_output_size, conv_padding, pool_output_size
 
 _F32 = np.dtype(np.float32)
-CONV_ALGOS_CPU = ("auto", "direct", "im2col", "reference")
+CONV_ALGOS_CPU = ("auto", "direct", "im2col", "winograd", "winograd_f2", "winograd_f4", "winograd_f6", "reference")
+WINOGRAD_ALGOS = ("winograd_f2", "winograd_f4", "winograd_f6")
 ACTIVATIONS = (None, "relu")
 
 
@@ -130,12 +131,32 @@ class ConvShape:
                 self.dilation, self.groups)
 
 
+def winograd_applies(s) -> bool:
+    return s.R == 3 and s.S == 3 and s.stride == (1, 1) and s.dilation == (1, 1)
+
+
+def resolve_algo(algo, s):
+    """The concrete kernel name for algo on shape s ('auto' and 'winograd' choose; a Winograd
+    name on a shape it cannot run raises ValueError)."""
+    if algo == "auto":
+        return _select.conv2d_algo(s)
+    if algo == "winograd" or algo in WINOGRAD_ALGOS:
+        if not winograd_applies(s):
+            raise ValueError(f"algo: {algo!r} needs a 3x3 kernel with stride 1 and dilation 1, got "
+                             f"kernel {s.R}x{s.S}, stride {s.stride}, dilation {s.dilation}")
+        return _select.winograd_tile(s) if algo == "winograd" else algo
+    if algo not in CONV_ALGOS_CPU:
+        raise ValueError(f"algo: expected one of {list(CONV_ALGOS_CPU)}, got {algo!r}")
+    return algo
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", activation=None):
     """2-D convolution (cross-correlation, as torch.nn.functional.conv2d).
 
     x (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None. stride, dilation: int or
     (h, w); padding: int, (h, w), (top, left, bottom, right), 'valid' or 'same'.
-    algo: 'auto', 'direct', 'im2col' or 'reference'; activation: None or 'relu' (fused).
+    algo: 'auto', 'direct', 'im2col', 'winograd' (tile chosen), 'winograd_f2', 'winograd_f4',
+    'winograd_f6' (3x3, stride 1, dilation 1 only) or 'reference'; activation: None or 'relu'.
     Returns (N, K, Ho, Wo) float32.
     """
     x = _array(x, "x", 4)
@@ -143,13 +164,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     relu = _activation(activation)
     s = ConvShape(x.shape, weight.shape, stride, padding, dilation, groups)
     bias = _vector(bias, "bias", s.K)
-    if algo == "auto":
-        algo = _select.conv2d_algo(s)
+    algo = resolve_algo(algo, s)
     if algo == "reference":
         return reference.conv2d(x, weight, bias, s.stride, s.pad, s.dilation, s.groups,
                                 activation).astype(np.float32, copy=False)
-    if algo not in ("direct", "im2col"):
-        raise ValueError(f"algo: expected one of {algorithms('conv2d')}, got {algo!r}")
     y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
     _C.conv2d(x, weight, bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
               s.dilation[0], s.dilation[1], s.groups, algo, relu)

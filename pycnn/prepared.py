@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _C
-from . import select as _select
-from .ops import ConvShape, _activation, _array, _vector, reference
+from .ops import (CONV_ALGOS_CPU, WINOGRAD_ALGOS, ConvShape, _activation, _array, _vector, reference,
+                  resolve_algo, winograd_applies)
 
 
 class PreparedConv:
@@ -28,13 +28,15 @@ class PreparedConv:
         probe = ConvShape((1, w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1),
                            1 + (w.shape[2] - 1) * 64, 1 + (w.shape[3] - 1) * 64), w.shape,
                           stride, padding, dilation, groups)
-        if algo not in ("auto", "direct", "im2col", "reference"):
-            raise ValueError(f"algo: expected 'auto', 'direct', 'im2col' or 'reference', got {algo!r}")
+        if algo not in CONV_ALGOS_CPU:
+            raise ValueError(f"algo: expected one of {list(CONV_ALGOS_CPU)}, got {algo!r}")
+        if (algo == "winograd" or algo in WINOGRAD_ALGOS) and not winograd_applies(probe):
+            resolve_algo(algo, probe)  # raises the ValueError that names the shape
         self.algo = algo
         self._groups = probe.groups
         self._handles = {}  # algorithm -> prepared weights, made once on first use
         self._shapes = {}  # input shape -> (ConvShape, algorithm)
-        if algo in ("direct", "im2col"):
+        if algo in ("direct", "im2col") or algo in WINOGRAD_ALGOS:
             self._handle(algo)
 
     def _handle(self, algo):
@@ -48,7 +50,7 @@ class PreparedConv:
         hit = self._shapes.get(x.shape)
         if hit is None:
             s = ConvShape(x.shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
-            hit = (s, _select.conv2d_algo(s) if self.algo == "auto" else self.algo)
+            hit = (s, resolve_algo(self.algo, s))
             if len(self._shapes) < 64:
                 self._shapes[x.shape] = hit
         s, algo = hit
@@ -62,10 +64,8 @@ class PreparedConv:
 
     def algo_for(self, x_shape):
         """The algorithm a call with an input of x_shape runs."""
-        if self.algo != "auto":
-            return self.algo
         s = ConvShape(tuple(x_shape), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
-        return _select.conv2d_algo(s)
+        return resolve_algo(self.algo, s)
 
     def __repr__(self):
         return (f"PreparedConv(weight={self.weight.shape}, algo={self.algo!r}, stride={self.stride}, "

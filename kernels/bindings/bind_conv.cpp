@@ -36,10 +36,25 @@ ConvParams conv_params(const farray& x, const farray& w, const py::object& bias,
 // Weights prepared for one algorithm, with the shape they were prepared for.
 struct PreparedWeights {
   ConvParams p;  // K, C, R, S, groups are meaningful
-  int algo = 0;  // 0 = im2col, 1 = direct
+  int algo = 0;  // 0 = im2col, 1 = direct, 2 = winograd
   Im2colWeights im2col;
   DirectWeights direct;
+  WinogradWeights winograd;
 };
+
+// "winograd_f2" -> 2 etc.; 0 if the name is not a Winograd tile.
+int winograd_tile(const std::string& algo) {
+  if (algo == "winograd_f2") return 2;
+  if (algo == "winograd_f4") return 4;
+  if (algo == "winograd_f6") return 6;
+  return 0;
+}
+
+void require_winograd_shape(const ConvParams& p) {
+  require(p.R == 3 && p.S == 3, "algo: Winograd needs a 3x3 kernel");
+  require(p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1,
+          "algo: Winograd needs stride 1 and dilation 1");
+}
 
 const float* bias_ptr(const py::object& bias, farray& keep) {
   if (bias.is_none()) return nullptr;
@@ -69,6 +84,12 @@ void bind_conv(py::module_& m) {
           Im2colWeights pw;
           conv2d_im2col_prepare(p, w.data(), pw);
           conv2d_im2col(p, x.data(), pw, b, yp, act);
+        } else if (int m = winograd_tile(algo)) {
+          require_winograd_shape(p);
+          py::gil_scoped_release nogil;
+          WinogradWeights ww;
+          conv2d_winograd_prepare(p, w.data(), m, ww);
+          conv2d_winograd(p, x.data(), ww, b, yp, act);
         } else {
           throw std::invalid_argument("algo: unknown CPU conv2d algorithm '" + algo + "'");
         }
@@ -98,6 +119,11 @@ void bind_conv(py::module_& m) {
                out->algo = 1;
                py::gil_scoped_release nogil;
                conv2d_direct_prepare(p, wp, out->direct);
+             } else if (int m = winograd_tile(algo)) {
+               require(p.R == 3 && p.S == 3, "algo: Winograd needs a 3x3 kernel");
+               out->algo = 2;
+               py::gil_scoped_release nogil;
+               conv2d_winograd_prepare(p, wp, m, out->winograd);
              } else {
                throw std::invalid_argument("algo: cannot prepare weights for '" + algo + "'");
              }
@@ -105,6 +131,7 @@ void bind_conv(py::module_& m) {
            }),
            py::arg("weight"), py::arg("groups"), py::arg("algo"))
       .def_property_readonly("algo", [](const PreparedWeights& pw) {
+        if (pw.algo == 2) return "winograd_f" + std::to_string(pw.winograd.m);
         return std::string(pw.algo == 0 ? "im2col" : "direct");
       })
       .def("run", [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
@@ -124,12 +151,49 @@ void bind_conv(py::module_& m) {
         float* yp = wptr(y, "out");
         const float* xp = x.data();
         const Activation act = relu ? Activation::relu : Activation::none;
+        if (pw.algo == 2) require_winograd_shape(p);
         py::gil_scoped_release nogil;
         if (pw.algo == 0)
           conv2d_im2col(p, xp, pw.im2col, b, yp, act);
-        else
+        else if (pw.algo == 1)
           conv2d_direct(p, xp, pw.direct, b, yp, act);
+        else
+          conv2d_winograd(p, xp, pw.winograd, b, yp, act);
       });
+
+  m.def("weight_transform_count", &weight_transform_count,
+        "How many weight transforms (packings) this process has done; for tests.");
+
+  // The Winograd transforms on their own (tests compare them with the explicit matrices).
+  m.def("winograd_filter_transform", [](farray w, int m) {
+    require_ndim(w, 4, "weight");
+    require(w.shape(2) == 3 && w.shape(3) == 3, "weight: expected 3x3 kernels");
+    require(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
+    const int64_t a = m + 2;
+    farray U({a * a, (int64_t)w.shape(0), (int64_t)w.shape(1)});
+    winograd_filter_transform(m, w.shape(0), w.shape(1), w.data(), U.mutable_data());
+    return U;
+  });
+  m.def("winograd_input_transform", [](farray x, int m, int64_t pt, int64_t pl, int64_t Ho, int64_t Wo) {
+    require_ndim(x, 4, "x");
+    require(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
+    require(pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1, "padding/output size: invalid");
+    const int64_t a = m + 2, T = x.shape(0) * ((Ho + m - 1) / m) * ((Wo + m - 1) / m);
+    ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), 1, 3, 3, 1, 1, pt, pl, 1, 1, 1, Ho, Wo};
+    farray V({a * a, (int64_t)x.shape(1), T});
+    winograd_input_transform(p, m, x.data(), V.mutable_data());
+    return V;
+  });
+  m.def("winograd_output_transform", [](farray M, int m, int64_t N, int64_t Ho, int64_t Wo) {
+    require_ndim(M, 3, "M");
+    require(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
+    const int64_t a = m + 2, T = N * ((Ho + m - 1) / m) * ((Wo + m - 1) / m);
+    require(M.shape(0) == a * a && M.shape(2) == T, "M: expected (alpha^2, K, N*tiles)");
+    ConvParams p{N, 1, Ho, Wo, M.shape(1), 3, 3, 1, 1, 0, 0, 1, 1, 1, Ho, Wo};
+    farray y({N, (int64_t)M.shape(1), Ho, Wo});
+    winograd_output_transform(p, m, M.data(), y.mutable_data());
+    return y;
+  });
 }
 
 }  // namespace pycnn

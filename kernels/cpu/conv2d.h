@@ -11,6 +11,11 @@
 
 namespace pycnn {
 
+// Number of weight transforms (im2col packing, direct reordering, Winograd U) done so far in this
+// process: the tests check that prepared weights are never transformed again.
+int64_t weight_transform_count();
+void count_weight_transform();
+
 // Weights packed for the im2col GEMM: one PackedA per group (Kg x Cg*R*S).
 struct Im2colWeights {
   std::vector<PackedA> groups;
@@ -29,5 +34,23 @@ void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& o
 // Direct convolution (no lowering) with prepared weights; p must match the prepared shape.
 void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
                    float* y, Activation act);
+
+// Winograd F(m x m, 3 x 3), m = 2, 4 or 6 (stride 1, dilation 1, 3x3 kernels only; any padding).
+// Weights: U = G g G^T for every (k, c), stored as alpha^2 packed SGEMM A matrices (Kg x Cg) per
+// group, transformed once.
+struct WinogradWeights {
+  int m = 4;
+  Isa isa = Isa::generic;
+  int64_t K = 0, Cg = 0, groups = 1;
+  std::vector<PackedA> U;  // [group * alpha^2 + xi]
+};
+void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, WinogradWeights& out);
+void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias,
+                     float* y, Activation act);
+// The transforms on their own, for the tests: filter (K, Cg, 3, 3) -> U (alpha^2, K, Cg);
+// input x (N, C, H, W) -> V (alpha^2, C, N*TH*TW); output M (alpha^2, K, N*TH*TW) -> y (N, K, Ho, Wo).
+void winograd_filter_transform(int m, int64_t K, int64_t Cg, const float* w, float* U);
+void winograd_input_transform(const ConvParams& p, int m, const float* x, float* V);
+void winograd_output_transform(const ConvParams& p, int m, const float* M, float* y);
 
 }  // namespace pycnn

@@ -14,6 +14,7 @@ PYCNN_DIRECT_DECL(avx2)
 PYCNN_DIRECT_DECL(generic)
 
 void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out) {
+  count_weight_transform();
   out.isa = active_isa();
   out.K = p.K;
   out.Cg = p.Cg();

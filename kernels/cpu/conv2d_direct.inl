@@ -143,17 +143,17 @@ struct DirectConv {
       // Many images (batch or groups): each thread owns whole (image, group) pairs.
 #pragma omp parallel num_threads(nt)
       {
-        AlignedBuffer<float> xb((size_t)xb_size());
+        float* xb = workspace(kSlotConvIn, (size_t)xb_size());
 #pragma omp for schedule(dynamic, 1)
         for (int64_t ig = 0; ig < images; ++ig) {
           const int64_t n = ig / p.groups, g = ig % p.groups;
-          pad_input(x + (n * p.C + g * Cg) * p.H * p.W, xb.data(), 0, Cg);
-          do_tiles(xb.data(), n, g, 0, tiles);
+          pad_input(x + (n * p.C + g * Cg) * p.H * p.W, xb, 0, Cg);
+          do_tiles(xb, n, g, 0, tiles);
         }
       }
     } else {
       // Few images: share one padded buffer, split channels then tiles across threads.
-      AlignedBuffer<float> xb((size_t)xb_size());
+      float* xb = workspace(kSlotConvIn, (size_t)xb_size());
       for (int64_t ig = 0; ig < images; ++ig) {
         const int64_t n = ig / p.groups, g = ig % p.groups;
         const float* xg = x + (n * p.C + g * Cg) * p.H * p.W;
@@ -161,10 +161,10 @@ struct DirectConv {
         {
           int64_t c0, c1;
           split_range(Cg, omp_get_num_threads(), omp_get_thread_num(), c0, c1);
-          pad_input(xg, xb.data(), c0, c1);
+          pad_input(xg, xb, c0, c1);
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 4)
-          for (int64_t t = 0; t < tiles; ++t) do_tiles(xb.data(), n, g, t, t + 1);
+          for (int64_t t = 0; t < tiles; ++t) do_tiles(xb, n, g, t, t + 1);
         }
       }
     }

@@ -6,6 +6,8 @@
 // SGEMM's NR-column panels (im2col_pack.inl, vectorized per ISA), one KC x NC tile per thread,
 // so the workspace is bounded and independent of the batch. C lands directly in y, with bias and
 // ReLU fused into the SGEMM epilogue.
+#include <atomic>
+
 #include "conv2d.h"
 #include "pycnn/isa.h"
 
@@ -42,7 +44,12 @@ struct Im2colBSource final : BSource {
 
 }  // namespace
 
+static std::atomic<int64_t> g_transforms{0};
+int64_t weight_transform_count() { return g_transforms.load(); }
+void count_weight_transform() { g_transforms.fetch_add(1); }
+
 void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& out) {
+  count_weight_transform();
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S;
   out.groups.clear();
   out.groups.resize((size_t)p.groups);

@@ -158,10 +158,10 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
 
 #pragma omp parallel num_threads(nt)
   {
-    AlignedBuffer<float> bbuf((size_t)(std::min(kSgemmKC, std::max<int64_t>(K, 1)) * ncpad));
+    float* bbuf = workspace(kSlotGemmB, (size_t)(std::min(kSgemmKC, std::max<int64_t>(K, 1)) * ncpad));
     int64_t max_rows = 0;
     for (auto& it : items) max_rows = std::max(max_rows, it.m1 - it.m0);
-    AlignedBuffer<float> ctile(K > kSgemmKC ? (size_t)(max_rows * (ncpad + 16)) : 0);
+    float* ctile = K > kSgemmKC ? workspace(kSlotGemmC, (size_t)(max_rows * (ncpad + 16))) : nullptr;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ii = 0; ii < (int64_t)items.size(); ++ii) {
       const Item& it = items[ii];
@@ -179,18 +179,18 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
       // not alias in L1 (C's own stride is often a multiple of 4 KiB, e.g. 2048 columns, which
       // puts all MR rows of a C block in one cache set); the tile is copied out once.
       const bool staged = K > kSgemmKC;
-      float* cbase = staged ? ctile.data() : p.C + it.m0 * p.ldc + it.j0;
+      float* cbase = staged ? ctile : p.C + it.m0 * p.ldc + it.j0;
       const int64_t ldc = staged ? ncpad + 16 : p.ldc;
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);
         const bool first = k0 == 0, last = k0 + kc >= K;
-        p.B->pack(k0, kc, it.j0, nc, NR, bbuf.data());
+        p.B->pack(k0, kc, it.j0, nc, NR, bbuf);
         for (int64_t ic = it.m0; ic < it.m1; ic += MC) {
           const int64_t ie = std::min(it.m1, ic + MC);
           for (int64_t jp = 0; jp * NR < nc; ++jp) {
             const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
             const SgemmUkernel uk = nr <= NR / 2 ? half : full;
-            const float* bp = bbuf.data() + jp * kc * NR;
+            const float* bp = bbuf + jp * kc * NR;
             const int64_t j = it.j0 + jp * NR;
             for (int64_t i = ic; i < ie; i += MR) {
               const int mr = (int)std::min<int64_t>(MR, M - i);

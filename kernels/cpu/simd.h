@@ -24,6 +24,7 @@ struct avx512 {
   static inline void storeu(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static inline reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static inline reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static inline reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm512_max_ps(zero(), v); }
   static inline __mmask16 mask(int n) { return (__mmask16)((1u << n) - 1u); }
@@ -48,6 +49,7 @@ struct avx2 {
   static inline void storeu(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static inline reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static inline reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static inline reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm256_max_ps(zero(), v); }
   static inline __m256i mask(int n) {
@@ -82,6 +84,10 @@ struct generic {
   }
   static inline reg add(reg a, reg b) {
     for (int i = 0; i < 8; ++i) a.v[i] += b.v[i];
+    return a;
+  }
+  static inline reg sub(reg a, reg b) {
+    for (int i = 0; i < 8; ++i) a.v[i] -= b.v[i];
     return a;
   }
   static inline reg mul(reg a, reg b) {

@@ -1,0 +1,70 @@
+"""Markdown summary of a bench results.json: `python -m bench.report [results.json]`.
+
+The README's "Measured" section is this output for the run named in its first line.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from .timing import geomean
+
+
+def _f(v, fmt="{:.2f}"):
+    return fmt.format(v) if isinstance(v, (int, float)) else "-"
+
+
+def render(res) -> str:
+    m = res["meta"]
+    out = [f"`{m['command'].split(' -m ')[-1].replace('bench', 'python -m bench', 1)}` on {m['processor']}, "
+           f"{m['threads']} threads, pycnn ISA {m['pycnn_isa']}, {m['started']}; peers: "
+           + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ". Medians; ratios are "
+           "peer time / pycnn time (> 1: pycnn faster), measured in the same run."]
+    rows = res["rows"]
+    sg = [r for r in rows if r["suite"] == "sgemm" and "pycnn_gflops" in r]
+    if sg:
+        out += ["", "**SGEMM** (GFLOP/s)", "", "| shape (M x N x K) | pycnn | NumPy (OpenBLAS) | speed vs NumPy |",
+                "|---|---:|---:|---:|"]
+        out += [f"| {r['name']} ({r['M']}x{r['N']}x{r['K']}) | {r['pycnn_gflops']:.0f} | {r['numpy_gflops']:.0f} | "
+                f"{r['speed_vs_numpy']:.2f}x |" for r in sg]
+    ly = [r for r in rows if r["suite"] == "layers"]
+    if ly:
+        out += ["", "**Conv layers**: geometric mean over the lecture's layers of the speed ratio; "
+                "best = the faster of direct and im2col per layer, auto = what `algo='auto'` chose", "",
+                "| batch | layers | vs PyTorch (best / auto) | vs onnxruntime (best / auto) | vs NumPy im2col (best / auto) |",
+                "|---:|---:|---:|---:|---:|"]
+        for N in sorted({r["N"] for r in ly}):
+            sub = [r for r in ly if r["N"] == N]
+            cells = []
+            for peer in ("torch", "onnxruntime", "numpy"):
+                cells.append(f"{geomean([r.get(f'best_speed_vs_{peer}') for r in sub]):.2f}x / "
+                             f"{geomean([r.get(f'auto_speed_vs_{peer}') for r in sub]):.2f}x")
+            out.append(f"| {N} | {len(sub)} | " + " | ".join(cells) + " |")
+        out += ["", "<details><summary>Per layer (best algorithm)</summary>", "",
+                "| layer | N | best | ms | GFLOP/s | vs PyTorch | vs onnxruntime | vs NumPy |",
+                "|---|---:|---|---:|---:|---:|---:|---:|"]
+        for r in ly:
+            out.append(f"| {r['layer']} | {r['N']} | {r['best_algo']} | {r['best_ms']:.3f} | "
+                       f"{r['gflop'] * 1e3 / r['best_ms']:.0f} | {_f(r.get('best_speed_vs_torch'))} | "
+                       f"{_f(r.get('best_speed_vs_onnxruntime'))} | {_f(r.get('best_speed_vs_numpy'))} |")
+        out += ["", "</details>"]
+    po = [r for r in rows if r["suite"] == "pool" and "pycnn_ms" in r]
+    if po:
+        out += ["", "**Pooling** (max unless noted)", "", "| layer | N | pycnn ms | PyTorch ms | GB/s | copy GB/s | vs PyTorch |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['layer']}{' (avg)' if r.get('kind') == 'avg' else ''} | {r['N']} | {r['pycnn_ms']:.3f} | "
+                f"{_f(r.get('torch_ms'), '{:.3f}')} | {r['pycnn_gbs']:.1f} | {r['copy_gbs']:.1f} | "
+                f"{_f(r.get('speed_vs_torch'))}x |" for r in po]
+        out.append(f"\nGeomean vs PyTorch: {geomean([r.get('speed_vs_torch') for r in po]):.2f}x")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else "bench/results/latest/results.json"
+    with open(path) as f:
+        print(render(json.load(f)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+// Winograd minimal filtering F(m x m, 3 x 3) matrices (Lavin & Gray 2015; the interpolation
+// points 0, +-1, +-2, +-1/2, infinity as in wincnn, NNPACK and ncnn). alpha = m + 2.
+//   U = G g G^T (filter, alpha x alpha), V = B^T d B (input tile), Y = A^T (U .* V) A (m x m).
+// pycnn/winograd.py holds the same matrices for the tests; tests/test_winograd.py checks both
+// against each other and the identity Y == correlation.
+#pragma once
+
+namespace pycnn {
+
+template <int m>
+struct WinogradMatrices;
+
+template <>
+struct WinogradMatrices<2> {
+  static constexpr int a = 4;
+  static constexpr float BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr double G[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+  static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+
+template <>
+struct WinogradMatrices<4> {
+  static constexpr int a = 6;
+  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                     {0, 0, 1}};
+  static constexpr float AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+};
+
+template <>
+struct WinogradMatrices<6> {
+  static constexpr int a = 8;
+  static constexpr float BT[8][8] = {
+      {1, 0, -21.f / 4, 0, 21.f / 4, 0, -1, 0},     {0, 1, 1, -17.f / 4, -17.f / 4, 1, 1, 0},
+      {0, -1, 1, 17.f / 4, -17.f / 4, -1, 1, 0},    {0, .5f, .25f, -2.5f, -1.25f, 2, 1, 0},
+      {0, -.5f, .25f, 2.5f, -1.25f, -2, 1, 0},      {0, 2, 4, -2.5f, -5, .5f, 1, 0},
+      {0, -2, 4, 2.5f, -5, -.5f, 1, 0},             {0, -1, 0, 21.f / 4, 0, -21.f / 4, 0, 1}};
+  static constexpr double G[8][3] = {{1, 0, 0},
+                                     {-2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                     {-2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                     {1.0 / 90, 1.0 / 45, 2.0 / 45},
+                                     {1.0 / 90, -1.0 / 45, 2.0 / 45},
+                                     {32.0 / 45, 16.0 / 45, 8.0 / 45},
+                                     {32.0 / 45, -16.0 / 45, 8.0 / 45},
+                                     {0, 0, 1}};
+  static constexpr float AT[6][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                                     {0, 1, -1, 2, -2, .5f, -.5f, 0},
+                                     {0, 1, 1, 4, 4, .25f, .25f, 0},
+                                     {0, 1, -1, 8, -8, .125f, -.125f, 0},
+                                     {0, 1, 1, 16, 16, 1.f / 16, 1.f / 16, 0},
+                                     {0, 1, -1, 32, -32, 1.f / 32, -1.f / 32, 1}};
+};
+
+}  // namespace pycnn
