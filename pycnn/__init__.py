@@ -18,6 +18,7 @@ from .ops import (
 )
 from .ops import _env_isa
 from .prepared import PreparedConv, prepare_conv
+from .tuning import autotune
 
 _env_isa()
 
@@ -25,5 +26,5 @@ __version__ = "0.1.0"
 __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
     "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
-    "get_num_threads", "prepare_conv", "PreparedConv",
+    "get_num_threads", "prepare_conv", "PreparedConv", "autotune",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _C, reference
 from . import select as _select
+from .select import winograd_applies
 from ._shapes import conv_output_size, conv_padding, pool_output_size
 
 _F32 = np.dtype(np.float32)
@@ -129,10 +130,6 @@ class ConvShape:
     def key(self):
         return (self.N, self.C, self.H, self.W, self.K, self.R, self.S, self.stride, self.pad,
                 self.dilation, self.groups)
-
-
-def winograd_applies(s) -> bool:
-    return s.R == 3 and s.S == 3 and s.stride == (1, 1) and s.dilation == (1, 1)
 
 
 def resolve_algo(algo, s):

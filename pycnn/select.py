@@ -1,40 +1,67 @@
-"""Algorithm choice for conv2d: one heuristic, overridable.
+"""Algorithm choice for conv2d: one heuristic, an override, and an optional autotuner.
 
-PYCNN_CONV_ALGO=<name> forces an algorithm for every algo='auto' call.
+Override: PYCNN_CONV_ALGO=<name> forces an algorithm for every algo='auto' call.
+Autotune: pycnn.autotune(True) (or PYCNN_AUTOTUNE=1) times the candidates once per layer shape
+and remembers the winner (pycnn/tuning.py); the heuristic below is used otherwise.
 
-The heuristic, from `python -m bench layers --batch 1` on the 2-core development machine
-(docs/performance.md has the table): the direct kernel wins only when the layer has very few
-input channels per group (the first layers: LeNet conv1 C=1, AlexNet/GoogLeNet/ResNet conv1 and
-ConvNetJS conv1 with C=3), where im2col's packing of B costs as much as the GEMM's few FMAs per
-packed element; measured there direct was 1.1-1.8x faster than im2col. With 6 or more input
-channels im2col + SGEMM won on every lecture layer (by 1.5-10x on 1x1 layers with 64+ channels).
+The heuristic, from `python -m bench layers` (batch 1 and 8, 2 threads) on the development
+machine, 2026-11-22 (docs/performance.md has the table):
+  * 3x3, stride 1, dilation 1, with >= 32 input channels per group -> Winograd. F4 won on every
+    such lecture layer with a map of 13x13 or more at batch 8 and on most at batch 1 (F2 won
+    AlexNet conv3/4 at batch 1 by 3-15%); F2 won on 7x7 maps (ResNet 512@7: F2 0.78 ms, F4
+    1.66 ms) where 4x4 tiles waste most of the edge. F6 won nowhere yet (its transforms cost more
+    than the GEMM work it saves at these channel counts). With 16 input channels (GoogLeNet's
+    5x5-branch 3x3s) im2col beat every tile.
+  * the direct kernel wins only when the layer has very few input channels per group (the first
+    layers: C = 1 or 3) and an output at least 8 wide (it vectorizes along output columns):
+    1.1-1.8x faster than im2col there, 8x slower on Kim's CNN (Wo = 1).
+  * im2col + SGEMM everywhere else.
 """
 from __future__ import annotations
 
 import os
 
 DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
-DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide (the direct kernel vectorizes
-#                       along output columns; Kim's CNN has Wo = 1 and runs 8x faster on im2col)
+DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
+WINOGRAD_MIN_CHANNELS = 32  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
+WINOGRAD_F2_BELOW = 10  # maps narrower than this use F(2x2,3x3), others F(4x4,3x3)
+
+
+def winograd_applies(shape) -> bool:
+    return shape.R == 3 and shape.S == 3 and shape.stride == (1, 1) and shape.dilation == (1, 1)
+
+
+def heuristic(shape) -> str:
+    """The documented rule (no timing)."""
+    cg = shape.C // shape.groups
+    if winograd_applies(shape) and cg >= WINOGRAD_MIN_CHANNELS:
+        return winograd_tile(shape)
+    if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
+        return "direct"
+    return "im2col"
 
 
 def conv2d_algo(shape) -> str:
     forced = os.environ.get("PYCNN_CONV_ALGO")
     if forced:
         return forced
-    if shape.C // shape.groups <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
-        return "direct"
-    return "im2col"
+    from . import tuning
+
+    if tuning.enabled():
+        return tuning.choose(shape)
+    return heuristic(shape)
 
 
 def winograd_tile(shape) -> str:
-    """Winograd tile for algo='winograd': larger tiles do fewer multiplications per output
-    (F2: 4, F4: 2.25, F6: 1.78 per output and tap... relative 2.25x, 4x, 5.06x fewer than direct)
-    but waste more at the edges of small maps and lose accuracy. F6 when the map is at least 24
-    wide (edge waste <= 25%), F4 from 8, F2 below."""
-    size = min(shape.Ho, shape.Wo)
-    if size >= 24:
-        return "winograd_f6"
-    if size >= 8:
-        return "winograd_f4"
-    return "winograd_f2"
+    """Winograd tile for algo='winograd' (see the module docstring for the measurements)."""
+    if min(shape.Ho, shape.Wo) < WINOGRAD_F2_BELOW:
+        return "winograd_f2"
+    return "winograd_f4"
+
+
+def candidates(shape) -> list[str]:
+    """Every algorithm that can run shape (what the autotuner times)."""
+    out = ["im2col", "direct"]
+    if winograd_applies(shape):
+        out += ["winograd_f2", "winograd_f4", "winograd_f6"]
+    return out

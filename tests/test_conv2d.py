@@ -6,7 +6,7 @@ import pycnn
 from pycnn import reference
 from pycnn.models import CONV_LAYERS
 
-from conftest import TF, assert_close, conv_data, conv_poisoned, needs_torch, torch
+from conftest import TF, assert_close, assert_conv_close, conv_data, conv_poisoned, needs_torch, torch
 
 ALGOS = ["direct", "im2col"]
 
@@ -72,9 +72,11 @@ def test_lecture_layers(layer, rng):
     x, w, b = conv_data(rng, 1, layer.C, layer.H, layer.W, layer.K, layer.C // layer.groups,
                         layer.R, layer.S)
     ref = _ref(x, w, b, layer.stride, layer.pad, 1, layer.groups)
+    shape = pycnn.ops.ConvShape(x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)
     for algo in ALGOS + ["auto"]:
         y = pycnn.conv2d(x, w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
-        assert_close(y, ref, what=f"{layer.id}/{algo}")
+        ran = pycnn.ops.resolve_algo(algo, shape)
+        assert_conv_close(y, ref, ran, what=f"{layer.id}/{algo}")
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -147,11 +149,12 @@ def test_prepared_conv_matches(case, algo, rng):
     x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
     conv = pycnn.prepare_conv(w, b, stride, padding, dilation, groups, algo=algo, activation="relu")
     ref = _ref(x, w, b, stride, padding, dilation, groups, "relu")
-    assert_close(conv(x), ref, what=f"prepared {algo}")
-    assert_close(conv(x), ref, what=f"prepared {algo}, second call")  # weights reused, not redone
+    ran = conv.algo_for(x.shape)
+    assert_conv_close(conv(x), ref, ran, what=f"prepared {algo}")
+    assert_conv_close(conv(x), ref, ran, what=f"prepared {algo}, second call")  # weights reused
     # another input size through the same prepared weights
     x2, _, _ = conv_data(rng, N + 1, C, H + 3, W + 2, K, C // groups, R, S)
-    assert_close(conv(x2), _ref(x2, w, b, stride, padding, dilation, groups, "relu"))
+    assert_conv_close(conv(x2), _ref(x2, w, b, stride, padding, dilation, groups, "relu"), conv.algo_for(x2.shape))
 
 
 def test_prepared_conv_rejects_wrong_input(rng):

@@ -1,0 +1,82 @@
+"""Algorithm choice: the heuristic, the override, and the autotuner with its JSON cache."""
+import json
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import select, tuning
+from pycnn.ops import ConvShape
+
+from conftest import assert_close, conv_data
+
+
+def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
+    return ConvShape((N, C, H, W), (K, C // groups, R, S), stride, pad, 1, groups)
+
+
+@pytest.mark.parametrize("s, want", [
+    (shape(), "winograd_f4"),
+    (shape(C=512, H=7, W=7, K=512), "winograd_f2"),
+    (shape(C=16), "im2col"),
+    (shape(C=3, R=7, S=7, stride=2, pad=3), "direct"),
+    (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
+    (shape(C=64, R=1, S=1, pad=0), "im2col"),
+    (shape(stride=2), "im2col"),
+])
+def test_heuristic(s, want):
+    assert select.heuristic(s) == want
+
+
+def test_env_override(monkeypatch, rng):
+    monkeypatch.setenv("PYCNN_CONV_ALGO", "direct")
+    assert select.conv2d_algo(shape()) == "direct"
+
+
+@pytest.fixture
+def tuned(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYCNN_CACHE_DIR", str(tmp_path))
+    tuning.clear(memory_only=True)
+    pycnn.autotune(True)
+    yield tmp_path
+    pycnn.autotune(False)
+    tuning.clear(memory_only=True)
+
+
+def test_autotune_picks_and_caches(tuned, rng, monkeypatch):
+    x, w, b = conv_data(rng, 1, 32, 12, 12, 16, 32, 3, 3)
+    ref = pycnn.conv2d(x, w, b, padding=1, algo="reference")
+    y = pycnn.conv2d(x, w, b, padding=1)  # times the candidates
+    assert_close(y, ref, atol=1e-4, rtol=1e-3)
+    data = json.loads((tuned / "autotune.json").read_text())
+    assert len(data) == 1
+    (choice,) = data.values()
+    assert choice in select.candidates(shape(C=32, H=12, W=12, K=16))
+    # a fresh process state reads the file instead of timing again
+    tuning.clear(memory_only=True)
+    calls = []
+    monkeypatch.setattr(tuning, "time_candidates", lambda s, reps=5: calls.append(s) or {"im2col": 1.0})
+    assert select.conv2d_algo(shape(C=32, H=12, W=12, K=16)) == choice
+    assert calls == []
+    # a new shape is timed
+    select.conv2d_algo(shape(C=32, H=13, W=12, K=16))
+    assert len(calls) == 1
+
+
+def test_autotune_bad_argument():
+    with pytest.raises(TypeError, match="enable"):
+        pycnn.autotune("yes")
+
+
+def test_autotune_unwritable_cache_still_works(tmp_path, monkeypatch, rng):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("PYCNN_CACHE_DIR", str(blocker / "sub"))
+    tuning.clear(memory_only=True)
+    pycnn.autotune(True)
+    try:
+        x, w, b = conv_data(rng, 1, 8, 9, 9, 4, 8, 3, 3)
+        assert pycnn.conv2d(x, w, b, padding=1).shape == (1, 4, 9, 9)
+    finally:
+        pycnn.autotune(False)
+        tuning.clear(memory_only=True)
