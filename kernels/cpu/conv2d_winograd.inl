@@ -2,8 +2,8 @@
 // instantiated per ISA by conv2d_winograd__<isa>.cpp.
 //
 // Per group, tiles are processed in chunks of whole tile rows (bounded workspace):
-//  1. input transform: for channel c and tile row (n, th), the alpha input rows are copied into a
-//     zero-padded, m-phase-split buffer so that element (i, j) of W consecutive tiles is one
+//  1. input transform: for channel c and tile row (n, th), the alpha input rows are gathered into
+//     a zero-padded, m-phase-split buffer so that element (i, j) of W consecutive tiles is one
 //     contiguous vector (the same trick as the direct kernel); V = B^T d B is computed on vectors
 //     of W tiles and stored to Vbuf[xi][c][t] (t = tile index in the chunk);
 //  2. alpha^2 GEMMs on our SGEMM: Mbuf[xi] (Kg x T) = U[xi] (Kg x Cg) * Vbuf[xi] (Cg x T);
@@ -78,11 +78,14 @@ struct WinogradConv {
       }
       const float* xr = xc + ih * p.W;
       for (int ph_i = 0; ph_i < m; ++ph_i) {
+        // o[q] = x[q*m + ph_i - pad_l], zero outside the image: zeros, a gather, zeros.
         float* o = rowph + ph_i * TWq;
-        for (int64_t q = 0; q < TWq; ++q) {
-          const int64_t iw = q * m + ph_i - p.pad_l;
-          o[q] = (iw >= 0 && iw < p.W) ? xr[iw] : 0.0f;
-        }
+        const int64_t base = ph_i - p.pad_l;
+        int64_t lo, hi;
+        valid_range(base, m, p.W, TWq, lo, hi);
+        std::fill(o, o + lo, 0.0f);
+        gather_floats<V>(o + lo, xr + base + lo * m, m, hi - lo);
+        std::fill(o + hi, o + TWq, 0.0f);
       }
     }
     for (int64_t tw0 = 0; tw0 < TW; tw0 += W) {
@@ -114,7 +117,7 @@ struct WinogradConv {
 
   // Output tile row th of channel k: M at Mb + xi*mstride + t0; y row plane yk (Ho x Wo).
   void output_row(const float* Mb, int64_t mstride, int64_t t0, int64_t th, float bias, bool relu,
-                  float* yk, float* obuf) const {
+                  float* yk) const {
     for (int64_t tw0 = 0; tw0 < TW; tw0 += W) {
       const int nt = (int)std::min<int64_t>(W, TW - tw0);
       typename V::reg M[a][a], t[m][a];
@@ -135,17 +138,17 @@ struct WinogradConv {
       for (int ii = 0; ii < m; ++ii) {
         const int64_t oh = th * m + ii;
         if (oh >= p.Ho) break;
+        // Output column (tw0 + q)*m + jj of this row takes lane q of Y[ii][jj]: a strided
+        // scatter per jj, clipped at the right edge.
+        float* yr = yk + oh * p.Wo + tw0 * m;
+        const int64_t nw = std::min<int64_t>((int64_t)nt * m, p.Wo - tw0 * m);
 #pragma GCC unroll 8
         for (int jj = 0; jj < m; ++jj) {
           typename V::reg y = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
           if (relu) y = V::max0(y);
-          V::storeu(obuf + jj * W, y);
+          const int64_t cnt = nw > jj ? (nw - jj + m - 1) / m : 0;
+          if (cnt > 0) V::scatter_n(yr + jj, m, y, (int)cnt);
         }
-        // Interleave: output column (tw0 + q)*m + jj  <-  obuf[jj][q].
-        float* yr = yk + oh * p.Wo;
-        const int64_t ow0 = tw0 * m;
-        const int64_t nw = std::min<int64_t>((int64_t)nt * m, p.Wo - ow0);
-        for (int64_t o = 0; o < nw; ++o) yr[ow0 + o] = obuf[(o % m) * W + o / m];
       }
     }
   }
@@ -188,14 +191,13 @@ struct WinogradConv {
         sgemm_run(probs, Kg, Cg, false);
 #pragma omp parallel num_threads(nt)
         {
-          alignas(64) float obuf[m * W];
 #pragma omp for schedule(static)
           for (int64_t it = 0; it < Kg * (r1 - r0); ++it) {
             const int64_t k = it / (r1 - r0), gr = r0 + it % (r1 - r0);
             const int64_t n = gr / TH, th = gr % TH;
             const int64_t kk = g * Kg + k;
             output_row(Mbuf + k * T, Kg * T, (gr - r0) * TW, th, bias ? bias[kk] : 0.0f, relu,
-                       y + (n * p.K + kk) * p.Ho * p.Wo, obuf);
+                       y + (n * p.K + kk) * p.Ho * p.Wo);
           }
         }
       }

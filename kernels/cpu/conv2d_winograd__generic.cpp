@@ -34,11 +34,10 @@ template <int m>
 static void output_m(const ConvParams& p, const float* M, float* y) {
   WinogradConv<simd::generic, m> wc(p);
   const int64_t T = p.N * wc.TH * wc.TW;
-  alignas(64) float obuf[m * simd::generic::W];
   for (int64_t k = 0; k < p.K; ++k)
     for (int64_t gr = 0; gr < p.N * wc.TH; ++gr) {
       const int64_t n = gr / wc.TH, th = gr % wc.TH;
-      wc.output_row(M + k * T, p.K * T, gr * wc.TW, th, 0.0f, false, y + (n * p.K + k) * p.Ho * p.Wo, obuf);
+      wc.output_row(M + k * T, p.K * T, gr * wc.TW, th, 0.0f, false, y + (n * p.K + k) * p.Ho * p.Wo);
     }
 }
 

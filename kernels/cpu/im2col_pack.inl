@@ -19,30 +19,6 @@
 namespace pycnn {
 
 template <class V>
-static inline void copy_floats(float* o, const float* s, int64_t n) {
-  int64_t t = 0;
-  for (; t + V::W <= n; t += V::W) V::storeu(o + t, V::loadu(s + t));
-  if (t < n) V::storeu_n(o + t, V::loadu_n(s + t, (int)(n - t)), (int)(n - t));
-}
-
-// o[t] = s[t * stride] for t < n (stride > 1), vector gathers.
-template <class V>
-static inline void gather_floats(float* o, const float* s, int64_t stride, int64_t n) {
-  for (int64_t t = 0; t < n; t += V::W) {
-    const int m = (int)std::min<int64_t>(V::W, n - t);
-    V::storeu_n(o + t, V::gather_n(s + t * stride, stride, m), m);
-  }
-}
-
-// Valid tap range: the t in [0, n) with 0 <= base + t*step < limit (step >= 1).
-static inline void valid_range(int64_t base, int64_t step, int64_t limit, int64_t n, int64_t& lo, int64_t& hi) {
-  lo = base >= 0 ? 0 : (-base + step - 1) / step;
-  hi = base >= limit ? 0 : (limit - base + step - 1) / step;
-  lo = std::min(lo, n);
-  hi = std::clamp(hi, lo, n);
-}
-
-template <class V>
 void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0,
                       int64_t nc, int NR, float* dst) {
   const int64_t RS = p.R * p.S, HW = p.H * p.W;

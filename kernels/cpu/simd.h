@@ -36,6 +36,12 @@ struct avx512 {
                                            _mm512_set1_epi32((int)stride));
     return _mm512_mask_i32gather_ps(zero(), mask(n), idx, p, 4);
   }
+  // p[i * stride] = lane i for i < n.
+  static inline void scatter_n(float* p, int64_t stride, reg v, int n) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)stride));
+    _mm512_mask_i32scatter_ps(p, mask(n), idx, v, 4);
+  }
 };
 #endif
 
@@ -60,6 +66,11 @@ struct avx2 {
   static inline reg gather_n(const float* p, int64_t stride, int n) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)stride));
     return _mm256_mask_i32gather_ps(zero(), p, idx, _mm256_castsi256_ps(mask(n)), 4);
+  }
+  static inline void scatter_n(float* p, int64_t stride, reg v, int n) {  // AVX2 has no scatter
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < n; ++i) p[i * stride] = t[i];
   }
 };
 #endif
@@ -111,7 +122,37 @@ struct generic {
     for (int i = 0; i < n; ++i) r.v[i] = p[i * stride];
     return r;
   }
+  static inline void scatter_n(float* p, int64_t stride, reg v, int n) {
+    for (int i = 0; i < n; ++i) p[i * stride] = v.v[i];
+  }
 };
 
 }  // namespace simd
+
+// Strided row copies shared by the packers and transforms.
+template <class V>
+static inline void copy_floats(float* o, const float* s, int64_t n) {
+  int64_t t = 0;
+  for (; t + V::W <= n; t += V::W) V::storeu(o + t, V::loadu(s + t));
+  if (t < n) V::storeu_n(o + t, V::loadu_n(s + t, (int)(n - t)), (int)(n - t));
+}
+
+// o[t] = s[t * stride] for t < n, vector gathers (stride 1 is a plain copy).
+template <class V>
+static inline void gather_floats(float* o, const float* s, int64_t stride, int64_t n) {
+  if (stride == 1) return copy_floats<V>(o, s, n);
+  for (int64_t t = 0; t < n; t += V::W) {
+    const int m = (int)(n - t < V::W ? n - t : V::W);
+    V::storeu_n(o + t, V::gather_n(s + t * stride, stride, m), m);
+  }
+}
+
+// The t in [0, n) with 0 <= base + t*step < limit (step >= 1), as [lo, hi).
+static inline void valid_range(int64_t base, int64_t step, int64_t limit, int64_t n, int64_t& lo, int64_t& hi) {
+  lo = base >= 0 ? 0 : (-base + step - 1) / step;
+  hi = base >= limit ? 0 : (limit - base + step - 1) / step;
+  lo = lo < n ? lo : n;
+  hi = hi < lo ? lo : (hi > n ? n : hi);
+}
+
 }  // namespace pycnn
