@@ -22,23 +22,30 @@ template <int m>
 static void input_m(const ConvParams& p, const float* x, float* V) {
   WinogradConv<simd::avx512, m> wc(p);
   const int64_t T = p.N * wc.TH * wc.TW;
-  std::vector<float> ph((size_t)wc.scratch_size());
-  for (int64_t c = 0; c < p.C; ++c)
-    for (int64_t gr = 0; gr < p.N * wc.TH; ++gr) {
-      const int64_t n = gr / wc.TH, th = gr % wc.TH;
-      wc.input_row(x + (n * p.C + c) * p.H * p.W, th, V + c * T, p.C * T, gr * wc.TW, ph.data());
+  std::vector<typename WinogradConv<simd::avx512, m>::Group> groups;
+  wc.make_groups(0, T, groups);
+  for (int64_t c = 0; c < p.C; ++c) {
+    int64_t t = 0;
+    for (auto& g : groups) {
+      wc.input_group(x, g, c, V + c * T, p.C * T, t);
+      t += g.nt;
     }
+  }
 }
 
 template <int m>
 static void output_m(const ConvParams& p, const float* M, float* y) {
   WinogradConv<simd::avx512, m> wc(p);
   const int64_t T = p.N * wc.TH * wc.TW;
-  for (int64_t k = 0; k < p.K; ++k)
-    for (int64_t gr = 0; gr < p.N * wc.TH; ++gr) {
-      const int64_t n = gr / wc.TH, th = gr % wc.TH;
-      wc.output_row(M + k * T, p.K * T, gr * wc.TW, th, 0.0f, false, y + (n * p.K + k) * p.Ho * p.Wo);
+  std::vector<typename WinogradConv<simd::avx512, m>::Group> groups;
+  wc.make_groups(0, T, groups);
+  for (int64_t k = 0; k < p.K; ++k) {
+    int64_t t = 0;
+    for (auto& g : groups) {
+      wc.output_group(M + k * T, p.K * T, t, g, k, 0.0f, false, y);
+      t += g.nt;
     }
+  }
 }
 
 void winograd_input_avx512(const ConvParams& p, int m, const float* x, float* V) {

@@ -36,6 +36,14 @@ struct avx512 {
                                            _mm512_set1_epi32((int)stride));
     return _mm512_mask_i32gather_ps(zero(), mask(n), idx, p, 4);
   }
+  // Lane l = base[idx[l]] where bit l of m is set, else 0; idx is W int32 offsets.
+  static inline reg gather_masked(const float* base, const int32_t* idx, uint32_t m) {
+    return _mm512_mask_i32gather_ps(zero(), (__mmask16)m, _mm512_loadu_si512(idx), base, 4);
+  }
+  // base[idx[l]] = lane l where bit l of m is set.
+  static inline void scatter_masked(float* base, const int32_t* idx, reg v, uint32_t m) {
+    _mm512_mask_i32scatter_ps(base, (__mmask16)m, _mm512_loadu_si512(idx), v, 4);
+  }
   // p[i * stride] = lane i for i < n.
   static inline void scatter_n(float* p, int64_t stride, reg v, int n) {
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -66,6 +74,17 @@ struct avx2 {
   static inline reg gather_n(const float* p, int64_t stride, int n) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)stride));
     return _mm256_mask_i32gather_ps(zero(), p, idx, _mm256_castsi256_ps(mask(n)), 4);
+  }
+  static inline reg gather_masked(const float* base, const int32_t* idx, uint32_t m) {
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i mv = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bits), bits);
+    return _mm256_mask_i32gather_ps(zero(), base, _mm256_loadu_si256((const __m256i*)idx), _mm256_castsi256_ps(mv), 4);
+  }
+  static inline void scatter_masked(float* base, const int32_t* idx, reg v, uint32_t m) {  // no AVX2 scatter
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int l = 0; l < 8; ++l)
+      if (m >> l & 1u) base[idx[l]] = t[l];
   }
   static inline void scatter_n(float* p, int64_t stride, reg v, int n) {  // AVX2 has no scatter
     alignas(32) float t[8];
@@ -124,6 +143,16 @@ struct generic {
   }
   static inline void scatter_n(float* p, int64_t stride, reg v, int n) {
     for (int i = 0; i < n; ++i) p[i * stride] = v.v[i];
+  }
+  static inline reg gather_masked(const float* base, const int32_t* idx, uint32_t m) {
+    reg r = zero();
+    for (int l = 0; l < 8; ++l)
+      if (m >> l & 1u) r.v[l] = base[idx[l]];
+    return r;
+  }
+  static inline void scatter_masked(float* base, const int32_t* idx, reg v, uint32_t m) {
+    for (int l = 0; l < 8; ++l)
+      if (m >> l & 1u) base[idx[l]] = v.v[l];
   }
 };
 
