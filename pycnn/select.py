@@ -5,13 +5,14 @@ Autotune: pycnn.autotune(True) (or PYCNN_AUTOTUNE=1) times the candidates once p
 and remembers the winner (pycnn/tuning.py); the heuristic below is used otherwise.
 
 The heuristic, from `python -m bench layers` (batch 1 and 8, 2 threads) on the development
-machine, 2026-11-22 (docs/performance.md has the table):
-  * 3x3, stride 1, dilation 1, with >= 32 input channels per group -> Winograd. F4 won on every
-    such lecture layer with a map of 13x13 or more at batch 8 and on most at batch 1 (F2 won
-    AlexNet conv3/4 at batch 1 by 3-15%); F2 won on 7x7 maps (ResNet 512@7: F2 0.78 ms, F4
-    1.66 ms) where 4x4 tiles waste most of the edge. F6 won nowhere yet (its transforms cost more
-    than the GEMM work it saves at these channel counts). With 16 input channels (GoogLeNet's
-    5x5-branch 3x3s) im2col beat every tile.
+machine, 2026-11-22 (docs/performance.md has the tables):
+  * 3x3, stride 1, dilation 1, with >= 16 input channels per group -> Winograd. F4 was the
+    fastest tile on every such lecture layer whose F4 tiling has at least 16 tiles (all maps of
+    13x13 and up, and 7x7 at batch 8: ResNet 512@7 batch 8 F4 2.50 ms, F2 3.99 ms); with fewer
+    tiles (7x7 at batch 1: 4 tiles) F2 won (ResNet 512@7: F2 0.64 ms, F4 1.60 ms). F6 won
+    nowhere (its transforms cost more than the multiplications it saves at these sizes). With 16
+    input channels (GoogLeNet's 5x5-branch 3x3s) F4 tied im2col at batch 1 and won by 1.5x at
+    batch 8; Winograd beat im2col by 1.4-2.9x on every layer with 64+ channels.
   * the direct kernel wins only when the layer has very few input channels per group (the first
     layers: C = 1 or 3) and an output at least 8 wide (it vectorizes along output columns):
     1.1-1.8x faster than im2col there, 8x slower on Kim's CNN (Wo = 1).
@@ -23,8 +24,8 @@ import os
 
 DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
 DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
-WINOGRAD_MIN_CHANNELS = 32  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
-WINOGRAD_F2_BELOW = 10  # maps narrower than this use F(2x2,3x3), others F(4x4,3x3)
+WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
+WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
 
 
 def winograd_applies(shape) -> bool:
@@ -54,9 +55,8 @@ def conv2d_algo(shape) -> str:
 
 def winograd_tile(shape) -> str:
     """Winograd tile for algo='winograd' (see the module docstring for the measurements)."""
-    if min(shape.Ho, shape.Wo) < WINOGRAD_F2_BELOW:
-        return "winograd_f2"
-    return "winograd_f4"
+    tiles_f4 = shape.N * -(-shape.Ho // 4) * -(-shape.Wo // 4)
+    return "winograd_f4" if tiles_f4 >= WINOGRAD_F4_MIN_TILES else "winograd_f2"
 
 
 def candidates(shape) -> list[str]:

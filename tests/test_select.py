@@ -18,7 +18,9 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
 @pytest.mark.parametrize("s, want", [
     (shape(), "winograd_f4"),
     (shape(C=512, H=7, W=7, K=512), "winograd_f2"),
-    (shape(C=16), "im2col"),
+    (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
+    (shape(C=16), "winograd_f4"),
+    (shape(C=8), "im2col"),
     (shape(C=3, R=7, S=7, stride=2, pad=3), "direct"),
     (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
     (shape(C=64, R=1, S=1, pad=0), "im2col"),
