@@ -40,7 +40,18 @@ def render(res) -> str:
                 cells.append(f"{geomean([r.get(f'best_speed_vs_{peer}') for r in sub]):.2f}x / "
                              f"{geomean([r.get(f'auto_speed_vs_{peer}') for r in sub]):.2f}x")
             out.append(f"| {N} | {len(sub)} | " + " | ".join(cells) + " |")
-        out += ["", "<details><summary>Per layer (best algorithm)</summary>", "",
+        wl = [r for r in ly if "wino_best_ms" in r]
+        if wl:
+            out += ["", "**Winograd on the 3x3 stride-1 layers** (best tile per layer; speed = peer time / ours)", "",
+                    "| layer | N | C->K | best tile | ms | vs onnxruntime | vs PyTorch | auto chose |",
+                    "|---|---:|---|---|---:|---:|---:|---|"]
+            from pycnn.models import CONV_LAYERS
+            ck = {l.id: f"{l.C}->{l.K}" for l in CONV_LAYERS}
+            for r in wl:
+                out.append(f"| {r['layer']} | {r['N']} | {ck.get(r['layer'], '')} | {r['wino_best_algo']} | "
+                           f"{r['wino_best_ms']:.3f} | {_f(r.get('wino_speed_vs_onnxruntime'))}x | "
+                           f"{_f(r.get('wino_speed_vs_torch'))}x | {r['auto_choice']} |")
+        out += ["", "<details><summary>Per layer (best of direct and im2col)</summary>", "",
                 "| layer | N | best | ms | GFLOP/s | vs PyTorch | vs onnxruntime | vs NumPy |",
                 "|---|---:|---|---:|---:|---:|---:|---:|"]
         for r in ly:
