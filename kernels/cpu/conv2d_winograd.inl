@@ -224,4 +224,60 @@ struct WinogradConv {
   }
 };
 
+// Entry points of one ISA build: the run for each tile size, and the transforms on their own over
+// a whole tensor (for the tests). conv2d_winograd__<isa>.cpp instantiates them with
+// PYCNN_WINOGRAD_ISA(isa).
+template <class V>
+struct WinogradEntry {
+  template <int m>
+  static void run_m(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
+                    bool relu) {
+    WinogradConv<V, m>(p).run(x, w, bias, y, relu);
+  }
+  static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
+                  bool relu) {
+    if (w.m == 2) return run_m<2>(p, x, w, bias, y, relu);
+    if (w.m == 4) return run_m<4>(p, x, w, bias, y, relu);
+    return run_m<6>(p, x, w, bias, y, relu);
+  }
+
+  // x (N, C, H, W) -> V (alpha^2, C, T) or M (alpha^2, K, T) -> y (N, K, Ho, Wo), T = all tiles.
+  template <int m, bool input>
+  static void transform_m(const ConvParams& p, const float* src, float* dst) {
+    using Conv = WinogradConv<V, m>;
+    Conv wc(p);
+    const int64_t T = p.N * wc.TH * wc.TW, channels = input ? p.C : p.K;
+    std::vector<typename Conv::Group> groups;
+    wc.make_groups(0, T, groups);
+    for (int64_t c = 0; c < channels; ++c) {
+      int64_t t = 0;
+      for (auto& g : groups) {
+        if (input)
+          wc.input_group(src, g, c, dst + c * T, p.C * T, t);
+        else
+          wc.output_group(src + c * T, p.K * T, t, g, c, 0.0f, false, dst);
+        t += g.nt;
+      }
+    }
+  }
+  template <bool input>
+  static void transform(const ConvParams& p, int m, const float* src, float* dst) {
+    if (m == 2) return transform_m<2, input>(p, src, dst);
+    if (m == 4) return transform_m<4, input>(p, src, dst);
+    return transform_m<6, input>(p, src, dst);
+  }
+};
+
+#define PYCNN_WINOGRAD_ISA(isa)                                                                    \
+  void conv2d_winograd_##isa(const ConvParams& p, const float* x, const WinogradWeights& w,         \
+                             const float* bias, float* y, bool relu) {                             \
+    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu);                                         \
+  }                                                                                                \
+  void winograd_input_##isa(const ConvParams& p, int m, const float* x, float* V) {                \
+    WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                         \
+  }                                                                                                \
+  void winograd_output_##isa(const ConvParams& p, int m, const float* M, float* y) {               \
+    WinogradEntry<simd::isa>::transform<false>(p, m, M, y);                                        \
+  }
+
 }  // namespace pycnn
