@@ -204,7 +204,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     x = _array(x, "x", 4)
     kh, kw, sh, sw, ph, pw, Ho, Wo = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     y = np.empty(x.shape[:2] + (Ho, Wo), np.float32)
-    _C.avg_pool2d(x, y, kh, kw, sh, sw, ph, pw, bool(count_include_pad))
+    if (Ho, Wo) == (1, 1) and (kh, kw) == x.shape[2:] and ph == pw == 0:
+        _C.global_avg_pool2d(x, y)  # one window over the whole plane (GoogLeNet's 7x7 avgpool)
+    else:
+        _C.avg_pool2d(x, y, kh, kw, sh, sw, ph, pw, bool(count_include_pad))
     return y
 
 

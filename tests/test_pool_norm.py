@@ -29,7 +29,7 @@ def _poisoned(fn, x, kernel, stride, padding, ceil_mode, *extra):
 
 
 @pytest.mark.parametrize("case", POOL_CASES)
-def test_max_pool(case, rng):
+def test_max_pool(case, isa, rng):
     N, C, H, W, k, s, p, ceil = case
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     ref = reference.max_pool2d(x, k, s, p, ceil)
@@ -39,7 +39,7 @@ def test_max_pool(case, rng):
 
 @pytest.mark.parametrize("case", POOL_CASES)
 @pytest.mark.parametrize("cip", [True, False])
-def test_avg_pool(case, cip, rng):
+def test_avg_pool(case, cip, isa, rng):
     N, C, H, W, k, s, p, ceil = case
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     ref = reference.avg_pool2d(x.astype(np.float64), k, s, p, ceil, cip)
@@ -69,7 +69,7 @@ def test_lecture_pool_layers(layer, rng):
         assert_close(pycnn.avg_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode), ref, 1e-6, 1e-5)
 
 
-def test_max_pool_nan_inf(rng):
+def test_max_pool_nan_inf(isa, rng):
     x = rng.standard_normal((1, 2, 8, 8), dtype=np.float32)
     x[0, 0, 3, 3] = np.nan
     x[0, 1, 0, 0] = np.inf

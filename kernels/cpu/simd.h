@@ -27,6 +27,12 @@ struct avx512 {
   static inline reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm512_max_ps(zero(), v); }
+  static inline reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
+  // max(m, v) where a NaN in either wins (as torch.max_pool2d): VMAXPS returns its second
+  // operand on NaN, which keeps m's NaN; v's NaN is blended in.
+  static inline reg nanmax(reg m, reg v) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_max_ps(v, m), v);
+  }
   static inline __mmask16 mask(int n) { return (__mmask16)((1u << n) - 1u); }
   static inline reg loadu_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
@@ -66,6 +72,10 @@ struct avx2 {
   static inline reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm256_max_ps(zero(), v); }
+  static inline reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+  static inline reg nanmax(reg m, reg v) {
+    return _mm256_blendv_ps(_mm256_max_ps(v, m), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
   static inline __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -127,6 +137,14 @@ struct generic {
   static inline reg max0(reg a) {
     for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] < 0.0f ? 0.0f : a.v[i];
     return a;
+  }
+  static inline reg div(reg a, reg b) {
+    for (int i = 0; i < 8; ++i) a.v[i] /= b.v[i];
+    return a;
+  }
+  static inline reg nanmax(reg m, reg v) {
+    for (int i = 0; i < 8; ++i) m.v[i] = (v.v[i] > m.v[i] || v.v[i] != v.v[i]) ? v.v[i] : m.v[i];
+    return m;
   }
   static inline reg loadu_n(const float* p, int n) {
     reg r = zero();

@@ -1,0 +1,118 @@
+// max_pool2d and avg_pool2d on NCHW planes, written once over a SIMD type V and compiled per ISA
+// (pool2d__<isa>.cpp).
+//
+// One output row at a time (threads split (plane, output row) pairs):
+//  1. vertical pass: the window's input rows are reduced (NaN-propagating max, or sum) into a row
+//     buffer that carries the horizontal padding (-inf for max, 0 for avg): rowp[pl + w];
+//  2. for stride s > 1 the row is split into s phases with vector gathers, so that window column
+//     j of W consecutive outputs is one contiguous vector: phase[j % s][ow + j / s];
+//  3. horizontal pass: max (or sum / divisor) over the S window columns, W outputs at a time.
+// Max pooling never selects padding; a NaN anywhere in a window gives NaN (PyTorch's semantics).
+#pragma once
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "ops_cpu.h"
+#include "pycnn/parallel.h"
+#include "simd.h"
+
+namespace pycnn {
+
+template <class V>
+struct Pool2d {
+  static constexpr int W = V::W;
+  const PoolParams& p;
+  bool is_max, count_include_pad;
+  int64_t Wp, Lq;  // padded row length; phase length
+
+  Pool2d(const PoolParams& p_, bool is_max_, bool cip) : p(p_), is_max(is_max_), count_include_pad(cip) {
+    Lq = (p.Wo + W - 1) / W * W + (p.S - 1) / p.stride_w + 1;
+    Wp = std::max<int64_t>(Lq * p.stride_w, p.pad_l + p.W);
+  }
+
+  void row(const float* xp, float* yr, int64_t oh, float* rowp, float* phases, const float* colcount) const {
+    const float fill = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
+    const int64_t h0 = oh * p.stride_h - p.pad_t;
+    const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + p.R, p.H);
+    std::fill(rowp, rowp + Wp, fill);
+    float* r = rowp + p.pad_l;
+    if (he > hs) {
+      copy_floats<V>(r, xp + hs * p.W, p.W);
+      for (int64_t ih = hs + 1; ih < he; ++ih) {
+        const float* xr = xp + ih * p.W;
+        int64_t w = 0;
+        for (; w + W <= p.W; w += W)
+          V::storeu(r + w, is_max ? V::nanmax(V::loadu(r + w), V::loadu(xr + w)) : V::add(V::loadu(r + w), V::loadu(xr + w)));
+        if (w < p.W) {
+          const int n = (int)(p.W - w);
+          const auto a = V::loadu_n(r + w, n), b = V::loadu_n(xr + w, n);
+          V::storeu_n(r + w, is_max ? V::nanmax(a, b) : V::add(a, b), n);
+        }
+      }
+    }
+    // Phases: phase j holds rowp[q * s + j]; stride 1 reads rowp directly.
+    const float* ph = rowp;
+    const int64_t s = p.stride_w;
+    if (s > 1) {
+      for (int64_t j = 0; j < s; ++j) gather_floats<V>(phases + j * Lq, rowp + j, s, Lq);
+      ph = phases;
+    }
+    float rowcount = 1.0f;
+    if (!is_max) {
+      const int64_t hpe = std::min<int64_t>(h0 + p.R, p.H + p.pad_t);
+      rowcount = (float)(count_include_pad ? hpe - h0 : he - hs);
+    }
+    const typename V::reg rc = V::set1(rowcount);
+    for (int64_t ow = 0; ow < p.Wo; ow += W) {
+      const int n = (int)std::min<int64_t>(W, p.Wo - ow);
+      typename V::reg acc = V::loadu(ph + ow);  // column 0 of the window
+      for (int64_t j = 1; j < p.S; ++j) {
+        const float* src = s > 1 ? ph + (j % s) * Lq + ow + j / s : ph + ow + j;
+        acc = is_max ? V::nanmax(acc, V::loadu(src)) : V::add(acc, V::loadu(src));
+      }
+      if (!is_max) acc = V::div(acc, V::mul(rc, V::loadu(colcount + ow)));
+      if (n == W)
+        V::storeu(yr + ow, acc);
+      else
+        V::storeu_n(yr + ow, acc, n);
+    }
+  }
+
+  void run(const float* x, float* y) const {
+    // Window widths per output column for the average's divisor (count_include_pad counts the
+    // left padding and the right padding up to W + pad_l, as PyTorch; never zero: guarded).
+    std::vector<float> colcount((size_t)((p.Wo + W - 1) / W * W), 1.0f);
+    if (!is_max)
+      for (int64_t ow = 0; ow < p.Wo; ++ow) {
+        const int64_t w0 = ow * p.stride_w - p.pad_l;
+        const int64_t wpe = std::min<int64_t>(w0 + p.S, p.W + p.pad_l);
+        const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + p.S, p.W);
+        const int64_t c = count_include_pad ? wpe - w0 : we - ws;
+        colcount[(size_t)ow] = c > 0 ? (float)c : 1.0f;
+      }
+    const int64_t rows = p.planes * p.Ho;
+    // Cost per input element ~16 "flops" of the threads_for scale: a row's fill, gathers and
+    // passes; with less, 13x13 maps ran on one thread at half the speed.
+    const int nt = threads_for(double(p.planes) * p.H * p.W * 16, rows);
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<float> rowp((size_t)(Wp + W)), phases((size_t)(p.stride_w * Lq + W));
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < rows; ++t) {
+        const int64_t pl = t / p.Ho, oh = t % p.Ho;
+        row(x + pl * p.H * p.W, y + (pl * p.Ho + oh) * p.Wo, oh, rowp.data(), phases.data(), colcount.data());
+      }
+    }
+  }
+};
+
+#define PYCNN_POOL_ISA(isa)                                                                      \
+  void max_pool2d_##isa(const PoolParams& p, const float* x, float* y) {                         \
+    Pool2d<simd::isa>(p, true, false).run(x, y);                                                 \
+  }                                                                                              \
+  void avg_pool2d_##isa(const PoolParams& p, const float* x, float* y, bool count_include_pad) { \
+    Pool2d<simd::isa>(p, false, count_include_pad).run(x, y);                                    \
+  }
+
+}  // namespace pycnn
