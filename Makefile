@@ -7,6 +7,10 @@ STAMP  := $(VENV)/.pycnn-installed
 BENCH_OUT ?= bench/results/latest
 
 .PHONY: test bench build fuzz sanitize clean
+SAN    := build/sanitize
+SAN_ENV = PYTHONPATH=.:$(abspath tests) \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +32,28 @@ test: build
 
 bench: build
 	$(PY) -m bench default --out $(BENCH_OUT)
+
+# Long shape fuzzing (tests/test_hardening.py draws 40 problems per run in `make test`).
+fuzz: build
+	PYCNN_FUZZ_EXAMPLES=$${PYCNN_FUZZ_EXAMPLES:-3000} $(PY) -m pytest tests/test_hardening.py -k fuzz \
+		--hypothesis-show-statistics
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build of pycnn._C in $(SAN), then the kernel
+# tests against it (the Python package is copied next to the sanitized module; the ASan runtime
+# is preloaded because python itself is not instrumented; leaks are not checked).
+sanitize: $(STAMP)
+	rm -rf $(SAN) && mkdir -p $(SAN)/pkg/pycnn
+	cp -r pycnn/*.py pycnn/models $(SAN)/pkg/pycnn/
+	cmake -S . -B $(SAN)/cmake -G Ninja -DPYCNN_SANITIZE=ON -DPYCNN_CUDA=OFF \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE=$(abspath $(PY)) \
+		-Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) \
+		-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$(abspath $(SAN)/pkg/pycnn) > $(SAN)/cmake.log
+	cmake --build $(SAN)/cmake
+	cd $(SAN)/pkg && $(SAN_ENV) $(abspath $(PY)) -c \
+		"import pycnn, sys; f = pycnn._C.__file__; print('sanitized module:', f); sys.exit('$(SAN)' not in f)"
+	cd $(SAN)/pkg && $(SAN_ENV) PYCNN_FUZZ_EXAMPLES=20 $(abspath $(PY)) -m pytest $(abspath tests) -q \
+		-p no:cacheprovider -k "not torch and not hostile"
+	@echo "sanitize: clean"
 
 clean:
 	rm -rf build pycnn/*.so *.egg-info

@@ -67,6 +67,14 @@ def render(res) -> str:
                 f"{_f(r.get('torch_ms'), '{:.3f}')} | {r['pycnn_gbs']:.1f} | {r['copy_gbs']:.1f} | "
                 f"{_f(r.get('speed_vs_torch'))}x |" for r in po]
         out.append(f"\nGeomean vs PyTorch: {geomean([r.get('speed_vs_torch') for r in po]):.2f}x")
+    th = [r for r in rows if r["suite"] == "threads"]
+    if th:
+        out += ["", "**Two Python threads** (GIL released in kernels): the same calls serially with 1 OpenMP "
+                "thread, from 2 Python threads with 1 OpenMP thread each, and serially with 2 OpenMP threads", "",
+                "| layer | calls | serial, 1 thread (s) | 2 Python threads (s) | speed-up | 2 OpenMP threads speed-up |",
+                "|---|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['layer']} | {r['calls']} | {r['serial_1omp_s']:.3f} | {r['2py_threads_1omp_s']:.3f} | "
+                f"{r['speedup_2py']:.2f}x | {r['speedup_2omp']:.2f}x |" for r in th]
     return "\n".join(out)
 
 

@@ -230,12 +230,67 @@ def print_pool(rows):
     print(f"geomean speed vs torch: {g:.2f}x")
 
 
+# ----------------------------------------------------------------------------- threads
+def run_threads(opts):
+    """GIL release: the same number of conv calls made (a) one after another in one Python thread
+    with 1 OpenMP thread, (b) by two Python threads at once, each with 1 OpenMP thread, (c) in
+    one Python thread with 2 OpenMP threads. (b) only scales if the kernels release the GIL."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for lid in ("alphago.conv2-12", "resnet.3x3_64_56", "alexnet.conv2"):
+        layer = next(l for l in CONV_LAYERS if l.id == lid)
+        x = rng.standard_normal((1, layer.C, layer.H, layer.W), dtype=np.float32)
+        w = rng.standard_normal((layer.K, layer.C, layer.R, layer.S), dtype=np.float32)
+        conv = pycnn.prepare_conv(w, None, layer.stride, layer.pad)
+        calls = 40
+
+        def serial():
+            for _ in range(calls):
+                conv(x)
+
+        def two_python_threads():
+            ts = [threading.Thread(target=lambda: [conv(x) for _ in range(calls // 2)]) for _ in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+
+        res = {}
+        for name, fn, omp in (("serial_1omp", serial, 1), ("2py_threads_1omp", two_python_threads, 1),
+                              ("serial_2omp", serial, 2)):
+            pycnn.set_num_threads(omp)
+            fn()
+            ts = []
+            for _ in range(opts.rounds):
+                time.sleep(0.03)
+                t0 = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t0)
+            res[name] = float(np.median(ts))
+        pycnn.set_num_threads(opts.threads)
+        rows.append(dict(suite="threads", layer=lid, calls=calls, **{f"{k}_s": v for k, v in res.items()},
+                         speedup_2py=res["serial_1omp"] / res["2py_threads_1omp"],
+                         speedup_2omp=res["serial_1omp"] / res["serial_2omp"]))
+    return rows
+
+
+def print_threads(rows):
+    print(f"\n{'layer':<22}{'calls':>6}{'1 thread s':>12}{'2 py thr s':>12}{'2 OMP thr s':>13}"
+          f"{'2 py speed-up':>15}{'2 OMP speed-up':>16}")
+    for r in rows:
+        print(f"{r['layer']:<22}{r['calls']:>6}{r['serial_1omp_s']:12.3f}{r['2py_threads_1omp_s']:12.3f}"
+              f"{r['serial_2omp_s']:13.3f}{r['speedup_2py']:14.2f}x{r['speedup_2omp']:15.2f}x")
+
+
 SUITES = {
     "sgemm": (run_sgemm, print_sgemm),
     "layers": (run_layers, print_layers),
     "pool": (run_pool, print_pool),
+    "threads": (run_threads, print_threads),
 }
-DEFAULT = ["sgemm", "layers", "pool"]
+DEFAULT = ["sgemm", "layers", "pool", "threads"]
 
 
 def now():

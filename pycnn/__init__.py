@@ -8,12 +8,14 @@ from .ops import (
     concat,
     conv2d,
     get_num_threads,
+    get_workspace_limit,
     global_avg_pool2d,
     linear,
     local_response_norm,
     max_pool2d,
     relu,
     set_num_threads,
+    set_workspace_limit,
     softmax,
 )
 from .ops import _env_isa
@@ -26,5 +28,5 @@ __version__ = "0.1.0"
 __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
     "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
-    "get_num_threads", "prepare_conv", "PreparedConv", "autotune",
+    "get_num_threads", "set_workspace_limit", "get_workspace_limit", "prepare_conv", "PreparedConv", "autotune",
 ]

@@ -358,6 +358,17 @@ def get_num_threads():
     return _C.get_num_threads()
 
 
+def set_workspace_limit(nbytes):
+    """Largest scratch buffer one kernel call may allocate (im2col tiles, staged GEMM blocks,
+    Winograd transforms, padded images), in bytes; default 2 GiB or PYCNN_WORKSPACE_LIMIT.
+    A call that would need more raises MemoryError instead of allocating."""
+    _C.set_workspace_limit(_int(nbytes, "nbytes", 1))
+
+
+def get_workspace_limit():
+    return _C.get_workspace_limit()
+
+
 def _env_isa():
     isa = os.environ.get("PYCNN_ISA")
     if isa and isa not in ("generic", "avx2", "avx512"):

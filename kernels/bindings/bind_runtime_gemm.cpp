@@ -1,5 +1,6 @@
 // Bindings: threads, ISA selection, and SGEMM (exposed for the bench and the tests).
 #include "bindings_cpu.h"
+#include "pycnn/buffer.h"
 #include "pycnn/isa.h"
 #include "pycnn/parallel.h"
 #include "sgemm.h"
@@ -9,6 +10,16 @@ namespace pycnn {
 void bind_runtime(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("get_workspace_limit", [] { return workspace_limit(); });
+  m.def("set_workspace_limit", [](size_t bytes) { set_workspace_limit(bytes); }, py::arg("nbytes"));
+  // WorkspaceLimitError derives from std::bad_alloc: pybind11 raises MemoryError with its text.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const WorkspaceLimitError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    }
+  });
   m.def("cpu_isa", [] { return std::string(isa_name(cpu_best_isa())); },
         "The best ISA this CPU supports: 'avx512', 'avx2' or 'generic'.");
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });

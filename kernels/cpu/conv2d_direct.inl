@@ -141,16 +141,21 @@ struct DirectConv {
     };
     if (images >= 2 * nt) {
       // Many images (batch or groups): each thread owns whole (image, group) pairs.
+      check_workspace((size_t)xb_size());
+      ParallelFailure failure;
 #pragma omp parallel num_threads(nt)
       {
-        float* xb = workspace(kSlotConvIn, (size_t)xb_size());
+        float* xb = workspace_nothrow(kSlotConvIn, (size_t)xb_size());
+        if (!xb) failure.set();
 #pragma omp for schedule(dynamic, 1)
         for (int64_t ig = 0; ig < images; ++ig) {
+          if (!xb) continue;
           const int64_t n = ig / p.groups, g = ig % p.groups;
           pad_input(x + (n * p.C + g * Cg) * p.H * p.W, xb, 0, Cg);
           do_tiles(xb, n, g, 0, tiles);
         }
       }
+      failure.rethrow();
     } else {
       // Few images: share one padded buffer, split channels then tiles across threads.
       float* xb = workspace(kSlotConvIn, (size_t)xb_size());

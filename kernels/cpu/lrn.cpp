@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops_cpu.h"
+#include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
 
 namespace pycnn {
@@ -21,19 +22,25 @@ void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float
   const float a = alpha / (float)size;
   const bool beta075 = beta == 0.75f;
   const int nt = threads_for(double(N) * C * HW * 8, N * chunks);
+  // Per thread: squares (C x chunk) and the window sums (chunk), from the thread's workspace.
+  const size_t need = (size_t)((C + 1) * kChunk);
+  check_workspace(need);
+  ParallelFailure failure;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<float> sq((size_t)(C * kChunk));
-    std::vector<float> acc((size_t)kChunk);
+    float* sq = workspace_nothrow(kSlotConvIn, need);
+    float* accp = sq ? sq + C * kChunk : nullptr;
+    if (!sq) failure.set();
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < N * chunks; ++t) {
+      if (!sq) continue;
       const int64_t n = t / chunks, p0 = (t % chunks) * kChunk;
       const int64_t len = std::min(kChunk, HW - p0);
       const float* xn = x + n * C * HW + p0;
       float* yn = y + n * C * HW + p0;
       for (int64_t c = 0; c < C; ++c)
         for (int64_t i = 0; i < len; ++i) sq[c * kChunk + i] = xn[c * HW + i] * xn[c * HW + i];
-      float* s = acc.data();
+      float* s = accp;
       for (int64_t c = 0; c < C; ++c) {
         const int64_t c0 = std::max<int64_t>(0, c - before), c1 = std::min<int64_t>(C - 1, c + after);
         std::fill(s, s + len, 0.0f);
@@ -53,6 +60,7 @@ void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float
       }
     }
   }
+  failure.rethrow();
 }
 
 }  // namespace pycnn

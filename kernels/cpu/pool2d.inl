@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ops_cpu.h"
+#include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
 #include "simd.h"
 
@@ -95,15 +96,22 @@ struct Pool2d {
     // Cost per input element ~16 "flops" of the threads_for scale: a row's fill, gathers and
     // passes; with less, 13x13 maps ran on one thread at half the speed.
     const int nt = threads_for(double(p.planes) * p.H * p.W * 16, rows);
+    // Row buffers: [rowp | phases] in the thread's workspace (no allocation can throw in the region).
+    const size_t need = (size_t)(Wp + W + p.stride_w * Lq + W);
+    check_workspace(need);
+    ParallelFailure failure;
 #pragma omp parallel num_threads(nt)
     {
-      std::vector<float> rowp((size_t)(Wp + W)), phases((size_t)(p.stride_w * Lq + W));
+      float* buf = workspace_nothrow(kSlotConvIn, need);
+      if (!buf) failure.set();
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < rows; ++t) {
+        if (!buf) continue;
         const int64_t pl = t / p.Ho, oh = t % p.Ho;
-        row(x + pl * p.H * p.W, y + (pl * p.Ho + oh) * p.Wo, oh, rowp.data(), phases.data(), colcount.data());
+        row(x + pl * p.H * p.W, y + (pl * p.Ho + oh) * p.Wo, oh, buf, buf + Wp + W, colcount.data());
       }
     }
+    failure.rethrow();
   }
 };
 

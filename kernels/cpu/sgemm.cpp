@@ -156,14 +156,23 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
   const int64_t MC = kMC / MR * MR;
 
+  const size_t bsize = (size_t)(std::min(kSgemmKC, std::max<int64_t>(K, 1)) * ncpad);
+  int64_t max_rows = 0;
+  for (auto& it : items) max_rows = std::max(max_rows, it.m1 - it.m0);
+  const size_t csize = K > kSgemmKC ? (size_t)(max_rows * (ncpad + 16)) : 0;
+  check_workspace(bsize);
+  check_workspace(csize);
+  ParallelFailure failure;
+
 #pragma omp parallel num_threads(nt)
   {
-    float* bbuf = workspace(kSlotGemmB, (size_t)(std::min(kSgemmKC, std::max<int64_t>(K, 1)) * ncpad));
-    int64_t max_rows = 0;
-    for (auto& it : items) max_rows = std::max(max_rows, it.m1 - it.m0);
-    float* ctile = K > kSgemmKC ? workspace(kSlotGemmC, (size_t)(max_rows * (ncpad + 16))) : nullptr;
+    float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
+    float* ctile = csize ? workspace_nothrow(kSlotGemmC, csize) : nullptr;
+    const bool ok = bbuf && (ctile || !csize);
+    if (!ok) failure.set();
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ii = 0; ii < (int64_t)items.size(); ++ii) {
+      if (!ok) continue;
       const Item& it = items[ii];
       const GemmProblem& p = probs[it.problem];
       const int64_t nc = it.j1 - it.j0;
@@ -209,6 +218,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
           std::memcpy(p.C + i * p.ldc + it.j0, cbase + (i - it.m0) * ldc, nc * sizeof(float));
     }
   }
+  failure.rethrow();
 }
 
 void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa,

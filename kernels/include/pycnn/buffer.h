@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdlib>
+#include <atomic>
 #include <new>
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -57,10 +58,56 @@ enum WorkspaceSlot : int {
   kSlotCount = 4
 };
 
-inline float* workspace(WorkspaceSlot slot, size_t n) {
-  thread_local AlignedBuffer<float> slots[kSlotCount];
-  slots[slot].resize(n);
-  return slots[slot].data();
+// Cap on one workspace request in bytes (pycnn.set_workspace_limit, PYCNN_WORKSPACE_LIMIT;
+// default 2 GiB). A kernel whose scratch would exceed it throws WorkspaceLimitError, which the
+// bindings turn into MemoryError, instead of letting the allocation swap or abort the process.
+size_t workspace_limit();
+void set_workspace_limit(size_t bytes);
+
+struct WorkspaceLimitError : std::bad_alloc {
+  const char* what() const noexcept override {
+    return "pycnn: a kernel workspace would exceed the limit set by pycnn.set_workspace_limit() "
+           "(PYCNN_WORKSPACE_LIMIT); raise the limit or use smaller batches";
+  }
+};
+
+// Throws WorkspaceLimitError if n floats exceed the limit. Call it on the calling thread before a
+// parallel region: C++ exceptions must not leave an OpenMP region (the process would abort).
+inline void check_workspace(size_t n) {
+  if (n > workspace_limit() / sizeof(float)) throw WorkspaceLimitError();
 }
+
+inline AlignedBuffer<float>& workspace_slot(WorkspaceSlot slot) {
+  thread_local AlignedBuffer<float> slots[kSlotCount];
+  return slots[slot];
+}
+
+// The slot's buffer grown to n floats; throws (use on the calling thread, outside OpenMP regions).
+inline float* workspace(WorkspaceSlot slot, size_t n) {
+  check_workspace(n);
+  workspace_slot(slot).resize(n);
+  return workspace_slot(slot).data();
+}
+
+// Inside an OpenMP region: nullptr instead of throwing. The region must then skip its work and
+// the caller raise after the region (see ParallelFailure).
+inline float* workspace_nothrow(WorkspaceSlot slot, size_t n) noexcept {
+  if (n > workspace_limit() / sizeof(float)) return nullptr;
+  try {
+    workspace_slot(slot).resize(n);
+  } catch (...) {
+    return nullptr;
+  }
+  return workspace_slot(slot).data();
+}
+
+// Set by any thread of a region whose scratch could not be had; checked after the region.
+struct ParallelFailure {
+  std::atomic<bool> failed{false};
+  void set() { failed.store(true, std::memory_order_relaxed); }
+  void rethrow() const {
+    if (failed.load()) throw std::bad_alloc();
+  }
+};
 
 }  // namespace pycnn
