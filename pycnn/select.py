@@ -29,7 +29,10 @@ WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, el
 
 
 def winograd_applies(shape) -> bool:
-    return shape.R == 3 and shape.S == 3 and shape.stride == (1, 1) and shape.dilation == (1, 1)
+    """3x3, stride 1, dilation 1, and planes under 2^31 elements (Winograd's gathers use 32-bit
+    offsets within a plane; every other kernel indexes with 64 bits)."""
+    return (shape.R == 3 and shape.S == 3 and shape.stride == (1, 1) and shape.dilation == (1, 1)
+            and shape.H * shape.W < 2**31 and shape.Ho * shape.Wo < 2**31)
 
 
 def heuristic(shape) -> str:

@@ -82,3 +82,13 @@ def test_autotune_unwritable_cache_still_works(tmp_path, monkeypatch, rng):
     finally:
         pycnn.autotune(False)
         tuning.clear(memory_only=True)
+
+
+def test_huge_planes_never_choose_winograd():
+    """A plane of 2^31+ elements is refused by Winograd (32-bit gather offsets), so auto uses
+    im2col; the shape alone is checked here (allocating it would need 8 GiB)."""
+    s = shape(C=16, H=2**16, W=2**15 + 2)
+    assert not select.winograd_applies(s)
+    assert select.heuristic(s) == "im2col"
+    with pytest.raises(ValueError, match="algo"):
+        pycnn.ops.resolve_algo("winograd_f4", s)

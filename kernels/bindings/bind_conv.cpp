@@ -54,6 +54,10 @@ void require_winograd_shape(const ConvParams& p) {
   require(p.R == 3 && p.S == 3, "algo: Winograd needs a 3x3 kernel");
   require(p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1,
           "algo: Winograd needs stride 1 and dilation 1");
+  // Its gathers and scatters address a plane with 32-bit lane offsets (the other algorithms index
+  // with 64 bits throughout).
+  require(p.H * p.W < (int64_t(1) << 31) && p.Ho * p.Wo < (int64_t(1) << 31),
+          "x: a plane of 2^31 or more elements is too large for Winograd; use algo='im2col'");
 }
 
 const float* bias_ptr(const py::object& bias, farray& keep) {
