@@ -6,6 +6,7 @@ before timing); a candidate that disagrees is reported as WRONG and not timed.
 from __future__ import annotations
 
 import fnmatch
+import sys
 import time
 
 import numpy as np
@@ -25,6 +26,9 @@ def _close(y, ref, tol):
 
 
 def _progress(i, n, label):
+    """A progress bar on a terminal; in a log (no TTY) nothing, so logs stay readable."""
+    if not sys.stdout.isatty():
+        return
     width = 30
     done = int(width * (i + 1) / n)
     print(f"\r  [{'#' * done}{'.' * (width - done)}] {i + 1}/{n} {label:<40}", end="", flush=True)

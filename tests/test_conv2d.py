@@ -33,6 +33,8 @@ ODD_CASES = [
     (2, 20, 12, 9, 5, 3, 7, 1, (1, 2), (1, 2), 1),  # Wo = 1 column packing, K = 420 > KC, padded
     (1, 6, 11, 40, 8, 3, 3, 3, 1, 1, 1),        # stride-3 gathers with padding
     (1, 3, 9, 30, 4, 2, 3, 2, (0, 4), 1, 1),    # stride 2, padding wider than the kernel reach
+    (3, 17, 7, 9, 11, 1, 1, 1, 0, 1, 1),        # batched 1x1 on a small map: images share one GEMM
+    (4, 40, 5, 5, 13, 3, 3, 1, 1, 1, 1),        # batched small map, panels straddle images
 ]
 
 
