@@ -13,7 +13,6 @@ try:
 except ImportError:
     torch = None
 try:
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 except ImportError:

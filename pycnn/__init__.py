@@ -1,5 +1,5 @@
 """pycnn: hand-written convolution and pooling kernels behind a small NumPy API."""
-from . import _C
+from . import _C  # noqa: F401  (pycnn._C: ISA and thread controls, SGEMM for the bench)
 from .ops import (
     add,
     algorithms,

@@ -1,7 +1,6 @@
 """Algorithm choice: the heuristic, the override, and the autotuner with its JSON cache."""
 import json
 
-import numpy as np
 import pytest
 
 import pycnn
