@@ -25,7 +25,11 @@ def main(argv=None):
     ap.add_argument("--filter", default=None, help="glob on layer ids, e.g. 'resnet.*'")
     ap.add_argument("--quick", action="store_true", help="every third layer, batch 1 only")
     ap.add_argument("--no-numpy", action="store_true", help="leave the NumPy im2col baseline out")
+    ap.add_argument("--jit", action="store_true",
+                    help="layers: also time algo='numba', 'numba_im2col' and 'reference' (slow)")
     ap.add_argument("--out", default="bench/results/latest", help="folder for results.json")
+    ap.add_argument("--compare", metavar="OLD.json", default=None,
+                    help="show the change of every pycnn time against an earlier results.json")
     opts = ap.parse_args(argv)
     if opts.batch is None:
         opts.batch = [1] if opts.quick else [1, 8]
@@ -73,6 +77,11 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
     print(f"\nresults: {out / 'results.json'}")
+    if opts.compare:
+        from .compare import compare
+
+        with open(opts.compare) as f:
+            print("\n" + compare(json.load(f), json.loads(json.dumps(results, default=_json_default))))
 
 
 def _json_default(o):

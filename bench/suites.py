@@ -87,6 +87,8 @@ def print_sgemm(rows):
 # ----------------------------------------------------------------------------- conv layers
 ALGOS = ["direct", "im2col", "winograd_f2", "winograd_f4", "winograd_f6", "auto"]
 BASE_ALGOS = ("direct", "im2col")  # issue 2's "best of direct and im2col"
+# --jit adds the numba JIT strategies and the NumPy reference (10-100x slower: not in the default)
+JIT_ALGOS = [a for a in ("numba", "numba_im2col") if a in pycnn.algorithms()] + ["reference"]
 
 
 def run_layers(opts):
@@ -105,7 +107,7 @@ def run_layers(opts):
         # pycnn runs with weights prepared once (as a Graph, or an onnxruntime session, does).
         cands = {}
         wino = layer.R == 3 and layer.S == 3 and layer.stride == 1
-        for algo in ALGOS:
+        for algo in ALGOS + (JIT_ALGOS if opts.jit else []):
             if algo.startswith("winograd") and not wino:
                 continue
             conv = pycnn.prepare_conv(w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
@@ -149,7 +151,7 @@ def print_layers(rows):
     print(f"\n{'layer':<28}{'N':>3}{'GFLOP':>8} {'algo':<14}{'ms':>9}{'GF/s':>8}"
           f"{'numpy ms':>10}{'torch ms':>10}{'ort ms':>10}{'x numpy':>9}{'x torch':>9}{'x ort':>8}")
     for r in rows:
-        for algo in ALGOS:
+        for algo in ALGOS + JIT_ALGOS:
             if f"{algo}_ms" not in r:
                 continue
             ms = r.get(f"{algo}_ms")

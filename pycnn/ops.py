@@ -16,13 +16,14 @@ import os
 
 import numpy as np
 
-from . import _C, reference
+from . import _C, numba_conv, reference
 from . import select as _select
 from .select import winograd_applies
 from ._shapes import conv_output_size, conv_padding, pool_output_size
 
 _F32 = np.dtype(np.float32)
-CONV_ALGOS_CPU = ("auto", "direct", "im2col", "winograd", "winograd_f2", "winograd_f4", "winograd_f6", "reference")
+CONV_ALGOS_CPU = ("auto", "direct", "im2col", "winograd", "winograd_f2", "winograd_f4", "winograd_f6", "reference",
+                  "numba", "numba_im2col")
 WINOGRAD_ALGOS = ("winograd_f2", "winograd_f4", "winograd_f6")
 ACTIVATIONS = (None, "relu")
 
@@ -144,6 +145,8 @@ def resolve_algo(algo, s):
         return _select.winograd_tile(s) if algo == "winograd" else algo
     if algo not in CONV_ALGOS_CPU:
         raise ValueError(f"algo: expected one of {list(CONV_ALGOS_CPU)}, got {algo!r}")
+    if algo in numba_conv.ALGOS and not numba_conv.available():
+        raise ValueError(f"algo: {algo!r} needs numba, which is not installed (pip install numba)")
     return algo
 
 
@@ -153,7 +156,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     x (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None. stride, dilation: int or
     (h, w); padding: int, (h, w), (top, left, bottom, right), 'valid' or 'same'.
     algo: 'auto', 'direct', 'im2col', 'winograd' (tile chosen), 'winograd_f2', 'winograd_f4',
-    'winograd_f6' (3x3, stride 1, dilation 1 only) or 'reference'; activation: None or 'relu'.
+    'winograd_f6' (3x3, stride 1, dilation 1 only), 'reference', or 'numba' / 'numba_im2col'
+    (JIT-compiled, when numba is installed); activation: None or 'relu'.
     Returns (N, K, Ho, Wo) float32.
     """
     x = _array(x, "x", 4)
@@ -165,6 +169,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     if algo == "reference":
         return reference.conv2d(x, weight, bias, s.stride, s.pad, s.dilation, s.groups,
                                 activation).astype(np.float32, copy=False)
+    if algo in numba_conv.ALGOS:
+        return numba_conv.conv2d(x, weight, bias, s, algo, relu)
     y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
     _C.conv2d(x, weight, bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
               s.dilation[0], s.dilation[1], s.groups, algo, relu)
@@ -346,7 +352,7 @@ def algorithms(op="conv2d", device="cpu"):
         raise ValueError(f"op: only 'conv2d' has algorithm choices, got {op!r}")
     if device != "cpu":
         raise ValueError(f"device: only 'cpu' is available in this build, got {device!r}")
-    return list(CONV_ALGOS_CPU)
+    return [a for a in CONV_ALGOS_CPU if a not in numba_conv.ALGOS or numba_conv.available()]
 
 
 def set_num_threads(n):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _C
+from . import _C, numba_conv
 from .ops import (CONV_ALGOS_CPU, WINOGRAD_ALGOS, ConvShape, _activation, _array, _vector, reference,
                   resolve_algo, winograd_applies)
 
@@ -57,6 +57,8 @@ class PreparedConv:
         if algo == "reference":
             return reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
                                     self.activation).astype(np.float32, copy=False)
+        if algo in numba_conv.ALGOS:
+            return numba_conv.conv2d(x, self.weight, self.bias, s, algo, self.relu)
         y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
         self._handle(algo).run(x, self.bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
                                s.dilation[0], s.dilation[1], self.relu)

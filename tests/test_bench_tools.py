@@ -1,0 +1,44 @@
+"""The bench's own tools: the runner end to end on one small layer, the markdown report and the
+comparison of two runs (the measuring instrument is code too)."""
+import json
+import subprocess
+import sys
+
+from bench import compare as bench_compare
+from bench import report
+
+
+def _run(tmp_path, *args):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(out)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return json.loads((out / "results.json").read_text()), r.stdout
+
+
+def test_bench_layers_end_to_end(tmp_path):
+    res, stdout = _run(tmp_path, "layers", "--filter", "lenet5.conv1", "--batch", "1", "--rounds", "1", "--no-numpy")
+    (row,) = res["rows"]
+    assert row["layer"] == "lenet5.conv1" and row["N"] == 1
+    for algo in ("direct", "im2col", "auto"):
+        assert row[f"{algo}_ms"] > 0 and row[f"{algo}_gflops"] > 0
+    assert row["best_algo"] in ("direct", "im2col")
+    assert res["meta"]["threads"] == 2 and res["meta"]["pycnn_isa"]
+    assert "geomean speed at batch 1" in stdout
+    md = report.render(res)
+    assert "| 1 | 1 |" in md and "lenet5.conv1" in md
+    # comparing a run with itself: every ratio is exactly 1
+    text = bench_compare.compare(res, res)
+    assert "geomean old/new over 3 matched measurements: 1.000x" in text
+
+
+def test_compare_reports_speedup():
+    meta = dict(started="t", threads=2, pycnn_isa="avx512", processor="cpu")
+    old = {"meta": meta, "rows": [{"suite": "layers", "layer": "a", "N": 1, "im2col_ms": 2.0, "torch_ms": 5.0},
+                                  {"suite": "sgemm", "name": "s", "pycnn_ms": 4.0}]}
+    new = {"meta": dict(meta, threads=1), "rows": [{"suite": "layers", "layer": "a", "N": 1, "im2col_ms": 1.0,
+                                                    "torch_ms": 1.0},
+                                                   {"suite": "sgemm", "name": "s", "pycnn_ms": 4.0}]}
+    text = bench_compare.compare(old, new)
+    assert "2.00x" in text and "warning" in text  # thread counts differ
+    assert "over 2 matched measurements: 1.414x" in text  # torch times are not pycnn's: ignored
