@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
+from .peers import PEER_NAMES
 from .timing import geomean
 
 
@@ -27,7 +28,7 @@ def _times(r):
     if r["suite"] == "threads":
         return {"2py_threads": r.get("2py_threads_1omp_s"), "serial": r.get("serial_1omp_s")}
     return {k[:-3]: v for k, v in r.items() if k.endswith("_ms") and v and k[:-3] not in
-            ("torch", "onnxruntime", "numpy", "best", "wino_best")}
+            PEER_NAMES + ("best", "wino_best")}
 
 
 def compare(old, new) -> str:

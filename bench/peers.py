@@ -19,10 +19,20 @@ except ImportError:
     ort = None
 
 
+try:
+    import ncnn
+except ImportError:
+    ncnn = None
+
+
+PEER_NAMES = ("torch", "onnxruntime", "ncnn", "numpy")  # every engine pycnn is timed against
+
+
 def available() -> dict:
     return {
         "torch": None if torch is None else torch.__version__,
         "onnxruntime": None if ort is None else ort.__version__,
+        "ncnn": None if ncnn is None else getattr(ncnn, "__version__", "installed"),
         "numpy": np.__version__,
     }
 
@@ -66,6 +76,55 @@ def _onnx_conv_session(w, b, stride, pad, groups, threads):
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
+class NcnnConv:
+    """One Convolution layer in ncnn (PyPI `ncnn`), same weights, FP32 only (fp16/bf16 storage and
+    arithmetic off), Winograd and sgemm on: the .param text and .bin (uint32 flag 0, OIHW
+    weights, bias) are written to a temporary folder. ncnn has no batch dimension, so a batch is
+    run image by image, as an application would."""
+
+    def __init__(self, w, b, layer, threads):
+        import os
+        import tempfile
+
+        K, Cg, R, S = w.shape
+        ph, pw = (layer.pad, layer.pad) if isinstance(layer.pad, int) else layer.pad
+        self.dir = tempfile.TemporaryDirectory(prefix="pycnn-ncnn-")
+        param = os.path.join(self.dir.name, "conv.param")
+        binf = os.path.join(self.dir.name, "conv.bin")
+        kind = "Convolution" if layer.groups == 1 else "ConvolutionDepthWise"
+        extra = "" if layer.groups == 1 else f" 7={layer.groups}"
+        with open(param, "w") as f:
+            f.write("7767517\n2 2\n")
+            f.write(f"Input data 0 1 data 0={layer.W} 1={layer.H} 2={layer.C}\n")
+            f.write(f"{kind} conv 1 1 data output 0={K} 1={S} 11={R} 2=1 12=1 3={layer.stride} 13={layer.stride} "
+                    f"4={pw} 15={pw} 14={ph} 16={ph} 5=1 6={w.size}{extra}\n")
+        with open(binf, "wb") as f:
+            f.write(np.uint32(0).tobytes())
+            f.write(np.ascontiguousarray(w, np.float32).tobytes())
+            f.write(np.ascontiguousarray(b, np.float32).tobytes())
+        self.net = ncnn.Net()
+        o = self.net.opt
+        o.num_threads = threads
+        o.use_winograd_convolution = True
+        o.use_sgemm_convolution = True
+        o.use_packing_layout = True
+        for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage",
+                     "use_bf16_packed"):
+            setattr(o, flag, False)
+        self.net.load_param(param)
+        self.net.load_model(binf)
+
+    def __call__(self, x):
+        outs = []
+        for img in x:
+            arr = np.ascontiguousarray(img)  # kept alive until extract returns (ncnn.Mat does not copy)
+            ex = self.net.create_extractor()
+            ex.input("data", ncnn.Mat(arr))
+            _, out = ex.extract("output")
+            outs.append(np.array(out))
+        return np.stack(outs)
+
+
 def make_conv_peers(x, w, b, layer, threads, with_numpy=True):
     peers = {}
     if torch is not None:
@@ -79,6 +138,9 @@ def make_conv_peers(x, w, b, layer, threads, with_numpy=True):
     if ort is not None:
         sess = _onnx_conv_session(w, b, layer.stride, layer.pad, layer.groups, threads)
         peers["onnxruntime"] = lambda: sess.run(None, {"x": x})[0]
+    if ncnn is not None:
+        conv = NcnnConv(w, b, layer, threads)
+        peers["ncnn"] = lambda: conv(x)
     if with_numpy and layer.groups == 1:
         peers["numpy"] = lambda: numpy_im2col_conv(x, w, b, layer.stride, layer.pad)
     return peers

@@ -31,26 +31,28 @@ def render(res) -> str:
     if ly:
         out += ["", "**Conv layers**: geometric mean over the lecture's layers of the speed ratio; "
                 "best = the faster of direct and im2col per layer, auto = what `algo='auto'` chose", "",
-                "| batch | layers | vs PyTorch (best / auto) | vs onnxruntime (best / auto) | vs NumPy im2col (best / auto) |",
-                "|---:|---:|---:|---:|---:|"]
+                "| batch | layers | vs PyTorch (best / auto) | vs onnxruntime (best / auto) | vs ncnn (best / auto) "
+                "| vs NumPy im2col (best / auto) |",
+                "|---:|---:|---:|---:|---:|---:|"]
         for N in sorted({r["N"] for r in ly}):
             sub = [r for r in ly if r["N"] == N]
             cells = []
-            for peer in ("torch", "onnxruntime", "numpy"):
+            for peer in ("torch", "onnxruntime", "ncnn", "numpy"):
                 cells.append(f"{geomean([r.get(f'best_speed_vs_{peer}') for r in sub]):.2f}x / "
                              f"{geomean([r.get(f'auto_speed_vs_{peer}') for r in sub]):.2f}x")
             out.append(f"| {N} | {len(sub)} | " + " | ".join(cells) + " |")
         wl = [r for r in ly if "wino_best_ms" in r]
         if wl:
             out += ["", "**Winograd on the 3x3 stride-1 layers** (best tile per layer; speed = peer time / ours)", "",
-                    "| layer | N | C->K | best tile | ms | vs onnxruntime | vs PyTorch | auto chose |",
-                    "|---|---:|---|---|---:|---:|---:|---|"]
+                    "| layer | N | C->K | best tile | ms | vs onnxruntime | vs PyTorch | vs ncnn | auto chose |",
+                    "|---|---:|---|---|---:|---:|---:|---:|---|"]
             from pycnn.models import CONV_LAYERS
             ck = {l.id: f"{l.C}->{l.K}" for l in CONV_LAYERS}
             for r in wl:
                 out.append(f"| {r['layer']} | {r['N']} | {ck.get(r['layer'], '')} | {r['wino_best_algo']} | "
                            f"{r['wino_best_ms']:.3f} | {_f(r.get('wino_speed_vs_onnxruntime'))}x | "
-                           f"{_f(r.get('wino_speed_vs_torch'))}x | {r['auto_choice']} |")
+                           f"{_f(r.get('wino_speed_vs_torch'))}x | {_f(r.get('wino_speed_vs_ncnn'))}x | "
+                           f"{r['auto_choice']} |")
         out += ["", "<details><summary>Per layer (best of direct and im2col)</summary>", "",
                 "| layer | N | best | ms | GFLOP/s | vs PyTorch | vs onnxruntime | vs NumPy |",
                 "|---|---:|---|---:|---:|---:|---:|---:|"]

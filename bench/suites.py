@@ -134,7 +134,7 @@ def run_layers(opts):
         if wino:
             row["wino_best_ms"], row["wino_best_algo"] = min(
                 (row[f"{a}_ms"], a) for a in ALGOS if a.startswith("winograd") and row.get(f"{a}_ms"))
-        for peer in ("torch", "onnxruntime", "numpy"):
+        for peer in P.PEER_NAMES:
             if row.get(f"{peer}_ms"):
                 row[f"best_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["best_ms"]
                 row[f"auto_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["auto_ms"]
@@ -147,9 +147,10 @@ def run_layers(opts):
 def print_layers(rows):
     """One row per (layer, batch, pycnn algorithm): its median time, GFLOP/s and speed ratio to
     each peer measured in the same run (peer time / our time: > 1 means pycnn is faster)."""
-    peers = ("numpy", "torch", "onnxruntime")
+    peers = ("numpy", "torch", "onnxruntime", "ncnn")
     print(f"\n{'layer':<28}{'N':>3}{'GFLOP':>8} {'algo':<14}{'ms':>9}{'GF/s':>8}"
-          f"{'numpy ms':>10}{'torch ms':>10}{'ort ms':>10}{'x numpy':>9}{'x torch':>9}{'x ort':>8}")
+          f"{'numpy ms':>10}{'torch ms':>10}{'ort ms':>10}{'ncnn ms':>10}{'x numpy':>9}{'x torch':>9}{'x ort':>8}"
+          f"{'x ncnn':>8}")
     for r in rows:
         for algo in ALGOS + JIT_ALGOS:
             if f"{algo}_ms" not in r:
@@ -164,7 +165,7 @@ def print_layers(rows):
                 pm = r.get(f"{peer}_ms")
                 cells += f"{pm:10.3f}" if pm else f"{'-':>10}"
             ratios = ""
-            for peer, w in zip(peers, (9, 9, 8)):
+            for peer, w in zip(peers, (9, 9, 8, 8)):
                 pm = r.get(f"{peer}_ms")
                 ratios += f"{pm / ms:{w - 1}.2f}x" if pm else f"{'-':>{w}}"
             print(f"{r['layer']:<28}{r['N']:>3}{r['gflop']:8.3f} {name:<14}{ms:9.3f}{r['gflop'] * 1e3 / ms:8.1f}"
@@ -172,7 +173,7 @@ def print_layers(rows):
     for N in sorted({r["N"] for r in rows}):
         sub = [r for r in rows if r["N"] == N]
         parts = []
-        for peer in ("torch", "onnxruntime", "numpy"):
+        for peer in P.PEER_NAMES:
             g = geomean([r.get(f"best_speed_vs_{peer}") for r in sub])
             ga = geomean([r.get(f"auto_speed_vs_{peer}") for r in sub])
             parts.append(f"vs {peer}: best {g:.2f}x, auto {ga:.2f}x")
@@ -182,7 +183,7 @@ def print_layers(rows):
         if wsub:
             parts = [f"vs {peer}: {geomean([r.get(f'wino_speed_vs_{peer}') for r in wsub]):.2f}x "
                      f"(min {min(r.get(f'wino_speed_vs_{peer}', 99) for r in wsub):.2f}x)"
-                     for peer in ("torch", "onnxruntime")]
+                     for peer in ("torch", "onnxruntime", "ncnn") if any(f"{peer}_ms" in r for r in wsub)]
             print(f"  3x3 stride-1 layers ({len(wsub)}), best Winograd tile: " + "; ".join(parts))
 
 
