@@ -77,6 +77,13 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
     print(f"\nresults: {out / 'results.json'}")
+    try:
+        from .plots import draw
+
+        for f in draw(json.loads(json.dumps(results, default=_json_default)), out):
+            print(f"plot: {f}")
+    except ImportError as e:  # matplotlib is in the [bench] extra
+        print(f"no plots: {e}")
     if opts.compare:
         from .compare import compare
 

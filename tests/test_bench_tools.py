@@ -1,5 +1,6 @@
 """The bench's own tools: the runner end to end on one small layer, the markdown report and the
 comparison of two runs (the measuring instrument is code too)."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,6 +14,8 @@ def _run(tmp_path, *args):
     r = subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(out)], capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    if importlib.util.find_spec("matplotlib") is not None:  # the [bench] extra draws plots
+        assert (out / "gflops_b1.png").stat().st_size > 10000
     return json.loads((out / "results.json").read_text()), r.stdout
 
 
