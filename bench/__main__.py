@@ -73,6 +73,10 @@ def main(argv=None):
         print(f"({name}: {time.perf_counter() - t0:.0f} s)")
         results["rows"] += rows
     meta["elapsed_s"] = time.perf_counter() - t_all
+    sg = [r[k] for r in results["rows"] if r["suite"] == "sgemm" for k in ("pycnn_gflops", "numpy_gflops") if k in r]
+    if sg:  # the FP32 peak as measured in this run: the best SGEMM rate, ours or NumPy's
+        meta["peak_gflops"] = max(sg)
+        print(f"\nFP32 peak measured in this run (best SGEMM, pycnn or NumPy): {max(sg):.0f} GFLOP/s")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))

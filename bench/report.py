@@ -53,13 +53,19 @@ def render(res) -> str:
                            f"{r['wino_best_ms']:.3f} | {_f(r.get('wino_speed_vs_onnxruntime'))}x | "
                            f"{_f(r.get('wino_speed_vs_torch'))}x | {_f(r.get('wino_speed_vs_ncnn'))}x | "
                            f"{r['auto_choice']} |")
-        out += ["", "<details><summary>Per layer (best of direct and im2col)</summary>", "",
-                "| layer | N | best | ms | GFLOP/s | vs PyTorch | vs onnxruntime | vs NumPy |",
-                "|---|---:|---|---:|---:|---:|---:|---:|"]
+        peak = m.get("peak_gflops") or max(
+            [r[k] for r in rows if r["suite"] == "sgemm" for k in ("pycnn_gflops", "numpy_gflops") if k in r],
+            default=None)
+        out += ["", "<details><summary>Per layer (best of direct and im2col; % of the FP32 peak measured in "
+                f"the same run{f', {peak:.0f} GFLOP/s' if peak else ''})</summary>", "",
+                "| layer | N | best | ms | GFLOP/s | % peak | vs PyTorch | vs onnxruntime | vs ncnn | vs NumPy |",
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in ly:
-            out.append(f"| {r['layer']} | {r['N']} | {r['best_algo']} | {r['best_ms']:.3f} | "
-                       f"{r['gflop'] * 1e3 / r['best_ms']:.0f} | {_f(r.get('best_speed_vs_torch'))} | "
-                       f"{_f(r.get('best_speed_vs_onnxruntime'))} | {_f(r.get('best_speed_vs_numpy'))} |")
+            gf = r["gflop"] * 1e3 / r["best_ms"]
+            out.append(f"| {r['layer']} | {r['N']} | {r['best_algo']} | {r['best_ms']:.3f} | {gf:.0f} | "
+                       f"{_f(100 * gf / peak if peak else None, '{:.0f}')} | {_f(r.get('best_speed_vs_torch'))} | "
+                       f"{_f(r.get('best_speed_vs_onnxruntime'))} | {_f(r.get('best_speed_vs_ncnn'))} | "
+                       f"{_f(r.get('best_speed_vs_numpy'))} |")
         out += ["", "</details>"]
     po = [r for r in rows if r["suite"] == "pool" and "pycnn_ms" in r]
     if po:
