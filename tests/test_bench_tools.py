@@ -4,6 +4,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from bench import compare as bench_compare
 from bench import report
@@ -12,7 +13,7 @@ from bench import report
 def _run(tmp_path, *args):
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(out)], capture_output=True, text=True,
-                       timeout=600)
+                       timeout=600, cwd=Path(__file__).resolve().parents[1])  # bench/ lives at the repository root
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     if importlib.util.find_spec("matplotlib") is not None:  # the [bench] extra draws plots
         assert (out / "gflops_b1.png").stat().st_size > 10000
