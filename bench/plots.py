@@ -23,9 +23,7 @@ SERIES = ["direct", "im2col", "winograd_f4", "auto", "torch", "onnxruntime", "nc
 
 
 def _bytes(layer, N):
-    ph, pw = (layer.pad, layer.pad) if isinstance(layer.pad, int) else layer.pad
-    Ho = (layer.H + 2 * ph - layer.R) // layer.stride + 1
-    Wo = (layer.W + 2 * pw - layer.S) // layer.stride + 1
+    Ho, Wo = layer.out_size()
     return 4.0 * (N * layer.C * layer.H * layer.W + layer.K * layer.C // layer.groups * layer.R * layer.S
                   + N * layer.K * Ho * Wo)
 

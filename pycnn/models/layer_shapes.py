@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._shapes import conv_output_size
+
 
 @dataclass(frozen=True)
 class ConvLayer:
@@ -29,11 +31,14 @@ class ConvLayer:
     def id(self) -> str:
         return f"{self.net}.{self.name}"
 
-    def flops(self, N=1) -> float:
-        sh = sw = self.stride
+    def out_size(self) -> tuple[int, int]:
+        """(Ho, Wo) of the layer's output."""
         ph, pw = (self.pad, self.pad) if isinstance(self.pad, int) else self.pad
-        Ho = (self.H + 2 * ph - self.R) // sh + 1
-        Wo = (self.W + 2 * pw - self.S) // sw + 1
+        return (conv_output_size(self.H, self.R, self.stride, ph, ph, 1),
+                conv_output_size(self.W, self.S, self.stride, pw, pw, 1))
+
+    def flops(self, N=1) -> float:
+        Ho, Wo = self.out_size()
         return 2.0 * N * self.K * Ho * Wo * (self.C // self.groups) * self.R * self.S
 
 
