@@ -20,6 +20,9 @@ from .ops import (
 )
 from .ops import _env_isa
 from .prepared import PreparedConv, prepare_conv
+from .graph import Graph, Node
+from .io import load_onnx
+from . import models
 from .tuning import autotune
 
 _env_isa()
@@ -29,4 +32,5 @@ __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
     "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
     "get_num_threads", "set_workspace_limit", "get_workspace_limit", "prepare_conv", "PreparedConv", "autotune",
+    "Graph", "Node", "load_onnx", "models",
 ]

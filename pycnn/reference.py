@@ -12,7 +12,8 @@ from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
 
 __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm",
-    "linear", "relu", "softmax", "add", "concat", "batch_norm",
+    "linear", "relu", "softmax", "add", "concat", "batch_norm", "adaptive_avg_pool2d", "embedding",
+    "reduce_max",
 ]
 
 
@@ -138,3 +139,27 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, a
     if bias is not None:
         y = y + bias.reshape(shape)
     return relu(y) if activation == "relu" else y
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """PyTorch's adaptive average pooling: output cell i averages rows floor(i*H/Ho) to
+    ceil((i+1)*H/Ho) (and the same for columns)."""
+    Ho, Wo = pair(output_size)
+    H, W = x.shape[2:]
+    y = np.empty(x.shape[:2] + (Ho, Wo), dtype=x.dtype)
+    for i in range(Ho):
+        h0, h1 = (i * H) // Ho, -((-(i + 1) * H) // Ho)
+        for j in range(Wo):
+            w0, w1 = (j * W) // Wo, -((-(j + 1) * W) // Wo)
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
+
+
+def embedding(ids, weight):
+    """weight[ids]: integer ids of any shape -> ids.shape + (embedding_dim,)."""
+    return weight[ids]
+
+
+def reduce_max(x, axes, keepdims=False):
+    """Max over the given axes (NaN propagates)."""
+    return np.max(x, axis=tuple(axes), keepdims=keepdims)

@@ -1,0 +1,429 @@
+"""pycnn.Graph: named nodes, shape inference, a fused execution plan, profile and summary.
+
+A Graph holds the logical network exactly as it was written (one Node per PyTorch module or
+ONNX operator, so state_dict keys are PyTorch's) and, next to it, an execution plan made when
+the Graph is built or its weights change:
+  * batch norm after a convolution is folded into the convolution's weights and bias;
+  * a ReLU whose input has no other consumer is fused into the conv, linear, add or batch norm
+    before it; dropout and identity nodes are skipped;
+  * every convolution is a PreparedConv: its weights are packed / Winograd-transformed once here,
+    never per call;
+  * each intermediate tensor is dropped as soon as its last consumer has run, so the peak memory
+    is that of the widest cut of the network, not the sum of all activations (summary() reports it).
+Tensors are NCHW float32; the first dimension of every input is the batch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import ops
+from .layers import OPS, normalize_attrs
+
+
+@dataclass
+class Node:
+    """One operator. inputs/output are tensor names; params maps a role ('weight', 'bias', ...)
+    to a float32 array; keys maps a role to its state_dict key (default 'name.role')."""
+    name: str
+    op: str
+    inputs: list
+    output: str = ""
+    attrs: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise ValueError(f"node {self.name!r}: unknown op {self.op!r}; known: {sorted(OPS)}")
+        self.output = self.output or self.name
+        self.inputs = list(self.inputs)
+        spec = OPS[self.op]
+        if spec.n_inputs is not None and len(self.inputs) != spec.n_inputs:
+            raise ValueError(f"node {self.name!r} ({self.op}): expected {spec.n_inputs} inputs, got {self.inputs}")
+        if not self.inputs:
+            raise ValueError(f"node {self.name!r} ({self.op}): needs at least one input")
+        for role in self.params:
+            if role not in spec.params:
+                raise ValueError(f"node {self.name!r} ({self.op}): unknown parameter {role!r}; expected {spec.params}")
+        for role in spec.params:
+            if role not in self.params and role not in spec.optional:
+                raise ValueError(f"node {self.name!r} ({self.op}): missing parameter {role!r}")
+        self.params = {r: np.ascontiguousarray(v, np.float32) for r, v in self.params.items()}
+        self.keys = {r: self.keys.get(r, f"{self.name}.{r}") for r in self.params}
+        try:
+            self.attrs = normalize_attrs(self.op, self.attrs, self.params)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"node {self.name!r} ({self.op}): bad attributes {self.attrs}: {e}") from None
+
+
+@dataclass
+class Step:
+    """One kernel call of the plan: the nodes it covers (fused), its inputs and output tensor."""
+    names: list
+    op: str
+    inputs: list
+    output: str
+    fn: object
+    attrs: dict
+    free: list = field(default_factory=list)  # tensors dead after this step
+
+
+class Graph:
+    """g = Graph(inputs={'x': (None, 3, 224, 224)}, nodes=[...], outputs=['prob']); y = g(x).
+
+    inputs: name -> shape with None for the batch (the declared shape is what summary() and
+    random inputs use; other spatial sizes run when every node accepts them). input_dtypes:
+    name -> 'float32' (default) or 'int64' (token ids). algo: the conv algorithm of every layer
+    ('auto' by default; a Winograd name applies to the 3x3 stride-1 layers, 'auto' elsewhere).
+    ignore_keys: prefixes of state_dict keys that load_state_dict skips (GoogLeNet's
+    auxiliary heads)."""
+
+    def __init__(self, inputs, nodes, outputs, *, name="graph", input_dtypes=None, algo="auto",
+                 ignore_keys=(), meta=None):
+        self.name = name
+        self.inputs = {k: tuple(v) for k, v in inputs.items()}
+        self.input_dtypes = {k: (input_dtypes or {}).get(k, "float32") for k in self.inputs}
+        self.nodes = list(nodes)
+        self.outputs = list(outputs)
+        self.ignore_keys = tuple(ignore_keys)
+        self.meta = dict(meta or {})
+        self.device = "cpu"
+        seen = set(self.inputs)
+        names = set()
+        for n in self.nodes:
+            if n.name in names:
+                raise ValueError(f"node {n.name!r}: duplicate node name")
+            names.add(n.name)
+            for t in n.inputs:
+                if t not in seen:
+                    raise ValueError(f"node {n.name!r} ({n.op}): input {t!r} is not a graph input or an earlier "
+                                     f"node's output")
+            if n.output in seen:
+                raise ValueError(f"node {n.name!r}: output {n.output!r} is produced twice")
+            seen.add(n.output)
+        for t in self.outputs:
+            if t not in seen:
+                raise ValueError(f"outputs: {t!r} is not produced by any node")
+        keys = [k for n in self.nodes for k in n.keys.values()]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"duplicate parameter keys: {dup}")
+        self._shape_cache = {}
+        self.infer_shapes()  # at the declared input shape: errors name the node and the shapes
+        self._algo = None
+        self.set_algo(algo)
+
+    # ------------------------------------------------------------------ shapes
+    def _example_shapes(self, batch=1):
+        out = {}
+        for k, s in self.inputs.items():
+            if any(d is None for d in s[1:]):
+                raise ValueError(f"input {k!r}: declared shape {s} has free dimensions besides the batch")
+            out[k] = (batch,) + tuple(s[1:])
+        return out
+
+    def infer_shapes(self, input_shapes=None):
+        """Shape of every tensor for the given input shapes (default: the declared ones, batch 1)."""
+        if input_shapes is None:
+            input_shapes = self._example_shapes()
+        key = tuple(sorted((k, tuple(v)) for k, v in input_shapes.items()))
+        hit = self._shape_cache.get(key)
+        if hit is not None:
+            return hit
+        shapes = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
+        for n in self.nodes:
+            ins = [shapes[t] for t in n.inputs]
+            try:
+                shapes[n.output] = tuple(int(d) for d in OPS[n.op].infer(n.attrs, n.params, ins))
+            except ValueError as e:
+                raise ValueError(f"node {n.name!r} ({n.op}): {e}; input shapes {ins}") from None
+        if len(self._shape_cache) < 32:
+            self._shape_cache[key] = shapes
+        return shapes
+
+    # ------------------------------------------------------------------ plan
+    @property
+    def algo(self):
+        return self._algo
+
+    def set_algo(self, algo):
+        """Choose the conv algorithm of every layer and re-prepare the plan."""
+        if algo not in ops.CONV_ALGOS_CPU:
+            raise ValueError(f"algo: expected one of {list(ops.CONV_ALGOS_CPU)}, got {algo!r}")
+        self._algo = algo
+        self._build_plan()
+        return self
+
+    def _build_plan(self):
+        consumers = {}
+        for n in self.nodes:
+            for t in n.inputs:
+                consumers.setdefault(t, []).append(n)
+        outputs = set(self.outputs)
+
+        def sole(t):
+            c = consumers.get(t, [])
+            return c[0] if len(c) == 1 and t not in outputs else None
+
+        alias = {}
+        absorbed = set()
+        steps = []
+        for n in self.nodes:
+            if n.name in absorbed:
+                continue
+            ins = [alias.get(t, t) for t in n.inputs]
+            if n.op == "identity" and n.output not in outputs:
+                alias[n.output] = ins[0]
+                continue
+            names, attrs, params, out = [n.name], dict(n.attrs), dict(n.params), n.output
+            nxt = sole(out)
+            if n.op == "conv2d" and nxt is not None and nxt.op == "batch_norm" and nxt.attrs["activation"] is None:
+                params = _fold_bn(params, nxt)
+                names.append(nxt.name)
+                absorbed.add(nxt.name)
+                out = nxt.output
+                nxt = sole(out)
+            if (n.op in ("conv2d", "linear", "batch_norm", "add") and attrs["activation"] is None
+                    and nxt is not None and nxt.op == "relu"):
+                attrs["activation"] = "relu"
+                names.append(nxt.name)
+                absorbed.add(nxt.name)
+                out = nxt.output
+            fn = OPS[n.op].kernel(attrs, params, self._algo)
+            steps.append(Step(names, n.op, ins, out, fn, attrs))
+        for t in self.outputs:  # an output that is an alias of another tensor
+            if t in alias:
+                steps.append(Step([t], "identity", [alias[t]], t, lambda x: x, {}))
+        last = {}
+        for i, s in enumerate(steps):
+            for t in s.inputs:
+                last[t] = i
+        for t, i in last.items():
+            if t not in outputs:
+                steps[i].free.append(t)
+        self._steps = steps
+
+    @property
+    def steps(self):
+        """The execution plan: [(fused node names, op, inputs, output)]."""
+        return [(list(s.names), s.op, list(s.inputs), s.output) for s in self._steps]
+
+    # ------------------------------------------------------------------ run
+    def _feed(self, x):
+        if isinstance(x, dict):
+            missing = set(self.inputs) - set(x)
+            extra = set(x) - set(self.inputs)
+            if missing or extra:
+                raise ValueError(f"x: expected inputs {sorted(self.inputs)}, missing {sorted(missing)}, "
+                                 f"unexpected {sorted(extra)}")
+            items = x.items()
+        else:
+            if len(self.inputs) != 1:
+                raise TypeError(f"x: this graph has inputs {sorted(self.inputs)}; pass a dict")
+            items = [(next(iter(self.inputs)), x)]
+        env = {}
+        for k, v in items:
+            label = "x" if not isinstance(x, dict) else f"x[{k!r}]"
+            if self.input_dtypes[k] == "int64":
+                if v is None or hasattr(v, "__cuda_array_interface__"):
+                    raise TypeError(f"{label}: expected an integer NumPy array of token ids")
+                a = np.asarray(v)
+                if a.dtype.kind not in "iu":
+                    raise TypeError(f"{label}: expected integer token ids, got dtype {a.dtype}")
+                a = a.astype(np.int64, copy=False)
+            else:
+                a = ops._array(v, label)
+            decl = self.inputs[k]
+            if a.ndim != len(decl):
+                raise ValueError(f"{label}: expected {len(decl)} dimensions like {decl}, got shape {a.shape}")
+            if a.size == 0:
+                raise ValueError(f"{label}: empty input, shape {a.shape}")
+            env[k] = a
+        return env
+
+    def run(self, x):
+        """Run the network. x: an array (one input) or {name: array}. Returns the output array
+        (or {name: array} when the graph has several outputs)."""
+        if self.device != "cpu":
+            raise RuntimeError(f"graph is on {self.device!r}")
+        env = self._feed(x)
+        self.infer_shapes({k: v.shape for k, v in env.items()})  # validates; errors name the node
+        for s in self._steps:
+            env[s.output] = s.fn(*[env[t] for t in s.inputs])
+            for t in s.free:
+                del env[t]
+        if len(self.outputs) == 1:
+            return env[self.outputs[0]]
+        return {t: env[t] for t in self.outputs}
+
+    __call__ = run
+
+    def run_reference(self, x, dtype=np.float64):
+        """Every logical node (nothing fused) with reference.py in dtype: the oracle of the tests."""
+        env = self._feed(x)
+        env = {k: (v if v.dtype.kind in "iu" else v.astype(dtype)) for k, v in env.items()}
+        self.infer_shapes({k: v.shape for k, v in env.items()})
+        for n in self.nodes:
+            p = {r: v.astype(dtype) for r, v in n.params.items()}
+            env[n.output] = np.asarray(OPS[n.op].reference(n.attrs, p, [env[t] for t in n.inputs]))
+        if len(self.outputs) == 1:
+            return env[self.outputs[0]]
+        return {t: env[t] for t in self.outputs}
+
+    def to(self, device):
+        """'cpu' is where the graph runs; 'cuda' needs the CUDA backend (pycnn._C_cuda)."""
+        if device == "cpu":
+            return self
+        if device == "cuda":
+            raise RuntimeError("Graph.to('cuda'): the CUDA graph backend is not available in this build "
+                               "(pycnn._C_cuda provides element-wise kernels only)")
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+
+    # ------------------------------------------------------------------ weights
+    def state_dict(self):
+        """{key: float32 array} with PyTorch's key names (copies)."""
+        return {n.keys[r]: n.params[r].copy() for n in self.nodes for r in n.params}
+
+    def load_state_dict(self, d, strict=True):
+        """Load weights from a dict of arrays (NumPy or torch tensors), an .npz path, or a
+        PyTorch state_dict file (.pt/.pth). Every missing, unexpected or mis-shaped key is
+        listed in one ValueError; nothing changes unless all of them match."""
+        from .io.weights import load_weights
+
+        arrays = load_weights(d)
+        owners = {n.keys[r]: (n, r) for n in self.nodes for r in n.params}
+        ignored = [k for k in arrays if k not in owners and
+                   (k.endswith("num_batches_tracked") or k.startswith(self.ignore_keys) and self.ignore_keys)]
+        problems = []
+        missing = sorted(k for k in owners if k not in arrays)
+        unexpected = sorted(k for k in arrays if k not in owners and k not in ignored)
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        new = {}
+        for k, a in arrays.items():
+            if k not in owners:
+                continue
+            n, r = owners[k]
+            a = np.asarray(a)
+            if a.dtype.kind not in "fiu":
+                problems.append(f"{k}: dtype {a.dtype} is not numeric")
+            elif a.shape != n.params[r].shape:
+                problems.append(f"{k}: expected shape {n.params[r].shape}, got {a.shape}")
+            else:
+                new[k] = np.ascontiguousarray(a, np.float32)
+        if problems:
+            raise ValueError(f"load_state_dict into {self.name}: " + "; ".join(problems))
+        for k, a in new.items():
+            n, r = owners[k]
+            n.params[r] = a
+        self._build_plan()
+        return self
+
+    # ------------------------------------------------------------------ introspection
+    def summary(self, batch=1):
+        """Per node: output shape, parameter count, FLOPs; totals; the peak activation memory of
+        the plan's freeing schedule at this batch. Returns a Summary (print it)."""
+        from .graph_report import Summary
+
+        shapes = self.infer_shapes(self._example_shapes(batch))
+        rows = []
+        for n in self.nodes:
+            ins = [shapes[t] for t in n.inputs]
+            out = shapes[n.output]
+            rows.append((n.name, n.op, out, sum(int(p.size) for p in n.params.values()),
+                         OPS[n.op].flops(n.attrs, ins, out)))
+        return Summary(self.name, batch, rows, self.peak_bytes(shapes), self._plan_total_bytes(shapes))
+
+    def _views(self):
+        return {s.output for s in self._steps if s.op in ("flatten", "reshape", "squeeze", "unsqueeze", "identity")}
+
+    def peak_bytes(self, shapes):
+        """Largest sum of live tensor bytes while the plan runs (inputs included, views free)."""
+        views = self._views()
+
+        def nbytes(t):
+            return 0 if t in views else 4 * int(np.prod(shapes[t], dtype=np.int64))
+        live = sum(nbytes(t) for t in self.inputs)
+        peak = live
+        for s in self._steps:
+            live += nbytes(s.output)
+            peak = max(peak, live)
+            live -= sum(nbytes(t) for t in s.free)
+        return peak
+
+    def _plan_total_bytes(self, shapes):
+        views = self._views()
+        return sum(4 * int(np.prod(shapes[t], dtype=np.int64)) for t in list(self.inputs) +
+                   [s.output for s in self._steps] if t not in views)
+
+    def profile(self, x, runs=10, warmup=2):
+        """Run x runs times after warmup; per plan step the median time, GFLOP/s and algorithm,
+        and the live bytes after the step. Returns a Profile (print it)."""
+        from .graph_report import Profile
+
+        env0 = self._feed(x)
+        shapes = self.infer_shapes({k: v.shape for k, v in env0.items()})
+        node_by_name = {n.name: n for n in self.nodes}
+        times = [[] for _ in self._steps]
+        totals = []
+        live_trace = []
+        for it in range(warmup + runs):
+            env = dict(env0)
+            t_start = time.perf_counter()
+            trace = []
+            for i, s in enumerate(self._steps):
+                args = [env[t] for t in s.inputs]
+                t0 = time.perf_counter()
+                env[s.output] = s.fn(*args)
+                t1 = time.perf_counter()
+                for t in s.free:
+                    del env[t]
+                if it >= warmup:
+                    times[i].append(t1 - t0)
+                    if it == warmup:
+                        trace.append(_live_bytes(env))
+            if it >= warmup:
+                totals.append(time.perf_counter() - t_start)
+                if it == warmup:
+                    live_trace = trace
+        rows = []
+        for i, s in enumerate(self._steps):
+            head = node_by_name.get(s.names[0])
+            ins = [shapes[t] for t in s.inputs]
+            flops = OPS[head.op].flops(head.attrs, ins, shapes[head.output]) if head else 0.0
+            algo = s.fn.algo_for(ins[0]) if hasattr(s.fn, "algo_for") else s.op
+            rows.append(("+".join(s.names), s.op, shapes[s.output], float(np.median(times[i])), flops, algo,
+                         live_trace[i] if live_trace else 0))
+        return Profile(self.name, shapes[self.outputs[0]][0] if shapes[self.outputs[0]] else 1, rows,
+                       float(np.median(totals)), ops.get_num_threads())
+
+    def __repr__(self):
+        return (f"Graph({self.name!r}, inputs={self.inputs}, {len(self.nodes)} nodes, "
+                f"{len(self._steps)} plan steps, algo={self._algo!r})")
+
+
+def _fold_bn(conv_params, bn):
+    """Conv weights and bias with the batch norm after them folded in (computed in float64)."""
+    p = bn.params
+    scale, shift = ops.fold_batch_norm(p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"),
+                                       bn.attrs["eps"])
+    w = conv_params["weight"].astype(np.float64) * scale.astype(np.float64)[:, None, None, None]
+    b = conv_params.get("bias")
+    b = shift.astype(np.float64) + (0.0 if b is None else b.astype(np.float64) * scale)
+    return {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
+
+
+def _live_bytes(env):
+    seen = {}
+    for a in env.values():
+        base = a
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        if isinstance(base, np.ndarray):
+            seen[id(base)] = base.nbytes
+    return sum(seen.values())

@@ -1,0 +1,518 @@
+"""The operators a Graph node can hold: one table (OPS), read by the Graph, the model zoo, the
+ONNX importer, the ncnn exporter of the bench and the tests.
+
+Each operator says, for its attributes and parameters:
+  * infer(attrs, params, shapes) -> output shape (shapes include the batch); raises ValueError
+    with the reason (the Graph adds the node's name and its input shapes);
+  * flops(attrs, shapes, out) -> multiply-adds x 2 (0 for data movement);
+  * reference(attrs, params, xs) -> the NumPy reference result (reference.py, any float dtype);
+  * kernel(attrs, params, algo) -> fn(*xs): the fast path with its weights prepared once.
+Tensors are NCHW float32 (Kim's CNN's token ids are integers). Parameters are float32 arrays
+held by role ('weight', 'bias', 'running_mean', ...); their state_dict keys are the node's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops, reference
+from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
+from .prepared import PreparedConv
+from .select import winograd_applies
+
+
+def _need(cond, msg):
+    if not cond:
+        raise ValueError(msg)
+
+
+def _ndim(shapes, i, n, what):
+    _need(len(shapes[i]) == n, f"expected a {n}-D {what} input, got shape {shapes[i]}")
+
+
+def _prod(dims):
+    p = 1
+    for d in dims:
+        p *= int(d)
+    return p
+
+
+class Op:
+    """Base: a single-input, parameter-free operator with no arithmetic."""
+    params = ()  # roles, in the order of the state_dict
+    optional = ()  # roles that may be absent
+    n_inputs = 1
+
+    @staticmethod
+    def flops(attrs, shapes, out):
+        return 0.0
+
+
+class Conv2d(Op):
+    """attrs: stride (h, w), padding (top, left, bottom, right), dilation, groups, activation."""
+    params = ("weight", "bias")
+    optional = ("bias",)
+
+    @staticmethod
+    def infer(a, p, shapes):
+        _ndim(shapes, 0, 4, "(N, C, H, W)")
+        N, C, H, W = shapes[0]
+        K, Cg, R, S = p["weight"].shape
+        g = a["groups"]
+        _need(Cg * g == C, f"weight {p['weight'].shape} with groups={g} expects {Cg * g} input channels, got {C}")
+        _need(K % g == 0, f"groups={g} must divide the {K} output channels")
+        pt, pl, pb, pr = a["padding"]
+        Ho = conv_output_size(H, R, a["stride"][0], pt, pb, a["dilation"][0])
+        Wo = conv_output_size(W, S, a["stride"][1], pl, pr, a["dilation"][1])
+        _need(Ho >= 1 and Wo >= 1, f"kernel {R}x{S} does not fit the padded input {H + pt + pb}x{W + pl + pr}")
+        return (N, K, Ho, Wo)
+
+    @staticmethod
+    def flops(a, shapes, out):
+        C = shapes[0][1]
+        K, Cg, R, S = out[1], C // a["groups"], a["kernel"][0], a["kernel"][1]
+        return 2.0 * out[0] * K * out[2] * out[3] * Cg * R * S
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.conv2d(xs[0], p["weight"], p.get("bias"), a["stride"], a["padding"], a["dilation"],
+                                a["groups"], a["activation"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        w = p["weight"]
+        if algo.startswith("winograd"):
+            probe = ops.ConvShape((1, w.shape[1] * a["groups"], 8, 8), w.shape, a["stride"], a["padding"],
+                                  a["dilation"], a["groups"])
+            if not winograd_applies(probe):
+                algo = "auto"  # a Graph asked for Winograd runs it where it applies
+        return PreparedConv(w, p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"],
+                            algo=algo, activation=a["activation"])
+
+
+class Linear(Op):
+    """y = x W^T + b. attrs: activation; transposed (W stored (in, out), as ONNX MatMul/Gemm give
+    it); scale (Gemm's alpha) and bias_scale (beta) are applied when the kernel is prepared."""
+    params = ("weight", "bias")
+    optional = ("bias",)
+
+    @staticmethod
+    def infer(a, p, shapes):
+        _ndim(shapes, 0, 2, "(N, features)")
+        w = p["weight"]
+        fin, fout = (w.shape[0], w.shape[1]) if a.get("transposed") else (w.shape[1], w.shape[0])
+        _need(shapes[0][1] == fin, f"weight {w.shape} expects {fin} input features, got {shapes[0][1]}")
+        return (shapes[0][0], fout)
+
+    @staticmethod
+    def flops(a, shapes, out):
+        return 2.0 * out[0] * out[1] * shapes[0][1]
+
+    @staticmethod
+    def _effective(a, p):
+        w = p["weight"].T if a.get("transposed") else p["weight"]
+        w = np.ascontiguousarray(w * np.float32(a.get("scale", 1.0)), np.float32)
+        b = p.get("bias")
+        if b is not None:
+            b = np.ascontiguousarray(np.broadcast_to(b, (w.shape[0],)) * np.float32(a.get("bias_scale", 1.0)),
+                                     np.float32)
+        return w, b
+
+    @classmethod
+    def reference(cls, a, p, xs):
+        w, b = cls._effective(a, p)
+        return reference.linear(xs[0], w.astype(xs[0].dtype), b, a["activation"])
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        w, b = cls._effective(a, p)
+        act = a["activation"]
+        return lambda x: ops.linear(x, w, b, act)
+
+
+class BatchNorm(Op):
+    params = ("weight", "bias", "running_mean", "running_var")
+    optional = ("weight", "bias")
+
+    @staticmethod
+    def infer(a, p, shapes):
+        _need(len(shapes[0]) >= 2, f"expected (N, C, ...), got {shapes[0]}")
+        C = p["running_mean"].shape[0]
+        _need(shapes[0][1] == C, f"parameters for {C} channels, input has {shapes[0][1]}")
+        return shapes[0]
+
+    @staticmethod
+    def flops(a, shapes, out):
+        return 2.0 * _prod(out)
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.batch_norm(xs[0], p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"),
+                                    a["eps"], a["activation"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        scale, shift = ops.fold_batch_norm(p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"),
+                                           a["eps"])
+        act = a["activation"]
+        return lambda x: ops.batch_norm(x, np.zeros_like(scale), np.ones_like(scale), scale, shift, 0.0, act)
+
+
+class Relu(Op):
+    infer = staticmethod(lambda a, p, s: s[0])
+    reference = staticmethod(lambda a, p, xs: reference.relu(xs[0]))
+    kernel = staticmethod(lambda a, p, algo: ops.relu)
+
+
+def _pool_infer(a, p, shapes):
+    _ndim(shapes, 0, 4, "(N, C, H, W)")
+    N, C, H, W = shapes[0]
+    (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
+    _need(ph <= kh // 2 and pw <= kw // 2, f"padding {a['padding']} is more than half the kernel {a['kernel']}")
+    _need(H + 2 * ph >= kh and W + 2 * pw >= kw, f"kernel {a['kernel']} is larger than the padded input")
+    return (N, C, pool_output_size(H, kh, sh, ph, a["ceil_mode"]), pool_output_size(W, kw, sw, pw, a["ceil_mode"]))
+
+
+class MaxPool2d(Op):
+    infer = staticmethod(_pool_infer)
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.max_pool2d(xs[0], a["kernel"], a["stride"], a["padding"], a["ceil_mode"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        k, s, pad, c = a["kernel"], a["stride"], a["padding"], a["ceil_mode"]
+        return lambda x: ops.max_pool2d(x, k, s, pad, c)
+
+
+class AvgPool2d(Op):
+    infer = staticmethod(_pool_infer)
+
+    @staticmethod
+    def flops(a, shapes, out):
+        return float(_prod(out) * a["kernel"][0] * a["kernel"][1])
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.avg_pool2d(xs[0], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
+                                    a["count_include_pad"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        k, s, pad, c, inc = a["kernel"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"]
+        return lambda x: ops.avg_pool2d(x, k, s, pad, c, inc)
+
+
+class AdaptiveAvgPool2d(Op):
+    """attrs: output_size (h, w). Runs as a global average, an exact avg_pool2d when the input
+    divides evenly, or the reference otherwise."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        _ndim(shapes, 0, 4, "(N, C, H, W)")
+        return shapes[0][:2] + tuple(a["output_size"])
+
+    @staticmethod
+    def flops(a, shapes, out):
+        return float(_prod(shapes[0]))
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.adaptive_avg_pool2d(xs[0], a["output_size"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        Ho, Wo = a["output_size"]
+
+        def run(x):
+            H, W = x.shape[2:]
+            if (H, W) == (Ho, Wo):
+                return x
+            if (Ho, Wo) == (1, 1):
+                return ops.global_avg_pool2d(x)
+            if H % Ho == 0 and W % Wo == 0:
+                return ops.avg_pool2d(x, (H // Ho, W // Wo))
+            return reference.adaptive_avg_pool2d(x, (Ho, Wo)).astype(np.float32)
+        return run
+
+
+class GlobalAvgPool2d(Op):
+    infer = staticmethod(lambda a, p, s: (_ndim(s, 0, 4, "(N, C, H, W)"), s[0][:2] + (1, 1))[1])
+    flops = staticmethod(lambda a, s, out: float(_prod(s[0])))
+    reference = staticmethod(lambda a, p, xs: reference.global_avg_pool2d(xs[0]))
+    kernel = staticmethod(lambda a, p, algo: ops.global_avg_pool2d)
+
+
+class LocalResponseNorm(Op):
+    @staticmethod
+    def infer(a, p, shapes):
+        _need(len(shapes[0]) >= 3, f"expected (N, C, ...), got {shapes[0]}")
+        return shapes[0]
+
+    @staticmethod
+    def flops(a, shapes, out):
+        return float(_prod(out) * (a["size"] + 3))
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.local_response_norm(xs[0], a["size"], a["alpha"], a["beta"], a["k"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        size, alpha, beta, k = a["size"], a["alpha"], a["beta"], a["k"]
+        return lambda x: ops.local_response_norm(x, size, alpha, beta, k)
+
+
+class Add(Op):
+    n_inputs = 2
+
+    @staticmethod
+    def infer(a, p, shapes):
+        _need(shapes[0] == shapes[1], f"inputs differ in shape: {shapes[0]} and {shapes[1]}")
+        return shapes[0]
+
+    flops = staticmethod(lambda a, s, out: float(_prod(out)))
+    reference = staticmethod(lambda a, p, xs: reference.add(xs[0], xs[1], a["activation"]))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        act = a["activation"]
+        return lambda x, y: ops.add(x, y, act)
+
+
+class BiasAdd(Op):
+    """x + bias, bias broadcast against x's trailing dimensions (AlphaGo's bias per board point;
+    ONNX Add with a constant)."""
+    params = ("bias",)
+
+    @staticmethod
+    def infer(a, p, shapes):
+        b = p["bias"].shape
+        try:
+            out = np.broadcast_shapes(shapes[0], b)
+        except ValueError:
+            raise ValueError(f"bias {b} does not broadcast against {shapes[0]}") from None
+        _need(out == tuple(shapes[0]), f"bias {b} would change the shape {shapes[0]} to {out}")
+        return shapes[0]
+
+    flops = staticmethod(lambda a, s, out: float(_prod(out)))
+    reference = staticmethod(lambda a, p, xs: xs[0] + p["bias"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        b = p["bias"]
+        return lambda x: np.add(x, b, dtype=np.float32)
+
+
+class Concat(Op):
+    n_inputs = None  # any number >= 1
+
+    @staticmethod
+    def infer(a, p, shapes):
+        ax = a["axis"]
+        nd = len(shapes[0])
+        _need(-nd <= ax < nd, f"axis {ax} out of range for {shapes[0]}")
+        ax %= nd
+        for s in shapes[1:]:
+            _need(len(s) == nd and s[:ax] == shapes[0][:ax] and s[ax + 1:] == shapes[0][ax + 1:],
+                  f"shapes {shapes} differ outside axis {ax}")
+        return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
+
+    reference = staticmethod(lambda a, p, xs: reference.concat(xs, a["axis"]))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        ax = a["axis"]
+        return lambda *xs: ops.concat(list(xs), ax)
+
+
+class Softmax(Op):
+    @staticmethod
+    def infer(a, p, shapes):
+        nd = len(shapes[0])
+        _need(-nd <= a["axis"] < nd, f"axis {a['axis']} out of range for {shapes[0]}")
+        return shapes[0]
+
+    flops = staticmethod(lambda a, s, out: 3.0 * _prod(out))
+    reference = staticmethod(lambda a, p, xs: reference.softmax(xs[0], a["axis"]))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        ax = a["axis"]
+        return lambda x: ops.softmax(x, ax)
+
+
+class Flatten(Op):
+    """ONNX semantics: (d0..d_{axis-1}, d_axis..) -> 2-D; axis=1 is torch.flatten(x, 1)."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        nd = len(shapes[0])
+        _need(-nd <= a["axis"] <= nd, f"axis {a['axis']} out of range for {shapes[0]}")
+        ax = a["axis"] + nd if a["axis"] < 0 else a["axis"]
+        return (_prod(shapes[0][:ax]), _prod(shapes[0][ax:]))
+
+    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Flatten.infer(a, p, [xs[0].shape])))
+    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Flatten.infer(a, p, [x.shape])))
+
+
+class Reshape(Op):
+    """attrs: shape with ONNX's rules (0 copies the input's dimension, one -1 is inferred)."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        src = shapes[0]
+        out = [src[i] if d == 0 and i < len(src) else d for i, d in enumerate(a["shape"])]
+        _need(out.count(-1) <= 1 and all(d >= -1 for d in out), f"invalid target shape {a['shape']}")
+        total = _prod(src)
+        if -1 in out:
+            known = _prod(d for d in out if d != -1)
+            _need(known > 0 and total % known == 0, f"cannot reshape {src} to {a['shape']}")
+            out[out.index(-1)] = total // known
+        _need(_prod(out) == total, f"cannot reshape {src} ({total} elements) to {tuple(out)}")
+        return tuple(out)
+
+    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Reshape.infer(a, p, [xs[0].shape])))
+    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Reshape.infer(a, p, [x.shape])))
+
+
+class Squeeze(Op):
+    """attrs: axes (dimensions of size 1 to drop)."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        s = shapes[0]
+        axes = {ax % len(s) for ax in a["axes"]}
+        _need(all(s[ax] == 1 for ax in axes), f"axes {a['axes']} are not all of size 1 in {s}")
+        return tuple(d for i, d in enumerate(s) if i not in axes)
+
+    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Squeeze.infer(a, p, [xs[0].shape])))
+    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Squeeze.infer(a, p, [x.shape])))
+
+
+class Unsqueeze(Op):
+    """attrs: axes (positions in the output of new dimensions of size 1)."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        nd = len(shapes[0]) + len(a["axes"])
+        axes = sorted(ax % nd for ax in a["axes"])
+        out = list(shapes[0])
+        for ax in axes:
+            out.insert(ax, 1)
+        return tuple(out)
+
+    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Unsqueeze.infer(a, p, [xs[0].shape])))
+    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Unsqueeze.infer(a, p, [x.shape])))
+
+
+class Identity(Op):
+    """Dropout at inference, ONNX Identity: the input itself."""
+    infer = staticmethod(lambda a, p, s: s[0])
+    reference = staticmethod(lambda a, p, xs: xs[0])
+    kernel = staticmethod(lambda a, p, algo: lambda x: x)
+
+
+class Embedding(Op):
+    """Token ids (any integer shape) -> ids.shape + (dim,) rows of weight (vocabulary, dim).
+    Ids outside [0, vocabulary) raise ValueError."""
+    params = ("weight",)
+
+    @staticmethod
+    def infer(a, p, shapes):
+        return tuple(shapes[0]) + (p["weight"].shape[1],)
+
+    @staticmethod
+    def _ids(x, V):
+        ids = np.asarray(x)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"x: token ids must be integers, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= V):
+            raise ValueError(f"x: token ids must lie in [0, {V}), got [{ids.min()}, {ids.max()}]")
+        return ids
+
+    @classmethod
+    def reference(cls, a, p, xs):
+        return reference.embedding(cls._ids(xs[0], p["weight"].shape[0]), p["weight"])
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        w = p["weight"]
+        return lambda x: np.take(w, cls._ids(x, w.shape[0]), axis=0)
+
+
+class ReduceMax(Op):
+    """attrs: axes, keepdims (max over time in Kim's CNN)."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        s = shapes[0]
+        _need(all(-len(s) <= ax < len(s) for ax in a["axes"]), f"axes {a['axes']} out of range for {s}")
+        axes = {ax % len(s) for ax in a["axes"]}
+        _need(all(s[ax] >= 1 for ax in axes), f"cannot reduce an empty axis of {s}")
+        if a["keepdims"]:
+            return tuple(1 if i in axes else d for i, d in enumerate(s))
+        return tuple(d for i, d in enumerate(s) if i not in axes)
+
+    flops = staticmethod(lambda a, s, out: float(_prod(s[0])))
+    reference = staticmethod(lambda a, p, xs: reference.reduce_max(xs[0], a["axes"], a["keepdims"]))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        axes, keep = tuple(a["axes"]), a["keepdims"]
+        return lambda x: np.max(x, axis=axes, keepdims=keep)
+
+
+OPS = {
+    "conv2d": Conv2d, "linear": Linear, "batch_norm": BatchNorm, "relu": Relu, "max_pool2d": MaxPool2d,
+    "avg_pool2d": AvgPool2d, "adaptive_avg_pool2d": AdaptiveAvgPool2d, "global_avg_pool2d": GlobalAvgPool2d,
+    "local_response_norm": LocalResponseNorm, "add": Add, "bias_add": BiasAdd, "concat": Concat,
+    "softmax": Softmax, "flatten": Flatten, "reshape": Reshape, "squeeze": Squeeze, "unsqueeze": Unsqueeze,
+    "identity": Identity, "embedding": Embedding, "reduce_max": ReduceMax,
+}
+
+
+# ----------------------------------------------------------------------------- attributes
+def normalize_attrs(op, attrs, params):
+    """Fill defaults and check types once, when the node is made; returns a new dict."""
+    a = dict(attrs)
+    if op == "conv2d":
+        K, Cg, R, S = params["weight"].shape
+        a["kernel"] = (R, S)
+        a["stride"] = pair(a.get("stride", 1), "stride")
+        a["dilation"] = pair(a.get("dilation", 1), "dilation")
+        a["padding"] = conv_padding(a.get("padding", 0), (R, S), a["dilation"], a["stride"])
+        a["groups"] = int(a.get("groups", 1))
+        if min(a["stride"] + a["dilation"]) < 1 or min(a["padding"]) < 0 or a["groups"] < 1:
+            raise ValueError(f"invalid conv attributes {attrs}")
+    elif op in ("max_pool2d", "avg_pool2d"):
+        a["kernel"] = pair(a["kernel"], "kernel")
+        a["stride"] = pair(a.get("stride") or a["kernel"], "stride")
+        a["padding"] = pair(a.get("padding", 0), "padding")
+        a["ceil_mode"] = bool(a.get("ceil_mode", False))
+        if op == "avg_pool2d":
+            a["count_include_pad"] = bool(a.get("count_include_pad", True))
+    elif op == "adaptive_avg_pool2d":
+        a["output_size"] = pair(a["output_size"], "output_size")
+    elif op == "local_response_norm":
+        a.setdefault("alpha", 1e-4)
+        a.setdefault("beta", 0.75)
+        a.setdefault("k", 1.0)
+        a["size"] = int(a["size"])
+    elif op == "batch_norm":
+        a["eps"] = float(a.get("eps", 1e-5))
+    elif op in ("concat", "softmax"):
+        a["axis"] = int(a.get("axis", 1 if op == "concat" else -1))
+    elif op == "flatten":
+        a["axis"] = int(a.get("axis", 1))
+    elif op == "reshape":
+        a["shape"] = tuple(int(d) for d in a["shape"])
+    elif op in ("squeeze", "unsqueeze", "reduce_max"):
+        a["axes"] = tuple(int(d) for d in a["axes"])
+        if op == "reduce_max":
+            a["keepdims"] = bool(a.get("keepdims", False))
+    if op in ("conv2d", "linear", "batch_norm", "add"):
+        a.setdefault("activation", None)
+        if a["activation"] not in (None, "relu"):
+            raise ValueError(f"activation: expected None or 'relu', got {a['activation']!r}")
+    return a
