@@ -168,6 +168,7 @@ class Graph:
             c = consumers.get(t, [])
             return c[0] if len(c) == 1 and t not in outputs else None
 
+        shapes = self.infer_shapes()
         alias = {}
         absorbed = set()
         steps = []
@@ -193,6 +194,8 @@ class Graph:
                 absorbed.add(nxt.name)
                 out = nxt.output
             fn = OPS[n.op].kernel(attrs, params, self._algo)
+            if hasattr(fn, "prepare_for"):
+                fn.prepare_for(shapes[ins[0]])  # weights transformed now, at the declared input shape
             steps.append(Step(names, n.op, ins, out, fn, attrs))
         for t in self.outputs:  # an output that is an alias of another tensor
             if t in alias:

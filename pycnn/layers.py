@@ -17,7 +17,6 @@ import numpy as np
 from . import ops, reference
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
 from .prepared import PreparedConv
-from .select import winograd_applies
 
 
 def _need(cond, msg):
@@ -80,11 +79,9 @@ class Conv2d(Op):
     @staticmethod
     def kernel(a, p, algo):
         w = p["weight"]
-        if algo.startswith("winograd"):
-            probe = ops.ConvShape((1, w.shape[1] * a["groups"], 8, 8), w.shape, a["stride"], a["padding"],
-                                  a["dilation"], a["groups"])
-            if not winograd_applies(probe):
-                algo = "auto"  # a Graph asked for Winograd runs it where it applies
+        if algo.startswith("winograd") and not (a["kernel"] == (3, 3) and a["stride"] == (1, 1)
+                                                and a["dilation"] == (1, 1)):
+            algo = "auto"  # a Graph asked for Winograd runs it where it applies
         return PreparedConv(w, p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"],
                             algo=algo, activation=a["activation"])
 

@@ -64,6 +64,14 @@ class PreparedConv:
                                s.dilation[0], s.dilation[1], self.relu)
         return y
 
+    def prepare_for(self, x_shape):
+        """Transform the weights now for the algorithm an input of x_shape will run (what a Graph
+        does when it is built, so that the first call only runs kernels)."""
+        algo = self.algo_for(x_shape)
+        if algo in ("direct", "im2col") or algo in WINOGRAD_ALGOS:
+            self._handle(algo)
+        return algo
+
     def algo_for(self, x_shape):
         """The algorithm a call with an input of x_shape runs."""
         s = ConvShape(tuple(x_shape), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)

@@ -1,0 +1,245 @@
+"""Graph mechanics: construction errors, shape inference errors, the fused plan, freeing,
+summary/profile, weights in and out, input checks, concurrent use."""
+import threading
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import Graph, Node
+from conftest import needs_torch, torch
+
+
+def small_graph():
+    rng = np.random.default_rng(0)
+    nodes = [
+        Node("conv", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": rng.standard_normal((8, 3, 3, 3)),
+                                                                     "bias": rng.standard_normal(8)}),
+        Node("bn", "batch_norm", ["conv"], params={"running_mean": rng.standard_normal(8),
+                                                    "running_var": rng.uniform(0.5, 2, 8),
+                                                    "weight": rng.standard_normal(8), "bias": rng.standard_normal(8)}),
+        Node("relu", "relu", ["bn"]),
+        Node("pool", "max_pool2d", ["relu"], attrs=dict(kernel=2)),
+        Node("side", "conv2d", ["pool"], attrs=dict(padding=1), params={"weight": rng.standard_normal((8, 8, 3, 3))}),
+        Node("join", "add", ["pool", "side"]),
+        Node("act", "relu", ["join"]),
+        Node("gap", "global_avg_pool2d", ["act"]),
+        Node("flat", "flatten", ["gap"]),
+        Node("fc", "linear", ["flat"], params={"weight": rng.standard_normal((5, 8))}),
+    ]
+    return Graph({"x": (None, 3, 16, 16)}, nodes, ["fc"], name="small")
+
+
+def test_plan_folds_bn_and_fuses_relu():
+    g = small_graph()
+    names = [s[0] for s in g.steps]
+    assert ["conv", "bn", "relu"] in names and ["join", "act"] in names
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+
+
+def test_branch_output_is_not_fused_away():
+    """A ReLU is fused only when its input has no other consumer: here 'conv' feeds two nodes."""
+    rng = np.random.default_rng(0)
+    nodes = [Node("conv", "conv2d", ["x"], params={"weight": rng.standard_normal((4, 2, 1, 1))}),
+             Node("r", "relu", ["conv"]),
+             Node("sum", "add", ["conv", "r"])]
+    g = Graph({"x": (None, 2, 5, 5)}, nodes, ["sum"])
+    assert [s[0] for s in g.steps] == [["conv"], ["r"], ["sum"]]
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_construction_errors_name_the_node():
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="node 'c': unknown op 'conv3d'"):
+        Node("c", "conv3d", ["x"])
+    with pytest.raises(ValueError, match="node 'c' \\(conv2d\\): missing parameter 'weight'"):
+        Node("c", "conv2d", ["x"])
+    with pytest.raises(ValueError, match="input 'y' is not a graph input"):
+        Graph({"x": (None, 3, 8, 8)}, [Node("c", "conv2d", ["y"], params={"weight": w})], ["c"])
+    with pytest.raises(ValueError, match="duplicate node name"):
+        Graph({"x": (None, 3, 8, 8)}, [Node("c", "relu", ["x"]), Node("c", "relu", ["x"], output="d")], ["d"])
+    with pytest.raises(ValueError, match="outputs: 'z'"):
+        Graph({"x": (None, 3, 8, 8)}, [Node("c", "relu", ["x"])], ["z"])
+    # shape inference at build: the node, the reason and the input shapes
+    with pytest.raises(ValueError, match=r"node 'c' \(conv2d\): weight \(4, 3, 3, 3\).*expects 3 input channels, got 5.*"
+                                         r"input shapes \[\(1, 5, 8, 8\)\]"):
+        Graph({"x": (None, 5, 8, 8)}, [Node("c", "conv2d", ["x"], params={"weight": w})], ["c"])
+    with pytest.raises(ValueError, match=r"node 'j' \(add\): inputs differ"):
+        Graph({"x": (None, 3, 8, 8)}, [Node("c", "conv2d", ["x"], params={"weight": w}),
+                                       Node("j", "add", ["x", "c"])], ["j"])
+
+
+def test_run_shape_errors_name_the_node():
+    g = pycnn.models.alexnet()
+    with pytest.raises(ValueError, match=r"node 'classifier.1' \(linear\): weight \(4096, 9216\)"):
+        g(np.zeros((1, 3, 224, 224), np.float32))
+    with pytest.raises(ValueError, match="x: expected 4 dimensions"):
+        g(np.zeros((3, 227, 227), np.float32))
+    with pytest.raises(TypeError, match="x: expected a floating-point array"):
+        g(np.zeros((1, 3, 227, 227), np.int32))
+    with pytest.raises(ValueError, match="node 'features.0'"):
+        g(np.zeros((1, 3, 5, 5), np.float32))
+
+
+def test_token_inputs():
+    g = pycnn.models.kimcnn(vocab_size=50)
+    ids = np.random.default_rng(0).integers(0, 50, (2, 50))
+    assert g(ids).shape == (2, 2)
+    assert np.array_equal(g(ids.astype(np.int32)), g(ids))
+    with pytest.raises(TypeError, match="integer token ids"):
+        g(ids.astype(np.float32))
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 50\)"):
+        g(np.full((1, 50), 50))
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 50\)"):
+        g(np.full((1, 50), -1))
+    with pytest.raises(ValueError, match="missing \\['tokens'\\]"):
+        g({"x": ids})
+    assert np.array_equal(g({"tokens": ids}), g(ids))
+    with pytest.raises(ValueError, match="node 'convs.2'"):  # shorter than the widest filter
+        g(ids[:, :4])
+
+
+def test_peak_memory_frees_intermediates():
+    g = pycnn.models.resnet18()
+    s = g.summary(batch=1)
+    assert s.peak_bytes < s.total_bytes / 2, "intermediates must be freed after their last consumer"
+    # the measured live bytes during a run never exceed the planned peak (input + live tensors)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    prof = g.profile(x, runs=1, warmup=0)
+    measured = max(r[6] for r in prof.rows)
+    assert 0 < measured <= s.peak_bytes
+    assert measured >= 0.5 * s.peak_bytes
+    text = str(s)
+    assert "peak activations" in text and "layer4.1.conv2" in text
+
+
+def test_summary_counts():
+    s = pycnn.models.lenet5().summary(batch=2)
+    rows = {r[0]: r for r in s.rows}
+    assert rows["conv1"][2] == (2, 6, 28, 28) and rows["conv1"][3] == 6 * 25 + 6
+    assert rows["conv1"][4] == 2 * 2 * 6 * 28 * 28 * 25
+    assert rows["fc2"][4] == 2 * 2 * 84 * 10
+    assert s.params == 61706
+
+
+def test_profile_reports_algorithms_and_gflops():
+    g = pycnn.models.alphago()
+    x = np.random.default_rng(0).standard_normal((1, 48, 19, 19)).astype(np.float32)
+    p = g.profile(x, runs=2, warmup=1)
+    convs = [r for r in p.rows if r[1] == "conv2d"]
+    assert len(convs) == 13 and all(r[3] > 0 for r in convs)
+    assert {r[5] for r in convs} >= {"winograd_f2", "im2col"} or {r[5] for r in convs} >= {"winograd_f4"}
+    assert "conv2+relu2" in str(p) and p.total_s > 0
+    g.set_algo("im2col")
+    assert {r[5] for r in g.profile(x, runs=1, warmup=0).rows if r[1] == "conv2d"} == {"im2col"}
+
+
+def test_set_algo_and_device():
+    g = pycnn.models.lenet5()
+    with pytest.raises(ValueError, match="algo: expected one of"):
+        g.set_algo("fft")
+    with pytest.raises(RuntimeError, match="CUDA graph backend is not available"):
+        g.to("cuda")
+    with pytest.raises(ValueError, match="device"):
+        g.to("tpu")
+    assert g.to("cpu") is g
+
+
+def test_state_dict_roundtrip_npz(tmp_path):
+    a, b = pycnn.models.convnetjs(seed=1), pycnn.models.convnetjs(seed=2)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    path = tmp_path / "w.npz"
+    np.savez(path, **a.state_dict())
+    assert not np.allclose(a(x), b(x))
+    b.load_state_dict(str(path))
+    assert np.array_equal(a(x), b(x))
+
+
+def test_load_state_dict_lists_every_problem_and_changes_nothing():
+    g = pycnn.models.lenet5()
+    x = np.random.default_rng(0).standard_normal((1, 1, 32, 32)).astype(np.float32)
+    before = g(x)
+    sd = g.state_dict()
+    del sd["conv2.bias"]
+    sd["conv9.weight"] = np.zeros(3)
+    sd["fc1.weight"] = np.zeros((84, 121))
+    sd["conv1.weight"] = sd["conv1.weight"] * 2
+    with pytest.raises(ValueError) as e:
+        g.load_state_dict(sd)
+    msg = str(e.value)
+    assert "missing keys: ['conv2.bias']" in msg and "unexpected keys: ['conv9.weight']" in msg
+    assert "fc1.weight: expected shape (84, 120), got (84, 121)" in msg
+    assert np.array_equal(g(x), before), "a failed load must not change the weights"
+    with pytest.raises(TypeError, match="weights: expected a dict"):
+        g.load_state_dict(42)
+    with pytest.raises(FileNotFoundError):
+        g.load_state_dict("/nonexistent/w.npz")
+
+
+def test_googlenet_skips_aux_heads_and_bn_counters():
+    g = pycnn.models.googlenet()
+    sd = g.state_dict()
+    sd["aux1.conv.conv.weight"] = np.zeros((128, 512, 1, 1), np.float32)
+    sd["conv1.bn.num_batches_tracked"] = np.array(0)
+    g.load_state_dict(sd)
+
+
+@needs_torch
+def test_load_pytorch_state_dict_and_file(tmp_path):
+    from torch_nets import TORCH_NETS
+
+    torch.manual_seed(0)
+    m = TORCH_NETS["resnet18"]().eval()
+    for mod in m.modules():  # non-trivial batch-norm statistics, so folding is exercised
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2)
+            mod.weight.data.uniform_(0.2, 0.5)
+    g = pycnn.models.resnet18()
+    g.load_state_dict(m.state_dict())  # torch tensors, including num_batches_tracked
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        ref = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(g(x), ref, atol=2e-4 * np.abs(ref).max())
+    path = tmp_path / "r18.pth"
+    torch.save(m.state_dict(), path)
+    g2 = pycnn.models.resnet18(seed=5)
+    g2.load_state_dict(str(path))
+    assert np.array_equal(g2(x), g(x))
+
+
+def test_concurrent_graphs_match_serial():
+    """Several Python threads running different Graphs (and one Graph shared) at once give the
+    same results as running them one after the other."""
+    nets = [pycnn.models.lenet5(), pycnn.models.convnetjs(), pycnn.models.alphago(), pycnn.models.resnet18()]
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2,) + g.inputs["x"][1:]).astype(np.float32) for g in nets]
+    xs[3] = xs[3][:, :, :64, :64].copy()
+    serial = [g(x) for g, x in zip(nets, xs)]
+    results = {}
+    errors = []
+
+    def work(i, rep):
+        try:
+            for _ in range(3):
+                results[(i, rep)] = nets[i](xs[i])
+        except Exception as e:  # noqa: BLE001 - surfaced below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(i, r)) for i in range(4) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for (i, _), y in results.items():
+        assert np.array_equal(y, serial[i])
+
+
+def test_nan_propagates_through_a_graph():
+    g = pycnn.models.lenet5()
+    x = np.zeros((2, 1, 32, 32), np.float32)
+    x[1, 0, 10, 10] = np.nan
+    y = g(x)
+    assert np.all(np.isfinite(y[0])) and np.all(np.isnan(y[1]))
