@@ -407,7 +407,7 @@ class Graph:
 
     def __repr__(self):
         return (f"Graph({self.name!r}, inputs={self.inputs}, {len(self.nodes)} nodes, "
-                f"{len(self._steps)} plan steps, algo={self._algo!r})")
+                f"{len(getattr(self, '_steps', []))} plan steps, algo={getattr(self, '_algo', None)!r})")
 
 
 def _fold_bn(conv_params, bn):

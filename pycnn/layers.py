@@ -324,6 +324,8 @@ class Concat(Op):
 
 
 class Softmax(Op):
+    """attrs: axis; flatten (ONNX opset < 13: normalize over all dimensions from axis on)."""
+
     @staticmethod
     def infer(a, p, shapes):
         nd = len(shapes[0])
@@ -331,12 +333,25 @@ class Softmax(Op):
         return shapes[0]
 
     flops = staticmethod(lambda a, s, out: 3.0 * _prod(out))
-    reference = staticmethod(lambda a, p, xs: reference.softmax(xs[0], a["axis"]))
 
     @staticmethod
-    def kernel(a, p, algo):
+    def _wrap(a, f):
+        if not a.get("flatten"):
+            return lambda x: f(x, a["axis"])
         ax = a["axis"]
-        return lambda x: ops.softmax(x, ax)
+
+        def run(x):
+            k = ax % x.ndim
+            return f(x.reshape(_prod(x.shape[:k]), -1), 1).reshape(x.shape)
+        return run
+
+    @classmethod
+    def reference(cls, a, p, xs):
+        return cls._wrap(a, reference.softmax)(xs[0])
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        return cls._wrap(a, ops.softmax)
 
 
 class Flatten(Op):
@@ -500,6 +515,8 @@ def normalize_attrs(op, attrs, params):
         a["eps"] = float(a.get("eps", 1e-5))
     elif op in ("concat", "softmax"):
         a["axis"] = int(a.get("axis", 1 if op == "concat" else -1))
+        if op == "softmax":
+            a["flatten"] = bool(a.get("flatten", False))
     elif op == "flatten":
         a["axis"] = int(a.get("axis", 1))
     elif op == "reshape":

@@ -25,6 +25,24 @@ def lenet5(num_classes=10):
     return LeNet5()
 
 
+class _LRNFunction(torch.autograd.Function):
+    """F.local_response_norm, exported as one ONNX LRN node (torch's exporter would decompose it
+    into Pad/Pow/AveragePool/Div)."""
+
+    @staticmethod
+    def forward(ctx, x, size, alpha, beta, k):
+        return nn.functional.local_response_norm(x, size, alpha, beta, k)
+
+    @staticmethod
+    def symbolic(g, x, size, alpha, beta, k):
+        return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
+
+
+class LRN(nn.LocalResponseNorm):
+    def forward(self, x):
+        return _LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k)
+
+
 def _classifier(fin, num_classes):
     return nn.Sequential(nn.Dropout(), nn.Linear(fin, 4096), nn.ReLU(inplace=True), nn.Dropout(),
                          nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
@@ -41,9 +59,9 @@ class _AlexNet(nn.Module):
 
 
 def alexnet(num_classes=1000):
-    f = nn.Sequential(nn.Conv2d(3, 96, 11, 4), nn.ReLU(True), nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0),
+    f = nn.Sequential(nn.Conv2d(3, 96, 11, 4), nn.ReLU(True), nn.MaxPool2d(3, 2), LRN(5, 1e-4, 0.75, 2.0),
                       nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(True), nn.MaxPool2d(3, 2),
-                      nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0),
+                      LRN(5, 1e-4, 0.75, 2.0),
                       nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(True), nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(True),
                       nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(3, 2))
     return _AlexNet(f, nn.Identity(), num_classes)

@@ -1,2 +1,310 @@
-def load_onnx(src):
-    raise NotImplementedError
+"""pycnn.load_onnx(path_or_bytes) -> Graph, for the operators the lecture's networks use.
+
+Supported (ONNX default domain, opsets 7-22): Conv, MaxPool, AveragePool, GlobalAveragePool,
+LRN, Gemm, MatMul (constant right side), Relu, Add, Concat, Softmax, BatchNormalization,
+Flatten, Reshape, Dropout, Identity, Gather (an embedding: constant table, integer ids),
+ReduceMax, Squeeze, Unsqueeze, Constant. Weights must be initializers or Constant outputs. Any
+other operator, or an attribute value the kernels do not implement (asymmetric pooling pads,
+even LRN sizes, auto_pad SAME_LOWER ...), raises ValueError naming the node, the operator and
+the attribute. Parameter keys are the initializer names, so g.state_dict() matches the file.
+Needs the onnx package (pip install onnx).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..graph import Graph, Node
+
+_INT_TYPES = {6, 7, 12, 13}  # INT32, INT64, UINT32, UINT64
+_FLOAT_TYPES = {1, 10, 11}  # FLOAT, FLOAT16, DOUBLE
+
+
+class _Importer:
+    def __init__(self, model):
+        from onnx import numpy_helper
+
+        self.nh = numpy_helper
+        self.model = model
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        g = model.graph
+        self.consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.nodes = []
+        self.names = set()
+        self.used_keys = set()
+        self.produced = set()
+        self.inputs, self.dtypes = {}, {}
+        for vi in g.input:
+            if vi.name in self.consts:
+                continue
+            tt = vi.type.tensor_type
+            dims = tuple((d.dim_value if d.HasField("dim_value") else None) for d in tt.shape.dim)
+            if tt.elem_type in _INT_TYPES:
+                self.dtypes[vi.name] = "int64"
+            elif tt.elem_type not in _FLOAT_TYPES:
+                raise ValueError(f"ONNX input {vi.name!r}: element type {tt.elem_type} is not float or integer")
+            self.inputs[vi.name] = (None,) + dims[1:] if dims else (None,)
+            self.produced.add(vi.name)
+        self.outputs = [o.name for o in g.output]
+
+    # ------------------------------------------------------------------ helpers
+    def err(self, node, msg):
+        return ValueError(f"ONNX node {self.label(node)!r} ({node.op_type}): {msg}")
+
+    @staticmethod
+    def label(node):
+        return node.name or (node.output[0] if node.output else node.op_type)
+
+    def attrs(self, node):
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def const(self, node, i, what):
+        if i >= len(node.input) or node.input[i] == "":
+            return None
+        name = node.input[i]
+        if name not in self.consts:
+            raise self.err(node, f"{what} ({name!r}) must be a constant (initializer or Constant)")
+        return self.consts[name]
+
+    def key(self, name):
+        k = name
+        i = 2
+        while k in self.used_keys:
+            k, i = f"{name}#{i}", i + 1
+        self.used_keys.add(k)
+        return k
+
+    def emit(self, node, op, inputs, attrs=None, params=None, param_names=None):
+        name = self.label(node)
+        base, i = name, 2
+        while name in self.names:
+            name, i = f"{base}_{i}", i + 1
+        self.names.add(name)
+        for t in inputs:
+            if t not in self.produced:
+                raise self.err(node, f"input {t!r} is neither a graph input nor computed by an earlier node")
+        keys = {r: self.key(param_names[r]) for r in (params or {})} if param_names else {}
+        self.nodes.append(Node(name, op, inputs, node.output[0], attrs or {}, params or {}, keys))
+        self.produced.add(node.output[0])
+
+    def check_single_output(self, node):
+        extra = [o for o in node.output[1:] if o]
+        if extra and any(self.is_used(o) for o in extra):
+            raise self.err(node, f"its extra outputs {extra} are not supported")
+
+    def is_used(self, t):
+        return any(t in n.input for n in self.model.graph.node) or t in self.outputs
+
+    @staticmethod
+    def spatial(node, a, name, default, n=2):
+        v = list(a.get(name, [default] * n))
+        return v
+
+    # ------------------------------------------------------------------ operators
+    def convert(self, node):
+        op = node.op_type
+        a = self.attrs(node)
+        fn = getattr(self, f"op_{op}", None)
+        if node.domain not in ("", "ai.onnx") or fn is None:
+            raise self.err(node, f"unsupported operator (domain {node.domain or 'ai.onnx'!r}); pycnn.load_onnx "
+                                 f"supports {sorted(m[3:] for m in dir(self) if m.startswith('op_'))}")
+        self.check_single_output(node)
+        fn(node, a)
+
+    def op_Constant(self, node, a):
+        if "value" not in a:
+            raise self.err(node, f"only the 'value' attribute is supported, got {sorted(a)}")
+        self.consts[node.output[0]] = self.nh.to_array(a["value"])
+
+    def _pads(self, node, a, kernel, strides, dilations):
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("NOTSET", ""):
+            pads = list(a.get("pads", [0, 0, 0, 0]))
+            if len(pads) != 4:
+                raise self.err(node, f"pads {pads}: only 2-D operators are supported")
+            return pads
+        if auto == "VALID":
+            return [0, 0, 0, 0]
+        if auto == "SAME_UPPER" and strides == [1, 1]:
+            th, tw = dilations[0] * (kernel[0] - 1), dilations[1] * (kernel[1] - 1)
+            return [th // 2, tw // 2, th - th // 2, tw - tw // 2]
+        raise self.err(node, f"unsupported attribute auto_pad={auto!r} with strides {strides}")
+
+    def op_Conv(self, node, a):
+        w = self.const(node, 1, "weight")
+        if w.ndim != 4:
+            raise self.err(node, f"only 2-D convolutions are supported, weight shape {w.shape}")
+        b = self.const(node, 2, "bias")
+        strides = list(a.get("strides", [1, 1]))
+        dil = list(a.get("dilations", [1, 1]))
+        kernel = list(a.get("kernel_shape", w.shape[2:]))
+        if kernel != list(w.shape[2:]):
+            raise self.err(node, f"kernel_shape {kernel} does not match the weight {w.shape}")
+        pads = self._pads(node, a, kernel, strides, dil)
+        params, names = {"weight": w}, {"weight": node.input[1]}
+        if b is not None:
+            params["bias"], names["bias"] = b, node.input[2]
+        self.emit(node, "conv2d", [node.input[0]],
+                  dict(stride=tuple(strides), padding=tuple(pads), dilation=tuple(dil), groups=a.get("group", 1)),
+                  params, names)
+
+    def _pool(self, node, a, op):
+        kernel = list(a["kernel_shape"])
+        strides = list(a.get("strides", [1, 1]))
+        if list(a.get("dilations", [1, 1])) != [1, 1]:
+            raise self.err(node, f"unsupported attribute dilations={list(a['dilations'])}")
+        pads = self._pads(node, a, kernel, strides, [1, 1])
+        if len(kernel) != 2:
+            raise self.err(node, f"kernel_shape {kernel}: only 2-D pooling is supported")
+        if pads[0] != pads[2] or pads[1] != pads[3]:
+            raise self.err(node, f"unsupported attribute pads={pads} (asymmetric padding)")
+        attrs = dict(kernel=tuple(kernel), stride=tuple(strides), padding=(pads[0], pads[1]),
+                     ceil_mode=bool(a.get("ceil_mode", 0)))
+        if op == "avg_pool2d":
+            attrs["count_include_pad"] = bool(a.get("count_include_pad", 0))
+        self.emit(node, op, [node.input[0]], attrs)
+
+    def op_MaxPool(self, node, a):
+        if a.get("storage_order", 0) != 0:
+            raise self.err(node, "unsupported attribute storage_order=1")
+        self._pool(node, a, "max_pool2d")
+
+    def op_AveragePool(self, node, a):
+        self._pool(node, a, "avg_pool2d")
+
+    def op_GlobalAveragePool(self, node, a):
+        self.emit(node, "global_avg_pool2d", [node.input[0]])
+
+    def op_LRN(self, node, a):
+        size = int(a["size"])
+        if size % 2 == 0:  # ONNX and PyTorch place an even window differently
+            raise self.err(node, f"unsupported attribute size={size} (even LRN window)")
+        self.emit(node, "local_response_norm", [node.input[0]],
+                  dict(size=size, alpha=a.get("alpha", 1e-4), beta=a.get("beta", 0.75), k=a.get("bias", 1.0)))
+
+    def op_Gemm(self, node, a):
+        if a.get("transA", 0):
+            raise self.err(node, "unsupported attribute transA=1")
+        w = self.const(node, 1, "B")
+        c = self.const(node, 2, "C")
+        params, names = {"weight": w}, {"weight": node.input[1]}
+        if c is not None:
+            fout = w.shape[0] if a.get("transB", 0) else w.shape[1]
+            if c.size not in (1, fout) or c.ndim > 1 and c.shape[0] != 1:
+                raise self.err(node, f"C of shape {c.shape} must broadcast as a bias of {fout} outputs")
+            params["bias"], names["bias"] = np.broadcast_to(c.reshape(-1), (fout,)).copy(), node.input[2]
+        self.emit(node, "linear", [node.input[0]],
+                  dict(transposed=not a.get("transB", 0), scale=a.get("alpha", 1.0), bias_scale=a.get("beta", 1.0)),
+                  params, names)
+
+    def op_MatMul(self, node, a):
+        w = self.const(node, 1, "B")
+        if w.ndim != 2:
+            raise self.err(node, f"B must be 2-D, got {w.shape}")
+        self.emit(node, "linear", [node.input[0]], dict(transposed=True), {"weight": w}, {"weight": node.input[1]})
+
+    def op_Relu(self, node, a):
+        self.emit(node, "relu", [node.input[0]])
+
+    def op_Add(self, node, a):
+        x, y = node.input
+        if x in self.consts and y in self.consts:
+            self.consts[node.output[0]] = self.consts[x] + self.consts[y]
+        elif x in self.consts or y in self.consts:
+            c, t = (x, y) if x in self.consts else (y, x)
+            self.emit(node, "bias_add", [t], {}, {"bias": self.consts[c]}, {"bias": c})
+        else:
+            self.emit(node, "add", [x, y])
+
+    def op_Concat(self, node, a):
+        self.emit(node, "concat", list(node.input), dict(axis=a["axis"]))
+
+    def op_Softmax(self, node, a):
+        # before opset 13 Softmax normalized over all dimensions from axis on (default 1)
+        legacy = self.opset < 13
+        self.emit(node, "softmax", [node.input[0]], dict(axis=a.get("axis", 1 if legacy else -1), flatten=legacy))
+
+    def op_BatchNormalization(self, node, a):
+        if a.get("training_mode", 0):
+            raise self.err(node, "unsupported attribute training_mode=1 (inference only)")
+        roles = ("weight", "bias", "running_mean", "running_var")
+        params = {r: self.const(node, i + 1, r) for i, r in enumerate(roles)}
+        self.emit(node, "batch_norm", [node.input[0]], dict(eps=a.get("epsilon", 1e-5)), params,
+                  {r: node.input[i + 1] for i, r in enumerate(roles)})
+
+    def op_Flatten(self, node, a):
+        self.emit(node, "flatten", [node.input[0]], dict(axis=a.get("axis", 1)))
+
+    def op_Reshape(self, node, a):
+        if a.get("allowzero", 0):
+            raise self.err(node, "unsupported attribute allowzero=1")
+        shape = self.const(node, 1, "shape")
+        self.emit(node, "reshape", [node.input[0]], dict(shape=tuple(int(d) for d in shape)))
+
+    def op_Dropout(self, node, a):
+        self.emit(node, "identity", [node.input[0]])
+
+    op_Identity = op_Dropout
+
+    def op_Gather(self, node, a):
+        if a.get("axis", 0) != 0 or node.input[0] not in self.consts:
+            raise self.err(node, "only an embedding lookup (constant 2-D table, axis 0, integer ids) is supported")
+        table = self.consts[node.input[0]]
+        if table.ndim != 2:
+            raise self.err(node, f"the embedding table must be 2-D, got {table.shape}")
+        self.emit(node, "embedding", [node.input[1]], {}, {"weight": table}, {"weight": node.input[0]})
+
+    def _axes(self, node, a):
+        if "axes" in a:
+            return tuple(a["axes"])
+        axes = self.const(node, 1, "axes")
+        return None if axes is None else tuple(int(v) for v in axes)
+
+    def op_ReduceMax(self, node, a):
+        axes = self._axes(node, a)
+        if axes is None:
+            raise self.err(node, "reducing over all axes (no 'axes') is not supported")
+        self.emit(node, "reduce_max", [node.input[0]], dict(axes=axes, keepdims=bool(a.get("keepdims", 1))))
+
+    def op_Squeeze(self, node, a):
+        axes = self._axes(node, a)
+        if axes is None:
+            raise self.err(node, "Squeeze without axes is not supported (name the axes)")
+        self.emit(node, "squeeze", [node.input[0]], dict(axes=axes))
+
+    def op_Unsqueeze(self, node, a):
+        self.emit(node, "unsqueeze", [node.input[0]], dict(axes=self._axes(node, a)))
+
+    # ------------------------------------------------------------------ graph
+    def build(self, name):
+        for node in self.model.graph.node:
+            self.convert(node)
+        for t in self.outputs:
+            if t not in self.produced or t in self.inputs:
+                raise ValueError(f"ONNX output {t!r} is not computed by any supported node")
+        return Graph(self.inputs, self.nodes, self.outputs, name=name, input_dtypes=self.dtypes)
+
+
+def load_onnx(src, name=None):
+    """Build a Graph from an ONNX model: a path, bytes, or an onnx.ModelProto."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("pycnn.load_onnx needs the onnx package (pip install onnx)") from None
+    if isinstance(src, (bytes, bytearray)):
+        model = onnx.load_from_string(bytes(src))
+        label = "onnx"
+    elif isinstance(src, (str, os.PathLike)):
+        if not os.path.exists(src):
+            raise FileNotFoundError(f"src: no such file {os.fspath(src)!r}")
+        model = onnx.load(os.fspath(src))
+        label = os.path.splitext(os.path.basename(os.fspath(src)))[0]
+    elif isinstance(src, onnx.ModelProto):
+        model, label = src, "onnx"
+    else:
+        raise TypeError(f"src: expected a path, bytes or onnx.ModelProto, got {type(src).__name__}")
+    return _Importer(model).build(name or model.graph.name or label)

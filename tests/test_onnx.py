@@ -1,0 +1,147 @@
+"""ONNX import: every zoo network exported from its PyTorch twin runs in pycnn and matches
+onnxruntime; the operators one by one on hand-built models; errors name the node and operator."""
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+import pycnn
+from conftest import needs_torch, torch
+from test_models import model_input
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e .[test])")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[test])")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def run_ort(data, feeds):
+    s = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return s.run(None, feeds)[0]
+
+
+def export(m, x, input_name):
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.from_numpy(x),), f, dynamo=False, input_names=[input_name], output_names=["y"],
+                          dynamic_axes={input_name: {0: "N"}}, opset_version=17)
+    return f.getvalue()
+
+
+@needs_torch
+@pytest.mark.parametrize("name", pycnn.models.names())
+def test_exported_zoo_model_matches_onnxruntime(name):
+    from torch_nets import torch_net
+
+    g = pycnn.models.get(name)
+    x = model_input(g, name)
+    iname = "tokens" if name == "kimcnn" else "x"
+    data = export(torch_net(name, g.state_dict()), x, iname)
+    h = pycnn.load_onnx(data)
+    ref = run_ort(data, {iname: x})
+    y = h(x)
+    err = np.abs(y - ref).max() / np.abs(ref).max()
+    assert err < 2e-4, f"{name}: {err:.3g}"
+    # the imported graph is the zoo graph: same answer as the Graph built in Python
+    np.testing.assert_allclose(y, g(x), atol=2e-4 * np.abs(ref).max())
+    # a second batch size through the dynamic axis
+    x3 = model_input(g, name, batch=3, seed=7)
+    np.testing.assert_allclose(h(x3), run_ort(data, {iname: x3}), atol=2e-4 * np.abs(ref).max())
+
+
+def make_model(nodes, inputs, outputs, inits, opset=17):
+    graph = helper.make_graph(nodes, "t", inputs, outputs, [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8  # what onnxruntime reads everywhere (the onnx package may write newer)
+    return model.SerializeToString()
+
+
+def vinfo(name, shape, t=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, t, shape)
+
+
+def test_operators_one_by_one_match_onnxruntime():
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    inits = {
+        "w": rng.standard_normal((6, 3, 3, 3)).astype(f32), "b": rng.standard_normal(6).astype(f32),
+        "scale": rng.uniform(0.5, 1.5, 6).astype(f32), "shift": rng.standard_normal(6).astype(f32),
+        "mean": rng.standard_normal(6).astype(f32), "var": rng.uniform(0.5, 2, 6).astype(f32),
+        "shape": np.array([0, -1], np.int64), "B": rng.standard_normal((90, 7)).astype(f32),
+        "C": rng.standard_normal(7).astype(f32), "W2": rng.standard_normal((7, 5)).astype(f32),
+        "axes": np.array([2], np.int64), "pb": rng.standard_normal((1, 5)).astype(f32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 0, 1, 2], strides=[1, 2]),
+        helper.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["bn"], epsilon=1e-3),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("LRN", ["r"], ["l"], size=3, alpha=1e-3, beta=0.7, bias=1.5),
+        helper.make_node("AveragePool", ["l"], ["ap"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["ap"], ["mp"], kernel_shape=[2, 2], strides=[1, 1], ceil_mode=1),
+        helper.make_node("Dropout", ["mp"], ["d"]),
+        helper.make_node("Identity", ["d"], ["i"]),
+        helper.make_node("Reshape", ["i", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "B", "C"], ["gm"], alpha=0.5, beta=2.0),
+        helper.make_node("MatMul", ["gm", "W2"], ["mm"]),
+        helper.make_node("Add", ["mm", "pb"], ["ab"]),
+        helper.make_node("Unsqueeze", ["ab", "axes"], ["u"]),
+        helper.make_node("Squeeze", ["u", "axes"], ["s"]),
+        helper.make_node("Softmax", ["s"], ["y"], axis=1),
+    ]
+    data = make_model(nodes, [vinfo("x", ["N", 3, 11, 13])], [vinfo("y", ["N", 5])], inits)
+    x = rng.standard_normal((2, 3, 11, 13)).astype(f32)
+    g = pycnn.load_onnx(data)
+    np.testing.assert_allclose(g(x), run_ort(data, {"x": x}), rtol=1e-4, atol=1e-6)
+    assert set(g.state_dict()) >= {"w", "b", "scale", "B", "C", "W2", "pb"}
+
+
+def test_concat_add_global_pool_reducemax_gather_legacy_softmax():
+    rng = np.random.default_rng(1)
+    f32 = np.float32
+    inits = {"emb": rng.standard_normal((30, 4)).astype(f32)}
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["e"]),  # (N, 6, 4)
+        helper.make_node("ReduceMax", ["e"], ["m"], axes=[1], keepdims=0),  # opset 11: axes attribute
+        helper.make_node("Concat", ["m", "m"], ["cat"], axis=1),
+        helper.make_node("Add", ["cat", "cat"], ["sum"]),
+        helper.make_node("Softmax", ["sum"], ["y"]),  # opset 11 default axis 1
+    ]
+    data = make_model(nodes, [vinfo("ids", ["N", 6], TensorProto.INT64)], [vinfo("y", ["N", 8])], inits, opset=11)
+    ids = rng.integers(0, 30, (3, 6))
+    g = pycnn.load_onnx(data)
+    np.testing.assert_allclose(g(ids), run_ort(data, {"ids": ids}), rtol=1e-5, atol=1e-7)
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["y"])]
+    data = make_model(nodes, [vinfo("x", ["N", 3, 5, 7])], [vinfo("y", ["N", 3, 1, 1])], {})
+    x = rng.standard_normal((2, 3, 5, 7)).astype(f32)
+    np.testing.assert_allclose(pycnn.load_onnx(data)(x), run_ort(data, {"x": x}), rtol=1e-5)
+
+
+@pytest.mark.parametrize("node,msg", [
+    (helper.make_node("Tanh", ["x"], ["y"], name="act"), r"ONNX node 'act' \(Tanh\): unsupported operator"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]),
+     r"\(MaxPool\): unsupported attribute pads=\[0, 0, 1, 1\]"),
+    (helper.make_node("LRN", ["x"], ["y"], size=4), r"\(LRN\): unsupported attribute size=4"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
+     r"unsupported attribute auto_pad='SAME_LOWER'"),
+    (helper.make_node("Conv", ["x", "x"], ["y"]), r"\(Conv\): weight \('x'\) must be a constant"),
+])
+def test_unsupported_is_named(node, msg):
+    data = make_model([node], [vinfo("x", ["N", 3, 8, 8])], [vinfo("y", None)], {})
+    with pytest.raises(ValueError, match=msg):
+        pycnn.load_onnx(data)
+
+
+def test_load_onnx_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        pycnn.load_onnx(str(tmp_path / "none.onnx"))
+    with pytest.raises(TypeError, match="src: expected a path, bytes"):
+        pycnn.load_onnx(3.5)
+    data = make_model([helper.make_node("Relu", ["x"], ["y"])], [vinfo("x", ["N", 3])], [vinfo("y", ["N", 3])], {})
+    p = tmp_path / "relu.onnx"
+    p.write_bytes(data)
+    g = pycnn.load_onnx(p)
+    assert np.array_equal(g(np.array([[-1.0, 2.0, np.nan]], np.float32)), np.array([[0, 2, np.nan]], np.float32),
+                          equal_nan=True)
+    with pytest.raises(Exception):
+        pycnn.load_onnx(b"not an onnx file")
