@@ -15,6 +15,7 @@ import pycnn
 from pycnn import _C, reference
 from pycnn.models import CONV_LAYERS, POOL_LAYERS
 
+from . import networks
 from . import peers as P
 from .timing import compare, geomean
 
@@ -296,6 +297,8 @@ SUITES = {
     "layers": (run_layers, print_layers),
     "pool": (run_pool, print_pool),
     "threads": (run_threads, print_threads),
+    "models": (networks.run_networks, networks.print_networks),
+    "peers": (networks.run_peers, networks.print_networks),
 }
 DEFAULT = ["sgemm", "layers", "pool", "threads"]
 

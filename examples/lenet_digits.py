@@ -2,7 +2,7 @@
 
 The 1797 8x8 digit images are upsampled 4x (each pixel to a 4x4 block) to LeNet's 32x32 input
 and scaled to [0, 1]; 25% are held out (stratified, fixed seed). PyTorch trains the network of
-tests/torch_nets.py (same layer names as pycnn.models.lenet5) with Adam; the weights are saved
+pycnn/models/torch_reference.py (same layer names as pycnn.models.lenet5) with Adam; the weights are saved
 as a PyTorch state_dict file; pycnn loads that file into pycnn.models.lenet5() and must give the
 same predictions and the same held-out accuracy.
 
@@ -31,8 +31,7 @@ def load_digits_32(seed=0):
 def train_torch(x, y, epochs=30, seed=0, batch=64):
     import torch
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-    from torch_nets import lenet5
+    from pycnn.models.torch_reference import lenet5
 
     torch.manual_seed(seed)
     m = lenet5(10)

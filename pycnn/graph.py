@@ -68,6 +68,7 @@ class Step:
     output: str
     fn: object
     attrs: dict
+    params: dict = field(default_factory=dict)  # effective weights (batch norm folded in)
     free: list = field(default_factory=list)  # tensors dead after this step
 
 
@@ -196,7 +197,7 @@ class Graph:
             fn = OPS[n.op].kernel(attrs, params, self._algo)
             if hasattr(fn, "prepare_for"):
                 fn.prepare_for(shapes[ins[0]])  # weights transformed now, at the declared input shape
-            steps.append(Step(names, n.op, ins, out, fn, attrs))
+            steps.append(Step(names, n.op, ins, out, fn, attrs, params))
         for t in self.outputs:  # an output that is an alias of another tensor
             if t in alias:
                 steps.append(Step([t], "identity", [alias[t]], t, lambda x: x, {}))
@@ -208,6 +209,11 @@ class Graph:
             if t not in outputs:
                 steps[i].free.append(t)
         self._steps = steps
+
+    def plan(self):
+        """The execution plan as data: [(fused node names, op, inputs, output, attrs, params)],
+        params being the effective weights (what an exporter such as bench/ncnn_export.py writes)."""
+        return [(list(s.names), s.op, list(s.inputs), s.output, dict(s.attrs), dict(s.params)) for s in self._steps]
 
     @property
     def steps(self):

@@ -188,7 +188,7 @@ def test_googlenet_skips_aux_heads_and_bn_counters():
 
 @needs_torch
 def test_load_pytorch_state_dict_and_file(tmp_path):
-    from torch_nets import TORCH_NETS
+    from pycnn.models.torch_reference import TORCH_NETS
 
     torch.manual_seed(0)
     m = TORCH_NETS["resnet18"]().eval()

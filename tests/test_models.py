@@ -1,4 +1,4 @@
-"""Every zoo network against its PyTorch twin (tests/torch_nets.py) with the same weights, with
+"""Every zoo network against its PyTorch twin (pycnn/models/torch_reference.py) with the same weights, with
 every conv algorithm; the small ones also against the float64 reference run of the graph."""
 import numpy as np
 import pytest
@@ -45,7 +45,7 @@ def built(zoo, name):
 @needs_torch
 @pytest.mark.parametrize("name", pycnn.models.names())
 def test_model_matches_pytorch(zoo, name):
-    from torch_nets import torch_net
+    from pycnn.models.torch_reference import torch_net
 
     g = built(zoo, name)
     m = torch_net(name, g.state_dict())

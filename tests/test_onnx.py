@@ -32,7 +32,7 @@ def export(m, x, input_name):
 @needs_torch
 @pytest.mark.parametrize("name", pycnn.models.names())
 def test_exported_zoo_model_matches_onnxruntime(name):
-    from torch_nets import torch_net
+    from pycnn.models.torch_reference import torch_net
 
     g = pycnn.models.get(name)
     x = model_input(g, name)

@@ -2,7 +2,7 @@
 
 conv1 6@28x28 -> pool 6@14x14 -> conv2 16@10x10 -> pool 16@5x5 -> conv3 120@1x1 -> fc1 84 ->
 fc2 classes. ReLU and max pooling (the modern reading; the 1998 paper used scaled tanh and
-trainable subsampling). Output: logits. Keys: conv1-3, fc1-2 (as in tests/torch_nets.py).
+trainable subsampling). Output: logits. Keys: conv1-3, fc1-2 (as in pycnn/models/torch_reference.py).
 """
 from ._builder import Builder
 

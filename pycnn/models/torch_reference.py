@@ -2,7 +2,10 @@
 the ones pycnn's Graphs use (torchvision's for AlexNet, GoogLeNet and ResNet: torchvision itself
 is not installable beside the pinned torch, so its definitions are restated here).
 
-Each builder returns an nn.Module in eval mode; TORCH_NETS maps zoo names to builders.
+TORCH_NETS maps zoo names to builders; torch_net(name, state_dict) gives the eval-mode twin
+with a Graph's weights. Used by the tests (the outside referee), the bench (PyTorch and, exported
+to ONNX, onnxruntime as peers) and examples/lenet_digits.py (training). Imports torch: not
+imported by pycnn.models itself.
 """
 from __future__ import annotations
 

@@ -1,0 +1,168 @@
+"""The `models` and `peers` suites: whole networks end to end.
+
+models: every zoo network at each batch size through pycnn (algo auto, weights prepared when
+the Graph is built), PyTorch eager (the same network written in PyTorch,
+pycnn/models/torch_reference.py, inference mode), onnxruntime (that PyTorch network exported to
+ONNX, all graph optimizations) and ncnn (the Graph's plan written as .param/.bin by
+ncnn_export.py, FP32); median latency, images per second, the time ratio pycnn / peer (< 1:
+pycnn is faster), and pycnn's per-layer breakdown (Graph.profile) at batch 1.
+peers: the same side by side plus the NumPy reference (Graph.run_reference in float32, one timed
+run: it is the oracle, not a contender), without the per-layer breakdown.
+
+Every engine's output is checked against pycnn's before it is timed (normwise 1e-3 of the
+largest output); an engine that disagrees is reported WRONG and not timed.
+"""
+from __future__ import annotations
+
+import fnmatch
+import io
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+import pycnn
+
+from .timing import compare
+
+ENGINES = ("pycnn", "torch", "onnxruntime", "ncnn")
+
+
+def _input(g, name, N, rng):
+    if name == "kimcnn":
+        vocab = g.nodes[0].params["weight"].shape[0]
+        return rng.integers(0, vocab, (N,) + g.inputs["tokens"][1:])
+    return rng.standard_normal((N,) + g.inputs["x"][1:], dtype=np.float32)
+
+
+def _torch_engine(g, name, x, threads):
+    import torch
+
+    from pycnn.models.torch_reference import torch_net
+
+    m = torch_net(name, g.state_dict())
+    tx = torch.from_numpy(x)
+
+    def run():
+        with torch.inference_mode():
+            return m(tx).numpy()
+    return m, run
+
+
+def _ort_engine(m, name, x, threads):
+    import onnxruntime as ort
+    import torch
+
+    f = io.BytesIO()
+    iname = "tokens" if name == "kimcnn" else "x"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.from_numpy(x),), f, dynamo=False, input_names=[iname], output_names=["y"],
+                          dynamic_axes={iname: {0: "N"}}, opset_version=17)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(f.getvalue(), so, providers=["CPUExecutionProvider"])
+    return lambda: sess.run(None, {iname: x})[0]
+
+
+def _engines(g, name, x, threads, folder, with_numpy):
+    out, notes = {"pycnn": lambda: g(x)}, {}
+    try:
+        m, out["torch"] = _torch_engine(g, name, x, threads)
+        try:
+            out["onnxruntime"] = _ort_engine(m, name, x, threads)
+        except ImportError as e:
+            notes["onnxruntime"] = f"not installed ({e})"
+    except ImportError as e:
+        notes["torch"] = notes["onnxruntime"] = f"not installed ({e})"
+    try:
+        from .ncnn_export import NcnnNet
+
+        net = NcnnNet(g, threads, folder)
+        out["ncnn"] = lambda: net(x)
+    except ImportError as e:
+        notes["ncnn"] = f"not installed ({e})"
+    except NotImplementedError as e:
+        notes["ncnn"] = str(e)
+    if with_numpy:
+        out["numpy"] = lambda: g.run_reference(x, np.float32)
+    return out, notes
+
+
+def run_networks(opts, suite="models"):
+    names = [n for n in pycnn.models.names() if fnmatch.fnmatch(n, opts.filter or "*")]
+    if opts.quick:
+        names = [n for n in names if n not in ("resnet101", "resnet152", "resnet34", "alexnet_torchvision")]
+    rng = np.random.default_rng(0)
+    rows = []
+    folder = tempfile.mkdtemp(prefix="pycnn-bench-ncnn-")
+    for name in names:
+        for N in opts.batch:
+            t0 = time.perf_counter()
+            g = pycnn.models.get(name)
+            x = _input(g, name, N, rng)
+            engines, notes = _engines(g, name, x, opts.threads, folder, suite == "peers")
+            truth = engines["pycnn"]()
+            scale = float(np.abs(truth).max())
+            row = dict(suite=suite, model=name, N=N, gflop=g.summary(N).flops / 1e9)
+            ok = {}
+            for k, fn in engines.items():
+                y = np.asarray(fn()).reshape(truth.shape)
+                err = float(np.abs(y - truth).max()) / scale
+                ok[k] = err <= 1e-3
+                row[f"{k}_max_rel_err"] = err
+                if not ok[k]:
+                    row[f"{k}_status"] = "WRONG"
+            slow = {k: engines.pop(k) for k in ("numpy",) if k in engines}
+            timed = compare({k: v for k, v in engines.items() if ok[k]}, rounds=opts.rounds, target_s=0.6,
+                            max_reps=20)
+            for k, fn in slow.items():
+                if ok[k]:
+                    t1 = time.perf_counter()
+                    fn()
+                    timed[k] = {"median_s": time.perf_counter() - t1, "samples": 1}
+            for k, v in timed.items():
+                row[f"{k}_ms"] = v["median_s"] * 1e3
+                row[f"{k}_img_s"] = N / v["median_s"]
+            for k in list(timed):
+                if k != "pycnn" and "pycnn" in timed:
+                    row[f"ratio_vs_{k}"] = timed["pycnn"]["median_s"] / timed[k]["median_s"]
+            for k, v in notes.items():
+                row[f"{k}_status"] = v
+            if suite == "models" and N == opts.batch[0]:
+                p = g.profile(x, runs=3, warmup=1)
+                row["profile"] = [dict(step=r[0], op=r[1], ms=r[3] * 1e3, gflops=(r[4] / r[3] / 1e9 if r[4] else None),
+                                       algo=r[5]) for r in p.rows]
+            row["bench_s"] = time.perf_counter() - t0
+            rows.append(row)
+            print(f"  {name} N={N}: " + ", ".join(f"{k} {row[k + '_ms']:.2f} ms" for k in ENGINES + ("numpy",)
+                                                   if row.get(k + "_ms")), flush=True)
+    return rows
+
+
+def print_networks(rows):
+    print("\nWhole networks: median latency per batch (ms) and time ratio pycnn / peer (< 1: pycnn faster)")
+    print(f"{'model':<20}{'N':>3}{'pycnn':>10}{'torch':>10}{'onnxrt':>10}{'ncnn':>10}"
+          f"{'/torch':>8}{'/onnxrt':>8}{'/ncnn':>8}{'img/s':>9}")
+    for r in rows:
+        def ms(k):
+            return f"{r[k + '_ms']:10.2f}" if r.get(k + "_ms") else f"{r.get(k + '_status', 'n/a')[:9]:>10}"
+
+        def ratio(k):
+            return f"{r['ratio_vs_' + k]:8.2f}" if r.get("ratio_vs_" + k) else f"{'-':>8}"
+        print(f"{r['model']:<20}{r['N']:>3}{ms('pycnn')}{ms('torch')}{ms('onnxruntime')}{ms('ncnn')}"
+              f"{ratio('torch')}{ratio('onnxruntime')}{ratio('ncnn')}{r.get('pycnn_img_s', 0):9.1f}")
+        if r.get("numpy_ms"):
+            print(f"{'':<23}NumPy reference (float32, one run): {r['numpy_ms']:.1f} ms")
+    for r in rows:
+        if r.get("profile"):
+            top = sorted(r["profile"], key=lambda s: -s["ms"])[:5]
+            print(f"  {r['model']} N={r['N']} slowest steps: " + "; ".join(
+                f"{s['step']} {s['ms']:.2f} ms ({s['algo']})" for s in top))
+
+
+def run_peers(opts):
+    return run_networks(opts, "peers")
