@@ -23,10 +23,13 @@ def test_sgemm(shape, bt, isa, rng):
     assert_close(c, np.maximum(ref, 0), atol=1e-4 * np.sqrt(K), rtol=1e-4)
 
 
-@pytest.mark.parametrize("N", [1, 3, 4, 5, 17])
-def test_linear(N, rng):
-    x = rng.standard_normal((N, 300), dtype=np.float32)
-    w = rng.standard_normal((37, 300), dtype=np.float32) / 17
+@pytest.mark.parametrize("N", [1, 2, 3, 4, 5, 8, 9, 16, 17])
+@pytest.mark.parametrize("In", [300, 7])
+def test_linear(N, In, rng, isa):
+    """Every batch block of the GEMV kernels (1-8 rows, two blocks, the SGEMM path past 16) on
+    every ISA, with W-row counts that leave partial row blocks and In with a partial vector."""
+    x = rng.standard_normal((N, In), dtype=np.float32)
+    w = rng.standard_normal((37, In), dtype=np.float32) / 17
     b = rng.standard_normal(37, dtype=np.float32)
     ref = reference.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
     y = np.full((N, 37), np.nan, np.float32)
