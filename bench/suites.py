@@ -300,7 +300,7 @@ SUITES = {
     "models": (networks.run_networks, networks.print_networks),
     "peers": (networks.run_peers, networks.print_networks),
 }
-DEFAULT = ["sgemm", "layers", "pool", "threads"]
+DEFAULT = ["sgemm", "layers", "pool", "threads", "models"]
 
 
 def now():
