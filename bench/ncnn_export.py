@@ -19,7 +19,6 @@ class NcnnExport:
     def __init__(self, graph):
         self.g = graph
         self.lines = []
-        self.blobs = []
         self.weights = []
 
     def layer(self, kind, name, ins, outs, params=""):
@@ -120,12 +119,13 @@ class NcnnExport:
 
 
 class NcnnNet:
-    """A Graph run by ncnn (FP32: fp16/bf16 storage and arithmetic off; Winograd and sgemm on)."""
+    """A Graph run by ncnn (FP32; peers.ncnn_fp32_net has the options), image by image."""
 
     def __init__(self, graph, threads, folder):
-        import ncnn
+        from .peers import ncnn, ncnn_fp32_net
 
-        self.ncnn = ncnn
+        if ncnn is None:
+            raise ImportError("ncnn is not installed (pip install ncnn)")
         param, weights = NcnnExport(graph).build()
         os.makedirs(folder, exist_ok=True)
         self.param_path = os.path.join(folder, f"{graph.name}.param")
@@ -136,26 +136,9 @@ class NcnnNet:
             f.write(weights)
         self.input = next(iter(graph.inputs))
         self.output = graph.outputs[0]
-        self.net = ncnn.Net()
-        o = self.net.opt
-        o.num_threads = threads
-        o.use_winograd_convolution = True
-        o.use_sgemm_convolution = True
-        o.use_packing_layout = True
-        for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage",
-                     "use_bf16_packed"):
-            setattr(o, flag, False)
-        if self.net.load_param(self.param_path) != 0 or self.net.load_model(bin_path) != 0:
-            raise RuntimeError(f"ncnn could not load {self.param_path}")
+        self.net = ncnn_fp32_net(self.param_path, bin_path, threads)
 
     def __call__(self, x):
-        outs = []
-        for img in x:
-            arr = np.ascontiguousarray(img)  # alive until extract returns (ncnn.Mat does not copy)
-            ex = self.net.create_extractor()
-            ex.input(self.input, self.ncnn.Mat(arr))
-            ret, out = ex.extract(self.output)
-            if ret != 0:
-                raise RuntimeError(f"ncnn extract failed ({ret})")
-            outs.append(np.array(out).reshape(-1))
-        return np.stack(outs)
+        from .peers import ncnn_run_images
+
+        return ncnn_run_images(self.net, x, self.input, self.output).reshape(len(x), -1)

@@ -76,6 +76,39 @@ def _onnx_conv_session(w, b, stride, pad, groups, threads):
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
+def ncnn_fp32_net(param_path, bin_path, threads):
+    """An ncnn.Net loaded from .param/.bin for an FP32 comparison: fp16/bf16 storage and
+    arithmetic off (ncnn's default stores some weights as fp16 on CPUs with F16C), Winograd,
+    sgemm and the packed layout on."""
+    net = ncnn.Net()
+    o = net.opt
+    o.num_threads = threads
+    o.use_winograd_convolution = True
+    o.use_sgemm_convolution = True
+    o.use_packing_layout = True
+    for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage",
+                 "use_bf16_packed"):
+        setattr(o, flag, False)
+    if net.load_param(param_path) != 0 or net.load_model(bin_path) != 0:
+        raise RuntimeError(f"ncnn could not load {param_path}")
+    return net
+
+
+def ncnn_run_images(net, x, input_name, output_name):
+    """Run a batch through ncnn image by image (ncnn has no batch dimension), as an application
+    would; returns the outputs stacked along a new first axis."""
+    outs = []
+    for img in x:
+        arr = np.ascontiguousarray(img)  # kept alive until extract returns (ncnn.Mat does not copy)
+        ex = net.create_extractor()
+        ex.input(input_name, ncnn.Mat(arr))
+        ret, out = ex.extract(output_name)
+        if ret != 0:
+            raise RuntimeError(f"ncnn extract of {output_name!r} failed ({ret})")
+        outs.append(np.array(out))
+    return np.stack(outs)
+
+
 class NcnnConv:
     """One Convolution layer in ncnn (PyPI `ncnn`), same weights, FP32 only (fp16/bf16 storage and
     arithmetic off), Winograd and sgemm on: the .param text and .bin (uint32 flag 0, OIHW
@@ -102,27 +135,10 @@ class NcnnConv:
             f.write(np.uint32(0).tobytes())
             f.write(np.ascontiguousarray(w, np.float32).tobytes())
             f.write(np.ascontiguousarray(b, np.float32).tobytes())
-        self.net = ncnn.Net()
-        o = self.net.opt
-        o.num_threads = threads
-        o.use_winograd_convolution = True
-        o.use_sgemm_convolution = True
-        o.use_packing_layout = True
-        for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage",
-                     "use_bf16_packed"):
-            setattr(o, flag, False)
-        self.net.load_param(param)
-        self.net.load_model(binf)
+        self.net = ncnn_fp32_net(param, binf, threads)
 
     def __call__(self, x):
-        outs = []
-        for img in x:
-            arr = np.ascontiguousarray(img)  # kept alive until extract returns (ncnn.Mat does not copy)
-            ex = self.net.create_extractor()
-            ex.input("data", ncnn.Mat(arr))
-            _, out = ex.extract("output")
-            outs.append(np.array(out))
-        return np.stack(outs)
+        return ncnn_run_images(self.net, x, "data", "output")
 
 
 def make_conv_peers(x, w, b, layer, threads, with_numpy=True):

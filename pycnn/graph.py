@@ -305,7 +305,7 @@ class Graph:
         arrays = load_weights(d)
         owners = {n.keys[r]: (n, r) for n in self.nodes for r in n.params}
         ignored = [k for k in arrays if k not in owners and
-                   (k.endswith("num_batches_tracked") or k.startswith(self.ignore_keys) and self.ignore_keys)]
+                   (k.endswith("num_batches_tracked") or k.startswith(self.ignore_keys))]
         problems = []
         missing = sorted(k for k in owners if k not in arrays)
         unexpected = sorted(k for k in arrays if k not in owners and k not in ignored)

@@ -340,6 +340,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, a
     if vecs[0] is None or vecs[1] is None:
         raise TypeError("running_mean, running_var: expected arrays, got None")
     scale, shift = fold_batch_norm(*vecs, eps=eps)
+    return _channel_affine(x, scale, shift, relu)
+
+
+def _channel_affine(x, scale, shift, relu):
+    """y[:, c] = x[:, c] * scale[c] + shift[c] (then ReLU); x already validated, (N, C, ...) with
+    C == len(scale). What batch_norm runs once its statistics are folded (a Graph folds once)."""
     y = np.empty_like(x)
     _C.channel_affine(x, scale, shift, y, relu)
     return y

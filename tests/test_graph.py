@@ -38,6 +38,19 @@ def test_plan_folds_bn_and_fuses_relu():
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
 
 
+def test_batch_norm_that_cannot_fold_runs_on_its_own():
+    """Batch norm after a ReLU (no conv to fold into) runs as its own step, ReLU fused after it."""
+    rng = np.random.default_rng(3)
+    bn = {"running_mean": rng.standard_normal(3), "running_var": rng.uniform(0.5, 2, 3),
+          "weight": rng.standard_normal(3), "bias": rng.standard_normal(3)}
+    nodes = [Node("r", "relu", ["x"]), Node("bn", "batch_norm", ["r"], attrs=dict(eps=1e-3), params=bn),
+             Node("r2", "relu", ["bn"])]
+    g = Graph({"x": (None, 3, 4, 5)}, nodes, ["r2"])
+    assert [s[0] for s in g.steps] == [["r"], ["bn", "r2"]]
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-5, atol=1e-6)
+
+
 def test_branch_output_is_not_fused_away():
     """A ReLU is fused only when its input has no other consumer: here 'conv' feeds two nodes."""
     rng = np.random.default_rng(0)

@@ -98,11 +98,6 @@ class _Importer:
     def is_used(self, t):
         return any(t in n.input for n in self.model.graph.node) or t in self.outputs
 
-    @staticmethod
-    def spatial(node, a, name, default, n=2):
-        v = list(a.get(name, [default] * n))
-        return v
-
     # ------------------------------------------------------------------ operators
     def convert(self, node):
         op = node.op_type
