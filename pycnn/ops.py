@@ -22,7 +22,7 @@ from .select import winograd_applies
 from ._shapes import conv_output_size, conv_padding, pool_output_size
 
 _F32 = np.dtype(np.float32)
-CONV_ALGOS_CPU = ("auto", "direct", "im2col", "winograd", "winograd_f2", "winograd_f4", "winograd_f6", "reference",
+CONV_ALGOS_CPU = ("auto", "direct", "direct_oc", "im2col", "winograd", "winograd_f2", "winograd_f4", "winograd_f6", "reference",
                   "numba", "numba_im2col")
 WINOGRAD_ALGOS = ("winograd_f2", "winograd_f4", "winograd_f6")
 ACTIVATIONS = (None, "relu")

@@ -36,7 +36,7 @@ class PreparedConv:
         self._groups = probe.groups
         self._handles = {}  # algorithm -> prepared weights, made once on first use
         self._shapes = {}  # input shape -> (ConvShape, algorithm)
-        if algo in ("direct", "im2col") or algo in WINOGRAD_ALGOS:
+        if algo in ("direct", "direct_oc", "im2col") or algo in WINOGRAD_ALGOS:
             self._handle(algo)
 
     def _handle(self, algo):
@@ -68,7 +68,7 @@ class PreparedConv:
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph
         does when it is built, so that the first call only runs kernels)."""
         algo = self.algo_for(x_shape)
-        if algo in ("direct", "im2col") or algo in WINOGRAD_ALGOS:
+        if algo in ("direct", "direct_oc", "im2col") or algo in WINOGRAD_ALGOS:
             self._handle(algo)
         return algo
 

@@ -16,6 +16,14 @@ machine, 2026-11-22 (docs/performance.md has the tables):
   * the direct kernel wins only when the layer has very few input channels per group (the first
     layers: C = 1 or 3) and an output at least 8 wide (it vectorizes along output columns):
     1.1-1.8x faster than im2col there, 8x slower on Kim's CNN (Wo = 1).
+  * direct_oc (direct, vectorized over output channels) for strided layers with few output
+    pixels in the whole batch: measured inside ResNet-50 (Graph.profile, weights cold as in a
+    real run; 2026-11-22): 3x3 stride 2 to 7x7: batch 1 1.41 vs 2.39 ms (im2col), batch 8 9.9
+    vs 12.5 ms; to 14x14 batch 1 1.19 vs 1.57, to 28x28 batch 1 1.32 vs 1.45; 1x1 stride 2 to
+    7x7 batch 1 1.37 vs 1.95. It lost where N*Ho*Wo is larger (3x3 s2 to 14x14 at batch 8:
+    9.5 vs 8.7; 1x1 s2 to 14x14 at batch 1: 1.35 vs 1.18) and on every large map (its input
+    is re-read per 32-channel block and its transposing epilogue costs ~1 cycle per output).
+    At 3x3 stride 1 on 7x7 it ties Winograd F2 (1.39 vs 1.33 ms), so F2 stays.
   * im2col + SGEMM everywhere else.
 """
 from __future__ import annotations
@@ -26,6 +34,8 @@ DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
 DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
 WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
 WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
+DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
+DIRECT_OC_MAX_PIXELS_1X1 = 64  # ... and strided 1x1 layers with at most this
 
 
 def winograd_applies(shape) -> bool:
@@ -42,6 +52,11 @@ def heuristic(shape) -> str:
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct"
+    if shape.stride != (1, 1):
+        pixels = shape.N * shape.Ho * shape.Wo
+        limit = DIRECT_OC_MAX_PIXELS if shape.R * shape.S > 1 else DIRECT_OC_MAX_PIXELS_1X1
+        if pixels <= limit:
+            return "direct_oc"
     return "im2col"
 
 
@@ -64,7 +79,7 @@ def winograd_tile(shape) -> str:
 
 def candidates(shape) -> list[str]:
     """Every algorithm that can run shape (what the autotuner times)."""
-    out = ["im2col", "direct"]
+    out = ["im2col", "direct", "direct_oc"]
     if winograd_applies(shape):
         out += ["winograd_f2", "winograd_f4", "winograd_f6"]
     return out

@@ -8,7 +8,7 @@ from pycnn.models import CONV_LAYERS
 
 from conftest import TF, assert_close, assert_conv_close, conv_data, conv_poisoned, needs_torch, torch
 
-ALGOS = ["direct", "im2col"]
+ALGOS = ["direct", "direct_oc", "im2col"]
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): odd sizes and channel counts,
 # strides, asymmetric and 4-sided padding, dilation, groups, 1-pixel images, kernels as large as
@@ -181,3 +181,12 @@ def test_prepared_conv_survives_isa_change(rng):
             assert_close(c(x), ref)
     finally:
         pycnn._C.set_isa(pycnn._C.cpu_isa())
+
+
+def test_direct_oc_image_chunks_and_bands(rng):
+    """direct_oc pads images in chunks of ~32 MiB and runs output rows in bands: 3 images of
+    1702x1702 padded floats take two chunks (2 + 1) and 1700 one-row bands each; the result
+    equals im2col's."""
+    x, w, b = conv_data(rng, 3, 1, 1700, 1700, 8, 1, 3, 3)
+    y = pycnn.conv2d(x, w, b, padding=1, algo="direct_oc", activation="relu")
+    assert_close(y, pycnn.conv2d(x, w, b, padding=1, algo="im2col", activation="relu"))

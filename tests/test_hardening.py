@@ -166,7 +166,8 @@ def test_threads_give_same_results(rng):
     result equals the one computed alone (kernels release the GIL and keep per-thread scratch)."""
     jobs = []
     for i, (C, H, K, algo) in enumerate([(3, 31, 8, "direct"), (16, 20, 12, "im2col"), (32, 14, 16, "winograd_f4"),
-                                         (24, 9, 8, "winograd_f2"), (8, 17, 8, "auto")]):
+                                         (24, 9, 8, "winograd_f2"), (8, 17, 8, "auto"),
+                                         (20, 11, 40, "direct_oc")]):
         x = rng.standard_normal((2, C, H, H), dtype=np.float32)
         w = rng.standard_normal((K, C, 3, 3), dtype=np.float32)
         conv = pycnn.prepare_conv(w, None, 1, 1, algo=algo, activation="relu")
@@ -197,7 +198,7 @@ def test_workspace_limit_raises_memory_error(rng):
     old = pycnn.get_workspace_limit()
     try:
         pycnn.set_workspace_limit(4096)
-        for algo in ("im2col", "direct", "winograd_f4"):
+        for algo in ("im2col", "direct", "direct_oc", "winograd_f4"):
             with pytest.raises(MemoryError, match="workspace"):
                 pycnn.conv2d(x, w, padding=1, algo=algo)
         with pytest.raises(MemoryError, match="workspace"):

@@ -18,6 +18,12 @@ POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
     (1, 4, 10, 11, 3, 1, 1, True),
     (1, 3, 6, 6, 6, 6, 0, False),
     (1, 2, 8, 8, 4, 3, 2, True),
+    # stride-1 columns on maps up to 4 vectors wide take the separable plane path
+    (2, 5, 7, 7, 3, 1, 1, True),                    # GoogLeNet's 3x3/1 branch pool
+    (1, 3, 28, 40, 3, 1, 1, False),                 # 40 columns: 3 AVX-512 / 5 AVX2 vectors
+    (1, 2, 9, 33, (2, 4), (2, 1), (0, 2), True),    # row stride 2, column stride 1
+    (1, 2, 5, 3, (3, 7), 1, (1, 3), False),         # window wider than the input
+    (1, 2, 9, 70, (3, 5), 1, (1, 2), False),        # 70 columns: the row path again
 ]
 
 
@@ -74,11 +80,12 @@ def test_max_pool_nan_inf(isa, rng):
     x[0, 0, 3, 3] = np.nan
     x[0, 1, 0, 0] = np.inf
     x[0, 1, 7, 7] = -np.inf
-    y = pycnn.max_pool2d(x, 3, 2, 1, True)
-    ref = reference.max_pool2d(x, 3, 2, 1, True)
-    assert np.isnan(y).sum() == np.isnan(ref).sum() > 0
-    assert_close(y, ref, 0, 0)
-    assert np.isinf(y[0, 1, 0, 0])
+    for stride in (2, 1):  # the row path and the plane path
+        y = pycnn.max_pool2d(x, 3, stride, 1, True)
+        ref = reference.max_pool2d(x, 3, stride, 1, True)
+        assert np.isnan(y).sum() == np.isnan(ref).sum() > 0
+        assert_close(y, ref, 0, 0)
+        assert np.isinf(y[0, 1, 0, 0])
 
 
 def test_global_avg_pool(rng):

@@ -36,9 +36,9 @@ ConvParams conv_params(const farray& x, const farray& w, const py::object& bias,
 // Weights prepared for one algorithm, with the shape they were prepared for.
 struct PreparedWeights {
   ConvParams p;  // K, C, R, S, groups are meaningful
-  int algo = 0;  // 0 = im2col, 1 = direct, 2 = winograd
+  int algo = 0;  // 0 = im2col, 1 = direct, 2 = winograd, 3 = direct_oc
   Im2colWeights im2col;
-  DirectWeights direct;
+  DirectWeights direct;  // direct and direct_oc (different layouts; algo says which)
   WinogradWeights winograd;
 };
 
@@ -83,6 +83,11 @@ void bind_conv(py::module_& m) {
           DirectWeights dw;
           conv2d_direct_prepare(p, w.data(), dw);
           conv2d_direct(p, x.data(), dw, b, yp, act);
+        } else if (algo == "direct_oc") {
+          py::gil_scoped_release nogil;
+          DirectWeights dw;
+          conv2d_direct_oc_prepare(p, w.data(), dw);
+          conv2d_direct_oc(p, x.data(), dw, b, yp, act);
         } else if (algo == "im2col") {
           py::gil_scoped_release nogil;
           Im2colWeights pw;
@@ -123,6 +128,10 @@ void bind_conv(py::module_& m) {
                out->algo = 1;
                py::gil_scoped_release nogil;
                conv2d_direct_prepare(p, wp, out->direct);
+             } else if (algo == "direct_oc") {
+               out->algo = 3;
+               py::gil_scoped_release nogil;
+               conv2d_direct_oc_prepare(p, wp, out->direct);
              } else if (int m = winograd_tile(algo)) {
                require(p.R == 3 && p.S == 3, "algo: Winograd needs a 3x3 kernel");
                out->algo = 2;
@@ -136,7 +145,7 @@ void bind_conv(py::module_& m) {
            py::arg("weight"), py::arg("groups"), py::arg("algo"))
       .def_property_readonly("algo", [](const PreparedWeights& pw) {
         if (pw.algo == 2) return "winograd_f" + std::to_string(pw.winograd.m);
-        return std::string(pw.algo == 0 ? "im2col" : "direct");
+        return std::string(pw.algo == 0 ? "im2col" : pw.algo == 1 ? "direct" : "direct_oc");
       })
       .def("run", [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
                      int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu) {
@@ -161,6 +170,8 @@ void bind_conv(py::module_& m) {
           conv2d_im2col(p, xp, pw.im2col, b, yp, act);
         else if (pw.algo == 1)
           conv2d_direct(p, xp, pw.direct, b, yp, act);
+        else if (pw.algo == 3)
+          conv2d_direct_oc(p, xp, pw.direct, b, yp, act);
         else
           conv2d_winograd(p, xp, pw.winograd, b, yp, act);
       });

@@ -34,6 +34,11 @@ void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& o
 // Direct convolution (no lowering) with prepared weights; p must match the prepared shape.
 void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
                    float* y, Activation act);
+// Direct convolution vectorized over output channels (conv2d_direct_oc.inl): weights reordered
+// to [group][kblock][c][r][s][KB] for one ISA's KB; suits small maps, strides and 1x1 kernels.
+void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out);
+void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
+                      float* y, Activation act);
 
 // Winograd F(m x m, 3 x 3), m = 2, 4 or 6 (stride 1, dilation 1, 3x3 kernels only; any padding).
 // Weights: U = G g G^T for every (k, c), stored as alpha^2 packed SGEMM A matrices (Kg x Cg) per

@@ -106,7 +106,9 @@ struct Item {
 };
 
 constexpr int64_t kNC = 384;  // columns of one packed B tile: KC x NC floats = 384 KiB (L2)
-constexpr int64_t kMC = 240;  // rows of A swept per B tile: MC x KC floats = 240 KiB (L2)
+constexpr int64_t kMC = 240;
+constexpr int64_t kNarrowNC = 64;   // C blocks this narrow run A-panel-outer (see sgemm_run)
+constexpr int64_t kPrefetchPanels = 2;  // A panels prefetched ahead in that order  // rows of A swept per B tile: MC x KC floats = 240 KiB (L2)
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
 // cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
@@ -194,6 +196,32 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         const int64_t kc = std::min(kSgemmKC, K - k0);
         const bool first = k0 == 0, last = k0 + kc >= K;
         p.B->pack(k0, kc, it.j0, nc, NR, bbuf);
+        if (nc <= kNarrowNC) {
+          // Narrow C (small feature maps at batch 1: 7x7 = 49 columns): each A panel is used
+          // for all of the few B panels while it sits in L1, so the weights stream from memory
+          // exactly once, and the next panels are prefetched into L2 meanwhile (A streams from
+          // DRAM here: per panel only nc columns of work hide its latency).
+          const int64_t pbytes = (int64_t)MR * kc;
+          for (int64_t i = it.m0; i < it.m1; i += MR) {
+            const int mr = (int)std::min<int64_t>(MR, M - i);
+            const float* ap = p.A->panel(k0, kc, i / MR);
+            if (i + kPrefetchPanels * MR < it.m1) {
+              const char* nx = (const char*)(ap + kPrefetchPanels * pbytes);
+              for (int64_t off = 0; off < pbytes * 4; off += 64) __builtin_prefetch(nx + off, 0, 2);
+            }
+            for (int64_t jp = 0; jp * NR < nc; ++jp) {
+              const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
+              const SgemmUkernel uk = nr <= NR / 2 ? half : full;
+              const int64_t j = it.j0 + jp * NR;
+              Epilogue ep;
+              ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
+              ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
+              ep.relu = relu;
+              uk(kc, ap, bbuf + jp * kc * NR, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
+            }
+          }
+          continue;
+        }
         for (int64_t ic = it.m0; ic < it.m1; ic += MC) {
           const int64_t ie = std::min(it.m1, ic + MC);
           for (int64_t jp = 0; jp * NR < nc; ++jp) {

@@ -35,6 +35,10 @@ struct avx512 {
   }
   static inline __mmask16 mask(int n) { return (__mmask16)((1u << n) - 1u); }
   static inline reg loadu_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  // Lanes [lo, hi) from p + lane, the others `fill`; lanes outside are never read (no fault).
+  static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
+    return _mm512_mask_loadu_ps(set1(fill), (__mmask16)(mask(hi) & ~mask(lo)), p);
+  }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).
   static inline reg gather_n(const float* p, int64_t stride, int n) {
@@ -80,6 +84,10 @@ struct avx2 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static inline reg loadu_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
+    const __m256i m = _mm256_andnot_si256(mask(lo), mask(hi));
+    return _mm256_blendv_ps(set1(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline reg gather_n(const float* p, int64_t stride, int n) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)stride));
@@ -145,6 +153,11 @@ struct generic {
   static inline reg nanmax(reg m, reg v) {
     for (int i = 0; i < 8; ++i) m.v[i] = (v.v[i] > m.v[i] || v.v[i] != v.v[i]) ? v.v[i] : m.v[i];
     return m;
+  }
+  static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
+    reg r = set1(fill);
+    for (int i = lo; i < hi; ++i) r.v[i] = p[i];
+    return r;
   }
   static inline reg loadu_n(const float* p, int n) {
     reg r = zero();

@@ -1,0 +1,241 @@
+// Direct convolution vectorized over OUTPUT CHANNELS ("direct_oc"), written once over a SIMD
+// type V and instantiated per ISA by conv2d_direct_oc__<isa>.cpp.
+//
+// Why a second direct kernel: conv2d_direct.inl vectorizes along output columns, which wastes
+// most lanes on 7- or 14-wide maps; im2col + SGEMM wastes columns there too (N = 49 fills 49 of
+// 64) and at batch 1 its packed weights stream from DRAM feeding only those few columns. Here
+// the vector runs over KB = KV * V::W output channels, the input value of each output pixel is
+// broadcast, and the tile is P pixels of one output row (P <= PMAX), so every lane is useful
+// whatever the map width, stride or kernel size, and the weights are read once per row tile from
+// L2 (once from memory per thread) with no packing of the input.
+//
+// Layouts. x (N, C, H, W), y (N, K, Ho, Wo), NCHW float32. Weights reordered once to
+// wb[g][kblock][r][s][c][KB] (zero past Kg) so one tap's KB weights are one run and the
+// channel loop walks them contiguously. The
+// input is read in place when no padding is needed; otherwise it is copied into a zero-padded
+// buffer xb[n][c][Hp][Wp] (activations, small next to the weights at the sizes this kernel is
+// chosen for). Accumulators acc[P][KV] (P pixels x KB channels) are transposed through a small
+// stack tile into the NCHW output with bias and ReLU.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "conv2d.h"
+#include "pycnn/buffer.h"
+#include "pycnn/parallel.h"
+#include "simd.h"
+
+namespace pycnn {
+
+template <class V, int KV, int PMAX>
+struct DirectOcConv {
+  static constexpr int W = V::W;
+  static constexpr int KB = KV * W;  // output channels per tile
+
+  const ConvParams& p;
+  int64_t kblocks, Hp, Wp, row_tiles;
+  bool padded;  // true: the input is copied into a zero-padded buffer first
+
+  explicit DirectOcConv(const ConvParams& p_) : p(p_) {
+    kblocks = (p.Kg() + KB - 1) / KB;
+    Hp = (p.Ho - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
+    Wp = (p.Wo - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
+    padded = p.pad_t != 0 || p.pad_l != 0 || Hp > p.H || Wp > p.W;
+    if (!padded) {  // read x in place: its own row length and plane size
+      Hp = p.H;
+      Wp = p.W;
+    }
+    row_tiles = (p.Wo + PMAX - 1) / PMAX;
+  }
+
+  int64_t wb_size() const { return p.groups * kblocks * p.Cg() * p.R * p.S * KB; }
+
+  // wb[g][kblock][r][s][c][KB], zero for channels past Kg.
+  void reorder_weights(const float* w, float* wb) const {
+    const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S;
+    for (int64_t g = 0; g < p.groups; ++g)
+      for (int64_t kb = 0; kb < kblocks; ++kb)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int i = 0; i < KB; ++i) {
+              const int64_t k = kb * KB + i;
+              wb[(((g * kblocks + kb) * RS + rs) * Cg + c) * KB + i] =
+                  k < Kg ? w[((g * Kg + k) * Cg + c) * RS + rs] : 0.0f;
+            }
+  }
+
+  // Columns [ow0, ow0 + P) of output row tile rt: Wo split into row_tiles near-equal parts.
+  void row_tile(int64_t rt, int64_t& ow0, int& P) const {
+    const int64_t base = p.Wo / row_tiles, extra = p.Wo % row_tiles;
+    ow0 = rt * base + std::min(rt, extra);
+    P = (int)(base + (rt < extra ? 1 : 0));
+  }
+
+  // Copies planes [q0, q1) of the N*C input planes into the padded buffer.
+  void pad_planes(const float* x, float* xb, int64_t q0, int64_t q1) const {
+    for (int64_t q = q0; q < q1; ++q) {
+      const float* xp = x + q * p.H * p.W;
+      float* o = xb + q * Hp * Wp;
+      for (int64_t ihp = 0; ihp < Hp; ++ihp) {
+        float* row = o + ihp * Wp;
+        const int64_t ih = ihp - p.pad_t;
+        if (ih < 0 || ih >= p.H) {
+          std::fill(row, row + Wp, 0.0f);
+          continue;
+        }
+        const int64_t lo = std::min<int64_t>(p.pad_l, Wp);
+        const int64_t n = std::max<int64_t>(0, std::min<int64_t>(p.W, Wp - p.pad_l));
+        std::fill(row, row + lo, 0.0f);
+        std::memcpy(row + lo, xp + ih * p.W, (size_t)n * sizeof(float));
+        std::fill(row + lo + n, row + Wp, 0.0f);
+      }
+    }
+  }
+
+  // One tile: P pixels x KB channels. x0 points at input channel 0 of the group at the first
+  // tap of the tile's first pixel; SW is the column stride (0: run-time p.stride_w).
+  // One tile: P pixels of one output row x KB channels, over input channels [c0, c0 + cc) of
+  // the group. x0 points at channel c0's first tap of the tile's first pixel, wk at channel c0
+  // of the kblock's weights ([tap][c][KB], tap stride Cg*KB); the partial sums live in
+  // accp[pixel][KB] between channel chunks (zero-initialized when first). SW is the column
+  // stride (0: run-time p.stride_w).
+  template <int P, int SW>
+  void tile(const float* x0, const float* wk, int64_t cc, float* accp, bool first) const {
+    const int64_t plane = Hp * Wp, tap_stride = p.Cg() * KB, sw = SW ? SW : p.stride_w;
+    typename V::reg acc[P][KV];
+#pragma GCC unroll 16
+    for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < KV; ++v) acc[i][v] = first ? V::zero() : V::loadu(accp + i * KB + v * W);
+    // Taps outside, channels inside: the inner loop walks the weights contiguously and the
+    // input one plane per step.
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s) {
+        const float* xs = x0 + r * p.dil_h * Wp + s * p.dil_w;
+        const float* wc = wk + (r * p.S + s) * tap_stride;
+        for (int64_t c = 0; c < cc; ++c, xs += plane, wc += KB) {
+          typename V::reg wv[KV];
+#pragma GCC unroll 4
+          for (int v = 0; v < KV; ++v) wv[v] = V::loadu(wc + v * W);
+#pragma GCC unroll 16
+          for (int i = 0; i < P; ++i) {
+            const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
+#pragma GCC unroll 4
+            for (int v = 0; v < KV; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+          }
+        }
+      }
+#pragma GCC unroll 16
+    for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < KV; ++v) V::storeu(accp + i * KB + v * W, acc[i][v]);
+  }
+
+  using TileFn = void (DirectOcConv::*)(const float*, const float*, int64_t, float*, bool) const;
+
+  template <int SW, size_t... I>
+  static TileFn pick(int P, std::index_sequence<I...>) {
+    static constexpr TileFn table[] = {&DirectOcConv::tile<(int)I + 1, SW>...};
+    return table[P - 1];
+  }
+  TileFn tile_fn(int P) const {
+    const auto seq = std::make_index_sequence<PMAX>{};
+    if (p.stride_w == 1) return pick<1>(P, seq);
+    if (p.stride_w == 2) return pick<2>(P, seq);
+    return pick<0>(P, seq);
+  }
+
+  // Loop structure (why): a unit of work is (group, kblock, image, band of output rows). Within
+  // it the input channels go in chunks whose weights fit in L1 (cc x taps x KB floats <= 32 KiB),
+  // and every row tile of the band runs over the chunk before the next one, so each weight is
+  // loaded from L2 or memory once per band and then reused from L1 by all the band's pixels;
+  // partial sums wait in a per-thread band buffer acc[row][col][KB] (<= 64 KiB). Threads take
+  // contiguous ranges of units, ordered so that a thread's share covers few kblocks.
+  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu) const {
+    const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, HoWo = p.Ho * p.Wo;
+    int64_t cc = std::max<int64_t>(1, 8192 / (RS * KB));
+    const int64_t chunks = (Cg + cc - 1) / cc;
+    cc = (Cg + chunks - 1) / chunks;
+    int64_t rb = std::max<int64_t>(1, std::min<int64_t>(p.Ho, 16384 / (p.Wo * KB)));
+    const int64_t bands = (p.Ho + rb - 1) / rb;
+    rb = (p.Ho + bands - 1) / bands;
+    const size_t acc_size = (size_t)(rb * p.Wo * KB);
+    check_workspace(acc_size);
+    // Images in chunks so the padded copy stays under ~32 MiB whatever the batch.
+    const int64_t img_floats = p.C * Hp * Wp;
+    const int64_t ichunk = padded ? std::max<int64_t>(1, (int64_t(8) << 20) / std::max<int64_t>(1, img_floats)) : p.N;
+    float* xb = nullptr;
+    if (padded) xb = workspace(kSlotConvIn, (size_t)(std::min(ichunk, p.N) * img_floats));
+    for (int64_t n0 = 0; n0 < p.N; n0 += ichunk) {
+      const int64_t nn = std::min(ichunk, p.N - n0);
+      const float* xsrc = padded ? xb : x + n0 * p.C * p.H * p.W;
+      const int64_t units = p.groups * kblocks * nn * bands;
+      const int nt = threads_for(p.flops() * nn / p.N, units);
+      ParallelFailure failure;
+#pragma omp parallel num_threads(nt)
+      {
+        if (padded) {
+          int64_t q0, q1;
+          split_range(nn * p.C, omp_get_num_threads(), omp_get_thread_num(), q0, q1);
+          pad_planes(x + n0 * p.C * p.H * p.W, xb, q0, q1);
+#pragma omp barrier
+        }
+        float* accb = workspace_nothrow(kSlotConvOut, acc_size);
+        if (!accb) failure.set();
+        int64_t u0, u1;
+        split_range(units, omp_get_num_threads(), omp_get_thread_num(), u0, u1);
+        for (int64_t u = u0; accb && u < u1; ++u) {
+          int64_t rest = u;
+          const int64_t band = rest % bands;
+          rest /= bands;
+          const int64_t n = rest % nn;
+          rest /= nn;
+          const int64_t kb = rest % kblocks;
+          const int64_t g = rest / kblocks;
+          const int64_t oh0 = band * rb, oh1 = std::min(p.Ho, oh0 + rb);
+          const float* ximg = xsrc + (n * p.C + g * Cg) * Hp * Wp;
+          const float* wk = wbp + (g * kblocks + kb) * RS * Cg * KB;
+          for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
+            const int64_t ccn = std::min(cc, Cg - c0);
+            for (int64_t oh = oh0; oh < oh1; ++oh)
+              for (int64_t rt = 0; rt < row_tiles; ++rt) {
+                int64_t ow0;
+                int P;
+                row_tile(rt, ow0, P);
+                const float* x0 = ximg + c0 * Hp * Wp + oh * p.stride_h * Wp + ow0 * p.stride_w;
+                (this->*tile_fn(P))(x0, wk + c0 * KB, ccn, accb + ((oh - oh0) * p.Wo + ow0) * KB, c0 == 0);
+              }
+          }
+          // Transpose the band's [pixel][KB] sums into NCHW with bias and ReLU.
+          const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = (oh1 - oh0) * p.Wo;
+          for (int64_t i = 0; i < kmax; ++i) {
+            const int64_t k = g * Kg + kb * KB + i;
+            const float b = bias ? bias[k] : 0.0f;
+            float* yr = y + ((n0 + n) * p.K + k) * HoWo + oh0 * p.Wo;
+            for (int64_t j = 0; j < pix; ++j) {
+              const float v = accb[j * KB + i] + b;
+              yr[j] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
+            }
+          }
+        }
+      }
+      failure.rethrow();
+    }
+  }
+};
+
+// Entry points of one ISA build (KV vectors of output channels x up to PMAX pixels),
+// instantiated by conv2d_direct_oc__<isa>.cpp.
+#define PYCNN_DIRECT_OC_ISA(isa, KV, PMAX)                                                       \
+  void conv2d_direct_oc_prepare_##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) { \
+    DirectOcConv<simd::isa, KV, PMAX> conv(p);                                                   \
+    wb.resize((size_t)conv.wb_size());                                                           \
+    conv.reorder_weights(w, wb.data());                                                          \
+  }                                                                                              \
+  void conv2d_direct_oc_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
+                              float* y, Activation act) {                                        \
+    DirectOcConv<simd::isa, KV, PMAX>(p).run(x, wb, bias, y, act == Activation::relu);           \
+  }
+
+}  // namespace pycnn
