@@ -86,7 +86,7 @@ def print_sgemm(rows):
 
 
 # ----------------------------------------------------------------------------- conv layers
-ALGOS = ["direct", "im2col", "winograd_f2", "winograd_f4", "winograd_f6", "auto"]
+ALGOS = ["direct", "direct_oc", "im2col", "winograd_f2", "winograd_f4", "winograd_f6", "auto"]
 BASE_ALGOS = ("direct", "im2col")  # issue 2's "best of direct and im2col"
 # --jit adds the numba JIT strategies and the NumPy reference (10-100x slower: not in the default)
 JIT_ALGOS = [a for a in ("numba", "numba_im2col") if a in pycnn.algorithms()] + ["reference"]

@@ -97,7 +97,7 @@ def main(argv=None):
     r = sub.add_parser("run", help="run a model and print its top classes and time per batch")
     r.add_argument("model", help="zoo name (python -m pycnn list) or an .onnx file")
     r.add_argument("--batch", type=int, default=1)
-    r.add_argument("--algo", default="auto", help="conv algorithm: auto, direct, im2col, winograd, ...")
+    r.add_argument("--algo", default="auto", help="conv algorithm: auto, direct, direct_oc, im2col, winograd, ...")
     r.add_argument("--weights", help=".npz or PyTorch .pt/.pth state_dict")
     r.add_argument("--input", help=".npy file with the input batch (default: random)")
     r.add_argument("--threads", type=int, default=0)

@@ -155,7 +155,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
     x (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None. stride, dilation: int or
     (h, w); padding: int, (h, w), (top, left, bottom, right), 'valid' or 'same'.
-    algo: 'auto', 'direct', 'im2col', 'winograd' (tile chosen), 'winograd_f2', 'winograd_f4',
+    algo: 'auto', 'direct' (vectorized along output columns), 'direct_oc' (vectorized over
+    output channels: small maps, strides), 'im2col', 'winograd' (tile chosen), 'winograd_f2', 'winograd_f4',
     'winograd_f6' (3x3, stride 1, dilation 1 only), 'reference', or 'numba' / 'numba_im2col'
     (JIT-compiled, when numba is installed); activation: None or 'relu'.
     Returns (N, K, Ho, Wo) float32.

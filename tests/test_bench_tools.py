@@ -24,7 +24,7 @@ def test_bench_layers_end_to_end(tmp_path):
     res, stdout = _run(tmp_path, "layers", "--filter", "lenet5.conv1", "--batch", "1", "--rounds", "1", "--no-numpy")
     (row,) = res["rows"]
     assert row["layer"] == "lenet5.conv1" and row["N"] == 1
-    for algo in ("direct", "im2col", "auto"):
+    for algo in ("direct", "direct_oc", "im2col", "auto"):
         assert row[f"{algo}_ms"] > 0 and row[f"{algo}_gflops"] > 0
     assert row["best_algo"] in ("direct", "im2col")
     assert res["meta"]["threads"] == 2 and res["meta"]["pycnn_isa"]
@@ -33,7 +33,7 @@ def test_bench_layers_end_to_end(tmp_path):
     assert "| 1 | 1 |" in md and "lenet5.conv1" in md
     # comparing a run with itself: every ratio is exactly 1
     text = bench_compare.compare(res, res)
-    assert "geomean old/new over 3 matched measurements: 1.000x" in text
+    assert "geomean old/new over 4 matched measurements: 1.000x" in text
 
 
 def test_compare_reports_speedup():
