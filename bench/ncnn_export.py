@@ -60,11 +60,18 @@ class NcnnExport:
                 bias = p.get("bias")
                 kind = "Convolution" if a["groups"] == 1 else "ConvolutionDepthWise"
                 extra = "" if a["groups"] == 1 else f" 7={a['groups']}"
-                self.layer(kind, name, src, [out], f"0={K} 1={S} 11={R} 2={dw} 12={dh} 3={sw} 13={sh} 4={pl} 15={pr} "
-                           f"14={pt} 16={pb} 5={int(bias is not None)} 6={w.size}{extra}{act}")
+                res = src[1:]  # a fused residual join: conv, then BinaryOp add (+ ReLU)
+                conv_out = f"{out}_conv" if res else out
+                self.layer(kind, name, src[:1], [conv_out], f"0={K} 1={S} 11={R} 2={dw} 12={dh} 3={sw} 13={sh} "
+                           f"4={pl} 15={pr} 14={pt} 16={pb} 5={int(bias is not None)} 6={w.size}{extra}"
+                           f"{'' if res else act}")
                 self.weights += [np.uint32(0).tobytes(), w.astype(np.float32).tobytes()]
                 if bias is not None:
                     self.weights.append(bias.astype(np.float32).tobytes())
+                if res:
+                    self.layer("BinaryOp", f"{name}_add", [conv_out, res[0]], [f"{out}_sum" if act else out], "0=0")
+                    if act:
+                        self.layer("ReLU", f"{name}_relu", [f"{out}_sum"], [out])
             elif op == "linear":
                 w = p["weight"].T if a.get("transposed") else p["weight"]
                 w = w * np.float32(a.get("scale", 1.0))

@@ -173,6 +173,7 @@ class Graph:
         alias = {}
         absorbed = set()
         steps = []
+        ready = set(self.inputs)  # tensors that exist before the step being planned
         for n in self.nodes:
             if n.name in absorbed:
                 continue
@@ -188,6 +189,18 @@ class Graph:
                 absorbed.add(nxt.name)
                 out = nxt.output
                 nxt = sole(out)
+            # A residual join add(conv, r) whose other input r already exists: r goes into the
+            # conv's epilogue (added before the ReLU), saving a pass over the activations.
+            if (n.op == "conv2d" and attrs["activation"] is None and nxt is not None and nxt.op == "add"
+                    and nxt.attrs["activation"] is None and nxt.inputs.count(out) == 1):
+                other = alias.get(nxt.inputs[1 - nxt.inputs.index(out)],
+                                  nxt.inputs[1 - nxt.inputs.index(out)])
+                if other in ready and shapes[other] == shapes[out]:
+                    ins.append(other)
+                    names.append(nxt.name)
+                    absorbed.add(nxt.name)
+                    out = nxt.output
+                    nxt = sole(out)
             if (n.op in ("conv2d", "linear", "batch_norm", "add") and attrs["activation"] is None
                     and nxt is not None and nxt.op == "relu"):
                 attrs["activation"] = "relu"
@@ -198,6 +211,7 @@ class Graph:
             if hasattr(fn, "prepare_for"):
                 fn.prepare_for(shapes[ins[0]])  # weights transformed now, at the declared input shape
             steps.append(Step(names, n.op, ins, out, fn, attrs, params))
+            ready.add(out)
         for t in self.outputs:  # an output that is an alias of another tensor
             if t in alias:
                 steps.append(Step([t], "identity", [alias[t]], t, lambda x: x, {}))

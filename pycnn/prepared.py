@@ -45,7 +45,10 @@ class PreparedConv:
             h = self._handles[algo] = _C.PreparedWeights(self.weight, self._groups, algo)
         return h
 
-    def __call__(self, x):
+    def __call__(self, x, residual=None):
+        """The layer on x (N, C, H, W). residual (optional, the output's shape): added to the
+        convolution before the activation, in the kernel's epilogue (ResNet's join
+        relu(conv(x) + b + r) in one pass; a Graph fuses its adds this way)."""
         x = _array(x, "x", 4)
         hit = self._shapes.get(x.shape)
         if hit is None:
@@ -54,14 +57,26 @@ class PreparedConv:
             if len(self._shapes) < 64:
                 self._shapes[x.shape] = hit
         s, algo = hit
-        if algo == "reference":
-            return reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
-                                    self.activation).astype(np.float32, copy=False)
-        if algo in numba_conv.ALGOS:
-            return numba_conv.conv2d(x, self.weight, self.bias, s, algo, self.relu)
+        if residual is not None:
+            residual = _array(residual, "residual", 4)
+            if residual.shape != (s.N, s.K, s.Ho, s.Wo):
+                raise ValueError(f"residual: expected the output's shape {(s.N, s.K, s.Ho, s.Wo)}, "
+                                 f"got {residual.shape}")
+        if algo == "reference" or algo in numba_conv.ALGOS:
+            relu_after = self.relu and residual is not None
+            if algo == "reference":
+                y = reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
+                                     None if relu_after else self.activation).astype(np.float32, copy=False)
+            else:
+                y = numba_conv.conv2d(x, self.weight, self.bias, s, algo, self.relu and not relu_after)
+            if residual is not None:
+                y = y + residual
+                if relu_after:
+                    y = np.where(y < 0, np.float32(0), y)  # NaN stays NaN
+            return y
         y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
         self._handle(algo).run(x, self.bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
-                               s.dilation[0], s.dilation[1], self.relu)
+                               s.dilation[0], s.dilation[1], self.relu, residual)
         return y
 
     def prepare_for(self, x_shape):

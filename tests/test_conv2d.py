@@ -183,6 +183,32 @@ def test_prepared_conv_survives_isa_change(rng):
         pycnn._C.set_isa(pycnn._C.cpu_isa())
 
 
+@pytest.mark.parametrize("algo", ALGOS + ["winograd_f2", "winograd_f4", "reference"])
+@pytest.mark.parametrize("relu", [False, True])
+def test_prepared_residual_every_isa(algo, relu, isa, rng):
+    """conv(x, residual=r) = act(conv(x) + b + r), r added in the kernel's epilogue (the fused
+    ResNet join); strided, padded, batched and 1x1 cases; NaN in r propagates."""
+    cases = [(2, 16, 9, 11, 20, 3, 1, 1), (1, 24, 7, 7, 40, 3, 1, 1), (2, 8, 12, 12, 40, 1, 2, 0),
+             (1, 20, 14, 14, 24, 3, 2, 1), (1, 300, 5, 5, 33, 3, 1, 1)]
+    for N, C, H, W, K, R, st, pad in cases:
+        if algo.startswith("winograd") and (R != 3 or st != 1):
+            continue
+        x, w, b = conv_data(rng, N, C, H, W, K, C, R, R)
+        Ho, Wo = (H + 2 * pad - R) // st + 1, (W + 2 * pad - R) // st + 1
+        r = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
+        r[0, -1, -1, -1] = np.nan
+        want = _ref(x, w, b, st, pad, 1, 1) + r
+        if relu:
+            want = np.where(want < 0, 0, want)
+        conv = pycnn.prepare_conv(w, b, st, pad, algo=algo, activation="relu" if relu else None)
+        y = conv(x, residual=r)
+        assert np.isnan(y[0, -1, -1, -1]) and np.isnan(y).sum() == 1
+        y[0, -1, -1, -1] = want[0, -1, -1, -1] = 0.0
+        assert_conv_close(y, want, algo, what=f"{algo}/{isa} {(N, C, H, W, K, R, st, pad)}")
+    with pytest.raises(ValueError, match="residual"):
+        conv(x, residual=r[:, :-1])
+
+
 def test_direct_oc_image_chunks_and_bands(rng):
     """direct_oc pads images in chunks of ~32 MiB and runs output rows in bands: 3 images of
     1702x1702 padded floats take two chunks (2 + 1) and 1700 one-row bands each; the result

@@ -33,7 +33,7 @@ def small_graph():
 def test_plan_folds_bn_and_fuses_relu():
     g = small_graph()
     names = [s[0] for s in g.steps]
-    assert ["conv", "bn", "relu"] in names and ["join", "act"] in names
+    assert ["conv", "bn", "relu"] in names and ["side", "join", "act"] in names  # join fused into side
     x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
 
@@ -61,6 +61,29 @@ def test_branch_output_is_not_fused_away():
     assert [s[0] for s in g.steps] == [["conv"], ["r"], ["sum"]]
     x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_residual_add_fuses_into_the_conv_computed_last():
+    """add(a, b) of two convs goes into the epilogue of the one planned second (the other input
+    must exist when it runs), with the ReLU after the add; a graph input can be the residual and
+    is never written."""
+    rng = np.random.default_rng(5)
+    w = lambda: rng.standard_normal((4, 4, 3, 3))  # noqa: E731
+    nodes = [Node("a", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": w()}),
+             Node("b", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": w(), "bias": rng.standard_normal(4)}),
+             Node("sum", "add", ["a", "b"]),
+             Node("r", "relu", ["sum"]),
+             Node("c", "conv2d", ["r"], attrs=dict(padding=1), params={"weight": w()}),
+             Node("skip", "add", ["x", "c"])]
+    x = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
+    x0 = x.copy()
+    for algo in ("auto", "direct", "direct_oc", "im2col", "winograd"):
+        g = Graph({"x": (None, 4, 6, 7)}, nodes, ["skip"])
+        g.set_algo(algo)
+        assert g.steps == [(["a"], "conv2d", ["x"], "a"), (["b", "sum", "r"], "conv2d", ["x", "a"], "r"),
+                           (["c", "skip"], "conv2d", ["r", "x"], "skip")]
+        np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4, err_msg=algo)
+        np.testing.assert_array_equal(x, x0)
 
 
 def test_construction_errors_name_the_node():

@@ -148,7 +148,7 @@ void bind_conv(py::module_& m) {
         return std::string(pw.algo == 0 ? "im2col" : pw.algo == 1 ? "direct" : "direct_oc");
       })
       .def("run", [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
-                     int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu) {
+                     int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual) {
         require_ndim(x, 4, "x");
         require_ndim(y, 4, "out");
         const ConvParams& q = pw.p;
@@ -164,17 +164,30 @@ void bind_conv(py::module_& m) {
         float* yp = wptr(y, "out");
         const float* xp = x.data();
         const Activation act = relu ? Activation::relu : Activation::none;
+        // residual: y's shape, added before the activation (the fused ResNet join).
+        farray rkeep;
+        const float* rp = nullptr;
+        if (!residual.is_none()) {
+          rkeep = residual.cast<farray>();
+          require(rkeep.ndim() == 4 && rkeep.shape(0) == y.shape(0) && rkeep.shape(1) == y.shape(1) &&
+                      rkeep.shape(2) == y.shape(2) && rkeep.shape(3) == y.shape(3),
+                  "residual: expected the output's shape (N, K, Ho, Wo)");
+          rp = rkeep.data();
+        }
         if (pw.algo == 2) require_winograd_shape(p);
         py::gil_scoped_release nogil;
         if (pw.algo == 0)
-          conv2d_im2col(p, xp, pw.im2col, b, yp, act);
+          conv2d_im2col(p, xp, pw.im2col, b, yp, act, rp);
         else if (pw.algo == 1)
-          conv2d_direct(p, xp, pw.direct, b, yp, act);
+          conv2d_direct(p, xp, pw.direct, b, yp, act, rp);
         else if (pw.algo == 3)
-          conv2d_direct_oc(p, xp, pw.direct, b, yp, act);
+          conv2d_direct_oc(p, xp, pw.direct, b, yp, act, rp);
         else
-          conv2d_winograd(p, xp, pw.winograd, b, yp, act);
-      });
+          conv2d_winograd(p, xp, pw.winograd, b, yp, act, rp);
+      },
+      py::arg("x"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"),
+      py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("relu"),
+      py::arg("residual") = py::none());
 
   m.def("weight_transform_count", &weight_transform_count,
         "How many weight transforms (packings) this process has done; for tests.");

@@ -21,8 +21,10 @@ struct Im2colWeights {
   std::vector<PackedA> groups;
 };
 void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& out);
+// residual (optional, y's shape): added to the convolution before the activation, so a ResNet
+// join y = relu(conv(x) + b + r) is one pass (every algorithm below takes it).
 void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
-                   float* y, Activation act);
+                   float* y, Activation act, const float* residual = nullptr);
 
 // Weights reordered for the direct kernel of one ISA ([group][kblock][c][r][s][KB]).
 struct DirectWeights {
@@ -33,12 +35,12 @@ struct DirectWeights {
 void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out);
 // Direct convolution (no lowering) with prepared weights; p must match the prepared shape.
 void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                   float* y, Activation act);
+                   float* y, Activation act, const float* residual = nullptr);
 // Direct convolution vectorized over output channels (conv2d_direct_oc.inl): weights reordered
 // to [group][kblock][c][r][s][KB] for one ISA's KB; suits small maps, strides and 1x1 kernels.
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out);
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                      float* y, Activation act);
+                      float* y, Activation act, const float* residual = nullptr);
 
 // Winograd F(m x m, 3 x 3), m = 2, 4 or 6 (stride 1, dilation 1, 3x3 kernels only; any padding).
 // Weights: U = G g G^T for every (k, c), stored as alpha^2 packed SGEMM A matrices (Kg x Cg) per
@@ -51,7 +53,7 @@ struct WinogradWeights {
 };
 void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, WinogradWeights& out);
 void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias,
-                     float* y, Activation act);
+                     float* y, Activation act, const float* residual = nullptr);
 // The transforms on their own, for the tests: filter (K, Cg, 3, 3) -> U (alpha^2, K, Cg);
 // input x (N, C, H, W) -> V (alpha^2, C, N*TH*TW); output M (alpha^2, K, N*TH*TW) -> y (N, K, Ho, Wo).
 void winograd_filter_transform(int m, int64_t K, int64_t Cg, const float* w, float* U);

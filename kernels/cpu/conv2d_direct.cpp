@@ -8,7 +8,8 @@ namespace pycnn {
 
 #define PYCNN_DIRECT_DECL(name, isa)                                                          \
   void name##_prepare_##isa(const ConvParams&, const float*, AlignedBuffer<float>&);          \
-  void name##_##isa(const ConvParams&, const float*, const float*, const float*, float*, Activation);
+  void name##_##isa(const ConvParams&, const float*, const float*, const float*, float*, Activation, \
+                    const float*);
 PYCNN_DIRECT_DECL(conv2d_direct, avx512)
 PYCNN_DIRECT_DECL(conv2d_direct, avx2)
 PYCNN_DIRECT_DECL(conv2d_direct, generic)
@@ -19,7 +20,8 @@ PYCNN_DIRECT_DECL(conv2d_direct_oc, generic)
 namespace {
 
 using PrepareFn = void (*)(const ConvParams&, const float*, AlignedBuffer<float>&);
-using RunFn = void (*)(const ConvParams&, const float*, const float*, const float*, float*, Activation);
+using RunFn = void (*)(const ConvParams&, const float*, const float*, const float*, float*, Activation,
+                       const float*);
 
 // One kernel family's builds, indexed by ISA.
 struct DirectFamily {
@@ -51,8 +53,8 @@ void prepare(const DirectFamily& f, const ConvParams& p, const float* w, DirectW
 void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out) { prepare(kDirect, p, w, out); }
 
 void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                   float* y, Activation act) {
-  kDirect.run[isa_index(w.isa)](p, x, w.data.data(), bias, y, act);
+                   float* y, Activation act, const float* residual) {
+  kDirect.run[isa_index(w.isa)](p, x, w.data.data(), bias, y, act, residual);
 }
 
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out) {
@@ -60,8 +62,8 @@ void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights
 }
 
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                      float* y, Activation act) {
-  kDirectOc.run[isa_index(w.isa)](p, x, w.data.data(), bias, y, act);
+                      float* y, Activation act, const float* residual) {
+  kDirectOc.run[isa_index(w.isa)](p, x, w.data.data(), bias, y, act, residual);
 }
 
 }  // namespace pycnn

@@ -82,7 +82,7 @@ struct DirectConv {
 
   // One tile: output channels [kb*KB, +KB) of group g, row oh, columns [ow0, ow0 + TW).
   void tile(const float* xb, const float* wb, const float* bias, float* y, int64_t g, int64_t kb,
-            int64_t oh, int64_t ow0, bool relu) const {
+            int64_t oh, int64_t ow0, bool relu, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, sw = p.stride_w;
     const int64_t HoWo = p.Ho * p.Wo;
     typename V::reg acc[KB][NV];
@@ -114,8 +114,12 @@ struct DirectConv {
         const int64_t ow = ow0 + v * W;
         if (ow >= p.Wo) break;
         typename V::reg r = V::add(acc[i][v], bv);
-        if (relu) r = V::max0(r);
         const int64_t n = std::min<int64_t>(W, p.Wo - ow);
+        if (res) {  // res: the residual at y's offset
+          const float* rr = res + (yr - y) + ow;
+          r = V::add(r, n == W ? V::loadu(rr) : V::loadu_n(rr, (int)n));
+        }
+        if (relu) r = V::max0(r);
         if (n == W)
           V::storeu(yr + ow, r);
         else
@@ -127,7 +131,7 @@ struct DirectConv {
   int64_t wb_size() const { return p.groups * kblocks * p.Cg() * p.R * p.S * KB; }
 
   // wb: weights already reordered by reorder_weights (once, when the layer is prepared).
-  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu) const {
+  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg();
     const int64_t images = p.N * p.groups;
     const int64_t tiles = kblocks * p.Ho * Wo_tiles;
@@ -135,8 +139,8 @@ struct DirectConv {
     auto do_tiles = [&](const float* xb, int64_t n, int64_t g, int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t kb = t / (p.Ho * Wo_tiles), rem = t % (p.Ho * Wo_tiles);
-        tile(xb, wbp, bias, y + n * p.K * p.Ho * p.Wo, g, kb, rem / Wo_tiles,
-             (rem % Wo_tiles) * TW, relu);
+        const int64_t off = n * p.K * p.Ho * p.Wo;
+        tile(xb, wbp, bias, y + off, g, kb, rem / Wo_tiles, (rem % Wo_tiles) * TW, relu, res ? res + off : nullptr);
       }
     };
     if (images >= 2 * nt) {
@@ -186,8 +190,8 @@ struct DirectConv {
     conv.reorder_weights(w, wb.data());                                                        \
   }                                                                                            \
   void conv2d_direct_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
-                           float* y, Activation act) {                                         \
-    DirectConv<simd::isa, KB, NV>(p).run(x, wb, bias, y, act == Activation::relu);             \
+                           float* y, Activation act, const float* res) {                       \
+    DirectConv<simd::isa, KB, NV>(p).run(x, wb, bias, y, act == Activation::relu, res);        \
   }
 
 }  // namespace pycnn

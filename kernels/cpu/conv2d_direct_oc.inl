@@ -152,7 +152,7 @@ struct DirectOcConv {
   // loaded from L2 or memory once per band and then reused from L1 by all the band's pixels;
   // partial sums wait in a per-thread band buffer acc[row][col][KB] (<= 64 KiB). Threads take
   // contiguous ranges of units, ordered so that a thread's share covers few kblocks.
-  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu) const {
+  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, HoWo = p.Ho * p.Wo;
     int64_t cc = std::max<int64_t>(1, 8192 / (RS * KB));
     const int64_t chunks = (Cg + cc - 1) / cc;
@@ -212,9 +212,11 @@ struct DirectOcConv {
           for (int64_t i = 0; i < kmax; ++i) {
             const int64_t k = g * Kg + kb * KB + i;
             const float b = bias ? bias[k] : 0.0f;
-            float* yr = y + ((n0 + n) * p.K + k) * HoWo + oh0 * p.Wo;
+            const int64_t off = ((n0 + n) * p.K + k) * HoWo + oh0 * p.Wo;
+            float* yr = y + off;
+            const float* rr = res ? res + off : nullptr;
             for (int64_t j = 0; j < pix; ++j) {
-              const float v = accb[j * KB + i] + b;
+              const float v = accb[j * KB + i] + b + (rr ? rr[j] : 0.0f);
               yr[j] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
             }
           }
@@ -234,8 +236,8 @@ struct DirectOcConv {
     conv.reorder_weights(w, wb.data());                                                          \
   }                                                                                              \
   void conv2d_direct_oc_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
-                              float* y, Activation act) {                                        \
-    DirectOcConv<simd::isa, KV, PMAX>(p).run(x, wb, bias, y, act == Activation::relu);           \
+                              float* y, Activation act, const float* res) {                      \
+    DirectOcConv<simd::isa, KV, PMAX>(p).run(x, wb, bias, y, act == Activation::relu, res);      \
   }
 
 }  // namespace pycnn

@@ -88,7 +88,7 @@ bool use_padded_grid(const ConvParams& p) {
 }
 
 void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2colWeights& w,
-                               const float* bias, float* y, bool relu) {
+                               const float* bias, float* y, bool relu, const float* residual) {
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
   const int64_t Wp = p.Wo + (p.S - 1) * p.dil_w, Hp = p.Ho + (p.R - 1) * p.dil_h, HpWp = Hp * Wp;
   const int64_t cols = p.Ho * Wp;
@@ -128,11 +128,22 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
         probs.push_back(GemmProblem{&w.groups[(size_t)g], &srcs.back(), cols, cst + (n * p.K + g * Kg) * cols, cols,
                                     bias ? bias + g * Kg : nullptr, nullptr});
       }
-    sgemm_run(probs, Kg, Cg * p.R * p.S, relu);
+    // With a residual, it and the ReLU are applied on the copy-out (its layout is y's, not the grid's).
+    sgemm_run(probs, Kg, Cg * p.R * p.S, relu && !residual);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t t = 0; t < nn * p.K * p.Ho; ++t) {  // drop the halo columns: row t = (image, k, oh)
       const int64_t oh = t % p.Ho, nk = t / p.Ho;
-      std::memcpy(y + (n0 * p.K + nk) * HoWo + oh * p.Wo, cst + nk * cols + oh * Wp, (size_t)p.Wo * sizeof(float));
+      float* yr = y + (n0 * p.K + nk) * HoWo + oh * p.Wo;
+      const float* cr = cst + nk * cols + oh * Wp;
+      if (!residual) {
+        std::memcpy(yr, cr, (size_t)p.Wo * sizeof(float));
+        continue;
+      }
+      const float* rr = residual + (yr - y);
+      for (int64_t ow = 0; ow < p.Wo; ++ow) {
+        const float v = cr[ow] + rr[ow];
+        yr[ow] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
+      }
     }
   }
 }
@@ -153,8 +164,9 @@ void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& o
 }
 
 void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
-                   float* y, Activation act) {
-  if (use_padded_grid(p)) return conv2d_im2col_padded_grid(p, x, w, bias, y, act == Activation::relu);
+                   float* y, Activation act, const float* residual) {
+  if (use_padded_grid(p))
+    return conv2d_im2col_padded_grid(p, x, w, bias, y, act == Activation::relu, residual);
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
   std::vector<Im2colBSource> sources;
   sources.reserve((size_t)(p.N * p.groups));
@@ -165,7 +177,8 @@ void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, 
       sources.emplace_back(p, x + (n * p.C + g * Cg) * p.H * p.W, w.groups[(size_t)g].isa);
       probs.push_back(GemmProblem{&w.groups[(size_t)g], &sources.back(), HoWo,
                                   y + (n * p.K + g * Kg) * HoWo, HoWo,
-                                  bias ? bias + g * Kg : nullptr, nullptr});
+                                  bias ? bias + g * Kg : nullptr, nullptr,
+                                  residual ? residual + (n * p.K + g * Kg) * HoWo : nullptr});
     }
   sgemm_run(probs, Kg, Cg * p.R * p.S, act == Activation::relu);
 }

@@ -10,7 +10,7 @@ namespace pycnn {
 
 #define PYCNN_WINO_DECL(isa)                                                                      \
   void conv2d_winograd_##isa(const ConvParams&, const float*, const WinogradWeights&, const float*, \
-                             float*, bool);                                                        \
+                             float*, bool, const float*);                                          \
   void winograd_input_##isa(const ConvParams&, int, const float*, float*);                        \
   void winograd_output_##isa(const ConvParams&, int, const float*, float*);
 PYCNN_WINO_DECL(avx512)
@@ -66,12 +66,12 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
 }
 
 void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias,
-                     float* y, Activation act) {
+                     float* y, Activation act, const float* residual) {
   const bool relu = act == Activation::relu;
   switch (w.isa) {
-    case Isa::avx512: return conv2d_winograd_avx512(p, x, w, bias, y, relu);
-    case Isa::avx2: return conv2d_winograd_avx2(p, x, w, bias, y, relu);
-    default: return conv2d_winograd_generic(p, x, w, bias, y, relu);
+    case Isa::avx512: return conv2d_winograd_avx512(p, x, w, bias, y, relu, residual);
+    case Isa::avx2: return conv2d_winograd_avx2(p, x, w, bias, y, relu, residual);
+    default: return conv2d_winograd_generic(p, x, w, bias, y, relu, residual);
   }
 }
 

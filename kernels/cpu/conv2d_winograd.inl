@@ -146,7 +146,7 @@ struct WinogradConv {
 
   // Y = A^T M A (+ bias, ReLU) for one group and output channel kk; M at Mb + xi*mstride + tv.
   void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias,
-                    bool relu, float* y) const {
+                    bool relu, float* y, const float* residual) const {
     typename V::reg M[a][a], t[m][a];
 #pragma GCC unroll 8
     for (int i = 0; i < a; ++i)
@@ -161,19 +161,23 @@ struct WinogradConv {
 #pragma GCC unroll 8
       for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
     const typename V::reg bv = V::set1(bias);
-    float* base = y + (g.n0 * p.K + kk) * p.Ho * p.Wo;
+    const int64_t plane = (g.n0 * p.K + kk) * p.Ho * p.Wo;
+    float* base = y + plane;
 #pragma GCC unroll 8
     for (int ii = 0; ii < m; ++ii)
 #pragma GCC unroll 8
       for (int jj = 0; jj < m; ++jj) {
         typename V::reg v = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
+        if (residual)
+          v = V::add(v, V::gather_masked(residual + plane + ii * p.Wo + jj, g.yoff, g.rout[ii] & g.cout[jj]));
         if (relu) v = V::max0(v);
         V::scatter_masked(base + ii * p.Wo + jj, g.yoff, v, g.rout[ii] & g.cout[jj]);
       }
   }
 
   // Full convolution with prepared weights.
-  void run(const float* x, const WinogradWeights& U, const float* bias, float* y, bool relu) const {
+  void run(const float* x, const WinogradWeights& U, const float* bias, float* y, bool relu,
+           const float* residual) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), tiles = p.N * TH * TW;
     const int64_t a2 = (int64_t)a * a;
     // Chunk: about kChunkTiles tiles or a kChunkBytes workspace (V and M), whichever is
@@ -217,7 +221,7 @@ struct WinogradConv {
         for (int64_t it = 0; it < Kg * G; ++it) {
           const int64_t k = it / G, gi = it % G, kk = g * Kg + k;
           output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk,
-                       bias ? bias[kk] : 0.0f, relu, y);
+                       bias ? bias[kk] : 0.0f, relu, y, residual);
         }
       }
     }
@@ -231,14 +235,14 @@ template <class V>
 struct WinogradEntry {
   template <int m>
   static void run_m(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
-                    bool relu) {
-    WinogradConv<V, m>(p).run(x, w, bias, y, relu);
+                    bool relu, const float* residual) {
+    WinogradConv<V, m>(p).run(x, w, bias, y, relu, residual);
   }
   static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
-                  bool relu) {
-    if (w.m == 2) return run_m<2>(p, x, w, bias, y, relu);
-    if (w.m == 4) return run_m<4>(p, x, w, bias, y, relu);
-    return run_m<6>(p, x, w, bias, y, relu);
+                  bool relu, const float* residual) {
+    if (w.m == 2) return run_m<2>(p, x, w, bias, y, relu, residual);
+    if (w.m == 4) return run_m<4>(p, x, w, bias, y, relu, residual);
+    return run_m<6>(p, x, w, bias, y, relu, residual);
   }
 
   // x (N, C, H, W) -> V (alpha^2, C, T) or M (alpha^2, K, T) -> y (N, K, Ho, Wo), T = all tiles.
@@ -255,7 +259,7 @@ struct WinogradEntry {
         if (input)
           wc.input_group(src, g, c, dst + c * T, p.C * T, t);
         else
-          wc.output_group(src + c * T, p.K * T, t, g, c, 0.0f, false, dst);
+          wc.output_group(src + c * T, p.K * T, t, g, c, 0.0f, false, dst, nullptr);
         t += g.nt;
       }
     }
@@ -270,8 +274,8 @@ struct WinogradEntry {
 
 #define PYCNN_WINOGRAD_ISA(isa)                                                                    \
   void conv2d_winograd_##isa(const ConvParams& p, const float* x, const WinogradWeights& w,         \
-                             const float* bias, float* y, bool relu) {                             \
-    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu);                                         \
+                             const float* bias, float* y, bool relu, const float* residual) {      \
+    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu, residual);                               \
   }                                                                                                \
   void winograd_input_##isa(const ConvParams& p, int m, const float* x, float* V) {                \
     WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                         \

@@ -182,6 +182,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         for (int64_t i = it.m0; i < it.m1; ++i)
           for (int64_t j = it.j0; j < it.j1; ++j) {
             float v = (p.bias_row ? p.bias_row[i] : 0.0f) + (p.bias_col ? p.bias_col[j] : 0.0f);
+            if (p.residual) v += p.residual[i * p.ldc + j];
             p.C[i * p.ldc + j] = (relu && v < 0.0f) ? 0.0f : v;
           }
         continue;
@@ -216,6 +217,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
               Epilogue ep;
               ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
               ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
+              ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
+              ep.ldr = p.ldc;
               ep.relu = relu;
               uk(kc, ap, bbuf + jp * kc * NR, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
             }
@@ -234,6 +237,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
               Epilogue ep;
               ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
               ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
+              ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
+              ep.ldr = p.ldc;
               ep.relu = relu;
               uk(kc, p.A->panel(k0, kc, i / MR), bp, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
                  !first, last, ep);

@@ -29,6 +29,8 @@ SgemmTile sgemm_tile(Isa isa);
 struct Epilogue {
   const float* bias_row = nullptr;  // indexed by row (already offset to this tile)
   const float* bias_col = nullptr;  // indexed by column (already offset to this tile)
+  const float* residual = nullptr;  // added before ReLU: residual[i * ldr + j] (offset to this tile)
+  int64_t ldr = 0;
   bool relu = false;
 };
 using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
@@ -74,6 +76,7 @@ struct GemmProblem {
   int64_t ldc;
   const float* bias_row;  // M entries or null
   const float* bias_col;  // N entries or null
+  const float* residual = nullptr;  // M x N, row stride ldc, added before ReLU (ResNet's join), or null
 };
 
 // Runs all problems with OpenMP over (problem, row block, column block) tiles.

@@ -54,6 +54,10 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
       const bool whole = full || n == W;
       if (accumulate) r = V::add(r, whole ? V::loadu(c + v * W) : V::loadu_n(c + v * W, n));
       if (last) {
+        if (ep.residual) {
+          const float* rr = ep.residual + i * ep.ldr + v * W;
+          r = V::add(r, whole ? V::loadu(rr) : V::loadu_n(rr, n));
+        }
         if (ep.bias_row) r = V::add(r, brow);
         if (ep.bias_col) r = V::add(r, whole ? V::loadu(ep.bias_col + v * W) : V::loadu_n(ep.bias_col + v * W, n));
         if (ep.relu) r = V::max0(r);
