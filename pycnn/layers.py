@@ -6,7 +6,10 @@ Each operator says, for its attributes and parameters:
     with the reason (the Graph adds the node's name and its input shapes);
   * flops(attrs, shapes, out) -> multiply-adds x 2 (0 for data movement);
   * reference(attrs, params, xs) -> the NumPy reference result (reference.py, any float dtype);
-  * kernel(attrs, params, algo) -> fn(*xs): the fast path with its weights prepared once.
+  * kernel(attrs, params, algo) -> fn(*xs): the fast path with its weights prepared once; fn may
+    carry fn.bind(in_shapes, out_shape) -> a callable for inputs of exactly those shapes that
+    skips validation and geometry (the Graph checked the shapes and makes every tensor C-contiguous
+    float32; the C++ side still rejects anything else), i.e. per-step Python cost.
 Tensors are NCHW float32 (Kim's CNN's token ids are integers). Parameters are float32 arrays
 held by role ('weight', 'bias', 'running_mean', ...); their state_dict keys are the node's.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops, reference
+from . import _C, ops, reference
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
 from .prepared import PreparedConv
 
@@ -26,6 +29,26 @@ def _need(cond, msg):
 
 def _ndim(shapes, i, n, what):
     _need(len(shapes[i]) == n, f"expected a {n}-D {what} input, got shape {shapes[i]}")
+
+
+def _bindable(fn, bind):
+    fn.bind = bind
+    return fn
+
+
+_F32 = np.float32
+
+
+def _bind_relu(in_shapes, out_shape):
+    def run(x):
+        y = np.empty(out_shape, _F32)
+        _C.relu(x, y)
+        return y
+    return run
+
+
+def _bind_reshape(in_shapes, out_shape):
+    return lambda x: x.reshape(out_shape)
 
 
 def _prod(dims):
@@ -123,7 +146,15 @@ class Linear(Op):
     def kernel(cls, a, p, algo):
         w, b = cls._effective(a, p)
         act = a["activation"]
-        return lambda x: ops.linear(x, w, b, act)
+        relu = act == "relu"
+
+        def bind(in_shapes, out_shape):
+            def run(x):
+                y = np.empty(out_shape, _F32)
+                _C.linear(x, w, b, y, relu)
+                return y
+            return run
+        return _bindable(lambda x: ops.linear(x, w, b, act), bind)
 
 
 class BatchNorm(Op):
@@ -158,7 +189,7 @@ class BatchNorm(Op):
 class Relu(Op):
     infer = staticmethod(lambda a, p, s: s[0])
     reference = staticmethod(lambda a, p, xs: reference.relu(xs[0]))
-    kernel = staticmethod(lambda a, p, algo: ops.relu)
+    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: ops.relu(x), _bind_relu))
 
 
 def _pool_infer(a, p, shapes):
@@ -180,7 +211,16 @@ class MaxPool2d(Op):
     @staticmethod
     def kernel(a, p, algo):
         k, s, pad, c = a["kernel"], a["stride"], a["padding"], a["ceil_mode"]
-        return lambda x: ops.max_pool2d(x, k, s, pad, c)
+
+        def bind(in_shapes, out_shape):
+            (kh, kw), (sh, sw), (ph, pw) = k, s, pad
+
+            def run(x):
+                y = np.empty(out_shape, _F32)
+                _C.max_pool2d(x, y, kh, kw, sh, sw, ph, pw)
+                return y
+            return run
+        return _bindable(lambda x: ops.max_pool2d(x, k, s, pad, c), bind)
 
 
 class AvgPool2d(Op):
@@ -198,7 +238,20 @@ class AvgPool2d(Op):
     @staticmethod
     def kernel(a, p, algo):
         k, s, pad, c, inc = a["kernel"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"]
-        return lambda x: ops.avg_pool2d(x, k, s, pad, c, inc)
+
+        def bind(in_shapes, out_shape):
+            (kh, kw), (sh, sw), (ph, pw) = k, s, pad
+            whole = out_shape[2:] == (1, 1) and (kh, kw) == tuple(in_shapes[0][2:]) and ph == pw == 0
+
+            def run(x):
+                y = np.empty(out_shape, _F32)
+                if whole:
+                    _C.global_avg_pool2d(x, y)
+                else:
+                    _C.avg_pool2d(x, y, kh, kw, sh, sw, ph, pw, bool(inc))
+                return y
+            return run
+        return _bindable(lambda x: ops.avg_pool2d(x, k, s, pad, c, inc), bind)
 
 
 class AdaptiveAvgPool2d(Op):
@@ -275,7 +328,15 @@ class Add(Op):
     @staticmethod
     def kernel(a, p, algo):
         act = a["activation"]
-        return lambda x, y: ops.add(x, y, act)
+        relu = act == "relu"
+
+        def bind(in_shapes, out_shape):
+            def run(x1, x2):
+                y = np.empty(out_shape, _F32)
+                _C.add(x1, x2, y, relu)
+                return y
+            return run
+        return _bindable(lambda x, y: ops.add(x, y, act), bind)
 
 
 class BiasAdd(Op):
@@ -321,7 +382,17 @@ class Concat(Op):
     @staticmethod
     def kernel(a, p, algo):
         ax = a["axis"]
-        return lambda *xs: ops.concat(list(xs), ax)
+
+        def bind(in_shapes, out_shape):
+            k = ax % len(out_shape)
+            outer, inner = _prod(out_shape[:k]), _prod(out_shape[k + 1:])
+
+            def run(*xs):
+                y = np.empty(out_shape, _F32)
+                _C.concat(list(xs), y, outer, inner)
+                return y
+            return run
+        return _bindable(lambda *xs: ops.concat(list(xs), ax), bind)
 
 
 class Softmax(Op):
@@ -352,7 +423,21 @@ class Softmax(Op):
 
     @classmethod
     def kernel(cls, a, p, algo):
-        return cls._wrap(a, ops.softmax)
+        fn = cls._wrap(a, ops.softmax)
+        if a.get("flatten"):
+            return fn
+
+        def bind(in_shapes, out_shape):
+            if a["axis"] % len(out_shape) != len(out_shape) - 1:
+                return fn  # softmax over an inner axis: the general path
+            n = out_shape[-1]
+
+            def run(x):
+                y = np.empty(out_shape, _F32)
+                _C.softmax_rows(x.reshape(-1, n), y.reshape(-1, n))
+                return y
+            return run
+        return _bindable(fn, bind)
 
 
 class Flatten(Op):
@@ -366,7 +451,8 @@ class Flatten(Op):
         return (_prod(shapes[0][:ax]), _prod(shapes[0][ax:]))
 
     reference = staticmethod(lambda a, p, xs: xs[0].reshape(Flatten.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Flatten.infer(a, p, [x.shape])))
+    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Flatten.infer(a, p, [x.shape])),
+                                                      _bind_reshape))
 
 
 class Reshape(Op):
@@ -386,7 +472,8 @@ class Reshape(Op):
         return tuple(out)
 
     reference = staticmethod(lambda a, p, xs: xs[0].reshape(Reshape.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Reshape.infer(a, p, [x.shape])))
+    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Reshape.infer(a, p, [x.shape])),
+                                                      _bind_reshape))
 
 
 class Squeeze(Op):
@@ -400,7 +487,8 @@ class Squeeze(Op):
         return tuple(d for i, d in enumerate(s) if i not in axes)
 
     reference = staticmethod(lambda a, p, xs: xs[0].reshape(Squeeze.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Squeeze.infer(a, p, [x.shape])))
+    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Squeeze.infer(a, p, [x.shape])),
+                                                      _bind_reshape))
 
 
 class Unsqueeze(Op):
@@ -416,7 +504,8 @@ class Unsqueeze(Op):
         return tuple(out)
 
     reference = staticmethod(lambda a, p, xs: xs[0].reshape(Unsqueeze.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: lambda x: x.reshape(Unsqueeze.infer(a, p, [x.shape])))
+    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Unsqueeze.infer(a, p, [x.shape])),
+                                                      _bind_reshape))
 
 
 class Identity(Op):

@@ -79,6 +79,24 @@ class PreparedConv:
                                s.dilation[0], s.dilation[1], self.relu, residual)
         return y
 
+    def bind(self, in_shapes, out_shape):
+        """A callable for inputs of exactly in_shapes[0] (a Graph's fast path): the geometry,
+        algorithm and prepared weights are looked up once here, each call only allocates the
+        output and runs the kernel. Python-side algorithms (reference, numba) keep __call__."""
+        s = ConvShape(tuple(in_shapes[0]), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
+        algo = resolve_algo(self.algo, s)
+        if algo == "reference" or algo in numba_conv.ALGOS:
+            return self
+        run = self._handle(algo).run
+        bias, relu, yshape = self.bias, self.relu, (s.N, s.K, s.Ho, s.Wo)
+        geo = (s.stride[0], s.stride[1], s.pad[0], s.pad[1], s.dilation[0], s.dilation[1])
+
+        def call(x, residual=None):
+            y = np.empty(yshape, np.float32)
+            run(x, bias, y, *geo, relu, residual)
+            return y
+        return call
+
     def prepare_for(self, x_shape):
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph
         does when it is built, so that the first call only runs kernels)."""

@@ -279,3 +279,26 @@ def test_nan_propagates_through_a_graph():
     x[1, 0, 10, 10] = np.nan
     y = g(x)
     assert np.all(np.isfinite(y[0])) and np.all(np.isnan(y[1]))
+
+
+def test_bound_steps_per_input_shape():
+    """A run binds every step to the input shapes once (geometry and algorithm fixed, no per-call
+    validation) and reuses that for the same shapes; each run still returns its own arrays, and a
+    new batch size binds again."""
+    g = small_graph()
+    rng = np.random.default_rng(2)
+    x1 = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    x2 = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    y1 = g(x1)
+    y1_copy = y1.copy()
+    assert list(g._bound) == [((2, 3, 16, 16),)]
+    assert any(f is not s.fn for f, s in zip(g._bound[((2, 3, 16, 16),)], g._steps))
+    y2 = g(x2)
+    np.testing.assert_array_equal(y1, y1_copy)  # not overwritten by the second run
+    np.testing.assert_allclose(y2, g.run_reference(x2), rtol=1e-4, atol=1e-4)
+    y3 = g(x1[:1])
+    assert len(g._bound) == 2
+    np.testing.assert_allclose(y3, y1[:1], rtol=1e-5, atol=1e-6)
+    g.set_algo("im2col")  # a new plan drops the bindings
+    assert g._bound == {}
+    np.testing.assert_allclose(g(x1), y1, rtol=1e-4, atol=1e-4)
