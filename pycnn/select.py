@@ -23,7 +23,11 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     7x7 batch 1 1.37 vs 1.95. It lost where N*Ho*Wo is larger (3x3 s2 to 14x14 at batch 8:
     9.5 vs 8.7; 1x1 s2 to 14x14 at batch 1: 1.35 vs 1.18) and on every large map (its input
     is re-read per 32-channel block and its transposing epilogue costs ~1 cycle per output).
-    At 3x3 stride 1 on 7x7 it ties Winograd F2 (1.39 vs 1.33 ms), so F2 stays.
+    At 3x3 stride 1 on 7x7 it ties Winograd F2 (1.39 vs 1.33 ms), so F2 stays. It also takes
+    the first layers with >= 32 output channels (its (tap, channel) pairs run as one flat loop
+    when C is small): ResNet/GoogLeNet conv1 7x7/2 3->64 batch 1 1.13 vs 1.34 ms (direct),
+    batch 8 9.1 vs 9.2; AlexNet conv1 11x11/4 3->96 1.00 vs 1.08. With fewer outputs (LeNet 1->6,
+    ConvNetJS 3->16) the 32-channel block is mostly padding and direct stays (0.023 vs 0.032 ms).
   * im2col + SGEMM everywhere else.
 """
 from __future__ import annotations
@@ -34,6 +38,7 @@ DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
 DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
 WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
 WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
+DIRECT_OC_MIN_FIRST_K = 32  # first layers (few input channels) with this many outputs -> direct_oc
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_MAX_PIXELS_1X1 = 64  # ... and strided 1x1 layers with at most this
 
@@ -51,7 +56,7 @@ def heuristic(shape) -> str:
     if winograd_applies(shape) and cg >= WINOGRAD_MIN_CHANNELS:
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
-        return "direct"
+        return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
     if shape.stride != (1, 1):
         pixels = shape.N * shape.Ho * shape.Wo
         limit = DIRECT_OC_MAX_PIXELS if shape.R * shape.S > 1 else DIRECT_OC_MAX_PIXELS_1X1

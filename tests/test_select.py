@@ -20,7 +20,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
     (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
     (shape(C=16), "winograd_f4"),
     (shape(C=8), "im2col"),
-    (shape(C=3, R=7, S=7, stride=2, pad=3), "direct"),
+    (shape(C=3, R=7, S=7, stride=2, pad=3), "direct_oc"),          # ResNet conv1: 64 outputs
+    (shape(C=3, K=16, R=5, S=5, pad=2), "direct"),                   # ConvNetJS conv1: 16 outputs
     (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
     (shape(C=64, R=1, S=1, pad=0), "im2col"),
     (shape(stride=2), "direct_oc"),                       # 28x28 output: 784 pixels

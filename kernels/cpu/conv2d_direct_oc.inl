@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "conv2d.h"
 #include "pycnn/buffer.h"
@@ -36,6 +37,9 @@ struct DirectOcConv {
   const ConvParams& p;
   int64_t kblocks, Hp, Wp, row_tiles;
   bool padded;  // true: the input is copied into a zero-padded buffer first
+  // When all input channels fit one chunk (first layers: C = 3 with 7x7 taps), the (tap, channel)
+  // pairs run as one flat loop: input offset toff[t] of pair t = tap * Cg + c, weights contiguous.
+  std::vector<int64_t> toff;
 
   explicit DirectOcConv(const ConvParams& p_) : p(p_) {
     kblocks = (p.Kg() + KB - 1) / KB;
@@ -47,7 +51,13 @@ struct DirectOcConv {
       Wp = p.W;
     }
     row_tiles = (p.Wo + PMAX - 1) / PMAX;
+    if (p.Cg() <= kFlatMaxChannels) {
+      for (int64_t r = 0; r < p.R; ++r)
+        for (int64_t s = 0; s < p.S; ++s)
+          for (int64_t c = 0; c < p.Cg(); ++c) toff.push_back(c * Hp * Wp + r * p.dil_h * Wp + s * p.dil_w);
+    }
   }
+  static constexpr int64_t kFlatMaxChannels = 8;
 
   int64_t wb_size() const { return p.groups * kblocks * p.Cg() * p.R * p.S * KB; }
 
@@ -108,6 +118,23 @@ struct DirectOcConv {
     for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < KV; ++v) acc[i][v] = first ? V::zero() : V::loadu(accp + i * KB + v * W);
+    if (!toff.empty() && cc == p.Cg()) {  // few channels: one flat loop over (tap, channel)
+      const int64_t T = (int64_t)toff.size();
+      const int64_t* off = toff.data();
+      const float* wc = wk;
+      for (int64_t t = 0; t < T; ++t, wc += KB) {
+        const float* xs = x0 + off[t];
+        typename V::reg wv[KV];
+#pragma GCC unroll 4
+        for (int v = 0; v < KV; ++v) wv[v] = V::loadu(wc + v * W);
+#pragma GCC unroll 16
+        for (int i = 0; i < P; ++i) {
+          const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
+#pragma GCC unroll 4
+          for (int v = 0; v < KV; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+        }
+      }
+    } else {
     // Taps outside, channels inside: the inner loop walks the weights contiguously and the
     // input one plane per step.
     for (int64_t r = 0; r < p.R; ++r)
@@ -126,6 +153,7 @@ struct DirectOcConv {
           }
         }
       }
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
@@ -215,9 +243,16 @@ struct DirectOcConv {
             const int64_t off = ((n0 + n) * p.K + k) * HoWo + oh0 * p.Wo;
             float* yr = y + off;
             const float* rr = res ? res + off : nullptr;
-            for (int64_t j = 0; j < pix; ++j) {
-              const float v = accb[j * KB + i] + b + (rr ? rr[j] : 0.0f);
-              yr[j] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
+            const typename V::reg bv = V::set1(b);
+            for (int64_t j = 0; j < pix; j += W) {  // W pixels of channel i: a strided gather
+              const int n = (int)std::min<int64_t>(W, pix - j);
+              typename V::reg v = V::add(V::gather_n(accb + j * KB + i, KB, n), bv);
+              if (rr) v = V::add(v, n == W ? V::loadu(rr + j) : V::loadu_n(rr + j, n));
+              if (relu) v = V::max0(v);  // NaN stays NaN
+              if (n == W)
+                V::storeu(yr + j, v);
+              else
+                V::storeu_n(yr + j, v, n);
             }
           }
         }
