@@ -193,6 +193,20 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
       const bool staged = K > kSgemmKC;
       float* cbase = staged ? ctile : p.C + it.m0 * p.ldc + it.j0;
       const int64_t ldc = staged ? ncpad + 16 : p.ldc;
+      // One MR x NR block of C at row i, column panel jp: the micro-kernel with its epilogue.
+      auto block = [&](int64_t i, int64_t jp, int64_t kc, const float* ap, const float* bp, bool first, bool last) {
+        const int mr = (int)std::min<int64_t>(MR, M - i);
+        const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
+        const int64_t j = it.j0 + jp * NR;
+        Epilogue ep;
+        ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
+        ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
+        ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
+        ep.ldr = p.ldc;
+        ep.relu = relu;
+        (nr <= NR / 2 ? half : full)(kc, ap, bp, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first,
+                                     last, ep);
+      };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);
         const bool first = k0 == 0, last = k0 + kc >= K;
@@ -204,46 +218,20 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
           // DRAM here: per panel only nc columns of work hide its latency).
           const int64_t pbytes = (int64_t)MR * kc;
           for (int64_t i = it.m0; i < it.m1; i += MR) {
-            const int mr = (int)std::min<int64_t>(MR, M - i);
             const float* ap = p.A->panel(k0, kc, i / MR);
             if (i + kPrefetchPanels * MR < it.m1) {
               const char* nx = (const char*)(ap + kPrefetchPanels * pbytes);
               for (int64_t off = 0; off < pbytes * 4; off += 64) __builtin_prefetch(nx + off, 0, 2);
             }
-            for (int64_t jp = 0; jp * NR < nc; ++jp) {
-              const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
-              const SgemmUkernel uk = nr <= NR / 2 ? half : full;
-              const int64_t j = it.j0 + jp * NR;
-              Epilogue ep;
-              ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
-              ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
-              ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
-              ep.ldr = p.ldc;
-              ep.relu = relu;
-              uk(kc, ap, bbuf + jp * kc * NR, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
-            }
+            for (int64_t jp = 0; jp * NR < nc; ++jp) block(i, jp, kc, ap, bbuf + jp * kc * NR, first, last);
           }
           continue;
         }
         for (int64_t ic = it.m0; ic < it.m1; ic += MC) {
           const int64_t ie = std::min(it.m1, ic + MC);
-          for (int64_t jp = 0; jp * NR < nc; ++jp) {
-            const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
-            const SgemmUkernel uk = nr <= NR / 2 ? half : full;
-            const float* bp = bbuf + jp * kc * NR;
-            const int64_t j = it.j0 + jp * NR;
-            for (int64_t i = ic; i < ie; i += MR) {
-              const int mr = (int)std::min<int64_t>(MR, M - i);
-              Epilogue ep;
-              ep.bias_row = p.bias_row ? p.bias_row + i : nullptr;
-              ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
-              ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
-              ep.ldr = p.ldc;
-              ep.relu = relu;
-              uk(kc, p.A->panel(k0, kc, i / MR), bp, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
-                 !first, last, ep);
-            }
-          }
+          for (int64_t jp = 0; jp * NR < nc; ++jp)
+            for (int64_t i = ic; i < ie; i += MR)
+              block(i, jp, kc, p.A->panel(k0, kc, i / MR), bbuf + jp * kc * NR, first, last);
         }
       }
       if (staged)
