@@ -440,7 +440,20 @@ class Softmax(Op):
         return _bindable(fn, bind)
 
 
-class Flatten(Op):
+class _ViewOp(Op):
+    """An operator that only relabels the shape (the output is a view of the input); a subclass
+    gives infer, and both paths reshape to what it says."""
+
+    @classmethod
+    def reference(cls, a, p, xs):
+        return xs[0].reshape(cls.infer(a, p, [xs[0].shape]))
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        return _bindable(lambda x: x.reshape(cls.infer(a, p, [x.shape])), _bind_reshape)
+
+
+class Flatten(_ViewOp):
     """ONNX semantics: (d0..d_{axis-1}, d_axis..) -> 2-D; axis=1 is torch.flatten(x, 1)."""
 
     @staticmethod
@@ -450,12 +463,8 @@ class Flatten(Op):
         ax = a["axis"] + nd if a["axis"] < 0 else a["axis"]
         return (_prod(shapes[0][:ax]), _prod(shapes[0][ax:]))
 
-    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Flatten.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Flatten.infer(a, p, [x.shape])),
-                                                      _bind_reshape))
 
-
-class Reshape(Op):
+class Reshape(_ViewOp):
     """attrs: shape with ONNX's rules (0 copies the input's dimension, one -1 is inferred)."""
 
     @staticmethod
@@ -471,12 +480,8 @@ class Reshape(Op):
         _need(_prod(out) == total, f"cannot reshape {src} ({total} elements) to {tuple(out)}")
         return tuple(out)
 
-    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Reshape.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Reshape.infer(a, p, [x.shape])),
-                                                      _bind_reshape))
 
-
-class Squeeze(Op):
+class Squeeze(_ViewOp):
     """attrs: axes (dimensions of size 1 to drop)."""
 
     @staticmethod
@@ -486,12 +491,8 @@ class Squeeze(Op):
         _need(all(s[ax] == 1 for ax in axes), f"axes {a['axes']} are not all of size 1 in {s}")
         return tuple(d for i, d in enumerate(s) if i not in axes)
 
-    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Squeeze.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Squeeze.infer(a, p, [x.shape])),
-                                                      _bind_reshape))
 
-
-class Unsqueeze(Op):
+class Unsqueeze(_ViewOp):
     """attrs: axes (positions in the output of new dimensions of size 1)."""
 
     @staticmethod
@@ -502,10 +503,6 @@ class Unsqueeze(Op):
         for ax in axes:
             out.insert(ax, 1)
         return tuple(out)
-
-    reference = staticmethod(lambda a, p, xs: xs[0].reshape(Unsqueeze.infer(a, p, [xs[0].shape])))
-    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: x.reshape(Unsqueeze.infer(a, p, [x.shape])),
-                                                      _bind_reshape))
 
 
 class Identity(Op):

@@ -32,10 +32,21 @@ struct Pool2d {
     Wp = std::max<int64_t>(Lq * p.stride_w, p.pad_l + p.W);
   }
 
+  // Input rows [hs, he) of output row oh's window, and (for the average) the number of window
+  // rows its divisor counts: with count_include_pad the padding rows up to H + pad_t, as PyTorch.
+  float window_rows(int64_t oh, int64_t& hs, int64_t& he) const {
+    const int64_t h0 = oh * p.stride_h - p.pad_t;
+    hs = std::max<int64_t>(h0, 0);
+    he = std::min<int64_t>(h0 + p.R, p.H);
+    if (is_max) return 1.0f;
+    const int64_t hpe = std::min<int64_t>(h0 + p.R, p.H + p.pad_t);
+    return (float)(count_include_pad ? hpe - h0 : he - hs);
+  }
+
   void row(const float* xp, float* yr, int64_t oh, float* rowp, float* phases, const float* colcount) const {
     const float fill = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
-    const int64_t h0 = oh * p.stride_h - p.pad_t;
-    const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + p.R, p.H);
+    int64_t hs, he;
+    const float rowcount = window_rows(oh, hs, he);
     std::fill(rowp, rowp + Wp, fill);
     float* r = rowp + p.pad_l;
     if (he > hs) {
@@ -58,11 +69,6 @@ struct Pool2d {
     if (s > 1) {
       for (int64_t j = 0; j < s; ++j) gather_floats<V>(phases + j * Lq, rowp + j, s, Lq);
       ph = phases;
-    }
-    float rowcount = 1.0f;
-    if (!is_max) {
-      const int64_t hpe = std::min<int64_t>(h0 + p.R, p.H + p.pad_t);
-      rowcount = (float)(count_include_pad ? hpe - h0 : he - hs);
     }
     const typename V::reg rc = V::set1(rowcount);
     for (int64_t ow = 0; ow < p.Wo; ow += W) {
@@ -108,13 +114,8 @@ struct Pool2d {
         }
       }
     for (int64_t oh = 0; oh < p.Ho; ++oh) {
-      const int64_t h0 = oh * p.stride_h - p.pad_t;
-      const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + p.R, p.H);
-      float rowcount = 1.0f;
-      if (!is_max) {
-        const int64_t hpe = std::min<int64_t>(h0 + p.R, p.H + p.pad_t);
-        rowcount = (float)(count_include_pad ? hpe - h0 : he - hs);
-      }
+      int64_t hs, he;
+      const float rowcount = window_rows(oh, hs, he);
       float* yr = yp + oh * p.Wo;
       for (int64_t ow = 0; ow < p.Wo; ow += W) {
         typename V::reg acc = V::set1(fill);
