@@ -117,26 +117,33 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
   int64_t maxN = 0;
   for (auto& p : probs) maxN = std::max(maxN, p.N);
   const int64_t np = (int64_t)probs.size();
-  // Column blocks of equal width (a multiple of NR, at most kNC), as many per problem as make the
-  // total a multiple of the thread count when that costs little, so no thread idles at the end.
+  // Column blocks of whole NR panels, as equal in panel count as possible (rounding a block
+  // width up to NR instead left e.g. 784 columns as 224+224+224+112: one thread idled 25% of the
+  // time), as many per problem as make the total a multiple of the thread count when that costs
+  // little, so no thread idles at the end.
+  const int64_t max_panels = (maxN + NR - 1) / NR;
   int64_t per = (maxN + kNC - 1) / kNC;
   if (nt > 1 && (np * per) % nt != 0 && per >= nt) per = (per + nt - 1) / nt * nt;
-  const int64_t nc = std::min<int64_t>(((maxN + per - 1) / per + NR - 1) / NR * NR, (maxN + NR - 1) / NR * NR);
-  const int64_t col_blocks = np * ((maxN + nc - 1) / nc);
+  per = std::max<int64_t>(1, std::min(per, max_panels));
+  const int64_t col_blocks = np * per;
   const int64_t mpanels = (M + MR - 1) / MR;
   int64_t mparts = 1;
   if (nt > 1 && col_blocks < 4 * nt && col_blocks % nt != 0) mparts = nt;
   mparts = std::min(mparts, mpanels);
   std::vector<Item> items;
   for (int64_t pi = 0; pi < np; ++pi) {
-    const int64_t N = probs[pi].N;
-    for (int64_t j0 = 0; j0 < N; j0 += nc)
+    const int64_t N = probs[pi].N, panels = (N + NR - 1) / NR;
+    for (int64_t b = 0; b < per; ++b) {
+      int64_t jb, je;
+      split_range(panels, (int)per, (int)b, jb, je);
+      if (jb == je) continue;
       for (int64_t mp = 0; mp < mparts; ++mp) {
         int64_t pb, pe;
         split_range(mpanels, (int)mparts, (int)mp, pb, pe);
         if (pb == pe) continue;
-        items.push_back({pi, pb * MR, std::min(M, pe * MR), j0, std::min(N, j0 + nc)});
+        items.push_back({pi, pb * MR, std::min(M, pe * MR), jb * NR, std::min(N, je * NR)});
       }
+    }
   }
   return items;
 }
