@@ -35,6 +35,9 @@ ODD_CASES = [
     (1, 3, 9, 30, 4, 2, 3, 2, (0, 4), 1, 1),    # stride 2, padding wider than the kernel reach
     (3, 17, 7, 9, 11, 1, 1, 1, 0, 1, 1),        # batched 1x1 on a small map: images share one GEMM
     (4, 40, 5, 5, 13, 3, 3, 1, 1, 1, 1),        # batched small map, panels straddle images
+    (2, 6, 9, 11, 9, 1, 1, 2, 0, 1, 3),         # grouped strided 1x1: im2col subsamples x first
+    (1, 5, 8, 7, 7, 1, 1, (3, 2), 0, 1, 1),     # 1x1, unequal strides, last row/column unread
+    (1, 4, 6, 6, 5, 1, 1, 2, 1, 1, 1),          # strided 1x1 with padding: not subsampled
 ]
 
 
@@ -216,3 +219,18 @@ def test_direct_oc_image_chunks_and_bands(rng):
     x, w, b = conv_data(rng, 3, 1, 1700, 1700, 8, 1, 3, 3)
     y = pycnn.conv2d(x, w, b, padding=1, algo="direct_oc", activation="relu")
     assert_close(y, pycnn.conv2d(x, w, b, padding=1, algo="im2col", activation="relu"))
+
+
+def test_im2col_strided_1x1_subsample_chunks(rng):
+    """im2col runs a strided 1x1 convolution on a subsampled copy of x made in chunks of images
+    of <= 32 MiB: 2 images whose subsampled planes take 35 MB each go in two chunks; the output
+    and the residual of the second image are offset right."""
+    x = rng.standard_normal((2, 1, 4200, 4200), dtype=np.float32)
+    w = np.array([[[[1.5]]], [[[-0.5]]]], dtype=np.float32)
+    b = np.array([0.25, -1.0], dtype=np.float32)
+    r = rng.standard_normal((2, 2, 4200, 2100), dtype=np.float32)
+    conv = pycnn.prepare_conv(w, b, stride=(1, 2), algo="im2col", activation="relu")
+    y = conv(x, residual=r)
+    xs = x[:, :, :, ::2]
+    want = np.maximum(np.concatenate([1.5 * xs + 0.25, -0.5 * xs - 1.0], axis=1) + r, 0)
+    assert_close(y, want)
