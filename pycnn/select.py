@@ -23,11 +23,21 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     7x7 batch 1 1.37 vs 1.95. It lost where N*Ho*Wo is larger (3x3 s2 to 14x14 at batch 8:
     9.5 vs 8.7; 1x1 s2 to 14x14 at batch 1: 1.35 vs 1.18) and on every large map (its input
     is re-read per 32-channel block and its transposing epilogue costs ~1 cycle per output).
-    At 3x3 stride 1 on 7x7 it ties Winograd F2 (1.39 vs 1.33 ms), so F2 stays. It also takes
+    At 3x3 stride 1 on 7x7 it tied Winograd F2 then (1.39 vs 1.33 ms); see the
+    next rule for what changed. It also takes
     the first layers with >= 32 output channels (its (tap, channel) pairs run as one flat loop
     when C is small): ResNet/GoogLeNet conv1 7x7/2 3->64 batch 1 1.13 vs 1.34 ms (direct),
     batch 8 9.1 vs 9.2; AlexNet conv1 11x11/4 3->96 1.00 vs 1.08. With fewer outputs (LeNet 1->6,
     ConvNetJS 3->16) the 32-channel block is mostly padding and direct stays (0.023 vs 0.032 ms).
+  * direct_oc for every layer (any kernel, any stride, not a first layer) with at most 64
+    output pixels in the whole batch: ResNet's 7x7 layers and LeNet's/ConvNetJS's last convs at
+    batch 1. Once direct_oc prefetched its next weight chunk (its weights come from memory
+    there), it beat im2col and Winograd F2 on them: 1x1 512->2048 @7 0.45 ms vs 0.59 (im2col,
+    weights cold), 3x3 512@7 0.89 vs 1.25 (F2, cold). Whole networks in one process, batch 1
+    (2026-11-22, third session): ResNet-50 35.7 -> 34.1 ms, ResNet-18 13.2 -> 12.1, ResNet-34
+    25.0 -> 23.3, GoogLeNet 13.1 -> 12.4, LeNet-5 70 -> 55 us, ConvNetJS 139 -> 131 us. Raising
+    the limit to 196 (14x14 maps) lost again (ResNet-50 35.0, ResNet-18 12.7), and at batch 8
+    (7x7 maps = 392 pixels) direct_oc for all 7x7 layers lost (ResNet-18 73.5 -> 83.3 ms).
   * im2col + SGEMM everywhere else.
 """
 from __future__ import annotations
@@ -40,7 +50,7 @@ WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/grou
 WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
 DIRECT_OC_MIN_FIRST_K = 32  # first layers (few input channels) with this many outputs -> direct_oc
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
-DIRECT_OC_MAX_PIXELS_1X1 = 64  # ... and strided 1x1 layers with at most this
+DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc
 
 
 def winograd_applies(shape) -> bool:
@@ -53,14 +63,14 @@ def winograd_applies(shape) -> bool:
 def heuristic(shape) -> str:
     """The documented rule (no timing)."""
     cg = shape.C // shape.groups
+    if cg > DIRECT_MAX_CHANNELS and shape.N * shape.Ho * shape.Wo <= DIRECT_OC_MAX_PIXELS_ANY:
+        return "direct_oc"
     if winograd_applies(shape) and cg >= WINOGRAD_MIN_CHANNELS:
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
     if shape.stride != (1, 1):
-        pixels = shape.N * shape.Ho * shape.Wo
-        limit = DIRECT_OC_MAX_PIXELS if shape.R * shape.S > 1 else DIRECT_OC_MAX_PIXELS_1X1
-        if pixels <= limit:
+        if shape.R * shape.S > 1 and shape.N * shape.Ho * shape.Wo <= DIRECT_OC_MAX_PIXELS:
             return "direct_oc"
     return "im2col"
 

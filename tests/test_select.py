@@ -16,7 +16,13 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
 
 @pytest.mark.parametrize("s, want", [
     (shape(), "winograd_f4"),
-    (shape(C=512, H=7, W=7, K=512), "winograd_f2"),
+    (shape(C=512, H=7, W=7, K=512), "direct_oc"),          # 49 output pixels in the batch
+    (shape(C=512, H=8, W=8, K=512, pad=0), "direct_oc"),   # 36
+    (shape(C=512, H=9, W=9, K=512), "winograd_f2"),        # 81 pixels, 9 F4 tiles
+    (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # ResNet-50 layer4 1x1
+    (shape(C=16, H=5, W=5, K=120, R=5, S=5, pad=0), "direct_oc"),    # LeNet conv3: 1 pixel
+    (shape(C=4, H=7, W=7, K=64), "im2col"),                # few input channels: not direct_oc
+    (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),    # 98 pixels, 8 F4 tiles
     (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
     (shape(C=16), "winograd_f4"),
     (shape(C=8), "im2col"),
