@@ -21,6 +21,13 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
     __builtin_prefetch(C + i * ldc, 1, 3);
     if (NV * W > 16) __builtin_prefetch(C + i * ldc + 16, 1, 3);
   }
+  // Same for the residual the last depth block adds (ResNet's join: 8 MR-row misses per
+  // block otherwise).
+  if (last && ep.residual)
+    for (int i = 0; i < mr; ++i) {
+      __builtin_prefetch(ep.residual + i * ep.ldr, 0, 3);
+      if (NV * W > 16) __builtin_prefetch(ep.residual + i * ep.ldr + 16, 0, 3);
+    }
   typename V::reg acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)

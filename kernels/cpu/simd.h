@@ -60,6 +60,28 @@ struct avx512 {
                                            _mm512_set1_epi32((int)stride));
     _mm512_mask_i32scatter_ps(p, mask(n), idx, v, 4);
   }
+  // In-register W x W transpose: afterwards lane j of r[i] is what lane i of r[j] was.
+  // Within each 128-bit lane, 4x4 blocks by unpack + shuffle (s[4g + m] holds column m of rows
+  // 4g..4g+3 in every 128-bit chunk), then 128-bit chunks regrouped in two shuffle_f32x4 rounds.
+  static inline void transpose(reg r[16]) {
+    reg s[16];
+    for (int g = 0; g < 4; ++g) {
+      const reg t0 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]), t1 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+      const reg t2 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), t3 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+      s[4 * g] = _mm512_shuffle_ps(t0, t2, 0x44);
+      s[4 * g + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+      s[4 * g + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+      s[4 * g + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+    }
+    for (int m = 0; m < 4; ++m) {
+      const reg p0 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0x88), p1 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0xDD);
+      const reg q0 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0x88), q1 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0xDD);
+      r[m] = _mm512_shuffle_f32x4(p0, q0, 0x88);
+      r[4 + m] = _mm512_shuffle_f32x4(p1, q1, 0x88);
+      r[8 + m] = _mm512_shuffle_f32x4(p0, q0, 0xDD);
+      r[12 + m] = _mm512_shuffle_f32x4(p1, q1, 0xDD);
+    }
+  }
 };
 #endif
 
@@ -108,6 +130,22 @@ struct avx2 {
     alignas(32) float t[8];
     _mm256_store_ps(t, v);
     for (int i = 0; i < n; ++i) p[i * stride] = t[i];
+  }
+  // In-register 8 x 8 transpose (see avx512::transpose): 4x4 blocks per 128-bit half, then halves.
+  static inline void transpose(reg r[8]) {
+    reg s[8];
+    for (int g = 0; g < 2; ++g) {
+      const reg t0 = _mm256_unpacklo_ps(r[4 * g], r[4 * g + 1]), t1 = _mm256_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+      const reg t2 = _mm256_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), t3 = _mm256_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+      s[4 * g] = _mm256_shuffle_ps(t0, t2, 0x44);
+      s[4 * g + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+      s[4 * g + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+      s[4 * g + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    }
+    for (int m = 0; m < 4; ++m) {
+      r[m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x20);
+      r[4 + m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x31);
+    }
   }
 };
 #endif
@@ -184,6 +222,14 @@ struct generic {
   static inline void scatter_masked(float* base, const int32_t* idx, reg v, uint32_t m) {
     for (int l = 0; l < 8; ++l)
       if (m >> l & 1u) base[idx[l]] = v.v[l];
+  }
+  static inline void transpose(reg r[8]) {
+    for (int i = 0; i < 8; ++i)
+      for (int j = i + 1; j < 8; ++j) {
+        const float t = r[i].v[j];
+        r[i].v[j] = r[j].v[i];
+        r[j].v[i] = t;
+      }
   }
 };
 
