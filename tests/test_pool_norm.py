@@ -24,6 +24,9 @@ POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
     (1, 2, 9, 33, (2, 4), (2, 1), (0, 2), True),    # row stride 2, column stride 1
     (1, 2, 5, 3, (3, 7), 1, (1, 3), False),         # window wider than the input
     (1, 2, 9, 70, (3, 5), 1, (1, 2), False),        # 70 columns: the row path again
+    # column stride 2 takes even lanes of two vectors per window column (no phases)
+    (1, 3, 11, 75, 3, 2, 1, True),                  # 38 columns: several vectors and a tail
+    (2, 2, 6, 64, (2, 4), 2, (0, 1), False),        # even window, 32 columns
 ]
 
 

@@ -63,9 +63,25 @@ struct Pool2d {
         }
       }
     }
-    // Phases: phase j holds rowp[q * s + j]; stride 1 reads rowp directly.
+    // Phases: phase j holds rowp[q * s + j]; stride 1 reads rowp directly; stride 2 picks the
+    // even lanes of two vectors per window column (even2), no phases.
     const float* ph = rowp;
     const int64_t s = p.stride_w;
+    if (s == 2) {
+      const typename V::reg rc = V::set1(rowcount);
+      for (int64_t ow = 0; ow < p.Wo; ow += W) {
+        const int n = (int)std::min<int64_t>(W, p.Wo - ow);
+        const float* src = rowp + 2 * ow;  // rowp holds >= 2 * ceil(Wo / W) * W + S floats
+        typename V::reg acc = V::even2(src);
+        for (int64_t j = 1; j < p.S; ++j) acc = is_max ? V::nanmax(acc, V::even2(src + j)) : V::add(acc, V::even2(src + j));
+        if (!is_max) acc = V::div(acc, V::mul(rc, V::loadu(colcount + ow)));
+        if (n == W)
+          V::storeu(yr + ow, acc);
+        else
+          V::storeu_n(yr + ow, acc, n);
+      }
+      return;
+    }
     if (s > 1) {
       for (int64_t j = 0; j < s; ++j) gather_floats<V>(phases + j * Lq, rowp + j, s, Lq);
       ph = phases;

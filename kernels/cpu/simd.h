@@ -39,6 +39,11 @@ struct avx512 {
   static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
     return _mm512_mask_loadu_ps(set1(fill), (__mmask16)(mask(hi) & ~mask(lo)), p);
   }
+  // p[0], p[2], ..., p[2W - 2] (reads p[0, 2W)): stride-2 columns without a gather.
+  static inline reg even2(const float* p) {
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(loadu(p), idx, loadu(p + 16));
+  }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).
   static inline reg gather_n(const float* p, int64_t stride, int n) {
@@ -109,6 +114,10 @@ struct avx2 {
   static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
     const __m256i m = _mm256_andnot_si256(mask(lo), mask(hi));
     return _mm256_blendv_ps(set1(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static inline reg even2(const float* p) {  // (a0 a2 b0 b2 | a4 a6 b4 b6) -> a0 a2 a4 a6 b0 b2 b4 b6
+    const reg e = _mm256_shuffle_ps(loadu(p), loadu(p + 8), 0x88);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline reg gather_n(const float* p, int64_t stride, int n) {
@@ -191,6 +200,11 @@ struct generic {
   static inline reg nanmax(reg m, reg v) {
     for (int i = 0; i < 8; ++i) m.v[i] = (v.v[i] > m.v[i] || v.v[i] != v.v[i]) ? v.v[i] : m.v[i];
     return m;
+  }
+  static inline reg even2(const float* p) {
+    reg r;
+    for (int i = 0; i < 8; ++i) r.v[i] = p[2 * i];
+    return r;
   }
   static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
     reg r = set1(fill);
