@@ -35,6 +35,8 @@ ODD_CASES = [
     (1, 3, 9, 30, 4, 2, 3, 2, (0, 4), 1, 1),    # stride 2, padding wider than the kernel reach
     (3, 17, 7, 9, 11, 1, 1, 1, 0, 1, 1),        # batched 1x1 on a small map: images share one GEMM
     (4, 40, 5, 5, 13, 3, 3, 1, 1, 1, 1),        # batched small map, panels straddle images
+    (2, 4, 20, 30, 9, 5, 30, 2, 0, 1, 1),      # windows of whole rows (Kim), 4 channels x 150 > KC
+    (1, 4, 9, 13, 6, 3, 13, 1, 0, 1, 2),        # whole-row windows, grouped
     (2, 6, 9, 11, 9, 1, 1, 2, 0, 1, 3),         # grouped strided 1x1: im2col subsamples x first
     (1, 5, 8, 7, 7, 1, 1, (3, 2), 0, 1, 1),     # 1x1, unequal strides, last row/column unread
     (1, 4, 6, 6, 5, 1, 1, 2, 1, 1, 1),          # strided 1x1 with padding: not subsampled

@@ -302,3 +302,26 @@ def test_bound_steps_per_input_shape():
     g.set_algo("im2col")  # a new plan drops the bindings
     assert g._bound == {}
     np.testing.assert_allclose(g(x1), y1, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("axes, keepdims", [((2, 3), False), ((-1,), True), ((3, 2), True), ((1,), False),
+                                             ((1, 3), False)])
+def test_reduce_max_bound_trailing_and_inner_axes(axes, keepdims):
+    """reduce_max over the trailing axes runs _C.max_rows (rows of the flattened input), other
+    axes NumPy; both equal np.max, and a NaN in a reduced row gives NaN in its output only."""
+    g = Graph({"x": (None, 5, 7, 3)}, [Node("m", "reduce_max", ["x"], attrs=dict(axes=axes, keepdims=keepdims))],
+              ["m"])
+    x = np.random.default_rng(4).standard_normal((2, 5, 7, 3)).astype(np.float32)
+    x[1, 2, 4, 1] = np.nan
+    want = np.max(x, axis=axes, keepdims=keepdims)
+    np.testing.assert_array_equal(g(x), want)  # bound step
+    np.testing.assert_array_equal(g.run_reference(x).astype(np.float32), want)
+    assert np.isnan(want).sum() >= 1
+
+
+def test_max_rows_errors():
+    y = np.empty(3, np.float32)
+    with pytest.raises(ValueError, match="x"):
+        pycnn._C.max_rows(np.zeros((3, 0), np.float32), y)
+    with pytest.raises(ValueError, match="out"):
+        pycnn._C.max_rows(np.zeros((4, 2), np.float32), y)

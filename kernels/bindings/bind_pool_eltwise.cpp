@@ -105,6 +105,14 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     softmax_rows(x.shape(0), x.shape(1), x.data(), yp);
   });
+  m.def("max_rows", [](farray x, farray y) {
+    require_ndim(x, 2, "x");
+    require(x.shape(1) > 0, "x: rows must not be empty");
+    require(y.size() == x.shape(0), "out: size mismatch");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    max_rows(x.shape(0), x.shape(1), x.data(), yp);
+  });
   m.def("concat", [](std::vector<farray> xs, farray y, int64_t outer, int64_t inner) {
     std::vector<const float*> ptrs;
     std::vector<int64_t> sizes;
