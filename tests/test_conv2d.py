@@ -236,3 +236,21 @@ def test_im2col_strided_1x1_subsample_chunks(rng):
     xs = x[:, :, :, ::2]
     want = np.maximum(np.concatenate([1.5 * xs + 0.25, -0.5 * xs - 1.0], axis=1) + r, 0)
     assert_close(y, want)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
+    """A 1x1 conv with few outputs on a small map splits its rows across threads, and then the
+    SGEMM reads the input in place as B (whole panels; the last partial panel packed), over
+    several depth blocks (C > KC = 256); batch, residual and bias as usual."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, W, K in [(1, 300, 13, 13, 33), (2, 520, 14, 14, 64), (1, 40, 9, 7, 16)]:
+            x, w, b = conv_data(rng, N, C, H, W, K, C, 1, 1)
+            r = rng.standard_normal((N, K, H, W), dtype=np.float32)
+            conv = pycnn.prepare_conv(w, b, algo="im2col", activation="relu")
+            want = np.maximum(_ref(x, w, b, 1, 0, 1, 1) + r, 0)
+            assert_conv_close(conv(x, residual=r), want, "im2col", what=f"{(N, C, H, W, K)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)

@@ -44,6 +44,13 @@ struct Im2colBSource final : BSource {
   void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const override {
     fn(p, x, k0, kc, j0, nc, NR, dst);
   }
+  // A 1x1, stride-1, unpadded convolution's B is x itself: (Cg, H*W) row-major.
+  const float* direct(int64_t k0, int64_t j, int64_t& ldb) const override {
+    const bool pointwise = p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_t == 0 &&
+                           p.pad_l == 0 && p.Ho == p.H && p.Wo == p.W;
+    ldb = p.H * p.W;
+    return pointwise ? x + k0 * ldb + j : nullptr;
+  }
 };
 
 // Stride-1 convolutions on a padded-width grid (implicit GEMM): the image is copied once into a

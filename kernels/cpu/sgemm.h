@@ -33,8 +33,8 @@ struct Epilogue {
   int64_t ldr = 0;
   bool relu = false;
 };
-using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
-                              int mr, int nr, bool accumulate, bool last, const Epilogue& ep);
+using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, int64_t ldb, float* C,
+                              int64_t ldc, int mr, int nr, bool accumulate, bool last, const Epilogue& ep);
 // Rows per A panel for an M-row matrix on `isa` (AVX-512 picks 12 or 8, whichever pads less).
 int sgemm_mr(Isa isa, int64_t M);
 // The micro-kernel for `isa` and MR; `half` picks the variant for panels of at most NR/2 columns.
@@ -58,6 +58,10 @@ void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t
 struct BSource {
   virtual ~BSource() = default;
   virtual void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const = 0;
+  // Where B already is a row-major matrix (a 1x1 convolution's input: rows = channels, columns =
+  // pixels), the address of B(k0, j) and the row stride, so the micro-kernel reads whole panels
+  // in place instead of packing them; null otherwise.
+  virtual const float* direct(int64_t k0, int64_t j, int64_t& ldb) const { return nullptr; }
 };
 // B(k, j) = b[k * rs + j * cs]
 struct MatrixBSource : BSource {
@@ -65,6 +69,10 @@ struct MatrixBSource : BSource {
   int64_t rs, cs;
   MatrixBSource(const float* b_, int64_t rs_, int64_t cs_) : b(b_), rs(rs_), cs(cs_) {}
   void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const override;
+  const float* direct(int64_t k0, int64_t j, int64_t& ldb) const override {
+    ldb = rs;
+    return cs == 1 ? b + k0 * rs + j : nullptr;
+  }
 };
 
 // One GEMM of a batch of GEMMs that share A's shape (M x K) and the epilogue kind.

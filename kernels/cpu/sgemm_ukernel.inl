@@ -1,20 +1,20 @@
 // The SGEMM micro-kernel, written once over a SIMD type V and instantiated per ISA by
 // sgemm_ukernel__<isa>.cpp. MR rows x NV vectors of C stay in registers for the whole kc loop:
 // avx512 uses 12 x 2 zmm (24 accumulators), avx2 6 x 2 ymm (12), leaving registers for the two
-// B vectors and the broadcast A element. Layouts: A panel is kc x MR, B panel kc x (NV_FULL*W)
-// where NV_FULL is the panel width the packer used; the half variant reads only the first NV.
+// B vectors and the broadcast A element. Layouts: A panel is kc x MR; B is kc rows of at least
+// NV*W floats, ldb apart: a packed panel (ldb = the panel width NR) or, for a B that exists as a
+// row-major matrix (a 1x1 convolution's input), that matrix itself (ldb = its row stride).
 #pragma once
 #include "sgemm.h"
 #include "simd.h"
 
 namespace pycnn {
 
-template <class V, int MR, int NV, int NV_FULL>
-static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const float* __restrict B,
+template <class V, int MR, int NV>
+static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const float* __restrict B, int64_t ldb,
                                float* __restrict C, int64_t ldc, int mr, int nr, bool accumulate,
                                bool last, const Epilogue& ep) {
   constexpr int W = V::W;
-  constexpr int NRP = NV_FULL * W;  // packed panel width
   // C rows are ldc apart and usually cold: start fetching them now so the epilogue does not
   // stall on MR cache misses after the kc loop.
   for (int i = 0; i < mr; ++i) {
@@ -38,7 +38,7 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
   for (int64_t k = 0; k < kc; ++k) {
     typename V::reg b[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = V::loadu(B + k * NRP + v * W);
+    for (int v = 0; v < NV; ++v) b[v] = V::loadu(B + k * ldb + v * W);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       typename V::reg a = V::set1(A[k * MR + i]);

@@ -6,9 +6,9 @@
 namespace pycnn {
 
 #define PYCNN_UK(MR, NV, name)                                                                    \
-  void name(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr,    \
-            bool accumulate, bool last, const Epilogue& ep) {                                     \
-    sgemm_ukernel_impl<simd::avx512, MR, NV, 2>(kc, A, B, C, ldc, mr, nr, accumulate, last, ep); \
+  void name(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc, int mr, \
+            int nr, bool accumulate, bool last, const Epilogue& ep) {                             \
+    sgemm_ukernel_impl<simd::avx512, MR, NV>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep); \
   }
 PYCNN_UK(12, 2, sgemm_ukernel_avx512_full)
 PYCNN_UK(12, 1, sgemm_ukernel_avx512_half)

@@ -4,14 +4,14 @@
 
 namespace pycnn {
 
-void sgemm_ukernel_generic_full(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
+void sgemm_ukernel_generic_full(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc,
                                int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
-  sgemm_ukernel_impl<simd::generic, 6, 2, 2>(kc, A, B, C, ldc, mr, nr, accumulate, last, ep);
+  sgemm_ukernel_impl<simd::generic, 6, 2>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep);
 }
 
-void sgemm_ukernel_generic_half(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
+void sgemm_ukernel_generic_half(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc,
                                int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
-  sgemm_ukernel_impl<simd::generic, 6, 1, 2>(kc, A, B, C, ldc, mr, nr, accumulate, last, ep);
+  sgemm_ukernel_impl<simd::generic, 6, 1>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep);
 }
 
 }  // namespace pycnn
