@@ -38,6 +38,10 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     25.0 -> 23.3, GoogLeNet 13.1 -> 12.4, LeNet-5 70 -> 55 us, ConvNetJS 139 -> 131 us. Raising
     the limit to 196 (14x14 maps) lost again (ResNet-50 35.0, ResNet-18 12.7), and at batch 8
     (7x7 maps = 392 pixels) direct_oc for all 7x7 layers lost (ResNet-18 73.5 -> 83.3 ms).
+  * direct_oc also for layers with at most 32 outputs per group on maps of at most 256 output
+    pixels in the batch (LeNet conv2 6->16 @14: 9.5 vs 12.0 us with im2col, ConvNetJS conv2
+    16->20 @16: 49 vs 55 us; PreparedConv calls, batch 1, 2026-11-22): im2col's GEMM has too
+    few rows to pay for packing B.
   * im2col + SGEMM everywhere else.
 """
 from __future__ import annotations
@@ -51,6 +55,8 @@ WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, el
 DIRECT_OC_MIN_FIRST_K = 32  # first layers (few input channels) with this many outputs -> direct_oc
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc
+DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
+DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
 
 
 def winograd_applies(shape) -> bool:
@@ -63,14 +69,16 @@ def winograd_applies(shape) -> bool:
 def heuristic(shape) -> str:
     """The documented rule (no timing)."""
     cg = shape.C // shape.groups
-    if cg > DIRECT_MAX_CHANNELS and shape.N * shape.Ho * shape.Wo <= DIRECT_OC_MAX_PIXELS_ANY:
+    pixels = shape.N * shape.Ho * shape.Wo
+    if cg > DIRECT_MAX_CHANNELS and (pixels <= DIRECT_OC_MAX_PIXELS_ANY or (
+            shape.K // shape.groups <= DIRECT_OC_FEW_K and pixels <= DIRECT_OC_FEW_K_MAX_PIXELS)):
         return "direct_oc"
     if winograd_applies(shape) and cg >= WINOGRAD_MIN_CHANNELS:
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
     if shape.stride != (1, 1):
-        if shape.R * shape.S > 1 and shape.N * shape.Ho * shape.Wo <= DIRECT_OC_MAX_PIXELS:
+        if shape.R * shape.S > 1 and pixels <= DIRECT_OC_MAX_PIXELS:
             return "direct_oc"
     return "im2col"
 

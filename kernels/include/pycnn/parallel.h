@@ -13,7 +13,7 @@ void set_num_threads(int n);
 // thread because waking the OpenMP team costs a few microseconds.
 inline int threads_for(double total_flops, int64_t items) {
   int nt = get_num_threads();
-  if (total_flops < 2.0e5) nt = 1;
+  if (total_flops < 1.0e6) nt = 1;
   return (int)std::max<int64_t>(1, std::min<int64_t>(nt, items));
 }
 
