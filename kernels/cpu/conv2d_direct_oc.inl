@@ -213,8 +213,14 @@ struct DirectOcConv {
     const int64_t chunks = (Cg + cc - 1) / cc;
     cc = (Cg + chunks - 1) / chunks;
     int64_t rb = std::max<int64_t>(1, std::min<int64_t>(p.Ho, 16384 / (p.Wo * KB)));
-    const int64_t bands = (p.Ho + rb - 1) / rb;
+    int64_t bands = (p.Ho + rb - 1) / rb;
+    // Enough units for the threads the work deserves: with one output block and one image (ConvNetJS
+    // conv2, 16->20 @16) a single band left one thread idle.
+    const int64_t per_band = p.groups * kblocks * p.N;
+    const int want = threads_for(p.flops(), 1 << 30);
+    if (per_band * bands < want) bands = std::min<int64_t>(p.Ho, (want + per_band - 1) / per_band);
     rb = (p.Ho + bands - 1) / bands;
+    bands = (p.Ho + rb - 1) / rb;
     const size_t acc_size = (size_t)(rb * p.Wo * KB);
     check_workspace(acc_size);
     // Images in chunks so the padded copy stays under ~32 MiB whatever the batch.
