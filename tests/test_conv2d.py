@@ -254,3 +254,17 @@ def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
             assert_conv_close(conv(x, residual=r), want, "im2col", what=f"{(N, C, H, W, K)} threads {threads}")
     finally:
         pycnn.set_num_threads(old)
+
+
+def test_direct_oc_one_block_split_into_bands(rng):
+    """One output block, one image (ConvNetJS conv2, 16->20 5x5 @16): direct_oc splits the rows
+    into bands so both threads work; every band's rows land right (with a residual)."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(2)
+    try:
+        x, w, b = conv_data(rng, 1, 16, 16, 16, 20, 16, 5, 5)
+        r = rng.standard_normal((1, 20, 16, 16), dtype=np.float32)
+        y = pycnn.prepare_conv(w, b, padding=2, algo="direct_oc")(x, residual=r)
+        assert_close(y, _ref(x, w, b, 1, 2, 1, 1) + r)
+    finally:
+        pycnn.set_num_threads(old)
