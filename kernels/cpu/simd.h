@@ -14,6 +14,20 @@
 namespace pycnn {
 namespace simd {
 
+// First stage of the in-register transposes: within every 128-bit lane, the 4x4 block of rows
+// r[4g..4g+3] transposed into s[4g..4g+3] (s[4g + m] holds column m of those rows).
+template <class V>
+static inline void transpose4_in_lanes(const typename V::reg* r, typename V::reg* s, int groups) {
+  for (int g = 0; g < groups; ++g) {
+    const typename V::reg t0 = V::unpacklo(r[4 * g], r[4 * g + 1]), t1 = V::unpackhi(r[4 * g], r[4 * g + 1]);
+    const typename V::reg t2 = V::unpacklo(r[4 * g + 2], r[4 * g + 3]), t3 = V::unpackhi(r[4 * g + 2], r[4 * g + 3]);
+    s[4 * g] = V::pick01(t0, t2);
+    s[4 * g + 1] = V::pick23(t0, t2);
+    s[4 * g + 2] = V::pick01(t1, t3);
+    s[4 * g + 3] = V::pick23(t1, t3);
+  }
+}
+
 #if defined(__AVX512F__)
 struct avx512 {
   static constexpr int W = 16;
@@ -28,6 +42,11 @@ struct avx512 {
   static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm512_max_ps(zero(), v); }
   static inline reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
+  // Per 128-bit lane: interleave low/high halves; (a0 a1 b0 b1) and (a2 a3 b2 b3) picks.
+  static inline reg unpacklo(reg a, reg b) { return _mm512_unpacklo_ps(a, b); }
+  static inline reg unpackhi(reg a, reg b) { return _mm512_unpackhi_ps(a, b); }
+  static inline reg pick01(reg a, reg b) { return _mm512_shuffle_ps(a, b, 0x44); }
+  static inline reg pick23(reg a, reg b) { return _mm512_shuffle_ps(a, b, 0xEE); }
   // max(m, v) where a NaN in either wins (as torch.max_pool2d): VMAXPS returns its second
   // operand on NaN, which keeps m's NaN; v's NaN is blended in.
   static inline reg nanmax(reg m, reg v) {
@@ -70,14 +89,7 @@ struct avx512 {
   // 4g..4g+3 in every 128-bit chunk), then 128-bit chunks regrouped in two shuffle_f32x4 rounds.
   static inline void transpose(reg r[16]) {
     reg s[16];
-    for (int g = 0; g < 4; ++g) {
-      const reg t0 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]), t1 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
-      const reg t2 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), t3 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
-      s[4 * g] = _mm512_shuffle_ps(t0, t2, 0x44);
-      s[4 * g + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
-      s[4 * g + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
-      s[4 * g + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
-    }
+    transpose4_in_lanes<avx512>(r, s, 4);
     for (int m = 0; m < 4; ++m) {
       const reg p0 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0x88), p1 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0xDD);
       const reg q0 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0x88), q1 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0xDD);
@@ -104,6 +116,10 @@ struct avx2 {
   static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm256_max_ps(zero(), v); }
   static inline reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+  static inline reg unpacklo(reg a, reg b) { return _mm256_unpacklo_ps(a, b); }
+  static inline reg unpackhi(reg a, reg b) { return _mm256_unpackhi_ps(a, b); }
+  static inline reg pick01(reg a, reg b) { return _mm256_shuffle_ps(a, b, 0x44); }
+  static inline reg pick23(reg a, reg b) { return _mm256_shuffle_ps(a, b, 0xEE); }
   static inline reg nanmax(reg m, reg v) {
     return _mm256_blendv_ps(_mm256_max_ps(v, m), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
   }
@@ -143,14 +159,7 @@ struct avx2 {
   // In-register 8 x 8 transpose (see avx512::transpose): 4x4 blocks per 128-bit half, then halves.
   static inline void transpose(reg r[8]) {
     reg s[8];
-    for (int g = 0; g < 2; ++g) {
-      const reg t0 = _mm256_unpacklo_ps(r[4 * g], r[4 * g + 1]), t1 = _mm256_unpackhi_ps(r[4 * g], r[4 * g + 1]);
-      const reg t2 = _mm256_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), t3 = _mm256_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
-      s[4 * g] = _mm256_shuffle_ps(t0, t2, 0x44);
-      s[4 * g + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
-      s[4 * g + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
-      s[4 * g + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
-    }
+    transpose4_in_lanes<avx2>(r, s, 2);
     for (int m = 0; m < 4; ++m) {
       r[m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x20);
       r[4 + m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x31);
