@@ -27,6 +27,9 @@ POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
     # column stride 2 takes even lanes of two vectors per window column (no phases)
     (1, 3, 11, 75, 3, 2, 1, True),                  # 38 columns: several vectors and a tail
     (2, 2, 6, 64, (2, 4), 2, (0, 1), False),        # even window, 32 columns
+    # column stride 2 on maps up to 16 outputs wide: the plane path (masked even-lane loads)
+    (1, 3, 9, 30, (3, 4), 2, (1, 2), True),         # 16 columns, padding on both sides, ceil
+    (2, 4, 14, 14, 3, (1, 2), 1, False),            # row stride 1, 7 columns
 ]
 
 
@@ -78,12 +81,14 @@ def test_lecture_pool_layers(layer, rng):
         assert_close(pycnn.avg_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode), ref, 1e-6, 1e-5)
 
 
-def test_max_pool_nan_inf(isa, rng):
-    x = rng.standard_normal((1, 2, 8, 8), dtype=np.float32)
+@pytest.mark.parametrize("width", [8, 40])
+def test_max_pool_nan_inf(isa, rng, width):
+    x = rng.standard_normal((1, 2, 8, width), dtype=np.float32)
     x[0, 0, 3, 3] = np.nan
     x[0, 1, 0, 0] = np.inf
     x[0, 1, 7, 7] = -np.inf
-    for stride in (2, 1):  # the row path and the plane path
+    # stride 2: the stride-2 plane path (8 wide) or the row path (40); stride 1: the plane path
+    for stride in (2, 1):
         y = pycnn.max_pool2d(x, 3, stride, 1, True)
         ref = reference.max_pool2d(x, 3, stride, 1, True)
         assert np.isnan(y).sum() == np.isnan(ref).sum() > 0

@@ -63,6 +63,14 @@ struct avx512 {
     const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     return _mm512_permutex2var_ps(loadu(p), idx, loadu(p + 16));
   }
+  // even2 where only p[lo, hi) (0 <= lo <= hi <= 2W) may be read; the other elements are `fill`.
+  static inline reg even2_range(const float* p, int lo, int hi, float fill) {
+    const int lo1 = lo < 16 ? lo : 16, hi1 = hi < 16 ? hi : 16;
+    const int lo2 = lo > 16 ? lo - 16 : 0, hi2 = hi > 16 ? hi - 16 : 0;
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(loadu_range(p, lo1, hi1 > lo1 ? hi1 : lo1, fill), idx,
+                                  loadu_range(p + 16, lo2, hi2 > lo2 ? hi2 : lo2, fill));
+  }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).
   static inline reg gather_n(const float* p, int64_t stride, int n) {
@@ -132,8 +140,16 @@ struct avx2 {
     return _mm256_blendv_ps(set1(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
   static inline reg even2(const float* p) {  // (a0 a2 b0 b2 | a4 a6 b4 b6) -> a0 a2 a4 a6 b0 b2 b4 b6
-    const reg e = _mm256_shuffle_ps(loadu(p), loadu(p + 8), 0x88);
+    return even2_of(loadu(p), loadu(p + 8));
+  }
+  static inline reg even2_of(reg a, reg b) {
+    const reg e = _mm256_shuffle_ps(a, b, 0x88);
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+  }
+  static inline reg even2_range(const float* p, int lo, int hi, float fill) {
+    const int lo1 = lo < 8 ? lo : 8, hi1 = hi < 8 ? hi : 8;
+    const int lo2 = lo > 8 ? lo - 8 : 0, hi2 = hi > 8 ? hi - 8 : 0;
+    return even2_of(loadu_range(p, lo1, hi1 > lo1 ? hi1 : lo1, fill), loadu_range(p + 8, lo2, hi2 > lo2 ? hi2 : lo2, fill));
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline reg gather_n(const float* p, int64_t stride, int n) {
@@ -213,6 +229,11 @@ struct generic {
   static inline reg even2(const float* p) {
     reg r;
     for (int i = 0; i < 8; ++i) r.v[i] = p[2 * i];
+    return r;
+  }
+  static inline reg even2_range(const float* p, int lo, int hi, float fill) {
+    reg r;
+    for (int i = 0; i < 8; ++i) r.v[i] = (2 * i >= lo && 2 * i < hi) ? p[2 * i] : fill;
     return r;
   }
   static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
