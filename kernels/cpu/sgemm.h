@@ -24,7 +24,8 @@ struct SgemmTile {
 };
 SgemmTile sgemm_tile(Isa isa);
 
-// C[0:mr, 0:nr] (+)= A_panel (kc x MR) * B_panel (kc x NR); the epilogue adds bias and applies
+// C[0:mr, 0:nr] (+)= A_panel (kc x MR) * B (kc rows of NR, ldb apart: NR for a packed panel, the
+// row stride for a matrix read in place; see BSource::direct); the epilogue adds bias and applies
 // ReLU when `last` is set. Partial tiles (mr < MR or nr < NR) are handled inside.
 struct Epilogue {
   const float* bias_row = nullptr;  // indexed by row (already offset to this tile)
