@@ -37,7 +37,7 @@ void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& o
 void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
                    float* y, Activation act, const float* residual = nullptr);
 // Direct convolution vectorized over output channels (conv2d_direct_oc.inl): weights reordered
-// to [group][kblock][c][r][s][KB] for one ISA's KB; suits small maps, strides and 1x1 kernels.
+// to [group][kblock][r][s][c][KB] for one ISA's KB; suits small maps, strides and 1x1 kernels.
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out);
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
                       float* y, Activation act, const float* residual = nullptr);

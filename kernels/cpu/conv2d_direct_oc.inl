@@ -14,8 +14,9 @@
 // channel loop walks them contiguously. The
 // input is read in place when no padding is needed; otherwise it is copied into a zero-padded
 // buffer xb[n][c][Hp][Wp] (activations, small next to the weights at the sizes this kernel is
-// chosen for). Accumulators acc[P][KV] (P pixels x KB channels) are transposed through a small
-// stack tile into the NCHW output with bias and ReLU.
+// chosen for). Accumulators acc[P][KV] (P pixels x KB channels) go to a per-thread band buffer
+// [pixel][KB], which is transposed in W x W register blocks into the NCHW output with bias,
+// residual and ReLU.
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "conv2d.h"
+#include "pad_plane.h"
 #include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
 #include "simd.h"
@@ -112,23 +114,7 @@ struct DirectOcConv {
 
   // Copies planes [q0, q1) of the N*C input planes into the padded buffer.
   void pad_planes(const float* x, float* xb, int64_t q0, int64_t q1) const {
-    for (int64_t q = q0; q < q1; ++q) {
-      const float* xp = x + q * p.H * p.W;
-      float* o = xb + q * Hp * Wp;
-      for (int64_t ihp = 0; ihp < Hp; ++ihp) {
-        float* row = o + ihp * Wp;
-        const int64_t ih = ihp - p.pad_t;
-        if (ih < 0 || ih >= p.H) {
-          std::fill(row, row + Wp, 0.0f);
-          continue;
-        }
-        const int64_t lo = std::min<int64_t>(p.pad_l, Wp);
-        const int64_t n = std::max<int64_t>(0, std::min<int64_t>(p.W, Wp - p.pad_l));
-        std::fill(row, row + lo, 0.0f);
-        std::memcpy(row + lo, xp + ih * p.W, (size_t)n * sizeof(float));
-        std::fill(row + lo + n, row + Wp, 0.0f);
-      }
-    }
+    for (int64_t q = q0; q < q1; ++q) pad_plane(x + q * p.H * p.W, p.H, p.W, p.pad_t, p.pad_l, xb + q * Hp * Wp, Hp, Wp);
   }
 
   // One tile: P pixels of one output row x KB channels, over input channels [c0, c0 + cc) of

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "conv2d.h"
+#include "pad_plane.h"
 #include "pycnn/buffer.h"
 #include "pycnn/isa.h"
 #include "pycnn/parallel.h"
@@ -44,12 +45,10 @@ struct Im2colBSource final : BSource {
   void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const override {
     fn(p, x, k0, kc, j0, nc, NR, dst);
   }
-  // A 1x1, stride-1, unpadded convolution's B is x itself: (Cg, H*W) row-major.
+  // A pointwise convolution's B is x itself.
   const float* direct(int64_t k0, int64_t j, int64_t& ldb) const override {
-    const bool pointwise = p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_t == 0 &&
-                           p.pad_l == 0 && p.Ho == p.H && p.Wo == p.W;
     ldb = p.H * p.W;
-    return pointwise ? x + k0 * ldb + j : nullptr;
+    return p.pointwise() ? x + k0 * ldb + j : nullptr;
   }
 };
 
@@ -109,22 +108,8 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
   for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.N - n0);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < nn * p.C; ++t) {  // zero-padded copy, plane t = (image, channel)
-      float* dst = xp + t * HpWp;
-      const float* src = x + (n0 * p.C + t) * p.H * p.W;
-      for (int64_t hp = 0; hp < Hp; ++hp) {
-        float* row = dst + hp * Wp;
-        const int64_t ih = hp - p.pad_t;
-        if (ih < 0 || ih >= p.H) {
-          std::fill(row, row + Wp, 0.0f);
-          continue;
-        }
-        const int64_t lo = std::min<int64_t>(p.pad_l, Wp), hi = std::min<int64_t>(Wp, p.pad_l + p.W);
-        std::fill(row, row + lo, 0.0f);
-        if (hi > lo) std::memcpy(row + lo, src + ih * p.W, (size_t)(hi - lo) * sizeof(float));
-        std::fill(row + std::max(lo, hi), row + Wp, 0.0f);
-      }
-    }
+    for (int64_t t = 0; t < nn * p.C; ++t)  // zero-padded copy, plane t = (image, channel)
+      pad_plane(x + (n0 * p.C + t) * p.H * p.W, p.H, p.W, p.pad_t, p.pad_l, xp + t * HpWp, Hp, Wp);
     std::fill(xp + nn * p.C * HpWp, xp + nn * p.C * HpWp + slack, 0.0f);
     std::vector<PaddedGridBSource> srcs;
     srcs.reserve((size_t)(nn * p.groups));

@@ -45,20 +45,22 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
   }
 }
 
-// y[r] = max of row r (cols > 0); a NaN anywhere in the row gives NaN (torch.amax). Kim's CNN
-// max over time: numpy's reduction along a 48-float axis cost ~10 us per call for 100 rows.
+// Max of xr[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for an empty row.
+static float nan_max(const float* xr, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) {
+    nan |= xr[i] != xr[i];
+    m = std::max(m, xr[i]);
+  }
+  return nan ? std::numeric_limits<float>::quiet_NaN() : m;
+}
+
+// y[r] = max of row r (cols > 0). Kim's CNN max over time: numpy's reduction along a 48-float
+// axis cost ~10 us per call for 100 rows.
 void max_rows(int64_t rows, int64_t cols, const float* x, float* y) {
 #pragma omp parallel for num_threads(threads_for(double(rows) * cols * 4, rows)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float m = xr[0];
-    bool nan = false;
-    for (int64_t i = 0; i < cols; ++i) {
-      nan |= xr[i] != xr[i];
-      m = std::max(m, xr[i]);
-    }
-    y[r] = nan ? std::numeric_limits<float>::quiet_NaN() : m;
-  }
+  for (int64_t r = 0; r < rows; ++r) y[r] = nan_max(x + r * cols, cols);
 }
 
 void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y) {
@@ -67,13 +69,8 @@ void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y) {
     const float* xr = x + r * cols;
     float* yr = y + r * cols;
     // Max with NaN propagation: a NaN input makes the whole row NaN, as in PyTorch.
-    float m = -std::numeric_limits<float>::infinity();
-    bool nan = false;
-    for (int64_t i = 0; i < cols; ++i) {
-      nan |= xr[i] != xr[i];
-      m = std::max(m, xr[i]);
-    }
-    if (nan) {
+    float m = nan_max(xr, cols);
+    if (std::isnan(m)) {
       std::fill(yr, yr + cols, std::numeric_limits<float>::quiet_NaN());
       continue;
     }

@@ -22,8 +22,6 @@ template <class V>
 void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0,
                       int64_t nc, int NR, float* dst) {
   const int64_t RS = p.R * p.S, HW = p.H * p.W;
-  const bool pointwise = p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 &&
-                         p.pad_t == 0 && p.pad_l == 0 && p.Ho == p.H && p.Wo == p.W;
   // Windows that span whole input rows (Kim's CNN: a 3..5 x 300 kernel over 300-wide word
   // vectors, Wo = 1) and never leave the image: column j's k-sequence within one channel is one
   // contiguous run of x, x[c*HW + j*sh*W + (k - c*RS)]. W such runs side by side are transposed
@@ -57,7 +55,7 @@ void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t k
     }
     return;
   }
-  if (pointwise) {
+  if (p.pointwise()) {
     // Row by row over all panels: each row of x is read as one run of nc floats (panel by panel
     // read NR floats per row, rows a page or more apart), and rows a few ahead are prefetched:
     // at batch 8 x comes from DRAM, where page-strided 128-byte reads are slow.

@@ -43,6 +43,16 @@ struct Pool2d {
     return (float)(count_include_pad ? hpe - h0 : he - hs);
   }
 
+  // Outputs yo[0, min(W, left)) from the window reduction acc: the average divides by the window's
+  // rows (rc) times its columns (cc[0..W)).
+  void store_out(typename V::reg acc, typename V::reg rc, const float* cc, float* yo, int64_t left) const {
+    if (!is_max) acc = V::div(acc, V::mul(rc, V::loadu(cc)));
+    if (left >= W)
+      V::storeu(yo, acc);
+    else
+      V::storeu_n(yo, acc, (int)left);
+  }
+
   void row(const float* xp, float* yr, int64_t oh, float* rowp, float* phases, const float* colcount) const {
     const float fill = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
     int64_t hs, he;
@@ -67,18 +77,13 @@ struct Pool2d {
     // even lanes of two vectors per window column (even2), no phases.
     const float* ph = rowp;
     const int64_t s = p.stride_w;
+    const typename V::reg rc = V::set1(rowcount);
     if (s == 2) {
-      const typename V::reg rc = V::set1(rowcount);
       for (int64_t ow = 0; ow < p.Wo; ow += W) {
-        const int n = (int)std::min<int64_t>(W, p.Wo - ow);
         const float* src = rowp + 2 * ow;  // rowp holds >= 2 * ceil(Wo / W) * W + S floats
         typename V::reg acc = V::even2(src);
         for (int64_t j = 1; j < p.S; ++j) acc = is_max ? V::nanmax(acc, V::even2(src + j)) : V::add(acc, V::even2(src + j));
-        if (!is_max) acc = V::div(acc, V::mul(rc, V::loadu(colcount + ow)));
-        if (n == W)
-          V::storeu(yr + ow, acc);
-        else
-          V::storeu_n(yr + ow, acc, n);
+        store_out(acc, rc, colcount + ow, yr + ow, p.Wo - ow);
       }
       return;
     }
@@ -86,19 +91,13 @@ struct Pool2d {
       for (int64_t j = 0; j < s; ++j) gather_floats<V>(phases + j * Lq, rowp + j, s, Lq);
       ph = phases;
     }
-    const typename V::reg rc = V::set1(rowcount);
     for (int64_t ow = 0; ow < p.Wo; ow += W) {
-      const int n = (int)std::min<int64_t>(W, p.Wo - ow);
       typename V::reg acc = V::loadu(ph + ow);  // column 0 of the window
       for (int64_t j = 1; j < p.S; ++j) {
         const float* src = s > 1 ? ph + (j % s) * Lq + ow + j / s : ph + ow + j;
         acc = is_max ? V::nanmax(acc, V::loadu(src)) : V::add(acc, V::loadu(src));
       }
-      if (!is_max) acc = V::div(acc, V::mul(rc, V::loadu(colcount + ow)));
-      if (n == W)
-        V::storeu(yr + ow, acc);
-      else
-        V::storeu_n(yr + ow, acc, n);
+      store_out(acc, rc, colcount + ow, yr + ow, p.Wo - ow);
     }
   }
 
@@ -131,7 +130,7 @@ struct Pool2d {
       }
     for (int64_t oh = 0; oh < p.Ho; ++oh) {
       int64_t hs, he;
-      const float rowcount = window_rows(oh, hs, he);
+      const typename V::reg rc = V::set1(window_rows(oh, hs, he));
       float* yr = yp + oh * p.Wo;
       for (int64_t ow = 0; ow < p.Wo; ow += W) {
         typename V::reg acc = V::set1(fill);
@@ -139,19 +138,14 @@ struct Pool2d {
           const typename V::reg v = V::loadu(hb + ih * ldh + ow);
           acc = is_max ? V::nanmax(acc, v) : V::add(acc, v);
         }
-        if (!is_max) acc = V::div(acc, V::mul(V::set1(rowcount), V::loadu(colcount + ow)));
-        const int n = (int)std::min<int64_t>(W, p.Wo - ow);
-        if (n == W)
-          V::storeu(yr + ow, acc);
-        else
-          V::storeu_n(yr + ow, acc, n);
+        store_out(acc, rc, colcount + ow, yr + ow, p.Wo - ow);
       }
     }
   }
 
   // Narrow maps with column stride 2 (GoogLeNet's 3x3/2 pools to 14 and 7 wide, LeNet's and
-  // ConvNetJS's 2x2/2), one plane at a time straight from x: W outputs per vector from the even lanes of two
-  // masked loads per (window row, window column) (lanes outside the image = fill, never read),
+  // ConvNetJS's 2x2/2), one plane at a time straight from x: W outputs per vector from the even
+  // lanes of two masked loads per (window row, window column) (lanes outside the image = fill, never read),
   // reduced in registers; no row buffer (the row path's fill, copy and passes cost ~100 cycles per
   // output row: GoogLeNet's 480@28 -> 14 pool took 0.12-0.16 ms).
   void plane_stride2(const float* xp, float* yp, const float* colcount) const {
@@ -171,12 +165,7 @@ struct Pool2d {
             acc = is_max ? V::nanmax(acc, v) : V::add(acc, v);
           }
         }
-        if (!is_max) acc = V::div(acc, V::mul(rc, V::loadu(colcount + ow)));
-        const int n = (int)std::min<int64_t>(W, p.Wo - ow);
-        if (n == W)
-          V::storeu(yr + ow, acc);
-        else
-          V::storeu_n(yr + ow, acc, n);
+        store_out(acc, rc, colcount + ow, yr + ow, p.Wo - ow);
       }
     }
   }

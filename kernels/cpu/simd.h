@@ -59,17 +59,17 @@ struct avx512 {
     return _mm512_mask_loadu_ps(set1(fill), (__mmask16)(mask(hi) & ~mask(lo)), p);
   }
   // p[0], p[2], ..., p[2W - 2] (reads p[0, 2W)): stride-2 columns without a gather.
-  static inline reg even2(const float* p) {
+  static inline reg even2(const float* p) { return even2_of(loadu(p), loadu(p + 16)); }
+  // The even lanes of the 2W floats a then b.
+  static inline reg even2_of(reg a, reg b) {
     const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    return _mm512_permutex2var_ps(loadu(p), idx, loadu(p + 16));
+    return _mm512_permutex2var_ps(a, idx, b);
   }
   // even2 where only p[lo, hi) (0 <= lo <= hi <= 2W) may be read; the other elements are `fill`.
   static inline reg even2_range(const float* p, int lo, int hi, float fill) {
     const int lo1 = lo < 16 ? lo : 16, hi1 = hi < 16 ? hi : 16;
     const int lo2 = lo > 16 ? lo - 16 : 0, hi2 = hi > 16 ? hi - 16 : 0;
-    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    return _mm512_permutex2var_ps(loadu_range(p, lo1, hi1 > lo1 ? hi1 : lo1, fill), idx,
-                                  loadu_range(p + 16, lo2, hi2 > lo2 ? hi2 : lo2, fill));
+    return even2_of(loadu_range(p, lo1, hi1 > lo1 ? hi1 : lo1, fill), loadu_range(p + 16, lo2, hi2 > lo2 ? hi2 : lo2, fill));
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).

@@ -20,6 +20,11 @@ struct ConvParams {
   int64_t Cg() const { return C / groups; }
   int64_t Kg() const { return K / groups; }
   double flops() const { return 2.0 * N * K * Ho * Wo * Cg() * R * S; }
+  // 1x1, stride 1, no padding: the output grid is the input grid, so the im2col matrix of one
+  // image's group is x itself, (Cg, H*W) row-major.
+  bool pointwise() const {
+    return R == 1 && S == 1 && stride_h == 1 && stride_w == 1 && pad_t == 0 && pad_l == 0 && Ho == H && Wo == W;
+  }
 };
 
 // x is (N, C, H, W) viewed as N*C planes; y is (N, C, Ho, Wo).
