@@ -12,6 +12,10 @@ from . import _C, numba_conv
 from .ops import (CONV_ALGOS_CPU, WINOGRAD_ALGOS, ConvShape, _activation, _array, _vector, reference,
                   resolve_algo, winograd_applies)
 
+# Algorithms with weights prepared in C++ (a _C.PreparedWeights handle), and those run in Python.
+_NATIVE_ALGOS = ("direct", "direct_oc", "im2col") + WINOGRAD_ALGOS
+_PYTHON_ALGOS = ("reference",) + tuple(numba_conv.ALGOS)
+
 
 class PreparedConv:
     """Callable like conv2d with the weights, bias and geometry fixed: y = prepared(x)."""
@@ -36,7 +40,7 @@ class PreparedConv:
         self._groups = probe.groups
         self._handles = {}  # algorithm -> prepared weights, made once on first use
         self._shapes = {}  # input shape -> (ConvShape, algorithm)
-        if algo in ("direct", "direct_oc", "im2col") or algo in WINOGRAD_ALGOS:
+        if algo in _NATIVE_ALGOS:
             self._handle(algo)
 
     def _handle(self, algo):
@@ -62,7 +66,7 @@ class PreparedConv:
             if residual.shape != (s.N, s.K, s.Ho, s.Wo):
                 raise ValueError(f"residual: expected the output's shape {(s.N, s.K, s.Ho, s.Wo)}, "
                                  f"got {residual.shape}")
-        if algo == "reference" or algo in numba_conv.ALGOS:
+        if algo in _PYTHON_ALGOS:
             relu_after = self.relu and residual is not None
             if algo == "reference":
                 y = reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
@@ -85,7 +89,7 @@ class PreparedConv:
         output and runs the kernel. Python-side algorithms (reference, numba) keep __call__."""
         s = ConvShape(tuple(in_shapes[0]), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
         algo = resolve_algo(self.algo, s)
-        if algo == "reference" or algo in numba_conv.ALGOS:
+        if algo in _PYTHON_ALGOS:
             return self
         run = self._handle(algo).run
         bias, relu, yshape = self.bias, self.relu, (s.N, s.K, s.Ho, s.Wo)
@@ -101,7 +105,7 @@ class PreparedConv:
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph
         does when it is built, so that the first call only runs kernels)."""
         algo = self.algo_for(x_shape)
-        if algo in ("direct", "direct_oc", "im2col") or algo in WINOGRAD_ALGOS:
+        if algo in _NATIVE_ALGOS:
             self._handle(algo)
         return algo
 

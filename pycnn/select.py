@@ -23,10 +23,9 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     7x7 batch 1 1.37 vs 1.95. It lost where N*Ho*Wo is larger (3x3 s2 to 14x14 at batch 8:
     9.5 vs 8.7; 1x1 s2 to 14x14 at batch 1: 1.35 vs 1.18) and on every large map (its input
     is re-read per 32-channel block and its transposing epilogue costs ~1 cycle per output).
-    At 3x3 stride 1 on 7x7 it tied Winograd F2 then (1.39 vs 1.33 ms); see the
-    next rule for what changed. It also takes
-    the first layers with >= 32 output channels (its (tap, channel) pairs run as one flat loop
-    when C is small): ResNet/GoogLeNet conv1 7x7/2 3->64 batch 1 1.13 vs 1.34 ms (direct),
+    At 3x3 stride 1 on 7x7 it tied Winograd F2 then (1.39 vs 1.33 ms); see the next rule for
+    what changed. It also takes the first layers with >= 32 output channels (its (tap, channel)
+    pairs run as one flat loop when C is small): ResNet/GoogLeNet conv1 7x7/2 3->64 batch 1 1.13 vs 1.34 ms (direct),
     batch 8 9.1 vs 9.2; AlexNet conv1 11x11/4 3->96 1.00 vs 1.08. With fewer outputs (LeNet 1->6,
     ConvNetJS 3->16) the 32-channel block is mostly padding and direct stays (0.023 vs 0.032 ms).
   * direct_oc for every layer (any kernel, any stride, not a first layer) with at most 64
@@ -77,9 +76,8 @@ def heuristic(shape) -> str:
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
-    if shape.stride != (1, 1):
-        if shape.R * shape.S > 1 and pixels <= DIRECT_OC_MAX_PIXELS:
-            return "direct_oc"
+    if shape.stride != (1, 1) and shape.R * shape.S > 1 and pixels <= DIRECT_OC_MAX_PIXELS:
+        return "direct_oc"
     return "im2col"
 
 
