@@ -256,6 +256,26 @@ def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
         pycnn.set_num_threads(old)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_oc_pointwise_runs_pixels_as_rows(threads, isa, rng):
+    """direct_oc runs a 1x1 stride-1 convolution's H*W pixels as the fewest rows of <= 512:
+    28x28 as 2 rows of 392, 23x29 (667) as 23 rows of 29 (as is), 3x521 as is (no row count
+    below 3 divides it into rows of <= 512), 7x7 as one row of 49; with batch, groups, a residual
+    and ReLU every pixel lands in place."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, W, K, G in [(2, 40, 28, 28, 48, 1), (1, 24, 23, 29, 20, 2), (2, 9, 3, 521, 33, 1),
+                                 (1, 300, 7, 7, 70, 1)]:
+            x, w, b = conv_data(rng, N, C, H, W, K, C // G, 1, 1)
+            r = rng.standard_normal((N, K, H, W), dtype=np.float32)
+            conv = pycnn.prepare_conv(w, b, groups=G, algo="direct_oc", activation="relu")
+            want = np.maximum(_ref(x, w, b, 1, 0, 1, G) + r, 0)
+            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, W, K, G)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
 def test_direct_oc_one_block_split_into_bands(rng):
     """One output block, one image (ConvNetJS conv2, 16->20 5x5 @16): direct_oc splits the rows
     into bands so both threads work; every band's rows land right (with a residual)."""
