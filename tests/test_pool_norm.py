@@ -24,12 +24,16 @@ POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
     (1, 2, 9, 33, (2, 4), (2, 1), (0, 2), True),    # row stride 2, column stride 1
     (1, 2, 5, 3, (3, 7), 1, (1, 3), False),         # window wider than the input
     (1, 2, 9, 70, (3, 5), 1, (1, 2), False),        # 70 columns: the row path again
-    # column stride 2 takes even lanes of two vectors per window column (no phases)
+    # column stride 2, windows up to 3 wide: in registers (even, odd and shifted even lanes)
     (1, 3, 11, 75, 3, 2, 1, True),                  # 38 columns: several vectors and a tail
-    (2, 2, 6, 64, (2, 4), 2, (0, 1), False),        # even window, 32 columns
-    # column stride 2 on maps up to 16 outputs wide: the plane path (masked even-lane loads)
-    (1, 3, 9, 30, (3, 4), 2, (1, 2), True),         # 16 columns, padding on both sides, ceil
     (2, 4, 14, 14, 3, (1, 2), 1, False),            # row stride 1, 7 columns
+    (1, 2, 9, 112, 3, 2, 1, False),                 # ResNet's pool: 56 columns, inner blocks unmasked
+    (1, 2, 9, 20, (3, 1), 2, 0, False),             # window one column wide
+    (1, 3, 150, 151, 3, 2, 1, True),                # two threads, one starting mid-plane (225 rows)
+    (2, 3, 10, 33, (1, 2), 2, (0, 1), True),        # window one row high, last column padding only
+    # column stride 2 with wider windows: the row path's even lanes of two vectors per column
+    (2, 2, 6, 64, (2, 4), 2, (0, 1), False),        # even window, 32 columns
+    (1, 3, 9, 30, (3, 4), 2, (1, 2), True),         # 16 columns, padding on both sides, ceil
 ]
 
 
@@ -87,7 +91,7 @@ def test_max_pool_nan_inf(isa, rng, width):
     x[0, 0, 3, 3] = np.nan
     x[0, 1, 0, 0] = np.inf
     x[0, 1, 7, 7] = -np.inf
-    # stride 2: the stride-2 plane path (8 wide) or the row path (40); stride 1: the plane path
+    # stride 2: in registers (4 and 20 outputs wide); stride 1: the plane path
     for stride in (2, 1):
         y = pycnn.max_pool2d(x, 3, stride, 1, True)
         ref = reference.max_pool2d(x, 3, stride, 1, True)

@@ -4,8 +4,10 @@
 // One output row at a time (threads split (plane, output row) pairs):
 //  1. vertical pass: the window's input rows are reduced (NaN-propagating max, or sum) into a row
 //     buffer that carries the horizontal padding (-inf for max, 0 for avg): rowp[pl + w];
-//  2. for stride s > 1 the row is split into s phases with vector gathers, so that window column
-//     j of W consecutive outputs is one contiguous vector: phase[j % s][ow + j / s];
+//  2. for stride s > 2 the row is split into s phases with vector gathers, so that window column
+//     j of W consecutive outputs is one contiguous vector: phase[j % s][ow + j / s] (stride 2
+//     reads the even lanes of two vectors per window column; windows up to 3 wide with column
+//     stride 2 take row_s2 instead, all in registers);
 //  3. horizontal pass: max (or sum / divisor) over the S window columns, W outputs at a time.
 // Max pooling never selects padding; a NaN anywhere in a window gives NaN (PyTorch's semantics).
 #pragma once
@@ -143,29 +145,52 @@ struct Pool2d {
     }
   }
 
-  // Narrow maps with column stride 2 (GoogLeNet's 3x3/2 pools to 14 and 7 wide, LeNet's and
-  // ConvNetJS's 2x2/2), one plane at a time straight from x: W outputs per vector from the even
-  // lanes of two masked loads per (window row, window column) (lanes outside the image = fill, never read),
-  // reduced in registers; no row buffer (the row path's fill, copy and passes cost ~100 cycles per
-  // output row: GoogLeNet's 480@28 -> 14 pool took 0.12-0.16 ms).
-  void plane_stride2(const float* xp, float* yp, const float* colcount) const {
+  // Column stride 2 and windows at most 3 wide (every 3x3/2 and 2x2/2 pool of the zoo), straight
+  // from x, all in registers: per W outputs the window rows of input columns
+  // [c0, c0 + 2W] are reduced into a (c0..), b (c0 + W..) and c (lane 0: column c0 + 2W); window
+  // column 0 is the even lanes of (a, b), column 1 the odd lanes, column 2 the even lanes shifted
+  // down one with c's. Lanes outside the image are `fill` and never read. (The row path's fill,
+  // copy and three passes cost ~100 cycles per output row: GoogLeNet's 3x3/2 pools took twice
+  // onnxruntime's time; R x S masked loads per output vector lost on wide maps.)
+  // Output rows [oh0, oh1) of one plane (xp, yp): column blocks outside, so each block's lane
+  // ranges are worked out once per plane, not once per row (7-wide rows are one block each).
+  void rows_s2(const float* xp, float* yp, int64_t oh0, int64_t oh1, const float* colcount) const {
     const float fill = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
-    for (int64_t oh = 0; oh < p.Ho; ++oh) {
-      int64_t hs, he;
-      const typename V::reg rc = V::set1(window_rows(oh, hs, he));
-      float* yr = yp + oh * p.Wo;
-      for (int64_t ow = 0; ow < p.Wo; ow += W) {
-        typename V::reg acc = V::set1(fill);
-        for (int64_t j = 0; j < p.S; ++j) {
-          const int64_t col0 = 2 * ow + j - p.pad_l;  // input column of element 0 of the 2W read
-          const int lo = (int)std::clamp<int64_t>(-col0, 0, 2 * W);
-          const int hi = (int)std::clamp<int64_t>(p.W - col0, lo, 2 * W);
-          for (int64_t ih = hs; ih < he; ++ih) {
-            const typename V::reg v = V::even2_range(xp + ih * p.W + col0, lo, hi, fill);
-            acc = is_max ? V::nanmax(acc, v) : V::add(acc, v);
+    const bool mx = is_max;
+    const typename V::reg vfill = V::set1(fill);
+    const int64_t Win = p.W, S = p.S;
+    for (int64_t ow = 0; ow < p.Wo; ow += W) {
+      const int64_t c0 = 2 * ow - p.pad_l;
+      const bool inside = c0 >= 0 && c0 + 2 * W + (S == 3 ? 1 : 0) <= Win;
+      const int loa = (int)std::clamp<int64_t>(-c0, 0, W), hia = (int)std::clamp<int64_t>(Win - c0, loa, W);
+      const int lob = (int)std::clamp<int64_t>(-c0 - W, 0, W), hib = (int)std::clamp<int64_t>(Win - c0 - W, lob, W);
+      const bool has_c = S == 3 && c0 + 2 * W >= 0 && c0 + 2 * W < Win;
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        int64_t hs, he;
+        const typename V::reg rc = V::set1(window_rows(oh, hs, he));
+        typename V::reg a = vfill, b = vfill, c = vfill;
+        for (int64_t ih = hs; ih < he; ++ih) {
+          const float* r = xp + ih * Win + c0;
+          typename V::reg va, vb;
+          if (inside) {
+            va = V::loadu(r);
+            vb = V::loadu(r + W);
+          } else {
+            va = V::loadu_range(r, loa, hia, fill);
+            vb = V::loadu_range(r + W, lob, hib, fill);
+          }
+          a = mx ? V::nanmax(a, va) : V::add(a, va);
+          b = mx ? V::nanmax(b, vb) : V::add(b, vb);
+          if (has_c) {
+            const typename V::reg vc = V::set1(r[2 * W]);
+            c = mx ? V::nanmax(c, vc) : V::add(c, vc);
           }
         }
-        store_out(acc, rc, colcount + ow, yr + ow, p.Wo - ow);
+        const typename V::reg even = V::even2_of(a, b);
+        typename V::reg acc = even;
+        if (S >= 2) acc = mx ? V::nanmax(acc, V::odd2_of(a, b)) : V::add(acc, V::odd2_of(a, b));
+        if (S == 3) acc = mx ? V::nanmax(acc, V::shift1_in(even, c)) : V::add(acc, V::shift1_in(even, c));
+        store_out(acc, rc, colcount + ow, yp + oh * p.Wo + ow, p.Wo - ow);
       }
     }
   }
@@ -200,12 +225,18 @@ struct Pool2d {
       failure.rethrow();
       return;
     }
-    // Only up to 16 outputs wide: R x S masked loads per output vector lose to the row path's
-    // separable passes on wider maps (64@112 -> 56: 0.11 -> 0.19 ms, 192@56 -> 28: 0.11 -> 0.14).
-    if (p.stride_w == 2 && p.Wo <= 16) {
-      const int nt2 = threads_for(double(p.planes) * p.H * p.W * 16, p.planes);
-#pragma omp parallel for num_threads(nt2) schedule(static)
-      for (int64_t pl = 0; pl < p.planes; ++pl) plane_stride2(x + pl * p.H * p.W, y + pl * p.Ho * p.Wo, colcount.data());
+    if (p.stride_w == 2 && p.S <= 3) {
+      const int nt2 = threads_for(double(p.planes) * p.H * p.W * 16, rows);
+#pragma omp parallel num_threads(nt2)
+      {
+        int64_t t0, t1;  // this thread's (plane, output row) pairs, in plane order
+        split_range(rows, omp_get_num_threads(), omp_get_thread_num(), t0, t1);
+        for (int64_t t = t0; t < t1;) {
+          const int64_t pl = t / p.Ho, oh0 = t % p.Ho, oh1 = std::min(p.Ho, oh0 + (t1 - t));
+          rows_s2(x + pl * p.H * p.W, y + pl * p.Ho * p.Wo, oh0, oh1, colcount.data());
+          t += oh1 - oh0;
+        }
+      }
       return;
     }
     // Cost per input element ~16 "flops" of the threads_for scale: a row's fill, gathers and

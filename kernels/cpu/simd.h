@@ -65,11 +65,14 @@ struct avx512 {
     const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     return _mm512_permutex2var_ps(a, idx, b);
   }
-  // even2 where only p[lo, hi) (0 <= lo <= hi <= 2W) may be read; the other elements are `fill`.
-  static inline reg even2_range(const float* p, int lo, int hi, float fill) {
-    const int lo1 = lo < 16 ? lo : 16, hi1 = hi < 16 ? hi : 16;
-    const int lo2 = lo > 16 ? lo - 16 : 0, hi2 = hi > 16 ? hi - 16 : 0;
-    return even2_of(loadu_range(p, lo1, hi1 > lo1 ? hi1 : lo1, fill), loadu_range(p + 16, lo2, hi2 > lo2 ? hi2 : lo2, fill));
+  // The odd lanes of the 2W floats a then b.
+  static inline reg odd2_of(reg a, reg b) {
+    const __m512i idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_permutex2var_ps(a, idx, b);
+  }
+  // a shifted down one lane with c's lane 0 last: (a1 .. a15 c0).
+  static inline reg shift1_in(reg a, reg c) {
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(a), 1));
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).
@@ -146,10 +149,13 @@ struct avx2 {
     const reg e = _mm256_shuffle_ps(a, b, 0x88);
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
   }
-  static inline reg even2_range(const float* p, int lo, int hi, float fill) {
-    const int lo1 = lo < 8 ? lo : 8, hi1 = hi < 8 ? hi : 8;
-    const int lo2 = lo > 8 ? lo - 8 : 0, hi2 = hi > 8 ? hi - 8 : 0;
-    return even2_of(loadu_range(p, lo1, hi1 > lo1 ? hi1 : lo1, fill), loadu_range(p + 8, lo2, hi2 > lo2 ? hi2 : lo2, fill));
+  static inline reg odd2_of(reg a, reg b) {
+    const reg o = _mm256_shuffle_ps(a, b, 0xDD);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+  }
+  static inline reg shift1_in(reg a, reg c) {  // (a1 .. a7 c0)
+    const reg t = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0));
+    return _mm256_blend_ps(t, _mm256_broadcastss_ps(_mm256_castps256_ps128(c)), 0x80);
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline reg gather_n(const float* p, int64_t stride, int n) {
@@ -231,9 +237,20 @@ struct generic {
     for (int i = 0; i < 8; ++i) r.v[i] = p[2 * i];
     return r;
   }
-  static inline reg even2_range(const float* p, int lo, int hi, float fill) {
+  static inline reg even2_of(reg a, reg b) {
     reg r;
-    for (int i = 0; i < 8; ++i) r.v[i] = (2 * i >= lo && 2 * i < hi) ? p[2 * i] : fill;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[2 * i], r.v[i + 4] = b.v[2 * i];
+    return r;
+  }
+  static inline reg odd2_of(reg a, reg b) {
+    reg r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[2 * i + 1], r.v[i + 4] = b.v[2 * i + 1];
+    return r;
+  }
+  static inline reg shift1_in(reg a, reg c) {
+    reg r;
+    for (int i = 0; i < 7; ++i) r.v[i] = a.v[i + 1];
+    r.v[7] = c.v[0];
     return r;
   }
   static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
