@@ -20,6 +20,7 @@ POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
     (1, 2, 8, 8, 4, 3, 2, True),
     # stride-1 columns on maps up to 4 vectors wide take the separable plane path
     (2, 5, 7, 7, 3, 1, 1, True),                    # GoogLeNet's 3x3/1 branch pool
+    (1, 330, 7, 7, 3, 1, 1, True),                  # the same on two threads (16k input elements)
     (1, 3, 28, 40, 3, 1, 1, False),                 # 40 columns: 3 AVX-512 / 5 AVX2 vectors
     (1, 2, 9, 33, (2, 4), (2, 1), (0, 2), True),    # row stride 2, column stride 1
     (1, 2, 5, 3, (3, 7), 1, (1, 3), False),         # window wider than the input

@@ -70,9 +70,10 @@ struct avx512 {
     const __m512i idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     return _mm512_permutex2var_ps(a, idx, b);
   }
-  // a shifted down one lane with c's lane 0 last: (a1 .. a15 c0).
-  static inline reg shift1_in(reg a, reg c) {
-    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(a), 1));
+  // a shifted down J lanes with c's first J lanes last: (aJ .. a15 c0 .. cJ-1).
+  template <int J>
+  static inline reg shift_in(reg a, reg c) {
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(a), J));
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).
@@ -153,9 +154,11 @@ struct avx2 {
     const reg o = _mm256_shuffle_ps(a, b, 0xDD);
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
   }
-  static inline reg shift1_in(reg a, reg c) {  // (a1 .. a7 c0)
-    const reg t = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0));
-    return _mm256_blend_ps(t, _mm256_broadcastss_ps(_mm256_castps256_ps128(c)), 0x80);
+  template <int J>
+  static inline reg shift_in(reg a, reg c) {  // (aJ .. a7 c0 .. cJ-1): both rotated, top J lanes from c
+    const __m256i idx = _mm256_setr_epi32(J % 8, (1 + J) % 8, (2 + J) % 8, (3 + J) % 8, (4 + J) % 8, (5 + J) % 8,
+                                          (6 + J) % 8, (7 + J) % 8);
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(a, idx), _mm256_permutevar8x32_ps(c, idx), (0xFF << (8 - J)) & 0xFF);
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline reg gather_n(const float* p, int64_t stride, int n) {
@@ -247,10 +250,10 @@ struct generic {
     for (int i = 0; i < 4; ++i) r.v[i] = a.v[2 * i + 1], r.v[i + 4] = b.v[2 * i + 1];
     return r;
   }
-  static inline reg shift1_in(reg a, reg c) {
+  template <int J>
+  static inline reg shift_in(reg a, reg c) {
     reg r;
-    for (int i = 0; i < 7; ++i) r.v[i] = a.v[i + 1];
-    r.v[7] = c.v[0];
+    for (int i = 0; i < 8; ++i) r.v[i] = i + J < 8 ? a.v[i + J] : c.v[i + J - 8];
     return r;
   }
   static inline reg loadu_range(const float* p, int lo, int hi, float fill) {
