@@ -536,8 +536,16 @@ class Embedding(Op):
 
     @classmethod
     def kernel(cls, a, p, algo):
-        w = p["weight"]
-        return lambda x: np.take(w, cls._ids(x, w.shape[0]), axis=0)
+        w = np.ascontiguousarray(p["weight"], dtype=_F32)
+
+        def run(x):
+            ids = np.asarray(x)
+            if ids.dtype.kind not in "iu" or ids.dtype == np.uint64:  # uint64 would wrap in int64
+                ids = cls._ids(ids, w.shape[0])
+            y = np.empty(ids.shape + (w.shape[1],), _F32)
+            _C.embedding(np.ascontiguousarray(ids, dtype=np.int64), w, y)  # checks the id range
+            return y
+        return run
 
 
 class ReduceMax(Op):

@@ -319,6 +319,42 @@ def test_reduce_max_bound_trailing_and_inner_axes(axes, keepdims):
     assert np.isnan(want).sum() >= 1
 
 
+def test_max_rows_nan_inf_in_vector_body_and_tail():
+    """_C.max_rows reduces 8 floats at a time plus a scalar tail: a NaN in either part gives NaN,
+    +inf wins, a row of -inf gives -inf; rows of 48 (Kim's CNN), 21 and 5 equal np.max."""
+    rng = np.random.default_rng(5)
+    for cols in (48, 21, 5):
+        x = rng.standard_normal((6, cols)).astype(np.float32)
+        x[0, 3] = np.nan                  # vector body
+        x[1, cols - 1] = np.nan           # tail (or body when cols is a multiple of 8)
+        x[2, cols // 2] = np.inf
+        x[3, :] = -np.inf
+        x[4, 0] = -np.inf
+        y = np.empty(6, np.float32)
+        pycnn._C.max_rows(x, y)
+        np.testing.assert_array_equal(y, np.max(x, axis=1))
+        assert np.isnan(y[:2]).all() and y[2] == np.inf and y[3] == -np.inf
+
+
+def test_embedding_kernel_rows_and_errors():
+    """The embedding step gathers rows in C++ (ids of any integer type, uint64 included) and
+    checks the id range there; out and weight shapes are checked too."""
+    w = np.random.default_rng(6).standard_normal((37, 5)).astype(np.float32)
+    g = Graph({"t": (None, 4)}, [Node("e", "embedding", ["t"], params={"weight": w})], ["e"],
+              input_dtypes={"t": "int64"})
+    ids = np.array([[0, 36, 5, 5], [1, 2, 3, 36]])
+    for dt in (np.int64, np.int32, np.uint8, np.uint64):
+        np.testing.assert_array_equal(g(ids.astype(dt)), w[ids])
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 37\), got \[0, 37\]"):
+        g(np.array([[0, 37, 1, 1]]))
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 37\)"):
+        g(np.array([[0, 2**63 + 5, 1, 1]], dtype=np.uint64))
+    with pytest.raises(ValueError, match="out"):
+        pycnn._C.embedding(np.zeros(3, np.int64), w, np.empty((2, 5), np.float32))
+    with pytest.raises(ValueError, match="weight"):
+        pycnn._C.embedding(np.zeros(3, np.int64), w.ravel(), np.empty((3, 5), np.float32))
+
+
 def test_max_rows_errors():
     y = np.empty(3, np.float32)
     with pytest.raises(ValueError, match="x"):

@@ -1,4 +1,5 @@
 // Bindings: pooling, LRN, linear and the element-wise ops.
+#include <algorithm>
 #include <vector>
 
 #include "bindings_cpu.h"
@@ -112,6 +113,22 @@ void bind_eltwise(py::module_& m) {
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     max_rows(x.shape(0), x.shape(1), x.data(), yp);
+  });
+  // Embedding lookup: y (n, dim) = rows ids (n int64) of w (vocab, dim); an id outside
+  // [0, vocab) raises ValueError naming x with the range found.
+  m.def("embedding", [](py::array_t<int64_t, py::array::c_style> ids, farray w, farray y) {
+    require_ndim(w, 2, "weight");
+    const int64_t n = ids.size(), V = w.shape(0), D = w.shape(1);
+    require(y.size() == n * D, "out: size mismatch");
+    const int64_t* ip = ids.data();
+    if (n > 0) {
+      const auto mm = std::minmax_element(ip, ip + n);
+      require(*mm.first >= 0 && *mm.second < V, "x: token ids must lie in [0, " + std::to_string(V) + "), got [" +
+                                                     std::to_string(*mm.first) + ", " + std::to_string(*mm.second) + "]");
+    }
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    embedding_rows(n, ip, D, w.data(), yp);
   });
   m.def("concat", [](std::vector<farray> xs, farray y, int64_t outer, int64_t inner) {
     std::vector<const float*> ptrs;

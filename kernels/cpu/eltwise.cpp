@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ops_cpu.h"
 #include "pycnn/parallel.h"
@@ -46,10 +49,28 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
 }
 
 // Max of xr[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for an empty row.
+// SSE2 (the baseline of this file's build): the scalar loop was not vectorized (a float max
+// reduction with NaN checks), Kim's max over time at batch 8 (800 rows of 48) took 35 us.
 static float nan_max(const float* xr, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
   bool nan = false;
-  for (int64_t i = 0; i < n; ++i) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  if (n >= 8) {
+    __m128 m0 = _mm_set1_ps(m), m1 = m0, bad = _mm_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+      const __m128 a = _mm_loadu_ps(xr + i), b = _mm_loadu_ps(xr + i + 4);
+      m0 = _mm_max_ps(m0, a);
+      m1 = _mm_max_ps(m1, b);
+      bad = _mm_or_ps(bad, _mm_or_ps(_mm_cmpunord_ps(a, a), _mm_cmpunord_ps(b, b)));
+    }
+    alignas(16) float t[4];
+    _mm_store_ps(t, _mm_max_ps(m0, m1));
+    m = std::max(std::max(t[0], t[1]), std::max(t[2], t[3]));
+    nan = _mm_movemask_ps(bad) != 0;
+  }
+#endif
+  for (; i < n; ++i) {
     nan |= xr[i] != xr[i];
     m = std::max(m, xr[i]);
   }
@@ -101,6 +122,14 @@ void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& siz
     const int64_t n = sizes[(size_t)i] * inner;
     if (n) std::memcpy(y + (o * total + offs[(size_t)i]) * inner, xs[(size_t)i] + o * n, n * sizeof(float));
   }
+}
+
+// y[i] = w[ids[i]] (rows of dim floats), ids already checked to lie in [0, vocab). Two threads
+// from ~64 KiB: the rows are random lines of a table that is usually in memory, not cache
+// (Kim's CNN at batch 8: np.take 65 us for 400 rows of 300 floats, onnxruntime 27 us).
+void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y) {
+#pragma omp parallel for num_threads(threads_for(double(n) * dim * 64, n)) schedule(static)
+  for (int64_t i = 0; i < n; ++i) std::memcpy(y + i * dim, w + ids[i] * dim, (size_t)dim * sizeof(float));
 }
 
 }  // namespace pycnn

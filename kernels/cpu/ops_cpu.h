@@ -31,6 +31,7 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
 // Softmax over the last axis of a (rows, cols) matrix.
 void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y);
 void max_rows(int64_t rows, int64_t cols, const float* x, float* y);
+void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y);
 // Concatenate along axis 1: inputs are (outer, sizes[i] * inner) blocks.
 void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer,
             int64_t inner, float* y);
