@@ -274,8 +274,9 @@ class Graph:
         if self.device != "cpu":
             raise RuntimeError(f"graph is on {self.device!r}")
         env = self._feed(x)
-        for s, fn in zip(self._steps, self._steps_for(env)):
-            env[s.output] = fn(*[env[t] for t in s.inputs])
+        fns, ins = self._steps_for(env)
+        for s, fn, i in zip(self._steps, fns, ins):
+            env[s.output] = fn(*[env[t] for t in i])
             for t in s.free:
                 del env[t]
         if len(self.outputs) == 1:
@@ -285,22 +286,60 @@ class Graph:
     __call__ = run
 
     def _steps_for(self, env):
-        """Each plan step's callable for these input shapes. The first run with new shapes infers
-        (and so validates) every shape, then binds each step whose kernel can be bound (fn.bind:
-        geometry, algorithm and output shape fixed, no per-call validation); later runs with the
-        same shapes reuse the list. At most 16 shape sets are kept."""
+        """Each plan step's callable and input tensors for these input shapes. The first run with
+        new shapes infers (and so validates) every shape, then binds each step whose kernel can be
+        bound (fn.bind: geometry, algorithm and output shape fixed, no per-call validation) and
+        elides the concats it can (_elide_concats); later runs with the same shapes reuse the
+        lists. At most 16 shape sets are kept."""
         key = tuple(env[k].shape for k in self.inputs)
-        fns = self._bound.get(key)
-        if fns is None:
+        bound = self._bound.get(key)
+        if bound is None:
             shapes = self.infer_shapes({k: v.shape for k, v in env.items()})  # errors name the node
             fns = []
             for s in self._steps:
                 bind = getattr(s.fn, "bind", None)
                 fns.append(bind([shapes[t] for t in s.inputs], shapes[s.output]) if bind else s.fn)
+            ins = [list(s.inputs) for s in self._steps]
+            self._elide_concats(shapes, fns, ins)
             if len(self._bound) >= 16:
                 self._bound.clear()
-            self._bound[key] = fns
-        return fns
+            bound = self._bound[key] = (fns, ins)
+        return bound
+
+    def _elide_concats(self, shapes, fns, ins):
+        """A concat whose inputs each occupy one contiguous run of its output (every axis before
+        the concat axis has size 1: Inception's channel concat at batch 1) and are each made by a
+        bound conv used nowhere else: the convs write straight into their slices of the concat's
+        output and the concat step returns it (GoogLeNet batch 1: 9 copies, ~0.4 ms). The first of
+        those convs to run allocates the output (per run, so each run returns its own arrays) and
+        the others get its result as an extra input, whose .base is the whole output."""
+        producer = {s.output: i for i, s in enumerate(self._steps)}
+        uses = {}
+        for s in self._steps:
+            for t in s.inputs:
+                uses[t] = uses.get(t, 0) + 1
+        for ci, s in enumerate(self._steps):
+            if s.op != "concat":
+                continue
+            out_shape = shapes[s.output]
+            ax = s.attrs["axis"] % len(out_shape)
+            ts = list(s.inputs)
+            if (int(np.prod(out_shape[:ax])) != 1 or len(set(ts)) != len(ts)
+                    or any(t in self.outputs or uses.get(t) != 1 or t not in producer
+                           or not getattr(fns[producer[t]], "writes_out", False) for t in ts)):
+                continue
+            ps = [producer[t] for t in ts]
+            first = min(range(len(ts)), key=lambda i: ps[i])
+            off = 0
+            for i, (t, p) in enumerate(zip(ts, ps)):
+                sl = (slice(None),) * ax + (slice(off, off + shapes[t][ax]),)
+                off += shapes[t][ax]
+                if i == first:
+                    fns[p] = lambda *a, f=fns[p], sl=sl, sh=out_shape: f(*a, out=np.empty(sh, np.float32)[sl])
+                else:
+                    ins[p] = ins[p] + [ts[first]]
+                    fns[p] = lambda *a, f=fns[p], sl=sl: f(*a[:-1], out=a[-1].base[sl])
+            fns[ci] = lambda *xs, fi=first: xs[fi].base
 
     def run_reference(self, x, dtype=np.float64):
         """Every logical node (nothing fused) with reference.py in dtype: the oracle of the tests."""
@@ -409,7 +448,7 @@ class Graph:
 
         env0 = self._feed(x)
         shapes = self.infer_shapes({k: v.shape for k, v in env0.items()})
-        fns = self._steps_for(env0)
+        fns, step_ins = self._steps_for(env0)
         node_by_name = {n.name: n for n in self.nodes}
         times = [[] for _ in self._steps]
         totals = []
@@ -419,7 +458,7 @@ class Graph:
             t_start = time.perf_counter()
             trace = []
             for i, s in enumerate(self._steps):
-                args = [env[t] for t in s.inputs]
+                args = [env[t] for t in step_ins[i]]
                 t0 = time.perf_counter()
                 env[s.output] = fns[i](*args)
                 t1 = time.perf_counter()

@@ -95,10 +95,11 @@ class PreparedConv:
         bias, relu, yshape = self.bias, self.relu, (s.N, s.K, s.Ho, s.Wo)
         geo = (s.stride[0], s.stride[1], s.pad[0], s.pad[1], s.dilation[0], s.dilation[1])
 
-        def call(x, residual=None):
-            y = np.empty(yshape, np.float32)
+        def call(x, residual=None, out=None):
+            y = np.empty(yshape, np.float32) if out is None else out  # out: C-contiguous, yshape
             run(x, bias, y, *geo, relu, residual)
             return y
+        call.writes_out = True  # a Graph may pass out (a slice of a concat's output)
         return call
 
     def prepare_for(self, x_shape):
