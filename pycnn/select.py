@@ -41,12 +41,14 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     pixels in the batch (LeNet conv2 6->16 @14: 9.5 vs 12.0 us with im2col, ConvNetJS conv2
     16->20 @16: 49 vs 55 us; PreparedConv calls, batch 1, 2026-11-22): im2col's GEMM has too
     few rows to pay for packing B.
-  * direct_oc for 1x1 stride-1 layers on maps of at most 64 pixels at any batch (7x7 at batch
-    8): im2col runs one GEMM per image, and 49 columns fill 64 (a 32-column panel and a
-    17-column one) while direct_oc's tiles span the whole 49-pixel map. PreparedConv calls,
-    batch 8, 2 threads (fourth session): 512->2048 @7 2.79 vs 3.77 ms, 2048->512 @7 3.20 vs
-    3.63, GoogLeNet's 832->384 @7 0.83 vs 1.00, 832->48 0.15 vs 0.16. Not for strided 1x1
-    (ResNet's downsample 1024->2048 /2 b8: 10.0 vs 7.9 ms: direct_oc would read x strided).
+  * direct_oc for unpadded 1x1 layers with outputs of at most 64 pixels per image at any batch
+    (7x7 at batch 8): im2col runs one GEMM per image, and 49 columns fill 64 (a 32-column panel
+    and a 17-column one) while direct_oc's tiles span the whole 49-pixel map. PreparedConv
+    calls, batch 8, 2 threads (fourth session): 512->2048 @7 2.79 vs 3.77 ms, 2048->512 @7 3.20
+    vs 3.63, GoogLeNet's 832->384 @7 0.83 vs 1.00, 832->48 0.15 vs 0.16. Strided ones (ResNet's
+    last downsample, 1024->2048 /2 to 7x7) run on a subsampled copy of x, as im2col does: batch
+    8 5.93 vs 7.13 ms, batch 1 0.69 vs 0.89 (reading x strided instead: 10.0 ms at batch 8). To
+    14x14 im2col stays ahead (512->1024 /2 b1 0.66 vs 0.71).
   * im2col + SGEMM everywhere else.
 """
 from __future__ import annotations
@@ -62,7 +64,7 @@ DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> di
 DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
 DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
-DIRECT_OC_POINTWISE_MAX_MAP = 64  # 1x1 stride-1 layers on maps of at most this many pixels -> direct_oc
+DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
 
 
 def winograd_applies(shape) -> bool:
@@ -85,8 +87,8 @@ def heuristic(shape) -> str:
         return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
     if shape.stride != (1, 1) and shape.R * shape.S > 1 and pixels <= DIRECT_OC_MAX_PIXELS:
         return "direct_oc"
-    if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.stride == (1, 1)
-            and shape.pad == (0, 0, 0, 0) and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):
+    if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.pad == (0, 0, 0, 0)
+            and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):
         return "direct_oc"
     return "im2col"
 

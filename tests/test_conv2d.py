@@ -223,15 +223,16 @@ def test_direct_oc_image_chunks_and_bands(rng):
     assert_close(y, pycnn.conv2d(x, w, b, padding=1, algo="im2col", activation="relu"))
 
 
-def test_im2col_strided_1x1_subsample_chunks(rng):
-    """im2col runs a strided 1x1 convolution on a subsampled copy of x made in chunks of images
-    of <= 32 MiB: 2 images whose subsampled planes take 35 MB each go in two chunks; the output
-    and the residual of the second image are offset right."""
+@pytest.mark.parametrize("algo", ["im2col", "direct_oc"])
+def test_strided_1x1_subsample_chunks(algo, rng):
+    """im2col and direct_oc run a strided 1x1 convolution on a subsampled copy of x made in chunks
+    of images of <= 32 MiB: 2 images whose subsampled planes take 35 MB each go in two chunks;
+    the output and the residual of the second image are offset right."""
     x = rng.standard_normal((2, 1, 4200, 4200), dtype=np.float32)
     w = np.array([[[[1.5]]], [[[-0.5]]]], dtype=np.float32)
     b = np.array([0.25, -1.0], dtype=np.float32)
     r = rng.standard_normal((2, 2, 4200, 2100), dtype=np.float32)
-    conv = pycnn.prepare_conv(w, b, stride=(1, 2), algo="im2col", activation="relu")
+    conv = pycnn.prepare_conv(w, b, stride=(1, 2), algo=algo, activation="relu")
     y = conv(x, residual=r)
     xs = x[:, :, :, ::2]
     want = np.maximum(np.concatenate([1.5 * xs + 0.25, -0.5 * xs - 1.0], axis=1) + r, 0)
@@ -252,6 +253,31 @@ def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
             conv = pycnn.prepare_conv(w, b, algo="im2col", activation="relu")
             want = np.maximum(_ref(x, w, b, 1, 0, 1, 1) + r, 0)
             assert_conv_close(conv(x, residual=r), want, "im2col", what=f"{(N, C, H, W, K)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_oc_strided_1x1_on_subsampled_planes(threads, isa, rng):
+    """direct_oc runs unpadded strided 1x1 convolutions (ResNet's downsamples) as pointwise ones
+    on a subsampled copy of x: strides 2, (1, 2), (3, 2) on even and odd sizes, batch, groups,
+    residual with a NaN, ReLU; equal to the reference. A padded strided 1x1 reads x directly."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, W, K, G, st, pad in [(2, 40, 14, 14, 48, 1, 2, 0), (1, 24, 9, 11, 20, 2, (1, 2), 0),
+                                          (3, 9, 13, 8, 33, 1, (3, 2), 0), (2, 16, 10, 10, 32, 1, 2, 1)]:
+            x, w, b = conv_data(rng, N, C, H, W, K, C // G, 1, 1)
+            want = _ref(x, w, b, st, pad, 1, G)
+            r = rng.standard_normal(want.shape, dtype=np.float32)
+            r[-1, -1, 0, 0] = np.nan
+            conv = pycnn.prepare_conv(w, b, stride=st, padding=pad, groups=G, algo="direct_oc", activation="relu")
+            y = conv(x, residual=r)
+            assert np.isnan(y[-1, -1, 0, 0]) and np.isnan(y).sum() == 1
+            y[-1, -1, 0, 0] = 0.0
+            want = np.maximum(want + r, 0)
+            want[-1, -1, 0, 0] = 0.0
+            assert_conv_close(y, want, "direct_oc", what=f"{(N, C, H, W, K, G, st, pad)} threads {threads}")
     finally:
         pycnn.set_num_threads(old)
 

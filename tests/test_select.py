@@ -43,7 +43,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
     (shape(N=8, C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),   # 1x1 on a 49-pixel map
     (shape(N=8, C=832, H=8, W=8, K=48, R=1, S=1, pad=0), "direct_oc"),     # 64 pixels per image
     (shape(N=8, C=832, H=9, W=8, K=48, R=1, S=1, pad=0), "im2col"),        # 72
-    (shape(N=8, C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "im2col"),  # strided 1x1
+    (shape(N=8, C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "direct_oc"),  # strided 1x1
+    (shape(N=8, C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),      # to 14x14
     (shape(N=8, C=512, H=7, W=7, K=2048, R=1, S=1, pad=1), "im2col"),      # padded 1x1
     (shape(N=8, C=4, H=7, W=7, K=64, R=1, S=1, pad=0), "im2col"),          # few input channels
 ])

@@ -12,6 +12,7 @@
 
 #include "conv2d.h"
 #include "pad_plane.h"
+#include "subsample.h"
 #include "pycnn/buffer.h"
 #include "pycnn/isa.h"
 #include "pycnn/parallel.h"
@@ -141,41 +142,16 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
 }
 
 // Strided 1x1 convolutions without padding (ResNet's downsamples): packing panels straight from
-// x gathers every sw-th float of every sh-th row per packed row; instead the input is subsampled
-// once into a dense (C, Ho, Wo) plane per image (1 / (sh*sw) of x) and the pointwise GEMM runs on
-// it (contiguous row copies). Images go in chunks of <= 32 MiB of subsampled input.
-bool use_subsampled_pointwise(const ConvParams& p) {
-  return p.R == 1 && p.S == 1 && (p.stride_h > 1 || p.stride_w > 1) && p.pad_t == 0 && p.pad_l == 0 &&
-         (p.Ho - 1) * p.stride_h < p.H && (p.Wo - 1) * p.stride_w < p.W;
-}
-
+// x would gather every sw-th float of every sh-th row per packed row; the pointwise GEMM runs on
+// subsampled planes instead (subsample.h).
 void conv2d_im2col_subsampled(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
                               float* y, bool relu, const float* residual) {
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
-  ConvParams q = p;  // the pointwise convolution on the subsampled planes
-  q.H = p.Ho;
-  q.W = p.Wo;
-  q.stride_h = q.stride_w = 1;
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(p.N, (32ll << 20) / (p.C * HoWo * (int64_t)sizeof(float))));
-  float* xs = workspace(kSlotConvIn, (size_t)(chunk * p.C * HoWo));
-  const int nt = threads_for(p.flops(), 1 << 30);
-  for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
-    const int64_t nn = std::min(chunk, p.N - n0);
-    q.N = nn;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < nn * p.C; ++t) {  // plane t = (image, channel)
-      const float* src = x + (n0 * p.C + t) * p.H * p.W;
-      float* dst = xs + t * HoWo;
-      for (int64_t oh = 0; oh < p.Ho; ++oh) {
-        const float* sr = src + oh * p.stride_h * p.W;
-        float* dr = dst + oh * p.Wo;
-        for (int64_t ow = 0; ow < p.Wo; ++ow) dr[ow] = sr[ow * p.stride_w];
-      }
-    }
+  for_subsampled_chunks(p, x, [&](const ConvParams& q, const float* xs, int64_t n0) {
     std::vector<Im2colBSource> sources;
-    sources.reserve((size_t)(nn * p.groups));
+    sources.reserve((size_t)(q.N * p.groups));
     std::vector<GemmProblem> probs;
-    for (int64_t n = 0; n < nn; ++n)
+    for (int64_t n = 0; n < q.N; ++n)
       for (int64_t g = 0; g < p.groups; ++g) {
         const int64_t yoff = ((n0 + n) * p.K + g * Kg) * HoWo;
         sources.emplace_back(q, xs + (n * p.C + g * Cg) * HoWo, w.groups[(size_t)g].isa);
@@ -183,7 +159,7 @@ void conv2d_im2col_subsampled(const ConvParams& p, const float* x, const Im2colW
                                     bias ? bias + g * Kg : nullptr, nullptr, residual ? residual + yoff : nullptr});
       }
     sgemm_run(probs, Kg, Cg, relu);
-  }
+  });
 }
 
 }  // namespace
@@ -205,7 +181,7 @@ void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, 
                    float* y, Activation act, const float* residual) {
   if (use_padded_grid(p))
     return conv2d_im2col_padded_grid(p, x, w, bias, y, act == Activation::relu, residual);
-  if (use_subsampled_pointwise(p))
+  if (subsampled_pointwise(p))
     return conv2d_im2col_subsampled(p, x, w, bias, y, act == Activation::relu, residual);
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
   std::vector<Im2colBSource> sources;
