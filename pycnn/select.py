@@ -49,6 +49,13 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     last downsample, 1024->2048 /2 to 7x7) run on a subsampled copy of x, as im2col does: batch
     8 5.93 vs 7.13 ms, batch 1 0.69 vs 0.89 (reading x strided instead: 10.0 ms at batch 8). To
     14x14 im2col stays ahead (512->1024 /2 b1 0.66 vs 0.71).
+  * direct_oc for every other layer with a window larger than 1x1 and at most 32 outputs per
+    group that Winograd does not take, at any size (the GEMM's few rows do not pay for packing
+    R*S times x as B). PreparedConv calls, 2 threads (fourth session), direct_oc vs im2col:
+    LeNet conv2 6->16 5x5 @14 b8 0.026 vs 0.047 ms, ConvNetJS conv2 16->20 5x5 @16 b8 0.177 vs
+    0.209, conv3 20->20 5x5 @8 b8 0.056 vs 0.091, 16->20 5x5 @32 b8 0.68 vs 0.77, 16->32 3x3
+    @56 0.12 vs 0.15 (Winograd's, kept for it); a tie at 16 outputs (24->16 3x3 @28 b4 0.139
+    vs 0.136). Not for 1x1: GoogLeNet's 192->16 @28 b8 0.37 vs 0.25, 256->32 @28 b8 0.54 vs 0.48.
   * im2col + SGEMM everywhere else.
 """
 from __future__ import annotations
@@ -89,6 +96,8 @@ def heuristic(shape) -> str:
         return "direct_oc"
     if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.pad == (0, 0, 0, 0)
             and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):
+        return "direct_oc"
+    if cg > DIRECT_MAX_CHANNELS and shape.K // shape.groups <= DIRECT_OC_FEW_K and shape.R * shape.S > 1:
         return "direct_oc"
     return "im2col"
 
