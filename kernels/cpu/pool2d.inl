@@ -145,15 +145,15 @@ struct Pool2d {
     }
   }
 
-  // Column stride 2 and windows at most 3 wide (every 3x3/2 and 2x2/2 pool of the zoo), straight
-  // from x, all in registers: per W outputs the window rows of input columns
-  // [c0, c0 + 2W] are reduced into a (c0..), b (c0 + W..) and c (lane 0: column c0 + 2W); window
-  // column 0 is the even lanes of (a, b), column 1 the odd lanes, column 2 the even lanes shifted
-  // down one with c's. Lanes outside the image are `fill` and never read. (The row path's fill,
-  // copy and three passes cost ~100 cycles per output row: GoogLeNet's 3x3/2 pools took twice
-  // onnxruntime's time; R x S masked loads per output vector lost on wide maps.)
-  // Output rows [oh0, oh1) of one plane (xp, yp): column blocks outside, so each block's lane
-  // ranges are worked out once per plane, not once per row (7-wide rows are one block each).
+  // Column stride 2 and windows at most 3 wide (every 3x3/2 and 2x2/2 pool of the zoo): output
+  // rows [oh0, oh1) of one plane (xp, yp) straight from x, all in registers. Per W outputs the
+  // window rows of input columns [c0, c0 + 2W] are reduced into a (c0..), b (c0 + W..) and c
+  // (lane 0: column c0 + 2W); window column 0 is the even lanes of (a, b), column 1 the odd
+  // lanes, column 2 the even lanes shifted down one with c's. Lanes outside the image are `fill`
+  // and never read. Column blocks are the outer loop, so their lane ranges are worked out once
+  // per plane. (The row path's fill, copy and three passes cost ~100 cycles per output row:
+  // GoogLeNet's 3x3/2 pools took twice onnxruntime's time; R x S masked loads per output vector
+  // lost on wide maps.)
   void rows_s2(const float* xp, float* yp, int64_t oh0, int64_t oh1, const float* colcount) const {
     const float fill = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
     const bool mx = is_max;
@@ -195,10 +195,9 @@ struct Pool2d {
     }
   }
 
-  // Runs rows_s2 over all (plane, output row) pairs: each thread takes a contiguous
-  // range of them, plane by plane.
-  template <class Rows>
-  void split_rows(const float* x, float* y, const float* colcount, Rows rows_fn) const {
+  // rows_s2 over all (plane, output row) pairs: each thread takes a contiguous range of them,
+  // plane by plane.
+  void run_s2(const float* x, float* y, const float* colcount) const {
     const int64_t rows = p.planes * p.Ho;
     // ~1 ns per input element on one thread: GoogLeNet's 832@7 pools (41k elements) took 38 us
     // alone; threads_for counts ~1e6 of its units as worth a second thread (~3 us to start).
@@ -209,7 +208,7 @@ struct Pool2d {
       split_range(rows, omp_get_num_threads(), omp_get_thread_num(), t0, t1);
       for (int64_t t = t0; t < t1;) {
         const int64_t pl = t / p.Ho, oh0 = t % p.Ho, oh1 = std::min(p.Ho, oh0 + (t1 - t));
-        (this->*rows_fn)(x + pl * p.H * p.W, y + pl * p.Ho * p.Wo, oh0, oh1, colcount);
+        rows_s2(x + pl * p.H * p.W, y + pl * p.Ho * p.Wo, oh0, oh1, colcount);
         t += oh1 - oh0;
       }
     }
@@ -229,14 +228,14 @@ struct Pool2d {
       }
     const int64_t rows = p.planes * p.Ho;
     if (p.S <= 3 && p.stride_w == 2) {
-      split_rows(x, y, colcount.data(), &Pool2d::rows_s2);
+      run_s2(x, y, colcount.data());
       return;
     }
     if (p.stride_w == 1 && p.Wo <= 4 * W) {
       const int64_t ldh = (p.Wo + W - 1) / W * W;
       const size_t hsize = (size_t)(p.H * ldh);
       check_workspace(hsize);
-      const int nt1 = threads_for(double(p.planes) * p.H * p.W * 64, p.planes);  // as split_rows
+      const int nt1 = threads_for(double(p.planes) * p.H * p.W * 64, p.planes);  // as run_s2
       ParallelFailure failure;
 #pragma omp parallel num_threads(nt1)
       {
