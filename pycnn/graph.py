@@ -274,10 +274,12 @@ class Graph:
         if self.device != "cpu":
             raise RuntimeError(f"graph is on {self.device!r}")
         env = self._feed(x)
-        fns, ins = self._steps_for(env)
-        for s, fn, i in zip(self._steps, fns, ins):
-            env[s.output] = fn(*[env[t] for t in i])
-            for t in s.free:
+        for fn, ins, out, free in self._steps_for(env)[2]:
+            if len(ins) == 1:
+                env[out] = fn(env[ins[0]])
+            else:
+                env[out] = fn(*[env[t] for t in ins])
+            for t in free:
                 del env[t]
         if len(self.outputs) == 1:
             return env[self.outputs[0]]
@@ -286,7 +288,8 @@ class Graph:
     __call__ = run
 
     def _steps_for(self, env):
-        """Each plan step's callable and input tensors for these input shapes. The first run with
+        """Each plan step's callable and input tensors for these input shapes (and the two zipped
+        with each step's output and dead tensors: what run() iterates). The first run with
         new shapes infers (and so validates) every shape, then binds each step whose kernel can be
         bound (fn.bind: geometry, algorithm and output shape fixed, no per-call validation) and
         elides the concats it can (_elide_concats); later runs with the same shapes reuse the
@@ -303,7 +306,9 @@ class Graph:
             self._elide_concats(shapes, fns, ins)
             if len(self._bound) >= 16:
                 self._bound.clear()
-            bound = self._bound[key] = (fns, ins)
+            # (fn, inputs, output, dead tensors) per step: what run() iterates.
+            plan = [(fn, tuple(i), s.output, tuple(s.free)) for s, fn, i in zip(self._steps, fns, ins)]
+            bound = self._bound[key] = (fns, ins, plan)
         return bound
 
     def _elide_concats(self, shapes, fns, ins):
@@ -448,7 +453,7 @@ class Graph:
 
         env0 = self._feed(x)
         shapes = self.infer_shapes({k: v.shape for k, v in env0.items()})
-        fns, step_ins = self._steps_for(env0)
+        fns, step_ins, _ = self._steps_for(env0)
         node_by_name = {n.name: n for n in self.nodes}
         times = [[] for _ in self._steps]
         totals = []
