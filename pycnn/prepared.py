@@ -91,16 +91,11 @@ class PreparedConv:
         algo = resolve_algo(self.algo, s)
         if algo in _PYTHON_ALGOS:
             return self
-        run = self._handle(algo).run
-        bias, relu, yshape = self.bias, self.relu, (s.N, s.K, s.Ho, s.Wo)
-        geo = (s.stride[0], s.stride[1], s.pad[0], s.pad[1], s.dilation[0], s.dilation[1])
-
-        def call(x, residual=None, out=None):
-            y = np.empty(yshape, np.float32) if out is None else out  # out: C-contiguous, yshape
-            run(x, bias, y, *geo, relu, residual)
-            return y
-        call.writes_out = True  # a Graph may pass out (a slice of a concat's output)
-        return call
+        # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++
+        # per call (the output allocated there); out, when given, is a C-contiguous array of the
+        # output's shape to write (a Graph passes a slice of a concat's output: writes_out).
+        return self._handle(algo).bind(self.bias, [s.N, s.C, s.H, s.W], s.stride[0], s.stride[1], s.pad[0],
+                                       s.pad[1], s.dilation[0], s.dilation[1], s.Ho, s.Wo, self.relu)
 
     def prepare_for(self, x_shape):
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph

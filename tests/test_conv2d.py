@@ -302,6 +302,42 @@ def test_direct_oc_pointwise_runs_pixels_as_rows(threads, isa, rng):
         pycnn.set_num_threads(old)
 
 
+def test_prepared_conv_bind_call_and_errors(rng):
+    """PreparedConv.bind(in_shapes, out_shape) gives a C++ call fixed to one input shape:
+    call(x) allocates y, call(x, r) adds a residual, call(x, out=...) writes into out; another
+    input shape, a wrong out or residual shape raise ValueError naming the argument."""
+    x, w, b = conv_data(rng, 2, 5, 9, 8, 6, 5, 3, 3)
+    conv = pycnn.prepare_conv(w, b, padding=1, algo="im2col", activation="relu")
+    call = conv.bind([x.shape], (2, 6, 9, 8))
+    assert call.writes_out
+    want = _ref(x, w, b, 1, 1, 1, 1, "relu")
+    assert_close(call(x), want)
+    r = rng.standard_normal((2, 6, 9, 8), dtype=np.float32)
+    assert_close(call(x, r), np.maximum(_ref(x, w, b, 1, 1, 1, 1) + r, 0))
+    out = np.empty((2, 6, 9, 8), np.float32)
+    assert call(x, out=out) is out
+    assert_close(out, want)
+    with pytest.raises(ValueError, match="x: not the shape"):
+        call(x[:1])
+    with pytest.raises(ValueError, match="out"):
+        call(x, out=np.empty((2, 6, 9, 7), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        call(x, out=np.empty((2, 5, 9, 8), np.float32))
+    with pytest.raises(ValueError, match="residual"):
+        call(x, r[:, :5])
+    with pytest.raises(ValueError, match="out: expected a C-contiguous float32"):
+        call(x, out=np.empty((2, 12, 9, 8), np.float32)[:, ::2])  # would be written through a copy
+    with pytest.raises(ValueError, match="out: expected a C-contiguous float32"):
+        call(x, out=np.empty((2, 6, 9, 8), np.float64))
+    with pytest.raises(ValueError, match="out: expected a NumPy array"):
+        call(x, out=[0.0])
+    one = np.full((1, 10, 9, 8), np.nan, np.float32)  # batch 1: a channel slice is contiguous
+    call1 = conv.bind([(1, 5, 9, 8)], (1, 6, 9, 8))
+    assert call1(x[:1], out=one[:, 2:8]).base is one
+    assert_close(one[:, 2:8], want[:1])
+    assert np.isnan(one[:, :2]).all() and np.isnan(one[:, 8:]).all()
+
+
 def test_direct_oc_one_block_split_into_bands(rng):
     """One output block, one image (ConvNetJS conv2, 16->20 5x5 @16): direct_oc splits the rows
     into bands so both threads work; every band's rows land right (with a residual)."""

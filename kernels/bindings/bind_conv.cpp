@@ -66,6 +66,50 @@ const float* bias_ptr(const py::object& bias, farray& keep) {
   return keep.data();
 }
 
+// One prepared convolution on x into y (shapes checked against the prepared weights; bias
+// already checked against K), residual None or y's shape, added before the activation.
+void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& y, int64_t sh, int64_t sw,
+                  int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu, const py::object& residual) {
+  require_ndim(x, 4, "x");
+  require_ndim(y, 4, "out");
+  const ConvParams& q = pw.p;
+  require(x.shape(1) == q.C, "x: channels do not match the prepared weights");
+  require(y.shape(0) == x.shape(0) && y.shape(1) == q.K, "out: expected (N, K, Ho, Wo)");
+  ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), q.K, q.R, q.S,
+               sh, sw, pt, pl, dh, dw, q.groups, y.shape(2), y.shape(3)};
+  float* yp = wptr(y, "out");
+  const float* xp = x.data();
+  const Activation act = relu ? Activation::relu : Activation::none;
+  farray rkeep;
+  const float* rp = nullptr;
+  if (!residual.is_none()) {
+    rkeep = residual.cast<farray>();
+    require(rkeep.ndim() == 4 && rkeep.shape(0) == y.shape(0) && rkeep.shape(1) == y.shape(1) &&
+                rkeep.shape(2) == y.shape(2) && rkeep.shape(3) == y.shape(3),
+            "residual: expected the output's shape (N, K, Ho, Wo)");
+    rp = rkeep.data();
+  }
+  if (pw.algo == 2) require_winograd_shape(p);
+  py::gil_scoped_release nogil;
+  if (pw.algo == 0)
+    conv2d_im2col(p, xp, pw.im2col, b, yp, act, rp);
+  else if (pw.algo == 1)
+    conv2d_direct(p, xp, pw.direct, b, yp, act, rp);
+  else if (pw.algo == 3)
+    conv2d_direct_oc(p, xp, pw.direct, b, yp, act, rp);
+  else
+    conv2d_winograd(p, xp, pw.winograd, b, yp, act, rp);
+}
+
+struct BoundConv {
+  std::shared_ptr<PreparedWeights> pw;
+  py::object bias;  // keeps b alive
+  const float* b;
+  int64_t xshape[4];
+  int64_t sh, sw, pt, pl, dh, dw, Ho, Wo;
+  bool relu;
+};
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -149,45 +193,54 @@ void bind_conv(py::module_& m) {
       })
       .def("run", [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
                      int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual) {
-        require_ndim(x, 4, "x");
-        require_ndim(y, 4, "out");
-        const ConvParams& q = pw.p;
-        require(x.shape(1) == q.C, "x: channels do not match the prepared weights");
-        require(y.shape(0) == x.shape(0) && y.shape(1) == q.K, "out: expected (N, K, Ho, Wo)");
         require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0,
                 "stride/dilation/padding: invalid");
-        ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), q.K, q.R, q.S,
-                     sh, sw, pt, pl, dh, dw, q.groups, y.shape(2), y.shape(3)};
         farray bkeep;
         const float* b = bias_ptr(bias, bkeep);
-        require(!b || (bkeep.ndim() == 1 && bkeep.shape(0) == q.K), "bias: expected K entries");
-        float* yp = wptr(y, "out");
-        const float* xp = x.data();
-        const Activation act = relu ? Activation::relu : Activation::none;
-        // residual: y's shape, added before the activation (the fused ResNet join).
-        farray rkeep;
-        const float* rp = nullptr;
-        if (!residual.is_none()) {
-          rkeep = residual.cast<farray>();
-          require(rkeep.ndim() == 4 && rkeep.shape(0) == y.shape(0) && rkeep.shape(1) == y.shape(1) &&
-                      rkeep.shape(2) == y.shape(2) && rkeep.shape(3) == y.shape(3),
-                  "residual: expected the output's shape (N, K, Ho, Wo)");
-          rp = rkeep.data();
-        }
-        if (pw.algo == 2) require_winograd_shape(p);
-        py::gil_scoped_release nogil;
-        if (pw.algo == 0)
-          conv2d_im2col(p, xp, pw.im2col, b, yp, act, rp);
-        else if (pw.algo == 1)
-          conv2d_direct(p, xp, pw.direct, b, yp, act, rp);
-        else if (pw.algo == 3)
-          conv2d_direct_oc(p, xp, pw.direct, b, yp, act, rp);
-        else
-          conv2d_winograd(p, xp, pw.winograd, b, yp, act, rp);
+        require(!b || (bkeep.ndim() == 1 && bkeep.shape(0) == pw.p.K), "bias: expected K entries");
+        run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw, relu, residual);
       },
       py::arg("x"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"),
       py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("relu"),
-      py::arg("residual") = py::none());
+      py::arg("residual") = py::none())
+      // A call fixed to one input shape (a Graph's bound step): geometry, bias and activation are
+      // checked once here; each call passes only x (and optionally out, residual) and gets y.
+      .def("bind", [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape,
+                      int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
+                      bool relu) {
+        require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
+        require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
+                "stride/dilation/padding: invalid");
+        BoundConv bc{pw, py::none(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu};
+        if (!bias.is_none()) {
+          farray bk = bias.cast<farray>();
+          require(bk.ndim() == 1 && bk.shape(0) == pw->p.K, "bias: expected K entries");
+          bc.b = bk.data();
+          bc.bias = bk;
+        }
+        return bc;
+      });
+
+  py::class_<BoundConv>(m, "BoundConv")
+      .def("__call__", [](const BoundConv& bc, farray x, py::object residual, py::object out) {
+        require(x.ndim() == 4 && x.shape(0) == bc.xshape[0] && x.shape(1) == bc.xshape[1] &&
+                    x.shape(2) == bc.xshape[2] && x.shape(3) == bc.xshape[3],
+                "x: not the shape this call was bound to");
+        farray y;
+        if (out.is_none()) {
+          y = farray({bc.xshape[0], bc.pw->p.K, bc.Ho, bc.Wo});
+        } else {  // written in place, never through a converted copy
+          require(py::isinstance<py::array>(out), "out: expected a NumPy array");
+          const auto a = py::reinterpret_borrow<py::array>(out);
+          require(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
+                  "out: expected a C-contiguous float32 array");
+          y = py::reinterpret_borrow<farray>(a);
+        }
+        require(y.ndim() == 4 && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo, "out: expected (N, K, Ho, Wo)");
+        run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+        return y;
+      }, py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
+      .def_property_readonly("writes_out", [](const BoundConv&) { return true; });
 
   m.def("weight_transform_count", &weight_transform_count,
         "How many weight transforms (packings) this process has done; for tests.");
