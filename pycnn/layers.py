@@ -149,11 +149,7 @@ class Linear(Op):
         relu = act == "relu"
 
         def bind(in_shapes, out_shape):
-            def run(x):
-                y = np.empty(out_shape, _F32)
-                _C.linear(x, w, b, y, relu)
-                return y
-            return run
+            return _C.bind_linear(w, b, in_shapes[0][0], relu)  # C++ call(x) -> y for x (N, In)
         return _bindable(lambda x: ops.linear(x, w, b, act), bind)
 
 
@@ -214,12 +210,8 @@ class MaxPool2d(Op):
 
         def bind(in_shapes, out_shape):
             (kh, kw), (sh, sw), (ph, pw) = k, s, pad
-
-            def run(x):
-                y = np.empty(out_shape, _F32)
-                _C.max_pool2d(x, y, kh, kw, sh, sw, ph, pw)
-                return y
-            return run
+            # C++ call(x) -> y for x of exactly in_shapes[0]
+            return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, True, False)
         return _bindable(lambda x: ops.max_pool2d(x, k, s, pad, c), bind)
 
 
@@ -243,12 +235,12 @@ class AvgPool2d(Op):
             (kh, kw), (sh, sw), (ph, pw) = k, s, pad
             whole = out_shape[2:] == (1, 1) and (kh, kw) == tuple(in_shapes[0][2:]) and ph == pw == 0
 
+            if not whole:  # C++ call(x) -> y for x of exactly in_shapes[0]
+                return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, False, bool(inc))
+
             def run(x):
                 y = np.empty(out_shape, _F32)
-                if whole:
-                    _C.global_avg_pool2d(x, y)
-                else:
-                    _C.avg_pool2d(x, y, kh, kw, sh, sw, ph, pw, bool(inc))
+                _C.global_avg_pool2d(x, y)
                 return y
             return run
         return _bindable(lambda x: ops.avg_pool2d(x, k, s, pad, c, inc), bind)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pycnn
+from pycnn import reference
 from pycnn import Graph, Node
 from conftest import needs_torch, torch
 
@@ -404,6 +405,39 @@ def test_embedding_kernel_rows_and_errors():
         pycnn._C.embedding(np.zeros(3, np.int64), w, np.empty((2, 5), np.float32))
     with pytest.raises(ValueError, match="weight"):
         pycnn._C.embedding(np.zeros(3, np.int64), w.ravel(), np.empty((3, 5), np.float32))
+
+
+def test_bound_pool_and_linear_calls():
+    """A Graph's pooling and linear steps are C++ calls bound to one input shape: equal to the
+    reference, and another shape or a bad geometry raises ValueError naming the argument."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
+    mp = pycnn._C.bind_pool2d([2, 3, 9, 10], [2, 3, 5, 5], 3, 2, 2, 2, 1, 0, True, False)
+    np.testing.assert_array_equal(mp(x), reference.max_pool2d(x, (3, 2), 2, (1, 0), True))
+    ap = pycnn._C.bind_pool2d([2, 3, 9, 10], [2, 3, 5, 5], 3, 2, 2, 2, 1, 0, False, False)
+    np.testing.assert_allclose(ap(x), reference.avg_pool2d(x.astype(np.float64), (3, 2), 2, (1, 0), True, False),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="x: not the shape"):
+        mp(x[:1])
+    with pytest.raises(ValueError, match="out: too large"):
+        pycnn._C.bind_pool2d([2, 3, 9, 10], [2, 3, 9, 5], 3, 2, 2, 2, 1, 0, True, False)
+    with pytest.raises(ValueError, match="out: expected"):
+        pycnn._C.bind_pool2d([2, 3, 9, 10], [2, 4, 5, 5], 3, 2, 2, 2, 1, 0, True, False)
+    with pytest.raises(ValueError, match="stride"):
+        pycnn._C.bind_pool2d([2, 3, 9, 10], [2, 3, 5, 5], 3, 2, 0, 2, 1, 0, True, False)
+    w = rng.standard_normal((7, 10)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    lin = pycnn._C.bind_linear(w, b, 4, True)
+    xl = rng.standard_normal((4, 10)).astype(np.float32)
+    np.testing.assert_allclose(lin(xl), np.maximum(xl @ w.T + b, 0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="x: not the shape"):
+        lin(xl[:, :9])
+    with pytest.raises(ValueError, match="bias"):
+        pycnn._C.bind_linear(w, b[:6], 4, True)
+    g = pycnn.models.get("lenet5")
+    xg = rng.standard_normal((2, 1, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(g(xg), g.run_reference(xg), rtol=1e-3, atol=1e-4)
+    assert any(type(f).__name__ in ("BoundPool", "BoundLinear") for f in g._bound[((2, 1, 32, 32),)][0])
 
 
 def test_max_rows_errors():

@@ -24,6 +24,29 @@ void same_size(const farray& a, const farray& b, const char* name) {
   require(a.size() == b.size(), std::string(name) + ": size mismatch");
 }
 
+// A pooling call fixed to one input shape (a Graph's bound step): call(x) -> y.
+struct BoundPool {
+  PoolParams p;
+  int64_t xshape[4], yshape[4];
+  bool is_max, count_include_pad;
+};
+
+// A linear call fixed to one input shape: call(x) -> y; W and b are kept alive here.
+struct BoundLinear {
+  farray w;
+  py::object bias;
+  const float* b;
+  int64_t N, In, Out;
+  bool relu;
+};
+
+bool same_shape(const farray& x, const int64_t* shape, int nd) {
+  if (x.ndim() != nd) return false;
+  for (int i = 0; i < nd; ++i)
+    if (x.shape(i) != shape[i]) return false;
+  return true;
+}
+
 }  // namespace
 
 void bind_pool(py::module_& m) {
@@ -39,6 +62,31 @@ void bind_pool(py::module_& m) {
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     avg_pool2d(p, x.data(), yp, count_include_pad);
+  });
+  // Bound pooling (Graph steps): geometry checked once here, each call passes only x.
+  m.def("bind_pool2d", [](std::vector<int64_t> xs, std::vector<int64_t> ys, int64_t R, int64_t S, int64_t sh,
+                          int64_t sw, int64_t pt, int64_t pl, bool is_max, bool count_include_pad) {
+    require(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1], "out: expected (N, C, Ho, Wo)");
+    require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0, "kernel_size/stride/padding: invalid");
+    for (int i = 0; i < 4; ++i) require(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
+    // Every window must start inside the padded input (what ops._pool_geometry guarantees).
+    require((ys[2] - 1) * sh < xs[2] + pt && (ys[3] - 1) * sw < xs[3] + pl, "out: too large for this input");
+    BoundPool bp{PoolParams{xs[0] * xs[1], xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3]},
+                 {xs[0], xs[1], xs[2], xs[3]}, {ys[0], ys[1], ys[2], ys[3]}, is_max, count_include_pad};
+    return bp;
+  });
+  py::class_<BoundPool>(m, "BoundPool").def("__call__", [](const BoundPool& bp, farray x) {
+    require(same_shape(x, bp.xshape, 4), "x: not the shape this call was bound to");
+    farray y({bp.yshape[0], bp.yshape[1], bp.yshape[2], bp.yshape[3]});
+    float* yp = y.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      if (bp.is_max)
+        max_pool2d(bp.p, x.data(), yp);
+      else
+        avg_pool2d(bp.p, x.data(), yp, bp.count_include_pad);
+    }
+    return y;
   });
   m.def("global_avg_pool2d", [](farray x, farray y) {
     require_ndim(x, 4, "x");
@@ -76,6 +124,30 @@ void bind_eltwise(py::module_& m) {
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     linear(N, In, Out, x.data(), w.data(), bp, yp, relu);
+  });
+  // Bound linear (Graph steps): y (N, Out) = x W^T + b for x of exactly (N, In).
+  m.def("bind_linear", [](farray w, py::object b, int64_t N, bool relu) {
+    require_ndim(w, 2, "weight");
+    require(N >= 1, "x: batch must be >= 1");
+    BoundLinear bl{w, py::none(), nullptr, N, w.shape(1), w.shape(0), relu};
+    if (!b.is_none()) {
+      farray bk = b.cast<farray>();
+      require(bk.ndim() == 1 && bk.shape(0) == bl.Out, "bias: expected out_features entries");
+      bl.b = bk.data();
+      bl.bias = bk;
+    }
+    return bl;
+  });
+  py::class_<BoundLinear>(m, "BoundLinear").def("__call__", [](const BoundLinear& bl, farray x) {
+    const int64_t shape[2] = {bl.N, bl.In};
+    require(same_shape(x, shape, 2), "x: not the shape this call was bound to");
+    farray y({bl.N, bl.Out});
+    float* yp = y.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      linear(bl.N, bl.In, bl.Out, x.data(), bl.w.data(), bl.b, yp, bl.relu);
+    }
+    return y;
   });
   m.def("relu", [](farray x, farray y) {
     same_size(x, y, "out");
