@@ -223,7 +223,7 @@ class Graph:
             if t not in outputs:
                 steps[i].free.append(t)
         self._steps = steps
-        self._bound = {}  # input shapes -> the steps' callables bound to them (see _steps_for)
+        self._bound = {}  # input shapes -> the plan bound to them (see _steps_for)
 
     def plan(self):
         """The execution plan as data: [(fused node names, op, inputs, output, attrs, params)],
@@ -274,7 +274,7 @@ class Graph:
         if self.device != "cpu":
             raise RuntimeError(f"graph is on {self.device!r}")
         env = self._feed(x)
-        for fn, ins, out, free in self._steps_for(env)[2]:
+        for fn, ins, out, free in self._steps_for(env):
             if len(ins) == 1:
                 env[out] = fn(env[ins[0]])
             else:
@@ -288,12 +288,12 @@ class Graph:
     __call__ = run
 
     def _steps_for(self, env):
-        """Each plan step's callable and input tensors for these input shapes (and the two zipped
-        with each step's output and dead tensors: what run() iterates). The first run with
-        new shapes infers (and so validates) every shape, then binds each step whose kernel can be
-        bound (fn.bind: geometry, algorithm and output shape fixed, no per-call validation) and
-        elides the concats it can (_elide_concats); later runs with the same shapes reuse the
-        lists. At most 16 shape sets are kept."""
+        """The plan bound to these input shapes: per step (callable, input tensors, output, dead
+        tensors), what run() iterates. The first run with new shapes infers (and so validates)
+        every shape, then binds each step whose kernel can be bound (fn.bind: geometry, algorithm
+        and output shape fixed, no per-call validation) and elides the concats it can
+        (_elide_concats); later runs with the same shapes reuse the list. At most 16 shape sets
+        are kept."""
         key = tuple(env[k].shape for k in self.inputs)
         bound = self._bound.get(key)
         if bound is None:
@@ -306,9 +306,8 @@ class Graph:
             self._elide_concats(shapes, fns, ins)
             if len(self._bound) >= 16:
                 self._bound.clear()
-            # (fn, inputs, output, dead tensors) per step: what run() iterates.
-            plan = [(fn, tuple(i), s.output, tuple(s.free)) for s, fn, i in zip(self._steps, fns, ins)]
-            bound = self._bound[key] = (fns, ins, plan)
+            bound = self._bound[key] = [(fn, tuple(i), s.output, tuple(s.free))
+                                        for s, fn, i in zip(self._steps, fns, ins)]
         return bound
 
     def _elide_concats(self, shapes, fns, ins):
@@ -453,7 +452,7 @@ class Graph:
 
         env0 = self._feed(x)
         shapes = self.infer_shapes({k: v.shape for k, v in env0.items()})
-        fns, step_ins, _ = self._steps_for(env0)
+        plan = self._steps_for(env0)
         node_by_name = {n.name: n for n in self.nodes}
         times = [[] for _ in self._steps]
         totals = []
@@ -462,12 +461,12 @@ class Graph:
             env = dict(env0)
             t_start = time.perf_counter()
             trace = []
-            for i, s in enumerate(self._steps):
-                args = [env[t] for t in step_ins[i]]
+            for i, (fn, ins, out, free) in enumerate(plan):
+                args = [env[t] for t in ins]
                 t0 = time.perf_counter()
-                env[s.output] = fns[i](*args)
+                env[out] = fn(*args)
                 t1 = time.perf_counter()
-                for t in s.free:
+                for t in free:
                     del env[t]
                 if it >= warmup:
                     times[i].append(t1 - t0)

@@ -293,7 +293,7 @@ def test_bound_steps_per_input_shape():
     y1 = g(x1)
     y1_copy = y1.copy()
     assert list(g._bound) == [((2, 3, 16, 16),)]
-    assert any(f is not s.fn for f, s in zip(g._bound[((2, 3, 16, 16),)][0], g._steps))
+    assert any(step[0] is not s.fn for step, s in zip(g._bound[((2, 3, 16, 16),)], g._steps))
     y2 = g(x2)
     np.testing.assert_array_equal(y1, y1_copy)  # not overwritten by the second run
     np.testing.assert_allclose(y2, g.run_reference(x2), rtol=1e-4, atol=1e-4)
@@ -340,8 +340,8 @@ def test_concat_elided_at_batch_1(algo):
         ref = g.run_reference(x)
         for k in ("cat", "head"):
             np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
-        fns, ins, _ = g._bound[((N, 4, 9, 9),)]
-        extra = sum(len(i) - len(s.inputs) for i, s in zip(ins, g._steps))
+        plan = g._bound[((N, 4, 9, 9),)]
+        extra = sum(len(step[1]) - len(s.inputs) for step, s in zip(plan, g._steps))
         assert extra == (3 if N == 1 else 0)  # the convs after the first of each concat read its slice
         y_again = g(x)
         assert not np.shares_memory(y_again["cat"], y["cat"])
@@ -351,8 +351,8 @@ def test_concat_elided_at_batch_1(algo):
     g2 = inception_graph(("cat", "b1"), algo)
     x = rng.standard_normal((1, 4, 9, 9)).astype(np.float32)
     y = g2(x)
-    _, ins, _ = g2._bound[((1, 4, 9, 9),)]
-    assert sum(len(i) - len(s.inputs) for i, s in zip(ins, g2._steps)) == 1  # only cat2 elided
+    plan = g2._bound[((1, 4, 9, 9),)]
+    assert sum(len(step[1]) - len(s.inputs) for step, s in zip(plan, g2._steps)) == 1  # only cat2 elided
     np.testing.assert_allclose(y["cat"], g2.run_reference(x)["cat"], rtol=1e-4, atol=1e-4)
 
 
@@ -437,7 +437,7 @@ def test_bound_pool_and_linear_calls():
     g = pycnn.models.get("lenet5")
     xg = rng.standard_normal((2, 1, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(g(xg), g.run_reference(xg), rtol=1e-3, atol=1e-4)
-    assert any(type(f).__name__ in ("BoundPool", "BoundLinear") for f in g._bound[((2, 1, 32, 32),)][0])
+    assert any(type(step[0]).__name__ in ("BoundPool", "BoundLinear") for step in g._bound[((2, 1, 32, 32),)])
 
 
 def test_max_rows_errors():

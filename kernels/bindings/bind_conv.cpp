@@ -10,7 +10,7 @@ namespace {
 
 // Checks that the arrays agree with each other and with the parameters, so that no call can
 // read or write outside them; ops.py has already produced friendlier errors for user input.
-ConvParams conv_params(const farray& x, const farray& w, const py::object& bias, const farray& y,
+ConvParams conv_params(const farray& x, const farray& w, const farray& y,
                        int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
                        int64_t groups) {
   require_ndim(x, 4, "x");
@@ -26,10 +26,6 @@ ConvParams conv_params(const farray& x, const farray& w, const py::object& bias,
   require(w.shape(1) * groups == p.C, "weight: shape[1] * groups must equal x's channels");
   require(y.shape(0) == p.N && y.shape(1) == p.K, "out: expected (N, K, Ho, Wo)");
   require(p.R >= 1 && p.S >= 1, "weight: kernel size must be >= 1");
-  if (!bias.is_none()) {
-    auto b = bias.cast<farray>();
-    require(b.ndim() == 1 && b.shape(0) == p.K, "bias: expected K entries");
-  }
   return p;
 }
 
@@ -60,11 +56,6 @@ void require_winograd_shape(const ConvParams& p) {
           "x: a plane of 2^31 or more elements is too large for Winograd; use algo='im2col'");
 }
 
-const float* bias_ptr(const py::object& bias, farray& keep) {
-  if (bias.is_none()) return nullptr;
-  keep = bias.cast<farray>();
-  return keep.data();
-}
 
 // One prepared convolution on x into y (shapes checked against the prepared weights; bias
 // already checked against K), residual None or y's shape, added before the activation.
@@ -103,7 +94,7 @@ void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& 
 
 struct BoundConv {
   std::shared_ptr<PreparedWeights> pw;
-  py::object bias;  // keeps b alive
+  farray bias;  // keeps b alive (empty when there is none)
   const float* b;
   int64_t xshape[4];
   int64_t sh, sw, pt, pl, dh, dw, Ho, Wo;
@@ -117,9 +108,9 @@ void bind_conv(py::module_& m) {
       "conv2d",
       [](farray x, farray w, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
          int64_t dh, int64_t dw, int64_t groups, const std::string& algo, bool relu) {
-        const ConvParams p = conv_params(x, w, bias, y, sh, sw, pt, pl, dh, dw, groups);
+        const ConvParams p = conv_params(x, w, y, sh, sw, pt, pl, dh, dw, groups);
         farray bkeep;
-        const float* b = bias_ptr(bias, bkeep);
+        const float* b = optional_vector(bias, p.K, bkeep, "bias: expected K entries");
         float* yp = wptr(y, "out");
         const Activation act = relu ? Activation::relu : Activation::none;
         if (algo == "direct") {
@@ -196,8 +187,7 @@ void bind_conv(py::module_& m) {
         require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0,
                 "stride/dilation/padding: invalid");
         farray bkeep;
-        const float* b = bias_ptr(bias, bkeep);
-        require(!b || (bkeep.ndim() == 1 && bkeep.shape(0) == pw.p.K), "bias: expected K entries");
+        const float* b = optional_vector(bias, pw.p.K, bkeep, "bias: expected K entries");
         run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw, relu, residual);
       },
       py::arg("x"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"),
@@ -211,21 +201,14 @@ void bind_conv(py::module_& m) {
         require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
         require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                 "stride/dilation/padding: invalid");
-        BoundConv bc{pw, py::none(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu};
-        if (!bias.is_none()) {
-          farray bk = bias.cast<farray>();
-          require(bk.ndim() == 1 && bk.shape(0) == pw->p.K, "bias: expected K entries");
-          bc.b = bk.data();
-          bc.bias = bk;
-        }
+        BoundConv bc{pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu};
+        bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
         return bc;
       });
 
   py::class_<BoundConv>(m, "BoundConv")
       .def("__call__", [](const BoundConv& bc, farray x, py::object residual, py::object out) {
-        require(x.ndim() == 4 && x.shape(0) == bc.xshape[0] && x.shape(1) == bc.xshape[1] &&
-                    x.shape(2) == bc.xshape[2] && x.shape(3) == bc.xshape[3],
-                "x: not the shape this call was bound to");
+        require(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
         farray y;
         if (out.is_none()) {
           y = farray({bc.xshape[0], bc.pw->p.K, bc.Ho, bc.Wo});

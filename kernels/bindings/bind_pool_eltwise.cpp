@@ -34,18 +34,11 @@ struct BoundPool {
 // A linear call fixed to one input shape: call(x) -> y; W and b are kept alive here.
 struct BoundLinear {
   farray w;
-  py::object bias;
+  farray bias;  // keeps b alive (empty when there is none)
   const float* b;
   int64_t N, In, Out;
   bool relu;
 };
-
-bool same_shape(const farray& x, const int64_t* shape, int nd) {
-  if (x.ndim() != nd) return false;
-  for (int i = 0; i < nd; ++i)
-    if (x.shape(i) != shape[i]) return false;
-  return true;
-}
 
 }  // namespace
 
@@ -115,12 +108,7 @@ void bind_eltwise(py::module_& m) {
     require(w.shape(1) == In, "weight: expected (out_features, in_features)");
     require(y.shape(0) == N && y.shape(1) == Out, "out: expected (N, out_features)");
     farray bk;
-    const float* bp = nullptr;
-    if (!b.is_none()) {
-      bk = b.cast<farray>();
-      require(bk.ndim() == 1 && bk.shape(0) == Out, "bias: expected out_features entries");
-      bp = bk.data();
-    }
+    const float* bp = optional_vector(b, Out, bk, "bias: expected out_features entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     linear(N, In, Out, x.data(), w.data(), bp, yp, relu);
@@ -129,13 +117,8 @@ void bind_eltwise(py::module_& m) {
   m.def("bind_linear", [](farray w, py::object b, int64_t N, bool relu) {
     require_ndim(w, 2, "weight");
     require(N >= 1, "x: batch must be >= 1");
-    BoundLinear bl{w, py::none(), nullptr, N, w.shape(1), w.shape(0), relu};
-    if (!b.is_none()) {
-      farray bk = b.cast<farray>();
-      require(bk.ndim() == 1 && bk.shape(0) == bl.Out, "bias: expected out_features entries");
-      bl.b = bk.data();
-      bl.bias = bk;
-    }
+    BoundLinear bl{w, farray(), nullptr, N, w.shape(1), w.shape(0), relu};
+    bl.b = optional_vector(b, bl.Out, bl.bias, "bias: expected out_features entries");
     return bl;
   });
   py::class_<BoundLinear>(m, "BoundLinear").def("__call__", [](const BoundLinear& bl, farray x) {

@@ -25,6 +25,20 @@ inline float* wptr(farray& a, const char* name) {
   require(a.writeable(), std::string(name) + ": array is read-only");
   return a.mutable_data();
 }
+// An optional 1-D vector of n floats (a bias): null for None; keep holds the array alive.
+inline const float* optional_vector(const py::object& v, int64_t n, farray& keep, const std::string& msg) {
+  if (v.is_none()) return nullptr;
+  keep = v.cast<farray>();
+  require(keep.ndim() == 1 && keep.shape(0) == n, msg);
+  return keep.data();
+}
+// x has exactly nd dimensions of these sizes (a bound call's input).
+inline bool same_shape(const farray& x, const int64_t* shape, int nd) {
+  if (x.ndim() != nd) return false;
+  for (int i = 0; i < nd; ++i)
+    if (x.shape(i) != shape[i]) return false;
+  return true;
+}
 
 void bind_runtime(py::module_& m);
 void bind_gemm(py::module_& m);

@@ -273,8 +273,8 @@ struct DirectOcConv {
               }
           }
           // Transpose the band's [pixel][KB] sums into NCHW with bias and ReLU: blocks of W
-          // pixels x W channels, transposed in registers (strided gathers, one per W outputs,
-          // cost ~25% of ResNet's conv1).
+          // pixels x W channels, transposed in registers (the strided gathers they replaced, one
+          // per W outputs, cost ~25% of ResNet's conv1).
           const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = (oh1 - oh0) * p.Wo;
           const int64_t kbase = g * Kg + kb * KB;
           for (int64_t i0 = 0; i0 < kmax; i0 += W) {

@@ -141,24 +141,34 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
   }
 }
 
+// One GEMM per (image, group), B packed straight from x (the general path).
+void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
+                          float* y, bool relu, const float* residual) {
+  const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
+  std::vector<Im2colBSource> sources;
+  sources.reserve((size_t)(p.N * p.groups));
+  std::vector<GemmProblem> probs;
+  probs.reserve((size_t)(p.N * p.groups));
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t g = 0; g < p.groups; ++g) {
+      sources.emplace_back(p, x + (n * p.C + g * Cg) * p.H * p.W, w.groups[(size_t)g].isa);
+      probs.push_back(GemmProblem{&w.groups[(size_t)g], &sources.back(), HoWo,
+                                  y + (n * p.K + g * Kg) * HoWo, HoWo,
+                                  bias ? bias + g * Kg : nullptr, nullptr,
+                                  residual ? residual + (n * p.K + g * Kg) * HoWo : nullptr});
+    }
+  sgemm_run(probs, Kg, Cg * p.R * p.S, relu);
+}
+
 // Strided 1x1 convolutions without padding (ResNet's downsamples): packing panels straight from
-// x would gather every sw-th float of every sh-th row per packed row; the pointwise GEMM runs on
+// x would gather every sw-th float of every sh-th row per packed row; the pointwise GEMMs run on
 // subsampled planes instead (subsample.h).
 void conv2d_im2col_subsampled(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
                               float* y, bool relu, const float* residual) {
-  const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
+  const int64_t HoWo = p.Ho * p.Wo;
   for_subsampled_chunks(p, x, [&](const ConvParams& q, const float* xs, int64_t n0) {
-    std::vector<Im2colBSource> sources;
-    sources.reserve((size_t)(q.N * p.groups));
-    std::vector<GemmProblem> probs;
-    for (int64_t n = 0; n < q.N; ++n)
-      for (int64_t g = 0; g < p.groups; ++g) {
-        const int64_t yoff = ((n0 + n) * p.K + g * Kg) * HoWo;
-        sources.emplace_back(q, xs + (n * p.C + g * Cg) * HoWo, w.groups[(size_t)g].isa);
-        probs.push_back(GemmProblem{&w.groups[(size_t)g], &sources.back(), HoWo, y + yoff, HoWo,
-                                    bias ? bias + g * Kg : nullptr, nullptr, residual ? residual + yoff : nullptr});
-      }
-    sgemm_run(probs, Kg, Cg, relu);
+    const int64_t off = n0 * p.K * HoWo;
+    conv2d_im2col_images(q, xs, w, bias, y + off, relu, residual ? residual + off : nullptr);
   });
 }
 
@@ -183,20 +193,7 @@ void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, 
     return conv2d_im2col_padded_grid(p, x, w, bias, y, act == Activation::relu, residual);
   if (subsampled_pointwise(p))
     return conv2d_im2col_subsampled(p, x, w, bias, y, act == Activation::relu, residual);
-  const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
-  std::vector<Im2colBSource> sources;
-  sources.reserve((size_t)(p.N * p.groups));
-  std::vector<GemmProblem> probs;
-  probs.reserve((size_t)(p.N * p.groups));
-  for (int64_t n = 0; n < p.N; ++n)
-    for (int64_t g = 0; g < p.groups; ++g) {
-      sources.emplace_back(p, x + (n * p.C + g * Cg) * p.H * p.W, w.groups[(size_t)g].isa);
-      probs.push_back(GemmProblem{&w.groups[(size_t)g], &sources.back(), HoWo,
-                                  y + (n * p.K + g * Kg) * HoWo, HoWo,
-                                  bias ? bias + g * Kg : nullptr, nullptr,
-                                  residual ? residual + (n * p.K + g * Kg) * HoWo : nullptr});
-    }
-  sgemm_run(probs, Kg, Cg * p.R * p.S, act == Activation::relu);
+  conv2d_im2col_images(p, x, w, bias, y, act == Activation::relu, residual);
 }
 
 }  // namespace pycnn

@@ -90,12 +90,6 @@ struct avx512 {
   static inline void scatter_masked(float* base, const int32_t* idx, reg v, uint32_t m) {
     _mm512_mask_i32scatter_ps(base, (__mmask16)m, _mm512_loadu_si512(idx), v, 4);
   }
-  // p[i * stride] = lane i for i < n.
-  static inline void scatter_n(float* p, int64_t stride, reg v, int n) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)stride));
-    _mm512_mask_i32scatter_ps(p, mask(n), idx, v, 4);
-  }
   // In-register W x W transpose: afterwards lane j of r[i] is what lane i of r[j] was.
   // Within each 128-bit lane, 4x4 blocks by unpack + shuffle (s[4g + m] holds column m of rows
   // 4g..4g+3 in every 128-bit chunk), then 128-bit chunks regrouped in two shuffle_f32x4 rounds.
@@ -175,11 +169,6 @@ struct avx2 {
     _mm256_store_ps(t, v);
     for (int l = 0; l < 8; ++l)
       if (m >> l & 1u) base[idx[l]] = t[l];
-  }
-  static inline void scatter_n(float* p, int64_t stride, reg v, int n) {  // AVX2 has no scatter
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    for (int i = 0; i < n; ++i) p[i * stride] = t[i];
   }
   // In-register 8 x 8 transpose (see avx512::transpose): 4x4 blocks per 128-bit half, then halves.
   static inline void transpose(reg r[8]) {
@@ -273,9 +262,6 @@ struct generic {
     reg r = zero();
     for (int i = 0; i < n; ++i) r.v[i] = p[i * stride];
     return r;
-  }
-  static inline void scatter_n(float* p, int64_t stride, reg v, int n) {
-    for (int i = 0; i < n; ++i) p[i * stride] = v.v[i];
   }
   static inline reg gather_masked(const float* base, const int32_t* idx, uint32_t m) {
     reg r = zero();
