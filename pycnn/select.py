@@ -40,7 +40,16 @@ machine, 2026-11-22 (docs/performance.md has the tables):
   * direct_oc also for layers with at most 32 outputs per group on maps of at most 256 output
     pixels in the batch (LeNet conv2 6->16 @14: 9.5 vs 12.0 us with im2col, ConvNetJS conv2
     16->20 @16: 49 vs 55 us; PreparedConv calls, batch 1, 2026-11-22): im2col's GEMM has too
-    few rows to pay for packing B.
+    few rows to pay for packing B. Windows larger than 1x1 only (fifth session): GoogLeNet's
+    1x1 reductions 480->16 ... 528->32 @14 ran 0.060-0.067 ms each in the network (Graph.profile,
+    batch 1) on direct_oc, 0.034-0.058 on im2col (GoogLeNet b1 10.40 -> 10.16 ms in that run).
+  * direct_oc instead of Winograd for 3x3 layers with few input channels where the transforms
+    and the 4x larger transformed weights (streamed from L3 at batch 1) are not paid back
+    (fifth session, weights cold: 16 copies rotated): C <= 32 on <= 196 output pixels in the
+    batch (GoogLeNet's 16->48 @14 0.032 -> 0.020 ms, 32->128 @14 0.057 -> 0.056; in the network
+    24->64 @14 0.047 -> 0.036, 32->64 0.052 -> 0.046), and C <= 16 with <= 32 outputs at any
+    size (16->32 @28 b1 0.047 -> 0.040, b8 0.246 -> 0.211, @56 0.154 -> 0.118). Not beyond:
+    32->96 @28 0.113 (F4) vs 0.175, 32->32 @56 0.178 vs 0.243, 32->64 @14 b8 0.174 vs 0.250.
   * direct_oc for unpadded 1x1 layers with outputs of at most 64 pixels per image at any batch
     (7x7 at batch 8): im2col runs one GEMM per image, and 49 columns fill 64 (a 32-column panel
     and a 17-column one) while direct_oc's tiles span the whole 49-pixel map. PreparedConv
@@ -71,6 +80,9 @@ DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> di
 DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
 DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
+DIRECT_OC_FEW_C = 32  # 3x3 layers Winograd would take with at most this many C/groups ...
+DIRECT_OC_FEW_C_MAX_PIXELS = 196  # ... and N*Ho*Wo at most this -> direct_oc ...
+DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups and DIRECT_OC_FEW_K outputs
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
 
 
@@ -85,10 +97,14 @@ def heuristic(shape) -> str:
     """The documented rule (no timing)."""
     cg = shape.C // shape.groups
     pixels = shape.N * shape.Ho * shape.Wo
+    kg = shape.K // shape.groups
     if cg > DIRECT_MAX_CHANNELS and (pixels <= DIRECT_OC_MAX_PIXELS_ANY or (
-            shape.K // shape.groups <= DIRECT_OC_FEW_K and pixels <= DIRECT_OC_FEW_K_MAX_PIXELS)):
+            kg <= DIRECT_OC_FEW_K and pixels <= DIRECT_OC_FEW_K_MAX_PIXELS and shape.R * shape.S > 1)):
         return "direct_oc"
     if winograd_applies(shape) and cg >= WINOGRAD_MIN_CHANNELS:
+        if cg <= DIRECT_OC_FEW_C and (pixels <= DIRECT_OC_FEW_C_MAX_PIXELS or (
+                cg <= DIRECT_OC_FEWER_C and kg <= DIRECT_OC_FEW_K)):
+            return "direct_oc"
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
