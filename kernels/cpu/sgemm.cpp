@@ -17,6 +17,7 @@ void sgemm_ukernel_avx512_full(int64_t, const float*, const float*, int64_t, flo
 void sgemm_ukernel_avx512_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8_x3(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_generic_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
@@ -36,13 +37,21 @@ int sgemm_mr(Isa isa, int64_t M) {
   return (M + 11) / 12 * 12 <= (M + 7) / 8 * 8 ? 12 : 8;
 }
 
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, bool half) {
+int sgemm_nr(Isa isa, int MR) {
+  // 8 x 48 over 8 x 32 (fifth session, 1x1 convs in chains with cold weights, 2 threads):
+  // 64->256 @56 0.47-0.49 -> 0.42-0.43 ms, ResNet-50 batch 8 im2col layers 138-141 -> 132-134 ms.
+  if (isa == Isa::avx512 && MR == 8) return 48;
+  return sgemm_tile(isa).NR;
+}
+
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nv) {
   switch (isa) {
     case Isa::avx512:
-      if (MR == 8) return half ? sgemm_ukernel_avx512_mr8_half : sgemm_ukernel_avx512_mr8_full;
-      return half ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
-    case Isa::avx2: return half ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
-    default: return half ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
+      if (MR == 8) return nv <= 1 ? sgemm_ukernel_avx512_mr8_half : nv == 2 ? sgemm_ukernel_avx512_mr8_full
+                                                                            : sgemm_ukernel_avx512_mr8_x3;
+      return nv <= 1 ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
+    case Isa::avx2: return nv <= 1 ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
+    default: return nv <= 1 ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
   }
 }
 
@@ -157,7 +166,7 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
 void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool relu) {
   if (probs.empty() || M == 0) return;
   const Isa isa = probs[0].A->isa;
-  const int MR = probs[0].A->MR, NR = sgemm_tile(isa).NR;
+  const int MR = probs[0].A->MR, NR = sgemm_nr(isa, MR);
   int64_t totalN = 0;
   for (auto& p : probs) totalN += p.N;
   const int nt_max = threads_for(2.0 * M * totalN * K, 1 << 30);
@@ -169,7 +178,10 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   // ones (480->16 @14: 0.032 -> 0.019 ms, 480->64: 0.063 -> 0.054).
   const bool allow_direct = row_parts > 1 && M <= kDirectMaxRows;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
-  const SgemmUkernel full = sgemm_ukernel(isa, MR, false), half = sgemm_ukernel(isa, MR, true);
+  // Micro-kernels by the vectors of columns they compute (a panel's last columns take fewer).
+  const int lane = sgemm_tile(isa).NR / 2, nvmax = NR / lane;
+  SgemmUkernel ukernel[4] = {};
+  for (int v = 1; v <= nvmax; ++v) ukernel[v] = sgemm_ukernel(isa, MR, v);
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -222,7 +234,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
         ep.relu = relu;
-        (nr <= NR / 2 ? half : full)(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
+        ukernel[(nr + lane - 1) / lane](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
                                      !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {

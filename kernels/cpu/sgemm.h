@@ -38,8 +38,12 @@ using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, int64_
                               int64_t ldc, int mr, int nr, bool accumulate, bool last, const Epilogue& ep);
 // Rows per A panel for an M-row matrix on `isa` (AVX-512 picks 12 or 8, whichever pads less).
 int sgemm_mr(Isa isa, int64_t M);
-// The micro-kernel for `isa` and MR; `half` picks the variant for panels of at most NR/2 columns.
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, bool half);
+// Columns per B panel for A panels of MR rows: AVX-512 runs 8 rows x 3 zmm (48 columns, 24
+// accumulators; 11 loads per 24 FMAs) and 12 rows x 2 zmm (32 columns); others sgemm_tile's NR.
+int sgemm_nr(Isa isa, int MR);
+// The micro-kernel for `isa` and MR computing `nv` vectors of columns (1 .. NR / vector width):
+// a panel's last columns run on the narrowest variant that covers them.
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nv);
 
 // A packed once (weights: packed when a layer is prepared, or per call by the functional API).
 struct PackedA {

@@ -1,7 +1,7 @@
 // The SGEMM micro-kernel, written once over a SIMD type V and instantiated per ISA by
 // sgemm_ukernel__<isa>.cpp. MR rows x NV vectors of C stay in registers for the whole kc loop:
-// avx512 uses 12 x 2 zmm (24 accumulators), avx2 6 x 2 ymm (12), leaving registers for the two
-// B vectors and the broadcast A element. Layouts: A panel is kc x MR; B is kc rows of at least
+// avx512 uses 12 x 2 zmm or 8 x 3 zmm (24 accumulators), avx2 6 x 2 ymm (12), leaving registers
+// for the B vectors and the broadcast A element. Layouts: A panel is kc x MR; B is kc rows of at least
 // NV*W floats, ldb apart: a packed panel (ldb = the panel width NR) or, for a B that exists as a
 // row-major matrix (a 1x1 convolution's input), that matrix itself (ldb = its row stride).
 #pragma once
@@ -17,17 +17,15 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
   constexpr int W = V::W;
   // C rows are ldc apart and usually cold: start fetching them now so the epilogue does not
   // stall on MR cache misses after the kc loop.
-  for (int i = 0; i < mr; ++i) {
-    __builtin_prefetch(C + i * ldc, 1, 3);
-    if (NV * W > 16) __builtin_prefetch(C + i * ldc + 16, 1, 3);
-  }
+  for (int i = 0; i < mr; ++i)
+#pragma GCC unroll 4
+    for (int off = 0; off < NV * W; off += 16) __builtin_prefetch(C + i * ldc + off, 1, 3);
   // Same for the residual the last depth block adds (ResNet's join: 8 MR-row misses per
   // block otherwise).
   if (last && ep.residual)
-    for (int i = 0; i < mr; ++i) {
-      __builtin_prefetch(ep.residual + i * ep.ldr, 0, 3);
-      if (NV * W > 16) __builtin_prefetch(ep.residual + i * ep.ldr + 16, 0, 3);
-    }
+    for (int i = 0; i < mr; ++i)
+#pragma GCC unroll 4
+      for (int off = 0; off < NV * W; off += 16) __builtin_prefetch(ep.residual + i * ep.ldr + off, 0, 3);
   typename V::reg acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)

@@ -1,6 +1,6 @@
-// SGEMM micro-kernels for the avx512 build: 12 x 2 zmm and 8 x 2 zmm (the row count is chosen
-// per matrix so that M = 64, 16 or 8 wastes no rows), each with a half-width variant (1 zmm) for
-// panels of at most 16 columns.
+// SGEMM micro-kernels for the avx512 build: 12 x 2 zmm and 8 x 3 zmm (the row count is chosen
+// per matrix so that M = 64, 16 or 8 wastes no rows), each with narrower variants (1 or 2 zmm)
+// for a panel's last columns.
 #include "sgemm_ukernel.inl"
 
 namespace pycnn {
@@ -14,5 +14,6 @@ PYCNN_UK(12, 2, sgemm_ukernel_avx512_full)
 PYCNN_UK(12, 1, sgemm_ukernel_avx512_half)
 PYCNN_UK(8, 2, sgemm_ukernel_avx512_mr8_full)
 PYCNN_UK(8, 1, sgemm_ukernel_avx512_mr8_half)
+PYCNN_UK(8, 3, sgemm_ukernel_avx512_mr8_x3)
 
 }  // namespace pycnn
