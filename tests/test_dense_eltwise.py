@@ -8,11 +8,12 @@ from pycnn import _C, reference
 from conftest import TF, assert_close, needs_torch, torch
 
 
-# M a multiple of 8 but not 12 takes AVX-512's 8-row x 48-column micro-kernel: N = 47, 97, 80
-# and 452 end their last panel on the 3-, 1-, 2- and 2-vector variants.
+# M a multiple of 8 but not 12 takes AVX-512's 8-row x 48-column micro-kernel: N = 47, 80 and
+# 452 end their last panel on the 3-, 2- and 2-vector variants, N = 97, 196 and 99 (1, 4 and 3
+# columns left) on the kernel that vectorizes down the rows (99 with two depth blocks).
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 17, 3), (13, 33, 300), (100, 70, 513), (12, 64, 256),
                                    (25, 49, 600), (1, 2, 1000), (16, 47, 40), (64, 97, 300), (8, 80, 33),
-                                   (40, 452, 130)])
+                                   (40, 452, 130), (16, 196, 70), (8, 99, 257)])
 @pytest.mark.parametrize("bt", [False, True])
 def test_sgemm(shape, bt, isa, rng):
     M, N, K = shape

@@ -18,6 +18,7 @@ void sgemm_ukernel_avx512_half(int64_t, const float*, const float*, int64_t, flo
 void sgemm_ukernel_avx512_mr8_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_x3(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8_cols4(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_generic_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
@@ -53,6 +54,10 @@ SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nv) {
     case Isa::avx2: return nv <= 1 ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
     default: return nv <= 1 ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
   }
+}
+
+SgemmUkernel sgemm_ukernel_cols(Isa isa, int MR) {
+  return isa == Isa::avx512 && MR == 8 ? sgemm_ukernel_avx512_mr8_cols4 : nullptr;
 }
 
 void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
@@ -182,6 +187,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   const int lane = sgemm_tile(isa).NR / 2, nvmax = NR / lane;
   SgemmUkernel ukernel[4] = {};
   for (int v = 1; v <= nvmax; ++v) ukernel[v] = sgemm_ukernel(isa, MR, v);
+  const SgemmUkernel cols = sgemm_ukernel_cols(isa, MR);
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -234,7 +240,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
         ep.relu = relu;
-        ukernel[(nr + lane - 1) / lane](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
+        (cols && nr <= kSgemmColsMax ? cols : ukernel[(nr + lane - 1) / lane])(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
                                      !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {

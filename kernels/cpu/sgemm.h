@@ -44,6 +44,10 @@ int sgemm_nr(Isa isa, int MR);
 // The micro-kernel for `isa` and MR computing `nv` vectors of columns (1 .. NR / vector width):
 // a panel's last columns run on the narrowest variant that covers them.
 SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nv);
+// For a panel's last 1 .. kSgemmColsMax columns where the ISA and MR have one, a kernel that
+// vectorizes down the rows instead (see sgemm_cols_impl); null otherwise.
+constexpr int kSgemmColsMax = 4;
+SgemmUkernel sgemm_ukernel_cols(Isa isa, int MR);
 
 // A packed once (weights: packed when a layer is prepared, or per call by the functional API).
 struct PackedA {

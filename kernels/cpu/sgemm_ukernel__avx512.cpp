@@ -16,4 +16,10 @@ PYCNN_UK(8, 2, sgemm_ukernel_avx512_mr8_full)
 PYCNN_UK(8, 1, sgemm_ukernel_avx512_mr8_half)
 PYCNN_UK(8, 3, sgemm_ukernel_avx512_mr8_x3)
 
+// 8-row panels' last 1-4 columns: ymm vectors down the rows (sgemm_cols_impl).
+void sgemm_ukernel_avx512_mr8_cols4(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc,
+                                    int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
+  sgemm_cols_impl<simd::avx2, 4>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep);
+}
+
 }  // namespace pycnn
