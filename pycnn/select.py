@@ -13,6 +13,12 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     nowhere (its transforms cost more than the multiplications it saves at these sizes). With 16
     input channels (GoogLeNet's 5x5-branch 3x3s) F4 tied im2col at batch 1 and won by 1.5x at
     batch 8; Winograd beat im2col by 1.4-2.9x on every layer with 64+ channels.
+    Inside the networks at batch 1 (fifth session, Graph.profile with the rule changed, 3
+    rounds) F2 beat F4 on maps with exactly 16 F4 tiles (13x13 to 16x16): F4's transformed
+    weights are 36/16 of F2's and stream from L3 for every image: ResNet-101 b1 -1.46 ms (its 23
+    layer3 convs 256@14 0.74-0.75 -> 0.68 ms each), ResNet-34 -0.50, AlexNet (384@13) -0.45,
+    GoogLeNet -0.15, ResNet-18 -0.13. With 25 tiles (AlphaGo's 19x19) F4 still won (+1.44 ms
+    with F2), and with 32 (14x14 at batch 2) too (ResNet-50 b2 +0.29), so F4 needs > 16 tiles.
   * the direct kernel wins only when the layer has very few input channels per group (the first
     layers: C = 1 or 3) and an output at least 8 wide (it vectorizes along output columns):
     1.1-1.8x faster than im2col there, 8x slower on Kim's CNN (Wo = 1).
@@ -74,7 +80,7 @@ import os
 DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
 DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
 WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
-WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
+WINOGRAD_F4_MIN_TILES = 17  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
 DIRECT_OC_MIN_FIRST_K = 32  # first layers (few input channels) with this many outputs -> direct_oc
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc

@@ -31,12 +31,15 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
     (shape(N=8, C=16, H=28, W=28, K=33), "winograd_f4"),
     (shape(N=8, C=17, H=28, W=28, K=32), "winograd_f4"),
     (shape(C=32, H=14, W=14, K=128), "direct_oc"),                    # 196 pixels, 32 channels
-    (shape(C=33, H=14, W=14, K=128), "winograd_f4"),
+    (shape(C=33, H=14, W=14, K=128), "winograd_f2"),                  # 16 F4 tiles: F2
     (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),             # 392 pixels
     (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "im2col"),      # 1x1 with few outputs
     (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "im2col"),      # 33 outputs
     (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),    # 98 pixels, 8 F4 tiles
     (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
+    (shape(C=256, H=14, W=14, K=256), "winograd_f2"),     # 16 F4 tiles (batch 1)
+    (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
+    (shape(C=192, H=19, W=19, K=192), "winograd_f4"),     # AlphaGo: 25
     (shape(C=16), "winograd_f4"),
     (shape(C=8), "im2col"),
     (shape(C=3, R=7, S=7, stride=2, pad=3), "direct_oc"),          # ResNet conv1: 64 outputs
