@@ -240,8 +240,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
         ep.relu = relu;
-        (cols && nr <= kSgemmColsMax ? cols : ukernel[(nr + lane - 1) / lane])(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr,
-                                     !first, last, ep);
+        const SgemmUkernel uk = cols && nr <= kSgemmColsMax ? cols : ukernel[(nr + lane - 1) / lane];
+        uk(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);
