@@ -302,6 +302,26 @@ def test_direct_oc_pointwise_runs_pixels_as_rows(threads, isa, rng):
         pycnn.set_num_threads(old)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_oc_unit_order_kblock_groups(threads, isa, rng):
+    """direct_oc orders its work as (group, kblock group, image, kblock, band), a kblock group's
+    weights <= 1 MiB: 2048 input channels per group make a 32-channel kblock 256 KiB, so 6
+    kblocks per group run as 2 groups of 3 over 3 images (AVX2's 16-channel kblocks: 12 in
+    groups of 6); a 3x3 layer with 64 channels takes all its kblocks in one group. Every output
+    must land in its own (image, channel)."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, K, G, R, pad in [(3, 4096, 4, 384, 2, 1, 0), (3, 64, 5, 96, 1, 3, 1)]:
+            x, w, b = conv_data(rng, N, C, H, H, K, C // G, R, R)
+            r = rng.standard_normal((N, K, H, H), dtype=np.float32)
+            conv = pycnn.prepare_conv(w, b, padding=pad, groups=G, algo="direct_oc", activation="relu")
+            want = np.maximum(_ref(x, w, b, 1, pad, 1, G) + r, 0)
+            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, K, G)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
 def test_prepared_conv_bind_call_and_errors(rng):
     """PreparedConv.bind(in_shapes, out_shape) gives a C++ call fixed to one input shape:
     call(x) allocates y, call(x, r) adds a residual, call(x, out=...) writes into out; another
