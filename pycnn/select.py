@@ -29,6 +29,11 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     7x7 batch 1 1.37 vs 1.95. It lost where N*Ho*Wo is larger (3x3 s2 to 14x14 at batch 8:
     9.5 vs 8.7; 1x1 s2 to 14x14 at batch 1: 1.35 vs 1.18) and on every large map (its input
     is re-read per 32-channel block and its transposing epilogue costs ~1 cycle per output).
+    Since the fifth session (14-pixel tiles; at batch > 1 an image's input stays in L2 across a
+    group of 32-channel blocks) it takes strided windows at any size: in the networks at batch
+    8 (Graph.profile, rule changed, 3 rounds) ResNet-50 layer2.0.conv2 7.85 -> 7.10 ms,
+    layer3.0.conv2 6.99 -> 7.01, ResNet-18 layer2.0/3.0.conv1 3.96 -> 3.35 and 3.50 -> 3.34,
+    ResNet-34 -0.66 ms; cold alone 128->128 3x3/2 @56 b2 1.91 -> 1.48 ms, 64->128 b8 3.97 -> 3.12.
     At 3x3 stride 1 on 7x7 it tied Winograd F2 then (1.39 vs 1.33 ms); see the next rule for
     what changed. It also takes the first layers with >= 32 output channels (its (tap, channel)
     pairs run as one flat loop when C is small): ResNet/GoogLeNet conv1 7x7/2 3->64 batch 1 1.13 vs 1.34 ms (direct),
@@ -82,7 +87,6 @@ DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
 WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
 WINOGRAD_F4_MIN_TILES = 17  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
 DIRECT_OC_MIN_FIRST_K = 32  # first layers (few input channels) with this many outputs -> direct_oc
-DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
 DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
@@ -114,7 +118,7 @@ def heuristic(shape) -> str:
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
-    if shape.stride != (1, 1) and shape.R * shape.S > 1 and pixels <= DIRECT_OC_MAX_PIXELS:
+    if shape.stride != (1, 1) and shape.R * shape.S > 1:
         return "direct_oc"
     if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.pad == (0, 0, 0, 0)
             and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):
