@@ -30,10 +30,13 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     9.5 vs 8.7; 1x1 s2 to 14x14 at batch 1: 1.35 vs 1.18) and on every large map (its input
     is re-read per 32-channel block and its transposing epilogue costs ~1 cycle per output).
     Since the fifth session (14-pixel tiles; at batch > 1 an image's input stays in L2 across a
-    group of 32-channel blocks) it takes strided windows at any size: in the networks at batch
+    group of 32-channel blocks) it takes strided windows at any batch size: in the networks at batch
     8 (Graph.profile, rule changed, 3 rounds) ResNet-50 layer2.0.conv2 7.85 -> 7.10 ms,
     layer3.0.conv2 6.99 -> 7.01, ResNet-18 layer2.0/3.0.conv1 3.96 -> 3.35 and 3.50 -> 3.34,
     ResNet-34 -0.66 ms; cold alone 128->128 3x3/2 @56 b2 1.91 -> 1.48 ms, 64->128 b8 3.97 -> 3.12.
+    Where an image's input does not fit L2 it is still re-read per kblock group: 128->256
+    3x3/2 @112 b1 7.53 vs 6.63 ms (im2col), 64->128 @112 1.95 vs 1.91; so beyond 800 output
+    pixels only layers whose per-image input is <= 2 MiB.
     At 3x3 stride 1 on 7x7 it tied Winograd F2 then (1.39 vs 1.33 ms); see the next rule for
     what changed. It also takes the first layers with >= 32 output channels (its (tap, channel)
     pairs run as one flat loop when C is small): ResNet/GoogLeNet conv1 7x7/2 3->64 batch 1 1.13 vs 1.34 ms (direct),
@@ -93,6 +96,8 @@ DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_C = 32  # 3x3 layers Winograd would take with at most this many C/groups ...
 DIRECT_OC_FEW_C_MAX_PIXELS = 196  # ... and N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups and DIRECT_OC_FEW_K outputs
+DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
+DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
 
 
@@ -118,7 +123,8 @@ def heuristic(shape) -> str:
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
-    if shape.stride != (1, 1) and shape.R * shape.S > 1:
+    if shape.stride != (1, 1) and shape.R * shape.S > 1 and (
+            pixels <= DIRECT_OC_MAX_PIXELS or shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_MAX_INPUT_BYTES):
         return "direct_oc"
     if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.pad == (0, 0, 0, 0)
             and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):

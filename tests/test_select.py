@@ -49,6 +49,7 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
     (shape(stride=2), "direct_oc"),                       # 28x28 output: 784 pixels
     (shape(N=2, stride=2), "direct_oc"),                    # 1568 pixels: strided, any size
     (shape(N=8, C=128, H=56, W=56, K=128, stride=2), "direct_oc"),  # ResNet-50 layer2.0.conv2 b8
+    (shape(N=8, C=128, H=112, W=112, K=256, stride=2), "im2col"),    # 6.4 MB per image: not in L2
     (shape(C=512, H=14, W=14, K=512, stride=2), "direct_oc"),
     (shape(N=8, C=512, H=14, W=14, K=512, stride=2), "direct_oc"),  # 392 pixels
     (shape(C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 49 pixels
