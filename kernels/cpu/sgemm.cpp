@@ -45,19 +45,18 @@ int sgemm_nr(Isa isa, int MR) {
   return sgemm_tile(isa).NR;
 }
 
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nv) {
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr) {
   switch (isa) {
     case Isa::avx512:
-      if (MR == 8) return nv <= 1 ? sgemm_ukernel_avx512_mr8_half : nv == 2 ? sgemm_ukernel_avx512_mr8_full
-                                                                            : sgemm_ukernel_avx512_mr8_x3;
-      return nv <= 1 ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
-    case Isa::avx2: return nv <= 1 ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
-    default: return nv <= 1 ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
+      if (MR == 8)
+        return nr <= 4    ? sgemm_ukernel_avx512_mr8_cols4
+               : nr <= 16 ? sgemm_ukernel_avx512_mr8_half
+               : nr <= 32 ? sgemm_ukernel_avx512_mr8_full
+                          : sgemm_ukernel_avx512_mr8_x3;
+      return nr <= 16 ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
+    case Isa::avx2: return nr <= 8 ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
+    default: return nr <= 8 ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
   }
-}
-
-SgemmUkernel sgemm_ukernel_cols(Isa isa, int MR) {
-  return isa == Isa::avx512 && MR == 8 ? sgemm_ukernel_avx512_mr8_cols4 : nullptr;
 }
 
 void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
@@ -183,11 +182,9 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   // ones (480->16 @14: 0.032 -> 0.019 ms, 480->64: 0.063 -> 0.054).
   const bool allow_direct = row_parts > 1 && M <= kDirectMaxRows;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
-  // Micro-kernels by the vectors of columns they compute (a panel's last columns take fewer).
-  const int lane = sgemm_tile(isa).NR / 2, nvmax = NR / lane;
-  SgemmUkernel ukernel[4] = {};
-  for (int v = 1; v <= nvmax; ++v) ukernel[v] = sgemm_ukernel(isa, MR, v);
-  const SgemmUkernel cols = sgemm_ukernel_cols(isa, MR);
+  // The micro-kernel for each panel width (a panel's last columns take a narrower one).
+  std::vector<SgemmUkernel> ukernel((size_t)NR + 1);
+  for (int nr = 1; nr <= NR; ++nr) ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -240,8 +237,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
         ep.relu = relu;
-        const SgemmUkernel uk = cols && nr <= kSgemmColsMax ? cols : ukernel[(nr + lane - 1) / lane];
-        uk(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
+        ukernel[(size_t)nr](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);

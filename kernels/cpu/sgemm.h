@@ -41,13 +41,10 @@ int sgemm_mr(Isa isa, int64_t M);
 // Columns per B panel for A panels of MR rows: AVX-512 runs 8 rows x 3 zmm (48 columns, 24
 // accumulators; 11 loads per 24 FMAs) and 12 rows x 2 zmm (32 columns); others sgemm_tile's NR.
 int sgemm_nr(Isa isa, int MR);
-// The micro-kernel for `isa` and MR computing `nv` vectors of columns (1 .. NR / vector width):
-// a panel's last columns run on the narrowest variant that covers them.
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nv);
-// For a panel's last 1 .. kSgemmColsMax columns where the ISA and MR have one, a kernel that
-// vectorizes down the rows instead (see sgemm_cols_impl); null otherwise.
-constexpr int kSgemmColsMax = 4;
-SgemmUkernel sgemm_ukernel_cols(Isa isa, int MR);
+// The micro-kernel for `isa` and MR that computes a panel of nr columns (1 .. sgemm_nr): the
+// narrowest variant that covers nr, and for AVX-512's 8-row panels' last 1-4 columns the kernel
+// that vectorizes down the rows instead (sgemm_cols_impl).
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr);
 
 // A packed once (weights: packed when a layer is prepared, or per call by the functional API).
 struct PackedA {
