@@ -122,14 +122,14 @@ def heuristic(shape) -> str:
             return "direct_oc"
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
-        return "direct_oc" if shape.K // shape.groups >= DIRECT_OC_MIN_FIRST_K else "direct"
+        return "direct_oc" if kg >= DIRECT_OC_MIN_FIRST_K else "direct"
     if shape.stride != (1, 1) and shape.R * shape.S > 1 and (
             pixels <= DIRECT_OC_MAX_PIXELS or shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_MAX_INPUT_BYTES):
         return "direct_oc"
     if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.pad == (0, 0, 0, 0)
             and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):
         return "direct_oc"
-    if cg > DIRECT_MAX_CHANNELS and shape.K // shape.groups <= DIRECT_OC_FEW_K and shape.R * shape.S > 1:
+    if cg > DIRECT_MAX_CHANNELS and kg <= DIRECT_OC_FEW_K and shape.R * shape.S > 1:
         return "direct_oc"
     return "im2col"
 
