@@ -303,6 +303,34 @@ def test_direct_oc_pointwise_runs_pixels_as_rows(threads, isa, rng):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_direct_oc_whole_row_windows_as_one_row(threads, isa, rng):
+    """direct_oc runs windows that span whole input rows (Kim's CNN: h x 300 over 50 x 300,
+    Wo = 1) as one row of Ho pixels over the flattened planes (column stride sh*W, a 1 x R*W
+    window): row strides 1 and 2, a last window ending above the bottom row, several channels
+    and groups, batch, residual and ReLU. Padded rows and windows narrower than the input take
+    the ordinary path and must agree as well."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, W, K, G, R, S, sh, pad in [(2, 1, 50, 300, 100, 1, 5, 300, 1, 0),
+                                                 (1, 3, 17, 40, 36, 1, 3, 40, 2, 0),
+                                                 (3, 4, 12, 9, 20, 2, 4, 9, 3, 0),
+                                                 (1, 2, 10, 30, 33, 1, 3, 30, 1, 1),
+                                                 (1, 2, 10, 30, 33, 1, 3, 29, 1, 0)]:
+            x, w, b = conv_data(rng, N, C, H, W, K, C // G, R, S)
+            Ho = (H + 2 * pad - R) // sh + 1
+            Wo = W + 2 * pad - S + 1
+            r = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
+            conv = pycnn.prepare_conv(w, b, stride=(sh, 1), padding=pad, groups=G, algo="direct_oc",
+                                      activation="relu")
+            want = np.maximum(_ref(x, w, b, (sh, 1), pad, 1, G) + r, 0)
+            assert_conv_close(conv(x, residual=r), want, "direct_oc",
+                              what=f"{(N, C, H, W, K, G, R, S, sh, pad)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 def test_direct_oc_unit_order_kblock_groups(threads, isa, rng):
     """direct_oc orders its work as (group, kblock group, image, kblock, band), a kblock group's
     weights <= 1 MiB: 2048 input channels per group make a 32-channel kblock 256 KiB, so 6

@@ -79,6 +79,29 @@ void direct_oc_pointwise(RunFn run, const ConvParams& p, const float* x, const f
   run(p, x, wb, bias, y, act, residual);
 }
 
+// Windows that span whole input rows and never leave the image (Kim's CNN: h x 300 filters over
+// 300-wide word vectors, Wo = 1): output row oh reads one contiguous run of each plane,
+// x[c][oh*sh*W .. + R*W). As a 1 x (H*W) image with a 1 x (R*W) window at column stride sh*W
+// the Ho outputs become one row of pixels, so row tiles hold PMAX of them (each was a 1-pixel
+// tile). The reordered weights are the same: tap r*S + s of the original is tap r*W + s here.
+bool whole_row_windows(const ConvParams& p) {
+  return p.Wo == 1 && p.S == p.W && p.pad_t == 0 && p.pad_l == 0 && p.dil_h == 1 && p.dil_w == 1 &&
+         (p.Ho - 1) * p.stride_h + p.R <= p.H;
+}
+
+ConvParams as_one_row(const ConvParams& p) {
+  ConvParams q = p;
+  q.W = p.H * p.W;
+  q.H = 1;
+  q.S = p.R * p.W;
+  q.R = 1;
+  q.stride_w = p.stride_h * p.W;
+  q.stride_h = 1;
+  q.Wo = p.Ho;
+  q.Ho = 1;
+  return q;
+}
+
 }  // namespace
 
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
