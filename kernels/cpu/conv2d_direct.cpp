@@ -118,6 +118,7 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
     return;
   }
   if (p.pointwise()) return direct_oc_pointwise(run, p, x, w.data.data(), bias, y, act, residual);
+  if (whole_row_windows(p) && p.Ho > 1) return run(as_one_row(p), x, w.data.data(), bias, y, act, residual);
   run(p, x, w.data.data(), bias, y, act, residual);
 }
 
