@@ -9,11 +9,14 @@ from conftest import TF, assert_close, needs_torch, torch
 
 
 # M a multiple of 8 but not 12 takes AVX-512's 8-row x 48-column micro-kernel: N = 47, 80 and
-# 452 end their last panel on the 3-, 2- and 2-vector variants, N = 97, 196 and 99 (1, 4 and 3
-# columns left) on the kernel that vectorizes down the rows (99 with two depth blocks).
+# 452 end their last panel on the 3-, 2- and 2-vector variants, N = 97, 196, 99, 98, 51, 49 and 1
+# (1, 4, 3, 2, 3, 1 and 1 columns left) on the kernels that vectorize down the rows, their panel
+# packed 4 columns wide; K = 257, 301, 259 and 513 leave depth blocks of 1, 45, 3 and 1 (the
+# column kernels' k-chain tails).
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 17, 3), (13, 33, 300), (100, 70, 513), (12, 64, 256),
                                    (25, 49, 600), (1, 2, 1000), (16, 47, 40), (64, 97, 300), (8, 80, 33),
-                                   (40, 452, 130), (16, 196, 70), (8, 99, 257)])
+                                   (40, 452, 130), (16, 196, 70), (8, 99, 257), (24, 98, 301), (8, 51, 259),
+                                   (16, 1, 77), (8, 49, 513)])
 @pytest.mark.parametrize("bt", [False, True])
 def test_sgemm(shape, bt, isa, rng):
     M, N, K = shape

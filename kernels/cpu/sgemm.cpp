@@ -18,6 +18,8 @@ void sgemm_ukernel_avx512_half(int64_t, const float*, const float*, int64_t, flo
 void sgemm_ukernel_avx512_mr8_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_x3(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8_cols1(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8_cols2(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_cols4(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx2_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
@@ -49,7 +51,9 @@ SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr) {
   switch (isa) {
     case Isa::avx512:
       if (MR == 8)
-        return nr <= 4    ? sgemm_ukernel_avx512_mr8_cols4
+        return nr == 1            ? sgemm_ukernel_avx512_mr8_cols1
+               : nr == 2          ? sgemm_ukernel_avx512_mr8_cols2
+               : nr <= kColsWidth ? sgemm_ukernel_avx512_mr8_cols4
                : nr <= 16 ? sgemm_ukernel_avx512_mr8_half
                : nr <= 32 ? sgemm_ukernel_avx512_mr8_full
                           : sgemm_ukernel_avx512_mr8_x3;
@@ -58,6 +62,8 @@ SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr) {
     default: return nr <= 8 ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
   }
 }
+
+bool sgemm_is_cols_kernel(Isa isa, int MR, int nr) { return isa == Isa::avx512 && MR == 8 && nr <= kColsWidth; }
 
 void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
   const int MR = sgemm_mr(isa, M);
@@ -184,7 +190,11 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   // The micro-kernel for each panel width (a panel's last columns take a narrower one).
   std::vector<SgemmUkernel> ukernel((size_t)NR + 1);
-  for (int nr = 1; nr <= NR; ++nr) ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
+  std::vector<char> cols_kernel((size_t)NR + 1, 0);  // true where ukernel[nr] runs down the rows
+  for (int nr = 1; nr <= NR; ++nr) {
+    ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
+    cols_kernel[(size_t)nr] = sgemm_is_cols_kernel(isa, MR, nr);
+  }
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -247,9 +257,16 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         int64_t ldb_direct = 0;
         const float* bdir = allow_direct ? p.B->direct(k0, it.j0, ldb_direct) : nullptr;
         const int64_t whole = bdir ? nc / NR : 0;  // panels read in place
-        if (whole * NR < nc) p.B->pack(k0, kc, it.j0 + whole * NR, nc - whole * NR, NR, bbuf);
+        // A last panel of <= kColsWidth columns that a column kernel computes is packed only
+        // that wide (zero-padded to 48 its k-th row was a cache line per float read: Winograd
+        // F2's 49 tiles on 14x14 maps leave one column).
+        const int64_t jl = (nc - 1) / NR, rem = nc - jl * NR;
+        const bool narrow_last = jl >= whole && rem <= kColsWidth && cols_kernel[(size_t)rem];
+        const int64_t packed_end = narrow_last ? jl * NR : nc;
+        if (whole * NR < packed_end) p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf);
+        if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, kColsWidth, bbuf + (jl - whole) * kc * NR);
         auto bpanel = [&](int64_t jp, int64_t& ldb) -> const float* {
-          ldb = jp < whole ? ldb_direct : NR;
+          ldb = jp < whole ? ldb_direct : (narrow_last && jp == jl) ? kColsWidth : NR;
           return jp < whole ? bdir + jp * NR : bbuf + (jp - whole) * kc * NR;
         };
         if (nc <= kNarrowNC || K <= kShallowK) {

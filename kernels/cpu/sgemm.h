@@ -45,6 +45,10 @@ int sgemm_nr(Isa isa, int MR);
 // narrowest variant that covers nr, and for AVX-512's 8-row panels' last 1-4 columns the kernel
 // that vectorizes down the rows instead (sgemm_cols_impl).
 SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr);
+// Whether that kernel is a column kernel: it reads B(k, j) for j < kColsWidth at B[k * ldb + j],
+// so a panel for it may be packed kColsWidth wide instead of NR.
+constexpr int kColsWidth = 4;
+bool sgemm_is_cols_kernel(Isa isa, int MR, int nr);
 
 // A packed once (weights: packed when a layer is prepared, or per call by the functional API).
 struct PackedA {

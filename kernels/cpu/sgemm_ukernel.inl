@@ -79,33 +79,41 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
 // rows (one vector of the A panel per k) and each B value is broadcast, so no lane is spent on
 // columns that do not exist (a 14x14 map's 196 columns leave 4 after four 48-column panels; the
 // 1-vector kernel used 4 of its 16 lanes and was load-bound: 1x1 convs there ran 7% slower per
-// flop than on 192 columns). Two accumulator sets (even and odd k) keep two FMA chains per
-// column in flight. B must hold NC readable columns per row (packed panels are zero-padded).
-template <class V, int NC>
+// flop than on 192 columns). U accumulator sets (k mod U) keep U FMA chains per column in
+// flight: with one column (Winograd F2's 49 tiles on 14x14 maps = 48 + 1) a step is one A load,
+// one broadcast and one FMA, so two sets left it bound by the FMA latency. B must hold NC
+// readable columns per row (packed panels are zero-padded).
+template <class V, int NC, int U>
 static void sgemm_cols_impl(int64_t kc, const float* __restrict A, const float* __restrict B, int64_t ldb,
                             float* __restrict C, int64_t ldc, int mr, int nr, bool accumulate, bool last,
                             const Epilogue& ep) {
   constexpr int MR = V::W;
-  typename V::reg acc0[NC], acc1[NC];
+  typename V::reg acc[U][NC];
 #pragma GCC unroll 8
-  for (int j = 0; j < NC; ++j) acc0[j] = acc1[j] = V::zero();
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 8
+    for (int j = 0; j < NC; ++j) acc[u][j] = V::zero();
   int64_t k = 0;
-  for (; k + 1 < kc; k += 2) {
-    const typename V::reg a0 = V::loadu(A + k * MR), a1 = V::loadu(A + (k + 1) * MR);
+  for (; k + U <= kc; k += U) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NC; ++j) {
-      acc0[j] = V::fmadd(a0, V::set1(B[k * ldb + j]), acc0[j]);
-      acc1[j] = V::fmadd(a1, V::set1(B[(k + 1) * ldb + j]), acc1[j]);
+    for (int u = 0; u < U; ++u) {
+      const typename V::reg a = V::loadu(A + (k + u) * MR);
+#pragma GCC unroll 8
+      for (int j = 0; j < NC; ++j) acc[u][j] = V::fmadd(a, V::set1(B[(k + u) * ldb + j]), acc[u][j]);
     }
   }
-  if (k < kc) {
-    const typename V::reg a0 = V::loadu(A + k * MR);
+  for (int u = 0; k < kc; ++k, ++u) {
+    const typename V::reg a = V::loadu(A + k * MR);
 #pragma GCC unroll 8
-    for (int j = 0; j < NC; ++j) acc0[j] = V::fmadd(a0, V::set1(B[k * ldb + j]), acc0[j]);
+    for (int j = 0; j < NC; ++j) acc[u][j] = V::fmadd(a, V::set1(B[k * ldb + j]), acc[u][j]);
   }
+#pragma GCC unroll 8
+  for (int u = 1; u < U; ++u)
+#pragma GCC unroll 8
+    for (int j = 0; j < NC; ++j) acc[0][j] = V::add(acc[0][j], acc[u][j]);
   alignas(64) float t[NC][MR];
 #pragma GCC unroll 8
-  for (int j = 0; j < NC; ++j) V::storeu(t[j], V::add(acc0[j], acc1[j]));
+  for (int j = 0; j < NC; ++j) V::storeu(t[j], acc[0][j]);
   // The same epilogue as the row kernel, one element at a time (mr x nr <= MR x NC of them).
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {

@@ -16,10 +16,15 @@ PYCNN_UK(8, 2, sgemm_ukernel_avx512_mr8_full)
 PYCNN_UK(8, 1, sgemm_ukernel_avx512_mr8_half)
 PYCNN_UK(8, 3, sgemm_ukernel_avx512_mr8_x3)
 
-// 8-row panels' last 1-4 columns: ymm vectors down the rows (sgemm_cols_impl).
-void sgemm_ukernel_avx512_mr8_cols4(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc,
-                                    int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
-  sgemm_cols_impl<simd::avx2, 4>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep);
-}
+// 8-row panels' last 1-4 columns: ymm vectors down the rows (sgemm_cols_impl), four k chains
+// for one or two columns, two for three or four.
+#define PYCNN_UK_COLS(NC, U, name)                                                                \
+  void name(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc, int mr, \
+            int nr, bool accumulate, bool last, const Epilogue& ep) {                             \
+    sgemm_cols_impl<simd::avx2, NC, U>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep);     \
+  }
+PYCNN_UK_COLS(1, 4, sgemm_ukernel_avx512_mr8_cols1)
+PYCNN_UK_COLS(2, 4, sgemm_ukernel_avx512_mr8_cols2)
+PYCNN_UK_COLS(4, 2, sgemm_ukernel_avx512_mr8_cols4)
 
 }  // namespace pycnn
