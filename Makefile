@@ -15,11 +15,12 @@ SAN_ENV = PYTHONPATH=.:$(abspath tests) \
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Build tools first so the editable install can build without isolation (and so rebuilds are
-# incremental in build/); then the package with its [test] and [bench] extras.
+# Build tools (and NumPy, whose headers _C includes) first so the editable install can build
+# without isolation (and so rebuilds are incremental in build/); then the package with its
+# [test] and [bench] extras.
 $(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "setuptools>=64" wheel "pybind11>=2.12" "cmake>=3.18" ninja
+	$(PY) -m pip install -q "setuptools>=64" wheel "pybind11>=2.12" "cmake>=3.18" ninja "numpy>=1.23"
 	$(PY) -m pip install -q --no-build-isolation -e ".[test,bench]"
 	touch $(STAMP)
 

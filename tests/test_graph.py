@@ -446,3 +446,100 @@ def test_max_rows_errors():
         pycnn._C.max_rows(np.zeros((3, 0), np.float32), y)
     with pytest.raises(ValueError, match="out"):
         pycnn._C.max_rows(np.zeros((4, 2), np.float32), y)
+
+
+try:  # NumPy >= 2 moved it
+    from numpy._core.multiarray import get_handler_name
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.multiarray import get_handler_name
+
+
+def big_graph():
+    """Intermediates of 1 MB and a 512 KiB output at batch 2 (above the arena's 256 KiB floor),
+    a residual join."""
+    rng = np.random.default_rng(3)
+    w = lambda k, c, r: rng.standard_normal((k, c, r, r)) * 0.1
+    nodes = [
+        Node("c1", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": w(32, 3, 3)}),
+        Node("r1", "relu", ["c1"]),
+        Node("c2", "conv2d", ["r1"], attrs=dict(padding=1), params={"weight": w(32, 32, 3)}),
+        Node("j", "add", ["c2", "r1"]),
+        Node("p", "max_pool2d", ["j"], attrs=dict(kernel=2)),
+        Node("c3", "conv2d", ["p"], params={"weight": w(64, 32, 1)}),
+    ]
+    return Graph({"x": (None, 3, 64, 64)}, nodes, ["c3"])
+
+
+def test_graph_arena_reuses_blocks_across_runs():
+    """A run's arrays come from the graph's caching allocator: the second and later runs of the
+    same shapes take every large block from its cache (no new allocations), the handler is
+    installed for the run only, the outputs are made by it and stay valid after the graph, its
+    cache and the next runs are gone, and results are unchanged."""
+    g = big_graph()
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    want = g.run_reference(x)
+    y1 = g(x)
+    st1 = g._arena.stats()
+    assert st1["misses"] >= 3 and st1["cap"] == 2 * g.peak_bytes(g.infer_shapes({"x": x.shape}))
+    y2 = g(x)
+    y3 = g(x)
+    st3 = g._arena.stats()
+    assert st3["misses"] == st1["misses"] + 2  # only the two outputs still held are new blocks
+    assert st3["hits"] >= st1["misses"] + 2
+    assert get_handler_name() != "pycnn_graph_arena"  # restored after the run
+    assert get_handler_name(y1) == "pycnn_graph_arena"
+    for y in (y1, y2, y3):
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+    g.release_memory()
+    assert g._arena.stats()["cached_bytes"] == 0
+    del g, y2, y3
+    import gc
+    gc.collect()
+    np.testing.assert_allclose(y1, want, rtol=1e-4, atol=1e-4)  # still ours to read
+    y1[:] = 0  # and to write
+
+
+def test_graph_arena_restores_the_handler_after_an_error():
+    """A step that raises leaves NumPy's allocator as it was (run and profile)."""
+    g = big_graph()
+    bad = np.zeros((2, 3, 64, 64), np.float32)
+    g(bad)
+    g._bound[((2, 3, 64, 64),)][2] = (lambda *a: 1 / 0,) + g._bound[((2, 3, 64, 64),)][2][1:]
+    with pytest.raises(ZeroDivisionError):
+        g(bad)
+    assert get_handler_name() != "pycnn_graph_arena"
+    with pytest.raises(ZeroDivisionError):
+        g.profile(bad, runs=1, warmup=0)
+    assert get_handler_name() != "pycnn_graph_arena"
+
+
+def test_graph_arena_allocator_calls():
+    """The allocator itself: a reused block is zeroed for np.zeros (calloc), keeps its prefix when
+    an array grows in place (realloc), blocks below 256 KiB and above the cap are not kept, and
+    lowering the cap below what is cached empties the cache."""
+    from pycnn import _C
+    a = _C.GraphArena(64 << 20)
+    ramp = np.arange(1 << 17, dtype=np.float32)
+    prev = a.enter()
+    try:
+        big = np.full(1 << 18, 7.0, np.float32)  # 1 MiB
+        del big
+        assert a.stats()["cached_bytes"] == 1 << 20
+        z = np.zeros(1 << 18, np.float32)  # the same block, zeroed
+        assert a.stats()["hits"] == 1 and not z.any()
+        r = ramp.copy()  # 512 KiB
+        r.resize(1 << 19, refcheck=False)  # 2 MiB: new block, data moved
+        assert bool((r[:1 << 17] == ramp).all())  # (a 128 KiB temporary: not kept)
+        small = np.ones(1000, np.float32)
+        del small
+        assert a.stats()["cached_bytes"] == 512 << 10  # the old 512 KiB block; the small one not kept
+        huge = np.empty(80 << 20, np.uint8)  # above the cap: freed, not cached
+        del huge
+        assert a.stats()["cached_bytes"] == 512 << 10
+    finally:
+        a.exit(prev)
+    a.cap = 1000
+    assert a.stats()["cached_bytes"] == 0
+    del z, r
+    assert a.stats()["cached_bytes"] == 0

@@ -45,5 +45,6 @@ void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_eltwise(py::module_& m);
+void bind_graph_arena(py::module_& m);
 
 }  // namespace pycnn

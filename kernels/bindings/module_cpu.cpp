@@ -18,4 +18,5 @@ PYBIND11_MODULE(_C, m) {
   bind_conv(m);
   bind_pool(m);
   bind_eltwise(m);
+  bind_graph_arena(m);
 }
