@@ -500,6 +500,19 @@ def test_graph_arena_reuses_blocks_across_runs():
     y1[:] = 0  # and to write
 
 
+def test_graph_arena_only_for_plans_with_large_tensors():
+    """A plan whose tensors are all below the arena's 256 KiB floor runs on NumPy's own allocator
+    (installing the arena costs more than it saves there); a larger batch of the same graph
+    gets the arena."""
+    g = small_graph()
+    y = g(np.zeros((2, 3, 16, 16), np.float32))
+    assert g._bound[((2, 3, 16, 16),)].arena is None and g._arena is None
+    assert get_handler_name(y) == get_handler_name()
+    y = g(np.zeros((64, 3, 16, 16), np.float32))  # conv output 64 x 8 x 16 x 16 floats = 512 KiB
+    assert g._bound[((64, 3, 16, 16),)].arena is g._arena is not None
+    assert get_handler_name(y) == "pycnn_graph_arena"
+
+
 def test_graph_arena_restores_the_handler_after_an_error():
     """A step that raises leaves NumPy's allocator as it was (run and profile)."""
     g = big_graph()

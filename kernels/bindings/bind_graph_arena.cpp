@@ -14,8 +14,8 @@
 // capsule, so arrays that outlive the run (the outputs) or the Graph free into the arena later
 // and the cache itself lives until the last of them is gone.
 //
-// Layout of a block: a 64-byte header (sizes, a magic number) and then the array's data, 64-byte
-// aligned.
+// Layout of a block: a 64-byte header (sizes, a magic number) and then the array's data (64-byte
+// aligned for cached sizes).
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #define NPY_TARGET_VERSION NPY_1_22_API_VERSION
 #include <numpy/arrayobject.h>
@@ -81,7 +81,9 @@ void* arena_malloc(void* ctx, size_t n) {
       ++cache->misses;
     }
   }
-  if (!base) base = static_cast<char*>(std::aligned_alloc(64, (kHeader + bs + 63) / 64 * 64));
+  if (!base)  // small blocks at malloc's own alignment (16 bytes, as NumPy's default allocator)
+    base = static_cast<char*>(bs >= kMinCached ? std::aligned_alloc(64, (kHeader + bs + 63) / 64 * 64)
+                                               : std::malloc(kHeader + bs));
   if (!base) return nullptr;
   Header* h = reinterpret_cast<Header*>(base);
   h->magic = kMagic;
