@@ -321,14 +321,14 @@ class Graph:
                 self._bound.clear()
             bound = self._bound[key] = _Plan((fn, tuple(i), s.output, tuple(s.free))
                                              for s, fn, i in zip(self._steps, fns, ins))
-            bound.arena = self._size_arena(shapes)
+            bound.arena = self._arena_for(shapes)
         return bound
 
-    def _size_arena(self, shapes):
+    def _arena_for(self, shapes):
         """The arrays of a run come from a caching NumPy allocator (pycnn._C.GraphArena, installed
         by run() and profile() for the run only): a network allocates the same arrays every run,
         and the large ones, served fresh by malloc, page-faulted and were unmapped every time
-        (ResNet-50 batch 8: 2,167 page faults per run, 213-220 ms per run instead of 199-202). It
+        (ResNet-50 batch 8: 2,167 page faults per run; 212-220 ms per run, 199-207 with it). It
         keeps freed blocks for reuse up to twice the largest peak of live tensors among the bound
         plans; release_memory() gives them back. Returns the arena for a plan with a tensor of
         at least 256 KiB (the smallest block it keeps), else None: installing it costs ~1-2 us
@@ -345,7 +345,7 @@ class Graph:
         return self._arena
 
     def release_memory(self):
-        """Free the blocks the graph keeps cached between runs (see _size_arena); the next run
+        """Free the blocks the graph keeps cached between runs (see _arena_for); the next run
         allocates afresh."""
         if self._arena is not None:
             self._arena.release()
