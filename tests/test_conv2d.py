@@ -331,6 +331,28 @@ def test_direct_oc_whole_row_windows_as_one_row(threads, isa, rng):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_direct_oc_whole_input_windows_run_images_as_a_row(threads, isa, rng):
+    """direct_oc runs a window that covers the whole input (LeNet-5's conv3: one output pixel per
+    image) over a batch as one row whose pixels are the images, written pixel-major: 8 and 17
+    images (one and two row tiles), few channels (the flat tap loop) and many, two groups, a
+    stride that changes nothing, residual with a NaN and ReLU; batch 1 takes the ordinary path."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, W, K, G, stride in [(8, 16, 5, 5, 120, 1, 1), (17, 5, 2, 2, 40, 1, 1), (3, 4, 3, 7, 33, 1, 2),
+                                         (5, 6, 4, 4, 10, 2, 1), (1, 16, 5, 5, 120, 1, 1)]:
+            x, w, b = conv_data(rng, N, C, H, W, K, C // G, H, W)
+            r = rng.standard_normal((N, K, 1, 1), dtype=np.float32)
+            r[N - 1, K // 2] = np.nan
+            conv = pycnn.prepare_conv(w, b, stride=stride, groups=G, algo="direct_oc", activation="relu")
+            want = np.maximum(_ref(x, w, b, stride, 0, 1, G) + r, 0)
+            want[N - 1, K // 2] = np.nan
+            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, W, K, G)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 def test_direct_oc_unit_order_kblock_groups(threads, isa, rng):
     """direct_oc orders its work as (group, kblock group, image, kblock, band), a kblock group's
     weights <= 1 MiB: 2048 input channels per group make a 32-channel kblock 256 KiB, so 6

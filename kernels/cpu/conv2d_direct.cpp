@@ -17,6 +17,12 @@ PYCNN_DIRECT_DECL(conv2d_direct, generic)
 PYCNN_DIRECT_DECL(conv2d_direct_oc, avx512)
 PYCNN_DIRECT_DECL(conv2d_direct_oc, avx2)
 PYCNN_DIRECT_DECL(conv2d_direct_oc, generic)
+#define PYCNN_DIRECT_OC_IMAGES_DECL(isa)                                                       \
+  void conv2d_direct_oc_images_##isa(const ConvParams&, const float*, const float*, const float*, float*, \
+                                     Activation, const float*);
+PYCNN_DIRECT_OC_IMAGES_DECL(avx512)
+PYCNN_DIRECT_OC_IMAGES_DECL(avx2)
+PYCNN_DIRECT_OC_IMAGES_DECL(generic)
 
 namespace {
 
@@ -37,6 +43,8 @@ const DirectFamily kDirect = {
 const DirectFamily kDirectOc = {
     {conv2d_direct_oc_prepare_avx512, conv2d_direct_oc_prepare_avx2, conv2d_direct_oc_prepare_generic},
     {conv2d_direct_oc_avx512, conv2d_direct_oc_avx2, conv2d_direct_oc_generic}};
+const RunFn kDirectOcImages[3] = {conv2d_direct_oc_images_avx512, conv2d_direct_oc_images_avx2,
+                                  conv2d_direct_oc_images_generic};
 
 void prepare(const DirectFamily& f, const ConvParams& p, const float* w, DirectWeights& out) {
   count_weight_transform();
@@ -102,6 +110,22 @@ ConvParams as_one_row(const ConvParams& p) {
   return q;
 }
 
+// Windows that cover the whole input without padding (LeNet-5's conv3): one output pixel per
+// image, so a batch ran as N one-pixel tiles, each loading all the weights for one pixel (2
+// weight loads per 2 FMAs). The images become the pixels of one output row instead.
+bool whole_input_windows(const ConvParams& p) {
+  return p.R == p.H && p.S == p.W && p.Ho == 1 && p.Wo == 1 && p.pad_t == 0 && p.pad_l == 0 && p.dil_h == 1 &&
+         p.dil_w == 1;
+}
+
+ConvParams images_as_row(const ConvParams& p) {
+  ConvParams q = p;
+  q.Wo = p.N;
+  q.N = 1;
+  q.stride_w = p.C * p.H * p.W;
+  return q;
+}
+
 }  // namespace
 
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
@@ -119,6 +143,8 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
   }
   if (p.pointwise()) return direct_oc_pointwise(run, p, x, w.data.data(), bias, y, act, residual);
   if (whole_row_windows(p) && p.Ho > 1) return run(as_one_row(p), x, w.data.data(), bias, y, act, residual);
+  if (whole_input_windows(p) && p.N > 1)
+    return kDirectOcImages[isa_index(w.isa)](images_as_row(p), x, w.data.data(), bias, y, act, residual);
   run(p, x, w.data.data(), bias, y, act, residual);
 }
 

@@ -71,11 +71,17 @@ struct DirectOcConv {
   // pairs run as one flat loop: input offset toff[t] of pair t = tap * Cg + c, weights contiguous.
   std::vector<int64_t> toff;
 
-  explicit DirectOcConv(const ConvParams& p_) : p(p_) {
+  // Windows that cover the whole input (LeNet-5's conv3: 16 x 5 x 5 over 5 x 5 maps, one output
+  // pixel per image; see conv2d_direct.cpp): p describes one row of Wo = N pixels whose column
+  // stride is an image (C*H*W floats), read in place, and y is written pixel-major, y[n][K] (the
+  // NCHW layout when Ho = Wo = 1), so P images share each weight load instead of one.
+  bool images_as_row;
+
+  explicit DirectOcConv(const ConvParams& p_, bool images_as_row_ = false) : p(p_), images_as_row(images_as_row_) {
     kblocks = (p.Kg() + KB - 1) / KB;
     Hp = (p.Ho - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
     Wp = (p.Wo - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
-    padded = p.pad_t != 0 || p.pad_l != 0 || Hp > p.H || Wp > p.W;
+    padded = !images_as_row && (p.pad_t != 0 || p.pad_l != 0 || Hp > p.H || Wp > p.W);
     if (!padded) {  // read x in place: its own row length and plane size
       Hp = p.H;
       Wp = p.W;
@@ -295,6 +301,16 @@ struct DirectOcConv {
           // per W outputs, cost ~25% of ResNet's conv1).
           const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = (oh1 - oh0) * p.Wo;
           const int64_t kbase = g * Kg + kb * KB;
+          if (images_as_row) {  // pixel j is image j: y[j][kbase ..] is one run, no transpose
+            for (int64_t j = 0; j < pix; ++j)
+              for (int64_t i = 0; i < kmax; ++i) {
+                const int64_t off = j * p.K + kbase + i;
+                float v = accb[j * KB + i] + (bias ? bias[kbase + i] : 0.0f);
+                if (res) v += res[off];
+                y[off] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
+              }
+            continue;
+          }
           for (int64_t i0 = 0; i0 < kmax; i0 += W) {
             const int nk = (int)std::min<int64_t>(W, kmax - i0);
             for (int64_t j = 0; j < pix; j += W) {
@@ -333,6 +349,10 @@ struct DirectOcConv {
   void conv2d_direct_oc_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
                               float* y, Activation act, const float* res) {                      \
     DirectOcConv<simd::isa, KV, PMAX>(p).run(x, wb, bias, y, act == Activation::relu, res);      \
+  }                                                                                              \
+  void conv2d_direct_oc_images_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
+                                     float* y, Activation act, const float* res) {               \
+    DirectOcConv<simd::isa, KV, PMAX>(p, true).run(x, wb, bias, y, act == Activation::relu, res); \
   }
 
 }  // namespace pycnn
