@@ -47,14 +47,17 @@ int sgemm_nr(Isa isa, int MR) {
   return sgemm_tile(isa).NR;
 }
 
+bool sgemm_is_cols_kernel(Isa isa, int MR, int nr) { return isa == Isa::avx512 && MR == 8 && nr <= kColsWidth; }
+
 SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr) {
   switch (isa) {
     case Isa::avx512:
+      if (sgemm_is_cols_kernel(isa, MR, nr))
+        return nr == 1 ? sgemm_ukernel_avx512_mr8_cols1
+               : nr == 2 ? sgemm_ukernel_avx512_mr8_cols2
+                         : sgemm_ukernel_avx512_mr8_cols4;
       if (MR == 8)
-        return nr == 1            ? sgemm_ukernel_avx512_mr8_cols1
-               : nr == 2          ? sgemm_ukernel_avx512_mr8_cols2
-               : nr <= kColsWidth ? sgemm_ukernel_avx512_mr8_cols4
-               : nr <= 16 ? sgemm_ukernel_avx512_mr8_half
+        return nr <= 16 ? sgemm_ukernel_avx512_mr8_half
                : nr <= 32 ? sgemm_ukernel_avx512_mr8_full
                           : sgemm_ukernel_avx512_mr8_x3;
       return nr <= 16 ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
@@ -62,8 +65,6 @@ SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr) {
     default: return nr <= 8 ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
   }
 }
-
-bool sgemm_is_cols_kernel(Isa isa, int MR, int nr) { return isa == Isa::avx512 && MR == 8 && nr <= kColsWidth; }
 
 void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
   const int MR = sgemm_mr(isa, M);
@@ -190,11 +191,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   // The micro-kernel for each panel width (a panel's last columns take a narrower one).
   std::vector<SgemmUkernel> ukernel((size_t)NR + 1);
-  std::vector<char> cols_kernel((size_t)NR + 1, 0);  // true where ukernel[nr] runs down the rows
-  for (int nr = 1; nr <= NR; ++nr) {
-    ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
-    cols_kernel[(size_t)nr] = sgemm_is_cols_kernel(isa, MR, nr);
-  }
+  for (int nr = 1; nr <= NR; ++nr) ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -261,7 +258,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         // that wide (zero-padded to 48 its k-th row was a cache line per float read: Winograd
         // F2's 49 tiles on 14x14 maps leave one column).
         const int64_t jl = (nc - 1) / NR, rem = nc - jl * NR;
-        const bool narrow_last = jl >= whole && rem <= kColsWidth && cols_kernel[(size_t)rem];
+        const bool narrow_last = jl >= whole && sgemm_is_cols_kernel(isa, MR, (int)rem);
         const int64_t packed_end = narrow_last ? jl * NR : nc;
         if (whole * NR < packed_end) p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf);
         if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, kColsWidth, bbuf + (jl - whole) * kc * NR);
