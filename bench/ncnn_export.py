@@ -54,6 +54,8 @@ class NcnnExport:
             src = [use(t) for t in ins]
             act = " 9=1" if a.get("activation") == "relu" else ""
             if op == "conv2d":
+                if a.get("max_map"):
+                    raise NotImplementedError("ncnn export: a conv fused with a max over its maps")
                 w = p["weight"]
                 K, Cg, R, S = w.shape
                 (sh, sw), (dh, dw), (pt, pl, pb, pr) = a["stride"], a["dilation"], a["padding"]

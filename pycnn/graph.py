@@ -5,7 +5,8 @@ ONNX operator, so state_dict keys are PyTorch's) and, next to it, an execution p
 the Graph is built or its weights change:
   * batch norm after a convolution is folded into the convolution's weights and bias;
   * a ReLU whose input has no other consumer is fused into the conv, linear, add or batch norm
-    before it; dropout and identity nodes are skipped;
+    before it, and a max over H and W into the conv before it; dropout and identity nodes are
+    skipped;
   * every convolution is a PreparedConv: its weights are packed / Winograd-transformed once here,
     never per call;
   * each intermediate tensor is dropped as soon as its last consumer has run, so the peak memory
@@ -209,6 +210,15 @@ class Graph:
             if (n.op in ("conv2d", "linear", "batch_norm", "add") and attrs["activation"] is None
                     and nxt is not None and nxt.op == "relu"):
                 attrs["activation"] = "relu"
+                names.append(nxt.name)
+                absorbed.add(nxt.name)
+                out = nxt.output
+                nxt = sole(out)
+            # A max over each output map (Kim's max over time) runs in the conv's call: the maps
+            # never reach Python (prepared.ConvMaxMap).
+            if (n.op == "conv2d" and len(ins) == 1 and nxt is not None and nxt.op == "reduce_max"
+                    and sorted(ax % 4 for ax in nxt.attrs["axes"]) == [2, 3]):
+                attrs["max_map"] = 2 if nxt.attrs["keepdims"] else 1
                 names.append(nxt.name)
                 absorbed.add(nxt.name)
                 out = nxt.output

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _C, ops, reference
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
-from .prepared import PreparedConv
+from .prepared import ConvMaxMap, PreparedConv
 
 
 def _need(cond, msg):
@@ -105,8 +105,10 @@ class Conv2d(Op):
         if algo.startswith("winograd") and not (a["kernel"] == (3, 3) and a["stride"] == (1, 1)
                                                 and a["dilation"] == (1, 1)):
             algo = "auto"  # a Graph asked for Winograd runs it where it applies
-        return PreparedConv(w, p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"],
+        conv = PreparedConv(w, p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"],
                             algo=algo, activation=a["activation"])
+        # A Graph step that also takes the max over each output map (see Graph._build_plan).
+        return ConvMaxMap(conv, a["max_map"]) if a.get("max_map") else conv
 
 
 class Linear(Op):

@@ -83,19 +83,21 @@ class PreparedConv:
                                s.dilation[0], s.dilation[1], self.relu, residual)
         return y
 
-    def bind(self, in_shapes, out_shape):
+    def bind(self, in_shapes, out_shape, max_map=0):
         """A callable for inputs of exactly in_shapes[0] (a Graph's fast path): the geometry,
         algorithm and prepared weights are looked up once here, each call only allocates the
-        output and runs the kernel. Python-side algorithms (reference, numba) keep __call__."""
+        output and runs the kernel. Python-side algorithms (reference, numba) keep __call__.
+        max_map 1 or 2: the callable returns the max over each output map, shaped (N, K) or
+        (N, K, 1, 1) (see ConvMaxMap)."""
         s = ConvShape(tuple(in_shapes[0]), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
         algo = resolve_algo(self.algo, s)
         if algo in _PYTHON_ALGOS:
-            return self
+            return ConvMaxMap(self, max_map) if max_map else self
         # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++
         # per call (the output allocated there); out, when given, is a C-contiguous array of the
         # output's shape to write (a Graph passes a slice of a concat's output: writes_out).
         return self._handle(algo).bind(self.bias, [s.N, s.C, s.H, s.W], s.stride[0], s.stride[1], s.pad[0],
-                                       s.pad[1], s.dilation[0], s.dilation[1], s.Ho, s.Wo, self.relu)
+                                       s.pad[1], s.dilation[0], s.dilation[1], s.Ho, s.Wo, self.relu, max_map)
 
     def prepare_for(self, x_shape):
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph
@@ -113,6 +115,29 @@ class PreparedConv:
     def __repr__(self):
         return (f"PreparedConv(weight={self.weight.shape}, algo={self.algo!r}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups})")
+
+
+class ConvMaxMap:
+    """A convolution followed by the max over each output map (H and W): y = conv(x).max((2, 3)),
+    shaped (N, K) for max_map 1 or (N, K, 1, 1) for 2, NaN propagating. What a Graph runs for a
+    conv whose only consumer is such a reduce_max (Kim's max over time): bound, the maps stay in
+    C++ (one call instead of two)."""
+
+    def __init__(self, conv, max_map):
+        self.conv, self.max_map = conv, max_map
+
+    def __call__(self, x):
+        y = np.max(self.conv(x), axis=(2, 3), keepdims=self.max_map == 2)  # NaN propagates
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def bind(self, in_shapes, out_shape):
+        return self.conv.bind(in_shapes, out_shape, self.max_map)
+
+    def prepare_for(self, x_shape):
+        return self.conv.prepare_for(x_shape)
+
+    def algo_for(self, x_shape):
+        return self.conv.algo_for(x_shape)
 
 
 def prepare_conv(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", activation=None):

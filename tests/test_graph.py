@@ -371,6 +371,68 @@ def test_reduce_max_bound_trailing_and_inner_axes(axes, keepdims):
     assert np.isnan(want).sum() >= 1
 
 
+@pytest.mark.parametrize("algo", ["auto", "im2col", "direct_oc", "direct", "reference"])
+@pytest.mark.parametrize("axes, keepdims", [((2, 3), False), ((-1, -2), True)])
+def test_conv_max_over_maps_fuses_into_the_conv(algo, axes, keepdims):
+    """conv (+ReLU) -> reduce_max over H and W (Kim's max over time) is one step whose call
+    returns the maxima ((N, K) or (N, K, 1, 1)); equal to the reference for C++ and Python
+    algorithms, a NaN in the input giving NaN in the outputs it reaches only; at batch 1 three
+    such steps write their slices of a concat. A max over H alone, or a conv that another node
+    also reads, stays a step of its own."""
+    rng = np.random.default_rng(11)
+    nodes = []
+    for i, (K, h) in enumerate(((5, 2), (3, 3), (4, 1))):
+        nodes += [Node(f"c{i}", "conv2d", ["x"], params={"weight": rng.standard_normal((K, 2, h, 6)),
+                                                       "bias": rng.standard_normal(K)}),
+                  Node(f"r{i}", "relu", [f"c{i}"]),
+                  Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=axes, keepdims=keepdims))]
+    nodes.append(Node("cat", "concat", ["m0", "m1", "m2"], attrs=dict(axis=1)))
+    g = Graph({"x": (None, 2, 7, 6)}, nodes, ["cat"], algo=algo)
+    assert [s[0] for s in g.steps][:3] == [["c0", "r0", "m0"], ["c1", "r1", "m1"], ["c2", "r2", "m2"]]
+    for N in (1, 3):
+        x = rng.standard_normal((N, 2, 7, 6)).astype(np.float32)
+        x[N - 1, 1, 3, 2] = np.nan  # inside some window of every conv: all of image N-1 is NaN
+        y = g(x)
+        ref = g.run_reference(x)
+        assert y.shape == ((N, 12) if not keepdims else (N, 12, 1, 1))
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)  # NaN where the reference has NaN
+        assert np.isnan(y[N - 1]).all() and not np.isnan(y[:N - 1]).any()
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    # not fused: a max over H only; a conv output read twice
+    g2 = Graph({"x": (None, 2, 7, 6)}, [
+        Node("c", "conv2d", ["x"], params={"weight": rng.standard_normal((3, 2, 2, 6))}),
+        Node("m", "reduce_max", ["c"], attrs=dict(axes=(2,), keepdims=False)),
+        Node("c2", "conv2d", ["x"], params={"weight": rng.standard_normal((3, 2, 2, 6))}),
+        Node("m2", "reduce_max", ["c2"], attrs=dict(axes=(2, 3), keepdims=False)),
+        Node("s", "reduce_max", ["c2"], attrs=dict(axes=(1,), keepdims=False))], ["m", "m2", "s"], algo=algo)
+    assert [s[0] for s in g2.steps] == [["c"], ["m"], ["c2"], ["m2"], ["s"]]
+    x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
+    y, ref = g2(x), g2.run_reference(x)
+    for k in ("m", "m2", "s"):
+        np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
+
+
+def test_bound_conv_max_map_checks():
+    """The bound call with max_map: its out must be (N, K) / (N, K, 1, 1), a residual is refused,
+    and max_map outside 0..2 is an error naming it."""
+    rng = np.random.default_rng(12)
+    conv = pycnn.prepare_conv(rng.standard_normal((4, 1, 2, 5)).astype(np.float32), algo="im2col")
+    x = rng.standard_normal((2, 1, 6, 5)).astype(np.float32)
+    f = conv.bind([x.shape], None, 1)
+    want = conv(x).max(axis=(2, 3))
+    np.testing.assert_allclose(f(x), want, rtol=1e-6)
+    out = np.empty((2, 4), np.float32)
+    assert f(x, out=out) is out or np.shares_memory(f(x, out=out), out)
+    np.testing.assert_allclose(out, want, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"out: expected \(N, K\)"):
+        f(x, out=np.empty((2, 4, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="residual"):
+        f(x, residual=np.zeros((2, 4, 5, 1), np.float32))
+    np.testing.assert_allclose(conv.bind([x.shape], None, 2)(x), want[:, :, None, None], rtol=1e-6)
+    with pytest.raises(ValueError, match="max_map"):
+        conv.bind([x.shape], None, 3)
+
+
 def test_max_rows_nan_inf_in_vector_body_and_tail():
     """_C.max_rows reduces 8 floats at a time plus a scalar tail: a NaN in either part gives NaN,
     +inf wins, a row of -inf gives -inf; rows of 48 (Kim's CNN), 21 and 5 equal np.max."""

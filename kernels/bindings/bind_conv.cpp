@@ -3,6 +3,7 @@
 
 #include "bindings_cpu.h"
 #include "conv2d.h"
+#include "ops_cpu.h"
 
 namespace pycnn {
 
@@ -99,6 +100,10 @@ struct BoundConv {
   int64_t xshape[4];
   int64_t sh, sw, pt, pl, dh, dw, Ho, Wo;
   bool relu;
+  // 0: the call returns y (N, K, Ho, Wo). 1 or 2: it returns the max of each output map, (N, K)
+  // or (N, K, 1, 1): a Graph's conv followed by a max over H and W (Kim's max over time), so the
+  // maps never reach Python (one step instead of two; batch 1: ~3 us per conv of Kim's 180).
+  int max_map = 0;
 };
 
 }  // namespace
@@ -197,21 +202,30 @@ void bind_conv(py::module_& m) {
       // checked once here; each call passes only x (and optionally out, residual) and gets y.
       .def("bind", [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape,
                       int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
-                      bool relu) {
+                      bool relu, int max_map) {
+        require(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
         require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
         require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                 "stride/dilation/padding: invalid");
-        BoundConv bc{pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu};
+        BoundConv bc{pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu,
+                     max_map};
         bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
         return bc;
-      });
+      },
+      py::arg("bias"), py::arg("xshape"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
+      py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("Ho"), py::arg("Wo"), py::arg("relu"),
+      py::arg("max_map") = 0);
 
   py::class_<BoundConv>(m, "BoundConv")
       .def("__call__", [](const BoundConv& bc, farray x, py::object residual, py::object out) {
         require(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
+        const int64_t N = bc.xshape[0], K = bc.pw->p.K;
         farray y;
         if (out.is_none()) {
-          y = farray({bc.xshape[0], bc.pw->p.K, bc.Ho, bc.Wo});
+          if (bc.max_map == 0)
+            y = farray({N, K, bc.Ho, bc.Wo});
+          else
+            y = bc.max_map == 1 ? farray({N, K}) : farray({N, K, int64_t(1), int64_t(1)});
         } else {  // written in place, never through a converted copy
           require(py::isinstance<py::array>(out), "out: expected a NumPy array");
           const auto a = py::reinterpret_borrow<py::array>(out);
@@ -219,8 +233,24 @@ void bind_conv(py::module_& m) {
                   "out: expected a C-contiguous float32 array");
           y = py::reinterpret_borrow<farray>(a);
         }
-        require(y.ndim() == 4 && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo, "out: expected (N, K, Ho, Wo)");
-        run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+        if (bc.max_map == 0) {
+          require(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
+                  "out: expected (N, K, Ho, Wo)");
+          run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+          return y;
+        }
+        require(residual.is_none(), "residual: not supported with max_map");
+        require(y.ndim() == (bc.max_map == 1 ? 2 : 4) && y.shape(0) == N && y.shape(1) == K &&
+                    (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
+                bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
+        farray maps({N, K, bc.Ho, bc.Wo});
+        run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+        float* yp = y.mutable_data();
+        const float* mp = maps.data();
+        {
+          py::gil_scoped_release nogil;
+          max_rows(N * K, bc.Ho * bc.Wo, mp, yp);  // NaN propagates
+        }
         return y;
       }, py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
       .def_property_readonly("writes_out", [](const BoundConv&) { return true; });
