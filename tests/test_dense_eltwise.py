@@ -30,6 +30,51 @@ def test_sgemm(shape, bt, isa, rng):
     assert_close(c, np.maximum(ref, 0), atol=1e-4 * np.sqrt(K), rtol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(100, 48, 900), (100, 48, 512), (40, 196, 1500), (104, 30, 601), (40, 7, 2000)])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_sgemm_depth_split(shape, threads, isa, rng):
+    """One GEMM whose row panels split unevenly over the threads (13, 3, 5 panels of 8) and whose
+    depth is at least 256 per thread runs with the depth split (each thread a share of K into
+    its own partial C, summed with the epilogue after): shares that end inside a packed depth
+    block (900 / 2, 601 / 3), on one (512 / 2), a last panel of 4 columns (196), bias per row and
+    column, ReLU, and a NaN in A reaching only its row."""
+    M, N, K = shape
+    a = rng.standard_normal((M, K), dtype=np.float32)
+    a[M // 2, K - 3] = np.nan
+    b = rng.standard_normal((K, N), dtype=np.float32)
+    bias_r = rng.standard_normal(M, dtype=np.float32)
+    bias_c = rng.standard_normal(N, dtype=np.float32)
+    c = np.full((M, N), np.nan, np.float32)
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        _C.sgemm(a, b, c, bias_r, bias_c, True, False)
+    finally:
+        pycnn.set_num_threads(old)
+    ref = a.astype(np.float64) @ b.astype(np.float64) + bias_r[:, None] + bias_c[None]
+    assert_close(c, np.maximum(ref, 0), atol=1e-4 * np.sqrt(K), rtol=1e-4)
+    assert np.isnan(c[M // 2]).all() and np.isnan(c).sum() == N
+
+
+def test_sgemm_depth_split_conv_residual(rng):
+    """The depth split under a convolution with a residual join: 100 filters over 64 x 3 x 3
+    (576 deep), stride 2 to 9 x 9 at batch 1, relu(conv + b + r) equal to the reference."""
+    x = rng.standard_normal((1, 64, 17, 17), dtype=np.float32)
+    w = rng.standard_normal((100, 64, 3, 3), dtype=np.float32) / 24
+    bias = rng.standard_normal(100, dtype=np.float32)
+    r = rng.standard_normal((1, 100, 9, 9), dtype=np.float32)
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(2)
+    try:
+        f = pycnn.prepare_conv(w, bias, stride=2, padding=1, algo="im2col", activation="relu").bind([x.shape], None)
+        y = f(x, residual=r)
+    finally:
+        pycnn.set_num_threads(old)
+    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64), (2, 2),
+                           (1, 1, 1, 1), (1, 1), 1, None) + r
+    assert_close(y, np.maximum(ref, 0), 1e-4, 1e-4)
+
+
 @pytest.mark.parametrize("N", [1, 2, 3, 4, 5, 8, 9, 16, 17])
 @pytest.mark.parametrize("In", [300, 7])
 def test_linear(N, In, rng, isa):

@@ -131,6 +131,8 @@ constexpr int64_t kNarrowNC = 64;   // C blocks this narrow run A-panel-outer (s
 constexpr int64_t kShallowK = 128;  // GEMMs this shallow also run A-panel-outer (see sgemm_run)
 constexpr int64_t kDirectMaxRows = 64;  // B read in place for GEMMs this short (see sgemm_run)
 constexpr int64_t kPrefetchPanels = 2;  // A panels prefetched ahead in that order
+constexpr int64_t kKsplitMaxPanels = 8;  // depth split when the row panels per thread are fewer
+constexpr int64_t kKsplitMinDepth = 256;  // ... and each thread gets at least this much depth
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
 // cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
@@ -172,6 +174,79 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
   return items;
 }
 
+// One GEMM whose rows split unevenly over the threads (Kim's CNN at batch 1: 100 rows = 13
+// panels of 8, so 7 against 6, each thread packing all of B) and whose depth is large: each
+// thread takes a share of the depth instead, for all rows and columns, into its own partial C;
+// then the threads add the partials (and apply the epilogue) over row shares. Every thread
+// packs only its depth share of B.
+void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int nt) {
+  const Isa isa = p.A->isa;
+  const int MR = p.A->MR, NR = sgemm_nr(isa, MR);
+  const int64_t N = p.N, ncpad = (N + NR - 1) / NR * NR, ldp = ncpad + 16;
+  const size_t bsize = (size_t)(kSgemmKC * ncpad), psize = (size_t)(M * ldp);
+  check_workspace(bsize);
+  check_workspace(psize);
+  std::vector<float*> parts((size_t)nt, nullptr);
+  ParallelFailure failure;
+  const Epilogue none;
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
+    float* part = workspace_nothrow(kSlotGemmC, psize);
+    parts[(size_t)t] = part;
+    if (!bbuf || !part) failure.set();
+    int64_t ka, kb;
+    split_range(K, nt, t, ka, kb);
+    for (int64_t k = ka; bbuf && part && k < kb;) {
+      // The piece of the depth share inside one packed depth block of A.
+      const int64_t k0 = k / kSgemmKC * kSgemmKC, kcf = std::min(kSgemmKC, K - k0);
+      const int64_t kc = std::min(kb, k0 + kcf) - k;
+      p.B->pack(k, kc, 0, N, NR, bbuf);
+      for (int64_t i = 0; i < M; i += MR) {
+        const float* ap = p.A->panel(k0, kcf, i / MR) + (k - k0) * MR;
+        const int mr = (int)std::min<int64_t>(MR, M - i);
+        for (int64_t jp = 0; jp * NR < N; ++jp) {
+          const int nr = (int)std::min<int64_t>(NR, N - jp * NR);
+          sgemm_ukernel(isa, MR, nr)(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr,
+                                     k != ka, false, none);
+        }
+      }
+      k += kc;
+    }
+#pragma omp barrier
+    if (!failure.failed.load()) {
+      int64_t i0, i1;
+      split_range(M, nt, t, i0, i1);
+      // Row i is this thread's alone now, so the sum goes into thread 0's partial row (simple
+      // loops, vectorized by the compiler), then to C with the epilogue.
+      for (int64_t i = i0; i < i1; ++i) {
+        float* v = parts[0] + i * ldp;
+        for (int u = 1; u < nt; ++u) {
+          const float* q = parts[(size_t)u] + i * ldp;
+          for (int64_t j = 0; j < N; ++j) v[j] += q[j];
+        }
+        if (p.residual) {
+          const float* r = p.residual + i * p.ldc;
+          for (int64_t j = 0; j < N; ++j) v[j] += r[j];
+        }
+        if (p.bias_col)
+          for (int64_t j = 0; j < N; ++j) v[j] += p.bias_col[j];
+        const float brow = p.bias_row ? p.bias_row[i] : 0.0f;
+        float* c = p.C + i * p.ldc;
+        if (relu)
+          for (int64_t j = 0; j < N; ++j) {
+            const float x = v[j] + brow;
+            c[j] = x < 0.0f ? 0.0f : x;  // NaN stays NaN
+          }
+        else
+          for (int64_t j = 0; j < N; ++j) c[j] = v[j] + brow;
+      }
+    }
+  }
+  failure.rethrow();
+}
+
 }  // namespace
 
 void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool relu) {
@@ -183,6 +258,11 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   const int nt_max = threads_for(2.0 * M * totalN * K, 1 << 30);
   int64_t row_parts = 1;
   const std::vector<Item> items = make_items(probs, M, MR, NR, nt_max, row_parts);
+  // Rows split unevenly over the threads in a deep GEMM (one column block): split the depth.
+  const int64_t mpanels = (M + MR - 1) / MR;
+  if (probs.size() == 1 && row_parts == nt_max && nt_max > 1 && (int64_t)items.size() == row_parts &&
+      mpanels % nt_max != 0 && mpanels < kKsplitMaxPanels * nt_max && K >= kKsplitMinDepth * nt_max)
+    return sgemm_run_ksplit(probs[0], M, K, relu, nt_max);
   // In-place B only where each thread would otherwise pack the same B tile (rows split across
   // threads on small maps) for few rows: read in place, strided B rows cost more than packing
   // on large maps (1x1 256->64 @56: 0.45 -> 0.53 ms) but save the duplicated packing on small
