@@ -330,6 +330,31 @@ def test_direct_oc_whole_row_windows_as_one_row(threads, isa, rng):
         pycnn.set_num_threads(old)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_direct_oc_narrow_last_kblock_and_cost_balanced_bands(threads, isa, rng):
+    """A last block of at most one vector of output channels (K = 4, 6, 16, 20, 36, 48, 100 with
+    32-channel blocks) computes one vector; the threads' shares of (kblock, band) units are
+    balanced by cost, cutting bands inside an output row where a few units of unequal cost
+    would leave a thread waiting (Kim's 100 maps over one 48-pixel row; two kblocks over a 7x7
+    map). Groups, batch, residual and ReLU; every case equal to the reference."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, W, K, G, R, S, pad in [(1, 1, 50, 300, 100, 1, 3, 300, 0), (1, 16, 7, 7, 48, 1, 3, 3, 1),
+                                            (2, 8, 9, 11, 36, 1, 3, 3, 1), (1, 6, 14, 14, 16, 1, 5, 5, 0),
+                                            (3, 12, 6, 5, 40, 2, 1, 1, 0), (1, 3, 12, 12, 6, 1, 5, 5, 2),
+                                            (1, 20, 16, 16, 20, 1, 5, 5, 2), (2, 64, 7, 7, 4, 1, 3, 3, 1)]:
+            x, w, b = conv_data(rng, N, C, H, W, K, C // G, R, S)
+            Ho, Wo = H + 2 * pad - R + 1, W + 2 * pad - S + 1
+            r = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
+            conv = pycnn.prepare_conv(w, b, padding=pad, groups=G, algo="direct_oc", activation="relu")
+            want = np.maximum(_ref(x, w, b, 1, pad, 1, G) + r, 0)
+            assert_conv_close(conv(x, residual=r), want, "direct_oc",
+                              what=f"{(N, C, H, W, K, G, R, S, pad)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_direct_oc_whole_input_windows_run_images_as_a_row(threads, isa, rng):
     """direct_oc runs a window that covers the whole input (LeNet-5's conv3: one output pixel per

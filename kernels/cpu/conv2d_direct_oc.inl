@@ -127,29 +127,32 @@ struct DirectOcConv {
   // the group. x0 points at channel c0's first tap of the tile's first pixel, wk at channel c0
   // of the kblock's weights ([tap][c][KB], tap stride Cg*KB); the partial sums live in
   // accp[pixel][KB] between channel chunks (zero-initialized when first). SW is the column
-  // stride (0: run-time p.stride_w).
-  template <int P, int SW>
+  // stride (0: run-time p.stride_w). KVT <= KV vectors of the KB channels are computed: a last
+  // kblock with at most W real channels (LeNet-5's 6 and 16, Kim's 100 = 3 x 32 + 4) runs one
+  // vector instead of paying KV for lanes that are zero weights (LeNet-5 batch 8 0.097 -> 0.088
+  // ms, batch 1 0.029 -> 0.027; 5 alternating rounds with the cost-balanced bands of run()).
+  template <int P, int SW, int KVT>
   void tile(const float* x0, const float* wk, int64_t cc, float* accp, bool first, WeightPrefetch& pf) const {
     const int64_t plane = Hp * Wp, tap_stride = p.Cg() * KB, sw = SW ? SW : p.stride_w;
-    typename V::reg acc[P][KV];
+    typename V::reg acc[P][KVT];
 #pragma GCC unroll 16
     for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < KV; ++v) acc[i][v] = first ? V::zero() : V::loadu(accp + i * KB + v * W);
+      for (int v = 0; v < KVT; ++v) acc[i][v] = first ? V::zero() : V::loadu(accp + i * KB + v * W);
     if (!toff.empty() && cc == p.Cg()) {  // few channels: one flat loop over (tap, channel)
       const int64_t T = (int64_t)toff.size();
       const int64_t* off = toff.data();
       const float* wc = wk;
       for (int64_t t = 0; t < T; ++t, wc += KB) {
         const float* xs = x0 + off[t];
-        typename V::reg wv[KV];
+        typename V::reg wv[KVT];
 #pragma GCC unroll 4
-        for (int v = 0; v < KV; ++v) wv[v] = V::loadu(wc + v * W);
+        for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
 #pragma GCC unroll 16
         for (int i = 0; i < P; ++i) {
           const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
 #pragma GCC unroll 4
-          for (int v = 0; v < KV; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+          for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
         }
       }
     } else {
@@ -161,14 +164,14 @@ struct DirectOcConv {
         const float* wc = wk + (r * p.S + s) * tap_stride;
         for (int64_t c = 0; c < cc; ++c, xs += plane, wc += KB) {
           if ((c & 3) == 0) pf.one();  // one line per 4 channel steps (~56 FMAs)
-          typename V::reg wv[KV];
+          typename V::reg wv[KVT];
 #pragma GCC unroll 4
-          for (int v = 0; v < KV; ++v) wv[v] = V::loadu(wc + v * W);
+          for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
 #pragma GCC unroll 16
           for (int i = 0; i < P; ++i) {
             const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
 #pragma GCC unroll 4
-            for (int v = 0; v < KV; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+            for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
           }
         }
       }
@@ -176,29 +179,100 @@ struct DirectOcConv {
 #pragma GCC unroll 16
     for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < KV; ++v) V::storeu(accp + i * KB + v * W, acc[i][v]);
+      for (int v = 0; v < KVT; ++v) V::storeu(accp + i * KB + v * W, acc[i][v]);
   }
 
   using TileFn = void (DirectOcConv::*)(const float*, const float*, int64_t, float*, bool, WeightPrefetch&) const;
 
-  template <int SW, size_t... I>
+  template <int SW, int KVT, size_t... I>
   static TileFn pick(int P, std::index_sequence<I...>) {
-    static constexpr TileFn table[] = {&DirectOcConv::tile<(int)I + 1, SW>...};
+    static constexpr TileFn table[] = {&DirectOcConv::tile<(int)I + 1, SW, KVT>...};
     return table[P - 1];
   }
-  TileFn tile_fn(int P) const {
+  template <int KVT>
+  TileFn tile_fn_kv(int P) const {
     const auto seq = std::make_index_sequence<PMAX>{};
-    if (p.stride_w == 1) return pick<1>(P, seq);
-    if (p.stride_w == 2) return pick<2>(P, seq);
-    return pick<0>(P, seq);
+    if (p.stride_w == 1) return pick<1, KVT>(P, seq);
+    if (p.stride_w == 2) return pick<2, KVT>(P, seq);
+    return pick<0, KVT>(P, seq);
+  }
+  // kvt: vectors the kblock needs (1 .. KV); the builds have KV <= 2, so 1 or KV.
+  TileFn tile_fn(int P, int kvt) const {
+    if (KV > 1 && kvt == 1) return tile_fn_kv<1>(P);
+    return tile_fn_kv<KV>(P);
+  }
+  // Vectors kblock kb computes: KV, or fewer for a last kblock with fewer than KB real channels.
+  int kvt_of(int64_t kb) const { return (int)std::min<int64_t>(KV, (std::min<int64_t>(KB, p.Kg() - kb * KB) + W - 1) / W); }
+
+  // Unit u (outer to inner: group, kblock group of KG, image, kblock within it, band).
+  struct Units {
+    int64_t bands, nn, KG, kblocks;
+    int64_t count(int64_t groups) const { return groups * kblocks * nn * bands; }
+    void decode(int64_t u, int64_t& g, int64_t& kb, int64_t& n, int64_t& band) const {
+      band = u % bands;
+      u /= bands;
+      const int64_t kbi = u % KG;
+      u /= KG;
+      n = u % nn;
+      u /= nn;
+      const int64_t groups_kb = kblocks / KG;
+      kb = (u % groups_kb) * KG + kbi;
+      g = u / groups_kb;
+    }
+  };
+
+  // Contiguous ranges of units, thread t taking [begin[t], begin[t + 1]), of near-equal cost:
+  // a unit goes to the thread whose share of the total holds the middle of its cost. Returns the
+  // largest share.
+  static int64_t split_by_cost(const std::vector<int64_t>& cost, int nt, std::vector<int64_t>& begin) {
+    int64_t total = 0, acc = 0, worst = 0, share = 0;
+    for (int64_t c : cost) total += c;
+    begin.assign((size_t)nt + 1, (int64_t)cost.size());
+    begin[0] = 0;
+    int t = 0;
+    for (size_t u = 0; u < cost.size(); ++u) {
+      const int owner = total ? (int)std::min<int64_t>(nt - 1, (2 * acc + cost[u]) * nt / (2 * total)) : 0;
+      while (t < owner) {
+        worst = std::max(worst, share);
+        share = 0;
+        begin[(size_t)++t] = (int64_t)u;
+      }
+      share += cost[u];
+      acc += cost[u];
+    }
+    return std::max(worst, share);
   }
 
-  // Loop structure (why): a unit of work is (group, kblock, image, band of output rows). Within
+  // Band b of an image: tiles [b * tb, min((b + 1) * tb, Ho * row_tiles)) in row-major order
+  // (oh, rt), so its pixels are one contiguous run of the output plane, [pix0, pix1).
+  void band_pixels(int64_t band, int64_t tb, int64_t& pix0, int64_t& pix1) const {
+    const int64_t t0 = band * tb, t1 = std::min(p.Ho * row_tiles, t0 + tb);
+    int64_t ow;
+    int P;
+    row_tile(t0 % row_tiles, ow, P);
+    pix0 = (t0 / row_tiles) * p.Wo + ow;
+    row_tile((t1 - 1) % row_tiles, ow, P);
+    pix1 = ((t1 - 1) / row_tiles) * p.Wo + ow + P;
+  }
+
+  // Per unit: its kblock's vectors x its band's pixels (what the tiles cost in FMAs).
+  std::vector<int64_t> unit_costs(const Units& us, int64_t tb) const {
+    std::vector<int64_t> cost((size_t)us.count(p.groups));
+    for (int64_t u = 0; u < (int64_t)cost.size(); ++u) {
+      int64_t g, kb, n, band, pix0, pix1;
+      us.decode(u, g, kb, n, band);
+      band_pixels(band, tb, pix0, pix1);
+      cost[(size_t)u] = kvt_of(kb) * (pix1 - pix0);
+    }
+    return cost;
+  }
+
+  // Loop structure (why): a unit of work is (group, kblock, image, band of output tiles). Within
   // it the input channels go in chunks whose weights fit in L1 (cc x taps x KB floats <= 32 KiB),
-  // and every row tile of the band runs over the chunk before the next one, so each weight is
+  // and every tile of the band runs over the chunk before the next one, so each weight is
   // loaded from L2 or memory once per band and then reused from L1 by all the band's pixels;
-  // partial sums wait in a per-thread band buffer acc[row][col][KB] (<= 64 KiB). Threads take
-  // contiguous ranges of units (ordered below).
+  // partial sums wait in a per-thread band buffer acc[pixel][KB] (<= 64 KiB). Threads take
+  // contiguous ranges of units of near-equal cost (ordered below).
   void run(const float* x, const float* wbp, const float* bias, float* y, bool relu, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, HoWo = p.Ho * p.Wo;
     int64_t cc = std::max<int64_t>(1, 8192 / (RS * KB));
@@ -212,41 +286,60 @@ struct DirectOcConv {
     const int want = threads_for(p.flops(), 1 << 30);
     if (per_band * bands < want) bands = std::min<int64_t>(p.Ho, (want + per_band - 1) / per_band);
     rb = (p.Ho + bands - 1) / bands;
-    bands = (p.Ho + rb - 1) / rb;
-    const size_t acc_size = (size_t)(rb * p.Wo * KB);
-    check_workspace(acc_size);
+    int64_t tb = rb * row_tiles;  // tiles per band: whole rows so far
     // Images in chunks so the padded copy stays under ~32 MiB whatever the batch.
     const int64_t img_floats = p.C * Hp * Wp;
     const int64_t ichunk = padded ? std::max<int64_t>(1, (int64_t(8) << 20) / std::max<int64_t>(1, img_floats)) : p.N;
+    // Unit order (outer to inner): group, kblock group, image, kblock within it, band. A
+    // kblock group's weights (<= 1 MiB) stay in L2 across the chunk's images, and an image's
+    // input stays there across the group's kblocks. With images inner to single kblocks every
+    // image's input was re-read per kblock (2048->512 @7 at batch 8: 25 MB per thread from
+    // L3): 3.17 -> 2.85 ms there, 1024->2048 /2 to 7x7 b8 6.26 -> 5.97; ResNet-50 b8
+    // direct_oc steps 38.2-43.7 -> 37.4-37.8 ms, GoogLeNet b8 10.8-11.0 -> 10.4. Batch 1
+    // runs the same order as before (one image).
+    const int64_t kb_bytes = RS * Cg * KB * (int64_t)sizeof(float);
+    int64_t KG = 1;  // the largest divisor of kblocks whose weights fit 1 MiB
+    for (int64_t d = 1; d <= kblocks; ++d)
+      if (kblocks % d == 0 && d * kb_bytes <= (int64_t(1) << 20)) KG = d;
+    // Few units of unequal cost leave a thread waiting (Kim's CNN at batch 1: 4 kblocks over one
+    // output row, the last of 4 channels, so 2 + 2 vs 2 + 1 vectors; two kblocks of 32 + 16 over
+    // a 7x7 map): the bands are cut into shorter tile ranges until the largest share is within
+    // 5% of the mean.
+    if (want > 1) {
+      const int64_t tiles_img = p.Ho * row_tiles;
+      std::vector<int64_t> begin;
+      for (int64_t t = tb, best = INT64_MAX; t >= std::max<int64_t>(1, tb / 4); --t) {
+        const Units us{(tiles_img + t - 1) / t, std::min(ichunk, p.N), KG, kblocks};
+        const std::vector<int64_t> cost = unit_costs(us, t);
+        int64_t total = 0;
+        for (int64_t c : cost) total += c;
+        const int64_t worst = split_by_cost(cost, want, begin);
+        if (worst < best) {
+          best = worst;
+          tb = t;
+        }
+        if (worst * 20 <= total * 21 / want) break;
+      }
+    }
+    bands = (p.Ho * row_tiles + tb - 1) / tb;
+    int64_t max_pix = 0;
+    for (int64_t b = 0; b < bands; ++b) {
+      int64_t pix0, pix1;
+      band_pixels(b, tb, pix0, pix1);
+      max_pix = std::max(max_pix, pix1 - pix0);
+    }
+    const size_t acc_size = (size_t)(max_pix * KB);
+    check_workspace(acc_size);
     float* xb = nullptr;
     if (padded) xb = workspace(kSlotConvIn, (size_t)(std::min(ichunk, p.N) * img_floats));
     for (int64_t n0 = 0; n0 < p.N; n0 += ichunk) {
       const int64_t nn = std::min(ichunk, p.N - n0);
       const float* xsrc = padded ? xb : x + n0 * p.C * p.H * p.W;
-      const int64_t units = p.groups * kblocks * nn * bands;
-      // Unit order (outer to inner): group, kblock group, image, kblock within it, band. A
-      // kblock group's weights (<= 1 MiB) stay in L2 across the chunk's images, and an image's
-      // input stays there across the group's kblocks. With images inner to single kblocks every
-      // image's input was re-read per kblock (2048->512 @7 at batch 8: 25 MB per thread from
-      // L3): 3.17 -> 2.85 ms there, 1024->2048 /2 to 7x7 b8 6.26 -> 5.97; ResNet-50 b8
-      // direct_oc steps 38.2-43.7 -> 37.4-37.8 ms, GoogLeNet b8 10.8-11.0 -> 10.4. Batch 1
-      // runs the same order as before (one image).
-      const int64_t kb_bytes = RS * Cg * KB * (int64_t)sizeof(float);
-      int64_t KG = 1;  // the largest divisor of kblocks whose weights fit 1 MiB
-      for (int64_t d = 1; d <= kblocks; ++d)
-        if (kblocks % d == 0 && d * kb_bytes <= (int64_t(1) << 20)) KG = d;
-      auto decode = [&](int64_t u, int64_t& g, int64_t& kb, int64_t& n, int64_t& band) {
-        band = u % bands;
-        u /= bands;
-        const int64_t kbi = u % KG;
-        u /= KG;
-        n = u % nn;
-        u /= nn;
-        const int64_t groups_kb = kblocks / KG;
-        kb = (u % groups_kb) * KG + kbi;
-        g = u / groups_kb;
-      };
+      const Units us{bands, nn, KG, kblocks};
+      const int64_t units = us.count(p.groups);
       const int nt = threads_for(p.flops() * nn / p.N, units);
+      std::vector<int64_t> begin;
+      split_by_cost(unit_costs(us, tb), nt, begin);
       ParallelFailure failure;
 #pragma omp parallel num_threads(nt)
       {
@@ -258,12 +351,12 @@ struct DirectOcConv {
         }
         float* accb = workspace_nothrow(kSlotConvOut, acc_size);
         if (!accb) failure.set();
-        int64_t u0, u1;
-        split_range(units, omp_get_num_threads(), omp_get_thread_num(), u0, u1);
+        const int64_t u0 = begin[(size_t)omp_get_thread_num()], u1 = begin[(size_t)omp_get_thread_num() + 1];
         for (int64_t u = u0; accb && u < u1; ++u) {
-          int64_t g, kb, n, band;
-          decode(u, g, kb, n, band);
-          const int64_t oh0 = band * rb, oh1 = std::min(p.Ho, oh0 + rb);
+          int64_t g, kb, n, band, pix0, pix1;
+          us.decode(u, g, kb, n, band);
+          band_pixels(band, tb, pix0, pix1);
+          const int64_t t0 = band * tb, t1 = std::min(p.Ho * row_tiles, t0 + tb);
           const float* ximg = xsrc + (n * p.C + g * Cg) * Hp * Wp;
           const float* wk = wbp + (g * kblocks + kb) * RS * Cg * KB;
           // The next unit's weights when it moves to another output block (else they are the
@@ -271,10 +364,11 @@ struct DirectOcConv {
           const float* wnext = nullptr;
           if (u + 1 < u1) {
             int64_t g1, kb1, n1, band1;
-            decode(u + 1, g1, kb1, n1, band1);
+            us.decode(u + 1, g1, kb1, n1, band1);
             if (g1 != g || kb1 != kb) wnext = wbp + (g1 * kblocks + kb1) * RS * Cg * KB;
           }
-          const int64_t tiles = (oh1 - oh0) * row_tiles;
+          const int64_t tiles = t1 - t0;
+          const int kvt = kvt_of(kb);
           for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
             const int64_t ccn = std::min(cc, Cg - c0);
             // Fetch the next chunk's weights into L2 while this one computes: at batch 1 on small
@@ -286,25 +380,25 @@ struct DirectOcConv {
               pf = WeightPrefetch(wk + (c0 + cc) * KB, std::min(cc, Cg - c0 - cc), RS, Cg, tiles);
             else if (wnext)
               pf = WeightPrefetch(wnext, std::min(cc, Cg), RS, Cg, tiles);
-            for (int64_t oh = oh0; oh < oh1; ++oh)
-              for (int64_t rt = 0; rt < row_tiles; ++rt) {
-                int64_t ow0;
-                int P;
-                row_tile(rt, ow0, P);
-                pf.begin_tile();
-                const float* x0 = ximg + c0 * Hp * Wp + oh * p.stride_h * Wp + ow0 * p.stride_w;
-                (this->*tile_fn(P))(x0, wk + c0 * KB, ccn, accb + ((oh - oh0) * p.Wo + ow0) * KB, c0 == 0, pf);
-              }
+            for (int64_t t = t0; t < t1; ++t) {
+              const int64_t oh = t / row_tiles;
+              int64_t ow0;
+              int P;
+              row_tile(t % row_tiles, ow0, P);
+              pf.begin_tile();
+              const float* x0 = ximg + c0 * Hp * Wp + oh * p.stride_h * Wp + ow0 * p.stride_w;
+              (this->*tile_fn(P, kvt))(x0, wk + c0 * KB, ccn, accb + (oh * p.Wo + ow0 - pix0) * KB, c0 == 0, pf);
+            }
           }
           // Transpose the band's [pixel][KB] sums into NCHW with bias and ReLU: blocks of W
           // pixels x W channels, transposed in registers (the strided gathers they replaced, one
           // per W outputs, cost ~25% of ResNet's conv1).
-          const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = (oh1 - oh0) * p.Wo;
+          const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = pix1 - pix0;
           const int64_t kbase = g * Kg + kb * KB;
           if (images_as_row) {  // pixel j is image j: y[j][kbase ..] is one run, no transpose
             for (int64_t j = 0; j < pix; ++j)
               for (int64_t i = 0; i < kmax; ++i) {
-                const int64_t off = j * p.K + kbase + i;
+                const int64_t off = (pix0 + j) * p.K + kbase + i;
                 float v = accb[j * KB + i] + (bias ? bias[kbase + i] : 0.0f);
                 if (res) v += res[off];
                 y[off] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
@@ -320,7 +414,7 @@ struct DirectOcConv {
               V::transpose(r);
               for (int c = 0; c < nk; ++c) {  // r[c]: pixels j.. of channel kbase + i0 + c
                 const int64_t k = kbase + i0 + c;
-                const int64_t off = ((n0 + n) * p.K + k) * HoWo + oh0 * p.Wo + j;
+                const int64_t off = ((n0 + n) * p.K + k) * HoWo + pix0 + j;
                 typename V::reg v = V::add(r[c], V::set1(bias ? bias[k] : 0.0f));
                 if (res) v = V::add(v, m == W ? V::loadu(res + off) : V::loadu_n(res + off, m));
                 if (relu) v = V::max0(v);  // NaN stays NaN
