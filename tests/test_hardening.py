@@ -192,6 +192,34 @@ def test_threads_give_same_results(rng):
     assert errors == []
 
 
+def test_smaller_openmp_team_than_asked():
+    """With OMP_THREAD_LIMIT=1 OpenMP gives one thread where pycnn asks for 3: the kernels that
+    share work by precomputed shares (direct_oc's cost shares, the SGEMM's depth split) must
+    still cover all of it. Run in a subprocess (the limit is read when OpenMP starts)."""
+    code = textwrap.dedent("""
+        import numpy as np, pycnn
+        from pycnn import _C, reference
+        pycnn.set_num_threads(3)
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((100, 900), dtype=np.float32)
+        b = rng.standard_normal((900, 48), dtype=np.float32)
+        c = np.empty((100, 48), np.float32)
+        _C.sgemm(a, b, c, None, None, False, False)
+        e1 = float(np.abs(c - a.astype(np.float64) @ b).max())
+        x = rng.standard_normal((1, 1, 50, 300), dtype=np.float32)
+        w = rng.standard_normal((100, 1, 3, 300), dtype=np.float32) / 30
+        y = pycnn.prepare_conv(w, algo="direct_oc")(x)
+        e2 = float(np.abs(y - reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, (1, 1),
+                                               (0, 0, 0, 0), (1, 1), 1, None)).max())
+        print("err", e1, e2)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OMP_THREAD_LIMIT="1"))
+    assert r.returncode == 0, r.stderr
+    e1, e2 = (float(v) for v in r.stdout.split("err")[1].split())
+    assert e1 < 1e-2 and e2 < 1e-3, r.stdout
+
+
 def test_workspace_limit_raises_memory_error(rng):
     x = rng.standard_normal((1, 32, 30, 30), dtype=np.float32)
     w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32)

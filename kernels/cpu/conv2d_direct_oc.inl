@@ -351,7 +351,10 @@ struct DirectOcConv {
         }
         float* accb = workspace_nothrow(kSlotConvOut, acc_size);
         if (!accb) failure.set();
-        const int64_t u0 = begin[(size_t)omp_get_thread_num()], u1 = begin[(size_t)omp_get_thread_num() + 1];
+        // Cost shares for the nt threads asked for; even counts if OpenMP gave fewer
+        // (OMP_THREAD_LIMIT, dynamic adjustment), so every unit still runs.
+        int64_t u0 = begin[(size_t)omp_get_thread_num()], u1 = begin[(size_t)omp_get_thread_num() + 1];
+        if (omp_get_num_threads() != nt) split_range(units, omp_get_num_threads(), omp_get_thread_num(), u0, u1);
         for (int64_t u = u0; accb && u < u1; ++u) {
           int64_t g, kb, n, band, pix0, pix1;
           us.decode(u, g, kb, n, band);

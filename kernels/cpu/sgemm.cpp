@@ -191,13 +191,14 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
   const Epilogue none;
 #pragma omp parallel num_threads(nt)
   {
-    const int t = omp_get_thread_num();
+    // Shares of the team OpenMP gave (it may be smaller than asked: OMP_THREAD_LIMIT, dynamic).
+    const int t = omp_get_thread_num(), nth = omp_get_num_threads();
     float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
     float* part = workspace_nothrow(kSlotGemmC, psize);
     parts[(size_t)t] = part;
     if (!bbuf || !part) failure.set();
     int64_t ka, kb;
-    split_range(K, nt, t, ka, kb);
+    split_range(K, nth, t, ka, kb);
     for (int64_t k = ka; bbuf && part && k < kb;) {
       // The piece of the depth share inside one packed depth block of A.
       const int64_t k0 = k / kSgemmKC * kSgemmKC, kcf = std::min(kSgemmKC, K - k0);
@@ -217,12 +218,12 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
 #pragma omp barrier
     if (!failure.failed.load()) {
       int64_t i0, i1;
-      split_range(M, nt, t, i0, i1);
+      split_range(M, nth, t, i0, i1);
       // Row i is this thread's alone now, so the sum goes into thread 0's partial row (simple
       // loops, vectorized by the compiler), then to C with the epilogue.
       for (int64_t i = i0; i < i1; ++i) {
         float* v = parts[0] + i * ldp;
-        for (int u = 1; u < nt; ++u) {
+        for (int u = 1; u < nth; ++u) {
           const float* q = parts[(size_t)u] + i * ldp;
           for (int64_t j = 0; j < N; ++j) v[j] += q[j];
         }
