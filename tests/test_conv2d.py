@@ -288,16 +288,24 @@ def test_direct_oc_pointwise_runs_pixels_as_rows(threads, isa, rng):
     28x28 as 2 rows of 392, 23x29 (667) as 23 rows of 29 (as is), 3x521 as is (no row count
     below 3 divides it into rows of <= 512), 7x7 as one row of 49; with batch, groups, a residual
     and ReLU every pixel lands in place."""
+    _check_direct_oc_residual_relu(rng, threads, [(2, 40, 28, 28, 48, 1, 1, 1, 1, 0), (1, 24, 23, 29, 20, 2, 1, 1, 1, 0),
+                                                  (2, 9, 3, 521, 33, 1, 1, 1, 1, 0), (1, 300, 7, 7, 70, 1, 1, 1, 1, 0)])
+
+
+def _check_direct_oc_residual_relu(rng, threads, cases):
+    """direct_oc with `threads` threads on each (N, C, H, W, K, groups, R, S, stride, pad): relu(conv
+    + b + r) with a random residual r equals the reference."""
     old = pycnn.get_num_threads()
     pycnn.set_num_threads(threads)
     try:
-        for N, C, H, W, K, G in [(2, 40, 28, 28, 48, 1), (1, 24, 23, 29, 20, 2), (2, 9, 3, 521, 33, 1),
-                                 (1, 300, 7, 7, 70, 1)]:
-            x, w, b = conv_data(rng, N, C, H, W, K, C // G, 1, 1)
-            r = rng.standard_normal((N, K, H, W), dtype=np.float32)
-            conv = pycnn.prepare_conv(w, b, groups=G, algo="direct_oc", activation="relu")
-            want = np.maximum(_ref(x, w, b, 1, 0, 1, G) + r, 0)
-            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, W, K, G)} threads {threads}")
+        for N, C, H, W, K, G, R, S, stride, pad in cases:
+            x, w, b = conv_data(rng, N, C, H, W, K, C // G, R, S)
+            want = _ref(x, w, b, stride, pad, 1, G)
+            r = rng.standard_normal(want.shape, dtype=np.float32)
+            conv = pycnn.prepare_conv(w, b, stride=stride, padding=pad, groups=G, algo="direct_oc",
+                                      activation="relu")
+            assert_conv_close(conv(x, residual=r), np.maximum(want + r, 0), "direct_oc",
+                              what=f"{(N, C, H, W, K, G, R, S, stride, pad)} threads {threads}")
     finally:
         pycnn.set_num_threads(old)
 
@@ -309,25 +317,11 @@ def test_direct_oc_whole_row_windows_as_one_row(threads, isa, rng):
     window): row strides 1 and 2, a last window ending above the bottom row, several channels
     and groups, batch, residual and ReLU. Padded rows and windows narrower than the input take
     the ordinary path and must agree as well."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
-        for N, C, H, W, K, G, R, S, sh, pad in [(2, 1, 50, 300, 100, 1, 5, 300, 1, 0),
-                                                 (1, 3, 17, 40, 36, 1, 3, 40, 2, 0),
-                                                 (3, 4, 12, 9, 20, 2, 4, 9, 3, 0),
-                                                 (1, 2, 10, 30, 33, 1, 3, 30, 1, 1),
-                                                 (1, 2, 10, 30, 33, 1, 3, 29, 1, 0)]:
-            x, w, b = conv_data(rng, N, C, H, W, K, C // G, R, S)
-            Ho = (H + 2 * pad - R) // sh + 1
-            Wo = W + 2 * pad - S + 1
-            r = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
-            conv = pycnn.prepare_conv(w, b, stride=(sh, 1), padding=pad, groups=G, algo="direct_oc",
-                                      activation="relu")
-            want = np.maximum(_ref(x, w, b, (sh, 1), pad, 1, G) + r, 0)
-            assert_conv_close(conv(x, residual=r), want, "direct_oc",
-                              what=f"{(N, C, H, W, K, G, R, S, sh, pad)} threads {threads}")
-    finally:
-        pycnn.set_num_threads(old)
+    _check_direct_oc_residual_relu(rng, threads, [(2, 1, 50, 300, 100, 1, 5, 300, (1, 1), 0),
+                                                  (1, 3, 17, 40, 36, 1, 3, 40, (2, 1), 0),
+                                                  (3, 4, 12, 9, 20, 2, 4, 9, (3, 1), 0),
+                                                  (1, 2, 10, 30, 33, 1, 3, 30, (1, 1), 1),
+                                                  (1, 2, 10, 30, 33, 1, 3, 29, (1, 1), 0)])
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -337,22 +331,10 @@ def test_direct_oc_narrow_last_kblock_and_cost_balanced_bands(threads, isa, rng)
     balanced by cost, cutting bands inside an output row where a few units of unequal cost
     would leave a thread waiting (Kim's 100 maps over one 48-pixel row; two kblocks over a 7x7
     map). Groups, batch, residual and ReLU; every case equal to the reference."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
-        for N, C, H, W, K, G, R, S, pad in [(1, 1, 50, 300, 100, 1, 3, 300, 0), (1, 16, 7, 7, 48, 1, 3, 3, 1),
-                                            (2, 8, 9, 11, 36, 1, 3, 3, 1), (1, 6, 14, 14, 16, 1, 5, 5, 0),
-                                            (3, 12, 6, 5, 40, 2, 1, 1, 0), (1, 3, 12, 12, 6, 1, 5, 5, 2),
-                                            (1, 20, 16, 16, 20, 1, 5, 5, 2), (2, 64, 7, 7, 4, 1, 3, 3, 1)]:
-            x, w, b = conv_data(rng, N, C, H, W, K, C // G, R, S)
-            Ho, Wo = H + 2 * pad - R + 1, W + 2 * pad - S + 1
-            r = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
-            conv = pycnn.prepare_conv(w, b, padding=pad, groups=G, algo="direct_oc", activation="relu")
-            want = np.maximum(_ref(x, w, b, 1, pad, 1, G) + r, 0)
-            assert_conv_close(conv(x, residual=r), want, "direct_oc",
-                              what=f"{(N, C, H, W, K, G, R, S, pad)} threads {threads}")
-    finally:
-        pycnn.set_num_threads(old)
+    _check_direct_oc_residual_relu(rng, threads, [
+        (1, 1, 50, 300, 100, 1, 3, 300, 1, 0), (1, 16, 7, 7, 48, 1, 3, 3, 1, 1), (2, 8, 9, 11, 36, 1, 3, 3, 1, 1),
+        (1, 6, 14, 14, 16, 1, 5, 5, 1, 0), (3, 12, 6, 5, 40, 2, 1, 1, 1, 0), (1, 3, 12, 12, 6, 1, 5, 5, 1, 2),
+        (1, 20, 16, 16, 20, 1, 5, 5, 1, 2), (2, 64, 7, 7, 4, 1, 3, 3, 1, 1)])
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -384,17 +366,7 @@ def test_direct_oc_unit_order_kblock_groups(threads, isa, rng):
     kblocks per group run as 2 groups of 3 over 3 images (AVX2's 16-channel kblocks: 12 in
     groups of 6); a 3x3 layer with 64 channels takes all its kblocks in one group. Every output
     must land in its own (image, channel)."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
-        for N, C, H, K, G, R, pad in [(3, 4096, 4, 384, 2, 1, 0), (3, 64, 5, 96, 1, 3, 1)]:
-            x, w, b = conv_data(rng, N, C, H, H, K, C // G, R, R)
-            r = rng.standard_normal((N, K, H, H), dtype=np.float32)
-            conv = pycnn.prepare_conv(w, b, padding=pad, groups=G, algo="direct_oc", activation="relu")
-            want = np.maximum(_ref(x, w, b, 1, pad, 1, G) + r, 0)
-            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, K, G)} threads {threads}")
-    finally:
-        pycnn.set_num_threads(old)
+    _check_direct_oc_residual_relu(rng, threads, [(3, 4096, 4, 4, 384, 2, 1, 1, 1, 0), (3, 64, 5, 5, 96, 1, 3, 3, 1, 1)])
 
 
 def test_prepared_conv_bind_call_and_errors(rng):
