@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _C, ops
+from . import layout as _layout
 from .layers import OPS, normalize_attrs
 
 
@@ -76,6 +77,7 @@ class Step:
 class _Plan(list):
     """A bound plan: the steps (see Graph._steps_for) and the arena its runs allocate from."""
     arena = None
+    layouts = {}  # step index -> (layout bits, algorithm) from pycnn.layout.plan
 
 
 class Graph:
@@ -321,10 +323,17 @@ class Graph:
         bound = self._bound.get(key)
         if bound is None:
             shapes = self.infer_shapes({k: v.shape for k, v in env.items()})  # errors name the node
+            layouts = _layout.plan(self._steps, shapes, self.outputs, self._algo)
             fns = []
-            for s in self._steps:
+            for i, s in enumerate(self._steps):
                 bind = getattr(s.fn, "bind", None)
-                fns.append(bind([shapes[t] for t in s.inputs], shapes[s.output]) if bind else s.fn)
+                if i in layouts and layouts[i][1] == _layout.REORDER:
+                    f = bind([shapes[t] for t in s.inputs], shapes[s.output]) if bind else s.fn
+                    fns.append(lambda *a, f=f: _C.to_blocked16(f(*a)))
+                elif i in layouts:
+                    fns.append(bind([shapes[t] for t in s.inputs], shapes[s.output], layout=layouts[i]))
+                else:
+                    fns.append(bind([shapes[t] for t in s.inputs], shapes[s.output]) if bind else s.fn)
             ins = [list(s.inputs) for s in self._steps]
             self._elide_concats(shapes, fns, ins)
             if len(self._bound) >= 16:
@@ -332,6 +341,7 @@ class Graph:
             bound = self._bound[key] = _Plan((fn, tuple(i), s.output, tuple(s.free))
                                              for s, fn, i in zip(self._steps, fns, ins))
             bound.arena = self._arena_for(shapes)
+            bound.layouts = layouts
         return bound
 
     def _arena_for(self, shapes):
@@ -537,6 +547,8 @@ class Graph:
             ins = [shapes[t] for t in s.inputs]
             flops = OPS[head.op].flops(head.attrs, ins, shapes[head.output]) if head else 0.0
             algo = s.fn.algo_for(ins[0]) if hasattr(s.fn, "algo_for") else s.op
+            if i in plan.layouts:
+                algo = _layout.describe(plan.layouts[i][1], plan.layouts[i][0], s.op)
             rows.append(("+".join(s.names), s.op, shapes[s.output], float(np.median(times[i])), flops, algo,
                          live_trace[i] if live_trace else 0))
         return Profile(self.name, shapes[self.outputs[0]][0] if shapes[self.outputs[0]] else 1, rows,

@@ -83,21 +83,24 @@ class PreparedConv:
                                s.dilation[0], s.dilation[1], self.relu, residual)
         return y
 
-    def bind(self, in_shapes, out_shape, max_map=0):
+    def bind(self, in_shapes, out_shape, max_map=0, layout=(0, None)):
         """A callable for inputs of exactly in_shapes[0] (a Graph's fast path): the geometry,
         algorithm and prepared weights are looked up once here, each call only allocates the
         output and runs the kernel. Python-side algorithms (reference, numba) keep __call__.
         max_map 1 or 2: the callable returns the max over each output map, shaped (N, K) or
-        (N, K, 1, 1) (see ConvMaxMap)."""
+        (N, K, 1, 1) (see ConvMaxMap). layout: (bits, algorithm) from pycnn.layout.plan: x, y
+        and/or the residual channel-blocked (N, C/16, H, W, 16), run by that algorithm."""
         s = ConvShape(tuple(in_shapes[0]), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
-        algo = resolve_algo(self.algo, s)
+        bits, forced = layout
+        algo = forced if bits else resolve_algo(self.algo, s)
         if algo in _PYTHON_ALGOS:
             return ConvMaxMap(self, max_map) if max_map else self
         # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++
         # per call (the output allocated there); out, when given, is a C-contiguous array of the
         # output's shape to write (a Graph passes a slice of a concat's output: writes_out).
         return self._handle(algo).bind(self.bias, [s.N, s.C, s.H, s.W], s.stride[0], s.stride[1], s.pad[0],
-                                       s.pad[1], s.dilation[0], s.dilation[1], s.Ho, s.Wo, self.relu, max_map)
+                                       s.pad[1], s.dilation[0], s.dilation[1], s.Ho, s.Wo, self.relu, max_map,
+                                       bits)
 
     def prepare_for(self, x_shape):
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph

@@ -104,7 +104,78 @@ struct BoundConv {
   // or (N, K, 1, 1): a Graph's conv followed by a max over H and W (Kim's max over time), so the
   // maps never reach Python (one step instead of two: Kim b1 0.179 -> 0.175 ms, b8 1.07 -> 1.04).
   int max_map = 0;
+  // kDirectOcXBlocked | kDirectOcYBlocked: x and/or y are NCHW16c, (N, C/16, H, W, 16). direct_oc
+  // takes a blocked y for any conv and a blocked x for 1x1 unpadded ones, and a residual in
+  // either layout (told apart by its rank); Winograd takes a blocked y without a residual. A
+  // Graph keeps ResNet's residual stream in that layout (pycnn/layout.py).
+  int layout = 0;
 };
+
+// Shape of a tensor of `c` channels in NCHW or, blocked, NCHW16c.
+std::vector<int64_t> layout_shape(int64_t n, int64_t c, int64_t h, int64_t w, bool blocked) {
+  if (blocked) return {n, c / 16, h, w, 16};
+  return {n, c, h, w};
+}
+bool has_shape(const py::array& a, const std::vector<int64_t>& shape) {
+  if (a.ndim() != (py::ssize_t)shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (a.shape((py::ssize_t)i) != shape[i]) return false;
+  return true;
+}
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string r = "(";
+  for (size_t i = 0; i < shape.size(); ++i) r += (i ? ", " : "") + std::to_string(shape[i]);
+  return r + ")";
+}
+
+// The geometry of a bound call.
+ConvParams bound_params(const BoundConv& bc) {
+  const ConvParams& q = bc.pw->p;
+  return ConvParams{bc.xshape[0], bc.xshape[1], bc.xshape[2], bc.xshape[3], q.K, q.R, q.S, bc.sh, bc.sw,
+                    bc.pt, bc.pl, bc.dh, bc.dw, q.groups, bc.Ho, bc.Wo};
+}
+
+// A bound call with channel-blocked tensors (direct_oc or Winograd).
+farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, const py::object& out) {
+  const ConvParams p = bound_params(bc);
+  const int64_t N = p.N, K = p.K;
+  const bool xb = bc.layout & kDirectOcXBlocked, yb = bc.layout & kDirectOcYBlocked;
+  const std::vector<int64_t> xs = layout_shape(N, p.C, p.H, p.W, xb), ys = layout_shape(N, K, p.Ho, p.Wo, yb);
+  require(has_shape(x, xs), "x: expected shape " + shape_str(xs) + (xb ? " (channel-blocked)" : ""));
+  farray y;
+  if (out.is_none()) {
+    y = farray(ys);
+  } else {
+    require(py::isinstance<py::array>(out), "out: expected a NumPy array");
+    const auto a = py::reinterpret_borrow<py::array>(out);
+    require(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
+            "out: expected a C-contiguous float32 array");
+    y = py::reinterpret_borrow<farray>(a);
+    require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
+  }
+  int layout = bc.layout & ~kDirectOcResBlocked;
+  farray rkeep;
+  const float* rp = nullptr;
+  if (!residual.is_none()) {
+    require(bc.pw->algo == 3, "residual: not supported with a blocked Winograd output");
+    rkeep = residual.cast<farray>();
+    const std::vector<int64_t> rn = layout_shape(N, K, p.Ho, p.Wo, false), rb = layout_shape(N, K, p.Ho, p.Wo, true);
+    const bool is_b = K % 16 == 0 && has_shape(rkeep, rb);
+    require(is_b || has_shape(rkeep, rn),
+            "residual: expected the output's shape " + shape_str(rn) + (K % 16 == 0 ? " or blocked " + shape_str(rb) : ""));
+    if (is_b) layout |= kDirectOcResBlocked;
+    rp = rkeep.data();
+  }
+  float* yp = wptr(y, "out");
+  const float* xp = x.data();
+  const Activation act = bc.relu ? Activation::relu : Activation::none;
+  py::gil_scoped_release nogil;
+  if (bc.pw->algo == 3)
+    conv2d_direct_oc(p, xp, bc.pw->direct, bc.b, yp, act, rp, layout);
+  else
+    conv2d_winograd(p, xp, bc.pw->winograd, bc.b, yp, act, nullptr, true);
+  return y;
+}
 
 }  // namespace
 
@@ -202,22 +273,37 @@ void bind_conv(py::module_& m) {
       // checked once here; each call passes only x (and optionally out, residual) and gets y.
       .def("bind", [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape,
                       int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
-                      bool relu, int max_map) {
+                      bool relu, int max_map, int layout) {
         require(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
+        require(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
         require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
         require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                 "stride/dilation/padding: invalid");
+        if (layout) {
+          const ConvParams q{xshape[0], xshape[1], xshape[2], xshape[3], pw->p.K, pw->p.R, pw->p.S, sh, sw, pt, pl,
+                             dh, dw, pw->p.groups, Ho, Wo};
+          // (the residual bit only routes calls to call_blocked, which reads the residual's
+          // layout from its rank)
+          const bool ok = pw->algo == 3   ? direct_oc_layout_ok(q, layout)
+                          : pw->algo == 2 ? layout == kDirectOcYBlocked && q.groups == 1 && q.K % 16 == 0
+                                          : false;
+          require(ok && max_map == 0,
+                  "layout: channel-blocked tensors need direct_oc (a blocked x only on 1x1 unpadded convs with "
+                  "16 | C) or Winograd (a blocked y only), groups 1, 16 | K for a blocked y, and no max_map");
+          if (pw->algo == 2) require_winograd_shape(q);
+        }
         BoundConv bc{pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu,
-                     max_map};
+                     max_map, layout};
         bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
         return bc;
       },
       py::arg("bias"), py::arg("xshape"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
       py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("Ho"), py::arg("Wo"), py::arg("relu"),
-      py::arg("max_map") = 0);
+      py::arg("max_map") = 0, py::arg("layout") = 0);
 
   py::class_<BoundConv>(m, "BoundConv")
       .def("__call__", [](const BoundConv& bc, farray x, py::object residual, py::object out) {
+        if (bc.layout) return call_blocked(bc, x, residual, out);
         require(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
         const int64_t N = bc.xshape[0], K = bc.pw->p.K;
         farray y;
@@ -253,7 +339,8 @@ void bind_conv(py::module_& m) {
         }
         return y;
       }, py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
-      .def_property_readonly("writes_out", [](const BoundConv&) { return true; });
+      .def_property_readonly("writes_out", [](const BoundConv& bc) { return !(bc.layout & kDirectOcYBlocked); })
+      .def_property_readonly("layout", [](const BoundConv& bc) { return bc.layout; });
 
   m.def("weight_transform_count", &weight_transform_count,
         "How many weight transforms (packings) this process has done; for tests.");

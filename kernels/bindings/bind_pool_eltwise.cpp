@@ -100,6 +100,28 @@ void bind_pool(py::module_& m) {
 }
 
 void bind_eltwise(py::module_& m) {
+  // Channel-blocked layout (pycnn/layout.py): NCHW (N, C, H, W) <-> NCHW16c (N, C/16, H, W, 16).
+  m.def("to_blocked16", [](farray x) {
+    require_ndim(x, 4, "x");
+    require(x.shape(1) % 16 == 0, "x: the channel count must be a multiple of 16, got " + std::to_string(x.shape(1)));
+    const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+    farray y({N, C / 16, H, W, int64_t(16)});
+    const float* xp = x.data();
+    float* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    reorder_to_blocked16(N, C, H * W, xp, yp);
+    return y;
+  }, py::arg("x"), "NCHW (N, C, H, W) -> channel-blocked (N, C/16, H, W, 16); 16 | C.");
+  m.def("from_blocked16", [](farray y) {
+    require(y.ndim() == 5 && y.shape(4) == 16, "y: expected a channel-blocked (N, C/16, H, W, 16) array");
+    const int64_t N = y.shape(0), C = y.shape(1) * 16, H = y.shape(2), W = y.shape(3);
+    farray x({N, C, H, W});
+    const float* yp = y.data();
+    float* xp = x.mutable_data();
+    py::gil_scoped_release nogil;
+    reorder_from_blocked16(N, C, H * W, yp, xp);
+    return x;
+  }, py::arg("y"), "channel-blocked (N, C/16, H, W, 16) -> NCHW (N, C, H, W).");
   m.def("linear", [](farray x, farray w, py::object b, farray y, bool relu) {
     require_ndim(x, 2, "x");
     require_ndim(w, 2, "weight");

@@ -39,8 +39,15 @@ void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, 
 // Direct convolution vectorized over output channels (conv2d_direct_oc.inl): weights reordered
 // to [group][kblock][r][s][c][KB] for one ISA's KB; suits small maps, strides and 1x1 kernels.
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out);
+// layout: kDirectOc*Blocked bits; a set bit says that tensor is channel-blocked NCHW16c,
+// (N, C/16, H, W, 16) (conv2d_direct_oc.inl). Only for pointwise convs (1x1, stride 1, no padding,
+// groups 1), with C % 16 == 0 for a blocked x and K % 16 == 0 for a blocked y or residual;
+// anything else throws std::invalid_argument.
+constexpr int kDirectOcXBlocked = 1, kDirectOcYBlocked = 2, kDirectOcResBlocked = 4;
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                      float* y, Activation act, const float* residual = nullptr);
+                      float* y, Activation act, const float* residual = nullptr, int layout = 0);
+// Whether conv2d_direct_oc takes p with these layout bits.
+bool direct_oc_layout_ok(const ConvParams& p, int layout);
 
 // Winograd F(m x m, 3 x 3), m = 2, 4 or 6 (stride 1, dilation 1, 3x3 kernels only; any padding).
 // Weights: U = G g G^T for every (k, c), stored as alpha^2 packed SGEMM A matrices (Kg x Cg) per
@@ -52,8 +59,9 @@ struct WinogradWeights {
   std::vector<PackedA> U;  // [group * alpha^2 + xi]
 };
 void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, WinogradWeights& out);
+// y_blocked: y is NCHW16c, (N, K/16, Ho, Wo, 16) (groups 1, 16 | K, no residual; else throws).
 void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias,
-                     float* y, Activation act, const float* residual = nullptr);
+                     float* y, Activation act, const float* residual = nullptr, bool y_blocked = false);
 // The transforms on their own, for the tests: filter (K, Cg, 3, 3) -> U (alpha^2, K, Cg);
 // input x (N, C, H, W) -> V (alpha^2, C, N*TH*TW); output M (alpha^2, K, N*TH*TW) -> y (N, K, Ho, Wo).
 void winograd_filter_transform(int m, int64_t K, int64_t Cg, const float* w, float* U);

@@ -1,6 +1,8 @@
 // conv2d_direct and conv2d_direct_oc: run-time choice of the ISA build (conv2d_direct__<isa>.cpp,
 // conv2d_direct_oc__<isa>.cpp). The weights are reordered for one ISA's register block when
 // prepared; the run uses that same ISA's kernel.
+#include <stdexcept>
+
 #include "conv2d.h"
 #include "subsample.h"
 #include "pycnn/isa.h"
@@ -14,21 +16,23 @@ namespace pycnn {
 PYCNN_DIRECT_DECL(conv2d_direct, avx512)
 PYCNN_DIRECT_DECL(conv2d_direct, avx2)
 PYCNN_DIRECT_DECL(conv2d_direct, generic)
-PYCNN_DIRECT_DECL(conv2d_direct_oc, avx512)
-PYCNN_DIRECT_DECL(conv2d_direct_oc, avx2)
-PYCNN_DIRECT_DECL(conv2d_direct_oc, generic)
-#define PYCNN_DIRECT_OC_IMAGES_DECL(isa)                                                       \
+#define PYCNN_DIRECT_OC_DECL(isa)                                                              \
+  void conv2d_direct_oc_prepare_##isa(const ConvParams&, const float*, AlignedBuffer<float>&);  \
+  void conv2d_direct_oc_##isa(const ConvParams&, const float*, const float*, const float*, float*, \
+                              Activation, const float*, int);                                   \
   void conv2d_direct_oc_images_##isa(const ConvParams&, const float*, const float*, const float*, float*, \
-                                     Activation, const float*);
-PYCNN_DIRECT_OC_IMAGES_DECL(avx512)
-PYCNN_DIRECT_OC_IMAGES_DECL(avx2)
-PYCNN_DIRECT_OC_IMAGES_DECL(generic)
+                                     Activation, const float*, int);
+PYCNN_DIRECT_OC_DECL(avx512)
+PYCNN_DIRECT_OC_DECL(avx2)
+PYCNN_DIRECT_OC_DECL(generic)
 
 namespace {
 
 using PrepareFn = void (*)(const ConvParams&, const float*, AlignedBuffer<float>&);
 using RunFn = void (*)(const ConvParams&, const float*, const float*, const float*, float*, Activation,
                        const float*);
+using RunOcFn = void (*)(const ConvParams&, const float*, const float*, const float*, float*, Activation,
+                         const float*, int layout);
 
 // One kernel family's builds, indexed by ISA.
 struct DirectFamily {
@@ -40,13 +44,13 @@ int isa_index(Isa isa) { return isa == Isa::avx512 ? 0 : isa == Isa::avx2 ? 1 : 
 const DirectFamily kDirect = {
     {conv2d_direct_prepare_avx512, conv2d_direct_prepare_avx2, conv2d_direct_prepare_generic},
     {conv2d_direct_avx512, conv2d_direct_avx2, conv2d_direct_generic}};
-const DirectFamily kDirectOc = {
-    {conv2d_direct_oc_prepare_avx512, conv2d_direct_oc_prepare_avx2, conv2d_direct_oc_prepare_generic},
-    {conv2d_direct_oc_avx512, conv2d_direct_oc_avx2, conv2d_direct_oc_generic}};
-const RunFn kDirectOcImages[3] = {conv2d_direct_oc_images_avx512, conv2d_direct_oc_images_avx2,
-                                  conv2d_direct_oc_images_generic};
+const PrepareFn kDirectOcPrepare[3] = {conv2d_direct_oc_prepare_avx512, conv2d_direct_oc_prepare_avx2,
+                                       conv2d_direct_oc_prepare_generic};
+const RunOcFn kDirectOcRun[3] = {conv2d_direct_oc_avx512, conv2d_direct_oc_avx2, conv2d_direct_oc_generic};
+const RunOcFn kDirectOcImages[3] = {conv2d_direct_oc_images_avx512, conv2d_direct_oc_images_avx2,
+                                    conv2d_direct_oc_images_generic};
 
-void prepare(const DirectFamily& f, const ConvParams& p, const float* w, DirectWeights& out) {
+void prepare(const PrepareFn* f, const ConvParams& p, const float* w, DirectWeights& out) {
   count_weight_transform();
   out.isa = active_isa();
   out.K = p.K;
@@ -54,12 +58,12 @@ void prepare(const DirectFamily& f, const ConvParams& p, const float* w, DirectW
   out.R = p.R;
   out.S = p.S;
   out.groups = p.groups;
-  f.prepare[isa_index(out.isa)](p, w, out.data);
+  f[isa_index(out.isa)](p, w, out.data);
 }
 
 }  // namespace
 
-void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out) { prepare(kDirect, p, w, out); }
+void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out) { prepare(kDirect.prepare, p, w, out); }
 
 void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
                    float* y, Activation act, const float* residual) {
@@ -67,7 +71,7 @@ void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, 
 }
 
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out) {
-  prepare(kDirectOc, p, w, out);
+  prepare(kDirectOcPrepare, p, w, out);
 }
 
 namespace {
@@ -75,16 +79,16 @@ namespace {
 // A 1x1 stride-1 convolution does not care where rows end: its H*W pixels run as the fewest
 // rows (at most H) of at most 512, so row tiles are PMAX pixels wide (14-wide rows made tiles
 // of 7): 1x1 convs at 7x7 and 14x14 7-10% faster.
-void direct_oc_pointwise(RunFn run, const ConvParams& p, const float* x, const float* wb, const float* bias,
-                         float* y, Activation act, const float* residual) {
+void direct_oc_pointwise(RunOcFn run, const ConvParams& p, const float* x, const float* wb, const float* bias,
+                         float* y, Activation act, const float* residual, int layout = 0) {
   for (int64_t rows = 1; rows < p.H; ++rows)
     if ((p.H * p.W) % rows == 0 && p.H * p.W / rows <= 512) {
       ConvParams q = p;
       q.H = q.Ho = rows;
       q.W = q.Wo = p.H * p.W / rows;
-      return run(q, x, wb, bias, y, act, residual);
+      return run(q, x, wb, bias, y, act, residual, layout);
     }
-  run(p, x, wb, bias, y, act, residual);
+  run(p, x, wb, bias, y, act, residual, layout);
 }
 
 // Windows that span whole input rows and never leave the image (Kim's CNN: h x 300 filters over
@@ -128,24 +132,36 @@ ConvParams images_as_row(const ConvParams& p) {
 
 }  // namespace
 
+bool direct_oc_layout_ok(const ConvParams& p, int layout) {
+  if (layout == 0) return true;
+  if (layout < 0 || layout > 7 || p.groups != 1) return false;
+  if ((layout & kDirectOcXBlocked) && (p.C % 16 != 0 || !(p.pointwise() || subsampled_pointwise(p)))) return false;
+  return !(layout & (kDirectOcYBlocked | kDirectOcResBlocked)) || p.K % 16 == 0;
+}
+
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                      float* y, Activation act, const float* residual) {
-  const RunFn run = kDirectOc.run[isa_index(w.isa)];
+                      float* y, Activation act, const float* residual, int layout) {
+  const RunOcFn run = kDirectOcRun[isa_index(w.isa)];
+  if (!direct_oc_layout_ok(p, layout))
+    throw std::invalid_argument("layout: groups 1, a blocked x only for 1x1 unpadded convs with 16 | C, "
+                                "a blocked y or residual only with 16 | K");
   if (subsampled_pointwise(p)) {
     // Strided 1x1 (ResNet's downsamples): on dense subsampled planes, as a pointwise conv
-    // (1024->2048 /2 to 7x7: batch 8 7.9 ms with im2col, 5.8 + the subsample here).
+    // (1024->2048 /2 to 7x7: batch 8 7.9 ms with im2col, 5.8 + the subsample here). An image
+    // has C*Ho*Wo floats in either layout, so the chunk offsets are the same.
     const int64_t HoWo = p.Ho * p.Wo;
     for_subsampled_chunks(p, x, [&](const ConvParams& q, const float* xs, int64_t n0) {
       const int64_t off = n0 * p.K * HoWo;
-      direct_oc_pointwise(run, q, xs, w.data.data(), bias, y + off, act, residual ? residual + off : nullptr);
-    });
+      direct_oc_pointwise(run, q, xs, w.data.data(), bias, y + off, act, residual ? residual + off : nullptr, layout);
+    }, (layout & kDirectOcXBlocked) ? 16 : 1);
     return;
   }
-  if (p.pointwise()) return direct_oc_pointwise(run, p, x, w.data.data(), bias, y, act, residual);
-  if (whole_row_windows(p) && p.Ho > 1) return run(as_one_row(p), x, w.data.data(), bias, y, act, residual);
+  if (p.pointwise()) return direct_oc_pointwise(run, p, x, w.data.data(), bias, y, act, residual, layout);
+  if (layout) return run(p, x, w.data.data(), bias, y, act, residual, layout);  // a blocked y or residual
+  if (whole_row_windows(p) && p.Ho > 1) return run(as_one_row(p), x, w.data.data(), bias, y, act, residual, 0);
   if (whole_input_windows(p) && p.N > 1)
-    return kDirectOcImages[isa_index(w.isa)](images_as_row(p), x, w.data.data(), bias, y, act, residual);
-  run(p, x, w.data.data(), bias, y, act, residual);
+    return kDirectOcImages[isa_index(w.isa)](images_as_row(p), x, w.data.data(), bias, y, act, residual, 0);
+  run(p, x, w.data.data(), bias, y, act, residual, 0);
 }
 
 }  // namespace pycnn

@@ -17,6 +17,13 @@
 // chosen for). Accumulators acc[P][KV] (P pixels x KB channels) go to a per-thread band buffer
 // [pixel][KB], which is transposed in W x W register blocks into the NCHW output with bias,
 // residual and ReLU.
+//
+// Channel-blocked layouts (pointwise convs only; conv2d.h kDirectOcXBlocked...): x, y and the
+// residual may each be NCHW16c instead, (N, C/16, H, W, 16): 16 channels of a pixel are one
+// 64-byte run. With x blocked a tile's broadcasts for 16 channels come from P whole lines
+// instead of 16 rows a plane apart (the rows of an NCHW x touch a new page per channel at
+// 56x56); with y blocked the band's [pixel][KB] sums are stored as they are, no transpose.
+// A Graph keeps ResNet's residual stream (1x1 conv to 1x1 conv) in this layout.
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -71,13 +78,19 @@ struct DirectOcConv {
   // pairs run as one flat loop: input offset toff[t] of pair t = tap * Cg + c, weights contiguous.
   std::vector<int64_t> toff;
 
+  int layout;  // kDirectOc*Blocked bits (conv2d.h); nonzero only for pointwise convs
+  bool x_blk() const { return layout & kDirectOcXBlocked; }
+  bool y_blk() const { return layout & kDirectOcYBlocked; }
+  bool r_blk() const { return layout & kDirectOcResBlocked; }
+
   // Windows that cover the whole input (LeNet-5's conv3: 16 x 5 x 5 over 5 x 5 maps, one output
   // pixel per image; see conv2d_direct.cpp): p describes one row of Wo = N pixels whose column
   // stride is an image (C*H*W floats), read in place, and y is written pixel-major, y[n][K] (the
   // NCHW layout when Ho = Wo = 1), so P images share each weight load instead of one.
   bool images_as_row;
 
-  explicit DirectOcConv(const ConvParams& p_, bool images_as_row_ = false) : p(p_), images_as_row(images_as_row_) {
+  explicit DirectOcConv(const ConvParams& p_, bool images_as_row_ = false, int layout_ = 0)
+      : p(p_), layout(layout_), images_as_row(images_as_row_) {
     kblocks = (p.Kg() + KB - 1) / KB;
     Hp = (p.Ho - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
     Wp = (p.Wo - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
@@ -131,15 +144,44 @@ struct DirectOcConv {
   // kblock with at most W real channels (LeNet-5's 6 and 16, Kim's 100 = 3 x 32 + 4) runs one
   // vector instead of paying KV for lanes that are zero weights (LeNet-5 batch 8 0.097 -> 0.088
   // ms, batch 1 0.029 -> 0.027; 5 alternating rounds with the cost-balanced bands of run()).
-  template <int P, int SW, int KVT>
-  void tile(const float* x0, const float* wk, int64_t cc, float* accp, bool first, WeightPrefetch& pf) const {
+  // A tile whose sums are complete after its one channel chunk, written straight to a blocked y
+  // with bias, residual (blocked too) and ReLU, instead of through the band buffer and a second
+  // pass (64->256 @56 x, y blocked: the pass cost as much as the FMAs of 64 channels). y and res
+  // point at the tile's first pixel in channel block kbase; voff[v]: vector v's channel offset.
+  struct BlockedOut {
+    float* y;
+    const float* res;
+    const float* bias;  // bias + kbase, or null
+    int64_t voff[KV];
+    bool relu;
+  };
+
+  template <int P, int SW, int KVT, bool BLK>
+  void tile(const float* x0, const float* wk, int64_t cc, float* accp, bool first, WeightPrefetch& pf,
+            const BlockedOut* out) const {
     const int64_t plane = Hp * Wp, tap_stride = p.Cg() * KB, sw = SW ? SW : p.stride_w;
     typename V::reg acc[P][KVT];
 #pragma GCC unroll 16
     for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < KVT; ++v) acc[i][v] = first ? V::zero() : V::loadu(accp + i * KB + v * W);
-    if (!toff.empty() && cc == p.Cg()) {  // few channels: one flat loop over (tap, channel)
+    if (BLK) {  // x blocked, 1x1: 16 channels per block, pixel i at i * 16, blocks a plane * 16 apart
+      const float* xs = x0;
+      const float* wc = wk;
+      for (int64_t c = 0; c < cc; c += 16, xs += plane * 16)
+        for (int ci = 0; ci < 16; ++ci, wc += KB) {
+          if ((ci & 3) == 0) pf.one();
+          typename V::reg wv[KVT];
+#pragma GCC unroll 4
+          for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
+#pragma GCC unroll 16
+          for (int i = 0; i < P; ++i) {
+            const typename V::reg a = V::set1(xs[i * 16 + ci]);
+#pragma GCC unroll 4
+            for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+          }
+        }
+    } else if (!toff.empty() && cc == p.Cg()) {  // few channels: one flat loop over (tap, channel)
       const int64_t T = (int64_t)toff.size();
       const int64_t* off = toff.data();
       const float* wc = wk;
@@ -176,25 +218,43 @@ struct DirectOcConv {
         }
       }
     }
+    if (out) {  // the whole sum: straight into the blocked y (see BlockedOut)
+      typename V::reg bv[KVT];
+#pragma GCC unroll 4
+      for (int v = 0; v < KVT; ++v) bv[v] = out->bias ? V::loadu(out->bias + v * W) : V::zero();
+#pragma GCC unroll 16
+      for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < KVT; ++v) {
+          const int64_t off = out->voff[v] + i * 16;
+          typename V::reg r = V::add(acc[i][v], bv[v]);
+          if (out->res) r = V::add(r, V::loadu(out->res + off));
+          if (out->relu) r = V::max0(r);  // NaN stays NaN
+          V::storeu(out->y + off, r);
+        }
+      return;
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < KVT; ++v) V::storeu(accp + i * KB + v * W, acc[i][v]);
   }
 
-  using TileFn = void (DirectOcConv::*)(const float*, const float*, int64_t, float*, bool, WeightPrefetch&) const;
+  using TileFn = void (DirectOcConv::*)(const float*, const float*, int64_t, float*, bool, WeightPrefetch&,
+                                        const BlockedOut*) const;
 
-  template <int SW, int KVT, size_t... I>
+  template <int SW, int KVT, bool BLK, size_t... I>
   static TileFn pick(int P, std::index_sequence<I...>) {
-    static constexpr TileFn table[] = {&DirectOcConv::tile<(int)I + 1, SW, KVT>...};
+    static constexpr TileFn table[] = {&DirectOcConv::tile<(int)I + 1, SW, KVT, BLK>...};
     return table[P - 1];
   }
   template <int KVT>
   TileFn tile_fn_kv(int P) const {
     const auto seq = std::make_index_sequence<PMAX>{};
-    if (p.stride_w == 1) return pick<1, KVT>(P, seq);
-    if (p.stride_w == 2) return pick<2, KVT>(P, seq);
-    return pick<0, KVT>(P, seq);
+    if (x_blk()) return pick<1, KVT, true>(P, seq);
+    if (p.stride_w == 1) return pick<1, KVT, false>(P, seq);
+    if (p.stride_w == 2) return pick<2, KVT, false>(P, seq);
+    return pick<0, KVT, false>(P, seq);
   }
   // kvt: vectors the kblock needs (1 .. KV); the builds have KV <= 2, so 1 or KV.
   TileFn tile_fn(int P, int kvt) const {
@@ -204,15 +264,25 @@ struct DirectOcConv {
   // Vectors kblock kb computes: KV, or fewer for a last kblock with fewer than KB real channels.
   int kvt_of(int64_t kb) const { return (int)std::min<int64_t>(KV, (std::min<int64_t>(KB, p.Kg() - kb * KB) + W - 1) / W); }
 
-  // Unit u (outer to inner: group, kblock group of KG, image, kblock within it, band).
+  // Unit u (outer to inner: group, kblock group of KG, image, kblock within it, band; with
+  // band_outer: ..., image, band, kblock within the group).
   struct Units {
     int64_t bands, nn, KG, kblocks;
+    bool band_outer = false;
     int64_t count(int64_t groups) const { return groups * kblocks * nn * bands; }
     void decode(int64_t u, int64_t& g, int64_t& kb, int64_t& n, int64_t& band) const {
-      band = u % bands;
-      u /= bands;
-      const int64_t kbi = u % KG;
-      u /= KG;
+      int64_t kbi;
+      if (band_outer) {
+        kbi = u % KG;
+        u /= KG;
+        band = u % bands;
+        u /= bands;
+      } else {
+        band = u % bands;
+        u /= bands;
+        kbi = u % KG;
+        u /= KG;
+      }
       n = u % nn;
       u /= nn;
       const int64_t groups_kb = kblocks / KG;
@@ -267,6 +337,55 @@ struct DirectOcConv {
     return cost;
   }
 
+  // Offset of (image, channel k, pixel) in a blocked (N, K/16, HoWo, 16) tensor.
+  int64_t blk_off(int64_t img, int64_t k, int64_t pix) const {
+    return ((img * (p.K / 16) + k / 16) * p.Ho * p.Wo + pix) * 16 + k % 16;
+  }
+
+  // A band's sums accb[pixel][KB] (channels kbase .. + kmax, pixels pix0 .. + pix of image img)
+  // with a blocked residual or y. A residual whose layout is not y's is first added into accb
+  // (blocked: one vector per pixel; NCHW: W x W blocks transposed in registers). Then a blocked
+  // y is written with bias and ReLU: returns 2. For an NCHW y the caller's transposed store
+  // finishes: 1 when the residual is in accb already, else 0. W divides 16 and kmax.
+  int blocked_epilogue(float* accb, int64_t img, int64_t kbase, int64_t kmax, int64_t pix0, int64_t pix,
+                        const float* bias, float* y, bool relu, const float* res) const {
+    const int64_t HoWo = p.Ho * p.Wo;
+    if (res && r_blk() != y_blk()) {
+      if (r_blk()) {
+        for (int64_t j = 0; j < pix; ++j)
+          for (int64_t i0 = 0; i0 < kmax; i0 += W)
+            V::storeu(accb + j * KB + i0, V::add(V::loadu(accb + j * KB + i0),
+                                                 V::loadu(res + blk_off(img, kbase + i0, pix0 + j))));
+      } else {
+        for (int64_t i0 = 0; i0 < kmax; i0 += W)
+          for (int64_t j = 0; j < pix; j += W) {
+            const int m = (int)std::min<int64_t>(W, pix - j);
+            typename V::reg r[W];
+            for (int t = 0; t < W; ++t) {  // r[t]: pixels j .. j + m of channel kbase + i0 + t
+              const float* rr = res + (img * p.K + kbase + i0 + t) * HoWo + pix0 + j;
+              r[t] = m == W ? V::loadu(rr) : V::loadu_n(rr, m);
+            }
+            V::transpose(r);  // r[t]: the W channels of pixel j + t
+            for (int t = 0; t < m; ++t)
+              V::storeu(accb + (j + t) * KB + i0, V::add(V::loadu(accb + (j + t) * KB + i0), r[t]));
+          }
+      }
+      if (!y_blk()) return 1;
+      res = nullptr;
+    }
+    if (!y_blk()) return 0;
+    for (int64_t j = 0; j < pix; ++j)
+      for (int64_t i0 = 0; i0 < kmax; i0 += W) {
+        const int64_t off = blk_off(img, kbase + i0, pix0 + j);
+        typename V::reg v = V::loadu(accb + j * KB + i0);
+        if (bias) v = V::add(v, V::loadu(bias + kbase + i0));
+        if (res) v = V::add(v, V::loadu(res + off));
+        if (relu) v = V::max0(v);  // NaN stays NaN
+        V::storeu(y + off, v);
+      }
+    return 2;
+  }
+
   // Loop structure (why): a unit of work is (group, kblock, image, band of output tiles). Within
   // it the input channels go in chunks whose weights fit in L1 (cc x taps x KB floats <= 32 KiB),
   // and every tile of the band runs over the chunk before the next one, so each weight is
@@ -278,6 +397,7 @@ struct DirectOcConv {
     int64_t cc = std::max<int64_t>(1, 8192 / (RS * KB));
     const int64_t chunks = (Cg + cc - 1) / cc;
     cc = (Cg + chunks - 1) / chunks;
+    if (x_blk()) cc = (cc + 15) / 16 * 16;  // whole channel blocks (Cg % 16 == 0)
     int64_t rb = std::max<int64_t>(1, std::min<int64_t>(p.Ho, 16384 / (p.Wo * KB)));
     int64_t bands = (p.Ho + rb - 1) / rb;
     // Enough units for the threads the work deserves: with one output block and one image (ConvNetJS
@@ -301,6 +421,13 @@ struct DirectOcConv {
     int64_t KG = 1;  // the largest divisor of kblocks whose weights fit 1 MiB
     for (int64_t d = 1; d <= kblocks; ++d)
       if (kblocks % d == 0 && d * kb_bytes <= (int64_t(1) << 20)) KG = d;
+    // A blocked x: the threads split the bands, each running all of a group's kblocks on its
+    // band (its x from L2 after the first), instead of splitting the kblocks with each thread
+    // reading all of x (256->64 @56 in ResNet-50: 3.2 MB of x, written by both cores just
+    // before, read by each).
+    const bool band_outer = x_blk() || (layout && p.pointwise());
+    // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
+    const bool direct_out = y_blk() && !images_as_row && chunks == 1 && (!res || r_blk());
     // Few units of unequal cost leave a thread waiting (Kim's CNN at batch 1: 4 kblocks over one
     // output row, the last of 4 channels, so 2 + 2 vs 2 + 1 vectors; two kblocks of 32 + 16 over
     // a 7x7 map): the bands are cut into shorter tile ranges until the largest share is within
@@ -309,7 +436,7 @@ struct DirectOcConv {
       const int64_t tiles_img = p.Ho * row_tiles;
       std::vector<int64_t> begin;
       for (int64_t t = tb, best = INT64_MAX; t >= std::max<int64_t>(1, tb / 4); --t) {
-        const Units us{(tiles_img + t - 1) / t, std::min(ichunk, p.N), KG, kblocks};
+        const Units us{(tiles_img + t - 1) / t, std::min(ichunk, p.N), KG, kblocks, band_outer};
         const std::vector<int64_t> cost = unit_costs(us, t);
         int64_t total = 0;
         for (int64_t c : cost) total += c;
@@ -335,7 +462,7 @@ struct DirectOcConv {
     for (int64_t n0 = 0; n0 < p.N; n0 += ichunk) {
       const int64_t nn = std::min(ichunk, p.N - n0);
       const float* xsrc = padded ? xb : x + n0 * p.C * p.H * p.W;
-      const Units us{bands, nn, KG, kblocks};
+      const Units us{bands, nn, KG, kblocks, band_outer};
       const int64_t units = us.count(p.groups);
       const int nt = threads_for(p.flops() * nn / p.N, units);
       std::vector<int64_t> begin;
@@ -372,6 +499,13 @@ struct DirectOcConv {
           }
           const int64_t tiles = t1 - t0;
           const int kvt = kvt_of(kb);
+          const int64_t kbase = g * Kg + kb * KB;
+          BlockedOut bout{};
+          if (direct_out) {
+            bout.bias = bias ? bias + kbase : nullptr;
+            bout.relu = relu;
+            for (int v = 0; v < KV; ++v) bout.voff[v] = blk_off(0, kbase + v * W, 0) - blk_off(0, kbase, 0);
+          }
           for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
             const int64_t ccn = std::min(cc, Cg - c0);
             // Fetch the next chunk's weights into L2 while this one computes: at batch 1 on small
@@ -389,21 +523,35 @@ struct DirectOcConv {
               int P;
               row_tile(t % row_tiles, ow0, P);
               pf.begin_tile();
-              const float* x0 = ximg + c0 * Hp * Wp + oh * p.stride_h * Wp + ow0 * p.stride_w;
-              (this->*tile_fn(P, kvt))(x0, wk + c0 * KB, ccn, accb + (oh * p.Wo + ow0 - pix0) * KB, c0 == 0, pf);
+              const float* x0 = x_blk() ? ximg + c0 * Hp * Wp + (oh * Wp + ow0) * 16  // stride 1
+                                        : ximg + c0 * Hp * Wp + oh * p.stride_h * Wp + ow0 * p.stride_w;
+              BlockedOut* bo = nullptr;
+              if (direct_out) {
+                const int64_t o = blk_off(n0 + n, kbase, oh * p.Wo + ow0);
+                bout.y = y + o;
+                bout.res = res ? res + o : nullptr;
+                bo = &bout;
+              }
+              (this->*tile_fn(P, kvt))(x0, wk + c0 * KB, ccn, accb + (oh * p.Wo + ow0 - pix0) * KB, c0 == 0, pf, bo);
             }
           }
           // Transpose the band's [pixel][KB] sums into NCHW with bias and ReLU: blocks of W
           // pixels x W channels, transposed in registers (the strided gathers they replaced, one
           // per W outputs, cost ~25% of ResNet's conv1).
+          if (direct_out) continue;  // the tiles wrote y
           const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = pix1 - pix0;
-          const int64_t kbase = g * Kg + kb * KB;
+          const float* ures = res;  // the residual still to add here
+          if (layout) {  // a blocked x, y or residual (groups == 1, K % 16 == 0 when y or r is)
+            const int done = blocked_epilogue(accb, n0 + n, kbase, kmax, pix0, pix, bias, y, relu, res);
+            if (done == 2) continue;
+            if (done == 1) ures = nullptr;
+          }
           if (images_as_row) {  // pixel j is image j: y[j][kbase ..] is one run, no transpose
             for (int64_t j = 0; j < pix; ++j)
               for (int64_t i = 0; i < kmax; ++i) {
                 const int64_t off = (pix0 + j) * p.K + kbase + i;
                 float v = accb[j * KB + i] + (bias ? bias[kbase + i] : 0.0f);
-                if (res) v += res[off];
+                if (ures) v += ures[off];
                 y[off] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
               }
             continue;
@@ -419,7 +567,7 @@ struct DirectOcConv {
                 const int64_t k = kbase + i0 + c;
                 const int64_t off = ((n0 + n) * p.K + k) * HoWo + pix0 + j;
                 typename V::reg v = V::add(r[c], V::set1(bias ? bias[k] : 0.0f));
-                if (res) v = V::add(v, m == W ? V::loadu(res + off) : V::loadu_n(res + off, m));
+                if (ures) v = V::add(v, m == W ? V::loadu(ures + off) : V::loadu_n(ures + off, m));
                 if (relu) v = V::max0(v);  // NaN stays NaN
                 if (m == W)
                   V::storeu(y + off, v);
@@ -444,11 +592,11 @@ struct DirectOcConv {
     conv.reorder_weights(w, wb.data());                                                          \
   }                                                                                              \
   void conv2d_direct_oc_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
-                              float* y, Activation act, const float* res) {                      \
-    DirectOcConv<simd::isa, KV, PMAX>(p).run(x, wb, bias, y, act == Activation::relu, res);      \
+                              float* y, Activation act, const float* res, int layout) {          \
+    DirectOcConv<simd::isa, KV, PMAX>(p, false, layout).run(x, wb, bias, y, act == Activation::relu, res); \
   }                                                                                              \
   void conv2d_direct_oc_images_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
-                                     float* y, Activation act, const float* res) {               \
+                                     float* y, Activation act, const float* res, int) {          \
     DirectOcConv<simd::isa, KV, PMAX>(p, true).run(x, wb, bias, y, act == Activation::relu, res); \
   }
 

@@ -1,6 +1,7 @@
 // Winograd convolution: the filter transform (done once, in double precision), the run-time ISA
 // dispatch of the per-ISA kernels (conv2d_winograd__<isa>.cpp), and the transforms exposed for
 // the tests.
+#include <stdexcept>
 #include <vector>
 
 #include "conv2d.h"
@@ -10,7 +11,7 @@ namespace pycnn {
 
 #define PYCNN_WINO_DECL(isa)                                                                      \
   void conv2d_winograd_##isa(const ConvParams&, const float*, const WinogradWeights&, const float*, \
-                             float*, bool, const float*);                                          \
+                             float*, bool, const float*, bool);                                    \
   void winograd_input_##isa(const ConvParams&, int, const float*, float*);                        \
   void winograd_output_##isa(const ConvParams&, int, const float*, float*);
 PYCNN_WINO_DECL(avx512)
@@ -66,12 +67,14 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
 }
 
 void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias,
-                     float* y, Activation act, const float* residual) {
+                     float* y, Activation act, const float* residual, bool y_blocked) {
+  if (y_blocked && (p.groups != 1 || p.K % 16 != 0 || residual))
+    throw std::invalid_argument("layout: a blocked Winograd output needs groups 1, 16 | K and no residual");
   const bool relu = act == Activation::relu;
   switch (w.isa) {
-    case Isa::avx512: return conv2d_winograd_avx512(p, x, w, bias, y, relu, residual);
-    case Isa::avx2: return conv2d_winograd_avx2(p, x, w, bias, y, relu, residual);
-    default: return conv2d_winograd_generic(p, x, w, bias, y, relu, residual);
+    case Isa::avx512: return conv2d_winograd_avx512(p, x, w, bias, y, relu, residual, y_blocked);
+    case Isa::avx2: return conv2d_winograd_avx2(p, x, w, bias, y, relu, residual, y_blocked);
+    default: return conv2d_winograd_generic(p, x, w, bias, y, relu, residual, y_blocked);
   }
 }
 

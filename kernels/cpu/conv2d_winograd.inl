@@ -75,8 +75,13 @@ struct WinogradConv {
   const ConvParams& p;
   int64_t TH, TW;
   bool cross_images;  // lane offsets across images fit in int32
+  // y channel-blocked, NCHW16c (N, K/16, Ho, Wo, 16) (conv2d.h): a pixel's 16 channels are one
+  // run, so Group::yoff are pixel offsets x 16 and a channel's base is its block plus k % 16.
+  // (A Graph keeps ResNet's residual stream in that layout; a bottleneck's 3x3 writes it for
+  // the 1x1 expansion after it.) No residual with it.
+  bool yblk;
 
-  explicit WinogradConv(const ConvParams& p_) : p(p_) {
+  explicit WinogradConv(const ConvParams& p_, bool yblk_ = false) : p(p_), yblk(yblk_) {
     TH = (p.Ho + m - 1) / m;
     TW = (p.Wo + m - 1) / m;
     const int64_t span = W * std::max(p.C * p.H * p.W, p.K * p.Ho * p.Wo);
@@ -101,7 +106,7 @@ struct WinogradConv {
         const int64_t tt = t + l, n = tt / per_image, th = (tt % per_image) / TW, tw = tt % TW;
         const int64_t r0 = th * m - p.pad_t, c0 = tw * m - p.pad_l;
         g.xoff[l] = (int32_t)((n - g.n0) * p.C * p.H * p.W + r0 * p.W + c0);
-        g.yoff[l] = (int32_t)((n - g.n0) * p.K * p.Ho * p.Wo + th * m * p.Wo + tw * m);
+        g.yoff[l] = (int32_t)((n - g.n0) * p.K * p.Ho * p.Wo + (th * m * p.Wo + tw * m) * (yblk ? 16 : 1));
         for (int i = 0; i < a; ++i) {
           if (r0 + i >= 0 && r0 + i < p.H) g.rin[i] |= 1u << l;
           if (c0 + i >= 0 && c0 + i < p.W) g.cin[i] |= 1u << l;
@@ -162,7 +167,8 @@ struct WinogradConv {
       for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
     const typename V::reg bv = V::set1(bias);
     const int64_t plane = (g.n0 * p.K + kk) * p.Ho * p.Wo;
-    float* base = y + plane;
+    const int64_t ps = yblk ? 16 : 1;  // pixel stride in y
+    float* base = yblk ? y + (g.n0 * p.K + kk / 16 * 16) * p.Ho * p.Wo + kk % 16 : y + plane;
 #pragma GCC unroll 8
     for (int ii = 0; ii < m; ++ii)
 #pragma GCC unroll 8
@@ -171,8 +177,66 @@ struct WinogradConv {
         if (residual)
           v = V::add(v, V::gather_masked(residual + plane + ii * p.Wo + jj, g.yoff, g.rout[ii] & g.cout[jj]));
         if (relu) v = V::max0(v);
-        V::scatter_masked(base + ii * p.Wo + jj, g.yoff, v, g.rout[ii] & g.cout[jj]);
+        V::scatter_masked(base + (ii * p.Wo + jj) * ps, g.yoff, v, g.rout[ii] & g.cout[jj]);
       }
+  }
+
+  // The same for 16 output channels k0 .. k0 + 15 (k0 % 16 == 0) into a blocked y, for groups
+  // [gi0, gi1) (at most kBlkGroups): the 16 x m^2 output vectors of each group (lanes = tiles)
+  // are staged, then per output position transposed W x W so that each tile's pixel gets its
+  // 16 channels as whole-vector stores (one 64-byte line). Scattered one float per line instead,
+  // 16 lines per scatter, Winograd F4 at 56x56 took 0.54 -> 0.60 ms in ResNet-50 against the
+  // NCHW output. Several groups per call so that each of the 16 x a^2 rows of M read here is
+  // read kBlkGroups lines at a time (one group per call, 576 short streams: 3.7 -> 4.2 ms at
+  // batch 8, F4 64 @56; the M loads took 40% of this function in perf).
+  static constexpr int kBlkGroups = 8;
+  void output_groups_blk16(const float* Mb, int64_t mstride, int64_t krow, const std::vector<Group>& groups,
+                           const std::vector<int64_t>& gstart, int64_t gi0, int64_t gi1, int64_t k0,
+                           const float* bias, bool relu, float* y) const {
+    typename V::reg stage[kBlkGroups][m * m][16];
+    for (int kq = 0; kq < 16; ++kq) {
+      const float* Mk = Mb + kq * krow;  // row k0 + kq of every xi's M
+      const typename V::reg bv = V::set1(bias ? bias[k0 + kq] : 0.0f);
+      for (int64_t gi = gi0; gi < gi1; ++gi) {
+        const Group& g = groups[(size_t)gi];
+        const int64_t tv = gstart[(size_t)gi];
+        typename V::reg M[a][a], t[m][a];
+#pragma GCC unroll 8
+        for (int i = 0; i < a; ++i)
+#pragma GCC unroll 8
+          for (int j = 0; j < a; ++j) {
+            const float* src = Mk + (int64_t)(i * a + j) * mstride + tv;
+            M[i][j] = g.nt == W ? V::loadu(src) : V::loadu_n(src, g.nt);
+          }
+#pragma GCC unroll 8
+        for (int i = 0; i < a; ++i)
+#pragma GCC unroll 8
+          for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
+#pragma GCC unroll 8
+        for (int ii = 0; ii < m; ++ii)
+#pragma GCC unroll 8
+          for (int jj = 0; jj < m; ++jj) {
+            typename V::reg v = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
+            stage[gi - gi0][ii * m + jj][kq] = relu ? V::max0(v) : v;
+          }
+      }
+    }
+    for (int64_t gi = gi0; gi < gi1; ++gi) {
+      const Group& g = groups[(size_t)gi];
+      float* base = y + (g.n0 * p.K + k0) * p.Ho * p.Wo;  // block k0 / 16 of image n0
+      for (int ii = 0; ii < m; ++ii)
+        for (int jj = 0; jj < m; ++jj) {
+          const uint32_t live = g.rout[ii] & g.cout[jj];
+          float* pos = base + (ii * p.Wo + jj) * 16;
+          for (int h = 0; h < 16; h += W) {
+            typename V::reg r[W];
+            for (int q = 0; q < W; ++q) r[q] = stage[gi - gi0][ii * m + jj][h + q];
+            V::transpose(r);  // r[l]: channels k0 + h .. + W of tile l
+            for (int l = 0; l < g.nt; ++l)
+              if (live >> l & 1u) V::storeu(pos + g.yoff[l] + h, r[l]);
+          }
+        }
+    }
   }
 
   // Full convolution with prepared weights.
@@ -217,6 +281,16 @@ struct WinogradConv {
                                       Mbuf + xi * Kg * T, T, nullptr, nullptr});
         }
         sgemm_run(probs, Kg, Cg, false);
+        if (yblk) {  // groups == 1, Kg % 16 == 0
+          const int64_t GB = (G + kBlkGroups - 1) / kBlkGroups;
+#pragma omp parallel for num_threads(nt) schedule(static)
+          for (int64_t it = 0; it < Kg / 16 * GB; ++it) {
+            const int64_t k0 = it / GB * 16, gi0 = it % GB * kBlkGroups;
+            output_groups_blk16(Mbuf + k0 * T, Kg * T, T, groups, gstart, gi0, std::min(G, gi0 + kBlkGroups), k0,
+                                bias, relu, y);
+          }
+          continue;
+        }
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t it = 0; it < Kg * G; ++it) {
           const int64_t k = it / G, gi = it % G, kk = g * Kg + k;
@@ -235,14 +309,14 @@ template <class V>
 struct WinogradEntry {
   template <int m>
   static void run_m(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
-                    bool relu, const float* residual) {
-    WinogradConv<V, m>(p).run(x, w, bias, y, relu, residual);
+                    bool relu, const float* residual, bool yblk) {
+    WinogradConv<V, m>(p, yblk).run(x, w, bias, y, relu, residual);
   }
   static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
-                  bool relu, const float* residual) {
-    if (w.m == 2) return run_m<2>(p, x, w, bias, y, relu, residual);
-    if (w.m == 4) return run_m<4>(p, x, w, bias, y, relu, residual);
-    return run_m<6>(p, x, w, bias, y, relu, residual);
+                  bool relu, const float* residual, bool yblk) {
+    if (w.m == 2) return run_m<2>(p, x, w, bias, y, relu, residual, yblk);
+    if (w.m == 4) return run_m<4>(p, x, w, bias, y, relu, residual, yblk);
+    return run_m<6>(p, x, w, bias, y, relu, residual, yblk);
   }
 
   // x (N, C, H, W) -> V (alpha^2, C, T) or M (alpha^2, K, T) -> y (N, K, Ho, Wo), T = all tiles.
@@ -274,8 +348,8 @@ struct WinogradEntry {
 
 #define PYCNN_WINOGRAD_ISA(isa)                                                                    \
   void conv2d_winograd_##isa(const ConvParams& p, const float* x, const WinogradWeights& w,         \
-                             const float* bias, float* y, bool relu, const float* residual) {      \
-    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu, residual);                               \
+                             const float* bias, float* y, bool relu, const float* residual, bool yblk) { \
+    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu, residual, yblk);                         \
   }                                                                                                \
   void winograd_input_##isa(const ConvParams& p, int m, const float* x, float* V) {                \
     WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                         \

@@ -19,9 +19,10 @@ inline bool subsampled_pointwise(const ConvParams& p) {
 
 // For each chunk of images [n0, n0 + q.N): run(q, xs, n0), q being the pointwise convolution on
 // the subsampled planes xs (q.N images, (C, Ho, Wo) each). xs is this thread's kSlotConvIn
-// workspace: run must not use that slot itself.
+// workspace: run must not use that slot itself. block 16: x is channel-blocked NCHW16c
+// (N, C/16, H, W, 16) and so is xs (each pixel's 16 channels copied together).
 template <class Run>
-void for_subsampled_chunks(const ConvParams& p, const float* x, Run run) {
+void for_subsampled_chunks(const ConvParams& p, const float* x, Run run, int64_t block = 1) {
   const int64_t HoWo = p.Ho * p.Wo;
   ConvParams q = p;
   q.H = p.Ho;
@@ -33,14 +34,19 @@ void for_subsampled_chunks(const ConvParams& p, const float* x, Run run) {
   for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.N - n0);
     q.N = nn;
+    const int64_t planes = nn * p.C / block;
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < nn * p.C; ++t) {  // plane t = (image, channel)
-      const float* src = x + (n0 * p.C + t) * p.H * p.W;
-      float* dst = xs + t * HoWo;
+    for (int64_t t = 0; t < planes; ++t) {  // plane t = (image, channel or channel block)
+      const float* src = x + (n0 * p.C / block + t) * p.H * p.W * block;
+      float* dst = xs + t * HoWo * block;
       for (int64_t oh = 0; oh < p.Ho; ++oh) {
-        const float* sr = src + oh * p.stride_h * p.W;
-        float* dr = dst + oh * p.Wo;
-        for (int64_t ow = 0; ow < p.Wo; ++ow) dr[ow] = sr[ow * p.stride_w];
+        const float* sr = src + oh * p.stride_h * p.W * block;
+        float* dr = dst + oh * p.Wo * block;
+        if (block == 1) {
+          for (int64_t ow = 0; ow < p.Wo; ++ow) dr[ow] = sr[ow * p.stride_w];
+        } else {
+          for (int64_t ow = 0; ow < p.Wo; ++ow) std::copy_n(sr + ow * p.stride_w * block, block, dr + ow * block);
+        }
       }
     }
     run(q, (const float*)xs, n0);

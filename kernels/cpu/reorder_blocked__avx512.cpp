@@ -1,0 +1,8 @@
+// NCHW <-> NCHW16c reorders for the avx512 build (see reorder_blocked.inl).
+#include "reorder_blocked.inl"
+
+namespace pycnn {
+
+PYCNN_REORDER_ISA(avx512)
+
+}  // namespace pycnn

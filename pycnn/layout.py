@@ -1,0 +1,123 @@
+"""Channel-blocked activations between a Graph's convolutions (NCHW16c).
+
+Layout. A blocked tensor of logical shape (N, C, H, W) is stored as (N, C/16, H, W, 16): the 16
+channels of a pixel are one 64-byte run. It only ever lives between two bound conv steps of a
+Graph's plan; every graph output, every input and every tensor any other op reads is NCHW.
+
+Why. A 1x1 convolution on NCHW needs its input packed per call (the SGEMM packs B panels,
+16-20% of the layer at 56x56) or read with a stride of a whole plane per channel (direct_oc in
+place, worse at 28x28 and 56x56). On a blocked input direct_oc's broadcasts for 16 channels come
+from a tile's few whole lines, nothing is packed, and a blocked output needs no transpose.
+Measured (PreparedConv bound calls, 16 rotating weight copies, 2 threads, batch 1; NCHW auto
+= im2col): 256->64 @56 0.401 -> 0.321-0.333 ms, 512->128 @28 0.366 -> 0.315-0.322, 1024->256
+@14 0.355 -> 0.323; batch 8: 3.39 -> 2.72-2.78, 3.06 -> 2.66-2.74, 2.81 -> 2.56-2.61.
+
+Which tensors. A tensor is blocked when
+  * its producer can write it: a conv with groups 1 and 16 | K that runs direct_oc (any
+    geometry), Winograd without a fused residual, or any 1x1 unpadded conv (it then runs
+    direct_oc: from an NCHW x that costs up to 8% at 56x56 against im2col, 64->256 0.403 ->
+    0.437 ms, paid back by the 1x1 conv that reads the result);
+  * every consumer can read it: 1x1 unpadded convs (any stride) with groups 1 and 16 | C, 16 | K,
+    reading it as x or as the residual added in their epilogue (direct_oc takes either layout);
+  * a consumer reads it as x (the reason to block it) or its producer's x is blocked too (then
+    writing it blocked costs nothing), and it is not a graph output.
+Any other op whose output satisfies the last two (ResNet's stem max pool, read by layer1.0's
+conv1 and downsample) is followed by a reorder to the blocked layout in its step.
+In ResNet-50/101/152 that is the residual stream between bottlenecks and each bottleneck's 3x3
+output: conv1 1x1 (blocked x, NCHW y for the 3x3) -> 3x3 (Winograd or direct_oc, blocked y) ->
+conv3 1x1 (blocked x, y and residual). Networks without such 1x1 chains (GoogLeNet's 1x1 convs
+read concats, ResNet-18/34) are unchanged.
+
+Only when the Graph's algorithm is "auto" or "direct_oc": a Graph told to run one algorithm
+(im2col, winograd, ...) runs exactly that everywhere. ENABLED = False turns this off (A/B and
+tests).
+"""
+from __future__ import annotations
+
+from .ops import WINOGRAD_ALGOS, ConvShape
+from .prepared import PreparedConv
+
+ENABLED = True
+
+X_BLOCKED, Y_BLOCKED, RES_BLOCKED = 1, 2, 4  # as kDirectOc*Blocked in kernels/cpu/conv2d.h
+REORDER = "reorder"  # the algorithm of a non-conv step whose output is reordered to blocked
+
+
+def _conv_shape(step, shapes):
+    c = step.fn  # a PreparedConv
+    return ConvShape(tuple(shapes[step.inputs[0]]), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)
+
+
+def _pointwise_reader(s):
+    """A 1x1 unpadded conv direct_oc can run on a blocked x (and with a blocked residual)."""
+    return (s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1) and s.groups == 1
+            and s.C % 16 == 0 and s.K % 16 == 0)
+
+
+def plan(steps, shapes, outputs, graph_algo):
+    """Per step index: (layout bits, algorithm) for the steps that touch a blocked tensor; the
+    others are absent. steps: the Graph's plan steps (op, inputs, output, fn, attrs, params);
+    shapes: logical shapes of every tensor; outputs: graph outputs."""
+    if not ENABLED or graph_algo not in ("auto", "direct_oc"):
+        return {}
+    info = {}  # step index -> (ConvShape, resolved algorithm), bound native convs only
+    for i, st in enumerate(steps):
+        if st.op != "conv2d" or st.attrs.get("max_map") or not isinstance(st.fn, PreparedConv):
+            continue
+        algo = st.fn.algo_for(shapes[st.inputs[0]])
+        if algo not in ("direct_oc", "im2col", "direct") + WINOGRAD_ALGOS:
+            continue  # Python-side algorithms (reference, numba) keep NCHW
+        info[i] = (_conv_shape(st, shapes), algo)
+    consumers = {}
+    for i, st in enumerate(steps):
+        for pos, t in enumerate(st.inputs):
+            consumers.setdefault(t, []).append((i, pos))
+    outs = set(outputs)
+
+    def readers_ok(t, x_blocked):
+        cs = consumers.get(t, [])
+        if not cs or t in outs:
+            return False
+        as_x = False
+        for i, pos in cs:
+            if i not in info or not _pointwise_reader(info[i][0]) or pos > 1:
+                return False
+            as_x = as_x or pos == 0
+        return as_x or x_blocked
+
+    blocked = set()
+    result = {}
+    for i, st in enumerate(steps):
+        if i not in info:
+            # Any other op (ResNet's stem max pool) whose output only 1x1 convs read: reordered
+            # after it (REORDER; _C.to_blocked16, 0.015 ms for 64x56x56, 0.25 ms at batch 8).
+            shape = shapes.get(st.output)
+            if (st.op != "conv2d" and shape is not None and len(shape) == 4 and shape[1] % 16 == 0
+                    and readers_ok(st.output, False)):
+                blocked.add(st.output)
+                result[i] = (Y_BLOCKED, REORDER)
+            continue
+        s, algo = info[i]
+        xb = st.inputs[0] in blocked
+        rb = len(st.inputs) > 1 and st.inputs[1] in blocked
+        one_by_one = s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1)
+        can_write = s.groups == 1 and s.K % 16 == 0 and (
+            one_by_one or algo == "direct_oc" or (algo in WINOGRAD_ALGOS and len(st.inputs) == 1))
+        yb = can_write and readers_ok(st.output, xb)
+        if yb:
+            blocked.add(st.output)
+        if xb or yb or rb:
+            bits = (X_BLOCKED if xb else 0) | (Y_BLOCKED if yb else 0) | (RES_BLOCKED if rb else 0)
+            run = algo if algo in WINOGRAD_ALGOS and not (xb or rb) else "direct_oc"
+            result[i] = (bits, run)
+    return result
+
+
+def describe(algo, bits, op=None):
+    """The algorithm column of Graph.profile for a step with these layout bits."""
+    if algo == REORDER:
+        return f"{op} [16c: y, reordered]"
+    if not bits:
+        return algo
+    names = [n for b, n in ((X_BLOCKED, "x"), (Y_BLOCKED, "y"), (RES_BLOCKED, "res")) if bits & b]
+    return f"{algo} [16c: {','.join(names)}]"

@@ -1,0 +1,219 @@
+"""Channel-blocked activations (NCHW16c, pycnn/layout.py): the reorders, the kernels that read and
+write the layout (direct_oc, Winograd), their checks, and the Graph plan that uses them."""
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import Graph, Node, _C, layout, reference
+from conftest import assert_close, assert_conv_close, conv_data
+
+
+def blk(a):
+    """NCHW -> (N, C/16, H, W, 16), written out with NumPy (the oracle of _C.to_blocked16)."""
+    N, C, H, W = a.shape
+    return np.ascontiguousarray(a.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
+
+
+def unblk(a):
+    N, CB, H, W, _ = a.shape
+    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))
+
+
+def ref_conv(x, w, b, stride=1, padding=0, residual=None, relu=True):
+    y = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None if b is None else b.astype(np.float64),
+                         stride, padding, 1, 1, None)
+    if residual is not None:
+        y = y + residual
+    return np.where(y < 0, 0.0, y) if relu else y  # NaN stays NaN
+
+
+def bound(algo, w, b, x_shape, stride=1, padding=0, bits=0, relu=True):
+    """A bound PreparedConv call with these layout bits (what a Graph step holds)."""
+    conv = pycnn.prepare_conv(w, b, stride=stride, padding=padding, activation="relu" if relu else None, algo=algo)
+    s = pycnn.ops.ConvShape(x_shape, w.shape, stride, padding, 1, 1)
+    return conv.bind([x_shape], None, layout=(bits, algo)), (s.N, s.K, s.Ho, s.Wo)
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 1, 1), (2, 32, 5, 7), (3, 48, 13, 3), (1, 64, 17, 17)])
+def test_reorders_match_numpy_and_round_trip(isa, rng, shape):
+    x = rng.standard_normal(shape, dtype=np.float32)
+    x[0, 0, 0, 0] = np.nan
+    b = _C.to_blocked16(x)
+    assert b.shape == (shape[0], shape[1] // 16, shape[2], shape[3], 16)
+    np.testing.assert_array_equal(b, blk(x))
+    np.testing.assert_array_equal(_C.from_blocked16(b), x)
+
+
+def test_reorder_checks():
+    with pytest.raises(ValueError, match="x: the channel count must be a multiple of 16"):
+        _C.to_blocked16(np.zeros((1, 12, 2, 2), np.float32))
+    with pytest.raises(ValueError, match="x: expected 4 dimensions"):
+        _C.to_blocked16(np.zeros((12, 2, 2), np.float32))
+    with pytest.raises(ValueError, match="y: expected a channel-blocked"):
+        _C.from_blocked16(np.zeros((1, 1, 2, 2, 8), np.float32))
+
+
+# (N, C, K, H, W): pixel counts that leave partial tiles, one and several channel chunks (528 >
+# 256 channels per chunk on avx512), 16..96 outputs (one, two and three 16-channel blocks).
+POINTWISE = [(1, 16, 16, 1, 3), (2, 32, 48, 5, 7), (1, 64, 32, 14, 14), (3, 48, 96, 3, 50), (2, 528, 48, 5, 5)]
+
+
+@pytest.mark.parametrize("N,C,K,H,W", POINTWISE)
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_direct_oc_pointwise_layouts(isa, rng, N, C, K, H, W, bits):
+    """1x1 convs with x and/or y blocked, without and with a residual in either layout, every
+    output written (out pre-filled with NaN)."""
+    x, w, b = conv_data(rng, N, C, H, W, K, C, 1, 1)
+    r = rng.standard_normal((N, K, H, W), dtype=np.float32)
+    call, yshape = bound("direct_oc", w, b, x.shape, bits=bits)
+    xin = blk(x) if bits & 1 else x
+    for res in (None, r, blk(r)):
+        want = ref_conv(x, w, b, residual=None if res is None else r)
+        out = np.full(blk(want).shape if bits & 2 else want.shape, np.nan, np.float32)
+        y = call(xin, res, out)
+        assert y is out or np.shares_memory(y, out)
+        assert_close(unblk(y) if bits & 2 else y, want, what=f"{isa} bits {bits} res {None if res is None else res.ndim}")
+
+
+@pytest.mark.parametrize("bits", [1, 3])
+def test_direct_oc_strided_pointwise_reads_blocked_x(isa, rng, bits):
+    """ResNet's downsample (1x1 stride 2) on a blocked x: subsampled in the blocked layout."""
+    x, w, b = conv_data(rng, 3, 32, 9, 11, 48, 32, 1, 1)
+    r = rng.standard_normal((3, 48, 5, 6), dtype=np.float32)
+    call, _ = bound("direct_oc", w, b, x.shape, stride=2, bits=bits)
+    y = call(blk(x), blk(r))
+    assert_close(unblk(y) if bits & 2 else y, ref_conv(x, w, b, 2, residual=r))
+
+
+@pytest.mark.parametrize("R,stride,pad", [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 2, 0)])
+def test_direct_oc_writes_blocked_y_for_any_window(isa, rng, R, stride, pad):
+    x, w, b = conv_data(rng, 2, 24, 13, 12, 32, 24, R, R)
+    call, _ = bound("direct_oc", w, b, x.shape, stride=stride, padding=pad, bits=2)
+    assert_close(unblk(call(x)), ref_conv(x, w, b, stride, pad))
+
+
+@pytest.mark.parametrize("algo", ["winograd_f2", "winograd_f4", "winograd_f6"])
+@pytest.mark.parametrize("N,C,K,H,W", [(1, 16, 16, 7, 7), (3, 8, 48, 13, 10), (2, 32, 160, 9, 17)])
+def test_winograd_writes_blocked_y(isa, rng, algo, N, C, K, H, W):
+    """Partial tiles, tile groups across images, 1..10 channel blocks, group blocks of 8 and a
+    remainder (2 x 9 x 17 maps: 2 x 5 x 9 F2 tiles = 90 = 5 full groups of 16 + 10)."""
+    x, w, b = conv_data(rng, N, C, H, W, K, C, 3, 3)
+    call, yshape = bound(algo, w, b, x.shape, padding=1, bits=2)
+    out = np.full((N, K // 16, H, W, 16), np.nan, np.float32)
+    call(x, None, out)
+    assert_conv_close(unblk(out), ref_conv(x, w, b, 1, 1), algo, what=f"{isa} {algo}")
+
+
+def test_blocked_paths_propagate_nan(rng):
+    """A NaN in x reaches exactly the outputs of its pixel (1x1) through blocked x, y and
+    residual; ReLU keeps it."""
+    x, w, b = conv_data(rng, 1, 32, 6, 6, 32, 32, 1, 1)
+    x[0, 5, 2, 3] = np.nan
+    r = rng.standard_normal((1, 32, 6, 6), dtype=np.float32)
+    r[0, 7, 0, 0] = np.inf
+    call, _ = bound("direct_oc", w, b, x.shape, bits=3)
+    y = unblk(call(blk(x), blk(r)))
+    assert_close(y, ref_conv(x, w, b, residual=r))
+    assert np.isnan(y[0, :, 2, 3]).all() and np.isnan(y).sum() == 32 and y[0, 7, 0, 0] == np.inf
+
+
+def test_bind_and_call_check_layouts(rng):
+    x, w, b = conv_data(rng, 1, 32, 6, 6, 32, 32, 1, 1)
+    w3 = conv_data(rng, 1, 32, 6, 6, 32, 32, 3, 3)[1]
+    with pytest.raises(ValueError, match="layout: channel-blocked tensors need direct_oc"):
+        bound("im2col", w, b, x.shape, bits=1)
+    with pytest.raises(ValueError, match="layout"):  # a blocked x on a 3x3 window
+        bound("direct_oc", w3, b, x.shape, padding=1, bits=1)
+    with pytest.raises(ValueError, match="layout"):  # a blocked y with 24 outputs
+        bound("direct_oc", w[:24], b[:24], x.shape, bits=2)
+    with pytest.raises(ValueError, match="layout"):  # Winograd reads NCHW only
+        bound("winograd_f2", w3, b, x.shape, padding=1, bits=3)
+    with pytest.raises(ValueError, match="layout"):
+        pycnn.prepare_conv(w, b, algo="direct_oc")._handle("direct_oc").bind(b, [1, 32, 6, 6], 1, 1, 0, 0, 1, 1,
+                                                                              6, 6, True, 0, 8)
+    call, _ = bound("direct_oc", w, b, x.shape, bits=1)
+    with pytest.raises(ValueError, match=r"x: expected shape \(1, 2, 6, 6, 16\)"):
+        call(x)  # NCHW given where the call was bound to a blocked x
+    with pytest.raises(ValueError, match="residual: expected the output's shape"):
+        call(blk(x), np.zeros((1, 32, 6, 5), np.float32))
+    with pytest.raises(ValueError, match=r"out: expected shape \(1, 32, 6, 6\)"):
+        call(blk(x), None, np.zeros((1, 2, 6, 6, 16), np.float32))
+    wcall, _ = bound("winograd_f4", w3, b, x.shape, padding=1, bits=2)
+    with pytest.raises(ValueError, match="residual: not supported with a blocked Winograd output"):
+        wcall(x, np.zeros((1, 2, 6, 6, 16), np.float32))
+    assert not wcall.writes_out and wcall.layout == 2 and call.writes_out
+
+
+def bottleneck_graph(C=64, mid=16, H=10, blocks=2, head=True):
+    """ResNet-style bottlenecks (1x1 -> 3x3 -> 1x1 + identity, ReLU) after a 3x3 stem and a max
+    pool, then global pooling: the chain pycnn.layout blocks."""
+    rng = np.random.default_rng(7)
+
+    def conv(name, src, cin, cout, k, **attrs):
+        return Node(name, "conv2d", [src], attrs=dict(padding=k // 2, **attrs),
+                    params={"weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k),
+                            "bias": rng.standard_normal(cout) * 0.1})
+    nodes = [conv("stem", "x", 3, C, 3), Node("stem_relu", "relu", ["stem"]),
+             Node("pool", "max_pool2d", ["stem_relu"], attrs=dict(kernel=2))]
+    src = "pool"
+    for i in range(blocks):
+        p = f"b{i}"
+        nodes += [conv(f"{p}.c1", src, C, mid, 1), Node(f"{p}.r1", "relu", [f"{p}.c1"]),
+                  conv(f"{p}.c2", f"{p}.r1", mid, mid, 3), Node(f"{p}.r2", "relu", [f"{p}.c2"]),
+                  conv(f"{p}.c3", f"{p}.r2", mid, C, 1), Node(f"{p}.add", "add", [f"{p}.c3", src]),
+                  Node(f"{p}.out", "relu", [f"{p}.add"])]
+        src = f"{p}.out"
+    outputs = [src]
+    if head:
+        nodes += [Node("gap", "global_avg_pool2d", [src]), Node("flat", "flatten", ["gap"])]
+        outputs = ["flat"]
+    return Graph({"x": (None, 3, 2 * H, 2 * H)}, nodes, outputs, name="bottlenecks")
+
+
+def bound_layouts(g, x):
+    plan = g._steps_for(g._feed(x))
+    return {g._steps[i].names[0]: v for i, v in plan.layouts.items()}
+
+
+def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
+    x = rng.standard_normal((2, 3, 20, 20), dtype=np.float32)
+    g = bottleneck_graph()
+    lay = bound_layouts(g, x)
+    X, Y, R = layout.X_BLOCKED, layout.Y_BLOCKED, layout.RES_BLOCKED
+    assert lay["pool"] == (Y, layout.REORDER)  # the stem pool's output is read by 1x1 convs only
+    assert lay["b0.c1"] == (X, "direct_oc")  # its 3x3 consumer reads NCHW
+    assert lay["b0.c2"][0] == Y  # Winograd or direct_oc writes blocked for the 1x1 after it
+    assert lay["b0.c3"] == (X | Y | R, "direct_oc") and lay["b1.c1"] == (X, "direct_oc")
+    assert lay["b1.c3"] == (X | R, "direct_oc")  # global pooling reads the last output as NCHW
+    assert "stem" not in lay
+    y = g(x)
+    assert y.shape == (2, 64)
+    np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
+    rows = {r[0]: r for r in g.profile(x, runs=1, warmup=0).rows}
+    assert rows["b0.c3+b0.add+b0.out"][5] == "direct_oc [16c: x,y,res]"
+    assert rows["pool"][5] == "max_pool2d [16c: y, reordered]"
+    g2 = bottleneck_graph()
+    layout.ENABLED = False
+    try:
+        assert bound_layouts(g2, x) == {}
+        np.testing.assert_allclose(g2(x), y, rtol=1e-5, atol=1e-5)
+    finally:
+        layout.ENABLED = True
+
+
+def test_graph_outputs_and_other_readers_stay_nchw(rng):
+    """A tensor that is a graph output, or that any op other than a 1x1 conv reads, is never
+    blocked; nor is anything when the graph runs one named algorithm."""
+    x = rng.standard_normal((1, 3, 20, 20), dtype=np.float32)
+    g = bottleneck_graph(head=False)  # the last block's output is the graph's output
+    lay = bound_layouts(g, x)
+    assert not lay["b1.c3"][0] & layout.Y_BLOCKED
+    y = g(x)
+    assert y.shape == (1, 64, 10, 10) and y.flags.c_contiguous
+    np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
+    g.set_algo("im2col")
+    assert bound_layouts(g, x) == {}
+    g = bottleneck_graph(C=24, mid=16)  # 24 channels: no 16-channel blocks for the stream
+    lay = bound_layouts(g, x)
+    assert "pool" not in lay and "b0.c1" not in lay and "b0.c3" not in lay
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
