@@ -21,8 +21,9 @@ Which tensors. A tensor is blocked when
     reading it as x or as the residual added in their epilogue (direct_oc takes either layout);
   * a consumer reads it as x (the reason to block it) or its producer's x is blocked too (then
     writing it blocked costs nothing), and it is not a graph output.
-Any other op whose output satisfies the last two (ResNet's stem max pool, read by layer1.0's
-conv1 and downsample) is followed by a reorder to the blocked layout in its step.
+Any other op whose output satisfies the last two and starts such a chain (a consumer that writes
+a blocked output: ResNet's stem max pool, read by layer1.0's conv1 and downsample) is followed by
+a reorder to the blocked layout in its step.
 In ResNet-50/101/152 that is the residual stream between bottlenecks and each bottleneck's 3x3
 output: conv1 1x1 (blocked x, NCHW y for the 3x3) -> 3x3 (Winograd or direct_oc, blocked y) ->
 conv3 1x1 (blocked x, y and residual). Networks without such 1x1 chains (GoogLeNet's 1x1 convs
@@ -85,25 +86,36 @@ def plan(steps, shapes, outputs, graph_algo):
             as_x = as_x or pos == 0
         return as_x or x_blocked
 
+    def can_write(i):
+        s, algo = info[i]
+        one_by_one = s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1)
+        return s.groups == 1 and s.K % 16 == 0 and (
+            one_by_one or algo == "direct_oc" or (algo in WINOGRAD_ALGOS and len(steps[i].inputs) == 1))
+
+    def chain_goes_on(t):
+        """A consumer reading t as x writes a blocked output itself (so the layout pays for a
+        reorder of t several times over, as ResNet's stem pool feeding layer1.0's downsample;
+        GoogLeNet's pool branches, a pool -> 1x1 conv -> concat, do not)."""
+        return any(pos == 0 and can_write(i) and readers_ok(steps[i].output, True)
+                   for i, pos in consumers.get(t, []))
+
     blocked = set()
     result = {}
     for i, st in enumerate(steps):
         if i not in info:
-            # Any other op (ResNet's stem max pool) whose output only 1x1 convs read: reordered
-            # after it (REORDER; _C.to_blocked16, 0.015 ms for 64x56x56, 0.25 ms at batch 8).
+            # Any other op whose output only 1x1 convs read and which starts a blocked chain
+            # (ResNet's stem max pool): reordered after it (REORDER; _C.to_blocked16, 0.015 ms
+            # for 64x56x56, 0.25 ms at batch 8).
             shape = shapes.get(st.output)
             if (st.op != "conv2d" and shape is not None and len(shape) == 4 and shape[1] % 16 == 0
-                    and readers_ok(st.output, False)):
+                    and readers_ok(st.output, False) and chain_goes_on(st.output)):
                 blocked.add(st.output)
                 result[i] = (Y_BLOCKED, REORDER)
             continue
         s, algo = info[i]
         xb = st.inputs[0] in blocked
         rb = len(st.inputs) > 1 and st.inputs[1] in blocked
-        one_by_one = s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1)
-        can_write = s.groups == 1 and s.K % 16 == 0 and (
-            one_by_one or algo == "direct_oc" or (algo in WINOGRAD_ALGOS and len(st.inputs) == 1))
-        yb = can_write and readers_ok(st.output, xb)
+        yb = can_write(i) and readers_ok(st.output, xb)
         if yb:
             blocked.add(st.output)
         if xb or yb or rb:

@@ -145,8 +145,9 @@ def test_bind_and_call_check_layouts(rng):
 
 
 def bottleneck_graph(C=64, mid=16, H=10, blocks=2, head=True):
-    """ResNet-style bottlenecks (1x1 -> 3x3 -> 1x1 + identity, ReLU) after a 3x3 stem and a max
-    pool, then global pooling: the chain pycnn.layout blocks."""
+    """ResNet-style bottlenecks (1x1 -> 3x3 -> 1x1 + shortcut, ReLU; the first block's shortcut a
+    1x1 projection, as ResNet's downsample) after a 3x3 stem and a max pool, then global pooling:
+    the chain pycnn.layout blocks."""
     rng = np.random.default_rng(7)
 
     def conv(name, src, cin, cout, k, **attrs):
@@ -160,8 +161,12 @@ def bottleneck_graph(C=64, mid=16, H=10, blocks=2, head=True):
         p = f"b{i}"
         nodes += [conv(f"{p}.c1", src, C, mid, 1), Node(f"{p}.r1", "relu", [f"{p}.c1"]),
                   conv(f"{p}.c2", f"{p}.r1", mid, mid, 3), Node(f"{p}.r2", "relu", [f"{p}.c2"]),
-                  conv(f"{p}.c3", f"{p}.r2", mid, C, 1), Node(f"{p}.add", "add", [f"{p}.c3", src]),
-                  Node(f"{p}.out", "relu", [f"{p}.add"])]
+                  conv(f"{p}.c3", f"{p}.r2", mid, C, 1)]
+        short = src
+        if i == 0:
+            nodes.append(conv(f"{p}.proj", src, C, C, 1))
+            short = f"{p}.proj"
+        nodes += [Node(f"{p}.add", "add", [f"{p}.c3", short]), Node(f"{p}.out", "relu", [f"{p}.add"])]
         src = f"{p}.out"
     outputs = [src]
     if head:
@@ -180,17 +185,21 @@ def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
     g = bottleneck_graph()
     lay = bound_layouts(g, x)
     X, Y, R = layout.X_BLOCKED, layout.Y_BLOCKED, layout.RES_BLOCKED
-    assert lay["pool"] == (Y, layout.REORDER)  # the stem pool's output is read by 1x1 convs only
+    # The stem pool's output is read by 1x1 convs only, and the projection writes the blocked
+    # stream: reordered after the pool.
+    assert lay["pool"] == (Y, layout.REORDER)
     assert lay["b0.c1"] == (X, "direct_oc")  # its 3x3 consumer reads NCHW
     assert lay["b0.c2"][0] == Y  # Winograd or direct_oc writes blocked for the 1x1 after it
-    assert lay["b0.c3"] == (X | Y | R, "direct_oc") and lay["b1.c1"] == (X, "direct_oc")
+    assert lay["b0.c3"] == (X | Y, "direct_oc")  # read as the projection's residual
+    assert lay["b0.proj"] == (X | Y | R, "direct_oc")  # the join add fused into it, as in ResNet
+    assert lay["b1.c1"] == (X, "direct_oc")
     assert lay["b1.c3"] == (X | R, "direct_oc")  # global pooling reads the last output as NCHW
     assert "stem" not in lay
     y = g(x)
     assert y.shape == (2, 64)
     np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
     rows = {r[0]: r for r in g.profile(x, runs=1, warmup=0).rows}
-    assert rows["b0.c3+b0.add+b0.out"][5] == "direct_oc [16c: x,y,res]"
+    assert rows["b0.proj+b0.add+b0.out"][5] == "direct_oc [16c: x,y,res]"
     assert rows["pool"][5] == "max_pool2d [16c: y, reordered]"
     g2 = bottleneck_graph()
     layout.ENABLED = False
@@ -215,5 +224,21 @@ def test_graph_outputs_and_other_readers_stay_nchw(rng):
     assert bound_layouts(g, x) == {}
     g = bottleneck_graph(C=24, mid=16)  # 24 channels: no 16-channel blocks for the stream
     lay = bound_layouts(g, x)
-    assert "pool" not in lay and "b0.c1" not in lay and "b0.c3" not in lay
+    assert "pool" not in lay and "b0.c1" not in lay and "b0.proj" not in lay
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+
+
+def test_zoo_plans():
+    """ResNet-50 keeps its whole residual stream blocked (every 1x1 conv reads a blocked x, the
+    stem pool's output reordered); GoogLeNet, whose 1x1 convs read concats or feed 3x3s and concats, and
+    ResNet-18 (no 1x1 chains) keep NCHW everywhere."""
+    for name, shape in (("resnet50", (1, 3, 224, 224)), ("googlenet", (1, 3, 224, 224)), ("resnet18", (1, 3, 64, 64))):
+        g = pycnn.models.get(name)
+        lay = bound_layouts(g, np.zeros(shape, np.float32))
+        if name != "resnet50":
+            assert lay == {}, name
+            continue
+        ones = [s.names[0] for s in g._steps if s.op == "conv2d" and s.fn.weight.shape[2:] == (1, 1)]
+        assert len(ones) == 36
+        assert [n for n in ones if not lay.get(n, (0,))[0] & layout.X_BLOCKED] == []
+        assert lay["maxpool"] == (layout.Y_BLOCKED, layout.REORDER) and "fc" not in lay
