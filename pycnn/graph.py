@@ -335,7 +335,7 @@ class Graph:
                 else:
                     fns.append(bind([shapes[t] for t in s.inputs], shapes[s.output]) if bind else s.fn)
             ins = [list(s.inputs) for s in self._steps]
-            self._elide_concats(shapes, fns, ins)
+            self._elide_concats(shapes, fns, ins, layouts)
             if len(self._bound) >= 16:
                 self._bound.clear()
             bound = self._bound[key] = _Plan((fn, tuple(i), s.output, tuple(s.free))
@@ -370,7 +370,7 @@ class Graph:
         if self._arena is not None:
             self._arena.release()
 
-    def _elide_concats(self, shapes, fns, ins):
+    def _elide_concats(self, shapes, fns, ins, layouts):
         """A concat whose inputs each occupy one contiguous run of its output (every axis before
         the concat axis has size 1: Inception's channel concat at batch 1) and are each made by a
         bound conv used nowhere else: the convs write straight into their slices of the concat's
@@ -394,9 +394,13 @@ class Graph:
                 continue
             ps = [producer[t] for t in ts]
             first = min(range(len(ts)), key=lambda i: ps[i])
+            # A channel-blocked concat (pycnn/layout.py): the slices are of channel blocks.
+            blocked, unit = ci in layouts, 1
+            if blocked:
+                out_shape, unit = (out_shape[0], out_shape[1] // 16) + tuple(out_shape[2:]) + (16,), 16
             off = 0
             for i, (t, p) in enumerate(zip(ts, ps)):
-                sl = (slice(None),) * ax + (slice(off, off + shapes[t][ax]),)
+                sl = (slice(None),) * ax + (slice(off // unit, (off + shapes[t][ax]) // unit),)
                 off += shapes[t][ax]
                 if i == first:
                     fns[p] = lambda *a, f=fns[p], sl=sl, sh=out_shape: f(*a, out=np.empty(sh, np.float32)[sl])

@@ -210,10 +210,12 @@ class MaxPool2d(Op):
     def kernel(a, p, algo):
         k, s, pad, c = a["kernel"], a["stride"], a["padding"], a["ceil_mode"]
 
-        def bind(in_shapes, out_shape):
+        def bind(in_shapes, out_shape, layout=(0, None)):
             (kh, kw), (sh, sw), (ph, pw) = k, s, pad
-            # C++ call(x) -> y for x of exactly in_shapes[0]
-            return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, True, False)
+            # C++ call(x) -> y for x of exactly in_shapes[0]; layout bits: x and y channel-blocked
+            # (pycnn/layout.py)
+            return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, True, False,
+                                  bool(layout[0]))
         return _bindable(lambda x: ops.max_pool2d(x, k, s, pad, c), bind)
 
 
@@ -377,12 +379,16 @@ class Concat(Op):
     def kernel(a, p, algo):
         ax = a["axis"]
 
-        def bind(in_shapes, out_shape):
+        def bind(in_shapes, out_shape, layout=(0, None)):
             k = ax % len(out_shape)
             outer, inner = _prod(out_shape[:k]), _prod(out_shape[k + 1:])
+            # Channel-blocked inputs (pycnn/layout.py; 16 | each input's channels): each image's
+            # channel blocks of one input are one run of the same length as in NCHW, so the same
+            # copy makes the blocked output.
+            shape = ((out_shape[0], out_shape[1] // 16) + tuple(out_shape[2:]) + (16,)) if layout[0] else out_shape
 
             def run(*xs):
-                y = np.empty(out_shape, _F32)
+                y = np.empty(shape, _F32)
                 _C.concat(list(xs), y, outer, inner)
                 return y
             return run

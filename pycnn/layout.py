@@ -50,15 +50,22 @@ def _conv_shape(step, shapes):
 
 
 def _pointwise_reader(s):
-    """A 1x1 unpadded conv direct_oc can run on a blocked x (and with a blocked residual)."""
+    """A 1x1 unpadded conv direct_oc can run on a blocked x (and with a blocked residual, which
+    has the output's channels). Not for fewer than 16 outputs (AlphaGo's 192 -> 1 head), where
+    direct_oc computes one vector of mostly zero weights."""
     return (s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1) and s.groups == 1
-            and s.C % 16 == 0 and s.K % 16 == 0)
+            and s.C % 16 == 0 and s.K >= 16)
 
 
 def plan(steps, shapes, outputs, graph_algo):
     """Per step index: (layout bits, algorithm) for the steps that touch a blocked tensor; the
     others are absent. steps: the Graph's plan steps (op, inputs, output, fn, attrs, params);
-    shapes: logical shapes of every tensor; outputs: graph outputs."""
+    shapes: logical shapes of every tensor; outputs: graph outputs.
+
+    The blocked set is the largest one that satisfies the rules (module docstring): start from
+    every 4-D tensor with 16 | C and drop, until nothing changes, each tensor whose producer
+    cannot write it or one of whose readers cannot read it (a max pool or concat reads blocked
+    only if its own output stays blocked), or that no reader wants."""
     if not ENABLED or graph_algo not in ("auto", "direct_oc"):
         return {}
     info = {}  # step index -> (ConvShape, resolved algorithm), bound native convs only
@@ -69,59 +76,86 @@ def plan(steps, shapes, outputs, graph_algo):
         if algo not in ("direct_oc", "im2col", "direct") + WINOGRAD_ALGOS:
             continue  # Python-side algorithms (reference, numba) keep NCHW
         info[i] = (_conv_shape(st, shapes), algo)
-    consumers = {}
+    consumers, producer = {}, {}
     for i, st in enumerate(steps):
+        producer[st.output] = i
         for pos, t in enumerate(st.inputs):
             consumers.setdefault(t, []).append((i, pos))
     outs = set(outputs)
 
-    def readers_ok(t, x_blocked):
-        cs = consumers.get(t, [])
-        if not cs or t in outs:
-            return False
-        as_x = False
-        for i, pos in cs:
-            if i not in info or not _pointwise_reader(info[i][0]) or pos > 1:
-                return False
-            as_x = as_x or pos == 0
-        return as_x or x_blocked
+    def c16(t):
+        s = shapes.get(t)
+        return s is not None and len(s) == 4 and s[1] % 16 == 0
 
-    def can_write(i):
+    def is_pool(i):
+        return steps[i].op == "max_pool2d" and hasattr(steps[i].fn, "bind") and c16(steps[i].inputs[0])
+
+    def is_concat(i):
+        st = steps[i]
+        return st.op == "concat" and hasattr(st.fn, "bind") and st.attrs["axis"] % 4 == 1 and all(
+            c16(t) for t in st.inputs)
+
+    def conv_writes(i):
         s, algo = info[i]
         one_by_one = s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1)
         return s.groups == 1 and s.K % 16 == 0 and (
             one_by_one or algo == "direct_oc" or (algo in WINOGRAD_ALGOS and len(steps[i].inputs) == 1))
 
-    def chain_goes_on(t):
-        """A consumer reading t as x writes a blocked output itself (so the layout pays for a
-        reorder of t several times over, as ResNet's stem pool feeding layer1.0's downsample;
-        GoogLeNet's pool branches, a pool -> 1x1 conv -> concat, do not)."""
-        return any(pos == 0 and can_write(i) and readers_ok(steps[i].output, True)
-                   for i, pos in consumers.get(t, []))
+    def writes(i, B):  # step i can write its output blocked itself
+        if i in info:
+            return conv_writes(i)
+        if is_pool(i):
+            return steps[i].inputs[0] in B
+        if is_concat(i):
+            return all(t in B for t in steps[i].inputs)
+        return False
 
-    blocked = set()
+    def reads(i, pos, B):  # step i can read its input pos blocked
+        if i in info:
+            return _pointwise_reader(info[i][0]) and pos <= 1
+        if is_pool(i) or is_concat(i):
+            return steps[i].output in B
+        return False
+
+    def keeps(t, B):
+        i = producer.get(t)
+        cs = consumers.get(t, [])
+        if i is None or not cs or t in outs or not all(reads(j, pos, B) for j, pos in cs):
+            return False
+        # A reason to block it: a reader taking it as its main input, or a conv producer whose
+        # own input is blocked (writing blocked then costs nothing).
+        if not (any(pos == 0 or j not in info for j, pos in cs) or (i in info and steps[i].inputs[0] in B)):
+            return False
+        if writes(i, B):
+            return True
+        # Else a reorder after the producer (not a conv): only when a conv reading t as x writes
+        # a blocked output itself, so the layout pays for the reorder (ResNet's stem pool feeding
+        # layer1.0's downsample; GoogLeNet's stem pool -> 1x1 -> 3x3 does not).
+        return steps[i].op != "conv2d" and any(pos == 0 and j in info and steps[j].output in B for j, pos in cs)
+
+    B = {st.output for st in steps if c16(st.output)}
+    changed = True
+    while changed:
+        changed = False
+        for t in sorted(B):
+            if not keeps(t, B):
+                B.discard(t)
+                changed = True
+
     result = {}
     for i, st in enumerate(steps):
-        if i not in info:
-            # Any other op whose output only 1x1 convs read and which starts a blocked chain
-            # (ResNet's stem max pool): reordered after it (REORDER; _C.to_blocked16, 0.015 ms
-            # for 64x56x56, 0.25 ms at batch 8).
-            shape = shapes.get(st.output)
-            if (st.op != "conv2d" and shape is not None and len(shape) == 4 and shape[1] % 16 == 0
-                    and readers_ok(st.output, False) and chain_goes_on(st.output)):
-                blocked.add(st.output)
-                result[i] = (Y_BLOCKED, REORDER)
-            continue
-        s, algo = info[i]
-        xb = st.inputs[0] in blocked
-        rb = len(st.inputs) > 1 and st.inputs[1] in blocked
-        yb = can_write(i) and readers_ok(st.output, xb)
-        if yb:
-            blocked.add(st.output)
-        if xb or yb or rb:
-            bits = (X_BLOCKED if xb else 0) | (Y_BLOCKED if yb else 0) | (RES_BLOCKED if rb else 0)
-            run = algo if algo in WINOGRAD_ALGOS and not (xb or rb) else "direct_oc"
-            result[i] = (bits, run)
+        xb = bool(st.inputs) and st.inputs[0] in B
+        yb = st.output in B
+        if i in info:
+            rb = len(st.inputs) > 1 and st.inputs[1] in B
+            if xb or yb or rb:
+                bits = (X_BLOCKED if xb else 0) | (Y_BLOCKED if yb else 0) | (RES_BLOCKED if rb else 0)
+                algo = info[i][1]
+                result[i] = (bits, algo if algo in WINOGRAD_ALGOS and not (xb or rb) else "direct_oc")
+        elif yb and writes(i, B):
+            result[i] = (X_BLOCKED | Y_BLOCKED, st.op)  # a max pool or concat on blocked tensors
+        elif yb:
+            result[i] = (Y_BLOCKED, REORDER)
     return result
 
 

@@ -141,7 +141,73 @@ def test_bind_and_call_check_layouts(rng):
     wcall, _ = bound("winograd_f4", w3, b, x.shape, padding=1, bits=2)
     with pytest.raises(ValueError, match="residual: not supported with a blocked Winograd output"):
         wcall(x, np.zeros((1, 2, 6, 6, 16), np.float32))
-    assert not wcall.writes_out and wcall.layout == 2 and call.writes_out
+    assert wcall.writes_out and wcall.layout == 2 and call.layout == 1
+
+
+@pytest.mark.parametrize("N,C,H,W,k,s,p,ceil", [(1, 64, 28, 28, 3, 1, 1, False), (2, 32, 15, 13, 3, 2, 0, True),
+                                                (1, 16, 7, 7, 2, 2, 0, True), (3, 48, 9, 11, 3, 2, 1, False)])
+def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
+    """GoogLeNet's pools (3x3/1 pad 1, 3x3/2 ceil, 2x2/2 ceil) on blocked x and y; NaN wins."""
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    x[0, 3, 2, 2] = np.nan
+    want = reference.max_pool2d(x, (k, k), (s, s), (p, p), ceil).astype(np.float32)
+    call = _C.bind_pool2d([N, C, H, W], list(want.shape), k, k, s, s, p, p, True, False, True)
+    np.testing.assert_array_equal(call(blk(x)), blk(want))
+    with pytest.raises(ValueError, match="channel-blocked shape"):
+        call(x)
+
+
+def test_blocked_pool_checks():
+    with pytest.raises(ValueError, match="layout: channel-blocked pooling is max pooling"):
+        _C.bind_pool2d([1, 16, 4, 4], [1, 16, 2, 2], 2, 2, 2, 2, 0, 0, False, False, True)
+    with pytest.raises(ValueError, match="layout: channel-blocked pooling is max pooling"):
+        _C.bind_pool2d([1, 24, 4, 4], [1, 24, 2, 2], 2, 2, 2, 2, 0, 0, True, False, True)
+
+
+def inception_graph(C=32, H=8):
+    """Two Inception-style blocks (1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 | 3x3/1 max pool -> 1x1,
+    concatenated) between a stem and global pooling: blocked concats and pools."""
+    rng = np.random.default_rng(3)
+
+    def conv(name, src, cin, cout, k):
+        return [Node(name, "conv2d", [src], attrs=dict(padding=k // 2),
+                     params={"weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k),
+                             "bias": rng.standard_normal(cout) * 0.1}), Node(name + ".r", "relu", [name])]
+    nodes = conv("stem", "x", 3, C, 3)
+    src, cin = "stem.r", C
+    for i, widths in enumerate(((16, 32, 16, 16), (32, 16, 32, 16))):
+        p = f"i{i}"
+        nodes += conv(f"{p}.b1", src, cin, widths[0], 1)
+        nodes += conv(f"{p}.b2a", src, cin, 16, 1) + conv(f"{p}.b2", f"{p}.b2a.r", 16, widths[1], 3)
+        nodes += conv(f"{p}.b3a", src, cin, 16, 1) + conv(f"{p}.b3", f"{p}.b3a.r", 16, widths[2], 3)
+        nodes += [Node(f"{p}.pool", "max_pool2d", [src], attrs=dict(kernel=3, stride=1, padding=1))]
+        nodes += conv(f"{p}.b4", f"{p}.pool", cin, widths[3], 1)
+        nodes += [Node(f"{p}.cat", "concat", [f"{p}.b1.r", f"{p}.b2.r", f"{p}.b3.r", f"{p}.b4.r"], attrs=dict(axis=1))]
+        src, cin = f"{p}.cat", sum(widths)
+    nodes += [Node("gap", "global_avg_pool2d", [src]), Node("flat", "flatten", ["gap"])]
+    return Graph({"x": (None, 3, H, H)}, nodes, ["flat"], name="inception")
+
+
+@pytest.mark.parametrize("N", [1, 3])
+def test_graph_blocks_inception_concats_and_pools(rng, N):
+    """The first block's concat (read by the second block's 1x1 convs and pool) is blocked, its
+    branches writing their channel blocks (straight into the concat at batch 1); the second's,
+    read by global pooling, is not."""
+    x = rng.standard_normal((N, 3, 8, 8), dtype=np.float32)
+    g = inception_graph().set_algo("direct_oc")  # every conv can write the layout (not im2col)
+    lay = bound_layouts(g, x)
+    X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
+    assert lay["i0.cat"] == (X | Y, "concat") and lay["i1.pool"] == (X | Y, "max_pool2d")
+    assert lay["i1.b2a"][0] == X and "i1.cat" not in lay
+    assert all(lay[f"i0.{b}"][0] & Y for b in ("b1", "b2", "b3", "b4"))
+    y = g(x)
+    np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
+    layout.ENABLED = False
+    try:
+        g2 = inception_graph().set_algo("direct_oc")
+        np.testing.assert_allclose(g2(x), y, rtol=1e-5, atol=1e-5)
+    finally:
+        layout.ENABLED = True
 
 
 def bottleneck_graph(C=64, mid=16, H=10, blocks=2, head=True):
@@ -185,22 +251,20 @@ def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
     g = bottleneck_graph()
     lay = bound_layouts(g, x)
     X, Y, R = layout.X_BLOCKED, layout.Y_BLOCKED, layout.RES_BLOCKED
-    # The stem pool's output is read by 1x1 convs only, and the projection writes the blocked
-    # stream: reordered after the pool.
-    assert lay["pool"] == (Y, layout.REORDER)
+    # The stem conv writes its output blocked for the pool, which writes the blocked stream.
+    assert lay["stem"] == (Y, "direct_oc") and lay["pool"] == (X | Y, "max_pool2d")
     assert lay["b0.c1"] == (X, "direct_oc")  # its 3x3 consumer reads NCHW
     assert lay["b0.c2"][0] == Y  # Winograd or direct_oc writes blocked for the 1x1 after it
     assert lay["b0.c3"] == (X | Y, "direct_oc")  # read as the projection's residual
     assert lay["b0.proj"] == (X | Y | R, "direct_oc")  # the join add fused into it, as in ResNet
     assert lay["b1.c1"] == (X, "direct_oc")
     assert lay["b1.c3"] == (X | R, "direct_oc")  # global pooling reads the last output as NCHW
-    assert "stem" not in lay
     y = g(x)
     assert y.shape == (2, 64)
     np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
     rows = {r[0]: r for r in g.profile(x, runs=1, warmup=0).rows}
     assert rows["b0.proj+b0.add+b0.out"][5] == "direct_oc [16c: x,y,res]"
-    assert rows["pool"][5] == "max_pool2d [16c: y, reordered]"
+    assert rows["pool"][5] == "max_pool2d [16c: x,y]"
     g2 = bottleneck_graph()
     layout.ENABLED = False
     try:
@@ -229,16 +293,42 @@ def test_graph_outputs_and_other_readers_stay_nchw(rng):
 
 
 def test_zoo_plans():
-    """ResNet-50 keeps its whole residual stream blocked (every 1x1 conv reads a blocked x, the
-    stem pool's output reordered); GoogLeNet, whose 1x1 convs read concats or feed 3x3s and concats, and
-    ResNet-18 (no 1x1 chains) keep NCHW everywhere."""
+    """ResNet-50 keeps its whole residual stream blocked (every 1x1 conv reads a blocked x, from
+    the stem conv on); GoogLeNet blocks its Inception concats and pools where every
+    branch can write the layout; ResNet-18 (no 1x1 chains) keeps NCHW everywhere."""
     for name, shape in (("resnet50", (1, 3, 224, 224)), ("googlenet", (1, 3, 224, 224)), ("resnet18", (1, 3, 64, 64))):
         g = pycnn.models.get(name)
         lay = bound_layouts(g, np.zeros(shape, np.float32))
-        if name != "resnet50":
+        if name == "resnet18":
             assert lay == {}, name
+            continue
+        if name == "googlenet":
+            assert lay["inception3a.concat"] == (layout.X_BLOCKED | layout.Y_BLOCKED, "concat")
+            assert lay["inception3b.branch1.conv"][0] & layout.X_BLOCKED
+            assert "inception5b.concat" not in lay and "fc" not in lay
             continue
         ones = [s.names[0] for s in g._steps if s.op == "conv2d" and s.fn.weight.shape[2:] == (1, 1)]
         assert len(ones) == 36
         assert [n for n in ones if not lay.get(n, (0,))[0] & layout.X_BLOCKED] == []
-        assert lay["maxpool"] == (layout.Y_BLOCKED, layout.REORDER) and "fc" not in lay
+        assert lay["maxpool"] == (layout.X_BLOCKED | layout.Y_BLOCKED, "max_pool2d") and "fc" not in lay
+
+
+def test_graph_reorders_after_an_op_that_cannot_write_blocked(rng):
+    """A pool on the graph's input (NCHW) feeding a 1x1 chain: its output is reordered in its
+    step; without a chain after the first 1x1 conv it is not."""
+    w = [rng.standard_normal((32, 32, 1, 1)) / 6 for _ in range(2)]
+    for chain in (True, False):
+        nodes = [Node("pool", "max_pool2d", ["x"], attrs=dict(kernel=2)),
+                 Node("a", "conv2d", ["pool"], params={"weight": w[0]}), Node("ra", "relu", ["a"]),
+                 Node("b", "conv2d", ["ra"], attrs=dict(padding=0 if chain else 1),
+                      params={"weight": w[1] if chain else np.repeat(np.repeat(w[1], 3, 2), 3, 3)}),
+                 Node("gap", "global_avg_pool2d", ["b"]), Node("flat", "flatten", ["gap"])]
+        g = Graph({"x": (None, 32, 12, 12)}, nodes, ["flat"])
+        x = rng.standard_normal((2, 32, 12, 12), dtype=np.float32)
+        lay = bound_layouts(g, x)
+        if chain:
+            assert lay["pool"] == (layout.Y_BLOCKED, layout.REORDER) and lay["a"][0] == layout.X_BLOCKED | layout.Y_BLOCKED
+            assert {r[0]: r[5] for r in g.profile(x, runs=1, warmup=0).rows}["pool"] == "max_pool2d [16c: y, reordered]"
+        else:
+            assert lay == {}
+        np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)

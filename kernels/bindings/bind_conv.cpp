@@ -339,7 +339,7 @@ void bind_conv(py::module_& m) {
         }
         return y;
       }, py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
-      .def_property_readonly("writes_out", [](const BoundConv& bc) { return !(bc.layout & kDirectOcYBlocked); })
+      .def_property_readonly("writes_out", [](const BoundConv&) { return true; })
       .def_property_readonly("layout", [](const BoundConv& bc) { return bc.layout; });
 
   m.def("weight_transform_count", &weight_transform_count,

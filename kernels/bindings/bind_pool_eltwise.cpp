@@ -29,6 +29,7 @@ struct BoundPool {
   PoolParams p;
   int64_t xshape[4], yshape[4];
   bool is_max, count_include_pad;
+  bool blocked;  // x and y channel-blocked, (N, C/16, H, W, 16) (max only; pycnn/layout.py)
 };
 
 // A linear call fixed to one input shape: call(x) -> y; W and b are kept alive here.
@@ -58,17 +59,29 @@ void bind_pool(py::module_& m) {
   });
   // Bound pooling (Graph steps): geometry checked once here, each call passes only x.
   m.def("bind_pool2d", [](std::vector<int64_t> xs, std::vector<int64_t> ys, int64_t R, int64_t S, int64_t sh,
-                          int64_t sw, int64_t pt, int64_t pl, bool is_max, bool count_include_pad) {
+                          int64_t sw, int64_t pt, int64_t pl, bool is_max, bool count_include_pad, bool blocked) {
     require(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1], "out: expected (N, C, Ho, Wo)");
+    require(!blocked || (is_max && xs[1] % 16 == 0),
+            "layout: channel-blocked pooling is max pooling with a multiple of 16 channels");
     require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0, "kernel_size/stride/padding: invalid");
     for (int i = 0; i < 4; ++i) require(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
     // Every window must start inside the padded input (what ops._pool_geometry guarantees).
     require((ys[2] - 1) * sh < xs[2] + pt && (ys[3] - 1) * sw < xs[3] + pl, "out: too large for this input");
-    BoundPool bp{PoolParams{xs[0] * xs[1], xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3]},
-                 {xs[0], xs[1], xs[2], xs[3]}, {ys[0], ys[1], ys[2], ys[3]}, is_max, count_include_pad};
+    BoundPool bp{PoolParams{xs[0] * xs[1] / (blocked ? 16 : 1), xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3]},
+                 {xs[0], xs[1], xs[2], xs[3]}, {ys[0], ys[1], ys[2], ys[3]}, is_max, count_include_pad, blocked};
     return bp;
-  });
+  }, py::arg("xshape"), py::arg("yshape"), py::arg("R"), py::arg("S"), py::arg("stride_h"), py::arg("stride_w"),
+     py::arg("pad_t"), py::arg("pad_l"), py::arg("is_max"), py::arg("count_include_pad"), py::arg("blocked") = false);
   py::class_<BoundPool>(m, "BoundPool").def("__call__", [](const BoundPool& bp, farray x) {
+    if (bp.blocked) {
+      const int64_t xb[5] = {bp.xshape[0], bp.xshape[1] / 16, bp.xshape[2], bp.xshape[3], 16};
+      require(same_shape(x, xb, 5), "x: not the channel-blocked shape this call was bound to");
+      farray y({bp.yshape[0], bp.yshape[1] / 16, bp.yshape[2], bp.yshape[3], int64_t(16)});
+      float* yp = y.mutable_data();
+      py::gil_scoped_release nogil;
+      max_pool2d_blocked16(bp.p, x.data(), yp);
+      return y;
+    }
     require(same_shape(x, bp.xshape, 4), "x: not the shape this call was bound to");
     farray y({bp.yshape[0], bp.yshape[1], bp.yshape[2], bp.yshape[3]});
     float* yp = y.mutable_data();

@@ -13,6 +13,9 @@ namespace pycnn {
 void max_pool2d(const PoolParams& p, const float* x, float* y);
 void avg_pool2d(const PoolParams& p, const float* x, float* y, bool count_include_pad);
 void global_avg_pool2d(int64_t planes, int64_t HW, const float* x, float* y);
+// Max pooling on channel-blocked tensors: p.planes = N * C / 16; x (planes, H, W, 16), y (planes,
+// Ho, Wo, 16) (pool2d_blocked.inl).
+void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y);
 // x (N, C, HW) <-> y (N, C/16, HW, 16) (channel-blocked NCHW16c; 16 | C). reorder_blocked.inl.
 void reorder_to_blocked16(int64_t N, int64_t C, int64_t HW, const float* x, float* y);
 void reorder_from_blocked16(int64_t N, int64_t C, int64_t HW, const float* y, float* x);

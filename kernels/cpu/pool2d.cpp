@@ -17,6 +17,17 @@ namespace pycnn {
 PYCNN_POOL_DECL(avx512)
 PYCNN_POOL_DECL(avx2)
 PYCNN_POOL_DECL(generic)
+void max_pool2d_blocked16_avx512(const PoolParams&, const float*, float*);
+void max_pool2d_blocked16_avx2(const PoolParams&, const float*, float*);
+void max_pool2d_blocked16_generic(const PoolParams&, const float*, float*);
+
+void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y) {
+  switch (active_isa()) {
+    case Isa::avx512: return max_pool2d_blocked16_avx512(p, x, y);
+    case Isa::avx2: return max_pool2d_blocked16_avx2(p, x, y);
+    default: return max_pool2d_blocked16_generic(p, x, y);
+  }
+}
 
 void max_pool2d(const PoolParams& p, const float* x, float* y) {
   switch (active_isa()) {

@@ -1,0 +1,8 @@
+// Max pooling on channel-blocked tensors for the avx2 build (see pool2d_blocked.inl).
+#include "pool2d_blocked.inl"
+
+namespace pycnn {
+
+PYCNN_POOL_BLOCKED_ISA(avx2)
+
+}  // namespace pycnn
