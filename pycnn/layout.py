@@ -1,8 +1,9 @@
-"""Channel-blocked activations between a Graph's convolutions (NCHW16c).
+"""Channel-blocked activations between a Graph's steps (NCHW16c).
 
 Layout. A blocked tensor of logical shape (N, C, H, W) is stored as (N, C/16, H, W, 16): the 16
-channels of a pixel are one 64-byte run. It only ever lives between two bound conv steps of a
-Graph's plan; every graph output, every input and every tensor any other op reads is NCHW.
+channels of a pixel are one 64-byte run. It only ever lives inside a Graph's bound plan, between
+steps that read and write it; every graph input and output, and every tensor any other op
+reads, is NCHW.
 
 Why. A 1x1 convolution on NCHW needs its input packed per call (the SGEMM packs B panels,
 16-20% of the layer at 56x56) or read with a stride of a whole plane per channel (direct_oc in
@@ -12,22 +13,24 @@ Measured (PreparedConv bound calls, 16 rotating weight copies, 2 threads, batch 
 = im2col): 256->64 @56 0.401 -> 0.321-0.333 ms, 512->128 @28 0.366 -> 0.315-0.322, 1024->256
 @14 0.355 -> 0.323; batch 8: 3.39 -> 2.72-2.78, 3.06 -> 2.66-2.74, 2.81 -> 2.56-2.61.
 
-Which tensors. A tensor is blocked when
-  * its producer can write it: a conv with groups 1 and 16 | K that runs direct_oc (any
-    geometry), Winograd without a fused residual, or any 1x1 unpadded conv (it then runs
-    direct_oc: from an NCHW x that costs up to 8% at 56x56 against im2col, 64->256 0.403 ->
-    0.437 ms, paid back by the 1x1 conv that reads the result);
-  * every consumer can read it: 1x1 unpadded convs (any stride) with groups 1 and 16 | C, 16 | K,
-    reading it as x or as the residual added in their epilogue (direct_oc takes either layout);
-  * a consumer reads it as x (the reason to block it) or its producer's x is blocked too (then
-    writing it blocked costs nothing), and it is not a graph output.
-Any other op whose output satisfies the last two and starts such a chain (a consumer that writes
-a blocked output: ResNet's stem max pool, read by layer1.0's conv1 and downsample) is followed by
-a reorder to the blocked layout in its step.
-In ResNet-50/101/152 that is the residual stream between bottlenecks and each bottleneck's 3x3
-output: conv1 1x1 (blocked x, NCHW y for the 3x3) -> 3x3 (Winograd or direct_oc, blocked y) ->
-conv3 1x1 (blocked x, y and residual). Networks without such 1x1 chains (GoogLeNet's 1x1 convs
-read concats, ResNet-18/34) are unchanged.
+Which tensors: the largest set (found by dropping tensors until nothing changes, plan()) where,
+for each blocked tensor,
+  * its producer writes it: a conv with groups 1 and 16 | K that runs direct_oc (any geometry),
+    Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a max
+    pool whose input is blocked; a channel concat whose inputs all are; or any other op (or a
+    pool on an NCHW input) followed by a reorder in its step, when a conv reading the tensor as
+    x writes a blocked output itself (so the layout pays for the copy);
+  * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
+    stride; as x, or as the residual added in their epilogue, in either layout), max pools and
+    channel concats whose own outputs are blocked;
+  * a reader takes it as its main input (the reason to block it) or its producer is a conv
+    whose x is blocked (then writing it blocked costs nothing), and it is not a graph output.
+In ResNet-50/101/152 that is everything from the stem conv to the last bottleneck: the residual
+stream, each bottleneck's 3x3 output (conv1 1x1: blocked x, NCHW y for the 3x3 -> 3x3 Winograd or
+direct_oc: blocked y -> conv3 1x1: blocked x, y and residual). In GoogLeNet every Inception
+concat but the last (all branch widths are multiples of 16) with its pools, so the 1x1 branch
+convs read blocked x. ResNet-18/34, AlexNet, AlphaGo and the small networks have no reader and
+are unchanged.
 
 Only when the Graph's algorithm is "auto" or "direct_oc": a Graph told to run one algorithm
 (im2col, winograd, ...) runs exactly that everywhere. ENABLED = False turns this off (A/B and
