@@ -18,12 +18,13 @@
 // [pixel][KB], which is transposed in W x W register blocks into the NCHW output with bias,
 // residual and ReLU.
 //
-// Channel-blocked layouts (pointwise convs only; conv2d.h kDirectOcXBlocked...): x, y and the
-// residual may each be NCHW16c instead, (N, C/16, H, W, 16): 16 channels of a pixel are one
-// 64-byte run. With x blocked a tile's broadcasts for 16 channels come from P whole lines
-// instead of 16 rows a plane apart (the rows of an NCHW x touch a new page per channel at
-// 56x56); with y blocked the band's [pixel][KB] sums are stored as they are, no transpose.
-// A Graph keeps ResNet's residual stream (1x1 conv to 1x1 conv) in this layout.
+// Channel-blocked layouts (conv2d.h kDirectOcXBlocked...; groups 1): y and the residual may be
+// NCHW16c, (N, K/16, Ho, Wo, 16), for any window, and x (N, C/16, H, W, 16) for 1x1 unpadded
+// convs: 16 channels of a pixel are one 64-byte run. With x blocked a tile's broadcasts for 16
+// channels come from P whole lines instead of 16 rows a plane apart (the rows of an NCHW x touch
+// a new page per channel at 56x56); with y blocked the sums are stored as they are, no
+// transpose. A Graph keeps ResNet's residual stream and GoogLeNet's concats in this layout
+// (pycnn/layout.py).
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -78,7 +79,7 @@ struct DirectOcConv {
   // pairs run as one flat loop: input offset toff[t] of pair t = tap * Cg + c, weights contiguous.
   std::vector<int64_t> toff;
 
-  int layout;  // kDirectOc*Blocked bits (conv2d.h); nonzero only for pointwise convs
+  int layout;  // kDirectOc*Blocked bits (conv2d.h); x blocked only for 1x1 unpadded convs
   bool x_blk() const { return layout & kDirectOcXBlocked; }
   bool y_blk() const { return layout & kDirectOcYBlocked; }
   bool r_blk() const { return layout & kDirectOcResBlocked; }
@@ -421,10 +422,10 @@ struct DirectOcConv {
     int64_t KG = 1;  // the largest divisor of kblocks whose weights fit 1 MiB
     for (int64_t d = 1; d <= kblocks; ++d)
       if (kblocks % d == 0 && d * kb_bytes <= (int64_t(1) << 20)) KG = d;
-    // A blocked x: the threads split the bands, each running all of a group's kblocks on its
-    // band (its x from L2 after the first), instead of splitting the kblocks with each thread
-    // reading all of x (256->64 @56 in ResNet-50: 3.2 MB of x, written by both cores just
-    // before, read by each).
+    // A blocked pointwise conv: the threads split the bands, each running all of a group's
+    // kblocks on its band (its x from L2 after the first), instead of splitting the kblocks with
+    // each thread reading all of x (256->64 @56 in ResNet-50: 3.2 MB of x, written by both
+    // cores just before, read by each: 0.57 -> 0.34-0.37 ms).
     const bool band_outer = x_blk() || (layout && p.pointwise());
     // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
     const bool direct_out = y_blk() && !images_as_row && chunks == 1 && (!res || r_blk());

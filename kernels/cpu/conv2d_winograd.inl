@@ -150,6 +150,7 @@ struct WinogradConv {
   }
 
   // Y = A^T M A (+ bias, ReLU) for one group and output channel kk; M at Mb + xi*mstride + tv.
+  // NCHW y only (output_groups_blk16 writes a blocked one).
   void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias,
                     bool relu, float* y, const float* residual) const {
     typename V::reg M[a][a], t[m][a];
@@ -167,8 +168,7 @@ struct WinogradConv {
       for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
     const typename V::reg bv = V::set1(bias);
     const int64_t plane = (g.n0 * p.K + kk) * p.Ho * p.Wo;
-    const int64_t ps = yblk ? 16 : 1;  // pixel stride in y
-    float* base = yblk ? y + (g.n0 * p.K + kk / 16 * 16) * p.Ho * p.Wo + kk % 16 : y + plane;
+    float* base = y + plane;
 #pragma GCC unroll 8
     for (int ii = 0; ii < m; ++ii)
 #pragma GCC unroll 8
@@ -177,7 +177,7 @@ struct WinogradConv {
         if (residual)
           v = V::add(v, V::gather_masked(residual + plane + ii * p.Wo + jj, g.yoff, g.rout[ii] & g.cout[jj]));
         if (relu) v = V::max0(v);
-        V::scatter_masked(base + (ii * p.Wo + jj) * ps, g.yoff, v, g.rout[ii] & g.cout[jj]);
+        V::scatter_masked(base + ii * p.Wo + jj, g.yoff, v, g.rout[ii] & g.cout[jj]);
       }
   }
 
@@ -189,11 +189,15 @@ struct WinogradConv {
   // NCHW output. Several groups per call so that each of the 16 x a^2 rows of M read here is
   // read kBlkGroups lines at a time (one group per call, 576 short streams: 3.7 -> 4.2 ms at
   // batch 8, F4 64 @56; the M loads took 40% of this function in perf).
+  // The stage (kBlkGroups x m^2 x 16 vectors, up to 288 KiB for F6 on avx512) is the thread's
+  // kSlotGemmC workspace, free once the GEMMs are done (4 groups, what 64 KiB of stack holds
+  // for F4, cost 5% at batch 8 against NCHW instead of 1-3%).
   static constexpr int kBlkGroups = 8;
+  static constexpr size_t kStageFloats = (size_t)kBlkGroups * m * m * 16 * W;
   void output_groups_blk16(const float* Mb, int64_t mstride, int64_t krow, const std::vector<Group>& groups,
                            const std::vector<int64_t>& gstart, int64_t gi0, int64_t gi1, int64_t k0,
-                           const float* bias, bool relu, float* y) const {
-    typename V::reg stage[kBlkGroups][m * m][16];
+                           const float* bias, bool relu, float* y, float* stage_buf) const {
+    typename V::reg(*stage)[m * m][16] = reinterpret_cast<typename V::reg(*)[m * m][16]>(stage_buf);
     for (int kq = 0; kq < 16; ++kq) {
       const float* Mk = Mb + kq * krow;  // row k0 + kq of every xi's M
       const typename V::reg bv = V::set1(bias ? bias[k0 + kq] : 0.0f);
@@ -283,12 +287,21 @@ struct WinogradConv {
         sgemm_run(probs, Kg, Cg, false);
         if (yblk) {  // groups == 1, Kg % 16 == 0
           const int64_t GB = (G + kBlkGroups - 1) / kBlkGroups;
-#pragma omp parallel for num_threads(nt) schedule(static)
-          for (int64_t it = 0; it < Kg / 16 * GB; ++it) {
-            const int64_t k0 = it / GB * 16, gi0 = it % GB * kBlkGroups;
-            output_groups_blk16(Mbuf + k0 * T, Kg * T, T, groups, gstart, gi0, std::min(G, gi0 + kBlkGroups), k0,
-                                bias, relu, y);
+          check_workspace(kStageFloats);
+          ParallelFailure failure;
+#pragma omp parallel num_threads(nt)
+          {
+            float* stage = workspace_nothrow(kSlotGemmC, kStageFloats);
+            if (!stage) failure.set();
+#pragma omp for schedule(static)
+            for (int64_t it = 0; it < Kg / 16 * GB; ++it) {
+              if (!stage) continue;
+              const int64_t k0 = it / GB * 16, gi0 = it % GB * kBlkGroups;
+              output_groups_blk16(Mbuf + k0 * T, Kg * T, T, groups, gstart, gi0, std::min(G, gi0 + kBlkGroups), k0,
+                                  bias, relu, y, stage);
+            }
           }
+          failure.rethrow();
           continue;
         }
 #pragma omp parallel for num_threads(nt) schedule(static)
