@@ -114,26 +114,26 @@ void bind_pool(py::module_& m) {
 
 void bind_eltwise(py::module_& m) {
   // Channel-blocked layout (pycnn/layout.py): NCHW (N, C, H, W) <-> NCHW16c (N, C/16, H, W, 16).
-  m.def("to_blocked16", [](farray x) {
+  // (N, C, H, W) are the NCHW sizes either way; `run` copies src into a new dst of dst_shape.
+  auto reorder = [](const farray& src, int64_t N, int64_t C, int64_t H, int64_t W, std::vector<int64_t> dst_shape,
+                    void (*run)(int64_t, int64_t, int64_t, const float*, float*)) {
+    farray dst(dst_shape);
+    const float* sp = src.data();
+    float* dp = dst.mutable_data();
+    py::gil_scoped_release nogil;
+    run(N, C, H * W, sp, dp);
+    return dst;
+  };
+  m.def("to_blocked16", [reorder](farray x) {
     require_ndim(x, 4, "x");
     require(x.shape(1) % 16 == 0, "x: the channel count must be a multiple of 16, got " + std::to_string(x.shape(1)));
     const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-    farray y({N, C / 16, H, W, int64_t(16)});
-    const float* xp = x.data();
-    float* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    reorder_to_blocked16(N, C, H * W, xp, yp);
-    return y;
+    return reorder(x, N, C, H, W, {N, C / 16, H, W, 16}, reorder_to_blocked16);
   }, py::arg("x"), "NCHW (N, C, H, W) -> channel-blocked (N, C/16, H, W, 16); 16 | C.");
-  m.def("from_blocked16", [](farray y) {
+  m.def("from_blocked16", [reorder](farray y) {
     require(y.ndim() == 5 && y.shape(4) == 16, "y: expected a channel-blocked (N, C/16, H, W, 16) array");
     const int64_t N = y.shape(0), C = y.shape(1) * 16, H = y.shape(2), W = y.shape(3);
-    farray x({N, C, H, W});
-    const float* yp = y.data();
-    float* xp = x.mutable_data();
-    py::gil_scoped_release nogil;
-    reorder_from_blocked16(N, C, H * W, yp, xp);
-    return x;
+    return reorder(y, N, C, H, W, {N, C, H, W}, reorder_from_blocked16);
   }, py::arg("y"), "channel-blocked (N, C/16, H, W, 16) -> NCHW (N, C, H, W).");
   m.def("linear", [](farray x, farray w, py::object b, farray y, bool relu) {
     require_ndim(x, 2, "x");
