@@ -388,6 +388,8 @@ class Graph:
             out_shape = shapes[s.output]
             ax = s.attrs["axis"] % len(out_shape)
             ts = list(s.inputs)
+            if layouts.get(ci, (0, None))[1] == _layout.REORDER:
+                continue  # made in NCHW, then reordered to blocked in its own step
             if (int(np.prod(out_shape[:ax])) != 1 or len(set(ts)) != len(ts)
                     or any(t in self.outputs or uses.get(t) != 1 or t not in producer
                            or not getattr(fns[producer[t]], "writes_out", False) for t in ts)):
@@ -395,7 +397,7 @@ class Graph:
             ps = [producer[t] for t in ts]
             first = min(range(len(ts)), key=lambda i: ps[i])
             # A channel-blocked concat (pycnn/layout.py): the slices are of channel blocks.
-            blocked, unit = ci in layouts, 1
+            blocked, unit = ci in layouts, 1  # (its inputs are all blocked, as its producers write)
             if blocked:
                 out_shape, unit = (out_shape[0], out_shape[1] // 16) + tuple(out_shape[2:]) + (16,), 16
             off = 0

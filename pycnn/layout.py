@@ -116,8 +116,11 @@ def plan(steps, shapes, outputs, graph_algo):
     def reads(i, pos, B):  # step i can read its input pos blocked
         if i in info:
             return _pointwise_reader(info[i][0]) and pos <= 1
+        # A pool or concat works on blocked tensors only from and to blocked ones: a concat
+        # with an NCHW input is made in NCHW (then reordered), so none of its inputs may be
+        # blocked.
         if is_pool(i) or is_concat(i):
-            return steps[i].output in B
+            return steps[i].output in B and all(t in B for t in steps[i].inputs)
         return False
 
     def keeps(t, B):
