@@ -374,3 +374,69 @@ def test_graph_reordered_concat_of_convs(rng, N):
     lay = bound_layouts(g, x)
     assert lay["cat"] == (layout.Y_BLOCKED, layout.REORDER) and "a" not in lay and "b" not in lay
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+
+
+def random_graph(seed):
+    """A random DAG on 8x8 maps of 1x1 and 3x3 convs (some with a fused residual add), max and
+    average pools, concats and ReLUs over 16..48 channels, with one or two outputs: whatever
+    the plan blocks, the values must not change."""
+    rng = np.random.default_rng(seed)
+    tensors = [("x", 32)]
+    nodes = []
+    kinds = ("conv1",) * 7 + ("conv3",) * 3 + ("maxpool",) * 3 + ("concat",) * 3 + ("add",) * 2 + ("avgpool", "relu")
+    for k in range(14):
+        # Mostly chains (the newest tensor), sometimes branches from an older one.
+        src, c = tensors[-1] if rng.random() < 0.6 else tensors[rng.integers(len(tensors))]
+        kind = kinds[rng.integers(len(kinds))]
+        name = f"n{k}"
+        if kind in ("conv1", "conv3"):
+            K = int(rng.choice([16, 24, 32, 48]))
+            r = 1 if kind == "conv1" else 3
+            nodes.append(Node(name, "conv2d", [src], attrs=dict(padding=r // 2),
+                              params={"weight": rng.standard_normal((K, c, r, r)) / np.sqrt(c * r * r),
+                                      "bias": rng.standard_normal(K) * 0.1}))
+            c = K
+        elif kind in ("maxpool", "avgpool"):
+            nodes.append(Node(name, "max_pool2d" if kind == "maxpool" else "avg_pool2d", [src],
+                              attrs=dict(kernel=3, stride=1, padding=1)))
+        elif kind == "concat":
+            other, c2 = tensors[rng.integers(len(tensors))]
+            if other == src:
+                continue
+            nodes.append(Node(name, "concat", [src, other], attrs=dict(axis=1)))
+            c += c2
+        elif kind == "add":
+            same = [t for t, cc in tensors if cc == c and t != src]
+            if not same:
+                continue
+            nodes.append(Node(name, "add", [src, same[rng.integers(len(same))]]))
+        else:
+            nodes.append(Node(name, "relu", [src]))
+        tensors.append((name, c))
+    names = [t for t, _ in tensors[1:]]
+    outputs = [names[-1]] + ([names[rng.integers(len(names) - 1)]] if len(names) > 2 and rng.integers(2) else [])
+    return Graph({"x": (None, 32, 8, 8)}, nodes, list(dict.fromkeys(outputs)))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_graphs_match_the_reference(seed):
+    for N in (1, 2):
+        g = random_graph(seed)
+        x = np.random.default_rng(seed).standard_normal((N, 32, 8, 8), dtype=np.float32)
+        ys, refs = g(x), g.run_reference(x)
+        if not isinstance(ys, dict):
+            ys, refs = {0: ys}, {0: refs}
+        for k in ys:
+            assert ys[k].shape == refs[k].shape and ys[k].flags.c_contiguous
+            scale = max(1.0, float(np.abs(refs[k]).max()))
+            np.testing.assert_allclose(ys[k], refs[k], rtol=1e-4, atol=1e-4 * scale, err_msg=f"seed {seed} N {N} {k}")
+
+
+def test_random_graphs_exercise_the_layouts():
+    """The random graphs above do block tensors (else they would test nothing here)."""
+    kinds = set()
+    for seed in range(24):
+        g = random_graph(seed)
+        for bits, algo in bound_layouts(g, np.zeros((1, 32, 8, 8), np.float32)).values():
+            kinds.add(algo if algo in (layout.REORDER, "concat", "max_pool2d") else bits)
+    assert {layout.REORDER, "concat", "max_pool2d"} <= kinds and len(kinds) >= 6, kinds
