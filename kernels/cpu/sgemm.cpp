@@ -18,6 +18,9 @@ void sgemm_ukernel_avx512_half(int64_t, const float*, const float*, int64_t, flo
 void sgemm_ukernel_avx512_mr8_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_x3(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8r4_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8r4_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
+void sgemm_ukernel_avx512_mr8r4_x3(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_cols1(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_cols2(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
 void sgemm_ukernel_avx512_mr8_cols4(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
@@ -49,13 +52,17 @@ int sgemm_nr(Isa isa, int MR) {
 
 bool sgemm_is_cols_kernel(Isa isa, int MR, int nr) { return isa == Isa::avx512 && MR == 8 && nr <= kColsWidth; }
 
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr) {
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr, int mr) {
   switch (isa) {
     case Isa::avx512:
       if (sgemm_is_cols_kernel(isa, MR, nr))
         return nr == 1 ? sgemm_ukernel_avx512_mr8_cols1
                : nr == 2 ? sgemm_ukernel_avx512_mr8_cols2
                          : sgemm_ukernel_avx512_mr8_cols4;
+      if (MR == 8 && mr <= 4)
+        return nr <= 16 ? sgemm_ukernel_avx512_mr8r4_half
+               : nr <= 32 ? sgemm_ukernel_avx512_mr8r4_full
+                          : sgemm_ukernel_avx512_mr8r4_x3;
       if (MR == 8)
         return nr <= 16 ? sgemm_ukernel_avx512_mr8_half
                : nr <= 32 ? sgemm_ukernel_avx512_mr8_full
@@ -209,7 +216,7 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
         const int mr = (int)std::min<int64_t>(MR, M - i);
         for (int64_t jp = 0; jp * NR < N; ++jp) {
           const int nr = (int)std::min<int64_t>(NR, N - jp * NR);
-          sgemm_ukernel(isa, MR, nr)(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr,
+          sgemm_ukernel(isa, MR, nr, mr)(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr,
                                      k != ka, false, none);
         }
       }
@@ -271,8 +278,12 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   const bool allow_direct = row_parts > 1 && M <= kDirectMaxRows;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   // The micro-kernel for each panel width (a panel's last columns take a narrower one).
-  std::vector<SgemmUkernel> ukernel((size_t)NR + 1);
-  for (int nr = 1; nr <= NR; ++nr) ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
+  // (and for a last row panel of at most 4 real rows, ukernel_r4)
+  std::vector<SgemmUkernel> ukernel((size_t)NR + 1), ukernel_r4((size_t)NR + 1);
+  for (int nr = 1; nr <= NR; ++nr) {
+    ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
+    ukernel_r4[(size_t)nr] = sgemm_ukernel(isa, MR, nr, 4);
+  }
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -334,7 +345,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
         ep.relu = relu;
-        ukernel[(size_t)nr](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
+        (mr <= 4 ? ukernel_r4 : ukernel)[(size_t)nr](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr,
+                                                     nr, !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);

@@ -43,8 +43,9 @@ int sgemm_mr(Isa isa, int64_t M);
 int sgemm_nr(Isa isa, int MR);
 // The micro-kernel for `isa` and MR that computes a panel of nr columns (1 .. sgemm_nr): the
 // narrowest variant that covers nr, and for AVX-512's 8-row panels' last 1-4 columns the kernel
-// that vectorizes down the rows instead (sgemm_cols_impl).
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr);
+// that vectorizes down the rows instead (sgemm_cols_impl). mr: the panel's real rows; an 8-row
+// AVX-512 panel with at most 4 computes 4 (a matrix's last panel: Kim's 100 filters).
+SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr, int mr = 64);
 // Whether that kernel is a column kernel: it reads B(k, j) for j < kColsWidth at B[k * ldb + j],
 // so a panel for it may be packed kColsWidth wide instead of NR.
 constexpr int kColsWidth = 4;

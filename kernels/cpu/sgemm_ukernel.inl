@@ -10,7 +10,9 @@
 
 namespace pycnn {
 
-template <class V, int MR, int NV>
+// MRC <= MR: rows computed of an MR-row panel (a matrix's last panel with at most MRC real rows:
+// Kim's 100 filters leave 4 in the 13th panel of 8, which paid for 8).
+template <class V, int MR, int NV, int MRC = MR>
 static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const float* __restrict B, int64_t ldb,
                                float* __restrict C, int64_t ldc, int mr, int nr, bool accumulate,
                                bool last, const Epilogue& ep) {
@@ -26,9 +28,9 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
     for (int i = 0; i < mr; ++i)
 #pragma GCC unroll 4
       for (int off = 0; off < NV * W; off += 16) __builtin_prefetch(ep.residual + i * ep.ldr + off, 0, 3);
-  typename V::reg acc[MR][NV];
+  typename V::reg acc[MRC][NV];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < MRC; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
 
@@ -38,7 +40,7 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) b[v] = V::loadu(B + k * ldb + v * W);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < MRC; ++i) {
       typename V::reg a = V::set1(A[k * MR + i]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(a, b[v], acc[i][v]);
