@@ -12,8 +12,11 @@ from conftest import TF, assert_close, needs_torch, torch
 # 452 end their last panel on the 3-, 2- and 2-vector variants, N = 97, 196, 99, 98, 51, 49 and 1
 # (1, 4, 3, 2, 3, 1 and 1 columns left) on the kernels that vectorize down the rows, their panel
 # packed 4 columns wide; K = 257, 301, 259 and 513 leave depth blocks of 1, 45, 3 and 1 (the
-# column kernels' k-chain tails).
+# column kernels' k-chain tails). M = 100, 4, 25 and 1 leave a last 8-row panel of at most 4 real
+# rows (the 4-row kernels: 3-, 2- and 1-vector variants at N = 60, 70; K = 700 accumulates over
+# three depth blocks).
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 17, 3), (13, 33, 300), (100, 70, 513), (12, 64, 256),
+                                   (4, 60, 130), (100, 60, 700),
                                    (25, 49, 600), (1, 2, 1000), (16, 47, 40), (64, 97, 300), (8, 80, 33),
                                    (40, 452, 130), (16, 196, 70), (8, 99, 257), (24, 98, 301), (8, 51, 259),
                                    (16, 1, 77), (8, 49, 513)])
