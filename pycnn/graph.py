@@ -327,13 +327,15 @@ class Graph:
             fns = []
             for i, s in enumerate(self._steps):
                 bind = getattr(s.fn, "bind", None)
-                if i in layouts and layouts[i][1] == _layout.REORDER:
-                    f = bind([shapes[t] for t in s.inputs], shapes[s.output]) if bind else s.fn
-                    fns.append(lambda *a, f=f: _C.to_blocked16(f(*a)))
-                elif i in layouts:
-                    fns.append(bind([shapes[t] for t in s.inputs], shapes[s.output], layout=layouts[i]))
+                lay = layouts.get(i)
+                args = ([shapes[t] for t in s.inputs], shapes[s.output])
+                if lay is not None and lay[1] != _layout.REORDER:
+                    f = bind(*args, layout=lay)  # reads and / or writes blocked tensors itself
                 else:
-                    fns.append(bind([shapes[t] for t in s.inputs], shapes[s.output]) if bind else s.fn)
+                    f = bind(*args) if bind else s.fn
+                if lay is not None and lay[1] == _layout.REORDER:
+                    f = (lambda *a, f=f: _C.to_blocked16(f(*a)))  # NCHW result, reordered
+                fns.append(f)
             ins = [list(s.inputs) for s in self._steps]
             self._elide_concats(shapes, fns, ins, layouts)
             if len(self._bound) >= 16:
@@ -399,7 +401,7 @@ class Graph:
             # A channel-blocked concat (pycnn/layout.py): the slices are of channel blocks.
             blocked, unit = ci in layouts, 1  # (its inputs are all blocked, as its producers write)
             if blocked:
-                out_shape, unit = (out_shape[0], out_shape[1] // 16) + tuple(out_shape[2:]) + (16,), 16
+                out_shape, unit = _layout.blocked_shape(out_shape), 16
             off = 0
             for i, (t, p) in enumerate(zip(ts, ps)):
                 sl = (slice(None),) * ax + (slice(off // unit, (off + shapes[t][ax]) // unit),)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _C, ops, reference
+from . import layout as _layout
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
 from .prepared import ConvMaxMap, PreparedConv
 
@@ -385,7 +386,7 @@ class Concat(Op):
             # Channel-blocked inputs (pycnn/layout.py; 16 | each input's channels): each image's
             # channel blocks of one input are one run of the same length as in NCHW, so the same
             # copy makes the blocked output.
-            shape = ((out_shape[0], out_shape[1] // 16) + tuple(out_shape[2:]) + (16,)) if layout[0] else out_shape
+            shape = _layout.blocked_shape(out_shape) if layout[0] else out_shape
 
             def run(*xs):
                 y = np.empty(shape, _F32)

@@ -47,6 +47,11 @@ X_BLOCKED, Y_BLOCKED, RES_BLOCKED = 1, 2, 4  # as kDirectOc*Blocked in kernels/c
 REORDER = "reorder"  # the algorithm of a non-conv step whose output is reordered to blocked
 
 
+def blocked_shape(shape):
+    """The stored shape of a blocked tensor of logical shape (N, C, H, W): (N, C/16, H, W, 16)."""
+    return (shape[0], shape[1] // 16) + tuple(shape[2:]) + (16,)
+
+
 def _conv_shape(step, shapes):
     c = step.fn  # a PreparedConv
     return ConvShape(tuple(shapes[step.inputs[0]]), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)

@@ -116,16 +116,22 @@ std::vector<int64_t> layout_shape(int64_t n, int64_t c, int64_t h, int64_t w, bo
   if (blocked) return {n, c / 16, h, w, 16};
   return {n, c, h, w};
 }
-bool has_shape(const py::array& a, const std::vector<int64_t>& shape) {
-  if (a.ndim() != (py::ssize_t)shape.size()) return false;
-  for (size_t i = 0; i < shape.size(); ++i)
-    if (a.shape((py::ssize_t)i) != shape[i]) return false;
-  return true;
+bool has_shape(const farray& a, const std::vector<int64_t>& shape) {
+  return same_shape(a, shape.data(), (int)shape.size());
 }
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string r = "(";
   for (size_t i = 0; i < shape.size(); ++i) r += (i ? ", " : "") + std::to_string(shape[i]);
   return r + ")";
+}
+
+// A caller's `out` array, written in place (never through a converted copy).
+farray out_array(const py::object& out) {
+  require(py::isinstance<py::array>(out), "out: expected a NumPy array");
+  const auto a = py::reinterpret_borrow<py::array>(out);
+  require(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
+          "out: expected a C-contiguous float32 array");
+  return py::reinterpret_borrow<farray>(a);
 }
 
 // The geometry of a bound call.
@@ -142,17 +148,8 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
   const bool xb = bc.layout & kDirectOcXBlocked, yb = bc.layout & kDirectOcYBlocked;
   const std::vector<int64_t> xs = layout_shape(N, p.C, p.H, p.W, xb), ys = layout_shape(N, K, p.Ho, p.Wo, yb);
   require(has_shape(x, xs), "x: expected shape " + shape_str(xs) + (xb ? " (channel-blocked)" : ""));
-  farray y;
-  if (out.is_none()) {
-    y = farray(ys);
-  } else {
-    require(py::isinstance<py::array>(out), "out: expected a NumPy array");
-    const auto a = py::reinterpret_borrow<py::array>(out);
-    require(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
-            "out: expected a C-contiguous float32 array");
-    y = py::reinterpret_borrow<farray>(a);
-    require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
-  }
+  farray y = out.is_none() ? farray(ys) : out_array(out);
+  require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
   int layout = bc.layout & ~kDirectOcResBlocked;
   farray rkeep;
   const float* rp = nullptr;
@@ -279,9 +276,10 @@ void bind_conv(py::module_& m) {
         require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
         require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                 "stride/dilation/padding: invalid");
+        BoundConv bc{pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu,
+                     max_map, layout};
         if (layout) {
-          const ConvParams q{xshape[0], xshape[1], xshape[2], xshape[3], pw->p.K, pw->p.R, pw->p.S, sh, sw, pt, pl,
-                             dh, dw, pw->p.groups, Ho, Wo};
+          const ConvParams q = bound_params(bc);
           // (the residual bit only routes calls to call_blocked, which reads the residual's
           // layout from its rank)
           const bool ok = pw->algo == 3   ? direct_oc_layout_ok(q, layout)
@@ -292,8 +290,6 @@ void bind_conv(py::module_& m) {
                   "16 | C) or Winograd (a blocked y only), groups 1, 16 | K for a blocked y, and no max_map");
           if (pw->algo == 2) require_winograd_shape(q);
         }
-        BoundConv bc{pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu,
-                     max_map, layout};
         bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
         return bc;
       },
@@ -312,12 +308,8 @@ void bind_conv(py::module_& m) {
             y = farray({N, K, bc.Ho, bc.Wo});
           else
             y = bc.max_map == 1 ? farray({N, K}) : farray({N, K, int64_t(1), int64_t(1)});
-        } else {  // written in place, never through a converted copy
-          require(py::isinstance<py::array>(out), "out: expected a NumPy array");
-          const auto a = py::reinterpret_borrow<py::array>(out);
-          require(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
-                  "out: expected a C-contiguous float32 array");
-          y = py::reinterpret_borrow<farray>(a);
+        } else {
+          y = out_array(out);
         }
         if (bc.max_map == 0) {
           require(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,

@@ -73,21 +73,20 @@ void bind_pool(py::module_& m) {
   }, py::arg("xshape"), py::arg("yshape"), py::arg("R"), py::arg("S"), py::arg("stride_h"), py::arg("stride_w"),
      py::arg("pad_t"), py::arg("pad_l"), py::arg("is_max"), py::arg("count_include_pad"), py::arg("blocked") = false);
   py::class_<BoundPool>(m, "BoundPool").def("__call__", [](const BoundPool& bp, farray x) {
-    if (bp.blocked) {
-      const int64_t xb[5] = {bp.xshape[0], bp.xshape[1] / 16, bp.xshape[2], bp.xshape[3], 16};
-      require(same_shape(x, xb, 5), "x: not the channel-blocked shape this call was bound to");
-      farray y({bp.yshape[0], bp.yshape[1] / 16, bp.yshape[2], bp.yshape[3], int64_t(16)});
-      float* yp = y.mutable_data();
-      py::gil_scoped_release nogil;
-      max_pool2d_blocked16(bp.p, x.data(), yp);
-      return y;
-    }
-    require(same_shape(x, bp.xshape, 4), "x: not the shape this call was bound to");
-    farray y({bp.yshape[0], bp.yshape[1], bp.yshape[2], bp.yshape[3]});
+    // Shapes as bound, or channel-blocked: (N, C/16, H, W, 16).
+    const int nd = bp.blocked ? 5 : 4, cdiv = bp.blocked ? 16 : 1;
+    const int64_t xs[5] = {bp.xshape[0], bp.xshape[1] / cdiv, bp.xshape[2], bp.xshape[3], 16};
+    require(same_shape(x, xs, nd), bp.blocked ? "x: not the channel-blocked shape this call was bound to"
+                                              : "x: not the shape this call was bound to");
+    std::vector<int64_t> ys = {bp.yshape[0], bp.yshape[1] / cdiv, bp.yshape[2], bp.yshape[3]};
+    if (bp.blocked) ys.push_back(16);
+    farray y(ys);
     float* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      if (bp.is_max)
+      if (bp.blocked)
+        max_pool2d_blocked16(bp.p, x.data(), yp);
+      else if (bp.is_max)
         max_pool2d(bp.p, x.data(), yp);
       else
         avg_pool2d(bp.p, x.data(), yp, bp.count_include_pad);

@@ -149,11 +149,11 @@ struct WinogradConv {
       }
   }
 
-  // Y = A^T M A (+ bias, ReLU) for one group and output channel kk; M at Mb + xi*mstride + tv.
-  // NCHW y only (output_groups_blk16 writes a blocked one).
-  void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias,
-                    bool relu, float* y, const float* residual) const {
-    typename V::reg M[a][a], t[m][a];
+  // The first half of the output transform for one group and output channel: M (a x a, lanes =
+  // the group's tiles) loaded from Mb + xi*mstride + tv, then t[jj][i] = sum_b M[i][b] AT[jj][b].
+  // Output position (ii, jj) is then lincomb(AT[ii], t[jj]).
+  void output_rows(const float* Mb, int64_t mstride, int64_t tv, const Group& g, typename V::reg (&t)[m][a]) const {
+    typename V::reg M[a][a];
 #pragma GCC unroll 8
     for (int i = 0; i < a; ++i)
 #pragma GCC unroll 8
@@ -161,11 +161,18 @@ struct WinogradConv {
         const float* src = Mb + (int64_t)(i * a + j) * mstride + tv;
         M[i][j] = g.nt == W ? V::loadu(src) : V::loadu_n(src, g.nt);
       }
-    // t[jj][i] = sum_b M[i][b] AT[jj][b]
 #pragma GCC unroll 8
     for (int i = 0; i < a; ++i)
 #pragma GCC unroll 8
       for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
+  }
+
+  // Y = A^T M A (+ bias, ReLU) for one group and output channel kk; M at Mb + xi*mstride + tv.
+  // NCHW y only (output_groups_blk16 writes a blocked one).
+  void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias,
+                    bool relu, float* y, const float* residual) const {
+    typename V::reg t[m][a];
+    output_rows(Mb, mstride, tv, g, t);
     const typename V::reg bv = V::set1(bias);
     const int64_t plane = (g.n0 * p.K + kk) * p.Ho * p.Wo;
     float* base = y + plane;
@@ -202,20 +209,8 @@ struct WinogradConv {
       const float* Mk = Mb + kq * krow;  // row k0 + kq of every xi's M
       const typename V::reg bv = V::set1(bias ? bias[k0 + kq] : 0.0f);
       for (int64_t gi = gi0; gi < gi1; ++gi) {
-        const Group& g = groups[(size_t)gi];
-        const int64_t tv = gstart[(size_t)gi];
-        typename V::reg M[a][a], t[m][a];
-#pragma GCC unroll 8
-        for (int i = 0; i < a; ++i)
-#pragma GCC unroll 8
-          for (int j = 0; j < a; ++j) {
-            const float* src = Mk + (int64_t)(i * a + j) * mstride + tv;
-            M[i][j] = g.nt == W ? V::loadu(src) : V::loadu_n(src, g.nt);
-          }
-#pragma GCC unroll 8
-        for (int i = 0; i < a; ++i)
-#pragma GCC unroll 8
-          for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
+        typename V::reg t[m][a];
+        output_rows(Mk, mstride, gstart[(size_t)gi], groups[(size_t)gi], t);
 #pragma GCC unroll 8
         for (int ii = 0; ii < m; ++ii)
 #pragma GCC unroll 8

@@ -277,12 +277,13 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   // ones (480->16 @14: 0.032 -> 0.019 ms, 480->64: 0.063 -> 0.054).
   const bool allow_direct = row_parts > 1 && M <= kDirectMaxRows;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
-  // The micro-kernel for each panel width (a panel's last columns take a narrower one).
-  // (and for a last row panel of at most 4 real rows, ukernel_r4)
-  std::vector<SgemmUkernel> ukernel((size_t)NR + 1), ukernel_r4((size_t)NR + 1);
+  // The micro-kernel for each panel width (a panel's last columns take a narrower one), and for
+  // the last row panel, which may have fewer real rows (mr_last) and so a shorter kernel.
+  const int mr_last = (int)(M - (mpanels - 1) * MR);
+  std::vector<SgemmUkernel> ukernel((size_t)NR + 1), ukernel_last((size_t)NR + 1);
   for (int nr = 1; nr <= NR; ++nr) {
     ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
-    ukernel_r4[(size_t)nr] = sgemm_ukernel(isa, MR, nr, 4);
+    ukernel_last[(size_t)nr] = sgemm_ukernel(isa, MR, nr, mr_last);
   }
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
@@ -345,8 +346,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
         ep.relu = relu;
-        (mr <= 4 ? ukernel_r4 : ukernel)[(size_t)nr](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr,
-                                                     nr, !first, last, ep);
+        (mr < MR ? ukernel_last : ukernel)[(size_t)nr](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc,
+                                                       mr, nr, !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);
