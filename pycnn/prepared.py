@@ -143,6 +143,54 @@ class ConvMaxMap:
         return self.conv.algo_for(x_shape)
 
 
+class ConvBankMax:
+    """Convolutions of one input, each followed by the max over its maps, concatenated along the
+    channels: y = concat([conv(x).max((2, 3)) for conv in convs], axis=1), shaped (N, sum K) for
+    max_map 1 or (N, sum K, 1, 1) for 2. What a Graph runs for a sentence CNN's filter bank
+    (Kim's CNN: heights 3, 4, 5 over the word vectors, max over time, concat). Bound to a
+    single-channel input whose windows span whole rows (R x W kernels, no padding, one stride,
+    the same filter count, im2col for each), it is one kernel (_C.bind_rows_bank_max): the
+    im2col matrix is packed once per image for all the convs and they share one parallel region.
+    Any other shape or algorithm runs the convs one by one."""
+
+    def __init__(self, convs, max_map):
+        self.convs, self.max_map = list(convs), max_map
+
+    def __call__(self, x):
+        return np.concatenate([ConvMaxMap(c, self.max_map)(x) for c in self.convs], axis=1)
+
+    def fused(self, x_shape):
+        """Whether an input of x_shape runs as one bank kernel."""
+        if len(x_shape) != 4 or x_shape[1] != 1 or len({c.weight.shape[0] for c in self.convs}) != 1:
+            return False
+        strides = set()
+        for c in self.convs:
+            s = ConvShape(tuple(x_shape), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)
+            if (c.algo_for(x_shape) != "im2col" or s.S != s.W or s.Wo != 1 or any(s.pad)
+                    or s.dilation[0] != 1 or s.groups != 1):
+                return False
+            strides.add(s.stride[0])
+        return len(strides) == 1
+
+    def bind(self, in_shapes, out_shape):
+        shape = tuple(in_shapes[0])
+        if self.fused(shape):
+            c0 = self.convs[0]
+            stride_h = ConvShape(shape, c0.weight.shape, c0.stride, c0.padding, c0.dilation, c0.groups).stride[0]
+            return _C.bind_rows_bank_max([c._handle("im2col") for c in self.convs], [c.bias for c in self.convs],
+                                         [c.relu for c in self.convs], list(shape), stride_h, self.max_map)
+        fns = [c.bind(in_shapes, None, self.max_map) for c in self.convs]
+        return lambda x: np.concatenate([f(x) for f in fns], axis=1)
+
+    def prepare_for(self, x_shape):
+        return [c.prepare_for(x_shape) for c in self.convs]
+
+    def algo_for(self, x_shape):
+        if self.fused(tuple(x_shape)):
+            return f"im2col_rows_bank (x{len(self.convs)})"
+        return "+".join(c.algo_for(x_shape) for c in self.convs)
+
+
 def prepare_conv(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", activation=None):
     """Transform conv weights once; returns a PreparedConv called as prepared(x)."""
     return PreparedConv(weight, bias, stride, padding, dilation, groups, algo=algo, activation=activation)

@@ -174,6 +174,18 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
   return y;
 }
 
+// A bank of whole-row convolutions, each reduced by the max over its map, bound to one input
+// shape (conv2d_rows_bank_max; a Graph's prepared.ConvBankMax for Kim's three convs, max over
+// time and concat).
+struct BoundRowsBank {
+  std::vector<std::shared_ptr<PreparedWeights>> pws;  // keep the packed weights alive
+  std::vector<farray> biases;
+  std::vector<RowsBankConv> convs;
+  int64_t xshape[4];
+  int64_t sh, K;  // K: the filters of all the convs
+  int max_map;
+};
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -333,6 +345,54 @@ void bind_conv(py::module_& m) {
       }, py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
       .def_property_readonly("writes_out", [](const BoundConv&) { return true; })
       .def_property_readonly("layout", [](const BoundConv& bc) { return bc.layout; });
+
+  m.def(
+      "bind_rows_bank_max",
+      [](std::vector<std::shared_ptr<PreparedWeights>> pws, std::vector<py::object> biases, std::vector<bool> relus,
+         std::vector<int64_t> xshape, int64_t stride_h, int max_map) {
+        require(!pws.empty() && biases.size() == pws.size() && relus.size() == pws.size(),
+                "weights: expected one or more prepared weights, with as many biases and relu flags");
+        require(xshape.size() == 4 && xshape[0] >= 1 && xshape[1] == 1 && xshape[2] >= 1 && xshape[3] >= 1,
+                "xshape: expected (N, 1, H, W) with N, H, W >= 1");
+        require(stride_h >= 1, "stride_h: must be >= 1");
+        require(max_map == 1 || max_map == 2, "max_map: expected 1 or 2");
+        BoundRowsBank bb{pws, {}, {}, {xshape[0], xshape[1], xshape[2], xshape[3]}, stride_h, 0, max_map};
+        bb.biases.resize(pws.size());
+        for (size_t j = 0; j < pws.size(); ++j) {
+          const PreparedWeights& pw = *pws[j];
+          const ConvParams& q = pw.p;
+          require(pw.algo == 0 && q.groups == 1 && q.C == 1,
+                  "weights: expected im2col weights of one input channel, groups 1");
+          require(q.S == xshape[3] && q.R <= xshape[2],
+                  "weights: each kernel must be R x W with R <= H (W = xshape[3]: windows span whole rows)");
+          const PackedA& A = pw.im2col.groups[0];
+          const PackedA& A0 = pws[0]->im2col.groups[0];
+          require(A.isa == A0.isa && A.MR == A0.MR,
+                  "weights: all convs must be packed for one ISA with one panel height (same filter count)");
+          bb.convs.push_back({&A, optional_vector(biases[j], q.K, bb.biases[j], "bias: expected K entries"), q.R,
+                              (bool)relus[j]});
+          bb.K += q.K;
+        }
+        return bb;
+      },
+      py::arg("weights"), py::arg("biases"), py::arg("relus"), py::arg("xshape"), py::arg("stride_h"),
+      py::arg("max_map") = 1);
+
+  py::class_<BoundRowsBank>(m, "BoundRowsBank")
+      .def("__call__", [](const BoundRowsBank& bb, farray x, py::object out) {
+        require(same_shape(x, bb.xshape, 4), "x: not the shape this call was bound to");
+        const int64_t N = bb.xshape[0];
+        const std::vector<int64_t> ys = bb.max_map == 1 ? std::vector<int64_t>{N, bb.K}
+                                                         : std::vector<int64_t>{N, bb.K, 1, 1};
+        farray y = out.is_none() ? farray(ys) : out_array(out);
+        require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
+        float* yp = wptr(y, "out");
+        const float* xp = x.data();
+        py::gil_scoped_release nogil;
+        conv2d_rows_bank_max(N, bb.xshape[2], bb.xshape[3], bb.sh, xp, bb.convs, yp, bb.K);
+        return y;
+      }, py::arg("x"), py::arg("out") = py::none())
+      .def_property_readonly("writes_out", [](const BoundRowsBank&) { return true; });
 
   m.def("weight_transform_count", &weight_transform_count,
         "How many weight transforms (packings) this process has done; for tests.");

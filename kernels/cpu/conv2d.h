@@ -49,6 +49,21 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
 // Whether conv2d_direct_oc takes p with these layout bits.
 bool direct_oc_layout_ok(const ConvParams& p, int layout);
 
+// A bank of convolutions over one single-channel input x (N, 1, H, W) whose windows span whole
+// input rows (R_j x W kernels, stride sh down the rows, no padding, groups 1: a sentence CNN's
+// filters over word vectors), each followed by its bias and activation and the max over its map;
+// y[n * ldy + off_j + k] for filter k of conv j, off_j the filters of the convs before (the concat
+// of the maxima). All A share one ISA and MR; A->K == R_j * W, 1 <= R_j <= H
+// (conv2d_rows_bank.cpp).
+struct RowsBankConv {
+  const PackedA* A;    // K_j x R_j*W, the im2col weights
+  const float* bias;   // K_j entries or null
+  int64_t R;
+  bool relu;
+};
+void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const float* x,
+                          const std::vector<RowsBankConv>& convs, float* y, int64_t ldy);
+
 // Winograd F(m x m, 3 x 3), m = 2, 4 or 6 (stride 1, dilation 1, 3x3 kernels only; any padding).
 // Weights: U = G g G^T for every (k, c), stored as alpha^2 packed SGEMM A matrices (Kg x Cg) per
 // group, transformed once.

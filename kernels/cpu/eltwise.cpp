@@ -51,7 +51,7 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
 // Max of xr[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for an empty row.
 // SSE2 (the baseline of this file's build): the scalar loop was not vectorized (a float max
 // reduction with NaN checks), Kim's max over time at batch 8 (800 rows of 48) took 35 us.
-static float nan_max(const float* xr, int64_t n) {
+float nan_max(const float* xr, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
   bool nan = false;
   int64_t i = 0;

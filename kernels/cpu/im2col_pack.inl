@@ -3,13 +3,16 @@
 //
 // B(k, j): k = (c*R + r)*S + s, j = oh*Wo + ow; value x[c, oh*sh - pt + r*dh, ow*sw - pl + s*dw]
 // or 0 in the padding. Panel layout: dst[p*kc*NR + (k - k0)*NR + jj] = B(k, j0 + p*NR + jj).
-// Three paths:
+// Four paths:
+//  * whole rows (windows as wide as the input, Wo = 1: Kim's CNN): each column's k-sequence is
+//    one run of x; W runs are transposed in registers (pack_whole_rows_impl, also used alone by
+//    conv2d_rows_bank.cpp);
 //  * pointwise (1x1, stride 1, no padding): B is x itself, rows copied with vector loads;
 //  * row runs (the usual case): a panel's columns are split into runs sharing an output row;
 //    the in-image span is a vector copy (stride 1) or vector gather (other strides), with zeros
 //    at the padded ends;
-//  * columns (output width < 8, e.g. Kim's CNN where Wo = 1): runs would be a column each, so
-//    each column walks its k sequence instead.
+//  * columns (output width < 8 otherwise): runs would be a column each, so each column walks its
+//    k sequence instead.
 #pragma once
 #include <algorithm>
 
@@ -18,43 +21,51 @@
 
 namespace pycnn {
 
+// Windows that span whole input rows: column j's k-sequence within channel c is one contiguous
+// run of x, x[c*HW + j*jstride + (k - c*RS)] (RS floats per channel), zero where the run passes
+// the end of its plane (a bank of such convolutions packs one B for its deepest window:
+// conv2d_rows_bank.cpp). W runs side by side are transposed in registers into W panel rows at a
+// time (one float at a time, NR floats apart, took 36% of Kim's conv time).
+template <class V>
+void pack_whole_rows_impl(const float* x, int64_t HW, int64_t RS, int64_t jstride, int64_t k0, int64_t kc,
+                          int64_t j0, int64_t nc, int NR, float* dst) {
+  constexpr int W = V::W;
+  for (int64_t pj = 0; pj * NR < nc; ++pj) {
+    const int64_t jb = j0 + pj * NR, nr = std::min<int64_t>(NR, nc - pj * NR);
+    float* d = dst + pj * kc * NR;
+    for (int64_t jj0 = 0; jj0 < NR; jj0 += W) {
+      const int64_t ncol = std::clamp<int64_t>(nr - jj0, 0, W);
+      for (int64_t k = k0; k < k0 + kc;) {
+        const int64_t c = k / RS, kend = std::min(k0 + kc, (c + 1) * RS);
+        const float* xc = x + c * HW + (jb + jj0) * jstride - c * RS;
+        // Column t's run is inside the plane for k < lim0 - t * jstride.
+        const int64_t lim0 = HW + c * RS - (jb + jj0) * jstride;
+        for (int64_t kk = k; kk < kend; kk += W) {
+          const int cnt = (int)std::min<int64_t>(W, kend - kk);
+          typename V::reg r[W];
+          for (int t = 0; t < W; ++t) {
+            const int n = t < ncol ? (int)std::clamp<int64_t>(lim0 - t * jstride - kk, 0, cnt) : 0;
+            r[t] = n == W ? V::loadu(xc + t * jstride + kk) : n > 0 ? V::loadu_n(xc + t * jstride + kk, n) : V::zero();
+          }
+          V::transpose(r);
+          for (int q = 0; q < cnt; ++q) V::storeu(d + (kk - k0 + q) * NR + jj0, r[q]);
+        }
+        k = kend;
+      }
+    }
+  }
+}
+
 template <class V>
 void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0,
                       int64_t nc, int NR, float* dst) {
-  const int64_t RS = p.R * p.S, HW = p.H * p.W;
   // Windows that span whole input rows (Kim's CNN: a 3..5 x 300 kernel over 300-wide word
-  // vectors, Wo = 1) and never leave the image: column j's k-sequence within one channel is one
-  // contiguous run of x, x[c*HW + j*sh*W + (k - c*RS)]. W such runs side by side are transposed
-  // in registers into W panel rows at a time (the column path below stores them one float at a
-  // time, NR floats apart: 36% of Kim's conv time).
+  // vectors, Wo = 1) and never leave the image.
   const bool whole_rows = p.Wo == 1 && p.S == p.W && p.pad_l == 0 && p.pad_t == 0 && p.dil_h == 1 &&
                           p.dil_w == 1 && (p.Ho - 1) * p.stride_h + p.R <= p.H && NR % V::W == 0;
-  if (whole_rows) {
-    constexpr int W = V::W;
-    const int64_t jstride = p.stride_h * p.W;
-    for (int64_t pj = 0; pj * NR < nc; ++pj) {
-      const int64_t jb = j0 + pj * NR, nr = std::min<int64_t>(NR, nc - pj * NR);
-      float* d = dst + pj * kc * NR;
-      for (int64_t jj0 = 0; jj0 < NR; jj0 += W) {
-        const int64_t ncol = std::clamp<int64_t>(nr - jj0, 0, W);
-        for (int64_t k = k0; k < k0 + kc;) {
-          const int64_t c = k / RS, kend = std::min(k0 + kc, (c + 1) * RS);
-          const float* xc = x + c * HW + (jb + jj0) * jstride - c * RS;
-          for (int64_t kk = k; kk < kend; kk += W) {
-            const int cnt = (int)std::min<int64_t>(W, kend - kk);
-            typename V::reg r[W];
-            for (int t = 0; t < W; ++t)
-              r[t] = t < ncol ? (cnt == W ? V::loadu(xc + t * jstride + kk) : V::loadu_n(xc + t * jstride + kk, cnt))
-                              : V::zero();
-            V::transpose(r);
-            for (int q = 0; q < cnt; ++q) V::storeu(d + (kk - k0 + q) * NR + jj0, r[q]);
-          }
-          k = kend;
-        }
-      }
-    }
-    return;
-  }
+  if (whole_rows)
+    return pack_whole_rows_impl<V>(x, p.H * p.W, p.R * p.S, p.stride_h * p.W, k0, kc, j0, nc, NR, dst);
+  const int64_t RS = p.R * p.S, HW = p.H * p.W;
   if (p.pointwise()) {
     // Row by row over all panels: each row of x is read as one run of nc floats (panel by panel
     // read NR floats per row, rows a page or more apart), and rows a few ahead are prefetched:
