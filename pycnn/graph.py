@@ -582,8 +582,7 @@ def _fuse_conv_banks(steps, outputs):
     Its prepared.ConvBankMax runs them as one kernel where the shapes allow (one input channel,
     whole-row windows: the im2col matrix packed once for all of them, one parallel region; Kim
     at batch 8 0.95-0.97 -> 0.80-0.82 ms, batch 1 0.149-0.156 -> 0.121-0.123) and one by one
-    otherwise. The step takes the concat's place in the
-    plan; plan() lists its parts."""
+    otherwise. The step takes the concat's place in the plan; plan() lists its parts."""
     producer = {s.output: i for i, s in enumerate(steps)}
     uses = {}
     for s in steps:

@@ -64,7 +64,8 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
   const int64_t HW = H * W, jstride = sh * W;
   std::vector<int64_t> Ho((size_t)J), D((size_t)J), off((size_t)J), panels((size_t)J);
   int64_t sum_panels = 0, Ho_max = 0;
-  for (int j = 0, o = 0; j < J; o += (int)convs[(size_t)j].A->M, ++j) {
+  int64_t o = 0;
+  for (int j = 0; j < J; o += convs[(size_t)j].A->M, ++j) {
     const PackedA& A = *convs[(size_t)j].A;
     D[(size_t)j] = A.K;  // R_j * W
     Ho[(size_t)j] = (H - convs[(size_t)j].R) / sh + 1;
