@@ -79,7 +79,23 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     0.209, conv3 20->20 5x5 @8 b8 0.056 vs 0.091, 16->20 5x5 @32 b8 0.68 vs 0.77, 16->32 3x3
     @56 0.12 vs 0.15 (Winograd's, kept for it); a tie at 16 outputs (24->16 3x3 @28 b4 0.139
     vs 0.136). Not for 1x1: GoogLeNet's 192->16 @28 b8 0.37 vs 0.25, 256->32 @28 b8 0.54 vs 0.48.
-  * im2col + SGEMM everywhere else.
+  * direct_oc for every stride-1 window larger than 1x1 that Winograd does not take, with more
+    than 4 input channels per group (5x5 and 7x7 layers, 3x3 with few channels or dilation).
+    The rule above this one was im2col until the ninth session (2026-11-23); since the 14-pixel
+    tiles and the weight prefetch, direct_oc beat it on every such layer measured (PreparedConv
+    calls, 8 weight copies rotated, 2 threads, im2col vs direct_oc): AlexNet 96->256 5x5 @27 b1
+    3.04 vs 2.61 ms, b8 23.6 vs 21.3; AlexNet-torchvision 64->192 5x5 @27 b1 1.61 vs 1.31, b8
+    11.7 vs 10.7; AlphaGo 48->192 5x5 @19 b1 0.64 vs 0.54, b8 4.84 vs 4.07; 64->64 5x5 @56 b1 2.24
+    vs 1.96, b8 18.1 vs 15.3, @112 8.75 vs 8.11; 64->64 7x7 @56 4.07 vs 3.47; 32->64 7x7 @28 0.62
+    vs 0.49; 8->128 3x3 @56 b8 2.12 vs 1.63; 12->64 3x3 @224 2.97 vs 2.76; dilated 3x3 64@28 d2
+    0.25 vs 0.23, 64@28 d3 b8 2.10 vs 1.43; ties: 8->64 3x3 @56 0.150 vs 0.153, 16->33 5x5 @16
+    b8 0.262 vs 0.272 (b1 0.060 vs 0.043). In the networks (g(x), alternating processes, old
+    rule / new): AlexNet-torchvision b1 10.13 / 9.98 ms, b8 37.29 / 36.06; AlexNet b1 12.88 /
+    12.73, b8 56.79 / 55.91; AlphaGo b8 34.62 / 33.68, but b1 5.25 / 5.37 (6 rounds; minima
+    4.90 / 4.87): there conv1 gains 0.06 ms and the 3x3 layers after it lose about as much, a
+    Winograd conv run right after a direct_oc conv taking ~6% longer than after an im2col one
+    (0.38-0.39 vs 0.36-0.37 ms for AlphaGo's conv2; not when repeated alone), not explained.
+  * im2col + SGEMM everywhere else (1x1 layers, large strided ones, few input channels).
 """
 from __future__ import annotations
 
@@ -125,6 +141,8 @@ def heuristic(shape) -> str:
         return "direct_oc" if kg >= DIRECT_OC_MIN_FIRST_K else "direct"
     if shape.stride != (1, 1) and shape.R * shape.S > 1 and (
             pixels <= DIRECT_OC_MAX_PIXELS or shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_MAX_INPUT_BYTES):
+        return "direct_oc"
+    if cg > DIRECT_MAX_CHANNELS and shape.stride == (1, 1) and shape.R * shape.S > 1:
         return "direct_oc"
     if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.pad == (0, 0, 0, 0)
             and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):

@@ -358,19 +358,20 @@ def test_graph_concat_with_a_branch_that_cannot_write_blocked(rng, N):
 
 @pytest.mark.parametrize("N", [1, 2])
 def test_graph_reordered_concat_of_convs(rng, N):
-    """A concat of two convs, one of which cannot write blocked (a 5x5 conv on im2col): the
-    concat is made in NCHW (its inputs written straight into it at batch 1) and reordered."""
-    def conv(name, src, cin, cout, k=1):
-        return [Node(name, "conv2d", [src], attrs=dict(padding=k // 2),
-                     params={"weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)}),
+    """A concat of two convs, one of which cannot write blocked (a grouped 5x5 conv, 4 channels
+    per group, on the direct kernel): the concat is made in NCHW (its inputs written straight
+    into it at batch 1) and reordered."""
+    def conv(name, src, cin, cout, k=1, groups=1):
+        return [Node(name, "conv2d", [src], attrs=dict(padding=k // 2, groups=groups),
+                     params={"weight": rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin * k * k)}),
                 Node(name + ".r", "relu", [name])]
-    nodes = (conv("a", "x", 16, 16) + conv("b", "x", 16, 48, 5)
+    nodes = (conv("a", "x", 16, 16) + conv("b", "x", 16, 48, 5, groups=4)
              + [Node("cat", "concat", ["a.r", "b.r"], attrs=dict(axis=1))]
              + conv("c1", "cat", 64, 32) + conv("c2", "c1.r", 32, 32)
              + [Node("gap", "global_avg_pool2d", ["c2.r"]), Node("flat", "flatten", ["gap"])])
     g = Graph({"x": (None, 16, 32, 32)}, nodes, ["flat"])
     x = rng.standard_normal((N, 16, 32, 32), dtype=np.float32)
-    assert g.steps[1][0][0] == "b" and g._steps[1].fn.algo_for((N, 16, 32, 32)) == "im2col"
+    assert g.steps[1][0][0] == "b" and g._steps[1].fn.algo_for((N, 16, 32, 32)) == "direct"
     lay = bound_layouts(g, x)
     assert lay["cat"] == (layout.Y_BLOCKED, layout.REORDER) and "a" not in lay and "b" not in lay
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)

@@ -34,14 +34,20 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
     (shape(C=33, H=14, W=14, K=128), "winograd_f2"),                  # 16 F4 tiles: F2
     (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),             # 392 pixels
     (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "im2col"),      # 1x1 with few outputs
-    (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "im2col"),      # 33 outputs
+    (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),   # 33 outputs: stride-1 5x5
+    (shape(C=96, H=27, W=27, K=256, R=5, S=5, pad=2), "direct_oc"),  # AlexNet conv2
+    (shape(N=8, C=48, H=19, W=19, K=192, R=5, S=5, pad=2), "direct_oc"),  # AlphaGo conv1
+    (shape(C=64, K=64, R=7, S=7, pad=3), "direct_oc"),
+    (ConvShape((1, 64, 28, 28), (64, 64, 3, 3), 1, 2, 2, 1), "direct_oc"),  # dilated: no Winograd
+    (shape(C=4, H=56, W=56, K=64, R=5, S=5, pad=2), "direct_oc"),    # 4 channels, 56 wide: first layer
+    (shape(C=4, H=7, W=7, K=64, R=5, S=5, pad=2), "im2col"),         # ... 7 wide: neither
     (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),    # 98 pixels, 8 F4 tiles
     (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
     (shape(C=256, H=14, W=14, K=256), "winograd_f2"),     # 16 F4 tiles (batch 1)
     (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
     (shape(C=192, H=19, W=19, K=192), "winograd_f4"),     # AlphaGo: 25
     (shape(C=16), "winograd_f4"),
-    (shape(C=8), "im2col"),
+    (shape(C=8), "direct_oc"),                            # 3x3 with 8 channels: no Winograd
     (shape(C=3, R=7, S=7, stride=2, pad=3), "direct_oc"),          # ResNet conv1: 64 outputs
     (shape(C=3, K=16, R=5, S=5, pad=2), "direct"),                   # ConvNetJS conv1: 16 outputs
     (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
@@ -122,9 +128,9 @@ def test_autotune_unwritable_cache_still_works(tmp_path, monkeypatch, rng):
 
 def test_huge_planes_never_choose_winograd():
     """A plane of 2^31+ elements is refused by Winograd (32-bit gather offsets), so auto uses
-    im2col; the shape alone is checked here (allocating it would need 8 GiB)."""
+    direct_oc (64-bit indexing); the shape alone is checked here (allocating it would need 8 GiB)."""
     s = shape(C=16, H=2**16, W=2**15 + 2)
     assert not select.winograd_applies(s)
-    assert select.heuristic(s) == "im2col"
+    assert select.heuristic(s) == "direct_oc"
     with pytest.raises(ValueError, match="algo"):
         pycnn.ops.resolve_algo("winograd_f4", s)
