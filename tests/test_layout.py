@@ -145,11 +145,19 @@ def test_bind_and_call_check_layouts(rng):
 
 
 @pytest.mark.parametrize("N,C,H,W,k,s,p,ceil", [(1, 64, 28, 28, 3, 1, 1, False), (2, 32, 15, 13, 3, 2, 0, True),
-                                                (1, 16, 7, 7, 2, 2, 0, True), (3, 48, 9, 11, 3, 2, 1, False)])
+                                                (1, 16, 7, 7, 2, 2, 0, True), (3, 48, 9, 11, 3, 2, 1, False),
+                                                (2, 16, 5, 150, 3, 1, 1, False),  # 3 column passes
+                                                (1, 32, 9, 70, 5, 1, 2, True),    # 2 passes, padded ends
+                                                (1, 16, 68, 70, 66, 1, 0, False),  # window wider than a pass
+                                                (1, 16, 6, 6, 1, 1, 0, False)])
 def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
-    """GoogLeNet's pools (3x3/1 pad 1, 3x3/2 ceil, 2x2/2 ceil) on blocked x and y; NaN wins."""
+    """GoogLeNet's pools (3x3/1 pad 1, 3x3/2 ceil, 2x2/2 ceil) on blocked x and y, and stride-1
+    pools over several 64-column passes of the separable path, or too wide for it; NaN wins, a
+    row of -inf stays -inf."""
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     x[0, 3, 2, 2] = np.nan
+    x[N - 1, 5, :, W - 1] = -np.inf
+    x[N - 1, 6, H - 1, :] = np.inf
     want = reference.max_pool2d(x, (k, k), (s, s), (p, p), ceil).astype(np.float32)
     call = _C.bind_pool2d([N, C, H, W], list(want.shape), k, k, s, s, p, p, True, False, True)
     np.testing.assert_array_equal(call(blk(x)), blk(want))
