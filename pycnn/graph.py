@@ -23,6 +23,7 @@ import numpy as np
 from . import _C, ops
 from . import layout as _layout
 from .layers import OPS, normalize_attrs
+from .ops import _F32
 from .prepared import ConvBankMax, ConvMaxMap, PreparedConv
 
 
@@ -80,6 +81,11 @@ class _Plan(list):
     """A bound plan: the steps (see Graph._steps_for) and the arena its runs allocate from."""
     arena = None
     layouts = {}  # step index -> (layout bits, algorithm) from pycnn.layout.plan
+    fast = ()  # the steps as run() iterates them: (fn, single input or None, inputs, output, free or None)
+
+    def refresh(self):
+        """Rebuild `fast` from the list (after the list changed)."""
+        self.fast = [(fn, ins[0] if len(ins) == 1 else None, ins, out, free or None) for fn, ins, out, free in self]
 
 
 class Graph:
@@ -260,6 +266,12 @@ class Graph:
 
     # ------------------------------------------------------------------ run
     def _feed(self, x):
+        # The common call, one float32 input as a C-contiguous array of its declared rank: what the
+        # checks below would accept unchanged (~0.3 us saved per run).
+        if type(x) is np.ndarray and x.dtype is _F32 and len(self.inputs) == 1 and x.flags.c_contiguous and x.size:
+            (k, decl), = self.inputs.items()
+            if x.ndim == len(decl) and self.input_dtypes[k] == "float32":
+                return {k: x}
         if isinstance(x, dict):
             missing = set(self.inputs) - set(x)
             extra = set(x) - set(self.inputs)
@@ -301,19 +313,20 @@ class Graph:
         arena = plan.arena
         prev = arena.enter() if arena is not None else None
         try:
-            for fn, ins, out, free in plan:
-                if len(ins) == 1:
-                    env[out] = fn(env[ins[0]])
-                else:
-                    env[out] = fn(*[env[t] for t in ins])
-                for t in free:
-                    del env[t]
+            # (plan.fast: the steps with a single input's name unpacked and empty free lists as
+            # None; ~2 us of LeNet-5's 24 went to this loop and run()'s setup.)
+            for fn, i0, ins, out, free in plan.fast:
+                env[out] = fn(env[i0]) if i0 is not None else fn(*[env[t] for t in ins])
+                if free is not None:
+                    for t in free:
+                        del env[t]
         finally:
             if arena is not None:
                 arena.exit(prev)
-        if len(self.outputs) == 1:
-            return env[self.outputs[0]]
-        return {t: env[t] for t in self.outputs}
+        outs = self.outputs
+        if len(outs) == 1:
+            return env[outs[0]]
+        return {t: env[t] for t in outs}
 
     __call__ = run
 
@@ -324,7 +337,7 @@ class Graph:
         and output shape fixed, no per-call validation) and elides the concats it can
         (_elide_concats); later runs with the same shapes reuse the list. At most 16 shape sets
         are kept."""
-        key = tuple(env[k].shape for k in self.inputs)
+        key = tuple([env[k].shape for k in self.inputs])
         bound = self._bound.get(key)
         if bound is None:
             shapes = self.infer_shapes({k: v.shape for k, v in env.items()})  # errors name the node
@@ -349,6 +362,7 @@ class Graph:
                                              for s, fn, i in zip(self._steps, fns, ins))
             bound.arena = self._arena_for(shapes)
             bound.layouts = layouts
+            bound.refresh()
         return bound
 
     def _arena_for(self, shapes):
