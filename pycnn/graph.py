@@ -78,14 +78,10 @@ class Step:
 
 
 class _Plan(list):
-    """A bound plan: the steps (see Graph._steps_for) and the arena its runs allocate from."""
+    """A bound plan: the steps (see Graph._steps_for) and the arena its runs allocate from. Each
+    step is (fn, inputs, output, dead tensors, the single input's name or None)."""
     arena = None
     layouts = {}  # step index -> (layout bits, algorithm) from pycnn.layout.plan
-    fast = ()  # the steps as run() iterates them: (fn, single input or None, inputs, output, free or None)
-
-    def refresh(self):
-        """Rebuild `fast` from the list (after the list changed)."""
-        self.fast = [(fn, ins[0] if len(ins) == 1 else None, ins, out, free or None) for fn, ins, out, free in self]
 
 
 class Graph:
@@ -313,13 +309,10 @@ class Graph:
         arena = plan.arena
         prev = arena.enter() if arena is not None else None
         try:
-            # (plan.fast: the steps with a single input's name unpacked and empty free lists as
-            # None; ~2 us of LeNet-5's 24 went to this loop and run()'s setup.)
-            for fn, i0, ins, out, free in plan.fast:
+            for fn, ins, out, free, i0 in plan:
                 env[out] = fn(env[i0]) if i0 is not None else fn(*[env[t] for t in ins])
-                if free is not None:
-                    for t in free:
-                        del env[t]
+                for t in free:
+                    del env[t]
         finally:
             if arena is not None:
                 arena.exit(prev)
@@ -358,11 +351,10 @@ class Graph:
             self._elide_concats(shapes, fns, ins, layouts)
             if len(self._bound) >= 16:
                 self._bound.clear()
-            bound = self._bound[key] = _Plan((fn, tuple(i), s.output, tuple(s.free))
+            bound = self._bound[key] = _Plan((fn, tuple(i), s.output, tuple(s.free), i[0] if len(i) == 1 else None)
                                              for s, fn, i in zip(self._steps, fns, ins))
             bound.arena = self._arena_for(shapes)
             bound.layouts = layouts
-            bound.refresh()
         return bound
 
     def _arena_for(self, shapes):
@@ -550,7 +542,7 @@ class Graph:
             trace = []
             prev = plan.arena.enter() if plan.arena is not None else None
             try:
-                for i, (fn, ins, out, free) in enumerate(plan):
+                for i, (fn, ins, out, free, _) in enumerate(plan):
                     args = [env[t] for t in ins]
                     t0 = time.perf_counter()
                     env[out] = fn(*args)

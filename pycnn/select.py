@@ -94,7 +94,9 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     12.73, b8 56.79 / 55.91; AlphaGo b8 34.62 / 33.68, but b1 5.25 / 5.37 (6 rounds; minima
     4.90 / 4.87): there conv1 gains 0.06 ms and the 3x3 layers after it lose about as much, a
     Winograd conv run right after a direct_oc conv taking ~6% longer than after an im2col one
-    (0.38-0.39 vs 0.36-0.37 ms for AlphaGo's conv2; not when repeated alone), not explained.
+    (0.38-0.39 vs 0.36-0.37 ms for AlphaGo's conv2; not when repeated alone). That traced to
+    the per-thread workspace slots both kernels use (docs/performance.md, ninth session, item 7);
+    giving direct_oc slots of its own evened the micro-test but not the networks.
   * im2col + SGEMM everywhere else (1x1 layers, large strided ones, few input channels).
 """
 from __future__ import annotations
