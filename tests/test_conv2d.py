@@ -258,6 +258,25 @@ def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_narrow_gemms_with_weights_over_1mib(threads, isa, rng):
+    """GEMMs of few columns whose weights exceed 1 MiB take the narrow order, which fetches
+    the A panel two ahead from inside the micro-kernel's k loop (sgemm.h, Epilogue::prefetch):
+    Winograd F2 256 -> 256 on 14x14 (49 tile columns = a 48-wide panel + a column kernel, 4 MiB
+    of U) and im2col 3x3 512 -> 296 on 2x2 outputs (4 columns: only the column kernel). The
+    prefetches cannot change a result; this runs that path on every ISA against the reference."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for algo, C, H, K, pad in [("winograd_f2", 256, 14, 256, 1), ("im2col", 512, 4, 296, 0)]:
+            x, w, b = conv_data(rng, 1, C, H, H, K, C, 3, 3)
+            conv = pycnn.prepare_conv(w, b, padding=pad, algo=algo, activation="relu")
+            want = np.maximum(_ref(x, w, b, 1, pad, 1, 1), 0)
+            assert_conv_close(conv(x), want, algo, what=f"{algo} {C}->{K} @{H} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 def test_direct_oc_strided_1x1_on_subsampled_planes(threads, isa, rng):
     """direct_oc runs unpadded strided 1x1 convolutions (ResNet's downsamples) as pointwise ones
     on a subsampled copy of x: strides 2, (1, 2), (3, 2) on even and odd sizes, batch, groups,

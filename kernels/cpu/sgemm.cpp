@@ -336,7 +336,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
       const int64_t ldc = staged ? ncpad + 16 : p.ldc;
       // One MR x NR block of C at row i, column panel jp: the micro-kernel with its epilogue.
       auto block = [&](int64_t i, int64_t jp, int64_t kc, const float* ap, const float* bp, int64_t ldb, bool first,
-                       bool last) {
+                       bool last, const float* prefetch = nullptr) {
         const int mr = (int)std::min<int64_t>(MR, M - i);
         const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
         const int64_t j = it.j0 + jp * NR;
@@ -346,6 +346,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
         ep.relu = relu;
+        ep.prefetch = prefetch;
         (mr < MR ? ukernel_last : ukernel)[(size_t)nr](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc,
                                                        mr, nr, !first, last, ep);
       };
@@ -373,23 +374,25 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
           // Narrow C (small feature maps at batch 1: 7x7 = 49 columns): each A panel is used
           // for all of the few B panels while it sits in L1, so the weights stream from memory
           // exactly once, and the next panels are prefetched into L2 meanwhile (A streams from
-          // DRAM here: per panel only nc columns of work hide its latency).
+          // DRAM here: per panel only nc columns of work hide its latency). The prefetches go
+          // out one per k step from inside the first block's micro-kernel (Epilogue::prefetch):
+          // issued as a burst of 128 before the block they stalled on the line-fill buffers
+          // (perf: 13% of Winograd F2 256@14 b1 on that loop; F2 256@14 b1 0.473 -> 0.395 ms,
+          // F4 128@28 0.324 -> 0.280, 16 weight copies).
           // Shallow GEMMs (K <= 128: ResNet's 1x1 expansions at batch 8) take the same order for
           // their output: MR rows are written across the whole tile width in turn (long runs
           // per row) instead of 32 columns of every row per panel; with so little depth per
           // output the layer is bound by writing C (64->256 @56 batch 8 with the residual:
           // 4.19 -> 3.60 ms; ResNet-50 batch 8 242-252 -> 231-234 ms).
-          const int64_t pbytes = (int64_t)MR * kc;
+          const int64_t pfloats = (int64_t)MR * kc;
           for (int64_t i = it.m0; i < it.m1; i += MR) {
             const float* ap = p.A->panel(k0, kc, i / MR);
-            if (prefetch_a && i + kPrefetchPanels * MR < it.m1) {
-              const char* nx = (const char*)(ap + kPrefetchPanels * pbytes);
-              for (int64_t off = 0; off < pbytes * 4; off += 64) __builtin_prefetch(nx + off, 0, 2);
-            }
+            // The panel kPrefetchPanels ahead, fetched from inside the first block's k loop.
+            const float* pf = prefetch_a && i + kPrefetchPanels * MR < it.m1 ? ap + kPrefetchPanels * pfloats : nullptr;
             for (int64_t jp = 0; jp * NR < nc; ++jp) {
               int64_t ldb;
               const float* bp = bpanel(jp, ldb);
-              block(i, jp, kc, ap, bp, ldb, first, last);
+              block(i, jp, kc, ap, bp, ldb, first, last, jp == 0 ? pf : nullptr);
             }
           }
           continue;

@@ -33,6 +33,10 @@ struct Epilogue {
   const float* residual = nullptr;  // added before ReLU: residual[i * ldr + j] (offset to this tile)
   int64_t ldr = 0;
   bool relu = false;
+  // Lines to fetch into L2 while the k loop runs: MR * 4 bytes from `prefetch` per k step, one
+  // software prefetch each, so a panel's worth of lines is spread over the panel's FMAs instead
+  // of issued in a burst (which stalled on the line-fill buffers). Null: none.
+  const float* prefetch = nullptr;
 };
 using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, int64_t ldb, float* C,
                               int64_t ldc, int mr, int nr, bool accumulate, bool last, const Epilogue& ep);

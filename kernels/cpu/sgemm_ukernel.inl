@@ -34,8 +34,7 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
 
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
+  auto step = [&](int64_t k) __attribute__((always_inline)) {
     typename V::reg b[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) b[v] = V::loadu(B + k * ldb + v * W);
@@ -45,6 +44,16 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(a, b[v], acc[i][v]);
     }
+  };
+  if (const float* pf = ep.prefetch) {  // see Epilogue::prefetch
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kc; ++k) {
+      __builtin_prefetch(pf + k * MR, 0, 2);
+      step(k);
+    }
+  } else {
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kc; ++k) step(k);
   }
 
   const bool full = (mr == MR) && (nr == NV * W);
@@ -97,6 +106,9 @@ static void sgemm_cols_impl(int64_t kc, const float* __restrict A, const float* 
     for (int j = 0; j < NC; ++j) acc[u][j] = V::zero();
   int64_t k = 0;
   for (; k + U <= kc; k += U) {
+    if (ep.prefetch)  // see Epilogue::prefetch: U * MR floats per step, one prefetch per line
+#pragma GCC unroll 8
+      for (int f = 0; f < U * MR; f += 16) __builtin_prefetch(ep.prefetch + k * MR + f, 0, 2);
 #pragma GCC unroll 8
     for (int u = 0; u < U; ++u) {
       const typename V::reg a = V::loadu(A + (k + u) * MR);
