@@ -118,7 +118,7 @@ def run_networks(opts, suite="models"):
                     row[f"{k}_status"] = "WRONG"
             slow = {k: engines.pop(k) for k in ("numpy",) if k in engines}
             timed = compare({k: v for k, v in engines.items() if ok[k]}, rounds=opts.rounds, target_s=0.6,
-                            max_reps=20)
+                            max_reps=20, min_samples=7)
             for k, fn in slow.items():
                 if ok[k]:
                     t1 = time.perf_counter()

@@ -29,8 +29,12 @@ def time_block(fn, reps: int, warmup: int = 2) -> list[float]:
     return out
 
 
-def compare(cands: dict, rounds: int = 3, target_s: float = 0.15, max_reps: int = 50) -> dict:
-    """cands: name -> zero-argument callable. Returns name -> {'median_s', 'samples'}."""
+def compare(cands: dict, rounds: int = 3, target_s: float = 0.15, max_reps: int = 50, min_samples: int = 1) -> dict:
+    """cands: name -> zero-argument callable. Returns name -> {'median_s', 'samples'}.
+
+    Each candidate gets at least min_samples timed calls: calls too slow for more than one per
+    block get more rounds (a whole network at batch 8 is one call per block; a median of three
+    moved by +-4% between runs)."""
     reps = {}
     for name, fn in cands.items():
         fn()  # first call: JIT, allocation, lazy init
@@ -38,6 +42,7 @@ def compare(cands: dict, rounds: int = 3, target_s: float = 0.15, max_reps: int 
         fn()
         dt = max(time.perf_counter() - t0, 1e-6)
         reps[name] = int(max(1, min(max_reps, target_s / rounds / dt)))
+    rounds = max([rounds] + [-(-min_samples // r) for r in reps.values()])
     samples = {name: [] for name in cands}
     for _ in range(rounds):
         for name, fn in cands.items():

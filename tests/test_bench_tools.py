@@ -46,3 +46,22 @@ def test_compare_reports_speedup():
     text = bench_compare.compare(old, new)
     assert "2.00x" in text and "warning" in text  # thread counts differ
     assert "over 2 matched measurements: 1.414x" in text  # torch times are not pycnn's: ignored
+
+
+def test_timing_compare_takes_turns_and_meets_min_samples():
+    """compare() interleaves the candidates' blocks, and a candidate too slow for more than one
+    call per block gets extra rounds until it has min_samples timed calls."""
+    import time
+
+    from bench import timing
+
+    log = []
+    cands = {"fast": lambda: log.append("fast"), "slow": lambda: (time.sleep(0.02), log.append("slow"))}
+    out = timing.compare(cands, rounds=2, target_s=0.02, max_reps=50, min_samples=5)
+    assert out["slow"]["samples"] >= 5
+    assert out["fast"]["samples"] > out["slow"]["samples"]
+    assert out["slow"]["median_s"] >= 0.02 > out["fast"]["median_s"]
+    runs = [k for i, k in enumerate(log) if i == 0 or log[i - 1] != k]  # blocks in order
+    assert runs[:6] == ["fast", "slow"] * 3
+    out = timing.compare(cands, rounds=2, target_s=0.02, max_reps=50)
+    assert out["slow"]["samples"] == 2
