@@ -1,6 +1,6 @@
 """Fair timing of several candidates in one run.
 
-Each candidate runs in blocks (untimed warm-up calls, then timed calls) and the blocks take turns
+Each candidate runs in blocks (untimed warm-up calls for at least WARMUP_S, then timed calls) and the blocks take turns
 for a few rounds, so a ratio survives the machine's speed drifting, and no engine's spinning
 worker threads steal cores from the one being timed (interleaving single calls on 2 cores is
 unfair: see shared/notes/peers.md). Before each block the harness sleeps briefly so that the
@@ -15,12 +15,20 @@ import time
 
 
 PAUSE_S = 0.03  # longer than the spin-wait of libgomp, OpenBLAS and onnxruntime's pool
+# After such a pause this machine (a VM) runs slowly for a few milliseconds whatever runs: a 0.1
+# ms conv on two threads took 5 ms as the first call after 30 ms idle and 0.8 ms as the second,
+# and ConvNetJS's 0.08 ms runs stayed 10-30% slow for the next ~2 ms of calls. So each block
+# warms up for at least WARMUP_S of calls, not just `warmup` calls, and times the steady state.
+WARMUP_S = 0.01
 
 
-def time_block(fn, reps: int, warmup: int = 2) -> list[float]:
+def time_block(fn, reps: int, warmup: int = 2, warmup_s: float = WARMUP_S) -> list[float]:
     time.sleep(PAUSE_S)
-    for _ in range(warmup):
+    t_end = time.perf_counter() + warmup_s
+    done = 0
+    while done < warmup or time.perf_counter() < t_end:
         fn()
+        done += 1
     out = []
     for _ in range(reps):
         t0 = time.perf_counter()

@@ -65,3 +65,21 @@ def test_timing_compare_takes_turns_and_meets_min_samples():
     assert runs[:6] == ["fast", "slow"] * 3
     out = timing.compare(cands, rounds=2, target_s=0.02, max_reps=50)
     assert out["slow"]["samples"] == 2
+
+
+def test_timing_block_warms_up_for_a_minimum_time():
+    """time_block runs untimed calls for at least warmup_s (and at least `warmup` calls) before
+    the timed ones: right after its pause this VM runs slowly for a few milliseconds."""
+    import time
+
+    from bench import timing
+
+    calls = []
+    fn = lambda: (calls.append(time.perf_counter()), time.sleep(0.001))  # noqa: E731
+    out = timing.time_block(fn, reps=3, warmup=1, warmup_s=0.02)
+    assert len(out) == 3
+    assert len(calls) - 3 >= 10  # 20 ms of 1 ms calls
+    assert calls[-3] - calls[0] >= 0.02
+    calls.clear()
+    timing.time_block(fn, reps=2, warmup=4, warmup_s=0.0)
+    assert len(calls) == 6
