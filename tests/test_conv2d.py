@@ -257,6 +257,36 @@ def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
         pycnn.set_num_threads(old)
 
 
+# (N, C, H, W, K, R, S, stride, padding, dilation): direct_oc reads x in place and skips the taps
+# that fall in the padding (a border tile runs as one call per range of window columns).
+BORDER_CASES = [
+    (1, 80, 9, 30, 40, 3, 3, 1, 1, 1),          # 3 channel chunks, 3 row tiles, 2 output blocks
+    (2, 5, 7, 7, 33, 5, 5, 1, 2, 1),            # few channels: the flat loop inside, Segs at borders
+    (1, 3, 23, 23, 64, 7, 7, 2, 3, 1),          # the stem's geometry
+    (1, 16, 4, 5, 16, 3, 3, 1, (4, 4, 1, 1), 1),  # padding past the window: rows with no tap at all
+    (1, 8, 10, 12, 20, 3, 3, 2, 2, 2),          # dilated and strided
+    (3, 24, 6, 3, 16, 3, 3, 1, (0, 2, 1, 3), 1),  # 4-sided padding, columns with no tap
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_direct_oc_skips_padding_taps(threads, isa, rng):
+    """Every output of direct_oc next to the padding against the reference, with bias, residual
+    and ReLU, 1-3 threads, on every ISA."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for N, C, H, W, K, R, S, st, pad, dil in BORDER_CASES:
+            x, w, b = conv_data(rng, N, C, H, W, K, C, R, S)
+            conv = pycnn.prepare_conv(w, b, stride=st, padding=pad, dilation=dil, algo="direct_oc", activation="relu")
+            y0 = _ref(x, w, b, st, pad, dil, 1)
+            r = rng.standard_normal(y0.shape, dtype=np.float32)
+            want = np.maximum(y0 + r, 0)
+            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, W, K, R, S, st, pad, dil)} threads {threads}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_narrow_gemms_with_weights_over_1mib(threads, isa, rng):
     """GEMMs of few columns whose weights exceed 1 MiB take the narrow order, which fetches

@@ -85,11 +85,22 @@ def test_direct_oc_strided_pointwise_reads_blocked_x(isa, rng, bits):
     assert_close(unblk(y) if bits & 2 else y, ref_conv(x, w, b, 2, residual=r))
 
 
-@pytest.mark.parametrize("R,stride,pad", [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 2, 0)])
-def test_direct_oc_writes_blocked_y_for_any_window(isa, rng, R, stride, pad):
-    x, w, b = conv_data(rng, 2, 24, 13, 12, 32, 24, R, R)
-    call, _ = bound("direct_oc", w, b, x.shape, stride=stride, padding=pad, bits=2)
+@pytest.mark.parametrize("R,stride,pad", [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 2, 0), (5, 1, 2)])
+@pytest.mark.parametrize("C", [24, 80])
+def test_direct_oc_writes_blocked_y_for_any_window(isa, rng, R, stride, pad, C):
+    """A blocked y (and residual in either layout) from windows whose border tiles skip the
+    padding: with one channel chunk the tiles store y themselves (a border tile after its last
+    range of taps), with several (C = 80) the band's sums go through the epilogue."""
+    x, w, b = conv_data(rng, 2, C, 13, 12, 32, C, R, R)
+    call, (N, K, Ho, Wo) = bound("direct_oc", w, b, x.shape, stride=stride, padding=pad, bits=2)
+    r = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
     assert_close(unblk(call(x)), ref_conv(x, w, b, stride, pad))
+    call, _ = bound("direct_oc", w, b, x.shape, stride=stride, padding=pad, bits=6)
+    for res in (blk(r), r):
+        if res is r:
+            call, _ = bound("direct_oc", w, b, x.shape, stride=stride, padding=pad, bits=2)
+        out = np.full((N, K // 16, Ho, Wo, 16), np.nan, np.float32)
+        assert_close(unblk(call(x, res, out)), ref_conv(x, w, b, stride, pad, residual=r), what=f"res {res.ndim}")
 
 
 @pytest.mark.parametrize("algo", ["winograd_f2", "winograd_f4", "winograd_f6"])
