@@ -282,7 +282,8 @@ def test_direct_oc_skips_padding_taps(threads, isa, rng):
             y0 = _ref(x, w, b, st, pad, dil, 1)
             r = rng.standard_normal(y0.shape, dtype=np.float32)
             want = np.maximum(y0 + r, 0)
-            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, W, K, R, S, st, pad, dil)} threads {threads}")
+            what = f"{(N, C, H, W, K, R, S, st, pad, dil)} threads {threads}"
+            assert_conv_close(conv(x, residual=r), want, "direct_oc", what=what)
     finally:
         pycnn.set_num_threads(old)
 

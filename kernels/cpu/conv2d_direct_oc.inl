@@ -14,9 +14,9 @@
 // channel loop walks them contiguously. The input is read in place: taps that fall in the
 // padding are skipped, not read (a tile whose border pixels reach fewer taps than the others
 // runs as one call per range of taps; see Seg). A zero-padded copy of x cost ~25% of a 3x3/2
-// layer at batch 1 and ~10% at batch 8 (128@56). Accumulators acc[P][KV] (P pixels x KB channels) go to a per-thread band buffer
-// [pixel][KB], which is transposed in W x W register blocks into the NCHW output with bias,
-// residual and ReLU.
+// layer at batch 1 and ~10% at batch 8 (128@56). Accumulators acc[P][KV] (P pixels x KB
+// channels) go to a per-thread band buffer [pixel][KB], which is transposed in W x W register
+// blocks into the NCHW output with bias, residual and ReLU.
 //
 // Channel-blocked layouts (conv2d.h kDirectOcXBlocked...; groups 1): y and the residual may be
 // NCHW16c, (N, K/16, Ho, Wo, 16), for any window, and x (N, C/16, H, W, 16) for 1x1 unpadded
@@ -442,7 +442,7 @@ struct DirectOcConv {
     rb = (p.Ho + bands - 1) / bands;
     int64_t tb = rb * row_tiles;  // tiles per band: whole rows so far
     // Unit order (outer to inner): group, kblock group, image, kblock within it, band. A
-    // kblock group's weights (<= 1 MiB) stay in L2 across the chunk's images, and an image's
+    // kblock group's weights (<= 1 MiB) stay in L2 across the batch's images, and an image's
     // input stays there across the group's kblocks. With images inner to single kblocks every
     // image's input was re-read per kblock (2048->512 @7 at batch 8: 25 MB per thread from
     // L3): 3.17 -> 2.85 ms there, 1024->2048 /2 to 7x7 b8 6.26 -> 5.97; ResNet-50 b8
@@ -456,9 +456,10 @@ struct DirectOcConv {
     // kblocks on its band (its x from L2 after the first), instead of splitting the kblocks with
     // each thread reading all of x (256->64 @56 in ResNet-50: 3.2 MB of x, written by both
     // cores just before, read by each: 0.57 -> 0.34-0.37 ms). The same in a blocked chain for
-    // any window whose input outweighs its weights (x written band by band by the layer before): ResNet-50's 3x3/2 128@56 b1 0.92 -> 0.81 ms in
-    // the network, GoogLeNet's 7x7/2 stem 0.74 -> 0.67. Where the weights are larger (256@28
-    // /2, 512@14 /2) each thread reading all of them lost (0.81 -> 0.86, 0.90 -> 0.93).
+    // any window whose input outweighs its weights (x written band by band by the layer
+    // before): ResNet-50's 3x3/2 128@56 b1 0.92 -> 0.81 ms in the network, GoogLeNet's 7x7/2
+    // stem 0.74 -> 0.67. Where the weights are larger (256@28 /2, 512@14 /2) each thread
+    // reading all of them lost (0.81 -> 0.86, 0.90 -> 0.93).
     const bool band_outer =
         x_blk() || (layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size()));
     // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
