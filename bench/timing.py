@@ -1,12 +1,12 @@
 """Fair timing of several candidates in one run.
 
-Each candidate runs in blocks (untimed warm-up calls for at least WARMUP_S, then timed calls) and the blocks take turns
-for a few rounds, so a ratio survives the machine's speed drifting, and no engine's spinning
-worker threads steal cores from the one being timed (interleaving single calls on 2 cores is
-unfair: see shared/notes/peers.md). Before each block the harness sleeps briefly so that the
-previous engine's spinning workers (OpenMP, OpenBLAS, onnxruntime) have gone idle; without the
-pause, medians of the same kernel were seen to differ 10x depending on what ran before it.
-The figure reported is the median of all timed calls.
+Each candidate runs in blocks (untimed warm-up calls for at least WARMUP_S, then timed calls) and
+the blocks take turns for a few rounds, so a ratio survives the machine's speed drifting, and no
+engine's spinning worker threads steal cores from the one being timed (interleaving single calls
+on 2 cores is unfair: see shared/notes/peers.md). Before each block the harness sleeps briefly so
+that the previous engine's spinning workers (OpenMP, OpenBLAS, onnxruntime) have gone idle;
+without the pause, medians of the same kernel were seen to differ 10x depending on what ran before
+it. The figure reported is the median of all timed calls.
 """
 from __future__ import annotations
 

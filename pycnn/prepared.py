@@ -159,24 +159,23 @@ class ConvBankMax:
     def __call__(self, x):
         return np.concatenate([ConvMaxMap(c, self.max_map)(x) for c in self.convs], axis=1)
 
-    def fused(self, x_shape):
-        """Whether an input of x_shape runs as one bank kernel."""
+    def fused_stride(self, x_shape):
+        """The convs' common row stride when an input of x_shape runs as one bank kernel, else None."""
         if len(x_shape) != 4 or x_shape[1] != 1 or len({c.weight.shape[0] for c in self.convs}) != 1:
-            return False
+            return None
         strides = set()
         for c in self.convs:
             s = ConvShape(tuple(x_shape), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)
             if (c.algo_for(x_shape) != "im2col" or s.S != s.W or s.Wo != 1 or any(s.pad)
                     or s.dilation[0] != 1 or s.groups != 1):
-                return False
+                return None
             strides.add(s.stride[0])
-        return len(strides) == 1
+        return strides.pop() if len(strides) == 1 else None
 
     def bind(self, in_shapes, out_shape):
         shape = tuple(in_shapes[0])
-        if self.fused(shape):
-            c0 = self.convs[0]
-            stride_h = ConvShape(shape, c0.weight.shape, c0.stride, c0.padding, c0.dilation, c0.groups).stride[0]
+        stride_h = self.fused_stride(shape)
+        if stride_h is not None:
             return _C.bind_rows_bank_max([c._handle("im2col") for c in self.convs], [c.bias for c in self.convs],
                                          [c.relu for c in self.convs], list(shape), stride_h, self.max_map)
         fns = [c.bind(in_shapes, None, self.max_map) for c in self.convs]
@@ -186,7 +185,7 @@ class ConvBankMax:
         return [c.prepare_for(x_shape) for c in self.convs]
 
     def algo_for(self, x_shape):
-        if self.fused(tuple(x_shape)):
+        if self.fused_stride(tuple(x_shape)) is not None:
             return f"im2col_rows_bank (x{len(self.convs)})"
         return "+".join(c.algo_for(x_shape) for c in self.convs)
 

@@ -74,7 +74,8 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     14x14 im2col stays ahead (512->1024 /2 b1 0.66 vs 0.71).
   * direct_oc for every other layer with a window larger than 1x1 and at most 32 outputs per
     group that Winograd does not take, at any size (the GEMM's few rows do not pay for packing
-    R*S times x as B). PreparedConv calls, 2 threads (fourth session), direct_oc vs im2col:
+    R*S times x as B); since the ninth session the stride-1 ones are taken by the next rule
+    first, so this one decides strided windows (at any size) only. PreparedConv calls, 2 threads (fourth session), direct_oc vs im2col:
     LeNet conv2 6->16 5x5 @14 b8 0.026 vs 0.047 ms, ConvNetJS conv2 16->20 5x5 @16 b8 0.177 vs
     0.209, conv3 20->20 5x5 @8 b8 0.056 vs 0.091, 16->20 5x5 @32 b8 0.68 vs 0.77, 16->32 3x3
     @56 0.12 vs 0.15 (Winograd's, kept for it); a tie at 16 outputs (24->16 3x3 @28 b4 0.139
@@ -95,8 +96,10 @@ machine, 2026-11-22 (docs/performance.md has the tables):
     4.90 / 4.87): there conv1 gains 0.06 ms and the 3x3 layers after it lose about as much, a
     Winograd conv run right after a direct_oc conv taking ~6% longer than after an im2col one
     (0.38-0.39 vs 0.36-0.37 ms for AlphaGo's conv2; not when repeated alone). That traced to
-    the per-thread workspace slots both kernels use (docs/performance.md, ninth session, item 7);
-    giving direct_oc slots of its own evened the micro-test but not the networks.
+    the per-thread workspace slot both kernels used (docs/performance.md, ninth session, item 7);
+    giving direct_oc slots of its own evened the micro-test but not the networks. Since the
+    tenth session direct_oc reads x in place and uses no such slot (AlphaGo b1 then 0.965 of
+    the run before, one process).
   * im2col + SGEMM everywhere else (1x1 layers, large strided ones, few input channels).
 """
 from __future__ import annotations
