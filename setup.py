@@ -21,6 +21,27 @@ class CMakeExtension(Extension):
         self.sourcedir = os.fspath(Path(sourcedir).resolve())
 
 
+# Paths a CMake cache records that belong to the Python environment of the build: pip builds in
+# a fresh, temporary environment each time (build isolation), so a second `pip install .` finds
+# a cache pointing at a ninja, cmake and pybind11 that were deleted with the first one.
+_ENV_CACHE_KEYS = ("CMAKE_COMMAND", "CMAKE_MAKE_PROGRAM", "pybind11_DIR", "Python3_EXECUTABLE")
+
+
+def _cache_is_stale(build_temp: Path, wanted: dict) -> bool:
+    """True when build_temp's CMakeCache.txt names a tool that no longer exists, or a tool or
+    interpreter other than the one this build passes (wanted); then configure starts afresh."""
+    cache = build_temp / "CMakeCache.txt"
+    if not cache.exists():
+        return False
+    for line in cache.read_text(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        key = key.split(":")[0]
+        if key in _ENV_CACHE_KEYS and value:
+            if not os.path.exists(value) or (key in wanted and wanted[key] != value):
+                return True
+    return False
+
+
 class CMakeBuild(build_ext):
     def run(self) -> None:
         inplace = self.inplace or getattr(self, "editable_mode", False)
@@ -41,10 +62,12 @@ class CMakeBuild(build_ext):
             f"-DPython3_EXECUTABLE={sys.executable}",
             f"-DCMAKE_BUILD_TYPE={cfg}",
         ]
+        wanted = {"Python3_EXECUTABLE": sys.executable}
         try:
             import pybind11
 
-            cmake_args.append(f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")
+            wanted["pybind11_DIR"] = pybind11.get_cmake_dir()
+            cmake_args.append(f"-Dpybind11_DIR={wanted['pybind11_DIR']}")
         except ImportError:
             pass
         if os.environ.get("PYCNN_CUDA", "1") in ("0", "OFF", "off", "false"):
@@ -54,16 +77,20 @@ class CMakeBuild(build_ext):
         if "CMAKE_ARGS" in os.environ:
             cmake_args += [item for item in os.environ["CMAKE_ARGS"].split(" ") if item]
         try:
-            import ninja  # noqa: F401
+            import ninja
 
-            cmake_args.append("-GNinja")
-        except ImportError:
+            wanted["CMAKE_MAKE_PROGRAM"] = os.path.join(ninja.BIN_DIR, "ninja")
+            cmake_args += ["-GNinja", f"-DCMAKE_MAKE_PROGRAM={wanted['CMAKE_MAKE_PROGRAM']}"]
+        except (ImportError, AttributeError):
             pass
+        cmake_exe = shutil.which("cmake") or "cmake"
         build_temp = Path(self.build_temp) / ext.name
+        if _cache_is_stale(build_temp, wanted):
+            shutil.rmtree(build_temp)  # configured by another (deleted) build environment
         build_temp.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["cmake", ext.sourcedir, *cmake_args], cwd=build_temp, check=True)
+        subprocess.run([cmake_exe, ext.sourcedir, *cmake_args], cwd=build_temp, check=True)
         jobs = str(os.cpu_count() or 2)
-        subprocess.run(["cmake", "--build", ".", "--parallel", jobs], cwd=build_temp, check=True)
+        subprocess.run([cmake_exe, "--build", ".", "--parallel", jobs], cwd=build_temp, check=True)
 
 
 setup(

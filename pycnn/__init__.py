@@ -27,7 +27,7 @@ from .tuning import autotune
 
 _env_isa()
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
     "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
