@@ -198,7 +198,7 @@ def run_pool(opts):
         _progress(i, len(jobs), f"{l.id} N={N}")
         x = rng.standard_normal((N, l.C, l.H, l.W), dtype=np.float32)
         if l.kind == "max":
-            ours = lambda: pycnn.max_pool2d(x, l.kernel, l.stride, l.pad, l.ceil_mode)
+            ours = lambda: pycnn.max_pool2d(x, l.kernel, l.stride, l.pad, ceil_mode=l.ceil_mode)
             ref = reference.max_pool2d(x, l.kernel, l.stride, l.pad, l.ceil_mode)
         else:
             ours = lambda: pycnn.avg_pool2d(x, l.kernel, l.stride, l.pad, l.ceil_mode)

@@ -51,7 +51,7 @@ def test_conv_layer(benchmark, layer, algo):
 def test_pool_layer(benchmark, layer):
     x = np.random.default_rng(0).standard_normal((BATCH, layer.C, layer.H, layer.W), dtype=np.float32)
     if layer.kind == "max":
-        fn = lambda: pycnn.max_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode)  # noqa: E731
+        fn = lambda: pycnn.max_pool2d(x, layer.kernel, layer.stride, layer.pad, ceil_mode=layer.ceil_mode)  # noqa: E731
         want = reference.max_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode)
     else:
         fn = lambda: pycnn.avg_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode)  # noqa: E731

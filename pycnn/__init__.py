@@ -21,8 +21,10 @@ from .ops import (
 from .ops import _env_isa
 from .prepared import PreparedConv, prepare_conv
 from .graph import Graph, Node
+
+load = Graph.load
 from .io import load_onnx
-from . import models
+from . import batch_inference, models  # noqa: F401 (pycnn.batch_inference)
 from .tuning import autotune
 
 _env_isa()
@@ -32,5 +34,5 @@ __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
     "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
     "get_num_threads", "set_workspace_limit", "get_workspace_limit", "prepare_conv", "PreparedConv", "autotune",
-    "Graph", "Node", "load_onnx", "models",
+    "Graph", "Node", "load", "load_onnx", "models",
 ]

@@ -15,15 +15,20 @@ Tensors are NCHW float32; the first dimension of every input is the batch.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from typing import Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from . import _C, ops
+from . import _C, _graph_file, ops
 from . import layout as _layout
 from .layers import OPS, normalize_attrs
-from .ops import _F32
+from ._validate import F32 as _F32, as_array, as_int, nhwc_hint
+from ._weights import load_weights
+from .graph_report import Profile, Summary
 from .prepared import ConvBankMax, ConvMaxMap, PreparedConv
 
 
@@ -82,6 +87,7 @@ class _Plan(list):
     step is (fn, inputs, output, dead tensors, the single input's name or None)."""
     arena = None
     layouts = {}  # step index -> (layout bits, algorithm) from pycnn.layout.plan
+    empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
 
 
 class Graph:
@@ -131,6 +137,7 @@ class Graph:
 
     # ------------------------------------------------------------------ shapes
     def _example_shapes(self, batch=1):
+        batch = as_int(batch, "batch", 1)
         out = {}
         for k, s in self.inputs.items():
             if any(d is None for d in s[1:]):
@@ -138,7 +145,7 @@ class Graph:
             out[k] = (batch,) + tuple(s[1:])
         return out
 
-    def infer_shapes(self, input_shapes=None):
+    def infer_shapes(self, input_shapes: Optional[dict] = None) -> dict:
         """Shape of every tensor for the given input shapes (default: the declared ones, batch 1)."""
         if input_shapes is None:
             input_shapes = self._example_shapes()
@@ -157,12 +164,34 @@ class Graph:
             self._shape_cache[key] = shapes
         return shapes
 
+    def _checked_shapes(self, input_shapes):
+        """infer_shapes for a run's inputs, checked against the declared inputs first: a 4-D
+        input must have the declared channel count (dimension 1; NHWC gets a hint), and where
+        other sizes differ from the declared ones (another image size) a node that refuses them
+        is reported with the declared shape beside it."""
+        for k, shape in input_shapes.items():
+            decl = self.inputs[k]
+            label = "x" if len(self.inputs) == 1 else f"x[{k!r}]"
+            if len(decl) == 4 and decl[1] is not None and shape[1] != decl[1]:
+                raise ValueError(f"{label}: graph {self.name!r} declares input {k!r} as {_fmt_shape(decl)}, "
+                                 f"got shape {tuple(shape)}{nhwc_hint(shape, decl[1])}")
+        try:
+            return self.infer_shapes(input_shapes)
+        except ValueError as e:
+            differ = {k: (s, self.inputs[k]) for k, s in input_shapes.items()
+                      if any(d is not None and d != v for d, v in zip(self.inputs[k][1:], s[1:]))}
+            if not differ:
+                raise
+            what = "; ".join(f"input {k!r} has shape {tuple(s)} where the graph declares {_fmt_shape(d)}"
+                             for k, (s, d) in differ.items())
+            raise ValueError(f"x: {what}, and the network does not accept that size: {e}") from None
+
     # ------------------------------------------------------------------ plan
     @property
-    def algo(self):
+    def algo(self) -> str:
         return self._algo
 
-    def set_algo(self, algo):
+    def set_algo(self, algo: str) -> Graph:
         """Choose the conv algorithm of every layer and re-prepare the plan."""
         if algo not in ops.CONV_ALGOS_CPU:
             raise ValueError(f"algo: expected one of {list(ops.CONV_ALGOS_CPU)}, got {algo!r}")
@@ -248,7 +277,7 @@ class Graph:
         self._bound = {}  # input shapes -> the plan bound to them (see _steps_for)
         self._arena = None  # the run's NumPy allocator, made with the first plan (see _arena_for)
 
-    def plan(self):
+    def plan(self) -> list:
         """The execution plan as data: [(fused node names, op, inputs, output, attrs, params)],
         params being the effective weights (what an exporter such as bench/ncnn_export.py writes).
         A conv bank step is listed as the steps it fuses (its convs, then the concat)."""
@@ -256,7 +285,7 @@ class Graph:
                 for b in self._steps for s in (b.parts or [b])]
 
     @property
-    def steps(self):
+    def steps(self) -> list:
         """The execution plan: [(fused node names, op, inputs, output)]."""
         return [(list(s.names), s.op, list(s.inputs), s.output) for s in self._steps]
 
@@ -290,22 +319,25 @@ class Graph:
                     raise TypeError(f"{label}: expected integer token ids, got dtype {a.dtype}")
                 a = a.astype(np.int64, copy=False)
             else:
-                a = ops._array(v, label)
+                a = as_array(v, label)
             decl = self.inputs[k]
             if a.ndim != len(decl):
                 raise ValueError(f"{label}: expected {len(decl)} dimensions like {decl}, got shape {a.shape}")
-            if a.size == 0:
-                raise ValueError(f"{label}: empty input, shape {a.shape}")
+            if a.size == 0 and (a.ndim == 0 or a.shape[0] != 0 or 0 in a.shape[1:]):
+                raise ValueError(f"{label}: empty input, shape {a.shape} (only the batch may be 0)")
             env[k] = a
         return env
 
-    def run(self, x):
+    def run(self, x: Union[ArrayLike, dict]) -> Union[np.ndarray, dict]:
         """Run the network. x: an array (one input) or {name: array}. Returns the output array
         (or {name: array} when the graph has several outputs)."""
         if self.device != "cpu":
             raise RuntimeError(f"graph is on {self.device!r}")
         env = self._feed(x)
         plan = self._steps_for(env)
+        if plan.empty_outputs is not None:  # a batch of 0: PyTorch's empty result, nothing run
+            outs = {t: np.empty(s, np.float32) for t, s in plan.empty_outputs.items()}
+            return outs[self.outputs[0]] if len(outs) == 1 else outs
         arena = plan.arena
         prev = arena.enter() if arena is not None else None
         try:
@@ -332,8 +364,14 @@ class Graph:
         are kept."""
         key = tuple([env[k].shape for k in self.inputs])
         bound = self._bound.get(key)
+        if bound is None and any(v.shape[0] == 0 for v in env.values()):
+            # An empty batch: shapes checked at batch 1, outputs of batch 0 (outputs lead with the batch).
+            shapes = self._checked_shapes({k: (1,) + v.shape[1:] for k, v in env.items()})
+            bound = _Plan()
+            bound.empty_outputs = {t: (0,) + tuple(shapes[t][1:]) for t in self.outputs}
+            return bound
         if bound is None:
-            shapes = self.infer_shapes({k: v.shape for k, v in env.items()})  # errors name the node
+            shapes = self._checked_shapes({k: v.shape for k, v in env.items()})
             layouts = _layout.plan(self._steps, shapes, self.outputs, self._algo)
             fns = []
             for i, s in enumerate(self._steps):
@@ -377,7 +415,7 @@ class Graph:
             self._arena.cap = cap
         return self._arena
 
-    def release_memory(self):
+    def release_memory(self) -> None:
         """Free the blocks the graph keeps cached between runs (see _arena_for); the next run
         allocates afresh."""
         if self._arena is not None:
@@ -424,7 +462,7 @@ class Graph:
                     fns[p] = lambda *a, f=fns[p], sl=sl: f(*a[:-1], out=a[-1].base[sl])
             fns[ci] = lambda *xs, fi=first: xs[fi].base
 
-    def run_reference(self, x, dtype=np.float64):
+    def run_reference(self, x: Union[ArrayLike, dict], dtype=np.float64) -> Union[np.ndarray, dict]:
         """Every logical node (nothing fused) with reference.py in dtype: the oracle of the tests."""
         env = self._feed(x)
         env = {k: (v if v.dtype.kind in "iu" else v.astype(dtype)) for k, v in env.items()}
@@ -436,7 +474,7 @@ class Graph:
             return env[self.outputs[0]]
         return {t: env[t] for t in self.outputs}
 
-    def to(self, device):
+    def to(self, device: str) -> Graph:
         """'cpu' is where the graph runs; 'cuda' needs the CUDA backend (pycnn._C_cuda)."""
         if device == "cpu":
             return self
@@ -446,16 +484,14 @@ class Graph:
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
 
     # ------------------------------------------------------------------ weights
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """{key: float32 array} with PyTorch's key names (copies)."""
         return {n.keys[r]: n.params[r].copy() for n in self.nodes for r in n.params}
 
-    def load_state_dict(self, d, strict=True):
+    def load_state_dict(self, d: Union[dict, str, os.PathLike], strict: bool = True) -> Graph:
         """Load weights from a dict of arrays (NumPy or torch tensors), an .npz path, or a
         PyTorch state_dict file (.pt/.pth). Every missing, unexpected or mis-shaped key is
         listed in one ValueError; nothing changes unless all of them match."""
-        from .io.weights import load_weights
-
         arrays = load_weights(d)
         owners = {n.keys[r]: (n, r) for n in self.nodes for r in n.params}
         ignored = [k for k in arrays if k not in owners and
@@ -463,10 +499,16 @@ class Graph:
         problems = []
         missing = sorted(k for k in owners if k not in arrays)
         unexpected = sorted(k for k in arrays if k not in owners and k not in ignored)
+        prefix = _common_prefix(unexpected, owners)
+        if prefix:
+            raise ValueError(
+                f"load_state_dict into {self.name}: the keys carry the prefix {prefix!r} that this graph's "
+                f"keys do not (a checkpoint of nn.DataParallel / DistributedDataParallel, or of a wrapping "
+                f"module?); strip it first: {{k.removeprefix({prefix!r}): v for k, v in state_dict.items()}}")
         if strict and missing:
-            problems.append(f"missing keys: {missing}")
+            problems.append(f"missing keys: {_key_list(missing)}")
         if unexpected:
-            problems.append(f"unexpected keys: {unexpected}")
+            problems.append(f"unexpected keys: {_key_list(unexpected)}")
         new = {}
         for k, a in arrays.items():
             if k not in owners:
@@ -488,11 +530,9 @@ class Graph:
         return self
 
     # ------------------------------------------------------------------ introspection
-    def summary(self, batch=1):
+    def summary(self, batch: int = 1) -> Summary:
         """Per node: output shape, parameter count, FLOPs; totals; the peak activation memory of
         the plan's freeing schedule at this batch. Returns a Summary (print it)."""
-        from .graph_report import Summary
-
         shapes = self.infer_shapes(self._example_shapes(batch))
         rows = []
         for n in self.nodes:
@@ -505,7 +545,7 @@ class Graph:
     def _views(self):
         return {s.output for s in self._steps if s.op in ("flatten", "reshape", "squeeze", "unsqueeze", "identity")}
 
-    def peak_bytes(self, shapes):
+    def peak_bytes(self, shapes: dict) -> int:
         """Largest sum of live tensor bytes while the plan runs (inputs included, views free)."""
         views = self._views()
 
@@ -524,14 +564,15 @@ class Graph:
         return sum(4 * int(np.prod(shapes[t], dtype=np.int64)) for t in list(self.inputs) +
                    [s.output for s in self._steps] if t not in views)
 
-    def profile(self, x, runs=10, warmup=2):
+    def profile(self, x: Union[ArrayLike, dict], runs: int = 10, warmup: int = 2) -> Profile:
         """Run x runs times after warmup; per plan step the median time, GFLOP/s and algorithm,
         and the live bytes after the step. Returns a Profile (print it)."""
-        from .graph_report import Profile
-
+        runs, warmup = as_int(runs, "runs", 1), as_int(warmup, "warmup", 0)
         env0 = self._feed(x)
-        shapes = self.infer_shapes({k: v.shape for k, v in env0.items()})
         plan = self._steps_for(env0)
+        if plan.empty_outputs is not None:
+            raise ValueError(f"x: profile needs a batch of at least 1, got shape {next(iter(env0.values())).shape}")
+        shapes = self.infer_shapes({k: v.shape for k, v in env0.items()})
         node_by_name = {n.name: n for n in self.nodes}
         times = [[] for _ in self._steps]
         totals = []
@@ -575,6 +616,29 @@ class Graph:
                          live_trace[i] if live_trace else 0))
         return Profile(self.name, shapes[self.outputs[0]][0] if shapes[self.outputs[0]] else 1, rows,
                        float(np.median(totals)), ops.get_num_threads())
+
+    # ------------------------------------------------------------------ persistence
+    def __getstate__(self):
+        """Structure and weights only (pickle, copy.deepcopy, multiprocessing, Ray): prepared
+        weights, bound kernels and the arena are native handles, made again on unpickling."""
+        return {"inputs": self.inputs, "nodes": self.nodes, "outputs": self.outputs, "name": self.name,
+                "input_dtypes": self.input_dtypes, "algo": self._algo, "ignore_keys": self.ignore_keys,
+                "meta": self.meta}
+
+    def __setstate__(self, state):
+        self.__init__(state["inputs"], state["nodes"], state["outputs"], name=state["name"],
+                      input_dtypes=state["input_dtypes"], algo=state["algo"], ignore_keys=state["ignore_keys"],
+                      meta=state["meta"])
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the Graph (structure and weights) to one file; pycnn.load(path) reads it back."""
+        _graph_file.write(self, path)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> Graph:
+        """The Graph that g.save(path) wrote (pycnn.load); its weights are prepared anew here."""
+        graph, nodes = _graph_file.read(path)
+        return cls(nodes=[Node(**n) for n in nodes], **graph)
 
     def __repr__(self):
         return (f"Graph({self.name!r}, inputs={self.inputs}, {len(self.nodes)} nodes, "
@@ -627,6 +691,32 @@ def _fold_bn(conv_params, bn):
     b = conv_params.get("bias")
     b = shift.astype(np.float64) + (0.0 if b is None else b.astype(np.float64) * scale)
     return {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
+
+
+def _common_prefix(keys, owners):
+    """The dotted prefix ('module.') that all of keys carry and whose removal makes them this
+    graph's keys (owners), or ''."""
+    if not keys:
+        return ""
+    first = keys[0]
+    for i, ch in enumerate(first):
+        if ch != ".":
+            continue
+        p = first[:i + 1]
+        if all(k.startswith(p) for k in keys) and sum(k[len(p):] in owners for k in keys) * 2 >= len(keys):
+            return p
+    return ""
+
+
+def _key_list(keys, show=10):
+    """A readable list of keys: the first `show`, then how many more."""
+    head = ", ".join(repr(k) for k in keys[:show])
+    return f"[{head}]" if len(keys) <= show else f"[{head}, ... and {len(keys) - show} more] ({len(keys)} in all)"
+
+
+def _fmt_shape(shape):
+    """(None, 3, 224, 224) -> '(N, 3, 224, 224)'."""
+    return "(" + ", ".join("N" if d is None and i == 0 else str(d) for i, d in enumerate(shape)) + ")"
 
 
 def _live_bytes(env):

@@ -20,6 +20,7 @@ import numpy as np
 from . import _C, ops, reference
 from . import layout as _layout
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
+from ._validate import as_array
 from .prepared import ConvMaxMap, PreparedConv
 
 
@@ -182,7 +183,7 @@ class BatchNorm(Op):
                                            a["eps"])
         relu = a["activation"] == "relu"
         # folded once here; each call is one affine pass (the Graph checked the shapes)
-        return lambda x: ops._channel_affine(ops._array(x, "x"), scale, shift, relu)
+        return lambda x: ops.channel_affine(as_array(x, "x"), scale, shift, relu)
 
 
 class Relu(Op):
@@ -217,7 +218,7 @@ class MaxPool2d(Op):
             # (pycnn/layout.py)
             return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, True, False,
                                   bool(layout[0]))
-        return _bindable(lambda x: ops.max_pool2d(x, k, s, pad, c), bind)
+        return _bindable(lambda x: ops.max_pool2d(x, k, s, pad, ceil_mode=c), bind)
 
 
 class AvgPool2d(Op):

@@ -6,11 +6,15 @@ for each of its layers, and what the bench times for "prepared" rows.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _C, numba_conv
-from .ops import (CONV_ALGOS_CPU, WINOGRAD_ALGOS, ConvShape, _activation, _array, _vector, reference,
-                  resolve_algo, winograd_applies)
+from ._shapes import ConvShape
+from ._validate import activation_flag, as_array, as_vector
+from .ops import CONV_ALGOS_CPU, WINOGRAD_ALGOS, IntPair, Padding, reference, resolve_algo, winograd_applies
 
 # Algorithms with weights prepared in C++ (a _C.PreparedWeights handle), and those run in Python.
 _NATIVE_ALGOS = ("direct", "direct_oc", "im2col") + WINOGRAD_ALGOS
@@ -22,11 +26,11 @@ class PreparedConv:
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto",
                  activation=None):
-        self.weight = _array(weight, "weight", 4)
+        self.weight = as_array(weight, "weight", 4)
         w = self.weight
-        self.relu = _activation(activation)
+        self.relu = activation_flag(activation)
         self.activation = activation
-        self.bias = _vector(bias, "bias", w.shape[0])
+        self.bias = as_vector(bias, "bias", w.shape[0])
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         # Validate the options once, on an input large enough for any kernel.
         probe = ConvShape((1, w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1),
@@ -43,6 +47,17 @@ class PreparedConv:
         if algo in _NATIVE_ALGOS:
             self._handle(algo)
 
+    def __getstate__(self):
+        """The weights and options; the native prepared weights are made again on unpickling."""
+        state = dict(self.__dict__)
+        state["_handles"], state["_shapes"] = {}, {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.algo in _NATIVE_ALGOS:
+            self._handle(self.algo)
+
     def _handle(self, algo):
         h = self._handles.get(algo)
         if h is None:
@@ -53,7 +68,7 @@ class PreparedConv:
         """The layer on x (N, C, H, W). residual (optional, the output's shape): added to the
         convolution before the activation, in the kernel's epilogue (ResNet's join
         relu(conv(x) + b + r) in one pass; a Graph fuses its adds this way)."""
-        x = _array(x, "x", 4)
+        x = as_array(x, "x", 4)
         hit = self._shapes.get(x.shape)
         if hit is None:
             s = ConvShape(x.shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
@@ -62,7 +77,7 @@ class PreparedConv:
                 self._shapes[x.shape] = hit
         s, algo = hit
         if residual is not None:
-            residual = _array(residual, "residual", 4)
+            residual = as_array(residual, "residual", 4)
             if residual.shape != (s.N, s.K, s.Ho, s.Wo):
                 raise ValueError(f"residual: expected the output's shape {(s.N, s.K, s.Ho, s.Wo)}, "
                                  f"got {residual.shape}")
@@ -190,6 +205,10 @@ class ConvBankMax:
         return "+".join(c.algo_for(x_shape) for c in self.convs)
 
 
-def prepare_conv(weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", activation=None):
-    """Transform conv weights once; returns a PreparedConv called as prepared(x)."""
+def prepare_conv(weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntPair = 1, padding: Padding = 0,
+                 dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
+                 activation: Optional[str] = None) -> PreparedConv:
+    """Transform conv weights once; returns a PreparedConv called as prepared(x) (arguments as
+    pycnn.conv2d's). With algo='auto' the weights are transformed on first use for the
+    algorithm the input's shape chooses, and kept for later calls."""
     return PreparedConv(weight, bias, stride, padding, dilation, groups, algo=algo, activation=activation)

@@ -10,17 +10,17 @@ Wt = np.zeros((4, 3, 3, 3), np.float32)
 
 
 @pytest.mark.parametrize("kwargs, exc, word", [
-    (dict(x=np.zeros((3, 8, 8), np.float32)), ValueError, "x"),
-    (dict(x=X.astype(np.int32)), TypeError, "x"),
-    (dict(x=X.astype(np.complex64)), TypeError, "x"),
-    (dict(x=None), TypeError, "x"),
-    (dict(x="abc"), TypeError, "x"),
+    (dict(input=np.zeros((3, 8, 8), np.float32)), ValueError, "input"),
+    (dict(input=X.astype(np.int32)), TypeError, "input"),
+    (dict(input=X.astype(np.complex64)), TypeError, "input"),
+    (dict(input=None), TypeError, "input"),
+    (dict(input="abc"), TypeError, "input"),
+    (dict(input=np.zeros((1, 8, 8, 3), np.float32)), ValueError, "NHWC.*pycnn expects NCHW"),
     (dict(weight=np.zeros((4, 2, 3, 3), np.float32)), ValueError, "weight"),
     (dict(weight=np.zeros((4, 3, 3), np.float32)), ValueError, "weight"),
     (dict(weight=np.zeros((4, 3, 11, 11), np.float32)), ValueError, "larger than the padded input"),
     (dict(weight=np.zeros((0, 3, 3, 3), np.float32)), ValueError, "weight"),
-    (dict(x=np.zeros((0, 3, 8, 8), np.float32)), ValueError, "x"),
-    (dict(x=np.zeros((1, 3, 0, 8), np.float32)), ValueError, "x"),
+    (dict(input=np.zeros((1, 3, 0, 8), np.float32)), ValueError, "input"),
     (dict(bias=np.zeros(5, np.float32)), ValueError, "bias"),
     (dict(stride=0), ValueError, "stride"),
     (dict(stride=-1), ValueError, "stride"),
@@ -35,7 +35,7 @@ Wt = np.zeros((4, 3, 3, 3), np.float32)
     (dict(activation="tanh"), ValueError, "activation"),
 ])
 def test_conv2d_bad_arguments(kwargs, exc, word):
-    args = dict(x=X, weight=Wt, bias=None, stride=1, padding=0, dilation=1, groups=1)
+    args = dict(input=X, weight=Wt, bias=None, stride=1, padding=0, dilation=1, groups=1)
     extra = {k: kwargs.pop(k) for k in ("algo", "activation") if k in kwargs}
     args.update(kwargs)
     with pytest.raises(exc, match=word):
@@ -58,19 +58,27 @@ def test_conv2d_huge_stride_is_fine():
     (lambda: pycnn.max_pool2d(X, 3, 0), ValueError, "stride"),
     (lambda: pycnn.max_pool2d(X, 3, 2, 2), ValueError, "padding"),
     (lambda: pycnn.max_pool2d(X, 9), ValueError, "kernel_size"),
-    (lambda: pycnn.max_pool2d(X[0], 2), ValueError, "x"),
+    (lambda: pycnn.max_pool2d(X[0], 2), ValueError, "input"),
+    (lambda: pycnn.max_pool2d(X, 2, 2, 0, 2), ValueError, "dilation"),
     (lambda: pycnn.max_pool2d(X, 2, ceil_mode="yes"), TypeError, "ceil_mode"),
-    (lambda: pycnn.avg_pool2d(X.astype(int), 2), TypeError, "x"),
+    (lambda: pycnn.avg_pool2d(X.astype(int), 2), TypeError, "input"),
     (lambda: pycnn.local_response_norm(X, 0), ValueError, "size"),
-    (lambda: pycnn.local_response_norm(X[0, 0], 5), ValueError, "x"),
-    (lambda: pycnn.linear(np.zeros((2, 5), np.float32), np.zeros((3, 4), np.float32)), ValueError, "w"),
-    (lambda: pycnn.linear(np.zeros((2, 4), np.float32), np.zeros((3, 4), np.float32), np.zeros(2)), ValueError, "b"),
-    (lambda: pycnn.add(X, X[:, :2]), ValueError, "b"),
-    (lambda: pycnn.softmax(X, 4), ValueError, "axis"),
-    (lambda: pycnn.concat([]), ValueError, "xs"),
-    (lambda: pycnn.concat([X, X[:, :, :2]]), ValueError, "xs"),
+    (lambda: pycnn.local_response_norm(X[0, 0], 5), ValueError, "input"),
+    (lambda: pycnn.linear(np.zeros((2, 5), np.float32), np.zeros((3, 4), np.float32)), ValueError, "weight"),
+    (lambda: pycnn.linear(np.zeros((2, 4), np.float32), np.zeros((3, 4), np.float32), np.zeros(2)), ValueError,
+     "bias"),
+    (lambda: pycnn.add(X, X[:, :2]), ValueError, "other"),
+    (lambda: pycnn.softmax(X, 4), ValueError, "dim"),
+    (lambda: pycnn.softmax(X, axis=4), ValueError, "axis"),
+    (lambda: pycnn.softmax(X, 1, axis=2), ValueError, "axis"),
+    (lambda: pycnn.concat([]), ValueError, "tensors"),
+    (lambda: pycnn.concat([X, X[:, :, :2]]), ValueError, r"tensors\[1\]"),
+    (lambda: pycnn.concat([X, X], 4), ValueError, "dim"),
     (lambda: pycnn.batch_norm(X, np.zeros(2), np.ones(3)), ValueError, "running_mean"),
+    (lambda: pycnn.batch_norm(X, np.zeros(3), np.ones(3), training=True), ValueError, "training"),
     (lambda: pycnn.set_num_threads(0), ValueError, "n"),
+    (lambda: pycnn.set_num_threads(10000), ValueError, "n: must be <="),
+    (lambda: pycnn.set_num_threads(2.0), TypeError, "n"),
     (lambda: pycnn.algorithms("conv2d", device="tpu"), ValueError, "device"),
     (lambda: _C.set_isa("avx1024"), ValueError, "isa"),
 ])

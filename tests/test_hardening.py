@@ -68,7 +68,7 @@ def pool_problems(draw):
 def test_fuzz_pooling(prob, seed):
     N, C, H, W, k, s, p, ceil, cip = prob
     x = np.random.default_rng(seed).standard_normal((N, C, H, W), dtype=np.float32)
-    assert_close(pycnn.max_pool2d(x, k, s, p, ceil), reference.max_pool2d(x, k, s, p, ceil), 0, 0)
+    assert_close(pycnn.max_pool2d(x, k, s, p, ceil_mode=ceil), reference.max_pool2d(x, k, s, p, ceil), 0, 0)
     assert_close(pycnn.avg_pool2d(x, k, s, p, ceil, cip),
                  reference.avg_pool2d(x.astype(np.float64), k, s, p, ceil, cip), 1e-6, 1e-5)
 
@@ -104,7 +104,7 @@ HOSTILE = textwrap.dedent(r'''
         elif name == "pool":
             for fn in (pycnn.max_pool2d, pycnn.avg_pool2d):
                 for a in bad_arrays:
-                    yield lambda a=a, fn=fn: fn(a, 3, 2, 1, True)
+                    yield lambda a=a, fn=fn: fn(a, 3, 2, 1, ceil_mode=True)
                 for v in bad_ints:
                     yield lambda v=v, fn=fn: fn(X, v)
                     yield lambda v=v, fn=fn: fn(X, 3, v)
@@ -171,7 +171,7 @@ def test_threads_give_same_results(rng):
         x = rng.standard_normal((2, C, H, H), dtype=np.float32)
         w = rng.standard_normal((K, C, 3, 3), dtype=np.float32)
         conv = pycnn.prepare_conv(w, None, 1, 1, algo=algo, activation="relu")
-        jobs.append(lambda x=x, conv=conv: pycnn.max_pool2d(conv(x), 3, 2, 1, True))
+        jobs.append(lambda x=x, conv=conv: pycnn.max_pool2d(conv(x), 3, 2, 1, ceil_mode=True))
     want = [job() for job in jobs]
     errors = []
 

@@ -51,7 +51,7 @@ def test_max_pool(case, isa, rng):
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     ref = reference.max_pool2d(x, k, s, p, ceil)
     assert_close(_poisoned(_C.max_pool2d, x, k, s, p, ceil), ref, atol=0, rtol=0)
-    assert_close(pycnn.max_pool2d(x, k, s, p, ceil), ref, atol=0, rtol=0)
+    assert_close(pycnn.max_pool2d(x, k, s, p, ceil_mode=ceil), ref, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("case", POOL_CASES)
@@ -69,7 +69,7 @@ def test_pools_against_torch(case, rng):
     N, C, H, W, k, s, p, ceil = case
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     t = torch.from_numpy(x)
-    assert_close(pycnn.max_pool2d(x, k, s, p, ceil), TF.max_pool2d(t, k, s, p, ceil_mode=ceil).numpy(), 0, 0)
+    assert_close(pycnn.max_pool2d(x, k, s, p, ceil_mode=ceil), TF.max_pool2d(t, k, s, p, ceil_mode=ceil).numpy(), 0, 0)
     for cip in (True, False):
         want = TF.avg_pool2d(t, k, s, p, ceil_mode=ceil, count_include_pad=cip).numpy()
         assert_close(pycnn.avg_pool2d(x, k, s, p, ceil, cip), want, 1e-6, 1e-5)
@@ -80,7 +80,7 @@ def test_lecture_pool_layers(layer, rng):
     x = rng.standard_normal((2, layer.C, layer.H, layer.W), dtype=np.float32)
     if layer.kind == "max":
         ref = reference.max_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode)
-        assert_close(pycnn.max_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode), ref, 0, 0)
+        assert_close(pycnn.max_pool2d(x, layer.kernel, layer.stride, layer.pad, ceil_mode=layer.ceil_mode), ref, 0, 0)
     else:
         ref = reference.avg_pool2d(x.astype(np.float64), layer.kernel, layer.stride, layer.pad, layer.ceil_mode)
         assert_close(pycnn.avg_pool2d(x, layer.kernel, layer.stride, layer.pad, layer.ceil_mode), ref, 1e-6, 1e-5)
@@ -94,7 +94,7 @@ def test_max_pool_nan_inf(isa, rng, width):
     x[0, 1, 7, 7] = -np.inf
     # stride 2: in registers (4 and 20 outputs wide); stride 1: the plane path
     for stride in (2, 1):
-        y = pycnn.max_pool2d(x, 3, stride, 1, True)
+        y = pycnn.max_pool2d(x, 3, stride, 1, ceil_mode=True)
         ref = reference.max_pool2d(x, 3, stride, 1, True)
         assert np.isnan(y).sum() == np.isnan(ref).sum() > 0
         assert_close(y, ref, 0, 0)

@@ -12,6 +12,7 @@ Needs the onnx package (pip install onnx).
 from __future__ import annotations
 
 import os
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -284,22 +285,41 @@ class _Importer:
         return Graph(self.inputs, self.nodes, self.outputs, name=name, input_dtypes=self.dtypes)
 
 
-def load_onnx(src, name=None):
-    """Build a Graph from an ONNX model: a path, bytes, or an onnx.ModelProto."""
+def load_onnx(src: Union[str, os.PathLike, bytes, Any], name: Optional[str] = None) -> Graph:
+    """Build a Graph from an ONNX model: a path, bytes, or an onnx.ModelProto. name: the Graph's
+    name (default: the model's graph name or the file name). Needs the onnx package (pip install
+    'pycnn[onnx]'). A file that is not an ONNX model raises ValueError; an operator or attribute
+    pycnn does not implement raises ValueError naming the node, the operator and the attribute."""
     try:
         import onnx
     except ImportError:
-        raise ImportError("pycnn.load_onnx needs the onnx package (pip install onnx)") from None
+        raise ImportError("pycnn.load_onnx needs the onnx package: pip install 'pycnn[onnx]' "
+                          "(or pip install onnx)") from None
     if isinstance(src, (bytes, bytearray)):
-        model = onnx.load_from_string(bytes(src))
+        model = _parse(onnx, lambda: onnx.load_from_string(bytes(src)), "src (bytes)")
         label = "onnx"
     elif isinstance(src, (str, os.PathLike)):
-        if not os.path.exists(src):
-            raise FileNotFoundError(f"src: no such file {os.fspath(src)!r}")
-        model = onnx.load(os.fspath(src))
-        label = os.path.splitext(os.path.basename(os.fspath(src)))[0]
+        path = os.fspath(src)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"src: no such file {path!r}")
+        if os.path.isdir(path):
+            raise ValueError(f"src: {path!r} is a directory, not an ONNX file")
+        model = _parse(onnx, lambda: onnx.load(path), f"src ({path!r})")
+        label = os.path.splitext(os.path.basename(path))[0]
     elif isinstance(src, onnx.ModelProto):
         model, label = src, "onnx"
     else:
         raise TypeError(f"src: expected a path, bytes or onnx.ModelProto, got {type(src).__name__}")
+    if not model.graph.node and not model.graph.output:
+        raise ValueError("src: the ONNX model has an empty graph (is it an ONNX file?)")
     return _Importer(model).build(name or model.graph.name or label)
+
+
+def _parse(onnx, load, what):
+    """onnx.load with protobuf's decoding errors (a corrupt or non-ONNX file) as ValueError."""
+    try:
+        return load()
+    except (OSError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends have no common base here
+        raise ValueError(f"{what}: not a readable ONNX model ({type(e).__name__}: {e})") from None

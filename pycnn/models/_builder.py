@@ -7,10 +7,15 @@ their activations in a sane range and every test compares meaningful numbers.
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
 from ..graph import Graph, Node
 from ..layers import OPS
+
+# A state_dict: {key: array}, or a path to an .npz or PyTorch .pt/.pth file (Graph.load_state_dict).
+Weights = Optional[Any]
 
 
 class Builder:
@@ -72,6 +77,10 @@ class Builder:
     def flatten(self, name, x):
         return self.add(name, "flatten", x, dict(axis=1))
 
-    def graph(self, outputs, **kw):
+    def graph(self, outputs, algo="auto", weights=None, **kw):
+        """The Graph; weights (a state_dict, .npz or .pt/.pth path), when given, replace the random ones."""
         outputs = [outputs] if isinstance(outputs, str) else outputs
-        return Graph(self.inputs, self.nodes, outputs, name=self.name, input_dtypes=self.input_dtypes, **kw)
+        g = Graph(self.inputs, self.nodes, outputs, name=self.name, input_dtypes=self.input_dtypes, algo=algo, **kw)
+        if weights is not None:
+            g.load_state_dict(weights)
+        return g

@@ -9,10 +9,15 @@ Keys follow torchvision's numbering: features.N, classifier.N.
 alexnet_torchvision(): torchvision.models.alexnet (224 input, 64-192-384-256-256 channels, no
 LRN, adaptive 6x6 average pool) so that its PyTorch weights load as they are.
 """
-from ._builder import Builder
+from ..graph import Graph
+from ._builder import Builder, Weights
 
 
-def alexnet(num_classes=1000, seed=0, algo="auto"):
+def alexnet(*, num_classes: int = 1000, seed: int = 0, algo: str = "auto", weights: Weights = None) -> Graph:
+    """The lecture's AlexNet (input (N, 3, 227, 227), LRN after the first two conv blocks) with
+    seeded random weights; output: num_classes logits.
+    seed: the random weights' seed; algo: the conv algorithm of every layer ('auto'); weights: a
+    state_dict (dict, .npz or PyTorch .pt/.pth path) loaded over the random weights."""
     b = Builder("alexnet", {"x": (None, 3, 227, 227)}, seed)
     x = b.relu("features.1", b.conv("features.0", "x", 96, 11, stride=4))
     x = b.lrn("features.3", b.max_pool("features.2", x, 3, 2))
@@ -23,10 +28,14 @@ def alexnet(num_classes=1000, seed=0, algo="auto"):
     x = b.relu("features.13", b.conv("features.12", x, 256, 3, padding=1))
     x = b.max_pool("features.14", x, 3, 2)
     x = b.flatten("flatten", x)
-    return _classifier(b, x, num_classes).graph("classifier.6", algo=algo)
+    return _classifier(b, x, num_classes).graph("classifier.6", algo=algo, weights=weights)
 
 
-def alexnet_torchvision(num_classes=1000, seed=0, algo="auto"):
+def alexnet_torchvision(*, num_classes: int = 1000, seed: int = 0, algo: str = "auto",
+                        weights: Weights = None) -> Graph:
+    """torchvision's AlexNet (input (N, 3, 224, 224), no LRN): its state_dict loads as it is.
+    seed: the random weights' seed; algo: the conv algorithm of every layer ('auto'); weights: a
+    state_dict (dict, .npz or PyTorch .pt/.pth path) loaded over the random weights."""
     b = Builder("alexnet_torchvision", {"x": (None, 3, 224, 224)}, seed)
     x = b.relu("features.1", b.conv("features.0", "x", 64, 11, stride=4, padding=2))
     x = b.max_pool("features.2", x, 3, 2)
@@ -38,7 +47,7 @@ def alexnet_torchvision(num_classes=1000, seed=0, algo="auto"):
     x = b.max_pool("features.12", x, 3, 2)
     x = b.add("avgpool", "adaptive_avg_pool2d", x, dict(output_size=6))
     x = b.flatten("flatten", x)
-    return _classifier(b, x, num_classes).graph("classifier.6", algo=algo)
+    return _classifier(b, x, num_classes).graph("classifier.6", algo=algo, weights=weights)
 
 
 def _classifier(b, x, num_classes):

@@ -4,7 +4,8 @@ as torchvision does, and the auxiliary heads are left out (their keys, aux1.* an
 skipped when a torchvision state_dict loads). transform_input is off (torchvision's default
 when no pretrained weights are requested). Input 224x224x3; output logits.
 """
-from ._builder import Builder
+from ..graph import Graph
+from ._builder import Builder, Weights
 
 # name, in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj
 INCEPTION = [("inception3a", 64, 96, 128, 16, 32, 32), ("inception3b", 128, 128, 192, 32, 96, 64),
@@ -28,7 +29,11 @@ def inception(b, name, x, c1, c3r, c3, c5r, c5, pp):
     return b.add(f"{name}.concat", "concat", [y1, y2, y3, y4], dict(axis=1))
 
 
-def googlenet(num_classes=1000, seed=0, algo="auto"):
+def googlenet(*, num_classes: int = 1000, seed: int = 0, algo: str = "auto", weights: Weights = None) -> Graph:
+    """torchvision's GoogLeNet (Inception v1, no auxiliary heads): input (N, 3, 224, 224),
+    output num_classes logits; a torchvision state_dict loads (aux1.*/aux2.* keys skipped).
+    seed: the random weights' seed; algo: the conv algorithm of every layer ('auto'); weights: a
+    state_dict (dict, .npz or PyTorch .pt/.pth path) loaded over the random weights."""
     b = Builder("googlenet", {"x": (None, 3, 224, 224)}, seed)
     x = basic_conv(b, "conv1", "x", 64, 7, stride=2, padding=3)
     x = b.max_pool("maxpool1", x, 3, 2, ceil_mode=True)
@@ -44,4 +49,4 @@ def googlenet(num_classes=1000, seed=0, algo="auto"):
     x = b.add("avgpool", "adaptive_avg_pool2d", x, dict(output_size=1))
     x = b.dropout("dropout", b.flatten("flatten", x))
     x = b.linear("fc", x, num_classes)
-    return b.graph(x, algo=algo, ignore_keys=("aux1.", "aux2."))
+    return b.graph(x, algo=algo, weights=weights, ignore_keys=("aux1.", "aux2."))
