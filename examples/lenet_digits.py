@@ -7,6 +7,8 @@ as a PyTorch state_dict file; pycnn loads that file into pycnn.models.lenet5() a
 same predictions and the same held-out accuracy.
 
     python examples/lenet_digits.py [--epochs 30] [--out lenet_digits.pth]
+
+Needs torch and scikit-learn besides pycnn (pip install ".[test]" has both).
 """
 from __future__ import annotations
 
