@@ -367,7 +367,7 @@ void bind_conv(py::module_& m) {
                   "weights: each kernel must be R x W with R <= H (W = xshape[3]: windows span whole rows)");
           const PackedA& A = pw.im2col.groups[0];
           const PackedA& A0 = pws[0]->im2col.groups[0];
-          require(A.isa == A0.isa && A.MR == A0.MR,
+          require(A.kernels == A0.kernels && A.MR == A0.MR,
                   "weights: all convs must be packed for one ISA with one panel height (same filter count)");
           bb.convs.push_back({&A, optional_vector(biases[j], q.K, bb.biases[j], "bias: expected K entries"), q.R,
                               (bool)relus[j]});

@@ -1,6 +1,7 @@
 // Bindings: threads, ISA selection, and SGEMM (exposed for the bench and the tests).
 #include "bindings_cpu.h"
 #include "pycnn/buffer.h"
+#include "cpu_kernels.h"
 #include "pycnn/isa.h"
 #include "pycnn/parallel.h"
 #include "sgemm.h"
@@ -62,6 +63,60 @@ void bind_gemm(py::module_& m) {
       },
       py::arg("a"), py::arg("b"), py::arg("c"), py::arg("bias_row") = py::none(),
       py::arg("bias_col") = py::none(), py::arg("relu") = false, py::arg("b_transposed") = false);
+
+  // Every SGEMM micro-kernel of an ISA, run directly over its m/n/k edge cases by the tests
+  // (tests/test_sgemm_ukernels.py, as XNNPACK's GemmMicrokernelTester): (name, MR, MRC, NR, cols).
+  m.def("sgemm_variants", [](const std::string& isa) {
+    const SgemmVariants vs = cpu_kernels(isa_from_name(isa)).sgemm_variants();
+    std::vector<py::tuple> out;
+    for (int i = 0; i < vs.count; ++i) {
+      const SgemmVariant& v = vs.items[i];
+      out.push_back(py::make_tuple(v.name, v.MR, v.MRC, v.NR, v.cols));
+    }
+    return out;
+  }, py::arg("isa"));
+  // C[0:mr, 0:nr] (+)= A (kc x MR panel) * B (kc x ldb) with the epilogue, by one micro-kernel.
+  // Every array is checked against what the kernel may touch (a: kc x MR; b: kc rows of >= NR;
+  // c, residual: mr rows of >= nr; the biases: mr / nr entries), so a kernel reading or writing
+  // outside its tile shows up under AddressSanitizer or in C's untouched margins.
+  m.def(
+      "sgemm_ukernel_run",
+      [](const std::string& isa, const std::string& name, farray a, farray b, farray c, int mr, int nr,
+         bool accumulate, bool last, py::object bias_row, py::object bias_col, py::object residual, bool relu,
+         bool prefetch) {
+        const Isa want = isa_from_name(isa);
+        require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+        const SgemmVariants vs = cpu_kernels(want).sgemm_variants();
+        const SgemmVariant* v = nullptr;
+        for (int i = 0; i < vs.count; ++i)
+          if (name == vs.items[i].name) v = &vs.items[i];
+        require(v != nullptr, "name: no " + isa + " micro-kernel '" + name + "'");
+        require_ndim(a, 2, "a");
+        require_ndim(b, 2, "b");
+        require_ndim(c, 2, "c");
+        const int64_t kc = a.shape(0);
+        require(kc >= 1 && a.shape(1) == v->MR, "a: expected (kc, MR) with kc >= 1");
+        require(b.shape(0) == kc && b.shape(1) >= v->NR, "b: expected (kc, ldb) with ldb >= NR");
+        require(mr >= 1 && mr <= v->MRC && nr >= 1 && nr <= v->NR, "mr, nr: outside the kernel's tile");
+        require(c.shape(0) >= mr && c.shape(1) >= nr, "c: expected at least (mr, nr)");
+        Epilogue ep;
+        farray br, bc, rr;
+        ep.bias_row = optional_vector(bias_row, mr, br, "bias_row: expected mr entries");
+        ep.bias_col = optional_vector(bias_col, nr, bc, "bias_col: expected nr entries");
+        if (!residual.is_none()) {
+          rr = residual.cast<farray>();
+          require(rr.ndim() == 2 && rr.shape(0) >= mr && rr.shape(1) >= nr, "residual: expected at least (mr, nr)");
+          ep.residual = rr.data();
+          ep.ldr = rr.shape(1);
+        }
+        ep.relu = relu;
+        ep.prefetch = prefetch ? a.data() : nullptr;  // any readable lines: a prefetch never faults
+        float* cp = wptr(c, "c");
+        v->fn(kc, a.data(), b.data(), b.shape(1), cp, c.shape(1), mr, nr, accumulate, last, ep);
+      },
+      py::arg("isa"), py::arg("name"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("mr"), py::arg("nr"),
+      py::arg("accumulate"), py::arg("last"), py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),
+      py::arg("residual") = py::none(), py::arg("relu") = false, py::arg("prefetch") = false);
 }
 
 }  // namespace pycnn

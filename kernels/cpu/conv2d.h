@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "pycnn/buffer.h"
-#include "pycnn/isa.h"
 #include "pycnn/shapes.h"
 #include "sgemm.h"
 
@@ -28,7 +27,7 @@ void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, 
 
 // Weights reordered for the direct kernel of one ISA ([group][kblock][c][r][s][KB]).
 struct DirectWeights {
-  Isa isa = Isa::generic;
+  const CpuKernels* kernels = nullptr;  // the ISA it was reordered for, and runs with
   int64_t K = 0, Cg = 0, R = 0, S = 0, groups = 1;
   AlignedBuffer<float> data;
 };
@@ -69,7 +68,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
 // group, transformed once.
 struct WinogradWeights {
   int m = 4;
-  Isa isa = Isa::generic;
+  const CpuKernels* kernels = nullptr;  // the ISA its U was packed for, and runs with
   int64_t K = 0, Cg = 0, groups = 1;
   std::vector<PackedA> U;  // [group * alpha^2 + xi]
 };

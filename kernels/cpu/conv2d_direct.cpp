@@ -1,77 +1,39 @@
-// conv2d_direct and conv2d_direct_oc: run-time choice of the ISA build (conv2d_direct__<isa>.cpp,
-// conv2d_direct_oc__<isa>.cpp). The weights are reordered for one ISA's register block when
-// prepared; the run uses that same ISA's kernel.
+// conv2d_direct and conv2d_direct_oc: the weights are reordered for one ISA's register block when
+// prepared (conv2d_direct__<isa>.cpp, conv2d_direct_oc__<isa>.cpp) and run with that ISA's kernels.
 #include <stdexcept>
 
 #include "conv2d.h"
 #include "subsample.h"
-#include "pycnn/isa.h"
+#include "cpu_kernels.h"
 
 namespace pycnn {
 
-#define PYCNN_DIRECT_DECL(name, isa)                                                          \
-  void name##_prepare_##isa(const ConvParams&, const float*, AlignedBuffer<float>&);          \
-  void name##_##isa(const ConvParams&, const float*, const float*, const float*, float*, Activation, \
-                    const float*);
-PYCNN_DIRECT_DECL(conv2d_direct, avx512)
-PYCNN_DIRECT_DECL(conv2d_direct, avx2)
-PYCNN_DIRECT_DECL(conv2d_direct, generic)
-#define PYCNN_DIRECT_OC_DECL(isa)                                                              \
-  void conv2d_direct_oc_prepare_##isa(const ConvParams&, const float*, AlignedBuffer<float>&);  \
-  void conv2d_direct_oc_##isa(const ConvParams&, const float*, const float*, const float*, float*, \
-                              Activation, const float*, int);                                   \
-  void conv2d_direct_oc_images_##isa(const ConvParams&, const float*, const float*, const float*, float*, \
-                                     Activation, const float*, int);
-PYCNN_DIRECT_OC_DECL(avx512)
-PYCNN_DIRECT_OC_DECL(avx2)
-PYCNN_DIRECT_OC_DECL(generic)
-
 namespace {
 
-using PrepareFn = void (*)(const ConvParams&, const float*, AlignedBuffer<float>&);
-using RunFn = void (*)(const ConvParams&, const float*, const float*, const float*, float*, Activation,
-                       const float*);
-using RunOcFn = void (*)(const ConvParams&, const float*, const float*, const float*, float*, Activation,
-                         const float*, int layout);
-
-// One kernel family's builds, indexed by ISA.
-struct DirectFamily {
-  PrepareFn prepare[3];  // avx512, avx2, generic
-  RunFn run[3];
-};
-int isa_index(Isa isa) { return isa == Isa::avx512 ? 0 : isa == Isa::avx2 ? 1 : 2; }
-
-const DirectFamily kDirect = {
-    {conv2d_direct_prepare_avx512, conv2d_direct_prepare_avx2, conv2d_direct_prepare_generic},
-    {conv2d_direct_avx512, conv2d_direct_avx2, conv2d_direct_generic}};
-const PrepareFn kDirectOcPrepare[3] = {conv2d_direct_oc_prepare_avx512, conv2d_direct_oc_prepare_avx2,
-                                       conv2d_direct_oc_prepare_generic};
-const RunOcFn kDirectOcRun[3] = {conv2d_direct_oc_avx512, conv2d_direct_oc_avx2, conv2d_direct_oc_generic};
-const RunOcFn kDirectOcImages[3] = {conv2d_direct_oc_images_avx512, conv2d_direct_oc_images_avx2,
-                                    conv2d_direct_oc_images_generic};
-
-void prepare(const PrepareFn* f, const ConvParams& p, const float* w, DirectWeights& out) {
+void prepare(DirectPrepareFn CpuKernels::*fn, const ConvParams& p, const float* w, DirectWeights& out) {
   count_weight_transform();
-  out.isa = active_isa();
+  out.kernels = &active_kernels();  // reordered for, and run with, the ISA in use now
   out.K = p.K;
   out.Cg = p.Cg();
   out.R = p.R;
   out.S = p.S;
   out.groups = p.groups;
-  f[isa_index(out.isa)](p, w, out.data);
+  (out.kernels->*fn)(p, w, out.data);
 }
 
 }  // namespace
 
-void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out) { prepare(kDirect.prepare, p, w, out); }
+void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out) {
+  prepare(&CpuKernels::conv2d_direct_prepare, p, w, out);
+}
 
 void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
                    float* y, Activation act, const float* residual) {
-  kDirect.run[isa_index(w.isa)](p, x, w.data.data(), bias, y, act, residual);
+  w.kernels->conv2d_direct(p, x, w.data.data(), bias, y, act, residual);
 }
 
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out) {
-  prepare(kDirectOcPrepare, p, w, out);
+  prepare(&CpuKernels::conv2d_direct_oc_prepare, p, w, out);
 }
 
 namespace {
@@ -79,7 +41,7 @@ namespace {
 // A 1x1 stride-1 convolution does not care where rows end: its H*W pixels run as the fewest
 // rows (at most H) of at most 512, so row tiles are PMAX pixels wide (14-wide rows made tiles
 // of 7): 1x1 convs at 7x7 and 14x14 7-10% faster.
-void direct_oc_pointwise(RunOcFn run, const ConvParams& p, const float* x, const float* wb, const float* bias,
+void direct_oc_pointwise(DirectOcRunFn run, const ConvParams& p, const float* x, const float* wb, const float* bias,
                          float* y, Activation act, const float* residual, int layout = 0) {
   for (int64_t rows = 1; rows < p.H; ++rows)
     if ((p.H * p.W) % rows == 0 && p.H * p.W / rows <= 512) {
@@ -141,7 +103,7 @@ bool direct_oc_layout_ok(const ConvParams& p, int layout) {
 
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
                       float* y, Activation act, const float* residual, int layout) {
-  const RunOcFn run = kDirectOcRun[isa_index(w.isa)];
+  const DirectOcRunFn run = w.kernels->conv2d_direct_oc;
   if (!direct_oc_layout_ok(p, layout))
     throw std::invalid_argument("layout: groups 1, a blocked x only for 1x1 unpadded convs with 16 | C, "
                                 "a blocked y or residual only with 16 | K");
@@ -160,7 +122,7 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
   if (layout) return run(p, x, w.data.data(), bias, y, act, residual, layout);  // a blocked y or residual
   if (whole_row_windows(p) && p.Ho > 1) return run(as_one_row(p), x, w.data.data(), bias, y, act, residual, 0);
   if (whole_input_windows(p) && p.N > 1)
-    return kDirectOcImages[isa_index(w.isa)](images_as_row(p), x, w.data.data(), bias, y, act, residual, 0);
+    return w.kernels->conv2d_direct_oc_images(images_as_row(p), x, w.data.data(), bias, y, act, residual, 0);
   run(p, x, w.data.data(), bias, y, act, residual, 0);
 }
 

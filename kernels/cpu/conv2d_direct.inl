@@ -184,12 +184,12 @@ struct DirectConv {
 // Entry points of one ISA build (KB output channels x NV vectors), instantiated by
 // conv2d_direct__<isa>.cpp.
 #define PYCNN_DIRECT_ISA(isa, KB, NV)                                                          \
-  void conv2d_direct_prepare_##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) { \
+  void conv2d_direct_prepare__##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) { \
     DirectConv<simd::isa, KB, NV> conv(p);                                                     \
     wb.resize((size_t)conv.wb_size());                                                         \
     conv.reorder_weights(w, wb.data());                                                        \
   }                                                                                            \
-  void conv2d_direct_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
+  void conv2d_direct__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
                            float* y, Activation act, const float* res) {                       \
     DirectConv<simd::isa, KB, NV>(p).run(x, wb, bias, y, act == Activation::relu, res);        \
   }

@@ -633,16 +633,16 @@ struct DirectOcConv {
 // Entry points of one ISA build (KV vectors of output channels x up to PMAX pixels),
 // instantiated by conv2d_direct_oc__<isa>.cpp.
 #define PYCNN_DIRECT_OC_ISA(isa, KV, PMAX)                                                       \
-  void conv2d_direct_oc_prepare_##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) { \
+  void conv2d_direct_oc_prepare__##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) { \
     DirectOcConv<simd::isa, KV, PMAX> conv(p);                                                   \
     wb.resize((size_t)conv.wb_size());                                                           \
     conv.reorder_weights(w, wb.data());                                                          \
   }                                                                                              \
-  void conv2d_direct_oc_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
+  void conv2d_direct_oc__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
                               float* y, Activation act, const float* res, int layout) {          \
     DirectOcConv<simd::isa, KV, PMAX>(p, false, layout).run(x, wb, bias, y, act == Activation::relu, res); \
   }                                                                                              \
-  void conv2d_direct_oc_images_##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
+  void conv2d_direct_oc_images__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
                                      float* y, Activation act, const float* res, int) {          \
     DirectOcConv<simd::isa, KV, PMAX>(p, true).run(x, wb, bias, y, act == Activation::relu, res); \
   }

@@ -14,34 +14,20 @@
 #include "pad_plane.h"
 #include "subsample.h"
 #include "pycnn/buffer.h"
-#include "pycnn/isa.h"
+#include "cpu_kernels.h"
 #include "pycnn/parallel.h"
 
 namespace pycnn {
 
-void im2col_pack_avx512(const ConvParams&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
-void im2col_pack_avx2(const ConvParams&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
-void im2col_pack_generic(const ConvParams&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
-
 namespace {
-
-using PackFn = void (*)(const ConvParams&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
-
-PackFn pack_fn(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return im2col_pack_avx512;
-    case Isa::avx2: return im2col_pack_avx2;
-    default: return im2col_pack_generic;
-  }
-}
 
 // The B view of one image's group; packing runs on the same ISA as the packed weights.
 struct Im2colBSource final : BSource {
   const ConvParams& p;
   const float* x;  // first channel of this image's group: (Cg, H, W)
-  PackFn fn;
+  Im2colPackFn fn;
 
-  Im2colBSource(const ConvParams& p_, const float* x_, Isa isa) : p(p_), x(x_), fn(pack_fn(isa)) {}
+  Im2colBSource(const ConvParams& p_, const float* x_, const CpuKernels& k) : p(p_), x(x_), fn(k.im2col_pack) {}
 
   void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const override {
     fn(p, x, k0, kc, j0, nc, NR, dst);
@@ -151,7 +137,7 @@ void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeigh
   probs.reserve((size_t)(p.N * p.groups));
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t g = 0; g < p.groups; ++g) {
-      sources.emplace_back(p, x + (n * p.C + g * Cg) * p.H * p.W, w.groups[(size_t)g].isa);
+      sources.emplace_back(p, x + (n * p.C + g * Cg) * p.H * p.W, *w.groups[(size_t)g].kernels);
       probs.push_back(GemmProblem{&w.groups[(size_t)g], &sources.back(), HoWo,
                                   y + (n * p.K + g * Kg) * HoWo, HoWo,
                                   bias ? bias + g * Kg : nullptr, nullptr,
@@ -180,11 +166,12 @@ void count_weight_transform() { g_transforms.fetch_add(1); }
 
 void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& out) {
   count_weight_transform();
+  const CpuKernels& kernels = active_kernels();  // packed for, and run with, the ISA in use now
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S;
   out.groups.clear();
   out.groups.resize((size_t)p.groups);
   for (int64_t g = 0; g < p.groups; ++g)
-    pack_a(out.groups[(size_t)g], active_isa(), Kg, CRS, w + g * Kg * CRS, CRS, 1);
+    pack_a(out.groups[(size_t)g], kernels, Kg, CRS, w + g * Kg * CRS, CRS, 1);
 }
 
 void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,

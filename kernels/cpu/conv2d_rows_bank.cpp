@@ -19,28 +19,14 @@
 #include <vector>
 
 #include "conv2d.h"
+#include "cpu_kernels.h"
 #include "ops_cpu.h"
 #include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
 
 namespace pycnn {
 
-void whole_rows_pack_avx512(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, float*);
-void whole_rows_pack_avx2(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, float*);
-void whole_rows_pack_generic(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, float*);
-
 namespace {
-
-using WholeRowsPackFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
-                                 float*);
-
-WholeRowsPackFn whole_rows_pack(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return whole_rows_pack_avx512;
-    case Isa::avx2: return whole_rows_pack_avx2;
-    default: return whole_rows_pack_generic;
-  }
-}
 
 // Depth of B packed per step (a 48-column panel block of 256 rows is 48 KiB, all of L1; 128 ran
 // the same: Kim's three convs alone at batch 8 0.809-0.823 ms against 0.825, batch 1
@@ -58,8 +44,8 @@ struct Unit {
 void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const float* x,
                           const std::vector<RowsBankConv>& convs, float* y, int64_t ldy) {
   if (N == 0 || convs.empty()) return;
-  const Isa isa = convs[0].A->isa;
-  const int MR = convs[0].A->MR, NR = sgemm_nr(isa, MR);
+  const CpuKernels& kern = *convs[0].A->kernels;  // all packed for one ISA (checked by the binding)
+  const int MR = convs[0].A->MR, NR = kern.sgemm_nr(MR);
   const int J = (int)convs.size();
   const int64_t HW = H * W, jstride = sh * W;
   std::vector<int64_t> Ho((size_t)J), D((size_t)J), off((size_t)J), panels((size_t)J);
@@ -95,7 +81,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
   const size_t bsize = (size_t)(kBankKB * ncpad), csize = (size_t)(sum_panels * MR * ldc);
   check_workspace(bsize);
   check_workspace(csize);
-  const WholeRowsPackFn pack = whole_rows_pack(isa);
+  const WholeRowsPackFn pack = kern.whole_rows_pack;
   ParallelFailure failure;
 #pragma omp parallel num_threads(nt)
   {
@@ -136,8 +122,8 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
           ep.relu = cv.relu;
           for (int64_t jp = 0; jp * NR < Hoj; ++jp) {
             const int nr = (int)std::min<int64_t>(NR, Hoj - jp * NR);
-            sgemm_ukernel(isa, MR, nr, mr)(kc, ap, bbuf + jp * kcB * NR, NR, ct + jp * NR, ldc, mr, nr, kb0 > 0,
-                                           kb0 + kc >= Dj, ep);
+            sgemm_select(kern, MR, nr, mr).fn(kc, ap, bbuf + jp * kcB * NR, NR, ct + jp * NR, ldc, mr, nr, kb0 > 0,
+                                              kb0 + kc >= Dj, ep);
           }
         }
       }

@@ -1,22 +1,14 @@
-// Winograd convolution: the filter transform (done once, in double precision), the run-time ISA
-// dispatch of the per-ISA kernels (conv2d_winograd__<isa>.cpp), and the transforms exposed for
-// the tests.
+// Winograd convolution: the filter transform (done once, in double precision), the run with the
+// kernels of the ISA the weights were packed for (conv2d_winograd__<isa>.cpp), and the transforms
+// exposed for the tests.
 #include <stdexcept>
 #include <vector>
 
 #include "conv2d.h"
+#include "cpu_kernels.h"
 #include "winograd_matrices.h"
 
 namespace pycnn {
-
-#define PYCNN_WINO_DECL(isa)                                                                      \
-  void conv2d_winograd_##isa(const ConvParams&, const float*, const WinogradWeights&, const float*, \
-                             float*, bool, const float*, bool);                                    \
-  void winograd_input_##isa(const ConvParams&, int, const float*, float*);                        \
-  void winograd_output_##isa(const ConvParams&, int, const float*, float*);
-PYCNN_WINO_DECL(avx512)
-PYCNN_WINO_DECL(avx2)
-PYCNN_WINO_DECL(generic)
 
 namespace {
 
@@ -52,7 +44,7 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
   const int a = m + 2;
   const int64_t a2 = (int64_t)a * a, Kg = p.Kg(), Cg = p.Cg();
   out.m = m;
-  out.isa = active_isa();
+  out.kernels = &active_kernels();
   out.K = p.K;
   out.Cg = Cg;
   out.groups = p.groups;
@@ -62,7 +54,7 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
   for (int64_t g = 0; g < p.groups; ++g) {
     winograd_filter_transform(m, Kg, Cg, w + g * Kg * Cg * 9, U.data());
     for (int64_t xi = 0; xi < a2; ++xi)
-      pack_a(out.U[(size_t)(g * a2 + xi)], out.isa, Kg, Cg, U.data() + xi * Kg * Cg, Cg, 1);
+      pack_a(out.U[(size_t)(g * a2 + xi)], *out.kernels, Kg, Cg, U.data() + xi * Kg * Cg, Cg, 1);
   }
 }
 
@@ -71,27 +63,15 @@ void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights&
   if (y_blocked && (p.groups != 1 || p.K % 16 != 0 || residual))
     throw std::invalid_argument("layout: a blocked Winograd output needs groups 1, 16 | K and no residual");
   const bool relu = act == Activation::relu;
-  switch (w.isa) {
-    case Isa::avx512: return conv2d_winograd_avx512(p, x, w, bias, y, relu, residual, y_blocked);
-    case Isa::avx2: return conv2d_winograd_avx2(p, x, w, bias, y, relu, residual, y_blocked);
-    default: return conv2d_winograd_generic(p, x, w, bias, y, relu, residual, y_blocked);
-  }
+  w.kernels->conv2d_winograd(p, x, w, bias, y, relu, residual, y_blocked);
 }
 
 void winograd_input_transform(const ConvParams& p, int m, const float* x, float* V) {
-  switch (active_isa()) {
-    case Isa::avx512: return winograd_input_avx512(p, m, x, V);
-    case Isa::avx2: return winograd_input_avx2(p, m, x, V);
-    default: return winograd_input_generic(p, m, x, V);
-  }
+  active_kernels().winograd_input(p, m, x, V);
 }
 
 void winograd_output_transform(const ConvParams& p, int m, const float* M, float* y) {
-  switch (active_isa()) {
-    case Isa::avx512: return winograd_output_avx512(p, m, M, y);
-    case Isa::avx2: return winograd_output_avx2(p, m, M, y);
-    default: return winograd_output_generic(p, m, M, y);
-  }
+  active_kernels().winograd_output(p, m, M, y);
 }
 
 }  // namespace pycnn

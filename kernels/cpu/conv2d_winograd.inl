@@ -355,14 +355,14 @@ struct WinogradEntry {
 };
 
 #define PYCNN_WINOGRAD_ISA(isa)                                                                    \
-  void conv2d_winograd_##isa(const ConvParams& p, const float* x, const WinogradWeights& w,         \
+  void conv2d_winograd__##isa(const ConvParams& p, const float* x, const WinogradWeights& w,         \
                              const float* bias, float* y, bool relu, const float* residual, bool yblk) { \
     WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu, residual, yblk);                         \
   }                                                                                                \
-  void winograd_input_##isa(const ConvParams& p, int m, const float* x, float* V) {                \
+  void winograd_input__##isa(const ConvParams& p, int m, const float* x, float* V) {                \
     WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                         \
   }                                                                                                \
-  void winograd_output_##isa(const ConvParams& p, int m, const float* M, float* y) {               \
+  void winograd_output__##isa(const ConvParams& p, int m, const float* M, float* y) {               \
     WinogradEntry<simd::isa>::transform<false>(p, m, M, y);                                        \
   }
 

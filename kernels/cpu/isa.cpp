@@ -1,4 +1,5 @@
-// Run-time CPU feature detection and the process-wide ISA cap (see pycnn/isa.h).
+// Run-time CPU feature detection and the process-wide ISA cap (see pycnn/isa.h); the ISA names
+// live with the kernel tables (cpu_kernels.cpp).
 #include "pycnn/isa.h"
 
 #include <atomic>
@@ -43,21 +44,6 @@ void set_isa(Isa isa) {
     throw std::invalid_argument(std::string("isa: this CPU cannot run '") + isa_name(isa) +
                                 "' (best available: '" + isa_name(cpu_best_isa()) + "')");
   g_isa.store(static_cast<int>(isa));
-}
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "generic";
-  }
-}
-
-Isa isa_from_name(const std::string& name) {
-  if (name == "avx512") return Isa::avx512;
-  if (name == "avx2") return Isa::avx2;
-  if (name == "generic") return Isa::generic;
-  throw std::invalid_argument("isa: expected 'generic', 'avx2' or 'avx512', got '" + name + "'");
 }
 
 }  // namespace pycnn

@@ -6,17 +6,10 @@
 #include <algorithm>
 
 #include "ops_cpu.h"
-#include "pycnn/isa.h"
+#include "cpu_kernels.h"
 #include "sgemm.h"
 
 namespace pycnn {
-
-#define PYCNN_DECLARE_LINEAR(isa)                                                                  \
-  void linear_gemv_##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* w,     \
-                         const float* b, float* y, bool relu);
-PYCNN_DECLARE_LINEAR(generic)
-PYCNN_DECLARE_LINEAR(avx2)
-PYCNN_DECLARE_LINEAR(avx512)
 
 constexpr int64_t kGemvMaxBatch = 16;
 
@@ -26,11 +19,7 @@ void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, 
     sgemm(N, Out, In, x, In, 1, w, 1, In, y, Out, nullptr, b, do_relu);
     return;
   }
-  switch (active_isa()) {
-    case Isa::avx512: return linear_gemv_avx512(N, In, Out, x, w, b, y, do_relu);
-    case Isa::avx2: return linear_gemv_avx2(N, In, Out, x, w, b, y, do_relu);
-    default: return linear_gemv_generic(N, In, Out, x, w, b, y, do_relu);
-  }
+  active_kernels().linear_gemv(N, In, Out, x, w, b, y, do_relu);
 }
 
 }  // namespace pycnn

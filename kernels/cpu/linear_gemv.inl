@@ -88,7 +88,7 @@ static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, cons
 }
 
 #define PYCNN_LINEAR_ISA(isa)                                                                       \
-  void linear_gemv_##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* w,        \
+  void linear_gemv__##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* w,        \
                          const float* b, float* y, bool relu) {                                     \
     linear_gemv<simd::isa>(N, In, Out, x, w, b, y, relu);                                           \
   }

@@ -6,43 +6,19 @@
 #include <vector>
 
 #include "ops_cpu.h"
-#include "pycnn/isa.h"
+#include "cpu_kernels.h"
 #include "pycnn/parallel.h"
 
 namespace pycnn {
 
-#define PYCNN_POOL_DECL(isa)                                                 \
-  void max_pool2d_##isa(const PoolParams&, const float*, float*);            \
-  void avg_pool2d_##isa(const PoolParams&, const float*, float*, bool);
-PYCNN_POOL_DECL(avx512)
-PYCNN_POOL_DECL(avx2)
-PYCNN_POOL_DECL(generic)
-void max_pool2d_blocked16_avx512(const PoolParams&, const float*, float*);
-void max_pool2d_blocked16_avx2(const PoolParams&, const float*, float*);
-void max_pool2d_blocked16_generic(const PoolParams&, const float*, float*);
-
 void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y) {
-  switch (active_isa()) {
-    case Isa::avx512: return max_pool2d_blocked16_avx512(p, x, y);
-    case Isa::avx2: return max_pool2d_blocked16_avx2(p, x, y);
-    default: return max_pool2d_blocked16_generic(p, x, y);
-  }
+  active_kernels().max_pool2d_blocked16(p, x, y);
 }
 
-void max_pool2d(const PoolParams& p, const float* x, float* y) {
-  switch (active_isa()) {
-    case Isa::avx512: return max_pool2d_avx512(p, x, y);
-    case Isa::avx2: return max_pool2d_avx2(p, x, y);
-    default: return max_pool2d_generic(p, x, y);
-  }
-}
+void max_pool2d(const PoolParams& p, const float* x, float* y) { active_kernels().max_pool2d(p, x, y); }
 
 void avg_pool2d(const PoolParams& p, const float* x, float* y, bool count_include_pad) {
-  switch (active_isa()) {
-    case Isa::avx512: return avg_pool2d_avx512(p, x, y, count_include_pad);
-    case Isa::avx2: return avg_pool2d_avx2(p, x, y, count_include_pad);
-    default: return avg_pool2d_generic(p, x, y, count_include_pad);
-  }
+  active_kernels().avg_pool2d(p, x, y, count_include_pad);
 }
 
 void global_avg_pool2d(int64_t planes, int64_t HW, const float* x, float* y) {

@@ -271,10 +271,10 @@ struct Pool2d {
 };
 
 #define PYCNN_POOL_ISA(isa)                                                                      \
-  void max_pool2d_##isa(const PoolParams& p, const float* x, float* y) {                         \
+  void max_pool2d__##isa(const PoolParams& p, const float* x, float* y) {                         \
     Pool2d<simd::isa>(p, true, false).run(x, y);                                                 \
   }                                                                                              \
-  void avg_pool2d_##isa(const PoolParams& p, const float* x, float* y, bool count_include_pad) { \
+  void avg_pool2d__##isa(const PoolParams& p, const float* x, float* y, bool count_include_pad) { \
     Pool2d<simd::isa>(p, false, count_include_pad).run(x, y);                                    \
   }
 

@@ -84,7 +84,7 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
 }
 
 #define PYCNN_POOL_BLOCKED_ISA(isa)                                                     \
-  void max_pool2d_blocked16_##isa(const PoolParams& p, const float* x, float* y) {      \
+  void max_pool2d_blocked16__##isa(const PoolParams& p, const float* x, float* y) {      \
     max_pool2d_blocked16_impl<simd::isa>(p, x, y);                                      \
   }
 

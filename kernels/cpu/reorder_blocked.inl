@@ -55,10 +55,10 @@ struct ReorderBlocked {
 };
 
 #define PYCNN_REORDER_ISA(isa)                                                                       \
-  void reorder_to_blocked16_##isa(int64_t N, int64_t C, int64_t HW, const float* x, float* y) {        \
+  void reorder_to_blocked16__##isa(int64_t N, int64_t C, int64_t HW, const float* x, float* y) {        \
     ReorderBlocked<simd::isa>::run<true>(N, C, HW, x, y);                                              \
   }                                                                                                  \
-  void reorder_from_blocked16_##isa(int64_t N, int64_t C, int64_t HW, const float* y, float* x) {      \
+  void reorder_from_blocked16__##isa(int64_t N, int64_t C, int64_t HW, const float* y, float* x) {      \
     ReorderBlocked<simd::isa>::run<false>(N, C, HW, y, x);                                             \
   }
 

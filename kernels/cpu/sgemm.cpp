@@ -6,6 +6,8 @@
 // the A block streams from L2. Items are spread with a dynamic schedule.
 #include "sgemm.h"
 
+#include "cpu_kernels.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -13,69 +15,9 @@
 
 namespace pycnn {
 
-void sgemm_ukernel_avx512_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8_x3(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8r4_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8r4_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8r4_x3(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8_cols1(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8_cols2(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx512_mr8_cols4(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx2_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_avx2_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_generic_full(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-void sgemm_ukernel_generic_half(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, bool, const Epilogue&);
-
-SgemmTile sgemm_tile(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return {12, 32};
-    case Isa::avx2: return {6, 16};
-    default: return {6, 16};
-  }
-}
-
-int sgemm_mr(Isa isa, int64_t M) {
-  if (isa != Isa::avx512) return sgemm_tile(isa).MR;
-  // 12 rows unless 8 pads M less (M = 64: 72 vs 64 rows).
-  return (M + 11) / 12 * 12 <= (M + 7) / 8 * 8 ? 12 : 8;
-}
-
-int sgemm_nr(Isa isa, int MR) {
-  // 8 x 48 over 8 x 32 (fifth session, 1x1 convs in chains with cold weights, 2 threads):
-  // 64->256 @56 0.47-0.49 -> 0.42-0.43 ms, ResNet-50 batch 8 im2col layers 138-141 -> 132-134 ms.
-  if (isa == Isa::avx512 && MR == 8) return 48;
-  return sgemm_tile(isa).NR;
-}
-
-bool sgemm_is_cols_kernel(Isa isa, int MR, int nr) { return isa == Isa::avx512 && MR == 8 && nr <= kColsWidth; }
-
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr, int mr) {
-  switch (isa) {
-    case Isa::avx512:
-      if (sgemm_is_cols_kernel(isa, MR, nr))
-        return nr == 1 ? sgemm_ukernel_avx512_mr8_cols1
-               : nr == 2 ? sgemm_ukernel_avx512_mr8_cols2
-                         : sgemm_ukernel_avx512_mr8_cols4;
-      if (MR == 8 && mr <= 4)
-        return nr <= 16 ? sgemm_ukernel_avx512_mr8r4_half
-               : nr <= 32 ? sgemm_ukernel_avx512_mr8r4_full
-                          : sgemm_ukernel_avx512_mr8r4_x3;
-      if (MR == 8)
-        return nr <= 16 ? sgemm_ukernel_avx512_mr8_half
-               : nr <= 32 ? sgemm_ukernel_avx512_mr8_full
-                          : sgemm_ukernel_avx512_mr8_x3;
-      return nr <= 16 ? sgemm_ukernel_avx512_half : sgemm_ukernel_avx512_full;
-    case Isa::avx2: return nr <= 8 ? sgemm_ukernel_avx2_half : sgemm_ukernel_avx2_full;
-    default: return nr <= 8 ? sgemm_ukernel_generic_half : sgemm_ukernel_generic_full;
-  }
-}
-
-void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
-  const int MR = sgemm_mr(isa, M);
-  out.isa = isa;
+void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
+  const int MR = kernels.sgemm_mr(M);
+  out.kernels = &kernels;
   out.MR = MR;
   out.M = M;
   out.K = K;
@@ -187,8 +129,8 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
 // then the threads add the partials (and apply the epilogue) over row shares. Every thread
 // packs only its depth share of B.
 void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int nt) {
-  const Isa isa = p.A->isa;
-  const int MR = p.A->MR, NR = sgemm_nr(isa, MR);
+  const CpuKernels& kern = *p.A->kernels;
+  const int MR = p.A->MR, NR = kern.sgemm_nr(MR);
   const int64_t N = p.N, ncpad = (N + NR - 1) / NR * NR, ldp = ncpad + 16;
   const size_t bsize = (size_t)(kSgemmKC * ncpad), psize = (size_t)(M * ldp);
   check_workspace(bsize);
@@ -216,8 +158,8 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
         const int mr = (int)std::min<int64_t>(MR, M - i);
         for (int64_t jp = 0; jp * NR < N; ++jp) {
           const int nr = (int)std::min<int64_t>(NR, N - jp * NR);
-          sgemm_ukernel(isa, MR, nr, mr)(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr,
-                                     k != ka, false, none);
+          sgemm_select(kern, MR, nr, mr).fn(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr,
+                                            k != ka, false, none);
         }
       }
       k += kc;
@@ -259,8 +201,8 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
 
 void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool relu) {
   if (probs.empty() || M == 0) return;
-  const Isa isa = probs[0].A->isa;
-  const int MR = probs[0].A->MR, NR = sgemm_nr(isa, MR);
+  const CpuKernels& kern = *probs[0].A->kernels;
+  const int MR = probs[0].A->MR, NR = kern.sgemm_nr(MR);
   int64_t totalN = 0;
   for (auto& p : probs) totalN += p.N;
   const int nt_max = threads_for(2.0 * M * totalN * K, 1 << 30);
@@ -280,10 +222,10 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   // The micro-kernel for each panel width (a panel's last columns take a narrower one), and for
   // the last row panel, which may have fewer real rows (mr_last) and so a shorter kernel.
   const int mr_last = (int)(M - (mpanels - 1) * MR);
-  std::vector<SgemmUkernel> ukernel((size_t)NR + 1), ukernel_last((size_t)NR + 1);
+  std::vector<const SgemmVariant*> ukernel((size_t)NR + 1), ukernel_last((size_t)NR + 1);
   for (int nr = 1; nr <= NR; ++nr) {
-    ukernel[(size_t)nr] = sgemm_ukernel(isa, MR, nr);
-    ukernel_last[(size_t)nr] = sgemm_ukernel(isa, MR, nr, mr_last);
+    ukernel[(size_t)nr] = &sgemm_select(kern, MR, nr, MR);
+    ukernel_last[(size_t)nr] = &sgemm_select(kern, MR, nr, mr_last);
   }
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
@@ -347,8 +289,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         ep.ldr = p.ldc;
         ep.relu = relu;
         ep.prefetch = prefetch;
-        (mr < MR ? ukernel_last : ukernel)[(size_t)nr](kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc,
-                                                       mr, nr, !first, last, ep);
+        (mr < MR ? ukernel_last : ukernel)[(size_t)nr]->fn(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0),
+                                                           ldc, mr, nr, !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);
@@ -358,16 +300,18 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         int64_t ldb_direct = 0;
         const float* bdir = allow_direct ? p.B->direct(k0, it.j0, ldb_direct) : nullptr;
         const int64_t whole = bdir ? nc / NR : 0;  // panels read in place
-        // A last panel of <= kColsWidth columns that a column kernel computes is packed only
-        // that wide (zero-padded to 48 its k-th row was a cache line per float read: Winograd
-        // F2's 49 tiles on 14x14 maps leave one column).
+        // A last panel that a column kernel computes is packed only as wide as that kernel reads
+        // (zero-padded to 48 its k-th row was a cache line per float read: Winograd F2's 49
+        // tiles on 14x14 maps leave one column).
         const int64_t jl = (nc - 1) / NR, rem = nc - jl * NR;
-        const bool narrow_last = jl >= whole && sgemm_is_cols_kernel(isa, MR, (int)rem);
+        const SgemmVariant& vl = *ukernel[(size_t)rem];
+        const bool narrow_last = jl >= whole && vl.cols && ukernel_last[(size_t)rem]->cols &&
+                                 ukernel_last[(size_t)rem]->NR == vl.NR;
         const int64_t packed_end = narrow_last ? jl * NR : nc;
         if (whole * NR < packed_end) p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf);
-        if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, kColsWidth, bbuf + (jl - whole) * kc * NR);
+        if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, vl.NR, bbuf + (jl - whole) * kc * NR);
         auto bpanel = [&](int64_t jp, int64_t& ldb) -> const float* {
-          ldb = jp < whole ? ldb_direct : (narrow_last && jp == jl) ? kColsWidth : NR;
+          ldb = jp < whole ? ldb_direct : (narrow_last && jp == jl) ? vl.NR : NR;
           return jp < whole ? bdir + jp * NR : bbuf + (jp - whole) * kc * NR;
         };
         if (nc <= kNarrowNC || K <= kShallowK) {
@@ -418,7 +362,7 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t
            const float* b, int64_t rsb, int64_t csb, float* c, int64_t ldc,
            const float* bias_row, const float* bias_col, bool relu) {
   PackedA A;
-  pack_a(A, active_isa(), M, K, a, rsa, csa);
+  pack_a(A, active_kernels(), M, K, a, rsa, csa);
   MatrixBSource B(b, rsb, csb);
   sgemm_run({GemmProblem{&A, &B, N, c, ldc, bias_row, bias_col}}, M, K, relu);
 }

@@ -11,18 +11,13 @@
 #include <vector>
 
 #include "pycnn/buffer.h"
-#include "pycnn/isa.h"
 #include "pycnn/shapes.h"
 
 namespace pycnn {
 
 constexpr int64_t kSgemmKC = 256;  // depth of one packed block (see docs/performance.md)
 
-// Micro-kernel geometry for one ISA (MR is the default row count; see sgemm_mr).
-struct SgemmTile {
-  int MR, NR;
-};
-SgemmTile sgemm_tile(Isa isa);
+struct CpuKernels;  // cpu_kernels.h: the per-ISA kernels, micro-kernels and tile sizes
 
 // C[0:mr, 0:nr] (+)= A_panel (kc x MR) * B (kc rows of NR, ldb apart: NR for a packed panel, the
 // row stride for a matrix read in place; see BSource::direct); the epilogue adds bias and applies
@@ -40,24 +35,9 @@ struct Epilogue {
 };
 using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, int64_t ldb, float* C,
                               int64_t ldc, int mr, int nr, bool accumulate, bool last, const Epilogue& ep);
-// Rows per A panel for an M-row matrix on `isa` (AVX-512 picks 12 or 8, whichever pads less).
-int sgemm_mr(Isa isa, int64_t M);
-// Columns per B panel for A panels of MR rows: AVX-512 runs 8 rows x 3 zmm (48 columns, 24
-// accumulators; 11 loads per 24 FMAs) and 12 rows x 2 zmm (32 columns); others sgemm_tile's NR.
-int sgemm_nr(Isa isa, int MR);
-// The micro-kernel for `isa` and MR that computes a panel of nr columns (1 .. sgemm_nr): the
-// narrowest variant that covers nr, and for AVX-512's 8-row panels' last 1-4 columns the kernel
-// that vectorizes down the rows instead (sgemm_cols_impl). mr: the panel's real rows; an 8-row
-// AVX-512 panel with at most 4 computes 4 (a matrix's last panel: Kim's 100 filters).
-SgemmUkernel sgemm_ukernel(Isa isa, int MR, int nr, int mr = 64);
-// Whether that kernel is a column kernel: it reads B(k, j) for j < kColsWidth at B[k * ldb + j],
-// so a panel for it may be packed kColsWidth wide instead of NR.
-constexpr int kColsWidth = 4;
-bool sgemm_is_cols_kernel(Isa isa, int MR, int nr);
-
 // A packed once (weights: packed when a layer is prepared, or per call by the functional API).
 struct PackedA {
-  Isa isa = Isa::generic;
+  const CpuKernels* kernels = nullptr;  // the ISA it was packed for (its MR), and runs with
   int MR = 0;
   int64_t M = 0, K = 0, Mpad = 0;
   AlignedBuffer<float> data;  // for each KC block at k0: Mpad/MR panels of (kc x MR)
@@ -65,8 +45,8 @@ struct PackedA {
     return data.data() + k0 * Mpad + ip * MR * kc;
   }
 };
-// A(i, k) = a[i * rs + k * cs]
-void pack_a(PackedA& out, Isa isa, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs);
+// A(i, k) = a[i * rs + k * cs], packed in panels of kernels.sgemm_mr(M) rows.
+void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs);
 
 // A K x N matrix that can be packed into NR-column panels:
 // dst[p * kc * NR + (k - k0) * NR + jj] = B(k, j0 + p * NR + jj), zero for columns >= N.

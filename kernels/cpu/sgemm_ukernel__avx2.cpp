@@ -1,17 +1,24 @@
-// SGEMM micro-kernels for the avx2 build: 6 x 2 vectors (full panel) and 6 x 1 vector
-// (panels of at most half the width, e.g. the last columns of a 7x7 or 13x13 feature map).
+// SGEMM micro-kernels for the avx2 build (8 floats per vector): 6 rows x 2 vectors (a full panel)
+// and 6 x 1 (panels of at most half the width, e.g. the last columns of a 7x7 or 13x13 map).
+#include "cpu_kernels.h"
 #include "sgemm_ukernel.inl"
 
 namespace pycnn {
 
-void sgemm_ukernel_avx2_full(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc,
-                               int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
-  sgemm_ukernel_impl<simd::avx2, 6, 2>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep);
-}
+namespace {
 
-void sgemm_ukernel_avx2_half(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc,
-                               int mr, int nr, bool accumulate, bool last, const Epilogue& ep) {
-  sgemm_ukernel_impl<simd::avx2, 6, 1>(kc, A, B, ldb, C, ldc, mr, nr, accumulate, last, ep);
-}
+using V = simd::avx2;
+constexpr int kMR = 6, kVecs = 2;  // 12 accumulators
+
+constexpr SgemmVariant kVariants[] = {
+    {"6x8", kMR, kMR, 1 * V::W, false, &sgemm_ukernel_impl<V, kMR, 1>},
+    {"6x16", kMR, kMR, kVecs * V::W, false, &sgemm_ukernel_impl<V, kMR, kVecs>},
+};
+
+}  // namespace
+
+SgemmVariants sgemm_variants__avx2() { return {kVariants, (int)(sizeof(kVariants) / sizeof(kVariants[0]))}; }
+int sgemm_mr__avx2(int64_t) { return kMR; }
+int sgemm_nr__avx2(int) { return kVecs * V::W; }
 
 }  // namespace pycnn

@@ -1,0 +1,82 @@
+"""Every SGEMM micro-kernel of every ISA this CPU runs, called directly over its m/n/k edge cases
+(XNNPACK's GemmMicrokernelTester): partial rows and columns, depths around the unroll and vector
+widths, accumulate and epilogue on and off, B read with a wider row stride, C's margins poisoned
+with NaN to catch writes outside the tile. The variants come from the kernel table itself
+(_C.sgemm_variants), so a new micro-kernel is tested by being listed there."""
+import numpy as np
+import pytest
+
+from conftest import ISAS
+from pycnn import _C
+
+VARIANTS = [(isa, *v) for isa in ISAS for v in _C.sgemm_variants(isa)]
+KCS = [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 255]
+
+
+def edge_values(n):
+    """1, 2, 3, a vector's width and its neighbours, n - 1, n: where tails and masks change."""
+    return sorted({v for v in (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, n - 1, n) if 1 <= v <= n})
+
+
+def reference(a, b, c0, mr, nr, accumulate, last, bias_row, bias_col, residual, relu):
+    acc = a[:, :mr].T.astype(np.float64) @ b[:, :nr].astype(np.float64)
+    if accumulate:
+        acc += c0[:mr, :nr]
+    if last:
+        if residual is not None:
+            acc += residual[:mr, :nr]
+        if bias_row is not None:
+            acc += bias_row[:, None]
+        if bias_col is not None:
+            acc += bias_col[None, :]
+        if relu:
+            acc = np.where(acc < 0, 0, acc)
+    return acc
+
+
+def test_every_isa_has_variants():
+    for isa in ISAS:
+        names = [v[0] for v in _C.sgemm_variants(isa)]
+        assert names and len(set(names)) == len(names), (isa, names)
+
+
+@pytest.mark.parametrize("isa, name, MR, MRC, NR, cols", VARIANTS, ids=[f"{v[0]}-{v[1]}" for v in VARIANTS])
+def test_ukernel_edges(isa, name, MR, MRC, NR, cols):
+    rng = np.random.default_rng(hash((isa, name)) % 2**32)
+    for kc in KCS:
+        a = rng.standard_normal((kc, MR), dtype=np.float32)
+        for ldb in (NR, NR + 5):
+            b = rng.standard_normal((kc, ldb), dtype=np.float32)
+            for mr in edge_values(MRC):
+                for nr in edge_values(NR):
+                    for accumulate, last, epilogue in ((False, True, True), (True, True, False), (True, False, True),
+                                                       (False, False, False)):
+                        ldc = nr + 3
+                        c = np.full((mr + 1, ldc), np.nan, np.float32)
+                        c0 = rng.standard_normal((mr, nr), dtype=np.float32)
+                        if accumulate:
+                            c[:mr, :nr] = c0
+                        br = rng.standard_normal(mr, dtype=np.float32) if epilogue else None
+                        bc = rng.standard_normal(nr, dtype=np.float32) if epilogue else None
+                        res = rng.standard_normal((mr, nr), dtype=np.float32) if epilogue else None
+                        _C.sgemm_ukernel_run(isa, name, a, b, c, mr, nr, accumulate, last, br, bc, res,
+                                             relu=epilogue, prefetch=kc > 8)
+                        want = reference(a, b, c0, mr, nr, accumulate, last, br, bc, res, epilogue)
+                        what = f"{isa} {name} kc={kc} ldb={ldb} mr={mr} nr={nr} acc={accumulate} last={last}"
+                        np.testing.assert_allclose(c[:mr, :nr], want, rtol=1e-5, atol=1e-4 * np.sqrt(kc), err_msg=what)
+                        assert np.isnan(c[:mr, nr:]).all() and np.isnan(c[mr:]).all(), f"{what}: wrote outside the tile"
+
+
+def test_ukernel_run_rejects_bad_arguments():
+    isa = ISAS[0]
+    name, MR, MRC, NR, _ = _C.sgemm_variants(isa)[0]
+    a = np.zeros((4, MR), np.float32)
+    b = np.zeros((4, NR), np.float32)
+    c = np.zeros((MR, NR), np.float32)
+    for kw, word in [(dict(name="nope"), "name"), (dict(mr=MRC + 1), "mr"), (dict(nr=NR + 1), "nr"),
+                     (dict(b=np.zeros((4, NR - 1), np.float32)), "b"), (dict(c=np.zeros((1, 1), np.float32)), "c"),
+                     (dict(a=np.zeros((3, MR), np.float32)), "b")]:
+        args = dict(isa=isa, name=name, a=a, b=b, c=c, mr=min(2, MRC), nr=min(2, NR), accumulate=False, last=True)
+        args.update(kw)
+        with pytest.raises(ValueError, match=word):
+            _C.sgemm_ukernel_run(**args)
