@@ -3,6 +3,7 @@
 
 #include "bindings_cpu.h"
 #include "conv2d.h"
+#include "conv2d_algos.h"
 #include "ops_cpu.h"
 
 namespace pycnn {
@@ -30,33 +31,18 @@ ConvParams conv_params(const farray& x, const farray& w, const farray& y,
   return p;
 }
 
-// Weights prepared for one algorithm, with the shape they were prepared for.
+// Weights prepared for one algorithm (conv2d_algos.h), with the shape they were prepared for.
 struct PreparedWeights {
   ConvParams p;  // K, C, R, S, groups are meaningful
-  int algo = 0;  // 0 = im2col, 1 = direct, 2 = winograd, 3 = direct_oc
-  Im2colWeights im2col;
-  DirectWeights direct;  // direct and direct_oc (different layouts; algo says which)
-  WinogradWeights winograd;
+  const ConvAlgorithm* algo = nullptr;
+  std::unique_ptr<ConvWeights> w;
 };
 
-// "winograd_f2" -> 2 etc.; 0 if the name is not a Winograd tile.
-int winograd_tile(const std::string& algo) {
-  if (algo == "winograd_f2") return 2;
-  if (algo == "winograd_f4") return 4;
-  if (algo == "winograd_f6") return 6;
-  return 0;
+// The algorithm's refusal of p as a ValueError naming it.
+void require_runs(const ConvAlgorithm& a, const ConvParams& p) {
+  const std::string why = a.refuse(p);
+  require(why.empty(), std::string("algo: '") + a.name + "' " + why);
 }
-
-void require_winograd_shape(const ConvParams& p) {
-  require(p.R == 3 && p.S == 3, "algo: Winograd needs a 3x3 kernel");
-  require(p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1,
-          "algo: Winograd needs stride 1 and dilation 1");
-  // Its gathers and scatters address a plane with 32-bit lane offsets (the other algorithms index
-  // with 64 bits throughout).
-  require(p.H * p.W < (int64_t(1) << 31) && p.Ho * p.Wo < (int64_t(1) << 31),
-          "x: a plane of 2^31 or more elements is too large for Winograd; use algo='im2col'");
-}
-
 
 // One prepared convolution on x into y (shapes checked against the prepared weights; bias
 // already checked against K), residual None or y's shape, added before the activation.
@@ -81,16 +67,9 @@ void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& 
             "residual: expected the output's shape (N, K, Ho, Wo)");
     rp = rkeep.data();
   }
-  if (pw.algo == 2) require_winograd_shape(p);
+  require_runs(*pw.algo, p);
   py::gil_scoped_release nogil;
-  if (pw.algo == 0)
-    conv2d_im2col(p, xp, pw.im2col, b, yp, act, rp);
-  else if (pw.algo == 1)
-    conv2d_direct(p, xp, pw.direct, b, yp, act, rp);
-  else if (pw.algo == 3)
-    conv2d_direct_oc(p, xp, pw.direct, b, yp, act, rp);
-  else
-    conv2d_winograd(p, xp, pw.winograd, b, yp, act, rp);
+  pw.algo->run(*pw.w, p, xp, b, yp, act, rp, 0);
 }
 
 struct BoundConv {
@@ -154,7 +133,6 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
   farray rkeep;
   const float* rp = nullptr;
   if (!residual.is_none()) {
-    require(bc.pw->algo == 3, "residual: not supported with a blocked Winograd output");
     rkeep = residual.cast<farray>();
     const std::vector<int64_t> rn = layout_shape(N, K, p.Ho, p.Wo, false), rb = layout_shape(N, K, p.Ho, p.Wo, true);
     const bool is_b = K % 16 == 0 && has_shape(rkeep, rb);
@@ -167,10 +145,7 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
   const float* xp = x.data();
   const Activation act = bc.relu ? Activation::relu : Activation::none;
   py::gil_scoped_release nogil;
-  if (bc.pw->algo == 3)
-    conv2d_direct_oc(p, xp, bc.pw->direct, bc.b, yp, act, rp, layout);
-  else
-    conv2d_winograd(p, xp, bc.pw->winograd, bc.b, yp, act, nullptr, true);
+  bc.pw->algo->run(*bc.pw->w, p, xp, bc.b, yp, act, rp, layout);
   return y;
 }
 
@@ -198,30 +173,10 @@ void bind_conv(py::module_& m) {
         const float* b = optional_vector(bias, p.K, bkeep, "bias: expected K entries");
         float* yp = wptr(y, "out");
         const Activation act = relu ? Activation::relu : Activation::none;
-        if (algo == "direct") {
-          py::gil_scoped_release nogil;
-          DirectWeights dw;
-          conv2d_direct_prepare(p, w.data(), dw);
-          conv2d_direct(p, x.data(), dw, b, yp, act);
-        } else if (algo == "direct_oc") {
-          py::gil_scoped_release nogil;
-          DirectWeights dw;
-          conv2d_direct_oc_prepare(p, w.data(), dw);
-          conv2d_direct_oc(p, x.data(), dw, b, yp, act);
-        } else if (algo == "im2col") {
-          py::gil_scoped_release nogil;
-          Im2colWeights pw;
-          conv2d_im2col_prepare(p, w.data(), pw);
-          conv2d_im2col(p, x.data(), pw, b, yp, act);
-        } else if (int m = winograd_tile(algo)) {
-          require_winograd_shape(p);
-          py::gil_scoped_release nogil;
-          WinogradWeights ww;
-          conv2d_winograd_prepare(p, w.data(), m, ww);
-          conv2d_winograd(p, x.data(), ww, b, yp, act);
-        } else {
-          throw std::invalid_argument("algo: unknown CPU conv2d algorithm '" + algo + "'");
-        }
+        const ConvAlgorithm& a = conv_algorithm(algo);
+        require_runs(a, p);
+        py::gil_scoped_release nogil;
+        a.run(*a.prepare(p, w.data()), p, x.data(), b, yp, act, nullptr, 0);
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride_h"),
       py::arg("stride_w"), py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"),
@@ -239,34 +194,19 @@ void bind_conv(py::module_& m) {
                           1, 1, groups, 1, 1};
              auto out = std::make_shared<PreparedWeights>();
              out->p = p;
+             out->algo = &conv_algorithm(algo);
+             // The kernel's own shape, at stride 1 and dilation 1 (the call checks the rest).
+             ConvParams probe = p;
+             probe.H = probe.Ho = p.R;
+             probe.W = probe.Wo = p.S;
+             require_runs(*out->algo, probe);
              const float* wp = w.data();
-             if (algo == "im2col") {
-               out->algo = 0;
-               py::gil_scoped_release nogil;
-               conv2d_im2col_prepare(p, wp, out->im2col);
-             } else if (algo == "direct") {
-               out->algo = 1;
-               py::gil_scoped_release nogil;
-               conv2d_direct_prepare(p, wp, out->direct);
-             } else if (algo == "direct_oc") {
-               out->algo = 3;
-               py::gil_scoped_release nogil;
-               conv2d_direct_oc_prepare(p, wp, out->direct);
-             } else if (int m = winograd_tile(algo)) {
-               require(p.R == 3 && p.S == 3, "algo: Winograd needs a 3x3 kernel");
-               out->algo = 2;
-               py::gil_scoped_release nogil;
-               conv2d_winograd_prepare(p, wp, m, out->winograd);
-             } else {
-               throw std::invalid_argument("algo: cannot prepare weights for '" + algo + "'");
-             }
+             py::gil_scoped_release nogil;
+             out->w = out->algo->prepare(p, wp);
              return out;
            }),
            py::arg("weight"), py::arg("groups"), py::arg("algo"))
-      .def_property_readonly("algo", [](const PreparedWeights& pw) {
-        if (pw.algo == 2) return "winograd_f" + std::to_string(pw.winograd.m);
-        return std::string(pw.algo == 0 ? "im2col" : pw.algo == 1 ? "direct" : "direct_oc");
-      })
+      .def_property_readonly("algo", [](const PreparedWeights& pw) { return std::string(pw.algo->name); })
       .def("run", [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
                      int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual) {
         require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0,
@@ -294,13 +234,10 @@ void bind_conv(py::module_& m) {
           const ConvParams q = bound_params(bc);
           // (the residual bit only routes calls to call_blocked, which reads the residual's
           // layout from its rank)
-          const bool ok = pw->algo == 3   ? direct_oc_layout_ok(q, layout)
-                          : pw->algo == 2 ? layout == kDirectOcYBlocked && q.groups == 1 && q.K % 16 == 0
-                                          : false;
-          require(ok && max_map == 0,
+          require(pw->algo->layout_ok(q, layout) && max_map == 0,
                   "layout: channel-blocked tensors need direct_oc (a blocked x only on 1x1 unpadded convs with "
                   "16 | C) or Winograd (a blocked y only), groups 1, 16 | K for a blocked y, and no max_map");
-          if (pw->algo == 2) require_winograd_shape(q);
+          require_runs(*pw->algo, q);
         }
         bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
         return bc;
@@ -361,12 +298,13 @@ void bind_conv(py::module_& m) {
         for (size_t j = 0; j < pws.size(); ++j) {
           const PreparedWeights& pw = *pws[j];
           const ConvParams& q = pw.p;
-          require(pw.algo == 0 && q.groups == 1 && q.C == 1,
+          const auto* im2col = dynamic_cast<const Im2colWeights*>(pw.w.get());
+          require(im2col != nullptr && q.groups == 1 && q.C == 1,
                   "weights: expected im2col weights of one input channel, groups 1");
           require(q.S == xshape[3] && q.R <= xshape[2],
                   "weights: each kernel must be R x W with R <= H (W = xshape[3]: windows span whole rows)");
-          const PackedA& A = pw.im2col.groups[0];
-          const PackedA& A0 = pws[0]->im2col.groups[0];
+          const PackedA& A = im2col->groups[0];
+          const PackedA& A0 = static_cast<const Im2colWeights&>(*pws[0]->w).groups[0];
           require(A.kernels == A0.kernels && A.MR == A0.MR,
                   "weights: all convs must be packed for one ISA with one panel height (same filter count)");
           bb.convs.push_back({&A, optional_vector(biases[j], q.K, bb.biases[j], "bias: expected K entries"), q.R,
@@ -393,6 +331,25 @@ void bind_conv(py::module_& m) {
         return y;
       }, py::arg("x"), py::arg("out") = py::none())
       .def_property_readonly("writes_out", [](const BoundRowsBank&) { return true; });
+
+  // The algorithms with C++ prepared weights (conv2d_algos.cpp), for pycnn/registry.py:
+  // [(name, summary, rel_error_bound)].
+  m.def("conv_algorithms", [] {
+    std::vector<py::tuple> out;
+    for (const ConvAlgorithm& a : conv_algorithms()) out.push_back(py::make_tuple(a.name, a.summary, a.rel_error_bound));
+    return out;
+  });
+  // Why `algo` cannot run this geometry ("" when it can), and whether it takes these layout bits.
+  m.def("conv_algorithm_refusal", [](const std::string& algo, std::vector<int64_t> g) {
+    require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+    const ConvParams p{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+    return conv_algorithm(algo).refuse(p);
+  }, py::arg("algo"), py::arg("geometry"));
+  m.def("conv_algorithm_layout_ok", [](const std::string& algo, std::vector<int64_t> g, int layout) {
+    require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+    const ConvParams p{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+    return conv_algorithm(algo).layout_ok(p, layout);
+  }, py::arg("algo"), py::arg("geometry"), py::arg("layout"));
 
   m.def("weight_transform_count", &weight_transform_count,
         "How many weight transforms (packings) this process has done; for tests.");

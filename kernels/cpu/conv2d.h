@@ -15,8 +15,13 @@ namespace pycnn {
 int64_t weight_transform_count();
 void count_weight_transform();
 
+// Prepared weights of one algorithm (conv2d_algos.h holds which).
+struct ConvWeights {
+  virtual ~ConvWeights() = default;
+};
+
 // Weights packed for the im2col GEMM: one PackedA per group (Kg x Cg*R*S).
-struct Im2colWeights {
+struct Im2colWeights final : ConvWeights {
   std::vector<PackedA> groups;
 };
 void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& out);
@@ -26,7 +31,7 @@ void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, 
                    float* y, Activation act, const float* residual = nullptr);
 
 // Weights reordered for the direct kernel of one ISA ([group][kblock][c][r][s][KB]).
-struct DirectWeights {
+struct DirectWeights final : ConvWeights {
   const CpuKernels* kernels = nullptr;  // the ISA it was reordered for, and runs with
   int64_t K = 0, Cg = 0, R = 0, S = 0, groups = 1;
   AlignedBuffer<float> data;
@@ -66,7 +71,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
 // Winograd F(m x m, 3 x 3), m = 2, 4 or 6 (stride 1, dilation 1, 3x3 kernels only; any padding).
 // Weights: U = G g G^T for every (k, c), stored as alpha^2 packed SGEMM A matrices (Kg x Cg) per
 // group, transformed once.
-struct WinogradWeights {
+struct WinogradWeights final : ConvWeights {
   int m = 4;
   const CpuKernels* kernels = nullptr;  // the ISA its U was packed for, and runs with
   int64_t K = 0, Cg = 0, groups = 1;

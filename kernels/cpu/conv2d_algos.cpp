@@ -1,0 +1,108 @@
+// The table of convolution algorithms with C++ prepared weights (see conv2d_algos.h).
+#include "conv2d_algos.h"
+
+#include <stdexcept>
+
+namespace pycnn {
+
+namespace {
+
+std::string accept_all(const ConvParams&) { return ""; }
+bool nchw_only(const ConvParams&, int layout) { return layout == 0; }
+
+std::string pair_str(int64_t a, int64_t b) { return "(" + std::to_string(a) + ", " + std::to_string(b) + ")"; }
+
+// Winograd F(m x m, 3 x 3): 3x3 windows, stride 1, dilation 1; its gathers and scatters address a
+// plane with 32-bit lane offsets (the other algorithms index with 64 bits throughout).
+std::string winograd_refuse(const ConvParams& p) {
+  if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
+    return "needs a 3x3 kernel with stride 1 and dilation 1, got kernel " + std::to_string(p.R) + "x" +
+           std::to_string(p.S) + ", stride " + pair_str(p.stride_h, p.stride_w) + ", dilation " +
+           pair_str(p.dil_h, p.dil_w);
+  if (p.H * p.W >= (int64_t(1) << 31) || p.Ho * p.Wo >= (int64_t(1) << 31))
+    return "cannot run planes of 2^31 or more elements (use algo='im2col')";
+  return "";
+}
+// A blocked y (groups 1, 16 | K); the residual, if any, must be NCHW (conv2d_winograd checks).
+bool winograd_layout_ok(const ConvParams& p, int layout) {
+  return layout == 0 || (layout == kDirectOcYBlocked && p.groups == 1 && p.K % 16 == 0);
+}
+
+template <class W>
+const W& as(const ConvWeights& w) {
+  return static_cast<const W&>(w);  // the entry that prepared them runs them
+}
+
+std::unique_ptr<ConvWeights> im2col_prepare(const ConvParams& p, const float* w) {
+  auto out = std::make_unique<Im2colWeights>();
+  conv2d_im2col_prepare(p, w, *out);
+  return out;
+}
+void im2col_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
+                const float* r, int) {
+  conv2d_im2col(p, x, as<Im2colWeights>(w), b, y, act, r);
+}
+
+std::unique_ptr<ConvWeights> direct_prepare(const ConvParams& p, const float* w) {
+  auto out = std::make_unique<DirectWeights>();
+  conv2d_direct_prepare(p, w, *out);
+  return out;
+}
+void direct_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
+                const float* r, int) {
+  conv2d_direct(p, x, as<DirectWeights>(w), b, y, act, r);
+}
+
+std::unique_ptr<ConvWeights> direct_oc_prepare(const ConvParams& p, const float* w) {
+  auto out = std::make_unique<DirectWeights>();
+  conv2d_direct_oc_prepare(p, w, *out);
+  return out;
+}
+void direct_oc_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y,
+                   Activation act, const float* r, int layout) {
+  conv2d_direct_oc(p, x, as<DirectWeights>(w), b, y, act, r, layout);
+}
+
+template <int m>
+std::unique_ptr<ConvWeights> winograd_prepare(const ConvParams& p, const float* w) {
+  auto out = std::make_unique<WinogradWeights>();
+  conv2d_winograd_prepare(p, w, m, *out);
+  return out;
+}
+void winograd_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y,
+                  Activation act, const float* r, int layout) {
+  if (layout && r) throw std::invalid_argument("residual: not supported with a blocked Winograd output");
+  conv2d_winograd(p, x, as<WinogradWeights>(w), b, y, act, r, layout == kDirectOcYBlocked);
+}
+
+// Measured max relative errors and the bounds the tests hold each tile to: README "Winograd accuracy".
+const std::vector<ConvAlgorithm> kConvAlgorithms = {
+    {"direct", "direct convolution vectorized along output columns (first layers: few input channels)", 0.0,
+     accept_all, nchw_only, direct_prepare, direct_run},
+    {"direct_oc", "direct convolution vectorized over output channels, reading x in place (small maps, strides, "
+                  "1x1, channel-blocked tensors)", 0.0, accept_all, direct_oc_layout_ok, direct_oc_prepare,
+     direct_oc_run},
+    {"im2col", "implicit im2col packed into our SGEMM's panels", 0.0, accept_all, nchw_only, im2col_prepare,
+     im2col_run},
+    {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse,
+     winograd_layout_ok, winograd_prepare<2>, winograd_run},
+    {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse,
+     winograd_layout_ok, winograd_prepare<4>, winograd_run},
+    {"winograd_f6", "Winograd F(6x6,3x3): 64 multiplications per 36 outputs", 2e-4, winograd_refuse,
+     winograd_layout_ok, winograd_prepare<6>, winograd_run},
+};
+
+}  // namespace
+
+const std::vector<ConvAlgorithm>& conv_algorithms() { return kConvAlgorithms; }
+
+const ConvAlgorithm& conv_algorithm(const std::string& name) {
+  std::string names;
+  for (const ConvAlgorithm& a : kConvAlgorithms) {
+    if (name == a.name) return a;
+    names += std::string(names.empty() ? "'" : ", '") + a.name + "'";
+  }
+  throw std::invalid_argument("algo: unknown CPU conv2d algorithm '" + name + "' (C++ kernels: " + names + ")");
+}
+
+}  // namespace pycnn
