@@ -35,7 +35,7 @@ bench: build
 	$(PY) -m bench default --out $(BENCH_OUT)
 
 # The wheel and sdist as a user installs them, each in a fresh venv, smoke-tested from outside
-# the clone (.ci/check_package.sh; about 6 minutes on 2 cores: three builds).
+# the clone (.ci/check_package.sh; about 4 minutes on 2 cores: two builds).
 package-check: $(STAMP)
 	.ci/check_package.sh
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # pycnn as a user installs it, checked from outside the clone (`make package-check`; .ci/run):
-#   1. python -m build: the sdist, then the wheel built from that sdist (so the sdist builds alone);
-#   2. the wheel, pip-installed with [onnx] into a fresh venv;
-#   3. the sdist, pip-installed into a second fresh venv;
-#   4. `pip install .` from this checkout into a third: a build after earlier ones here (a CMake
-#      cache from another build environment) must work.
+#   1. python -m build: the sdist, then the wheel built from that unpacked sdist (what
+#      `pip install pycnn-<v>.tar.gz` does), so the sdist builds on its own;
+#   2. that wheel, pip-installed with [onnx] into a fresh venv;
+#   3. `pip install .` from this checkout into a second venv: a build after earlier ones here (a
+#      CMake cache from another build environment) must work.
 # Each venv runs .ci/smoke_installed.py from a scratch directory. Needs network access to PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,5 @@ smoke() {  # venv, what to pip install
   (cd "$WORK" && PYCNN_REPO="$ROOT" "$WORK/$1/bin/python" "$ROOT/.ci/smoke_installed.py")
 }
 smoke wheel "$WHEEL[onnx]"
-smoke sdist "$SDIST[onnx]"
 smoke checkout "$ROOT[onnx]"
 echo "package check: ok"

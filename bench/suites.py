@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import pycnn
-from pycnn import _C, reference
+from pycnn import _C, policy, reference, registry
 from pycnn.models import CONV_LAYERS, POOL_LAYERS
 
 from . import networks
@@ -86,10 +86,12 @@ def print_sgemm(rows):
 
 
 # ----------------------------------------------------------------------------- conv layers
-ALGOS = ["direct", "direct_oc", "im2col", "winograd_f2", "winograd_f4", "winograd_f6", "auto"]
+# Every native algorithm of the registry, and auto; --jit adds the Python-side ones (numba's JIT
+# and the NumPy reference, 10-100x slower: not in the default).
+ALGOS = registry.names(kind=registry.NATIVE) + ["auto"]
 BASE_ALGOS = ("direct", "im2col")  # issue 2's "best of direct and im2col"
-# --jit adds the numba JIT strategies and the NumPy reference (10-100x slower: not in the default)
-JIT_ALGOS = [a for a in ("numba", "numba_im2col") if a in pycnn.algorithms()] + ["reference"]
+JIT_ALGOS = registry.names(kind=registry.PYTHON)
+WINOGRAD_ALGOS = [a for a in ALGOS if a.startswith("winograd")]  # the "Winograd" columns of the report
 
 
 def run_layers(opts):
@@ -107,9 +109,10 @@ def run_layers(opts):
         b = rng.standard_normal(layer.K, dtype=np.float32)
         # pycnn runs with weights prepared once (as a Graph, or an onnxruntime session, does).
         cands = {}
-        wino = layer.R == 3 and layer.S == 3 and layer.stride == 1
+        shape = pycnn.ops.ConvShape(x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)
+        wino = registry.CONV["winograd"].supports(shape)
         for algo in ALGOS + (JIT_ALGOS if opts.jit else []):
-            if algo.startswith("winograd") and not wino:
+            if not registry.CONV[algo].supports(shape):
                 continue
             conv = pycnn.prepare_conv(w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
             cands[algo] = (lambda c: lambda: c(x))(conv)
@@ -121,8 +124,7 @@ def run_layers(opts):
         timed = compare({k: v for k, v in cands.items() if status[k]}, rounds=opts.rounds)
         flops = layer.flops(N)
         row = dict(suite="layers", layer=layer.id, N=N, gflop=flops / 1e9,
-                   auto_choice=pycnn.select.conv2d_algo(pycnn.ops.ConvShape(
-                       x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)))
+                   auto_choice=policy.choose(shape))
         for name in cands:
             if not status[name]:
                 row[f"{name}_ms"] = None
@@ -134,7 +136,7 @@ def run_layers(opts):
         row["best_ms"], row["best_algo"] = best
         if wino:
             row["wino_best_ms"], row["wino_best_algo"] = min(
-                (row[f"{a}_ms"], a) for a in ALGOS if a.startswith("winograd") and row.get(f"{a}_ms"))
+                (row[f"{a}_ms"], a) for a in WINOGRAD_ALGOS if row.get(f"{a}_ms"))
         for peer in P.PEER_NAMES:
             if row.get(f"{peer}_ms"):
                 row[f"best_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["best_ms"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from pycnn import reference, select
+from pycnn import reference, registry
 from pycnn.models import CONV_LAYERS, POOL_LAYERS
 from pycnn.ops import ConvShape
 
@@ -24,7 +24,7 @@ def _cases():
     for layer in CONV_LAYERS:
         shape = ConvShape((BATCH, layer.C, layer.H, layer.W), (layer.K, layer.C // layer.groups, layer.R, layer.S),
                           layer.stride, layer.pad, 1, layer.groups)
-        for algo in select.candidates(shape) + ["auto"]:
+        for algo in registry.candidates(shape) + ["auto"]:
             yield pytest.param(layer, algo, id=f"{layer.id}-{algo}")
 
 

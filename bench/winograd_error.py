@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 import pycnn
-from pycnn import reference
+from pycnn import reference, registry
 from pycnn.models import CONV_LAYERS
 
-ALGOS = ["im2col", "winograd_f2", "winograd_f4", "winograd_f6"]
+# im2col for scale, and every tile the registry has (their bounds: registry rel_error_bound)
+ALGOS = ["im2col"] + [a for a in registry.names(kind=registry.NATIVE) if registry.CONV[a].rel_error_bound]
 
 
 def measure():

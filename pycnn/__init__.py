@@ -1,8 +1,11 @@
 """pycnn: hand-written convolution and pooling kernels behind a small NumPy API."""
 from . import _C  # noqa: F401  (pycnn._C: ISA and thread controls, SGEMM for the bench)
+from ._config import config
+from ._version import __version__
 from .ops import (
     add,
     algorithms,
+    apply_config,
     avg_pool2d,
     batch_norm,
     concat,
@@ -18,21 +21,18 @@ from .ops import (
     set_workspace_limit,
     softmax,
 )
-from .ops import _env_isa
 from .prepared import PreparedConv, prepare_conv
 from .graph import Graph, Node
-
-load = Graph.load
 from .io import load_onnx
-from . import batch_inference, models  # noqa: F401 (pycnn.batch_inference)
+from . import batch_inference, device, models, registry  # noqa: F401 (pycnn.batch_inference ...)
 from .tuning import autotune
 
-_env_isa()
+load = Graph.load
+apply_config()  # the environment's ISA cap and workspace limit, read once (pycnn/_config.py)
 
-from ._version import __version__  # noqa: E402
 __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
     "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
     "get_num_threads", "set_workspace_limit", "get_workspace_limit", "prepare_conv", "PreparedConv", "autotune",
-    "Graph", "Node", "load", "load_onnx", "models",
+    "Graph", "Node", "load", "load_onnx", "models", "config", "__version__",
 ]

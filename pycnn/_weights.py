@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from ._optional import require
+
 
 def _to_numpy(key, v):
     if isinstance(v, np.ndarray):
@@ -31,10 +33,7 @@ def load_weights(src):
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         if path.endswith((".pt", ".pth", ".bin", ".ckpt")):
-            try:
-                import torch
-            except ImportError:
-                raise ImportError(f"weights: reading {path!r} needs PyTorch (pip install torch)") from None
+            torch = require("torch", f"weights: reading {path!r}")
             obj = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
                 obj = obj["state_dict"]

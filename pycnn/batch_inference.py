@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from . import models, ops
+from ._optional import require
 from ._validate import as_int
 from .graph import Graph
 from .io import load_onnx
@@ -59,7 +60,7 @@ def resolve_graph(source: GraphSource) -> Graph:
 def _ray_cpus() -> Optional[int]:
     """The CPUs Ray assigned to this actor, or None outside a Ray worker."""
     try:
-        import ray
+        ray = require("ray", "GraphPredictor")
     except ImportError:
         return None
     if not ray.is_initialized():
@@ -113,10 +114,9 @@ def ray_map_batches(ds: Any, graph: GraphSource, *, num_actors: int = 2, cpus_pe
     num_actors = as_int(num_actors, "num_actors", 1)
     cpus_per_actor = as_int(cpus_per_actor, "cpus_per_actor", 1)
     batch_size = as_int(batch_size, "batch_size", 1)
-    import ray.data  # the optional dependency, only where Ray is used
-
+    ray_data = require("ray.data", "pycnn.batch_inference.ray_map_batches")
     return ds.map_batches(GraphPredictor, batch_size=batch_size, batch_format="numpy",
-                          compute=ray.data.ActorPoolStrategy(size=num_actors), num_cpus=cpus_per_actor,
+                          compute=ray_data.ActorPoolStrategy(size=num_actors), num_cpus=cpus_per_actor,
                           fn_constructor_kwargs=dict(graph=graph, input_column=input_column,
                                                      output_column=output_column, num_threads=cpus_per_actor,
                                                      top_k=top_k))
@@ -144,9 +144,8 @@ def classify_images(paths: Union[str, list], graph: GraphSource, *, size: tuple 
     """A Ray Dataset of the images under paths (a directory, file or list; png/jpg/...), each
     resized to size, normalized and classified by graph: columns 'path', 'logits', 'logits_top'
     and 'logits_top_score'. Needs ray[data] and pillow (pip install 'pycnn[ray]')."""
-    import ray.data  # the optional dependency, only where Ray is used
-
-    ds = ray.data.read_images(paths, size=tuple(size), mode="RGB", include_paths=True)
+    ray_data = require("ray.data", "pycnn.batch_inference.classify_images")
+    ds = ray_data.read_images(paths, size=tuple(size), mode="RGB", include_paths=True)
     ds = ds.map_batches(images_to_nchw, batch_format="numpy", fn_kwargs=dict(mean=mean, std=std))
     return ray_map_batches(ds, graph, num_actors=num_actors, cpus_per_actor=cpus_per_actor, batch_size=batch_size,
                            top_k=top_k).drop_columns(["data"])

@@ -23,7 +23,8 @@ from typing import Optional, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _C, _graph_file, ops
+from . import _C, _graph_file, ops, registry
+from . import device as _device
 from . import layout as _layout
 from .layers import OPS, normalize_attrs
 from ._validate import F32 as _F32, as_array, as_int, nhwc_hint
@@ -193,8 +194,7 @@ class Graph:
 
     def set_algo(self, algo: str) -> Graph:
         """Choose the conv algorithm of every layer and re-prepare the plan."""
-        if algo not in ops.CONV_ALGOS_CPU:
-            raise ValueError(f"algo: expected one of {list(ops.CONV_ALGOS_CPU)}, got {algo!r}")
+        registry.get(algo)  # a known name (ValueError listing them otherwise)
         self._algo = algo
         self._build_plan()
         return self
@@ -475,13 +475,15 @@ class Graph:
         return {t: env[t] for t in self.outputs}
 
     def to(self, device: str) -> Graph:
-        """'cpu' is where the graph runs; 'cuda' needs the CUDA backend (pycnn._C_cuda)."""
-        if device == "cpu":
+        """The Graph on device ('cpu', or a device with a backend: pycnn/device.py): on the CPU
+        itself; elsewhere the backend's copy, its weights prepared there (backend.graph_to)."""
+        if _device.check(device) == self.device:
             return self
-        if device == "cuda":
-            raise RuntimeError("Graph.to('cuda'): the CUDA graph backend is not available in this build "
-                               "(pycnn._C_cuda provides element-wise kernels only)")
-        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+        if device == _device.CPU:  # from another device: the structure and weights, prepared here
+            g = Graph.__new__(Graph)
+            g.__setstate__(self.__getstate__())
+            return g
+        return _device.backend(device).graph_to(self)
 
     # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict:

@@ -103,12 +103,9 @@ class Conv2d(Op):
 
     @staticmethod
     def kernel(a, p, algo):
-        w = p["weight"]
-        if algo.startswith("winograd") and not (a["kernel"] == (3, 3) and a["stride"] == (1, 1)
-                                                and a["dilation"] == (1, 1)):
-            algo = "auto"  # a Graph asked for Winograd runs it where it applies
-        conv = PreparedConv(w, p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"],
-                            algo=algo, activation=a["activation"])
+        # A Graph told to run one algorithm runs it where it can and auto's choice elsewhere.
+        conv = PreparedConv(p["weight"], p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"],
+                            algo=algo, activation=a["activation"], auto_elsewhere=True)
         # A Graph step that also takes the max over each output map (see Graph._build_plan).
         return ConvMaxMap(conv, a["max_map"]) if a.get("max_map") else conv
 

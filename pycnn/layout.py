@@ -38,7 +38,8 @@ tests).
 """
 from __future__ import annotations
 
-from .ops import WINOGRAD_ALGOS, ConvShape
+from . import registry
+from ._shapes import ConvShape
 from .prepared import PreparedConv
 
 ENABLED = True
@@ -57,12 +58,25 @@ def _conv_shape(step, shapes):
     return ConvShape(tuple(shapes[step.inputs[0]]), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)
 
 
+# The algorithm that runs a conv step reading a blocked x or residual, and any conv whose own
+# algorithm cannot write its blocked output: the registry says which geometries it takes.
+BLOCKED_RUNNER = "direct_oc"
+
+
+def _runner(s, algo, bits):
+    """The algorithm that runs conv s with these layout bits: its own where the registry says it
+    takes them, else BLOCKED_RUNNER where that does, else None."""
+    for a in (algo, BLOCKED_RUNNER):
+        if registry.CONV[a].layout_ok(s, bits):
+            return a
+    return None
+
+
 def _pointwise_reader(s):
-    """A 1x1 unpadded conv direct_oc can run on a blocked x (and with a blocked residual, which
-    has the output's channels). Not for fewer than 16 outputs (AlphaGo's 192 -> 1 head), where
-    direct_oc computes one vector of mostly zero weights."""
-    return (s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1) and s.groups == 1
-            and s.C % 16 == 0 and s.K >= 16)
+    """A conv that can read a blocked x (and a blocked residual, which has the output's channels):
+    the 1x1 unpadded ones BLOCKED_RUNNER takes. Not for fewer than 16 outputs (AlphaGo's 192 ->
+    1 head), where direct_oc computes one vector of mostly zero weights."""
+    return s.K >= 16 and s.R == s.S == 1 and _runner(s, BLOCKED_RUNNER, X_BLOCKED) is not None
 
 
 def plan(steps, shapes, outputs, graph_algo):
@@ -81,7 +95,7 @@ def plan(steps, shapes, outputs, graph_algo):
         if st.op != "conv2d" or st.attrs.get("max_map") or not isinstance(st.fn, PreparedConv):
             continue
         algo = st.fn.algo_for(shapes[st.inputs[0]])
-        if algo not in ("direct_oc", "im2col", "direct") + WINOGRAD_ALGOS:
+        if not registry.CONV[algo].prepared:
             continue  # Python-side algorithms (reference, numba) keep NCHW
         info[i] = (_conv_shape(st, shapes), algo)
     consumers, producer = {}, {}
@@ -104,10 +118,12 @@ def plan(steps, shapes, outputs, graph_algo):
             c16(t) for t in st.inputs)
 
     def conv_writes(i):
+        # its own algorithm writes the blocked y (Winograd only without a fused residual), or
+        # BLOCKED_RUNNER does, for the 1x1 unpadded convs or when it runs the conv already
         s, algo = info[i]
+        own = registry.CONV[algo].layout_ok(s, Y_BLOCKED) and (algo == BLOCKED_RUNNER or len(steps[i].inputs) == 1)
         one_by_one = s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1)
-        return s.groups == 1 and s.K % 16 == 0 and (
-            one_by_one or algo == "direct_oc" or (algo in WINOGRAD_ALGOS and len(steps[i].inputs) == 1))
+        return own or (one_by_one and registry.CONV[BLOCKED_RUNNER].layout_ok(s, Y_BLOCKED))
 
     def writes(i, B):  # step i can write its output blocked itself
         if i in info:
@@ -161,8 +177,7 @@ def plan(steps, shapes, outputs, graph_algo):
             rb = len(st.inputs) > 1 and st.inputs[1] in B
             if xb or yb or rb:
                 bits = (X_BLOCKED if xb else 0) | (Y_BLOCKED if yb else 0) | (RES_BLOCKED if rb else 0)
-                algo = info[i][1]
-                result[i] = (bits, algo if algo in WINOGRAD_ALGOS and not (xb or rb) else "direct_oc")
+                result[i] = (bits, _runner(info[i][0], info[i][1], bits))
         elif yb and writes(i, B):
             result[i] = (X_BLOCKED | Y_BLOCKED, st.op)  # a max pool or concat on blocked tensors
         elif yb:

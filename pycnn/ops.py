@@ -9,45 +9,23 @@ arrays are copied; a bad shape or option raises ValueError naming the argument. 
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _C, numba_conv, reference
-from . import select as _select
+from . import _C, numba_conv, policy, reference, registry
+from . import device as _device
+from ._config import config
 from ._shapes import ConvShape, conv_output_size, conv_padding, pool_output_size  # noqa: F401 (re-exported)
 from ._validate import F32, activation_flag, as_array, as_bool, as_int, as_pair, as_vector
-from .select import winograd_applies
 
 IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], str]
 
-CONV_ALGOS_CPU = ("auto", "direct", "direct_oc", "im2col", "winograd", "winograd_f2", "winograd_f4", "winograd_f6", "reference",
-                  "numba", "numba_im2col")
-WINOGRAD_ALGOS = ("winograd_f2", "winograd_f4", "winograd_f6")
-ACTIVATIONS = (None, "relu")
-
 
 # ----------------------------------------------------------------------------- conv2d
-def resolve_algo(algo, s):
-    """The concrete kernel name for algo on shape s ('auto' and 'winograd' choose; a Winograd
-    name on a shape it cannot run raises ValueError)."""
-    if algo == "auto":
-        return _select.conv2d_algo(s)
-    if algo == "winograd" or algo in WINOGRAD_ALGOS:
-        if not winograd_applies(s):
-            raise ValueError(f"algo: {algo!r} needs a 3x3 kernel with stride 1 and dilation 1, got "
-                             f"kernel {s.R}x{s.S}, stride {s.stride}, dilation {s.dilation}")
-        return _select.winograd_tile(s) if algo == "winograd" else algo
-    if algo not in CONV_ALGOS_CPU:
-        raise ValueError(f"algo: expected one of {list(CONV_ALGOS_CPU)}, got {algo!r}")
-    if algo in numba_conv.ALGOS and not numba_conv.available():
-        raise ValueError(f"algo: {algo!r} needs numba, which is not installed (pip install numba)")
-    return algo
-
-
+@_device.routed
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntPair = 1,
            padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
            activation: Optional[str] = None) -> np.ndarray:
@@ -67,13 +45,15 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     relu = activation_flag(activation)
     s = ConvShape(x.shape, weight.shape, stride, padding, dilation, groups)
     bias = as_vector(bias, "bias", s.K)
-    algo = resolve_algo(algo, s)
-    if s.N == 0:
+    if s.N == 0:  # nothing to choose for: only check a named algorithm
+        if algo != "auto":
+            policy.resolve(algo, s)
         return np.empty(s.out_shape, np.float32)
+    algo = policy.resolve(algo, s)
     if algo == "reference":
         return reference.conv2d(x, weight, bias, s.stride, s.pad, s.dilation, s.groups,
                                 activation).astype(np.float32, copy=False)
-    if algo in numba_conv.ALGOS:
+    if registry.CONV[algo].kind == registry.PYTHON:
         return numba_conv.conv2d(x, weight, bias, s, algo, relu)
     y = np.empty(s.out_shape, np.float32)
     _C.conv2d(x, weight, bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
@@ -101,6 +81,7 @@ def _pool_geometry(x, kernel_size, stride, padding, ceil_mode, dilation=1):
     return kh, kw, sh, sw, ph, pw, Ho, Wo
 
 
+@_device.routed
 def max_pool2d(input: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> np.ndarray:
     """Max pooling over (N, C, H, W), as torch.nn.functional.max_pool2d: padding is never
@@ -114,6 +95,7 @@ def max_pool2d(input: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair]
     return y
 
 
+@_device.routed
 def avg_pool2d(input: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
     """Average pooling over (N, C, H, W), as torch.nn.functional.avg_pool2d (count_include_pad:
@@ -131,6 +113,7 @@ def avg_pool2d(input: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair]
     return y
 
 
+@_device.routed
 def global_avg_pool2d(input: ArrayLike) -> np.ndarray:
     """(N, C, H, W) -> (N, C, 1, 1), the mean of each plane."""
     x = as_array(input, "input", 4)
@@ -142,6 +125,7 @@ def global_avg_pool2d(input: ArrayLike) -> np.ndarray:
     return y
 
 
+@_device.routed
 def local_response_norm(input: ArrayLike, size: int, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 1.0) -> np.ndarray:
     """Cross-channel LRN over (N, C, ...), as torch.nn.functional.local_response_norm:
@@ -157,6 +141,7 @@ def local_response_norm(input: ArrayLike, size: int, alpha: float = 1e-4, beta: 
 
 
 # ----------------------------------------------------------------------------- dense and element-wise
+@_device.routed
 def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, *,
            activation: Optional[str] = None) -> np.ndarray:
     """y = input weight^T + bias, as torch.nn.functional.linear, with weight (out_features,
@@ -179,6 +164,7 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     return y[0] if squeeze else y
 
 
+@_device.routed
 def relu(input: ArrayLike) -> np.ndarray:
     """max(input, 0) element-wise; NaN stays NaN."""
     x = as_array(input, "input")
@@ -188,6 +174,7 @@ def relu(input: ArrayLike) -> np.ndarray:
     return y
 
 
+@_device.routed
 def add(input: ArrayLike, other: ArrayLike, *, activation: Optional[str] = None) -> np.ndarray:
     """input + other (same shape), optionally followed by ReLU (ResNet's residual join)."""
     a = as_array(input, "input")
@@ -201,6 +188,7 @@ def add(input: ArrayLike, other: ArrayLike, *, activation: Optional[str] = None)
     return y
 
 
+@_device.routed
 def softmax(input: ArrayLike, dim: int = -1, *, axis: Optional[int] = None) -> np.ndarray:
     """exp(x) / sum(exp(x)) along dim, as torch.nn.functional.softmax (axis: NumPy's name for dim)."""
     x = as_array(input, "input")
@@ -220,6 +208,7 @@ def softmax(input: ArrayLike, dim: int = -1, *, axis: Optional[int] = None) -> n
     return np.ascontiguousarray(np.moveaxis(y, -1, dim))
 
 
+@_device.routed
 def concat(tensors: Sequence[ArrayLike], dim: int = 1, *, axis: Optional[int] = None) -> np.ndarray:
     """Concatenate arrays along dim (all other dimensions equal), as torch.cat; the default is
     the channel dimension 1 (Inception's concat), where torch.cat's is 0. axis: NumPy's name."""
@@ -261,6 +250,7 @@ def fold_batch_norm(running_mean, running_var, weight=None, bias=None, eps=1e-5)
     return scale.astype(np.float32), shift.astype(np.float32)
 
 
+@_device.routed
 def batch_norm(input: ArrayLike, running_mean: ArrayLike, running_var: ArrayLike, weight: Optional[ArrayLike] = None,
                bias: Optional[ArrayLike] = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
                *, activation: Optional[str] = None) -> np.ndarray:
@@ -297,12 +287,12 @@ def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bo
 
 # ----------------------------------------------------------------------------- runtime
 def algorithms(op: str = "conv2d", device: str = "cpu") -> list:
-    """The algorithm names usable here for op on device."""
+    """The algorithm names usable here for op on device (pycnn/registry.py lists them)."""
     if op != "conv2d":
         raise ValueError(f"op: only 'conv2d' has algorithm choices, got {op!r}")
-    if device != "cpu":
-        raise ValueError(f"device: only 'cpu' is available in this build, got {device!r}")
-    return [a for a in CONV_ALGOS_CPU if a not in numba_conv.ALGOS or numba_conv.available()]
+    if not _device.available(device):
+        _device.backend(device)  # raises: no backend for it in this build
+    return registry.names(device)
 
 
 # More OpenMP threads than this is a mistake, not a setting (each thread has its own scratch).
@@ -332,7 +322,12 @@ def get_workspace_limit() -> int:
     return _C.get_workspace_limit()
 
 
-def _env_isa():
-    isa = os.environ.get("PYCNN_ISA")
-    if isa and isa not in ("generic", "avx2", "avx512"):
-        warnings.warn(f"PYCNN_ISA={isa!r} is not one of 'generic', 'avx2', 'avx512'; ignored", stacklevel=3)
+def apply_config() -> None:
+    """Hand the environment's kernel settings (pycnn.config: PYCNN_ISA, PYCNN_WORKSPACE_LIMIT) to
+    the kernels; pycnn/__init__.py calls it once."""
+    if config.isa:
+        best = _C.cpu_isa()
+        order = ("generic", "avx2", "avx512")
+        _C.set_isa(config.isa if order.index(config.isa) < order.index(best) else best)
+    if config.workspace_limit:
+        _C.set_workspace_limit(config.workspace_limit)

@@ -11,21 +11,20 @@ from typing import Optional
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _C, numba_conv
+from . import _C, numba_conv, policy, reference, registry
 from ._shapes import ConvShape
 from ._validate import activation_flag, as_array, as_vector
-from .ops import CONV_ALGOS_CPU, WINOGRAD_ALGOS, IntPair, Padding, reference, resolve_algo, winograd_applies
-
-# Algorithms with weights prepared in C++ (a _C.PreparedWeights handle), and those run in Python.
-_NATIVE_ALGOS = ("direct", "direct_oc", "im2col") + WINOGRAD_ALGOS
-_PYTHON_ALGOS = ("reference",) + tuple(numba_conv.ALGOS)
+from .ops import IntPair, Padding
 
 
 class PreparedConv:
-    """Callable like conv2d with the weights, bias and geometry fixed: y = prepared(x)."""
+    """Callable like conv2d with the weights, bias and geometry fixed: y = prepared(x).
+
+    auto_elsewhere: where `algo` cannot run an input's shape, run what algo='auto' picks instead
+    of raising (a Graph told to run 'winograd' keeps its 1x1 layers on their usual kernels)."""
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto",
-                 activation=None):
+                 activation=None, auto_elsewhere=False):
         self.weight = as_array(weight, "weight", 4)
         w = self.weight
         self.relu = activation_flag(activation)
@@ -36,15 +35,14 @@ class PreparedConv:
         probe = ConvShape((1, w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1),
                            1 + (w.shape[2] - 1) * 64, 1 + (w.shape[3] - 1) * 64), w.shape,
                           stride, padding, dilation, groups)
-        if algo not in CONV_ALGOS_CPU:
-            raise ValueError(f"algo: expected one of {list(CONV_ALGOS_CPU)}, got {algo!r}")
-        if (algo == "winograd" or algo in WINOGRAD_ALGOS) and not winograd_applies(probe):
-            resolve_algo(algo, probe)  # raises the ValueError that names the shape
-        self.algo = algo
+        entry = registry.get(algo)
+        if not auto_elsewhere:
+            registry.check(algo, probe)  # the ValueError that says why this algorithm cannot run it
+        self.algo, self.auto_elsewhere = algo, bool(auto_elsewhere)
         self._groups = probe.groups
         self._handles = {}  # algorithm -> prepared weights, made once on first use
         self._shapes = {}  # input shape -> (ConvShape, algorithm)
-        if algo in _NATIVE_ALGOS:
+        if entry.prepared and entry.supports(probe):
             self._handle(algo)
 
     def __getstate__(self):
@@ -55,7 +53,7 @@ class PreparedConv:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        if self.algo in _NATIVE_ALGOS:
+        if registry.CONV[self.algo].prepared:
             self._handle(self.algo)
 
     def _handle(self, algo):
@@ -72,7 +70,7 @@ class PreparedConv:
         hit = self._shapes.get(x.shape)
         if hit is None:
             s = ConvShape(x.shape, self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
-            hit = (s, resolve_algo(self.algo, s))
+            hit = (s, self._resolve(s))
             if len(self._shapes) < 64:
                 self._shapes[x.shape] = hit
         s, algo = hit
@@ -81,7 +79,7 @@ class PreparedConv:
             if residual.shape != (s.N, s.K, s.Ho, s.Wo):
                 raise ValueError(f"residual: expected the output's shape {(s.N, s.K, s.Ho, s.Wo)}, "
                                  f"got {residual.shape}")
-        if algo in _PYTHON_ALGOS:
+        if not registry.CONV[algo].prepared:
             relu_after = self.relu and residual is not None
             if algo == "reference":
                 y = reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
@@ -107,8 +105,8 @@ class PreparedConv:
         and/or the residual channel-blocked (N, C/16, H, W, 16), run by that algorithm."""
         s = ConvShape(tuple(in_shapes[0]), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
         bits, forced = layout
-        algo = forced if bits else resolve_algo(self.algo, s)
-        if algo in _PYTHON_ALGOS:
+        algo = forced if bits else self._resolve(s)
+        if not registry.CONV[algo].prepared:
             return ConvMaxMap(self, max_map) if max_map else self
         # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++
         # per call (the output allocated there); out, when given, is a C-contiguous array of the
@@ -121,14 +119,17 @@ class PreparedConv:
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph
         does when it is built, so that the first call only runs kernels)."""
         algo = self.algo_for(x_shape)
-        if algo in _NATIVE_ALGOS:
+        if registry.CONV[algo].prepared:
             self._handle(algo)
         return algo
 
     def algo_for(self, x_shape):
         """The algorithm a call with an input of x_shape runs."""
         s = ConvShape(tuple(x_shape), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
-        return resolve_algo(self.algo, s)
+        return self._resolve(s)
+
+    def _resolve(self, s):
+        return policy.resolve_or_auto(self.algo, s) if self.auto_elsewhere else policy.resolve(self.algo, s)
 
     def __repr__(self):
         return (f"PreparedConv(weight={self.weight.shape}, algo={self.algo!r}, stride={self.stride}, "

@@ -1,11 +1,11 @@
 """pycnn.autotune: time the conv2d candidates once per layer shape and remember the winner.
 
-Like cudnn.benchmark: with autotuning on, the first algo='auto' call of a new shape times every
-algorithm that can run it (select.candidates) on random data of that shape, with the current
-thread count, and picks the fastest median. Winners are kept in memory and in a JSON file,
-    $PYCNN_CACHE_DIR/autotune.json   (default: $XDG_CACHE_HOME/pycnn or ~/.cache/pycnn)
+Like cudnn.benchmark: with autotuning on (pycnn.autotune(True), or PYCNN_AUTOTUNE=1 read into
+pycnn.config.autotune), the first algo='auto' call of a new shape times every native algorithm
+that runs it (registry.candidates) on random data of that shape, with the current thread count,
+and keeps the fastest median. Winners are kept in memory and in a JSON file,
+    <pycnn.config.cache_dir>/autotune.json   ($PYCNN_CACHE_DIR, else $XDG_CACHE_HOME/pycnn or ~/.cache/pycnn)
 keyed by CPU ISA, thread count and the full conv geometry, so later processes skip the timing.
-Turn it on with pycnn.autotune(True) or PYCNN_AUTOTUNE=1.
 """
 from __future__ import annotations
 
@@ -18,29 +18,26 @@ from pathlib import Path
 
 import numpy as np
 
-_state = {"enabled": None, "memory": {}, "file_loaded": False}
+from . import _C, registry
+from ._config import config
+from ._shapes import ConvShape
+from ._validate import as_bool
+
+_state = {"memory": {}, "file_loaded": False}
 _lock = threading.Lock()
 
 
 def cache_path() -> Path:
-    base = os.environ.get("PYCNN_CACHE_DIR")
-    if base:
-        return Path(base) / "autotune.json"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg or Path.home() / ".cache") / "pycnn" / "autotune.json"
+    return Path(config.cache_dir) / "autotune.json"
 
 
 def autotune(enable: bool = True) -> None:
-    """Turn autotuning of algo='auto' on or off for this process."""
-    if not isinstance(enable, (bool, np.bool_)):
-        raise TypeError(f"enable: expected a bool, got {enable!r}")
-    _state["enabled"] = bool(enable)
+    """Turn autotuning of algo='auto' on or off for this process (pycnn.config.autotune)."""
+    config.autotune = as_bool(enable, "enable")
 
 
 def enabled() -> bool:
-    if _state["enabled"] is None:
-        _state["enabled"] = os.environ.get("PYCNN_AUTOTUNE", "0") not in ("", "0", "false", "off")
-    return _state["enabled"]
+    return config.autotune
 
 
 def clear(memory_only: bool = False) -> None:
@@ -55,9 +52,7 @@ def clear(memory_only: bool = False) -> None:
                 pass
 
 
-def _key(shape) -> str:
-    from . import _C
-
+def _key(shape: ConvShape) -> str:
     return (f"{_C.get_isa()}|t{_C.get_num_threads()}|N{shape.N} C{shape.C} H{shape.H} W{shape.W} "
             f"K{shape.K} R{shape.R} S{shape.S} s{shape.stride} p{shape.pad} d{shape.dilation} g{shape.groups}")
 
@@ -69,7 +64,8 @@ def _load_file() -> None:
     try:
         data = json.loads(cache_path().read_text())
         if isinstance(data, dict):
-            _state["memory"].update({k: v for k, v in data.items() if isinstance(v, str)})
+            known = set(registry.names())
+            _state["memory"].update({k: v for k, v in data.items() if isinstance(v, str) and v in known})
     except (OSError, ValueError):
         pass  # no cache yet, or unreadable: start empty
 
@@ -86,28 +82,28 @@ def _save_file() -> None:
         pass  # a read-only home still autotunes, in memory
 
 
-def time_candidates(shape, reps: int = 5) -> dict:
-    """Median seconds per call of every candidate on random data of this shape."""
-    from . import select
-    from .prepared import prepare_conv
-
+def time_candidates(shape: ConvShape, reps: int = 5) -> dict:
+    """Median seconds per call of every candidate on random data of this shape (weights prepared
+    once per candidate, as a Graph's are)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((shape.N, shape.C, shape.H, shape.W), dtype=np.float32)
     w = rng.standard_normal((shape.K, shape.C // shape.groups, shape.R, shape.S), dtype=np.float32)
+    y = np.empty(shape.out_shape, np.float32)
+    args = (shape.stride[0], shape.stride[1], shape.pad[0], shape.pad[1], shape.dilation[0], shape.dilation[1])
     out = {}
-    for algo in select.candidates(shape):
-        conv = prepare_conv(w, None, shape.stride, shape.pad, shape.dilation, shape.groups, algo=algo)
-        conv(x)
+    for algo in registry.candidates(shape):
+        h = _C.PreparedWeights(w, shape.groups, algo)
+        h.run(x, None, y, *args, False, None)
         ts = []
         for _ in range(reps):
             t0 = time.perf_counter()
-            conv(x)
+            h.run(x, None, y, *args, False, None)
             ts.append(time.perf_counter() - t0)
         out[algo] = float(np.median(ts))
     return out
 
 
-def choose(shape) -> str:
+def choose(shape: ConvShape) -> str:
     key = _key(shape)
     with _lock:
         _load_file()

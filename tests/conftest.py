@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from pycnn import _C
+from pycnn import _C, registry
 
 ISAS = [isa for isa in ("generic", "avx2", "avx512")
         if ("generic", "avx2", "avx512").index(isa) <= ("generic", "avx2", "avx512").index(_C.cpu_isa())]
@@ -69,16 +69,26 @@ def conv_poisoned(x, w, b, stride=1, padding=0, dilation=1, groups=1, algo="im2c
     return y
 
 
-# Winograd's documented error bounds: max |y - y64| / max |y64| (README "Winograd accuracy").
-WINOGRAD_REL_BOUND = {"winograd_f2": 5e-6, "winograd_f4": 5e-5, "winograd_f6": 2e-4}
+# The conv algorithms the tests run, from the registry (pycnn/registry.py): a new one is tested by
+# being listed there. EXACT: those summing the reference's products in another order (checked
+# elementwise); the others carry a documented normwise bound (Winograd's tiles).
+NATIVE_ALGOS = registry.names(kind=registry.NATIVE)
+EXACT_ALGOS = [a for a in NATIVE_ALGOS if not registry.CONV[a].rel_error_bound]
+BOUNDED_ALGOS = [a for a in NATIVE_ALGOS if registry.CONV[a].rel_error_bound]
+
+
+def runs(algo, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Whether algo runs this convolution (the registry's rule)."""
+    return registry.CONV[algo].supports(pycnn.ops.ConvShape(x_shape, w_shape, stride, padding, dilation, groups))
 
 
 def assert_conv_close(y, ref, algo, what=""):
     """The check each algorithm is held to: elementwise for the exact-arithmetic algorithms,
-    the documented normwise bound for Winograd tiles."""
-    if algo in WINOGRAD_REL_BOUND:
+    the registry's documented normwise bound (max|y - y64| / max|y64|) for the others."""
+    bound = registry.CONV[algo].rel_error_bound
+    if bound:
         ref = np.asarray(ref, np.float64)
         err = np.abs(np.asarray(y, np.float64) - ref).max() / max(np.abs(ref).max(), 1e-30)
-        assert err <= WINOGRAD_REL_BOUND[algo], f"{what}: {algo} relative error {err:.3g}"
+        assert err <= bound, f"{what}: {algo} relative error {err:.3g} (bound {bound:g})"
     else:
         assert_close(y, ref, what=what)

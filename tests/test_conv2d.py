@@ -6,9 +6,12 @@ import pycnn
 from pycnn import reference
 from pycnn.models import CONV_LAYERS
 
-from conftest import TF, assert_close, assert_conv_close, conv_data, conv_poisoned, needs_torch, torch
+from conftest import (EXACT_ALGOS, NATIVE_ALGOS, TF, assert_close, assert_conv_close, conv_data, conv_poisoned,
+                      needs_torch, runs, torch)
 
-ALGOS = ["direct", "direct_oc", "im2col"]
+# Elementwise checks (NaN positions, PyTorch's results) hold for the exact-arithmetic algorithms;
+# the tests over shapes run every native algorithm where the registry says it runs.
+ALGOS = EXACT_ALGOS
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): odd sizes and channel counts,
 # strides, asymmetric and 4-sided padding, dilation, groups, 1-pixel images, kernels as large as
@@ -49,14 +52,23 @@ def _ref(x, w, b, stride, padding, dilation, groups, activation=None):
                             groups, activation)
 
 
-@pytest.mark.parametrize("case", ODD_CASES, ids=lambda c: "x".join(map(str, c[:7])))
-@pytest.mark.parametrize("algo", ALGOS)
+def _case_runs(case, algo):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    return runs(algo, (N, C, H, W), (K, C // groups, R, S), stride, padding, dilation, groups)
+
+
+def _cases_by_algo(cases, algos):
+    return [pytest.param(c, a, id=f"{'x'.join(map(str, c[:7]))}-{a}") for c in cases for a in algos
+            if a == "auto" or _case_runs(c, a)]
+
+
+@pytest.mark.parametrize("case, algo", _cases_by_algo(ODD_CASES, NATIVE_ALGOS))
 def test_odd_shapes_every_isa(case, algo, isa, rng):
     N, C, H, W, K, R, S, stride, padding, dilation, groups = case
     x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
     ref = _ref(x, w, b, stride, padding, dilation, groups)
     y = conv_poisoned(x, w, b, stride, padding, dilation, groups, algo)
-    assert_close(y, ref, what=f"{algo}/{isa}")
+    assert_conv_close(y, ref, algo, what=f"{algo}/{isa}")
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -80,9 +92,9 @@ def test_lecture_layers(layer, rng):
                         layer.R, layer.S)
     ref = _ref(x, w, b, layer.stride, layer.pad, 1, layer.groups)
     shape = pycnn.ops.ConvShape(x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)
-    for algo in ALGOS + ["auto"]:
+    for algo in pycnn.registry.candidates(shape) + ["auto"]:
         y = pycnn.conv2d(x, w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
-        ran = pycnn.ops.resolve_algo(algo, shape)
+        ran = pycnn.policy.resolve(algo, shape)
         assert_conv_close(y, ref, ran, what=f"{layer.id}/{algo}")
 
 
@@ -149,8 +161,7 @@ def test_algorithms_lists_usable_names():
     assert {"auto", "direct", "im2col", "reference"} <= set(names)
 
 
-@pytest.mark.parametrize("case", ODD_CASES, ids=lambda c: "x".join(map(str, c[:7])))
-@pytest.mark.parametrize("algo", ALGOS + ["auto"])
+@pytest.mark.parametrize("case, algo", _cases_by_algo(ODD_CASES, NATIVE_ALGOS + ["auto"]))
 def test_prepared_conv_matches(case, algo, rng):
     N, C, H, W, K, R, S, stride, padding, dilation, groups = case
     x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
@@ -188,7 +199,7 @@ def test_prepared_conv_survives_isa_change(rng):
         pycnn._C.set_isa(pycnn._C.cpu_isa())
 
 
-@pytest.mark.parametrize("algo", ALGOS + ["winograd_f2", "winograd_f4", "reference"])
+@pytest.mark.parametrize("algo", NATIVE_ALGOS + ["reference"])
 @pytest.mark.parametrize("relu", [False, True])
 def test_prepared_residual_every_isa(algo, relu, isa, rng):
     """conv(x, residual=r) = act(conv(x) + b + r), r added in the kernel's epilogue (the fused
@@ -196,7 +207,7 @@ def test_prepared_residual_every_isa(algo, relu, isa, rng):
     cases = [(2, 16, 9, 11, 20, 3, 1, 1), (1, 24, 7, 7, 40, 3, 1, 1), (2, 8, 12, 12, 40, 1, 2, 0),
              (1, 20, 14, 14, 24, 3, 2, 1), (1, 300, 5, 5, 33, 3, 1, 1)]
     for N, C, H, W, K, R, st, pad in cases:
-        if algo.startswith("winograd") and (R != 3 or st != 1):
+        if not runs(algo, (N, C, H, W), (K, C, R, R), st, pad):
             continue
         x, w, b = conv_data(rng, N, C, H, W, K, C, R, R)
         Ho, Wo = (H + 2 * pad - R) // st + 1, (W + 2 * pad - R) // st + 1

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pycnn
-from pycnn import reference, select
+from pycnn import reference, registry
 
 from conftest import assert_close, assert_conv_close
 
@@ -48,9 +48,9 @@ def test_fuzz_conv_every_algorithm(prob, seed):
     ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, pad, dil,
                            groups, act)
     shape = pycnn.ops.ConvShape(x.shape, w.shape, stride, pad, dil, groups)
-    for algo in select.candidates(shape) + ["auto"]:
+    for algo in registry.candidates(shape) + ["auto"]:
         y = pycnn.conv2d(x, w, b, stride, pad, dil, groups, algo=algo, activation=act)
-        assert_conv_close(y, ref, pycnn.ops.resolve_algo(algo, shape), what=f"{prob} {algo}")
+        assert_conv_close(y, ref, pycnn.policy.resolve(algo, shape), what=f"{prob} {algo}")
 
 
 @st.composite

@@ -1,10 +1,14 @@
-"""Algorithm choice: the heuristic, the override, and the autotuner with its JSON cache."""
+"""Algorithm choice: the rule, the override, and the autotuner with its JSON cache (the policy of
+pycnn/policy.py), all within the registry's algorithms."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 import pycnn
-from pycnn import select, tuning
+from pycnn import policy, registry, select, tuning
 from pycnn.ops import ConvShape
 
 from conftest import assert_close, conv_data
@@ -70,16 +74,43 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
 ])
 def test_heuristic(s, want):
     assert select.heuristic(s) == want
+    assert registry.CONV[want].supports(s), "the rule picked an algorithm that cannot run the shape"
 
 
-def test_env_override(monkeypatch, rng):
-    monkeypatch.setenv("PYCNN_CONV_ALGO", "direct")
-    assert select.conv2d_algo(shape()) == "direct"
+def test_override(monkeypatch, rng):
+    monkeypatch.setattr(pycnn.config, "conv_algo", "direct")
+    assert policy.choose(shape()) == "direct"
+    monkeypatch.setattr(pycnn.config, "conv_algo", "winograd")  # a choice: the tile for the shape
+    assert policy.choose(shape()) == "winograd_f4"
+    monkeypatch.setattr(pycnn.config, "conv_algo", "fft")
+    with pytest.raises(ValueError, match="algo"):
+        policy.choose(shape())
+
+
+def test_environment_is_read_once_into_config(monkeypatch):
+    c = pycnn.config.from_env({"PYCNN_CONV_ALGO": "im2col", "PYCNN_AUTOTUNE": "1", "PYCNN_CACHE_DIR": "/tmp/x",
+                               "PYCNN_ISA": "avx2", "PYCNN_WORKSPACE_LIMIT": "1000"})
+    assert (c.conv_algo, c.autotune, str(c.cache_dir), c.isa, c.workspace_limit) == ("im2col", True, "/tmp/x", "avx2",
+                                                                                     1000)
+    with pytest.warns(UserWarning, match="PYCNN_ISA"):
+        assert pycnn.config.from_env({"PYCNN_ISA": "avx1024"}).isa is None
+    with pytest.warns(UserWarning, match="PYCNN_WORKSPACE_LIMIT"):
+        assert pycnn.config.from_env({"PYCNN_WORKSPACE_LIMIT": "-3"}).workspace_limit is None
+    assert pycnn.config.from_env({"XDG_CACHE_HOME": "/c"}).cache_dir.as_posix() == "/c/pycnn"
+
+
+@pytest.mark.parametrize("s", [shape(), shape(C=512, H=7, W=7, K=512), shape(C=3, H=224, W=224, K=64, R=7, S=7),
+                               shape(C=16, H=2**16, W=2**15 + 2), shape(R=1, S=1, pad=0, stride=2)])
+def test_rule_and_candidates_stay_in_the_registry(s):
+    cands = registry.candidates(s)
+    assert set(cands) <= set(registry.names(kind=registry.NATIVE)) and "im2col" in cands
+    assert select.heuristic(s) in cands
+    assert ("winograd_f4" in cands) == registry.CONV["winograd"].supports(s)
 
 
 @pytest.fixture
 def tuned(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYCNN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pycnn.config, "cache_dir", tmp_path)
     tuning.clear(memory_only=True)
     pycnn.autotune(True)
     yield tmp_path
@@ -95,15 +126,15 @@ def test_autotune_picks_and_caches(tuned, rng, monkeypatch):
     data = json.loads((tuned / "autotune.json").read_text())
     assert len(data) == 1
     (choice,) = data.values()
-    assert choice in select.candidates(shape(C=32, H=12, W=12, K=16))
+    assert choice in registry.candidates(shape(C=32, H=12, W=12, K=16))
     # a fresh process state reads the file instead of timing again
     tuning.clear(memory_only=True)
     calls = []
     monkeypatch.setattr(tuning, "time_candidates", lambda s, reps=5: calls.append(s) or {"im2col": 1.0})
-    assert select.conv2d_algo(shape(C=32, H=12, W=12, K=16)) == choice
+    assert policy.choose(shape(C=32, H=12, W=12, K=16)) == choice
     assert calls == []
     # a new shape is timed
-    select.conv2d_algo(shape(C=32, H=13, W=12, K=16))
+    policy.choose(shape(C=32, H=13, W=12, K=16))
     assert len(calls) == 1
 
 
@@ -115,7 +146,7 @@ def test_autotune_bad_argument():
 def test_autotune_unwritable_cache_still_works(tmp_path, monkeypatch, rng):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    monkeypatch.setenv("PYCNN_CACHE_DIR", str(blocker / "sub"))
+    monkeypatch.setattr(pycnn.config, "cache_dir", blocker / "sub")
     tuning.clear(memory_only=True)
     pycnn.autotune(True)
     try:
@@ -130,7 +161,15 @@ def test_huge_planes_never_choose_winograd():
     """A plane of 2^31+ elements is refused by Winograd (32-bit gather offsets), so auto uses
     direct_oc (64-bit indexing); the shape alone is checked here (allocating it would need 8 GiB)."""
     s = shape(C=16, H=2**16, W=2**15 + 2)
-    assert not select.winograd_applies(s)
+    assert not registry.CONV["winograd_f4"].supports(s)
     assert select.heuristic(s) == "direct_oc"
-    with pytest.raises(ValueError, match="algo"):
-        pycnn.ops.resolve_algo("winograd_f4", s)
+    with pytest.raises(ValueError, match="algo: 'winograd_f4' cannot run planes of 2"):
+        policy.resolve("winograd_f4", s)
+
+
+def test_environment_applied_at_import():
+    """PYCNN_ISA and PYCNN_WORKSPACE_LIMIT reach the kernels through pycnn.config, once, at import."""
+    env = dict(os.environ, PYCNN_ISA="generic", PYCNN_WORKSPACE_LIMIT="12345")
+    r = subprocess.run([sys.executable, "-c", "import pycnn; print(pycnn._C.get_isa(), pycnn.get_workspace_limit())"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["generic", "12345"], r.stderr

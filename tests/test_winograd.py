@@ -6,12 +6,12 @@ import pytest
 import pycnn
 from pycnn import _C, reference, winograd
 
-from conftest import WINOGRAD_REL_BOUND, assert_close, conv_data
+from conftest import assert_close, conv_data
 
 TILES = winograd.TILES
-# Documented bounds (README "Winograd accuracy", conftest.WINOGRAD_REL_BOUND): max |y - y64| /
+# Documented bounds (the registry's rel_error_bound; README "Winograd accuracy"): max |y - y64| /
 # max |y64| over the output; `python -m bench.winograd_error` prints the measured values.
-REL_BOUND = {m: WINOGRAD_REL_BOUND[f"winograd_f{m}"] for m in TILES}
+REL_BOUND = {m: pycnn.registry.CONV[f"winograd_f{m}"].rel_error_bound for m in TILES}
 
 
 @pytest.mark.parametrize("m", TILES)

@@ -3,7 +3,6 @@
 #include "pycnn/isa.h"
 
 #include <atomic>
-#include <cstdlib>
 #include <stdexcept>
 
 namespace pycnn {
@@ -26,15 +25,8 @@ static std::atomic<int> g_isa{-1};
 Isa active_isa() {
   int v = g_isa.load(std::memory_order_relaxed);
   if (v >= 0) return static_cast<Isa>(v);
-  Isa isa = cpu_best_isa();
-  if (const char* env = std::getenv("PYCNN_ISA")) {
-    try {
-      Isa want = isa_from_name(env);
-      if (static_cast<int>(want) < static_cast<int>(isa)) isa = want;
-    } catch (const std::invalid_argument&) {
-      // An unknown PYCNN_ISA is ignored here; pycnn/__init__.py reports it as a warning.
-    }
-  }
+  // The best path unless capped by set_isa (pycnn/_config.py applies PYCNN_ISA that way).
+  const Isa isa = cpu_best_isa();
   g_isa.store(static_cast<int>(isa));
   return isa;
 }

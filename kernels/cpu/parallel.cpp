@@ -18,15 +18,8 @@ int get_num_threads() {
 
 void set_num_threads(int n) { g_threads.store(n > 0 ? n : 0); }
 
-static std::atomic<size_t> g_ws_limit{[] {
-  const char* env = std::getenv("PYCNN_WORKSPACE_LIMIT");
-  if (env) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(env, &end, 10);
-    if (end != env && v > 0) return (size_t)v;
-  }
-  return (size_t)2 << 30;
-}()};
+// 2 GiB unless set (pycnn/_config.py applies PYCNN_WORKSPACE_LIMIT through set_workspace_limit).
+static std::atomic<size_t> g_ws_limit{(size_t)2 << 30};
 
 size_t workspace_limit() { return g_ws_limit.load(std::memory_order_relaxed); }
 void set_workspace_limit(size_t bytes) { g_ws_limit.store(bytes); }

@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .._optional import require
 from ..graph import Graph, Node
 
 _INT_TYPES = {6, 7, 12, 13}  # INT32, INT64, UINT32, UINT64
@@ -24,13 +25,11 @@ _FLOAT_TYPES = {1, 10, 11}  # FLOAT, FLOAT16, DOUBLE
 
 class _Importer:
     def __init__(self, model):
-        from onnx import numpy_helper
-
-        self.nh = numpy_helper
+        self.nh = require("onnx.numpy_helper", "pycnn.load_onnx")
         self.model = model
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         g = model.graph
-        self.consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.consts = {t.name: self.nh.to_array(t) for t in g.initializer}
         self.nodes = []
         self.names = set()
         self.used_keys = set()
@@ -58,8 +57,7 @@ class _Importer:
         return node.name or (node.output[0] if node.output else node.op_type)
 
     def attrs(self, node):
-        from onnx import helper
-
+        helper = require("onnx.helper", "pycnn.load_onnx")
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
     def const(self, node, i, what):
@@ -290,11 +288,7 @@ def load_onnx(src: Union[str, os.PathLike, bytes, Any], name: Optional[str] = No
     name (default: the model's graph name or the file name). Needs the onnx package (pip install
     'pycnn[onnx]'). A file that is not an ONNX model raises ValueError; an operator or attribute
     pycnn does not implement raises ValueError naming the node, the operator and the attribute."""
-    try:
-        import onnx
-    except ImportError:
-        raise ImportError("pycnn.load_onnx needs the onnx package: pip install 'pycnn[onnx]' "
-                          "(or pip install onnx)") from None
+    onnx = require("onnx", "pycnn.load_onnx")
     if isinstance(src, (bytes, bytearray)):
         model = _parse(onnx, lambda: onnx.load_from_string(bytes(src)), "src (bytes)")
         label = "onnx"

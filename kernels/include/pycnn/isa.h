@@ -1,6 +1,7 @@
 // Run-time ISA selection. Kernels come in three builds (generic, avx2 = AVX2+FMA, avx512 =
-// AVX-512F); the best one the CPU supports is used unless PYCNN_ISA or set_isa() caps it, which is
-// how the tests exercise every path on one machine.
+// AVX-512F); the best one the CPU supports is used unless set_isa() caps it (pycnn/_config.py
+// does for PYCNN_ISA; the tests do to run every path on one machine). The kernels of each ISA are
+// in one table: kernels/cpu/cpu_kernels.h.
 #pragma once
 #include <string>
 
@@ -11,7 +12,7 @@ enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
 Isa cpu_best_isa();            // what this CPU (and OS) supports
 Isa active_isa();              // what kernels use now
 void set_isa(Isa isa);         // throws std::invalid_argument if the CPU cannot run it
-const char* isa_name(Isa isa);
+const char* isa_name(Isa isa);                // cpu_kernels.cpp
 Isa isa_from_name(const std::string& name);  // throws std::invalid_argument
 
 }  // namespace pycnn
