@@ -50,7 +50,7 @@ fuzz: build
 # sanitized module; the ASan runtime is preloaded because python itself is not instrumented; leaks are not checked).
 sanitize: $(STAMP)
 	rm -rf $(SAN) && mkdir -p $(SAN)/pkg/pycnn
-	cp -r pycnn/*.py pycnn/models pycnn/io $(SAN)/pkg/pycnn/
+	cp -r pycnn/*.py pycnn/*/ $(SAN)/pkg/pycnn/
 	cmake -S . -B $(SAN)/cmake -G Ninja -DPYCNN_SANITIZE=ON -DPYCNN_CUDA=OFF \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE=$(abspath $(PY)) \
 		-Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) \

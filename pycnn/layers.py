@@ -6,10 +6,10 @@ Each operator says, for its attributes and parameters:
     with the reason (the Graph adds the node's name and its input shapes);
   * flops(attrs, shapes, out) -> multiply-adds x 2 (0 for data movement);
   * reference(attrs, params, xs) -> the NumPy reference result (reference.py, any float dtype);
-  * kernel(attrs, params, algo) -> fn(*xs): the fast path with its weights prepared once; fn may
-    carry fn.bind(in_shapes, out_shape) -> a callable for inputs of exactly those shapes that
-    skips validation and geometry (the Graph checked the shapes and makes every tensor C-contiguous
-    float32; the C++ side still rejects anything else), i.e. per-step Python cost.
+  * kernel(attrs, params, algo) -> a StepKernel (pycnn/step_kernel.py): fn(*xs), the fast path
+    with its weights prepared once, and fn.bind(in_shapes, out_shape) -> a call for inputs of
+    exactly those shapes that skips validation and geometry (the Graph checked the shapes and
+    makes every tensor C-contiguous float32; the C++ side still rejects anything else).
 Tensors are NCHW float32 (Kim's CNN's token ids are integers). Parameters are float32 arrays
 held by role ('weight', 'bias', 'running_mean', ...); their state_dict keys are the node's.
 """
@@ -22,6 +22,7 @@ from . import layout as _layout
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
 from ._validate import as_array
 from .prepared import ConvMaxMap, PreparedConv
+from .step_kernel import Kernel
 
 
 def _need(cond, msg):
@@ -31,11 +32,6 @@ def _need(cond, msg):
 
 def _ndim(shapes, i, n, what):
     _need(len(shapes[i]) == n, f"expected a {n}-D {what} input, got shape {shapes[i]}")
-
-
-def _bindable(fn, bind):
-    fn.bind = bind
-    return fn
 
 
 _F32 = np.float32
@@ -151,7 +147,7 @@ class Linear(Op):
 
         def bind(in_shapes, out_shape):
             return _C.bind_linear(w, b, in_shapes[0][0], relu)  # C++ call(x) -> y for x (N, In)
-        return _bindable(lambda x: ops.linear(x, w, b, act), bind)
+        return Kernel(lambda x: ops.linear(x, w, b, act), bind)
 
 
 class BatchNorm(Op):
@@ -180,13 +176,13 @@ class BatchNorm(Op):
                                            a["eps"])
         relu = a["activation"] == "relu"
         # folded once here; each call is one affine pass (the Graph checked the shapes)
-        return lambda x: ops.channel_affine(as_array(x, "x"), scale, shift, relu)
+        return Kernel(lambda x: ops.channel_affine(as_array(x, "x"), scale, shift, relu))
 
 
 class Relu(Op):
     infer = staticmethod(lambda a, p, s: s[0])
     reference = staticmethod(lambda a, p, xs: reference.relu(xs[0]))
-    kernel = staticmethod(lambda a, p, algo: _bindable(lambda x: ops.relu(x), _bind_relu))
+    kernel = staticmethod(lambda a, p, algo: Kernel(lambda x: ops.relu(x), _bind_relu))
 
 
 def _pool_infer(a, p, shapes):
@@ -215,7 +211,7 @@ class MaxPool2d(Op):
             # (pycnn/layout.py)
             return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, True, False,
                                   bool(layout[0]))
-        return _bindable(lambda x: ops.max_pool2d(x, k, s, pad, ceil_mode=c), bind)
+        return Kernel(lambda x: ops.max_pool2d(x, k, s, pad, ceil_mode=c), bind)
 
 
 class AvgPool2d(Op):
@@ -246,7 +242,7 @@ class AvgPool2d(Op):
                 _C.global_avg_pool2d(x, y)
                 return y
             return run
-        return _bindable(lambda x: ops.avg_pool2d(x, k, s, pad, c, inc), bind)
+        return Kernel(lambda x: ops.avg_pool2d(x, k, s, pad, c, inc), bind)
 
 
 class AdaptiveAvgPool2d(Op):
@@ -279,14 +275,14 @@ class AdaptiveAvgPool2d(Op):
             if H % Ho == 0 and W % Wo == 0:
                 return ops.avg_pool2d(x, (H // Ho, W // Wo))
             return reference.adaptive_avg_pool2d(x, (Ho, Wo)).astype(np.float32)
-        return run
+        return Kernel(run)
 
 
 class GlobalAvgPool2d(Op):
     infer = staticmethod(lambda a, p, s: (_ndim(s, 0, 4, "(N, C, H, W)"), s[0][:2] + (1, 1))[1])
     flops = staticmethod(lambda a, s, out: float(_prod(s[0])))
     reference = staticmethod(lambda a, p, xs: reference.global_avg_pool2d(xs[0]))
-    kernel = staticmethod(lambda a, p, algo: ops.global_avg_pool2d)
+    kernel = staticmethod(lambda a, p, algo: Kernel(ops.global_avg_pool2d))
 
 
 class LocalResponseNorm(Op):
@@ -306,7 +302,7 @@ class LocalResponseNorm(Op):
     @staticmethod
     def kernel(a, p, algo):
         size, alpha, beta, k = a["size"], a["alpha"], a["beta"], a["k"]
-        return lambda x: ops.local_response_norm(x, size, alpha, beta, k)
+        return Kernel(lambda x: ops.local_response_norm(x, size, alpha, beta, k))
 
 
 class Add(Op):
@@ -331,7 +327,7 @@ class Add(Op):
                 _C.add(x1, x2, y, relu)
                 return y
             return run
-        return _bindable(lambda x, y: ops.add(x, y, act), bind)
+        return Kernel(lambda x, y: ops.add(x, y, act), bind)
 
 
 class BiasAdd(Op):
@@ -355,7 +351,7 @@ class BiasAdd(Op):
     @staticmethod
     def kernel(a, p, algo):
         b = p["bias"]
-        return lambda x: np.add(x, b, dtype=np.float32)
+        return Kernel(lambda x: np.add(x, b, dtype=np.float32))
 
 
 class Concat(Op):
@@ -391,7 +387,7 @@ class Concat(Op):
                 _C.concat(list(xs), y, outer, inner)
                 return y
             return run
-        return _bindable(lambda *xs: ops.concat(list(xs), ax), bind)
+        return Kernel(lambda *xs: ops.concat(list(xs), ax), bind)
 
 
 class Softmax(Op):
@@ -424,7 +420,7 @@ class Softmax(Op):
     def kernel(cls, a, p, algo):
         fn = cls._wrap(a, ops.softmax)
         if a.get("flatten"):
-            return fn
+            return Kernel(fn)
 
         def bind(in_shapes, out_shape):
             if a["axis"] % len(out_shape) != len(out_shape) - 1:
@@ -436,7 +432,7 @@ class Softmax(Op):
                 _C.softmax_rows(x.reshape(-1, n), y.reshape(-1, n))
                 return y
             return run
-        return _bindable(fn, bind)
+        return Kernel(fn, bind)
 
 
 class _ViewOp(Op):
@@ -449,7 +445,7 @@ class _ViewOp(Op):
 
     @classmethod
     def kernel(cls, a, p, algo):
-        return _bindable(lambda x: x.reshape(cls.infer(a, p, [x.shape])), _bind_reshape)
+        return Kernel(lambda x: x.reshape(cls.infer(a, p, [x.shape])), _bind_reshape)
 
 
 class Flatten(_ViewOp):
@@ -508,7 +504,7 @@ class Identity(Op):
     """Dropout at inference, ONNX Identity: the input itself."""
     infer = staticmethod(lambda a, p, s: s[0])
     reference = staticmethod(lambda a, p, xs: xs[0])
-    kernel = staticmethod(lambda a, p, algo: lambda x: x)
+    kernel = staticmethod(lambda a, p, algo: Kernel(lambda x: x))
 
 
 class Embedding(Op):
@@ -544,7 +540,7 @@ class Embedding(Op):
             y = np.empty(ids.shape + (w.shape[1],), _F32)
             _C.embedding(np.ascontiguousarray(ids, dtype=np.int64), w, y)  # checks the id range
             return y
-        return run
+        return Kernel(run)
 
 
 class ReduceMax(Op):
@@ -580,7 +576,7 @@ class ReduceMax(Op):
                 _C.max_rows(x.reshape(-1, cols), y.reshape(-1))
                 return y
             return run
-        return _bindable(fn, bind)
+        return Kernel(fn, bind)
 
 
 OPS = {

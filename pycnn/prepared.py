@@ -15,6 +15,7 @@ from . import _C, numba_conv, policy, reference, registry
 from ._shapes import ConvShape
 from ._validate import activation_flag, as_array, as_vector
 from .ops import IntPair, Padding
+from .step_kernel import NO_LAYOUT
 
 
 class PreparedConv:
@@ -96,7 +97,7 @@ class PreparedConv:
                                s.dilation[0], s.dilation[1], self.relu, residual)
         return y
 
-    def bind(self, in_shapes, out_shape, max_map=0, layout=(0, None)):
+    def bind(self, in_shapes, out_shape, max_map=0, layout=NO_LAYOUT):
         """A callable for inputs of exactly in_shapes[0] (a Graph's fast path): the geometry,
         algorithm and prepared weights are looked up once here, each call only allocates the
         output and runs the kernel. Python-side algorithms (reference, numba) keep __call__.
@@ -149,7 +150,9 @@ class ConvMaxMap:
         y = np.max(self.conv(x), axis=(2, 3), keepdims=self.max_map == 2)  # NaN propagates
         return np.ascontiguousarray(y, dtype=np.float32)
 
-    def bind(self, in_shapes, out_shape):
+    def bind(self, in_shapes, out_shape, layout=NO_LAYOUT):
+        if layout[0]:
+            raise ValueError("layout: a conv followed by a max over its maps reads and writes NCHW")
         return self.conv.bind(in_shapes, out_shape, self.max_map)
 
     def prepare_for(self, x_shape):
@@ -188,7 +191,9 @@ class ConvBankMax:
             strides.add(s.stride[0])
         return strides.pop() if len(strides) == 1 else None
 
-    def bind(self, in_shapes, out_shape):
+    def bind(self, in_shapes, out_shape, layout=NO_LAYOUT):
+        if layout[0]:
+            raise ValueError("layout: a conv bank reads and writes NCHW")
         shape = tuple(in_shapes[0])
         stride_h = self.fused_stride(shape)
         if stride_h is not None:

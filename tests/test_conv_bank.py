@@ -4,7 +4,7 @@
 all the convs; it is checked here against a float64 NumPy oracle on every ISA path and thread
 count, with its partial panels, several column panels, depth blocks, strides, NaN in rows that
 only some windows reach, and every argument check; then the Graph fusion that uses it
-(graph._fuse_conv_banks, prepared.ConvBankMax) and its fallback."""
+(pycnn.graph.passes.fuse_conv_banks, prepared.ConvBankMax) and its fallback."""
 import numpy as np
 import pytest
 

@@ -293,7 +293,7 @@ def test_bound_steps_per_input_shape():
     y1 = g(x1)
     y1_copy = y1.copy()
     assert list(g._bound) == [((2, 3, 16, 16),)]
-    assert any(step[0] is not s.fn for step, s in zip(g._bound[((2, 3, 16, 16),)], g._steps))
+    assert any(step[0] is not s.fn for step, s in zip(g._bound[((2, 3, 16, 16),)], g.plan_steps))
     y2 = g(x2)
     np.testing.assert_array_equal(y1, y1_copy)  # not overwritten by the second run
     np.testing.assert_allclose(y2, g.run_reference(x2), rtol=1e-4, atol=1e-4)
@@ -341,13 +341,13 @@ def test_concat_elided_at_batch_1(algo):
         for k in ("cat", "head"):
             np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
         plan = g._bound[((N, 4, 9, 9),)]
-        extra = sum(len(step[1]) - len(s.inputs) for step, s in zip(plan, g._steps))
+        extra = sum(len(step[1]) - len(s.inputs) for step, s in zip(plan, g.plan_steps))
         assert extra == (3 if N == 1 else 0)  # the convs after the first of each concat read its slice
         y_again = g(x)
         assert not np.shares_memory(y_again["cat"], y["cat"])
         np.testing.assert_array_equal(y_again["cat"], y["cat"])
         p = g.profile(x, runs=1, warmup=0)
-        assert len(p.rows) == len(g._steps)
+        assert len(p.rows) == len(g.plan_steps)
     g2 = inception_graph(("cat", "b1"), algo)
     x = rng.standard_normal((1, 4, 9, 9)).astype(np.float32)
     y = g2(x)
@@ -392,7 +392,7 @@ def test_conv_max_over_maps_fuses_into_the_conv(algo, axes, keepdims):
     # filter counts, so its convs run one by one: tests/test_conv_bank.py has the fused kernel)
     assert g.steps == [([f"{p}{i}" for i in range(3) for p in "crm"] + ["cat"], "conv2d_bank", ["x"], "cat")]
     assert [s[0] for s in g.plan()] == [["c0", "r0", "m0"], ["c1", "r1", "m1"], ["c2", "r2", "m2"], ["cat"]]
-    assert "rows_bank" not in g._steps[0].fn.algo_for((1, 2, 7, 6))
+    assert "rows_bank" not in g.plan_steps[0].fn.algo_for((1, 2, 7, 6))
     for N in (1, 3):
         x = rng.standard_normal((N, 2, 7, 6)).astype(np.float32)
         x[N - 1, 1, 3, 2] = np.nan  # inside some window of every conv: all of image N-1 is NaN

@@ -261,8 +261,8 @@ def bottleneck_graph(C=64, mid=16, H=10, blocks=2, head=True):
 
 
 def bound_layouts(g, x):
-    plan = g._steps_for(g._feed(x))
-    return {g._steps[i].names[0]: v for i, v in plan.layouts.items()}
+    plan = g.bound_plan(g.feed(x))
+    return {g.plan_steps[i].names[0]: v for i, v in plan.layouts.items()}
 
 
 def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
@@ -326,7 +326,7 @@ def test_zoo_plans():
             assert lay["inception3b.branch1.conv"][0] & layout.X_BLOCKED
             assert "inception5b.concat" not in lay and "fc" not in lay
             continue
-        ones = [s.names[0] for s in g._steps if s.op == "conv2d" and s.fn.weight.shape[2:] == (1, 1)]
+        ones = [s.names[0] for s in g.plan_steps if s.op == "conv2d" and s.fn.weight.shape[2:] == (1, 1)]
         assert len(ones) == 36
         assert [n for n in ones if not lay.get(n, (0,))[0] & layout.X_BLOCKED] == []
         assert lay["maxpool"] == (layout.X_BLOCKED | layout.Y_BLOCKED, "max_pool2d") and "fc" not in lay
@@ -390,7 +390,7 @@ def test_graph_reordered_concat_of_convs(rng, N):
              + [Node("gap", "global_avg_pool2d", ["c2.r"]), Node("flat", "flatten", ["gap"])])
     g = Graph({"x": (None, 16, 32, 32)}, nodes, ["flat"])
     x = rng.standard_normal((N, 16, 32, 32), dtype=np.float32)
-    assert g.steps[1][0][0] == "b" and g._steps[1].fn.algo_for((N, 16, 32, 32)) == "direct"
+    assert g.steps[1][0][0] == "b" and g.plan_steps[1].fn.algo_for((N, 16, 32, 32)) == "direct"
     lay = bound_layouts(g, x)
     assert lay["cat"] == (layout.Y_BLOCKED, layout.REORDER) and "a" not in lay and "b" not in lay
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,135 @@
+"""Each rewrite pass of the Graph's plan on its own (pycnn/graph/passes.py), on small graphs
+written for it, and the StepKernel interface every operator's kernel offers."""
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn.graph import Node, passes
+from pycnn.layers import OPS
+from pycnn.step_kernel import StepKernel
+
+RNG = np.random.default_rng(0)
+
+
+def conv(name, x, cin, cout, k=3, **attrs):
+    w = RNG.standard_normal((cout, cin, k, k)).astype(np.float32) / np.sqrt(cin * k * k)
+    return Node(name, "conv2d", [x], attrs=dict(padding=k // 2, **attrs),
+                params={"weight": w, "bias": RNG.standard_normal(cout).astype(np.float32)})
+
+
+def bn(name, x, c):
+    return Node(name, "batch_norm", [x], params={"running_mean": RNG.uniform(-1, 1, c), "running_var": RNG.uniform(.5, 2, c),
+                                                   "weight": RNG.uniform(.5, 2, c), "bias": RNG.uniform(-1, 1, c)})
+
+
+def run_passes(nodes, outputs, upto, inputs=("x",), shape=(1, 4, 8, 8)):
+    """The Graph of nodes, and its steps after the passes up to and including `upto` (run again
+    here, on their own)."""
+    g = pycnn.Graph({k: (None,) + shape[1:] for k in inputs}, nodes, outputs)
+    ctx = passes.PlanContext(tuple(g.inputs), tuple(outputs), g.infer_shapes(), "auto")
+    run_passes.transforms_before = pycnn._C.weight_transform_count()
+    steps = passes.initial_steps(nodes)
+    for p in passes.PLAN_PASSES[:passes.PLAN_PASSES.index(upto) + 1]:
+        steps = p(steps, ctx)
+    return g, steps
+
+
+def summary(steps):
+    return [(s.names, s.inputs, s.output, s.attrs.get("activation"), s.attrs.get("max_map")) for s in steps]
+
+
+def test_alias_identities():
+    nodes = [conv("c", "x", 4, 4), Node("d", "identity", ["c"]), Node("r", "relu", ["d"]),
+             Node("o", "identity", ["r"])]
+    _, steps = run_passes(nodes, ["o"], passes.alias_identities)
+    assert summary(steps) == [(["c"], ["x"], "c", None, None), (["r"], ["c"], "r", None, None),
+                              (["o"], ["r"], "o", None, None)]  # the graph output stays a step
+
+
+def test_fold_batch_norm_only_for_a_sole_reader():
+    nodes = [conv("c", "x", 4, 4), bn("b", "c", 4), conv("c2", "b", 4, 4), bn("b2", "c2", 4), Node("r", "relu", ["c2"])]
+    g, steps = run_passes(nodes, ["b2", "r"], passes.fold_batch_norm)
+    assert [s.names for s in steps] == [["c", "b"], ["c2"], ["b2"], ["r"]]  # c2 has two readers: not folded
+    x = RNG.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    want = g.run_reference(x)
+    for k, y in g(x).items():
+        np.testing.assert_allclose(y, want[k], rtol=1e-4, atol=1e-4)
+
+
+def test_fuse_residual_add_needs_the_other_operand_first():
+    nodes = [conv("a", "x", 4, 4), conv("b", "a", 4, 4), Node("s", "add", ["b", "a"]),  # a made before b: fused
+             conv("c", "s", 4, 4), conv("d", "s", 4, 4), Node("t", "add", ["c", "d"])]   # d after c: c not fused
+    _, steps = run_passes(nodes, ["t"], passes.fuse_residual_add)
+    assert [s.names for s in steps] == [["a"], ["b", "s"], ["c"], ["d", "t"]]
+    assert steps[1].inputs == ["a", "a"] and steps[3].inputs == ["s", "c"]
+
+
+def test_fuse_relu_chains_after_bn_and_add():
+    nodes = [conv("a", "x", 4, 4), bn("n", "a", 4), Node("r", "relu", ["n"]), conv("b", "r", 4, 4),
+             Node("s", "add", ["b", "r"]), Node("r2", "relu", ["s"]), Node("p", "max_pool2d", ["r2"], attrs=dict(kernel=2)),
+             Node("r3", "relu", ["p"])]
+    g, steps = run_passes(nodes, ["r3"], passes.fuse_relu)
+    assert summary(steps) == [(["a", "n", "r"], ["x"], "r", "relu", None), (["b", "s", "r2"], ["r", "r"], "r2", "relu", None),
+                              (["p"], ["r2"], "p", None, None), (["r3"], ["p"], "r3", None, None)]  # no ReLU in a pool
+
+
+def test_fuse_max_map():
+    nodes = [conv("c", "x", 4, 6), Node("r", "relu", ["c"]), Node("m", "reduce_max", ["r"], attrs=dict(axes=(2, 3)))]
+    _, steps = run_passes(nodes, ["m"], passes.fuse_max_map)
+    assert summary(steps) == [(["c", "r", "m"], ["x"], "m", "relu", 1)]
+
+
+def test_no_fusion_across_a_graph_output():
+    nodes = [conv("c", "x", 4, 4), Node("r", "relu", ["c"])]
+    _, steps = run_passes(nodes, ["c", "r"], passes.mark_dead_tensors)
+    assert [(s.names, s.free) for s in steps] == [(["c"], ["x"]), (["r"], [])]
+
+
+def test_make_kernels_prepares_weights_once():
+    nodes = [conv("c", "x", 4, 8)]
+    _, steps = run_passes(nodes, ["c"], passes.make_kernels)
+    assert isinstance(steps[0].fn, StepKernel)
+    assert pycnn._C.weight_transform_count() == run_passes.transforms_before + 1
+    steps[0].fn(RNG.standard_normal((1, 4, 8, 8)).astype(np.float32))  # the declared shape: prepared already
+    assert pycnn._C.weight_transform_count() == run_passes.transforms_before + 1
+
+
+def test_mark_dead_tensors():
+    nodes = [conv("a", "x", 4, 4), conv("b", "a", 4, 4), Node("s", "add", ["a", "b"])]
+    _, steps = run_passes(nodes, ["s"], passes.mark_dead_tensors)
+    # b + a fused (a exists before b): a and x die at the fused step
+    assert [(s.names, sorted(s.free)) for s in steps] == [(["a"], ["x"]), (["b", "s"], ["a"])]
+
+
+def one_node(op):
+    """A node of each operator with small valid attributes and parameters."""
+    w = RNG.standard_normal
+    made = {
+        "conv2d": lambda: conv("n", "x", 4, 4),
+        "linear": lambda: Node("n", "linear", ["x"], params={"weight": w((3, 4)), "bias": w(3)}),
+        "batch_norm": lambda: bn("n", "x", 4),
+        "max_pool2d": lambda: Node("n", op, ["x"], attrs=dict(kernel=2)),
+        "avg_pool2d": lambda: Node("n", op, ["x"], attrs=dict(kernel=2)),
+        "adaptive_avg_pool2d": lambda: Node("n", op, ["x"], attrs=dict(output_size=2)),
+        "local_response_norm": lambda: Node("n", op, ["x"], attrs=dict(size=3)),
+        "add": lambda: Node("n", op, ["x", "x"]),
+        "bias_add": lambda: Node("n", op, ["x"], params={"bias": w(8)}),
+        "concat": lambda: Node("n", op, ["x", "x"]),
+        "softmax": lambda: Node("n", op, ["x"]),
+        "flatten": lambda: Node("n", op, ["x"]),
+        "reshape": lambda: Node("n", op, ["x"], attrs=dict(shape=(0, -1))),
+        "squeeze": lambda: Node("n", op, ["x"], attrs=dict(axes=(0,))),
+        "unsqueeze": lambda: Node("n", op, ["x"], attrs=dict(axes=(0,))),
+        "embedding": lambda: Node("n", op, ["x"], params={"weight": w((10, 3))}),
+        "reduce_max": lambda: Node("n", op, ["x"], attrs=dict(axes=(2, 3))),
+    }
+    return made.get(op, lambda: Node("n", op, ["x"]))()
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_every_operator_kernel_is_a_step_kernel(op):
+    """Every operator's kernel offers the StepKernel interface (the Graph checks no hasattr)."""
+    n = one_node(op)
+    fn = OPS[op].kernel(n.attrs, n.params, "auto")
+    assert isinstance(fn, StepKernel), type(fn)
+    assert isinstance(fn.algo_for((1, 4, 8, 8)) if op == "conv2d" else fn.algo_for(()), str)
