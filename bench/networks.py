@@ -129,7 +129,7 @@ def run_networks(opts, suite="models"):
                 row[f"{k}_img_s"] = N / v["median_s"]
             for k in list(timed):
                 if k != "pycnn" and "pycnn" in timed:
-                    row[f"ratio_vs_{k}"] = timed["pycnn"]["median_s"] / timed[k]["median_s"]
+                    row[f"speed_vs_{k}"] = timed[k]["median_s"] / timed["pycnn"]["median_s"]
             for k, v in notes.items():
                 row[f"{k}_status"] = v
             if suite == "models" and N == opts.batch[0]:
@@ -144,15 +144,15 @@ def run_networks(opts, suite="models"):
 
 
 def print_networks(rows):
-    print("\nWhole networks: median latency per batch (ms) and time ratio pycnn / peer (< 1: pycnn faster)")
+    print("\nWhole networks: median latency per batch (ms) and speed-up = peer time / pycnn time (> 1: pycnn faster)")
     print(f"{'model':<20}{'N':>3}{'pycnn':>10}{'torch':>10}{'onnxrt':>10}{'ncnn':>10}"
-          f"{'/torch':>8}{'/onnxrt':>8}{'/ncnn':>8}{'img/s':>9}")
+          f"{'xtorch':>8}{'xonnxrt':>8}{'xncnn':>8}{'img/s':>9}")
     for r in rows:
         def ms(k):
             return f"{r[k + '_ms']:10.2f}" if r.get(k + "_ms") else f"{r.get(k + '_status', 'n/a')[:9]:>10}"
 
         def ratio(k):
-            return f"{r['ratio_vs_' + k]:8.2f}" if r.get("ratio_vs_" + k) else f"{'-':>8}"
+            return f"{r['speed_vs_' + k]:8.2f}" if r.get("speed_vs_" + k) else f"{'-':>8}"
         print(f"{r['model']:<20}{r['N']:>3}{ms('pycnn')}{ms('torch')}{ms('onnxruntime')}{ms('ncnn')}"
               f"{ratio('torch')}{ratio('onnxruntime')}{ratio('ncnn')}{r.get('pycnn_img_s', 0):9.1f}")
         if r.get("numpy_ms"):

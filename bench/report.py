@@ -85,15 +85,18 @@ def render(res) -> str:
                 f"{r['speedup_2py']:.2f}x | {r['speedup_2omp']:.2f}x |" for r in th]
     mo = [r for r in rows if r["suite"] in ("models", "peers") and "pycnn_ms" in r]
     if mo:
-        out += ["", "**Whole networks** (median latency per batch in ms; ratio = pycnn time / peer time, "
-                "< 1: pycnn faster; PyTorch eager, onnxruntime on the network exported to ONNX, ncnn on the "
+        out += ["", "**Whole networks** (median latency per batch in ms; speed = peer time / pycnn time, "
+                "> 1: pycnn faster; PyTorch eager, onnxruntime on the network exported to ONNX, ncnn on the "
                 "Graph written as .param/.bin, all FP32, same weights)", "",
-                "| model | N | pycnn | PyTorch | onnxruntime | ncnn | / PyTorch | / onnxruntime | / ncnn | img/s |",
+                "| model | N | pycnn | PyTorch | onnxruntime | ncnn | vs PyTorch | vs onnxruntime | vs ncnn | img/s |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+        def speed(r, k):  # from the times, so results.json files written before speed_vs_* read the same
+            return f"{r[k + '_ms'] / r['pycnn_ms']:.2f}x" if r.get(k + "_ms") else "-"
         for r in mo:
             out.append(f"| {r['model']} | {r['N']} | {r['pycnn_ms']:.2f} | {_f(r.get('torch_ms'))} | "
-                       f"{_f(r.get('onnxruntime_ms'))} | {_f(r.get('ncnn_ms'))} | {_f(r.get('ratio_vs_torch'))} | "
-                       f"{_f(r.get('ratio_vs_onnxruntime'))} | {_f(r.get('ratio_vs_ncnn'))} | {r['pycnn_img_s']:.1f} |")
+                       f"{_f(r.get('onnxruntime_ms'))} | {_f(r.get('ncnn_ms'))} | {speed(r, 'torch')} | "
+                       f"{speed(r, 'onnxruntime')} | {speed(r, 'ncnn')} | {r['pycnn_img_s']:.1f} |")
     return "\n".join(out)
 
 
