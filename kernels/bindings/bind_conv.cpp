@@ -81,7 +81,7 @@ struct BoundConv {
   bool relu;
   // 0: the call returns y (N, K, Ho, Wo). 1 or 2: it returns the max of each output map, (N, K)
   // or (N, K, 1, 1): a Graph's conv followed by a max over H and W (Kim's max over time), so the
-  // maps never reach Python (one step instead of two: Kim b1 0.179 -> 0.175 ms, b8 1.07 -> 1.04).
+  // maps never reach Python (one step instead of two).
   int max_map = 0;
   // kDirectOcXBlocked | kDirectOcYBlocked: x and/or y are NCHW16c, (N, C/16, H, W, 16). direct_oc
   // takes a blocked y for any conv and a blocked x for 1x1 unpadded ones, and a residual in

@@ -3,8 +3,8 @@
 // Why: a network allocates the same sequence of arrays every run. glibc serves the large ones
 // (ResNet-50 at batch 8: 8 x 256 x 56 x 56 floats = 25.7 MB) with fresh mmaps or trims them back
 // to the kernel, so each run page-faults and zeroes them again (2,167 faults per ResNet-50 batch-8
-// run) and unmaps them with TLB shootdowns on both cores: 213-220 ms per run instead of 199-202
-// with malloc told to keep its memory (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_).
+// run) and unmaps them with TLB shootdowns on both cores (~5% of the run; malloc told to keep its
+// memory, MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_, ran as fast as this arena).
 //
 // How: NumPy's allocator hook (NEP 49, PyDataMem_SetHandler) is set to this arena for the
 // duration of Graph.run only (the handler is a context variable, restored after the run), so

@@ -41,8 +41,8 @@ namespace pycnn {
 // Software prefetch (into L2) of one channel chunk of direct_oc weights, laid out
 // [tap][channel][KB]: cc channels at `w` for each of the RS taps (tap stride Cg*KB floats).
 // The lines are shared out over `tiles` tiles (begin_tile) and issued one at a time from inside
-// a tile's channel loop (one()): issued in a burst they fill the core's line-fill buffers and
-// stall the FMAs (tried: 73 prefetches before each tile of 512@7 1x1 took it 0.40 -> 0.58 ms).
+// a tile's channel loop (one()): issued in a burst before a tile they fill the core's line-fill
+// buffers and stall the FMAs.
 template <int KB>
 struct WeightPrefetchT {
   const float* tap = nullptr;  // first line of the current tap
@@ -443,23 +443,18 @@ struct DirectOcConv {
     int64_t tb = rb * row_tiles;  // tiles per band: whole rows so far
     // Unit order (outer to inner): group, kblock group, image, kblock within it, band. A
     // kblock group's weights (<= 1 MiB) stay in L2 across the batch's images, and an image's
-    // input stays there across the group's kblocks. With images inner to single kblocks every
-    // image's input was re-read per kblock (2048->512 @7 at batch 8: 25 MB per thread from
-    // L3): 3.17 -> 2.85 ms there, 1024->2048 /2 to 7x7 b8 6.26 -> 5.97; ResNet-50 b8
-    // direct_oc steps 38.2-43.7 -> 37.4-37.8 ms, GoogLeNet b8 10.8-11.0 -> 10.4. Batch 1
-    // runs the same order as before (one image).
+    // input stays there across the group's kblocks (with images inner to single kblocks every
+    // image's input was re-read from L3 per kblock: 25 MB per thread for 2048->512 @7 at batch 8).
     const int64_t kb_bytes = RS * Cg * KB * (int64_t)sizeof(float);
     int64_t KG = 1;  // the largest divisor of kblocks whose weights fit 1 MiB
     for (int64_t d = 1; d <= kblocks; ++d)
       if (kblocks % d == 0 && d * kb_bytes <= (int64_t(1) << 20)) KG = d;
     // A blocked pointwise conv: the threads split the bands, each running all of a group's
     // kblocks on its band (its x from L2 after the first), instead of splitting the kblocks with
-    // each thread reading all of x (256->64 @56 in ResNet-50: 3.2 MB of x, written by both
-    // cores just before, read by each: 0.57 -> 0.34-0.37 ms). The same in a blocked chain for
-    // any window whose input outweighs its weights (x written band by band by the layer
-    // before): ResNet-50's 3x3/2 128@56 b1 0.92 -> 0.81 ms in the network, GoogLeNet's 7x7/2
-    // stem 0.74 -> 0.67. Where the weights are larger (256@28 /2, 512@14 /2) each thread
-    // reading all of them lost (0.81 -> 0.86, 0.90 -> 0.93).
+    // each thread reading all of x (x, written by both cores just before, would cross between
+    // them). The same in a blocked chain for any window whose input outweighs its weights (x
+    // written band by band by the layer before); where the weights are larger (256@28 /2, 512@14
+    // /2) each thread reading all of them loses.
     const bool band_outer =
         x_blk() || (layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size()));
     // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
@@ -535,8 +530,7 @@ struct DirectOcConv {
           const int64_t ccn = std::min(cc, Cg - c0);
           // Fetch the next chunk's weights into L2 while this one computes: at batch 1 on small
           // maps they come from memory, and a chunk serves only the band's few pixels, so
-          // without this each chunk first stalls on its loads (512@7 1x1: 0.40 ms hot, 0.55
-          // ms with the weights cold).
+          // without this each chunk first stalls on its loads.
           WeightPrefetch pf;
           if (c0 + cc < Cg)
             pf = WeightPrefetch(wk + (c0 + cc) * KB, std::min(cc, Cg - c0 - cc), RS, Cg, tiles);

@@ -28,9 +28,8 @@ namespace pycnn {
 
 namespace {
 
-// Depth of B packed per step (a 48-column panel block of 256 rows is 48 KiB, all of L1; 128 ran
-// the same: Kim's three convs alone at batch 8 0.809-0.823 ms against 0.825, batch 1
-// 0.108-0.112 against 0.106).
+// Depth of B packed per step: a 48-column panel block of 256 rows is 48 KiB, all of L1 (128 rows
+// ran the same).
 constexpr int64_t kBankKB = 256;
 static_assert(kSgemmKC % kBankKB == 0, "a B block must lie inside one packed A block");
 

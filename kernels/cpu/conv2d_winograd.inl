@@ -191,11 +191,10 @@ struct WinogradConv {
   // The same for 16 output channels k0 .. k0 + 15 (k0 % 16 == 0) into a blocked y, for groups
   // [gi0, gi1) (at most kBlkGroups): the 16 x m^2 output vectors of each group (lanes = tiles)
   // are staged, then per output position transposed W x W so that each tile's pixel gets its
-  // 16 channels as whole-vector stores (one 64-byte line). Scattered one float per line instead,
-  // 16 lines per scatter, Winograd F4 at 56x56 took 0.54 -> 0.60 ms in ResNet-50 against the
-  // NCHW output. Several groups per call so that each of the 16 x a^2 rows of M read here is
-  // read kBlkGroups lines at a time (one group per call, 576 short streams: 3.7 -> 4.2 ms at
-  // batch 8, F4 64 @56; the M loads took 40% of this function in perf).
+  // 16 channels as whole-vector stores (one 64-byte line) rather than one float per line, 16
+  // lines per scatter. Several groups per call so that each of the 16 x a^2 rows of M read here
+  // is read kBlkGroups lines at a time (one group per call made 576 short streams, and the M
+  // loads dominated this function).
   // The stage (kBlkGroups x m^2 x 16 vectors, up to 288 KiB for F6 on avx512) is the thread's
   // kSlotGemmC workspace, free once the GEMMs are done (4 groups, what 64 KiB of stack holds
   // for F4, cost 5% at batch 8 against NCHW instead of 1-3%).

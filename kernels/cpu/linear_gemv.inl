@@ -52,9 +52,9 @@ static void gemv_block(int64_t o0, int64_t o1, int64_t In, int64_t Out, const fl
 }
 
 // W rows done together for NB x rows: every x vector loaded is used for RB rows, so with 32
-// registers (AVX-512) RB * NB accumulators up to 16: at batch 8 one row per pass loaded 8 x
-// vectors (from L2) per W vector and ran at 18 GB/s; two rows per pass 38-41 GB/s (AlexNet's
-// 4096 -> 4096 at batch 8 3.75 -> 1.7 ms). AVX2 (16 registers) keeps RB * NB <= 8.
+// registers (AVX-512) RB * NB accumulators up to 16 (at batch 8 one row per pass loaded 8 x
+// vectors from L2 per W vector and fell to half the bandwidth). AVX2 (16 registers) keeps
+// RB * NB <= 8.
 template <class V>
 constexpr int gemv_rows(int nb) {
   return V::W == 16 ? (nb <= 4 ? 4 : 2) : (nb <= 2 ? 4 : nb <= 4 ? 2 : 1);

@@ -31,9 +31,7 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
   // 2x onnxruntime's time.
   const int nt = threads_for(double(p.planes) * 16 * p.H * p.W * 16, rows);
   // Outputs per pass (their windows' columns fit kCols) on the separable path, taken at stride 1
-  // only, where each column maximum serves S outputs: 3x3/1 192@28 b1 0.036 -> 0.031 ms, b8 0.325
-  // -> 0.292; at stride 2 the direct path is faster (3x3/2 192@56 -> 28 0.049 vs 0.061 ms, 64@112
-  // 0.071 vs 0.085).
+  // only, where each column maximum serves S outputs; at stride 2 the direct path is faster.
   const int64_t ochunk = p.stride_w == 1 && p.S <= kCols ? kCols - p.S + 1 : 0;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t it = 0; it < rows; ++it) {

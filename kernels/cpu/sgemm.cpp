@@ -214,9 +214,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
       mpanels % nt_max != 0 && mpanels < kKsplitMaxPanels * nt_max && K >= kKsplitMinDepth * nt_max)
     return sgemm_run_ksplit(probs[0], M, K, relu, nt_max);
   // In-place B only where each thread would otherwise pack the same B tile (rows split across
-  // threads on small maps) for few rows: read in place, strided B rows cost more than packing
-  // on large maps (1x1 256->64 @56: 0.45 -> 0.53 ms) but save the duplicated packing on small
-  // ones (480->16 @14: 0.032 -> 0.019 ms, 480->64: 0.063 -> 0.054).
+  // threads on small maps) for few rows: strided B rows cost more than packing on large maps, but
+  // save the duplicated packing on small ones.
   const bool allow_direct = row_parts > 1 && M <= kDirectMaxRows;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   // The micro-kernel for each panel width (a panel's last columns take a narrower one), and for
@@ -233,9 +232,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   const int64_t MC = kMC / MR * MR;
   // The narrow order's A-panel prefetch is for weights that stream from memory (7x7 maps at
   // batch 1: 512 x 4608 = 9 MiB; Winograd F2 on 14x14 maps: 16 A matrices of up to 320 x 160):
-  // with all the A matrices within 1 MiB they stay in L2 across items and runs, and its burst
-  // of 128 prefetches per 8 x 48 block cost 8% of Kim's convolutions (batch 1 and 8: 0.042 ->
-  // 0.037 ms, 0.250 -> 0.233 ms for the 3-word filters, 8 weight copies).
+  // A matrices within 1 MiB in all stay in L2 across items and runs, where the prefetches only
+  // cost issue slots (Kim's convolutions).
   int64_t a_bytes = 0;
   for (size_t i = 0; i < probs.size(); ++i)
     if (i == 0 || probs[i].A != probs[i - 1].A) a_bytes += M * K * (int64_t)sizeof(float);
@@ -320,14 +318,11 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
           // exactly once, and the next panels are prefetched into L2 meanwhile (A streams from
           // DRAM here: per panel only nc columns of work hide its latency). The prefetches go
           // out one per k step from inside the first block's micro-kernel (Epilogue::prefetch):
-          // issued as a burst of 128 before the block they stalled on the line-fill buffers
-          // (perf: 13% of Winograd F2 256@14 b1 on that loop; F2 256@14 b1 0.473 -> 0.395 ms,
-          // F4 128@28 0.324 -> 0.280, 16 weight copies).
+          // issued as a burst before the block they stalled on the line-fill buffers.
           // Shallow GEMMs (K <= 128: ResNet's 1x1 expansions at batch 8) take the same order for
           // their output: MR rows are written across the whole tile width in turn (long runs
           // per row) instead of 32 columns of every row per panel; with so little depth per
-          // output the layer is bound by writing C (64->256 @56 batch 8 with the residual:
-          // 4.19 -> 3.60 ms; ResNet-50 batch 8 242-252 -> 231-234 ms).
+          // output the layer is bound by writing C.
           const int64_t pfloats = (int64_t)MR * kc;
           for (int64_t i = it.m0; i < it.m1; i += MR) {
             const float* ap = p.A->panel(k0, kc, i / MR);
