@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pycnn-installed
 BENCH_OUT ?= bench/results/latest
 
-.PHONY: test bench build fuzz sanitize package-check clean
+.PHONY: test bench build lint format fuzz sanitize package-check clean
 SAN    := build/sanitize
 SAN_ENV = PYTHONPATH=.:$(abspath tests) \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
@@ -21,7 +21,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=64" wheel "pybind11>=2.12" "cmake>=3.18" ninja "numpy>=1.23"
-	$(PY) -m pip install -q --no-build-isolation -e ".[test,bench]"
+	$(PY) -m pip install -q --no-build-isolation -e ".[test,bench,lint]"
 	touch $(STAMP)
 
 # Re-runs CMake's incremental build so edited kernels are picked up.
@@ -33,6 +33,20 @@ test: build
 
 bench: build
 	$(PY) -m bench default --out $(BENCH_OUT)
+
+# Style: ruff (checks and formatting, pyproject.toml) on the Python, clang-format (.clang-format)
+# on the C++ and CUDA sources. `make format` applies both.
+LINT_PY  := pycnn bench tests examples .ci setup.py
+LINT_CXX  = $$(find kernels -name '*.h' -o -name '*.cpp' -o -name '*.inl' -o -name '*.cu' -o -name '*.cuh')
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT_PY)
+	$(VENV)/bin/ruff format --check $(LINT_PY)
+	$(VENV)/bin/clang-format --dry-run --Werror $(LINT_CXX)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix $(LINT_PY)
+	$(VENV)/bin/ruff format $(LINT_PY)
+	$(VENV)/bin/clang-format -i $(LINT_CXX)
 
 # The wheel and sdist as a user installs them, each in a fresh venv, smoke-tested from outside
 # the clone (.ci/check_package.sh; about 4 minutes on 2 cores: two builds).

@@ -5,6 +5,7 @@ Environment:
   PYCNN_SANITIZE=1    build with ASan + UBSan (see `make sanitize`)
   CMAKE_ARGS          extra arguments passed to cmake
 """
+
 import os
 import shutil
 import subprocess

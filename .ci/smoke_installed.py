@@ -2,6 +2,7 @@
 clone with the interpreter of a fresh virtual environment: the package imports from
 site-packages with every subpackage, both native modules and py.typed; a zoo network, pickling,
 the CLI and ONNX import work. Exits non-zero on the first failure."""
+
 import importlib
 import importlib.metadata
 import os
@@ -33,8 +34,12 @@ for name in ("lenet5", "convnetjs"):
     assert np.array_equal(pickle.loads(pickle.dumps(g))(x), y)
 print("zoo networks and pickling: ok")
 
-r = subprocess.run([sys.executable, "-m", "pycnn", "run", "lenet5", "--batch", "2", "--runs", "1", "--quiet"],
-                   capture_output=True, text=True, timeout=300)
+r = subprocess.run(
+    [sys.executable, "-m", "pycnn", "run", "lenet5", "--batch", "2", "--runs", "1", "--quiet"],
+    capture_output=True,
+    text=True,
+    timeout=300,
+)
 assert r.returncode == 0 and "time per batch" in r.stdout, r.stdout + r.stderr
 r = subprocess.run([sys.executable, "-m", "pycnn", "list"], capture_output=True, text=True, timeout=300)
 assert r.returncode == 0 and "resnet152" in r.stdout, r.stdout + r.stderr
@@ -44,14 +49,18 @@ import onnx  # noqa: E402  (the [onnx] extra)
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
-model = helper.make_model(helper.make_graph(
-    [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
-    "smoke", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])], [numpy_helper.from_array(w, "w")]),
-    opset_imports=[helper.make_opsetid("", 17)])
+model = helper.make_model(
+    helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+        "smoke",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [numpy_helper.from_array(w, "w")],
+    ),
+    opset_imports=[helper.make_opsetid("", 17)],
+)
 g = pycnn.load_onnx(model.SerializeToString())
 x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
-np.testing.assert_allclose(g(x), np.maximum(pycnn.conv2d(x, w, padding=1, algo="reference"), 0), rtol=1e-4,
-                           atol=1e-5)
+np.testing.assert_allclose(g(x), np.maximum(pycnn.conv2d(x, w, padding=1, algo="reference"), 0), rtol=1e-4, atol=1e-5)
 print("ONNX import (onnx", onnx.__version__ + "): ok")
 print("SMOKE OK")

@@ -6,6 +6,7 @@ pool, threads, models; batch 1 and 8).
 Results: a table on stdout and results.json (machine, threads, versions, command line, rows)
 in --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ from pathlib import Path
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("suite", nargs="+", help="sgemm, layers, pool, threads, models, peers or default")
     ap.add_argument("--threads", type=int, default=2, help="threads for pycnn and every peer (default 2)")
     ap.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (default 1 8)")
@@ -27,11 +29,16 @@ def main(argv=None):
     ap.add_argument("--filter", default=None, help="glob on layer ids, e.g. 'resnet.*'")
     ap.add_argument("--quick", action="store_true", help="every third layer, batch 1 only")
     ap.add_argument("--no-numpy", action="store_true", help="leave the NumPy im2col baseline out")
-    ap.add_argument("--jit", action="store_true",
-                    help="layers: also time algo='numba', 'numba_im2col' and 'reference' (slow)")
+    ap.add_argument(
+        "--jit", action="store_true", help="layers: also time algo='numba', 'numba_im2col' and 'reference' (slow)"
+    )
     ap.add_argument("--out", default="bench/results/latest", help="folder for results.json")
-    ap.add_argument("--compare", metavar="OLD.json", default=None,
-                    help="show the change of every pycnn time against an earlier results.json")
+    ap.add_argument(
+        "--compare",
+        metavar="OLD.json",
+        default=None,
+        help="show the change of every pycnn time against an earlier results.json",
+    )
     opts = ap.parse_args(argv)
     if opts.batch is None:
         opts.batch = [1] if opts.quick else [1, 8]
@@ -58,12 +65,21 @@ def main(argv=None):
     if unknown:
         ap.error(f"unknown suite(s) {unknown}; choose from {sorted(suites.SUITES)} or default")
 
-    meta = dict(started=suites.now(), command=" ".join([sys.executable, "-m", "bench", *sys.argv[1:]]),
-                machine=platform.machine(), processor=_cpu_name(), cores=os.cpu_count(),
-                threads=opts.threads, pycnn_isa=pycnn._C.get_isa(), python=platform.python_version(),
-                versions=peers.available(), batch=opts.batch)
-    print(f"pycnn bench: {meta['processor']}, {opts.threads} threads, ISA {meta['pycnn_isa']}, "
-          f"peers {meta['versions']}")
+    meta = dict(
+        started=suites.now(),
+        command=" ".join([sys.executable, "-m", "bench", *sys.argv[1:]]),
+        machine=platform.machine(),
+        processor=_cpu_name(),
+        cores=os.cpu_count(),
+        threads=opts.threads,
+        pycnn_isa=pycnn._C.get_isa(),
+        python=platform.python_version(),
+        versions=peers.available(),
+        batch=opts.batch,
+    )
+    print(
+        f"pycnn bench: {meta['processor']}, {opts.threads} threads, ISA {meta['pycnn_isa']}, peers {meta['versions']}"
+    )
     results = {"meta": meta, "rows": []}
     t_all = time.perf_counter()
     for name in names:

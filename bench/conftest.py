@@ -1,6 +1,7 @@
 """pytest-benchmark configuration for bench/: `pytest bench/ --benchmark-only` (and
 `--benchmark-compare`) times the same layers and algorithms as `python -m bench layers`.
 Threads: PYCNN_BENCH_THREADS (default 2) for pycnn and PyTorch."""
+
 import os
 
 import pytest

@@ -8,6 +8,7 @@ ncnn requires. Operators without an ncnn counterpart here (Kim's CNN's embedding
 time) raise NotImplementedError, and the bench leaves ncnn out for that network.
 Layer parameter ids: ncnn's docs/developer-guide/operation-param-weight-table.md.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ class NcnnExport:
         g = self.g
         plan = g.plan()
         shapes = g.infer_shapes()
-        (iname, ishape), = g.inputs.items()
+        ((iname, ishape),) = g.inputs.items()
         if g.input_dtypes[iname] != "float32" or len(ishape) != 4:
             raise NotImplementedError("ncnn export: only one NCHW float input")
         readers = {}
@@ -64,9 +65,15 @@ class NcnnExport:
                 extra = "" if a["groups"] == 1 else f" 7={a['groups']}"
                 res = src[1:]  # a fused residual join: conv, then BinaryOp add (+ ReLU)
                 conv_out = f"{out}_conv" if res else out
-                self.layer(kind, name, src[:1], [conv_out], f"0={K} 1={S} 11={R} 2={dw} 12={dh} 3={sw} 13={sh} "
-                           f"4={pl} 15={pr} 14={pt} 16={pb} 5={int(bias is not None)} 6={w.size}{extra}"
-                           f"{'' if res else act}")
+                self.layer(
+                    kind,
+                    name,
+                    src[:1],
+                    [conv_out],
+                    f"0={K} 1={S} 11={R} 2={dw} 12={dh} 3={sw} 13={sh} "
+                    f"4={pl} 15={pr} 14={pt} 16={pb} 5={int(bias is not None)} 6={w.size}{extra}"
+                    f"{'' if res else act}",
+                )
                 self.weights += [np.uint32(0).tobytes(), w.astype(np.float32).tobytes()]
                 if bias is not None:
                     self.weights.append(bias.astype(np.float32).tobytes())
@@ -78,8 +85,9 @@ class NcnnExport:
                 w = p["weight"].T if a.get("transposed") else p["weight"]
                 w = w * np.float32(a.get("scale", 1.0))
                 bias = p.get("bias")
-                self.layer("InnerProduct", name, src, [out],
-                           f"0={w.shape[0]} 1={int(bias is not None)} 2={w.size}{act}")
+                self.layer(
+                    "InnerProduct", name, src, [out], f"0={w.shape[0]} 1={int(bias is not None)} 2={w.size}{act}"
+                )
                 self.weights += [np.uint32(0).tobytes(), np.ascontiguousarray(w, np.float32).tobytes()]
                 if bias is not None:
                     self.weights.append((bias * np.float32(a.get("bias_scale", 1.0))).astype(np.float32).tobytes())
@@ -89,8 +97,14 @@ class NcnnExport:
                 # PyTorch's ceil_mode), 1 is floor
                 mode = 0 if a["ceil_mode"] else 1
                 inc = int(a.get("count_include_pad", False))
-                self.layer("Pooling", name, src, [out], f"0={int(op == 'avg_pool2d')} 1={kw} 11={kh} 2={sw} 12={sh} "
-                           f"3={pw} 14={pw} 13={ph} 15={ph} 5={mode} 6={inc}")
+                self.layer(
+                    "Pooling",
+                    name,
+                    src,
+                    [out],
+                    f"0={int(op == 'avg_pool2d')} 1={kw} 11={kh} 2={sw} 12={sh} "
+                    f"3={pw} 14={pw} 13={ph} 15={ph} 5={mode} 6={inc}",
+                )
             elif op == "global_avg_pool2d" or (op == "adaptive_avg_pool2d" and a["output_size"] == (1, 1)):
                 self.layer("Pooling", name, src, [out], "0=1 4=1")
             elif op == "adaptive_avg_pool2d" and shapes[ins[0]][2:] == tuple(a["output_size"]):
@@ -123,7 +137,7 @@ class NcnnExport:
         for line in self.lines:
             f = line.split()
             n_in, n_out = int(f[2]), int(f[3])
-            blobs.update(f[4 + n_in:4 + n_in + n_out])
+            blobs.update(f[4 + n_in : 4 + n_in + n_out])
         return f"7767517\n{len(self.lines)} {len(blobs)}\n" + "\n".join(self.lines) + "\n", b"".join(self.weights)
 
 

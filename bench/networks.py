@@ -12,6 +12,7 @@ run: it is the oracle, not a contender), without the per-layer breakdown.
 Every engine's output is checked against pycnn's before it is timed (normwise 1e-3 of the
 largest output); an engine that disagrees is reported WRONG and not timed.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -47,6 +48,7 @@ def _torch_engine(g, name, x, threads):
     def run():
         with torch.inference_mode():
             return m(tx).numpy()
+
     return m, run
 
 
@@ -58,8 +60,16 @@ def _ort_engine(m, name, x, threads):
     iname = "tokens" if name == "kimcnn" else "x"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(m, (torch.from_numpy(x),), f, dynamo=False, input_names=[iname], output_names=["y"],
-                          dynamic_axes={iname: {0: "N"}}, opset_version=17)
+        torch.onnx.export(
+            m,
+            (torch.from_numpy(x),),
+            f,
+            dynamo=False,
+            input_names=[iname],
+            output_names=["y"],
+            dynamic_axes={iname: {0: "N"}},
+            opset_version=17,
+        )
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -117,8 +127,13 @@ def run_networks(opts, suite="models"):
                 if not ok[k]:
                     row[f"{k}_status"] = "WRONG"
             slow = {k: engines.pop(k) for k in ("numpy",) if k in engines}
-            timed = compare({k: v for k, v in engines.items() if ok[k]}, rounds=opts.rounds, target_s=0.6,
-                            max_reps=20, min_samples=7)
+            timed = compare(
+                {k: v for k, v in engines.items() if ok[k]},
+                rounds=opts.rounds,
+                target_s=0.6,
+                max_reps=20,
+                min_samples=7,
+            )
             for k, fn in slow.items():
                 if ok[k]:
                     t1 = time.perf_counter()
@@ -134,34 +149,47 @@ def run_networks(opts, suite="models"):
                 row[f"{k}_status"] = v
             if suite == "models" and N == opts.batch[0]:
                 p = g.profile(x, runs=3, warmup=1)
-                row["profile"] = [dict(step=r[0], op=r[1], ms=r[3] * 1e3, gflops=(r[4] / r[3] / 1e9 if r[4] else None),
-                                       algo=r[5]) for r in p.rows]
+                row["profile"] = [
+                    dict(step=r[0], op=r[1], ms=r[3] * 1e3, gflops=(r[4] / r[3] / 1e9 if r[4] else None), algo=r[5])
+                    for r in p.rows
+                ]
             row["bench_s"] = time.perf_counter() - t0
             rows.append(row)
-            print(f"  {name} N={N}: " + ", ".join(f"{k} {row[k + '_ms']:.2f} ms" for k in ENGINES + ("numpy",)
-                                                   if row.get(k + "_ms")), flush=True)
+            print(
+                f"  {name} N={N}: "
+                + ", ".join(f"{k} {row[k + '_ms']:.2f} ms" for k in ENGINES + ("numpy",) if row.get(k + "_ms")),
+                flush=True,
+            )
     return rows
 
 
 def print_networks(rows):
     print("\nWhole networks: median latency per batch (ms) and speed-up = peer time / pycnn time (> 1: pycnn faster)")
-    print(f"{'model':<20}{'N':>3}{'pycnn':>10}{'torch':>10}{'onnxrt':>10}{'ncnn':>10}"
-          f"{'xtorch':>8}{'xonnxrt':>8}{'xncnn':>8}{'img/s':>9}")
+    print(
+        f"{'model':<20}{'N':>3}{'pycnn':>10}{'torch':>10}{'onnxrt':>10}{'ncnn':>10}"
+        f"{'xtorch':>8}{'xonnxrt':>8}{'xncnn':>8}{'img/s':>9}"
+    )
     for r in rows:
+
         def ms(k):
             return f"{r[k + '_ms']:10.2f}" if r.get(k + "_ms") else f"{r.get(k + '_status', 'n/a')[:9]:>10}"
 
         def ratio(k):
             return f"{r['speed_vs_' + k]:8.2f}" if r.get("speed_vs_" + k) else f"{'-':>8}"
-        print(f"{r['model']:<20}{r['N']:>3}{ms('pycnn')}{ms('torch')}{ms('onnxruntime')}{ms('ncnn')}"
-              f"{ratio('torch')}{ratio('onnxruntime')}{ratio('ncnn')}{r.get('pycnn_img_s', 0):9.1f}")
+
+        print(
+            f"{r['model']:<20}{r['N']:>3}{ms('pycnn')}{ms('torch')}{ms('onnxruntime')}{ms('ncnn')}"
+            f"{ratio('torch')}{ratio('onnxruntime')}{ratio('ncnn')}{r.get('pycnn_img_s', 0):9.1f}"
+        )
         if r.get("numpy_ms"):
             print(f"{'':<23}NumPy reference (float32, one run): {r['numpy_ms']:.1f} ms")
     for r in rows:
         if r.get("profile"):
             top = sorted(r["profile"], key=lambda s: -s["ms"])[:5]
-            print(f"  {r['model']} N={r['N']} slowest steps: " + "; ".join(
-                f"{s['step']} {s['ms']:.2f} ms ({s['algo']})" for s in top))
+            print(
+                f"  {r['model']} N={r['N']} slowest steps: "
+                + "; ".join(f"{s['step']} {s['ms']:.2f} ms ({s['algo']})" for s in top)
+            )
 
 
 def run_peers(opts):

@@ -3,6 +3,7 @@
 make_conv_peers(x, w, b, layer) -> {name: callable returning an (N, K, Ho, Wo) array}.
 Missing engines are left out (and reported by `available()`), never faked.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,13 +61,22 @@ def numpy_im2col_conv(x, w, b, stride, pad):
 def _onnx_conv_session(w, b, stride, pad, groups, threads):
     ph, pw = (pad, pad) if isinstance(pad, int) else pad
     K, Cg, R, S = w.shape
-    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[stride, stride],
-                            pads=[ph, pw, ph, pw], group=groups, kernel_shape=[R, S])
+    node = helper.make_node(
+        "Conv",
+        ["x", "w", "b"],
+        ["y"],
+        strides=[stride, stride],
+        pads=[ph, pw, ph, pw],
+        group=groups,
+        kernel_shape=[R, S],
+    )
     graph = helper.make_graph(
-        [node], "conv",
+        [node],
+        "conv",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = min(model.ir_version, 9)
     so = ort.SessionOptions()
@@ -86,8 +96,7 @@ def ncnn_fp32_net(param_path, bin_path, threads):
     o.use_winograd_convolution = True
     o.use_sgemm_convolution = True
     o.use_packing_layout = True
-    for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage",
-                 "use_bf16_packed"):
+    for flag in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage", "use_bf16_packed"):
         setattr(o, flag, False)
     if net.load_param(param_path) != 0 or net.load_model(bin_path) != 0:
         raise RuntimeError(f"ncnn could not load {param_path}")
@@ -129,8 +138,10 @@ class NcnnConv:
         with open(param, "w") as f:
             f.write("7767517\n2 2\n")
             f.write(f"Input data 0 1 data 0={layer.W} 1={layer.H} 2={layer.C}\n")
-            f.write(f"{kind} conv 1 1 data output 0={K} 1={S} 11={R} 2=1 12=1 3={layer.stride} 13={layer.stride} "
-                    f"4={pw} 15={pw} 14={ph} 16={ph} 5=1 6={w.size}{extra}\n")
+            f.write(
+                f"{kind} conv 1 1 data output 0={K} 1={S} 11={R} 2=1 12=1 3={layer.stride} 13={layer.stride} "
+                f"4={pw} 15={pw} 14={ph} 16={ph} 5=1 6={w.size}{extra}\n"
+            )
         with open(binf, "wb") as f:
             f.write(np.uint32(0).tobytes())
             f.write(np.ascontiguousarray(w, np.float32).tobytes())

@@ -1,11 +1,12 @@
 """PNG plots of a bench run: `python -m bench.plots results.json [outdir]` (make bench draws them).
 
-  gflops_b<N>.png   GFLOP/s per conv layer: pycnn's algorithms and the peers, batch N;
-  roofline.png      achieved GFLOP/s against arithmetic intensity (FLOPs / bytes of input, weights
-                    and output) for pycnn auto and the peers, under the roofs of the FP32 peak
-                    (the best SGEMM rate in the same run) and the memory bandwidth (the copy speed
-                    of the largest pooling input in the same run).
+gflops_b<N>.png   GFLOP/s per conv layer: pycnn's algorithms and the peers, batch N;
+roofline.png      achieved GFLOP/s against arithmetic intensity (FLOPs / bytes of input, weights
+                  and output) for pycnn auto and the peers, under the roofs of the FP32 peak
+                  (the best SGEMM rate in the same run) and the memory bandwidth (the copy speed
+                  of the largest pooling input in the same run).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ SERIES = ["direct", "im2col", "winograd_f4", "auto", "torch", "onnxruntime", "nc
 
 def _bytes(layer, N):
     Ho, Wo = layer.out_size()
-    return 4.0 * (N * layer.C * layer.H * layer.W + layer.K * layer.C // layer.groups * layer.R * layer.S
-                  + N * layer.K * Ho * Wo)
+    return 4.0 * (
+        N * layer.C * layer.H * layer.W + layer.K * layer.C // layer.groups * layer.R * layer.S + N * layer.K * Ho * Wo
+    )
 
 
 def draw(res, outdir) -> list[str]:
@@ -60,18 +62,30 @@ def draw(res, outdir) -> list[str]:
         layers = {l.id: l for l in CONV_LAYERS}
         fig, ax = plt.subplots(figsize=(8, 6))
         for name, marker in (("auto", "o"), ("torch", "s"), ("onnxruntime", "^"), ("ncnn", "v")):
-            pts = [(r["gflop"] * 1e9 / _bytes(layers[r["layer"]], r["N"]), r["gflop"] * 1e3 / r[f"{name}_ms"])
-                   for r in rows if r.get(f"{name}_ms") and r["layer"] in layers]
+            pts = [
+                (r["gflop"] * 1e9 / _bytes(layers[r["layer"]], r["N"]), r["gflop"] * 1e3 / r[f"{name}_ms"])
+                for r in rows
+                if r.get(f"{name}_ms") and r["layer"] in layers
+            ]
             if pts:
                 ax.scatter(*zip(*pts), marker=marker, s=18, label=f"{'pycnn auto' if name == 'auto' else name}")
         xs = [0.1, peak / bw, 1e4]
-        ax.plot(xs, [min(peak, x * bw) for x in xs], "k-", lw=1,
-                label=f"roof: {peak:.0f} GFLOP/s, {bw:.0f} GB/s (measured in this run)")
+        ax.plot(
+            xs,
+            [min(peak, x * bw) for x in xs],
+            "k-",
+            lw=1,
+            label=f"roof: {peak:.0f} GFLOP/s, {bw:.0f} GB/s (measured in this run)",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (FLOP / byte of input + weights + output)")
         ax.set_ylabel("GFLOP/s (effective)")
-        ax.set_title("roofline: every lecture conv layer, batch 1 and 8\n(effective rates count direct-conv FLOPs: Winograd can pass the roof)", fontsize=10)
+        ax.set_title(
+            "roofline: every lecture conv layer, batch 1 and 8\n"
+            "(effective rates count direct-conv FLOPs: Winograd can pass the roof)",
+            fontsize=10,
+        )
         ax.legend(fontsize=8)
         fig.tight_layout()
         f = out / "roofline.png"

@@ -3,6 +3,7 @@
 Every candidate's output is checked against a trusted result before it is timed (correctness
 before timing); a candidate that disagrees is reported as WRONG and not timed.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -67,11 +68,20 @@ def run_sgemm(opts):
             continue
         t = compare({"pycnn": lambda: _C.sgemm(a, b, c), "numpy": lambda: a @ b}, rounds=opts.rounds)
         flops = 2.0 * M * N * K
-        rows.append(dict(suite="sgemm", name=name, M=M, N=N, K=K,
-                         pycnn_ms=t["pycnn"]["median_s"] * 1e3, numpy_ms=t["numpy"]["median_s"] * 1e3,
-                         pycnn_gflops=flops / t["pycnn"]["median_s"] / 1e9,
-                         numpy_gflops=flops / t["numpy"]["median_s"] / 1e9,
-                         speed_vs_numpy=t["numpy"]["median_s"] / t["pycnn"]["median_s"]))
+        rows.append(
+            dict(
+                suite="sgemm",
+                name=name,
+                M=M,
+                N=N,
+                K=K,
+                pycnn_ms=t["pycnn"]["median_s"] * 1e3,
+                numpy_ms=t["numpy"]["median_s"] * 1e3,
+                pycnn_gflops=flops / t["pycnn"]["median_s"] / 1e9,
+                numpy_gflops=flops / t["numpy"]["median_s"] / 1e9,
+                speed_vs_numpy=t["numpy"]["median_s"] / t["pycnn"]["median_s"],
+            )
+        )
     return rows
 
 
@@ -81,8 +91,10 @@ def print_sgemm(rows):
         if r.get("status") == "WRONG":
             print(f"{r['name']:<20} WRONG RESULT")
             continue
-        print(f"{r['name']:<20}{r['M']:>6}{r['N']:>6}{r['K']:>6}{r['pycnn_gflops']:>12.1f}"
-              f"{r['numpy_gflops']:>12.1f}{r['speed_vs_numpy']:>15.2f}x")
+        print(
+            f"{r['name']:<20}{r['M']:>6}{r['N']:>6}{r['K']:>6}{r['pycnn_gflops']:>12.1f}"
+            f"{r['numpy_gflops']:>12.1f}{r['speed_vs_numpy']:>15.2f}x"
+        )
 
 
 # ----------------------------------------------------------------------------- conv layers
@@ -104,8 +116,10 @@ def run_layers(opts):
     for i, (layer, N) in enumerate(jobs):
         _progress(i, len(jobs), f"{layer.id} N={N}")
         x = rng.standard_normal((N, layer.C, layer.H, layer.W), dtype=np.float32)
-        w = (rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
-             / np.sqrt(layer.C * layer.R * layer.S)).astype(np.float32)
+        w = (
+            rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
+            / np.sqrt(layer.C * layer.R * layer.S)
+        ).astype(np.float32)
         b = rng.standard_normal(layer.K, dtype=np.float32)
         # pycnn runs with weights prepared once (as a Graph, or an onnxruntime session, does).
         cands = {}
@@ -118,13 +132,15 @@ def run_layers(opts):
             cands[algo] = (lambda c: lambda: c(x))(conv)
         cands.update(P.make_conv_peers(x, w, b, layer, opts.threads, with_numpy=not opts.no_numpy))
         # Correctness first: torch if present, else our reference.
-        truth = cands["torch"]() if "torch" in cands else reference.conv2d(
-            x, w, b, layer.stride, layer.pad, 1, layer.groups)
+        truth = (
+            cands["torch"]()
+            if "torch" in cands
+            else reference.conv2d(x, w, b, layer.stride, layer.pad, 1, layer.groups)
+        )
         status = {name: _close(fn(), truth, 1e-3) for name, fn in cands.items()}
         timed = compare({k: v for k, v in cands.items() if status[k]}, rounds=opts.rounds)
         flops = layer.flops(N)
-        row = dict(suite="layers", layer=layer.id, N=N, gflop=flops / 1e9,
-                   auto_choice=policy.choose(shape))
+        row = dict(suite="layers", layer=layer.id, N=N, gflop=flops / 1e9, auto_choice=policy.choose(shape))
         for name in cands:
             if not status[name]:
                 row[f"{name}_ms"] = None
@@ -136,7 +152,8 @@ def run_layers(opts):
         row["best_ms"], row["best_algo"] = best
         if wino:
             row["wino_best_ms"], row["wino_best_algo"] = min(
-                (row[f"{a}_ms"], a) for a in WINOGRAD_ALGOS if row.get(f"{a}_ms"))
+                (row[f"{a}_ms"], a) for a in WINOGRAD_ALGOS if row.get(f"{a}_ms")
+            )
         for peer in P.PEER_NAMES:
             if row.get(f"{peer}_ms"):
                 row[f"best_speed_vs_{peer}"] = row[f"{peer}_ms"] / row["best_ms"]
@@ -151,9 +168,11 @@ def print_layers(rows):
     """One row per (layer, batch, pycnn algorithm): its median time, GFLOP/s and speed ratio to
     each peer measured in the same run (peer time / our time: > 1 means pycnn is faster)."""
     peers = ("numpy", "torch", "onnxruntime", "ncnn")
-    print(f"\n{'layer':<28}{'N':>3}{'GFLOP':>8} {'algo':<14}{'ms':>9}{'GF/s':>8}"
-          f"{'numpy ms':>10}{'torch ms':>10}{'ort ms':>10}{'ncnn ms':>10}{'x numpy':>9}{'x torch':>9}{'x ort':>8}"
-          f"{'x ncnn':>8}")
+    print(
+        f"\n{'layer':<28}{'N':>3}{'GFLOP':>8} {'algo':<14}{'ms':>9}{'GF/s':>8}"
+        f"{'numpy ms':>10}{'torch ms':>10}{'ort ms':>10}{'ncnn ms':>10}{'x numpy':>9}{'x torch':>9}{'x ort':>8}"
+        f"{'x ncnn':>8}"
+    )
     for r in rows:
         for algo in ALGOS + JIT_ALGOS:
             if f"{algo}_ms" not in r:
@@ -171,8 +190,10 @@ def print_layers(rows):
             for peer, w in zip(peers, (9, 9, 8, 8)):
                 pm = r.get(f"{peer}_ms")
                 ratios += f"{pm / ms:{w - 1}.2f}x" if pm else f"{'-':>{w}}"
-            print(f"{r['layer']:<28}{r['N']:>3}{r['gflop']:8.3f} {name:<14}{ms:9.3f}{r['gflop'] * 1e3 / ms:8.1f}"
-                  f"{cells}{ratios}")
+            print(
+                f"{r['layer']:<28}{r['N']:>3}{r['gflop']:8.3f} {name:<14}{ms:9.3f}{r['gflop'] * 1e3 / ms:8.1f}"
+                f"{cells}{ratios}"
+            )
     for N in sorted({r["N"] for r in rows}):
         sub = [r for r in rows if r["N"] == N]
         parts = []
@@ -180,13 +201,18 @@ def print_layers(rows):
             g = geomean([r.get(f"best_speed_vs_{peer}") for r in sub])
             ga = geomean([r.get(f"auto_speed_vs_{peer}") for r in sub])
             parts.append(f"vs {peer}: best {g:.2f}x, auto {ga:.2f}x")
-        print(f"geomean speed at batch {N} ({len(sub)} layers; best = faster of direct and im2col per layer; "
-              f">1 means pycnn is faster): " + "; ".join(parts))
+        print(
+            f"geomean speed at batch {N} ({len(sub)} layers; best = faster of direct and im2col per layer; "
+            f">1 means pycnn is faster): " + "; ".join(parts)
+        )
         wsub = [r for r in sub if "wino_best_ms" in r]
         if wsub:
-            parts = [f"vs {peer}: {geomean([r.get(f'wino_speed_vs_{peer}') for r in wsub]):.2f}x "
-                     f"(min {min(r.get(f'wino_speed_vs_{peer}', 99) for r in wsub):.2f}x)"
-                     for peer in ("torch", "onnxruntime", "ncnn") if any(f"{peer}_ms" in r for r in wsub)]
+            parts = [
+                f"vs {peer}: {geomean([r.get(f'wino_speed_vs_{peer}') for r in wsub]):.2f}x "
+                f"(min {min(r.get(f'wino_speed_vs_{peer}', 99) for r in wsub):.2f}x)"
+                for peer in ("torch", "onnxruntime", "ncnn")
+                if any(f"{peer}_ms" in r for r in wsub)
+            ]
             print(f"  3x3 stride-1 layers ({len(wsub)}), best Winograd tile: " + "; ".join(parts))
 
 
@@ -268,8 +294,11 @@ def run_threads(opts):
                 t.join()
 
         res = {}
-        for name, fn, omp in (("serial_1omp", serial, 1), ("2py_threads_1omp", two_python_threads, 1),
-                              ("serial_2omp", serial, 2)):
+        for name, fn, omp in (
+            ("serial_1omp", serial, 1),
+            ("2py_threads_1omp", two_python_threads, 1),
+            ("serial_2omp", serial, 2),
+        ):
             pycnn.set_num_threads(omp)
             fn()
             ts = []
@@ -280,18 +309,29 @@ def run_threads(opts):
                 ts.append(time.perf_counter() - t0)
             res[name] = float(np.median(ts))
         pycnn.set_num_threads(opts.threads)
-        rows.append(dict(suite="threads", layer=lid, calls=calls, **{f"{k}_s": v for k, v in res.items()},
-                         speedup_2py=res["serial_1omp"] / res["2py_threads_1omp"],
-                         speedup_2omp=res["serial_1omp"] / res["serial_2omp"]))
+        rows.append(
+            dict(
+                suite="threads",
+                layer=lid,
+                calls=calls,
+                **{f"{k}_s": v for k, v in res.items()},
+                speedup_2py=res["serial_1omp"] / res["2py_threads_1omp"],
+                speedup_2omp=res["serial_1omp"] / res["serial_2omp"],
+            )
+        )
     return rows
 
 
 def print_threads(rows):
-    print(f"\n{'layer':<22}{'calls':>6}{'1 thread s':>12}{'2 py thr s':>12}{'2 OMP thr s':>13}"
-          f"{'2 py speed-up':>15}{'2 OMP speed-up':>16}")
+    print(
+        f"\n{'layer':<22}{'calls':>6}{'1 thread s':>12}{'2 py thr s':>12}{'2 OMP thr s':>13}"
+        f"{'2 py speed-up':>15}{'2 OMP speed-up':>16}"
+    )
     for r in rows:
-        print(f"{r['layer']:<22}{r['calls']:>6}{r['serial_1omp_s']:12.3f}{r['2py_threads_1omp_s']:12.3f}"
-              f"{r['serial_2omp_s']:13.3f}{r['speedup_2py']:14.2f}x{r['speedup_2omp']:15.2f}x")
+        print(
+            f"{r['layer']:<22}{r['calls']:>6}{r['serial_1omp_s']:12.3f}{r['2py_threads_1omp_s']:12.3f}"
+            f"{r['serial_2omp_s']:13.3f}{r['speedup_2py']:14.2f}x{r['speedup_2omp']:15.2f}x"
+        )
 
 
 SUITES = {

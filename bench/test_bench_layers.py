@@ -1,6 +1,7 @@
 """The layer suite as pytest-benchmark tests: every algorithm on every lecture conv layer at
 batch 1 (PYCNN_BENCH_BATCH to change), each result checked against PyTorch (or the NumPy
 reference) before it is timed. Run: `pytest bench/ --benchmark-only [--benchmark-compare]`."""
+
 import os
 
 import numpy as np
@@ -22,8 +23,14 @@ except ImportError:
 
 def _cases():
     for layer in CONV_LAYERS:
-        shape = ConvShape((BATCH, layer.C, layer.H, layer.W), (layer.K, layer.C // layer.groups, layer.R, layer.S),
-                          layer.stride, layer.pad, 1, layer.groups)
+        shape = ConvShape(
+            (BATCH, layer.C, layer.H, layer.W),
+            (layer.K, layer.C // layer.groups, layer.R, layer.S),
+            layer.stride,
+            layer.pad,
+            1,
+            layer.groups,
+        )
         for algo in registry.candidates(shape) + ["auto"]:
             yield pytest.param(layer, algo, id=f"{layer.id}-{algo}")
 
@@ -32,13 +39,15 @@ def _cases():
 def test_conv_layer(benchmark, layer, algo):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, layer.C, layer.H, layer.W), dtype=np.float32)
-    w = (rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
-         / np.sqrt(layer.C * layer.R * layer.S)).astype(np.float32)
+    w = (
+        rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S)) / np.sqrt(layer.C * layer.R * layer.S)
+    ).astype(np.float32)
     b = rng.standard_normal(layer.K, dtype=np.float32)
     conv = pycnn.prepare_conv(w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
     if torch is not None:
-        want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), layer.stride, layer.pad,
-                         1, layer.groups).numpy()
+        want = TF.conv2d(
+            torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), layer.stride, layer.pad, 1, layer.groups
+        ).numpy()
     else:
         want = reference.conv2d(x, w, b, layer.stride, layer.pad, 1, layer.groups)
     got = conv(x)

@@ -1,6 +1,7 @@
 """The models suite as pytest-benchmark tests: every zoo network end to end at batch 1
 (PYCNN_BENCH_BATCH to change), checked against its PyTorch twin before it is timed.
 Run: `pytest bench/ --benchmark-only -k model`."""
+
 import os
 
 import numpy as np

@@ -8,11 +8,11 @@ that the previous engine's spinning workers (OpenMP, OpenBLAS, onnxruntime) have
 without the pause, medians of the same kernel were seen to differ 10x depending on what ran before
 it. The figure reported is the median of all timed calls.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
-
 
 PAUSE_S = 0.03  # longer than the spin-wait of libgomp, OpenBLAS and onnxruntime's pool
 # After such a pause this machine (a VM) runs slowly for a few milliseconds whatever runs: a 0.1

@@ -8,6 +8,7 @@ max |y - y64| / max |y64| of pycnn's float32 result against the float64 referenc
 Also shows im2col's error for scale. The README's accuracy table and tests/conftest.py's
 WINOGRAD_REL_BOUND come from this.
 """
+
 from __future__ import annotations
 
 import numpy as np

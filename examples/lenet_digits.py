@@ -10,6 +10,7 @@ same predictions and the same held-out accuracy.
 
 Needs torch and scikit-learn besides pycnn (pip install ".[test]" has both).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ def train_torch(x, y, epochs=30, seed=0, batch=64):
     for _ in range(epochs):
         perm = torch.randperm(len(xt), generator=g)
         for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
+            idx = perm[i : i + batch]
             opt.zero_grad()
             torch.nn.functional.cross_entropy(m(xt[idx]), yt[idx]).backward()
             opt.step()
@@ -68,13 +69,22 @@ def run(epochs=30, out=None, seed=0, verbose=True):
     g.load_state_dict(path)
     logits_p = g(x_te)
     pred_t, pred_p = logits_t.argmax(1), logits_p.argmax(1)
-    res = {"epochs": epochs, "train_s": t_train, "weights": path, "n_test": len(y_te),
-           "acc_torch": float((pred_t == y_te).mean()), "acc_pycnn": float((pred_p == y_te).mean()),
-           "agree": int((pred_t == pred_p).sum()), "max_logit_diff": float(np.abs(logits_t - logits_p).max())}
+    res = {
+        "epochs": epochs,
+        "train_s": t_train,
+        "weights": path,
+        "n_test": len(y_te),
+        "acc_torch": float((pred_t == y_te).mean()),
+        "acc_pycnn": float((pred_p == y_te).mean()),
+        "agree": int((pred_t == pred_p).sum()),
+        "max_logit_diff": float(np.abs(logits_t - logits_p).max()),
+    }
     if verbose:
         print(f"trained LeNet-5 on {len(y_tr)} digits for {epochs} epochs in {t_train:.1f} s; weights: {path}")
-        print(f"held-out accuracy: PyTorch {res['acc_torch']:.4f}, pycnn {res['acc_pycnn']:.4f}; "
-              f"predictions agree on {res['agree']}/{res['n_test']}; max |logit difference| {res['max_logit_diff']:.2e}")
+        print(
+            f"held-out accuracy: PyTorch {res['acc_torch']:.4f}, pycnn {res['acc_pycnn']:.4f}; "
+            f"predictions agree on {res['agree']}/{res['n_test']}; max |logit difference| {res['max_logit_diff']:.2e}"
+        )
     return res
 
 

@@ -10,6 +10,7 @@ nothing; pass --weights for trained ones). Every result is checked against one p
 the same batches; the times are wall-clock for the whole job, actor start-up (building the Graph
 and preparing its weights) included, so short jobs favour fewer workers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,13 +54,13 @@ def main():
 
     pycnn.set_num_threads(1)
     t0 = time.perf_counter()
-    ref = np.concatenate([g(x[i:i + a.batch]) for i in range(0, n, a.batch)])
+    ref = np.concatenate([g(x[i : i + a.batch]) for i in range(0, n, a.batch)])
     dt = time.perf_counter() - t0
     print(f"  one process, 1 thread:       {dt:6.2f} s  {n / dt:7.1f} images/s")
     pycnn.set_num_threads(a.cpus)
     t0 = time.perf_counter()
     for i in range(0, n, a.batch):
-        g(x[i:i + a.batch])
+        g(x[i : i + a.batch])
     dt = time.perf_counter() - t0
     print(f"  one process, {a.cpus} threads:      {dt:6.2f} s  {n / dt:7.1f} images/s")
 
@@ -73,8 +74,9 @@ def main():
         # one block per batch, so that the actors' batches are the single-process run's
         ds = ray.data.from_items([{"id": i, "data": x[i]} for i in range(n)], override_num_blocks=n // a.batch)
         t0 = time.perf_counter()
-        rows = bi.ray_map_batches(ds, a.model if not a.weights else g, num_actors=actors, cpus_per_actor=1,
-                                  batch_size=a.batch).take_all()
+        rows = bi.ray_map_batches(
+            ds, a.model if not a.weights else g, num_actors=actors, cpus_per_actor=1, batch_size=a.batch
+        ).take_all()
         dt = time.perf_counter() - t0
         got = np.stack([r["logits"] for r in sorted(rows, key=lambda r: int(r["id"]))])
         assert np.array_equal(got, ref), "Ray result differs from one process"

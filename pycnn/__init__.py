@@ -1,7 +1,16 @@
 """pycnn: hand-written convolution and pooling kernels behind a small NumPy API."""
-from . import _C  # noqa: F401  (pycnn._C: ISA and thread controls, SGEMM for the bench)
+
+from . import (  # noqa: F401 (pycnn.batch_inference ...)
+    _C,  # noqa: F401  (pycnn._C: ISA and thread controls, SGEMM for the bench)
+    batch_inference,
+    device,
+    models,
+    registry,
+)
 from ._config import config
 from ._version import __version__
+from .graph import Graph, Node
+from .io import load_onnx
 from .ops import (
     add,
     algorithms,
@@ -22,17 +31,36 @@ from .ops import (
     softmax,
 )
 from .prepared import PreparedConv, prepare_conv
-from .graph import Graph, Node
-from .io import load_onnx
-from . import batch_inference, device, models, registry  # noqa: F401 (pycnn.batch_inference ...)
 from .tuning import autotune
 
 load = Graph.load
 apply_config()  # the environment's ISA cap and workspace limit, read once (pycnn/_config.py)
 
 __all__ = [
-    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm", "linear",
-    "relu", "softmax", "add", "concat", "batch_norm", "algorithms", "set_num_threads",
-    "get_num_threads", "set_workspace_limit", "get_workspace_limit", "prepare_conv", "PreparedConv", "autotune",
-    "Graph", "Node", "load", "load_onnx", "models", "config", "__version__",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "global_avg_pool2d",
+    "local_response_norm",
+    "linear",
+    "relu",
+    "softmax",
+    "add",
+    "concat",
+    "batch_norm",
+    "algorithms",
+    "set_num_threads",
+    "get_num_threads",
+    "set_workspace_limit",
+    "get_workspace_limit",
+    "prepare_conv",
+    "PreparedConv",
+    "autotune",
+    "Graph",
+    "Node",
+    "load",
+    "load_onnx",
+    "models",
+    "config",
+    "__version__",
 ]

@@ -13,6 +13,7 @@ runs after one warm-up run; what it is doing goes to stderr as it goes (--quiet:
 Bad input (an unknown model, a missing or unreadable file, a shape the network refuses, a
 missing optional package) ends with one line on stderr naming the option, and exit status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,20 +100,23 @@ def _load(model, algo, weights, progress):
         _option("--algo", lambda: g.set_algo(algo))
     else:
         if model not in pycnn.models.names():
-            raise UsageError(f"MODEL: unknown model {model!r}; `python -m pycnn list` shows the zoo "
-                             f"({', '.join(pycnn.models.names())}), or pass an .onnx file")
+            raise UsageError(
+                f"MODEL: unknown model {model!r}; `python -m pycnn list` shows the zoo "
+                f"({', '.join(pycnn.models.names())}), or pass an .onnx file"
+            )
         if algo not in pycnn.algorithms():
             raise UsageError(f"--algo: expected one of {pycnn.algorithms()}, got {algo!r}")
-        g = progress.step(f"building {model} and preparing its weights",
-                          lambda: pycnn.models.get(model, algo=algo))
+        g = progress.step(f"building {model} and preparing its weights", lambda: pycnn.models.get(model, algo=algo))
         if not weights:
-            progress.note(f"note: {model} has seeded random weights (its classes mean nothing); "
-                          f"--weights FILE loads trained ones")
+            progress.note(
+                f"note: {model} has seeded random weights (its classes mean nothing); --weights FILE loads trained ones"
+            )
     if weights:
         if not os.path.exists(weights):
             raise UsageError(f"--weights: no such file {weights!r}")
-        _option("--weights", lambda: progress.step(f"loading weights from {weights}",
-                                                   lambda: g.load_state_dict(weights)))
+        _option(
+            "--weights", lambda: progress.step(f"loading weights from {weights}", lambda: g.load_state_dict(weights))
+        )
     return g
 
 
@@ -149,6 +153,7 @@ def cmd_run(a):
             t0 = time.perf_counter()
             g(x)
             times.append(time.perf_counter() - t0)
+
     progress.step(f"timing {a.runs} runs", timed)
     if isinstance(y, dict):
         y = next(iter(y.values()))
@@ -156,14 +161,15 @@ def cmd_run(a):
     is_prob = g.nodes[-1].op == "softmax"
     if not is_prob and scores.size:
         scores = pycnn.softmax(scores, dim=1)
-    print(f"{g.name}: input {x.shape} {x.dtype}, output {y.shape}, algo {a.algo}, "
-          f"{pycnn.get_num_threads()} threads")
+    print(f"{g.name}: input {x.shape} {x.dtype}, output {y.shape}, algo {a.algo}, {pycnn.get_num_threads()} threads")
     for i in range(min(len(scores), a.show)):
-        top = np.argsort(-scores[i])[:a.top]
+        top = np.argsort(-scores[i])[: a.top]
         print(f"  sample {i}: " + ", ".join(f"class {int(c)} ({scores[i, c]:.3f})" for c in top))
     med = float(np.median(times))
-    print(f"time per batch: median {med * 1e3:.2f} ms over {a.runs} runs (min {min(times) * 1e3:.2f} ms); "
-          f"{x.shape[0] / med:.1f} samples/s")
+    print(
+        f"time per batch: median {med * 1e3:.2f} ms over {a.runs} runs (min {min(times) * 1e3:.2f} ms); "
+        f"{x.shape[0] / med:.1f} samples/s"
+    )
     if a.profile:
         print(progress.step("profiling", lambda: g.profile(x, runs=a.runs, warmup=1)))
     return 0

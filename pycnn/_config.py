@@ -10,13 +10,15 @@ Change them at run time on the object (pycnn.config.conv_algo = 'im2col') or wit
 that own them (pycnn.autotune, pycnn.set_workspace_limit, pycnn._C.set_isa); the environment is
 not read again. A value that cannot be used is reported as a warning and ignored.
 """
+
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 ISAS = ("generic", "avx2", "avx512")
 

@@ -7,6 +7,7 @@ nodes with their operator, attributes and state_dict keys, the conv algorithm) a
 ... the parameters. Prepared weights are not stored: they are made again when the Graph is
 built from the file, for the CPU it is loaded on.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,12 +54,30 @@ def write(g, path: Union[str, os.PathLike]) -> None:
         for role, a in n.params.items():
             params[role] = f"p{len(arrays)}"
             arrays[params[role]] = a
-        nodes.append({"name": n.name, "op": n.op, "inputs": list(n.inputs), "output": n.output,
-                      "attrs": _plain(n.attrs), "params": params, "keys": dict(n.keys)})
-    head = {"format": FORMAT, "version": VERSION, "pycnn": __version__, "name": g.name,
-            "inputs": {k: list(v) for k, v in g.inputs.items()}, "input_dtypes": g.input_dtypes,
-            "outputs": list(g.outputs), "algo": g.algo, "ignore_keys": list(g.ignore_keys),
-            "meta": _plain(g.meta), "nodes": nodes}
+        nodes.append(
+            {
+                "name": n.name,
+                "op": n.op,
+                "inputs": list(n.inputs),
+                "output": n.output,
+                "attrs": _plain(n.attrs),
+                "params": params,
+                "keys": dict(n.keys),
+            }
+        )
+    head = {
+        "format": FORMAT,
+        "version": VERSION,
+        "pycnn": __version__,
+        "name": g.name,
+        "inputs": {k: list(v) for k, v in g.inputs.items()},
+        "input_dtypes": g.input_dtypes,
+        "outputs": list(g.outputs),
+        "algo": g.algo,
+        "ignore_keys": list(g.ignore_keys),
+        "meta": _plain(g.meta),
+        "nodes": nodes,
+    }
     blob = np.frombuffer(json.dumps(head).encode(), np.uint8)
     with open(os.fspath(path), "wb") as f:
         np.savez(f, __graph__=blob, **arrays)
@@ -84,15 +103,32 @@ def read(path: Union[str, os.PathLike]) -> tuple[dict, list]:
         if not isinstance(head, dict) or head.get("format") != FORMAT or not isinstance(head.get("version"), int):
             raise ValueError(f"path: {path!r} is not a pycnn graph file")
         if head["version"] > VERSION:
-            raise ValueError(f"path: {path!r} was written in format version {head['version']} by pycnn "
-                             f"{head.get('pycnn')}; this pycnn ({__version__}) reads up to {VERSION}")
+            raise ValueError(
+                f"path: {path!r} was written in format version {head['version']} by pycnn "
+                f"{head.get('pycnn')}; this pycnn ({__version__}) reads up to {VERSION}"
+            )
         try:
-            nodes = [dict(name=n["name"], op=n["op"], inputs=n["inputs"], output=n["output"],
-                          attrs=_tuples(n["attrs"]), params={role: z[key] for role, key in n["params"].items()},
-                          keys=n["keys"]) for n in head["nodes"]]
-            graph = dict(inputs={k: tuple(v) for k, v in head["inputs"].items()}, outputs=head["outputs"],
-                         name=head["name"], input_dtypes=head["input_dtypes"], algo=head["algo"],
-                         ignore_keys=tuple(head["ignore_keys"]), meta=_tuples(head["meta"]))
+            nodes = [
+                dict(
+                    name=n["name"],
+                    op=n["op"],
+                    inputs=n["inputs"],
+                    output=n["output"],
+                    attrs=_tuples(n["attrs"]),
+                    params={role: z[key] for role, key in n["params"].items()},
+                    keys=n["keys"],
+                )
+                for n in head["nodes"]
+            ]
+            graph = dict(
+                inputs={k: tuple(v) for k, v in head["inputs"].items()},
+                outputs=head["outputs"],
+                name=head["name"],
+                input_dtypes=head["input_dtypes"],
+                algo=head["algo"],
+                ignore_keys=tuple(head["ignore_keys"]),
+                meta=_tuples(head["meta"]),
+            )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"path: {path!r} has a corrupt graph description ({type(e).__name__}: {e})") from None
     return graph, nodes

@@ -1,5 +1,6 @@
 """The optional dependencies, imported where first needed with one error that names the pip extra
 (a leaf module: pycnn imports only NumPy and its own modules eagerly)."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,5 +1,6 @@
 """Shape arithmetic shared by the reference, the validation and the graph: one definition each,
 and ConvShape, the validated geometry of one convolution (a leaf module: NumPy-free)."""
+
 from __future__ import annotations
 
 from ._validate import as_int, as_pair, nhwc_hint
@@ -65,14 +66,20 @@ class ConvShape:
         if Cg * self.groups != C:
             hint = nhwc_hint(tuple(x_shape), Cg * self.groups)
             if hint:
-                raise ValueError(f"input: expected {Cg * self.groups} channels in dimension 1 for weight "
-                                 f"{tuple(w_shape)}, got shape {tuple(x_shape)}{hint}")
+                raise ValueError(
+                    f"input: expected {Cg * self.groups} channels in dimension 1 for weight "
+                    f"{tuple(w_shape)}, got shape {tuple(x_shape)}{hint}"
+                )
         if C % self.groups or K % self.groups:
-            raise ValueError(f"groups: {groups} must divide both the input channels ({C}) and "
-                             f"the output channels ({K}); input {tuple(x_shape)}, weight {tuple(w_shape)}")
+            raise ValueError(
+                f"groups: {groups} must divide both the input channels ({C}) and "
+                f"the output channels ({K}); input {tuple(x_shape)}, weight {tuple(w_shape)}"
+            )
         if Cg * self.groups != C:
-            raise ValueError(f"weight: expected shape[1] == input channels / groups = {C // self.groups}, "
-                             f"got weight {tuple(w_shape)} for input {tuple(x_shape)} with groups={groups}")
+            raise ValueError(
+                f"weight: expected shape[1] == input channels / groups = {C // self.groups}, "
+                f"got weight {tuple(w_shape)} for input {tuple(x_shape)} with groups={groups}"
+            )
         if K == 0 or Cg == 0 or R == 0 or S == 0:
             raise ValueError(f"weight: every dimension must be >= 1, got {tuple(w_shape)}")
         if H == 0 or W == 0:
@@ -91,7 +98,8 @@ class ConvShape:
         if self.Ho < 1 or self.Wo < 1:
             raise ValueError(
                 f"weight: kernel {R}x{S} (dilation {self.dilation}) is larger than the padded input "
-                f"{H + pt + pb}x{W + pl + pr}; input {tuple(x_shape)}, weight {tuple(w_shape)}, padding {padding!r}")
+                f"{H + pt + pb}x{W + pl + pr}; input {tuple(x_shape)}, weight {tuple(w_shape)}, padding {padding!r}"
+            )
         self.N, self.C, self.H, self.W, self.K, self.R, self.S = N, C, H, W, K, R, S
 
     @property
@@ -103,8 +111,19 @@ class ConvShape:
         return (self.N, self.K, self.Ho, self.Wo)
 
     def key(self) -> tuple:
-        return (self.N, self.C, self.H, self.W, self.K, self.R, self.S, self.stride, self.pad,
-                self.dilation, self.groups)
+        return (
+            self.N,
+            self.C,
+            self.H,
+            self.W,
+            self.K,
+            self.R,
+            self.S,
+            self.stride,
+            self.pad,
+            self.dilation,
+            self.groups,
+        )
 
 
 __all__ = ["pair", "conv_padding", "conv_output_size", "pool_output_size", "ConvShape"]

@@ -7,6 +7,7 @@ Input rule (README "Input rule"): arrays are NumPy arrays, or anything NumPy con
 floating dtype; float32 is used as is, float16 and float64 are converted; integer, bool,
 complex and object arrays raise TypeError; non-contiguous arrays are copied to C-contiguous.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -20,8 +21,10 @@ ACTIVATIONS = (None, "relu")
 def nhwc_hint(shape, channels) -> str:
     """' (it looks like NHWC ...)' when a 4-D shape has `channels` last but not second, else ''."""
     if len(shape) == 4 and shape[3] == channels and shape[1] != channels:
-        return (f" (it looks like NHWC, channels last; pycnn expects NCHW: pass "
-                f"x.transpose(0, 3, 1, 2), shape {(shape[0], shape[3], shape[1], shape[2])})")
+        return (
+            f" (it looks like NHWC, channels last; pycnn expects NCHW: pass "
+            f"x.transpose(0, 3, 1, 2), shape {(shape[0], shape[3], shape[1], shape[2])})"
+        )
     return ""
 
 
@@ -31,8 +34,10 @@ def as_array(a, name: str, ndim: int | None = None) -> np.ndarray:
         raise TypeError(f"{name}: expected an array, got None")
     if type(a) is not np.ndarray:
         if hasattr(a, "__cuda_array_interface__"):
-            raise TypeError(f"{name}: a CUDA array needs the CUDA backend (pycnn._C_cuda), which is not "
-                            f"available here; copy it to the host first")
+            raise TypeError(
+                f"{name}: a CUDA array needs the CUDA backend (pycnn._C_cuda), which is not "
+                f"available here; copy it to the host first"
+            )
         try:
             a = np.asarray(a)
         except Exception as e:  # noqa: BLE001 - report any conversion failure against the argument
@@ -92,5 +97,14 @@ def as_vector(b, name: str, n: int) -> np.ndarray | None:
     return b
 
 
-__all__ = ["F32", "ACTIVATIONS", "nhwc_hint", "as_array", "as_int", "as_pair", "as_bool", "activation_flag",
-           "as_vector"]
+__all__ = [
+    "F32",
+    "ACTIVATIONS",
+    "nhwc_hint",
+    "as_array",
+    "as_int",
+    "as_pair",
+    "as_bool",
+    "activation_flag",
+    "as_vector",
+]

@@ -3,6 +3,7 @@
 Keys are kept as they are (PyTorch's names); values become NumPy arrays. Save a Graph's weights
 with np.savez(path, **g.state_dict()).
 """
+
 from __future__ import annotations
 
 import os

@@ -17,11 +17,13 @@ Results are exactly those of one process running the same batches with the same 
 worker runs the same kernels on the same batch shapes (the algorithm choice depends on the batch
 size, so keep batch_size fixed when comparing).
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -80,8 +82,15 @@ class GraphPredictor:
     else pycnn's default). top_k > 0 also adds '<output_column>_top' (N, top_k) class indices
     and '<output_column>_top_score' (their softmax scores)."""
 
-    def __init__(self, graph: GraphSource, *, input_column: str = "data", output_column: str = "logits",
-                 num_threads: Optional[int] = None, top_k: int = 0):
+    def __init__(
+        self,
+        graph: GraphSource,
+        *,
+        input_column: str = "data",
+        output_column: str = "logits",
+        num_threads: Optional[int] = None,
+        top_k: int = 0,
+    ):
         threads = num_threads if num_threads is not None else _ray_cpus()
         if threads is not None:
             ops.set_num_threads(threads)
@@ -100,30 +109,44 @@ class GraphPredictor:
         out[self.output_column] = y
         if self.top_k:
             p = ops.softmax(y.reshape(len(y), -1), dim=1)
-            top = np.argsort(-p, axis=1, kind="stable")[:, :self.top_k]
+            top = np.argsort(-p, axis=1, kind="stable")[:, : self.top_k]
             out[f"{self.output_column}_top"] = top
             out[f"{self.output_column}_top_score"] = np.take_along_axis(p, top, axis=1)
         return out
 
 
-def ray_map_batches(ds: Any, graph: GraphSource, *, num_actors: int = 2, cpus_per_actor: int = 1,
-                    batch_size: int = 32, input_column: str = "data", output_column: str = "logits",
-                    top_k: int = 0) -> Any:
+def ray_map_batches(
+    ds: Any,
+    graph: GraphSource,
+    *,
+    num_actors: int = 2,
+    cpus_per_actor: int = 1,
+    batch_size: int = 32,
+    input_column: str = "data",
+    output_column: str = "logits",
+    top_k: int = 0,
+) -> Any:
     """ds.map_batches with one GraphPredictor per actor: num_actors actors of cpus_per_actor CPUs
     each (and as many OpenMP threads), batches of batch_size rows. Returns the (lazy) Dataset."""
     num_actors = as_int(num_actors, "num_actors", 1)
     cpus_per_actor = as_int(cpus_per_actor, "cpus_per_actor", 1)
     batch_size = as_int(batch_size, "batch_size", 1)
     ray_data = require("ray.data", "pycnn.batch_inference.ray_map_batches")
-    return ds.map_batches(GraphPredictor, batch_size=batch_size, batch_format="numpy",
-                          compute=ray_data.ActorPoolStrategy(size=num_actors), num_cpus=cpus_per_actor,
-                          fn_constructor_kwargs=dict(graph=graph, input_column=input_column,
-                                                     output_column=output_column, num_threads=cpus_per_actor,
-                                                     top_k=top_k))
+    return ds.map_batches(
+        GraphPredictor,
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray_data.ActorPoolStrategy(size=num_actors),
+        num_cpus=cpus_per_actor,
+        fn_constructor_kwargs=dict(
+            graph=graph, input_column=input_column, output_column=output_column, num_threads=cpus_per_actor, top_k=top_k
+        ),
+    )
 
 
-def images_to_nchw(batch: dict, *, column: str = "image", out: str = "data", mean=IMAGENET_MEAN,
-                   std=IMAGENET_STD) -> dict:
+def images_to_nchw(
+    batch: dict, *, column: str = "image", out: str = "data", mean=IMAGENET_MEAN, std=IMAGENET_STD
+) -> dict:
     """A batch of RGB images (N, H, W, 3) uint8, as ray.data.read_images gives them, to the
     network input (N, 3, H, W) float32, scaled to [0, 1] and normalized per channel."""
     img = np.asarray(batch[column])
@@ -138,17 +161,27 @@ def images_to_nchw(batch: dict, *, column: str = "image", out: str = "data", mea
     return res
 
 
-def classify_images(paths: Union[str, list], graph: GraphSource, *, size: tuple = (224, 224), num_actors: int = 2,
-                    cpus_per_actor: int = 1, batch_size: int = 32, top_k: int = 5, mean=IMAGENET_MEAN,
-                    std=IMAGENET_STD) -> Any:
+def classify_images(
+    paths: Union[str, list],
+    graph: GraphSource,
+    *,
+    size: tuple = (224, 224),
+    num_actors: int = 2,
+    cpus_per_actor: int = 1,
+    batch_size: int = 32,
+    top_k: int = 5,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+) -> Any:
     """A Ray Dataset of the images under paths (a directory, file or list; png/jpg/...), each
     resized to size, normalized and classified by graph: columns 'path', 'logits', 'logits_top'
     and 'logits_top_score'. Needs ray[data] and pillow (pip install 'pycnn[ray]')."""
     ray_data = require("ray.data", "pycnn.batch_inference.classify_images")
     ds = ray_data.read_images(paths, size=tuple(size), mode="RGB", include_paths=True)
     ds = ds.map_batches(images_to_nchw, batch_format="numpy", fn_kwargs=dict(mean=mean, std=std))
-    return ray_map_batches(ds, graph, num_actors=num_actors, cpus_per_actor=cpus_per_actor, batch_size=batch_size,
-                           top_k=top_k).drop_columns(["data"])
+    return ray_map_batches(
+        ds, graph, num_actors=num_actors, cpus_per_actor=cpus_per_actor, batch_size=batch_size, top_k=top_k
+    ).drop_columns(["data"])
 
 
 # ----------------------------------------------------------------------------- local pool
@@ -165,8 +198,9 @@ def _run_batch(x: np.ndarray) -> Any:
     return _worker_graph(x)
 
 
-def pool_map(graph: GraphSource, x: Any, *, processes: int = 2, batch_size: int = 32,
-             num_threads: Optional[int] = None) -> Any:
+def pool_map(
+    graph: GraphSource, x: Any, *, processes: int = 2, batch_size: int = 32, num_threads: Optional[int] = None
+) -> Any:
     """g(x) computed batch by batch (batch_size rows each) over a pool of `processes` spawned
     worker processes, each with its own Graph and num_threads OpenMP threads (default: the
     cores divided among the workers). x: an array, or {input name: array} for a graph with
@@ -177,22 +211,31 @@ def pool_map(graph: GraphSource, x: Any, *, processes: int = 2, batch_size: int 
     threads = as_int(threads, "num_threads", 1, ops.MAX_THREADS)
     if isinstance(x, dict):
         n = len(next(iter(x.values())))
-        chunks = [{k: v[i:i + batch_size] for k, v in x.items()} for i in range(0, n, batch_size)]
+        chunks = [{k: v[i : i + batch_size] for k, v in x.items()} for i in range(0, n, batch_size)]
     else:
         x = np.asarray(x)
         if x.ndim == 0:
             raise ValueError("x: expected a batch (N, ...), got a scalar")
-        chunks = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+        chunks = [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
     if not chunks:
         raise ValueError("x: empty batch")
     # spawn, not fork: a forked child of a process whose OpenMP threads have run can hang in libgomp.
-    with multiprocessing.get_context("spawn").Pool(processes, initializer=_init_worker,
-                                                   initargs=(graph, threads)) as pool:
+    with multiprocessing.get_context("spawn").Pool(
+        processes, initializer=_init_worker, initargs=(graph, threads)
+    ) as pool:
         parts = pool.map(_run_batch, chunks, chunksize=1)
     if isinstance(parts[0], dict):
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return np.concatenate(parts)
 
 
-__all__ = ["GraphPredictor", "ray_map_batches", "classify_images", "images_to_nchw", "pool_map", "resolve_graph",
-           "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "GraphPredictor",
+    "ray_map_batches",
+    "classify_images",
+    "images_to_nchw",
+    "pool_map",
+    "resolve_graph",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]

@@ -10,10 +10,12 @@ register the 'cuda' backend (and the 'cuda_emu' emulator) here with register().
 A backend is an object with the functional ops of pycnn/ops.py under their names (conv2d,
 max_pool2d, ..., taking that device's arrays) and graph_to(graph) -> the Graph on its device.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import numpy as np
 
@@ -66,6 +68,7 @@ def routed(fn: Callable) -> Callable:
         if dev:
             return getattr(backend(dev), name)(*args, **kw)
         return fn(*args, **kw)
+
     return call
 
 
@@ -91,8 +94,10 @@ def backend(device: str) -> Any:
     check(device)
     b = _backends.get(device)
     if b is None:
-        raise RuntimeError(f"device: this build has no {device!r} backend (pycnn._C_cuda holds element-wise "
-                           f"kernels only so far); copy the arrays to the host (NumPy) to run them on the CPU")
+        raise RuntimeError(
+            f"device: this build has no {device!r} backend (pycnn._C_cuda holds element-wise "
+            f"kernels only so far); copy the arrays to the host (NumPy) to run them on the CPU"
+        )
     return b
 
 

@@ -13,6 +13,7 @@ Each operator says, for its attributes and parameters:
 Tensors are NCHW float32 (Kim's CNN's token ids are integers). Parameters are float32 arrays
 held by role ('weight', 'bias', 'running_mean', ...); their state_dict keys are the node's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,6 +43,7 @@ def _bind_relu(in_shapes, out_shape):
         y = np.empty(out_shape, _F32)
         _C.relu(x, y)
         return y
+
     return run
 
 
@@ -58,6 +60,7 @@ def _prod(dims):
 
 class Op:
     """Base: a single-input, parameter-free operator with no arithmetic."""
+
     params = ()  # roles, in the order of the state_dict
     optional = ()  # roles that may be absent
     n_inputs = 1
@@ -69,6 +72,7 @@ class Op:
 
 class Conv2d(Op):
     """attrs: stride (h, w), padding (top, left, bottom, right), dilation, groups, activation."""
+
     params = ("weight", "bias")
     optional = ("bias",)
 
@@ -94,14 +98,24 @@ class Conv2d(Op):
 
     @staticmethod
     def reference(a, p, xs):
-        return reference.conv2d(xs[0], p["weight"], p.get("bias"), a["stride"], a["padding"], a["dilation"],
-                                a["groups"], a["activation"])
+        return reference.conv2d(
+            xs[0], p["weight"], p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"], a["activation"]
+        )
 
     @staticmethod
     def kernel(a, p, algo):
         # A Graph told to run one algorithm runs it where it can and auto's choice elsewhere.
-        conv = PreparedConv(p["weight"], p.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"],
-                            algo=algo, activation=a["activation"], auto_elsewhere=True)
+        conv = PreparedConv(
+            p["weight"],
+            p.get("bias"),
+            a["stride"],
+            a["padding"],
+            a["dilation"],
+            a["groups"],
+            algo=algo,
+            activation=a["activation"],
+            auto_elsewhere=True,
+        )
         # A Graph step that also takes the max over each output map (see Graph._build_plan).
         return ConvMaxMap(conv, a["max_map"]) if a.get("max_map") else conv
 
@@ -109,6 +123,7 @@ class Conv2d(Op):
 class Linear(Op):
     """y = x W^T + b. attrs: activation; transposed (W stored (in, out), as ONNX MatMul/Gemm give
     it); scale (Gemm's alpha) and bias_scale (beta) are applied when the kernel is prepared."""
+
     params = ("weight", "bias")
     optional = ("bias",)
 
@@ -130,8 +145,9 @@ class Linear(Op):
         w = np.ascontiguousarray(w * np.float32(a.get("scale", 1.0)), np.float32)
         b = p.get("bias")
         if b is not None:
-            b = np.ascontiguousarray(np.broadcast_to(b, (w.shape[0],)) * np.float32(a.get("bias_scale", 1.0)),
-                                     np.float32)
+            b = np.ascontiguousarray(
+                np.broadcast_to(b, (w.shape[0],)) * np.float32(a.get("bias_scale", 1.0)), np.float32
+            )
         return w, b
 
     @classmethod
@@ -147,6 +163,7 @@ class Linear(Op):
 
         def bind(in_shapes, out_shape):
             return _C.bind_linear(w, b, in_shapes[0][0], relu)  # C++ call(x) -> y for x (N, In)
+
         return Kernel(lambda x: ops.linear(x, w, b, act), bind)
 
 
@@ -167,13 +184,15 @@ class BatchNorm(Op):
 
     @staticmethod
     def reference(a, p, xs):
-        return reference.batch_norm(xs[0], p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"),
-                                    a["eps"], a["activation"])
+        return reference.batch_norm(
+            xs[0], p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"), a["eps"], a["activation"]
+        )
 
     @staticmethod
     def kernel(a, p, algo):
-        scale, shift = ops.fold_batch_norm(p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"),
-                                           a["eps"])
+        scale, shift = ops.fold_batch_norm(
+            p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"), a["eps"]
+        )
         relu = a["activation"] == "relu"
         # folded once here; each call is one affine pass (the Graph checked the shapes)
         return Kernel(lambda x: ops.channel_affine(as_array(x, "x"), scale, shift, relu))
@@ -209,8 +228,10 @@ class MaxPool2d(Op):
             (kh, kw), (sh, sw), (ph, pw) = k, s, pad
             # C++ call(x) -> y for x of exactly in_shapes[0]; layout bits: x and y channel-blocked
             # (pycnn/layout.py)
-            return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, True, False,
-                                  bool(layout[0]))
+            return _C.bind_pool2d(
+                list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, True, False, bool(layout[0])
+            )
+
         return Kernel(lambda x: ops.max_pool2d(x, k, s, pad, ceil_mode=c), bind)
 
 
@@ -223,8 +244,9 @@ class AvgPool2d(Op):
 
     @staticmethod
     def reference(a, p, xs):
-        return reference.avg_pool2d(xs[0], a["kernel"], a["stride"], a["padding"], a["ceil_mode"],
-                                    a["count_include_pad"])
+        return reference.avg_pool2d(
+            xs[0], a["kernel"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"]
+        )
 
     @staticmethod
     def kernel(a, p, algo):
@@ -241,7 +263,9 @@ class AvgPool2d(Op):
                 y = np.empty(out_shape, _F32)
                 _C.global_avg_pool2d(x, y)
                 return y
+
             return run
+
         return Kernel(lambda x: ops.avg_pool2d(x, k, s, pad, c, inc), bind)
 
 
@@ -275,6 +299,7 @@ class AdaptiveAvgPool2d(Op):
             if H % Ho == 0 and W % Wo == 0:
                 return ops.avg_pool2d(x, (H // Ho, W // Wo))
             return reference.adaptive_avg_pool2d(x, (Ho, Wo)).astype(np.float32)
+
         return Kernel(run)
 
 
@@ -326,13 +351,16 @@ class Add(Op):
                 y = np.empty(out_shape, _F32)
                 _C.add(x1, x2, y, relu)
                 return y
+
             return run
+
         return Kernel(lambda x, y: ops.add(x, y, act), bind)
 
 
 class BiasAdd(Op):
     """x + bias, bias broadcast against x's trailing dimensions (AlphaGo's bias per board point;
     ONNX Add with a constant)."""
+
     params = ("bias",)
 
     @staticmethod
@@ -364,9 +392,11 @@ class Concat(Op):
         _need(-nd <= ax < nd, f"axis {ax} out of range for {shapes[0]}")
         ax %= nd
         for s in shapes[1:]:
-            _need(len(s) == nd and s[:ax] == shapes[0][:ax] and s[ax + 1:] == shapes[0][ax + 1:],
-                  f"shapes {shapes} differ outside axis {ax}")
-        return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
+            _need(
+                len(s) == nd and s[:ax] == shapes[0][:ax] and s[ax + 1 :] == shapes[0][ax + 1 :],
+                f"shapes {shapes} differ outside axis {ax}",
+            )
+        return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1 :]
 
     reference = staticmethod(lambda a, p, xs: reference.concat(xs, a["axis"]))
 
@@ -376,7 +406,7 @@ class Concat(Op):
 
         def bind(in_shapes, out_shape, layout=(0, None)):
             k = ax % len(out_shape)
-            outer, inner = _prod(out_shape[:k]), _prod(out_shape[k + 1:])
+            outer, inner = _prod(out_shape[:k]), _prod(out_shape[k + 1 :])
             # Channel-blocked inputs (pycnn/layout.py; 16 | each input's channels): each image's
             # channel blocks of one input are one run of the same length as in NCHW, so the same
             # copy makes the blocked output.
@@ -386,7 +416,9 @@ class Concat(Op):
                 y = np.empty(shape, _F32)
                 _C.concat(list(xs), y, outer, inner)
                 return y
+
             return run
+
         return Kernel(lambda *xs: ops.concat(list(xs), ax), bind)
 
 
@@ -410,6 +442,7 @@ class Softmax(Op):
         def run(x):
             k = ax % x.ndim
             return f(x.reshape(_prod(x.shape[:k]), -1), 1).reshape(x.shape)
+
         return run
 
     @classmethod
@@ -431,7 +464,9 @@ class Softmax(Op):
                 y = np.empty(out_shape, _F32)
                 _C.softmax_rows(x.reshape(-1, n), y.reshape(-1, n))
                 return y
+
             return run
+
         return Kernel(fn, bind)
 
 
@@ -502,6 +537,7 @@ class Unsqueeze(_ViewOp):
 
 class Identity(Op):
     """Dropout at inference, ONNX Identity: the input itself."""
+
     infer = staticmethod(lambda a, p, s: s[0])
     reference = staticmethod(lambda a, p, xs: xs[0])
     kernel = staticmethod(lambda a, p, algo: Kernel(lambda x: x))
@@ -510,6 +546,7 @@ class Identity(Op):
 class Embedding(Op):
     """Token ids (any integer shape) -> ids.shape + (dim,) rows of weight (vocabulary, dim).
     Ids outside [0, vocabulary) raise ValueError."""
+
     params = ("weight",)
 
     @staticmethod
@@ -540,6 +577,7 @@ class Embedding(Op):
             y = np.empty(ids.shape + (w.shape[1],), _F32)
             _C.embedding(np.ascontiguousarray(ids, dtype=np.int64), w, y)  # checks the id range
             return y
+
         return Kernel(run)
 
 
@@ -569,22 +607,39 @@ class ReduceMax(Op):
             red = sorted(ax % len(s) for ax in axes)
             if red != list(range(len(s) - len(red), len(s))):
                 return fn  # not the trailing axes: NumPy
-            cols = _prod(s[len(s) - len(red):])
+            cols = _prod(s[len(s) - len(red) :])
 
             def run(x):  # max over the trailing axes = max of each row of x viewed as (rows, cols)
                 y = np.empty(out_shape, _F32)
                 _C.max_rows(x.reshape(-1, cols), y.reshape(-1))
                 return y
+
             return run
+
         return Kernel(fn, bind)
 
 
 OPS = {
-    "conv2d": Conv2d, "linear": Linear, "batch_norm": BatchNorm, "relu": Relu, "max_pool2d": MaxPool2d,
-    "avg_pool2d": AvgPool2d, "adaptive_avg_pool2d": AdaptiveAvgPool2d, "global_avg_pool2d": GlobalAvgPool2d,
-    "local_response_norm": LocalResponseNorm, "add": Add, "bias_add": BiasAdd, "concat": Concat,
-    "softmax": Softmax, "flatten": Flatten, "reshape": Reshape, "squeeze": Squeeze, "unsqueeze": Unsqueeze,
-    "identity": Identity, "embedding": Embedding, "reduce_max": ReduceMax,
+    "conv2d": Conv2d,
+    "linear": Linear,
+    "batch_norm": BatchNorm,
+    "relu": Relu,
+    "max_pool2d": MaxPool2d,
+    "avg_pool2d": AvgPool2d,
+    "adaptive_avg_pool2d": AdaptiveAvgPool2d,
+    "global_avg_pool2d": GlobalAvgPool2d,
+    "local_response_norm": LocalResponseNorm,
+    "add": Add,
+    "bias_add": BiasAdd,
+    "concat": Concat,
+    "softmax": Softmax,
+    "flatten": Flatten,
+    "reshape": Reshape,
+    "squeeze": Squeeze,
+    "unsqueeze": Unsqueeze,
+    "identity": Identity,
+    "embedding": Embedding,
+    "reduce_max": ReduceMax,
 }
 
 

@@ -8,10 +8,8 @@ reads, is NCHW.
 Why. A 1x1 convolution on NCHW needs its input packed per call (the SGEMM packs B panels,
 16-20% of the layer at 56x56) or read with a stride of a whole plane per channel (direct_oc in
 place, worse at 28x28 and 56x56). On a blocked input direct_oc's broadcasts for 16 channels come
-from a tile's few whole lines, nothing is packed, and a blocked output needs no transpose.
-Measured (PreparedConv bound calls, 16 rotating weight copies, 2 threads, batch 1; NCHW auto
-= im2col): 256->64 @56 0.401 -> 0.321-0.333 ms, 512->128 @28 0.366 -> 0.315-0.322, 1024->256
-@14 0.355 -> 0.323; batch 8: 3.39 -> 2.72-2.78, 3.06 -> 2.66-2.74, 2.81 -> 2.56-2.61.
+from a tile's few whole lines, nothing is packed, and a blocked output needs no transpose
+(docs/performance.md, direct_oc).
 
 Which tensors: the largest set (found by dropping tensors until nothing changes, plan()) where,
 for each blocked tensor,
@@ -36,6 +34,7 @@ Only when the Graph's algorithm is "auto" or "direct_oc": a Graph told to run on
 (im2col, winograd, ...) runs exactly that everywhere. ENABLED = False turns this off (A/B and
 tests).
 """
+
 from __future__ import annotations
 
 from . import registry
@@ -114,8 +113,12 @@ def plan(steps, shapes, outputs, graph_algo):
 
     def is_concat(i):
         st = steps[i]
-        return st.op == "concat" and hasattr(st.fn, "bind") and st.attrs["axis"] % 4 == 1 and all(
-            c16(t) for t in st.inputs)
+        return (
+            st.op == "concat"
+            and hasattr(st.fn, "bind")
+            and st.attrs["axis"] % 4 == 1
+            and all(c16(t) for t in st.inputs)
+        )
 
     def conv_writes(i):
         # its own algorithm writes the blocked y (Winograd only without a fused residual), or

@@ -8,6 +8,7 @@ show what a JIT gets against the hand-written C++ kernels on the same problems.
 Both take x (N, C, H, W) float32, any stride, 4-sided padding, dilation and groups, fused bias
 and ReLU. Compiled on first use (seconds), cached on disk by numba (cache=True).
 """
+
 from __future__ import annotations
 
 import numpy as np

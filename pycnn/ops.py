@@ -6,10 +6,12 @@ float16/float64 converted; integer, bool and complex arrays raise TypeError; non
 arrays are copied; a bad shape or option raises ValueError naming the argument. An empty batch
 (N == 0) gives an empty result of the right shape, as in PyTorch.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -18,7 +20,7 @@ from . import _C, numba_conv, policy, reference, registry
 from . import device as _device
 from ._config import config
 from ._shapes import ConvShape, conv_output_size, conv_padding, pool_output_size  # noqa: F401 (re-exported)
-from ._validate import F32, activation_flag, as_array, as_bool, as_int, as_pair, as_vector
+from ._validate import activation_flag, as_array, as_bool, as_int, as_pair, as_vector
 
 IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], str]
@@ -26,9 +28,18 @@ Padding = Union[int, Sequence[int], str]
 
 # ----------------------------------------------------------------------------- conv2d
 @_device.routed
-def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntPair = 1,
-           padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
-           activation: Optional[str] = None) -> np.ndarray:
+def conv2d(
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    algo: str = "auto",
+    activation: Optional[str] = None,
+) -> np.ndarray:
     """2-D convolution (cross-correlation), as torch.nn.functional.conv2d.
 
     input (N, C, H, W); weight (K, C/groups, R, S); bias (K,) or None. stride, dilation: int or
@@ -51,13 +62,27 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         return np.empty(s.out_shape, np.float32)
     algo = policy.resolve(algo, s)
     if algo == "reference":
-        return reference.conv2d(x, weight, bias, s.stride, s.pad, s.dilation, s.groups,
-                                activation).astype(np.float32, copy=False)
+        return reference.conv2d(x, weight, bias, s.stride, s.pad, s.dilation, s.groups, activation).astype(
+            np.float32, copy=False
+        )
     if registry.CONV[algo].kind == registry.PYTHON:
         return numba_conv.conv2d(x, weight, bias, s, algo, relu)
     y = np.empty(s.out_shape, np.float32)
-    _C.conv2d(x, weight, bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
-              s.dilation[0], s.dilation[1], s.groups, algo, relu)
+    _C.conv2d(
+        x,
+        weight,
+        bias,
+        y,
+        s.stride[0],
+        s.stride[1],
+        s.pad[0],
+        s.pad[1],
+        s.dilation[0],
+        s.dilation[1],
+        s.groups,
+        algo,
+        relu,
+    )
     return y
 
 
@@ -69,12 +94,14 @@ def _pool_geometry(x, kernel_size, stride, padding, ceil_mode, dilation=1):
     if as_pair(dilation, "dilation", 1) != (1, 1):
         raise ValueError(f"dilation: pycnn's pooling kernels support dilation 1 only, got {dilation!r}")
     if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(f"padding: must be at most half the kernel size, got padding {(ph, pw)} "
-                         f"for kernel_size {(kh, kw)}")
+        raise ValueError(
+            f"padding: must be at most half the kernel size, got padding {(ph, pw)} for kernel_size {(kh, kw)}"
+        )
     H, W = x.shape[2:]
     if H + 2 * ph < kh or W + 2 * pw < kw:
-        raise ValueError(f"kernel_size: {(kh, kw)} is larger than the padded input "
-                         f"{(H + 2 * ph, W + 2 * pw)}; input {x.shape}")
+        raise ValueError(
+            f"kernel_size: {(kh, kw)} is larger than the padded input {(H + 2 * ph, W + 2 * pw)}; input {x.shape}"
+        )
     ceil_mode = as_bool(ceil_mode, "ceil_mode")
     Ho = pool_output_size(H, kh, sh, ph, ceil_mode)
     Wo = pool_output_size(W, kw, sw, pw, ceil_mode)
@@ -82,8 +109,14 @@ def _pool_geometry(x, kernel_size, stride, padding, ceil_mode, dilation=1):
 
 
 @_device.routed
-def max_pool2d(input: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
-               dilation: IntPair = 1, ceil_mode: bool = False) -> np.ndarray:
+def max_pool2d(
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+) -> np.ndarray:
     """Max pooling over (N, C, H, W), as torch.nn.functional.max_pool2d: padding is never
     selected, NaN in a window wins, ceil_mode's last window starts inside the image or the left
     padding. stride defaults to kernel_size; dilation must be 1."""
@@ -96,8 +129,14 @@ def max_pool2d(input: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair]
 
 
 @_device.routed
-def avg_pool2d(input: ArrayLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
+def avg_pool2d(
+    input: ArrayLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
     """Average pooling over (N, C, H, W), as torch.nn.functional.avg_pool2d (count_include_pad:
     the zero padding counts in the divisor)."""
     x = as_array(input, "input", 4)
@@ -126,8 +165,9 @@ def global_avg_pool2d(input: ArrayLike) -> np.ndarray:
 
 
 @_device.routed
-def local_response_norm(input: ArrayLike, size: int, alpha: float = 1e-4, beta: float = 0.75,
-                        k: float = 1.0) -> np.ndarray:
+def local_response_norm(
+    input: ArrayLike, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> np.ndarray:
     """Cross-channel LRN over (N, C, ...), as torch.nn.functional.local_response_norm:
     y = x / (k + alpha / size * sum of x^2 over `size` neighbouring channels) ** beta."""
     x = as_array(input, "input")
@@ -142,8 +182,9 @@ def local_response_norm(input: ArrayLike, size: int, alpha: float = 1e-4, beta: 
 
 # ----------------------------------------------------------------------------- dense and element-wise
 @_device.routed
-def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, *,
-           activation: Optional[str] = None) -> np.ndarray:
+def linear(
+    input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, *, activation: Optional[str] = None
+) -> np.ndarray:
     """y = input weight^T + bias, as torch.nn.functional.linear, with weight (out_features,
     in_features) and input (N, in_features) or (in_features,). activation: None or 'relu'."""
     x = as_array(input, "input")
@@ -155,8 +196,10 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     if x.ndim != 2:
         raise ValueError(f"input: expected (N, in_features) or (in_features,), got shape {x.shape}")
     if x.shape[1] != w.shape[1]:
-        raise ValueError(f"weight: in_features {w.shape[1]} does not match the input's {x.shape[1]}; "
-                         f"input {x.shape}, weight {w.shape}")
+        raise ValueError(
+            f"weight: in_features {w.shape[1]} does not match the input's {x.shape[1]}; "
+            f"input {x.shape}, weight {w.shape}"
+        )
     b = as_vector(bias, "bias", w.shape[0])
     y = np.empty((x.shape[0], w.shape[0]), np.float32)
     if y.size:
@@ -224,15 +267,16 @@ def concat(tensors: Sequence[ArrayLike], dim: int = 1, *, axis: Optional[int] = 
     nd = xs[0].ndim
     dim = as_int(dim, name, -nd, nd - 1) % nd
     for i, a in enumerate(xs):
-        if a.ndim != nd or a.shape[:dim] != xs[0].shape[:dim] or a.shape[dim + 1:] != xs[0].shape[dim + 1:]:
-            raise ValueError(f"tensors[{i}]: shape {a.shape} does not match tensors[0] {xs[0].shape} "
-                             f"outside dimension {dim}")
+        if a.ndim != nd or a.shape[:dim] != xs[0].shape[:dim] or a.shape[dim + 1 :] != xs[0].shape[dim + 1 :]:
+            raise ValueError(
+                f"tensors[{i}]: shape {a.shape} does not match tensors[0] {xs[0].shape} outside dimension {dim}"
+            )
     shape = list(xs[0].shape)
     shape[dim] = sum(a.shape[dim] for a in xs)
     y = np.empty(shape, np.float32)
     if y.size:
         outer = int(np.prod(shape[:dim], dtype=np.int64))
-        inner = int(np.prod(shape[dim + 1:], dtype=np.int64))
+        inner = int(np.prod(shape[dim + 1 :], dtype=np.int64))
         _C.concat(xs, y, outer, inner)
     return y
 
@@ -251,24 +295,37 @@ def fold_batch_norm(running_mean, running_var, weight=None, bias=None, eps=1e-5)
 
 
 @_device.routed
-def batch_norm(input: ArrayLike, running_mean: ArrayLike, running_var: ArrayLike, weight: Optional[ArrayLike] = None,
-               bias: Optional[ArrayLike] = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
-               *, activation: Optional[str] = None) -> np.ndarray:
+def batch_norm(
+    input: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    *,
+    activation: Optional[str] = None,
+) -> np.ndarray:
     """Inference batch norm over dimension 1 with the given statistics, as
     torch.nn.functional.batch_norm with training=False (momentum only matters in training,
     which pycnn does not do: training=True raises). activation: None or 'relu'."""
     x = as_array(input, "input")
     if as_bool(training, "training"):
-        raise ValueError("training: pycnn runs inference only; batch statistics are not computed "
-                         "(pass training=False with running_mean and running_var)")
+        raise ValueError(
+            "training: pycnn runs inference only; batch statistics are not computed "
+            "(pass training=False with running_mean and running_var)"
+        )
     if x.ndim < 2:
         raise ValueError(f"input: expected (N, C, ...), got shape {x.shape}")
     C = x.shape[1]
     relu = activation_flag(activation)
     if float(eps) < 0:
         raise ValueError(f"eps: must be >= 0, got {eps}")
-    vecs = [as_vector(v, n, C) for v, n in ((running_mean, "running_mean"), (running_var, "running_var"),
-                                            (weight, "weight"), (bias, "bias"))]
+    vecs = [
+        as_vector(v, n, C)
+        for v, n in ((running_mean, "running_mean"), (running_var, "running_var"), (weight, "weight"), (bias, "bias"))
+    ]
     if vecs[0] is None or vecs[1] is None:
         raise TypeError("running_mean, running_var: expected arrays, got None")
     scale, shift = fold_batch_norm(*vecs, eps=eps)
@@ -282,7 +339,6 @@ def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bo
     if y.size:
         _C.channel_affine(x, scale, shift, y, relu)
     return y
-
 
 
 # ----------------------------------------------------------------------------- runtime

@@ -5,6 +5,7 @@ autotuner's winner when autotuning is on (pycnn.autotune, pycnn/tuning.py), the 
 pycnn/select.py. 'winograd' is the tile the rule's winograd_tile picks. Any other name is
 checked against the registry (pycnn/registry.py) for the shape.
 """
+
 from __future__ import annotations
 
 from . import registry, select, tuning

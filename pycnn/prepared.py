@@ -4,6 +4,7 @@ The weights are packed into SGEMM panels (im2col) or reordered into the direct k
 blocks when the object is made; every call then only runs the kernel. This is what a Graph does
 for each of its layers, and what the bench times for "prepared" rows.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -24,8 +25,19 @@ class PreparedConv:
     auto_elsewhere: where `algo` cannot run an input's shape, run what algo='auto' picks instead
     of raising (a Graph told to run 'winograd' keeps its 1x1 layers on their usual kernels)."""
 
-    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto",
-                 activation=None, auto_elsewhere=False):
+    def __init__(
+        self,
+        weight,
+        bias=None,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        *,
+        algo="auto",
+        activation=None,
+        auto_elsewhere=False,
+    ):
         self.weight = as_array(weight, "weight", 4)
         w = self.weight
         self.relu = activation_flag(activation)
@@ -33,9 +45,19 @@ class PreparedConv:
         self.bias = as_vector(bias, "bias", w.shape[0])
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         # Validate the options once, on an input large enough for any kernel.
-        probe = ConvShape((1, w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1),
-                           1 + (w.shape[2] - 1) * 64, 1 + (w.shape[3] - 1) * 64), w.shape,
-                          stride, padding, dilation, groups)
+        probe = ConvShape(
+            (
+                1,
+                w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1),
+                1 + (w.shape[2] - 1) * 64,
+                1 + (w.shape[3] - 1) * 64,
+            ),
+            w.shape,
+            stride,
+            padding,
+            dilation,
+            groups,
+        )
         entry = registry.get(algo)
         if not auto_elsewhere:
             registry.check(algo, probe)  # the ValueError that says why this algorithm cannot run it
@@ -78,13 +100,22 @@ class PreparedConv:
         if residual is not None:
             residual = as_array(residual, "residual", 4)
             if residual.shape != (s.N, s.K, s.Ho, s.Wo):
-                raise ValueError(f"residual: expected the output's shape {(s.N, s.K, s.Ho, s.Wo)}, "
-                                 f"got {residual.shape}")
+                raise ValueError(
+                    f"residual: expected the output's shape {(s.N, s.K, s.Ho, s.Wo)}, got {residual.shape}"
+                )
         if not registry.CONV[algo].prepared:
             relu_after = self.relu and residual is not None
             if algo == "reference":
-                y = reference.conv2d(x, self.weight, self.bias, s.stride, s.pad, s.dilation, s.groups,
-                                     None if relu_after else self.activation).astype(np.float32, copy=False)
+                y = reference.conv2d(
+                    x,
+                    self.weight,
+                    self.bias,
+                    s.stride,
+                    s.pad,
+                    s.dilation,
+                    s.groups,
+                    None if relu_after else self.activation,
+                ).astype(np.float32, copy=False)
             else:
                 y = numba_conv.conv2d(x, self.weight, self.bias, s, algo, self.relu and not relu_after)
             if residual is not None:
@@ -93,8 +124,19 @@ class PreparedConv:
                     y = np.where(y < 0, np.float32(0), y)  # NaN stays NaN
             return y
         y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
-        self._handle(algo).run(x, self.bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1],
-                               s.dilation[0], s.dilation[1], self.relu, residual)
+        self._handle(algo).run(
+            x,
+            self.bias,
+            y,
+            s.stride[0],
+            s.stride[1],
+            s.pad[0],
+            s.pad[1],
+            s.dilation[0],
+            s.dilation[1],
+            self.relu,
+            residual,
+        )
         return y
 
     def bind(self, in_shapes, out_shape, max_map=0, layout=NO_LAYOUT):
@@ -112,9 +154,21 @@ class PreparedConv:
         # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++
         # per call (the output allocated there); out, when given, is a C-contiguous array of the
         # output's shape to write (a Graph passes a slice of a concat's output: writes_out).
-        return self._handle(algo).bind(self.bias, [s.N, s.C, s.H, s.W], s.stride[0], s.stride[1], s.pad[0],
-                                       s.pad[1], s.dilation[0], s.dilation[1], s.Ho, s.Wo, self.relu, max_map,
-                                       bits)
+        return self._handle(algo).bind(
+            self.bias,
+            [s.N, s.C, s.H, s.W],
+            s.stride[0],
+            s.stride[1],
+            s.pad[0],
+            s.pad[1],
+            s.dilation[0],
+            s.dilation[1],
+            s.Ho,
+            s.Wo,
+            self.relu,
+            max_map,
+            bits,
+        )
 
     def prepare_for(self, x_shape):
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph
@@ -133,8 +187,10 @@ class PreparedConv:
         return policy.resolve_or_auto(self.algo, s) if self.auto_elsewhere else policy.resolve(self.algo, s)
 
     def __repr__(self):
-        return (f"PreparedConv(weight={self.weight.shape}, algo={self.algo!r}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups})")
+        return (
+            f"PreparedConv(weight={self.weight.shape}, algo={self.algo!r}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, groups={self.groups})"
+        )
 
 
 class ConvMaxMap:
@@ -185,8 +241,14 @@ class ConvBankMax:
         strides = set()
         for c in self.convs:
             s = ConvShape(tuple(x_shape), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)
-            if (c.algo_for(x_shape) != "im2col" or s.S != s.W or s.Wo != 1 or any(s.pad)
-                    or s.dilation[0] != 1 or s.groups != 1):
+            if (
+                c.algo_for(x_shape) != "im2col"
+                or s.S != s.W
+                or s.Wo != 1
+                or any(s.pad)
+                or s.dilation[0] != 1
+                or s.groups != 1
+            ):
                 return None
             strides.add(s.stride[0])
         return strides.pop() if len(strides) == 1 else None
@@ -197,8 +259,14 @@ class ConvBankMax:
         shape = tuple(in_shapes[0])
         stride_h = self.fused_stride(shape)
         if stride_h is not None:
-            return _C.bind_rows_bank_max([c._handle("im2col") for c in self.convs], [c.bias for c in self.convs],
-                                         [c.relu for c in self.convs], list(shape), stride_h, self.max_map)
+            return _C.bind_rows_bank_max(
+                [c._handle("im2col") for c in self.convs],
+                [c.bias for c in self.convs],
+                [c.relu for c in self.convs],
+                list(shape),
+                stride_h,
+                self.max_map,
+            )
         fns = [c.bind(in_shapes, None, self.max_map) for c in self.convs]
         return lambda x: np.concatenate([f(x) for f in fns], axis=1)
 
@@ -211,9 +279,17 @@ class ConvBankMax:
         return "+".join(c.algo_for(x_shape) for c in self.convs)
 
 
-def prepare_conv(weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntPair = 1, padding: Padding = 0,
-                 dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
-                 activation: Optional[str] = None) -> PreparedConv:
+def prepare_conv(
+    weight: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    algo: str = "auto",
+    activation: Optional[str] = None,
+) -> PreparedConv:
     """Transform conv weights once; returns a PreparedConv called as prepared(x) (arguments as
     pycnn.conv2d's). With algo='auto' the weights are transformed on first use for the
     algorithm the input's shape chooses, and kept for later calls."""

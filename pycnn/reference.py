@@ -4,6 +4,7 @@ Plain and readable on purpose, never optimized. Semantics follow torch.nn.functi
 are computed in the dtype they come in (pass float64 for a high-precision oracle). Layout is
 NCHW throughout.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,19 @@ import numpy as np
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
 
 __all__ = [
-    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "local_response_norm",
-    "linear", "relu", "softmax", "add", "concat", "batch_norm", "adaptive_avg_pool2d", "embedding",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "global_avg_pool2d",
+    "local_response_norm",
+    "linear",
+    "relu",
+    "softmax",
+    "add",
+    "concat",
+    "batch_norm",
+    "adaptive_avg_pool2d",
+    "embedding",
     "reduce_max",
 ]
 
@@ -30,13 +42,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
     Kg = K // groups
     y = np.zeros((N, K, Ho, Wo), dtype=np.result_type(x, weight))
     for g in range(groups):
-        xg = xp[:, g * Cg:(g + 1) * Cg]
-        wg = weight[g * Kg:(g + 1) * Kg]
+        xg = xp[:, g * Cg : (g + 1) * Cg]
+        wg = weight[g * Kg : (g + 1) * Kg]
         for r in range(R):
             for s in range(S):
                 h0, w0 = r * dh, s * dw
-                patch = xg[:, :, h0:h0 + sh * (Ho - 1) + 1:sh, w0:w0 + sw * (Wo - 1) + 1:sw]
-                y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch, wg[:, :, r, s], optimize=True)
+                patch = xg[:, :, h0 : h0 + sh * (Ho - 1) + 1 : sh, w0 : w0 + sw * (Wo - 1) + 1 : sw]
+                y[:, g * Kg : (g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch, wg[:, :, r, s], optimize=True)
     if bias is not None:
         y += bias.reshape(1, K, 1, 1)
     return relu(y) if activation == "relu" else y

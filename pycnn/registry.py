@@ -15,10 +15,11 @@ Kinds:
 Adding a native algorithm is one kernel file and one entry in conv2d_algos.cpp; this table, and
 so everything above, picks it up.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import _C, numba_conv
 from ._shapes import ConvShape
@@ -28,8 +29,24 @@ NATIVE, PYTHON, CHOICE = "native", "python", "choice"
 
 def geometry(s: ConvShape) -> list:
     """The 16 numbers the C++ side describes a convolution by (ConvParams)."""
-    return [s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride[0], s.stride[1], s.pad[0], s.pad[1], s.dilation[0],
-            s.dilation[1], s.groups, s.Ho, s.Wo]
+    return [
+        s.N,
+        s.C,
+        s.H,
+        s.W,
+        s.K,
+        s.R,
+        s.S,
+        s.stride[0],
+        s.stride[1],
+        s.pad[0],
+        s.pad[1],
+        s.dilation[0],
+        s.dilation[1],
+        s.groups,
+        s.Ho,
+        s.Wo,
+    ]
 
 
 @dataclass(frozen=True)
@@ -58,9 +75,14 @@ class ConvAlgo:
 
 
 def _native(name: str, summary: str, bound: float) -> ConvAlgo:
-    return ConvAlgo(name, summary, NATIVE, rel_error_bound=bound,
-                    refuse=lambda s: _C.conv_algorithm_refusal(name, geometry(s)),
-                    blocked=lambda s, bits: _C.conv_algorithm_layout_ok(name, geometry(s), bits))
+    return ConvAlgo(
+        name,
+        summary,
+        NATIVE,
+        rel_error_bound=bound,
+        refuse=lambda s: _C.conv_algorithm_refusal(name, geometry(s)),
+        blocked=lambda s, bits: _C.conv_algorithm_layout_ok(name, geometry(s), bits),
+    )
 
 
 def _winograd_refusal(s: ConvShape) -> str:
@@ -71,12 +93,16 @@ _NATIVE = [_native(*entry) for entry in _C.conv_algorithms()]
 _TABLE = (
     [ConvAlgo("auto", "the rule of pycnn/select.py (or the autotuner, or PYCNN_CONV_ALGO) picks per shape", CHOICE)]
     + _NATIVE
-    + [ConvAlgo("winograd", "the Winograd tile pycnn/select.py picks for the shape", CHOICE, refuse=_winograd_refusal),
-       ConvAlgo("reference", "the NumPy reference (pycnn/reference.py): slow, the oracle", PYTHON),
-       ConvAlgo("numba", "direct loops JIT-compiled by numba (pycnn/numba_conv.py)", PYTHON,
-                available=numba_conv.available),
-       ConvAlgo("numba_im2col", "im2col + a matrix product, JIT-compiled by numba", PYTHON,
-                available=numba_conv.available)]
+    + [
+        ConvAlgo("winograd", "the Winograd tile pycnn/select.py picks for the shape", CHOICE, refuse=_winograd_refusal),
+        ConvAlgo("reference", "the NumPy reference (pycnn/reference.py): slow, the oracle", PYTHON),
+        ConvAlgo(
+            "numba", "direct loops JIT-compiled by numba (pycnn/numba_conv.py)", PYTHON, available=numba_conv.available
+        ),
+        ConvAlgo(
+            "numba_im2col", "im2col + a matrix product, JIT-compiled by numba", PYTHON, available=numba_conv.available
+        ),
+    ]
 )
 CONV = {a.name: a for a in _TABLE}
 
@@ -114,5 +140,16 @@ def candidates(s: ConvShape, device: str = "cpu") -> list:
     return [a.name for a in conv_algos(device, NATIVE) if a.supports(s)]
 
 
-__all__ = ["ConvAlgo", "CONV", "NATIVE", "PYTHON", "CHOICE", "conv_algos", "names", "get", "check", "candidates",
-           "geometry"]
+__all__ = [
+    "ConvAlgo",
+    "CONV",
+    "NATIVE",
+    "PYTHON",
+    "CHOICE",
+    "conv_algos",
+    "names",
+    "get",
+    "check",
+    "candidates",
+    "geometry",
+]

@@ -20,6 +20,7 @@ behind each one. In order, a convolution runs:
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
 Every name it returns is an algorithm of pycnn/registry.py that runs the shape (tests/test_select.py).
 """
+
 from __future__ import annotations
 
 from .registry import CONV
@@ -45,23 +46,33 @@ def heuristic(shape) -> str:
     cg = shape.C // shape.groups
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups
-    if cg > DIRECT_MAX_CHANNELS and (pixels <= DIRECT_OC_MAX_PIXELS_ANY or (
-            kg <= DIRECT_OC_FEW_K and pixels <= DIRECT_OC_FEW_K_MAX_PIXELS and shape.R * shape.S > 1)):
+    if cg > DIRECT_MAX_CHANNELS and (
+        pixels <= DIRECT_OC_MAX_PIXELS_ANY
+        or (kg <= DIRECT_OC_FEW_K and pixels <= DIRECT_OC_FEW_K_MAX_PIXELS and shape.R * shape.S > 1)
+    ):
         return "direct_oc"
     if CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS:
-        if cg <= DIRECT_OC_FEW_C and (pixels <= DIRECT_OC_FEW_C_MAX_PIXELS or (
-                cg <= DIRECT_OC_FEWER_C and kg <= DIRECT_OC_FEW_K)):
+        if cg <= DIRECT_OC_FEW_C and (
+            pixels <= DIRECT_OC_FEW_C_MAX_PIXELS or (cg <= DIRECT_OC_FEWER_C and kg <= DIRECT_OC_FEW_K)
+        ):
             return "direct_oc"
         return winograd_tile(shape)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if kg >= DIRECT_OC_MIN_FIRST_K else "direct"
-    if shape.stride != (1, 1) and shape.R * shape.S > 1 and (
-            pixels <= DIRECT_OC_MAX_PIXELS or shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_MAX_INPUT_BYTES):
+    if (
+        shape.stride != (1, 1)
+        and shape.R * shape.S > 1
+        and (pixels <= DIRECT_OC_MAX_PIXELS or shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_MAX_INPUT_BYTES)
+    ):
         return "direct_oc"
     if cg > DIRECT_MAX_CHANNELS and shape.stride == (1, 1) and shape.R * shape.S > 1:
         return "direct_oc"
-    if (cg > DIRECT_MAX_CHANNELS and shape.R == shape.S == 1 and shape.pad == (0, 0, 0, 0)
-            and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP):
+    if (
+        cg > DIRECT_MAX_CHANNELS
+        and shape.R == shape.S == 1
+        and shape.pad == (0, 0, 0, 0)
+        and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP
+    ):
         return "direct_oc"
     if cg > DIRECT_MAX_CHANNELS and kg <= DIRECT_OC_FEW_K and shape.R * shape.S > 1:
         return "direct_oc"

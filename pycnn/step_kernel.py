@@ -7,9 +7,11 @@ geometry, algorithm and output shape fixed, called once per run with the inputs 
 call that can write into a caller's array (a slice of a concat's output) says so with
 writes_out = True and takes out=.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Optional, Protocol, runtime_checkable
 
 NO_LAYOUT = (0, None)  # (layout bits, algorithm) of a step that reads and writes NCHW
 

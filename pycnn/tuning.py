@@ -7,6 +7,7 @@ and keeps the fastest median. Winners are kept in memory and in a JSON file,
     <pycnn.config.cache_dir>/autotune.json   ($PYCNN_CACHE_DIR, else $XDG_CACHE_HOME/pycnn or ~/.cache/pycnn)
 keyed by CPU ISA, thread count and the full conv geometry, so later processes skip the timing.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,10 @@ def clear(memory_only: bool = False) -> None:
 
 
 def _key(shape: ConvShape) -> str:
-    return (f"{_C.get_isa()}|t{_C.get_num_threads()}|N{shape.N} C{shape.C} H{shape.H} W{shape.W} "
-            f"K{shape.K} R{shape.R} S{shape.S} s{shape.stride} p{shape.pad} d{shape.dilation} g{shape.groups}")
+    return (
+        f"{_C.get_isa()}|t{_C.get_num_threads()}|N{shape.N} C{shape.C} H{shape.H} W{shape.W} "
+        f"K{shape.K} R{shape.R} S{shape.S} s{shape.stride} p{shape.pad} d{shape.dilation} g{shape.groups}"
+    )
 
 
 def _load_file() -> None:

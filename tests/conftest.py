@@ -1,12 +1,16 @@
 """Shared helpers: data, tolerances, the ISA paths this CPU can run, and the outside referee."""
+
 import numpy as np
 import pytest
 
 import pycnn
 from pycnn import _C, registry
 
-ISAS = [isa for isa in ("generic", "avx2", "avx512")
-        if ("generic", "avx2", "avx512").index(isa) <= ("generic", "avx2", "avx512").index(_C.cpu_isa())]
+ISAS = [
+    isa
+    for isa in ("generic", "avx2", "avx512")
+    if ("generic", "avx2", "avx512").index(isa) <= ("generic", "avx2", "avx512").index(_C.cpu_isa())
+]
 
 try:
     import torch
@@ -55,8 +59,10 @@ def assert_close(y, ref, atol=2e-5, rtol=1e-4, what=""):
     bound = atol + rtol * np.abs(ref[ok])
     if err.size:
         worst = int(np.argmax(err - bound))
-        assert np.all(err <= bound), (f"{what}: max excess {float((err - bound)[worst]):.3g} "
-                                      f"(err {float(err[worst]):.3g}, ref {float(ref[ok][worst]):.3g})")
+        assert np.all(err <= bound), (
+            f"{what}: max excess {float((err - bound)[worst]):.3g} "
+            f"(err {float(err[worst]):.3g}, ref {float(ref[ok][worst]):.3g})"
+        )
 
 
 def conv_poisoned(x, w, b, stride=1, padding=0, dilation=1, groups=1, algo="im2col", relu=False):
@@ -64,8 +70,9 @@ def conv_poisoned(x, w, b, stride=1, padding=0, dilation=1, groups=1, algo="im2c
     writing any element fails the comparison."""
     s = pycnn.ops.ConvShape(x.shape, w.shape, stride, padding, dilation, groups)
     y = np.full((s.N, s.K, s.Ho, s.Wo), np.nan, np.float32)
-    _C.conv2d(x, w, b, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1], s.dilation[0],
-              s.dilation[1], s.groups, algo, relu)
+    _C.conv2d(
+        x, w, b, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1], s.dilation[0], s.dilation[1], s.groups, algo, relu
+    )
     return y
 
 

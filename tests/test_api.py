@@ -1,5 +1,6 @@
 """The public names users know: torch.nn.functional's parameter names and positional order, empty
 batches as PyTorch handles them, docstrings and type hints on everything public."""
+
 import inspect
 
 import numpy as np
@@ -21,14 +22,27 @@ def T(a):
 KEYWORD_CALLS = [
     (lambda f: f.conv2d(input=X, weight=W, bias=B, stride=2, padding=1, dilation=1, groups=1), "conv2d"),
     (lambda f: f.max_pool2d(input=X, kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True), "max_pool2d"),
-    (lambda f: f.avg_pool2d(input=X, kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
-     "avg_pool2d"),
+    (
+        lambda f: f.avg_pool2d(input=X, kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+        "avg_pool2d",
+    ),
     (lambda f: f.local_response_norm(input=X, size=3, alpha=1e-3, beta=0.7, k=2.0), "local_response_norm"),
     (lambda f: f.linear(input=X[:, :, 0, 0], weight=W[:, :, 0, 0], bias=B), "linear"),
     (lambda f: f.relu(input=X), "relu"),
     (lambda f: f.softmax(input=X, dim=1), "softmax"),
-    (lambda f: f.batch_norm(input=X, running_mean=B[:4], running_var=np.abs(B[:4]) + 1, weight=B[2:],
-                            bias=B[:4], training=False, momentum=0.1, eps=1e-3), "batch_norm"),
+    (
+        lambda f: f.batch_norm(
+            input=X,
+            running_mean=B[:4],
+            running_var=np.abs(B[:4]) + 1,
+            weight=B[2:],
+            bias=B[:4],
+            training=False,
+            momentum=0.1,
+            eps=1e-3,
+        ),
+        "batch_norm",
+    ),
 ]
 
 
@@ -47,12 +61,14 @@ def test_torch_keyword_names(call, name):
 def test_torch_positional_order():
     """Positional arguments mean what they mean in torch.nn.functional (max_pool2d's fifth is
     dilation, batch_norm's sixth is training, softmax's second is dim)."""
-    np.testing.assert_array_equal(pycnn.max_pool2d(X, 3, 2, 1, 1, True),
-                                  TF.max_pool2d(T(X), 3, 2, 1, 1, True).numpy())
+    np.testing.assert_array_equal(pycnn.max_pool2d(X, 3, 2, 1, 1, True), TF.max_pool2d(T(X), 3, 2, 1, 1, True).numpy())
     rm, rv = B[:4], np.abs(B[:4]) + 1
-    np.testing.assert_allclose(pycnn.batch_norm(X, rm, rv, None, None, False, 0.1, 1e-3),
-                               TF.batch_norm(T(X), T(rm), T(rv), None, None, False, 0.1, 1e-3).numpy(), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        pycnn.batch_norm(X, rm, rv, None, None, False, 0.1, 1e-3),
+        TF.batch_norm(T(X), T(rm), T(rv), None, None, False, 0.1, 1e-3).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     np.testing.assert_allclose(pycnn.softmax(X, 2), TF.softmax(T(X), 2).numpy(), rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(pycnn.add(X, X), torch.add(T(X), T(X)).numpy())
     np.testing.assert_array_equal(pycnn.concat([X, X], 3), torch.cat([T(X), T(X)], 3).numpy())
@@ -105,8 +121,11 @@ def test_public_functions_have_docstrings_and_hints(name):
     fn = getattr(pycnn, name)
     assert (fn.__doc__ or "").strip(), f"pycnn.{name} has no docstring"
     sig = inspect.signature(fn)
-    assert all(p.annotation is not inspect.Parameter.empty for p in sig.parameters.values()
-               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)), f"pycnn.{name}{sig} lacks type hints"
+    assert all(
+        p.annotation is not inspect.Parameter.empty
+        for p in sig.parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ), f"pycnn.{name}{sig} lacks type hints"
     assert sig.return_annotation is not inspect.Signature.empty, f"pycnn.{name} lacks a return annotation"
 
 

@@ -1,5 +1,6 @@
 """Batch inference over workers: a local spawned process pool and a local Ray cluster, each
 giving exactly what one process gives on the same batches with the same thread count."""
+
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ def one_thread():
 
 
 def single_process(g, x, batch=BATCH):
-    return np.concatenate([g(x[i:i + batch]) for i in range(0, len(x), batch)])
+    return np.concatenate([g(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
 def test_pool_map_equals_one_process(one_thread):
@@ -40,8 +41,9 @@ def test_pool_map_graph_sources(tmp_path, one_thread):
 def test_pool_map_multi_input_and_errors():
     g = pycnn.models.kimcnn(seq_len=12, vocab_size=50)
     ids = np.random.default_rng(1).integers(0, 50, (10, 12))
-    assert np.array_equal(bi.pool_map(g, {"tokens": ids}, processes=1, batch_size=4, num_threads=1),
-                          single_process(g, ids, 4))
+    assert np.array_equal(
+        bi.pool_map(g, {"tokens": ids}, processes=1, batch_size=4, num_threads=1), single_process(g, ids, 4)
+    )
     with pytest.raises(ValueError, match="processes"):
         bi.pool_map(g, ids, processes=0)
     with pytest.raises(ValueError, match="graph"):
@@ -83,8 +85,9 @@ def test_ray_map_batches_equals_one_process(ray_cluster, one_thread):
     """Two actors of one CPU each (one OpenMP thread); blocks of BATCH rows so that the batches
     are those of the single-process run. The ids say which row each result belongs to."""
     g = pycnn.models.lenet5(seed=3)
-    ds = ray_cluster.data.from_items([{"id": i, "data": X[i]} for i in range(len(X))],
-                                     override_num_blocks=len(X) // BATCH)
+    ds = ray_cluster.data.from_items(
+        [{"id": i, "data": X[i]} for i in range(len(X))], override_num_blocks=len(X) // BATCH
+    )
     rows = bi.ray_map_batches(ds, g, num_actors=2, cpus_per_actor=1, batch_size=BATCH).take_all()
     assert len(rows) == len(X)
     got = np.stack([r["logits"] for r in sorted(rows, key=lambda r: r["id"])])
@@ -98,12 +101,11 @@ def test_ray_classify_images(ray_cluster, tmp_path):
     imgs = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     for i, im in enumerate(imgs):
         Image.fromarray(im).save(tmp_path / f"img{i}.png")
-    rows = bi.classify_images(str(tmp_path), "convnetjs", size=(32, 32), num_actors=1, batch_size=8,
-                              top_k=2).take_all()
+    rows = bi.classify_images(str(tmp_path), "convnetjs", size=(32, 32), num_actors=1, batch_size=8, top_k=2).take_all()
     assert len(rows) == 5
     g = pycnn.models.convnetjs()
     for r in rows:
         i = int(r["path"].rsplit("img", 1)[1].split(".")[0])
-        ref = g(bi.images_to_nchw({"image": imgs[i:i + 1]})["data"])[0]
+        ref = g(bi.images_to_nchw({"image": imgs[i : i + 1]})["data"])[0]
         np.testing.assert_allclose(r["logits"], ref, rtol=1e-5, atol=1e-6)
         assert list(r["logits_top"]) == list(np.argsort(-ref, kind="stable")[:2])

@@ -1,5 +1,6 @@
 """The bench's own tools: the runner end to end on one small layer, the markdown report and the
 comparison of two runs (the measuring instrument is code too)."""
+
 import importlib.util
 import json
 import subprocess
@@ -12,8 +13,13 @@ from bench import report
 
 def _run(tmp_path, *args):
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(out)], capture_output=True, text=True,
-                       timeout=600, cwd=Path(__file__).resolve().parents[1])  # bench/ lives at the repository root
+    r = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # bench/ lives at the repository root
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     if importlib.util.find_spec("matplotlib") is not None:  # the [bench] extra draws plots
         assert (out / "gflops_b1.png").stat().st_size > 10000
@@ -38,11 +44,20 @@ def test_bench_layers_end_to_end(tmp_path):
 
 def test_compare_reports_speedup():
     meta = dict(started="t", threads=2, pycnn_isa="avx512", processor="cpu")
-    old = {"meta": meta, "rows": [{"suite": "layers", "layer": "a", "N": 1, "im2col_ms": 2.0, "torch_ms": 5.0},
-                                  {"suite": "sgemm", "name": "s", "pycnn_ms": 4.0}]}
-    new = {"meta": dict(meta, threads=1), "rows": [{"suite": "layers", "layer": "a", "N": 1, "im2col_ms": 1.0,
-                                                    "torch_ms": 1.0},
-                                                   {"suite": "sgemm", "name": "s", "pycnn_ms": 4.0}]}
+    old = {
+        "meta": meta,
+        "rows": [
+            {"suite": "layers", "layer": "a", "N": 1, "im2col_ms": 2.0, "torch_ms": 5.0},
+            {"suite": "sgemm", "name": "s", "pycnn_ms": 4.0},
+        ],
+    }
+    new = {
+        "meta": dict(meta, threads=1),
+        "rows": [
+            {"suite": "layers", "layer": "a", "N": 1, "im2col_ms": 1.0, "torch_ms": 1.0},
+            {"suite": "sgemm", "name": "s", "pycnn_ms": 4.0},
+        ],
+    }
     text = bench_compare.compare(old, new)
     assert "2.00x" in text and "warning" in text  # thread counts differ
     assert "over 2 matched measurements: 1.414x" in text  # torch times are not pycnn's: ignored

@@ -1,4 +1,5 @@
 """python -m pycnn run / summary / list."""
+
 import subprocess
 import sys
 
@@ -16,8 +17,22 @@ def test_run_prints_top_classes_and_time(tmp_path):
     np.savez(w, **pycnn.models.lenet5(seed=9).state_dict())
     x = np.random.default_rng(0).standard_normal((3, 1, 32, 32)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    r = cli("run", "lenet5", "--weights", str(w), "--input", str(tmp_path / "x.npy"), "--algo", "im2col",
-            "--runs", "2", "--top", "3", "--threads", "1")
+    r = cli(
+        "run",
+        "lenet5",
+        "--weights",
+        str(w),
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--algo",
+        "im2col",
+        "--runs",
+        "2",
+        "--top",
+        "3",
+        "--threads",
+        "1",
+    )
     assert r.returncode == 0, r.stderr
     y = pycnn.softmax(pycnn.models.lenet5(seed=9)(x), axis=1)
     top = np.argsort(-y[2])[:3]
@@ -37,9 +52,12 @@ def test_run_onnx_file(tmp_path):
     onnx = __import__("pytest").importorskip("onnx")
     from onnx import TensorProto, helper
 
-    g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=1)], "sm",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])])
+    g = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=1)],
+        "sm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+    )
     p = tmp_path / "sm.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), p)
     np.save(tmp_path / "x.npy", np.array([[0, 1, 2, 3, 9]], np.float32))
@@ -89,8 +107,10 @@ def test_bad_input_is_one_line_naming_the_option(tmp_path):
 def test_missing_optional_dependency_names_the_pip_command(tmp_path):
     p = tmp_path / "m.onnx"
     p.write_bytes(b"x")
-    code = ("import sys; sys.modules['onnx'] = None; from pycnn.__main__ import main; "
-            f"sys.exit(main(['run', {str(p)!r}, '--quiet']))")
+    code = (
+        "import sys; sys.modules['onnx'] = None; from pycnn.__main__ import main; "
+        f"sys.exit(main(['run', {str(p)!r}, '--quiet']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     one_line_error(r, "pip install", "pycnn[onnx]")
 
@@ -109,6 +129,7 @@ def test_list_builds_nothing(monkeypatch, capsys):
 
     def refuse(**kw):
         raise AssertionError("list must not build a network")
+
     monkeypatch.setattr(pycnn.models, "_ZOO", {n: i._replace(builder=refuse) for n, i in pycnn.models._ZOO.items()})
     assert cli_main.main(["list"]) == 0
     out = capsys.readouterr().out

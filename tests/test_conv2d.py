@@ -1,13 +1,23 @@
 """conv2d: every algorithm and ISA path against the float64 NumPy reference and PyTorch."""
+
 import numpy as np
 import pytest
 
 import pycnn
+from conftest import (
+    EXACT_ALGOS,
+    NATIVE_ALGOS,
+    TF,
+    assert_close,
+    assert_conv_close,
+    conv_data,
+    conv_poisoned,
+    needs_torch,
+    runs,
+    torch,
+)
 from pycnn import reference
 from pycnn.models import CONV_LAYERS
-
-from conftest import (EXACT_ALGOS, NATIVE_ALGOS, TF, assert_close, assert_conv_close, conv_data, conv_poisoned,
-                      needs_torch, runs, torch)
 
 # Elementwise checks (NaN positions, PyTorch's results) hold for the exact-arithmetic algorithms;
 # the tests over shapes run every native algorithm where the registry says it runs.
@@ -24,32 +34,39 @@ ODD_CASES = [
     (3, 15, 9, 11, 17, 3, 1, 1, (1, 0), 1, 1),
     (1, 17, 13, 13, 33, 1, 1, 1, 0, 1, 1),
     (2, 6, 15, 11, 9, 5, 3, 2, (2, 1), 1, 3),
-    (1, 4, 9, 9, 4, 3, 3, 1, 2, 2, 4),          # depthwise, dilated
+    (1, 4, 9, 9, 4, 3, 3, 1, 2, 2, 4),  # depthwise, dilated
     (1, 8, 12, 10, 8, 3, 3, 3, 1, (2, 1), 2),
     (1, 3, 31, 33, 5, 11, 11, 4, 0, 1, 1),
-    (1, 5, 6, 6, 7, 6, 6, 1, 0, 1, 1),          # kernel == input: 1x1 output
+    (1, 5, 6, 6, 7, 6, 6, 1, 0, 1, 1),  # kernel == input: 1x1 output
     (1, 2, 5, 5, 3, 3, 3, 1, (0, 1, 2, 3), 1, 1),  # asymmetric (top, left, bottom, right)
     (2, 3, 8, 8, 4, 3, 3, 1, "same", 1, 1),
-    (1, 1, 50, 37, 13, 3, 37, 1, 0, 1, 1),     # Kim-CNN-like: kernel spans the width
+    (1, 1, 50, 37, 13, 3, 37, 1, 0, 1, 1),  # Kim-CNN-like: kernel spans the width
     (1, 33, 7, 7, 70, 3, 3, 1, 1, 1, 1),
     (5, 3, 4, 4, 2, 2, 2, 2, 0, 1, 1),
     (2, 20, 12, 9, 5, 3, 7, 1, (1, 2), (1, 2), 1),  # Wo = 1 column packing, K = 420 > KC, padded
-    (1, 6, 11, 40, 8, 3, 3, 3, 1, 1, 1),        # stride-3 gathers with padding
-    (1, 3, 9, 30, 4, 2, 3, 2, (0, 4), 1, 1),    # stride 2, padding wider than the kernel reach
-    (3, 17, 7, 9, 11, 1, 1, 1, 0, 1, 1),        # batched 1x1 on a small map: images share one GEMM
-    (4, 40, 5, 5, 13, 3, 3, 1, 1, 1, 1),        # batched small map, panels straddle images
-    (2, 4, 20, 30, 9, 5, 30, 2, 0, 1, 1),      # windows of whole rows (Kim), 4 channels x 150 > KC
-    (1, 4, 9, 13, 6, 3, 13, 1, 0, 1, 2),        # whole-row windows, grouped
-    (2, 6, 9, 11, 9, 1, 1, 2, 0, 1, 3),         # grouped strided 1x1: im2col subsamples x first
-    (1, 5, 8, 7, 7, 1, 1, (3, 2), 0, 1, 1),     # 1x1, unequal strides, last row/column unread
-    (1, 4, 6, 6, 5, 1, 1, 2, 1, 1, 1),          # strided 1x1 with padding: not subsampled
+    (1, 6, 11, 40, 8, 3, 3, 3, 1, 1, 1),  # stride-3 gathers with padding
+    (1, 3, 9, 30, 4, 2, 3, 2, (0, 4), 1, 1),  # stride 2, padding wider than the kernel reach
+    (3, 17, 7, 9, 11, 1, 1, 1, 0, 1, 1),  # batched 1x1 on a small map: images share one GEMM
+    (4, 40, 5, 5, 13, 3, 3, 1, 1, 1, 1),  # batched small map, panels straddle images
+    (2, 4, 20, 30, 9, 5, 30, 2, 0, 1, 1),  # windows of whole rows (Kim), 4 channels x 150 > KC
+    (1, 4, 9, 13, 6, 3, 13, 1, 0, 1, 2),  # whole-row windows, grouped
+    (2, 6, 9, 11, 9, 1, 1, 2, 0, 1, 3),  # grouped strided 1x1: im2col subsamples x first
+    (1, 5, 8, 7, 7, 1, 1, (3, 2), 0, 1, 1),  # 1x1, unequal strides, last row/column unread
+    (1, 4, 6, 6, 5, 1, 1, 2, 1, 1, 1),  # strided 1x1 with padding: not subsampled
 ]
 
 
 def _ref(x, w, b, stride, padding, dilation, groups, activation=None):
-    return reference.conv2d(x.astype(np.float64), w.astype(np.float64),
-                            None if b is None else b.astype(np.float64), stride, padding, dilation,
-                            groups, activation)
+    return reference.conv2d(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
+        stride,
+        padding,
+        dilation,
+        groups,
+        activation,
+    )
 
 
 def _case_runs(case, algo):
@@ -58,8 +75,12 @@ def _case_runs(case, algo):
 
 
 def _cases_by_algo(cases, algos):
-    return [pytest.param(c, a, id=f"{'x'.join(map(str, c[:7]))}-{a}") for c in cases for a in algos
-            if a == "auto" or _case_runs(c, a)]
+    return [
+        pytest.param(c, a, id=f"{'x'.join(map(str, c[:7]))}-{a}")
+        for c in cases
+        for a in algos
+        if a == "auto" or _case_runs(c, a)
+    ]
 
 
 @pytest.mark.parametrize("case, algo", _cases_by_algo(ODD_CASES, NATIVE_ALGOS))
@@ -88,8 +109,7 @@ def test_fused_bias_relu(algo, relu, rng):
 @pytest.mark.parametrize("layer", CONV_LAYERS, ids=lambda l: l.id)
 def test_lecture_layers(layer, rng):
     """Every conv layer of the lecture's networks, each algorithm, batch 1."""
-    x, w, b = conv_data(rng, 1, layer.C, layer.H, layer.W, layer.K, layer.C // layer.groups,
-                        layer.R, layer.S)
+    x, w, b = conv_data(rng, 1, layer.C, layer.H, layer.W, layer.K, layer.C // layer.groups, layer.R, layer.S)
     ref = _ref(x, w, b, layer.stride, layer.pad, 1, layer.groups)
     shape = pycnn.ops.ConvShape(x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)
     for algo in pycnn.registry.candidates(shape) + ["auto"]:
@@ -120,8 +140,9 @@ def test_against_torch(case, algo, rng):
     if isinstance(padding, tuple) and len(padding) == 4:
         pytest.skip("torch.nn.functional.conv2d has no 4-sided padding")
     x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
-    want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride, padding,
-                     dilation, groups).numpy()
+    want = TF.conv2d(
+        torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride, padding, dilation, groups
+    ).numpy()
     y = pycnn.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
     assert_close(y, want, atol=5e-5, rtol=2e-4)
 
@@ -204,8 +225,13 @@ def test_prepared_conv_survives_isa_change(rng):
 def test_prepared_residual_every_isa(algo, relu, isa, rng):
     """conv(x, residual=r) = act(conv(x) + b + r), r added in the kernel's epilogue (the fused
     ResNet join); strided, padded, batched and 1x1 cases; NaN in r propagates."""
-    cases = [(2, 16, 9, 11, 20, 3, 1, 1), (1, 24, 7, 7, 40, 3, 1, 1), (2, 8, 12, 12, 40, 1, 2, 0),
-             (1, 20, 14, 14, 24, 3, 2, 1), (1, 300, 5, 5, 33, 3, 1, 1)]
+    cases = [
+        (2, 16, 9, 11, 20, 3, 1, 1),
+        (1, 24, 7, 7, 40, 3, 1, 1),
+        (2, 8, 12, 12, 40, 1, 2, 0),
+        (1, 20, 14, 14, 24, 3, 2, 1),
+        (1, 300, 5, 5, 33, 3, 1, 1),
+    ]
     for N, C, H, W, K, R, st, pad in cases:
         if not runs(algo, (N, C, H, W), (K, C, R, R), st, pad):
             continue
@@ -271,11 +297,11 @@ def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
 # (N, C, H, W, K, R, S, stride, padding, dilation): direct_oc reads x in place and skips the taps
 # that fall in the padding (a border tile runs as one call per range of window columns).
 BORDER_CASES = [
-    (1, 80, 9, 30, 40, 3, 3, 1, 1, 1),          # 3 channel chunks, 3 row tiles, 2 output blocks
-    (2, 5, 7, 7, 33, 5, 5, 1, 2, 1),            # few channels: the flat loop inside, Segs at borders
-    (1, 3, 23, 23, 64, 7, 7, 2, 3, 1),          # the stem's geometry
+    (1, 80, 9, 30, 40, 3, 3, 1, 1, 1),  # 3 channel chunks, 3 row tiles, 2 output blocks
+    (2, 5, 7, 7, 33, 5, 5, 1, 2, 1),  # few channels: the flat loop inside, Segs at borders
+    (1, 3, 23, 23, 64, 7, 7, 2, 3, 1),  # the stem's geometry
     (1, 16, 4, 5, 16, 3, 3, 1, (4, 4, 1, 1), 1),  # padding past the window: rows with no tap at all
-    (1, 8, 10, 12, 20, 3, 3, 2, 2, 2),          # dilated and strided
+    (1, 8, 10, 12, 20, 3, 3, 2, 2, 2),  # dilated and strided
     (3, 24, 6, 3, 16, 3, 3, 1, (0, 2, 1, 3), 1),  # 4-sided padding, columns with no tap
 ]
 
@@ -326,8 +352,12 @@ def test_direct_oc_strided_1x1_on_subsampled_planes(threads, isa, rng):
     old = pycnn.get_num_threads()
     pycnn.set_num_threads(threads)
     try:
-        for N, C, H, W, K, G, st, pad in [(2, 40, 14, 14, 48, 1, 2, 0), (1, 24, 9, 11, 20, 2, (1, 2), 0),
-                                          (3, 9, 13, 8, 33, 1, (3, 2), 0), (2, 16, 10, 10, 32, 1, 2, 1)]:
+        for N, C, H, W, K, G, st, pad in [
+            (2, 40, 14, 14, 48, 1, 2, 0),
+            (1, 24, 9, 11, 20, 2, (1, 2), 0),
+            (3, 9, 13, 8, 33, 1, (3, 2), 0),
+            (2, 16, 10, 10, 32, 1, 2, 1),
+        ]:
             x, w, b = conv_data(rng, N, C, H, W, K, C // G, 1, 1)
             want = _ref(x, w, b, st, pad, 1, G)
             r = rng.standard_normal(want.shape, dtype=np.float32)
@@ -349,8 +379,16 @@ def test_direct_oc_pointwise_runs_pixels_as_rows(threads, isa, rng):
     28x28 as 2 rows of 392, 23x29 (667) as 23 rows of 29 (as is), 3x521 as is (no row count
     below 3 divides it into rows of <= 512), 7x7 as one row of 49; with batch, groups, a residual
     and ReLU every pixel lands in place."""
-    _check_direct_oc_residual_relu(rng, threads, [(2, 40, 28, 28, 48, 1, 1, 1, 1, 0), (1, 24, 23, 29, 20, 2, 1, 1, 1, 0),
-                                                  (2, 9, 3, 521, 33, 1, 1, 1, 1, 0), (1, 300, 7, 7, 70, 1, 1, 1, 1, 0)])
+    _check_direct_oc_residual_relu(
+        rng,
+        threads,
+        [
+            (2, 40, 28, 28, 48, 1, 1, 1, 1, 0),
+            (1, 24, 23, 29, 20, 2, 1, 1, 1, 0),
+            (2, 9, 3, 521, 33, 1, 1, 1, 1, 0),
+            (1, 300, 7, 7, 70, 1, 1, 1, 1, 0),
+        ],
+    )
 
 
 def _check_direct_oc_residual_relu(rng, threads, cases):
@@ -363,10 +401,13 @@ def _check_direct_oc_residual_relu(rng, threads, cases):
             x, w, b = conv_data(rng, N, C, H, W, K, C // G, R, S)
             want = _ref(x, w, b, stride, pad, 1, G)
             r = rng.standard_normal(want.shape, dtype=np.float32)
-            conv = pycnn.prepare_conv(w, b, stride=stride, padding=pad, groups=G, algo="direct_oc",
-                                      activation="relu")
-            assert_conv_close(conv(x, residual=r), np.maximum(want + r, 0), "direct_oc",
-                              what=f"{(N, C, H, W, K, G, R, S, stride, pad)} threads {threads}")
+            conv = pycnn.prepare_conv(w, b, stride=stride, padding=pad, groups=G, algo="direct_oc", activation="relu")
+            assert_conv_close(
+                conv(x, residual=r),
+                np.maximum(want + r, 0),
+                "direct_oc",
+                what=f"{(N, C, H, W, K, G, R, S, stride, pad)} threads {threads}",
+            )
     finally:
         pycnn.set_num_threads(old)
 
@@ -378,11 +419,17 @@ def test_direct_oc_whole_row_windows_as_one_row(threads, isa, rng):
     window): row strides 1 and 2, a last window ending above the bottom row, several channels
     and groups, batch, residual and ReLU. Padded rows and windows narrower than the input take
     the ordinary path and must agree as well."""
-    _check_direct_oc_residual_relu(rng, threads, [(2, 1, 50, 300, 100, 1, 5, 300, (1, 1), 0),
-                                                  (1, 3, 17, 40, 36, 1, 3, 40, (2, 1), 0),
-                                                  (3, 4, 12, 9, 20, 2, 4, 9, (3, 1), 0),
-                                                  (1, 2, 10, 30, 33, 1, 3, 30, (1, 1), 1),
-                                                  (1, 2, 10, 30, 33, 1, 3, 29, (1, 1), 0)])
+    _check_direct_oc_residual_relu(
+        rng,
+        threads,
+        [
+            (2, 1, 50, 300, 100, 1, 5, 300, (1, 1), 0),
+            (1, 3, 17, 40, 36, 1, 3, 40, (2, 1), 0),
+            (3, 4, 12, 9, 20, 2, 4, 9, (3, 1), 0),
+            (1, 2, 10, 30, 33, 1, 3, 30, (1, 1), 1),
+            (1, 2, 10, 30, 33, 1, 3, 29, (1, 1), 0),
+        ],
+    )
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -392,10 +439,20 @@ def test_direct_oc_narrow_last_kblock_and_cost_balanced_bands(threads, isa, rng)
     balanced by cost, cutting bands inside an output row where a few units of unequal cost
     would leave a thread waiting (Kim's 100 maps over one 48-pixel row; two kblocks over a 7x7
     map). Groups, batch, residual and ReLU; every case equal to the reference."""
-    _check_direct_oc_residual_relu(rng, threads, [
-        (1, 1, 50, 300, 100, 1, 3, 300, 1, 0), (1, 16, 7, 7, 48, 1, 3, 3, 1, 1), (2, 8, 9, 11, 36, 1, 3, 3, 1, 1),
-        (1, 6, 14, 14, 16, 1, 5, 5, 1, 0), (3, 12, 6, 5, 40, 2, 1, 1, 1, 0), (1, 3, 12, 12, 6, 1, 5, 5, 1, 2),
-        (1, 20, 16, 16, 20, 1, 5, 5, 1, 2), (2, 64, 7, 7, 4, 1, 3, 3, 1, 1)])
+    _check_direct_oc_residual_relu(
+        rng,
+        threads,
+        [
+            (1, 1, 50, 300, 100, 1, 3, 300, 1, 0),
+            (1, 16, 7, 7, 48, 1, 3, 3, 1, 1),
+            (2, 8, 9, 11, 36, 1, 3, 3, 1, 1),
+            (1, 6, 14, 14, 16, 1, 5, 5, 1, 0),
+            (3, 12, 6, 5, 40, 2, 1, 1, 1, 0),
+            (1, 3, 12, 12, 6, 1, 5, 5, 1, 2),
+            (1, 20, 16, 16, 20, 1, 5, 5, 1, 2),
+            (2, 64, 7, 7, 4, 1, 3, 3, 1, 1),
+        ],
+    )
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -407,8 +464,13 @@ def test_direct_oc_whole_input_windows_run_images_as_a_row(threads, isa, rng):
     old = pycnn.get_num_threads()
     pycnn.set_num_threads(threads)
     try:
-        for N, C, H, W, K, G, stride in [(8, 16, 5, 5, 120, 1, 1), (17, 5, 2, 2, 40, 1, 1), (3, 4, 3, 7, 33, 1, 2),
-                                         (5, 6, 4, 4, 10, 2, 1), (1, 16, 5, 5, 120, 1, 1)]:
+        for N, C, H, W, K, G, stride in [
+            (8, 16, 5, 5, 120, 1, 1),
+            (17, 5, 2, 2, 40, 1, 1),
+            (3, 4, 3, 7, 33, 1, 2),
+            (5, 6, 4, 4, 10, 2, 1),
+            (1, 16, 5, 5, 120, 1, 1),
+        ]:
             x, w, b = conv_data(rng, N, C, H, W, K, C // G, H, W)
             r = rng.standard_normal((N, K, 1, 1), dtype=np.float32)
             r[N - 1, K // 2] = np.nan
@@ -427,7 +489,9 @@ def test_direct_oc_unit_order_kblock_groups(threads, isa, rng):
     kblocks per group run as 2 groups of 3 over 3 images (AVX2's 16-channel kblocks: 12 in
     groups of 6); a 3x3 layer with 64 channels takes all its kblocks in one group. Every output
     must land in its own (image, channel)."""
-    _check_direct_oc_residual_relu(rng, threads, [(3, 4096, 4, 4, 384, 2, 1, 1, 1, 0), (3, 64, 5, 5, 96, 1, 3, 3, 1, 1)])
+    _check_direct_oc_residual_relu(
+        rng, threads, [(3, 4096, 4, 4, 384, 2, 1, 1, 1, 0), (3, 64, 5, 5, 96, 1, 3, 3, 1, 1)]
+    )
 
 
 def test_prepared_conv_bind_call_and_errors(rng):

@@ -5,12 +5,13 @@ all the convs; it is checked here against a float64 NumPy oracle on every ISA pa
 count, with its partial panels, several column panels, depth blocks, strides, NaN in rows that
 only some windows reach, and every argument check; then the Graph fusion that uses it
 (pycnn.graph.passes.fuse_conv_banks, prepared.ConvBankMax) and its fallback."""
+
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import _C, Graph, Node
 from conftest import assert_close
+from pycnn import _C, Graph, Node
 
 
 def bank_oracle(x, ws, bs, relus, sh, keepdims=False):
@@ -21,7 +22,7 @@ def bank_oracle(x, ws, bs, relus, sh, keepdims=False):
     for w, b, relu in zip(ws, bs, relus):
         K, _, R, _ = w.shape
         Ho = (H - R) // sh + 1
-        win = np.stack([x64[:, 0, t * sh:t * sh + R, :].reshape(N, R * W) for t in range(Ho)], axis=2)
+        win = np.stack([x64[:, 0, t * sh : t * sh + R, :].reshape(N, R * W) for t in range(Ho)], axis=2)
         y = np.einsum("kd,ndt->nkt", w.reshape(K, R * W).astype(np.float64), win)
         if b is not None:
             y = y + b.astype(np.float64)[None, :, None]
@@ -133,14 +134,34 @@ def test_rows_bank_argument_checks():
         (lambda: _C.bind_rows_bank_max(h, bs, [True, True], list(shape), 0, 1), "stride_h"),
         (lambda: _C.bind_rows_bank_max(h, bs, [True, True], list(shape), 1, 3), "max_map"),
         (lambda: _C.bind_rows_bank_max(h, [bs[0][:3], bs[1]], [True, True], list(shape), 1, 1), "bias"),
-        (lambda: _C.bind_rows_bank_max([_C.PreparedWeights(ws[0], 1, "direct_oc")], [None], [True],
-                                       list(shape), 1, 1), "weights"),
-        (lambda: _C.bind_rows_bank_max([_C.PreparedWeights(np.ones((8, 2, 2, 6), np.float32), 1, "im2col")],
-                                       [None], [True], [2, 2, 7, 6], 1, 1), "xshape"),
+        (
+            lambda: _C.bind_rows_bank_max(
+                [_C.PreparedWeights(ws[0], 1, "direct_oc")], [None], [True], list(shape), 1, 1
+            ),
+            "weights",
+        ),
+        (
+            lambda: _C.bind_rows_bank_max(
+                [_C.PreparedWeights(np.ones((8, 2, 2, 6), np.float32), 1, "im2col")], [None], [True], [2, 2, 7, 6], 1, 1
+            ),
+            "xshape",
+        ),
         # 8 filters pack into 8-row panels, 24 into 12-row ones on AVX-512 (one B cannot serve both)
-        (lambda: _C.bind_rows_bank_max(h + [_C.PreparedWeights(np.ones((24, 1, 2, 6), np.float32), 1, "im2col")],
-                                       bs + [None], [True] * 3, list(shape), 1, 1)
-         if _C.cpu_isa() == "avx512" else (_ for _ in ()).throw(ValueError("weights: (not avx512)")), "weights"),
+        (
+            lambda: (
+                _C.bind_rows_bank_max(
+                    h + [_C.PreparedWeights(np.ones((24, 1, 2, 6), np.float32), 1, "im2col")],
+                    bs + [None],
+                    [True] * 3,
+                    list(shape),
+                    1,
+                    1,
+                )
+                if _C.cpu_isa() == "avx512"
+                else (_ for _ in ()).throw(ValueError("weights: (not avx512)"))
+            ),
+            "weights",
+        ),
     ]
     for call, name in cases:
         with pytest.raises(ValueError, match=name):
@@ -151,23 +172,38 @@ def kim_like(algo="auto", Ks=(6, 6, 6), C=1, W=10, keepdims=False):
     rng = np.random.default_rng(8)
     nodes = []
     for i, (K, h) in enumerate(zip(Ks, (2, 3, 4))):
-        nodes += [Node(f"c{i}", "conv2d", ["x"], params={"weight": rng.standard_normal((K, C, h, W)).astype(np.float32),
-                                                       "bias": rng.standard_normal(K).astype(np.float32)}),
-                  Node(f"r{i}", "relu", [f"c{i}"]),
-                  Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=(2, 3), keepdims=keepdims))]
+        nodes += [
+            Node(
+                f"c{i}",
+                "conv2d",
+                ["x"],
+                params={
+                    "weight": rng.standard_normal((K, C, h, W)).astype(np.float32),
+                    "bias": rng.standard_normal(K).astype(np.float32),
+                },
+            ),
+            Node(f"r{i}", "relu", [f"c{i}"]),
+            Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=(2, 3), keepdims=keepdims)),
+        ]
     nodes.append(Node("cat", "concat", ["m0", "m1", "m2"], attrs=dict(axis=1)))
-    nodes.append(Node("fc", "linear", ["cat"], params={"weight": rng.standard_normal((3, sum(Ks))).astype(np.float32)})
-                 if not keepdims else Node("fl", "flatten", ["cat"]))
+    nodes.append(
+        Node("fc", "linear", ["cat"], params={"weight": rng.standard_normal((3, sum(Ks))).astype(np.float32)})
+        if not keepdims
+        else Node("fl", "flatten", ["cat"])
+    )
     return Graph({"x": (None, C, 12, W)}, nodes, ["fc" if not keepdims else "fl"], algo=algo)
 
 
-@pytest.mark.parametrize("algo, Ks, C, fused", [
-    ("auto", (6, 6, 6), 1, True),
-    ("im2col", (6, 6, 6), 1, True),
-    ("direct_oc", (6, 6, 6), 1, False),  # the graph's algorithm is kept: one by one
-    ("auto", (6, 5, 6), 1, False),  # unequal filter counts
-    ("auto", (6, 6, 6), 2, False),  # two input channels
-])
+@pytest.mark.parametrize(
+    "algo, Ks, C, fused",
+    [
+        ("auto", (6, 6, 6), 1, True),
+        ("im2col", (6, 6, 6), 1, True),
+        ("direct_oc", (6, 6, 6), 1, False),  # the graph's algorithm is kept: one by one
+        ("auto", (6, 5, 6), 1, False),  # unequal filter counts
+        ("auto", (6, 6, 6), 2, False),  # two input channels
+    ],
+)
 def test_graph_conv_bank(algo, Ks, C, fused):
     g = kim_like(algo, Ks, C)
     assert g.steps[0][1] == "conv2d_bank" and g.steps[0][2] == ["x"]
@@ -178,7 +214,7 @@ def test_graph_conv_bank(algo, Ks, C, fused):
         x[N - 1, 0, 11, 0] = np.nan  # the last row: inside the last window of every conv
         y = g(x)
         assert_close(y, g.run_reference(x), atol=1e-4)
-        assert np.isnan(y[N - 1]).all() and not np.isnan(y[:N - 1]).any()
+        assert np.isnan(y[N - 1]).all() and not np.isnan(y[: N - 1]).any()
         prof = g.profile(x, runs=1, warmup=0)
         row = prof.rows[0]
         assert ("rows_bank" in row[5]) == fused

@@ -1,4 +1,5 @@
 """CUDA backend: runs where a GPU, CuPy and pycnn._C_cuda are present, else skips with why."""
+
 import importlib.util
 
 import numpy as np

@@ -1,11 +1,11 @@
 """linear, SGEMM, relu, add, softmax, concat, batch norm."""
+
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import _C, reference
-
 from conftest import TF, assert_close, needs_torch, torch
+from pycnn import _C, reference
 
 
 # M a multiple of 8 but not 12 takes AVX-512's 8-row x 48-column micro-kernel: N = 47, 80 and
@@ -15,11 +15,30 @@ from conftest import TF, assert_close, needs_torch, torch
 # column kernels' k-chain tails). M = 100, 4, 25 and 1 leave a last 8-row panel of at most 4 real
 # rows (the 4-row kernels: 3-, 2- and 1-vector variants at N = 60, 70; K = 700 accumulates over
 # three depth blocks).
-@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 17, 3), (13, 33, 300), (100, 70, 513), (12, 64, 256),
-                                   (4, 60, 130), (100, 60, 700),
-                                   (25, 49, 600), (1, 2, 1000), (16, 47, 40), (64, 97, 300), (8, 80, 33),
-                                   (40, 452, 130), (16, 196, 70), (8, 99, 257), (24, 98, 301), (8, 51, 259),
-                                   (16, 1, 77), (8, 49, 513)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1, 1),
+        (7, 17, 3),
+        (13, 33, 300),
+        (100, 70, 513),
+        (12, 64, 256),
+        (4, 60, 130),
+        (100, 60, 700),
+        (25, 49, 600),
+        (1, 2, 1000),
+        (16, 47, 40),
+        (64, 97, 300),
+        (8, 80, 33),
+        (40, 452, 130),
+        (16, 196, 70),
+        (8, 99, 257),
+        (24, 98, 301),
+        (8, 51, 259),
+        (16, 1, 77),
+        (8, 49, 513),
+    ],
+)
 @pytest.mark.parametrize("bt", [False, True])
 def test_sgemm(shape, bt, isa, rng):
     M, N, K = shape
@@ -73,8 +92,12 @@ def test_sgemm_depth_split_conv_residual(rng):
         y = f(x, residual=r)
     finally:
         pycnn.set_num_threads(old)
-    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64), (2, 2),
-                           (1, 1, 1, 1), (1, 1), 1, None) + r
+    ref = (
+        reference.conv2d(
+            x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64), (2, 2), (1, 1, 1, 1), (1, 1), 1, None
+        )
+        + r
+    )
     assert_close(y, np.maximum(ref, 0), 1e-4, 1e-4)
 
 

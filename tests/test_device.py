@@ -1,5 +1,6 @@
 """The device layer: arrays routed to a backend by where they live, the registry's devices, and
 what a build without a GPU backend says."""
+
 import numpy as np
 import pytest
 
@@ -37,8 +38,13 @@ def test_device_of():
 
 def test_no_gpu_backend_in_this_build_is_said_plainly():
     x = FakeGpuArray((1, 3, 8, 8))
-    for call in (lambda: pycnn.conv2d(x, np.zeros((4, 3, 3, 3), np.float32)), lambda: pycnn.relu(x),
-                 lambda: pycnn.max_pool2d(x, 2), lambda: pycnn.concat([x, x]), lambda: pycnn.softmax(x, dim=1)):
+    for call in (
+        lambda: pycnn.conv2d(x, np.zeros((4, 3, 3, 3), np.float32)),
+        lambda: pycnn.relu(x),
+        lambda: pycnn.max_pool2d(x, 2),
+        lambda: pycnn.concat([x, x]),
+        lambda: pycnn.softmax(x, dim=1),
+    ):
         with pytest.raises(RuntimeError, match="no 'cuda' backend"):
             call()
     with pytest.raises(RuntimeError, match="no 'cuda' backend"):

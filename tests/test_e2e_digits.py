@@ -1,5 +1,6 @@
 """The end-to-end check of examples/lenet_digits.py: LeNet-5 trained in PyTorch on scikit-learn's
 digits, loaded into pycnn from the saved state_dict file, same predictions and accuracy."""
+
 import os
 import sys
 

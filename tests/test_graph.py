@@ -1,24 +1,37 @@
 """Graph mechanics: construction errors, shape inference errors, the fused plan, freeing,
 summary/profile, weights in and out, input checks, concurrent use."""
+
 import threading
 
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import reference
-from pycnn import Graph, Node
 from conftest import needs_torch, torch
+from pycnn import Graph, Node, reference
 
 
 def small_graph():
     rng = np.random.default_rng(0)
     nodes = [
-        Node("conv", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": rng.standard_normal((8, 3, 3, 3)),
-                                                                     "bias": rng.standard_normal(8)}),
-        Node("bn", "batch_norm", ["conv"], params={"running_mean": rng.standard_normal(8),
-                                                    "running_var": rng.uniform(0.5, 2, 8),
-                                                    "weight": rng.standard_normal(8), "bias": rng.standard_normal(8)}),
+        Node(
+            "conv",
+            "conv2d",
+            ["x"],
+            attrs=dict(padding=1),
+            params={"weight": rng.standard_normal((8, 3, 3, 3)), "bias": rng.standard_normal(8)},
+        ),
+        Node(
+            "bn",
+            "batch_norm",
+            ["conv"],
+            params={
+                "running_mean": rng.standard_normal(8),
+                "running_var": rng.uniform(0.5, 2, 8),
+                "weight": rng.standard_normal(8),
+                "bias": rng.standard_normal(8),
+            },
+        ),
         Node("relu", "relu", ["bn"]),
         Node("pool", "max_pool2d", ["relu"], attrs=dict(kernel=2)),
         Node("side", "conv2d", ["pool"], attrs=dict(padding=1), params={"weight": rng.standard_normal((8, 8, 3, 3))}),
@@ -42,10 +55,17 @@ def test_plan_folds_bn_and_fuses_relu():
 def test_batch_norm_that_cannot_fold_runs_on_its_own():
     """Batch norm after a ReLU (no conv to fold into) runs as its own step, ReLU fused after it."""
     rng = np.random.default_rng(3)
-    bn = {"running_mean": rng.standard_normal(3), "running_var": rng.uniform(0.5, 2, 3),
-          "weight": rng.standard_normal(3), "bias": rng.standard_normal(3)}
-    nodes = [Node("r", "relu", ["x"]), Node("bn", "batch_norm", ["r"], attrs=dict(eps=1e-3), params=bn),
-             Node("r2", "relu", ["bn"])]
+    bn = {
+        "running_mean": rng.standard_normal(3),
+        "running_var": rng.uniform(0.5, 2, 3),
+        "weight": rng.standard_normal(3),
+        "bias": rng.standard_normal(3),
+    }
+    nodes = [
+        Node("r", "relu", ["x"]),
+        Node("bn", "batch_norm", ["r"], attrs=dict(eps=1e-3), params=bn),
+        Node("r2", "relu", ["bn"]),
+    ]
     g = Graph({"x": (None, 3, 4, 5)}, nodes, ["r2"])
     assert [s[0] for s in g.steps] == [["r"], ["bn", "r2"]]
     x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
@@ -55,9 +75,11 @@ def test_batch_norm_that_cannot_fold_runs_on_its_own():
 def test_branch_output_is_not_fused_away():
     """A ReLU is fused only when its input has no other consumer: here 'conv' feeds two nodes."""
     rng = np.random.default_rng(0)
-    nodes = [Node("conv", "conv2d", ["x"], params={"weight": rng.standard_normal((4, 2, 1, 1))}),
-             Node("r", "relu", ["conv"]),
-             Node("sum", "add", ["conv", "r"])]
+    nodes = [
+        Node("conv", "conv2d", ["x"], params={"weight": rng.standard_normal((4, 2, 1, 1))}),
+        Node("r", "relu", ["conv"]),
+        Node("sum", "add", ["conv", "r"]),
+    ]
     g = Graph({"x": (None, 2, 5, 5)}, nodes, ["sum"])
     assert [s[0] for s in g.steps] == [["conv"], ["r"], ["sum"]]
     x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
@@ -70,19 +92,24 @@ def test_residual_add_fuses_into_the_conv_computed_last():
     is never written."""
     rng = np.random.default_rng(5)
     w = lambda: rng.standard_normal((4, 4, 3, 3))  # noqa: E731
-    nodes = [Node("a", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": w()}),
-             Node("b", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": w(), "bias": rng.standard_normal(4)}),
-             Node("sum", "add", ["a", "b"]),
-             Node("r", "relu", ["sum"]),
-             Node("c", "conv2d", ["r"], attrs=dict(padding=1), params={"weight": w()}),
-             Node("skip", "add", ["x", "c"])]
+    nodes = [
+        Node("a", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": w()}),
+        Node("b", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": w(), "bias": rng.standard_normal(4)}),
+        Node("sum", "add", ["a", "b"]),
+        Node("r", "relu", ["sum"]),
+        Node("c", "conv2d", ["r"], attrs=dict(padding=1), params={"weight": w()}),
+        Node("skip", "add", ["x", "c"]),
+    ]
     x = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
     x0 = x.copy()
     for algo in ("auto", "direct", "direct_oc", "im2col", "winograd"):
         g = Graph({"x": (None, 4, 6, 7)}, nodes, ["skip"])
         g.set_algo(algo)
-        assert g.steps == [(["a"], "conv2d", ["x"], "a"), (["b", "sum", "r"], "conv2d", ["x", "a"], "r"),
-                           (["c", "skip"], "conv2d", ["r", "x"], "skip")]
+        assert g.steps == [
+            (["a"], "conv2d", ["x"], "a"),
+            (["b", "sum", "r"], "conv2d", ["x", "a"], "r"),
+            (["c", "skip"], "conv2d", ["r", "x"], "skip"),
+        ]
         np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4, err_msg=algo)
         np.testing.assert_array_equal(x, x0)
 
@@ -100,12 +127,18 @@ def test_construction_errors_name_the_node():
     with pytest.raises(ValueError, match="outputs: 'z'"):
         Graph({"x": (None, 3, 8, 8)}, [Node("c", "relu", ["x"])], ["z"])
     # shape inference at build: the node, the reason and the input shapes
-    with pytest.raises(ValueError, match=r"node 'c' \(conv2d\): weight \(4, 3, 3, 3\).*expects 3 input channels, got 5.*"
-                                         r"input shapes \[\(1, 5, 8, 8\)\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"node 'c' \(conv2d\): weight \(4, 3, 3, 3\).*expects 3 input channels, got 5.*"
+        r"input shapes \[\(1, 5, 8, 8\)\]",
+    ):
         Graph({"x": (None, 5, 8, 8)}, [Node("c", "conv2d", ["x"], params={"weight": w})], ["c"])
     with pytest.raises(ValueError, match=r"node 'j' \(add\): inputs differ"):
-        Graph({"x": (None, 3, 8, 8)}, [Node("c", "conv2d", ["x"], params={"weight": w}),
-                                       Node("j", "add", ["x", "c"])], ["j"])
+        Graph(
+            {"x": (None, 3, 8, 8)},
+            [Node("c", "conv2d", ["x"], params={"weight": w}), Node("j", "add", ["x", "c"])],
+            ["j"],
+        )
 
 
 def test_run_shape_errors_name_the_node():
@@ -264,6 +297,7 @@ def test_concurrent_graphs_match_serial():
                 results[(i, rep)] = nets[i](xs[i])
         except Exception as e:  # noqa: BLE001 - surfaced below
             errors.append(e)
+
     threads = [threading.Thread(target=work, args=(i, r)) for i in range(4) for r in range(2)]
     for t in threads:
         t.start()
@@ -356,13 +390,13 @@ def test_concat_elided_at_batch_1(algo):
     np.testing.assert_allclose(y["cat"], g2.run_reference(x)["cat"], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("axes, keepdims", [((2, 3), False), ((-1,), True), ((3, 2), True), ((1,), False),
-                                             ((1, 3), False)])
+@pytest.mark.parametrize(
+    "axes, keepdims", [((2, 3), False), ((-1,), True), ((3, 2), True), ((1,), False), ((1, 3), False)]
+)
 def test_reduce_max_bound_trailing_and_inner_axes(axes, keepdims):
     """reduce_max over the trailing axes runs _C.max_rows (rows of the flattened input), other
     axes NumPy; both equal np.max, and a NaN in a reduced row gives NaN in its output only."""
-    g = Graph({"x": (None, 5, 7, 3)}, [Node("m", "reduce_max", ["x"], attrs=dict(axes=axes, keepdims=keepdims))],
-              ["m"])
+    g = Graph({"x": (None, 5, 7, 3)}, [Node("m", "reduce_max", ["x"], attrs=dict(axes=axes, keepdims=keepdims))], ["m"])
     x = np.random.default_rng(4).standard_normal((2, 5, 7, 3)).astype(np.float32)
     x[1, 2, 4, 1] = np.nan
     want = np.max(x, axis=axes, keepdims=keepdims)
@@ -382,10 +416,16 @@ def test_conv_max_over_maps_fuses_into_the_conv(algo, axes, keepdims):
     rng = np.random.default_rng(11)
     nodes = []
     for i, (K, h) in enumerate(((5, 2), (3, 3), (4, 1))):
-        nodes += [Node(f"c{i}", "conv2d", ["x"], params={"weight": rng.standard_normal((K, 2, h, 6)),
-                                                       "bias": rng.standard_normal(K)}),
-                  Node(f"r{i}", "relu", [f"c{i}"]),
-                  Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=axes, keepdims=keepdims))]
+        nodes += [
+            Node(
+                f"c{i}",
+                "conv2d",
+                ["x"],
+                params={"weight": rng.standard_normal((K, 2, h, 6)), "bias": rng.standard_normal(K)},
+            ),
+            Node(f"r{i}", "relu", [f"c{i}"]),
+            Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=axes, keepdims=keepdims)),
+        ]
     nodes.append(Node("cat", "concat", ["m0", "m1", "m2"], attrs=dict(axis=1)))
     g = Graph({"x": (None, 2, 7, 6)}, nodes, ["cat"], algo=algo)
     # the three maxima meet in a concat: one conv bank step (two input channels and unequal
@@ -400,15 +440,21 @@ def test_conv_max_over_maps_fuses_into_the_conv(algo, axes, keepdims):
         ref = g.run_reference(x)
         assert y.shape == ((N, 12) if not keepdims else (N, 12, 1, 1))
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)  # NaN where the reference has NaN
-        assert np.isnan(y[N - 1]).all() and not np.isnan(y[:N - 1]).any()
+        assert np.isnan(y[N - 1]).all() and not np.isnan(y[: N - 1]).any()
         np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     # not fused: a max over H only; a conv output read twice
-    g2 = Graph({"x": (None, 2, 7, 6)}, [
-        Node("c", "conv2d", ["x"], params={"weight": rng.standard_normal((3, 2, 2, 6))}),
-        Node("m", "reduce_max", ["c"], attrs=dict(axes=(2,), keepdims=False)),
-        Node("c2", "conv2d", ["x"], params={"weight": rng.standard_normal((3, 2, 2, 6))}),
-        Node("m2", "reduce_max", ["c2"], attrs=dict(axes=(2, 3), keepdims=False)),
-        Node("s", "reduce_max", ["c2"], attrs=dict(axes=(1,), keepdims=False))], ["m", "m2", "s"], algo=algo)
+    g2 = Graph(
+        {"x": (None, 2, 7, 6)},
+        [
+            Node("c", "conv2d", ["x"], params={"weight": rng.standard_normal((3, 2, 2, 6))}),
+            Node("m", "reduce_max", ["c"], attrs=dict(axes=(2,), keepdims=False)),
+            Node("c2", "conv2d", ["x"], params={"weight": rng.standard_normal((3, 2, 2, 6))}),
+            Node("m2", "reduce_max", ["c2"], attrs=dict(axes=(2, 3), keepdims=False)),
+            Node("s", "reduce_max", ["c2"], attrs=dict(axes=(1,), keepdims=False)),
+        ],
+        ["m", "m2", "s"],
+        algo=algo,
+    )
     assert [s[0] for s in g2.steps] == [["c"], ["m"], ["c2"], ["m2"], ["s"]]
     x = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
     y, ref = g2(x), g2.run_reference(x)
@@ -443,8 +489,8 @@ def test_max_rows_nan_inf_in_vector_body_and_tail():
     rng = np.random.default_rng(5)
     for cols in (48, 21, 5):
         x = rng.standard_normal((6, cols)).astype(np.float32)
-        x[0, 3] = np.nan                  # vector body
-        x[1, cols - 1] = np.nan           # tail (or body when cols is a multiple of 8)
+        x[0, 3] = np.nan  # vector body
+        x[1, cols - 1] = np.nan  # tail (or body when cols is a multiple of 8)
         x[2, cols // 2] = np.inf
         x[3, :] = -np.inf
         x[4, 0] = -np.inf
@@ -458,8 +504,9 @@ def test_embedding_kernel_rows_and_errors():
     """The embedding step gathers rows in C++ (ids of any integer type, uint64 included) and
     checks the id range there; out and weight shapes are checked too."""
     w = np.random.default_rng(6).standard_normal((37, 5)).astype(np.float32)
-    g = Graph({"t": (None, 4)}, [Node("e", "embedding", ["t"], params={"weight": w})], ["e"],
-              input_dtypes={"t": "int64"})
+    g = Graph(
+        {"t": (None, 4)}, [Node("e", "embedding", ["t"], params={"weight": w})], ["e"], input_dtypes={"t": "int64"}
+    )
     ids = np.array([[0, 36, 5, 5], [1, 2, 3, 36]])
     for dt in (np.int64, np.int32, np.uint8, np.uint64):
         np.testing.assert_array_equal(g(ids.astype(dt)), w[ids])
@@ -481,8 +528,9 @@ def test_bound_pool_and_linear_calls():
     mp = pycnn._C.bind_pool2d([2, 3, 9, 10], [2, 3, 5, 5], 3, 2, 2, 2, 1, 0, True, False)
     np.testing.assert_array_equal(mp(x), reference.max_pool2d(x, (3, 2), 2, (1, 0), True))
     ap = pycnn._C.bind_pool2d([2, 3, 9, 10], [2, 3, 5, 5], 3, 2, 2, 2, 1, 0, False, False)
-    np.testing.assert_allclose(ap(x), reference.avg_pool2d(x.astype(np.float64), (3, 2), 2, (1, 0), True, False),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ap(x), reference.avg_pool2d(x.astype(np.float64), (3, 2), 2, (1, 0), True, False), rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match="x: not the shape"):
         mp(x[:1])
     with pytest.raises(ValueError, match="out: too large"):
@@ -561,6 +609,7 @@ def test_graph_arena_reuses_blocks_across_runs():
     assert g._arena.stats()["cached_bytes"] == 0
     del g, y2, y3
     import gc
+
     gc.collect()
     np.testing.assert_allclose(y1, want, rtol=1e-4, atol=1e-4)  # still ours to read
     y1[:] = 0  # and to write
@@ -598,6 +647,7 @@ def test_graph_arena_allocator_calls():
     an array grows in place (realloc), blocks below 256 KiB and above the cap are not kept, and
     lowering the cap below what is cached empties the cache."""
     from pycnn import _C
+
     a = _C.GraphArena(64 << 20)
     ramp = np.arange(1 << 17, dtype=np.float32)
     prev = a.enter()
@@ -609,7 +659,7 @@ def test_graph_arena_allocator_calls():
         assert a.stats()["hits"] == 1 and not z.any()
         r = ramp.copy()  # 512 KiB
         r.resize(1 << 19, refcheck=False)  # 2 MiB: new block, data moved
-        assert bool((r[:1 << 17] == ramp).all())  # (a 128 KiB temporary: not kept)
+        assert bool((r[: 1 << 17] == ramp).all())  # (a 128 KiB temporary: not kept)
         small = np.ones(1000, np.float32)
         del small
         assert a.stats()["cached_bytes"] == 512 << 10  # the old 512 KiB block; the small one not kept

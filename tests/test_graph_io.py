@@ -1,5 +1,6 @@
 """A Graph travels: pickle, copy.deepcopy, a multiprocessing pool, and one file (g.save /
 pycnn.load). Structure and weights travel; prepared weights are made again on arrival."""
+
 import copy
 import multiprocessing
 import pickle
@@ -45,15 +46,22 @@ def test_copies_are_independent():
 
 
 def test_file_keeps_algo_meta_and_onnx_graphs(tmp_path):
-    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'pycnn[onnx]')")
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install 'pycnn[onnx]')")
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
-         helper.make_node("GlobalAveragePool", ["r"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])],
-        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [numpy_helper.from_array(w, "w")])
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["y"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(w, "w")],
+    )
     g = pycnn.load_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     g.set_algo("im2col")
     g.meta["note"] = ("kept", 1)

@@ -1,5 +1,6 @@
 """Each rewrite pass of the Graph's plan on its own (pycnn/graph/passes.py), on small graphs
 written for it, and the StepKernel interface every operator's kernel offers."""
+
 import numpy as np
 import pytest
 
@@ -13,23 +14,37 @@ RNG = np.random.default_rng(0)
 
 def conv(name, x, cin, cout, k=3, **attrs):
     w = RNG.standard_normal((cout, cin, k, k)).astype(np.float32) / np.sqrt(cin * k * k)
-    return Node(name, "conv2d", [x], attrs=dict(padding=k // 2, **attrs),
-                params={"weight": w, "bias": RNG.standard_normal(cout).astype(np.float32)})
+    return Node(
+        name,
+        "conv2d",
+        [x],
+        attrs=dict(padding=k // 2, **attrs),
+        params={"weight": w, "bias": RNG.standard_normal(cout).astype(np.float32)},
+    )
 
 
 def bn(name, x, c):
-    return Node(name, "batch_norm", [x], params={"running_mean": RNG.uniform(-1, 1, c), "running_var": RNG.uniform(.5, 2, c),
-                                                   "weight": RNG.uniform(.5, 2, c), "bias": RNG.uniform(-1, 1, c)})
+    return Node(
+        name,
+        "batch_norm",
+        [x],
+        params={
+            "running_mean": RNG.uniform(-1, 1, c),
+            "running_var": RNG.uniform(0.5, 2, c),
+            "weight": RNG.uniform(0.5, 2, c),
+            "bias": RNG.uniform(-1, 1, c),
+        },
+    )
 
 
 def run_passes(nodes, outputs, upto, inputs=("x",), shape=(1, 4, 8, 8)):
     """The Graph of nodes, and its steps after the passes up to and including `upto` (run again
     here, on their own)."""
-    g = pycnn.Graph({k: (None,) + shape[1:] for k in inputs}, nodes, outputs)
+    g = pycnn.Graph(dict.fromkeys(inputs, (None,) + shape[1:]), nodes, outputs)
     ctx = passes.PlanContext(tuple(g.inputs), tuple(outputs), g.infer_shapes(), "auto")
     run_passes.transforms_before = pycnn._C.weight_transform_count()
     steps = passes.initial_steps(nodes)
-    for p in passes.PLAN_PASSES[:passes.PLAN_PASSES.index(upto) + 1]:
+    for p in passes.PLAN_PASSES[: passes.PLAN_PASSES.index(upto) + 1]:
         steps = p(steps, ctx)
     return g, steps
 
@@ -39,11 +54,13 @@ def summary(steps):
 
 
 def test_alias_identities():
-    nodes = [conv("c", "x", 4, 4), Node("d", "identity", ["c"]), Node("r", "relu", ["d"]),
-             Node("o", "identity", ["r"])]
+    nodes = [conv("c", "x", 4, 4), Node("d", "identity", ["c"]), Node("r", "relu", ["d"]), Node("o", "identity", ["r"])]
     _, steps = run_passes(nodes, ["o"], passes.alias_identities)
-    assert summary(steps) == [(["c"], ["x"], "c", None, None), (["r"], ["c"], "r", None, None),
-                              (["o"], ["r"], "o", None, None)]  # the graph output stays a step
+    assert summary(steps) == [
+        (["c"], ["x"], "c", None, None),
+        (["r"], ["c"], "r", None, None),
+        (["o"], ["r"], "o", None, None),
+    ]  # the graph output stays a step
 
 
 def test_fold_batch_norm_only_for_a_sole_reader():
@@ -57,20 +74,37 @@ def test_fold_batch_norm_only_for_a_sole_reader():
 
 
 def test_fuse_residual_add_needs_the_other_operand_first():
-    nodes = [conv("a", "x", 4, 4), conv("b", "a", 4, 4), Node("s", "add", ["b", "a"]),  # a made before b: fused
-             conv("c", "s", 4, 4), conv("d", "s", 4, 4), Node("t", "add", ["c", "d"])]   # d after c: c not fused
+    nodes = [
+        conv("a", "x", 4, 4),
+        conv("b", "a", 4, 4),
+        Node("s", "add", ["b", "a"]),  # a made before b: fused
+        conv("c", "s", 4, 4),
+        conv("d", "s", 4, 4),
+        Node("t", "add", ["c", "d"]),
+    ]  # d after c: c not fused
     _, steps = run_passes(nodes, ["t"], passes.fuse_residual_add)
     assert [s.names for s in steps] == [["a"], ["b", "s"], ["c"], ["d", "t"]]
     assert steps[1].inputs == ["a", "a"] and steps[3].inputs == ["s", "c"]
 
 
 def test_fuse_relu_chains_after_bn_and_add():
-    nodes = [conv("a", "x", 4, 4), bn("n", "a", 4), Node("r", "relu", ["n"]), conv("b", "r", 4, 4),
-             Node("s", "add", ["b", "r"]), Node("r2", "relu", ["s"]), Node("p", "max_pool2d", ["r2"], attrs=dict(kernel=2)),
-             Node("r3", "relu", ["p"])]
+    nodes = [
+        conv("a", "x", 4, 4),
+        bn("n", "a", 4),
+        Node("r", "relu", ["n"]),
+        conv("b", "r", 4, 4),
+        Node("s", "add", ["b", "r"]),
+        Node("r2", "relu", ["s"]),
+        Node("p", "max_pool2d", ["r2"], attrs=dict(kernel=2)),
+        Node("r3", "relu", ["p"]),
+    ]
     g, steps = run_passes(nodes, ["r3"], passes.fuse_relu)
-    assert summary(steps) == [(["a", "n", "r"], ["x"], "r", "relu", None), (["b", "s", "r2"], ["r", "r"], "r2", "relu", None),
-                              (["p"], ["r2"], "p", None, None), (["r3"], ["p"], "r3", None, None)]  # no ReLU in a pool
+    assert summary(steps) == [
+        (["a", "n", "r"], ["x"], "r", "relu", None),
+        (["b", "s", "r2"], ["r", "r"], "r2", "relu", None),
+        (["p"], ["r2"], "p", None, None),
+        (["r3"], ["p"], "r3", None, None),
+    ]  # no ReLU in a pool
 
 
 def test_fuse_max_map():

@@ -1,5 +1,6 @@
 """Hardening: fuzzed shapes against the reference, hostile input in subprocesses (an exception or
 a correct result, never a crash), concurrent Python threads, workspace limits."""
+
 import os
 import subprocess
 import sys
@@ -12,13 +13,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pycnn
+from conftest import assert_close, assert_conv_close
 from pycnn import reference, registry
 
-from conftest import assert_close, assert_conv_close
-
 FUZZ_EXAMPLES = int(os.environ.get("PYCNN_FUZZ_EXAMPLES", "40"))  # `make fuzz` raises it
-FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=FUZZ_EXAMPLES <= 100,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=FUZZ_EXAMPLES <= 100,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @st.composite
@@ -45,8 +49,9 @@ def test_fuzz_conv_every_algorithm(prob, seed):
     w = (rng.standard_normal((K, C // groups, R, S)) / np.sqrt(C // groups * R * S)).astype(np.float32)
     b = rng.standard_normal(K, dtype=np.float32)
     act = "relu" if relu else None
-    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, pad, dil,
-                           groups, act)
+    ref = reference.conv2d(
+        x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, pad, dil, groups, act
+    )
     shape = pycnn.ops.ConvShape(x.shape, w.shape, stride, pad, dil, groups)
     for algo in registry.candidates(shape) + ["auto"]:
         y = pycnn.conv2d(x, w, b, stride, pad, dil, groups, algo=algo, activation=act)
@@ -59,8 +64,17 @@ def pool_problems(draw):
     sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
     H, W = draw(st.integers(kh, 20)), draw(st.integers(kw, 40))
-    return (draw(st.integers(1, 3)), draw(st.integers(1, 5)), H, W, (kh, kw), (sh, sw), (ph, pw),
-            draw(st.booleans()), draw(st.booleans()))
+    return (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 5)),
+        H,
+        W,
+        (kh, kw),
+        (sh, sw),
+        (ph, pw),
+        draw(st.booleans()),
+        draw(st.booleans()),
+    )
 
 
 @FUZZ
@@ -69,14 +83,18 @@ def test_fuzz_pooling(prob, seed):
     N, C, H, W, k, s, p, ceil, cip = prob
     x = np.random.default_rng(seed).standard_normal((N, C, H, W), dtype=np.float32)
     assert_close(pycnn.max_pool2d(x, k, s, p, ceil_mode=ceil), reference.max_pool2d(x, k, s, p, ceil), 0, 0)
-    assert_close(pycnn.avg_pool2d(x, k, s, p, ceil, cip),
-                 reference.avg_pool2d(x.astype(np.float64), k, s, p, ceil, cip), 1e-6, 1e-5)
+    assert_close(
+        pycnn.avg_pool2d(x, k, s, p, ceil, cip),
+        reference.avg_pool2d(x.astype(np.float64), k, s, p, ceil, cip),
+        1e-6,
+        1e-5,
+    )
 
 
 # Hostile input: each public function gets every bad argument we can think of, in a subprocess
 # (a segfault or abort fails the test instead of killing pytest). Each case must raise
 # TypeError/ValueError/MemoryError or return a correct result.
-HOSTILE = textwrap.dedent(r'''
+HOSTILE = textwrap.dedent(r"""
     import numpy as np, pycnn, sys
     from pycnn import reference
     f32 = np.float32
@@ -149,7 +167,7 @@ HOSTILE = textwrap.dedent(r'''
     np.testing.assert_allclose(pycnn.conv2d(nonc, Wt, padding=1), reference.conv2d(X, Wt, None, 1, 1), atol=1e-4)
     np.testing.assert_allclose(pycnn.conv2d(ro, Wt, padding=1), reference.conv2d(X, Wt, None, 1, 1), atol=1e-4)
     print(f"DONE raised={raised} ok={ok}")
-''')
+""")
 
 
 @pytest.mark.parametrize("group", ["conv2d", "pool", "dense"])
@@ -165,9 +183,14 @@ def test_threads_give_same_results(rng):
     """Several Python threads run different convolutions, pools and prepared layers at once; each
     result equals the one computed alone (kernels release the GIL and keep per-thread scratch)."""
     jobs = []
-    for i, (C, H, K, algo) in enumerate([(3, 31, 8, "direct"), (16, 20, 12, "im2col"), (32, 14, 16, "winograd_f4"),
-                                         (24, 9, 8, "winograd_f2"), (8, 17, 8, "auto"),
-                                         (20, 11, 40, "direct_oc")]):
+    for C, H, K, algo in [
+        (3, 31, 8, "direct"),
+        (16, 20, 12, "im2col"),
+        (32, 14, 16, "winograd_f4"),
+        (24, 9, 8, "winograd_f2"),
+        (8, 17, 8, "auto"),
+        (20, 11, 40, "direct_oc"),
+    ]:
         x = rng.standard_normal((2, C, H, H), dtype=np.float32)
         w = rng.standard_normal((K, C, 3, 3), dtype=np.float32)
         conv = pycnn.prepare_conv(w, None, 1, 1, algo=algo, activation="relu")
@@ -213,8 +236,13 @@ def test_smaller_openmp_team_than_asked():
                                                (0, 0, 0, 0), (1, 1), 1, None)).max())
         print("err", e1, e2)
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, OMP_THREAD_LIMIT="1"))
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, OMP_THREAD_LIMIT="1"),
+    )
     assert r.returncode == 0, r.stderr
     e1, e2 = (float(v) for v in r.stdout.split("err")[1].split())
     assert e1 < 1e-2 and e2 < 1e-3, r.stdout

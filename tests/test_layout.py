@@ -1,11 +1,12 @@
 """Channel-blocked activations (NCHW16c, pycnn/layout.py): the reorders, the kernels that read and
 write the layout (direct_oc, Winograd), their checks, and the Graph plan that uses them."""
+
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import Graph, Node, _C, layout, reference
 from conftest import assert_close, assert_conv_close, conv_data
+from pycnn import _C, Graph, Node, layout, reference
 
 
 def blk(a):
@@ -20,8 +21,16 @@ def unblk(a):
 
 
 def ref_conv(x, w, b, stride=1, padding=0, residual=None, relu=True):
-    y = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None if b is None else b.astype(np.float64),
-                         stride, padding, 1, 1, None)
+    y = reference.conv2d(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
+        stride,
+        padding,
+        1,
+        1,
+        None,
+    )
     if residual is not None:
         y = y + residual
     return np.where(y < 0, 0.0, y) if relu else y  # NaN stays NaN
@@ -72,7 +81,9 @@ def test_direct_oc_pointwise_layouts(isa, rng, N, C, K, H, W, bits):
         out = np.full(blk(want).shape if bits & 2 else want.shape, np.nan, np.float32)
         y = call(xin, res, out)
         assert y is out or np.shares_memory(y, out)
-        assert_close(unblk(y) if bits & 2 else y, want, what=f"{isa} bits {bits} res {None if res is None else res.ndim}")
+        assert_close(
+            unblk(y) if bits & 2 else y, want, what=f"{isa} bits {bits} res {None if res is None else res.ndim}"
+        )
 
 
 @pytest.mark.parametrize("bits", [1, 3])
@@ -140,8 +151,9 @@ def test_bind_and_call_check_layouts(rng):
     with pytest.raises(ValueError, match="layout"):  # Winograd reads NCHW only
         bound("winograd_f2", w3, b, x.shape, padding=1, bits=3)
     with pytest.raises(ValueError, match="layout"):
-        pycnn.prepare_conv(w, b, algo="direct_oc")._handle("direct_oc").bind(b, [1, 32, 6, 6], 1, 1, 0, 0, 1, 1,
-                                                                              6, 6, True, 0, 8)
+        pycnn.prepare_conv(w, b, algo="direct_oc")._handle("direct_oc").bind(
+            b, [1, 32, 6, 6], 1, 1, 0, 0, 1, 1, 6, 6, True, 0, 8
+        )
     call, _ = bound("direct_oc", w, b, x.shape, bits=1)
     with pytest.raises(ValueError, match=r"x: expected shape \(1, 2, 6, 6, 16\)"):
         call(x)  # NCHW given where the call was bound to a blocked x
@@ -155,12 +167,19 @@ def test_bind_and_call_check_layouts(rng):
     assert wcall.writes_out and wcall.layout == 2 and call.layout == 1
 
 
-@pytest.mark.parametrize("N,C,H,W,k,s,p,ceil", [(1, 64, 28, 28, 3, 1, 1, False), (2, 32, 15, 13, 3, 2, 0, True),
-                                                (1, 16, 7, 7, 2, 2, 0, True), (3, 48, 9, 11, 3, 2, 1, False),
-                                                (2, 16, 5, 150, 3, 1, 1, False),  # 3 column passes
-                                                (1, 32, 9, 70, 5, 1, 2, True),    # 2 passes, padded ends
-                                                (1, 16, 68, 70, 66, 1, 0, False),  # window wider than a pass
-                                                (1, 16, 6, 6, 1, 1, 0, False)])
+@pytest.mark.parametrize(
+    "N,C,H,W,k,s,p,ceil",
+    [
+        (1, 64, 28, 28, 3, 1, 1, False),
+        (2, 32, 15, 13, 3, 2, 0, True),
+        (1, 16, 7, 7, 2, 2, 0, True),
+        (3, 48, 9, 11, 3, 2, 1, False),
+        (2, 16, 5, 150, 3, 1, 1, False),  # 3 column passes
+        (1, 32, 9, 70, 5, 1, 2, True),  # 2 passes, padded ends
+        (1, 16, 68, 70, 66, 1, 0, False),  # window wider than a pass
+        (1, 16, 6, 6, 1, 1, 0, False),
+    ],
+)
 def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
     """GoogLeNet's pools (3x3/1 pad 1, 3x3/2 ceil, 2x2/2 ceil) on blocked x and y, and stride-1
     pools over several 64-column passes of the separable path, or too wide for it; NaN wins, a
@@ -189,9 +208,20 @@ def inception_graph(C=32, H=8):
     rng = np.random.default_rng(3)
 
     def conv(name, src, cin, cout, k):
-        return [Node(name, "conv2d", [src], attrs=dict(padding=k // 2),
-                     params={"weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k),
-                             "bias": rng.standard_normal(cout) * 0.1}), Node(name + ".r", "relu", [name])]
+        return [
+            Node(
+                name,
+                "conv2d",
+                [src],
+                attrs=dict(padding=k // 2),
+                params={
+                    "weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k),
+                    "bias": rng.standard_normal(cout) * 0.1,
+                },
+            ),
+            Node(name + ".r", "relu", [name]),
+        ]
+
     nodes = conv("stem", "x", 3, C, 3)
     src, cin = "stem.r", C
     for i, widths in enumerate(((16, 32, 16, 16), (32, 16, 32, 16))):
@@ -236,17 +266,32 @@ def bottleneck_graph(C=64, mid=16, H=10, blocks=2, head=True):
     rng = np.random.default_rng(7)
 
     def conv(name, src, cin, cout, k, **attrs):
-        return Node(name, "conv2d", [src], attrs=dict(padding=k // 2, **attrs),
-                    params={"weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k),
-                            "bias": rng.standard_normal(cout) * 0.1})
-    nodes = [conv("stem", "x", 3, C, 3), Node("stem_relu", "relu", ["stem"]),
-             Node("pool", "max_pool2d", ["stem_relu"], attrs=dict(kernel=2))]
+        return Node(
+            name,
+            "conv2d",
+            [src],
+            attrs=dict(padding=k // 2, **attrs),
+            params={
+                "weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k),
+                "bias": rng.standard_normal(cout) * 0.1,
+            },
+        )
+
+    nodes = [
+        conv("stem", "x", 3, C, 3),
+        Node("stem_relu", "relu", ["stem"]),
+        Node("pool", "max_pool2d", ["stem_relu"], attrs=dict(kernel=2)),
+    ]
     src = "pool"
     for i in range(blocks):
         p = f"b{i}"
-        nodes += [conv(f"{p}.c1", src, C, mid, 1), Node(f"{p}.r1", "relu", [f"{p}.c1"]),
-                  conv(f"{p}.c2", f"{p}.r1", mid, mid, 3), Node(f"{p}.r2", "relu", [f"{p}.c2"]),
-                  conv(f"{p}.c3", f"{p}.r2", mid, C, 1)]
+        nodes += [
+            conv(f"{p}.c1", src, C, mid, 1),
+            Node(f"{p}.r1", "relu", [f"{p}.c1"]),
+            conv(f"{p}.c2", f"{p}.r1", mid, mid, 3),
+            Node(f"{p}.r2", "relu", [f"{p}.c2"]),
+            conv(f"{p}.c3", f"{p}.r2", mid, C, 1),
+        ]
         short = src
         if i == 0:
             nodes.append(conv(f"{p}.proj", src, C, C, 1))
@@ -337,16 +382,27 @@ def test_graph_reorders_after_an_op_that_cannot_write_blocked(rng):
     step; without a chain after the first 1x1 conv it is not."""
     w = [rng.standard_normal((32, 32, 1, 1)) / 6 for _ in range(2)]
     for chain in (True, False):
-        nodes = [Node("pool", "max_pool2d", ["x"], attrs=dict(kernel=2)),
-                 Node("a", "conv2d", ["pool"], params={"weight": w[0]}), Node("ra", "relu", ["a"]),
-                 Node("b", "conv2d", ["ra"], attrs=dict(padding=0 if chain else 1),
-                      params={"weight": w[1] if chain else np.repeat(np.repeat(w[1], 3, 2), 3, 3)}),
-                 Node("gap", "global_avg_pool2d", ["b"]), Node("flat", "flatten", ["gap"])]
+        nodes = [
+            Node("pool", "max_pool2d", ["x"], attrs=dict(kernel=2)),
+            Node("a", "conv2d", ["pool"], params={"weight": w[0]}),
+            Node("ra", "relu", ["a"]),
+            Node(
+                "b",
+                "conv2d",
+                ["ra"],
+                attrs=dict(padding=0 if chain else 1),
+                params={"weight": w[1] if chain else np.repeat(np.repeat(w[1], 3, 2), 3, 3)},
+            ),
+            Node("gap", "global_avg_pool2d", ["b"]),
+            Node("flat", "flatten", ["gap"]),
+        ]
         g = Graph({"x": (None, 32, 12, 12)}, nodes, ["flat"])
         x = rng.standard_normal((2, 32, 12, 12), dtype=np.float32)
         lay = bound_layouts(g, x)
         if chain:
-            assert lay["pool"] == (layout.Y_BLOCKED, layout.REORDER) and lay["a"][0] == layout.X_BLOCKED | layout.Y_BLOCKED
+            assert (
+                lay["pool"] == (layout.Y_BLOCKED, layout.REORDER) and lay["a"][0] == layout.X_BLOCKED | layout.Y_BLOCKED
+            )
             assert {r[0]: r[5] for r in g.profile(x, runs=1, warmup=0).rows}["pool"] == "max_pool2d [16c: y, reordered]"
         else:
             assert lay == {}
@@ -358,15 +414,30 @@ def test_graph_concat_with_a_branch_that_cannot_write_blocked(rng, N):
     """A concat whose inputs are not all blocked (an average pool branch) is made in NCHW and
     reordered after; its other branch must then stay NCHW too (a mixed concat would be a copy
     of wrongly laid out data)."""
+
     def conv(name, src, cin, cout, k=1):
-        return [Node(name, "conv2d", [src], attrs=dict(padding=k // 2),
-                     params={"weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)}),
-                Node(name + ".r", "relu", [name])]
-    nodes = (conv("stem", "x", 3, 16, 3) + conv("a", "stem.r", 16, 16)
-             + [Node("b", "avg_pool2d", ["stem.r"], attrs=dict(kernel=3, stride=1, padding=1)),
-                Node("cat", "concat", ["a.r", "b"], attrs=dict(axis=1))]
-             + conv("c1", "cat", 32, 32) + conv("c2", "c1.r", 32, 32)
-             + [Node("gap", "global_avg_pool2d", ["c2.r"]), Node("flat", "flatten", ["gap"])])
+        return [
+            Node(
+                name,
+                "conv2d",
+                [src],
+                attrs=dict(padding=k // 2),
+                params={"weight": rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)},
+            ),
+            Node(name + ".r", "relu", [name]),
+        ]
+
+    nodes = (
+        conv("stem", "x", 3, 16, 3)
+        + conv("a", "stem.r", 16, 16)
+        + [
+            Node("b", "avg_pool2d", ["stem.r"], attrs=dict(kernel=3, stride=1, padding=1)),
+            Node("cat", "concat", ["a.r", "b"], attrs=dict(axis=1)),
+        ]
+        + conv("c1", "cat", 32, 32)
+        + conv("c2", "c1.r", 32, 32)
+        + [Node("gap", "global_avg_pool2d", ["c2.r"]), Node("flat", "flatten", ["gap"])]
+    )
     g = Graph({"x": (None, 3, 6, 6)}, nodes, ["flat"]).set_algo("direct_oc")
     x = rng.standard_normal((N, 3, 6, 6), dtype=np.float32)
     lay = bound_layouts(g, x)
@@ -380,14 +451,27 @@ def test_graph_reordered_concat_of_convs(rng, N):
     """A concat of two convs, one of which cannot write blocked (a grouped 5x5 conv, 4 channels
     per group, on the direct kernel): the concat is made in NCHW (its inputs written straight
     into it at batch 1) and reordered."""
+
     def conv(name, src, cin, cout, k=1, groups=1):
-        return [Node(name, "conv2d", [src], attrs=dict(padding=k // 2, groups=groups),
-                     params={"weight": rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin * k * k)}),
-                Node(name + ".r", "relu", [name])]
-    nodes = (conv("a", "x", 16, 16) + conv("b", "x", 16, 48, 5, groups=4)
-             + [Node("cat", "concat", ["a.r", "b.r"], attrs=dict(axis=1))]
-             + conv("c1", "cat", 64, 32) + conv("c2", "c1.r", 32, 32)
-             + [Node("gap", "global_avg_pool2d", ["c2.r"]), Node("flat", "flatten", ["gap"])])
+        return [
+            Node(
+                name,
+                "conv2d",
+                [src],
+                attrs=dict(padding=k // 2, groups=groups),
+                params={"weight": rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin * k * k)},
+            ),
+            Node(name + ".r", "relu", [name]),
+        ]
+
+    nodes = (
+        conv("a", "x", 16, 16)
+        + conv("b", "x", 16, 48, 5, groups=4)
+        + [Node("cat", "concat", ["a.r", "b.r"], attrs=dict(axis=1))]
+        + conv("c1", "cat", 64, 32)
+        + conv("c2", "c1.r", 32, 32)
+        + [Node("gap", "global_avg_pool2d", ["c2.r"]), Node("flat", "flatten", ["gap"])]
+    )
     g = Graph({"x": (None, 16, 32, 32)}, nodes, ["flat"])
     x = rng.standard_normal((N, 16, 32, 32), dtype=np.float32)
     assert g.steps[1][0][0] == "b" and g.plan_steps[1].fn.algo_for((N, 16, 32, 32)) == "direct"
@@ -412,13 +496,28 @@ def random_graph(seed):
         if kind in ("conv1", "conv3"):
             K = int(rng.choice([16, 24, 32, 48]))
             r = 1 if kind == "conv1" else 3
-            nodes.append(Node(name, "conv2d", [src], attrs=dict(padding=r // 2),
-                              params={"weight": rng.standard_normal((K, c, r, r)) / np.sqrt(c * r * r),
-                                      "bias": rng.standard_normal(K) * 0.1}))
+            nodes.append(
+                Node(
+                    name,
+                    "conv2d",
+                    [src],
+                    attrs=dict(padding=r // 2),
+                    params={
+                        "weight": rng.standard_normal((K, c, r, r)) / np.sqrt(c * r * r),
+                        "bias": rng.standard_normal(K) * 0.1,
+                    },
+                )
+            )
             c = K
         elif kind in ("maxpool", "avgpool"):
-            nodes.append(Node(name, "max_pool2d" if kind == "maxpool" else "avg_pool2d", [src],
-                              attrs=dict(kernel=3, stride=1, padding=1)))
+            nodes.append(
+                Node(
+                    name,
+                    "max_pool2d" if kind == "maxpool" else "avg_pool2d",
+                    [src],
+                    attrs=dict(kernel=3, stride=1, padding=1),
+                )
+            )
         elif kind == "concat":
             other, c2 = tensors[rng.integers(len(tensors))]
             if other == src:

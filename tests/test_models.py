@@ -1,5 +1,6 @@
 """Every zoo network against its PyTorch twin (pycnn/models/torch_reference.py) with the same weights, with
 every conv algorithm; the small ones also against the float64 reference run of the graph."""
+
 import numpy as np
 import pytest
 
@@ -12,7 +13,8 @@ SPATIAL = {"googlenet": 96, "resnet18": 64, "resnet34": 64, "resnet50": 64, "res
 # The choices and every exact-arithmetic native algorithm of the registry (Winograd's tiles run
 # through the 'winograd' choice: their errors add up along a deep chain).
 GRAPH_ALGOS = pycnn.registry.names(kind=pycnn.registry.CHOICE) + [
-    a for a in pycnn.registry.names(kind=pycnn.registry.NATIVE) if not pycnn.registry.CONV[a].rel_error_bound]
+    a for a in pycnn.registry.names(kind=pycnn.registry.NATIVE) if not pycnn.registry.CONV[a].rel_error_bound
+]
 
 
 def model_input(g, name, batch=2, seed=1):
@@ -72,9 +74,20 @@ def test_small_models_match_float64_reference(name):
 
 
 def test_names_and_get():
-    assert set(pycnn.models.names()) >= {"lenet5", "alexnet", "alexnet_torchvision", "googlenet", "resnet18",
-                                         "resnet34", "resnet50", "resnet101", "resnet152", "kimcnn", "alphago",
-                                         "convnetjs"}
+    assert set(pycnn.models.names()) >= {
+        "lenet5",
+        "alexnet",
+        "alexnet_torchvision",
+        "googlenet",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "kimcnn",
+        "alphago",
+        "convnetjs",
+    }
     with pytest.raises(ValueError, match="unknown model 'vgg16'"):
         pycnn.models.get("vgg16")
     a, b = pycnn.models.get("lenet5", seed=3), pycnn.models.get("lenet5", seed=3)
@@ -83,8 +96,10 @@ def test_names_and_get():
     assert all(np.array_equal(sa[k], sb[k]) for k in sa) and not np.array_equal(sa["conv1.weight"], sc["conv1.weight"])
 
 
-@pytest.mark.parametrize("name,params", [("resnet18", 11_689_512), ("resnet50", 25_557_032),
-                                         ("googlenet", 6_624_904), ("alexnet_torchvision", 61_100_840)])
+@pytest.mark.parametrize(
+    "name,params",
+    [("resnet18", 11_689_512), ("resnet50", 25_557_032), ("googlenet", 6_624_904), ("alexnet_torchvision", 61_100_840)],
+)
 def test_parameter_counts_match_torchvision(name, params):
     """Trainable parameter counts published for torchvision's models (batch-norm statistics excluded)."""
     sd = pycnn.models.get(name).state_dict()

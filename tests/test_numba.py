@@ -1,12 +1,12 @@
 """algo='numba' / 'numba_im2col' (numba JIT) against the reference; skipped with the reason when
 numba is not installed."""
+
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import numba_conv, reference
-
 from conftest import assert_close, conv_data
+from pycnn import numba_conv, reference
 
 pytestmark = pytest.mark.skipif(not numba_conv.available(), reason="numba is not installed (pip install -e .[test])")
 
@@ -23,12 +23,14 @@ CASES = [  # N, C, H, W, K, R, S, stride, padding, dilation, groups
 def test_numba_matches_reference(case, algo, rng):
     N, C, H, W, K, R, S, stride, padding, dilation, groups = case
     x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
-    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, padding,
-                           dilation, groups, "relu")
+    ref = reference.conv2d(
+        x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, padding, dilation, groups, "relu"
+    )
     assert_close(pycnn.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo, activation="relu"), ref)
     conv = pycnn.prepare_conv(w, None, stride, padding, dilation, groups, algo=algo)
-    assert_close(conv(x), reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride, padding,
-                                           dilation, groups))
+    assert_close(
+        conv(x), reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride, padding, dilation, groups)
+    )
 
 
 def test_numba_listed():

@@ -1,12 +1,12 @@
 """Pooling, LRN and global average pooling against the reference and PyTorch."""
+
 import numpy as np
 import pytest
 
 import pycnn
+from conftest import TF, assert_close, needs_torch, torch
 from pycnn import _C, reference
 from pycnn.models import POOL_LAYERS
-
-from conftest import TF, assert_close, needs_torch, torch
 
 POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
     (1, 1, 1, 1, 1, 1, 0, False),
@@ -19,22 +19,22 @@ POOL_CASES = [  # (N, C, H, W, kernel, stride, padding, ceil_mode)
     (1, 3, 6, 6, 6, 6, 0, False),
     (1, 2, 8, 8, 4, 3, 2, True),
     # stride-1 columns on maps up to 4 vectors wide take the separable plane path
-    (2, 5, 7, 7, 3, 1, 1, True),                    # GoogLeNet's 3x3/1 branch pool
-    (1, 330, 7, 7, 3, 1, 1, True),                  # the same on two threads (16k input elements)
-    (1, 3, 28, 40, 3, 1, 1, False),                 # 40 columns: 3 AVX-512 / 5 AVX2 vectors
-    (1, 2, 9, 33, (2, 4), (2, 1), (0, 2), True),    # row stride 2, column stride 1
-    (1, 2, 5, 3, (3, 7), 1, (1, 3), False),         # window wider than the input
-    (1, 2, 9, 70, (3, 5), 1, (1, 2), False),        # 70 columns: the row path again
+    (2, 5, 7, 7, 3, 1, 1, True),  # GoogLeNet's 3x3/1 branch pool
+    (1, 330, 7, 7, 3, 1, 1, True),  # the same on two threads (16k input elements)
+    (1, 3, 28, 40, 3, 1, 1, False),  # 40 columns: 3 AVX-512 / 5 AVX2 vectors
+    (1, 2, 9, 33, (2, 4), (2, 1), (0, 2), True),  # row stride 2, column stride 1
+    (1, 2, 5, 3, (3, 7), 1, (1, 3), False),  # window wider than the input
+    (1, 2, 9, 70, (3, 5), 1, (1, 2), False),  # 70 columns: the row path again
     # column stride 2, windows up to 3 wide: in registers (even, odd and shifted even lanes)
-    (1, 3, 11, 75, 3, 2, 1, True),                  # 38 columns: several vectors and a tail
-    (2, 4, 14, 14, 3, (1, 2), 1, False),            # row stride 1, 7 columns
-    (1, 2, 9, 112, 3, 2, 1, False),                 # ResNet's pool: 56 columns, inner blocks unmasked
-    (1, 2, 9, 20, (3, 1), 2, 0, False),             # window one column wide
-    (1, 3, 150, 151, 3, 2, 1, True),                # two threads, one starting mid-plane (225 rows)
-    (2, 3, 10, 33, (1, 2), 2, (0, 1), True),        # window one row high, last column padding only
+    (1, 3, 11, 75, 3, 2, 1, True),  # 38 columns: several vectors and a tail
+    (2, 4, 14, 14, 3, (1, 2), 1, False),  # row stride 1, 7 columns
+    (1, 2, 9, 112, 3, 2, 1, False),  # ResNet's pool: 56 columns, inner blocks unmasked
+    (1, 2, 9, 20, (3, 1), 2, 0, False),  # window one column wide
+    (1, 3, 150, 151, 3, 2, 1, True),  # two threads, one starting mid-plane (225 rows)
+    (2, 3, 10, 33, (1, 2), 2, (0, 1), True),  # window one row high, last column padding only
     # column stride 2 with wider windows: the row path's even lanes of two vectors per column
-    (2, 2, 6, 64, (2, 4), 2, (0, 1), False),        # even window, 32 columns
-    (1, 3, 9, 30, (3, 4), 2, (1, 2), True),         # 16 columns, padding on both sides, ceil
+    (2, 2, 6, 64, (2, 4), 2, (0, 1), False),  # even window, 32 columns
+    (1, 3, 9, 30, (3, 4), 2, (1, 2), True),  # 16 columns, padding on both sides, ceil
 ]
 
 

@@ -1,5 +1,6 @@
 """The README's Python examples run as written: each ```python block in a fresh interpreter, in a
 scratch directory that holds the one file a block names without making it (model.onnx)."""
+
 import os
 import re
 import subprocess
@@ -26,13 +27,18 @@ def test_readme_block_runs(i, tmp_path):
         from onnx import TensorProto, helper, numpy_helper
 
         w = np.ones((2, 3, 1, 1), np.float32)
-        g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "m",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 4, 4])],
-                              [numpy_helper.from_array(w, "w")])
+        g = helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["y"])],
+            "m",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 4, 4])],
+            [numpy_helper.from_array(w, "w")],
+        )
         onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
-    env = dict(os.environ, PYCNN_CACHE_DIR=str(tmp_path / "cache"),
-               PYTHONPATH=os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                       env=env)
+    env = dict(
+        os.environ,
+        PYCNN_CACHE_DIR=str(tmp_path / "cache"),
+        PYTHONPATH=os.path.abspath(os.path.join(os.path.dirname(__file__), "..")),
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, f"README block {i} failed:\n{code}\n{r.stderr[-3000:]}"

@@ -1,5 +1,6 @@
 """Algorithm choice: the rule, the override, and the autotuner with its JSON cache (the policy of
 pycnn/policy.py), all within the registry's algorithms."""
+
 import json
 import os
 import subprocess
@@ -8,70 +9,72 @@ import sys
 import pytest
 
 import pycnn
+from conftest import assert_close, conv_data
 from pycnn import policy, registry, select, tuning
 from pycnn.ops import ConvShape
-
-from conftest import assert_close, conv_data
 
 
 def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
     return ConvShape((N, C, H, W), (K, C // groups, R, S), stride, pad, 1, groups)
 
 
-@pytest.mark.parametrize("s, want", [
-    (shape(), "winograd_f4"),
-    (shape(C=512, H=7, W=7, K=512), "direct_oc"),          # 49 output pixels in the batch
-    (shape(C=512, H=8, W=8, K=512, pad=0), "direct_oc"),   # 36
-    (shape(C=512, H=9, W=9, K=512), "winograd_f2"),        # 81 pixels, 9 F4 tiles
-    (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # ResNet-50 layer4 1x1
-    (shape(C=16, H=5, W=5, K=120, R=5, S=5, pad=0), "direct_oc"),    # LeNet conv3: 1 pixel
-    (shape(C=4, H=7, W=7, K=64), "im2col"),                # few input channels: not direct_oc
-    (shape(C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),    # LeNet conv2: 16 outputs
-    (shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),   # ConvNetJS conv2: 256 pixels
-    (shape(C=16, H=17, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),   # 272 pixels, 5x5: few outputs
-    (shape(N=8, C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2 at batch 8
-    (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "im2col"),   # 1x1 with few outputs
-    (shape(N=8, C=16, H=28, W=28, K=32), "direct_oc"),                # 3x3, few channels both ways
-    (shape(N=8, C=16, H=28, W=28, K=33), "winograd_f4"),
-    (shape(N=8, C=17, H=28, W=28, K=32), "winograd_f4"),
-    (shape(C=32, H=14, W=14, K=128), "direct_oc"),                    # 196 pixels, 32 channels
-    (shape(C=33, H=14, W=14, K=128), "winograd_f2"),                  # 16 F4 tiles: F2
-    (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),             # 392 pixels
-    (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "im2col"),      # 1x1 with few outputs
-    (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),   # 33 outputs: stride-1 5x5
-    (shape(C=96, H=27, W=27, K=256, R=5, S=5, pad=2), "direct_oc"),  # AlexNet conv2
-    (shape(N=8, C=48, H=19, W=19, K=192, R=5, S=5, pad=2), "direct_oc"),  # AlphaGo conv1
-    (shape(C=64, K=64, R=7, S=7, pad=3), "direct_oc"),
-    (ConvShape((1, 64, 28, 28), (64, 64, 3, 3), 1, 2, 2, 1), "direct_oc"),  # dilated: no Winograd
-    (shape(C=4, H=56, W=56, K=64, R=5, S=5, pad=2), "direct_oc"),    # 4 channels, 56 wide: first layer
-    (shape(C=4, H=7, W=7, K=64, R=5, S=5, pad=2), "im2col"),         # ... 7 wide: neither
-    (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),    # 98 pixels, 8 F4 tiles
-    (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
-    (shape(C=256, H=14, W=14, K=256), "winograd_f2"),     # 16 F4 tiles (batch 1)
-    (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
-    (shape(C=192, H=19, W=19, K=192), "winograd_f4"),     # AlphaGo: 25
-    (shape(C=16), "winograd_f4"),
-    (shape(C=8), "direct_oc"),                            # 3x3 with 8 channels: no Winograd
-    (shape(C=3, R=7, S=7, stride=2, pad=3), "direct_oc"),          # ResNet conv1: 64 outputs
-    (shape(C=3, K=16, R=5, S=5, pad=2), "direct"),                   # ConvNetJS conv1: 16 outputs
-    (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
-    (shape(C=64, R=1, S=1, pad=0), "im2col"),
-    (shape(stride=2), "direct_oc"),                       # 28x28 output: 784 pixels
-    (shape(N=2, stride=2), "direct_oc"),                    # 1568 pixels: strided, any size
-    (shape(N=8, C=128, H=56, W=56, K=128, stride=2), "direct_oc"),  # ResNet-50 layer2.0.conv2 b8
-    (shape(N=8, C=128, H=112, W=112, K=256, stride=2), "im2col"),    # 6.4 MB per image: not in L2
-    (shape(C=512, H=14, W=14, K=512, stride=2), "direct_oc"),
-    (shape(N=8, C=512, H=14, W=14, K=512, stride=2), "direct_oc"),  # 392 pixels
-    (shape(C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 49 pixels
-    (shape(C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),      # 196 pixels
-    (shape(N=8, C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),   # 1x1 on a 49-pixel map
-    (shape(N=8, C=832, H=8, W=8, K=48, R=1, S=1, pad=0), "direct_oc"),     # 64 pixels per image
-    (shape(N=8, C=832, H=9, W=8, K=48, R=1, S=1, pad=0), "im2col"),        # 72
-    (shape(N=8, C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "direct_oc"),  # strided 1x1
-    (shape(N=8, C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),      # to 14x14
-    (shape(N=8, C=512, H=7, W=7, K=2048, R=1, S=1, pad=1), "im2col"),      # padded 1x1
-    (shape(N=8, C=4, H=7, W=7, K=64, R=1, S=1, pad=0), "im2col"),          # few input channels
-])
+@pytest.mark.parametrize(
+    "s, want",
+    [
+        (shape(), "winograd_f4"),
+        (shape(C=512, H=7, W=7, K=512), "direct_oc"),  # 49 output pixels in the batch
+        (shape(C=512, H=8, W=8, K=512, pad=0), "direct_oc"),  # 36
+        (shape(C=512, H=9, W=9, K=512), "winograd_f2"),  # 81 pixels, 9 F4 tiles
+        (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # ResNet-50 layer4 1x1
+        (shape(C=16, H=5, W=5, K=120, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv3: 1 pixel
+        (shape(C=4, H=7, W=7, K=64), "im2col"),  # few input channels: not direct_oc
+        (shape(C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2: 16 outputs
+        (shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv2: 256 pixels
+        (shape(C=16, H=17, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # 272 pixels, 5x5: few outputs
+        (shape(N=8, C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2 at batch 8
+        (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 with few outputs
+        (shape(N=8, C=16, H=28, W=28, K=32), "direct_oc"),  # 3x3, few channels both ways
+        (shape(N=8, C=16, H=28, W=28, K=33), "winograd_f4"),
+        (shape(N=8, C=17, H=28, W=28, K=32), "winograd_f4"),
+        (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
+        (shape(C=33, H=14, W=14, K=128), "winograd_f2"),  # 16 F4 tiles: F2
+        (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),  # 392 pixels
+        (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 with few outputs
+        (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),  # 33 outputs: stride-1 5x5
+        (shape(C=96, H=27, W=27, K=256, R=5, S=5, pad=2), "direct_oc"),  # AlexNet conv2
+        (shape(N=8, C=48, H=19, W=19, K=192, R=5, S=5, pad=2), "direct_oc"),  # AlphaGo conv1
+        (shape(C=64, K=64, R=7, S=7, pad=3), "direct_oc"),
+        (ConvShape((1, 64, 28, 28), (64, 64, 3, 3), 1, 2, 2, 1), "direct_oc"),  # dilated: no Winograd
+        (shape(C=4, H=56, W=56, K=64, R=5, S=5, pad=2), "direct_oc"),  # 4 channels, 56 wide: first layer
+        (shape(C=4, H=7, W=7, K=64, R=5, S=5, pad=2), "im2col"),  # ... 7 wide: neither
+        (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),  # 98 pixels, 8 F4 tiles
+        (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
+        (shape(C=256, H=14, W=14, K=256), "winograd_f2"),  # 16 F4 tiles (batch 1)
+        (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
+        (shape(C=192, H=19, W=19, K=192), "winograd_f4"),  # AlphaGo: 25
+        (shape(C=16), "winograd_f4"),
+        (shape(C=8), "direct_oc"),  # 3x3 with 8 channels: no Winograd
+        (shape(C=3, R=7, S=7, stride=2, pad=3), "direct_oc"),  # ResNet conv1: 64 outputs
+        (shape(C=3, K=16, R=5, S=5, pad=2), "direct"),  # ConvNetJS conv1: 16 outputs
+        (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
+        (shape(C=64, R=1, S=1, pad=0), "im2col"),
+        (shape(stride=2), "direct_oc"),  # 28x28 output: 784 pixels
+        (shape(N=2, stride=2), "direct_oc"),  # 1568 pixels: strided, any size
+        (shape(N=8, C=128, H=56, W=56, K=128, stride=2), "direct_oc"),  # ResNet-50 layer2.0.conv2 b8
+        (shape(N=8, C=128, H=112, W=112, K=256, stride=2), "im2col"),  # 6.4 MB per image: not in L2
+        (shape(C=512, H=14, W=14, K=512, stride=2), "direct_oc"),
+        (shape(N=8, C=512, H=14, W=14, K=512, stride=2), "direct_oc"),  # 392 pixels
+        (shape(C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 49 pixels
+        (shape(C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),  # 196 pixels
+        (shape(N=8, C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1 on a 49-pixel map
+        (shape(N=8, C=832, H=8, W=8, K=48, R=1, S=1, pad=0), "direct_oc"),  # 64 pixels per image
+        (shape(N=8, C=832, H=9, W=8, K=48, R=1, S=1, pad=0), "im2col"),  # 72
+        (shape(N=8, C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "direct_oc"),  # strided 1x1
+        (shape(N=8, C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),  # to 14x14
+        (shape(N=8, C=512, H=7, W=7, K=2048, R=1, S=1, pad=1), "im2col"),  # padded 1x1
+        (shape(N=8, C=4, H=7, W=7, K=64, R=1, S=1, pad=0), "im2col"),  # few input channels
+    ],
+)
 def test_heuristic(s, want):
     assert select.heuristic(s) == want
     assert registry.CONV[want].supports(s), "the rule picked an algorithm that cannot run the shape"
@@ -88,10 +91,22 @@ def test_override(monkeypatch, rng):
 
 
 def test_environment_is_read_once_into_config(monkeypatch):
-    c = pycnn.config.from_env({"PYCNN_CONV_ALGO": "im2col", "PYCNN_AUTOTUNE": "1", "PYCNN_CACHE_DIR": "/tmp/x",
-                               "PYCNN_ISA": "avx2", "PYCNN_WORKSPACE_LIMIT": "1000"})
-    assert (c.conv_algo, c.autotune, str(c.cache_dir), c.isa, c.workspace_limit) == ("im2col", True, "/tmp/x", "avx2",
-                                                                                     1000)
+    c = pycnn.config.from_env(
+        {
+            "PYCNN_CONV_ALGO": "im2col",
+            "PYCNN_AUTOTUNE": "1",
+            "PYCNN_CACHE_DIR": "/tmp/x",
+            "PYCNN_ISA": "avx2",
+            "PYCNN_WORKSPACE_LIMIT": "1000",
+        }
+    )
+    assert (c.conv_algo, c.autotune, str(c.cache_dir), c.isa, c.workspace_limit) == (
+        "im2col",
+        True,
+        "/tmp/x",
+        "avx2",
+        1000,
+    )
     with pytest.warns(UserWarning, match="PYCNN_ISA"):
         assert pycnn.config.from_env({"PYCNN_ISA": "avx1024"}).isa is None
     with pytest.warns(UserWarning, match="PYCNN_WORKSPACE_LIMIT"):
@@ -99,8 +114,16 @@ def test_environment_is_read_once_into_config(monkeypatch):
     assert pycnn.config.from_env({"XDG_CACHE_HOME": "/c"}).cache_dir.as_posix() == "/c/pycnn"
 
 
-@pytest.mark.parametrize("s", [shape(), shape(C=512, H=7, W=7, K=512), shape(C=3, H=224, W=224, K=64, R=7, S=7),
-                               shape(C=16, H=2**16, W=2**15 + 2), shape(R=1, S=1, pad=0, stride=2)])
+@pytest.mark.parametrize(
+    "s",
+    [
+        shape(),
+        shape(C=512, H=7, W=7, K=512),
+        shape(C=3, H=224, W=224, K=64, R=7, S=7),
+        shape(C=16, H=2**16, W=2**15 + 2),
+        shape(R=1, S=1, pad=0, stride=2),
+    ],
+)
 def test_rule_and_candidates_stay_in_the_registry(s):
     cands = registry.candidates(s)
     assert set(cands) <= set(registry.names(kind=registry.NATIVE)) and "im2col" in cands
@@ -170,6 +193,11 @@ def test_huge_planes_never_choose_winograd():
 def test_environment_applied_at_import():
     """PYCNN_ISA and PYCNN_WORKSPACE_LIMIT reach the kernels through pycnn.config, once, at import."""
     env = dict(os.environ, PYCNN_ISA="generic", PYCNN_WORKSPACE_LIMIT="12345")
-    r = subprocess.run([sys.executable, "-c", "import pycnn; print(pycnn._C.get_isa(), pycnn.get_workspace_limit())"],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", "import pycnn; print(pycnn._C.get_isa(), pycnn.get_workspace_limit())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.stdout.split() == ["generic", "12345"], r.stderr

@@ -3,6 +3,7 @@
 widths, accumulate and epilogue on and off, B read with a wider row stride, C's margins poisoned
 with NaN to catch writes outside the tile. The variants come from the kernel table itself
 (_C.sgemm_variants), so a new micro-kernel is tested by being listed there."""
+
 import numpy as np
 import pytest
 
@@ -49,8 +50,12 @@ def test_ukernel_edges(isa, name, MR, MRC, NR, cols):
             b = rng.standard_normal((kc, ldb), dtype=np.float32)
             for mr in edge_values(MRC):
                 for nr in edge_values(NR):
-                    for accumulate, last, epilogue in ((False, True, True), (True, True, False), (True, False, True),
-                                                       (False, False, False)):
+                    for accumulate, last, epilogue in (
+                        (False, True, True),
+                        (True, True, False),
+                        (True, False, True),
+                        (False, False, False),
+                    ):
                         ldc = nr + 3
                         c = np.full((mr + 1, ldc), np.nan, np.float32)
                         c0 = rng.standard_normal((mr, nr), dtype=np.float32)
@@ -59,8 +64,9 @@ def test_ukernel_edges(isa, name, MR, MRC, NR, cols):
                         br = rng.standard_normal(mr, dtype=np.float32) if epilogue else None
                         bc = rng.standard_normal(nr, dtype=np.float32) if epilogue else None
                         res = rng.standard_normal((mr, nr), dtype=np.float32) if epilogue else None
-                        _C.sgemm_ukernel_run(isa, name, a, b, c, mr, nr, accumulate, last, br, bc, res,
-                                             relu=epilogue, prefetch=kc > 8)
+                        _C.sgemm_ukernel_run(
+                            isa, name, a, b, c, mr, nr, accumulate, last, br, bc, res, relu=epilogue, prefetch=kc > 8
+                        )
                         want = reference(a, b, c0, mr, nr, accumulate, last, br, bc, res, epilogue)
                         what = f"{isa} {name} kc={kc} ldb={ldb} mr={mr} nr={nr} acc={accumulate} last={last}"
                         np.testing.assert_allclose(c[:mr, :nr], want, rtol=1e-5, atol=1e-4 * np.sqrt(kc), err_msg=what)
@@ -73,9 +79,14 @@ def test_ukernel_run_rejects_bad_arguments():
     a = np.zeros((4, MR), np.float32)
     b = np.zeros((4, NR), np.float32)
     c = np.zeros((MR, NR), np.float32)
-    for kw, word in [(dict(name="nope"), "name"), (dict(mr=MRC + 1), "mr"), (dict(nr=NR + 1), "nr"),
-                     (dict(b=np.zeros((4, NR - 1), np.float32)), "b"), (dict(c=np.zeros((1, 1), np.float32)), "c"),
-                     (dict(a=np.zeros((3, MR), np.float32)), "b")]:
+    for kw, word in [
+        (dict(name="nope"), "name"),
+        (dict(mr=MRC + 1), "mr"),
+        (dict(nr=NR + 1), "nr"),
+        (dict(b=np.zeros((4, NR - 1), np.float32)), "b"),
+        (dict(c=np.zeros((1, 1), np.float32)), "c"),
+        (dict(a=np.zeros((3, MR), np.float32)), "b"),
+    ]:
         args = dict(isa=isa, name=name, a=a, b=b, c=c, mr=min(2, MRC), nr=min(2, NR), accumulate=False, last=True)
         args.update(kw)
         with pytest.raises(ValueError, match=word):

@@ -1,5 +1,6 @@
 """Errors that point at the cause: NHWC input, an input that differs from the declared one, empty
 batches through a Graph, thread counts and batch sizes, state_dicts with a common key prefix."""
+
 import numpy as np
 import pytest
 
@@ -22,8 +23,11 @@ def test_graph_wrong_channels_names_the_declared_shape(alexnet):
 
 
 def test_graph_wrong_image_size_names_the_declared_size(alexnet):
-    with pytest.raises(ValueError, match=r"\(1, 3, 100, 100\) where the graph declares \(N, 3, 227, 227\).*"
-                                         r"classifier.1"):
+    with pytest.raises(
+        ValueError,
+        match=r"\(1, 3, 100, 100\) where the graph declares \(N, 3, 227, 227\).*"
+        r"classifier.1",
+    ):
         alexnet(np.zeros((1, 3, 100, 100), np.float32))
 
 
@@ -58,8 +62,10 @@ def test_summary_batch_is_validated(alexnet, batch):
         alexnet.summary(batch=batch)
 
 
-@pytest.mark.parametrize("n, exc", [(0, ValueError), (-1, ValueError), (10 ** 4, ValueError), (2.0, TypeError),
-                                    (True, TypeError), ("2", TypeError)])
+@pytest.mark.parametrize(
+    "n, exc",
+    [(0, ValueError), (-1, ValueError), (10**4, ValueError), (2.0, TypeError), (True, TypeError), ("2", TypeError)],
+)
 def test_thread_count_is_validated(n, exc):
     old = pycnn.get_num_threads()
     with pytest.raises(exc, match="n"):

@@ -1,12 +1,12 @@
 """Winograd F(2x2,3x3), F(4x4,3x3), F(6x6,3x3): matrices, each transform on its own, whole
 convolutions at every tile and ISA path, the documented error bounds, and bad use."""
+
 import numpy as np
 import pytest
 
 import pycnn
-from pycnn import _C, reference, winograd
-
 from conftest import assert_close, conv_data
+from pycnn import _C, reference, winograd
 
 TILES = winograd.TILES
 # Documented bounds (the registry's rel_error_bound; README "Winograd accuracy"): max |y - y64| /
@@ -21,7 +21,7 @@ def test_matrices_compute_correlation(m, rng):
     g = rng.standard_normal((3, 3))
     d = rng.standard_normal((a, a))
     Y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
-    want = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
+    want = np.array([[np.sum(d[i : i + 3, j : j + 3] * g) for j in range(m)] for i in range(m)])
     np.testing.assert_allclose(Y, want, atol=1e-12 * 10 ** (m // 2))
 
 
@@ -33,8 +33,9 @@ def test_filter_transform(m, rng):
 
 
 @pytest.mark.parametrize("m", TILES)
-@pytest.mark.parametrize("shape, pad", [((1, 3, 7, 9), (1, 1)), ((2, 5, 13, 11), (0, 2)), ((1, 17, 4, 31), (2, 0)),
-                                        ((1, 1, 3, 3), (0, 0))])
+@pytest.mark.parametrize(
+    "shape, pad", [((1, 3, 7, 9), (1, 1)), ((2, 5, 13, 11), (0, 2)), ((1, 17, 4, 31), (2, 0)), ((1, 1, 3, 3), (0, 0))]
+)
 def test_input_transform(m, shape, pad, isa, rng):
     x = rng.standard_normal(shape).astype(np.float32)
     pt, pl = pad
@@ -128,7 +129,7 @@ def test_nan_reaches_exactly_the_tiles_that_hold_it(m, where, rng):
     for th in range(-(-14 // m)):
         for tw in range(-(-14 // m)):
             if th * m - pad <= r < th * m - pad + a and tw * m - pad <= c < tw * m - pad + a:
-                expect[th * m:(th + 1) * m, tw * m:(tw + 1) * m] = True
+                expect[th * m : (th + 1) * m, tw * m : (tw + 1) * m] = True
     nan_y = np.isnan(y)
     assert nan_y[np.isnan(ref)].all(), "an output the reference makes NaN is not NaN"
     assert not nan_y[~np.broadcast_to(expect, y.shape)].any(), "NaN escaped the tiles that hold it"

@@ -8,6 +8,7 @@
   report.py   summary() and profile()
 The interface every step's kernel offers is pycnn/step_kernel.py's StepKernel.
 """
+
 from .core import Graph
 from .node import Node
 from .step import Step

@@ -7,6 +7,7 @@ shape fixed, no per-call validation) after two binding passes that depend on the
                     bound convs nobody else reads: those write into their slices directly.
 Later runs with the same shapes reuse the bound plan (at most 16 shape sets are kept).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +23,7 @@ ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_fo
 class BoundPlan(list):
     """Per step: (call, input tensors, output, dead tensors, the single input's name or None);
     the arena its runs allocate from; the layouts chosen (step index -> (bits, algorithm))."""
+
     arena = None
     layouts = {}
     empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
@@ -57,8 +59,9 @@ def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
             calls.append(s.fn.bind(*args, layout=lay or NO_LAYOUT))  # reads and / or writes blocked tensors itself
     ins = [list(s.inputs) for s in steps]
     elide_concats(steps, shapes, calls, ins, layouts, outputs)
-    plan = BoundPlan((c, tuple(i), s.output, tuple(s.free), i[0] if len(i) == 1 else None)
-                     for s, c, i in zip(steps, calls, ins))
+    plan = BoundPlan(
+        (c, tuple(i), s.output, tuple(s.free), i[0] if len(i) == 1 else None) for s, c, i in zip(steps, calls, ins)
+    )
     plan.arena = arena_source(shapes)
     plan.layouts = layouts
     return plan
@@ -116,9 +119,13 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
         ts = list(s.inputs)
         if layouts.get(ci, NO_LAYOUT)[1] == _layout.REORDER:
             continue  # made in NCHW, then reordered to blocked in its own step
-        if (int(np.prod(out_shape[:ax])) != 1 or len(set(ts)) != len(ts)
-                or any(t in outputs or uses.get(t) != 1 or t not in producer or not writes_out(calls[producer[t]])
-                       for t in ts)):
+        if (
+            int(np.prod(out_shape[:ax])) != 1
+            or len(set(ts)) != len(ts)
+            or any(
+                t in outputs or uses.get(t) != 1 or t not in producer or not writes_out(calls[producer[t]]) for t in ts
+            )
+        ):
             continue
         ps = [producer[t] for t in ts]
         first = min(range(len(ts)), key=lambda i: ps[i])
@@ -153,6 +160,7 @@ def peak_bytes(steps, inputs, shapes) -> int:
 
     def size(t):
         return 0 if t in vs else nbytes(shapes[t])
+
     live = sum(size(t) for t in inputs)
     peak = live
     for s in steps:
@@ -174,5 +182,4 @@ def needs_arena(steps, shapes) -> bool:
     return any(s.output not in vs and nbytes(shapes[s.output]) >= ARENA_MIN_TENSOR for s in steps)
 
 
-__all__ = ["BoundPlan", "bind_plan", "empty_plan", "elide_concats", "peak_bytes", "total_bytes", "views",
-           "needs_arena"]
+__all__ = ["BoundPlan", "bind_plan", "empty_plan", "elide_concats", "peak_bytes", "total_bytes", "views", "needs_arena"]

@@ -7,6 +7,7 @@ tensors), bound per input shape on the first run with that shape (pycnn/graph/bi
 layouts, concat elision). Tensors are NCHW float32; the first dimension of every input and
 output is the batch.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,9 @@ class Graph:
 
     device = _device.CPU
 
-    def __init__(self, inputs, nodes, outputs, *, name="graph", input_dtypes=None, algo="auto",
-                 ignore_keys=(), meta=None):
+    def __init__(
+        self, inputs, nodes, outputs, *, name="graph", input_dtypes=None, algo="auto", ignore_keys=(), meta=None
+    ):
         self.name = name
         self.inputs = {k: tuple(v) for k, v in inputs.items()}
         self.input_dtypes = {k: (input_dtypes or {}).get(k, "float32") for k in self.inputs}
@@ -53,8 +55,9 @@ class Graph:
             names.add(n.name)
             for t in n.inputs:
                 if t not in seen:
-                    raise ValueError(f"node {n.name!r} ({n.op}): input {t!r} is not a graph input or an earlier "
-                                     f"node's output")
+                    raise ValueError(
+                        f"node {n.name!r} ({n.op}): input {t!r} is not a graph input or an earlier node's output"
+                    )
             if n.output in seen:
                 raise ValueError(f"node {n.name!r}: output {n.output!r} is produced twice")
             seen.add(n.output)
@@ -109,17 +112,24 @@ class Graph:
             decl = self.inputs[k]
             label = "x" if len(self.inputs) == 1 else f"x[{k!r}]"
             if len(decl) == 4 and decl[1] is not None and shape[1] != decl[1]:
-                raise ValueError(f"{label}: graph {self.name!r} declares input {k!r} as {_fmt_shape(decl)}, "
-                                 f"got shape {tuple(shape)}{nhwc_hint(shape, decl[1])}")
+                raise ValueError(
+                    f"{label}: graph {self.name!r} declares input {k!r} as {_fmt_shape(decl)}, "
+                    f"got shape {tuple(shape)}{nhwc_hint(shape, decl[1])}"
+                )
         try:
             return self.infer_shapes(input_shapes)
         except ValueError as e:
-            differ = {k: (s, self.inputs[k]) for k, s in input_shapes.items()
-                      if any(d is not None and d != v for d, v in zip(self.inputs[k][1:], s[1:]))}
+            differ = {
+                k: (s, self.inputs[k])
+                for k, s in input_shapes.items()
+                if any(d is not None and d != v for d, v in zip(self.inputs[k][1:], s[1:]))
+            }
             if not differ:
                 raise
-            what = "; ".join(f"input {k!r} has shape {tuple(s)} where the graph declares {_fmt_shape(d)}"
-                             for k, (s, d) in differ.items())
+            what = "; ".join(
+                f"input {k!r} has shape {tuple(s)} where the graph declares {_fmt_shape(d)}"
+                for k, (s, d) in differ.items()
+            )
             raise ValueError(f"x: {what}, and the network does not accept that size: {e}") from None
 
     # ------------------------------------------------------------------ plan
@@ -149,8 +159,11 @@ class Graph:
         """The execution plan as data: [(fused node names, op, inputs, output, attrs, params)],
         params being the effective weights (what an exporter such as bench/ncnn_export.py writes).
         A conv bank step is listed as the steps it fuses (its convs, then the concat)."""
-        return [(list(s.names), s.op, list(s.inputs), s.output, dict(s.attrs), dict(s.params))
-                for b in self._steps for s in (b.parts or [b])]
+        return [
+            (list(s.names), s.op, list(s.inputs), s.output, dict(s.attrs), dict(s.params))
+            for b in self._steps
+            for s in (b.parts or [b])
+        ]
 
     @property
     def steps(self) -> list:
@@ -163,15 +176,16 @@ class Graph:
         # The common call, one float32 input as a C-contiguous array of its declared rank: what the
         # checks below would accept unchanged (~0.3 us saved per run).
         if type(x) is np.ndarray and x.dtype is F32 and len(self.inputs) == 1 and x.flags.c_contiguous and x.size:
-            (k, decl), = self.inputs.items()
+            ((k, decl),) = self.inputs.items()
             if x.ndim == len(decl) and self.input_dtypes[k] == "float32":
                 return {k: x}
         if isinstance(x, dict):
             missing = set(self.inputs) - set(x)
             extra = set(x) - set(self.inputs)
             if missing or extra:
-                raise ValueError(f"x: expected inputs {sorted(self.inputs)}, missing {sorted(missing)}, "
-                                 f"unexpected {sorted(extra)}")
+                raise ValueError(
+                    f"x: expected inputs {sorted(self.inputs)}, missing {sorted(missing)}, unexpected {sorted(extra)}"
+                )
             items = x.items()
         else:
             if len(self.inputs) != 1:
@@ -323,14 +337,28 @@ class Graph:
     def __getstate__(self):
         """Structure and weights only (pickle, copy.deepcopy, multiprocessing, Ray): prepared
         weights, bound kernels and the arena are native handles, made again on unpickling."""
-        return {"inputs": self.inputs, "nodes": self.nodes, "outputs": self.outputs, "name": self.name,
-                "input_dtypes": self.input_dtypes, "algo": self._algo, "ignore_keys": self.ignore_keys,
-                "meta": self.meta}
+        return {
+            "inputs": self.inputs,
+            "nodes": self.nodes,
+            "outputs": self.outputs,
+            "name": self.name,
+            "input_dtypes": self.input_dtypes,
+            "algo": self._algo,
+            "ignore_keys": self.ignore_keys,
+            "meta": self.meta,
+        }
 
     def __setstate__(self, state):
-        self.__init__(state["inputs"], state["nodes"], state["outputs"], name=state["name"],
-                      input_dtypes=state["input_dtypes"], algo=state["algo"], ignore_keys=state["ignore_keys"],
-                      meta=state["meta"])
+        self.__init__(
+            state["inputs"],
+            state["nodes"],
+            state["outputs"],
+            name=state["name"],
+            input_dtypes=state["input_dtypes"],
+            algo=state["algo"],
+            ignore_keys=state["ignore_keys"],
+            meta=state["meta"],
+        )
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the Graph (structure and weights) to one file; pycnn.load(path) reads it back."""
@@ -343,8 +371,10 @@ class Graph:
         return cls(nodes=[Node(**n) for n in nodes], **graph)
 
     def __repr__(self):
-        return (f"Graph({self.name!r}, inputs={self.inputs}, {len(self.nodes)} nodes, "
-                f"{len(getattr(self, '_steps', []))} plan steps, algo={getattr(self, '_algo', None)!r})")
+        return (
+            f"Graph({self.name!r}, inputs={self.inputs}, {len(self.nodes)} nodes, "
+            f"{len(getattr(self, '_steps', []))} plan steps, algo={getattr(self, '_algo', None)!r})"
+        )
 
 
 def _fmt_shape(shape):

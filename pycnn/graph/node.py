@@ -1,4 +1,5 @@
 """Node: one operator of a Graph, as written (one per PyTorch module or ONNX operator)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from ..layers import OPS, normalize_attrs
 class Node:
     """One operator. inputs/output are tensor names; params maps a role ('weight', 'bias', ...)
     to a float32 array; keys maps a role to its state_dict key (default 'name.role')."""
+
     name: str
     op: str
     inputs: list

@@ -19,6 +19,7 @@ tests/test_graph_passes.py checks each on its own. In order (PLAN_PASSES):
 A fusion never crosses a tensor that is a graph output or that another step reads. The binding
 passes (layouts, concat elision) run per input shape: pycnn/graph/binding.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -103,13 +104,21 @@ def fold_batch_norm(steps, ctx):
         s.params = fold_bn(s.params, bn.params, bn.attrs["eps"])
         _absorb(s, bn)
         return True
+
     return _fuse_forward(steps, ctx, fuse)
 
 
 def fuse_residual_add(steps, ctx):
     def fuse(steps, s, add, i):
-        if (s.op != "conv2d" or add.op != "add" or s.attrs["activation"] is not None or len(s.inputs) != 1
-                or s.attrs.get("max_map") or add.attrs["activation"] is not None or add.inputs.count(s.output) != 1):
+        if (
+            s.op != "conv2d"
+            or add.op != "add"
+            or s.attrs["activation"] is not None
+            or len(s.inputs) != 1
+            or s.attrs.get("max_map")
+            or add.attrs["activation"] is not None
+            or add.inputs.count(s.output) != 1
+        ):
             return False
         other = add.inputs[1 - add.inputs.index(s.output)]
         made_before = other in ctx.inputs or any(p is not None and p.output == other for p in steps[:i])
@@ -118,26 +127,38 @@ def fuse_residual_add(steps, ctx):
         s.inputs = s.inputs + [other]
         _absorb(s, add)
         return True
+
     return _fuse_forward(steps, ctx, fuse)
 
 
 def fuse_relu(steps, ctx):
     def fuse(steps, s, r, i):
-        if (r.op != "relu" or s.op not in ("conv2d", "linear", "batch_norm", "add")
-                or s.attrs["activation"] is not None or s.attrs.get("max_map")):
+        if (
+            r.op != "relu"
+            or s.op not in ("conv2d", "linear", "batch_norm", "add")
+            or s.attrs["activation"] is not None
+            or s.attrs.get("max_map")
+        ):
             return False
         _absorb(s, r, activation="relu")
         return True
+
     return _fuse_forward(steps, ctx, fuse)
 
 
 def fuse_max_map(steps, ctx):
     def fuse(steps, s, m, i):
-        if (s.op != "conv2d" or len(s.inputs) != 1 or m.op != "reduce_max" or s.attrs.get("max_map")
-                or sorted(ax % 4 for ax in m.attrs["axes"]) != [2, 3]):
+        if (
+            s.op != "conv2d"
+            or len(s.inputs) != 1
+            or m.op != "reduce_max"
+            or s.attrs.get("max_map")
+            or sorted(ax % 4 for ax in m.attrs["axes"]) != [2, 3]
+        ):
             return False
         _absorb(s, m, max_map=2 if m.attrs["keepdims"] else 1)
         return True
+
     return _fuse_forward(steps, ctx, fuse)
 
 
@@ -166,18 +187,34 @@ def fuse_conv_banks(steps, ctx):
             continue
         convs = [steps[p] for p in ps]
         max_maps = {c.attrs.get("max_map") for c in convs}
-        if (any(c.op != "conv2d" or len(c.inputs) != 1 or not isinstance(c.fn, ConvMaxMap)
-                or not isinstance(c.fn.conv, PreparedConv) or uses.get(c.output) != 1 or c.output in ctx.outputs
-                for c in convs)
-                or len({c.inputs[0] for c in convs}) != 1 or len(max_maps) != 1 or None in max_maps):
+        if (
+            any(
+                c.op != "conv2d"
+                or len(c.inputs) != 1
+                or not isinstance(c.fn, ConvMaxMap)
+                or not isinstance(c.fn.conv, PreparedConv)
+                or uses.get(c.output) != 1
+                or c.output in ctx.outputs
+                for c in convs
+            )
+            or len({c.inputs[0] for c in convs}) != 1
+            or len(max_maps) != 1
+            or None in max_maps
+        ):
             continue
         max_map = max_maps.pop()
         if s.attrs["axis"] % (2 if max_map == 1 else 4) != 1:
             continue
         fused.update(ps)
-        replace[ci] = Step([nm for c in convs for nm in c.names] + list(s.names), "conv2d_bank", [convs[0].inputs[0]],
-                           s.output, {"max_map": max_map}, fn=ConvBankMax([c.fn.conv for c in convs], max_map),
-                           parts=convs + [s])
+        replace[ci] = Step(
+            [nm for c in convs for nm in c.names] + list(s.names),
+            "conv2d_bank",
+            [convs[0].inputs[0]],
+            s.output,
+            {"max_map": max_map},
+            fn=ConvBankMax([c.fn.conv for c in convs], max_map),
+            parts=convs + [s],
+        )
     return [replace.get(i, s) for i, s in enumerate(steps) if i not in fused]
 
 
@@ -215,6 +252,19 @@ def fold_bn(conv_params, bn_params, eps):
     return {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
 
 
-__all__ = ["PlanContext", "PLAN_PASSES", "FUSION_PASSES", "build_plan", "initial_steps", "alias_identities",
-           "fold_batch_norm", "fuse_residual_add", "fuse_relu", "fuse_max_map", "make_kernels", "fuse_conv_banks",
-           "mark_dead_tensors", "fold_bn"]
+__all__ = [
+    "PlanContext",
+    "PLAN_PASSES",
+    "FUSION_PASSES",
+    "build_plan",
+    "initial_steps",
+    "alias_identities",
+    "fold_batch_norm",
+    "fuse_residual_add",
+    "fuse_relu",
+    "fuse_max_map",
+    "make_kernels",
+    "fuse_conv_banks",
+    "mark_dead_tensors",
+    "fold_bn",
+]

@@ -1,5 +1,6 @@
 """Graph.summary() and Graph.profile(): what they measure, and the tables they return (rows as
 data, str() as a table)."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,8 @@ import numpy as np
 
 from .. import layout as _layout
 from .. import ops
-from ..layers import OPS
 from .._validate import as_int
+from ..layers import OPS
 
 
 def _shape(s):
@@ -33,12 +34,16 @@ class Summary:
 
     def __str__(self):
         w = max([len(r[0]) for r in self.rows] + [4])
-        lines = [f"{self.name}, batch {self.batch}",
-                 f"{'node':<{w}}  {'op':<20} {'output':<18} {'params':>11} {'MFLOPs':>10}"]
+        lines = [
+            f"{self.name}, batch {self.batch}",
+            f"{'node':<{w}}  {'op':<20} {'output':<18} {'params':>11} {'MFLOPs':>10}",
+        ]
         for name, op, out, n, fl in self.rows:
             lines.append(f"{name:<{w}}  {op:<20} {_shape(out):<18} {n:>11,} {fl / 1e6:>10.1f}")
-        lines.append(f"total: {self.params:,} parameters ({_mb(4 * self.params)}), {self.flops / 1e9:.3f} GFLOPs; "
-                     f"peak activations {_mb(self.peak_bytes)} (all activations {_mb(self.total_bytes)})")
+        lines.append(
+            f"total: {self.params:,} parameters ({_mb(4 * self.params)}), {self.flops / 1e9:.3f} GFLOPs; "
+            f"peak activations {_mb(self.peak_bytes)} (all activations {_mb(self.total_bytes)})"
+        )
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -54,11 +59,15 @@ class Profile:
     def __str__(self):
         w = max([len(r[0]) for r in self.rows] + [4])
         step_sum = sum(r[3] for r in self.rows) or 1.0
-        lines = [f"{self.name}, batch {self.batch}, {self.threads} threads: {self.total_s * 1e3:.2f} ms per run (median)",
-                 f"{'step':<{w}}  {'op':<14} {'output':<16} {'ms':>8} {'%':>5} {'GFLOP/s':>8}  algorithm"]
+        lines = [
+            f"{self.name}, batch {self.batch}, {self.threads} threads: {self.total_s * 1e3:.2f} ms per run (median)",
+            f"{'step':<{w}}  {'op':<14} {'output':<16} {'ms':>8} {'%':>5} {'GFLOP/s':>8}  algorithm",
+        ]
         for name, op, out, t, fl, algo, _live in self.rows:
             gf = f"{fl / t / 1e9:8.1f}" if fl and t > 0 else f"{'':>8}"
-            lines.append(f"{name:<{w}}  {op:<14} {_shape(out):<16} {t * 1e3:8.3f} {100 * t / step_sum:5.1f} {gf}  {algo}")
+            lines.append(
+                f"{name:<{w}}  {op:<14} {_shape(out):<16} {t * 1e3:8.3f} {100 * t / step_sum:5.1f} {gf}  {algo}"
+            )
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -72,7 +81,9 @@ def summarize(g, batch) -> Summary:
     for n in g.nodes:
         ins = [shapes[t] for t in n.inputs]
         out = shapes[n.output]
-        rows.append((n.name, n.op, out, sum(int(p.size) for p in n.params.values()), OPS[n.op].flops(n.attrs, ins, out)))
+        rows.append(
+            (n.name, n.op, out, sum(int(p.size) for p in n.params.values()), OPS[n.op].flops(n.attrs, ins, out))
+        )
     return Summary(g.name, batch, rows, g.peak_bytes(shapes), g.total_bytes(shapes))
 
 
@@ -125,8 +136,17 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
         algo = s.fn.algo_for(ins[0]) or s.op
         if i in plan.layouts:
             algo = _layout.describe(plan.layouts[i][1], plan.layouts[i][0], s.op)
-        rows.append(("+".join(s.names), s.op, shapes[s.output], float(np.median(times[i])), flops, algo,
-                     live_trace[i] if live_trace else 0))
+        rows.append(
+            (
+                "+".join(s.names),
+                s.op,
+                shapes[s.output],
+                float(np.median(times[i])),
+                flops,
+                algo,
+                live_trace[i] if live_trace else 0,
+            )
+        )
     out0 = shapes[g.outputs[0]]
     return Profile(g.name, out0[0] if out0 else 1, rows, float(np.median(totals)), ops.get_num_threads())
 

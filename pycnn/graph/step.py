@@ -1,4 +1,5 @@
 """Step: one kernel call of a Graph's plan, covering one node or several fused ones."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ class Step:
     output: tensor names; attrs, params: the effective attributes and weights (batch norm folded,
     fused activation, max_map); fn: its StepKernel once made (pycnn/graph/passes.make_kernels);
     free: tensors dead after it; parts: a conv bank's steps as they were (passes.fuse_conv_banks)."""
+
     names: list
     op: str
     inputs: list

@@ -1,4 +1,5 @@
 """A Graph's weights in and out: state_dict() and load_state_dict() with PyTorch's key names."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,9 @@ def checked_weights(name, nodes, src, ignore_keys=(), strict=True) -> dict:
     mis-shaped key (the first ten of each kind), or the common prefix the keys carry."""
     arrays = load_weights(src)
     owners = {n.keys[r]: (n, r) for n in nodes for r in n.params}
-    ignored = [k for k in arrays if k not in owners and (k.endswith("num_batches_tracked") or k.startswith(ignore_keys))]
+    ignored = [
+        k for k in arrays if k not in owners and (k.endswith("num_batches_tracked") or k.startswith(ignore_keys))
+    ]
     missing = sorted(k for k in owners if k not in arrays)
     unexpected = sorted(k for k in arrays if k not in owners and k not in ignored)
     prefix = common_prefix(unexpected, owners)
@@ -25,7 +28,8 @@ def checked_weights(name, nodes, src, ignore_keys=(), strict=True) -> dict:
         raise ValueError(
             f"load_state_dict into {name}: the keys carry the prefix {prefix!r} that this graph's keys do not "
             f"(a checkpoint of nn.DataParallel / DistributedDataParallel, or of a wrapping module?); strip it "
-            f"first: {{k.removeprefix({prefix!r}): v for k, v in state_dict.items()}}")
+            f"first: {{k.removeprefix({prefix!r}): v for k, v in state_dict.items()}}"
+        )
     problems = []
     if strict and missing:
         problems.append(f"missing keys: {key_list(missing)}")
@@ -57,8 +61,8 @@ def common_prefix(keys, owners) -> str:
     for i, ch in enumerate(first):
         if ch != ".":
             continue
-        p = first[:i + 1]
-        if all(k.startswith(p) for k in keys) and sum(k[len(p):] in owners for k in keys) * 2 >= len(keys):
+        p = first[: i + 1]
+        if all(k.startswith(p) for k in keys) and sum(k[len(p) :] in owners for k in keys) * 2 >= len(keys):
             return p
     return ""
 

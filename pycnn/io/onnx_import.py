@@ -9,6 +9,7 @@ even LRN sizes, auto_pad SAME_LOWER ...), raises ValueError naming the node, the
 the attribute. Parameter keys are the initializer names, so g.state_dict() matches the file.
 Needs the onnx package (pip install onnx).
 """
+
 from __future__ import annotations
 
 import os
@@ -103,8 +104,11 @@ class _Importer:
         a = self.attrs(node)
         fn = getattr(self, f"op_{op}", None)
         if node.domain not in ("", "ai.onnx") or fn is None:
-            raise self.err(node, f"unsupported operator (domain {node.domain or 'ai.onnx'!r}); pycnn.load_onnx "
-                                 f"supports {sorted(m[3:] for m in dir(self) if m.startswith('op_'))}")
+            raise self.err(
+                node,
+                f"unsupported operator (domain {node.domain or 'ai.onnx'!r}); pycnn.load_onnx "
+                f"supports {sorted(m[3:] for m in dir(self) if m.startswith('op_'))}",
+            )
         self.check_single_output(node)
         fn(node, a)
 
@@ -142,9 +146,14 @@ class _Importer:
         params, names = {"weight": w}, {"weight": node.input[1]}
         if b is not None:
             params["bias"], names["bias"] = b, node.input[2]
-        self.emit(node, "conv2d", [node.input[0]],
-                  dict(stride=tuple(strides), padding=tuple(pads), dilation=tuple(dil), groups=a.get("group", 1)),
-                  params, names)
+        self.emit(
+            node,
+            "conv2d",
+            [node.input[0]],
+            dict(stride=tuple(strides), padding=tuple(pads), dilation=tuple(dil), groups=a.get("group", 1)),
+            params,
+            names,
+        )
 
     def _pool(self, node, a, op):
         kernel = list(a["kernel_shape"])
@@ -156,8 +165,12 @@ class _Importer:
             raise self.err(node, f"kernel_shape {kernel}: only 2-D pooling is supported")
         if pads[0] != pads[2] or pads[1] != pads[3]:
             raise self.err(node, f"unsupported attribute pads={pads} (asymmetric padding)")
-        attrs = dict(kernel=tuple(kernel), stride=tuple(strides), padding=(pads[0], pads[1]),
-                     ceil_mode=bool(a.get("ceil_mode", 0)))
+        attrs = dict(
+            kernel=tuple(kernel),
+            stride=tuple(strides),
+            padding=(pads[0], pads[1]),
+            ceil_mode=bool(a.get("ceil_mode", 0)),
+        )
         if op == "avg_pool2d":
             attrs["count_include_pad"] = bool(a.get("count_include_pad", 0))
         self.emit(node, op, [node.input[0]], attrs)
@@ -177,8 +190,12 @@ class _Importer:
         size = int(a["size"])
         if size % 2 == 0:  # ONNX and PyTorch place an even window differently
             raise self.err(node, f"unsupported attribute size={size} (even LRN window)")
-        self.emit(node, "local_response_norm", [node.input[0]],
-                  dict(size=size, alpha=a.get("alpha", 1e-4), beta=a.get("beta", 0.75), k=a.get("bias", 1.0)))
+        self.emit(
+            node,
+            "local_response_norm",
+            [node.input[0]],
+            dict(size=size, alpha=a.get("alpha", 1e-4), beta=a.get("beta", 0.75), k=a.get("bias", 1.0)),
+        )
 
     def op_Gemm(self, node, a):
         if a.get("transA", 0):
@@ -191,9 +208,14 @@ class _Importer:
             if c.size not in (1, fout) or c.ndim > 1 and c.shape[0] != 1:
                 raise self.err(node, f"C of shape {c.shape} must broadcast as a bias of {fout} outputs")
             params["bias"], names["bias"] = np.broadcast_to(c.reshape(-1), (fout,)).copy(), node.input[2]
-        self.emit(node, "linear", [node.input[0]],
-                  dict(transposed=not a.get("transB", 0), scale=a.get("alpha", 1.0), bias_scale=a.get("beta", 1.0)),
-                  params, names)
+        self.emit(
+            node,
+            "linear",
+            [node.input[0]],
+            dict(transposed=not a.get("transB", 0), scale=a.get("alpha", 1.0), bias_scale=a.get("beta", 1.0)),
+            params,
+            names,
+        )
 
     def op_MatMul(self, node, a):
         w = self.const(node, 1, "B")
@@ -227,8 +249,14 @@ class _Importer:
             raise self.err(node, "unsupported attribute training_mode=1 (inference only)")
         roles = ("weight", "bias", "running_mean", "running_var")
         params = {r: self.const(node, i + 1, r) for i, r in enumerate(roles)}
-        self.emit(node, "batch_norm", [node.input[0]], dict(eps=a.get("epsilon", 1e-5)), params,
-                  {r: node.input[i + 1] for i, r in enumerate(roles)})
+        self.emit(
+            node,
+            "batch_norm",
+            [node.input[0]],
+            dict(eps=a.get("epsilon", 1e-5)),
+            params,
+            {r: node.input[i + 1] for i, r in enumerate(roles)},
+        )
 
     def op_Flatten(self, node, a):
         self.emit(node, "flatten", [node.input[0]], dict(axis=a.get("axis", 1)))

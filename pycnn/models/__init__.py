@@ -5,6 +5,7 @@ tests and bench.
 pycnn.models.names() lists them, info(name) describes one without building it, get(name, **kw)
 builds one (keyword arguments as the builder's: num_classes, seed, algo, weights ...).
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ from .small_nets import alphago, convnetjs, kimcnn
 
 class ModelInfo(NamedTuple):
     """What `python -m pycnn list` prints: the builder, its declared input and one line."""
+
     builder: Any
     input_shape: tuple
     about: str
@@ -28,8 +30,9 @@ class ModelInfo(NamedTuple):
 _ZOO = {
     "lenet5": ModelInfo(lenet5, (None, 1, 32, 32), "LeNet-5: 5x5 convs, 2x2 pools, 10 classes"),
     "alexnet": ModelInfo(alexnet, (None, 3, 227, 227), "the lecture's AlexNet with LRN, 1000 classes"),
-    "alexnet_torchvision": ModelInfo(alexnet_torchvision, (None, 3, 224, 224),
-                                     "torchvision's AlexNet (its weights load), 1000 classes"),
+    "alexnet_torchvision": ModelInfo(
+        alexnet_torchvision, (None, 3, 224, 224), "torchvision's AlexNet (its weights load), 1000 classes"
+    ),
     "googlenet": ModelInfo(googlenet, (None, 3, 224, 224), "Inception v1 (torchvision's layout), 1000 classes"),
     "resnet18": ModelInfo(resnet18, (None, 3, 224, 224), "ResNet-18, basic blocks, 1000 classes"),
     "resnet34": ModelInfo(resnet34, (None, 3, 224, 224), "ResNet-34, basic blocks, 1000 classes"),
@@ -61,6 +64,26 @@ def get(name: str, **kw: Any) -> Graph:
     return info(name).builder(**kw)
 
 
-__all__ = ["names", "info", "get", "ModelInfo", "lenet5", "alexnet", "alexnet_torchvision", "googlenet", "resnet",
-           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "kimcnn", "alphago", "convnetjs",
-           "CONV_LAYERS", "POOL_LAYERS", "ConvLayer", "PoolLayer"]
+__all__ = [
+    "names",
+    "info",
+    "get",
+    "ModelInfo",
+    "lenet5",
+    "alexnet",
+    "alexnet_torchvision",
+    "googlenet",
+    "resnet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "kimcnn",
+    "alphago",
+    "convnetjs",
+    "CONV_LAYERS",
+    "POOL_LAYERS",
+    "ConvLayer",
+    "PoolLayer",
+]

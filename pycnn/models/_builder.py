@@ -5,6 +5,7 @@ Shapes are inferred as nodes are added (batch 1), so each call only names what t
 small uniform biases, and batch-norm statistics near identity, so that random networks keep
 their activations in a sane range and every test compares meaningful numbers.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -50,8 +51,12 @@ class Builder:
     def bn(self, name, x, eps=1e-5, gamma=1.0):
         c = self.channels(x)
         r = self.rng
-        params = {"weight": gamma * r.uniform(0.8, 1.2, c), "bias": r.uniform(-0.1, 0.1, c),
-                  "running_mean": r.uniform(-0.1, 0.1, c), "running_var": r.uniform(0.8, 1.2, c)}
+        params = {
+            "weight": gamma * r.uniform(0.8, 1.2, c),
+            "bias": r.uniform(-0.1, 0.1, c),
+            "running_mean": r.uniform(-0.1, 0.1, c),
+            "running_var": r.uniform(0.8, 1.2, c),
+        }
         return self.add(name, "batch_norm", x, dict(eps=eps), params)
 
     def linear(self, name, x, fout, bias=True):

@@ -9,6 +9,7 @@ Keys follow torchvision's numbering: features.N, classifier.N.
 alexnet_torchvision(): torchvision.models.alexnet (224 input, 64-192-384-256-256 channels, no
 LRN, adaptive 6x6 average pool) so that its PyTorch weights load as they are.
 """
+
 from ..graph import Graph
 from ._builder import Builder, Weights
 
@@ -31,8 +32,9 @@ def alexnet(*, num_classes: int = 1000, seed: int = 0, algo: str = "auto", weigh
     return _classifier(b, x, num_classes).graph("classifier.6", algo=algo, weights=weights)
 
 
-def alexnet_torchvision(*, num_classes: int = 1000, seed: int = 0, algo: str = "auto",
-                        weights: Weights = None) -> Graph:
+def alexnet_torchvision(
+    *, num_classes: int = 1000, seed: int = 0, algo: str = "auto", weights: Weights = None
+) -> Graph:
     """torchvision's AlexNet (input (N, 3, 224, 224), no LRN): its state_dict loads as it is.
     seed: the random weights' seed; algo: the conv algorithm of every layer ('auto'); weights: a
     state_dict (dict, .npz or PyTorch .pt/.pth path) loaded over the random weights."""

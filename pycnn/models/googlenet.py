@@ -4,15 +4,22 @@ as torchvision does, and the auxiliary heads are left out (their keys, aux1.* an
 skipped when a torchvision state_dict loads). transform_input is off (torchvision's default
 when no pretrained weights are requested). Input 224x224x3; output logits.
 """
+
 from ..graph import Graph
 from ._builder import Builder, Weights
 
 # name, in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj
-INCEPTION = [("inception3a", 64, 96, 128, 16, 32, 32), ("inception3b", 128, 128, 192, 32, 96, 64),
-             ("inception4a", 192, 96, 208, 16, 48, 64), ("inception4b", 160, 112, 224, 24, 64, 64),
-             ("inception4c", 128, 128, 256, 24, 64, 64), ("inception4d", 112, 144, 288, 32, 64, 64),
-             ("inception4e", 256, 160, 320, 32, 128, 128), ("inception5a", 256, 160, 320, 32, 128, 128),
-             ("inception5b", 384, 192, 384, 48, 128, 128)]
+INCEPTION = [
+    ("inception3a", 64, 96, 128, 16, 32, 32),
+    ("inception3b", 128, 128, 192, 32, 96, 64),
+    ("inception4a", 192, 96, 208, 16, 48, 64),
+    ("inception4b", 160, 112, 224, 24, 64, 64),
+    ("inception4c", 128, 128, 256, 24, 64, 64),
+    ("inception4d", 112, 144, 288, 32, 64, 64),
+    ("inception4e", 256, 160, 320, 32, 128, 128),
+    ("inception5a", 256, 160, 320, 32, 128, 128),
+    ("inception5b", 384, 192, 384, 48, 128, 128),
+]
 
 
 def basic_conv(b, name, x, cout, k, stride=1, padding=0):

@@ -6,6 +6,7 @@ policy net), torchvision's GoogLeNet and ResNet, Kim (2014) for the sentence CNN
 ConvNetJS CIFAR-10 demo. GoogLeNet lists its stem and three representative Inception blocks
 (3a, 4a, 5b); ResNet lists every distinct shape of ResNet-18/34 and the ResNet-50 bottlenecks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ class ConvLayer:
     def out_size(self) -> tuple[int, int]:
         """(Ho, Wo) of the layer's output."""
         ph, pw = (self.pad, self.pad) if isinstance(self.pad, int) else self.pad
-        return (conv_output_size(self.H, self.R, self.stride, ph, ph, 1),
-                conv_output_size(self.W, self.S, self.stride, pw, pw, 1))
+        return (
+            conv_output_size(self.H, self.R, self.stride, ph, ph, 1),
+            conv_output_size(self.W, self.S, self.stride, pw, pw, 1),
+        )
 
     def flops(self, N=1) -> float:
         Ho, Wo = self.out_size()

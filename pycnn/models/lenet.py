@@ -4,6 +4,7 @@ conv1 6@28x28 -> pool 6@14x14 -> conv2 16@10x10 -> pool 16@5x5 -> conv3 120@1x1 
 fc2 classes. ReLU and max pooling (the modern reading; the 1998 paper used scaled tanh and
 trainable subsampling). Output: logits. Keys: conv1-3, fc1-2 (as in pycnn/models/torch_reference.py).
 """
+
 from ..graph import Graph
 from ._builder import Builder, Weights
 

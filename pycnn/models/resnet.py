@@ -4,11 +4,17 @@ layerL.B.downsample.0/1, fc). Batch norm is folded into the convolutions by the 
 Random weights scale the last batch norm of each block by 0.3 so that activations stay in range
 over 50 blocks (the role torchvision's zero_init_residual plays in training).
 """
+
 from ..graph import Graph
 from ._builder import Builder, Weights
 
-DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-          101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3))}
+DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
 
 
 def _block(b, name, x, kind, width, stride):
@@ -26,8 +32,7 @@ def _block(b, name, x, kind, width, stride):
     return b.relu(f"{name}.relu", b.add(f"{name}.add", "add", [y, x]))
 
 
-def resnet(depth: int, *, num_classes: int = 1000, seed: int = 0, algo: str = "auto",
-           weights: Weights = None) -> Graph:
+def resnet(depth: int, *, num_classes: int = 1000, seed: int = 0, algo: str = "auto", weights: Weights = None) -> Graph:
     """torchvision's ResNet-depth (18, 34, 50, 101 or 152): input (N, 3, 224, 224), output
     num_classes logits; a torchvision state_dict loads as it is.
     seed: the random weights' seed; algo: the conv algorithm of every layer ('auto'); weights: a

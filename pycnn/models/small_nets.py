@@ -1,13 +1,23 @@
 """Kim's sentence CNN, the AlphaGo policy network and the ConvNetJS CIFAR-10 net."""
-from typing import Sequence
+
+from collections.abc import Sequence
 
 from ..graph import Graph
 from ._builder import Builder, Weights
 
 
-def kimcnn(*, vocab_size: int = 20000, embed_dim: int = 300, seq_len: int = 50, num_classes: int = 2,
-           widths: Sequence[int] = (3, 4, 5), maps: int = 100, seed: int = 0, algo: str = "auto",
-           weights: Weights = None) -> Graph:
+def kimcnn(
+    *,
+    vocab_size: int = 20000,
+    embed_dim: int = 300,
+    seq_len: int = 50,
+    num_classes: int = 2,
+    widths: Sequence[int] = (3, 4, 5),
+    maps: int = 100,
+    seed: int = 0,
+    algo: str = "auto",
+    weights: Weights = None,
+) -> Graph:
     """Kim (2014): token ids (N, seq_len) -> embedding (N, L, D) -> one conv per filter width w
     (maps filters of w x D over the (L, D) plane, ReLU) -> max over time -> concat -> dropout
     -> FC to logits. Keys: embedding.weight, convs.i.weight/bias, fc.weight/bias.
@@ -36,8 +46,9 @@ def alphago(*, seed: int = 0, algo: str = "auto", weights: Weights = None) -> Gr
     for i in range(2, 13):
         x = b.relu(f"relu{i}", b.conv(f"conv{i}", x, 192, 3, padding=1))
     x = b.flatten("flatten", b.conv("conv13", x, 1, 1, bias=False))
-    x = b.add("position_bias", "bias_add", x, params={"bias": b.rng.uniform(-0.1, 0.1, 361)},
-              keys={"bias": "position_bias"})
+    x = b.add(
+        "position_bias", "bias_add", x, params={"bias": b.rng.uniform(-0.1, 0.1, 361)}, keys={"bias": "position_bias"}
+    )
     return b.graph(b.add("softmax", "softmax", x, dict(axis=1)), algo=algo, weights=weights)
 
 

@@ -7,6 +7,7 @@ with a Graph's weights. Used by the tests (the outside referee), the bench (PyTo
 to ONNX, onnxruntime as peers) and examples/lenet_digits.py (training). Imports torch: not
 imported by pycnn.models itself.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,6 +26,7 @@ def lenet5(num_classes=10):
             x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2, 2)
             x = torch.flatten(torch.relu(self.conv3(x)), 1)
             return self.fc2(torch.relu(self.fc1(x)))
+
     return LeNet5()
 
 
@@ -47,8 +49,15 @@ class LRN(nn.LocalResponseNorm):
 
 
 def _classifier(fin, num_classes):
-    return nn.Sequential(nn.Dropout(), nn.Linear(fin, 4096), nn.ReLU(inplace=True), nn.Dropout(),
-                         nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
+    return nn.Sequential(
+        nn.Dropout(),
+        nn.Linear(fin, 4096),
+        nn.ReLU(inplace=True),
+        nn.Dropout(),
+        nn.Linear(4096, 4096),
+        nn.ReLU(inplace=True),
+        nn.Linear(4096, num_classes),
+    )
 
 
 class _AlexNet(nn.Module):
@@ -62,19 +71,42 @@ class _AlexNet(nn.Module):
 
 
 def alexnet(num_classes=1000):
-    f = nn.Sequential(nn.Conv2d(3, 96, 11, 4), nn.ReLU(True), nn.MaxPool2d(3, 2), LRN(5, 1e-4, 0.75, 2.0),
-                      nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(True), nn.MaxPool2d(3, 2),
-                      LRN(5, 1e-4, 0.75, 2.0),
-                      nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(True), nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(True),
-                      nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(3, 2))
+    f = nn.Sequential(
+        nn.Conv2d(3, 96, 11, 4),
+        nn.ReLU(True),
+        nn.MaxPool2d(3, 2),
+        LRN(5, 1e-4, 0.75, 2.0),
+        nn.Conv2d(96, 256, 5, padding=2),
+        nn.ReLU(True),
+        nn.MaxPool2d(3, 2),
+        LRN(5, 1e-4, 0.75, 2.0),
+        nn.Conv2d(256, 384, 3, padding=1),
+        nn.ReLU(True),
+        nn.Conv2d(384, 384, 3, padding=1),
+        nn.ReLU(True),
+        nn.Conv2d(384, 256, 3, padding=1),
+        nn.ReLU(True),
+        nn.MaxPool2d(3, 2),
+    )
     return _AlexNet(f, nn.Identity(), num_classes)
 
 
 def alexnet_torchvision(num_classes=1000):
-    f = nn.Sequential(nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(True), nn.MaxPool2d(3, 2),
-                      nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(True), nn.MaxPool2d(3, 2),
-                      nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(True), nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(True),
-                      nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(3, 2))
+    f = nn.Sequential(
+        nn.Conv2d(3, 64, 11, 4, 2),
+        nn.ReLU(True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2),
+        nn.ReLU(True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1),
+        nn.ReLU(True),
+        nn.Conv2d(384, 256, 3, padding=1),
+        nn.ReLU(True),
+        nn.Conv2d(256, 256, 3, padding=1),
+        nn.ReLU(True),
+        nn.MaxPool2d(3, 2),
+    )
     return _AlexNet(f, nn.AdaptiveAvgPool2d((6, 6)), num_classes)
 
 
@@ -92,8 +124,12 @@ class Inception(nn.Module):
     def __init__(self, cin, c1, c3r, c3, c5r, c5, pp):
         super().__init__()
         self.branch1 = BasicConv2d(cin, c1, kernel_size=1)
-        self.branch2 = nn.Sequential(BasicConv2d(cin, c3r, kernel_size=1), BasicConv2d(c3r, c3, kernel_size=3, padding=1))
-        self.branch3 = nn.Sequential(BasicConv2d(cin, c5r, kernel_size=1), BasicConv2d(c5r, c5, kernel_size=3, padding=1))
+        self.branch2 = nn.Sequential(
+            BasicConv2d(cin, c3r, kernel_size=1), BasicConv2d(c3r, c3, kernel_size=3, padding=1)
+        )
+        self.branch3 = nn.Sequential(
+            BasicConv2d(cin, c5r, kernel_size=1), BasicConv2d(c5r, c5, kernel_size=3, padding=1)
+        )
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), BasicConv2d(cin, pp, kernel_size=1))
 
     def forward(self, x):
@@ -183,8 +219,10 @@ class ResNet(nn.Module):
                 stride = 2 if (j == 0 and i > 0) else 1
                 down = None
                 if stride != 1 or cin != width * block.expansion:
-                    down = nn.Sequential(nn.Conv2d(cin, width * block.expansion, 1, stride, bias=False),
-                                         nn.BatchNorm2d(width * block.expansion))
+                    down = nn.Sequential(
+                        nn.Conv2d(cin, width * block.expansion, 1, stride, bias=False),
+                        nn.BatchNorm2d(width * block.expansion),
+                    )
                 blocks.append(block(cin, width, stride, down))
                 cin = width * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
@@ -197,8 +235,13 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-RESNETS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50: (Bottleneck, (3, 4, 6, 3)),
-           101: (Bottleneck, (3, 4, 23, 3)), 152: (Bottleneck, (3, 8, 36, 3))}
+RESNETS = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
 
 
 class KimCNN(nn.Module):
@@ -233,8 +276,11 @@ class AlphaGoPolicy(nn.Module):
 class ConvNetJS(nn.Module):
     def __init__(self, num_classes=10):
         super().__init__()
-        self.conv1, self.conv2, self.conv3 = nn.Conv2d(3, 16, 5, padding=2), nn.Conv2d(16, 20, 5, padding=2), \
-            nn.Conv2d(20, 20, 5, padding=2)
+        self.conv1, self.conv2, self.conv3 = (
+            nn.Conv2d(3, 16, 5, padding=2),
+            nn.Conv2d(16, 20, 5, padding=2),
+            nn.Conv2d(20, 20, 5, padding=2),
+        )
         self.fc = nn.Linear(320, num_classes)
 
     def forward(self, x):
@@ -244,9 +290,14 @@ class ConvNetJS(nn.Module):
 
 
 TORCH_NETS = {
-    "lenet5": lenet5, "alexnet": alexnet, "alexnet_torchvision": alexnet_torchvision, "googlenet": GoogLeNet,
+    "lenet5": lenet5,
+    "alexnet": alexnet,
+    "alexnet_torchvision": alexnet_torchvision,
+    "googlenet": GoogLeNet,
     **{f"resnet{d}": (lambda d=d: ResNet(*RESNETS[d])) for d in RESNETS},
-    "kimcnn": KimCNN, "alphago": AlphaGoPolicy, "convnetjs": ConvNetJS,
+    "kimcnn": KimCNN,
+    "alphago": AlphaGoPolicy,
+    "convnetjs": ConvNetJS,
 }
 
 
