@@ -12,9 +12,8 @@ namespace {
 
 // Checks that the arrays agree with each other and with the parameters, so that no call can
 // read or write outside them; ops.py has already produced friendlier errors for user input.
-ConvParams conv_params(const farray& x, const farray& w, const farray& y,
-                       int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
-                       int64_t groups) {
+ConvParams conv_params(const farray& x, const farray& w, const farray& y, int64_t sh, int64_t sw, int64_t pt,
+                       int64_t pl, int64_t dh, int64_t dw, int64_t groups) {
   require_ndim(x, 4, "x");
   require_ndim(w, 4, "weight");
   require_ndim(y, 4, "out");
@@ -22,8 +21,8 @@ ConvParams conv_params(const farray& x, const farray& w, const farray& y,
   require(sh >= 1 && sw >= 1, "stride: must be >= 1");
   require(dh >= 1 && dw >= 1, "dilation: must be >= 1");
   require(pt >= 0 && pl >= 0, "padding: must be >= 0");
-  ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
-               sh, sw, pt, pl, dh, dw, groups, y.shape(2), y.shape(3)};
+  ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3), sh,
+               sw,         pt,         pl,         dh,         dw,         groups,     y.shape(2), y.shape(3)};
   require(p.C % groups == 0 && p.K % groups == 0, "groups: must divide the channel counts");
   require(w.shape(1) * groups == p.C, "weight: shape[1] * groups must equal x's channels");
   require(y.shape(0) == p.N && y.shape(1) == p.K, "out: expected (N, K, Ho, Wo)");
@@ -46,15 +45,15 @@ void require_runs(const ConvAlgorithm& a, const ConvParams& p) {
 
 // One prepared convolution on x into y (shapes checked against the prepared weights; bias
 // already checked against K), residual None or y's shape, added before the activation.
-void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& y, int64_t sh, int64_t sw,
-                  int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu, const py::object& residual) {
+void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& y, int64_t sh, int64_t sw, int64_t pt,
+                  int64_t pl, int64_t dh, int64_t dw, bool relu, const py::object& residual) {
   require_ndim(x, 4, "x");
   require_ndim(y, 4, "out");
   const ConvParams& q = pw.p;
   require(x.shape(1) == q.C, "x: channels do not match the prepared weights");
   require(y.shape(0) == x.shape(0) && y.shape(1) == q.K, "out: expected (N, K, Ho, Wo)");
-  ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), q.K, q.R, q.S,
-               sh, sw, pt, pl, dh, dw, q.groups, y.shape(2), y.shape(3)};
+  ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), q.K, q.R,      q.S,        sh,
+               sw,         pt,         pl,         dh,         dw,  q.groups, y.shape(2), y.shape(3)};
   float* yp = wptr(y, "out");
   const float* xp = x.data();
   const Activation act = relu ? Activation::relu : Activation::none;
@@ -116,8 +115,8 @@ farray out_array(const py::object& out) {
 // The geometry of a bound call.
 ConvParams bound_params(const BoundConv& bc) {
   const ConvParams& q = bc.pw->p;
-  return ConvParams{bc.xshape[0], bc.xshape[1], bc.xshape[2], bc.xshape[3], q.K, q.R, q.S, bc.sh, bc.sw,
-                    bc.pt, bc.pl, bc.dh, bc.dw, q.groups, bc.Ho, bc.Wo};
+  return ConvParams{bc.xshape[0], bc.xshape[1], bc.xshape[2], bc.xshape[3], q.K,   q.R,      q.S,   bc.sh,
+                    bc.sw,        bc.pt,        bc.pl,        bc.dh,        bc.dw, q.groups, bc.Ho, bc.Wo};
 }
 
 // A bound call with channel-blocked tensors (direct_oc or Winograd).
@@ -136,8 +135,8 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
     rkeep = residual.cast<farray>();
     const std::vector<int64_t> rn = layout_shape(N, K, p.Ho, p.Wo, false), rb = layout_shape(N, K, p.Ho, p.Wo, true);
     const bool is_b = K % 16 == 0 && has_shape(rkeep, rb);
-    require(is_b || has_shape(rkeep, rn),
-            "residual: expected the output's shape " + shape_str(rn) + (K % 16 == 0 ? " or blocked " + shape_str(rb) : ""));
+    require(is_b || has_shape(rkeep, rn), "residual: expected the output's shape " + shape_str(rn) +
+                                              (K % 16 == 0 ? " or blocked " + shape_str(rb) : ""));
     if (is_b) layout |= kDirectOcResBlocked;
     rp = rkeep.data();
   }
@@ -166,8 +165,8 @@ struct BoundRowsBank {
 void bind_conv(py::module_& m) {
   m.def(
       "conv2d",
-      [](farray x, farray w, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
-         int64_t dh, int64_t dw, int64_t groups, const std::string& algo, bool relu) {
+      [](farray x, farray w, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh,
+         int64_t dw, int64_t groups, const std::string& algo, bool relu) {
         const ConvParams p = conv_params(x, w, y, sh, sw, pt, pl, dh, dw, groups);
         farray bkeep;
         const float* b = optional_vector(bias, p.K, bkeep, "bias: expected K entries");
@@ -178,9 +177,9 @@ void bind_conv(py::module_& m) {
         py::gil_scoped_release nogil;
         a.run(*a.prepare(p, w.data()), p, x.data(), b, yp, act, nullptr, 0);
       },
-      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride_h"),
-      py::arg("stride_w"), py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"),
-      py::arg("groups"), py::arg("algo"), py::arg("relu"));
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"),
+      py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("groups"), py::arg("algo"),
+      py::arg("relu"));
 
   // Weights transformed once for one algorithm (pycnn.prepare_conv). The shape the weights were
   // prepared for is kept and every run is checked against it.
@@ -190,8 +189,8 @@ void bind_conv(py::module_& m) {
              require(groups >= 1 && w.shape(0) % groups == 0, "groups: must divide weight.shape[0]");
              require(w.shape(0) >= 1 && w.shape(1) >= 1 && w.shape(2) >= 1 && w.shape(3) >= 1,
                      "weight: every dimension must be >= 1");
-             ConvParams p{1, w.shape(1) * groups, 1, 1, w.shape(0), w.shape(2), w.shape(3), 1, 1, 0, 0,
-                          1, 1, groups, 1, 1};
+             ConvParams p{1, w.shape(1) * groups, 1, 1, w.shape(0), w.shape(2), w.shape(3), 1, 1, 0, 0, 1, 1, groups, 1,
+                          1};
              auto out = std::make_shared<PreparedWeights>();
              out->p = p;
              out->algo = &conv_algorithm(algo);
@@ -207,79 +206,85 @@ void bind_conv(py::module_& m) {
            }),
            py::arg("weight"), py::arg("groups"), py::arg("algo"))
       .def_property_readonly("algo", [](const PreparedWeights& pw) { return std::string(pw.algo->name); })
-      .def("run", [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw,
-                     int64_t pt, int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual) {
-        require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0,
-                "stride/dilation/padding: invalid");
-        farray bkeep;
-        const float* b = optional_vector(bias, pw.p.K, bkeep, "bias: expected K entries");
-        run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw, relu, residual);
-      },
-      py::arg("x"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"),
-      py::arg("pad_t"), py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("relu"),
-      py::arg("residual") = py::none())
+      .def(
+          "run",
+          [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt,
+             int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual) {
+            require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0, "stride/dilation/padding: invalid");
+            farray bkeep;
+            const float* b = optional_vector(bias, pw.p.K, bkeep, "bias: expected K entries");
+            run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw, relu, residual);
+          },
+          py::arg("x"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
+          py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("relu"), py::arg("residual") = py::none())
       // A call fixed to one input shape (a Graph's bound step): geometry, bias and activation are
       // checked once here; each call passes only x (and optionally out, residual) and gets y.
-      .def("bind", [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape,
-                      int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
-                      bool relu, int max_map, int layout) {
-        require(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
-        require(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
-        require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
-        require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
-                "stride/dilation/padding: invalid");
-        BoundConv bc{pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo, relu,
-                     max_map, layout};
-        if (layout) {
-          const ConvParams q = bound_params(bc);
-          // (the residual bit only routes calls to call_blocked, which reads the residual's
-          // layout from its rank)
-          require(pw->algo->layout_ok(q, layout) && max_map == 0,
-                  "layout: channel-blocked tensors need direct_oc (a blocked x only on 1x1 unpadded convs with "
-                  "16 | C) or Winograd (a blocked y only), groups 1, 16 | K for a blocked y, and no max_map");
-          require_runs(*pw->algo, q);
-        }
-        bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
-        return bc;
-      },
-      py::arg("bias"), py::arg("xshape"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
-      py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("Ho"), py::arg("Wo"), py::arg("relu"),
-      py::arg("max_map") = 0, py::arg("layout") = 0);
+      .def(
+          "bind",
+          [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape, int64_t sh, int64_t sw,
+             int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, bool relu, int max_map,
+             int layout) {
+            require(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
+            require(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
+            require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
+            require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
+                    "stride/dilation/padding: invalid");
+            BoundConv bc{
+                pw,   farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo,
+                relu, max_map,  layout};
+            if (layout) {
+              const ConvParams q = bound_params(bc);
+              // (the residual bit only routes calls to call_blocked, which reads the residual's
+              // layout from its rank)
+              require(pw->algo->layout_ok(q, layout) && max_map == 0,
+                      "layout: channel-blocked tensors need direct_oc (a blocked x only on 1x1 unpadded convs with "
+                      "16 | C) or Winograd (a blocked y only), groups 1, 16 | K for a blocked y, and no max_map");
+              require_runs(*pw->algo, q);
+            }
+            bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
+            return bc;
+          },
+          py::arg("bias"), py::arg("xshape"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
+          py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("Ho"), py::arg("Wo"), py::arg("relu"),
+          py::arg("max_map") = 0, py::arg("layout") = 0);
 
   py::class_<BoundConv>(m, "BoundConv")
-      .def("__call__", [](const BoundConv& bc, farray x, py::object residual, py::object out) {
-        if (bc.layout) return call_blocked(bc, x, residual, out);
-        require(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
-        const int64_t N = bc.xshape[0], K = bc.pw->p.K;
-        farray y;
-        if (out.is_none()) {
-          if (bc.max_map == 0)
-            y = farray({N, K, bc.Ho, bc.Wo});
-          else
-            y = bc.max_map == 1 ? farray({N, K}) : farray({N, K, int64_t(1), int64_t(1)});
-        } else {
-          y = out_array(out);
-        }
-        if (bc.max_map == 0) {
-          require(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
-                  "out: expected (N, K, Ho, Wo)");
-          run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
-          return y;
-        }
-        require(residual.is_none(), "residual: not supported with max_map");
-        require(y.ndim() == (bc.max_map == 1 ? 2 : 4) && y.shape(0) == N && y.shape(1) == K &&
-                    (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
-                bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
-        farray maps({N, K, bc.Ho, bc.Wo});
-        run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
-        float* yp = y.mutable_data();
-        const float* mp = maps.data();
-        {
-          py::gil_scoped_release nogil;
-          max_rows(N * K, bc.Ho * bc.Wo, mp, yp);  // NaN propagates
-        }
-        return y;
-      }, py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
+      .def(
+          "__call__",
+          [](const BoundConv& bc, farray x, py::object residual, py::object out) {
+            if (bc.layout) return call_blocked(bc, x, residual, out);
+            require(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
+            const int64_t N = bc.xshape[0], K = bc.pw->p.K;
+            farray y;
+            if (out.is_none()) {
+              if (bc.max_map == 0)
+                y = farray({N, K, bc.Ho, bc.Wo});
+              else
+                y = bc.max_map == 1 ? farray({N, K}) : farray({N, K, int64_t(1), int64_t(1)});
+            } else {
+              y = out_array(out);
+            }
+            if (bc.max_map == 0) {
+              require(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
+                      "out: expected (N, K, Ho, Wo)");
+              run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+              return y;
+            }
+            require(residual.is_none(), "residual: not supported with max_map");
+            require(y.ndim() == (bc.max_map == 1 ? 2 : 4) && y.shape(0) == N && y.shape(1) == K &&
+                        (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
+                    bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
+            farray maps({N, K, bc.Ho, bc.Wo});
+            run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+            float* yp = y.mutable_data();
+            const float* mp = maps.data();
+            {
+              py::gil_scoped_release nogil;
+              max_rows(N * K, bc.Ho * bc.Wo, mp, yp);  // NaN propagates
+            }
+            return y;
+          },
+          py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
       .def_property_readonly("writes_out", [](const BoundConv&) { return true; })
       .def_property_readonly("layout", [](const BoundConv& bc) { return bc.layout; });
 
@@ -307,8 +312,8 @@ void bind_conv(py::module_& m) {
           const PackedA& A0 = static_cast<const Im2colWeights&>(*pws[0]->w).groups[0];
           require(A.kernels == A0.kernels && A.MR == A0.MR,
                   "weights: all convs must be packed for one ISA with one panel height (same filter count)");
-          bb.convs.push_back({&A, optional_vector(biases[j], q.K, bb.biases[j], "bias: expected K entries"), q.R,
-                              (bool)relus[j]});
+          bb.convs.push_back(
+              {&A, optional_vector(biases[j], q.K, bb.biases[j], "bias: expected K entries"), q.R, (bool)relus[j]});
           bb.K += q.K;
         }
         return bb;
@@ -317,39 +322,51 @@ void bind_conv(py::module_& m) {
       py::arg("max_map") = 1);
 
   py::class_<BoundRowsBank>(m, "BoundRowsBank")
-      .def("__call__", [](const BoundRowsBank& bb, farray x, py::object out) {
-        require(same_shape(x, bb.xshape, 4), "x: not the shape this call was bound to");
-        const int64_t N = bb.xshape[0];
-        const std::vector<int64_t> ys = bb.max_map == 1 ? std::vector<int64_t>{N, bb.K}
-                                                         : std::vector<int64_t>{N, bb.K, 1, 1};
-        farray y = out.is_none() ? farray(ys) : out_array(out);
-        require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
-        float* yp = wptr(y, "out");
-        const float* xp = x.data();
-        py::gil_scoped_release nogil;
-        conv2d_rows_bank_max(N, bb.xshape[2], bb.xshape[3], bb.sh, xp, bb.convs, yp, bb.K);
-        return y;
-      }, py::arg("x"), py::arg("out") = py::none())
+      .def(
+          "__call__",
+          [](const BoundRowsBank& bb, farray x, py::object out) {
+            require(same_shape(x, bb.xshape, 4), "x: not the shape this call was bound to");
+            const int64_t N = bb.xshape[0];
+            const std::vector<int64_t> ys =
+                bb.max_map == 1 ? std::vector<int64_t>{N, bb.K} : std::vector<int64_t>{N, bb.K, 1, 1};
+            farray y = out.is_none() ? farray(ys) : out_array(out);
+            require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
+            float* yp = wptr(y, "out");
+            const float* xp = x.data();
+            py::gil_scoped_release nogil;
+            conv2d_rows_bank_max(N, bb.xshape[2], bb.xshape[3], bb.sh, xp, bb.convs, yp, bb.K);
+            return y;
+          },
+          py::arg("x"), py::arg("out") = py::none())
       .def_property_readonly("writes_out", [](const BoundRowsBank&) { return true; });
 
   // The algorithms with C++ prepared weights (conv2d_algos.cpp), for pycnn/registry.py:
   // [(name, summary, rel_error_bound)].
   m.def("conv_algorithms", [] {
     std::vector<py::tuple> out;
-    for (const ConvAlgorithm& a : conv_algorithms()) out.push_back(py::make_tuple(a.name, a.summary, a.rel_error_bound));
+    for (const ConvAlgorithm& a : conv_algorithms())
+      out.push_back(py::make_tuple(a.name, a.summary, a.rel_error_bound));
     return out;
   });
   // Why `algo` cannot run this geometry ("" when it can), and whether it takes these layout bits.
-  m.def("conv_algorithm_refusal", [](const std::string& algo, std::vector<int64_t> g) {
-    require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
-    const ConvParams p{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
-    return conv_algorithm(algo).refuse(p);
-  }, py::arg("algo"), py::arg("geometry"));
-  m.def("conv_algorithm_layout_ok", [](const std::string& algo, std::vector<int64_t> g, int layout) {
-    require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
-    const ConvParams p{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
-    return conv_algorithm(algo).layout_ok(p, layout);
-  }, py::arg("algo"), py::arg("geometry"), py::arg("layout"));
+  m.def(
+      "conv_algorithm_refusal",
+      [](const std::string& algo, std::vector<int64_t> g) {
+        require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+        const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
+                           g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+        return conv_algorithm(algo).refuse(p);
+      },
+      py::arg("algo"), py::arg("geometry"));
+  m.def(
+      "conv_algorithm_layout_ok",
+      [](const std::string& algo, std::vector<int64_t> g, int layout) {
+        require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+        const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
+                           g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+        return conv_algorithm(algo).layout_ok(p, layout);
+      },
+      py::arg("algo"), py::arg("geometry"), py::arg("layout"));
 
   m.def("weight_transform_count", &weight_transform_count,
         "How many weight transforms (packings) this process has done; for tests.");

@@ -9,8 +9,8 @@ namespace pycnn {
 
 namespace {
 
-PoolParams pool_params(const farray& x, const farray& y, int64_t R, int64_t S, int64_t sh, int64_t sw,
-                       int64_t pt, int64_t pl) {
+PoolParams pool_params(const farray& x, const farray& y, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt,
+                       int64_t pl) {
   require_ndim(x, 4, "x");
   require_ndim(y, 4, "out");
   require(y.shape(0) == x.shape(0) && y.shape(1) == x.shape(1), "out: expected (N, C, Ho, Wo)");
@@ -58,20 +58,27 @@ void bind_pool(py::module_& m) {
     avg_pool2d(p, x.data(), yp, count_include_pad);
   });
   // Bound pooling (Graph steps): geometry checked once here, each call passes only x.
-  m.def("bind_pool2d", [](std::vector<int64_t> xs, std::vector<int64_t> ys, int64_t R, int64_t S, int64_t sh,
-                          int64_t sw, int64_t pt, int64_t pl, bool is_max, bool count_include_pad, bool blocked) {
-    require(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1], "out: expected (N, C, Ho, Wo)");
-    require(!blocked || (is_max && xs[1] % 16 == 0),
-            "layout: channel-blocked pooling is max pooling with a multiple of 16 channels");
-    require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0, "kernel_size/stride/padding: invalid");
-    for (int i = 0; i < 4; ++i) require(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
-    // Every window must start inside the padded input (what ops._pool_geometry guarantees).
-    require((ys[2] - 1) * sh < xs[2] + pt && (ys[3] - 1) * sw < xs[3] + pl, "out: too large for this input");
-    BoundPool bp{PoolParams{xs[0] * xs[1] / (blocked ? 16 : 1), xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3]},
-                 {xs[0], xs[1], xs[2], xs[3]}, {ys[0], ys[1], ys[2], ys[3]}, is_max, count_include_pad, blocked};
-    return bp;
-  }, py::arg("xshape"), py::arg("yshape"), py::arg("R"), py::arg("S"), py::arg("stride_h"), py::arg("stride_w"),
-     py::arg("pad_t"), py::arg("pad_l"), py::arg("is_max"), py::arg("count_include_pad"), py::arg("blocked") = false);
+  m.def(
+      "bind_pool2d",
+      [](std::vector<int64_t> xs, std::vector<int64_t> ys, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt,
+         int64_t pl, bool is_max, bool count_include_pad, bool blocked) {
+        require(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1], "out: expected (N, C, Ho, Wo)");
+        require(!blocked || (is_max && xs[1] % 16 == 0),
+                "layout: channel-blocked pooling is max pooling with a multiple of 16 channels");
+        require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0, "kernel_size/stride/padding: invalid");
+        for (int i = 0; i < 4; ++i) require(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
+        // Every window must start inside the padded input (what ops._pool_geometry guarantees).
+        require((ys[2] - 1) * sh < xs[2] + pt && (ys[3] - 1) * sw < xs[3] + pl, "out: too large for this input");
+        BoundPool bp{PoolParams{xs[0] * xs[1] / (blocked ? 16 : 1), xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3]},
+                     {xs[0], xs[1], xs[2], xs[3]},
+                     {ys[0], ys[1], ys[2], ys[3]},
+                     is_max,
+                     count_include_pad,
+                     blocked};
+        return bp;
+      },
+      py::arg("xshape"), py::arg("yshape"), py::arg("R"), py::arg("S"), py::arg("stride_h"), py::arg("stride_w"),
+      py::arg("pad_t"), py::arg("pad_l"), py::arg("is_max"), py::arg("count_include_pad"), py::arg("blocked") = false);
   py::class_<BoundPool>(m, "BoundPool").def("__call__", [](const BoundPool& bp, farray x) {
     // Shapes as bound, or channel-blocked: (N, C/16, H, W, 16).
     const int nd = bp.blocked ? 5 : 4, cdiv = bp.blocked ? 16 : 1;
@@ -123,17 +130,24 @@ void bind_eltwise(py::module_& m) {
     run(N, C, H * W, sp, dp);
     return dst;
   };
-  m.def("to_blocked16", [reorder](farray x) {
-    require_ndim(x, 4, "x");
-    require(x.shape(1) % 16 == 0, "x: the channel count must be a multiple of 16, got " + std::to_string(x.shape(1)));
-    const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-    return reorder(x, N, C, H, W, {N, C / 16, H, W, 16}, reorder_to_blocked16);
-  }, py::arg("x"), "NCHW (N, C, H, W) -> channel-blocked (N, C/16, H, W, 16); 16 | C.");
-  m.def("from_blocked16", [reorder](farray y) {
-    require(y.ndim() == 5 && y.shape(4) == 16, "y: expected a channel-blocked (N, C/16, H, W, 16) array");
-    const int64_t N = y.shape(0), C = y.shape(1) * 16, H = y.shape(2), W = y.shape(3);
-    return reorder(y, N, C, H, W, {N, C, H, W}, reorder_from_blocked16);
-  }, py::arg("y"), "channel-blocked (N, C/16, H, W, 16) -> NCHW (N, C, H, W).");
+  m.def(
+      "to_blocked16",
+      [reorder](farray x) {
+        require_ndim(x, 4, "x");
+        require(x.shape(1) % 16 == 0,
+                "x: the channel count must be a multiple of 16, got " + std::to_string(x.shape(1)));
+        const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+        return reorder(x, N, C, H, W, {N, C / 16, H, W, 16}, reorder_to_blocked16);
+      },
+      py::arg("x"), "NCHW (N, C, H, W) -> channel-blocked (N, C/16, H, W, 16); 16 | C.");
+  m.def(
+      "from_blocked16",
+      [reorder](farray y) {
+        require(y.ndim() == 5 && y.shape(4) == 16, "y: expected a channel-blocked (N, C/16, H, W, 16) array");
+        const int64_t N = y.shape(0), C = y.shape(1) * 16, H = y.shape(2), W = y.shape(3);
+        return reorder(y, N, C, H, W, {N, C, H, W}, reorder_from_blocked16);
+      },
+      py::arg("y"), "channel-blocked (N, C/16, H, W, 16) -> NCHW (N, C, H, W).");
   m.def("linear", [](farray x, farray w, py::object b, farray y, bool relu) {
     require_ndim(x, 2, "x");
     require_ndim(w, 2, "weight");
@@ -213,7 +227,8 @@ void bind_eltwise(py::module_& m) {
     if (n > 0) {
       const auto mm = std::minmax_element(ip, ip + n);
       require(*mm.first >= 0 && *mm.second < V, "x: token ids must lie in [0, " + std::to_string(V) + "), got [" +
-                                                     std::to_string(*mm.first) + ", " + std::to_string(*mm.second) + "]");
+                                                    std::to_string(*mm.first) + ", " + std::to_string(*mm.second) +
+                                                    "]");
     }
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;

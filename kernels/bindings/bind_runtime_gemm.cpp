@@ -21,8 +21,9 @@ void bind_runtime(py::module_& m) {
       PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
-  m.def("cpu_isa", [] { return std::string(isa_name(cpu_best_isa())); },
-        "The best ISA this CPU supports: 'avx512', 'avx2' or 'generic'.");
+  m.def(
+      "cpu_isa", [] { return std::string(isa_name(cpu_best_isa())); },
+      "The best ISA this CPU supports: 'avx512', 'avx2' or 'generic'.");
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("isa"));
 }
@@ -61,29 +62,31 @@ void bind_gemm(py::module_& m) {
         else
           sgemm(M, N, K, ap, K, 1, bp, N, 1, cp, N, br, bc, relu);
       },
-      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("bias_row") = py::none(),
-      py::arg("bias_col") = py::none(), py::arg("relu") = false, py::arg("b_transposed") = false);
+      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),
+      py::arg("relu") = false, py::arg("b_transposed") = false);
 
   // Every SGEMM micro-kernel of an ISA, run directly over its m/n/k edge cases by the tests
   // (tests/test_sgemm_ukernels.py, as XNNPACK's GemmMicrokernelTester): (name, MR, MRC, NR, cols).
-  m.def("sgemm_variants", [](const std::string& isa) {
-    const SgemmVariants vs = cpu_kernels(isa_from_name(isa)).sgemm_variants();
-    std::vector<py::tuple> out;
-    for (int i = 0; i < vs.count; ++i) {
-      const SgemmVariant& v = vs.items[i];
-      out.push_back(py::make_tuple(v.name, v.MR, v.MRC, v.NR, v.cols));
-    }
-    return out;
-  }, py::arg("isa"));
+  m.def(
+      "sgemm_variants",
+      [](const std::string& isa) {
+        const SgemmVariants vs = cpu_kernels(isa_from_name(isa)).sgemm_variants();
+        std::vector<py::tuple> out;
+        for (int i = 0; i < vs.count; ++i) {
+          const SgemmVariant& v = vs.items[i];
+          out.push_back(py::make_tuple(v.name, v.MR, v.MRC, v.NR, v.cols));
+        }
+        return out;
+      },
+      py::arg("isa"));
   // C[0:mr, 0:nr] (+)= A (kc x MR panel) * B (kc x ldb) with the epilogue, by one micro-kernel.
   // Every array is checked against what the kernel may touch (a: kc x MR; b: kc rows of >= NR;
   // c, residual: mr rows of >= nr; the biases: mr / nr entries), so a kernel reading or writing
   // outside its tile shows up under AddressSanitizer or in C's untouched margins.
   m.def(
       "sgemm_ukernel_run",
-      [](const std::string& isa, const std::string& name, farray a, farray b, farray c, int mr, int nr,
-         bool accumulate, bool last, py::object bias_row, py::object bias_col, py::object residual, bool relu,
-         bool prefetch) {
+      [](const std::string& isa, const std::string& name, farray a, farray b, farray c, int mr, int nr, bool accumulate,
+         bool last, py::object bias_row, py::object bias_col, py::object residual, bool relu, bool prefetch) {
         const Isa want = isa_from_name(isa);
         require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
         const SgemmVariants vs = cpu_kernels(want).sgemm_variants();

@@ -18,8 +18,8 @@ inline void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 inline void require_ndim(const farray& a, int nd, const char* name) {
-  require(a.ndim() == nd, std::string(name) + ": expected " + std::to_string(nd) + " dimensions, got " +
-                              std::to_string(a.ndim()));
+  require(a.ndim() == nd,
+          std::string(name) + ": expected " + std::to_string(nd) + " dimensions, got " + std::to_string(a.ndim()));
 }
 inline float* wptr(farray& a, const char* name) {
   require(a.writeable(), std::string(name) + ": array is read-only");

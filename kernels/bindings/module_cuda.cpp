@@ -12,17 +12,20 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_C_cuda, m) {
   m.doc() = "pycnn CUDA kernels";
-  m.def("device_count", &pycnn::cuda::device_count,
-        "Number of CUDA devices (0 when there is no driver or no device).");
+  m.def("device_count", &pycnn::cuda::device_count, "Number of CUDA devices (0 when there is no driver or no device).");
   m.def("runtime_version", &pycnn::cuda::runtime_version);
-  m.def("relu", [](std::uintptr_t x, std::uintptr_t y, int64_t n, std::uintptr_t stream) {
-    pycnn::cuda::relu(reinterpret_cast<const float*>(x), reinterpret_cast<float*>(y), n,
-                      reinterpret_cast<void*>(stream));
-  }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("stream") = 0);
-  m.def("add", [](std::uintptr_t a, std::uintptr_t b, std::uintptr_t y, int64_t n, bool relu,
-                  std::uintptr_t stream) {
-    pycnn::cuda::add(reinterpret_cast<const float*>(a), reinterpret_cast<const float*>(b),
-                     reinterpret_cast<float*>(y), n, relu, reinterpret_cast<void*>(stream));
-  }, py::arg("a"), py::arg("b"), py::arg("y"), py::arg("n"), py::arg("relu") = false,
-     py::arg("stream") = 0);
+  m.def(
+      "relu",
+      [](std::uintptr_t x, std::uintptr_t y, int64_t n, std::uintptr_t stream) {
+        pycnn::cuda::relu(reinterpret_cast<const float*>(x), reinterpret_cast<float*>(y), n,
+                          reinterpret_cast<void*>(stream));
+      },
+      py::arg("x"), py::arg("y"), py::arg("n"), py::arg("stream") = 0);
+  m.def(
+      "add",
+      [](std::uintptr_t a, std::uintptr_t b, std::uintptr_t y, int64_t n, bool relu, std::uintptr_t stream) {
+        pycnn::cuda::add(reinterpret_cast<const float*>(a), reinterpret_cast<const float*>(b),
+                         reinterpret_cast<float*>(y), n, relu, reinterpret_cast<void*>(stream));
+      },
+      py::arg("a"), py::arg("b"), py::arg("y"), py::arg("n"), py::arg("relu") = false, py::arg("stream") = 0);
 }

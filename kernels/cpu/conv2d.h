@@ -27,8 +27,8 @@ struct Im2colWeights final : ConvWeights {
 void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& out);
 // residual (optional, y's shape): added to the convolution before the activation, so a ResNet
 // join y = relu(conv(x) + b + r) is one pass (every algorithm below takes it).
-void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
-                   float* y, Activation act, const float* residual = nullptr);
+void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
+                   Activation act, const float* residual = nullptr);
 
 // Weights reordered for the direct kernel of one ISA ([group][kblock][c][r][s][KB]).
 struct DirectWeights final : ConvWeights {
@@ -38,8 +38,8 @@ struct DirectWeights final : ConvWeights {
 };
 void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& out);
 // Direct convolution (no lowering) with prepared weights; p must match the prepared shape.
-void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                   float* y, Activation act, const float* residual = nullptr);
+void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias, float* y,
+                   Activation act, const float* residual = nullptr);
 // Direct convolution vectorized over output channels (conv2d_direct_oc.inl): weights reordered
 // to [group][kblock][r][s][c][KB] for one ISA's KB; suits small maps, strides and 1x1 kernels.
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out);
@@ -48,8 +48,8 @@ void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights
 // groups 1), with C % 16 == 0 for a blocked x and K % 16 == 0 for a blocked y or residual;
 // anything else throws std::invalid_argument.
 constexpr int kDirectOcXBlocked = 1, kDirectOcYBlocked = 2, kDirectOcResBlocked = 4;
-void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                      float* y, Activation act, const float* residual = nullptr, int layout = 0);
+void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias, float* y,
+                      Activation act, const float* residual = nullptr, int layout = 0);
 // Whether conv2d_direct_oc takes p with these layout bits.
 bool direct_oc_layout_ok(const ConvParams& p, int layout);
 
@@ -60,8 +60,8 @@ bool direct_oc_layout_ok(const ConvParams& p, int layout);
 // of the maxima). All A share one ISA and MR; A->K == R_j * W, 1 <= R_j <= H
 // (conv2d_rows_bank.cpp).
 struct RowsBankConv {
-  const PackedA* A;    // K_j x R_j*W, the im2col weights
-  const float* bias;   // K_j entries or null
+  const PackedA* A;   // K_j x R_j*W, the im2col weights
+  const float* bias;  // K_j entries or null
   int64_t R;
   bool relu;
 };
@@ -79,8 +79,8 @@ struct WinogradWeights final : ConvWeights {
 };
 void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, WinogradWeights& out);
 // y_blocked: y is NCHW16c, (N, K/16, Ho, Wo, 16) (groups 1, 16 | K, no residual; else throws).
-void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias,
-                     float* y, Activation act, const float* residual = nullptr, bool y_blocked = false);
+void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
+                     Activation act, const float* residual = nullptr, bool y_blocked = false);
 // The transforms on their own, for the tests: filter (K, Cg, 3, 3) -> U (alpha^2, K, Cg);
 // input x (N, C, H, W) -> V (alpha^2, C, N*TH*TW); output M (alpha^2, K, N*TH*TW) -> y (N, K, Ho, Wo).
 void winograd_filter_transform(int m, int64_t K, int64_t Cg, const float* w, float* U);

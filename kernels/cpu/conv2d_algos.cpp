@@ -58,8 +58,8 @@ std::unique_ptr<ConvWeights> direct_oc_prepare(const ConvParams& p, const float*
   conv2d_direct_oc_prepare(p, w, *out);
   return out;
 }
-void direct_oc_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y,
-                   Activation act, const float* r, int layout) {
+void direct_oc_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
+                   const float* r, int layout) {
   conv2d_direct_oc(p, x, as<DirectWeights>(w), b, y, act, r, layout);
 }
 
@@ -69,27 +69,28 @@ std::unique_ptr<ConvWeights> winograd_prepare(const ConvParams& p, const float* 
   conv2d_winograd_prepare(p, w, m, *out);
   return out;
 }
-void winograd_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y,
-                  Activation act, const float* r, int layout) {
+void winograd_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
+                  const float* r, int layout) {
   if (layout && r) throw std::invalid_argument("residual: not supported with a blocked Winograd output");
   conv2d_winograd(p, x, as<WinogradWeights>(w), b, y, act, r, layout == kDirectOcYBlocked);
 }
 
 // Measured max relative errors and the bounds the tests hold each tile to: README "Winograd accuracy".
 const std::vector<ConvAlgorithm> kConvAlgorithms = {
-    {"direct", "direct convolution vectorized along output columns (first layers: few input channels)", 0.0,
-     accept_all, nchw_only, direct_prepare, direct_run},
-    {"direct_oc", "direct convolution vectorized over output channels, reading x in place (small maps, strides, "
-                  "1x1, channel-blocked tensors)", 0.0, accept_all, direct_oc_layout_ok, direct_oc_prepare,
-     direct_oc_run},
+    {"direct", "direct convolution vectorized along output columns (first layers: few input channels)", 0.0, accept_all,
+     nchw_only, direct_prepare, direct_run},
+    {"direct_oc",
+     "direct convolution vectorized over output channels, reading x in place (small maps, strides, "
+     "1x1, channel-blocked tensors)",
+     0.0, accept_all, direct_oc_layout_ok, direct_oc_prepare, direct_oc_run},
     {"im2col", "implicit im2col packed into our SGEMM's panels", 0.0, accept_all, nchw_only, im2col_prepare,
      im2col_run},
-    {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse,
-     winograd_layout_ok, winograd_prepare<2>, winograd_run},
-    {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse,
-     winograd_layout_ok, winograd_prepare<4>, winograd_run},
-    {"winograd_f6", "Winograd F(6x6,3x3): 64 multiplications per 36 outputs", 2e-4, winograd_refuse,
-     winograd_layout_ok, winograd_prepare<6>, winograd_run},
+    {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse, winograd_layout_ok,
+     winograd_prepare<2>, winograd_run},
+    {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse, winograd_layout_ok,
+     winograd_prepare<4>, winograd_run},
+    {"winograd_f6", "Winograd F(6x6,3x3): 64 multiplications per 36 outputs", 2e-4, winograd_refuse, winograd_layout_ok,
+     winograd_prepare<6>, winograd_run},
 };
 
 }  // namespace

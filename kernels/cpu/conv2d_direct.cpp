@@ -10,7 +10,7 @@ namespace pycnn {
 
 namespace {
 
-void prepare(DirectPrepareFn CpuKernels::*fn, const ConvParams& p, const float* w, DirectWeights& out) {
+void prepare(DirectPrepareFn CpuKernels::* fn, const ConvParams& p, const float* w, DirectWeights& out) {
   count_weight_transform();
   out.kernels = &active_kernels();  // reordered for, and run with, the ISA in use now
   out.K = p.K;
@@ -27,8 +27,8 @@ void conv2d_direct_prepare(const ConvParams& p, const float* w, DirectWeights& o
   prepare(&CpuKernels::conv2d_direct_prepare, p, w, out);
 }
 
-void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                   float* y, Activation act, const float* residual) {
+void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias, float* y,
+                   Activation act, const float* residual) {
   w.kernels->conv2d_direct(p, x, w.data.data(), bias, y, act, residual);
 }
 
@@ -101,21 +101,26 @@ bool direct_oc_layout_ok(const ConvParams& p, int layout) {
   return !(layout & (kDirectOcYBlocked | kDirectOcResBlocked)) || p.K % 16 == 0;
 }
 
-void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias,
-                      float* y, Activation act, const float* residual, int layout) {
+void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias, float* y,
+                      Activation act, const float* residual, int layout) {
   const DirectOcRunFn run = w.kernels->conv2d_direct_oc;
   if (!direct_oc_layout_ok(p, layout))
-    throw std::invalid_argument("layout: groups 1, a blocked x only for 1x1 unpadded convs with 16 | C, "
-                                "a blocked y or residual only with 16 | K");
+    throw std::invalid_argument(
+        "layout: groups 1, a blocked x only for 1x1 unpadded convs with 16 | C, "
+        "a blocked y or residual only with 16 | K");
   if (subsampled_pointwise(p)) {
     // Strided 1x1 (ResNet's downsamples): on dense subsampled planes, as a pointwise conv (the
     // strided reads of x cost more than the copy). An image has C*Ho*Wo floats in either layout,
     // so the chunk offsets are the same.
     const int64_t HoWo = p.Ho * p.Wo;
-    for_subsampled_chunks(p, x, [&](const ConvParams& q, const float* xs, int64_t n0) {
-      const int64_t off = n0 * p.K * HoWo;
-      direct_oc_pointwise(run, q, xs, w.data.data(), bias, y + off, act, residual ? residual + off : nullptr, layout);
-    }, (layout & kDirectOcXBlocked) ? 16 : 1);
+    for_subsampled_chunks(
+        p, x,
+        [&](const ConvParams& q, const float* xs, int64_t n0) {
+          const int64_t off = n0 * p.K * HoWo;
+          direct_oc_pointwise(run, q, xs, w.data.data(), bias, y + off, act, residual ? residual + off : nullptr,
+                              layout);
+        },
+        (layout & kDirectOcXBlocked) ? 16 : 1);
     return;
   }
   if (p.pointwise()) return direct_oc_pointwise(run, p, x, w.data.data(), bias, y, act, residual, layout);

@@ -81,8 +81,8 @@ struct DirectConv {
   }
 
   // One tile: output channels [kb*KB, +KB) of group g, row oh, columns [ow0, ow0 + TW).
-  void tile(const float* xb, const float* wb, const float* bias, float* y, int64_t g, int64_t kb,
-            int64_t oh, int64_t ow0, bool relu, const float* res) const {
+  void tile(const float* xb, const float* wb, const float* bias, float* y, int64_t g, int64_t kb, int64_t oh,
+            int64_t ow0, bool relu, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, sw = p.stride_w;
     const int64_t HoWo = p.Ho * p.Wo;
     typename V::reg acc[KB][NV];
@@ -183,15 +183,15 @@ struct DirectConv {
 
 // Entry points of one ISA build (KB output channels x NV vectors), instantiated by
 // conv2d_direct__<isa>.cpp.
-#define PYCNN_DIRECT_ISA(isa, KB, NV)                                                          \
-  void conv2d_direct_prepare__##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) { \
-    DirectConv<simd::isa, KB, NV> conv(p);                                                     \
-    wb.resize((size_t)conv.wb_size());                                                         \
-    conv.reorder_weights(w, wb.data());                                                        \
-  }                                                                                            \
-  void conv2d_direct__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
-                           float* y, Activation act, const float* res) {                       \
-    DirectConv<simd::isa, KB, NV>(p).run(x, wb, bias, y, act == Activation::relu, res);        \
+#define PYCNN_DIRECT_ISA(isa, KB, NV)                                                                          \
+  void conv2d_direct_prepare__##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) {           \
+    DirectConv<simd::isa, KB, NV> conv(p);                                                                     \
+    wb.resize((size_t)conv.wb_size());                                                                         \
+    conv.reorder_weights(w, wb.data());                                                                        \
+  }                                                                                                            \
+  void conv2d_direct__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, float* y, \
+                            Activation act, const float* res) {                                                \
+    DirectConv<simd::isa, KB, NV>(p).run(x, wb, bias, y, act == Activation::relu, res);                        \
   }
 
 }  // namespace pycnn

@@ -232,25 +232,25 @@ struct DirectOcConv {
         }
       }
     } else {
-    // Taps outside, channels inside: the inner loop walks the weights contiguously and the
-    // input one plane per step.
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t s = s0; s < s1; ++s) {
-        const float* xs = x0 + (r - r0) * p.dil_h * p.W + (s - s0) * p.dil_w;
-        const float* wc = wk + (r * p.S + s) * tap_stride;
-        for (int64_t c = 0; c < cc; ++c, xs += plane, wc += KB) {
-          if ((c & 3) == 0) pf.one();  // one line per 4 channel steps (~56 FMAs)
-          typename V::reg wv[KVT];
+      // Taps outside, channels inside: the inner loop walks the weights contiguously and the
+      // input one plane per step.
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t s = s0; s < s1; ++s) {
+          const float* xs = x0 + (r - r0) * p.dil_h * p.W + (s - s0) * p.dil_w;
+          const float* wc = wk + (r * p.S + s) * tap_stride;
+          for (int64_t c = 0; c < cc; ++c, xs += plane, wc += KB) {
+            if ((c & 3) == 0) pf.one();  // one line per 4 channel steps (~56 FMAs)
+            typename V::reg wv[KVT];
 #pragma GCC unroll 4
-          for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
+            for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
 #pragma GCC unroll 16
-          for (int i = 0; i < P; ++i) {
-            const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
+            for (int i = 0; i < P; ++i) {
+              const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
 #pragma GCC unroll 4
-            for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+              for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+            }
           }
         }
-      }
     }
     if (out) {  // the whole sum: straight into the blocked y (see BlockedOut)
       typename V::reg bv[KVT];
@@ -296,7 +296,9 @@ struct DirectOcConv {
     return tile_fn_kv<KV>(P);
   }
   // Vectors kblock kb computes: KV, or fewer for a last kblock with fewer than KB real channels.
-  int kvt_of(int64_t kb) const { return (int)std::min<int64_t>(KV, (std::min<int64_t>(KB, p.Kg() - kb * KB) + W - 1) / W); }
+  int kvt_of(int64_t kb) const {
+    return (int)std::min<int64_t>(KV, (std::min<int64_t>(KB, p.Kg() - kb * KB) + W - 1) / W);
+  }
 
   // Unit u (outer to inner: group, kblock group of KG, image, kblock within it, band; with
   // band_outer: ..., image, band, kblock within the group).
@@ -382,14 +384,14 @@ struct DirectOcConv {
   // y is written with bias and ReLU: returns 2. For an NCHW y the caller's transposed store
   // finishes: 1 when the residual is in accb already, else 0. W divides 16 and kmax.
   int blocked_epilogue(float* accb, int64_t img, int64_t kbase, int64_t kmax, int64_t pix0, int64_t pix,
-                        const float* bias, float* y, bool relu, const float* res) const {
+                       const float* bias, float* y, bool relu, const float* res) const {
     const int64_t HoWo = p.Ho * p.Wo;
     if (res && r_blk() != y_blk()) {
       if (r_blk()) {
         for (int64_t j = 0; j < pix; ++j)
           for (int64_t i0 = 0; i0 < kmax; i0 += W)
-            V::storeu(accb + j * KB + i0, V::add(V::loadu(accb + j * KB + i0),
-                                                 V::loadu(res + blk_off(img, kbase + i0, pix0 + j))));
+            V::storeu(accb + j * KB + i0,
+                      V::add(V::loadu(accb + j * KB + i0), V::loadu(res + blk_off(img, kbase + i0, pix0 + j))));
       } else {
         for (int64_t i0 = 0; i0 < kmax; i0 += W)
           for (int64_t j = 0; j < pix; j += W) {
@@ -455,8 +457,7 @@ struct DirectOcConv {
     // them). The same in a blocked chain for any window whose input outweighs its weights (x
     // written band by band by the layer before); where the weights are larger (256@28 /2, 512@14
     // /2) each thread reading all of them loses.
-    const bool band_outer =
-        x_blk() || (layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size()));
+    const bool band_outer = x_blk() || (layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size()));
     // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
     const bool direct_out = y_blk() && !images_as_row && chunks == 1 && (!res || r_blk());
     // Few units of unequal cost leave a thread waiting (Kim's CNN at batch 1: 4 kblocks over one
@@ -583,7 +584,7 @@ struct DirectOcConv {
         if (direct_out) continue;  // the tiles wrote y
         const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = pix1 - pix0;
         const float* ures = res;  // the residual still to add here
-        if (layout) {  // a blocked x, y or residual (groups == 1, K % 16 == 0 when y or r is)
+        if (layout) {             // a blocked x, y or residual (groups == 1, K % 16 == 0 when y or r is)
           const int done = blocked_epilogue(accb, n, kbase, kmax, pix0, pix, bias, y, relu, res);
           if (done == 2) continue;
           if (done == 1) ures = nullptr;
@@ -626,19 +627,19 @@ struct DirectOcConv {
 
 // Entry points of one ISA build (KV vectors of output channels x up to PMAX pixels),
 // instantiated by conv2d_direct_oc__<isa>.cpp.
-#define PYCNN_DIRECT_OC_ISA(isa, KV, PMAX)                                                       \
-  void conv2d_direct_oc_prepare__##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) { \
-    DirectOcConv<simd::isa, KV, PMAX> conv(p);                                                   \
-    wb.resize((size_t)conv.wb_size());                                                           \
-    conv.reorder_weights(w, wb.data());                                                          \
-  }                                                                                              \
-  void conv2d_direct_oc__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
-                              float* y, Activation act, const float* res, int layout) {          \
-    DirectOcConv<simd::isa, KV, PMAX>(p, false, layout).run(x, wb, bias, y, act == Activation::relu, res); \
-  }                                                                                              \
-  void conv2d_direct_oc_images__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, \
-                                     float* y, Activation act, const float* res, int) {          \
-    DirectOcConv<simd::isa, KV, PMAX>(p, true).run(x, wb, bias, y, act == Activation::relu, res); \
+#define PYCNN_DIRECT_OC_ISA(isa, KV, PMAX)                                                                        \
+  void conv2d_direct_oc_prepare__##isa(const ConvParams& p, const float* w, AlignedBuffer<float>& wb) {           \
+    DirectOcConv<simd::isa, KV, PMAX> conv(p);                                                                    \
+    wb.resize((size_t)conv.wb_size());                                                                            \
+    conv.reorder_weights(w, wb.data());                                                                           \
+  }                                                                                                               \
+  void conv2d_direct_oc__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, float* y, \
+                               Activation act, const float* res, int layout) {                                    \
+    DirectOcConv<simd::isa, KV, PMAX>(p, false, layout).run(x, wb, bias, y, act == Activation::relu, res);        \
+  }                                                                                                               \
+  void conv2d_direct_oc_images__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias,    \
+                                      float* y, Activation act, const float* res, int) {                          \
+    DirectOcConv<simd::isa, KV, PMAX>(p, true).run(x, wb, bias, y, act == Activation::relu, res);                 \
   }
 
 }  // namespace pycnn

@@ -80,8 +80,8 @@ bool use_padded_grid(const ConvParams& p) {
   return p.stride_h == 1 && p.stride_w == 1 && p.R * p.S > 1 && 2 * Wp <= 3 * p.Wo;
 }
 
-void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2colWeights& w,
-                               const float* bias, float* y, bool relu, const float* residual) {
+void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
+                               bool relu, const float* residual) {
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
   const int64_t Wp = p.Wo + (p.S - 1) * p.dil_w, Hp = p.Ho + (p.R - 1) * p.dil_h, HpWp = Hp * Wp;
   const int64_t cols = p.Ho * Wp;
@@ -128,8 +128,8 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
 }
 
 // One GEMM per (image, group), B packed straight from x (the general path).
-void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
-                          float* y, bool relu, const float* residual) {
+void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
+                          bool relu, const float* residual) {
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
   std::vector<Im2colBSource> sources;
   sources.reserve((size_t)(p.N * p.groups));
@@ -138,8 +138,7 @@ void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeigh
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t g = 0; g < p.groups; ++g) {
       sources.emplace_back(p, x + (n * p.C + g * Cg) * p.H * p.W, *w.groups[(size_t)g].kernels);
-      probs.push_back(GemmProblem{&w.groups[(size_t)g], &sources.back(), HoWo,
-                                  y + (n * p.K + g * Kg) * HoWo, HoWo,
+      probs.push_back(GemmProblem{&w.groups[(size_t)g], &sources.back(), HoWo, y + (n * p.K + g * Kg) * HoWo, HoWo,
                                   bias ? bias + g * Kg : nullptr, nullptr,
                                   residual ? residual + (n * p.K + g * Kg) * HoWo : nullptr});
     }
@@ -149,8 +148,8 @@ void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeigh
 // Strided 1x1 convolutions without padding (ResNet's downsamples): packing panels straight from
 // x would gather every sw-th float of every sh-th row per packed row; the pointwise GEMMs run on
 // subsampled planes instead (subsample.h).
-void conv2d_im2col_subsampled(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
-                              float* y, bool relu, const float* residual) {
+void conv2d_im2col_subsampled(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
+                              bool relu, const float* residual) {
   const int64_t HoWo = p.Ho * p.Wo;
   for_subsampled_chunks(p, x, [&](const ConvParams& q, const float* xs, int64_t n0) {
     const int64_t off = n0 * p.K * HoWo;
@@ -170,16 +169,13 @@ void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& o
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S;
   out.groups.clear();
   out.groups.resize((size_t)p.groups);
-  for (int64_t g = 0; g < p.groups; ++g)
-    pack_a(out.groups[(size_t)g], kernels, Kg, CRS, w + g * Kg * CRS, CRS, 1);
+  for (int64_t g = 0; g < p.groups; ++g) pack_a(out.groups[(size_t)g], kernels, Kg, CRS, w + g * Kg * CRS, CRS, 1);
 }
 
-void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias,
-                   float* y, Activation act, const float* residual) {
-  if (use_padded_grid(p))
-    return conv2d_im2col_padded_grid(p, x, w, bias, y, act == Activation::relu, residual);
-  if (subsampled_pointwise(p))
-    return conv2d_im2col_subsampled(p, x, w, bias, y, act == Activation::relu, residual);
+void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
+                   Activation act, const float* residual) {
+  if (use_padded_grid(p)) return conv2d_im2col_padded_grid(p, x, w, bias, y, act == Activation::relu, residual);
+  if (subsampled_pointwise(p)) return conv2d_im2col_subsampled(p, x, w, bias, y, act == Activation::relu, residual);
   conv2d_im2col_images(p, x, w, bias, y, act == Activation::relu, residual);
 }
 

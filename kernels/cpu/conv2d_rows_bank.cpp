@@ -121,8 +121,8 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
           ep.relu = cv.relu;
           for (int64_t jp = 0; jp * NR < Hoj; ++jp) {
             const int nr = (int)std::min<int64_t>(NR, Hoj - jp * NR);
-            sgemm_select(kern, MR, nr, mr).fn(kc, ap, bbuf + jp * kcB * NR, NR, ct + jp * NR, ldc, mr, nr, kb0 > 0,
-                                              kb0 + kc >= Dj, ep);
+            sgemm_select(kern, MR, nr, mr)
+                .fn(kc, ap, bbuf + jp * kcB * NR, NR, ct + jp * NR, ldc, mr, nr, kb0 > 0, kb0 + kc >= Dj, ep);
           }
         }
       }

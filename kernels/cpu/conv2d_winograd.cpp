@@ -58,8 +58,8 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
   }
 }
 
-void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias,
-                     float* y, Activation act, const float* residual, bool y_blocked) {
+void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
+                     Activation act, const float* residual, bool y_blocked) {
   if (y_blocked && (p.groups != 1 || p.K % 16 != 0 || residual))
     throw std::invalid_argument("layout: a blocked Winograd output needs groups 1, 16 | K and no residual");
   const bool relu = act == Activation::relu;

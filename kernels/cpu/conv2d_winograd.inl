@@ -15,9 +15,6 @@
 // the transforms.
 #pragma once
 
-
-
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -169,8 +166,8 @@ struct WinogradConv {
 
   // Y = A^T M A (+ bias, ReLU) for one group and output channel kk; M at Mb + xi*mstride + tv.
   // NCHW y only (output_groups_blk16 writes a blocked one).
-  void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias,
-                    bool relu, float* y, const float* residual) const {
+  void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias, bool relu,
+                    float* y, const float* residual) const {
     typename V::reg t[m][a];
     output_rows(Mb, mstride, tv, g, t);
     const typename V::reg bv = V::set1(bias);
@@ -201,8 +198,8 @@ struct WinogradConv {
   static constexpr int kBlkGroups = 8;
   static constexpr size_t kStageFloats = (size_t)kBlkGroups * m * m * 16 * W;
   void output_groups_blk16(const float* Mb, int64_t mstride, int64_t krow, const std::vector<Group>& groups,
-                           const std::vector<int64_t>& gstart, int64_t gi0, int64_t gi1, int64_t k0,
-                           const float* bias, bool relu, float* y, float* stage_buf) const {
+                           const std::vector<int64_t>& gstart, int64_t gi0, int64_t gi1, int64_t k0, const float* bias,
+                           bool relu, float* y, float* stage_buf) const {
     typename V::reg(*stage)[m * m][16] = reinterpret_cast<typename V::reg(*)[m * m][16]>(stage_buf);
     for (int kq = 0; kq < 16; ++kq) {
       const float* Mk = Mb + kq * krow;  // row k0 + kq of every xi's M
@@ -275,8 +272,8 @@ struct WinogradConv {
         std::vector<GemmProblem> probs;
         for (int64_t xi = 0; xi < a2; ++xi) {
           srcs.emplace_back(Vbuf + xi * Cg * T, T, 1);
-          probs.push_back(GemmProblem{&U.U[(size_t)(g * a2 + xi)], &srcs.back(), T,
-                                      Mbuf + xi * Kg * T, T, nullptr, nullptr});
+          probs.push_back(
+              GemmProblem{&U.U[(size_t)(g * a2 + xi)], &srcs.back(), T, Mbuf + xi * Kg * T, T, nullptr, nullptr});
         }
         sgemm_run(probs, Kg, Cg, false);
         if (yblk) {  // groups == 1, Kg % 16 == 0
@@ -301,8 +298,8 @@ struct WinogradConv {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t it = 0; it < Kg * G; ++it) {
           const int64_t k = it / G, gi = it % G, kk = g * Kg + k;
-          output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk,
-                       bias ? bias[kk] : 0.0f, relu, y, residual);
+          output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk, bias ? bias[kk] : 0.0f, relu,
+                       y, residual);
         }
       }
     }
@@ -319,8 +316,8 @@ struct WinogradEntry {
                     bool relu, const float* residual, bool yblk) {
     WinogradConv<V, m>(p, yblk).run(x, w, bias, y, relu, residual);
   }
-  static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
-                  bool relu, const float* residual, bool yblk) {
+  static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y, bool relu,
+                  const float* residual, bool yblk) {
     if (w.m == 2) return run_m<2>(p, x, w, bias, y, relu, residual, yblk);
     if (w.m == 4) return run_m<4>(p, x, w, bias, y, relu, residual, yblk);
     return run_m<6>(p, x, w, bias, y, relu, residual, yblk);
@@ -353,16 +350,16 @@ struct WinogradEntry {
   }
 };
 
-#define PYCNN_WINOGRAD_ISA(isa)                                                                    \
-  void conv2d_winograd__##isa(const ConvParams& p, const float* x, const WinogradWeights& w,         \
-                             const float* bias, float* y, bool relu, const float* residual, bool yblk) { \
-    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu, residual, yblk);                         \
-  }                                                                                                \
-  void winograd_input__##isa(const ConvParams& p, int m, const float* x, float* V) {                \
-    WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                         \
-  }                                                                                                \
-  void winograd_output__##isa(const ConvParams& p, int m, const float* M, float* y) {               \
-    WinogradEntry<simd::isa>::transform<false>(p, m, M, y);                                        \
+#define PYCNN_WINOGRAD_ISA(isa)                                                                                 \
+  void conv2d_winograd__##isa(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, \
+                              float* y, bool relu, const float* residual, bool yblk) {                          \
+    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu, residual, yblk);                                      \
+  }                                                                                                             \
+  void winograd_input__##isa(const ConvParams& p, int m, const float* x, float* V) {                            \
+    WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                                      \
+  }                                                                                                             \
+  void winograd_output__##isa(const ConvParams& p, int m, const float* M, float* y) {                           \
+    WinogradEntry<simd::isa>::transform<false>(p, m, M, y);                                                     \
   }
 
 }  // namespace pycnn

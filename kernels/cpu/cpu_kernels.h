@@ -35,8 +35,8 @@ using Im2colPackFn = void (*)(const ConvParams&, const float* x, int64_t k0, int
                               float* dst);
 using WholeRowsPackFn = void (*)(const float* x, int64_t HW, int64_t RS, int64_t jstride, int64_t k0, int64_t kc,
                                  int64_t j0, int64_t nc, int NR, float* dst);
-using WinogradRunFn = void (*)(const ConvParams&, const float* x, const WinogradWeights&, const float* bias,
-                               float* y, bool relu, const float* residual, bool y_blocked);
+using WinogradRunFn = void (*)(const ConvParams&, const float* x, const WinogradWeights&, const float* bias, float* y,
+                               bool relu, const float* residual, bool y_blocked);
 using WinogradTransformFn = void (*)(const ConvParams&, int m, const float* in, float* out);
 using LinearGemvFn = void (*)(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
                               float* y, bool relu);
@@ -52,25 +52,25 @@ using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
 using SgemmVariantsFn = SgemmVariants (*)();
 
-#define PYCNN_CPU_KERNELS(X)                                                                          \
-  X(sgemm_variants, SgemmVariantsFn)     /* sgemm_ukernel__<isa>.cpp: every micro-kernel */            \
-  X(sgemm_mr, SgemmMrFn)                 /* rows per A panel for an M-row matrix */                    \
-  X(sgemm_nr, SgemmNrFn)                 /* columns per B panel for MR-row A panels */                 \
-  X(im2col_pack, Im2colPackFn)           /* im2col_pack__<isa>.cpp */                                  \
-  X(whole_rows_pack, WholeRowsPackFn)                                                                  \
-  X(conv2d_direct_prepare, DirectPrepareFn) /* conv2d_direct__<isa>.cpp */                             \
-  X(conv2d_direct, DirectRunFn)                                                                        \
-  X(conv2d_direct_oc_prepare, DirectPrepareFn) /* conv2d_direct_oc__<isa>.cpp */                       \
-  X(conv2d_direct_oc, DirectOcRunFn)                                                                   \
-  X(conv2d_direct_oc_images, DirectOcRunFn)                                                            \
-  X(conv2d_winograd, WinogradRunFn)      /* conv2d_winograd__<isa>.cpp */                              \
-  X(winograd_input, WinogradTransformFn)                                                               \
-  X(winograd_output, WinogradTransformFn)                                                              \
-  X(linear_gemv, LinearGemvFn)           /* linear_gemv__<isa>.cpp */                                  \
-  X(max_pool2d, MaxPoolFn)               /* pool2d__<isa>.cpp */                                       \
-  X(avg_pool2d, AvgPoolFn)                                                                             \
-  X(max_pool2d_blocked16, MaxPoolFn)     /* pool2d_blocked__<isa>.cpp */                               \
-  X(reorder_to_blocked16, ReorderFn)     /* reorder_blocked__<isa>.cpp */                              \
+#define PYCNN_CPU_KERNELS(X)                                                            \
+  X(sgemm_variants, SgemmVariantsFn) /* sgemm_ukernel__<isa>.cpp: every micro-kernel */ \
+  X(sgemm_mr, SgemmMrFn)             /* rows per A panel for an M-row matrix */         \
+  X(sgemm_nr, SgemmNrFn)             /* columns per B panel for MR-row A panels */      \
+  X(im2col_pack, Im2colPackFn)       /* im2col_pack__<isa>.cpp */                       \
+  X(whole_rows_pack, WholeRowsPackFn)                                                   \
+  X(conv2d_direct_prepare, DirectPrepareFn) /* conv2d_direct__<isa>.cpp */              \
+  X(conv2d_direct, DirectRunFn)                                                         \
+  X(conv2d_direct_oc_prepare, DirectPrepareFn) /* conv2d_direct_oc__<isa>.cpp */        \
+  X(conv2d_direct_oc, DirectOcRunFn)                                                    \
+  X(conv2d_direct_oc_images, DirectOcRunFn)                                             \
+  X(conv2d_winograd, WinogradRunFn) /* conv2d_winograd__<isa>.cpp */                    \
+  X(winograd_input, WinogradTransformFn)                                                \
+  X(winograd_output, WinogradTransformFn)                                               \
+  X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                             \
+  X(max_pool2d, MaxPoolFn)     /* pool2d__<isa>.cpp */                                  \
+  X(avg_pool2d, AvgPoolFn)                                                              \
+  X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                    \
+  X(reorder_to_blocked16, ReorderFn) /* reorder_blocked__<isa>.cpp */                   \
   X(reorder_from_blocked16, ReorderFn)
 
 struct CpuKernels {

@@ -34,8 +34,8 @@ void add(int64_t n, const float* a, const float* b, float* y, bool do_relu) {
   }
 }
 
-void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale,
-                    const float* shift, float* y, bool do_relu) {
+void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale, const float* shift, float* y,
+                    bool do_relu) {
 #pragma omp parallel for num_threads(nt_for_bytes(N * C * HW)) schedule(static)
   for (int64_t nc = 0; nc < N * C; ++nc) {
     const float sc = scale[nc % C], sh = shift[nc % C];
@@ -106,8 +106,8 @@ void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y) {
   }
 }
 
-void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer,
-            int64_t inner, float* y) {
+void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer, int64_t inner,
+            float* y) {
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
   std::vector<int64_t> offs(sizes.size());

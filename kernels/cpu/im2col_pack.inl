@@ -27,8 +27,8 @@ namespace pycnn {
 // conv2d_rows_bank.cpp). W runs side by side are transposed in registers into W panel rows at a
 // time (one float at a time, NR floats apart, took 36% of Kim's conv time).
 template <class V>
-void pack_whole_rows_impl(const float* x, int64_t HW, int64_t RS, int64_t jstride, int64_t k0, int64_t kc,
-                          int64_t j0, int64_t nc, int NR, float* dst) {
+void pack_whole_rows_impl(const float* x, int64_t HW, int64_t RS, int64_t jstride, int64_t k0, int64_t kc, int64_t j0,
+                          int64_t nc, int NR, float* dst) {
   constexpr int W = V::W;
   for (int64_t pj = 0; pj * NR < nc; ++pj) {
     const int64_t jb = j0 + pj * NR, nr = std::min<int64_t>(NR, nc - pj * NR);
@@ -57,14 +57,13 @@ void pack_whole_rows_impl(const float* x, int64_t HW, int64_t RS, int64_t jstrid
 }
 
 template <class V>
-void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0,
-                      int64_t nc, int NR, float* dst) {
+void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR,
+                      float* dst) {
   // Windows that span whole input rows (Kim's CNN: a 3..5 x 300 kernel over 300-wide word
   // vectors, Wo = 1) and never leave the image.
-  const bool whole_rows = p.Wo == 1 && p.S == p.W && p.pad_l == 0 && p.pad_t == 0 && p.dil_h == 1 &&
-                          p.dil_w == 1 && (p.Ho - 1) * p.stride_h + p.R <= p.H && NR % V::W == 0;
-  if (whole_rows)
-    return pack_whole_rows_impl<V>(x, p.H * p.W, p.R * p.S, p.stride_h * p.W, k0, kc, j0, nc, NR, dst);
+  const bool whole_rows = p.Wo == 1 && p.S == p.W && p.pad_l == 0 && p.pad_t == 0 && p.dil_h == 1 && p.dil_w == 1 &&
+                          (p.Ho - 1) * p.stride_h + p.R <= p.H && NR % V::W == 0;
+  if (whole_rows) return pack_whole_rows_impl<V>(x, p.H * p.W, p.R * p.S, p.stride_h * p.W, k0, kc, j0, nc, NR, dst);
   const int64_t RS = p.R * p.S, HW = p.H * p.W;
   if (p.pointwise()) {
     // Row by row over all panels: each row of x is read as one run of nc floats (panel by panel

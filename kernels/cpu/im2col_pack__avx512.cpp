@@ -3,13 +3,13 @@
 
 namespace pycnn {
 
-void im2col_pack__avx512(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0,
-                        int64_t nc, int NR, float* dst) {
+void im2col_pack__avx512(const ConvParams& p, const float* x, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR,
+                         float* dst) {
   im2col_pack_impl<simd::avx512>(p, x, k0, kc, j0, nc, NR, dst);
 }
 
 void whole_rows_pack__avx512(const float* x, int64_t HW, int64_t RS, int64_t jstride, int64_t k0, int64_t kc,
-                         int64_t j0, int64_t nc, int NR, float* dst) {
+                             int64_t j0, int64_t nc, int NR, float* dst) {
   pack_whole_rows_impl<simd::avx512>(x, HW, RS, jstride, k0, kc, j0, nc, NR, dst);
 }
 

@@ -11,8 +11,8 @@ Isa cpu_best_isa() {
   // __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV).
   static const Isa best = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("fma"))
       return Isa::avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
     return Isa::generic;
@@ -33,8 +33,8 @@ Isa active_isa() {
 
 void set_isa(Isa isa) {
   if (static_cast<int>(isa) > static_cast<int>(cpu_best_isa()))
-    throw std::invalid_argument(std::string("isa: this CPU cannot run '") + isa_name(isa) +
-                                "' (best available: '" + isa_name(cpu_best_isa()) + "')");
+    throw std::invalid_argument(std::string("isa: this CPU cannot run '") + isa_name(isa) + "' (best available: '" +
+                                isa_name(cpu_best_isa()) + "')");
   g_isa.store(static_cast<int>(isa));
 }
 

@@ -13,8 +13,8 @@ namespace pycnn {
 
 constexpr int64_t kGemvMaxBatch = 16;
 
-void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
-            float* y, bool do_relu) {
+void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y,
+            bool do_relu) {
   if (N > kGemvMaxBatch) {
     sgemm(N, Out, In, x, In, 1, w, 1, In, y, Out, nullptr, b, do_relu);
     return;

@@ -13,8 +13,8 @@
 namespace pycnn {
 
 template <class V, int NB, int RB>
-static void gemv_block(int64_t o0, int64_t o1, int64_t In, int64_t Out, const float* x, const float* w,
-                       const float* b, float* y, bool relu) {
+static void gemv_block(int64_t o0, int64_t o1, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
+                       float* y, bool relu) {
   using reg = typename V::reg;
   constexpr int W = V::W;
   for (int64_t o = o0; o < o1; o += RB) {
@@ -61,8 +61,8 @@ constexpr int gemv_rows(int nb) {
 }
 
 template <class V>
-static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
-                        float* y, bool relu) {
+static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y,
+                        bool relu) {
   const int nt = threads_for(2.0 * N * In * Out, Out);
 #pragma omp parallel num_threads(nt)
   {
@@ -74,23 +74,39 @@ static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, cons
       const float* xb = x + n0 * In;
       float* yb = y + n0 * Out;
       switch (nb) {
-        case 1: gemv_block<V, 1, gemv_rows<V>(1)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
-        case 2: gemv_block<V, 2, gemv_rows<V>(2)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
-        case 3: gemv_block<V, 3, gemv_rows<V>(3)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
-        case 4: gemv_block<V, 4, gemv_rows<V>(4)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
-        case 5: gemv_block<V, 5, gemv_rows<V>(5)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
-        case 6: gemv_block<V, 6, gemv_rows<V>(6)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
-        case 7: gemv_block<V, 7, gemv_rows<V>(7)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
-        default: gemv_block<V, 8, gemv_rows<V>(8)>(o0, o1, In, Out, xb, w, b, yb, relu); break;
+        case 1:
+          gemv_block<V, 1, gemv_rows<V>(1)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
+        case 2:
+          gemv_block<V, 2, gemv_rows<V>(2)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
+        case 3:
+          gemv_block<V, 3, gemv_rows<V>(3)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
+        case 4:
+          gemv_block<V, 4, gemv_rows<V>(4)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
+        case 5:
+          gemv_block<V, 5, gemv_rows<V>(5)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
+        case 6:
+          gemv_block<V, 6, gemv_rows<V>(6)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
+        case 7:
+          gemv_block<V, 7, gemv_rows<V>(7)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
+        default:
+          gemv_block<V, 8, gemv_rows<V>(8)>(o0, o1, In, Out, xb, w, b, yb, relu);
+          break;
       }
     }
   }
 }
 
-#define PYCNN_LINEAR_ISA(isa)                                                                       \
-  void linear_gemv__##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* w,        \
-                         const float* b, float* y, bool relu) {                                     \
-    linear_gemv<simd::isa>(N, In, Out, x, w, b, y, relu);                                           \
+#define PYCNN_LINEAR_ISA(isa)                                                                                 \
+  void linear_gemv__##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, \
+                          float* y, bool relu) {                                                              \
+    linear_gemv<simd::isa>(N, In, Out, x, w, b, y, relu);                                                     \
   }
 
 }  // namespace pycnn

@@ -14,8 +14,8 @@
 
 namespace pycnn {
 
-void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float* y, int64_t size,
-                         float alpha, float beta, float k) {
+void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float* y, int64_t size, float alpha,
+                         float beta, float k) {
   constexpr int64_t kChunk = 256;
   const int64_t chunks = (HW + kChunk - 1) / kChunk;
   const int64_t before = size / 2, after = (size - 1) / 2;

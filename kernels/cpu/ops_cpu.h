@@ -22,18 +22,17 @@ void reorder_from_blocked16(int64_t N, int64_t C, int64_t HW, const float* y, fl
 
 // Cross-channel LRN, PyTorch semantics: y = x / (k + alpha/size * sum_{c' in window} x^2)^beta
 // with the window [c - size/2, c + (size-1)/2] clipped to the channels.
-void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float* y, int64_t size,
-                         float alpha, float beta, float k);
+void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float* y, int64_t size, float alpha,
+                         float beta, float k);
 
 // y = x W^T + b: x (N, In), w (Out, In), b (Out) or null.
-void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
-            float* y, bool relu);
+void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y, bool relu);
 
 void relu(int64_t n, const float* x, float* y);
 void add(int64_t n, const float* a, const float* b, float* y, bool relu);
 // Per-channel affine (inference batch norm after folding): y = x * scale[c] + shift[c].
-void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale,
-                    const float* shift, float* y, bool relu);
+void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale, const float* shift, float* y,
+                    bool relu);
 // Softmax over the last axis of a (rows, cols) matrix.
 void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y);
 void max_rows(int64_t rows, int64_t cols, const float* x, float* y);
@@ -41,7 +40,7 @@ void max_rows(int64_t rows, int64_t cols, const float* x, float* y);
 float nan_max(const float* x, int64_t n);
 void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y);
 // Concatenate along axis 1: inputs are (outer, sizes[i] * inner) blocks.
-void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer,
-            int64_t inner, float* y);
+void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer, int64_t inner,
+            float* y);
 
 }  // namespace pycnn

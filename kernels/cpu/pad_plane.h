@@ -8,8 +8,8 @@ namespace pycnn {
 
 // dst (Hp, Wp) = src (H, W) shifted down by pad_t rows and right by pad_l columns, zero
 // elsewhere; src rows or columns that fall past Hp / Wp are dropped.
-inline void pad_plane(const float* src, int64_t H, int64_t W, int64_t pad_t, int64_t pad_l, float* dst,
-                      int64_t Hp, int64_t Wp) {
+inline void pad_plane(const float* src, int64_t H, int64_t W, int64_t pad_t, int64_t pad_l, float* dst, int64_t Hp,
+                      int64_t Wp) {
   const int64_t lo = std::min<int64_t>(pad_l, Wp), hi = std::min<int64_t>(Wp, pad_l + W);
   for (int64_t hp = 0; hp < Hp; ++hp) {
     float* row = dst + hp * Wp;

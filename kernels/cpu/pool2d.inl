@@ -67,7 +67,8 @@ struct Pool2d {
         const float* xr = xp + ih * p.W;
         int64_t w = 0;
         for (; w + W <= p.W; w += W)
-          V::storeu(r + w, is_max ? V::nanmax(V::loadu(r + w), V::loadu(xr + w)) : V::add(V::loadu(r + w), V::loadu(xr + w)));
+          V::storeu(r + w,
+                    is_max ? V::nanmax(V::loadu(r + w), V::loadu(xr + w)) : V::add(V::loadu(r + w), V::loadu(xr + w)));
         if (w < p.W) {
           const int n = (int)(p.W - w);
           const auto a = V::loadu_n(r + w, n), b = V::loadu_n(xr + w, n);
@@ -84,7 +85,8 @@ struct Pool2d {
       for (int64_t ow = 0; ow < p.Wo; ow += W) {
         const float* src = rowp + 2 * ow;  // rowp holds >= 2 * ceil(Wo / W) * W + S floats
         typename V::reg acc = V::even2(src);
-        for (int64_t j = 1; j < p.S; ++j) acc = is_max ? V::nanmax(acc, V::even2(src + j)) : V::add(acc, V::even2(src + j));
+        for (int64_t j = 1; j < p.S; ++j)
+          acc = is_max ? V::nanmax(acc, V::even2(src + j)) : V::add(acc, V::even2(src + j));
         store_out(acc, rc, colcount + ow, yr + ow, p.Wo - ow);
       }
       return;
@@ -189,7 +191,8 @@ struct Pool2d {
         const typename V::reg even = V::even2_of(a, b);
         typename V::reg acc = even;
         if (S >= 2) acc = mx ? V::nanmax(acc, V::odd2_of(a, b)) : V::add(acc, V::odd2_of(a, b));
-        if (S == 3) acc = mx ? V::nanmax(acc, V::template shift_in<1>(even, c)) : V::add(acc, V::template shift_in<1>(even, c));
+        if (S == 3)
+          acc = mx ? V::nanmax(acc, V::template shift_in<1>(even, c)) : V::add(acc, V::template shift_in<1>(even, c));
         store_out(acc, rc, colcount + ow, yp + oh * p.Wo + ow, p.Wo - ow);
       }
     }
@@ -270,12 +273,12 @@ struct Pool2d {
   }
 };
 
-#define PYCNN_POOL_ISA(isa)                                                                      \
+#define PYCNN_POOL_ISA(isa)                                                                       \
   void max_pool2d__##isa(const PoolParams& p, const float* x, float* y) {                         \
-    Pool2d<simd::isa>(p, true, false).run(x, y);                                                 \
-  }                                                                                              \
+    Pool2d<simd::isa>(p, true, false).run(x, y);                                                  \
+  }                                                                                               \
   void avg_pool2d__##isa(const PoolParams& p, const float* x, float* y, bool count_include_pad) { \
-    Pool2d<simd::isa>(p, false, count_include_pad).run(x, y);                                    \
+    Pool2d<simd::isa>(p, false, count_include_pad).run(x, y);                                     \
   }
 
 }  // namespace pycnn

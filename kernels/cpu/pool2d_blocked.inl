@@ -36,12 +36,14 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t it = 0; it < rows; ++it) {
     const int64_t b = it / p.Ho, oh = it % p.Ho;
-    const int64_t h0 = std::max<int64_t>(0, oh * p.stride_h - p.pad_t), h1 = std::min(p.H, oh * p.stride_h - p.pad_t + p.R);
+    const int64_t h0 = std::max<int64_t>(0, oh * p.stride_h - p.pad_t),
+                  h1 = std::min(p.H, oh * p.stride_h - p.pad_t + p.R);
     const float* xb = x + b * p.H * p.W * 16;
     float* yr = y + (b * p.Ho + oh) * p.Wo * 16;
     if (ochunk == 0) {  // direct: each output the max over its window's lines
       for (int64_t ow = 0; ow < p.Wo; ++ow) {
-        const int64_t w0 = std::max<int64_t>(0, ow * p.stride_w - p.pad_l), w1 = std::min(p.W, ow * p.stride_w - p.pad_l + p.S);
+        const int64_t w0 = std::max<int64_t>(0, ow * p.stride_w - p.pad_l),
+                      w1 = std::min(p.W, ow * p.stride_w - p.pad_l + p.S);
         typename V::reg m[NV];
         for (int v = 0; v < NV; ++v) m[v] = V::set1(-std::numeric_limits<float>::infinity());
         for (int64_t ih = h0; ih < h1; ++ih)
@@ -59,7 +61,8 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
       const int64_t lo = std::max<int64_t>(0, o0 * p.stride_w - p.pad_l);
       const int64_t hi = std::min(p.W, (o1 - 1) * p.stride_w - p.pad_l + p.S);
       for (int64_t iw = lo; iw < hi; ++iw)
-        for (int v = 0; v < NV; ++v) V::storeu(cm + (iw - lo) * 16 + v * W, V::loadu(xb + (h0 * p.W + iw) * 16 + v * W));
+        for (int v = 0; v < NV; ++v)
+          V::storeu(cm + (iw - lo) * 16 + v * W, V::loadu(xb + (h0 * p.W + iw) * 16 + v * W));
       for (int64_t ih = h0 + 1; ih < h1; ++ih)
         for (int64_t iw = lo; iw < hi; ++iw)
           for (int v = 0; v < NV; ++v) {
@@ -81,9 +84,9 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
   }
 }
 
-#define PYCNN_POOL_BLOCKED_ISA(isa)                                                     \
-  void max_pool2d_blocked16__##isa(const PoolParams& p, const float* x, float* y) {      \
-    max_pool2d_blocked16_impl<simd::isa>(p, x, y);                                      \
+#define PYCNN_POOL_BLOCKED_ISA(isa)                                                 \
+  void max_pool2d_blocked16__##isa(const PoolParams& p, const float* x, float* y) { \
+    max_pool2d_blocked16_impl<simd::isa>(p, x, y);                                  \
   }
 
 }  // namespace pycnn

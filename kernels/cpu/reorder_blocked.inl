@@ -27,7 +27,7 @@ struct ReorderBlocked {
     for (int64_t it = 0; it < blocks * chunks; ++it) {
       const int64_t b = it / chunks, p0 = it % chunks * W;
       const int m = (int)std::min<int64_t>(W, HW - p0);  // pixels in this chunk
-      const float* s = src + b * 16 * HW;  // the block's first plane / first pixel run
+      const float* s = src + b * 16 * HW;                // the block's first plane / first pixel run
       float* d = dst + b * 16 * HW;
       for (int h = 0; h < 16; h += W) {  // channels h .. h + W of the block
         typename V::reg r[W];
@@ -54,12 +54,12 @@ struct ReorderBlocked {
   }
 };
 
-#define PYCNN_REORDER_ISA(isa)                                                                       \
-  void reorder_to_blocked16__##isa(int64_t N, int64_t C, int64_t HW, const float* x, float* y) {        \
-    ReorderBlocked<simd::isa>::run<true>(N, C, HW, x, y);                                              \
-  }                                                                                                  \
-  void reorder_from_blocked16__##isa(int64_t N, int64_t C, int64_t HW, const float* y, float* x) {      \
-    ReorderBlocked<simd::isa>::run<false>(N, C, HW, y, x);                                             \
+#define PYCNN_REORDER_ISA(isa)                                                                     \
+  void reorder_to_blocked16__##isa(int64_t N, int64_t C, int64_t HW, const float* x, float* y) {   \
+    ReorderBlocked<simd::isa>::run<true>(N, C, HW, x, y);                                          \
+  }                                                                                                \
+  void reorder_from_blocked16__##isa(int64_t N, int64_t C, int64_t HW, const float* y, float* x) { \
+    ReorderBlocked<simd::isa>::run<false>(N, C, HW, y, x);                                         \
   }
 
 }  // namespace pycnn

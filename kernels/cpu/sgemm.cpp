@@ -74,13 +74,13 @@ struct Item {
   int64_t problem, m0, m1, j0, j1;
 };
 
-constexpr int64_t kNC = 384;  // columns of one packed B tile: KC x NC floats = 384 KiB (L2)
-constexpr int64_t kMC = 240;  // rows of A swept per B tile: MC x KC floats = 240 KiB (L2)
-constexpr int64_t kNarrowNC = 64;   // C blocks this narrow run A-panel-outer (see sgemm_run)
-constexpr int64_t kShallowK = 128;  // GEMMs this shallow also run A-panel-outer (see sgemm_run)
-constexpr int64_t kDirectMaxRows = 64;  // B read in place for GEMMs this short (see sgemm_run)
-constexpr int64_t kPrefetchPanels = 2;  // A panels prefetched ahead in that order
-constexpr int64_t kKsplitMaxPanels = 8;  // depth split when the row panels per thread are fewer
+constexpr int64_t kNC = 384;              // columns of one packed B tile: KC x NC floats = 384 KiB (L2)
+constexpr int64_t kMC = 240;              // rows of A swept per B tile: MC x KC floats = 240 KiB (L2)
+constexpr int64_t kNarrowNC = 64;         // C blocks this narrow run A-panel-outer (see sgemm_run)
+constexpr int64_t kShallowK = 128;        // GEMMs this shallow also run A-panel-outer (see sgemm_run)
+constexpr int64_t kDirectMaxRows = 64;    // B read in place for GEMMs this short (see sgemm_run)
+constexpr int64_t kPrefetchPanels = 2;    // A panels prefetched ahead in that order
+constexpr int64_t kKsplitMaxPanels = 8;   // depth split when the row panels per thread are fewer
 constexpr int64_t kKsplitMinDepth = 256;  // ... and each thread gets at least this much depth
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
@@ -158,8 +158,8 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
         const int mr = (int)std::min<int64_t>(MR, M - i);
         for (int64_t jp = 0; jp * NR < N; ++jp) {
           const int nr = (int)std::min<int64_t>(NR, N - jp * NR);
-          sgemm_select(kern, MR, nr, mr).fn(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr,
-                                            k != ka, false, none);
+          sgemm_select(kern, MR, nr, mr)
+              .fn(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr, k != ka, false, none);
         }
       }
       k += kc;
@@ -303,8 +303,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
         // tiles on 14x14 maps leave one column).
         const int64_t jl = (nc - 1) / NR, rem = nc - jl * NR;
         const SgemmVariant& vl = *ukernel[(size_t)rem];
-        const bool narrow_last = jl >= whole && vl.cols && ukernel_last[(size_t)rem]->cols &&
-                                 ukernel_last[(size_t)rem]->NR == vl.NR;
+        const bool narrow_last =
+            jl >= whole && vl.cols && ukernel_last[(size_t)rem]->cols && ukernel_last[(size_t)rem]->NR == vl.NR;
         const int64_t packed_end = narrow_last ? jl * NR : nc;
         if (whole * NR < packed_end) p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf);
         if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, vl.NR, bbuf + (jl - whole) * kc * NR);
@@ -353,9 +353,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   failure.rethrow();
 }
 
-void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa,
-           const float* b, int64_t rsb, int64_t csb, float* c, int64_t ldc,
-           const float* bias_row, const float* bias_col, bool relu) {
+void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t rsb,
+           int64_t csb, float* c, int64_t ldc, const float* bias_row, const float* bias_col, bool relu) {
   PackedA A;
   pack_a(A, active_kernels(), M, K, a, rsa, csa);
   MatrixBSource B(b, rsb, csb);

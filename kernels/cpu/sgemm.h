@@ -33,17 +33,15 @@ struct Epilogue {
   // of issued in a burst (which stalled on the line-fill buffers). Null: none.
   const float* prefetch = nullptr;
 };
-using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, int64_t ldb, float* C,
-                              int64_t ldc, int mr, int nr, bool accumulate, bool last, const Epilogue& ep);
+using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc, int mr,
+                              int nr, bool accumulate, bool last, const Epilogue& ep);
 // A packed once (weights: packed when a layer is prepared, or per call by the functional API).
 struct PackedA {
   const CpuKernels* kernels = nullptr;  // the ISA it was packed for (its MR), and runs with
   int MR = 0;
   int64_t M = 0, K = 0, Mpad = 0;
   AlignedBuffer<float> data;  // for each KC block at k0: Mpad/MR panels of (kc x MR)
-  const float* panel(int64_t k0, int64_t kc, int64_t ip) const {
-    return data.data() + k0 * Mpad + ip * MR * kc;
-  }
+  const float* panel(int64_t k0, int64_t kc, int64_t ip) const { return data.data() + k0 * Mpad + ip * MR * kc; }
 };
 // A(i, k) = a[i * rs + k * cs], packed in panels of kernels.sgemm_mr(M) rows.
 void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs);
@@ -77,8 +75,8 @@ struct GemmProblem {
   int64_t N;
   float* C;
   int64_t ldc;
-  const float* bias_row;  // M entries or null
-  const float* bias_col;  // N entries or null
+  const float* bias_row;            // M entries or null
+  const float* bias_col;            // N entries or null
   const float* residual = nullptr;  // M x N, row stride ldc, added before ReLU (ResNet's join), or null
 };
 
@@ -86,8 +84,7 @@ struct GemmProblem {
 void sgemm_run(const std::vector<GemmProblem>& problems, int64_t M, int64_t K, bool relu);
 
 // Convenience: C = A * B (+ bias) for plain strided matrices; packs A per call.
-void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa,
-           const float* b, int64_t rsb, int64_t csb, float* c, int64_t ldc,
-           const float* bias_row, const float* bias_col, bool relu);
+void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t rsb,
+           int64_t csb, float* c, int64_t ldc, const float* bias_row, const float* bias_col, bool relu);
 
 }  // namespace pycnn

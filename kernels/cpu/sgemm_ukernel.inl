@@ -14,8 +14,8 @@ namespace pycnn {
 // Kim's 100 filters leave 4 in the 13th panel of 8, which paid for 8).
 template <class V, int MR, int NV, int MRC = MR>
 static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const float* __restrict B, int64_t ldb,
-                               float* __restrict C, int64_t ldc, int mr, int nr, bool accumulate,
-                               bool last, const Epilogue& ep) {
+                               float* __restrict C, int64_t ldc, int mr, int nr, bool accumulate, bool last,
+                               const Epilogue& ep) {
   constexpr int W = V::W;
   // C rows are ldc apart and usually cold: start fetching them now so the epilogue does not
   // stall on MR cache misses after the kc loop.

@@ -98,7 +98,8 @@ struct avx512 {
     transpose4_in_lanes<avx512>(r, s, 4);
     for (int m = 0; m < 4; ++m) {
       const reg p0 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0x88), p1 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0xDD);
-      const reg q0 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0x88), q1 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0xDD);
+      const reg q0 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0x88),
+                q1 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0xDD);
       r[m] = _mm512_shuffle_f32x4(p0, q0, 0x88);
       r[4 + m] = _mm512_shuffle_f32x4(p1, q1, 0x88);
       r[8 + m] = _mm512_shuffle_f32x4(p0, q0, 0xDD);
@@ -152,7 +153,8 @@ struct avx2 {
   static inline reg shift_in(reg a, reg c) {  // (aJ .. a7 c0 .. cJ-1): both rotated, top J lanes from c
     const __m256i idx = _mm256_setr_epi32(J % 8, (1 + J) % 8, (2 + J) % 8, (3 + J) % 8, (4 + J) % 8, (5 + J) % 8,
                                           (6 + J) % 8, (7 + J) % 8);
-    return _mm256_blend_ps(_mm256_permutevar8x32_ps(a, idx), _mm256_permutevar8x32_ps(c, idx), (0xFF << (8 - J)) & 0xFF);
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(a, idx), _mm256_permutevar8x32_ps(c, idx),
+                           (0xFF << (8 - J)) & 0xFF);
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline reg gather_n(const float* p, int64_t stride, int n) {

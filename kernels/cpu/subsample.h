@@ -28,7 +28,8 @@ void for_subsampled_chunks(const ConvParams& p, const float* x, Run run, int64_t
   q.H = p.Ho;
   q.W = p.Wo;
   q.stride_h = q.stride_w = 1;
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(p.N, (32ll << 20) / (p.C * HoWo * (int64_t)sizeof(float))));
+  const int64_t chunk =
+      std::max<int64_t>(1, std::min<int64_t>(p.N, (32ll << 20) / (p.C * HoWo * (int64_t)sizeof(float))));
   float* xs = workspace(kSlotConvIn, (size_t)(chunk * p.C * HoWo));
   const int nt = threads_for(p.flops(), 1 << 30);
   for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {

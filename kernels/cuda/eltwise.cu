@@ -10,12 +10,11 @@
 
 #include "pycnn/cuda_ops.h"
 
-#define CUDA_CHECK(call)                                                                      \
-  do {                                                                                        \
-    cudaError_t err_ = (call);                                                                \
-    if (err_ != cudaSuccess)                                                                  \
-      throw std::runtime_error(std::string("CUDA error in ") + #call + ": " +                 \
-                               cudaGetErrorString(err_));                                    \
+#define CUDA_CHECK(call)                                                                                 \
+  do {                                                                                                   \
+    cudaError_t err_ = (call);                                                                           \
+    if (err_ != cudaSuccess)                                                                             \
+      throw std::runtime_error(std::string("CUDA error in ") + #call + ": " + cudaGetErrorString(err_)); \
   } while (0)
 
 namespace pycnn {
@@ -28,8 +27,8 @@ __global__ void relu_kernel1(const float* __restrict__ x, float* __restrict__ y,
   }
 }
 
-__global__ void add_kernel1(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y,
-                            int64_t n, bool relu) {
+__global__ void add_kernel1(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, int64_t n,
+                            bool relu) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const float v = a[i] + b[i];
     y[i] = (relu && v < 0.0f) ? 0.0f : v;

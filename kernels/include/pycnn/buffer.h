@@ -19,7 +19,10 @@ class AlignedBuffer {
   ~AlignedBuffer() { std::free(p_); }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  AlignedBuffer(AlignedBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  AlignedBuffer(AlignedBuffer&& o) noexcept : p_(o.p_), n_(o.n_) {
+    o.p_ = nullptr;
+    o.n_ = 0;
+  }
   // Grows (never shrinks); contents are not preserved.
   void resize(size_t n) {
     if (n <= n_) return;

@@ -9,10 +9,10 @@ namespace pycnn {
 
 enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
 
-Isa cpu_best_isa();            // what this CPU (and OS) supports
-Isa active_isa();              // what kernels use now
-void set_isa(Isa isa);         // throws std::invalid_argument if the CPU cannot run it
-const char* isa_name(Isa isa);                // cpu_kernels.cpp
+Isa cpu_best_isa();                          // what this CPU (and OS) supports
+Isa active_isa();                            // what kernels use now
+void set_isa(Isa isa);                       // throws std::invalid_argument if the CPU cannot run it
+const char* isa_name(Isa isa);               // cpu_kernels.cpp
 Isa isa_from_name(const std::string& name);  // throws std::invalid_argument
 
 }  // namespace pycnn
