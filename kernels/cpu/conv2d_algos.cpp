@@ -33,9 +33,11 @@ const W& as(const ConvWeights& w) {
   return static_cast<const W&>(w);  // the entry that prepared them runs them
 }
 
-std::unique_ptr<ConvWeights> im2col_prepare(const ConvParams& p, const float* w) {
-  auto out = std::make_unique<Im2colWeights>();
-  conv2d_im2col_prepare(p, w, *out);
+// An algorithm's prepare as a table entry: its weights type W made by fn.
+template <class W, void (*fn)(const ConvParams&, const float*, W&)>
+std::unique_ptr<ConvWeights> prepare_as(const ConvParams& p, const float* w) {
+  auto out = std::make_unique<W>();
+  fn(p, w, *out);
   return out;
 }
 void im2col_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
@@ -43,31 +45,19 @@ void im2col_run(const ConvWeights& w, const ConvParams& p, const float* x, const
   conv2d_im2col(p, x, as<Im2colWeights>(w), b, y, act, r);
 }
 
-std::unique_ptr<ConvWeights> direct_prepare(const ConvParams& p, const float* w) {
-  auto out = std::make_unique<DirectWeights>();
-  conv2d_direct_prepare(p, w, *out);
-  return out;
-}
 void direct_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
                 const float* r, int) {
   conv2d_direct(p, x, as<DirectWeights>(w), b, y, act, r);
 }
 
-std::unique_ptr<ConvWeights> direct_oc_prepare(const ConvParams& p, const float* w) {
-  auto out = std::make_unique<DirectWeights>();
-  conv2d_direct_oc_prepare(p, w, *out);
-  return out;
-}
 void direct_oc_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
                    const float* r, int layout) {
   conv2d_direct_oc(p, x, as<DirectWeights>(w), b, y, act, r, layout);
 }
 
 template <int m>
-std::unique_ptr<ConvWeights> winograd_prepare(const ConvParams& p, const float* w) {
-  auto out = std::make_unique<WinogradWeights>();
-  conv2d_winograd_prepare(p, w, m, *out);
-  return out;
+void winograd_prepare_m(const ConvParams& p, const float* w, WinogradWeights& out) {
+  conv2d_winograd_prepare(p, w, m, out);
 }
 void winograd_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
                   const float* r, int layout) {
@@ -78,19 +68,19 @@ void winograd_run(const ConvWeights& w, const ConvParams& p, const float* x, con
 // Measured max relative errors and the bounds the tests hold each tile to: README "Winograd accuracy".
 const std::vector<ConvAlgorithm> kConvAlgorithms = {
     {"direct", "direct convolution vectorized along output columns (first layers: few input channels)", 0.0, accept_all,
-     nchw_only, direct_prepare, direct_run},
+     nchw_only, prepare_as<DirectWeights, conv2d_direct_prepare>, direct_run},
     {"direct_oc",
      "direct convolution vectorized over output channels, reading x in place (small maps, strides, "
      "1x1, channel-blocked tensors)",
-     0.0, accept_all, direct_oc_layout_ok, direct_oc_prepare, direct_oc_run},
-    {"im2col", "implicit im2col packed into our SGEMM's panels", 0.0, accept_all, nchw_only, im2col_prepare,
-     im2col_run},
+     0.0, accept_all, direct_oc_layout_ok, prepare_as<DirectWeights, conv2d_direct_oc_prepare>, direct_oc_run},
+    {"im2col", "implicit im2col packed into our SGEMM's panels", 0.0, accept_all, nchw_only,
+     prepare_as<Im2colWeights, conv2d_im2col_prepare>, im2col_run},
     {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse, winograd_layout_ok,
-     winograd_prepare<2>, winograd_run},
+     prepare_as<WinogradWeights, winograd_prepare_m<2>>, winograd_run},
     {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse, winograd_layout_ok,
-     winograd_prepare<4>, winograd_run},
+     prepare_as<WinogradWeights, winograd_prepare_m<4>>, winograd_run},
     {"winograd_f6", "Winograd F(6x6,3x3): 64 multiplications per 36 outputs", 2e-4, winograd_refuse, winograd_layout_ok,
-     winograd_prepare<6>, winograd_run},
+     prepare_as<WinogradWeights, winograd_prepare_m<6>>, winograd_run},
 };
 
 }  // namespace

@@ -18,31 +18,21 @@ PYCNN_CPU_KERNELS(PYCNN_DECLARE_AVX512)
 
 namespace {
 
-#define PYCNN_FILL_GENERIC(fn, type) t.fn = fn##__generic;
-#define PYCNN_FILL_AVX2(fn, type) t.fn = fn##__avx2;
-#define PYCNN_FILL_AVX512(fn, type) t.fn = fn##__avx512;
-
-CpuKernels make_generic() {
-  CpuKernels t{};
-  t.isa = Isa::generic;
-  t.name = "generic";
-  PYCNN_CPU_KERNELS(PYCNN_FILL_GENERIC)
-  return t;
-}
-CpuKernels make_avx2() {
-  CpuKernels t{};
-  t.isa = Isa::avx2;
-  t.name = "avx2";
-  PYCNN_CPU_KERNELS(PYCNN_FILL_AVX2)
-  return t;
-}
-CpuKernels make_avx512() {
-  CpuKernels t{};
-  t.isa = Isa::avx512;
-  t.name = "avx512";
-  PYCNN_CPU_KERNELS(PYCNN_FILL_AVX512)
-  return t;
-}
+#define PYCNN_FILL_generic(fn, type) t.fn = fn##__generic;
+#define PYCNN_FILL_avx2(fn, type) t.fn = fn##__avx2;
+#define PYCNN_FILL_avx512(fn, type) t.fn = fn##__avx512;
+// make_<isa>(): the table of one ISA, every entry its <name>__<isa> symbol.
+#define PYCNN_MAKE_TABLE(ISA)           \
+  CpuKernels make_##ISA() {             \
+    CpuKernels t{};                     \
+    t.isa = Isa::ISA;                   \
+    t.name = #ISA;                      \
+    PYCNN_CPU_KERNELS(PYCNN_FILL_##ISA) \
+    return t;                           \
+  }
+PYCNN_MAKE_TABLE(generic)
+PYCNN_MAKE_TABLE(avx2)
+PYCNN_MAKE_TABLE(avx512)
 
 // Indexed by the Isa's value (generic, avx2, avx512).
 const CpuKernels kTables[] = {make_generic(), make_avx2(), make_avx512()};
