@@ -109,16 +109,11 @@ def plan(steps, shapes, outputs, graph_algo):
         return s is not None and len(s) == 4 and s[1] % 16 == 0
 
     def is_pool(i):
-        return steps[i].op == "max_pool2d" and hasattr(steps[i].fn, "bind") and c16(steps[i].inputs[0])
+        return steps[i].op == "max_pool2d" and c16(steps[i].inputs[0])
 
     def is_concat(i):
         st = steps[i]
-        return (
-            st.op == "concat"
-            and hasattr(st.fn, "bind")
-            and st.attrs["axis"] % 4 == 1
-            and all(c16(t) for t in st.inputs)
-        )
+        return st.op == "concat" and st.attrs["axis"] % 4 == 1 and all(c16(t) for t in st.inputs)
 
     def conv_writes(i):
         # its own algorithm writes the blocked y (Winograd only without a fused residual), or
