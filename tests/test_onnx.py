@@ -168,3 +168,22 @@ def test_load_onnx_arguments(tmp_path):
     )
     with pytest.raises(ValueError, match="not a readable ONNX model"):
         pycnn.load_onnx(b"not an onnx file")
+
+
+def test_weights_through_identity_of_an_initializer():
+    """Exporters write a shared initializer as Identity(initializer) (torchvision's VGG,
+    SqueezeNet, MobileNet V3 ...): the weight is that constant, keyed by the initializer's name."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    nodes = [
+        helper.make_node("Identity", ["fc.bias"], ["b_copy"]),
+        helper.make_node("Identity", ["b_copy"], ["b_copy2"]),
+        helper.make_node("Gemm", ["x", "fc.weight", "b_copy2"], ["y"], transB=1),
+    ]
+    data = make_model(nodes, [vinfo("x", ["N", 4])], [vinfo("y", ["N", 3])], {"fc.weight": w, "fc.bias": b})
+    g = pycnn.load_onnx(data)
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_allclose(g(x), run_ort(data, {"x": x}), rtol=1e-5, atol=1e-6)
+    assert sorted(g.state_dict()) == ["fc.bias", "fc.weight"]
+    assert [n.op for n in g.nodes] == ["linear"]

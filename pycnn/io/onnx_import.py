@@ -31,6 +31,7 @@ class _Importer:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         g = model.graph
         self.consts = {t.name: self.nh.to_array(t) for t in g.initializer}
+        self.const_source = {}  # constant -> the initializer it copies (Identity of an initializer)
         self.nodes = []
         self.names = set()
         self.used_keys = set()
@@ -70,6 +71,7 @@ class _Importer:
         return self.consts[name]
 
     def key(self, name):
+        name = self.const_source.get(name, name)  # a weight passed through Identity keeps its initializer's name
         k = name
         i = 2
         while k in self.used_keys:
@@ -268,7 +270,12 @@ class _Importer:
         self.emit(node, "reshape", [node.input[0]], dict(shape=tuple(int(d) for d in shape)))
 
     def op_Dropout(self, node, a):
-        self.emit(node, "identity", [node.input[0]])
+        src = node.input[0]
+        if src in self.consts:  # exporters write a shared initializer as Identity(initializer)
+            self.consts[node.output[0]] = self.consts[src]
+            self.const_source[node.output[0]] = self.const_source.get(src, src)
+            return
+        self.emit(node, "identity", [src])
 
     op_Identity = op_Dropout
 
