@@ -1,8 +1,9 @@
 """python -m bench SUITE [options]
 
-Suites: sgemm, layers, pool, threads, models (whole networks vs PyTorch, onnxruntime, ncnn, with
-the per-layer breakdown), peers (the same plus the NumPy reference), default (= sgemm, layers,
-pool, threads, models; batch 1 and 8).
+Suites: sgemm, layers, functional (pycnn.conv2d with default arguments vs F.conv2d), pool,
+threads, models (whole networks vs PyTorch, onnxruntime, ncnn, with the per-layer breakdown),
+peers (the same plus the NumPy reference), default (= sgemm, layers, pool, threads, models;
+batch 1 and 8).
 Results: a table on stdout and results.json (machine, threads, versions, command line, rows)
 in --out.
 """
@@ -22,7 +23,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("suite", nargs="+", help="sgemm, layers, pool, threads, models, peers or default")
+    ap.add_argument("suite", nargs="+", help="sgemm, layers, functional, pool, threads, models, peers or default")
     ap.add_argument("--threads", type=int, default=2, help="threads for pycnn and every peer (default 2)")
     ap.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (default 1 8)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison (default 3)")

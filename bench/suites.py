@@ -334,8 +334,63 @@ def print_threads(rows):
         )
 
 
+# ----------------------------------------------------------------------------- functional conv2d
+def run_functional(opts):
+    """pycnn.conv2d(x, w, b, stride, padding) with default arguments, called in a loop on the same
+    weights as a user calls F.conv2d, against torch.nn.functional.conv2d in the same run. The
+    weights' transformed copy is kept between calls (pycnn/_weight_cache.py), so each call pays
+    the content hash of w and the kernel; the first call (the transform) is in the warm-up."""
+    rows = []
+    layers = [l for l in CONV_LAYERS if fnmatch.fnmatch(l.id, opts.filter or "*")]
+    if opts.quick:
+        layers = layers[::3]
+    rng = np.random.default_rng(0)
+    jobs = [(l, N) for N in opts.batch for l in layers]
+    for i, (layer, N) in enumerate(jobs):
+        _progress(i, len(jobs), f"{layer.id} N={N}")
+        x = rng.standard_normal((N, layer.C, layer.H, layer.W), dtype=np.float32)
+        w = (
+            rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
+            / np.sqrt(layer.C * layer.R * layer.S)
+        ).astype(np.float32)
+        b = rng.standard_normal(layer.K, dtype=np.float32)
+        cands = {"pycnn": lambda: pycnn.conv2d(x, w, b, layer.stride, layer.pad, 1, layer.groups)}
+        peers = P.make_conv_peers(x, w, b, layer, opts.threads, with_numpy=False)
+        if "torch" not in peers:
+            continue
+        cands["torch"] = peers["torch"]
+        if not _close(cands["pycnn"](), cands["torch"](), 1e-3):
+            rows.append(dict(suite="functional", layer=layer.id, N=N, status="WRONG"))
+            continue
+        timed = compare(cands, rounds=opts.rounds)
+        row = dict(suite="functional", layer=layer.id, N=N, gflop=layer.flops(N) / 1e9)
+        for k, v in timed.items():
+            row[f"{k}_ms"] = v["median_s"] * 1e3
+        row["speed_vs_torch"] = row["torch_ms"] / row["pycnn_ms"]
+        rows.append(row)
+    _progress(len(jobs) - 1, len(jobs), "done")
+    return rows
+
+
+def print_functional(rows):
+    print(
+        "\nFunctional conv2d (pycnn.conv2d with defaults vs F.conv2d, same weights every call; speed = torch / pycnn)"
+    )
+    print(f"{'layer':<28}{'N':>3}{'pycnn ms':>10}{'torch ms':>10}{'speed':>8}")
+    for r in rows:
+        if r.get("status"):
+            print(f"{r['layer']:<28}{r['N']:>3}  {r['status']}")
+            continue
+        print(f"{r['layer']:<28}{r['N']:>3}{r['pycnn_ms']:10.3f}{r['torch_ms']:10.3f}{r['speed_vs_torch']:7.2f}x")
+    for N in sorted({r["N"] for r in rows}):
+        sub = [r["speed_vs_torch"] for r in rows if r["N"] == N and "speed_vs_torch" in r]
+        if sub:
+            print(f"batch {N}: geomean {geomean(sub):.2f}x, worst {min(sub):.2f}x over {len(sub)} layers")
+
+
 SUITES = {
     "sgemm": (run_sgemm, print_sgemm),
+    "functional": (run_functional, print_functional),
     "layers": (run_layers, print_layers),
     "pool": (run_pool, print_pool),
     "threads": (run_threads, print_threads),

@@ -5,6 +5,7 @@
     PYCNN_CONV_ALGO=name         force every algo='auto' convolution to one algorithm
     PYCNN_AUTOTUNE=1             time the candidates of algo='auto' per shape (pycnn.autotune)
     PYCNN_CACHE_DIR=dir          where the autotune cache lives ($XDG_CACHE_HOME/pycnn by default)
+    PYCNN_WEIGHT_CACHE=0         conv2d transforms the weights on every call (pycnn/_weight_cache.py)
 
 Change them at run time on the object (pycnn.config.conv_algo = 'im2col') or with the functions
 that own them (pycnn.autotune, pycnn.set_workspace_limit, pycnn._C.set_isa); the environment is
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 ISAS = ("generic", "avx2", "avx512")
+_OFF = ("", "0", "false", "off", "no")
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Config:
     conv_algo: Optional[str] = None
     autotune: bool = False
     cache_dir: Path = Path.home() / ".cache" / "pycnn"
+    weight_cache: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -47,7 +50,8 @@ class Config:
             else:
                 _ignored("PYCNN_WORKSPACE_LIMIT", limit, "a positive number of bytes")
         c.conv_algo = env.get("PYCNN_CONV_ALGO") or None  # checked against the registry when used
-        c.autotune = env.get("PYCNN_AUTOTUNE", "0").lower() not in ("", "0", "false", "off", "no")
+        c.autotune = env.get("PYCNN_AUTOTUNE", "0").lower() not in _OFF
+        c.weight_cache = env.get("PYCNN_WEIGHT_CACHE", "1").lower() not in _OFF
         if env.get("PYCNN_CACHE_DIR"):
             c.cache_dir = Path(env["PYCNN_CACHE_DIR"])
         elif env.get("XDG_CACHE_HOME"):

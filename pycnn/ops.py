@@ -16,7 +16,7 @@ from typing import Optional, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _C, numba_conv, policy, reference, registry
+from . import _C, _weight_cache, numba_conv, policy, reference, registry
 from . import device as _device
 from ._config import config
 from ._shapes import ConvShape, conv_output_size, conv_padding, pool_output_size  # noqa: F401 (re-exported)
@@ -48,10 +48,11 @@ def conv2d(
     output channels), 'im2col', 'winograd' (tile chosen), 'winograd_f2', 'winograd_f4',
     'winograd_f6' (3x3, stride 1, dilation 1 only), 'reference', or 'numba' / 'numba_im2col'
     (when numba is installed); pycnn.algorithms() lists them. activation: None or 'relu' (fused).
-    Returns (N, K, Ho, Wo) float32. For a layer called many times, pycnn.prepare_conv transforms
-    the weights once.
+    Returns (N, K, Ho, Wo) float32. The weights' transformed copy is kept between calls while the
+    array is alive and unchanged (pycnn/_weight_cache.py); pycnn.prepare_conv holds it explicitly.
     """
     x = as_array(input, "input", 4)
+    given = weight
     weight = as_array(weight, "weight", 4)
     relu = activation_flag(activation)
     s = ConvShape(x.shape, weight.shape, stride, padding, dilation, groups)
@@ -67,22 +68,11 @@ def conv2d(
         )
     if registry.CONV[algo].kind == registry.PYTHON:
         return numba_conv.conv2d(x, weight, bias, s, algo, relu)
+    # The weights transformed for algo: kept between calls while the array is alive and unchanged
+    # (pycnn/_weight_cache.py), so a loop over the same weights pays the transform once.
+    handle = _weight_cache.prepared(weight, s.groups, algo, keyable=weight is given)
     y = np.empty(s.out_shape, np.float32)
-    _C.conv2d(
-        x,
-        weight,
-        bias,
-        y,
-        s.stride[0],
-        s.stride[1],
-        s.pad[0],
-        s.pad[1],
-        s.dilation[0],
-        s.dilation[1],
-        s.groups,
-        algo,
-        relu,
-    )
+    handle.run(x, bias, y, s.stride[0], s.stride[1], s.pad[0], s.pad[1], s.dilation[0], s.dilation[1], relu, None)
     return y
 
 

@@ -2,6 +2,7 @@
 #include "bindings_cpu.h"
 #include "pycnn/buffer.h"
 #include "cpu_kernels.h"
+#include "ops_cpu.h"
 #include "pycnn/isa.h"
 #include "pycnn/parallel.h"
 #include "sgemm.h"
@@ -26,6 +27,17 @@ void bind_runtime(py::module_& m) {
       "The best ISA this CPU supports: 'avx512', 'avx2' or 'generic'.");
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("isa"));
+  // The hash of a C-contiguous array's bytes (pycnn/_weight_cache.py: was the array written?).
+  m.def(
+      "content_hash",
+      [](py::array a) {
+        require(a.flags() & py::array::c_style, "a: expected a C-contiguous array");
+        const void* p = a.data();
+        const size_t n = (size_t)a.nbytes();
+        py::gil_scoped_release nogil;
+        return content_hash(p, n);
+      },
+      py::arg("a"));
 }
 
 void bind_gemm(py::module_& m) {

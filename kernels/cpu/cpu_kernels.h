@@ -51,6 +51,7 @@ using DirectOcRunFn = void (*)(const ConvParams&, const float* x, const float* w
 using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
 using SgemmVariantsFn = SgemmVariants (*)();
+using ContentHashChunkFn = uint64_t (*)(const unsigned char* p, size_t n, uint64_t index);
 
 #define PYCNN_CPU_KERNELS(X)                                                            \
   X(sgemm_variants, SgemmVariantsFn) /* sgemm_ukernel__<isa>.cpp: every micro-kernel */ \
@@ -71,7 +72,8 @@ using SgemmVariantsFn = SgemmVariants (*)();
   X(avg_pool2d, AvgPoolFn)                                                              \
   X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                    \
   X(reorder_to_blocked16, ReorderFn) /* reorder_blocked__<isa>.cpp */                   \
-  X(reorder_from_blocked16, ReorderFn)
+  X(reorder_from_blocked16, ReorderFn)                                                  \
+  X(content_hash_chunk, ContentHashChunkFn) /* content_hash__<isa>.cpp */
 
 struct CpuKernels {
   Isa isa;

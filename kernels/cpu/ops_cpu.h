@@ -1,6 +1,7 @@
 // CPU entry points of the non-convolution ops. Layouts are NCHW float32, C-contiguous; shapes are
 // validated by pycnn/ops.py.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -40,6 +41,10 @@ void max_rows(int64_t rows, int64_t cols, const float* x, float* y);
 float nan_max(const float* x, int64_t n);
 void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y);
 // Concatenate along axis 1: inputs are (outer, sizes[i] * inner) blocks.
+// A 64-bit hash of nbytes bytes (content_hash.cpp): changes whenever the bytes do, except with
+// probability ~2^-64.
+uint64_t content_hash(const void* data, size_t nbytes);
+
 void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer, int64_t inner,
             float* y);
 
