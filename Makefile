@@ -65,7 +65,7 @@ fuzz: build
 sanitize: $(STAMP)
 	rm -rf $(SAN) && mkdir -p $(SAN)/pkg/pycnn
 	cp -r pycnn/*.py pycnn/*/ $(SAN)/pkg/pycnn/
-	cmake -S . -B $(SAN)/cmake -G Ninja -DPYCNN_SANITIZE=ON -DPYCNN_CUDA=OFF \
+	cmake -S . -B $(SAN)/cmake -G Ninja -DPYCNN_SANITIZE=ON -DPYCNN_CUDA=OFF -DPYCNN_CUDA_EMU=OFF \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE=$(abspath $(PY)) \
 		-Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) \
 		-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$(abspath $(SAN)/pkg/pycnn) > $(SAN)/cmake.log

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401 (pycnn.batch_inference ...)
     _C,  # noqa: F401  (pycnn._C: ISA and thread controls, SGEMM for the bench)
     batch_inference,
+    cuda,
     device,
     models,
     registry,
@@ -34,6 +35,7 @@ from .prepared import PreparedConv, prepare_conv
 from .tuning import autotune
 
 load = Graph.load
+backend = device.backend
 apply_config()  # the environment's ISA cap and workspace limit, read once (pycnn/_config.py)
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "Graph",
     "Node",
     "load",
+    "backend",
     "load_onnx",
     "models",
     "config",

@@ -4,8 +4,8 @@ NumPy arrays (and anything NumPy converts) live on the CPU. An object with
 __cuda_array_interface__ (CuPy, Numba, PyTorch CUDA tensors) or a DLPack device of type CUDA
 lives on 'cuda'. The functional API (pycnn/ops.py) runs CPU arrays itself and hands any other to
 backend(device); a Graph binds its layers' kernels per device (Graph.to). The CPU is the only
-backend wired in so far: pycnn._C_cuda holds element-wise kernels only, and the CUDA issues
-register the 'cuda' backend (and the 'cuda_emu' emulator) here with register().
+backend built in here; pycnn/cuda registers 'cuda' (a GPU with CuPy) and 'cuda_emu' (the CUDA
+kernels on the CPU emulator) with register().
 
 A backend is an object with the functional ops of pycnn/ops.py under their names (conv2d,
 max_pool2d, ..., taking that device's arrays) and graph_to(graph) -> the Graph on its device.
@@ -94,9 +94,11 @@ def backend(device: str) -> Any:
     check(device)
     b = _backends.get(device)
     if b is None:
+        from .cuda import why_not
+
         raise RuntimeError(
-            f"device: this build has no {device!r} backend (pycnn._C_cuda holds element-wise "
-            f"kernels only so far); copy the arrays to the host (NumPy) to run them on the CPU"
+            f"device: no {device!r} backend here ({why_not(device)}); copy the arrays to the host (NumPy) "
+            f"to run them on the CPU"
         )
     return b
 

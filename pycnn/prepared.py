@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _C, numba_conv, policy, reference, registry
+from . import device as _device
 from ._shapes import ConvShape
 from ._validate import activation_flag, as_array, as_vector
 from .ops import IntPair, Padding
@@ -279,6 +280,7 @@ class ConvBankMax:
         return "+".join(c.algo_for(x_shape) for c in self.convs)
 
 
+@_device.routed
 def prepare_conv(
     weight: ArrayLike,
     bias: Optional[ArrayLike] = None,

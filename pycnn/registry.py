@@ -106,10 +106,50 @@ _TABLE = (
 )
 CONV = {a.name: a for a in _TABLE}
 
+# The CUDA kernels (kernels/cuda/*.cu), the same on a GPU ('cuda') and on the CPU emulator
+# ('cuda_emu'); weights prepared by pycnn/cuda/conv.py. Names shared with the CPU are the same
+# algorithm; 'implicit_gemm' is the GPU's own.
+GPU = ("cuda", "cuda_emu")
+
+
+def _gpu_winograd_refusal(s: ConvShape) -> str:
+    if (s.R, s.S) != (3, 3) or s.stride != (1, 1) or s.dilation != (1, 1) or s.groups != 1:
+        return "runs 3x3 convolutions with stride 1, dilation 1 and groups 1 only"
+    return ""
+
+
+_GPU_TABLE = [
+    ConvAlgo("auto", "the GPU rule of pycnn/cuda/select.py (or the autotuner, timing with CUDA events)", CHOICE, GPU),
+    ConvAlgo("direct", "one thread per output element (first layers, small shapes)", NATIVE, GPU, 5e-6),
+    ConvAlgo("im2col", "im2col into a bounded workspace, then the tiled SGEMM batched over images", NATIVE, GPU, 5e-6),
+    ConvAlgo(
+        "implicit_gemm",
+        "the tiled SGEMM with the im2col gather folded into its cp.async shared-memory loads",
+        NATIVE,
+        GPU,
+        5e-6,
+    ),
+    ConvAlgo(
+        "winograd_f2", "Winograd F(2x2,3x3): transforms + batched SGEMM", NATIVE, GPU, 5e-6, _gpu_winograd_refusal
+    ),
+    ConvAlgo(
+        "winograd_f4", "Winograd F(4x4,3x3): transforms + batched SGEMM", NATIVE, GPU, 5e-5, _gpu_winograd_refusal
+    ),
+    ConvAlgo("winograd", "the Winograd tile pycnn/cuda/select.py picks", CHOICE, GPU, refuse=_gpu_winograd_refusal),
+]
+_TABLES = {"cpu": _TABLE, "cuda": _GPU_TABLE, "cuda_emu": _GPU_TABLE}
+
+
+def table(device: str = "cpu") -> dict:
+    """name -> ConvAlgo on device."""
+    return {a.name: a for a in _TABLES.get(device, [])}
+
 
 def conv_algos(device: str = "cpu", kind: str | None = None) -> list:
     """The available entries on device (of one kind, or all), in table order."""
-    return [a for a in _TABLE if device in a.devices and (kind is None or a.kind == kind) and a.available()]
+    return [
+        a for a in _TABLES.get(device, []) if device in a.devices and (kind is None or a.kind == kind) and a.available()
+    ]
 
 
 def names(device: str = "cpu", kind: str | None = None) -> list:
@@ -118,7 +158,7 @@ def names(device: str = "cpu", kind: str | None = None) -> list:
 
 def get(name, device: str = "cpu") -> ConvAlgo:
     """The entry for algo=name on device; ValueError naming the choices otherwise."""
-    a = CONV.get(name) if isinstance(name, str) else None
+    a = table(device).get(name) if isinstance(name, str) else None
     if a is None or device not in a.devices:
         raise ValueError(f"algo: expected one of {names(device)}, got {name!r}")
     if not a.available():
@@ -143,6 +183,8 @@ def candidates(s: ConvShape, device: str = "cpu") -> list:
 __all__ = [
     "ConvAlgo",
     "CONV",
+    "GPU",
+    "table",
     "NATIVE",
     "PYTHON",
     "CHOICE",

@@ -82,5 +82,8 @@ def test_a_registered_backend_receives_the_call(monkeypatch):
 def test_registry_knows_the_devices():
     for a in pycnn.registry.conv_algos("cpu"):
         assert "cpu" in a.devices
-    assert pycnn.registry.names("cuda") == []
+    gpu = ["auto", "direct", "im2col", "implicit_gemm", "winograd_f2", "winograd_f4", "winograd"]
+    assert pycnn.registry.names("cuda") == pycnn.registry.names("cuda_emu") == gpu
+    assert pycnn.algorithms("conv2d", device="cuda_emu") == gpu
+    assert "direct_oc" not in pycnn.registry.table("cuda") and "implicit_gemm" not in pycnn.registry.CONV
     assert pycnn.algorithms() == pycnn.registry.names("cpu")

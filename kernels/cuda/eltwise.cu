@@ -1,21 +1,14 @@
-// Element-wise CUDA kernels (the first part of the CUDA backend; see issue "CUDA backend").
+// Element-wise CUDA kernels and the device queries.
 //
-// Kernel versions (llm.c style):
-//   relu_kernel1: one thread per element, grid-stride loop. NaN kept (x < 0 is false for NaN).
-//   add_kernel1:  one thread per element, grid-stride loop, optional fused ReLU.
-#include <cuda_runtime.h>
-
-#include <stdexcept>
-#include <string>
-
+// Kernel versions:
+//   relu_kernel1:     one thread per element, grid-stride loop. NaN kept (x < 0 is false for NaN).
+//   add_kernel1:      one thread per element, grid-stride loop, optional fused ReLU.
+//   bias_act_kernel1: in place y = act(y + bias[c] + residual), a grid-stride loop over (n, c, hw)
+//                     with the channel recovered per element: the standalone conv epilogue.
+//   channel_affine_kernel1: y = act(x * scale[c] + shift[c]), a grid-stride loop (batch norm
+//                     with its statistics folded).
+#include "cuda_common.cuh"
 #include "pycnn/cuda_ops.h"
-
-#define CUDA_CHECK(call)                                                                                 \
-  do {                                                                                                   \
-    cudaError_t err_ = (call);                                                                           \
-    if (err_ != cudaSuccess)                                                                             \
-      throw std::runtime_error(std::string("CUDA error in ") + #call + ": " + cudaGetErrorString(err_)); \
-  } while (0)
 
 namespace pycnn {
 namespace cuda {
@@ -35,10 +28,32 @@ __global__ void add_kernel1(const float* __restrict__ a, const float* __restrict
   }
 }
 
+__global__ void bias_act_kernel1(float* __restrict__ y, const float* __restrict__ bias,
+                                 const float* __restrict__ residual, int64_t C, int64_t HW, int64_t n, bool relu) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = y[i];
+    if (bias) v += bias[(i / HW) % C];
+    if (residual) v += residual[i];
+    y[i] = (relu && v < 0.0f) ? 0.0f : v;
+  }
+}
+
+__global__ void channel_affine_kernel1(const float* __restrict__ x, const float* __restrict__ scale,
+                                       const float* __restrict__ shift, float* __restrict__ y, int64_t C, int64_t HW,
+                                       int64_t n, bool relu) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t c = (i / HW) % C;
+    const float v = fmaf(x[i], scale[c], shift[c]);
+    y[i] = (relu && v < 0.0f) ? 0.0f : v;
+  }
+}
+
 static int grid_for(int64_t n, int block) {
   const int64_t g = (n + block - 1) / block;
   return (int)(g < 65535 ? (g > 0 ? g : 1) : 65535);
 }
+
+const char* device_name() { return PYCNN_DEVICE_NAME; }
 
 int device_count() {
   int n = 0;
@@ -57,14 +72,26 @@ int runtime_version() {
 
 void relu(const float* x, float* y, int64_t n, void* stream) {
   if (n == 0) return;
-  relu_kernel1<<<grid_for(n, 256), 256, 0, (cudaStream_t)stream>>>(x, y, n);
-  CUDA_CHECK(cudaGetLastError());
+  PYCNN_LAUNCH(relu_kernel1, grid_for(n, 256), 256, 0, stream, x, y, n);
 }
 
 void add(const float* a, const float* b, float* y, int64_t n, bool relu, void* stream) {
   if (n == 0) return;
-  add_kernel1<<<grid_for(n, 256), 256, 0, (cudaStream_t)stream>>>(a, b, y, n, relu);
-  CUDA_CHECK(cudaGetLastError());
+  PYCNN_LAUNCH(add_kernel1, grid_for(n, 256), 256, 0, stream, a, b, y, n, relu);
+}
+
+void bias_act(float* y, const float* bias, const float* residual, int64_t N, int64_t C, int64_t HW, bool relu,
+              void* stream) {
+  const int64_t n = N * C * HW;
+  if (n == 0 || (!bias && !residual && !relu)) return;
+  PYCNN_LAUNCH(bias_act_kernel1, grid_for(n, 256), 256, 0, stream, y, bias, residual, C, HW, n, relu);
+}
+
+void channel_affine(const float* x, const float* scale, const float* shift, float* y, int64_t N, int64_t C, int64_t HW,
+                    bool relu, void* stream) {
+  const int64_t n = N * C * HW;
+  if (n == 0) return;
+  PYCNN_LAUNCH(channel_affine_kernel1, grid_for(n, 256), 256, 0, stream, x, scale, shift, y, C, HW, n, relu);
 }
 
 }  // namespace cuda

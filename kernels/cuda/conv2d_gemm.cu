@@ -1,0 +1,155 @@
+// Convolution as GEMM: im2col + SGEMM, and implicit GEMM (the im2col gather folded into the
+// shared-memory tile loads). x (N, C, H, W), w (K, C/groups, R, S), y (N, K, Ho, Wo), NCHW.
+//
+// Kernel versions:
+//   im2col_kernel1:        one thread per element of col[z][(c*R + r)*S + s][oh*Wo + ow] for the
+//                          chunk's images (zero where the window reads padding); the products are
+//                          then sgemm_kernel2, batched over the chunk's images, per group, with
+//                          bias, residual and ReLU fused.
+//   conv2d_igemm_kernel1:  M = output channels of a group, N = N*Ho*Wo pixels, K = C/groups*R*S;
+//                          128x128x8 block tiles, 8x8 per thread as in sgemm_kernel2, both tiles
+//                          filled with 4-byte cp.async (zero-filled for padding and edges, so no
+//                          branch in the multiply) into double-buffered shared memory; a thread's
+//                          four pixel columns are decoded once, each K step decodes (c, r, s) once.
+#include "cuda_common.cuh"
+#include "pycnn/cuda_ops.h"
+
+namespace pycnn {
+namespace cuda {
+
+__global__ void im2col_kernel1(const float* __restrict__ x, float* __restrict__ col, ConvGeom g, int64_t total) {
+  const int64_t HoWo = (int64_t)g.Ho * g.Wo, CRS = (int64_t)g.C * g.R * g.S;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t p = i % HoWo, row = (i / HoWo) % CRS, z = i / (HoWo * CRS);
+    const int s = (int)(row % g.S), r = (int)(row / g.S % g.R), c = (int)(row / ((int64_t)g.R * g.S));
+    const int oh = (int)(p / g.Wo), ow = (int)(p % g.Wo);
+    const int ih = oh * g.sh - g.ph + r * g.dh, iw = ow * g.sw - g.pw + s * g.dw;
+    col[i] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[((z * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
+  }
+}
+
+int64_t conv2d_im2col_workspace(const ConvGeom& g, int chunk) { return (int64_t)chunk * g.C * g.R * g.S * g.Ho * g.Wo; }
+
+void conv2d_im2col(const ConvGeom& g, const float* x, const float* w, const float* bias, const float* residual,
+                   float* y, bool relu, float* work, int chunk, void* stream) {
+  if (chunk <= 0) throw std::invalid_argument("conv2d_im2col: chunk must be positive");
+  const int64_t HoWo = (int64_t)g.Ho * g.Wo, CRS = (int64_t)g.C * g.R * g.S;
+  const int Kg = g.K / g.groups, Cg = g.C / g.groups;
+  const int64_t CgRS = (int64_t)Cg * g.R * g.S;
+  for (int n0 = 0; n0 < g.N; n0 += chunk) {
+    const int nb = g.N - n0 < chunk ? g.N - n0 : chunk;
+    const int64_t total = nb * CRS * HoWo;
+    const int64_t blocks = (total + 255) / 256;
+    PYCNN_LAUNCH(im2col_kernel1, (int)(blocks < 65535 ? blocks : 65535), 256, 0, stream,
+                 x + (int64_t)n0 * g.C * g.H * g.W, work, g, total);
+    for (int gi = 0; gi < g.groups; ++gi) {
+      GemmEpilogue ep;
+      ep.bias = bias ? bias + (int64_t)gi * Kg : nullptr;
+      ep.bias_mode = bias ? kBiasPerRow : kBiasNone;
+      ep.residual = residual ? residual + ((int64_t)n0 * g.K + (int64_t)gi * Kg) * HoWo : nullptr;
+      ep.ldr = HoWo;
+      ep.residual_batch_stride = (int64_t)g.K * HoWo;
+      ep.relu = relu;
+      sgemm(2, Kg, (int)HoWo, (int)CgRS, w + gi * Kg * CgRS, CgRS, 0, work + gi * CgRS * HoWo, HoWo, CRS * HoWo, false,
+            y + ((int64_t)n0 * g.K + (int64_t)gi * Kg) * HoWo, HoWo, (int64_t)g.K * HoWo, nb, ep, stream);
+    }
+  }
+}
+
+constexpr int kBM = 128, kBN = 128, kBK = 8, kThreads = 256;
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_igemm_kernel1(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+                         const float* __restrict__ residual, float* __restrict__ y, ConvGeom g, bool relu) {
+  __shared__ __align__(16) float As[2][kBK][kBM];  // weights, transposed: As[k][m]
+  __shared__ __align__(16) float Bs[2][kBK][kBN];  // gathered input: Bs[k][pixel]
+  const int Kg = g.K / g.groups, Cg = g.C / g.groups, RS = g.R * g.S;
+  const int Kdim = Cg * RS;
+  const int64_t HoWo = (int64_t)g.Ho * g.Wo, P = (int64_t)g.N * HoWo;
+  const int gi = blockIdx.z;
+  const int m0 = blockIdx.y * kBM;
+  const int64_t p0 = (int64_t)blockIdx.x * kBN;
+  const float* wg = w + (int64_t)gi * Kg * Kdim;
+  const int t = threadIdx.x, tx = t % 16, ty = t / 16;
+  const int ar = t / 2, ak = (t % 2) * 4, bk = t / 32, bp = (t % 32) * 4;
+  // This thread's four pixel columns: the image's channel-0 base of group gi and the window origin.
+  int64_t xbase[4];
+  int ih0[4], iw0[4];
+  bool pin[4];
+  for (int j = 0; j < 4; ++j) {
+    const int64_t p = p0 + bp + j;
+    pin[j] = p < P;
+    const int64_t n = pin[j] ? p / HoWo : 0, hw = pin[j] ? p % HoWo : 0;
+    xbase[j] = (n * g.C + (int64_t)gi * Cg) * g.H * g.W;
+    ih0[j] = (int)(hw / g.Wo) * g.sh - g.ph;
+    iw0[j] = (int)(hw % g.Wo) * g.sw - g.pw;
+  }
+  auto issue = [&](int k0, int buf) {
+    for (int i = 0; i < 4; ++i) {
+      const int k = k0 + ak + i, m = m0 + ar;
+      const bool ok = k < Kdim && m < Kg;
+      cp_async4(&As[buf][ak + i][ar], ok ? wg + (int64_t)m * Kdim + k : wg, ok ? 4 : 0);
+    }
+    const int k = k0 + bk;
+    const int c = k / RS, r = (k % RS) / g.S, s = k % g.S;
+    for (int j = 0; j < 4; ++j) {
+      const int ih = ih0[j] + r * g.dh, iw = iw0[j] + s * g.dw;
+      const bool ok = pin[j] && k < Kdim && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+      cp_async4(&Bs[buf][bk][bp + j], ok ? x + xbase[j] + ((int64_t)c * g.H + ih) * g.W + iw : x, ok ? 4 : 0);
+    }
+  };
+  float acc[8][8];
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+  const int ktiles = (Kdim + kBK - 1) / kBK;
+  issue(0, 0);
+  cp_async_commit();
+  for (int kt = 0; kt < ktiles; ++kt) {
+    const int cur = kt & 1;
+    if (kt + 1 < ktiles) issue((kt + 1) * kBK, cur ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();  // this thread's copies of tile kt have landed
+    __syncthreads();     // and everyone's
+#pragma unroll
+    for (int k = 0; k < kBK; ++k) {
+      const float4 a0 = *reinterpret_cast<const float4*>(&As[cur][k][ty * 4]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&As[cur][k][64 + ty * 4]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[cur][k][tx * 4]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[cur][k][64 + tx * 4]);
+      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();  // tile kt read by all before iteration kt+1 refills its buffer
+  }
+  cp_async_wait<0>();
+  for (int j = 0; j < 8; ++j) {
+    const int64_t p = p0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+    if (p >= P) continue;
+    const int64_t n = p / HoWo, hw = p % HoWo;
+    for (int i = 0; i < 8; ++i) {
+      const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+      if (m >= Kg) continue;
+      const int ko = gi * Kg + m;
+      const int64_t o = (n * g.K + ko) * HoWo + hw;
+      float v = acc[i][j];
+      if (bias) v += bias[ko];
+      if (residual) v += residual[o];
+      y[o] = (relu && v < 0.0f) ? 0.0f : v;
+    }
+  }
+}
+
+void conv2d_implicit_gemm(const ConvGeom& g, const float* x, const float* w, const float* bias, const float* residual,
+                          float* y, bool relu, void* stream) {
+  const int64_t P = (int64_t)g.N * g.Ho * g.Wo;
+  if (P == 0 || g.K == 0) return;
+  const dim3 grid((unsigned)((P + kBN - 1) / kBN), (unsigned)ceil_div(g.K / g.groups, kBM), (unsigned)g.groups);
+  PYCNN_LAUNCH(conv2d_igemm_kernel1, grid, dim3(kThreads), 0, stream, x, w, bias, residual, y, g, relu);
+}
+
+}  // namespace cuda
+}  // namespace pycnn

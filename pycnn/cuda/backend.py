@@ -1,0 +1,287 @@
+"""The CUDA backends: the functional ops of pycnn/ops.py on device arrays, run by the kernels of
+kernels/cuda (pycnn._C_cuda on a GPU, pycnn._C_cuda_emu on the CPU emulator).
+
+The argument rules are the CPU's (names, defaults, shapes, errors); arrays are the device's
+(CuPy for 'cuda', NumPy standing in for device memory on 'cuda_emu') and results are too.
+pycnn.conv2d(x_cupy, w_cupy) reaches here through the device layer (pycnn/device.py); the
+emulator is asked for by name: pycnn.backend('cuda_emu').conv2d(x, w).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import registry
+from .._shapes import ConvShape  # noqa: F401 (re-exported for the tests)
+from .._validate import activation_flag, as_bool, as_int
+from . import select  # noqa: F401
+from .conv import DeviceConv
+
+
+class CudaBackend:
+    """Functional ops on one CUDA device ('cuda' or 'cuda_emu')."""
+
+    def __init__(self, native, memory) -> None:
+        self.native = native
+        self.memory = memory
+        self.device = memory.device
+
+    def __repr__(self) -> str:
+        return f"<pycnn CUDA backend {self.device!r}>"
+
+    # ------------------------------------------------------------------ timing
+    def time_ms(self, fn) -> float:
+        """Milliseconds fn's launches take on the stream: CUDA events on a GPU, the host clock in
+        the emulator (whose launches run to completion before returning)."""
+        if self.device == "cuda":
+            cp = self.memory.xp
+            start, end = cp.cuda.Event(), cp.cuda.Event()
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return cp.cuda.get_elapsed_time(start, end)
+        t = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t) * 1e3
+
+    def algorithms(self) -> list:
+        return registry.names(self.device)
+
+    # ------------------------------------------------------------------ convolution
+    def prepare_conv(
+        self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", activation=None
+    ) -> DeviceConv:
+        """The weights kept on the device; returns a DeviceConv called as conv(x)."""
+        return DeviceConv(self, weight, bias, stride, padding, dilation, groups, algo=algo, activation=activation)
+
+    def conv2d(
+        self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", activation=None
+    ):
+        return DeviceConv(self, weight, bias, stride, padding, dilation, groups, algo=algo, activation=activation)(
+            input
+        )
+
+    # ------------------------------------------------------------------ pooling
+    def max_pool2d(self, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        from ..ops import _pool_geometry
+
+        m = self.memory
+        x = m.asarray(input, "input", 4)
+        kh, kw, sh, sw, ph, pw, Ho, Wo = _pool_geometry(x, kernel_size, stride, padding, ceil_mode, dilation)
+        N, C, H, W = x.shape
+        y = m.empty((N, C, Ho, Wo))
+        self.native.max_pool2d((N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw), m.ptr(x), m.ptr(y), m.stream())
+        return y
+
+    def avg_pool2d(self, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        from ..ops import _pool_geometry
+
+        m = self.memory
+        x = m.asarray(input, "input", 4)
+        kh, kw, sh, sw, ph, pw, Ho, Wo = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
+        cip = as_bool(count_include_pad, "count_include_pad")
+        N, C, H, W = x.shape
+        y = m.empty((N, C, Ho, Wo))
+        g = (N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw)
+        self.native.avg_pool2d(g, m.ptr(x), m.ptr(y), cip, m.stream())
+        return y
+
+    def global_avg_pool2d(self, input):
+        m = self.memory
+        x = m.asarray(input, "input", 4)
+        if x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(f"input: spatial size must be >= 1, got {tuple(x.shape)}")
+        y = m.empty(tuple(x.shape[:2]) + (1, 1))
+        self.native.global_avg_pool2d(m.ptr(x), m.ptr(y), x.shape[0] * x.shape[1], x.shape[2] * x.shape[3], m.stream())
+        return y
+
+    # ------------------------------------------------------------------ the other layers
+    def local_response_norm(self, input, size, alpha=1e-4, beta=0.75, k=1.0):
+        m = self.memory
+        x = m.asarray(input, "input")
+        if x.ndim < 3:
+            raise ValueError(f"input: expected (N, C, ...) with at least 3 dimensions, got shape {tuple(x.shape)}")
+        size = as_int(size, "size", 1)
+        y = m.empty(x.shape)
+        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        self.native.lrn(
+            m.ptr(x), m.ptr(y), x.shape[0], x.shape[1], hw, size, float(alpha), float(beta), float(k), m.stream()
+        )
+        return y
+
+    def linear(self, input, weight, bias=None, *, activation=None):
+        m = self.memory
+        x = m.asarray(input, "input")
+        w = m.asarray(weight, "weight", 2)
+        relu = activation_flag(activation)
+        squeeze = x.ndim == 1
+        if squeeze:
+            x = x[None]
+        if x.ndim != 2:
+            raise ValueError(f"input: expected (N, in_features) or (in_features,), got shape {tuple(x.shape)}")
+        if x.shape[1] != w.shape[1]:
+            raise ValueError(
+                f"weight: in_features {w.shape[1]} does not match the input's {x.shape[1]}; "
+                f"input {tuple(x.shape)}, weight {tuple(w.shape)}"
+            )
+        b = m.vector(bias, "bias", w.shape[0])
+        N, K = x.shape
+        O = w.shape[0]
+        y = m.empty((N, O))
+        if N and O:
+            # y (N, O) = x (N, K) w^T: B given as (O, K), trans_b; bias per column.
+            self.native.sgemm(
+                2,
+                N,
+                O,
+                K,
+                m.ptr(x),
+                K,
+                0,
+                m.ptr(w),
+                K,
+                0,
+                True,
+                m.ptr(y),
+                O,
+                0,
+                1,
+                m.ptr(b),
+                2,
+                0,
+                0,
+                0,
+                relu,
+                m.stream(),
+            )
+        return y[0] if squeeze else y
+
+    def relu(self, input):
+        m = self.memory
+        x = m.asarray(input, "input")
+        y = m.empty(x.shape)
+        self.native.relu(m.ptr(x), m.ptr(y), x.size, m.stream())
+        return y
+
+    def add(self, input, other, *, activation=None):
+        m = self.memory
+        a = m.asarray(input, "input")
+        b = m.asarray(other, "other")
+        relu = activation_flag(activation)
+        if a.shape != b.shape:
+            raise ValueError(f"other: shape {tuple(b.shape)} does not match the input's {tuple(a.shape)}")
+        y = m.empty(a.shape)
+        self.native.add(m.ptr(a), m.ptr(b), m.ptr(y), a.size, relu, m.stream())
+        return y
+
+    def softmax(self, input, dim=-1, *, axis=None):
+        m, xp = self.memory, self.memory.xp
+        x = m.asarray(input, "input")
+        if axis is not None:
+            if dim != -1 and dim != axis:
+                raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
+            dim, name = axis, "axis"
+        else:
+            name = "dim"
+        if x.ndim == 0:
+            raise ValueError("input: expected at least 1 dimension, got a scalar")
+        dim = as_int(dim, name, -x.ndim, x.ndim - 1)
+        moved = xp.ascontiguousarray(xp.moveaxis(x, dim, -1))
+        y = m.empty(moved.shape)
+        cols = moved.shape[-1]
+        self.native.softmax(m.ptr(moved), m.ptr(y), moved.size // max(cols, 1), cols, m.stream())
+        return xp.ascontiguousarray(xp.moveaxis(y, -1, dim))
+
+    def concat(self, tensors: Sequence[Any], dim: int = 1, *, axis: Optional[int] = None):
+        m = self.memory
+        if axis is not None:
+            if dim != 1 and dim != axis:
+                raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
+            dim, name = axis, "axis"
+        else:
+            name = "dim"
+        if not isinstance(tensors, (list, tuple)) or len(tensors) == 0:
+            raise ValueError("tensors: expected a non-empty list of arrays")
+        xs = [m.asarray(a, f"tensors[{i}]") for i, a in enumerate(tensors)]
+        nd = xs[0].ndim
+        dim = as_int(dim, name, -nd, nd - 1) % nd
+        s0 = tuple(xs[0].shape)
+        for i, a in enumerate(xs):
+            sa = tuple(a.shape)
+            if a.ndim != nd or sa[:dim] != s0[:dim] or sa[dim + 1 :] != s0[dim + 1 :]:
+                raise ValueError(f"tensors[{i}]: shape {sa} does not match tensors[0] {s0} outside dimension {dim}")
+        shape = list(s0)
+        shape[dim] = sum(int(a.shape[dim]) for a in xs)
+        y = m.empty(tuple(shape))
+        outer = int(np.prod(shape[:dim], dtype=np.int64))
+        inner = int(np.prod(shape[dim + 1 :], dtype=np.int64))
+        off = 0
+        for a in xs:
+            self.native.concat_copy(m.ptr(a), m.ptr(y), outer, int(a.shape[dim]), inner, shape[dim], off, m.stream())
+            off += int(a.shape[dim])
+        return y
+
+    def batch_norm(
+        self,
+        input,
+        running_mean,
+        running_var,
+        weight=None,
+        bias=None,
+        training=False,
+        momentum=0.1,
+        eps=1e-5,
+        *,
+        activation=None,
+    ):
+        from ..ops import fold_batch_norm
+
+        m = self.memory
+        x = m.asarray(input, "input")
+        if as_bool(training, "training"):
+            raise ValueError("training: pycnn runs inference only (pass training=False with running statistics)")
+        if x.ndim < 2:
+            raise ValueError(f"input: expected (N, C, ...), got shape {tuple(x.shape)}")
+        C = x.shape[1]
+        relu = activation_flag(activation)
+        if float(eps) < 0:
+            raise ValueError(f"eps: must be >= 0, got {eps}")
+        vecs = [
+            None if v is None else m.to_host(m.vector(v, n, C))
+            for v, n in (
+                (running_mean, "running_mean"),
+                (running_var, "running_var"),
+                (weight, "weight"),
+                (bias, "bias"),
+            )
+        ]
+        if vecs[0] is None or vecs[1] is None:
+            raise TypeError("running_mean, running_var: expected arrays, got None")
+        scale, shift = (m.from_host(v) for v in fold_batch_norm(*vecs, eps=eps))
+        return self.channel_affine(x, scale, shift, relu)
+
+    def channel_affine(self, x, scale, shift, relu: bool = False):
+        """y[:, c] = act(x[:, c] * scale[c] + shift[c]); x, scale, shift already on the device and
+        checked (what batch_norm runs once folded; a DeviceGraph folds once)."""
+        m = self.memory
+        y = m.empty(x.shape)
+        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        self.native.channel_affine(
+            m.ptr(x), m.ptr(scale), m.ptr(shift), m.ptr(y), x.shape[0], x.shape[1], hw, relu, m.stream()
+        )
+        return y
+
+    # ------------------------------------------------------------------ graphs
+    def graph_to(self, graph):
+        """graph on this device (Graph.to): a DeviceGraph, its weights moved here once."""
+        from .graph import DeviceGraph
+
+        return DeviceGraph(graph, self)
+
+
+__all__ = ["CudaBackend"]
