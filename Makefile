@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pycnn-installed
 BENCH_OUT ?= bench/results/latest
 
-.PHONY: test bench build lint format fuzz sanitize package-check clean
+.PHONY: test bench build lint format fuzz sanitize package-check cuda-report clean
 SAN    := build/sanitize
 SAN_ENV = PYTHONPATH=.:$(abspath tests) \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
@@ -58,23 +58,29 @@ fuzz: build
 	PYCNN_FUZZ_EXAMPLES=$${PYCNN_FUZZ_EXAMPLES:-3000} $(PY) -m pytest tests/test_hardening.py -k fuzz \
 		--hypothesis-show-statistics
 
-# AddressSanitizer + UndefinedBehaviorSanitizer build of pycnn._C in $(SAN), then the kernel
+# AddressSanitizer + UndefinedBehaviorSanitizer build of pycnn._C and pycnn._C_cuda_emu (the CUDA
+# kernels on the CPU emulator) in $(SAN), then the kernel
 # and Graph tests against it (the ONNX, CLI and training tests, which exercise the peers and
 # subprocesses rather than the kernels, are left out). The Python package is copied next to the
 # sanitized module; the ASan runtime is preloaded because python itself is not instrumented; leaks are not checked).
 sanitize: $(STAMP)
 	rm -rf $(SAN) && mkdir -p $(SAN)/pkg/pycnn
 	cp -r pycnn/*.py pycnn/*/ $(SAN)/pkg/pycnn/
-	cmake -S . -B $(SAN)/cmake -G Ninja -DPYCNN_SANITIZE=ON -DPYCNN_CUDA=OFF -DPYCNN_CUDA_EMU=OFF \
+	cmake -S . -B $(SAN)/cmake -G Ninja -DPYCNN_SANITIZE=ON -DPYCNN_CUDA=OFF \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE=$(abspath $(PY)) \
 		-Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) \
 		-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$(abspath $(SAN)/pkg/pycnn) > $(SAN)/cmake.log
 	cmake --build $(SAN)/cmake
 	cd $(SAN)/pkg && $(SAN_ENV) $(abspath $(PY)) -c \
-		"import pycnn, sys; f = pycnn._C.__file__; print('sanitized module:', f); sys.exit('$(SAN)' not in f)"
+		"import pycnn, pycnn._C_cuda_emu as e, sys; fs = [pycnn._C.__file__, e.__file__]; print('sanitized modules:', fs); sys.exit(any('$(SAN)' not in f for f in fs))"
 	cd $(SAN)/pkg && $(SAN_ENV) PYCNN_FUZZ_EXAMPLES=20 $(abspath $(PY)) -m pytest $(abspath tests) -q \
-		-p no:cacheprovider -k "not torch and not hostile and not bench_tools and not onnx and not digits and not cli and not batch_inference and not pool"
+		-p no:cacheprovider -k "not torch and not hostile and not bench_tools and not onnx and not digits and not cli and not batch_inference and not pool and not zoo_networks and not resource_report and not readme"
 	@echo "sanitize: clean"
+
+# Registers, shared memory, stack and spills of every CUDA kernel for sm_90 (nvcc -Xptxas -v), and
+# the occupancy each reaches on an H200, into docs/cuda_resources.md; fails if a kernel spills.
+cuda-report: $(STAMP)
+	$(PY) -m bench.cuda_report --out docs/cuda_resources.md
 
 clean:
 	rm -rf build pycnn/*.so *.egg-info

@@ -3,6 +3,7 @@ own model (barriers, shuffles, shared memory per block, cp.async, divergence det
 kernel against the NumPy reference under more than one thread order, then the functional API on
 the 'cuda_emu' device. The same kernels on a GPU: tests/test_cuda.py."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -232,6 +233,10 @@ CONV_CASES = [
     (1, 32, 7, 7, 40, 1, 1, 1, 0, 1, 1),  # 1x1
     (1, 4, 13, 11, 6, 5, 5, 2, (2, 1, 0, 2), 1, 1),  # 5x5, four-sided padding
     (1, 130, 5, 5, 129, 3, 3, 1, 1, 1, 1),  # channels beyond one 128 tile
+    (1, 1, 9, 7, 3, 3, 3, 1, 1, 1, 1),  # one input channel
+    (2, 7, 13, 17, 17, 3, 3, 1, 1, 1, 1),  # odd channels, sizes no tile divides (Winograd's 2 and 4)
+    (1, 17, 6, 11, 7, 5, 5, 1, 2, 1, 1),
+    (3, 17, 5, 9, 17, 3, 1, (2, 1), (1, 0), 1, 1),  # a 3x1 filter, stride (2, 1)
 ]
 
 
@@ -487,3 +492,28 @@ def test_device_graph_checks_its_input(rng):
         d({"nope": np.zeros((1, 1, 32, 32), np.float32)})
     y2 = d(rng.standard_normal((2, 1, 32, 32)).astype(np.float32))
     assert y2.shape == (2, 10)
+
+
+# ----------------------------------------------------------------------------- the GPU tooling, checked here
+def test_gpu_kernel_bench_runs_on_the_emulator(tmp_path):
+    from bench import gpu_kernels
+
+    assert gpu_kernels.main(["--device", "cuda_emu", "--quick", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["device"] == "cuda_emu" and res["sgemm"][0]["rel_err"] < 1e-5
+    assert {r["layer"] for r in res["conv"]} >= {"lenet5.conv1", "convnetjs.conv3"}
+    assert all(r["best"] in r["algos"] and r["algos"][r["best"]] > 0 for r in res["conv"])
+    assert all(r["pycnn_gbs"] > 0 for r in res["pool"])
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed: the sm_90 resource report needs it")
+def test_resource_report_for_sm90_has_every_kernel_and_no_spills():
+    from bench import cuda_report
+
+    rows = cuda_report.report()
+    names = {r["name"] for r in rows}
+    assert {"sgemm_kernel2", "conv2d_igemm_kernel1", "winograd_input_kernel1", "softmax_kernel1"} <= names
+    assert all(r["threads"] for r in rows), [r["name"] for r in rows if not r["threads"]]
+    spills = [r["kernel"] for r in rows if r["spill_stores"] or r["spill_loads"] or r["stack"]]
+    assert not spills, f"kernels that spill or keep a stack frame: {spills}"
+    assert all(0 < r["occupancy"] <= 1 for r in rows)

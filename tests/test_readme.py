@@ -20,6 +20,11 @@ def test_readme_has_examples():
 @pytest.mark.parametrize("i", range(len(BLOCKS)))
 def test_readme_block_runs(i, tmp_path):
     code = BLOCKS[i]
+    if "import cupy" in code:
+        import pycnn
+
+        if pycnn.cuda.why_not("cuda"):
+            pytest.skip(f"the block runs on a GPU: {pycnn.cuda.why_not('cuda')}")
     if "import ray" in code:
         pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
     if "load_onnx" in code:

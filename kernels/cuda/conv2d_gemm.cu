@@ -9,8 +9,9 @@
 //   conv2d_igemm_kernel1:  M = output channels of a group, N = N*Ho*Wo pixels, K = C/groups*R*S;
 //                          128x128x8 block tiles, 8x8 per thread as in sgemm_kernel2, both tiles
 //                          filled with 4-byte cp.async (zero-filled for padding and edges, so no
-//                          branch in the multiply) into double-buffered shared memory; a thread's
-//                          four pixel columns are decoded once, each K step decodes (c, r, s) once.
+//                          branch in the multiply) into double-buffered shared memory; the block's
+//                          pixel columns are decoded once into shared memory, each K step decodes
+//                          (c, r, s) once per thread.
 #include "cuda_common.cuh"
 #include "pycnn/cuda_ops.h"
 
@@ -65,26 +66,28 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ __align__(16) float Bs[2][kBK][kBN];  // gathered input: Bs[k][pixel]
   const int Kg = g.K / g.groups, Cg = g.C / g.groups, RS = g.R * g.S;
   const int Kdim = Cg * RS;
-  const int64_t HoWo = (int64_t)g.Ho * g.Wo, P = (int64_t)g.N * HoWo;
+  const int HoWo = g.Ho * g.Wo, P = g.N * HoWo;  // < 2^31: checked by the launcher
   const int gi = blockIdx.z;
   const int m0 = blockIdx.y * kBM;
-  const int64_t p0 = (int64_t)blockIdx.x * kBN;
+  const int p0 = blockIdx.x * kBN;
   const float* wg = w + (int64_t)gi * Kg * Kdim;
   const int t = threadIdx.x, tx = t % 16, ty = t / 16;
   const int ar = t / 2, ak = (t % 2) * 4, bk = t / 32, bp = (t % 32) * 4;
-  // This thread's four pixel columns: the image's channel-0 base of group gi and the window origin.
-  int64_t xbase[4];
-  int ih0[4], iw0[4];
-  bool pin[4];
-  for (int j = 0; j < 4; ++j) {
-    const int64_t p = p0 + bp + j;
-    pin[j] = p < P;
-    const int64_t n = pin[j] ? p / HoWo : 0, hw = pin[j] ? p % HoWo : 0;
-    xbase[j] = (n * g.C + (int64_t)gi * Cg) * g.H * g.W;
-    ih0[j] = (int)(hw / g.Wo) * g.sh - g.ph;
-    iw0[j] = (int)(hw % g.Wo) * g.sw - g.pw;
+  // The block's 128 pixel columns, decoded once into shared memory (kept out of registers: the
+  // 8x8 accumulators need them): the image's channel-0 offset for group gi and the window's
+  // origin; a column past the last pixel gets an origin no filter tap can bring inside.
+  __shared__ int64_t s_xbase[kBN];
+  __shared__ int s_ih0[kBN], s_iw0[kBN];
+  if (t < kBN) {
+    const int p = p0 + t;
+    const int n = p < P ? p / HoWo : 0, hw = p < P ? p % HoWo : 0;
+    s_xbase[t] = ((int64_t)n * g.C + (int64_t)gi * Cg) * g.H * g.W;
+    s_ih0[t] = p < P ? hw / g.Wo * g.sh - g.ph : -(1 << 30);
+    s_iw0[t] = hw % g.Wo * g.sw - g.pw;
   }
+  __syncthreads();
   auto issue = [&](int k0, int buf) {
+#pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int k = k0 + ak + i, m = m0 + ar;
       const bool ok = k < Kdim && m < Kg;
@@ -92,14 +95,17 @@ __global__ void __launch_bounds__(kThreads)
     }
     const int k = k0 + bk;
     const int c = k / RS, r = (k % RS) / g.S, s = k % g.S;
+#pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int ih = ih0[j] + r * g.dh, iw = iw0[j] + s * g.dw;
-      const bool ok = pin[j] && k < Kdim && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-      cp_async4(&Bs[buf][bk][bp + j], ok ? x + xbase[j] + ((int64_t)c * g.H + ih) * g.W + iw : x, ok ? 4 : 0);
+      const int ih = s_ih0[bp + j] + r * g.dh, iw = s_iw0[bp + j] + s * g.dw;
+      const bool ok = k < Kdim && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+      cp_async4(&Bs[buf][bk][bp + j], ok ? x + s_xbase[bp + j] + ((int64_t)c * g.H + ih) * g.W + iw : x, ok ? 4 : 0);
     }
   };
   float acc[8][8];
+#pragma unroll
   for (int i = 0; i < 8; ++i)
+#pragma unroll
     for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
   const int ktiles = (Kdim + kBK - 1) / kBK;
   issue(0, 0);
@@ -126,15 +132,17 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();  // tile kt read by all before iteration kt+1 refills its buffer
   }
   cp_async_wait<0>();
+#pragma unroll
   for (int j = 0; j < 8; ++j) {
-    const int64_t p = p0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+    const int p = p0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
     if (p >= P) continue;
-    const int64_t n = p / HoWo, hw = p % HoWo;
+    const int n = p / HoWo, hw = p % HoWo;
+#pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
       if (m >= Kg) continue;
       const int ko = gi * Kg + m;
-      const int64_t o = (n * g.K + ko) * HoWo + hw;
+      const int64_t o = ((int64_t)n * g.K + ko) * HoWo + hw;
       float v = acc[i][j];
       if (bias) v += bias[ko];
       if (residual) v += residual[o];
@@ -147,6 +155,8 @@ void conv2d_implicit_gemm(const ConvGeom& g, const float* x, const float* w, con
                           float* y, bool relu, void* stream) {
   const int64_t P = (int64_t)g.N * g.Ho * g.Wo;
   if (P == 0 || g.K == 0) return;
+  if (P > 0x7fffffff - kBN)
+    throw std::invalid_argument("conv2d_implicit_gemm: N*Ho*Wo must be below 2^31; use im2col for this batch");
   const dim3 grid((unsigned)((P + kBN - 1) / kBN), (unsigned)ceil_div(g.K / g.groups, kBM), (unsigned)g.groups);
   PYCNN_LAUNCH(conv2d_igemm_kernel1, grid, dim3(kThreads), 0, stream, x, w, bias, residual, y, g, relu);
 }

@@ -89,7 +89,9 @@ __global__ void __launch_bounds__(kThreads)
     }
   };
   float acc[8][8];
+#pragma unroll
   for (int i = 0; i < 8; ++i)
+#pragma unroll
     for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
   const int ktiles = (K + kBK - 1) / kBK;
   load(0);
@@ -114,9 +116,11 @@ __global__ void __launch_bounds__(kThreads)
     if (kt + 1 < ktiles) store(cur ^ 1);
     __syncthreads();
   }
+#pragma unroll
   for (int i = 0; i < 8; ++i) {
     const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
     if (m >= M) continue;
+#pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int n = n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
       if (n < N) C[m * ldc + n] = epilogue(acc[i][j], m, n, ep, R, ep.ldr);

@@ -13,6 +13,12 @@
 #include "cuda_emu.h"
 #include "emu_fiber.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define PYCNN_EMU_ASAN 1
+#endif
+
 struct CUstream_st {
   int id;
 };
@@ -40,6 +46,8 @@ struct Copy {
 
 struct Fiber {
   void* sp = nullptr;
+  unsigned char* stack = nullptr;
+  void* asan_fake = nullptr;  // AddressSanitizer's fake stack of this fiber while it is switched out
   dim3 tid;
   int lane = 0, warp = 0;
   State st = kDone;
@@ -61,6 +69,9 @@ struct Block {
   std::vector<unsigned char> dynamic_shared;
   std::vector<int> order;
   void* sched_sp = nullptr;
+  const void* sched_stack = nullptr;  // the scheduler's (OS thread's) stack, told to AddressSanitizer
+  size_t sched_stack_size = 0;
+  void* sched_fake = nullptr;
   Fiber* cur = nullptr;
   BlockBody body{};
   std::exception_ptr error;
@@ -75,6 +86,36 @@ std::atomic<uint64_t> g_seed{0x5EED};
 std::mutex g_attr_mutex;
 std::unordered_map<const void*, size_t> g_max_dynamic;
 thread_local cudaError_t t_last_error = cudaSuccess;
+
+// The three switches, with AddressSanitizer told which stack runs next (a sanitizer build runs
+// the CUDA kernel tests on the emulator: tests/test_cuda_emu.py under `make sanitize`).
+void switch_to_fiber(Block& b, Fiber& f) {
+#if defined(PYCNN_EMU_ASAN)
+  __sanitizer_start_switch_fiber(&b.sched_fake, f.stack, kStack);
+#endif
+  pycnn_emu_switch(&b.sched_sp, f.sp);
+#if defined(PYCNN_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(b.sched_fake, nullptr, nullptr);
+#endif
+}
+
+void switch_to_scheduler(Block& b, Fiber& f) {
+#if defined(PYCNN_EMU_ASAN)
+  __sanitizer_start_switch_fiber(&f.asan_fake, b.sched_stack, b.sched_stack_size);
+#endif
+  pycnn_emu_switch(&f.sp, b.sched_sp);
+#if defined(PYCNN_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(f.asan_fake, nullptr, nullptr);
+#endif
+}
+
+[[noreturn]] void exit_to_scheduler(Block& b, Fiber& f) {
+#if defined(PYCNN_EMU_ASAN)
+  __sanitizer_start_switch_fiber(nullptr, b.sched_stack, b.sched_stack_size);  // this fiber's stack is done
+#endif
+  pycnn_emu_switch(&f.sp, b.sched_sp);
+  std::abort();  // a finished fiber is never resumed
+}
 
 uint64_t splitmix(uint64_t& s) {
   uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -98,6 +139,9 @@ void run_copies(std::vector<Copy>& g) {
 void fiber_main(void* arg) {
   Fiber* f = static_cast<Fiber*>(arg);
   Block& b = t_block;
+#if defined(PYCNN_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(nullptr, &b.sched_stack, &b.sched_stack_size);
+#endif
   try {
     b.body.run(b.body.ctx);
     for (auto& g : f->groups) run_copies(g);  // copies never waited for still land
@@ -106,8 +150,7 @@ void fiber_main(void* arg) {
     if (!b.error) b.error = std::current_exception();
   }
   f->st = kDone;
-  pycnn_emu_switch(&f->sp, b.sched_sp);
-  std::abort();  // a finished fiber is never resumed
+  exit_to_scheduler(b, *f);
 }
 
 // Releases the lanes of each warp whose exchange every lane of its mask has reached.
@@ -165,7 +208,11 @@ void run_block(Block& b, dim3 block, int64_t linear_block) {
     f.st = kRun;
     f.open.clear();
     f.groups.clear();
-    f.sp = fiber_prepare(b.stacks[i], kStack, fiber_main, &f);
+    f.stack = b.stacks[i];
+#if defined(PYCNN_EMU_ASAN)
+    __asan_unpoison_memory_region(f.stack, kStack);  // frames of an earlier fiber that never returned
+#endif
+    f.sp = fiber_prepare(f.stack, kStack, fiber_main, &f);
   }
   const int setting = g_order.load(std::memory_order_relaxed);
   uint64_t rng = g_seed.load(std::memory_order_relaxed) ^ (uint64_t)linear_block * 0x9E3779B97F4A7C15ull;
@@ -176,7 +223,7 @@ void run_block(Block& b, dim3 block, int64_t linear_block) {
       if (f.st != kRun) continue;
       b.cur = &f;
       t_threadIdx = f.tid;
-      pycnn_emu_switch(&b.sched_sp, f.sp);
+      switch_to_fiber(b, f);
       if (b.error) std::rethrow_exception(b.error);
     }
     b.cur = nullptr;
@@ -222,7 +269,7 @@ void syncthreads(const char* site) {
   Fiber* f = b.cur;
   f->st = kAtBarrier;
   f->site = site;
-  pycnn_emu_switch(&f->sp, b.sched_sp);
+  switch_to_scheduler(b, *f);
 }
 
 const unsigned char* warp_exchange(unsigned mask, const void* value, size_t bytes) {
@@ -233,7 +280,7 @@ const unsigned char* warp_exchange(unsigned mask, const void* value, size_t byte
   std::memcpy(w.deposit[f->lane], value, bytes);
   f->st = kAtWarp;
   f->mask = mask;
-  pycnn_emu_switch(&f->sp, b.sched_sp);
+  switch_to_scheduler(b, *f);
   return &b.warps[f->warp].released[0][0];
 }
 
