@@ -1,6 +1,7 @@
 """Smoke test of an installed pycnn, run by .ci/check_package.sh from a directory outside the
 clone with the interpreter of a fresh virtual environment: the package imports from
-site-packages with every subpackage, both native modules and py.typed; a zoo network, pickling,
+site-packages with every subpackage, the native modules (the CUDA emulator's too) and py.typed; a
+zoo network, the CUDA kernels on the emulator, pickling,
 the CLI and ONNX import work. Exits non-zero on the first failure."""
 
 import importlib
@@ -19,7 +20,15 @@ import pycnn  # noqa: E402
 where = os.path.dirname(pycnn.__file__)
 assert "site-packages" in where and not where.startswith(repo), f"pycnn imported from {where}, not an install"
 assert importlib.metadata.version("pycnn") == pycnn.__version__, "two versions"
-for sub in ("pycnn.models", "pycnn.io", "pycnn.batch_inference", "pycnn.models.layer_shapes", "pycnn._C"):
+for sub in (
+    "pycnn.models",
+    "pycnn.io",
+    "pycnn.batch_inference",
+    "pycnn.models.layer_shapes",
+    "pycnn.cuda",
+    "pycnn._C",
+    "pycnn._C_cuda_emu",
+):
     importlib.import_module(sub)
 assert os.path.exists(os.path.join(where, "py.typed")), "py.typed is missing"
 if shutil.which("nvcc"):  # CMake builds the CUDA module wherever nvcc is found
@@ -33,6 +42,10 @@ for name in ("lenet5", "convnetjs"):
     np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-5)
     assert np.array_equal(pickle.loads(pickle.dumps(g))(x), y)
 print("zoo networks and pickling: ok")
+ge = pycnn.models.get("lenet5", seed=1)
+xe = np.random.default_rng(2).standard_normal((2, 1, 32, 32)).astype(np.float32)
+np.testing.assert_allclose(ge.to("cuda_emu")(xe), ge(xe), rtol=1e-4, atol=1e-5)
+print("CUDA kernels on the emulator: ok")
 
 r = subprocess.run(
     [sys.executable, "-m", "pycnn", "run", "lenet5", "--batch", "2", "--runs", "1", "--quiet"],

@@ -3,7 +3,8 @@
 Suites: sgemm, layers, functional (pycnn.conv2d with default arguments vs F.conv2d), pool,
 threads, models (whole networks vs PyTorch, onnxruntime, ncnn, with the per-layer breakdown),
 peers (the same plus the NumPy reference), default (= sgemm, layers, pool, threads, models;
-batch 1 and 8).
+batch 1 and 8), gpu (the CUDA kernels and networks against cuBLAS, cuDNN and PyTorch on a GPU;
+--device cuda_emu runs its code on the CPU emulator).
 Results: a table on stdout and results.json (machine, threads, versions, command line, rows)
 in --out.
 """
@@ -23,7 +24,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("suite", nargs="+", help="sgemm, layers, functional, pool, threads, models, peers or default")
+    ap.add_argument("suite", nargs="+", help="sgemm, layers, functional, pool, threads, models, peers, gpu or default")
+    ap.add_argument(
+        "--device", default="cuda", choices=("cuda", "cuda_emu"), help="gpu suite: the device (default cuda)"
+    )
     ap.add_argument("--threads", type=int, default=2, help="threads for pycnn and every peer (default 2)")
     ap.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (default 1 8)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison (default 3)")

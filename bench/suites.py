@@ -16,7 +16,7 @@ import pycnn
 from pycnn import _C, policy, reference, registry
 from pycnn.models import CONV_LAYERS, POOL_LAYERS
 
-from . import networks
+from . import gpu_suite, networks
 from . import peers as P
 from .timing import compare, geomean
 
@@ -396,6 +396,7 @@ SUITES = {
     "threads": (run_threads, print_threads),
     "models": (networks.run_networks, networks.print_networks),
     "peers": (networks.run_peers, networks.print_networks),
+    "gpu": (gpu_suite.run_gpu, gpu_suite.print_gpu),
 }
 DEFAULT = ["sgemm", "layers", "pool", "threads", "models"]
 

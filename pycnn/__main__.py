@@ -143,23 +143,45 @@ def cmd_run(a):
     g = _load(a.model, a.algo, a.weights, progress)
     x = _input(g, a.batch, a.input)
     opt = "--input" if a.input else "--batch"
-    y = _option(opt, lambda: progress.step(f"first run, batch {x.shape[0]} (binds the plan)", lambda: g(x)))
+    where = f"{pycnn.get_num_threads()} threads"
+    run = g
+    if a.device != "cpu" or a.cuda_graph:
+        if not pycnn.device.available(a.device):
+            raise UsageError(f"--device: {a.device!r} is not available here ({pycnn.cuda.why_not(a.device)})")
+        be = pycnn.backend(a.device)
+        run = _option(
+            "--cuda-graph" if a.cuda_graph else "--device",
+            lambda: progress.step(f"moving {g.name} to {a.device}", lambda: g.to(a.device, cuda_graph=a.cuda_graph)),
+        )
+        x = be.memory.from_host(x) if g.input_dtypes[next(iter(g.inputs))] == "float32" else x
+        where = f"on {a.device}" + (" (CUDA graph)" if a.cuda_graph else "")
+    y = _option(opt, lambda: progress.step(f"first run, batch {x.shape[0]} (binds the plan)", lambda: run(x)))
     times = []
 
     def timed():
         for _ in range(a.runs):
-            t0 = time.perf_counter()
-            g(x)
-            times.append(time.perf_counter() - t0)
+            if run is g:
+                t0 = time.perf_counter()
+                g(x)
+                times.append(time.perf_counter() - t0)
+            else:  # device work is asynchronous: CUDA events (the host clock on the emulator)
+                times.append(run.backend.time_ms(lambda: run(x)) / 1e3)
 
     progress.step(f"timing {a.runs} runs", timed)
+    if run is not g:
+        y = (
+            {k: run.backend.memory.to_host(v) for k, v in y.items()}
+            if isinstance(y, dict)
+            else run.backend.memory.to_host(y)
+        )
+        x = run.backend.memory.to_host(x)
     if isinstance(y, dict):
         y = next(iter(y.values()))
     scores = y.reshape(y.shape[0], -1)
     is_prob = g.nodes[-1].op == "softmax"
     if not is_prob and scores.size:
         scores = pycnn.softmax(scores, dim=1)
-    print(f"{g.name}: input {x.shape} {x.dtype}, output {y.shape}, algo {a.algo}, {pycnn.get_num_threads()} threads")
+    print(f"{g.name}: input {x.shape} {x.dtype}, output {y.shape}, algo {a.algo}, {where}")
     for i in range(min(len(scores), a.show)):
         top = np.argsort(-scores[i])[: a.top]
         print(f"  sample {i}: " + ", ".join(f"class {int(c)} ({scores[i, c]:.3f})" for c in top))
@@ -169,7 +191,7 @@ def cmd_run(a):
         f"{x.shape[0] / med:.1f} samples/s"
     )
     if a.profile:
-        print(progress.step("profiling", lambda: g.profile(x, runs=a.runs, warmup=1)))
+        print(progress.step("profiling", lambda: run.profile(x, runs=a.runs, warmup=1)))
     return 0
 
 
@@ -202,6 +224,14 @@ def parser():
     r.add_argument("--top", type=_positive, default=5)
     r.add_argument("--show", type=_count, default=4, help="samples whose top classes are printed")
     r.add_argument("--profile", action="store_true", help="also print the per-layer profile")
+    r.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda", "cuda_emu"),
+        help="where the network runs: cpu (default), cuda (a GPU, with CuPy), cuda_emu (the CUDA kernels on the "
+        "CPU emulator, slowly)",
+    )
+    r.add_argument("--cuda-graph", action="store_true", help="with --device cuda: replay each run as a CUDA graph")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     s = sub.add_parser("summary", help="layers, shapes, parameters, FLOPs and peak memory")
     s.add_argument("model")

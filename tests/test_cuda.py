@@ -112,3 +112,45 @@ def test_torch_cuda_tensors_are_taken_without_a_copy(cp):
     y = pycnn.conv2d(x, w, padding=1)
     want = torch.nn.functional.conv2d(x, w, padding=1)
     assert rel_err(cp.asnumpy(y), want.cpu().numpy()) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "name", ["lenet5", "convnetjs", "kimcnn", "alphago", "alexnet", "googlenet", "resnet18", "resnet50"]
+)
+def test_zoo_networks_on_the_gpu_at_full_size(name, cp):
+    g = pycnn.models.get(name)
+    rng = np.random.default_rng(0)
+    shapes = g.example_shapes(2)
+    k, s = next(iter(shapes.items()))
+    x = rng.integers(0, 100, s) if g.input_dtypes[k] == "int64" else rng.standard_normal(s).astype(np.float32)
+    want = g(x)
+    d = g.to("cuda")
+    y = d(x)  # a NumPy input is copied in
+    assert isinstance(y, cp.ndarray) and rel_err(cp.asnumpy(y), want) < 5e-5
+    if x.dtype == np.float32:
+        assert rel_err(cp.asnumpy(d(cp.asarray(x))), want) < 5e-5
+    assert d.to("cpu") is g
+    assert "on cuda" in str(d.profile(x, runs=2, warmup=1))
+
+
+def test_cuda_graph_replay_and_two_streams(cp):
+    g = pycnn.models.resnet18()
+    rng = np.random.default_rng(1)
+    x1, x2 = (cp.asarray(rng.standard_normal((4, 3, 64, 64)).astype(np.float32)) for _ in range(2))
+    plain = g.to("cuda")
+    want1, want2 = cp.asnumpy(plain(x1)), cp.asnumpy(plain(x2))
+    captured = g.to("cuda", cuda_graph=True)
+    for _ in range(2):  # the second call replays the graph captured by the first
+        assert rel_err(cp.asnumpy(captured(x1)), want1) < 1e-5
+        assert rel_err(cp.asnumpy(captured(x2)), want2) < 1e-5
+    other = pycnn.models.googlenet().to("cuda")
+    xg = cp.asarray(rng.standard_normal((2, 3, 224, 224)).astype(np.float32))
+    want_g = cp.asnumpy(other(xg))
+    s1, s2 = cp.cuda.Stream(non_blocking=True), cp.cuda.Stream(non_blocking=True)
+    with s1:
+        y1 = plain(x1)
+    with s2:
+        yg = other(xg)
+    s1.synchronize()
+    s2.synchronize()
+    assert rel_err(cp.asnumpy(y1), want1) < 1e-5 and rel_err(cp.asnumpy(yg), want_g) < 1e-5

@@ -6,6 +6,7 @@ the 'cuda_emu' device. The same kernels on a GPU: tests/test_cuda.py."""
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -517,3 +518,127 @@ def test_resource_report_for_sm90_has_every_kernel_and_no_spills():
     spills = [r["kernel"] for r in rows if r["spill_stores"] or r["spill_loads"] or r["stack"]]
     assert not spills, f"kernels that spill or keep a stack frame: {spills}"
     assert all(0 < r["occupancy"] <= 1 for r in rows)
+
+
+def test_device_plan_fuses_like_the_cpu_plan(rng):
+    g = pycnn.models.resnet18()
+    d = g.to("cuda_emu")
+    ops = [s.op for s in d.steps]
+    assert "batch_norm" not in ops and "relu" not in ops and "add" not in ops  # folded, fused, in the epilogue
+    assert sum(len(s.inputs) == 2 for s in d.steps if s.op == "conv2d") == 8  # the residual joins
+    assert len(d.steps) < len(g.nodes)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    assert rel_err(d(x), g(x)) < 5e-5
+    peak = d.measure_peak(x)
+    assert 0 < peak <= d.peak_bytes({"x": x.shape}) + x.nbytes
+    s = d.summary(2)
+    assert s.peak_bytes == d.peak_bytes(g.example_shapes(2)) and "peak activations" in str(s)
+
+
+def test_profile_names_each_step_and_its_algorithm(rng):
+    d = pycnn.models.convnetjs().to("cuda_emu")
+    p = d.profile(rng.standard_normal((2, 3, 32, 32)).astype(np.float32), runs=2, warmup=1)
+    text = str(p)
+    assert "on cuda_emu" in text and "conv1+relu1" in text
+    assert all(r[3] > 0 for r in p.rows) and p.total_s > 0
+    assert {r[5] for r in p.rows if r[1] == "conv2d"} <= set(pycnn.algorithms("conv2d", device="cuda_emu"))
+
+
+def test_graphs_move_between_devices_and_run_side_by_side(rng):
+    import threading
+
+    a, b = pycnn.models.lenet5(seed=1), pycnn.models.convnetjs(seed=2)
+    da, db = a.to("cuda_emu"), b.to("cuda_emu")
+    assert da.to("cpu") is a and da.to("cuda_emu") is da
+    xa = rng.standard_normal((3, 1, 32, 32)).astype(np.float32)
+    xb = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    out = {}
+
+    def run(name, g, x):
+        out[name] = [g(x) for _ in range(3)]
+
+    ts = [threading.Thread(target=run, args=("a", da, xa)), threading.Thread(target=run, args=("b", db, xb))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for y in out["a"]:
+        assert rel_err(y, a(xa)) < 1e-5
+    for y in out["b"]:
+        assert rel_err(y, b(xb)) < 1e-5
+
+
+def test_cuda_graph_capture_is_for_the_gpu():
+    g = pycnn.models.lenet5()
+    with pytest.raises(ValueError, match="cuda_graph: CUDA graph capture needs the 'cuda' device"):
+        g.to("cuda_emu", cuda_graph=True)
+    with pytest.raises(ValueError, match="cuda_graph"):
+        g.to("cpu", cuda_graph=True)
+
+
+def test_cli_runs_a_network_on_the_emulator():
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pycnn",
+            "run",
+            "lenet5",
+            "--device",
+            "cuda_emu",
+            "--batch",
+            "2",
+            "--runs",
+            "2",
+            "--profile",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "on cuda_emu" in r.stdout and "time per batch" in r.stdout and "conv1+relu1" in r.stdout
+
+
+def test_gpu_bench_suite_runs_on_the_emulator(capsys):
+    import types
+
+    from bench import gpu_suite
+
+    rows = gpu_suite.run_gpu(types.SimpleNamespace(device="cuda_emu", batch=None))
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"sgemm", "conv", "pool", "network"}
+    nets = [r for r in rows if r["kind"] == "network"]
+    assert {r["net"] for r in nets} == set(gpu_suite.EMU_NETS) and all(r["pycnn_ms"] > 0 for r in nets)
+    gpu_suite.print_gpu(rows)
+    assert "lenet5" in capsys.readouterr().out
+    assert gpu_suite.run_gpu(types.SimpleNamespace(device="cuda", batch=None)) == [] or pycnn.device.available("cuda")
+
+
+def test_an_onnx_graph_on_the_emulator(rng):
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install '.[onnx]')")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    fc = rng.standard_normal((8 * 4 * 4, 5)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("MatMul", ["f", "fc"], ["y"]),
+    ]
+    model = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "m",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+            [numpy_helper.from_array(w, "w"), numpy_helper.from_array(fc, "fc")],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    g = pycnn.load_onnx(model.SerializeToString())
+    x = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    assert rel_err(g.to("cuda_emu")(x), g(x)) < 1e-5

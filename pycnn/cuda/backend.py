@@ -277,11 +277,11 @@ class CudaBackend:
         return y
 
     # ------------------------------------------------------------------ graphs
-    def graph_to(self, graph):
+    def graph_to(self, graph, cuda_graph: bool = False):
         """graph on this device (Graph.to): a DeviceGraph, its weights moved here once."""
         from .graph import DeviceGraph
 
-        return DeviceGraph(graph, self)
+        return DeviceGraph(graph, self, cuda_graph=cuda_graph)
 
 
 __all__ = ["CudaBackend"]

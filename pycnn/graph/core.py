@@ -287,9 +287,14 @@ class Graph:
             return env[self.outputs[0]]
         return {t: env[t] for t in self.outputs}
 
-    def to(self, device: str) -> Graph:
+    def to(self, device: str, *, cuda_graph: bool = False):
         """The Graph on device ('cpu', or a device with a backend: pycnn/device.py): on the CPU
-        itself; elsewhere the backend's copy, its weights prepared there (backend.graph_to)."""
+        itself; elsewhere the backend's copy, its weights prepared there (backend.graph_to).
+        cuda_graph=True ('cuda' only): each run replays a CUDA graph captured per input shape."""
+        if cuda_graph:
+            if _device.check(device) == _device.CPU:
+                raise ValueError("cuda_graph: CUDA graphs are for the 'cuda' device, not the CPU")
+            return _device.backend(device).graph_to(self, cuda_graph=True)
         if _device.check(device) == self.device:
             return self
         if device == _device.CPU:  # from another device: the structure and weights, prepared here

@@ -59,8 +59,9 @@ class Profile:
     def __str__(self):
         w = max([len(r[0]) for r in self.rows] + [4])
         step_sum = sum(r[3] for r in self.rows) or 1.0
+        where = f"on {self.where}" if getattr(self, "where", None) else f"{self.threads} threads"
         lines = [
-            f"{self.name}, batch {self.batch}, {self.threads} threads: {self.total_s * 1e3:.2f} ms per run (median)",
+            f"{self.name}, batch {self.batch}, {where}: {self.total_s * 1e3:.2f} ms per run (median)",
             f"{'step':<{w}}  {'op':<14} {'output':<16} {'ms':>8} {'%':>5} {'GFLOP/s':>8}  algorithm",
         ]
         for name, op, out, t, fl, algo, _live in self.rows:
