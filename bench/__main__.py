@@ -78,6 +78,11 @@ def main(argv=None):
         cores=os.cpu_count(),
         threads=opts.threads,
         pycnn_isa=pycnn._C.get_isa(),
+        cpu_isa=pycnn._C.cpu_isa(),
+        # The ISA caps the run was made under (the AVX2 path measured on an AVX-512 machine: pycnn,
+        # OpenBLAS and oneDNN each capped; onnxruntime cannot be).
+        caps={k: os.environ[k] for k in ("PYCNN_ISA", "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA") if k in os.environ},
+        isa_peak_gflops=_fma_peaks(pycnn, opts.threads),
         python=platform.python_version(),
         versions=peers.available(),
         batch=opts.batch,
@@ -85,6 +90,8 @@ def main(argv=None):
     print(
         f"pycnn bench: {meta['processor']}, {opts.threads} threads, ISA {meta['pycnn_isa']}, peers {meta['versions']}"
     )
+    peaks, caps = meta["isa_peak_gflops"], meta["caps"] or "none"
+    print(f"FMA peak per ISA (GFLOP/s, {opts.threads} threads): {peaks}; caps {caps}")
     results = {"meta": meta, "rows": []}
     t_all = time.perf_counter()
     for name in names:
@@ -116,6 +123,21 @@ def main(argv=None):
 
         with open(opts.compare) as f:
             print("\n" + compare(json.load(f), json.loads(json.dumps(results, default=_json_default))))
+
+
+def _fma_peaks(pycnn, threads) -> dict:
+    """The FP32 FMA peak of each ISA this CPU runs, on `threads` threads (pycnn._C.fma_peak: 12
+    independent FMA chains per thread), measured now; the active ISA is restored."""
+    active = pycnn._C.get_isa()
+    out = {}
+    try:
+        for isa in ("generic", "avx2", "avx512"):
+            if pycnn._config.ISAS.index(isa) <= pycnn._config.ISAS.index(pycnn._C.cpu_isa()):
+                pycnn._C.set_isa(isa)
+                out[isa] = round(max(pycnn._C.fma_peak(threads, 10_000_000) for _ in range(3)), 1)
+    finally:
+        pycnn._C.set_isa(active)
+    return out
 
 
 def _json_default(o):

@@ -106,8 +106,9 @@ JIT_ALGOS = registry.names(kind=registry.PYTHON)
 WINOGRAD_ALGOS = [a for a in ALGOS if a.startswith("winograd")]  # the "Winograd" columns of the report
 
 
-def run_layers(opts):
-    rows = []
+def _layer_problems(opts):
+    """(layer, N, x, w, b) for every lecture layer the options select, at each batch size, with a
+    progress bar; weights scaled by 1/sqrt(fan-in) so outputs stay O(1)."""
     layers = [l for l in CONV_LAYERS if fnmatch.fnmatch(l.id, opts.filter or "*")]
     if opts.quick:
         layers = layers[::3]
@@ -121,6 +122,12 @@ def run_layers(opts):
             / np.sqrt(layer.C * layer.R * layer.S)
         ).astype(np.float32)
         b = rng.standard_normal(layer.K, dtype=np.float32)
+        yield layer, N, x, w, b
+
+
+def run_layers(opts):
+    rows = []
+    for layer, N, x, w, b in _layer_problems(opts):
         # pycnn runs with weights prepared once (as a Graph, or an onnxruntime session, does).
         cands = {}
         shape = pycnn.ops.ConvShape(x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)
@@ -341,19 +348,7 @@ def run_functional(opts):
     weights' transformed copy is kept between calls (pycnn/_weight_cache.py), so each call pays
     the content hash of w and the kernel; the first call (the transform) is in the warm-up."""
     rows = []
-    layers = [l for l in CONV_LAYERS if fnmatch.fnmatch(l.id, opts.filter or "*")]
-    if opts.quick:
-        layers = layers[::3]
-    rng = np.random.default_rng(0)
-    jobs = [(l, N) for N in opts.batch for l in layers]
-    for i, (layer, N) in enumerate(jobs):
-        _progress(i, len(jobs), f"{layer.id} N={N}")
-        x = rng.standard_normal((N, layer.C, layer.H, layer.W), dtype=np.float32)
-        w = (
-            rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
-            / np.sqrt(layer.C * layer.R * layer.S)
-        ).astype(np.float32)
-        b = rng.standard_normal(layer.K, dtype=np.float32)
+    for layer, N, x, w, b in _layer_problems(opts):
         cands = {"pycnn": lambda: pycnn.conv2d(x, w, b, layer.stride, layer.pad, 1, layer.groups)}
         peers = P.make_conv_peers(x, w, b, layer, opts.threads, with_numpy=False)
         if "torch" not in peers:
@@ -368,7 +363,6 @@ def run_functional(opts):
             row[f"{k}_ms"] = v["median_s"] * 1e3
         row["speed_vs_torch"] = row["torch_ms"] / row["pycnn_ms"]
         rows.append(row)
-    _progress(len(jobs) - 1, len(jobs), "done")
     return rows
 
 

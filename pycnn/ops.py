@@ -183,13 +183,7 @@ def linear(
     squeeze = x.ndim == 1
     if squeeze:
         x = x[None]
-    if x.ndim != 2:
-        raise ValueError(f"input: expected (N, in_features) or (in_features,), got shape {x.shape}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"weight: in_features {w.shape[1]} does not match the input's {x.shape[1]}; "
-            f"input {x.shape}, weight {w.shape}"
-        )
+    check_linear(x.shape, w.shape)
     b = as_vector(bias, "bias", w.shape[0])
     y = np.empty((x.shape[0], w.shape[0]), np.float32)
     if y.size:
@@ -225,15 +219,7 @@ def add(input: ArrayLike, other: ArrayLike, *, activation: Optional[str] = None)
 def softmax(input: ArrayLike, dim: int = -1, *, axis: Optional[int] = None) -> np.ndarray:
     """exp(x) / sum(exp(x)) along dim, as torch.nn.functional.softmax (axis: NumPy's name for dim)."""
     x = as_array(input, "input")
-    if axis is not None:
-        if dim != -1 and dim != axis:
-            raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
-        dim, name = axis, "axis"
-    else:
-        name = "dim"
-    if x.ndim == 0:
-        raise ValueError("input: expected at least 1 dimension, got a scalar")
-    dim = as_int(dim, name, -x.ndim, x.ndim - 1)
+    dim = softmax_dim(x.ndim, dim, axis)
     moved = np.ascontiguousarray(np.moveaxis(x, dim, -1))
     y = np.empty_like(moved)
     if y.size:
@@ -245,30 +231,60 @@ def softmax(input: ArrayLike, dim: int = -1, *, axis: Optional[int] = None) -> n
 def concat(tensors: Sequence[ArrayLike], dim: int = 1, *, axis: Optional[int] = None) -> np.ndarray:
     """Concatenate arrays along dim (all other dimensions equal), as torch.cat; the default is
     the channel dimension 1 (Inception's concat), where torch.cat's is 0. axis: NumPy's name."""
-    if axis is not None:
-        if dim != 1 and dim != axis:
-            raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
-        dim, name = axis, "axis"
-    else:
-        name = "dim"
     if not isinstance(tensors, (list, tuple)) or len(tensors) == 0:
         raise ValueError("tensors: expected a non-empty list of arrays")
     xs = [as_array(a, f"tensors[{i}]") for i, a in enumerate(tensors)]
-    nd = xs[0].ndim
-    dim = as_int(dim, name, -nd, nd - 1) % nd
-    for i, a in enumerate(xs):
-        if a.ndim != nd or a.shape[:dim] != xs[0].shape[:dim] or a.shape[dim + 1 :] != xs[0].shape[dim + 1 :]:
-            raise ValueError(
-                f"tensors[{i}]: shape {a.shape} does not match tensors[0] {xs[0].shape} outside dimension {dim}"
-            )
-    shape = list(xs[0].shape)
-    shape[dim] = sum(a.shape[dim] for a in xs)
+    dim, shape = concat_shape([a.shape for a in xs], dim, axis)
     y = np.empty(shape, np.float32)
     if y.size:
         outer = int(np.prod(shape[:dim], dtype=np.int64))
         inner = int(np.prod(shape[dim + 1 :], dtype=np.int64))
         _C.concat(xs, y, outer, inner)
     return y
+
+
+# ----------------------------------------------------------------------------- argument rules shared by the backends
+def check_linear(x_shape, w_shape) -> None:
+    """linear's shape rule: x (N, in_features) after a 1-D input is lifted, w (out, in)."""
+    if len(x_shape) != 2:
+        raise ValueError(f"input: expected (N, in_features) or (in_features,), got shape {tuple(x_shape)}")
+    if x_shape[1] != w_shape[1]:
+        raise ValueError(
+            f"weight: in_features {w_shape[1]} does not match the input's {x_shape[1]}; "
+            f"input {tuple(x_shape)}, weight {tuple(w_shape)}"
+        )
+
+
+def softmax_dim(ndim: int, dim, axis) -> int:
+    """softmax's dimension from dim or its NumPy name axis, checked against ndim."""
+    if axis is not None:
+        if dim != -1 and dim != axis:
+            raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
+        dim, name = axis, "axis"
+    else:
+        name = "dim"
+    if ndim == 0:
+        raise ValueError("input: expected at least 1 dimension, got a scalar")
+    return as_int(dim, name, -ndim, ndim - 1)
+
+
+def concat_shape(shapes, dim, axis) -> tuple:
+    """(dim, output shape) of concatenating arrays of these shapes along dim (or axis)."""
+    if axis is not None:
+        if dim != 1 and dim != axis:
+            raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
+        dim, name = axis, "axis"
+    else:
+        name = "dim"
+    shapes = [tuple(sh) for sh in shapes]
+    nd = len(shapes[0])
+    dim = as_int(dim, name, -nd, nd - 1) % nd
+    for i, sh in enumerate(shapes):
+        if len(sh) != nd or sh[:dim] != shapes[0][:dim] or sh[dim + 1 :] != shapes[0][dim + 1 :]:
+            raise ValueError(f"tensors[{i}]: shape {sh} does not match tensors[0] {shapes[0]} outside dimension {dim}")
+    shape = list(shapes[0])
+    shape[dim] = sum(sh[dim] for sh in shapes)
+    return dim, shape
 
 
 def fold_batch_norm(running_mean, running_var, weight=None, bias=None, eps=1e-5):

@@ -617,7 +617,7 @@ def test_gpu_bench_suite_runs_on_the_emulator(capsys):
 
 
 def test_an_onnx_graph_on_the_emulator(rng):
-    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install '.[onnx]')")
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install '.[onnx]')")
     from onnx import TensorProto, helper, numpy_helper
 
     w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)

@@ -91,3 +91,19 @@ def test_ukernel_run_rejects_bad_arguments():
         args.update(kw)
         with pytest.raises(ValueError, match=word):
             _C.sgemm_ukernel_run(**args)
+
+
+def test_fma_peak_loop_runs_on_every_isa():
+    """The bench's FP32 peak (pycnn._C.fma_peak): a positive rate on every ISA this CPU runs (its
+    value is a measurement, reported by the bench, not asserted here), and checked arguments."""
+    try:
+        for isa in ISAS:
+            _C.set_isa(isa)
+            rate = _C.fma_peak(1, 1000)
+            assert rate > 0 and np.isfinite(rate)
+    finally:
+        _C.set_isa(_C.cpu_isa())
+    with pytest.raises(ValueError, match="threads"):
+        _C.fma_peak(0, 10)
+    with pytest.raises(ValueError, match="iters"):
+        _C.fma_peak(1, 0)

@@ -1,4 +1,7 @@
 // Bindings: threads, ISA selection, and SGEMM (exposed for the bench and the tests).
+#include <chrono>
+#include <vector>
+
 #include "bindings_cpu.h"
 #include "pycnn/buffer.h"
 #include "cpu_kernels.h"
@@ -38,6 +41,24 @@ void bind_runtime(py::module_& m) {
         return content_hash(p, n);
       },
       py::arg("a"));
+  // The FP32 FMA peak of the active ISA's kernel table (fma_peak.inl) on `threads` threads, each
+  // running `iters` iterations of 12 independent FMAs: GFLOP/s over the slowest thread.
+  m.def(
+      "fma_peak",
+      [](int threads, int64_t iters) {
+        require(threads >= 1 && threads <= 1024, "threads: expected 1..1024");
+        require(iters >= 1, "iters: expected >= 1");
+        const FmaPeakFn fn = active_kernels().fma_peak;
+        std::vector<float> sink((size_t)threads);
+        double flops = 0.0;
+        py::gil_scoped_release nogil;
+        const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(+ : flops)
+        for (int t = 0; t < threads; ++t) flops += fn(iters, &sink[(size_t)t]);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return flops / s / 1e9;
+      },
+      py::arg("threads"), py::arg("iters") = 20000000);
 }
 
 void bind_gemm(py::module_& m) {

@@ -52,6 +52,7 @@ using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
 using SgemmVariantsFn = SgemmVariants (*)();
 using ContentHashChunkFn = uint64_t (*)(const unsigned char* p, size_t n, uint64_t index);
+using FmaPeakFn = double (*)(int64_t iters, float* sink);  // FLOPs done
 
 #define PYCNN_CPU_KERNELS(X)                                                            \
   X(sgemm_variants, SgemmVariantsFn) /* sgemm_ukernel__<isa>.cpp: every micro-kernel */ \
@@ -73,7 +74,8 @@ using ContentHashChunkFn = uint64_t (*)(const unsigned char* p, size_t n, uint64
   X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                    \
   X(reorder_to_blocked16, ReorderFn) /* reorder_blocked__<isa>.cpp */                   \
   X(reorder_from_blocked16, ReorderFn)                                                  \
-  X(content_hash_chunk, ContentHashChunkFn) /* content_hash__<isa>.cpp */
+  X(content_hash_chunk, ContentHashChunkFn) /* content_hash__<isa>.cpp */               \
+  X(fma_peak, FmaPeakFn)                    /* fma_peak__<isa>.cpp */
 
 struct CpuKernels {
   Isa isa;

@@ -13,6 +13,7 @@
 //                          pixel columns are decoded once into shared memory, each K step decodes
 //                          (c, r, s) once per thread.
 #include "cuda_common.cuh"
+#include "tile_8x8.cuh"
 #include "pycnn/cuda_ops.h"
 
 namespace pycnn {
@@ -57,7 +58,7 @@ void conv2d_im2col(const ConvGeom& g, const float* x, const float* w, const floa
   }
 }
 
-constexpr int kBM = 128, kBN = 128, kBK = 8, kThreads = 256;
+constexpr int kBM = kTileM, kBN = kTileN, kBK = kTileK, kThreads = kTileThreads;
 
 __global__ void __launch_bounds__(kThreads)
     conv2d_igemm_kernel1(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
@@ -103,10 +104,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   };
   float acc[8][8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+  tile_zero(acc);
   const int ktiles = (Kdim + kBK - 1) / kBK;
   issue(0, 0);
   cp_async_commit();
@@ -116,30 +114,18 @@ __global__ void __launch_bounds__(kThreads)
     cp_async_commit();
     cp_async_wait<1>();  // this thread's copies of tile kt have landed
     __syncthreads();     // and everyone's
-#pragma unroll
-    for (int k = 0; k < kBK; ++k) {
-      const float4 a0 = *reinterpret_cast<const float4*>(&As[cur][k][ty * 4]);
-      const float4 a1 = *reinterpret_cast<const float4*>(&As[cur][k][64 + ty * 4]);
-      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[cur][k][tx * 4]);
-      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[cur][k][64 + tx * 4]);
-      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-    }
+    tile_fma(As[cur], Bs[cur], tx, ty, acc);
     __syncthreads();  // tile kt read by all before iteration kt+1 refills its buffer
   }
   cp_async_wait<0>();
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
-    const int p = p0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+    const int p = p0 + tile_row(tx, j);
     if (p >= P) continue;
     const int n = p / HoWo, hw = p % HoWo;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+      const int m = m0 + tile_row(ty, i);
       if (m >= Kg) continue;
       const int ko = gi * Kg + m;
       const int64_t o = ((int64_t)n * g.K + ko) * HoWo + hw;

@@ -13,14 +13,31 @@
 namespace pycnn {
 namespace cuda {
 
+// The window of output element i (n, c, oh, ow): its start (hs, ws, padding included) and its
+// part inside the image [h0, h1) x [w0, w1).
+struct PoolWindow {
+  int64_t nc;
+  int hs, ws, h0, h1, w0, w1;
+};
+
+__device__ __forceinline__ PoolWindow pool_window(const PoolGeom& g, int64_t i) {
+  const int ow = (int)(i % g.Wo), oh = (int)(i / g.Wo % g.Ho);
+  PoolWindow w;
+  w.nc = i / ((int64_t)g.Wo * g.Ho);
+  w.hs = oh * g.sh - g.ph;
+  w.ws = ow * g.sw - g.pw;
+  w.h0 = w.hs > 0 ? w.hs : 0;
+  w.w0 = w.ws > 0 ? w.ws : 0;
+  w.h1 = w.hs + g.kh < g.H ? w.hs + g.kh : g.H;
+  w.w1 = w.ws + g.kw < g.W ? w.ws + g.kw : g.W;
+  return w;
+}
+
 __global__ void max_pool2d_kernel1(const float* __restrict__ x, float* __restrict__ y, PoolGeom g, int64_t total) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-    const int ow = (int)(i % g.Wo), oh = (int)(i / g.Wo % g.Ho);
-    const int64_t nc = i / ((int64_t)g.Wo * g.Ho);
-    const int hs = oh * g.sh - g.ph, ws = ow * g.sw - g.pw;
-    const int h0 = hs > 0 ? hs : 0, w0 = ws > 0 ? ws : 0;
-    const int h1 = hs + g.kh < g.H ? hs + g.kh : g.H, w1 = ws + g.kw < g.W ? ws + g.kw : g.W;
-    const float* xp = x + nc * g.H * g.W;
+    const PoolWindow win = pool_window(g, i);
+    const int h0 = win.h0, h1 = win.h1, w0 = win.w0, w1 = win.w1;
+    const float* xp = x + win.nc * g.H * g.W;
     float m = -INFINITY;
     for (int h = h0; h < h1; ++h)
       for (int w = w0; w < w1; ++w) {
@@ -35,12 +52,9 @@ __global__ void max_pool2d_kernel1(const float* __restrict__ x, float* __restric
 __global__ void avg_pool2d_kernel1(const float* __restrict__ x, float* __restrict__ y, PoolGeom g, int64_t total,
                                    bool count_include_pad) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-    const int ow = (int)(i % g.Wo), oh = (int)(i / g.Wo % g.Ho);
-    const int64_t nc = i / ((int64_t)g.Wo * g.Ho);
-    const int hs = oh * g.sh - g.ph, ws = ow * g.sw - g.pw;
-    const int h0 = hs > 0 ? hs : 0, w0 = ws > 0 ? ws : 0;
-    const int h1 = hs + g.kh < g.H ? hs + g.kh : g.H, w1 = ws + g.kw < g.W ? ws + g.kw : g.W;
-    const float* xp = x + nc * g.H * g.W;
+    const PoolWindow win = pool_window(g, i);
+    const int h0 = win.h0, h1 = win.h1, w0 = win.w0, w1 = win.w1, hs = win.hs, ws = win.ws;
+    const float* xp = x + win.nc * g.H * g.W;
     float s = 0.0f;
     for (int h = h0; h < h1; ++h)
       for (int w = w0; w < w1; ++w) s += xp[(int64_t)h * g.W + w];

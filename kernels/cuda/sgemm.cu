@@ -13,6 +13,7 @@
 //                  16-byte aligned, else scalar with bounds) issued before the current tile's
 //                  multiply; any M, N, K; epilogue fused.
 #include "cuda_common.cuh"
+#include "tile_8x8.cuh"
 #include "pycnn/cuda_ops.h"
 
 namespace pycnn {
@@ -41,7 +42,7 @@ __global__ void sgemm_kernel1(int M, int N, int K, const float* __restrict__ A, 
   C[m * ldc + n] = epilogue(acc, m, n, ep, R, ep.ldr);
 }
 
-constexpr int kBM = 128, kBN = 128, kBK = 8, kThreads = 256;
+constexpr int kBM = kTileM, kBN = kTileN, kBK = kTileK, kThreads = kTileThreads;
 
 // Four elements of a row-major matrix X at (row, col..col+3), zero outside rows x cols.
 __device__ __forceinline__ void load4_row(const float* X, int64_t ld, int row, int col, int rows, int cols, bool vec,
@@ -89,10 +90,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   };
   float acc[8][8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+  tile_zero(acc);
   const int ktiles = (K + kBK - 1) / kBK;
   load(0);
   store(0);
@@ -100,29 +98,17 @@ __global__ void __launch_bounds__(kThreads)
   for (int kt = 0; kt < ktiles; ++kt) {
     const int cur = kt & 1;
     if (kt + 1 < ktiles) load((kt + 1) * kBK);
-#pragma unroll
-    for (int k = 0; k < kBK; ++k) {
-      const float4 a0 = *reinterpret_cast<const float4*>(&As[cur][k][ty * 4]);
-      const float4 a1 = *reinterpret_cast<const float4*>(&As[cur][k][64 + ty * 4]);
-      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[cur][k][tx * 4]);
-      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[cur][k][64 + tx * 4]);
-      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-    }
+    tile_fma(As[cur], Bs[cur], tx, ty, acc);
     if (kt + 1 < ktiles) store(cur ^ 1);
     __syncthreads();
   }
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+    const int m = m0 + tile_row(ty, i);
     if (m >= M) continue;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const int n = n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+      const int n = n0 + tile_row(tx, j);
       if (n < N) C[m * ldc + n] = epilogue(acc[i][j], m, n, ep, R, ep.ldr);
     }
   }

@@ -18,6 +18,7 @@ import numpy as np
 from .. import registry
 from .._shapes import ConvShape  # noqa: F401 (re-exported for the tests)
 from .._validate import activation_flag, as_bool, as_int
+from ..ops import check_linear, concat_shape, softmax_dim
 from . import select  # noqa: F401
 from .conv import DeviceConv
 
@@ -122,13 +123,7 @@ class CudaBackend:
         squeeze = x.ndim == 1
         if squeeze:
             x = x[None]
-        if x.ndim != 2:
-            raise ValueError(f"input: expected (N, in_features) or (in_features,), got shape {tuple(x.shape)}")
-        if x.shape[1] != w.shape[1]:
-            raise ValueError(
-                f"weight: in_features {w.shape[1]} does not match the input's {x.shape[1]}; "
-                f"input {tuple(x.shape)}, weight {tuple(w.shape)}"
-            )
+        check_linear(x.shape, w.shape)
         b = m.vector(bias, "bias", w.shape[0])
         N, K = x.shape
         O = w.shape[0]
@@ -182,15 +177,7 @@ class CudaBackend:
     def softmax(self, input, dim=-1, *, axis=None):
         m, xp = self.memory, self.memory.xp
         x = m.asarray(input, "input")
-        if axis is not None:
-            if dim != -1 and dim != axis:
-                raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
-            dim, name = axis, "axis"
-        else:
-            name = "dim"
-        if x.ndim == 0:
-            raise ValueError("input: expected at least 1 dimension, got a scalar")
-        dim = as_int(dim, name, -x.ndim, x.ndim - 1)
+        dim = softmax_dim(x.ndim, dim, axis)
         moved = xp.ascontiguousarray(xp.moveaxis(x, dim, -1))
         y = m.empty(moved.shape)
         cols = moved.shape[-1]
@@ -199,24 +186,10 @@ class CudaBackend:
 
     def concat(self, tensors: Sequence[Any], dim: int = 1, *, axis: Optional[int] = None):
         m = self.memory
-        if axis is not None:
-            if dim != 1 and dim != axis:
-                raise ValueError(f"axis: {axis} contradicts dim={dim}; pass one of them")
-            dim, name = axis, "axis"
-        else:
-            name = "dim"
         if not isinstance(tensors, (list, tuple)) or len(tensors) == 0:
             raise ValueError("tensors: expected a non-empty list of arrays")
         xs = [m.asarray(a, f"tensors[{i}]") for i, a in enumerate(tensors)]
-        nd = xs[0].ndim
-        dim = as_int(dim, name, -nd, nd - 1) % nd
-        s0 = tuple(xs[0].shape)
-        for i, a in enumerate(xs):
-            sa = tuple(a.shape)
-            if a.ndim != nd or sa[:dim] != s0[:dim] or sa[dim + 1 :] != s0[dim + 1 :]:
-                raise ValueError(f"tensors[{i}]: shape {sa} does not match tensors[0] {s0} outside dimension {dim}")
-        shape = list(s0)
-        shape[dim] = sum(int(a.shape[dim]) for a in xs)
+        dim, shape = concat_shape([a.shape for a in xs], dim, axis)
         y = m.empty(tuple(shape))
         outer = int(np.prod(shape[:dim], dtype=np.int64))
         inner = int(np.prod(shape[dim + 1 :], dtype=np.int64))

@@ -1,0 +1,8 @@
+// The FMA peak loop for the generic build (fma_peak.inl).
+#include "fma_peak.inl"
+
+namespace pycnn {
+
+double fma_peak__generic(int64_t iters, float* sink) { return fma_peak_detail::run(iters, sink); }
+
+}  // namespace pycnn
