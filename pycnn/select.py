@@ -19,16 +19,23 @@ behind each one. In order, a convolution runs:
      and for windows larger than 1x1 with few outputs;
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
 Every name it returns is an algorithm of pycnn/registry.py that runs the shape (tests/test_select.py).
+
+Per ISA (ISA_RULES, keyed by the active kernel table's ISA): the F4 tile threshold, and whether a
+Winograd-eligible 3x3 layer on a small map (rule 1's <= DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2
+instead of direct_oc. Where each was measured: docs/performance.md ("The auto rule").
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
+from . import _C
 from .registry import CONV
 
 DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
 DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
 WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
-WINOGRAD_F4_MIN_TILES = 17  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3)
+WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3) (ISA_RULES)
 DIRECT_OC_MIN_FIRST_K = 32  # first layers (few input channels) with this many outputs -> direct_oc
 DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
@@ -40,23 +47,40 @@ DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> di
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
 
+# The thresholds measured per ISA. winograd_small_maps: Winograd-eligible layers with at most
+# DIRECT_OC_MAX_PIXELS_ANY output pixels run F2 (rule 2) rather than direct_oc (rule 1).
+ISA_RULES = {
+    "avx512": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": False},
+    "avx2": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True},
+    "generic": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True},
+}
 
-def heuristic(shape) -> str:
-    """The documented rule (no timing)."""
+
+def rules(isa: Optional[str] = None) -> dict:
+    """The per-ISA thresholds for isa (default: the active kernel table's, pycnn._C.get_isa())."""
+    return ISA_RULES[isa or _C.get_isa()]
+
+
+def heuristic(shape, isa: Optional[str] = None) -> str:
+    """The documented rule (no timing), for isa's kernels (default: the active ISA's)."""
+    r = rules(isa)
     cg = shape.C // shape.groups
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups
+    winograd = CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
+    if winograd and r["winograd_small_maps"] and pixels <= DIRECT_OC_MAX_PIXELS_ANY and cg > DIRECT_OC_FEW_C:
+        return "winograd_f2"
     if cg > DIRECT_MAX_CHANNELS and (
         pixels <= DIRECT_OC_MAX_PIXELS_ANY
         or (kg <= DIRECT_OC_FEW_K and pixels <= DIRECT_OC_FEW_K_MAX_PIXELS and shape.R * shape.S > 1)
     ):
         return "direct_oc"
-    if CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS:
+    if winograd:
         if cg <= DIRECT_OC_FEW_C and (
             pixels <= DIRECT_OC_FEW_C_MAX_PIXELS or (cg <= DIRECT_OC_FEWER_C and kg <= DIRECT_OC_FEW_K)
         ):
             return "direct_oc"
-        return winograd_tile(shape)
+        return winograd_tile(shape, isa)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
         return "direct_oc" if kg >= DIRECT_OC_MIN_FIRST_K else "direct"
     if (
@@ -79,7 +103,7 @@ def heuristic(shape) -> str:
     return "im2col"
 
 
-def winograd_tile(shape) -> str:
+def winograd_tile(shape, isa: Optional[str] = None) -> str:
     """The Winograd tile for algo='winograd' (and for rule 2): F4 where its tiling has enough tiles."""
     tiles_f4 = shape.N * -(-shape.Ho // 4) * -(-shape.Wo // 4)
-    return "winograd_f4" if tiles_f4 >= WINOGRAD_F4_MIN_TILES else "winograd_f2"
+    return "winograd_f4" if tiles_f4 >= rules(isa)["f4_min_tiles"] else "winograd_f2"

@@ -37,7 +37,7 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=16, H=28, W=28, K=33), "winograd_f4"),
         (shape(N=8, C=17, H=28, W=28, K=32), "winograd_f4"),
         (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
-        (shape(C=33, H=14, W=14, K=128), "winograd_f2"),  # 16 F4 tiles: F2
+        (shape(C=33, H=14, W=14, K=128), "winograd_f4"),  # 16 F4 tiles
         (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),  # 392 pixels
         (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 with few outputs
         (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),  # 33 outputs: stride-1 5x5
@@ -49,7 +49,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=4, H=7, W=7, K=64, R=5, S=5, pad=2), "im2col"),  # ... 7 wide: neither
         (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),  # 98 pixels, 8 F4 tiles
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
-        (shape(C=256, H=14, W=14, K=256), "winograd_f2"),  # 16 F4 tiles (batch 1)
+        (shape(C=256, H=14, W=14, K=256), "winograd_f4"),  # 16 F4 tiles (batch 1)
+        (shape(C=256, H=11, W=11, K=256), "winograd_f2"),  # 9 F4 tiles
         (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
         (shape(C=192, H=19, W=19, K=192), "winograd_f4"),  # AlphaGo: 25
         (shape(C=16), "winograd_f4"),
@@ -76,8 +77,36 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
     ],
 )
 def test_heuristic(s, want):
-    assert select.heuristic(s) == want
+    assert select.heuristic(s, "avx512") == want
     assert registry.CONV[want].supports(s), "the rule picked an algorithm that cannot run the shape"
+
+
+@pytest.mark.parametrize(
+    "s, want",
+    [
+        (shape(C=512, H=7, W=7, K=512), "winograd_f2"),  # ResNet's 3x3 512@7 at batch 1
+        (shape(C=192, H=7, W=7, K=384), "winograd_f2"),  # GoogLeNet 5b's 3x3
+        (shape(C=32, H=7, W=7, K=128), "direct_oc"),  # few channels: the transforms are not paid back
+        (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1: no Winograd
+        (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
+        (shape(C=256, H=14, W=14, K=256), "winograd_f4"),
+    ],
+)
+def test_heuristic_avx2(s, want):
+    """Where the AVX2 rule differs from the AVX-512 one (measured on Zen 4 capped to AVX2)."""
+    assert select.heuristic(s, "avx2") == want
+    assert registry.CONV[want].supports(s)
+
+
+def test_rule_follows_the_active_isa():
+    s = shape(C=512, H=7, W=7, K=512)
+    try:
+        for isa in ("avx2", "avx512"):
+            if isa in pycnn._config.ISAS[: pycnn._config.ISAS.index(pycnn._C.cpu_isa()) + 1]:
+                pycnn._C.set_isa(isa)
+                assert select.heuristic(s) == select.heuristic(s, isa)
+    finally:
+        pycnn._C.set_isa(pycnn._C.cpu_isa())
 
 
 def test_override(monkeypatch, rng):
