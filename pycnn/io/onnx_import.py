@@ -315,6 +315,13 @@ class _Importer:
         for t in self.outputs:
             if t not in self.produced or t in self.inputs:
                 raise ValueError(f"ONNX output {t!r} is not computed by any supported node")
+        for name in self.dtypes:  # integer inputs are token ids; the kernels are float32
+            for n in self.nodes:
+                if name in n.inputs and n.op != "embedding":
+                    raise ValueError(
+                        f"ONNX input {name!r}: an integer tensor read by node {n.name!r} ({n.op}); pycnn takes "
+                        f"integer inputs only as the ids of an embedding lookup (Gather), its kernels are float32"
+                    )
         return Graph(self.inputs, self.nodes, self.outputs, name=name, input_dtypes=self.dtypes)
 
 
