@@ -330,13 +330,21 @@ class LocalResponseNorm(Op):
         return Kernel(lambda x: ops.local_response_norm(x, size, alpha, beta, k))
 
 
+def _broadcast(shapes):
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(f"inputs do not broadcast: {' and '.join(map(str, shapes))}") from None
+
+
 class Add(Op):
+    """x1 + x2 (then the activation); shapes that differ broadcast as NumPy's (ONNX Add)."""
+
     n_inputs = 2
 
     @staticmethod
     def infer(a, p, shapes):
-        _need(shapes[0] == shapes[1], f"inputs differ in shape: {shapes[0]} and {shapes[1]}")
-        return shapes[0]
+        return shapes[0] if shapes[0] == shapes[1] else _broadcast(shapes)
 
     flops = staticmethod(lambda a, s, out: float(_prod(out)))
     reference = staticmethod(lambda a, p, xs: reference.add(xs[0], xs[1], a["activation"]))
@@ -346,7 +354,17 @@ class Add(Op):
         act = a["activation"]
         relu = act == "relu"
 
+        def broadcast(x1, x2):
+            y = np.add(x1, x2, dtype=_F32)
+            return reference.relu(y) if relu else y
+
+        def fn(x1, x2):
+            return ops.add(x1, x2, act) if x1.shape == x2.shape else broadcast(x1, x2)
+
         def bind(in_shapes, out_shape):
+            if in_shapes[0] != in_shapes[1]:
+                return broadcast
+
             def run(x1, x2):
                 y = np.empty(out_shape, _F32)
                 _C.add(x1, x2, y, relu)
@@ -354,7 +372,55 @@ class Add(Op):
 
             return run
 
-        return Kernel(lambda x, y: ops.add(x, y, act), bind)
+        return Kernel(fn, bind)
+
+
+UNARY_FNS = ("sigmoid", "hardsigmoid", "hardswish", "clip", "sqrt", "exp", "neg", "tanh", "abs", "erf", "reciprocal")
+
+
+class Unary(Op):
+    """An element-wise function of ONNX (reference.unary): attrs fn, and alpha, beta (hardsigmoid),
+    lo, hi (clip). Runs in NumPy, in float32."""
+
+    infer = staticmethod(lambda a, p, s: s[0])
+    flops = staticmethod(lambda a, s, out: float(_prod(out)))
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.unary(xs[0], a["fn"], a.get("alpha", 0.2), a.get("beta", 0.5), a.get("lo"), a.get("hi"))
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        return Kernel(lambda x: np.asarray(cls.reference(a, p, [x]), _F32), op=a["fn"])
+
+
+class Binary(Op):
+    """x (fn) y with NumPy broadcasting (reference.binary: add, sub, mul, div, pow); y is the second
+    input, or the constant parameter 'other' (on the left when attrs const_first). NumPy, float32."""
+
+    params = ("other",)
+    optional = ("other",)
+    n_inputs = None
+
+    @staticmethod
+    def infer(a, p, shapes):
+        if "other" in p:
+            return _broadcast([shapes[0], p["other"].shape])
+        _need(len(shapes) == 2, f"expected 2 inputs (or 1 and the constant 'other'), got {len(shapes)}")
+        return _broadcast(shapes)
+
+    flops = staticmethod(lambda a, s, out: float(_prod(out)))
+
+    @staticmethod
+    def reference(a, p, xs):
+        if "other" in p:
+            c = p["other"].astype(xs[0].dtype)
+            return reference.binary(c, xs[0], a["fn"]) if a.get("const_first") else reference.binary(xs[0], c, a["fn"])
+        return reference.binary(xs[0], xs[1], a["fn"])
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        return Kernel(lambda *xs: np.asarray(cls.reference(a, p, list(xs)), _F32), op=a["fn"])
 
 
 class BiasAdd(Op):
@@ -630,6 +696,8 @@ OPS = {
     "global_avg_pool2d": GlobalAvgPool2d,
     "local_response_norm": LocalResponseNorm,
     "add": Add,
+    "unary": Unary,
+    "binary": Binary,
     "bias_add": BiasAdd,
     "concat": Concat,
     "softmax": Softmax,
@@ -684,6 +752,13 @@ def normalize_attrs(op, attrs, params):
         a["axes"] = tuple(int(d) for d in a["axes"])
         if op == "reduce_max":
             a["keepdims"] = bool(a.get("keepdims", False))
+    elif op == "unary":
+        if a.get("fn") not in UNARY_FNS:
+            raise ValueError(f"fn: expected one of {sorted(UNARY_FNS)}, got {a.get('fn')!r}")
+    elif op == "binary":
+        if a.get("fn") not in reference.BINARY:
+            raise ValueError(f"fn: expected one of {sorted(reference.BINARY)}, got {a.get('fn')!r}")
+        a["const_first"] = bool(a.get("const_first", False))
     if op in ("conv2d", "linear", "batch_norm", "add"):
         a.setdefault("activation", None)
         if a["activation"] not in (None, "relu"):

@@ -134,8 +134,48 @@ def softmax(x, axis=-1):
 
 
 def add(a, b, activation=None):
+    """a + b with NumPy broadcasting, then the activation."""
     y = a + b
     return relu(y) if activation == "relu" else y
+
+
+def _erf(x):
+    import math
+
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
+
+
+def unary(x, fn, alpha=0.2, beta=0.5, lo=None, hi=None):
+    """The element-wise functions of ONNX that pycnn imports (IEEE: NaN in, NaN out):
+    sigmoid 1/(1+e^-x); hardsigmoid clip(alpha x + beta, 0, 1); hardswish x clip(x/6 + 1/2, 0, 1);
+    clip(x, lo, hi) (None: unbounded); sqrt, exp, neg, tanh, abs, erf, reciprocal."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if fn == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-x))
+        if fn == "hardsigmoid":
+            return np.clip(alpha * x + beta, 0, 1).astype(x.dtype)
+        if fn == "hardswish":
+            return x * np.clip(x / 6 + 0.5, 0, 1)
+        if fn == "clip":
+            y = x if lo is None else np.where(x < lo, np.asarray(lo, x.dtype), x)
+            return y if hi is None else np.where(y > hi, np.asarray(hi, x.dtype), y)
+        if fn == "erf":
+            return _erf(x)
+        f = {"sqrt": np.sqrt, "exp": np.exp, "neg": np.negative, "tanh": np.tanh, "abs": np.abs}.get(fn)
+        if f is not None:
+            return f(x)
+        if fn == "reciprocal":
+            return 1.0 / x
+    raise ValueError(f"fn: unknown element-wise function {fn!r}")
+
+
+BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power}
+
+
+def binary(a, b, fn):
+    """a (fn) b with NumPy broadcasting: add, sub, mul, div, pow (IEEE: x/0 = inf, 0/0 = NaN)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return BINARY[fn](a, b)
 
 
 def concat(xs, axis=1):

@@ -133,7 +133,7 @@ def test_construction_errors_name_the_node():
         r"input shapes \[\(1, 5, 8, 8\)\]",
     ):
         Graph({"x": (None, 5, 8, 8)}, [Node("c", "conv2d", ["x"], params={"weight": w})], ["c"])
-    with pytest.raises(ValueError, match=r"node 'j' \(add\): inputs differ"):
+    with pytest.raises(ValueError, match=r"node 'j' \(add\): inputs do not broadcast"):
         Graph(
             {"x": (None, 3, 8, 8)},
             [Node("c", "conv2d", ["x"], params={"weight": w}), Node("j", "add", ["x", "c"])],

@@ -187,3 +187,45 @@ def test_weights_through_identity_of_an_initializer():
     np.testing.assert_allclose(g(x), run_ort(data, {"x": x}), rtol=1e-5, atol=1e-6)
     assert sorted(g.state_dict()) == ["fc.bias", "fc.weight"]
     assert [n.op for n in g.nodes] == ["linear"]
+
+
+def test_squeeze_excitation_and_activations_match_onnxruntime(tmp_path):
+    """MobileNet V3 / EfficientNet's pieces: a squeeze-and-excitation gate (global pool -> 1x1
+    convs -> sigmoid -> broadcast Mul), HardSwish, ReLU6 as Clip, HardSigmoid, and x * sigmoid(x)."""
+    rng = np.random.default_rng(3)
+    f32 = np.float32
+    inits = {
+        "w": (rng.standard_normal((16, 8, 3, 3)) * 0.3).astype(f32),
+        "w1": (rng.standard_normal((4, 16, 1, 1)) * 0.3).astype(f32),
+        "w2": (rng.standard_normal((16, 4, 1, 1)) * 0.3).astype(f32),
+        "lo": np.array(0.0, f32),
+        "hi": np.array(6.0, f32),
+        "three": np.array(3.0, f32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("HardSwish", ["c"], ["h"]),
+        helper.make_node("GlobalAveragePool", ["h"], ["p"]),
+        helper.make_node("Conv", ["p", "w1"], ["s1"]),
+        helper.make_node("Clip", ["s1", "lo", "hi"], ["r6"]),
+        helper.make_node("Conv", ["r6", "w2"], ["s2"]),
+        helper.make_node("HardSigmoid", ["s2"], ["gate"], alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["h", "gate"], ["se"]),
+        helper.make_node("Sigmoid", ["se"], ["sg"]),
+        helper.make_node("Mul", ["se", "sg"], ["silu"]),
+        helper.make_node("Div", ["silu", "three"], ["d"]),
+        helper.make_node("Sub", ["three", "d"], ["y"]),
+    ]
+    data = make_model(nodes, [vinfo("x", ["N", 8, 9, 9])], [vinfo("y", ["N", 16, 9, 9])], inits)
+    g = pycnn.load_onnx(data)
+    assert {n.op for n in g.nodes} >= {"unary", "binary"}
+    x = rng.standard_normal((2, 8, 9, 9)).astype(f32)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x})[0]
+    np.testing.assert_allclose(g(x), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g.run_reference(x), want, rtol=1e-4, atol=1e-5)
+    g.save(tmp_path / "se.npz")
+    np.testing.assert_allclose(pycnn.load(tmp_path / "se.npz")(x), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g.to("cuda_emu")(x), want, rtol=1e-4, atol=1e-5)
+    x[0, 0, 0, 0] = np.nan
+    assert np.isnan(g(x)[0]).any() and not np.isnan(g(x)[1]).any()

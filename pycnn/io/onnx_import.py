@@ -1,9 +1,10 @@
 """pycnn.load_onnx(path_or_bytes) -> Graph, for the operators the lecture's networks use.
 
 Supported (ONNX default domain, opsets 7-22): Conv, MaxPool, AveragePool, GlobalAveragePool,
-LRN, Gemm, MatMul (constant right side), Relu, Add, Concat, Softmax, BatchNormalization,
-Flatten, Reshape, Dropout, Identity, Gather (an embedding: constant table, integer ids),
-ReduceMax, Squeeze, Unsqueeze, Constant. Weights must be initializers or Constant outputs. Any
+LRN, Gemm, MatMul (constant right side), Relu, Add, Sub, Mul, Div, Pow (NumPy broadcasting),
+Sigmoid, HardSigmoid, HardSwish, Clip, Sqrt, Exp, Neg, Tanh, Abs, Erf, Reciprocal, Concat,
+Softmax, BatchNormalization, Flatten, Reshape, Dropout, Identity, Gather (an embedding: constant
+table, integer ids), ReduceMax, Squeeze, Unsqueeze, Constant. Weights must be initializers or Constant outputs. Any
 other operator, or an attribute value the kernels do not implement (asymmetric pooling pads,
 even LRN sizes, auto_pad SAME_LOWER ...), raises ValueError naming the node, the operator and
 the attribute. Parameter keys are the initializer names, so g.state_dict() matches the file.
@@ -237,6 +238,77 @@ class _Importer:
             self.emit(node, "bias_add", [t], {}, {"bias": self.consts[c]}, {"bias": c})
         else:
             self.emit(node, "add", [x, y])
+
+    # ---- element-wise: NumPy-broadcast binaries, activations
+    def _binary(self, node, fn):
+        x, y = node.input
+        if x in self.consts and y in self.consts:
+            from .. import reference
+
+            self.consts[node.output[0]] = np.asarray(reference.binary(self.consts[x], self.consts[y], fn))
+        elif x in self.consts or y in self.consts:
+            c, t = (x, y) if x in self.consts else (y, x)
+            attrs = dict(fn=fn, const_first=x in self.consts)
+            self.emit(node, "binary", [t], attrs, {"other": self.consts[c].astype(np.float32)}, {"other": c})
+        else:
+            self.emit(node, "binary", [x, y], dict(fn=fn))
+
+    def op_Sub(self, node, a):
+        self._binary(node, "sub")
+
+    def op_Mul(self, node, a):
+        self._binary(node, "mul")
+
+    def op_Div(self, node, a):
+        self._binary(node, "div")
+
+    def op_Pow(self, node, a):
+        self._binary(node, "pow")
+
+    def _unary(self, node, fn, **attrs):
+        self.emit(node, "unary", [node.input[0]], dict(fn=fn, **attrs))
+
+    def op_Sigmoid(self, node, a):
+        self._unary(node, "sigmoid")
+
+    def op_HardSigmoid(self, node, a):
+        self._unary(node, "hardsigmoid", alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5)))
+
+    def op_HardSwish(self, node, a):
+        self._unary(node, "hardswish")
+
+    def op_Clip(self, node, a):
+        if self.opset < 11:
+            lo, hi = a.get("min"), a.get("max")
+        else:
+            lo, hi = self.const(node, 1, "min"), self.const(node, 2, "max")
+        lo = None if lo is None else float(np.asarray(lo).reshape(-1)[0])
+        hi = None if hi is None else float(np.asarray(hi).reshape(-1)[0])
+        if lo == 0.0 and hi is None:
+            self.emit(node, "relu", [node.input[0]])
+        else:
+            self._unary(node, "clip", lo=lo, hi=hi)
+
+    def op_Sqrt(self, node, a):
+        self._unary(node, "sqrt")
+
+    def op_Exp(self, node, a):
+        self._unary(node, "exp")
+
+    def op_Neg(self, node, a):
+        self._unary(node, "neg")
+
+    def op_Tanh(self, node, a):
+        self._unary(node, "tanh")
+
+    def op_Abs(self, node, a):
+        self._unary(node, "abs")
+
+    def op_Erf(self, node, a):
+        self._unary(node, "erf")
+
+    def op_Reciprocal(self, node, a):
+        self._unary(node, "reciprocal")
 
     def op_Concat(self, node, a):
         self.emit(node, "concat", list(node.input), dict(axis=a["axis"]))
