@@ -685,6 +685,29 @@ class ReduceMax(Op):
         return Kernel(fn, bind)
 
 
+class ReduceMean(ReduceMax):
+    """attrs: axes, keepdims (ONNX ReduceMean: MNASNet's mean over H and W)."""
+
+    reference = staticmethod(lambda a, p, xs: reference.reduce_mean(xs[0], a["axes"], a["keepdims"]))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        axes, keep = tuple(a["axes"]), a["keepdims"]
+        fn = lambda x: np.mean(x, axis=axes, keepdims=keep, dtype=_F32)  # noqa: E731
+
+        def bind(in_shapes, out_shape):
+            s = in_shapes[0]
+            if len(s) != 4 or sorted(ax % 4 for ax in axes) != [2, 3]:
+                return fn  # not a mean over H and W: NumPy
+
+            def run(x):  # the mean of each plane: the global average pooling kernel
+                return ops.global_avg_pool2d(x).reshape(out_shape)
+
+            return run
+
+        return Kernel(fn, bind)
+
+
 OPS = {
     "conv2d": Conv2d,
     "linear": Linear,
@@ -708,6 +731,7 @@ OPS = {
     "identity": Identity,
     "embedding": Embedding,
     "reduce_max": ReduceMax,
+    "reduce_mean": ReduceMean,
 }
 
 
@@ -748,9 +772,9 @@ def normalize_attrs(op, attrs, params):
         a["axis"] = int(a.get("axis", 1))
     elif op == "reshape":
         a["shape"] = tuple(int(d) for d in a["shape"])
-    elif op in ("squeeze", "unsqueeze", "reduce_max"):
+    elif op in ("squeeze", "unsqueeze", "reduce_max", "reduce_mean"):
         a["axes"] = tuple(int(d) for d in a["axes"])
-        if op == "reduce_max":
+        if op in ("reduce_max", "reduce_mean"):
             a["keepdims"] = bool(a.get("keepdims", False))
     elif op == "unary":
         if a.get("fn") not in UNARY_FNS:

@@ -212,6 +212,11 @@ def embedding(ids, weight):
     return weight[ids]
 
 
+def reduce_mean(x, axes, keepdims=False):
+    """Mean over the given axes (NaN propagates)."""
+    return np.mean(x, axis=tuple(axes), keepdims=keepdims).astype(x.dtype)
+
+
 def reduce_max(x, axes, keepdims=False):
     """Max over the given axes (NaN propagates)."""
     return np.max(x, axis=tuple(axes), keepdims=keepdims)

@@ -642,3 +642,24 @@ def test_an_onnx_graph_on_the_emulator(rng):
     g = pycnn.load_onnx(model.SerializeToString())
     x = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
     assert rel_err(g.to("cuda_emu")(x), g(x)) < 1e-5
+
+
+def test_broadcasting_add_and_numpy_steps_on_the_emulator(rng):
+    from pycnn.graph import Graph, Node
+
+    b = rng.standard_normal((1, 4, 1, 1)).astype(np.float32)
+    g = Graph(
+        {"x": (None, 4, 5, 5), "s": (None, 4, 1, 1)},
+        [
+            Node("a", "add", ["x", "s"], attrs=dict(activation="relu")),
+            Node("m", "binary", ["a"], attrs=dict(fn="mul"), params={"other": b}),
+            Node("h", "unary", ["m"], attrs=dict(fn="hardswish")),
+        ],
+        ["h"],
+    )
+    x = {
+        "x": rng.standard_normal((2, 4, 5, 5)).astype(np.float32),
+        "s": rng.standard_normal((2, 4, 1, 1)).astype(np.float32),
+    }
+    d = g.to("cuda_emu")
+    assert rel_err(d(x), g(x)) < 1e-6 and d.host_nodes == ["m", "h"]

@@ -156,6 +156,7 @@ def one_node(op):
         "unsqueeze": lambda: Node("n", op, ["x"], attrs=dict(axes=(0,))),
         "embedding": lambda: Node("n", op, ["x"], params={"weight": w((10, 3))}),
         "reduce_max": lambda: Node("n", op, ["x"], attrs=dict(axes=(2, 3))),
+        "reduce_mean": lambda: Node("n", op, ["x"], attrs=dict(axes=(2, 3))),
         "unary": lambda: Node("n", op, ["x"], attrs=dict(fn="sigmoid")),
         "binary": lambda: Node("n", op, ["x"], attrs=dict(fn="mul"), params={"other": w(8)}),
     }

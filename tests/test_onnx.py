@@ -229,3 +229,17 @@ def test_squeeze_excitation_and_activations_match_onnxruntime(tmp_path):
     np.testing.assert_allclose(g.to("cuda_emu")(x), want, rtol=1e-4, atol=1e-5)
     x[0, 0, 0, 0] = np.nan
     assert np.isnan(g(x)[0]).any() and not np.isnan(g(x)[1]).any()
+
+
+def test_reduce_mean_matches_onnxruntime():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 5, 7)).astype(np.float32)
+    for axes, keep in (((2, 3), 0), ((2, 3), 1), ((1,), 1), ((-1,), 0)):
+        nodes = [helper.make_node("ReduceMean", ["x"], ["y"], axes=list(axes), keepdims=keep)]
+        want_shape = np.mean(x, axis=axes, keepdims=bool(keep)).shape
+        data = make_model(nodes, [vinfo("x", ["N", 6, 5, 7])], [vinfo("y", None)], {}, opset=17)
+        want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        g = pycnn.load_onnx(data)
+        assert want.shape == want_shape
+        np.testing.assert_allclose(g(x), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(g.to("cuda_emu")(x), want, rtol=1e-5, atol=1e-6)

@@ -110,7 +110,14 @@ class DeviceGraph:
         if op == "local_response_norm":
             return lambda xs: be.local_response_norm(xs[0], a["size"], a["alpha"], a["beta"], a["k"])
         if op == "add":
-            return lambda xs: be.add(xs[0], xs[1], activation=a["activation"])
+
+            def add(xs):
+                if tuple(xs[0].shape) == tuple(xs[1].shape):
+                    return be.add(xs[0], xs[1], activation=a["activation"])
+                y = m.xp.ascontiguousarray(m.xp.add(xs[0], xs[1]), dtype=m.xp.float32)  # ONNX broadcasting
+                return be.relu(y) if a["activation"] == "relu" else y
+
+            return add
         if op == "concat":
             return lambda xs: be.concat(list(xs), a["axis"])
         if op == "softmax":
@@ -119,6 +126,19 @@ class DeviceGraph:
         if op == "bias_add":
             bias = dev(p["bias"])
             return lambda xs: be.add(xs[0], m.xp.ascontiguousarray(m.xp.broadcast_to(bias, xs[0].shape)))
+        if op == "reduce_mean":
+            host = self._on_host(s, record=False)
+
+            def mean(xs):  # over H and W: the global average pooling kernel
+                x = xs[0]
+                if x.ndim == 4 and sorted(ax % 4 for ax in a["axes"]) == [2, 3]:
+                    y = be.global_avg_pool2d(x)
+                    return y if a["keepdims"] else y.reshape(x.shape[:2])
+                if s.names[0] not in self.host_nodes:
+                    self.host_nodes.append(s.names[0])
+                return host(xs)
+
+            return mean
         if op in _VIEWS:
             spec = layers.OPS[op]
             return lambda xs: spec.reference(a, p, xs)
