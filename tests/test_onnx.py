@@ -135,7 +135,7 @@ def test_concat_add_global_pool_reducemax_gather_legacy_softmax():
 @pytest.mark.parametrize(
     "node,msg",
     [
-        (helper.make_node("Tanh", ["x"], ["y"], name="act"), r"ONNX node 'act' \(Tanh\): unsupported operator"),
+        (helper.make_node("Softsign", ["x"], ["y"], name="act"), r"ONNX node 'act' \(Softsign\): unsupported operator"),
         (
             helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]),
             r"\(MaxPool\): unsupported attribute pads=\[0, 0, 1, 1\]",
