@@ -92,7 +92,32 @@ def draw(res, outdir) -> list[str]:
         fig.savefig(f, dpi=90)
         plt.close(fig)
         files.append(str(f))
+    files += _draw_gpu(res, out)
     return files
+
+
+def _draw_gpu(res, out) -> list[str]:
+    """The gpu suite: per network and batch, pycnn's time beside PyTorch eager's (and the CUDA
+    graph replay and torch.compile where measured)."""
+    nets = [r for r in res["rows"] if r["suite"] == "gpu" and r.get("kind") == "network"]
+    if not nets:
+        return []
+    series = [k for k in ("pycnn_ms", "pycnn_graph_ms", "torch_ms", "compile_ms") if any(k in r for r in nets)]
+    fig, ax = plt.subplots(figsize=(max(6, len(nets)), 5))
+    width = 0.8 / len(series)
+    for i, k in enumerate(series):
+        ax.bar([j + i * width for j in range(len(nets))], [r.get(k, 0) for r in nets], width, label=k[:-3])
+    ax.set_xticks([j + 0.4 for j in range(len(nets))])
+    ax.set_xticklabels([f"{r['net']} b{r['N']}" for r in nets], rotation=60, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per batch (median, CUDA events)")
+    ax.set_title(f"networks on {nets[0]['device']}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    f = out / "gpu_networks.png"
+    fig.savefig(f, dpi=90)
+    plt.close(fig)
+    return [str(f)]
 
 
 def main(argv=None):

@@ -42,6 +42,11 @@ class DeviceConv:
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.algo = registry.get(algo, backend.device).name
         self._U: dict = {}  # Winograd tile -> transformed weights on the device
+        if self.algo in ("winograd_f2", "winograd_f4"):  # a named tile: transformed now, at prepare time
+            w = self.weight.shape
+            if w[2:] != (3, 3) or groups != 1:
+                raise ValueError(f"algo: {algo!r} runs 3x3 convolutions with groups 1 only, weight {tuple(w)}")
+            self.winograd_weights(2 if self.algo == "winograd_f2" else 4)
 
     @property
     def device(self) -> str:
