@@ -21,8 +21,27 @@ import numpy as np
 from .._optional import require
 from ..graph import Graph, Node
 
+# ONNX operators that map one to one onto the Graph's element-wise ops.
+_BINARY_OPS = {"Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
+_UNARY_OPS = {
+    "Sigmoid": "sigmoid",
+    "HardSwish": "hardswish",
+    "Sqrt": "sqrt",
+    "Exp": "exp",
+    "Neg": "neg",
+    "Tanh": "tanh",
+    "Abs": "abs",
+    "Erf": "erf",
+    "Reciprocal": "reciprocal",
+}
 _INT_TYPES = {6, 7, 12, 13}  # INT32, INT64, UINT32, UINT64
 _FLOAT_TYPES = {1, 10, 11}  # FLOAT, FLOAT16, DOUBLE
+
+
+def supported_ops() -> list:
+    """The ONNX operators load_onnx imports."""
+    own = [m[3:] for m in dir(_Importer) if m.startswith("op_")]
+    return sorted(own + list(_UNARY_OPS) + list(_BINARY_OPS))
 
 
 class _Importer:
@@ -106,11 +125,15 @@ class _Importer:
         op = node.op_type
         a = self.attrs(node)
         fn = getattr(self, f"op_{op}", None)
+        if op in _UNARY_OPS:
+            fn = lambda node, a: self._unary(node, _UNARY_OPS[op])  # noqa: E731
+        elif op in _BINARY_OPS:
+            fn = lambda node, a: self._binary(node, _BINARY_OPS[op])  # noqa: E731
         if node.domain not in ("", "ai.onnx") or fn is None:
             raise self.err(
                 node,
                 f"unsupported operator (domain {node.domain or 'ai.onnx'!r}); pycnn.load_onnx "
-                f"supports {sorted(m[3:] for m in dir(self) if m.startswith('op_'))}",
+                f"supports {supported_ops()}",
             )
         self.check_single_output(node)
         fn(node, a)
@@ -253,29 +276,11 @@ class _Importer:
         else:
             self.emit(node, "binary", [x, y], dict(fn=fn))
 
-    def op_Sub(self, node, a):
-        self._binary(node, "sub")
-
-    def op_Mul(self, node, a):
-        self._binary(node, "mul")
-
-    def op_Div(self, node, a):
-        self._binary(node, "div")
-
-    def op_Pow(self, node, a):
-        self._binary(node, "pow")
-
     def _unary(self, node, fn, **attrs):
         self.emit(node, "unary", [node.input[0]], dict(fn=fn, **attrs))
 
-    def op_Sigmoid(self, node, a):
-        self._unary(node, "sigmoid")
-
     def op_HardSigmoid(self, node, a):
         self._unary(node, "hardsigmoid", alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5)))
-
-    def op_HardSwish(self, node, a):
-        self._unary(node, "hardswish")
 
     def op_Clip(self, node, a):
         if self.opset < 11:
@@ -288,27 +293,6 @@ class _Importer:
             self.emit(node, "relu", [node.input[0]])
         else:
             self._unary(node, "clip", lo=lo, hi=hi)
-
-    def op_Sqrt(self, node, a):
-        self._unary(node, "sqrt")
-
-    def op_Exp(self, node, a):
-        self._unary(node, "exp")
-
-    def op_Neg(self, node, a):
-        self._unary(node, "neg")
-
-    def op_Tanh(self, node, a):
-        self._unary(node, "tanh")
-
-    def op_Abs(self, node, a):
-        self._unary(node, "abs")
-
-    def op_Erf(self, node, a):
-        self._unary(node, "erf")
-
-    def op_Reciprocal(self, node, a):
-        self._unary(node, "reciprocal")
 
     def op_Concat(self, node, a):
         self.emit(node, "concat", list(node.input), dict(axis=a["axis"]))
