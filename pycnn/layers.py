@@ -685,6 +685,29 @@ class ReduceMax(Op):
         return Kernel(fn, bind)
 
 
+class Transpose(Op):
+    """attrs: perm (None: reverse the axes, as ONNX). A copy in the new order (NumPy)."""
+
+    @staticmethod
+    def _perm(a, ndim):
+        return tuple(range(ndim))[::-1] if a.get("perm") is None else tuple(a["perm"])
+
+    @classmethod
+    def infer(cls, a, p, shapes):
+        s = shapes[0]
+        perm = cls._perm(a, len(s))
+        _need(sorted(perm) == list(range(len(s))), f"perm {perm} is not a permutation of the {len(s)} axes of {s}")
+        return tuple(s[i] for i in perm)
+
+    @classmethod
+    def reference(cls, a, p, xs):
+        return np.ascontiguousarray(np.transpose(xs[0], cls._perm(a, xs[0].ndim)))
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        return Kernel(lambda x: cls.reference(a, p, [x]), op="transpose")
+
+
 class ReduceMean(ReduceMax):
     """attrs: axes, keepdims (ONNX ReduceMean: MNASNet's mean over H and W)."""
 
@@ -732,6 +755,7 @@ OPS = {
     "embedding": Embedding,
     "reduce_max": ReduceMax,
     "reduce_mean": ReduceMean,
+    "transpose": Transpose,
 }
 
 
@@ -776,6 +800,8 @@ def normalize_attrs(op, attrs, params):
         a["axes"] = tuple(int(d) for d in a["axes"])
         if op in ("reduce_max", "reduce_mean"):
             a["keepdims"] = bool(a.get("keepdims", False))
+    elif op == "transpose":
+        a["perm"] = None if a.get("perm") is None else tuple(int(d) for d in a["perm"])
     elif op == "unary":
         if a.get("fn") not in UNARY_FNS:
             raise ValueError(f"fn: expected one of {sorted(UNARY_FNS)}, got {a.get('fn')!r}")

@@ -157,6 +157,7 @@ def one_node(op):
         "embedding": lambda: Node("n", op, ["x"], params={"weight": w((10, 3))}),
         "reduce_max": lambda: Node("n", op, ["x"], attrs=dict(axes=(2, 3))),
         "reduce_mean": lambda: Node("n", op, ["x"], attrs=dict(axes=(2, 3))),
+        "transpose": lambda: Node("n", op, ["x"], attrs=dict(perm=(0, 2, 3, 1))),
         "unary": lambda: Node("n", op, ["x"], attrs=dict(fn="sigmoid")),
         "binary": lambda: Node("n", op, ["x"], attrs=dict(fn="mul"), params={"other": w(8)}),
     }

@@ -243,3 +243,21 @@ def test_reduce_mean_matches_onnxruntime():
         assert want.shape == want_shape
         np.testing.assert_allclose(g(x), want, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(g.to("cuda_emu")(x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_channel_shuffle_matches_onnxruntime():
+    """ShuffleNet's channel shuffle: Reshape (N, g, C/g, H, W) -> Transpose -> Reshape back."""
+    rng = np.random.default_rng(5)
+    inits = {"s1": np.array([0, 2, 4, 5, 5], np.int64), "s2": np.array([0, -1, 5, 5], np.int64)}
+    nodes = [
+        helper.make_node("Reshape", ["x", "s1"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["t", "s2"], ["y"]),
+    ]
+    data = make_model(nodes, [vinfo("x", ["N", 8, 5, 5])], [vinfo("y", ["N", 8, 5, 5])], inits)
+    g = pycnn.load_onnx(data)
+    x = rng.standard_normal((3, 8, 5, 5)).astype(np.float32)
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(g(x), want)
+    np.testing.assert_array_equal(g.to("cuda_emu")(x), want)
+    np.testing.assert_array_equal(want[:, 1], x[:, 4])  # the shuffle itself: channel 1 came from 4

@@ -126,6 +126,9 @@ class DeviceGraph:
         if op == "bias_add":
             bias = dev(p["bias"])
             return lambda xs: be.add(xs[0], m.xp.ascontiguousarray(m.xp.broadcast_to(bias, xs[0].shape)))
+        if op == "transpose":  # a copy in the new axis order, on the device (CuPy / NumPy)
+            perm = a["perm"]
+            return lambda xs: m.xp.ascontiguousarray(m.xp.transpose(xs[0], perm))
         if op == "reduce_mean":
             host = self._on_host(s, record=False)
 

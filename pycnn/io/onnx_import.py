@@ -4,7 +4,7 @@ Supported (ONNX default domain, opsets 7-22): Conv, MaxPool, AveragePool, Global
 LRN, Gemm, MatMul (constant right side), Relu, Add, Sub, Mul, Div, Pow (NumPy broadcasting),
 Sigmoid, HardSigmoid, HardSwish, Clip, Sqrt, Exp, Neg, Tanh, Abs, Erf, Reciprocal, Concat,
 Softmax, BatchNormalization, Flatten, Reshape, Dropout, Identity, Gather (an embedding: constant
-table, integer ids), ReduceMax, ReduceMean, Squeeze, Unsqueeze, Constant. Weights must be
+table, integer ids), ReduceMax, ReduceMean, Transpose, Squeeze, Unsqueeze, Constant. Weights must be
 initializers or Constant outputs. Any other operator, or an attribute value the kernels do not
 implement (asymmetric pooling pads, even LRN sizes, auto_pad SAME_LOWER ...), raises ValueError
 naming the node, the operator and the attribute. Parameter keys are the initializer names, so
@@ -360,6 +360,10 @@ class _Importer:
         if axes is None:
             raise self.err(node, "reducing over all axes (no 'axes') is not supported")
         self.emit(node, "reduce_mean", [node.input[0]], dict(axes=axes, keepdims=bool(a.get("keepdims", 1))))
+
+    def op_Transpose(self, node, a):
+        perm = a.get("perm")
+        self.emit(node, "transpose", [node.input[0]], dict(perm=None if perm is None else tuple(perm)))
 
     def op_Squeeze(self, node, a):
         axes = self._axes(node, a)
