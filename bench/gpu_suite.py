@@ -18,7 +18,7 @@ import numpy as np
 
 import pycnn
 
-from . import gpu_kernels
+from . import gpu_kernels, networks
 
 GPU_NETS = ("lenet5", "convnetjs", "kimcnn", "alphago", "alexnet", "googlenet", "resnet18", "resnet34", "resnet50",
             "resnet101", "resnet152")  # fmt: skip
@@ -28,16 +28,9 @@ EMU_NETS = ("lenet5", "convnetjs")
 COMPILE_NETS = tuple(os.environ.get("PYCNN_BENCH_COMPILE", "resnet50").split(","))
 
 
-def _input(g, name, N, rng):
-    if g.input_dtypes[next(iter(g.inputs))] == "int64":
-        vocab = next(n.params["weight"].shape[0] for n in g.nodes if n.op == "embedding")
-        return rng.integers(0, vocab, (N,) + next(iter(g.inputs.values()))[1:])
-    return rng.standard_normal((N,) + next(iter(g.inputs.values()))[1:], dtype=np.float32)
-
-
 def _net_row(be, name, N, reps, rng, peers: bool) -> dict:
     g = pycnn.models.get(name)
-    x = _input(g, name, N, rng)
+    x = networks._input(g, name, N, rng)  # the models suite's inputs: token ids for Kim's CNN
     m = be.memory
     xd = m.from_host(x) if x.dtype == np.float32 else m.xp.asarray(x)
     d = g.to(be.device)

@@ -287,6 +287,27 @@ def concat_shape(shapes, dim, axis) -> tuple:
     return dim, shape
 
 
+def batch_norm_folded(x_shape, stats, training, eps, activation, vector) -> tuple:
+    """batch_norm's argument rules, then its statistics folded: (scale, shift, relu). stats:
+    (running_mean, running_var, weight, bias); vector(v, name, C) -> a host float32 vector of
+    length C, or None for None (each backend reads its own arrays)."""
+    if as_bool(training, "training"):
+        raise ValueError(
+            "training: pycnn runs inference only; batch statistics are not computed "
+            "(pass training=False with running_mean and running_var)"
+        )
+    if len(x_shape) < 2:
+        raise ValueError(f"input: expected (N, C, ...), got shape {tuple(x_shape)}")
+    C = x_shape[1]
+    relu = activation_flag(activation)
+    if float(eps) < 0:
+        raise ValueError(f"eps: must be >= 0, got {eps}")
+    vecs = [vector(v, n, C) for v, n in zip(stats, ("running_mean", "running_var", "weight", "bias"))]
+    if vecs[0] is None or vecs[1] is None:
+        raise TypeError("running_mean, running_var: expected arrays, got None")
+    return (*fold_batch_norm(*vecs, eps=eps), relu)
+
+
 def fold_batch_norm(running_mean, running_var, weight=None, bias=None, eps=1e-5):
     """(scale, shift) with batch_norm(x) == x * scale + shift per channel (computed in float64)."""
     mean = np.asarray(running_mean, np.float64)
@@ -317,24 +338,9 @@ def batch_norm(
     torch.nn.functional.batch_norm with training=False (momentum only matters in training,
     which pycnn does not do: training=True raises). activation: None or 'relu'."""
     x = as_array(input, "input")
-    if as_bool(training, "training"):
-        raise ValueError(
-            "training: pycnn runs inference only; batch statistics are not computed "
-            "(pass training=False with running_mean and running_var)"
-        )
-    if x.ndim < 2:
-        raise ValueError(f"input: expected (N, C, ...), got shape {x.shape}")
-    C = x.shape[1]
-    relu = activation_flag(activation)
-    if float(eps) < 0:
-        raise ValueError(f"eps: must be >= 0, got {eps}")
-    vecs = [
-        as_vector(v, n, C)
-        for v, n in ((running_mean, "running_mean"), (running_var, "running_var"), (weight, "weight"), (bias, "bias"))
-    ]
-    if vecs[0] is None or vecs[1] is None:
-        raise TypeError("running_mean, running_var: expected arrays, got None")
-    scale, shift = fold_batch_norm(*vecs, eps=eps)
+    scale, shift, relu = batch_norm_folded(
+        x.shape, (running_mean, running_var, weight, bias), training, eps, activation, as_vector
+    )
     return channel_affine(x, scale, shift, relu)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from .. import registry
 from .._shapes import ConvShape  # noqa: F401 (re-exported for the tests)
 from .._validate import activation_flag, as_bool, as_int
-from ..ops import check_linear, concat_shape, softmax_dim
+from ..ops import batch_norm_folded, check_linear, concat_shape, softmax_dim
 from . import select  # noqa: F401
 from .conv import DeviceConv
 
@@ -212,31 +212,17 @@ class CudaBackend:
         *,
         activation=None,
     ):
-        from ..ops import fold_batch_norm
-
         m = self.memory
         x = m.asarray(input, "input")
-        if as_bool(training, "training"):
-            raise ValueError("training: pycnn runs inference only (pass training=False with running statistics)")
-        if x.ndim < 2:
-            raise ValueError(f"input: expected (N, C, ...), got shape {tuple(x.shape)}")
-        C = x.shape[1]
-        relu = activation_flag(activation)
-        if float(eps) < 0:
-            raise ValueError(f"eps: must be >= 0, got {eps}")
-        vecs = [
-            None if v is None else m.to_host(m.vector(v, n, C))
-            for v, n in (
-                (running_mean, "running_mean"),
-                (running_var, "running_var"),
-                (weight, "weight"),
-                (bias, "bias"),
-            )
-        ]
-        if vecs[0] is None or vecs[1] is None:
-            raise TypeError("running_mean, running_var: expected arrays, got None")
-        scale, shift = (m.from_host(v) for v in fold_batch_norm(*vecs, eps=eps))
-        return self.channel_affine(x, scale, shift, relu)
+        scale, shift, relu = batch_norm_folded(
+            x.shape,
+            (running_mean, running_var, weight, bias),
+            training,
+            eps,
+            activation,
+            lambda v, name, C: None if v is None else m.to_host(m.vector(v, name, C)),
+        )
+        return self.channel_affine(x, m.from_host(scale), m.from_host(shift), relu)
 
     def channel_affine(self, x, scale, shift, relu: bool = False):
         """y[:, c] = act(x[:, c] * scale[c] + shift[c]); x, scale, shift already on the device and

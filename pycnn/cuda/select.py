@@ -23,7 +23,7 @@ def choose(s: ConvShape) -> str:
         return "direct"
     if (s.R, s.S) == (3, 3) and s.stride == (1, 1) and s.dilation == (1, 1) and s.groups == 1:
         if s.C >= 16 and s.K >= 16:
-            return "winograd_f4" if min(s.C, s.K) >= 64 else "winograd_f2"
+            return winograd_tile(s)
     return "implicit_gemm"
 
 
