@@ -129,15 +129,15 @@ class Linear(Op):
 
     @staticmethod
     def infer(a, p, shapes):
-        _ndim(shapes, 0, 2, "(N, features)")
+        _need(len(shapes[0]) >= 2, f"expected an (N, ..., features) input of 2 or more dimensions, got {shapes[0]}")
         w = p["weight"]
         fin, fout = (w.shape[0], w.shape[1]) if a.get("transposed") else (w.shape[1], w.shape[0])
-        _need(shapes[0][1] == fin, f"weight {w.shape} expects {fin} input features, got {shapes[0][1]}")
-        return (shapes[0][0], fout)
+        _need(shapes[0][-1] == fin, f"weight {w.shape} expects {fin} input features, got {shapes[0][-1]}")
+        return tuple(shapes[0][:-1]) + (fout,)
 
     @staticmethod
     def flops(a, shapes, out):
-        return 2.0 * out[0] * out[1] * shapes[0][1]
+        return 2.0 * _prod(out) * shapes[0][-1]
 
     @staticmethod
     def _effective(a, p):
@@ -161,10 +161,16 @@ class Linear(Op):
         act = a["activation"]
         relu = act == "relu"
 
-        def bind(in_shapes, out_shape):
-            return _C.bind_linear(w, b, in_shapes[0][0], relu)  # C++ call(x) -> y for x (N, In)
+        fin = w.shape[1]
 
-        return Kernel(lambda x: ops.linear(x, w, b, act), bind)
+        def rows(fn):  # (N, ..., In) runs as the matrix (N * ..., In): the features are the last axis
+            return lambda x: fn(x) if x.ndim == 2 else fn(x.reshape(-1, fin)).reshape(x.shape[:-1] + (-1,))
+
+        def bind(in_shapes, out_shape):
+            call = _C.bind_linear(w, b, _prod(in_shapes[0][:-1]), relu)  # C++ call(x) -> y for x (N, In)
+            return call if len(in_shapes[0]) == 2 else lambda x: call(x.reshape(-1, fin)).reshape(out_shape)
+
+        return Kernel(rows(lambda x: ops.linear(x, w, b, act)), bind)
 
 
 class BatchNorm(Op):
@@ -708,6 +714,106 @@ class Transpose(Op):
         return Kernel(lambda x: cls.reference(a, p, [x]), op="transpose")
 
 
+class Slice(Op):
+    """attrs: starts, ends, axes, steps (ONNX Slice with constant arguments: channel splits,
+    crops). A copy (NumPy)."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        s = list(shapes[0])
+        for st, e, ax, step in zip(a["starts"], a["ends"], a["axes"], a["steps"]):
+            _need(-len(s) <= ax < len(s), f"axis {ax} out of range for {shapes[0]}")
+            _need(step != 0, "steps must not be 0")
+            s[ax % len(s)] = len(range(*slice(st, e, step).indices(s[ax % len(s)])))
+        return tuple(s)
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.slice_(xs[0], a["starts"], a["ends"], a["axes"], a["steps"])
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        return Kernel(lambda x: cls.reference(a, p, [x]), op="slice")
+
+
+class Pad(Op):
+    """attrs: pads (begin of every axis, then end; negative crops), mode (constant, reflect,
+    edge, wrap), value. A copy (NumPy)."""
+
+    @staticmethod
+    def infer(a, p, shapes):
+        s, pads = shapes[0], a["pads"]
+        _need(len(pads) == 2 * len(s), f"pads {pads} must list 2 x {len(s)} values for {s}")
+        out = tuple(d + pads[i] + pads[i + len(s)] for i, d in enumerate(s))
+        _need(all(d >= 0 for d in out), f"pads {pads} crop more than {s} holds")
+        if a["mode"] == "reflect":
+            _need(
+                all(pads[i] < d and pads[i + len(s)] < d for i, d in enumerate(s)),
+                f"reflect padding {pads} must be smaller than the sizes {s}",
+            )
+        elif a["mode"] != "constant":
+            _need(
+                all(d > 0 for i, d in enumerate(s) if pads[i] or pads[i + len(s)]), f"cannot pad an empty axis of {s}"
+            )
+        return out
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.pad(xs[0], a["pads"], a["mode"], a["value"])
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        return Kernel(lambda x: np.asarray(cls.reference(a, p, [x]), _F32), op="pad")
+
+
+class LayerNorm(Op):
+    """attrs: axis, eps; params weight, bias (the shape of the normalized axes, or broadcast to it).
+    Normalizes over the axes from axis on (ONNX LayerNormalization; ConvNeXt's over channels)."""
+
+    params = ("weight", "bias")
+    optional = ("weight", "bias")
+
+    @staticmethod
+    def infer(a, p, shapes):
+        s = shapes[0]
+        _need(-len(s) <= a["axis"] < len(s), f"axis {a['axis']} out of range for {s}")
+        inner = s[a["axis"] % len(s) :]
+        for r in ("weight", "bias"):
+            if r in p:
+                _need(
+                    np.broadcast_shapes(p[r].shape, inner) == tuple(inner),
+                    f"{r} of shape {p[r].shape} does not broadcast to the normalized axes {tuple(inner)}",
+                )
+        return s
+
+    flops = staticmethod(lambda a, s, out: 8.0 * _prod(out))
+
+    @staticmethod
+    def reference(a, p, xs):
+        return reference.layer_norm(xs[0], a["axis"], a["eps"], p.get("weight"), p.get("bias"))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        def bind(in_shapes, out_shape):
+            s = in_shapes[0]
+            cols = _prod(s[a["axis"] % len(s) :])
+            w, b = (
+                np.ascontiguousarray(np.broadcast_to(p[r], s[a["axis"] % len(s) :]).reshape(-1), _F32)
+                if r in p
+                else np.ones(cols, _F32) * (r == "weight")
+                for r in ("weight", "bias")
+            )
+
+            def run(x):  # each row of x viewed as (rows, cols) normalized
+                y = np.empty(out_shape, _F32)
+                _C.layer_norm_rows(x.reshape(-1, cols), w, b, float(a["eps"]), y.reshape(-1, cols))
+                return y
+
+            return run
+
+        return Kernel(lambda x: bind([x.shape], x.shape)(np.ascontiguousarray(x, _F32)), bind)
+
+
 class ReduceMean(ReduceMax):
     """attrs: axes, keepdims (ONNX ReduceMean: MNASNet's mean over H and W)."""
 
@@ -756,6 +862,9 @@ OPS = {
     "reduce_max": ReduceMax,
     "reduce_mean": ReduceMean,
     "transpose": Transpose,
+    "slice": Slice,
+    "pad": Pad,
+    "layer_norm": LayerNorm,
 }
 
 
@@ -800,6 +909,23 @@ def normalize_attrs(op, attrs, params):
         a["axes"] = tuple(int(d) for d in a["axes"])
         if op in ("reduce_max", "reduce_mean"):
             a["keepdims"] = bool(a.get("keepdims", False))
+    elif op == "slice":
+        n = len(a["starts"])
+        a["starts"], a["ends"] = tuple(int(v) for v in a["starts"]), tuple(int(v) for v in a["ends"])
+        a["axes"] = tuple(int(v) for v in a.get("axes") or range(n))
+        a["steps"] = tuple(int(v) for v in a.get("steps") or (1,) * n)
+        if not len(a["ends"]) == len(a["axes"]) == len(a["steps"]) == n:
+            raise ValueError("starts, ends, axes and steps must have the same length")
+        if len(set(a["axes"])) != n:
+            raise ValueError(f"axes {a['axes']} repeat an axis")
+    elif op == "pad":
+        a["pads"] = tuple(int(v) for v in a["pads"])
+        a["mode"] = str(a.get("mode", "constant"))
+        if a["mode"] not in reference.PAD_MODES:
+            raise ValueError(f"mode: expected one of {reference.PAD_MODES}, got {a['mode']!r}")
+        a["value"] = float(a.get("value", 0.0))
+    elif op == "layer_norm":
+        a["axis"], a["eps"] = int(a.get("axis", -1)), float(a.get("eps", 1e-5))
     elif op == "transpose":
         a["perm"] = None if a.get("perm") is None else tuple(int(d) for d in a["perm"])
     elif op == "unary":

@@ -220,3 +220,43 @@ def reduce_mean(x, axes, keepdims=False):
 def reduce_max(x, axes, keepdims=False):
     """Max over the given axes (NaN propagates)."""
     return np.max(x, axis=tuple(axes), keepdims=keepdims)
+
+
+def slice_(x, starts, ends, axes, steps):
+    """ONNX Slice: per listed axis, x[start:end:step] with ONNX's clamping (negative indices count
+    from the end; ends beyond the size clamp; a negative step walks backwards)."""
+    idx = [slice(None)] * x.ndim
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        s, e, st = slice(int(s), int(e), int(st)).indices(x.shape[ax % x.ndim])
+        idx[ax % x.ndim] = slice(s, None if e < 0 else e, st)  # -1 from indices() means "past index 0"
+    return np.ascontiguousarray(x[tuple(idx)])
+
+
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def pad(x, pads, mode="constant", value=0.0):
+    """ONNX Pad: pads = (begin_0 .. begin_{n-1}, end_0 .. end_{n-1}); negative entries crop."""
+    n = x.ndim
+    begin, end = list(pads[:n]), list(pads[n:])
+    crop = tuple(slice(max(-b, 0), x.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(zip(begin, end)))
+    x = x[crop]
+    width = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    if mode == "constant":
+        return np.pad(x, width, mode="constant", constant_values=np.asarray(value, x.dtype))
+    return np.pad(x, width, mode=mode)
+
+
+def layer_norm(x, axis=-1, eps=1e-5, weight=None, bias=None):
+    """ONNX LayerNormalization: normalize over the axes from axis on (mean and biased variance,
+    accumulated in float64), then scale by weight and add bias (both broadcast over those axes)."""
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x64 - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype)

@@ -261,3 +261,126 @@ def test_channel_shuffle_matches_onnxruntime():
     np.testing.assert_array_equal(g(x), want)
     np.testing.assert_array_equal(g.to("cuda_emu")(x), want)
     np.testing.assert_array_equal(want[:, 1], x[:, 4])  # the shuffle itself: channel 1 came from 4
+
+
+def _ort_and_pycnn(data, x):
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    g = pycnn.load_onnx(data)
+    return g, want
+
+
+def test_slice_split_pad_match_onnxruntime():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 6, 5, 7)).astype(np.float32)
+    big = np.iinfo(np.int64).max
+    slices = (  # starts, ends, axes, steps
+        ([0], [3], [1], [1]),
+        ([3], [big], [1], [1]),
+        ([-1, 1], [-big, 4], [3, 2], [-2, 1]),
+        ([1, 0], [5, 7], [2, 3], [2, 3]),
+    )
+    for starts, ends, axes, steps in slices:
+        inits = {k: np.array(v, np.int64) for k, v in zip(("st", "en", "ax", "sp"), (starts, ends, axes, steps))}
+        nodes = [helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])]
+        g, want = _ort_and_pycnn(make_model(nodes, [vinfo("x", ["N", 6, 5, 7])], [vinfo("y", None)], inits), x)
+        np.testing.assert_array_equal(g(x), want)
+        np.testing.assert_array_equal(g.to("cuda_emu")(x), want)
+    # Split into unequal parts along the channels, each part through its own op
+    nodes = [
+        helper.make_node("Split", ["x", "sp"], ["a", "b", "c"], axis=1),
+        helper.make_node("Relu", ["a"], ["ra"]),
+        helper.make_node("Neg", ["c"], ["nc"]),
+        helper.make_node("Concat", ["nc", "b", "ra"], ["y"], axis=1),
+    ]
+    data = make_model(nodes, [vinfo("x", ["N", 6, 5, 7])], [vinfo("y", None)], {"sp": np.array([1, 2, 3], np.int64)})
+    g, want = _ort_and_pycnn(data, x)
+    np.testing.assert_array_equal(g(x), want)
+    for mode in ("constant", "reflect", "edge", "wrap"):
+        pads = np.array([0, 0, 1, 2, 0, 0, 2, -1], np.int64)
+        inits = {"p": pads, "v": np.array(1.5, np.float32)}
+        nodes = [helper.make_node("Pad", ["x", "p", "v"] if mode == "constant" else ["x", "p"], ["y"], mode=mode)]
+        g, want = _ort_and_pycnn(make_model(nodes, [vinfo("x", ["N", 6, 5, 7])], [vinfo("y", None)], inits), x)
+        np.testing.assert_array_equal(g(x), want)
+
+
+def test_layer_norm_and_matmul_over_the_last_axis_match_onnxruntime():
+    """ConvNeXt's block: (N, C, H, W) -> (N, H, W, C), LayerNormalization over C, MatMul + bias on
+    a 4-D input, GELU written with Erf, back to NCHW."""
+    rng = np.random.default_rng(7)
+    C = 12
+    inits = {
+        "g": rng.uniform(0.5, 1.5, C).astype(np.float32),
+        "b": rng.standard_normal(C).astype(np.float32),
+        "w": rng.standard_normal((C, 2 * C)).astype(np.float32) / 4,
+        "wb": rng.standard_normal(2 * C).astype(np.float32),
+        "sq2": np.array(np.sqrt(2), np.float32),
+        "one": np.array(1.0, np.float32),
+        "half": np.array(0.5, np.float32),
+    }
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("LayerNormalization", ["t", "g", "b"], ["ln"], axis=-1, epsilon=1e-6),
+        helper.make_node("MatMul", ["ln", "w"], ["mm"]),
+        helper.make_node("Add", ["mm", "wb"], ["h"]),
+        helper.make_node("Div", ["h", "sq2"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["e1"]),
+        helper.make_node("Mul", ["h", "e1"], ["m"]),
+        helper.make_node("Mul", ["m", "half"], ["gelu"]),
+        helper.make_node("Transpose", ["gelu"], ["y"], perm=[0, 3, 1, 2]),
+    ]
+    data = make_model(nodes, [vinfo("x", ["N", C, 5, 6])], [vinfo("y", None)], inits)
+    x = (rng.standard_normal((3, C, 5, 6)) * 3 + 1).astype(np.float32)
+    g, want = _ort_and_pycnn(data, x)
+    np.testing.assert_allclose(g(x), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g.to("cuda_emu")(x), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g.run_reference(x), want, rtol=1e-4, atol=1e-5)
+    x[1, 3, 2, 2] = np.nan  # one NaN poisons its row's normalization only
+    y = g(x)
+    assert np.isnan(y[1, :, 2, 2]).all() and not np.isnan(np.delete(y.reshape(3, 2 * C, -1), 14, axis=2)[1]).any()
+
+
+def test_shapes_computed_from_the_input_fold_at_load():
+    """x.view(x.size(0), -1) and x.view(N, C // 2, -1) as exporters write them: Shape, Gather,
+    Div, Unsqueeze, Concat feeding a Reshape; the batch entry may sit anywhere."""
+    shape_ops = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+        helper.make_node("Gather", ["s", "i1"], ["c"], axis=0),
+        helper.make_node("Div", ["c", "two"], ["c2"]),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+        helper.make_node("Unsqueeze", ["c2", "ax0"], ["c1"]),
+        helper.make_node("Mul", ["n1", "two1"], ["n2"]),  # 2N: batch-dependent, not at axis 0
+        helper.make_node("Concat", ["c1", "n2", "m1"], ["t"], axis=0),
+        helper.make_node("Reshape", ["x", "t"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["y"], perm=[1, 0, 2]),
+    ]
+    inits = {
+        "i0": np.array(0, np.int64),
+        "i1": np.array(1, np.int64),
+        "two": np.array(2, np.int64),
+        "two1": np.array([2], np.int64),
+        "ax0": np.array([0], np.int64),
+        "m1": np.array([-1], np.int64),
+    }
+    data = make_model(shape_ops, [vinfo("x", ["N", 6, 4, 5])], [vinfo("y", None)], inits)
+    with pytest.raises(ValueError, match="depends on the batch size in more than one entry"):
+        pycnn.load_onnx(data)  # (C/2, 2N, -1): two free entries
+    inits["m1"] = np.array([20], np.int64)
+    data = make_model(shape_ops, [vinfo("x", ["N", 6, 4, 5])], [vinfo("y", None)], inits)
+    g = pycnn.load_onnx(data)
+    assert [n.attrs["shape"] for n in g.nodes if n.op == "reshape"] == [(3, -1, 20)]
+    for N in (1, 4):
+        x = np.random.default_rng(N).standard_normal((N, 6, 4, 5)).astype(np.float32)
+        g2, want = _ort_and_pycnn(data, x)
+        np.testing.assert_array_equal(g(x), want)
+
+
+def test_shape_of_a_free_dimension_is_refused():
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Reshape", ["x", "s"], ["y"]),
+    ]
+    data = make_model(nodes, [vinfo("x", ["N", 3, "H", 4])], [vinfo("y", None)], {})
+    with pytest.raises(ValueError, match="Shape.*not static"):
+        pycnn.load_onnx(data)

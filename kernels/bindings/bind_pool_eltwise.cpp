@@ -209,6 +209,15 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     softmax_rows(x.shape(0), x.shape(1), x.data(), yp);
   });
+  m.def("layer_norm_rows", [](farray x, farray w, farray b, float eps, farray y) {
+    require_ndim(x, 2, "x");
+    same_size(x, y, "out");
+    require(w.size() == x.shape(1) && b.size() == x.shape(1), "weight/bias: expected one entry per column");
+    require(x.shape(1) > 0, "x: rows must not be empty");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    layer_norm_rows(x.shape(0), x.shape(1), x.data(), w.data(), b.data(), eps, yp);
+  });
   m.def("max_rows", [](farray x, farray y) {
     require_ndim(x, 2, "x");
     require(x.shape(1) > 0, "x: rows must not be empty");

@@ -37,6 +37,7 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
 // Softmax over the last axis of a (rows, cols) matrix.
 void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y);
 void max_rows(int64_t rows, int64_t cols, const float* x, float* y);
+void layer_norm_rows(int64_t rows, int64_t cols, const float* x, const float* w, const float* b, float eps, float* y);
 // Max of x[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for n == 0.
 float nan_max(const float* x, int64_t n);
 void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y);

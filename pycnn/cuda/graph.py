@@ -89,7 +89,14 @@ class DeviceGraph:
         if op == "linear":
             w, b = layers.Linear._effective(a, p)
             wd, bd, act = dev(w), dev(b), a["activation"]
-            return lambda xs: be.linear(xs[0], wd, bd, activation=act)
+
+            def linear(xs):  # (N, ..., In) as the matrix (N * ..., In): features are the last axis
+                x = xs[0]
+                if x.ndim == 2:
+                    return be.linear(x, wd, bd, activation=act)
+                return be.linear(x.reshape(-1, x.shape[-1]), wd, bd, activation=act).reshape(x.shape[:-1] + (-1,))
+
+            return linear
         if op == "batch_norm":
             stats = (p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"))
             scale, shift = fold_batch_norm(*stats, a["eps"])

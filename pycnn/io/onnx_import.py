@@ -1,14 +1,19 @@
-"""pycnn.load_onnx(path_or_bytes) -> Graph, for the operators the lecture's networks use.
+"""pycnn.load_onnx(path_or_bytes) -> Graph: the lecture's networks and torchvision's CNN families.
 
 Supported (ONNX default domain, opsets 7-22): Conv, MaxPool, AveragePool, GlobalAveragePool,
-LRN, Gemm, MatMul (constant right side), Relu, Add, Sub, Mul, Div, Pow (NumPy broadcasting),
-Sigmoid, HardSigmoid, HardSwish, Clip, Sqrt, Exp, Neg, Tanh, Abs, Erf, Reciprocal, Concat,
-Softmax, BatchNormalization, Flatten, Reshape, Dropout, Identity, Gather (an embedding: constant
-table, integer ids), ReduceMax, ReduceMean, Transpose, Squeeze, Unsqueeze, Constant. Weights must be
-initializers or Constant outputs. Any other operator, or an attribute value the kernels do not
-implement (asymmetric pooling pads, even LRN sizes, auto_pad SAME_LOWER ...), raises ValueError
-naming the node, the operator and the attribute. Parameter keys are the initializer names, so
-g.state_dict() matches the file. Needs the onnx package (pip install onnx).
+LRN, Gemm, MatMul (constant right side, input of any rank), Relu, Add, Sub, Mul, Div, Pow (NumPy
+broadcasting), Sigmoid, HardSigmoid, HardSwish, Clip, Sqrt, Exp, Neg, Tanh, Abs, Erf, Reciprocal,
+Concat, Softmax, BatchNormalization, LayerNormalization, Flatten, Reshape, Dropout, Identity, Cast
+(to float), Gather (an embedding: constant table, integer ids), ReduceMax, ReduceMean, Transpose,
+Squeeze, Unsqueeze, Slice, Split, Pad, Constant. Every node whose inputs are all constants is
+evaluated at load (ONNX's reference evaluator): weight preprocessing and the shape arithmetic
+exporters write (Shape, Size, Gather, Concat, Cast, ConstantOfShape, Range ... feeding a
+Reshape); a shape that depends on the batch size is folded at three batch sizes and its batch
+entry written as 0 or -1. Weights must be initializers or Constant outputs. Any other operator,
+or an attribute value the kernels do not implement (asymmetric pooling pads, even LRN sizes,
+auto_pad SAME_LOWER ...), raises ValueError naming the node, the operator and the attribute.
+Parameter keys are the initializer names, so g.state_dict() matches the file. Needs the onnx
+package (pip install onnx).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from .._optional import require
 from ..graph import Graph, Node
+from ..layers import OPS
 
 # ONNX operators that map one to one onto the Graph's element-wise ops.
 _BINARY_OPS = {"Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
@@ -34,14 +40,19 @@ _UNARY_OPS = {
     "Erf": "erf",
     "Reciprocal": "reciprocal",
 }
+# Operators imported only when every input is a constant (evaluated at load by ONNX's reference
+# evaluator): the shape arithmetic exporters write around Reshape, Slice and Pad.
+_FOLD_ONLY = ("ConstantOfShape", "Range", "Equal", "Where", "Expand", "Floor", "Ceil", "Min", "Max", "Not")
+_NO_FOLD = ("Constant", "Shape", "Size", "Identity", "Dropout")  # handled by their op_ methods
+_BATCHES = (1, 2, 3)  # batch sizes a shape computation is evaluated at (the batch is free)
 _INT_TYPES = {6, 7, 12, 13}  # INT32, INT64, UINT32, UINT64
-_FLOAT_TYPES = {1, 10, 11}  # FLOAT, FLOAT16, DOUBLE
+_FLOAT_TYPES = {1}  # FLOAT: the kernels' type (FLOAT16 / DOUBLE inputs are refused, not converted)
 
 
 def supported_ops() -> list:
-    """The ONNX operators load_onnx imports."""
+    """The ONNX operators load_onnx imports (those of _FOLD_ONLY on constant inputs only)."""
     own = [m[3:] for m in dir(_Importer) if m.startswith("op_")]
-    return sorted(own + list(_UNARY_OPS) + list(_BINARY_OPS))
+    return sorted(own + list(_UNARY_OPS) + list(_BINARY_OPS) + list(_FOLD_ONLY))
 
 
 class _Importer:
@@ -51,6 +62,11 @@ class _Importer:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         g = model.graph
         self.consts = {t.name: self.nh.to_array(t) for t in g.initializer}
+        # Values computed from the input's shape (Shape -> Gather -> Concat -> Reshape): one array per
+        # batch size of _BATCHES; constant folding evaluates them at each, and a Reshape target that
+        # differs between them is the batch dimension (written as 0 or -1).
+        self.batch_consts = {}
+        self.shapes = {b: {} for b in _BATCHES}  # tensor -> shape at batch b (None: not static)
         self.const_source = {}  # constant -> the initializer it copies (Identity of an initializer)
         self.nodes = []
         self.names = set()
@@ -65,9 +81,15 @@ class _Importer:
             if tt.elem_type in _INT_TYPES:
                 self.dtypes[vi.name] = "int64"
             elif tt.elem_type not in _FLOAT_TYPES:
-                raise ValueError(f"ONNX input {vi.name!r}: element type {tt.elem_type} is not float or integer")
+                raise ValueError(
+                    f"ONNX input {vi.name!r}: element type {tt.elem_type} is not float32 or integer (pycnn's kernels "
+                    f"are float32)"
+                )
             self.inputs[vi.name] = (None,) + dims[1:] if dims else (None,)
             self.produced.add(vi.name)
+            for b in _BATCHES:
+                static = dims and all(d for d in dims[1:])
+                self.shapes[b][vi.name] = (b,) + dims[1:] if static else None
         self.outputs = [o.name for o in g.output]
 
     # ------------------------------------------------------------------ helpers
@@ -86,9 +108,50 @@ class _Importer:
         if i >= len(node.input) or node.input[i] == "":
             return None
         name = node.input[i]
+        if name in self.batch_consts:
+            raise self.err(node, f"{what} ({name!r}) depends on the batch size; pycnn needs it constant")
         if name not in self.consts:
             raise self.err(node, f"{what} ({name!r}) must be a constant (initializer or Constant)")
         return self.consts[name]
+
+    def is_const(self, name):
+        return name == "" or name in self.consts or name in self.batch_consts
+
+    def fold(self, node):
+        """Evaluates a node whose inputs are all constants with ONNX's reference evaluator, once
+        per batch size when an input depends on it: shape arithmetic and weight preprocessing."""
+        helper = require("onnx.helper", "pycnn.load_onnx")
+        ref = require("onnx.reference", "pycnn.load_onnx")
+        names = [t for t in node.input if t]
+        per_batch = any(t in self.batch_consts for t in names)
+        outs = {t: [] for t in node.output if t}
+        model = helper.make_model(
+            helper.make_graph(
+                [node],
+                "fold",
+                [
+                    helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(self._value(t, 1).dtype), None)
+                    for t in names
+                ],
+                [helper.make_tensor_value_info(t, 0, None) for t in outs],
+            ),
+            opset_imports=list(self.model.opset_import),
+        )
+        try:
+            sess = ref.ReferenceEvaluator(model)
+            for b in _BATCHES if per_batch else _BATCHES[:1]:
+                for t, v in zip(outs, sess.run(None, {t: self._value(t, b) for t in names})):
+                    outs[t].append(np.asarray(v))
+        except Exception as e:  # noqa: BLE001 - the reference evaluator raises anything
+            raise self.err(node, f"could not fold this node of constant inputs: {type(e).__name__}: {e}") from None
+        for t, vs in outs.items():
+            if all(v.shape == vs[0].shape and np.array_equal(v, vs[0]) for v in vs[1:]):
+                self.consts[t] = vs[0]
+            else:
+                self.batch_consts[t] = vs
+
+    def _value(self, name, b):
+        return self.batch_consts[name][_BATCHES.index(b)] if name in self.batch_consts else self.consts[name]
 
     def key(self, name):
         name = self.const_source.get(name, name)  # a weight passed through Identity keeps its initializer's name
@@ -99,8 +162,8 @@ class _Importer:
         self.used_keys.add(k)
         return k
 
-    def emit(self, node, op, inputs, attrs=None, params=None, param_names=None):
-        name = self.label(node)
+    def emit(self, node, op, inputs, attrs=None, params=None, param_names=None, output=None, name=None):
+        name = name or self.label(node)
         base, i = name, 2
         while name in self.names:
             name, i = f"{base}_{i}", i + 1
@@ -109,8 +172,15 @@ class _Importer:
             if t not in self.produced:
                 raise self.err(node, f"input {t!r} is neither a graph input nor computed by an earlier node")
         keys = {r: self.key(param_names[r]) for r in (params or {})} if param_names else {}
-        self.nodes.append(Node(name, op, inputs, node.output[0], attrs or {}, params or {}, keys))
-        self.produced.add(node.output[0])
+        n = Node(name, op, inputs, output or node.output[0], attrs or {}, params or {}, keys)
+        self.nodes.append(n)
+        self.produced.add(n.output)
+        for shapes in self.shapes.values():  # static shapes for Shape nodes downstream
+            ins = [shapes.get(t) for t in n.inputs]
+            try:
+                shapes[n.output] = None if None in ins else OPS[op].infer(n.attrs, n.params, ins)
+            except ValueError:
+                shapes[n.output] = None
 
     def check_single_output(self, node):
         extra = [o for o in node.output[1:] if o]
@@ -129,13 +199,22 @@ class _Importer:
             fn = lambda node, a: self._unary(node, _UNARY_OPS[op])  # noqa: E731
         elif op in _BINARY_OPS:
             fn = lambda node, a: self._binary(node, _BINARY_OPS[op])  # noqa: E731
-        if node.domain not in ("", "ai.onnx") or fn is None:
+        if node.domain not in ("", "ai.onnx") or fn is None and op not in _FOLD_ONLY:
             raise self.err(
                 node,
                 f"unsupported operator (domain {node.domain or 'ai.onnx'!r}); pycnn.load_onnx "
                 f"supports {supported_ops()}",
             )
-        self.check_single_output(node)
+        inputs = [t for t in node.input if t]
+        if op not in _NO_FOLD and inputs and all(self.is_const(t) for t in inputs):
+            self.fold(node)  # every input is known at load time
+            return
+        if fn is None:
+            raise self.err(
+                node, f"{op} is supported only on constants (shape arithmetic folded at load); input {inputs} is not"
+            )
+        if op != "Split":  # Split writes each of its outputs
+            self.check_single_output(node)
         fn(node, a)
 
     def op_Constant(self, node, a):
@@ -254,9 +333,7 @@ class _Importer:
 
     def op_Add(self, node, a):
         x, y = node.input
-        if x in self.consts and y in self.consts:
-            self.consts[node.output[0]] = self.consts[x] + self.consts[y]
-        elif x in self.consts or y in self.consts:
+        if x in self.consts or y in self.consts:
             c, t = (x, y) if x in self.consts else (y, x)
             self.emit(node, "bias_add", [t], {}, {"bias": self.consts[c]}, {"bias": c})
         else:
@@ -265,11 +342,7 @@ class _Importer:
     # ---- element-wise: NumPy-broadcast binaries, activations
     def _binary(self, node, fn):
         x, y = node.input
-        if x in self.consts and y in self.consts:
-            from .. import reference
-
-            self.consts[node.output[0]] = np.asarray(reference.binary(self.consts[x], self.consts[y], fn))
-        elif x in self.consts or y in self.consts:
+        if x in self.consts or y in self.consts:
             c, t = (x, y) if x in self.consts else (y, x)
             attrs = dict(fn=fn, const_first=x in self.consts)
             self.emit(node, "binary", [t], attrs, {"other": self.consts[c].astype(np.float32)}, {"other": c})
@@ -320,10 +393,141 @@ class _Importer:
         self.emit(node, "flatten", [node.input[0]], dict(axis=a.get("axis", 1)))
 
     def op_Reshape(self, node, a):
-        if a.get("allowzero", 0):
-            raise self.err(node, "unsupported attribute allowzero=1")
-        shape = self.const(node, 1, "shape")
-        self.emit(node, "reshape", [node.input[0]], dict(shape=tuple(int(d) for d in shape)))
+        x, target = node.input[0], node.input[1]
+        if target in self.batch_consts:
+            shape = self._batch_shape(node, x, self.batch_consts[target])
+        else:
+            shape = [int(d) for d in self.const(node, 1, "shape")]
+        if a.get("allowzero", 0) and 0 in shape:
+            if -1 in shape:
+                raise self.err(node, f"allowzero=1 with both 0 and -1 in the shape {shape} is invalid")
+            raise self.err(node, f"unsupported attribute allowzero=1 with a 0 in the shape {shape} (empty tensors)")
+        self.emit(node, "reshape", [x], dict(shape=tuple(shape)))
+
+    def _batch_shape(self, node, x, values):
+        """A Reshape target computed from the input's shape: entries equal at every batch size are
+        constants; the one that changes with it becomes 0 (the input's batch, where it sits at axis
+        0 of both) or -1 (inferred)."""
+        vs = [np.asarray(v).reshape(-1).astype(np.int64) for v in values]
+        shape, free = [], []
+        for i, d in enumerate(vs[0]):
+            if all(v[i] == d for v in vs[1:]):
+                shape.append(int(d))
+                continue
+            x0 = [self.shapes[b].get(x) for b in _BATCHES]
+            if i == 0 and all(s is not None and s[0] == v[0] for s, v in zip(x0, vs)):
+                shape.append(0)
+            else:
+                shape.append(-1)
+                free.append(i)
+        if len(free) > 1 or free and -1 in [int(d) for d in vs[0]]:
+            raise self.err(
+                node, f"the target shape depends on the batch size in more than one entry ({vs[0]} at batch 1)"
+            )
+        return shape
+
+    def op_Shape(self, node, a):
+        x = node.input[0]
+        vals = [self.shapes[b].get(x) for b in _BATCHES]
+        if x in self.consts:
+            vals = [self.consts[x].shape] * len(_BATCHES)
+        elif None in vals:
+            raise self.err(node, f"the shape of {x!r} is not static (inputs with free sizes besides the batch)")
+        start, end = a.get("start", 0), a.get("end")
+        vals = [np.asarray(v[start:end] if end is not None else v[start:], np.int64) for v in vals]
+        self._set_const(node.output[0], vals)
+
+    def op_Size(self, node, a):
+        x = node.input[0]
+        vals = [self.shapes[b].get(x) for b in _BATCHES]
+        if None in vals:
+            raise self.err(node, f"the shape of {x!r} is not static")
+        self._set_const(node.output[0], [np.asarray(int(np.prod(v)), np.int64) for v in vals])
+
+    def _set_const(self, name, vals):
+        if all(np.array_equal(v, vals[0]) for v in vals[1:]):
+            self.consts[name] = vals[0]
+        else:
+            self.batch_consts[name] = vals
+
+    def op_Cast(self, node, a):
+        if a.get("to") != 1:  # FLOAT
+            raise self.err(node, f"unsupported attribute to={a.get('to')} on a tensor (the kernels are float32)")
+        self.emit(node, "identity", [node.input[0]])
+
+    def op_Slice(self, node, a):
+        if self.opset < 10:
+            starts, ends = a["starts"], a["ends"]
+            axes, steps = a.get("axes"), None
+        else:
+            starts, ends = self.const(node, 1, "starts"), self.const(node, 2, "ends")
+            axes, steps = self.const(node, 3, "axes"), self.const(node, 4, "steps")
+        n = len(starts)
+        clamp = lambda v: int(np.clip(int(v), -(2**62), 2**62))  # noqa: E731 - INT64_MAX means "to the end"
+        attrs = dict(
+            starts=[clamp(v) for v in starts],
+            ends=[clamp(v) for v in ends],
+            axes=list(range(n)) if axes is None else [int(v) for v in axes],
+            steps=[1] * n if steps is None else [int(v) for v in steps],
+        )
+        self.emit(node, "slice", [node.input[0]], attrs)
+
+    def op_Split(self, node, a):
+        x, axis = node.input[0], a.get("axis", 0)
+        shape = self.shapes[_BATCHES[0]].get(x)
+        if shape is None:
+            raise self.err(node, f"the shape of {x!r} is not static")
+        if not -len(shape) <= axis < len(shape):
+            raise self.err(node, f"axis {axis} out of range for a {len(shape)}-D input")
+        if axis % len(shape) == 0:
+            raise self.err(node, "unsupported attribute axis=0 (splitting the batch)")
+        split = a.get("split") if self.opset < 13 else self.const(node, 1, "split")
+        total, parts = shape[axis], len(node.output)
+        if split is None:
+            n = a.get("num_outputs", parts)
+            size = -(-total // n)
+            split = [min(size, total - i * size) for i in range(n)]
+        split = [int(v) for v in split]
+        if sum(split) != total or len(split) != parts or min(split) < 0:
+            raise self.err(node, f"split {split} does not divide axis {axis} of size {total} into {parts} outputs")
+        start = 0
+        for i, (out, size) in enumerate(zip(node.output, split)):
+            if out:
+                attrs = dict(starts=[start], ends=[start + size], axes=[axis], steps=[1])
+                self.emit(node, "slice", [x], attrs, output=out, name=f"{self.label(node)}:{i}")
+            start += size
+
+    def op_Pad(self, node, a):
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if self.opset < 11:
+            pads, value, axes = list(a["pads"]), float(a.get("value", 0.0)), None
+        else:
+            pads = [int(v) for v in self.const(node, 1, "pads")]
+            v = self.const(node, 2, "constant_value")
+            value = 0.0 if v is None or np.asarray(v).size == 0 else float(np.asarray(v).reshape(-1)[0])
+            axes = self.const(node, 3, "axes")
+        if axes is not None:  # pads list only the named axes: spread them over all
+            shape = self.shapes[_BATCHES[0]].get(node.input[0])
+            if shape is None:
+                raise self.err(node, "Pad with axes needs the input's rank to be known")
+            nd, k = len(shape), len(axes)
+            full = [0] * (2 * nd)
+            for j, ax in enumerate(int(v) % nd for v in axes):
+                full[ax], full[ax + nd] = pads[j], pads[j + k]
+            pads = full
+        self.emit(node, "pad", [node.input[0]], dict(pads=pads, mode=mode, value=value))
+
+    def op_LayerNormalization(self, node, a):
+        if a.get("stash_type", 1) != 1:
+            raise self.err(node, f"unsupported attribute stash_type={a['stash_type']}")
+        params, names = {}, {}
+        for i, r in ((1, "weight"), (2, "bias")):
+            v = self.const(node, i, "scale" if r == "weight" else "B")
+            if v is not None:
+                params[r], names[r] = v, node.input[i]
+        attrs = dict(axis=a.get("axis", -1), eps=a.get("epsilon", 1e-5))
+        self.emit(node, "layer_norm", [node.input[0]], attrs, params, names)
 
     def op_Dropout(self, node, a):
         src = node.input[0]
