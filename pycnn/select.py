@@ -5,6 +5,7 @@ autotuner (pycnn.autotune). Its thresholds were measured with `python -m bench l
 Graph.profile inside the networks (2 threads, batch 1 and 8, weights cold as in a network),
 on the AVX-512 development machine; docs/performance.md ("The auto rule") has the measurements
 behind each one. In order, a convolution runs:
+  0. depthwise when each group has one input channel (groups == C > 1: MobileNet, EfficientNet);
   1. direct_oc when it has more than DIRECT_MAX_CHANNELS input channels per group and at most
      DIRECT_OC_MAX_PIXELS_ANY output pixels in the batch (ResNet's 7x7 maps at batch 1), or a
      window larger than 1x1 with at most DIRECT_OC_FEW_K outputs on DIRECT_OC_FEW_K_MAX_PIXELS;
@@ -64,6 +65,8 @@ def rules(isa: Optional[str] = None) -> dict:
 def heuristic(shape, isa: Optional[str] = None) -> str:
     """The documented rule (no timing), for isa's kernels (default: the active ISA's)."""
     r = rules(isa)
+    if shape.groups > 1 and CONV["depthwise"].supports(shape):
+        return "depthwise"
     cg = shape.C // shape.groups
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups

@@ -5,6 +5,7 @@ import pytest
 
 import pycnn
 from conftest import (
+    DENSE_ALGOS,
     EXACT_ALGOS,
     NATIVE_ALGOS,
     TF,
@@ -220,7 +221,7 @@ def test_prepared_conv_survives_isa_change(rng):
         pycnn._C.set_isa(pycnn._C.cpu_isa())
 
 
-@pytest.mark.parametrize("algo", NATIVE_ALGOS + ["reference"])
+@pytest.mark.parametrize("algo", DENSE_ALGOS + ["reference"])
 @pytest.mark.parametrize("relu", [False, True])
 def test_prepared_residual_every_isa(algo, relu, isa, rng):
     """conv(x, residual=r) = act(conv(x) + b + r), r added in the kernel's epilogue (the fused

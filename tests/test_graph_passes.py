@@ -160,6 +160,9 @@ def one_node(op):
         "transpose": lambda: Node("n", op, ["x"], attrs=dict(perm=(0, 2, 3, 1))),
         "unary": lambda: Node("n", op, ["x"], attrs=dict(fn="sigmoid")),
         "binary": lambda: Node("n", op, ["x"], attrs=dict(fn="mul"), params={"other": w(8)}),
+        "slice": lambda: Node("n", op, ["x"], attrs=dict(starts=(0,), ends=(2,), axes=(1,))),
+        "pad": lambda: Node("n", op, ["x"], attrs=dict(pads=(0, 0, 1, 1, 0, 0, 1, 1))),
+        "layer_norm": lambda: Node("n", op, ["x"], attrs=dict(axis=1)),
     }
     return made.get(op, lambda: Node("n", op, ["x"]))()
 

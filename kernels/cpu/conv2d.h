@@ -53,6 +53,16 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
 // Whether conv2d_direct_oc takes p with these layout bits.
 bool direct_oc_layout_ok(const ConvParams& p, int layout);
 
+// Depthwise convolution (groups == C, K = m*C: one input channel per group), conv2d_depthwise.inl:
+// the weights (K, 1, R, S) kept as they are with the ISA table they run with.
+struct DepthwiseWeights final : ConvWeights {
+  const CpuKernels* kernels = nullptr;
+  AlignedBuffer<float> data;
+};
+void conv2d_depthwise_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out);
+void conv2d_depthwise(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
+                      Activation act, const float* residual = nullptr);
+
 // A bank of convolutions over one single-channel input x (N, 1, H, W) whose windows span whole
 // input rows (R_j x W kernels, stride sh down the rows, no padding, groups 1: a sentence CNN's
 // filters over word vectors), each followed by its bias and activation and the max over its map;

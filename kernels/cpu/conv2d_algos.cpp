@@ -28,6 +28,14 @@ bool winograd_layout_ok(const ConvParams& p, int layout) {
   return layout == 0 || (layout == kDirectOcYBlocked && p.groups == 1 && p.K % 16 == 0);
 }
 
+// One input channel per group: groups == C, K a multiple of C.
+std::string depthwise_refuse(const ConvParams& p) {
+  if (p.groups != p.C || p.K % p.C != 0)
+    return "needs groups == in_channels (one input channel per group), got groups " + std::to_string(p.groups) +
+           " for " + std::to_string(p.C) + " input and " + std::to_string(p.K) + " output channels";
+  return "";
+}
+
 template <class W>
 const W& as(const ConvWeights& w) {
   return static_cast<const W&>(w);  // the entry that prepared them runs them
@@ -55,6 +63,11 @@ void direct_oc_run(const ConvWeights& w, const ConvParams& p, const float* x, co
   conv2d_direct_oc(p, x, as<DirectWeights>(w), b, y, act, r, layout);
 }
 
+void depthwise_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
+                   const float* r, int) {
+  conv2d_depthwise(p, x, as<DepthwiseWeights>(w), b, y, act, r);
+}
+
 template <int m>
 void winograd_prepare_m(const ConvParams& p, const float* w, WinogradWeights& out) {
   conv2d_winograd_prepare(p, w, m, out);
@@ -75,6 +88,8 @@ const std::vector<ConvAlgorithm> kConvAlgorithms = {
      0.0, accept_all, direct_oc_layout_ok, prepare_as<DirectWeights, conv2d_direct_oc_prepare>, direct_oc_run},
     {"im2col", "implicit im2col packed into our SGEMM's panels", 0.0, accept_all, nchw_only,
      prepare_as<Im2colWeights, conv2d_im2col_prepare>, im2col_run},
+    {"depthwise", "depthwise convolution (one input channel per group), a padded plane per channel, rows in registers",
+     0.0, depthwise_refuse, nchw_only, prepare_as<DepthwiseWeights, conv2d_depthwise_prepare>, depthwise_run},
     {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse, winograd_layout_ok,
      prepare_as<WinogradWeights, winograd_prepare_m<2>>, winograd_run},
     {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse, winograd_layout_ok,

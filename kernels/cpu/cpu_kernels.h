@@ -48,6 +48,8 @@ using DirectRunFn = void (*)(const ConvParams&, const float* x, const float* wb,
                              Activation, const float* residual);
 using DirectOcRunFn = void (*)(const ConvParams&, const float* x, const float* wb, const float* bias, float* y,
                                Activation, const float* residual, int layout);
+using DepthwiseRunFn = void (*)(const ConvParams&, const float* x, const float* w, const float* bias, float* y,
+                                Activation, const float* residual);
 using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
 using SgemmVariantsFn = SgemmVariants (*)();
@@ -65,7 +67,8 @@ using FmaPeakFn = double (*)(int64_t iters, float* sink);  // FLOPs done
   X(conv2d_direct_oc_prepare, DirectPrepareFn) /* conv2d_direct_oc__<isa>.cpp */        \
   X(conv2d_direct_oc, DirectOcRunFn)                                                    \
   X(conv2d_direct_oc_images, DirectOcRunFn)                                             \
-  X(conv2d_winograd, WinogradRunFn) /* conv2d_winograd__<isa>.cpp */                    \
+  X(conv2d_depthwise, DepthwiseRunFn) /* conv2d_depthwise__<isa>.cpp */                 \
+  X(conv2d_winograd, WinogradRunFn)   /* conv2d_winograd__<isa>.cpp */                  \
   X(winograd_input, WinogradTransformFn)                                                \
   X(winograd_output, WinogradTransformFn)                                               \
   X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                             \
