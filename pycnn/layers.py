@@ -381,7 +381,24 @@ class Add(Op):
         return Kernel(fn, bind)
 
 
-UNARY_FNS = ("sigmoid", "hardsigmoid", "hardswish", "clip", "sqrt", "exp", "neg", "tanh", "abs", "erf", "reciprocal")
+UNARY_FNS = (
+    "sigmoid",
+    "hardsigmoid",
+    "hardswish",
+    "clip",
+    "sqrt",
+    "exp",
+    "neg",
+    "tanh",
+    "abs",
+    "erf",
+    "reciprocal",
+    "silu",
+    "gelu",
+)
+# The functions with a C++ kernel (_C.unary, kernels/cpu/eltwise_unary.inl: vectorized per ISA,
+# exp and erf approximated to ~2e-7 relative / 1.5e-7 absolute); the others run in NumPy.
+_C_UNARY = {"clip": 0, "sigmoid": 1, "hardsigmoid": 2, "hardswish": 3, "silu": 4, "erf": 5, "gelu": 6}
 
 
 class Unary(Op):
@@ -397,7 +414,23 @@ class Unary(Op):
 
     @classmethod
     def kernel(cls, a, p, algo):
-        return Kernel(lambda x: np.asarray(cls.reference(a, p, [x]), _F32), op=a["fn"])
+        fn = a["fn"]
+        if fn not in _C_UNARY:
+            return Kernel(lambda x: np.asarray(cls.reference(a, p, [x]), _F32), op=fn)
+        code = _C_UNARY[fn]
+        if fn == "clip":
+            lo = -np.inf if a.get("lo") is None else a["lo"]
+            hi = np.inf if a.get("hi") is None else a["hi"]
+        else:
+            lo, hi = a.get("alpha", 0.2), a.get("beta", 0.5)
+
+        def run(x):
+            x = np.ascontiguousarray(x, _F32)
+            y = np.empty_like(x)
+            _C.unary(code, x, y, lo, hi)
+            return y
+
+        return Kernel(run, op=fn)
 
 
 class Binary(Op):

@@ -148,7 +148,8 @@ def _erf(x):
 def unary(x, fn, alpha=0.2, beta=0.5, lo=None, hi=None):
     """The element-wise functions of ONNX that pycnn imports (IEEE: NaN in, NaN out):
     sigmoid 1/(1+e^-x); hardsigmoid clip(alpha x + beta, 0, 1); hardswish x clip(x/6 + 1/2, 0, 1);
-    clip(x, lo, hi) (None: unbounded); sqrt, exp, neg, tanh, abs, erf, reciprocal."""
+    clip(x, lo, hi) (None: unbounded); sqrt, exp, neg, tanh, abs, erf, reciprocal; silu x sigmoid(x);
+    gelu x/2 (1 + erf(x / sqrt 2))."""
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         if fn == "sigmoid":
             return 1.0 / (1.0 + np.exp(-x))
@@ -161,6 +162,10 @@ def unary(x, fn, alpha=0.2, beta=0.5, lo=None, hi=None):
             return y if hi is None else np.where(y > hi, np.asarray(hi, x.dtype), y)
         if fn == "erf":
             return _erf(x)
+        if fn == "silu":
+            return x / (1.0 + np.exp(-x))
+        if fn == "gelu":  # the exact (erf) form
+            return (0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))).astype(x.dtype)
         f = {"sqrt": np.sqrt, "exp": np.exp, "neg": np.negative, "tanh": np.tanh, "abs": np.abs}.get(fn)
         if f is not None:
             return f(x)

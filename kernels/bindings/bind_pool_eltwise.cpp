@@ -209,6 +209,15 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     softmax_rows(x.shape(0), x.shape(1), x.data(), yp);
   });
+  // unary(fn, x, y, a, b): fn 0 clip(a, b), 1 sigmoid, 2 hardsigmoid(a, b), 3 hardswish, 4 silu,
+  // 5 erf, 6 gelu; y may be x.
+  m.def("unary", [](int fn, farray x, farray y, float a, float b) {
+    require(fn >= 0 && fn <= 6, "fn: expected 0..6, got " + std::to_string(fn));
+    same_size(x, y, "out");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    unary(static_cast<UnaryFn>(fn), x.size(), x.data(), yp, a, b);
+  });
   m.def("layer_norm_rows", [](farray x, farray w, farray b, float eps, farray y) {
     require_ndim(x, 2, "x");
     same_size(x, y, "out");

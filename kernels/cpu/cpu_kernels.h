@@ -50,6 +50,7 @@ using DirectOcRunFn = void (*)(const ConvParams&, const float* x, const float* w
                                Activation, const float* residual, int layout);
 using DepthwiseRunFn = void (*)(const ConvParams&, const float* x, const float* w, const float* bias, float* y,
                                 Activation, const float* residual);
+using UnaryChunkFn = void (*)(int fn, int64_t n, const float* x, float* y, float a, float b);
 using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
 using SgemmVariantsFn = SgemmVariants (*)();
@@ -77,6 +78,7 @@ using FmaPeakFn = double (*)(int64_t iters, float* sink);  // FLOPs done
   X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                    \
   X(reorder_to_blocked16, ReorderFn) /* reorder_blocked__<isa>.cpp */                   \
   X(reorder_from_blocked16, ReorderFn)                                                  \
+  X(unary_chunk, UnaryChunkFn)              /* eltwise_unary__<isa>.cpp */              \
   X(content_hash_chunk, ContentHashChunkFn) /* content_hash__<isa>.cpp */               \
   X(fma_peak, FmaPeakFn)                    /* fma_peak__<isa>.cpp */
 

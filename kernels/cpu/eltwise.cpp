@@ -9,6 +9,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "cpu_kernels.h"
 #include "ops_cpu.h"
 #include "pycnn/parallel.h"
 
@@ -130,6 +131,18 @@ void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& siz
 void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y) {
 #pragma omp parallel for num_threads(threads_for(double(n) * dim * 64, n)) schedule(static)
   for (int64_t i = 0; i < n; ++i) std::memcpy(y + i * dim, w + ids[i] * dim, (size_t)dim * sizeof(float));
+}
+
+// Chunks of 16 Ki floats (64 KiB: in L2 while a thread works through it) over the threads.
+void unary(UnaryFn fn, int64_t n, const float* x, float* y, float a, float b) {
+  const UnaryChunkFn chunk = active_kernels().unary_chunk;
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(threads_for(double(n) * 8, chunks)) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i = c * kChunk;
+    chunk(static_cast<int>(fn), std::min(kChunk, n - i), x + i, y + i, a, b);
+  }
 }
 
 // y[r] = (x[r] - mean) / sqrt(var + eps) * w + b over each row of cols (LayerNormalization over

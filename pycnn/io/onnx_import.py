@@ -26,6 +26,7 @@ import numpy as np
 from .._optional import require
 from ..graph import Graph, Node
 from ..layers import OPS
+from .onnx_fuse import fuse_activations
 
 # ONNX operators that map one to one onto the Graph's element-wise ops.
 _BINARY_OPS = {"Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
@@ -592,7 +593,8 @@ class _Importer:
                         f"ONNX input {name!r}: an integer tensor read by node {n.name!r} ({n.op}); pycnn takes "
                         f"integer inputs only as the ids of an embedding lookup (Gather), its kernels are float32"
                     )
-        return Graph(self.inputs, self.nodes, self.outputs, name=name, input_dtypes=self.dtypes)
+        nodes = fuse_activations(self.nodes, self.outputs)
+        return Graph(self.inputs, nodes, self.outputs, name=name, input_dtypes=self.dtypes)
 
 
 def load_onnx(src: Union[str, os.PathLike, bytes, Any], name: Optional[str] = None) -> Graph:

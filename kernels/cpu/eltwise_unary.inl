@@ -1,0 +1,100 @@
+// Element-wise activations of the ONNX networks (MobileNet's ReLU6 and hard-swish, EfficientNet's
+// SiLU, ConvNeXt's GELU, squeeze-and-excitation's sigmoid), compiled once per ISA
+// (eltwise_unary__<isa>.cpp): branch-free loops over a chunk the ISA's flags vectorize, with exp
+// written out (Cody-Waite range reduction, degree-6 polynomial, 2^n through the exponent bits:
+// relative error ~2e-7) because libm's is not vectorized. erf is Abramowitz-Stegun 7.1.26
+// (absolute error <= 1.5e-7), its series near 0. NaN in gives NaN out (a final select), as IEEE says.
+#include <cstdint>
+#include <cstring>
+
+#include "ops_cpu.h"
+
+namespace pycnn {
+namespace unary_detail {
+
+inline float bits_to_float(int32_t i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+
+// e^x: 0 below -87.3 (before denormals), +inf above 88.7, the polynomial between.
+inline float exp_approx(float x0) {
+  const float x = x0 < -87.3f ? -87.3f : (x0 > 88.7f ? 88.7f : x0);
+  const float t = x * 1.44269504f + 12582912.0f;  // 1.5 * 2^23: rounds x / ln 2 to an integer
+  const float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;  // ln 2 = 0.693359375 - 2.12194440e-4 (Cody-Waite)
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t ti;
+  std::memcpy(&ti, &t, 4);
+  const int32_t e = (ti - 0x4B400000) << 23;  // n in the exponent field
+  int32_t pi;
+  std::memcpy(&pi, &p, 4);
+  const float v = bits_to_float(pi + e);
+  return x0 < -87.3f ? 0.0f : (x0 > 88.7f ? __builtin_inff() : v);
+}
+
+inline float erf_approx(float x) {
+  const float a = x < 0.0f ? -x : x;
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float y = 1.0f - p * t * exp_approx(-a * a);
+  // near 0 the series (relative error < 1e-7 for |x| < 0.1), where 1 - p t e^(-x^2) cancels
+  const float x2 = x * x;
+  const float series = x * (1.1283791671f + x2 * (-0.3761263890f + x2 * 0.1128379167f));
+  return a < 0.1f ? series : (x < 0.0f ? -y : y);
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+inline float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+
+// One loop per function so each vectorizes on its own; the NaN select keeps NaN where the
+// arithmetic above (clamps, comparisons) would drop it.
+#define PYCNN_UNARY_LOOP(expr)      \
+  for (int64_t i = 0; i < n; ++i) { \
+    const float v = x[i];           \
+    const float r = (expr);         \
+    y[i] = v != v ? v : r;          \
+  }
+
+inline void run(int fn, int64_t n, const float* x, float* y, float a, float b) {
+  switch (static_cast<UnaryFn>(fn)) {
+    case UnaryFn::clip:  // a = lo, b = hi (+-inf: unbounded)
+      PYCNN_UNARY_LOOP(v < a ? a : (v > b ? b : v));
+      break;
+    case UnaryFn::sigmoid:
+      PYCNN_UNARY_LOOP(sigmoid(v));
+      break;
+    case UnaryFn::hardsigmoid:  // clip(a v + b, 0, 1)
+      PYCNN_UNARY_LOOP(clamp01(a * v + b));
+      break;
+    case UnaryFn::hardswish:  // v clip(v / 6 + 1/2, 0, 1)
+      PYCNN_UNARY_LOOP(v * clamp01(v * (1.0f / 6.0f) + 0.5f));
+      break;
+    case UnaryFn::silu:
+      PYCNN_UNARY_LOOP(v * sigmoid(v));
+      break;
+    case UnaryFn::erf:
+      PYCNN_UNARY_LOOP(erf_approx(v));
+      break;
+    case UnaryFn::gelu:  // v/2 (1 + erf(v / sqrt 2))
+      PYCNN_UNARY_LOOP(0.5f * v * (1.0f + erf_approx(v * 0.70710678f)));
+      break;
+  }
+}
+#undef PYCNN_UNARY_LOOP
+
+}  // namespace unary_detail
+}  // namespace pycnn
