@@ -33,6 +33,11 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison (default 3)")
     ap.add_argument("--filter", default=None, help="glob on layer ids, e.g. 'resnet.*'")
     ap.add_argument("--quick", action="store_true", help="every third layer, batch 1 only")
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="models: every torchvision network through ONNX (default: the depthwise-bound three at batch 1)",
+    )
     ap.add_argument("--no-numpy", action="store_true", help="leave the NumPy im2col baseline out")
     ap.add_argument(
         "--jit", action="store_true", help="layers: also time algo='numba', 'numba_im2col' and 'reference' (slow)"

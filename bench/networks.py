@@ -5,7 +5,11 @@ the Graph is built), PyTorch eager (the same network written in PyTorch,
 pycnn/models/torch_reference.py, inference mode), onnxruntime (that PyTorch network exported to
 ONNX, all graph optimizations) and ncnn (the Graph's plan written as .param/.bin by
 ncnn_export.py, FP32); median latency, images per second, the time ratio pycnn / peer (< 1:
-pycnn is faster), and pycnn's per-layer breakdown (Graph.profile) at batch 1.
+pycnn is faster), and pycnn's per-layer breakdown (Graph.profile) at batch 1. Then torchvision's
+CNN families as a user brings them (bench/torchvision_zoo.py): exported to ONNX once, loaded with
+pycnn.load_onnx, against onnxruntime on the same ONNX file and PyTorch eager (torchvision's
+module); `--all` runs the 14 at every batch size, the default the three whose depthwise layers
+decide them (MobileNet V2, ShuffleNet V2, EfficientNet-B0) at the first batch size.
 peers: the same side by side plus the NumPy reference (Graph.run_reference in float32, one timed
 run: it is the oracle, not a contender), without the per-layer breakdown.
 
@@ -158,6 +162,83 @@ def run_networks(opts, suite="models"):
             print(
                 f"  {name} N={N}: "
                 + ", ".join(f"{k} {row[k + '_ms']:.2f} ms" for k in ENGINES + ("numpy",) if row.get(k + "_ms")),
+                flush=True,
+            )
+    if suite == "models":
+        rows += run_onnx_networks(opts, rng)
+    return rows
+
+
+def _onnx_engines(name, N, threads, rng):
+    """pycnn, onnxruntime and PyTorch on one torchvision network (bench/torchvision_zoo.py)."""
+    import onnxruntime as ort
+
+    from . import torchvision_zoo as zoo
+
+    m = zoo.torch_model(name)
+    data = zoo.export_onnx(m, name)
+    g = pycnn.load_onnx(data, name=name)
+    x = rng.standard_normal(zoo.input_shape(name, N), dtype=np.float32)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    engines = {
+        "pycnn": lambda: g(x),
+        "torch": lambda: zoo.torch_forward(m, x),
+        "onnxruntime": lambda: sess.run(None, {"x": x})[0],
+    }
+    return g, x, engines
+
+
+def run_onnx_networks(opts, rng):
+    """torchvision's networks through ONNX; rows as run_networks', model 'onnx:<name>'."""
+    from . import torchvision_zoo as zoo
+
+    try:
+        zoo.import_torchvision()
+    except ImportError as e:
+        print(f"  torchvision networks skipped: {e}")
+        return []
+    every = getattr(opts, "all", False)
+    names = list(zoo.NETWORKS) if every else list(zoo.QUICK)
+    names = [
+        n for n in names if fnmatch.fnmatch(f"onnx:{n}", opts.filter or "*") or fnmatch.fnmatch(n, opts.filter or "*")
+    ]
+    rows = []
+    for name in names:
+        for N in opts.batch if every else opts.batch[:1]:
+            t0 = time.perf_counter()
+            g, x, engines = _onnx_engines(name, N, opts.threads, rng)
+            truth = engines["pycnn"]()
+            scale = float(np.abs(truth).max())
+            row = dict(suite="models", model=f"onnx:{name}", N=N, gflop=g.summary(N).flops / 1e9)
+            ok = {}
+            for k, fn in engines.items():
+                err = float(np.abs(np.asarray(fn()) - truth).max()) / scale
+                ok[k] = err <= 1e-3
+                row[f"{k}_max_rel_err"] = err
+                if not ok[k]:
+                    row[f"{k}_status"] = "WRONG"
+            timed = compare(
+                {k: v for k, v in engines.items() if ok[k]},
+                rounds=opts.rounds,
+                target_s=0.6,
+                max_reps=20,
+                min_samples=7,
+            )
+            for k, v in timed.items():
+                row[f"{k}_ms"] = v["median_s"] * 1e3
+                row[f"{k}_img_s"] = N / v["median_s"]
+                if k != "pycnn" and "pycnn" in timed:
+                    row[f"speed_vs_{k}"] = v["median_s"] / timed["pycnn"]["median_s"]
+            row["ncnn_status"] = "not run (ONNX)"
+            row["bench_s"] = time.perf_counter() - t0
+            rows.append(row)
+            print(
+                f"  onnx:{name} N={N}: "
+                + ", ".join(f"{k} {row[k + '_ms']:.2f} ms" for k in engines if row.get(k + "_ms")),
                 flush=True,
             )
     return rows
