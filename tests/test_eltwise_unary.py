@@ -88,7 +88,7 @@ SILU = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["s",
 @pytest.mark.parametrize(
     "nodes, fn", [(GELU_A, "gelu"), (GELU_B, "gelu"), (SILU, "silu")], ids=["gelu", "gelu2", "silu"]
 )
-def test_exported_activation_chains_fuse_into_one_step(nodes, fn):
+def test_onnx_activation_chains_fuse_into_one_step(nodes, fn):
     data = _model(nodes, CONSTS)
     g = pycnn.load_onnx(data)
     assert [(n.op, n.attrs.get("fn")) for n in g.nodes] == [("unary", fn)]
@@ -101,7 +101,7 @@ def test_exported_activation_chains_fuse_into_one_step(nodes, fn):
     np.testing.assert_allclose(g.run_reference(x)[1], want[1], rtol=1e-5, atol=1e-6)
 
 
-def test_a_chain_whose_middle_is_read_elsewhere_is_not_fused():
+def test_onnx_chain_whose_middle_is_read_elsewhere_is_not_fused():
     nodes = SILU[:1] + [helper.make_node("Mul", ["s", "x"], ["m"]), helper.make_node("Add", ["m", "s"], ["y"])]
     data = _model(nodes, {})
     g = pycnn.load_onnx(data)
@@ -111,7 +111,7 @@ def test_a_chain_whose_middle_is_read_elsewhere_is_not_fused():
     np.testing.assert_allclose(g(x), want, rtol=1e-5, atol=1e-6)
 
 
-def test_matmul_then_bias_add_is_one_linear_step():
+def test_onnx_matmul_then_bias_add_is_one_linear_step():
     rng = np.random.default_rng(2)
     inits = {"w": rng.standard_normal((7, 3)).astype(np.float32), "b": rng.standard_normal(3).astype(np.float32)}
     nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"])]
