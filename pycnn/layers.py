@@ -747,6 +747,106 @@ class Transpose(Op):
         return Kernel(lambda x: cls.reference(a, p, [x]), op="transpose")
 
 
+class _ShapeOnly:
+    """Stands for a parameter where only its shape is read (shape inference of run-time weights)."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+class Conv2dDynamic(Op):
+    """Convolution whose weight (and bias) are inputs computed at run time (ONNX Conv with its
+    weights as graph inputs): inputs x, w[, b]; attrs stride, padding (top, left, bottom, right),
+    dilation, groups. Runs pycnn.conv2d per call (its weight cache re-prepares changed weights): the
+    slower path, named 'conv2d per call' in a profile."""
+
+    n_inputs = None
+
+    @staticmethod
+    def infer(a, p, shapes):
+        _need(len(shapes) in (2, 3), f"expected inputs x, w[, b], got {len(shapes)}")
+        _ndim(shapes, 0, 4, "(N, C, H, W)")
+        _ndim(shapes, 1, 4, "weight (K, C/groups, R, S)")
+        w = _ShapeOnly(tuple(shapes[1]))
+        if len(shapes) == 3:
+            _need(tuple(shapes[2]) == (shapes[1][0],), f"bias {shapes[2]} must have {shapes[1][0]} entries")
+        return Conv2d.infer(dict(a), {"weight": w}, shapes[:1])
+
+    @staticmethod
+    def flops(a, shapes, out):
+        K, Cg, R, S = shapes[1]
+        return 2.0 * out[0] * K * out[2] * out[3] * Cg * R * S
+
+    @staticmethod
+    def reference(a, p, xs):
+        b = xs[2] if len(xs) > 2 else None
+        return reference.conv2d(xs[0], xs[1], b, a["stride"], a["padding"], a["dilation"], a["groups"])
+
+    @staticmethod
+    def kernel(a, p, algo):
+        def run(x, w, b=None):
+            return ops.conv2d(x, w, b, a["stride"], a["padding"], a["dilation"], a["groups"])
+
+        return Kernel(run, op="conv2d per call")
+
+
+def _matmul_shape(s1, s2):
+    """np.matmul's shape rule (1-D operands promoted and the added axis dropped)."""
+    _need(len(s1) >= 1 and len(s2) >= 1, f"matmul of a scalar: shapes {s1} and {s2}")
+    a = (1,) + tuple(s1) if len(s1) == 1 else tuple(s1)
+    b = tuple(s2) + (1,) if len(s2) == 1 else tuple(s2)
+    _need(a[-1] == b[-2], f"matmul: {s1} @ {s2} contracts {a[-1]} with {b[-2]}")
+    try:
+        batch = np.broadcast_shapes(a[:-2], b[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dimensions of {s1} and {s2} do not broadcast") from None
+    out = tuple(batch) + (a[-2], b[-1])
+    if len(s1) == 1:
+        out = out[:-2] + out[-1:]
+    if len(s2) == 1:
+        out = out[:-1]
+    return out
+
+
+class MatMul(Op):
+    """x @ y with np.matmul's rules (ONNX MatMul of two tensors, any ranks); y is the second input
+    or the constant parameter 'other' (on the left when attrs const_first). NumPy (BLAS)."""
+
+    params = ("other",)
+    optional = ("other",)
+    n_inputs = None
+
+    @staticmethod
+    def _operands(a, p, shapes):
+        if "other" in p:
+            return (p["other"].shape, shapes[0]) if a.get("const_first") else (shapes[0], p["other"].shape)
+        _need(len(shapes) == 2, f"expected 2 inputs (or 1 and the constant 'other'), got {len(shapes)}")
+        return shapes[0], shapes[1]
+
+    @classmethod
+    def infer(cls, a, p, shapes):
+        return _matmul_shape(*cls._operands(a, p, shapes))
+
+    @classmethod
+    def flops(cls, a, shapes, out):
+        return 2.0 * _prod(out) * (shapes[0][0] if len(shapes[0]) == 1 else shapes[0][-1])
+
+    @staticmethod
+    def reference(a, p, xs):
+        if "other" in p:
+            c = p["other"].astype(xs[0].dtype)
+            return np.matmul(c, xs[0]) if a.get("const_first") else np.matmul(xs[0], c)
+        return np.matmul(xs[0], xs[1])
+
+    @classmethod
+    def kernel(cls, a, p, algo):
+        def run(*xs):
+            y = np.asarray(cls.reference(a, p, list(xs)), _F32)  # 1-D @ 1-D is 0-D: no ascontiguousarray
+            return y if y.flags.c_contiguous else y.copy()
+
+        return Kernel(run, op="matmul")
+
+
 class Slice(Op):
     """attrs: starts, ends, axes, steps (ONNX Slice with constant arguments: channel splits,
     crops). A copy (NumPy)."""
@@ -896,6 +996,8 @@ OPS = {
     "reduce_mean": ReduceMean,
     "transpose": Transpose,
     "slice": Slice,
+    "conv2d_dynamic": Conv2dDynamic,
+    "matmul": MatMul,
     "pad": Pad,
     "layer_norm": LayerNorm,
 }
@@ -942,6 +1044,17 @@ def normalize_attrs(op, attrs, params):
         a["axes"] = tuple(int(d) for d in a["axes"])
         if op in ("reduce_max", "reduce_mean"):
             a["keepdims"] = bool(a.get("keepdims", False))
+    elif op == "conv2d_dynamic":
+        a["stride"] = pair(a.get("stride", 1), "stride")
+        a["dilation"] = pair(a.get("dilation", 1), "dilation")
+        pad = tuple(int(v) for v in a.get("padding", (0, 0, 0, 0)))
+        if len(pad) != 4 or min(pad) < 0:
+            raise ValueError(f"padding: expected (top, left, bottom, right) >= 0, got {pad}")
+        a["padding"], a["groups"] = pad, int(a.get("groups", 1))
+        if min(a["stride"] + a["dilation"]) < 1 or a["groups"] < 1:
+            raise ValueError(f"invalid conv attributes {attrs}")
+    elif op == "matmul":
+        a["const_first"] = bool(a.get("const_first", False))
     elif op == "slice":
         n = len(a["starts"])
         a["starts"], a["ends"] = tuple(int(v) for v in a["starts"]), tuple(int(v) for v in a["ends"])

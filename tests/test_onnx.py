@@ -137,15 +137,15 @@ def test_concat_add_global_pool_reducemax_gather_legacy_softmax():
     [
         (helper.make_node("Softsign", ["x"], ["y"], name="act"), r"ONNX node 'act' \(Softsign\): unsupported operator"),
         (
-            helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]),
-            r"\(MaxPool\): unsupported attribute pads=\[0, 0, 1, 1\]",
+            helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1], ceil_mode=1),
+            r"\(MaxPool\): unsupported attributes pads=\[0, 0, 1, 1\] \(asymmetric or wide\) with ceil_mode=1",
         ),
         (helper.make_node("LRN", ["x"], ["y"], size=4), r"\(LRN\): unsupported attribute size=4"),
         (
-            helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
-            r"unsupported attribute auto_pad='SAME_LOWER'",
+            helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LEFT"),
+            r"unsupported attribute auto_pad='SAME_LEFT'",
         ),
-        (helper.make_node("Conv", ["x", "x"], ["y"]), r"\(Conv\): weight \('x'\) must be a constant"),
+        (helper.make_node("Conv", ["x", "x"], ["y"], kernel_shape=[2, 2, 2]), r"\(Conv\): kernel_shape \[2, 2, 2\]"),
     ],
 )
 def test_unsupported_is_named(node, msg):
@@ -384,3 +384,79 @@ def test_shape_of_a_free_dimension_is_refused():
     data = make_model(nodes, [vinfo("x", ["N", 3, "H", 4])], [vinfo("y", None)], {})
     with pytest.raises(ValueError, match="Shape.*not static"):
         pycnn.load_onnx(data)
+
+
+def _ort_multi(data, feeds):
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+
+def test_weights_fed_as_graph_inputs_run_per_call():
+    """Conv and Gemm whose weights are graph inputs (not initializers): conv2d per call, a matmul
+    step; an input with a fixed first dimension is not batched."""
+    rng = np.random.default_rng(8)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1], strides=[2, 1])]
+    ins = [vinfo("x", ["N", 3, 9, 8]), vinfo("w", [4, 3, 3, 3]), vinfo("b", [4])]
+    data = make_model(nodes, ins, [vinfo("y", None)], {})
+    g = pycnn.load_onnx(data)
+    assert g.inputs["w"] == (4, 3, 3, 3) and g.inputs["x"][0] is None
+    assert [n.op for n in g.nodes] == ["conv2d_dynamic"]
+    for N in (1, 3):
+        feeds = {
+            "x": rng.standard_normal((N, 3, 9, 8)).astype(np.float32),
+            "w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+            "b": rng.standard_normal(4).astype(np.float32),
+        }
+        np.testing.assert_allclose(g(feeds), _ort_multi(data, feeds), rtol=1e-5, atol=1e-5)
+    assert g.profile(feeds, runs=1).rows[0][5] == "conv2d per call"
+    with pytest.raises(ValueError, match="input 'w' is not batched"):
+        g(dict(feeds, w=np.zeros((5, 3, 3, 3), np.float32)))
+    # Gemm with transA, transB, alpha, beta and a C of full shape, all graph inputs
+    nodes = [helper.make_node("Gemm", ["a", "bm", "c"], ["y"], transA=1, transB=1, alpha=0.5, beta=2.0)]
+    ins = [vinfo("a", [4, 3]), vinfo("bm", [5, 4]), vinfo("c", [3, 5])]
+    data = make_model(nodes, ins, [vinfo("y", None)], {})
+    g = pycnn.load_onnx(data)
+    feeds = {
+        "a": rng.standard_normal((4, 3)).astype(np.float32),
+        "bm": rng.standard_normal((5, 4)).astype(np.float32),
+        "c": rng.standard_normal((3, 5)).astype(np.float32),
+    }
+    np.testing.assert_allclose(g(feeds), _ort_multi(data, feeds), rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_of_any_ranks_matches_onnxruntime():
+    rng = np.random.default_rng(9)
+    for sa, sb in (((2, 3, 4), (4,)), ((4,), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 6)), ((3, 4), (4, 2))):
+        nodes = [helper.make_node("MatMul", ["x", "y2"], ["y"])]
+        data = make_model(nodes, [vinfo("x", list(sa)), vinfo("y2", list(sb))], [vinfo("y", None)], {})
+        feeds = {"x": rng.standard_normal(sa).astype(np.float32), "y2": rng.standard_normal(sb).astype(np.float32)}
+        np.testing.assert_allclose(pycnn.load_onnx(data)(feeds), _ort_multi(data, feeds), rtol=1e-5, atol=1e-5)
+    w = rng.standard_normal((2, 4, 3)).astype(np.float32)  # a constant 3-D right side: a matmul step
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
+    data = make_model(nodes, [vinfo("x", ["N", 2, 5, 4])], [vinfo("y", None)], {"w": w})
+    x = rng.standard_normal((3, 2, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(pycnn.load_onnx(data)(x), _ort_multi(data, {"x": x}), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "op, attrs",
+    [
+        ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
+        ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 3], auto_pad="SAME_LOWER")),
+        ("MaxPool", dict(kernel_shape=[3, 3], pads=[0, 1, 2, 1])),
+        ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 2, 1], count_include_pad=1)),
+        ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER")),
+        ("AveragePool", dict(kernel_shape=[3, 3], strides=[1, 2], auto_pad="SAME_LOWER")),
+        ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 1, 1])),
+        ("AveragePool", dict(kernel_shape=[3, 3], pads=[2, 2, 2, 2], count_include_pad=1)),
+        ("MaxPool", dict(kernel_shape=[2, 3], pads=[1, 2, 1, 2])),
+        ("Conv", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER")),
+    ],
+)
+def test_same_and_asymmetric_padding_match_onnxruntime(op, attrs):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 4, 11, 10)).astype(np.float32)
+    inits = {"w": rng.standard_normal((5, 4, 3, 3)).astype(np.float32)} if op == "Conv" else {}
+    nodes = [helper.make_node(op, ["x", "w"] if op == "Conv" else ["x"], ["y"], **attrs)]
+    data = make_model(nodes, [vinfo("x", ["N", 4, 11, 10])], [vinfo("y", None)], inits)
+    g = pycnn.load_onnx(data)
+    np.testing.assert_allclose(g(x), _ort_multi(data, {"x": x}), rtol=1e-5, atol=1e-5)

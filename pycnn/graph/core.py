@@ -29,7 +29,8 @@ class Graph:
     """g = Graph(inputs={'x': (None, 3, 224, 224)}, nodes=[...], outputs=['prob']); y = g(x).
 
     inputs: name -> shape with None for the batch (the declared shape is what summary() and
-    random inputs use; other spatial sizes run when every node accepts them). input_dtypes:
+    random inputs use; other spatial sizes run when every node accepts them); an input whose
+    first dimension is an int instead (a weight fed at run time) is not batched and must have it. input_dtypes:
     name -> 'float32' (default) or 'int64' (token ids). algo: the conv algorithm of every layer
     ('auto' by default; one named algorithm runs where it can and auto's choice elsewhere).
     ignore_keys: prefixes of state_dict keys that load_state_dict skips (GoogLeNet's
@@ -81,7 +82,7 @@ class Graph:
         for k, s in self.inputs.items():
             if any(d is None for d in s[1:]):
                 raise ValueError(f"input {k!r}: declared shape {s} has free dimensions besides the batch")
-            out[k] = (batch,) + tuple(s[1:])
+            out[k] = (batch if s[0] is None else s[0],) + tuple(s[1:])  # a fixed first dimension stays
         return out
 
     def infer_shapes(self, input_shapes: Optional[dict] = None) -> dict:
@@ -206,6 +207,8 @@ class Graph:
             decl = self.inputs[k]
             if a.ndim != len(decl):
                 raise ValueError(f"{label}: expected {len(decl)} dimensions like {decl}, got shape {a.shape}")
+            if decl and decl[0] is not None and a.shape[0] != decl[0]:
+                raise ValueError(f"{label}: input {k!r} is not batched: expected shape {decl}, got {a.shape}")
             if a.size == 0 and (a.ndim == 0 or a.shape[0] != 0 or 0 in a.shape[1:]):
                 raise ValueError(f"{label}: empty input, shape {a.shape} (only the batch may be 0)")
             env[k] = a

@@ -1,19 +1,23 @@
 """pycnn.load_onnx(path_or_bytes) -> Graph: the lecture's networks and torchvision's CNN families.
 
 Supported (ONNX default domain, opsets 7-22): Conv, MaxPool, AveragePool, GlobalAveragePool,
-LRN, Gemm, MatMul (constant right side, input of any rank), Relu, Add, Sub, Mul, Div, Pow (NumPy
-broadcasting), Sigmoid, HardSigmoid, HardSwish, Clip, Sqrt, Exp, Neg, Tanh, Abs, Erf, Reciprocal,
-Concat, Softmax, BatchNormalization, LayerNormalization, Flatten, Reshape, Dropout, Identity, Cast
-(to float), Gather (an embedding: constant table, integer ids), ReduceMax, ReduceMean, Transpose,
-Squeeze, Unsqueeze, Slice, Split, Pad, Constant. Every node whose inputs are all constants is
-evaluated at load (ONNX's reference evaluator): weight preprocessing and the shape arithmetic
-exporters write (Shape, Size, Gather, Concat, Cast, ConstantOfShape, Range ... feeding a
-Reshape); a shape that depends on the batch size is folded at three batch sizes and its batch
-entry written as 0 or -1. Weights must be initializers or Constant outputs. Any other operator,
-or an attribute value the kernels do not implement (asymmetric pooling pads, even LRN sizes,
-auto_pad SAME_LOWER ...), raises ValueError naming the node, the operator and the attribute.
-Parameter keys are the initializer names, so g.state_dict() matches the file. Needs the onnx
-package (pip install onnx).
+LRN, Gemm, MatMul, Relu, Add, Sub, Mul, Div, Pow (NumPy broadcasting), Sigmoid, HardSigmoid,
+HardSwish, Clip, Sqrt, Exp, Neg, Tanh, Abs, Erf, Reciprocal, Concat, Softmax, BatchNormalization,
+LayerNormalization, Flatten, Reshape, Dropout, Identity, Cast (to float), Gather (an embedding:
+constant table, integer ids), ReduceMax, ReduceMean, Transpose, Squeeze, Unsqueeze, Slice, Split,
+Pad, Constant. Every node whose inputs are all constants is evaluated at load (ONNX's reference
+evaluator): weight preprocessing and the shape arithmetic exporters write (Shape, Size, Gather,
+Concat, Cast, ConstantOfShape, Range ... feeding a Reshape); a shape that depends on the batch size
+is folded at three batch sizes and its batch entry written as 0 or -1. Conv weights that are graph
+inputs or computed run pycnn.conv2d per call (step 'conv2d_dynamic'); Gemm with transA, tensor B,
+alpha, beta and a C of any broadcastable shape, and MatMul of tensors of any rank, run as a
+matmul step. auto_pad SAME_UPPER / SAME_LOWER at any stride and asymmetric or wide pooling pads
+are padded by a pad step where the kernels take only symmetric padding. An input's first
+dimension is the batch where the file leaves it symbolic (and for the first input declared with
+1); otherwise it is fixed. Any other operator, or an attribute value the kernels do not implement
+(1-D / 3-D operators, even LRN sizes, training outputs ...), raises ValueError naming the node,
+the operator and the attribute. Parameter keys are the initializer names, so g.state_dict()
+matches the file. Needs the onnx package (pip install onnx).
 """
 
 from __future__ import annotations
@@ -86,11 +90,15 @@ class _Importer:
                     f"ONNX input {vi.name!r}: element type {tt.elem_type} is not float32 or integer (pycnn's kernels "
                     f"are float32)"
                 )
-            self.inputs[vi.name] = (None,) + dims[1:] if dims else (None,)
+            # An input's first dimension is the batch (free) where the file leaves it symbolic, and
+            # for the first input declared with 1 (a model exported at batch 1 runs any batch);
+            # otherwise it is fixed (weights fed at run time, Gemm's transposed A).
+            batched = not dims or not dims[0] or (not self.inputs and dims[0] == 1)
+            self.inputs[vi.name] = ((None,) if batched else dims[:1]) + dims[1:] if dims else (None,)
             self.produced.add(vi.name)
             for b in _BATCHES:
                 static = dims and all(d for d in dims[1:])
-                self.shapes[b][vi.name] = (b,) + dims[1:] if static else None
+                self.shapes[b][vi.name] = ((b,) if batched else dims[:1]) + dims[1:] if static else None
         self.outputs = [o.name for o in g.output]
 
     # ------------------------------------------------------------------ helpers
@@ -224,6 +232,9 @@ class _Importer:
         self.consts[node.output[0]] = self.nh.to_array(a["value"])
 
     def _pads(self, node, a, kernel, strides, dilations):
+        """(top, left, bottom, right) from pads or auto_pad; SAME_UPPER / SAME_LOWER pad the input
+        (its shape must be static) so that the output is ceil(input / stride), the odd pixel at the
+        end (UPPER) or the start (LOWER)."""
         auto = a.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else auto
         if auto in ("NOTSET", ""):
@@ -233,12 +244,22 @@ class _Importer:
             return pads
         if auto == "VALID":
             return [0, 0, 0, 0]
-        if auto == "SAME_UPPER" and strides == [1, 1]:
-            th, tw = dilations[0] * (kernel[0] - 1), dilations[1] * (kernel[1] - 1)
-            return [th // 2, tw // 2, th - th // 2, tw - tw // 2]
-        raise self.err(node, f"unsupported attribute auto_pad={auto!r} with strides {strides}")
+        if auto not in ("SAME_UPPER", "SAME_LOWER"):
+            raise self.err(node, f"unsupported attribute auto_pad={auto!r}")
+        shape = self.shapes[_BATCHES[0]].get(node.input[0])
+        if shape is None or len(shape) != 4:
+            raise self.err(node, f"auto_pad={auto!r} needs the input's height and width to be static")
+        begin, end = [], []
+        for size, k, st, d in zip(shape[2:], kernel, strides, dilations):
+            total = max((-(-size // st) - 1) * st + d * (k - 1) + 1 - size, 0)
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto == "SAME_UPPER" else large)
+            end.append(large if auto == "SAME_UPPER" else small)
+        return begin + end
 
     def op_Conv(self, node, a):
+        if node.input[1] not in self.consts:
+            return self._conv_dynamic(node, a)
         w = self.const(node, 1, "weight")
         if w.ndim != 4:
             raise self.err(node, f"only 2-D convolutions are supported, weight shape {w.shape}")
@@ -261,25 +282,79 @@ class _Importer:
             names,
         )
 
+    def _conv_dynamic(self, node, a):
+        """Conv whose weights are computed or fed at run time: pycnn.conv2d per call."""
+        w_name = node.input[1]
+        if w_name not in self.produced:
+            raise self.err(node, f"weight {w_name!r} is neither a constant nor a graph input or computed tensor")
+        kernel = a.get("kernel_shape")
+        wshape = self.shapes[_BATCHES[0]].get(w_name)
+        if kernel is None:
+            if wshape is None or len(wshape) != 4:
+                raise self.err(node, "kernel_shape is needed when the weight's shape is not static")
+            kernel = wshape[2:]
+        if len(kernel) != 2:
+            raise self.err(node, f"kernel_shape {list(kernel)}: only 2-D convolutions are supported")
+        strides, dil = list(a.get("strides", [1, 1])), list(a.get("dilations", [1, 1]))
+        pads = self._pads(node, a, list(kernel), strides, dil)
+        attrs = dict(stride=tuple(strides), padding=tuple(pads), dilation=tuple(dil), groups=a.get("group", 1))
+        b = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        if b is None or b in self.produced:
+            self.emit(node, "conv2d_dynamic", [node.input[0], w_name] + ([b] if b else []), attrs)
+            return
+        bias = self.const(node, 2, "bias")
+        mid = f"{node.output[0]}::conv"
+        self.emit(node, "conv2d_dynamic", [node.input[0], w_name], attrs, output=mid, name=f"{self.label(node)}:conv")
+        self.emit(node, "binary", [mid], dict(fn="add"), {"other": bias.reshape(-1, 1, 1)}, {"other": node.input[2]})
+
     def _pool(self, node, a, op):
         kernel = list(a["kernel_shape"])
         strides = list(a.get("strides", [1, 1]))
+        if len(kernel) != 2:
+            raise self.err(node, f"kernel_shape {kernel}: only 2-D pooling is supported")
         if list(a.get("dilations", [1, 1])) != [1, 1]:
             raise self.err(node, f"unsupported attribute dilations={list(a['dilations'])}")
         pads = self._pads(node, a, kernel, strides, [1, 1])
-        if len(kernel) != 2:
-            raise self.err(node, f"kernel_shape {kernel}: only 2-D pooling is supported")
-        if pads[0] != pads[2] or pads[1] != pads[3]:
-            raise self.err(node, f"unsupported attribute pads={pads} (asymmetric padding)")
-        attrs = dict(
-            kernel=tuple(kernel),
-            stride=tuple(strides),
-            padding=(pads[0], pads[1]),
-            ceil_mode=bool(a.get("ceil_mode", 0)),
-        )
+        ceil_mode = bool(a.get("ceil_mode", 0))
+        include = bool(a.get("count_include_pad", 0))
+        x = node.input[0]
+        wide = max(pads[0], pads[2]) * 2 > kernel[0] or max(pads[1], pads[3]) * 2 > kernel[1]
+        if pads[0] != pads[2] or pads[1] != pads[3] or wide:
+            # Asymmetric, or wider than half the window (which the pooling kernels refuse): the
+            # padding as its own step (-inf for max, 0 for an average), then the pool without any.
+            if ceil_mode:
+                raise self.err(node, f"unsupported attributes pads={pads} (asymmetric or wide) with ceil_mode=1")
+            value = -np.inf if op == "max_pool2d" else 0.0
+            mid = f"{node.output[0]}::pad"
+            full = [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]]
+            self.emit(node, "pad", [x], dict(pads=full, value=value), output=mid, name=f"{self.label(node)}:pad")
+            x = mid
+            if op == "avg_pool2d" and not include:  # mean of the real cells: rescale each window
+                factor = self._window_factor(node, kernel, strides, pads)
+                attrs = dict(kernel=tuple(kernel), stride=tuple(strides), padding=(0, 0), count_include_pad=True)
+                summed = f"{node.output[0]}::avg"
+                self.emit(node, op, [x], attrs, output=summed, name=f"{self.label(node)}:avg")
+                self.emit(node, "binary", [summed], dict(fn="mul"), {"other": factor}, {"other": f"{summed}.count"})
+                return
+            pads = [0, 0, 0, 0]
+        attrs = dict(kernel=tuple(kernel), stride=tuple(strides), padding=(pads[0], pads[1]), ceil_mode=ceil_mode)
         if op == "avg_pool2d":
-            attrs["count_include_pad"] = bool(a.get("count_include_pad", 0))
-        self.emit(node, op, [node.input[0]], attrs)
+            attrs["count_include_pad"] = include
+        self.emit(node, op, [x], attrs)
+
+    def _window_factor(self, node, kernel, strides, pads):
+        """(1, 1, Ho, Wo): window size / real cells of each window, for an average that leaves the
+        padding out computed as one that counts it."""
+        shape = self.shapes[_BATCHES[0]].get(node.input[0])
+        if shape is None:
+            raise self.err(node, "asymmetric padding with count_include_pad=0 needs a static input shape")
+        counts = []
+        for size, k, st, p0, p1 in zip(shape[2:], kernel, strides, pads[:2], pads[2:]):
+            n_out = (size + p0 + p1 - k) // st + 1
+            starts = np.arange(n_out) * st - p0
+            counts.append(np.minimum(starts + k, size) - np.maximum(starts, 0))
+        real = np.outer(counts[0], counts[1]).astype(np.float64)
+        return (kernel[0] * kernel[1] / real).astype(np.float32)[None, None]
 
     def op_MaxPool(self, node, a):
         if a.get("storage_order", 0) != 0:
@@ -304,8 +379,10 @@ class _Importer:
         )
 
     def op_Gemm(self, node, a):
-        if a.get("transA", 0):
-            raise self.err(node, "unsupported attribute transA=1")
+        c_name = node.input[2] if len(node.input) > 2 else ""
+        c_vec = c_name == "" or c_name in self.consts and self._bias_like(self.consts[c_name], node, a)
+        if a.get("transA", 0) or node.input[1] not in self.consts or not c_vec:
+            return self._gemm_general(node, a)
         w = self.const(node, 1, "B")
         c = self.const(node, 2, "C")
         params, names = {"weight": w}, {"weight": node.input[1]}
@@ -323,11 +400,78 @@ class _Importer:
             names,
         )
 
+    def _bias_like(self, c, node, a):
+        """Whether Gemm's constant C is a bias of its outputs (a scalar, (N,) or (1, N))."""
+        w = self.consts.get(node.input[1])
+        if w is None or w.ndim != 2:
+            return False
+        fout = w.shape[0] if a.get("transB", 0) else w.shape[1]
+        return c.size in (1, fout) and (c.ndim <= 1 or c.ndim == 2 and c.shape[0] == 1)
+
+    def _gemm_general(self, node, a):
+        """Y = alpha A' B' + beta C for any of A, B, C constants or tensors, C of any shape that
+        broadcasts: transposes, a matmul step, then the scaling and the addition."""
+        base, out = self.label(node), node.output[0]
+        steps = []  # (tag, op, inputs, attrs, params, param names); inputs are tags or tensors
+
+        def operand(i, trans):  # -> (tensor or tag, constant value, constant name)
+            t = node.input[i]
+            if t in self.consts:
+                v = self.consts[t]
+                if v.ndim != 2:
+                    raise self.err(node, f"input {'AB'[i]} must be 2-D, got shape {v.shape}")
+                return None, (v.T if trans else v), t
+            if trans:
+                steps.append((f"::t{i}", "transpose", [t], dict(perm=(1, 0)), {}, None))
+                return f"::t{i}", None, None
+            return t, None, None
+
+        a_t, a_c, a_n = operand(0, a.get("transA", 0))
+        b_t, b_c, b_n = operand(1, a.get("transB", 0))
+        if a_c is not None:
+            steps.append(("::mm", "matmul", [b_t], dict(const_first=True), {"other": a_c}, {"other": a_n}))
+        elif b_c is not None:
+            steps.append(("::mm", "matmul", [a_t], {}, {"other": b_c}, {"other": b_n}))
+        else:
+            steps.append(("::mm", "matmul", [a_t, b_t], {}, {}, None))
+        alpha, beta, last = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)), "::mm"
+        if alpha != 1.0:
+            steps.append(
+                ("::sc", "binary", [last], dict(fn="mul"), {"other": np.float32(alpha)}, {"other": f"{base}.alpha"})
+            )
+            last = "::sc"
+        c_name = node.input[2] if len(node.input) > 2 else ""
+        if c_name and beta != 0.0:
+            if c_name in self.consts:
+                c = np.asarray(self.consts[c_name] * np.float32(beta), np.float32)
+                steps.append(("::y", "binary", [last], dict(fn="add"), {"other": c}, {"other": c_name}))
+            else:
+                src = c_name
+                if beta != 1.0:
+                    p = {"other": np.float32(beta)}
+                    steps.append(("::bc", "binary", [c_name], dict(fn="mul"), p, {"other": f"{base}.beta"}))
+                    src = "::bc"
+                steps.append(("::y", "binary", [last, src], dict(fn="add"), {}, None))
+        tags, final = {st[0] for st in steps}, steps[-1][0]
+
+        def tensor(tag):
+            return out if tag == final else f"{out}{tag}"
+
+        for tag, op, ins, attrs, params, pnames in steps:
+            ins = [tensor(t) if t in tags else t for t in ins]
+            name = base if tag == final else f"{base}{tag}"
+            self.emit(node, op, ins, attrs, params, pnames, output=tensor(tag), name=name)
+
     def op_MatMul(self, node, a):
-        w = self.const(node, 1, "B")
-        if w.ndim != 2:
-            raise self.err(node, f"B must be 2-D, got {w.shape}")
-        self.emit(node, "linear", [node.input[0]], dict(transposed=True), {"weight": w}, {"weight": node.input[1]})
+        x, y = node.input
+        if y in self.consts and self.consts[y].ndim == 2 and x not in self.consts:
+            w = self.consts[y]
+            self.emit(node, "linear", [x], dict(transposed=True), {"weight": w}, {"weight": y})
+        elif x in self.consts or y in self.consts:
+            c, t = (x, y) if x in self.consts else (y, x)
+            self.emit(node, "matmul", [t], dict(const_first=x in self.consts), {"other": self.consts[c]}, {"other": c})
+        else:
+            self.emit(node, "matmul", [x, y])
 
     def op_Relu(self, node, a):
         self.emit(node, "relu", [node.input[0]])
