@@ -116,6 +116,8 @@ class Conv2d(Op):
             activation=a["activation"],
             auto_elsewhere=True,
         )
+        if a.get("post_act"):  # fuse_activation: (fn, alpha, beta, lo, hi)
+            conv.post = _unary_args(*a["post_act"])
         # A Graph step that also takes the max over each output map (see Graph._build_plan).
         return ConvMaxMap(conv, a["max_map"]) if a.get("max_map") else conv
 
@@ -417,12 +419,7 @@ class Unary(Op):
         fn = a["fn"]
         if fn not in _C_UNARY:
             return Kernel(lambda x: np.asarray(cls.reference(a, p, [x]), _F32), op=fn)
-        code = _C_UNARY[fn]
-        if fn == "clip":
-            lo = -np.inf if a.get("lo") is None else a["lo"]
-            hi = np.inf if a.get("hi") is None else a["hi"]
-        else:
-            lo, hi = a.get("alpha", 0.2), a.get("beta", 0.5)
+        code, lo, hi = _unary_args(fn, a.get("alpha"), a.get("beta"), a.get("lo"), a.get("hi"))
 
         def run(x):
             x = np.ascontiguousarray(x, _F32)
@@ -431,6 +428,13 @@ class Unary(Op):
             return y
 
         return Kernel(run, op=fn)
+
+
+def _unary_args(fn, alpha=None, beta=None, lo=None, hi=None):
+    """(code, a, b) for _C.unary: clip's bounds (None: unbounded), else hardsigmoid's alpha, beta."""
+    if fn == "clip":
+        return _C_UNARY[fn], -np.inf if lo is None else lo, np.inf if hi is None else hi
+    return _C_UNARY[fn], 0.2 if alpha is None else alpha, 0.5 if beta is None else beta
 
 
 class Binary(Op):

@@ -63,6 +63,9 @@ class PreparedConv:
         if not auto_elsewhere:
             registry.check(algo, probe)  # the ValueError that says why this algorithm cannot run it
         self.algo, self.auto_elsewhere = algo, bool(auto_elsewhere)
+        # An element-wise activation after bias, residual and ReLU: (fn code of _C.unary, a, b),
+        # applied in place on the output in the same call (a Graph's fuse_activation pass).
+        self.post = None
         self._groups = probe.groups
         self._handles = {}  # algorithm -> prepared weights, made once on first use
         self._shapes = {}  # input shape -> (ConvShape, algorithm)
@@ -123,8 +126,17 @@ class PreparedConv:
                 y = y + residual
                 if relu_after:
                     y = np.where(y < 0, np.float32(0), y)  # NaN stays NaN
-            return y
+            return self._post(np.ascontiguousarray(y, np.float32))
         y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
+        self._run(algo, x, s, y, residual)
+        return self._post(y)
+
+    def _post(self, y):
+        if self.post is not None:
+            _C.unary(self.post[0], y, y, self.post[1], self.post[2])
+        return y
+
+    def _run(self, algo, x, s, y, residual):
         self._handle(algo).run(
             x,
             self.bias,
@@ -138,7 +150,6 @@ class PreparedConv:
             self.relu,
             residual,
         )
-        return y
 
     def bind(self, in_shapes, out_shape, max_map=0, layout=NO_LAYOUT):
         """A callable for inputs of exactly in_shapes[0] (a Graph's fast path): the geometry,
@@ -155,7 +166,7 @@ class PreparedConv:
         # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++
         # per call (the output allocated there); out, when given, is a C-contiguous array of the
         # output's shape to write (a Graph passes a slice of a concat's output: writes_out).
-        return self._handle(algo).bind(
+        call = self._handle(algo).bind(
             self.bias,
             [s.N, s.C, s.H, s.W],
             s.stride[0],
@@ -170,6 +181,19 @@ class PreparedConv:
             max_map,
             bits,
         )
+        if self.post is None:
+            return call
+        if max_map:
+            raise ValueError("a post-activation cannot follow a max over the maps")
+        code, lo, hi = self.post
+        unary = _C.unary
+
+        def run(x, residual=None):  # the activation in place, on y in whatever layout it has
+            y = call(x, residual)
+            unary(code, y, y, lo, hi)
+            return y
+
+        return run
 
     def prepare_for(self, x_shape):
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph

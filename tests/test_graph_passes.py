@@ -107,6 +107,36 @@ def test_fuse_relu_chains_after_bn_and_add():
     ]  # no ReLU in a pool
 
 
+def test_fuse_activation_runs_in_the_conv_step():
+    """ReLU6 after conv + bn + residual add, hard-swish after a 1x1 (blocked layout), GELU after a
+    depthwise conv: each runs in its conv's step, and the results are the reference's."""
+    nodes = [
+        conv("a", "x", 16, 16),
+        bn("n", "a", 16),
+        Node("r6", "unary", ["n"], attrs=dict(fn="clip", lo=0.0, hi=6.0)),
+        conv("b", "r6", 16, 32, k=1),
+        Node("hs", "unary", ["b"], attrs=dict(fn="hardswish")),
+        conv("c", "hs", 32, 32, k=1),
+        Node("s", "add", ["c", "hs"]),
+        Node("g", "unary", ["s"], attrs=dict(fn="gelu")),
+        conv("d", "g", 1, 32, groups=32),
+        Node("t", "unary", ["d"], attrs=dict(fn="tanh")),  # no C++ kernel: its own step
+    ]
+    g, steps = run_passes(nodes, ["t"], passes.fuse_activation, shape=(2, 16, 9, 9))
+    assert [(s.names, s.attrs.get("post_act", (None,))[0]) for s in steps] == [
+        (["a", "n", "r6"], "clip"),
+        (["b", "hs"], "hardswish"),
+        (["c", "s", "g"], "gelu"),
+        (["d"], None),
+        (["t"], None),
+    ]
+    x = RNG.standard_normal((2, 16, 9, 9)).astype(np.float32) * 3
+    x[0, 0, 0, 0] = np.nan
+    y, want = g(x), g.run_reference(x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(want), rtol=2e-4, atol=2e-5)
+
+
 def test_fuse_max_map():
     nodes = [conv("c", "x", 4, 6), Node("r", "relu", ["c"]), Node("m", "reduce_max", ["r"], attrs=dict(axes=(2, 3)))]
     _, steps = run_passes(nodes, ["m"], passes.fuse_max_map)

@@ -10,6 +10,8 @@ tests/test_graph_passes.py checks each on its own. In order (PLAN_PASSES):
                      exists before the conv: r goes into the conv's epilogue (ResNet's join);
   fuse_relu          a ReLU whose input has no other reader runs in the conv / linear / batch
                      norm / add before it;
+  fuse_activation    an element-wise activation with a C++ kernel after a conv (its only
+                     reader) runs in place on the conv's output in the conv's step;
   fuse_max_map       a max over H and W after a conv (Kim's max over time) runs in the conv's
                      call, so the maps never reach Python;
   make_kernels       each step's StepKernel (pycnn/layers.py), its weights prepared for the
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ops
+from ..layers import _C_UNARY as C_UNARY
 from ..layers import OPS
 from ..prepared import ConvBankMax, ConvMaxMap, PreparedConv
 from .step import Step
@@ -146,6 +149,25 @@ def fuse_relu(steps, ctx):
     return _fuse_forward(steps, ctx, fuse)
 
 
+def fuse_activation(steps, ctx):
+    """A conv's only reader an element-wise activation with a C++ kernel (ReLU6 / clip, hard-swish,
+    sigmoid, SiLU, GELU ...): applied in place on the conv's output in the conv's step."""
+
+    def fuse(steps, s, u, i):
+        if s.op != "conv2d" or u.op != "unary" or u.attrs["fn"] not in C_UNARY or s.attrs.get("max_map"):
+            return False
+        if s.attrs.get("post_act"):
+            return False
+        _absorb(
+            s,
+            u,
+            post_act=(u.attrs["fn"], u.attrs.get("alpha"), u.attrs.get("beta"), u.attrs.get("lo"), u.attrs.get("hi")),
+        )
+        return True
+
+    return _fuse_forward(steps, ctx, fuse)
+
+
 def fuse_max_map(steps, ctx):
     def fuse(steps, s, m, i):
         if (
@@ -230,7 +252,7 @@ def mark_dead_tensors(steps, ctx):
     return steps
 
 
-FUSION_PASSES = (alias_identities, fold_batch_norm, fuse_residual_add, fuse_relu, fuse_max_map)
+FUSION_PASSES = (alias_identities, fold_batch_norm, fuse_residual_add, fuse_relu, fuse_activation, fuse_max_map)
 PLAN_PASSES = FUSION_PASSES + (make_kernels, fuse_conv_banks, mark_dead_tensors)
 
 
@@ -262,6 +284,7 @@ __all__ = [
     "fold_batch_norm",
     "fuse_residual_add",
     "fuse_relu",
+    "fuse_activation",
     "fuse_max_map",
     "make_kernels",
     "fuse_conv_banks",
