@@ -20,16 +20,20 @@
 namespace pycnn {
 namespace depthwise_detail {
 
-constexpr int64_t kBlock = 16;  // output columns per register block (one zmm, two ymm accumulators)
+// kBlock, the output columns per register block: 16 (one zmm, two ymm per row), 8 on maps at most 8 wide
+// (7x7: a 16-column block would compute 2.3x the outputs).
 
 constexpr int64_t kRows = 4;  // output rows per register block: kRows independent FMA chains per column
 
 // acc[t][0, kBlock) for output rows ho + t = b + sum over taps of w[r][s] * the tap's phase row.
 // R, S > 0 known at compile time unroll the taps (the common 3x3, 5x5, 7x7); 0 reads them from p.
-template <int kR, int kS>
+template <int kBlock, int kR, int kS>
 inline void block(const ConvParams& p, const float* buf, int64_t rows, int64_t phase_w, int64_t ho, int64_t wo0,
-                  const float* wk, float b, float (*acc)[kBlock]) {
+                  const float* wk, float b, float (*out)[kBlock]) {
   const int64_t R = kR ? kR : p.R, S = kS ? kS : p.S, sw = p.stride_w, sh = p.stride_h;
+  // Local accumulators: `out` may alias the plane for all the compiler knows, which would keep
+  // them in memory across the taps.
+  float acc[kRows][kBlock];
   for (int64_t t = 0; t < kRows; ++t)
     for (int64_t i = 0; i < kBlock; ++i) acc[t][i] = b;
   for (int64_t r = 0; r < R; ++r) {
@@ -41,6 +45,7 @@ inline void block(const ConvParams& p, const float* buf, int64_t rows, int64_t p
         for (int64_t i = 0; i < kBlock; ++i) acc[t][i] += wv * src[t * sh * phase_w + i];
     }
   }
+  std::memcpy(out, acc, sizeof(acc));
 }
 
 // Copies input plane xp (H, W) into buf: `rows` zero-padded rows, each split into sw phases of
@@ -52,6 +57,21 @@ inline void load_plane(const ConvParams& p, const float* xp, int64_t rows, int64
     const int64_t h = i - p.pad_t;
     if (h < 0 || h >= p.H) continue;
     const float* xr = xp + h * p.W;
+    if (sw == 2 && p.pad_l <= 1) {  // both phases in one pass: even/odd de-interleave the compiler vectorizes
+      float* d0 = buf + i * phase_w;
+      float* d1 = buf + (rows + i) * phase_w;
+      // padded column 2j + q is input column 2j + q - pad_l
+      const int64_t jmax = std::min<int64_t>(phase_w, (p.W + p.pad_l) / 2);  // both columns of pair j exist
+      const float* src = xr - p.pad_l;
+      int64_t j = p.pad_l;  // pad_l == 1: pair 0 has only its odd column
+      if (p.pad_l == 1 && phase_w > 0) d1[0] = xr[0];
+      for (; j < jmax; ++j) {
+        d0[j] = src[2 * j];
+        d1[j] = src[2 * j + 1];
+      }
+      if (j < phase_w && 2 * j - p.pad_l < p.W) d0[j] = src[2 * j];  // a last even column without its pair
+      continue;
+    }
     for (int64_t q = 0; q < sw; ++q) {
       float* dst = buf + (q * rows + i) * phase_w;
       // columns j with 0 <= j*sw + q - pad_l < W, and j < phase_w
@@ -67,7 +87,7 @@ inline void load_plane(const ConvParams& p, const float* xp, int64_t rows, int64
   }
 }
 
-template <int kR, int kS>
+template <int kBlock, int kR, int kS>
 void run_taps(const ConvParams& p, const float* x, const float* w, const float* bias, float* y, Activation act,
               const float* residual) {
   const int64_t m = p.K / p.C, sw = p.stride_w, RS = p.R * p.S, planes = p.N * p.K, HWo = p.Ho * p.Wo;
@@ -96,8 +116,8 @@ void run_taps(const ConvParams& p, const float* x, const float* w, const float* 
       for (int64_t ho = 0; ho < p.Ho; ho += kRows) {
         for (int64_t wo0 = 0; wo0 < p.Wo; wo0 += kBlock) {
           alignas(64) float acc[kRows][kBlock];
-          block<kR, kS>(p, buf.data(), rows, phase_w, ho, wo0, wk, b, acc);
-          const int64_t n_out = std::min(kBlock, p.Wo - wo0);
+          block<kBlock, kR, kS>(p, buf.data(), rows, phase_w, ho, wo0, wk, b, acc);
+          const int64_t n_out = std::min<int64_t>(kBlock, p.Wo - wo0);
           for (int64_t t = 0; t < std::min(kRows, p.Ho - ho); ++t) {  // rows past Ho read padding: dropped
             float* yr = yp + (ho + t) * p.Wo + wo0;
             float* a = acc[t];
@@ -116,12 +136,19 @@ void run_taps(const ConvParams& p, const float* x, const float* w, const float* 
   }
 }
 
+template <int kBlock>
+void run_block(const ConvParams& p, const float* x, const float* w, const float* bias, float* y, Activation act,
+               const float* residual) {
+  if (p.R == 3 && p.S == 3) return run_taps<kBlock, 3, 3>(p, x, w, bias, y, act, residual);
+  if (p.R == 5 && p.S == 5) return run_taps<kBlock, 5, 5>(p, x, w, bias, y, act, residual);
+  if (p.R == 7 && p.S == 7) return run_taps<kBlock, 7, 7>(p, x, w, bias, y, act, residual);
+  run_taps<kBlock, 0, 0>(p, x, w, bias, y, act, residual);
+}
+
 inline void run(const ConvParams& p, const float* x, const float* w, const float* bias, float* y, Activation act,
                 const float* residual) {
-  if (p.R == 3 && p.S == 3) return run_taps<3, 3>(p, x, w, bias, y, act, residual);
-  if (p.R == 5 && p.S == 5) return run_taps<5, 5>(p, x, w, bias, y, act, residual);
-  if (p.R == 7 && p.S == 7) return run_taps<7, 7>(p, x, w, bias, y, act, residual);
-  run_taps<0, 0>(p, x, w, bias, y, act, residual);
+  if (p.Wo <= 8) return run_block<8>(p, x, w, bias, y, act, residual);
+  run_block<16>(p, x, w, bias, y, act, residual);
 }
 
 }  // namespace depthwise_detail
