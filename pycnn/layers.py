@@ -746,9 +746,40 @@ class Transpose(Op):
     def reference(cls, a, p, xs):
         return np.ascontiguousarray(np.transpose(xs[0], cls._perm(a, xs[0].ndim)))
 
+    @staticmethod
+    def _swap(perm):
+        """(p, m) when perm keeps axes [0, p) and swaps the groups [p, m) and [m, n) (NCHW <->
+        NHWC: a batched 2-D transpose), else None."""
+        n = len(perm)
+        p = 0
+        while p < n and perm[p] == p:
+            p += 1
+        if p == n:
+            return None
+        m = perm[p]
+        if list(perm) == list(range(p)) + list(range(m, n)) + list(range(p, m)):
+            return p, m
+        return None
+
     @classmethod
     def kernel(cls, a, p, algo):
-        return Kernel(lambda x: cls.reference(a, p, [x]), op="transpose")
+        ref = lambda x: cls.reference(a, p, [x])  # noqa: E731
+
+        def bind(in_shapes, out_shape):
+            s = in_shapes[0]
+            swap = cls._swap(cls._perm(a, len(s)))
+            if swap is None:
+                return ref
+            batch, rows, cols = _prod(s[: swap[0]]), _prod(s[swap[0] : swap[1]]), _prod(s[swap[1] :])
+
+            def run(x):  # a batched (rows, cols) -> (cols, rows) transpose in C++
+                y = np.empty(out_shape, _F32)
+                _C.transpose_batched(x, batch, rows, cols, y)
+                return y
+
+            return run
+
+        return Kernel(ref, bind, op="transpose")
 
 
 class _ShapeOnly:

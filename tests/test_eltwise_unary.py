@@ -121,3 +121,25 @@ def test_onnx_matmul_then_bias_add_is_one_linear_step():
     x = rng.standard_normal((2, 6, 5, 7)).astype(np.float32)
     want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(g(x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape, perm",
+    [
+        ((2, 5, 6, 7), (0, 2, 3, 1)),
+        ((2, 5, 6, 7), (0, 3, 1, 2)),
+        ((3, 40, 33), (2, 0, 1)),
+        ((1, 65, 3, 33), (0, 2, 3, 1)),
+    ],
+)
+def test_transpose_that_swaps_axis_groups_runs_in_cpp(shape, perm):
+    """NCHW <-> NHWC (ConvNeXt's blocks): a batched 2-D transpose in C++, tiles straddling edges."""
+    from pycnn.layers import Transpose
+
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    x.flat[5] = np.nan
+    k = Transpose.kernel({"perm": perm}, {}, "auto")
+    want = np.transpose(x, perm)
+    call = k.bind([shape], want.shape)
+    assert call is not k.fn  # the C++ path, not NumPy's
+    np.testing.assert_array_equal(call(x), want)

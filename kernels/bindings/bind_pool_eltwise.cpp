@@ -218,6 +218,14 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     unary(static_cast<UnaryFn>(fn), x.size(), x.data(), yp, a, b);
   });
+  // y (batch, cols, rows) = x (batch, rows, cols) transposed per batch entry.
+  m.def("transpose_batched", [](farray x, int64_t batch, int64_t rows, int64_t cols, farray y) {
+    require(batch >= 0 && rows >= 0 && cols >= 0 && x.size() == batch * rows * cols, "x: size mismatch");
+    same_size(x, y, "out");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    transpose_batched(batch, rows, cols, x.data(), yp);
+  });
   m.def("layer_norm_rows", [](farray x, farray w, farray b, float eps, farray y) {
     require_ndim(x, 2, "x");
     same_size(x, y, "out");

@@ -145,6 +145,23 @@ void unary(UnaryFn fn, int64_t n, const float* x, float* y, float a, float b) {
   }
 }
 
+// y[b] = x[b]^T for `batch` (rows x cols) matrices: a transpose that moves one group of axes
+// past another (NCHW <-> NHWC). 32x32 tiles: the reads of a tile's rows and the writes of its
+// columns stay within 32 cache lines each.
+void transpose_batched(int64_t batch, int64_t rows, int64_t cols, const float* x, float* y) {
+  constexpr int64_t T = 32;
+  const int64_t tr = (rows + T - 1) / T, tc = (cols + T - 1) / T, tiles = batch * tr * tc;
+#pragma omp parallel for num_threads(nt_for_bytes(batch * rows * cols)) schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t b = t / (tr * tc), i0 = (t / tc) % tr * T, j0 = t % tc * T;
+    const float* xb = x + b * rows * cols;
+    float* yb = y + b * rows * cols;
+    const int64_t i1 = std::min(rows, i0 + T), j1 = std::min(cols, j0 + T);
+    for (int64_t j = j0; j < j1; ++j)
+      for (int64_t i = i0; i < i1; ++i) yb[j * rows + i] = xb[i * cols + j];
+  }
+}
+
 // y[r] = (x[r] - mean) / sqrt(var + eps) * w + b over each row of cols (LayerNormalization over
 // the trailing axes: ConvNeXt's channels). Mean and biased variance in eight float lanes each
 // (vectorizable without -ffast-math), combined in double; NaN/Inf in a row make the row NaN.
