@@ -463,7 +463,48 @@ class Binary(Op):
 
     @classmethod
     def kernel(cls, a, p, algo):
-        return Kernel(lambda *xs: np.asarray(cls.reference(a, p, list(xs)), _F32), op=a["fn"])
+        ref = lambda *xs: np.asarray(cls.reference(a, p, list(xs)), _F32)  # noqa: E731
+        fn = a["fn"]
+
+        def bind(in_shapes, out_shape):
+            # A scale or shift per channel of a 4-D tensor (ConvNeXt's layer scale, a bias, squeeze-
+            # and-excitation's gate (N, C, 1, 1)) is one C++ pass (channel_affine), x viewed as
+            # (1, N*C, H*W) with a scale and shift per plane.
+            s = tuple(out_shape)
+            if fn not in ("mul", "add", "sub") or len(s) != 4:
+                return ref
+            N, C = s[0], s[1]
+            if len(in_shapes) == 2 and fn == "mul" and tuple(in_shapes[0]) == (N, C, 1, 1) != s:
+                g = bind([in_shapes[1], in_shapes[0]], out_shape)  # gate * x: the same product
+                return ref if g is ref else lambda gt, x: g(x, gt)
+            if tuple(in_shapes[0]) != s:
+                return ref
+            if "other" in p and not (fn == "sub" and a.get("const_first")):
+                o = p["other"]
+                if o.size != C or np.broadcast_shapes(o.shape, (1, C, 1, 1)) != (1, C, 1, 1):
+                    return ref
+                v = np.ascontiguousarray(np.tile(o.reshape(-1), N), _F32)
+                one, zero = np.ones(N * C, _F32), np.zeros(N * C, _F32)
+                scale, shift = (v, zero) if fn == "mul" else (one, v if fn == "add" else -v)
+
+                def run(x):
+                    y = np.empty(s, _F32)
+                    _C.channel_affine(x.reshape(1, N * C, -1), scale, shift, y.reshape(1, N * C, -1), False)
+                    return y
+
+                return run
+            if fn == "mul" and len(in_shapes) == 2 and tuple(in_shapes[1]) == (N, C, 1, 1):
+                zero = np.zeros(N * C, _F32)
+
+                def gate(x, g):
+                    y = np.empty(s, _F32)
+                    _C.channel_affine(x.reshape(1, N * C, -1), g.reshape(-1), zero, y.reshape(1, N * C, -1), False)
+                    return y
+
+                return gate
+            return ref
+
+        return Kernel(ref, bind, op=fn)
 
 
 class BiasAdd(Op):

@@ -143,3 +143,33 @@ def test_transpose_that_swaps_axis_groups_runs_in_cpp(shape, perm):
     call = k.bind([shape], want.shape)
     assert call is not k.fn  # the C++ path, not NumPy's
     np.testing.assert_array_equal(call(x), want)
+
+
+@pytest.mark.parametrize(
+    "fn, other, second",
+    [
+        ("mul", (6, 1, 1), None),  # ConvNeXt's layer scale
+        ("add", (1, 6, 1, 1), None),
+        ("sub", (6, 1, 1), None),
+        ("mul", None, (2, 6, 1, 1)),  # squeeze-and-excitation's gate
+        ("mul", None, "gate-first"),
+    ],
+)
+def test_per_channel_binaries_run_as_channel_affine(fn, other, second):
+    from pycnn.layers import Binary
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 5, 7)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    p = {"other": rng.standard_normal(other).astype(np.float32)} if other else {}
+    k = Binary.kernel({"fn": fn, "const_first": False}, p, "auto")
+    g = rng.standard_normal((2, 6, 1, 1)).astype(np.float32)
+    if second == "gate-first":
+        call, args = k.bind([g.shape, x.shape], x.shape), (g, x)
+    elif second:
+        call, args = k.bind([x.shape, g.shape], x.shape), (x, g)
+    else:
+        call, args = k.bind([x.shape], x.shape), (x,)
+    assert call is not k.fn
+    want = Binary.reference({"fn": fn, "const_first": False}, p, list(args))
+    np.testing.assert_allclose(call(*args), want, rtol=1e-6, atol=1e-6)
