@@ -789,8 +789,8 @@ class Transpose(Op):
 
     @staticmethod
     def _swap(perm):
-        """(p, m) when perm keeps axes [0, p) and swaps the groups [p, m) and [m, n) (NCHW <->
-        NHWC: a batched 2-D transpose), else None."""
+        """(p, m, q) when perm keeps axes [0, p) and [q, n) and swaps the groups [p, m) and [m, q)
+        (NCHW <-> NHWC, a channel shuffle: a batched 2-D transpose of runs), else None."""
         n = len(perm)
         p = 0
         while p < n and perm[p] == p:
@@ -798,8 +798,11 @@ class Transpose(Op):
         if p == n:
             return None
         m = perm[p]
-        if list(perm) == list(range(p)) + list(range(m, n)) + list(range(p, m)):
-            return p, m
+        q = n
+        while q > m and perm[q - 1] == q - 1:
+            q -= 1
+        if list(perm) == list(range(p)) + list(range(m, q)) + list(range(p, m)) + list(range(q, n)):
+            return p, m, q
         return None
 
     @classmethod
@@ -811,11 +814,12 @@ class Transpose(Op):
             swap = cls._swap(cls._perm(a, len(s)))
             if swap is None:
                 return ref
-            batch, rows, cols = _prod(s[: swap[0]]), _prod(s[swap[0] : swap[1]]), _prod(s[swap[1] :])
+            i, m, q = swap
+            dims = (_prod(s[:i]), _prod(s[i:m]), _prod(s[m:q]), _prod(s[q:]))
 
-            def run(x):  # a batched (rows, cols) -> (cols, rows) transpose in C++
+            def run(x):  # a batched (rows, cols) -> (cols, rows) transpose of runs, in C++
                 y = np.empty(out_shape, _F32)
-                _C.transpose_batched(x, batch, rows, cols, y)
+                _C.transpose_batched(x, *dims, y)
                 return y
 
             return run

@@ -133,7 +133,7 @@ def test_onnx_matmul_then_bias_add_is_one_linear_step():
     ],
 )
 def test_transpose_that_swaps_axis_groups_runs_in_cpp(shape, perm):
-    """NCHW <-> NHWC (ConvNeXt's blocks): a batched 2-D transpose in C++, tiles straddling edges."""
+    """NCHW <-> NHWC (ConvNeXt's blocks), the channel shuffle: a batched 2-D transpose in C++."""
     from pycnn.layers import Transpose
 
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)

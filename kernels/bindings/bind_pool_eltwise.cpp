@@ -218,13 +218,14 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     unary(static_cast<UnaryFn>(fn), x.size(), x.data(), yp, a, b);
   });
-  // y (batch, cols, rows) = x (batch, rows, cols) transposed per batch entry.
-  m.def("transpose_batched", [](farray x, int64_t batch, int64_t rows, int64_t cols, farray y) {
-    require(batch >= 0 && rows >= 0 && cols >= 0 && x.size() == batch * rows * cols, "x: size mismatch");
+  // y (batch, cols, rows, inner) = x (batch, rows, cols, inner), the middle two axes swapped.
+  m.def("transpose_batched", [](farray x, int64_t batch, int64_t rows, int64_t cols, int64_t inner, farray y) {
+    require(batch >= 0 && rows >= 0 && cols >= 0 && inner >= 1 && x.size() == batch * rows * cols * inner,
+            "x: size mismatch");
     same_size(x, y, "out");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
-    transpose_batched(batch, rows, cols, x.data(), yp);
+    transpose_batched(batch, rows, cols, inner, x.data(), yp);
   });
   m.def("layer_norm_rows", [](farray x, farray w, farray b, float eps, farray y) {
     require_ndim(x, 2, "x");

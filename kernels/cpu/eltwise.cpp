@@ -145,13 +145,25 @@ void unary(UnaryFn fn, int64_t n, const float* x, float* y, float a, float b) {
   }
 }
 
-// y[b] = x[b]^T for `batch` (rows x cols) matrices: a transpose that moves one group of axes
-// past another (NCHW <-> NHWC). 32x32 tiles: the reads of a tile's rows and the writes of its
-// columns stay within 32 cache lines each.
-void transpose_batched(int64_t batch, int64_t rows, int64_t cols, const float* x, float* y) {
+// y[b] = x[b]^T for `batch` (rows x cols) matrices whose elements are runs of `inner` floats: a
+// transpose that moves one group of axes past another (NCHW <-> NHWC with inner 1; ShuffleNet's
+// channel shuffle (N, g, C/g, H*W) -> (N, C/g, g, H*W) with inner H*W). inner 1: 32x32 tiles, so
+// the reads of a tile's rows and the writes of its columns stay within 32 cache lines each;
+// longer runs are copied whole.
+void transpose_batched(int64_t batch, int64_t rows, int64_t cols, int64_t inner, const float* x, float* y) {
+  const int64_t n = batch * rows * cols * inner;
+  if (inner > 1) {
+    const int64_t items = batch * rows * cols;
+#pragma omp parallel for num_threads(nt_for_bytes(n)) schedule(static)
+    for (int64_t t = 0; t < items; ++t) {
+      const int64_t b = t / (rows * cols), j = (t / rows) % cols, i = t % rows;  // y's order
+      std::memcpy(y + t * inner, x + ((b * rows + i) * cols + j) * inner, (size_t)inner * sizeof(float));
+    }
+    return;
+  }
   constexpr int64_t T = 32;
   const int64_t tr = (rows + T - 1) / T, tc = (cols + T - 1) / T, tiles = batch * tr * tc;
-#pragma omp parallel for num_threads(nt_for_bytes(batch * rows * cols)) schedule(static)
+#pragma omp parallel for num_threads(nt_for_bytes(n)) schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t b = t / (tr * tc), i0 = (t / tc) % tr * T, j0 = t % tc * T;
     const float* xb = x + b * rows * cols;

@@ -41,7 +41,7 @@ void max_rows(int64_t rows, int64_t cols, const float* x, float* y);
 // a, b: clip's lo and hi, hardsigmoid's alpha and beta. x == y is allowed (in place).
 enum class UnaryFn : int { clip = 0, sigmoid = 1, hardsigmoid = 2, hardswish = 3, silu = 4, erf = 5, gelu = 6 };
 void unary(UnaryFn fn, int64_t n, const float* x, float* y, float a, float b);
-void transpose_batched(int64_t batch, int64_t rows, int64_t cols, const float* x, float* y);
+void transpose_batched(int64_t batch, int64_t rows, int64_t cols, int64_t inner, const float* x, float* y);
 void layer_norm_rows(int64_t rows, int64_t cols, const float* x, const float* w, const float* b, float eps, float* y);
 // Max of x[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for n == 0.
 float nan_max(const float* x, int64_t n);
