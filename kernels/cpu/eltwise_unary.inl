@@ -11,6 +11,8 @@
 
 namespace pycnn {
 namespace unary_detail {
+// Internal linkage: each ISA's translation unit compiles its own copy (see conv2d_depthwise.inl).
+namespace {
 
 inline float bits_to_float(int32_t i) {
   float f;
@@ -96,5 +98,6 @@ inline void run(int fn, int64_t n, const float* x, float* y, float a, float b) {
 }
 #undef PYCNN_UNARY_LOOP
 
+}  // namespace
 }  // namespace unary_detail
 }  // namespace pycnn
