@@ -99,3 +99,15 @@ def test_timing_block_warms_up_for_a_minimum_time():
     calls.clear()
     timing.time_block(fn, reps=2, warmup=4, warmup_s=0.0)
     assert len(calls) == 6
+
+
+def test_depthwise_check_runs(capsys, monkeypatch):
+    """bench/depthwise_check.py, on one small layer: pycnn and PyTorch timed, the ratio printed."""
+    pytest = __import__("pytest")
+    pytest.importorskip("torch")
+    from bench import depthwise_check
+
+    monkeypatch.setattr(depthwise_check, "LAYERS", [(8, 14, 3, 2)])
+    depthwise_check.main()
+    out = capsys.readouterr().out
+    assert "8@14  3x3 s2: pycnn" in out and "speed" in out
