@@ -106,6 +106,36 @@ def _engines(g, name, x, threads, folder, with_numpy):
     return out, notes
 
 
+def _check(row, engines, truth):
+    """Each engine's output against pycnn's (normwise 1e-3 of the largest output): its error in
+    row, WRONG where it disagrees; returns engine -> agrees."""
+    scale = float(np.abs(truth).max())
+    ok = {}
+    for k, fn in engines.items():
+        err = float(np.abs(np.asarray(fn()).reshape(truth.shape) - truth).max()) / scale
+        ok[k] = err <= 1e-3
+        row[f"{k}_max_rel_err"] = err
+        if not ok[k]:
+            row[f"{k}_status"] = "WRONG"
+    return ok
+
+
+def _time(engines, ok, opts):
+    """The agreeing engines timed in interleaved rounds (bench/timing.py)."""
+    return compare(
+        {k: v for k, v in engines.items() if ok[k]}, rounds=opts.rounds, target_s=0.6, max_reps=20, min_samples=7
+    )
+
+
+def _record(row, timed, N):
+    """Median ms, images/s and the speed of pycnn against each other engine, into row."""
+    for k, v in timed.items():
+        row[f"{k}_ms"] = v["median_s"] * 1e3
+        row[f"{k}_img_s"] = N / v["median_s"]
+        if k != "pycnn" and "pycnn" in timed:
+            row[f"speed_vs_{k}"] = v["median_s"] / timed["pycnn"]["median_s"]
+
+
 def run_networks(opts, suite="models"):
     names = [n for n in pycnn.models.names() if fnmatch.fnmatch(n, opts.filter or "*")]
     if opts.quick:
@@ -122,35 +152,16 @@ def run_networks(opts, suite="models"):
             x = _input(g, name, N, rng)
             engines, notes = _engines(g, name, x, opts.threads, folder, suite == "peers")
             truth = engines["pycnn"]()
-            scale = float(np.abs(truth).max())
             row = dict(suite=suite, model=name, N=N, gflop=g.summary(N).flops / 1e9)
-            ok = {}
-            for k, fn in engines.items():
-                y = np.asarray(fn()).reshape(truth.shape)
-                err = float(np.abs(y - truth).max()) / scale
-                ok[k] = err <= 1e-3
-                row[f"{k}_max_rel_err"] = err
-                if not ok[k]:
-                    row[f"{k}_status"] = "WRONG"
+            ok = _check(row, engines, truth)
             slow = {k: engines.pop(k) for k in ("numpy",) if k in engines}
-            timed = compare(
-                {k: v for k, v in engines.items() if ok[k]},
-                rounds=opts.rounds,
-                target_s=0.6,
-                max_reps=20,
-                min_samples=7,
-            )
+            timed = _time(engines, ok, opts)
             for k, fn in slow.items():
                 if ok[k]:
                     t1 = time.perf_counter()
                     fn()
                     timed[k] = {"median_s": time.perf_counter() - t1, "samples": 1}
-            for k, v in timed.items():
-                row[f"{k}_ms"] = v["median_s"] * 1e3
-                row[f"{k}_img_s"] = N / v["median_s"]
-            for k in list(timed):
-                if k != "pycnn" and "pycnn" in timed:
-                    row[f"speed_vs_{k}"] = timed[k]["median_s"] / timed["pycnn"]["median_s"]
+            _record(row, timed, N)
             for k, v in notes.items():
                 row[f"{k}_status"] = v
             if suite == "models" and N == opts.batch[0]:
@@ -214,27 +225,8 @@ def run_onnx_networks(opts, rng):
             t0 = time.perf_counter()
             g, x, engines = _onnx_engines(name, N, opts.threads, rng)
             truth = engines["pycnn"]()
-            scale = float(np.abs(truth).max())
             row = dict(suite="models", model=f"onnx:{name}", N=N, gflop=g.summary(N).flops / 1e9)
-            ok = {}
-            for k, fn in engines.items():
-                err = float(np.abs(np.asarray(fn()) - truth).max()) / scale
-                ok[k] = err <= 1e-3
-                row[f"{k}_max_rel_err"] = err
-                if not ok[k]:
-                    row[f"{k}_status"] = "WRONG"
-            timed = compare(
-                {k: v for k, v in engines.items() if ok[k]},
-                rounds=opts.rounds,
-                target_s=0.6,
-                max_reps=20,
-                min_samples=7,
-            )
-            for k, v in timed.items():
-                row[f"{k}_ms"] = v["median_s"] * 1e3
-                row[f"{k}_img_s"] = N / v["median_s"]
-                if k != "pycnn" and "pycnn" in timed:
-                    row[f"speed_vs_{k}"] = v["median_s"] / timed["pycnn"]["median_s"]
+            _record(row, _time(engines, _check(row, engines, truth), opts), N)
             row["ncnn_status"] = "not run (ONNX)"
             row["bench_s"] = time.perf_counter() - t0
             rows.append(row)

@@ -4,10 +4,11 @@ multipliers, maps narrower and wider than its 32-column register block, bias/res
 
 import numpy as np
 import pytest
+from test_conv2d import _ref as conv_ref
 
 import pycnn
 from conftest import assert_close, conv_data, conv_poisoned
-from pycnn import _C, reference
+from pycnn import _C
 from pycnn._shapes import ConvShape
 
 # N, C, H, W, multiplier, R, S, stride, padding, dilation
@@ -26,15 +27,7 @@ CASES = [
 
 
 def _ref(x, w, b, stride, padding, dilation, groups, act=None, residual=None):
-    y = reference.conv2d(
-        x.astype(np.float64),
-        w.astype(np.float64),
-        None if b is None else b.astype(np.float64),
-        stride,
-        padding,
-        dilation,
-        groups,
-    )
+    y = conv_ref(x, w, b, stride, padding, dilation, groups)  # float64
     if residual is not None:
         y = y + residual
     return np.maximum(y, 0) if act == "relu" else y
