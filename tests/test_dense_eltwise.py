@@ -37,6 +37,7 @@ from pycnn import _C, reference
         (8, 51, 259),
         (16, 1, 77),
         (8, 49, 513),
+        (37, 53, 21),  # A and B^T packed with partial row groups and a k tail on every ISA
     ],
 )
 @pytest.mark.parametrize("bt", [False, True])

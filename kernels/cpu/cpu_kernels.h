@@ -56,30 +56,37 @@ using SgemmNrFn = int (*)(int MR);
 using SgemmVariantsFn = SgemmVariants (*)();
 using ContentHashChunkFn = uint64_t (*)(const unsigned char* p, size_t n, uint64_t index);
 using FmaPeakFn = double (*)(int64_t iters, float* sink);  // FLOPs done
+// dst[k * P + r] = src[r * ld + k] for r < rows <= P, k < kc; zero for rows <= r < P.
+using PackTransposedFn = void (*)(const float* src, int64_t ld, int rows, int P, int64_t kc, float* dst);
+// dst[p * kc * NR + (k - k0) * NR + jj] = src[k * ld + j0 + p * NR + jj], zero past column j0 + nc.
+using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR,
+                            float* dst);
 
-#define PYCNN_CPU_KERNELS(X)                                                            \
-  X(sgemm_variants, SgemmVariantsFn) /* sgemm_ukernel__<isa>.cpp: every micro-kernel */ \
-  X(sgemm_mr, SgemmMrFn)             /* rows per A panel for an M-row matrix */         \
-  X(sgemm_nr, SgemmNrFn)             /* columns per B panel for MR-row A panels */      \
-  X(im2col_pack, Im2colPackFn)       /* im2col_pack__<isa>.cpp */                       \
-  X(whole_rows_pack, WholeRowsPackFn)                                                   \
-  X(conv2d_direct_prepare, DirectPrepareFn) /* conv2d_direct__<isa>.cpp */              \
-  X(conv2d_direct, DirectRunFn)                                                         \
-  X(conv2d_direct_oc_prepare, DirectPrepareFn) /* conv2d_direct_oc__<isa>.cpp */        \
-  X(conv2d_direct_oc, DirectOcRunFn)                                                    \
-  X(conv2d_direct_oc_images, DirectOcRunFn)                                             \
-  X(conv2d_depthwise, DepthwiseRunFn) /* conv2d_depthwise__<isa>.cpp */                 \
-  X(conv2d_winograd, WinogradRunFn)   /* conv2d_winograd__<isa>.cpp */                  \
-  X(winograd_input, WinogradTransformFn)                                                \
-  X(winograd_output, WinogradTransformFn)                                               \
-  X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                             \
-  X(max_pool2d, MaxPoolFn)     /* pool2d__<isa>.cpp */                                  \
-  X(avg_pool2d, AvgPoolFn)                                                              \
-  X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                    \
-  X(reorder_to_blocked16, ReorderFn) /* reorder_blocked__<isa>.cpp */                   \
-  X(reorder_from_blocked16, ReorderFn)                                                  \
-  X(unary_chunk, UnaryChunkFn)              /* eltwise_unary__<isa>.cpp */              \
-  X(content_hash_chunk, ContentHashChunkFn) /* content_hash__<isa>.cpp */               \
+#define PYCNN_CPU_KERNELS(X)                                                              \
+  X(sgemm_variants, SgemmVariantsFn)   /* sgemm_ukernel__<isa>.cpp: every micro-kernel */ \
+  X(sgemm_mr, SgemmMrFn)               /* rows per A panel for an M-row matrix */         \
+  X(sgemm_nr, SgemmNrFn)               /* columns per B panel for MR-row A panels */      \
+  X(pack_transposed, PackTransposedFn) /* sgemm_pack__<isa>.cpp: A, B^T panels */         \
+  X(pack_rows, PackRowsFn)             /* B panels of a row-major matrix */               \
+  X(im2col_pack, Im2colPackFn)         /* im2col_pack__<isa>.cpp */                       \
+  X(whole_rows_pack, WholeRowsPackFn)                                                     \
+  X(conv2d_direct_prepare, DirectPrepareFn) /* conv2d_direct__<isa>.cpp */                \
+  X(conv2d_direct, DirectRunFn)                                                           \
+  X(conv2d_direct_oc_prepare, DirectPrepareFn) /* conv2d_direct_oc__<isa>.cpp */          \
+  X(conv2d_direct_oc, DirectOcRunFn)                                                      \
+  X(conv2d_direct_oc_images, DirectOcRunFn)                                               \
+  X(conv2d_depthwise, DepthwiseRunFn) /* conv2d_depthwise__<isa>.cpp */                   \
+  X(conv2d_winograd, WinogradRunFn)   /* conv2d_winograd__<isa>.cpp */                    \
+  X(winograd_input, WinogradTransformFn)                                                  \
+  X(winograd_output, WinogradTransformFn)                                                 \
+  X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                               \
+  X(max_pool2d, MaxPoolFn)     /* pool2d__<isa>.cpp */                                    \
+  X(avg_pool2d, AvgPoolFn)                                                                \
+  X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                      \
+  X(reorder_to_blocked16, ReorderFn) /* reorder_blocked__<isa>.cpp */                     \
+  X(reorder_from_blocked16, ReorderFn)                                                    \
+  X(unary_chunk, UnaryChunkFn)              /* eltwise_unary__<isa>.cpp */                \
+  X(content_hash_chunk, ContentHashChunkFn) /* content_hash__<isa>.cpp */                 \
   X(fma_peak, FmaPeakFn)                    /* fma_peak__<isa>.cpp */
 
 struct CpuKernels {

@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "pycnn/shapes.h"
+#include "sgemm_pack.inl"
 #include "simd.h"
 
 namespace pycnn {
@@ -65,24 +66,7 @@ void im2col_pack_impl(const ConvParams& p, const float* x, int64_t k0, int64_t k
                           (p.Ho - 1) * p.stride_h + p.R <= p.H && NR % V::W == 0;
   if (whole_rows) return pack_whole_rows_impl<V>(x, p.H * p.W, p.R * p.S, p.stride_h * p.W, k0, kc, j0, nc, NR, dst);
   const int64_t RS = p.R * p.S, HW = p.H * p.W;
-  if (p.pointwise()) {
-    // Row by row over all panels: each row of x is read as one run of nc floats (panel by panel
-    // read NR floats per row, rows a page or more apart), and rows a few ahead are prefetched:
-    // at batch 8 x comes from DRAM, where page-strided 128-byte reads are slow.
-    constexpr int64_t kAhead = 4;
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* src = x + (k0 + k) * HW + j0;
-      if (k + kAhead < kc)
-        for (int64_t off = 0; off < nc; off += 16) __builtin_prefetch(src + kAhead * HW + off, 0, 2);
-      for (int64_t pj = 0; pj * NR < nc; ++pj) {
-        const int64_t nr = std::min<int64_t>(NR, nc - pj * NR);
-        float* d = dst + pj * kc * NR + k * NR;
-        copy_floats<V>(d, src + pj * NR, nr);
-        std::fill(d + nr, d + NR, 0.0f);
-      }
-    }
-    return;
-  }
+  if (p.pointwise()) return pack_rows_impl<V>(x, HW, k0, kc, j0, nc, NR, dst);  // B is x itself
   for (int64_t pj = 0; pj * NR < nc; ++pj) {
     const int64_t jb = j0 + pj * NR;
     const int64_t nr = std::min<int64_t>(NR, nc - pj * NR);

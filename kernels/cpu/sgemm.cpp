@@ -15,28 +15,44 @@
 
 namespace pycnn {
 
-void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
+int64_t packed_a_size(const CpuKernels& kernels, int64_t M, int64_t K) {
+  const int MR = kernels.sgemm_mr(M);
+  return (M + MR - 1) / MR * MR * K;
+}
+
+void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs,
+            float* storage) {
   const int MR = kernels.sgemm_mr(M);
   out.kernels = &kernels;
   out.MR = MR;
   out.M = M;
   out.K = K;
   out.Mpad = (M + MR - 1) / MR * MR;
-  out.data.resize((size_t)(out.Mpad * K));
+  if (!storage) {
+    out.data.resize((size_t)(out.Mpad * K));
+    storage = out.data.data();
+  }
+  out.base = storage;
   const int64_t panels = out.Mpad / MR;
   const int nt = threads_for(8.0 * M * K, panels);
   for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
     const int64_t kc = std::min(kSgemmKC, K - k0);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t ip = 0; ip < panels; ++ip) {
-      float* dst = out.data.data() + k0 * out.Mpad + ip * MR * kc;
-      for (int i = 0; i < MR; ++i) {
-        const int64_t row = ip * MR + i;
-        if (row < M) {
-          const float* src = a + row * rs + k0 * cs;
-          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k * cs];
-        } else {
-          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
+      float* dst = storage + k0 * out.Mpad + ip * MR * kc;
+      const int64_t row0 = ip * MR;
+      const int rows = (int)std::min<int64_t>(MR, M - row0);
+      if (cs == 1) {  // rows run along k: transposed in registers
+        kernels.pack_transposed(a + row0 * rs + k0, rs, rows, MR, kc, dst);
+      } else if (rs == 1) {  // columns run along the rows: one copy of MR floats per k
+        for (int64_t k = 0; k < kc; ++k) {
+          std::memcpy(dst + k * MR, a + row0 + (k0 + k) * cs, rows * sizeof(float));
+          for (int i = rows; i < MR; ++i) dst[k * MR + i] = 0.0f;
+        }
+      } else {
+        for (int i = 0; i < MR; ++i) {
+          const float* src = a + (row0 + i) * rs + k0 * cs;
+          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = i < rows ? src[k * cs] : 0.0f;
         }
       }
     }
@@ -44,26 +60,17 @@ void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const
 }
 
 void MatrixBSource::pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const {
+  if (cs == 1) return active_kernels().pack_rows(b, rs, k0, kc, j0, nc, NR, dst);
   for (int64_t p = 0; p * NR < nc; ++p) {
     const int64_t jb = j0 + p * NR;
     const int64_t nr = std::min<int64_t>(NR, nc - p * NR);
     float* d = dst + p * kc * NR;
-    if (cs == 1) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* s = b + (k0 + k) * rs + jb;
-        std::memcpy(d + k * NR, s, nr * sizeof(float));
-        for (int64_t jj = nr; jj < NR; ++jj) d[k * NR + jj] = 0.0f;
-      }
+    if (rs == 1) {
+      // Transposed source (B = W^T): each column's k-run is contiguous, transposed in registers.
+      active_kernels().pack_transposed(b + jb * cs + k0, cs, (int)nr, NR, kc, d);
     } else {
-      // Transposed source (B = W^T): read each column's k-run contiguously.
-      for (int64_t jj = 0; jj < NR; ++jj) {
-        if (jj < nr) {
-          const float* s = b + (jb + jj) * cs + k0 * rs;
-          for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = s[k * rs];
-        } else {
-          for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = 0.0f;
-        }
-      }
+      for (int64_t jj = 0; jj < NR; ++jj)
+        for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = jj < nr ? b[(k0 + k) * rs + (jb + jj) * cs] : 0.0f;
     }
   }
 }
@@ -355,8 +362,9 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
 
 void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t rsb,
            int64_t csb, float* c, int64_t ldc, const float* bias_row, const float* bias_col, bool relu) {
+  const CpuKernels& kernels = active_kernels();
   PackedA A;
-  pack_a(A, active_kernels(), M, K, a, rsa, csa);
+  pack_a(A, kernels, M, K, a, rsa, csa, workspace(kSlotPackedA, (size_t)packed_a_size(kernels, M, K)));
   MatrixBSource B(b, rsb, csb);
   sgemm_run({GemmProblem{&A, &B, N, c, ldc, bias_row, bias_col}}, M, K, relu);
 }

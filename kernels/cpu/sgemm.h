@@ -40,11 +40,18 @@ struct PackedA {
   const CpuKernels* kernels = nullptr;  // the ISA it was packed for (its MR), and runs with
   int MR = 0;
   int64_t M = 0, K = 0, Mpad = 0;
-  AlignedBuffer<float> data;  // for each KC block at k0: Mpad/MR panels of (kc x MR)
-  const float* panel(int64_t k0, int64_t kc, int64_t ip) const { return data.data() + k0 * Mpad + ip * MR * kc; }
+  AlignedBuffer<float> data;  // owned storage: for each KC block at k0, Mpad/MR panels of (kc x MR)
+  const float* base = nullptr;  // the panels: data, or scratch the caller lent (pack_a's storage)
+  const float* panel(int64_t k0, int64_t kc, int64_t ip) const { return base + k0 * Mpad + ip * MR * kc; }
 };
-// A(i, k) = a[i * rs + k * cs], packed in panels of kernels.sgemm_mr(M) rows.
-void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs);
+// Floats the packed A of an M x K matrix takes on kernels' ISA.
+int64_t packed_a_size(const CpuKernels& kernels, int64_t M, int64_t K);
+// A(i, k) = a[i * rs + k * cs], packed in panels of kernels.sgemm_mr(M) rows, into out.data, or
+// into storage (packed_a_size floats, kept alive by the caller while out is used) when given:
+// a per-call GEMM packs into the calling thread's workspace instead of mapping and faulting in
+// fresh pages every call (a 512 x 4608 A: 9 MiB, more time than the GEMM's arithmetic).
+void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs,
+            float* storage = nullptr);
 
 // A K x N matrix that can be packed into NR-column panels:
 // dst[p * kc * NR + (k - k0) * NR + jj] = B(k, j0 + p * NR + jj), zero for columns >= N.

@@ -58,7 +58,8 @@ enum WorkspaceSlot : int {
   kSlotGemmC = 1,    // SGEMM staged C tile (per OpenMP thread)
   kSlotConvIn = 2,   // direct: padded input; Winograd: transformed input V
   kSlotConvOut = 3,  // Winograd: GEMM output M
-  kSlotCount = 4
+  kSlotPackedA = 4,  // a per-call SGEMM's packed A (the calling thread's)
+  kSlotCount = 5
 };
 
 // Cap on one workspace request in bytes (pycnn.set_workspace_limit, PYCNN_WORKSPACE_LIMIT;
