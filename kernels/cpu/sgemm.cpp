@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "pycnn/parallel.h"
 
@@ -20,43 +21,52 @@ int64_t packed_a_size(const CpuKernels& kernels, int64_t M, int64_t K) {
   return (M + MR - 1) / MR * MR * K;
 }
 
-void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs,
-            float* storage) {
+void describe_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
   const int MR = kernels.sgemm_mr(M);
   out.kernels = &kernels;
   out.MR = MR;
   out.M = M;
   out.K = K;
   out.Mpad = (M + MR - 1) / MR * MR;
+  out.base = nullptr;
+  out.src = a;
+  out.src_rs = rs;
+  out.src_cs = cs;
+}
+
+void PackedA::pack_panel(int64_t k0, int64_t kc, int64_t ip, float* dst) const {
+  const int64_t row0 = ip * MR, rs = src_rs, cs = src_cs;
+  const int rows = (int)std::min<int64_t>(MR, M - row0);
+  if (cs == 1) {  // rows run along k: transposed in registers
+    kernels->pack_transposed(src + row0 * rs + k0, rs, rows, MR, kc, dst);
+  } else if (rs == 1) {  // columns run along the rows: one copy of MR floats per k
+    for (int64_t k = 0; k < kc; ++k) {
+      std::memcpy(dst + k * MR, src + row0 + (k0 + k) * cs, rows * sizeof(float));
+      for (int i = rows; i < MR; ++i) dst[k * MR + i] = 0.0f;
+    }
+  } else {
+    for (int i = 0; i < MR; ++i) {
+      const float* a = src + (row0 + i) * rs + k0 * cs;
+      for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = i < rows ? a[k * cs] : 0.0f;
+    }
+  }
+}
+
+void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs,
+            float* storage) {
+  describe_a(out, kernels, M, K, a, rs, cs);
   if (!storage) {
     out.data.resize((size_t)(out.Mpad * K));
     storage = out.data.data();
   }
-  out.base = storage;
-  const int64_t panels = out.Mpad / MR;
+  const int64_t panels = out.Mpad / out.MR;
   const int nt = threads_for(8.0 * M * K, panels);
   for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
     const int64_t kc = std::min(kSgemmKC, K - k0);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t ip = 0; ip < panels; ++ip) {
-      float* dst = storage + k0 * out.Mpad + ip * MR * kc;
-      const int64_t row0 = ip * MR;
-      const int rows = (int)std::min<int64_t>(MR, M - row0);
-      if (cs == 1) {  // rows run along k: transposed in registers
-        kernels.pack_transposed(a + row0 * rs + k0, rs, rows, MR, kc, dst);
-      } else if (rs == 1) {  // columns run along the rows: one copy of MR floats per k
-        for (int64_t k = 0; k < kc; ++k) {
-          std::memcpy(dst + k * MR, a + row0 + (k0 + k) * cs, rows * sizeof(float));
-          for (int i = rows; i < MR; ++i) dst[k * MR + i] = 0.0f;
-        }
-      } else {
-        for (int i = 0; i < MR; ++i) {
-          const float* src = a + (row0 + i) * rs + k0 * cs;
-          for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = i < rows ? src[k * cs] : 0.0f;
-        }
-      }
-    }
+    for (int64_t ip = 0; ip < panels; ++ip) out.pack_panel(k0, kc, ip, storage + k0 * out.Mpad + ip * out.MR * kc);
   }
+  out.base = storage;
 }
 
 void MatrixBSource::pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, float* dst) const {
@@ -89,6 +99,7 @@ constexpr int64_t kDirectMaxRows = 64;    // B read in place for GEMMs this shor
 constexpr int64_t kPrefetchPanels = 2;    // A panels prefetched ahead in that order
 constexpr int64_t kKsplitMaxPanels = 8;   // depth split when the row panels per thread are fewer
 constexpr int64_t kKsplitMinDepth = 256;  // ... and each thread gets at least this much depth
+constexpr int kMaxMR = 16;                // rows of the widest A panel (a panel packed per use: abuf)
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
 // cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
@@ -206,20 +217,41 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
 
 }  // namespace
 
-void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool relu) {
-  if (probs.empty() || M == 0) return;
-  const CpuKernels& kern = *probs[0].A->kernels;
-  const int MR = probs[0].A->MR, NR = kern.sgemm_nr(MR);
+void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, bool relu) {
+  if (probs_in.empty() || M == 0) return;
+  const CpuKernels& kern = *probs_in[0].A->kernels;
+  const int MR = probs_in[0].A->MR, NR = kern.sgemm_nr(MR);
   int64_t totalN = 0;
-  for (auto& p : probs) totalN += p.N;
+  for (auto& p : probs_in) totalN += p.N;
   const int nt_max = threads_for(2.0 * M * totalN * K, 1 << 30);
   int64_t row_parts = 1;
-  const std::vector<Item> items = make_items(probs, M, MR, NR, nt_max, row_parts);
+  const std::vector<Item> items = make_items(probs_in, M, MR, NR, nt_max, row_parts);
   // Rows split unevenly over the threads in a deep GEMM (one column block): split the depth.
   const int64_t mpanels = (M + MR - 1) / MR;
-  if (probs.size() == 1 && row_parts == nt_max && nt_max > 1 && (int64_t)items.size() == row_parts &&
-      mpanels % nt_max != 0 && mpanels < kKsplitMaxPanels * nt_max && K >= kKsplitMinDepth * nt_max)
-    return sgemm_run_ksplit(probs[0], M, K, relu, nt_max);
+  const bool ksplit = probs_in.size() == 1 && row_parts == nt_max && nt_max > 1 && (int64_t)items.size() == row_parts &&
+                      mpanels % nt_max != 0 && mpanels < kKsplitMaxPanels * nt_max && K >= kKsplitMinDepth * nt_max;
+  // An A not packed yet (describe_a) is packed panel by panel inside the narrow order below when
+  // each item covers all columns (so every panel is packed once); else the whole matrix first.
+  const GemmProblem& p0 = probs_in[0];
+  bool lazy_a = !p0.A->packed();
+  std::vector<GemmProblem> repacked;
+  PackedA whole;
+  if (lazy_a && MR > kMaxMR) throw std::logic_error("sgemm_run: MR above kMaxMR");
+  if (lazy_a) {
+    bool once = probs_in.size() == 1 && !ksplit && (p0.N <= kNarrowNC || K <= kShallowK);
+    for (auto& it : items) once = once && it.j0 == 0 && it.j1 == p0.N;
+    if (!once) {
+      for (auto& p : probs_in)
+        if (p.A != p0.A) throw std::logic_error("sgemm_run: an unpacked A must be shared by every problem");
+      const PackedA& a = *p0.A;
+      pack_a(whole, kern, M, K, a.src, a.src_rs, a.src_cs, workspace(kSlotPackedA, (size_t)packed_a_size(kern, M, K)));
+      repacked = probs_in;
+      for (auto& p : repacked) p.A = &whole;
+      lazy_a = false;
+    }
+  }
+  const std::vector<GemmProblem>& probs = repacked.empty() ? probs_in : repacked;
+  if (ksplit) return sgemm_run_ksplit(probs[0], M, K, relu, nt_max);
   // In-place B only where each thread would otherwise pack the same B tile (rows split across
   // threads on small maps) for few rows: strided B rows cost more than packing on large maps, but
   // save the duplicated packing on small ones.
@@ -258,6 +290,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
   {
     float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
     float* ctile = csize ? workspace_nothrow(kSlotGemmC, csize) : nullptr;
+    alignas(64) float abuf[kMaxMR * kSgemmKC];  // one A panel packed here (lazy_a)
     const bool ok = bbuf && (ctile || !csize);
     if (!ok) failure.set();
 #pragma omp for schedule(dynamic, 1)
@@ -330,11 +363,18 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
           // their output: MR rows are written across the whole tile width in turn (long runs
           // per row) instead of 32 columns of every row per panel; with so little depth per
           // output the layer is bound by writing C.
+          // An A packed here (lazy_a) is read once from its rows, which the hardware prefetcher
+          // follows, into abuf: no software prefetch then.
           const int64_t pfloats = (int64_t)MR * kc;
           for (int64_t i = it.m0; i < it.m1; i += MR) {
-            const float* ap = p.A->panel(k0, kc, i / MR);
+            const float* ap = abuf;
+            if (lazy_a)
+              p.A->pack_panel(k0, kc, i / MR, abuf);
+            else
+              ap = p.A->panel(k0, kc, i / MR);
             // The panel kPrefetchPanels ahead, fetched from inside the first block's k loop.
-            const float* pf = prefetch_a && i + kPrefetchPanels * MR < it.m1 ? ap + kPrefetchPanels * pfloats : nullptr;
+            const float* pf =
+                !lazy_a && prefetch_a && i + kPrefetchPanels * MR < it.m1 ? ap + kPrefetchPanels * pfloats : nullptr;
             for (int64_t jp = 0; jp * NR < nc; ++jp) {
               int64_t ldb;
               const float* bp = bpanel(jp, ldb);
@@ -362,9 +402,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs, int64_t M, int64_t K, bool
 
 void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t rsb,
            int64_t csb, float* c, int64_t ldc, const float* bias_row, const float* bias_col, bool relu) {
-  const CpuKernels& kernels = active_kernels();
   PackedA A;
-  pack_a(A, kernels, M, K, a, rsa, csa, workspace(kSlotPackedA, (size_t)packed_a_size(kernels, M, K)));
+  describe_a(A, active_kernels(), M, K, a, rsa, csa);  // packed by sgemm_run, per panel or whole
   MatrixBSource B(b, rsb, csb);
   sgemm_run({GemmProblem{&A, &B, N, c, ldc, bias_row, bias_col}}, M, K, relu);
 }

@@ -40,9 +40,15 @@ struct PackedA {
   const CpuKernels* kernels = nullptr;  // the ISA it was packed for (its MR), and runs with
   int MR = 0;
   int64_t M = 0, K = 0, Mpad = 0;
-  AlignedBuffer<float> data;  // owned storage: for each KC block at k0, Mpad/MR panels of (kc x MR)
+  AlignedBuffer<float> data;    // owned storage: for each KC block at k0, Mpad/MR panels of (kc x MR)
   const float* base = nullptr;  // the panels: data, or scratch the caller lent (pack_a's storage)
+  // Not packed yet (a per-call GEMM, see describe_a): A(i, k) = src[i * src_rs + k * src_cs].
+  const float* src = nullptr;
+  int64_t src_rs = 0, src_cs = 0;
+  bool packed() const { return base != nullptr; }
   const float* panel(int64_t k0, int64_t kc, int64_t ip) const { return base + k0 * Mpad + ip * MR * kc; }
+  // Panel ip of the depth block at k0 (kc deep), packed from src into dst (kc x MR floats).
+  void pack_panel(int64_t k0, int64_t kc, int64_t ip, float* dst) const;
 };
 // Floats the packed A of an M x K matrix takes on kernels' ISA.
 int64_t packed_a_size(const CpuKernels& kernels, int64_t M, int64_t K);
@@ -52,6 +58,11 @@ int64_t packed_a_size(const CpuKernels& kernels, int64_t M, int64_t K);
 // fresh pages every call (a 512 x 4608 A: 9 MiB, more time than the GEMM's arithmetic).
 void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs,
             float* storage = nullptr);
+// The same A described but not packed: sgemm_run packs each panel just before its use when each
+// panel is used by one work item only (narrow C: 7x7 maps), so A is read once and never written
+// back out (a 512 x 4608 A packed up front cost a third of the GEMM in writes and re-reads);
+// otherwise it packs the whole matrix into the calling thread's workspace first.
+void describe_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs);
 
 // A K x N matrix that can be packed into NR-column panels:
 // dst[p * kc * NR + (k - k0) * NR + jj] = B(k, j0 + p * NR + jj), zero for columns >= N.
