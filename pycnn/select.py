@@ -16,7 +16,8 @@ behind each one. In order, a convolution runs:
      direct_oc with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small
      input per image (ResNet's stride-2 3x3s), for every stride-1 window larger than 1x1 that
-     Winograd does not take, for unpadded 1x1s on maps of <= DIRECT_OC_POINTWISE_MAX_MAP pixels,
+     Winograd does not take, for unpadded 1x1s on maps of <= DIRECT_OC_POINTWISE_MAX_MAP pixels
+     or strided ones reading at most DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES per image,
      and for windows larger than 1x1 with few outputs;
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
 Every name it returns is an algorithm of pycnn/registry.py that runs the shape (tests/test_select.py).
@@ -43,10 +44,11 @@ DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
 DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_C = 32  # 3x3 layers Winograd would take with at most this many C/groups ...
 DIRECT_OC_FEW_C_MAX_PIXELS = 196  # ... and N*Ho*Wo at most this -> direct_oc ...
-DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups and DIRECT_OC_FEW_K outputs
+DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups, at any size
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
+DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an image's input at most this
 
 # The thresholds measured per ISA. winograd_small_maps: Winograd-eligible layers with at most
 # DIRECT_OC_MAX_PIXELS_ANY output pixels run F2 (rule 2) rather than direct_oc (rule 1).
@@ -79,9 +81,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     ):
         return "direct_oc"
     if winograd:
-        if cg <= DIRECT_OC_FEW_C and (
-            pixels <= DIRECT_OC_FEW_C_MAX_PIXELS or (cg <= DIRECT_OC_FEWER_C and kg <= DIRECT_OC_FEW_K)
-        ):
+        if cg <= DIRECT_OC_FEWER_C or (cg <= DIRECT_OC_FEW_C and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS):
             return "direct_oc"
         return winograd_tile(shape, isa)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
@@ -98,7 +98,13 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
         cg > DIRECT_MAX_CHANNELS
         and shape.R == shape.S == 1
         and shape.pad == (0, 0, 0, 0)
-        and shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP
+        and (
+            shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP
+            or (
+                shape.stride != (1, 1)
+                and shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES
+            )
+        )
     ):
         return "direct_oc"
     if cg > DIRECT_MAX_CHANNELS and kg <= DIRECT_OC_FEW_K and shape.R * shape.S > 1:

@@ -34,7 +34,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2 at batch 8
         (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 with few outputs
         (shape(N=8, C=16, H=28, W=28, K=32), "direct_oc"),  # 3x3, few channels both ways
-        (shape(N=8, C=16, H=28, W=28, K=33), "winograd_f4"),
+        (shape(N=8, C=16, H=28, W=28, K=33), "direct_oc"),  # 16 input channels: at any size
+        (shape(N=8, C=16, H=14, W=14, K=48), "direct_oc"),  # GoogLeNet 4a 5x5-branch 3x3 at batch 8
         (shape(N=8, C=17, H=28, W=28, K=32), "winograd_f4"),
         (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
         (shape(C=33, H=14, W=14, K=128), "winograd_f4"),  # 16 F4 tiles
@@ -53,7 +54,7 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=256, H=11, W=11, K=256), "winograd_f2"),  # 9 F4 tiles
         (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
         (shape(C=192, H=19, W=19, K=192), "winograd_f4"),  # AlphaGo: 25
-        (shape(C=16), "winograd_f4"),
+        (shape(C=16), "direct_oc"),  # 16 input channels: ties F4 at batch 1 on 56x56, wins at batch 8
         (shape(C=8), "direct_oc"),  # 3x3 with 8 channels: no Winograd
         (shape(C=3, R=7, S=7, stride=2, pad=3), "direct_oc"),  # ResNet conv1: 64 outputs
         (shape(C=3, K=16, R=5, S=5, pad=2), "direct"),  # ConvNetJS conv1: 16 outputs
@@ -74,6 +75,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),  # to 14x14
         (shape(N=8, C=512, H=7, W=7, K=2048, R=1, S=1, pad=1), "im2col"),  # padded 1x1
         (shape(N=8, C=4, H=7, W=7, K=64, R=1, S=1, pad=0), "im2col"),  # few input channels
+        (shape(N=8, C=64, H=56, W=56, K=128, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 0.8 MB per image
+        (shape(N=8, C=256, H=56, W=56, K=512, R=1, S=1, stride=2, pad=0), "im2col"),  # 3.2 MB per image
     ],
 )
 def test_heuristic(s, want):
