@@ -107,3 +107,51 @@ def test_fma_peak_loop_runs_on_every_isa():
         _C.fma_peak(0, 10)
     with pytest.raises(ValueError, match="iters"):
         _C.fma_peak(1, 0)
+
+
+# The packers (sgemm_pack.inl) run directly: the destination's guard past the packed block is
+# poisoned, so a store outside the block (the whole-vector stores of a narrow row group spill
+# past their row on purpose, and must stay inside the block) fails the test.
+GUARD = 64
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("P", [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48])
+@pytest.mark.parametrize("kc", [1, 2, 7, 8, 9, 16, 17, 33, 256])
+def test_pack_transposed(isa, P, kc):
+    rng = np.random.default_rng(P * 1000 + kc)
+    for rows in sorted({1, max(1, P // 2), max(1, P - 1), P}):
+        src = rng.standard_normal((rows, kc), dtype=np.float32)
+        out = np.full(kc * P + GUARD, np.nan, np.float32)
+        _C.sgemm_pack_transposed(isa, src, P, out)
+        want = np.zeros((kc, P), np.float32)
+        want[:, :rows] = src.T
+        np.testing.assert_array_equal(out[: kc * P].reshape(kc, P), want)
+        assert np.isnan(out[kc * P :]).all(), f"wrote past the block (rows {rows})"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("NR", [8, 16, 24, 32, 48])
+@pytest.mark.parametrize("nc", [1, 5, 16, 47, 48, 49, 100])
+def test_pack_rows(isa, NR, nc):
+    rng = np.random.default_rng(NR * 1000 + nc)
+    src = rng.standard_normal((40, 130), dtype=np.float32)
+    k0, kc, j0 = 3, 33, 7
+    panels = -(-nc // NR)
+    out = np.full(panels * kc * NR + GUARD, np.nan, np.float32)
+    _C.sgemm_pack_rows(isa, src, k0, kc, j0, nc, NR, out)
+    block = np.zeros((kc, panels * NR), np.float32)
+    block[:, :nc] = src[k0 : k0 + kc, j0 : j0 + nc]
+    want = block.reshape(kc, panels, NR).transpose(1, 0, 2).ravel()
+    np.testing.assert_array_equal(out[: panels * kc * NR], want)
+    assert np.isnan(out[panels * kc * NR :]).all()
+
+
+def test_pack_bad_arguments():
+    src = np.zeros((4, 8), np.float32)
+    with pytest.raises(ValueError, match="P"):
+        _C.sgemm_pack_transposed(ISAS[0], src, 3, np.zeros(100, np.float32))
+    with pytest.raises(ValueError, match="out"):
+        _C.sgemm_pack_transposed(ISAS[0], src, 4, np.zeros(31, np.float32))
+    with pytest.raises(ValueError, match="j0, nc"):
+        _C.sgemm_pack_rows(ISAS[0], src, 0, 4, 4, 5, 8, np.zeros(100, np.float32))

@@ -153,6 +153,37 @@ void bind_gemm(py::module_& m) {
       py::arg("isa"), py::arg("name"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("mr"), py::arg("nr"),
       py::arg("accumulate"), py::arg("last"), py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),
       py::arg("residual") = py::none(), py::arg("relu") = false, py::arg("prefetch") = false);
+  // One ISA's SGEMM packers run directly (tests/test_sgemm_ukernels.py): out is the destination
+  // including any guard the test poisons; the packer writes only its first kc * P floats
+  // (pack_transposed) or ceil(nc / NR) * kc * NR (pack_rows).
+  m.def(
+      "sgemm_pack_transposed",
+      [](const std::string& isa, farray src, int P, farray out) {
+        const Isa want = isa_from_name(isa);
+        require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+        require_ndim(src, 2, "src");
+        const int64_t rows = src.shape(0), kc = src.shape(1);
+        require(P >= 1 && rows <= P, "P: expected rows <= P");
+        require(out.size() >= kc * P, "out: expected at least kc * P floats");
+        float* o = wptr(out, "out");
+        cpu_kernels(want).pack_transposed(src.data(), kc, (int)rows, P, kc, o);
+      },
+      py::arg("isa"), py::arg("src"), py::arg("P"), py::arg("out"));
+  m.def(
+      "sgemm_pack_rows",
+      [](const std::string& isa, farray src, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, farray out) {
+        const Isa want = isa_from_name(isa);
+        require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+        require_ndim(src, 2, "src");
+        require(k0 >= 0 && kc >= 1 && k0 + kc <= src.shape(0), "k0, kc: outside src's rows");
+        require(j0 >= 0 && nc >= 1 && j0 + nc <= src.shape(1), "j0, nc: outside src's columns");
+        require(NR >= 1, "NR: expected >= 1");
+        require(out.size() >= (nc + NR - 1) / NR * kc * NR, "out: expected at least ceil(nc / NR) * kc * NR floats");
+        float* o = wptr(out, "out");
+        cpu_kernels(want).pack_rows(src.data(), src.shape(1), k0, kc, j0, nc, NR, o);
+      },
+      py::arg("isa"), py::arg("src"), py::arg("k0"), py::arg("kc"), py::arg("j0"), py::arg("nc"), py::arg("NR"),
+      py::arg("out"));
 }
 
 }  // namespace pycnn
