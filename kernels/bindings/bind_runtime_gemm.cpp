@@ -61,6 +61,17 @@ void bind_runtime(py::module_& m) {
       py::arg("threads"), py::arg("iters") = 20000000);
 }
 
+namespace {
+
+// The kernel table of the ISA named (the tests' direct kernel calls), if this CPU runs it.
+const CpuKernels& runnable_kernels(const std::string& isa) {
+  const Isa want = isa_from_name(isa);
+  require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+  return cpu_kernels(want);
+}
+
+}  // namespace
+
 void bind_gemm(py::module_& m) {
   // c = a @ b (+ bias per row / per column) (ReLU): a (M, K), b (K, N), or b_transposed (N, K).
   m.def(
@@ -120,9 +131,8 @@ void bind_gemm(py::module_& m) {
       "sgemm_ukernel_run",
       [](const std::string& isa, const std::string& name, farray a, farray b, farray c, int mr, int nr, bool accumulate,
          bool last, py::object bias_row, py::object bias_col, py::object residual, bool relu, bool prefetch) {
-        const Isa want = isa_from_name(isa);
-        require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
-        const SgemmVariants vs = cpu_kernels(want).sgemm_variants();
+        const CpuKernels& table = runnable_kernels(isa);
+        const SgemmVariants vs = table.sgemm_variants();
         const SgemmVariant* v = nullptr;
         for (int i = 0; i < vs.count; ++i)
           if (name == vs.items[i].name) v = &vs.items[i];
@@ -159,28 +169,26 @@ void bind_gemm(py::module_& m) {
   m.def(
       "sgemm_pack_transposed",
       [](const std::string& isa, farray src, int P, farray out) {
-        const Isa want = isa_from_name(isa);
-        require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+        const CpuKernels& table = runnable_kernels(isa);
         require_ndim(src, 2, "src");
         const int64_t rows = src.shape(0), kc = src.shape(1);
         require(P >= 1 && rows <= P, "P: expected rows <= P");
         require(out.size() >= kc * P, "out: expected at least kc * P floats");
         float* o = wptr(out, "out");
-        cpu_kernels(want).pack_transposed(src.data(), kc, (int)rows, P, kc, o);
+        table.pack_transposed(src.data(), kc, (int)rows, P, kc, o);
       },
       py::arg("isa"), py::arg("src"), py::arg("P"), py::arg("out"));
   m.def(
       "sgemm_pack_rows",
       [](const std::string& isa, farray src, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, farray out) {
-        const Isa want = isa_from_name(isa);
-        require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+        const CpuKernels& table = runnable_kernels(isa);
         require_ndim(src, 2, "src");
         require(k0 >= 0 && kc >= 1 && k0 + kc <= src.shape(0), "k0, kc: outside src's rows");
         require(j0 >= 0 && nc >= 1 && j0 + nc <= src.shape(1), "j0, nc: outside src's columns");
         require(NR >= 1, "NR: expected >= 1");
         require(out.size() >= (nc + NR - 1) / NR * kc * NR, "out: expected at least ceil(nc / NR) * kc * NR floats");
         float* o = wptr(out, "out");
-        cpu_kernels(want).pack_rows(src.data(), src.shape(1), k0, kc, j0, nc, NR, o);
+        table.pack_rows(src.data(), src.shape(1), k0, kc, j0, nc, NR, o);
       },
       py::arg("isa"), py::arg("src"), py::arg("k0"), py::arg("kc"), py::arg("j0"), py::arg("nc"), py::arg("NR"),
       py::arg("out"));

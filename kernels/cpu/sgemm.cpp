@@ -16,11 +16,6 @@
 
 namespace pycnn {
 
-int64_t packed_a_size(const CpuKernels& kernels, int64_t M, int64_t K) {
-  const int MR = kernels.sgemm_mr(M);
-  return (M + MR - 1) / MR * MR * K;
-}
-
 void describe_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs) {
   const int MR = kernels.sgemm_mr(M);
   out.kernels = &kernels;
@@ -244,7 +239,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, b
       for (auto& p : probs_in)
         if (p.A != p0.A) throw std::logic_error("sgemm_run: an unpacked A must be shared by every problem");
       const PackedA& a = *p0.A;
-      pack_a(whole, kern, M, K, a.src, a.src_rs, a.src_cs, workspace(kSlotPackedA, (size_t)packed_a_size(kern, M, K)));
+      pack_a(whole, kern, M, K, a.src, a.src_rs, a.src_cs, workspace(kSlotPackedA, (size_t)(a.Mpad * K)));
       repacked = probs_in;
       for (auto& p : repacked) p.A = &whole;
       lazy_a = false;

@@ -50,10 +50,8 @@ struct PackedA {
   // Panel ip of the depth block at k0 (kc deep), packed from src into dst (kc x MR floats).
   void pack_panel(int64_t k0, int64_t kc, int64_t ip, float* dst) const;
 };
-// Floats the packed A of an M x K matrix takes on kernels' ISA.
-int64_t packed_a_size(const CpuKernels& kernels, int64_t M, int64_t K);
 // A(i, k) = a[i * rs + k * cs], packed in panels of kernels.sgemm_mr(M) rows, into out.data, or
-// into storage (packed_a_size floats, kept alive by the caller while out is used) when given:
+// into storage (Mpad * K floats, kept alive by the caller while out is used) when given:
 // a per-call GEMM packs into the calling thread's workspace instead of mapping and faulting in
 // fresh pages every call (a 512 x 4608 A: 9 MiB, more time than the GEMM's arithmetic).
 void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const float* a, int64_t rs, int64_t cs,

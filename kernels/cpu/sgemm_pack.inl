@@ -1,5 +1,5 @@
 // The SGEMM's packers, written once over a SIMD type V and instantiated per ISA by
-// sgemm_pack__<isa>.cpp.
+// sgemm_pack__<isa>.cpp (PYCNN_SGEMM_PACK_ISA).
 //
 // pack_transposed: a block whose source runs along k (a row-major A's rows, a transposed B's
 // columns) into k-major panels of P floats per k. Layout: dst[k * P + r] = src[r * ld + k] for r < rows, k < kc, and
@@ -49,10 +49,9 @@ void pack_transposed_impl(const float* __restrict src, int64_t ld, int rows, int
   };
   // The narrow last group first: its whole-vector stores spill into the next row's first
   // W - n columns, which are its own (one group) or a whole group's, written after it.
-  const int last = (P - 1) / W * W;
-  if (P - last < W) group(last);
-  for (int g0 = 0; g0 < P; g0 += W)
-    if (g0 != last || P - last == W) group(g0);
+  const int whole = P / W * W;  // lanes of the whole groups
+  if (whole < P) group(whole);
+  for (int g0 = 0; g0 < whole; g0 += W) group(g0);
 }
 
 // pack_rows: B(k, j) = src[k * ld + j] (a row-major matrix, a 1x1 convolution's input) into
@@ -77,4 +76,15 @@ void pack_rows_impl(const float* src, int64_t ld, int64_t k0, int64_t kc, int64_
 }
 
 }  // namespace
+
+// The table entries pack_transposed__<isa> and pack_rows__<isa> (cpu_kernels.h) of one ISA build.
+#define PYCNN_SGEMM_PACK_ISA(isa)                                                                             \
+  void pack_transposed__##isa(const float* src, int64_t ld, int rows, int P, int64_t kc, float* dst) {        \
+    pack_transposed_impl<simd::isa>(src, ld, rows, P, kc, dst);                                               \
+  }                                                                                                           \
+  void pack_rows__##isa(const float* src, int64_t ld, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, \
+                        float* dst) {                                                                         \
+    pack_rows_impl<simd::isa>(src, ld, k0, kc, j0, nc, NR, dst);                                              \
+  }
+
 }  // namespace pycnn

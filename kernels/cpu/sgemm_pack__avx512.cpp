@@ -3,13 +3,6 @@
 
 namespace pycnn {
 
-void pack_transposed__avx512(const float* src, int64_t ld, int rows, int P, int64_t kc, float* dst) {
-  pack_transposed_impl<simd::avx512>(src, ld, rows, P, kc, dst);
-}
-
-void pack_rows__avx512(const float* src, int64_t ld, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR,
-                       float* dst) {
-  pack_rows_impl<simd::avx512>(src, ld, k0, kc, j0, nc, NR, dst);
-}
+PYCNN_SGEMM_PACK_ISA(avx512)
 
 }  // namespace pycnn
