@@ -19,7 +19,10 @@ quiet() { grep -v "^WARNING: Location" || true; }
 WHEEL=$(ls "$WORK"/dist/*.whl)
 SDIST=$(ls "$WORK"/dist/*.tar.gz)
 echo "built $(basename "$SDIST") and $(basename "$WHEEL")"
-unzip -l "$WHEEL" | grep -q "pycnn/models/__init__.py" || { echo "the wheel lacks pycnn/models"; exit 1; }
+# (listed to a file first: with pipefail, `unzip | grep -q` fails when grep exits at its first
+# match and unzip dies writing the rest of the listing)
+unzip -l "$WHEEL" > "$WORK/wheel_files.txt"
+grep -q "pycnn/models/__init__.py" "$WORK/wheel_files.txt" || { echo "the wheel lacks pycnn/models"; exit 1; }
 
 smoke() {  # venv, what to pip install
   "$PY" -m venv "$WORK/$1"
