@@ -1,6 +1,11 @@
-"""The depthwise layers of MobileNet V2, EfficientNet-B0 and ConvNeXt-Tiny at batch 1: pycnn's
-depthwise kernel (prepared, algo='depthwise') against PyTorch's F.conv2d with groups=C, same
-process, 2 threads, medians: `python -m bench.depthwise_check` (docs/performance.md, Depthwise)."""
+"""The depthwise layers of MobileNet V2, EfficientNet-B0, MNASNet, ShuffleNet V2 and ConvNeXt-Tiny:
+pycnn's two depthwise kernels against PyTorch's F.conv2d with groups=C, same process, 2 threads,
+medians: `python -m bench.depthwise_check [--batch N]` (docs/performance.md, Depthwise; PYCNN_ISA
+caps the ISA). Columns: depthwise (per NCHW plane), depthwise_c16 on NCHW tensors (transposed in
+and out per 16-channel block), depthwise_c16 on channel-blocked x and y (what a Graph runs between
+1x1 convs), and PyTorch."""
+
+import argparse
 
 import numpy as np
 
@@ -14,34 +19,59 @@ LAYERS = [
     (96, 112, 3, 2),
     (144, 56, 3, 1),
     (144, 56, 3, 2),
+    (192, 28, 3, 1),
     (384, 14, 3, 1),
+    (576, 14, 3, 2),
     (960, 7, 3, 1),
     (240, 28, 5, 1),
+    (672, 14, 5, 2),
+    (1152, 7, 5, 1),
+    (116, 28, 3, 1),  # ShuffleNet: not a multiple of 16
+    (72, 56, 3, 1),  # MNASNet
     (96, 56, 7, 1),
     (768, 7, 7, 1),
 ]
 
 
+def _blocked(x):
+    N, C, H, W = x.shape
+    return np.ascontiguousarray(x.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
+
+
 def main():
     import torch
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=1)
+    args = ap.parse_args()
     torch.set_num_threads(2)
     pycnn.set_num_threads(2)
     rng = np.random.default_rng(0)
-    print(f"ISA {pycnn._C.get_isa()}, 2 threads; speed = torch time / pycnn time")
+    print(f"ISA {pycnn._C.get_isa()}, 2 threads, batch {args.batch}; medians in ms; speed = torch / best pycnn")
+    print(f"{'layer':<16} {'plane':>8} {'c16':>8} {'c16 blk':>8} {'torch':>8} {'speed':>6}")
     for C, H, R, st in LAYERS:
-        x = rng.standard_normal((1, C, H, H), dtype=np.float32)
+        x = rng.standard_normal((args.batch, C, H, H), dtype=np.float32)
         w = rng.standard_normal((C, 1, R, R), dtype=np.float32)
-        p = pycnn.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo="depthwise")
+        cands = {}
+        for algo in ("depthwise", "depthwise_c16"):
+            call = pycnn.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo=algo).bind([x.shape], None)
+            cands[algo] = lambda call=call: call(x)
+        if C % 16 == 0:
+            conv = pycnn.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo="depthwise_c16")
+            blk = conv.bind([x.shape], None, layout=(3, "depthwise_c16"))
+            xb = _blocked(x)
+            cands["blocked"] = lambda: blk(xb)
         tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-
-        def peer():
-            return torch.nn.functional.conv2d(tx, tw, padding=R // 2, stride=st, groups=C)
-
-        t = compare({"pycnn": lambda: p(x), "torch": peer}, rounds=3, target_s=0.2, max_reps=50, min_samples=5)
-        a, b = t["pycnn"]["median_s"] * 1e3, t["torch"]["median_s"] * 1e3
-        gbs = (x.nbytes + x.nbytes / st / st) / 1e6 / a
-        print(f"{C:4d}@{H:<3d} {R}x{R} s{st}: pycnn {a:.3f} ms, torch {b:.3f} ms, speed {b / a:.2f}x ({gbs:.1f} GB/s)")
+        cands["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, padding=R // 2, stride=st, groups=C)
+        t = compare(cands, rounds=3, target_s=0.2, max_reps=50, min_samples=5)
+        ms = {k: v["median_s"] * 1e3 for k, v in t.items()}
+        best = min(v for k, v in ms.items() if k != "torch")
+        blk_ms = f"{ms['blocked']:8.3f}" if "blocked" in ms else f"{'-':>8}"
+        print(
+            f"{C:4d}@{H:<3d} {R}x{R} s{st}  {ms['depthwise']:8.3f} {ms['depthwise_c16']:8.3f} {blk_ms} "
+            f"{ms['torch']:8.3f} {ms['torch'] / best:6.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from . import _C, ops, reference
 from . import layout as _layout
 from ._shapes import conv_output_size, conv_padding, pair, pool_output_size
 from ._validate import as_array
-from .prepared import ConvMaxMap, PreparedConv
+from .prepared import UNARY_CLIP, ConvMaxMap, PreparedConv
 from .step_kernel import Kernel
 
 
@@ -400,7 +400,7 @@ UNARY_FNS = (
 )
 # The functions with a C++ kernel (_C.unary, kernels/cpu/eltwise_unary.inl: vectorized per ISA,
 # exp and erf approximated to ~2e-7 relative / 1.5e-7 absolute); the others run in NumPy.
-_C_UNARY = {"clip": 0, "sigmoid": 1, "hardsigmoid": 2, "hardswish": 3, "silu": 4, "erf": 5, "gelu": 6}
+_C_UNARY = {"clip": UNARY_CLIP, "sigmoid": 1, "hardsigmoid": 2, "hardswish": 3, "silu": 4, "erf": 5, "gelu": 6}
 
 
 class Unary(Op):

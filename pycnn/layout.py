@@ -14,13 +14,14 @@ from a tile's few whole lines, nothing is packed, and a blocked output needs no 
 Which tensors: the largest set (found by dropping tensors until nothing changes, plan()) where,
 for each blocked tensor,
   * its producer writes it: a conv with groups 1 and 16 | K that runs direct_oc (any geometry),
-    Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a max
+    Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a
+    depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16); a max
     pool whose input is blocked; a channel concat whose inputs all are; or any other op (or a
     pool on an NCHW input) followed by a reorder in its step, when a conv reading the tensor as
     x writes a blocked output itself (so the layout pays for the copy);
   * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
-    stride; as x, or as the residual added in their epilogue, in either layout), max pools and
-    channel concats whose own outputs are blocked;
+    stride; as x, or as the residual added in their epilogue, in either layout), depthwise convs
+    as above (x or residual), max pools and channel concats whose own outputs are blocked;
   * a reader takes it as its main input (the reason to block it) or its producer is a conv
     whose x is blocked (then writing it blocked costs nothing), and it is not a graph output.
 In ResNet-50/101/152 that is everything from the stem conv to the last bottleneck: the residual
@@ -28,7 +29,8 @@ stream, each bottleneck's 3x3 output (conv1 1x1: blocked x, NCHW y for the 3x3 -
 direct_oc: blocked y -> conv3 1x1: blocked x, y and residual). In GoogLeNet every Inception
 concat but the last (all branch widths are multiples of 16) with its pools, so the 1x1 branch
 convs read blocked x. ResNet-18/34, AlexNet, AlphaGo and the small networks have no reader and
-are unchanged.
+are unchanged. In MobileNet V2 each inverted residual block whose widths are multiples of 16
+(expand 1x1 -> depthwise 3x3 -> project 1x1, and the residual stream between blocks).
 
 Only when the Graph's algorithm is "auto" or "direct_oc": a Graph told to run one algorithm
 (im2col, winograd, ...) runs exactly that everywhere. ENABLED = False turns this off (A/B and
@@ -60,15 +62,25 @@ def _conv_shape(step, shapes):
 # The algorithm that runs a conv step reading a blocked x or residual, and any conv whose own
 # algorithm cannot write its blocked output: the registry says which geometries it takes.
 BLOCKED_RUNNER = "direct_oc"
+# The same for depthwise convs (groups == C == K), whichever of the depthwise kernels auto chose.
+DEPTHWISE_RUNNER = "depthwise_c16"
+DEPTHWISE_ALGOS = ("depthwise", DEPTHWISE_RUNNER)
 
 
 def _runner(s, algo, bits):
     """The algorithm that runs conv s with these layout bits: its own where the registry says it
-    takes them, else BLOCKED_RUNNER where that does, else None."""
-    for a in (algo, BLOCKED_RUNNER):
+    takes them, else DEPTHWISE_RUNNER (depthwise convs) or BLOCKED_RUNNER where that does, else
+    None."""
+    for a in (algo, DEPTHWISE_RUNNER if algo in DEPTHWISE_ALGOS else BLOCKED_RUNNER):
         if registry.CONV[a].layout_ok(s, bits):
             return a
     return None
+
+
+def _depthwise_reader(s, algo):
+    """A depthwise conv (groups == C == K, 16 | C): DEPTHWISE_RUNNER reads and writes blocked x, y
+    and residual alike (MobileNet's expand 1x1 -> depthwise -> project 1x1 chain)."""
+    return algo in DEPTHWISE_ALGOS and registry.CONV[DEPTHWISE_RUNNER].layout_ok(s, X_BLOCKED)
 
 
 def _pointwise_reader(s):
@@ -119,7 +131,10 @@ def plan(steps, shapes, outputs, graph_algo):
         # its own algorithm writes the blocked y (Winograd only without a fused residual), or
         # BLOCKED_RUNNER does, for the 1x1 unpadded convs or when it runs the conv already
         s, algo = info[i]
-        own = registry.CONV[algo].layout_ok(s, Y_BLOCKED) and (algo == BLOCKED_RUNNER or len(steps[i].inputs) == 1)
+        if _depthwise_reader(s, algo):
+            return True
+        lay = registry.CONV[algo].layout_ok
+        own = lay(s, Y_BLOCKED) and (len(steps[i].inputs) == 1 or lay(s, Y_BLOCKED | RES_BLOCKED))
         one_by_one = s.R == 1 and s.S == 1 and s.pad == (0, 0, 0, 0) and s.dilation == (1, 1)
         return own or (one_by_one and registry.CONV[BLOCKED_RUNNER].layout_ok(s, Y_BLOCKED))
 
@@ -134,7 +149,7 @@ def plan(steps, shapes, outputs, graph_algo):
 
     def reads(i, pos, B):  # step i can read its input pos blocked
         if i in info:
-            return _pointwise_reader(info[i][0]) and pos <= 1
+            return (_pointwise_reader(info[i][0]) or _depthwise_reader(*info[i])) and pos <= 1
         # A pool or concat works on blocked tensors only from and to blocked ones: a concat
         # with an NCHW input is made in NCHW (then reordered), so none of its inputs may be
         # blocked.

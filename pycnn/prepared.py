@@ -19,6 +19,8 @@ from ._validate import activation_flag, as_array, as_vector
 from .ops import IntPair, Padding
 from .step_kernel import NO_LAYOUT
 
+UNARY_CLIP = 0  # _C.unary's code for clip (UnaryFn::clip, kernels/cpu/ops_cpu.h)
+
 
 class PreparedConv:
     """Callable like conv2d with the weights, bias and geometry fixed: y = prepared(x).
@@ -63,8 +65,9 @@ class PreparedConv:
         if not auto_elsewhere:
             registry.check(algo, probe)  # the ValueError that says why this algorithm cannot run it
         self.algo, self.auto_elsewhere = algo, bool(auto_elsewhere)
-        # An element-wise activation after bias, residual and ReLU: (fn code of _C.unary, a, b),
-        # applied in place on the output in the same call (a Graph's fuse_activation pass).
+        # An element-wise activation after bias, residual and ReLU: (fn code of _C.unary, a, b)
+        # (a Graph's fuse_activation pass). A clip (ReLU6) is the kernels' epilogue clamp; the
+        # others run in place on the output in the same call (_epilogue).
         self.post = None
         self._groups = probe.groups
         self._handles = {}  # algorithm -> prepared weights, made once on first use
@@ -126,14 +129,26 @@ class PreparedConv:
                 y = y + residual
                 if relu_after:
                     y = np.where(y < 0, np.float32(0), y)  # NaN stays NaN
-            return self._post(np.ascontiguousarray(y, np.float32))
+            return self._post(np.ascontiguousarray(y, np.float32), clamped=False)
         y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
         self._run(algo, x, s, y, residual)
         return self._post(y)
 
-    def _post(self, y):
-        if self.post is not None:
-            _C.unary(self.post[0], y, y, self.post[1], self.post[2])
+    def _epilogue(self):
+        """(clip_lo, clip_hi, post): the clamp the kernels apply in their epilogue after ReLU
+        (a clip post-activation with lo <= hi: ReLU6, ONNX's Clip) and the post-activation left to
+        run over y afterwards (None when there is none or the clamp took it)."""
+        post = self.post
+        if post is not None and post[0] == UNARY_CLIP and post[1] <= post[2]:
+            return float(post[1]), float(post[2]), None
+        return -np.inf, np.inf, post
+
+    def _post(self, y, clamped=True):
+        """The post-activation on y in place: what remains after the kernels' clamp, or all of it
+        (clamped False: the Python algorithms)."""
+        post = self._epilogue()[2] if clamped else self.post
+        if post is not None:
+            _C.unary(post[0], y, y, post[1], post[2])
         return y
 
     def _run(self, algo, x, s, y, residual):
@@ -149,6 +164,7 @@ class PreparedConv:
             s.dilation[1],
             self.relu,
             residual,
+            *self._epilogue()[:2],
         )
 
     def bind(self, in_shapes, out_shape, max_map=0, layout=NO_LAYOUT):
@@ -180,12 +196,14 @@ class PreparedConv:
             self.relu,
             max_map,
             bits,
+            *self._epilogue()[:2],
         )
-        if self.post is None:
+        post = self._epilogue()[2]
+        if post is None:
             return call
         if max_map:
             raise ValueError("a post-activation cannot follow a max over the maps")
-        code, lo, hi = self.post
+        code, lo, hi = post
         unary = _C.unary
 
         def run(x, residual=None):  # the activation in place, on y in whatever layout it has

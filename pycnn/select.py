@@ -5,7 +5,9 @@ autotuner (pycnn.autotune). Its thresholds were measured with `python -m bench l
 Graph.profile inside the networks (2 threads, batch 1 and 8, weights cold as in a network),
 on the AVX-512 development machine; docs/performance.md ("The auto rule") has the measurements
 behind each one. In order, a convolution runs:
-  0. depthwise when each group has one input channel (groups == C > 1: MobileNet, EfficientNet);
+  0. depthwise when each group has one input channel (groups == C > 1: MobileNet, EfficientNet):
+     depthwise_c16 (vectorized over channels) with one output channel per group, on maps at most
+     ISA_RULES' depthwise_c16_max_width wide, else depthwise (per plane);
   1. direct_oc when it has more than DIRECT_MAX_CHANNELS input channels per group and at most
      DIRECT_OC_MAX_PIXELS_ANY output pixels in the batch (ResNet's 7x7 maps at batch 1), or a
      window larger than 1x1 with at most DIRECT_OC_FEW_K outputs on DIRECT_OC_FEW_K_MAX_PIXELS;
@@ -22,9 +24,10 @@ behind each one. In order, a convolution runs:
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
 Every name it returns is an algorithm of pycnn/registry.py that runs the shape (tests/test_select.py).
 
-Per ISA (ISA_RULES, keyed by the active kernel table's ISA): the F4 tile threshold, and whether a
+Per ISA (ISA_RULES, keyed by the active kernel table's ISA): the F4 tile threshold, whether a
 Winograd-eligible 3x3 layer on a small map (rule 1's <= DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2
-instead of direct_oc. Where each was measured: docs/performance.md ("The auto rule").
+instead of direct_oc, and the widest map depthwise_c16 takes. Where each was measured:
+docs/performance.md ("The auto rule").
 """
 
 from __future__ import annotations
@@ -52,10 +55,13 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 
 # The thresholds measured per ISA. winograd_small_maps: Winograd-eligible layers with at most
 # DIRECT_OC_MAX_PIXELS_ANY output pixels run F2 (rule 2) rather than direct_oc (rule 1).
+# depthwise_c16_max_width: depthwise convs with one output channel per group and output maps at
+# most this wide (None: any) run depthwise_c16, the others depthwise (rule 0); SSE2's register
+# transposes make the NCHW path of depthwise_c16 lose on wide maps.
 ISA_RULES = {
-    "avx512": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": False},
-    "avx2": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True},
-    "generic": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True},
+    "avx512": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": False, "depthwise_c16_max_width": None},
+    "avx2": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True, "depthwise_c16_max_width": None},
+    "generic": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True, "depthwise_c16_max_width": 14},
 }
 
 
@@ -68,7 +74,9 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     """The documented rule (no timing), for isa's kernels (default: the active ISA's)."""
     r = rules(isa)
     if shape.groups > 1 and CONV["depthwise"].supports(shape):
-        return "depthwise"
+        wmax = r["depthwise_c16_max_width"]
+        c16 = CONV["depthwise_c16"].supports(shape) and (wmax is None or shape.Wo <= wmax)
+        return "depthwise_c16" if c16 else "depthwise"
     cg = shape.C // shape.groups
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups

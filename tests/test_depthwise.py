@@ -8,7 +8,7 @@ from test_conv2d import _ref as conv_ref
 
 import pycnn
 from conftest import assert_close, conv_data, conv_poisoned
-from pycnn import _C
+from pycnn import _C, layout
 from pycnn._shapes import ConvShape
 
 # N, C, H, W, multiplier, R, S, stride, padding, dilation
@@ -53,7 +53,10 @@ def test_prepared_with_residual_and_relu(rng):
 
 def test_auto_picks_depthwise_and_refuses_dense_shapes():
     s = ConvShape((1, 32, 56, 56), (32, 1, 3, 3), 1, 1, 1, 32)
-    assert pycnn.select.heuristic(s) == "depthwise"
+    assert pycnn.select.heuristic(s, "avx512") == pycnn.select.heuristic(s, "avx2") == "depthwise_c16"
+    assert pycnn.select.heuristic(s, "generic") == "depthwise"  # SSE2: per plane on maps over 14 wide
+    small = ConvShape((1, 32, 14, 14), (32, 1, 3, 3), 1, 1, 1, 32)
+    assert pycnn.select.heuristic(small, "generic") == "depthwise_c16"
     assert pycnn.select.heuristic(ConvShape((1, 32, 56, 56), (64, 1, 3, 3), 2, 1, 1, 32)) == "depthwise"
     dense = ConvShape((1, 32, 56, 56), (32, 8, 3, 3), 1, 1, 1, 4)
     assert pycnn.select.heuristic(dense) != "depthwise"
@@ -82,3 +85,94 @@ def test_weights_prepared_once():
     for _ in range(3):
         p(np.ones((1, 8, 5, 5), np.float32))
     assert _C.weight_transform_count() == before
+
+
+def _blk(a):
+    N, C, H, W = a.shape
+    return np.ascontiguousarray(a.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
+
+
+def _unblk(a):
+    N, CB, H, W, _ = a.shape
+    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))
+
+
+# depthwise_c16 (vectorized over 16-channel blocks): N, C, H, W, R, stride, padding, dilation.
+C16_CASES = [
+    (2, 32, 13, 17, 3, 1, 1, 1),
+    (1, 16, 14, 14, 3, 2, 1, 1),  # MobileNet's stride 2 on an even map
+    (1, 48, 9, 30, 5, 2, 2, 1),  # EfficientNet's 5x5 stride 2; pixel blocks and a tail
+    (1, 16, 7, 7, 7, 1, 3, 1),  # ConvNeXt's 7x7 on a map as wide as the kernel
+    (2, 32, 11, 12, 3, 1, 2, 2),  # dilated
+    (1, 16, 1, 1, 3, 1, 1, 1),  # every tap but the centre reads padding
+    (1, 16, 5, 40, 3, 3, 0, 1),  # stride 3, no padding
+    (1, 16, 300, 9, 3, 1, 1, 1),  # more rows than one band holds
+]
+
+
+@pytest.mark.parametrize("case", C16_CASES, ids=lambda c: "x".join(map(str, c[:6])))
+@pytest.mark.parametrize("bits", range(8))
+def test_c16_layouts_match_the_reference_every_isa(case, bits, isa, rng):
+    """x, y and the residual each NCHW16c or NCHW (layout bits 1, 2, 4), with and without ReLU:
+    the output poisoned with NaN, so an element the kernel skips fails."""
+    N, C, H, W, R, stride, pad, dil = case
+    x, w, b = conv_data(rng, N, C, H, W, C, 1, R, R)
+    s = ConvShape(x.shape, w.shape, stride, pad, dil, C)
+    res = rng.standard_normal((N, C, s.Ho, s.Wo), dtype=np.float32)
+    for relu, with_res in ((False, False), (True, True), (True, False)):
+        act = "relu" if relu else None
+        conv = pycnn.prepare_conv(
+            w, b, stride=stride, padding=pad, dilation=dil, groups=C, algo="depthwise_c16", activation=act
+        )
+        call = conv.bind([x.shape], None, layout=(bits, "depthwise_c16"))
+        y_shape = (N, C // 16, s.Ho, s.Wo, 16) if bits & 2 else (N, C, s.Ho, s.Wo)
+        out = np.full(y_shape, np.nan, np.float32)
+        r = (_blk(res) if bits & 4 else res) if with_res else None
+        call(_blk(x) if bits & 1 else x, r, out)
+        got = _unblk(out) if bits & 2 else out
+        assert_close(got, _ref(x, w, b, stride, pad, dil, C, "relu" if relu else None, res if with_res else None))
+
+
+@pytest.mark.parametrize("C", [5, 20, 35])
+def test_c16_channels_not_a_multiple_of_16_every_isa(C, isa, rng):
+    """NCHW tensors with a partial last block: its extra lanes are computed and never stored."""
+    for H, W, stride in ((7, 7, 1), (14, 13, 2), (5, 37, 1)):
+        x, w, b = conv_data(rng, 2, C, H, W, C, 1, 3, 3)
+        s = ConvShape(x.shape, w.shape, stride, 1, 1, C)
+        r = rng.standard_normal((2, C, s.Ho, s.Wo), dtype=np.float32)
+        for relu in (False, True):
+            y = conv_poisoned(x, w, b, stride, 1, 1, C, "depthwise_c16", relu)
+            assert_close(y, _ref(x, w, b, stride, 1, 1, C, "relu" if relu else None))
+        p = pycnn.prepare_conv(w, b, stride=stride, padding=1, groups=C, algo="depthwise_c16")
+        assert_close(p(x, residual=r), _ref(x, w, b, stride, 1, 1, C, None, r))
+
+
+def test_c16_checks():
+    w = np.ones((24, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="layout"):  # 24 channels: no 16-channel blocks
+        pycnn.prepare_conv(w, padding=1, groups=24, algo="depthwise_c16").bind(
+            [(1, 24, 8, 8)], None, layout=(layout.X_BLOCKED, "depthwise_c16")
+        )
+    w = np.ones((32, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="groups == in_channels == out_channels"):  # a channel multiplier
+        pycnn.conv2d(np.zeros((1, 16, 8, 8), np.float32), w, padding=1, groups=16, algo="depthwise_c16")
+    call = pycnn.prepare_conv(w, padding=1, groups=32, algo="depthwise_c16").bind(
+        [(1, 32, 8, 8)], None, layout=(layout.X_BLOCKED | layout.Y_BLOCKED, "depthwise_c16")
+    )
+    with pytest.raises(ValueError, match="x: expected shape"):
+        call(np.zeros((1, 32, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="residual"):
+        call(np.zeros((1, 2, 8, 8, 16), np.float32), np.zeros((1, 32, 4, 4), np.float32))
+
+
+def test_c16_nan_and_inf_propagate_only_through_their_windows(rng):
+    x, w, b = conv_data(rng, 1, 16, 9, 12, 16, 1, 3, 3)
+    x[0, 3, 4, 5] = np.nan
+    x[0, 7, 0, 0] = np.inf
+    w = np.abs(w)
+    call = pycnn.prepare_conv(w, b, padding=1, groups=16, algo="depthwise_c16").bind(
+        [x.shape], None, layout=(layout.X_BLOCKED | layout.Y_BLOCKED, "depthwise_c16")
+    )
+    y = _unblk(call(_blk(x)))
+    assert np.isnan(y[0, 3, 3:6, 4:7]).all() and np.isnan(y).sum() == 9
+    assert np.isposinf(y[0, 7, :2, :2]).all() and np.isinf(y).sum() == 4

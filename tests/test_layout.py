@@ -481,13 +481,14 @@ def test_graph_reordered_concat_of_convs(rng, N):
 
 
 def random_graph(seed):
-    """A random DAG on 8x8 maps of 1x1 and 3x3 convs (some with a fused residual add), max and
-    average pools, concats and ReLUs over 16..48 channels, with one or two outputs: whatever
-    the plan blocks, the values must not change."""
+    """A random DAG on 8x8 maps of 1x1, 3x3 and depthwise 3x3 convs (some with a fused residual
+    add), max and average pools, concats and ReLUs over 16..48 channels, with one or two outputs:
+    whatever the plan blocks, the values must not change."""
     rng = np.random.default_rng(seed)
     tensors = [("x", 32)]
     nodes = []
-    kinds = ("conv1",) * 7 + ("conv3",) * 3 + ("maxpool",) * 3 + ("concat",) * 3 + ("add",) * 2 + ("avgpool", "relu")
+    kinds = ("conv1",) * 7 + ("conv3", "dw3") * 3 + ("maxpool",) * 3 + ("concat",) * 3
+    kinds += ("add",) * 2 + ("avgpool", "relu")
     for k in range(14):
         # Mostly chains (the newest tensor), sometimes branches from an older one.
         src, c = tensors[-1] if rng.random() < 0.6 else tensors[rng.integers(len(tensors))]
@@ -509,6 +510,16 @@ def random_graph(seed):
                 )
             )
             c = K
+        elif kind == "dw3":  # depthwise 3x3
+            nodes.append(
+                Node(
+                    name,
+                    "conv2d",
+                    [src],
+                    attrs=dict(padding=1, groups=c),
+                    params={"weight": rng.standard_normal((c, 1, 3, 3)) / 3.0, "bias": rng.standard_normal(c) * 0.1},
+                )
+            )
         elif kind in ("maxpool", "avgpool"):
             nodes.append(
                 Node(
@@ -553,9 +564,58 @@ def test_random_graphs_match_the_reference(seed):
 
 def test_random_graphs_exercise_the_layouts():
     """The random graphs above do block tensors (else they would test nothing here)."""
-    kinds = set()
+    kinds, depthwise = set(), set()
     for seed in range(24):
         g = random_graph(seed)
         for bits, algo in bound_layouts(g, np.zeros((1, 32, 8, 8), np.float32)).values():
             kinds.add(algo if algo in (layout.REORDER, "concat", "max_pool2d") else bits)
+            if algo == "depthwise_c16":
+                depthwise.add(bits)
     assert {layout.REORDER, "concat", "max_pool2d"} <= kinds and len(kinds) >= 6, kinds
+    assert len(depthwise) >= 3, depthwise  # blocked x, y and residual in several combinations
+
+
+def inverted_residual_graph(C=32, E=96, H=12, blocks=2):
+    """MobileNet V2's blocks: 1x1 expand + ReLU -> depthwise 3x3 + ReLU -> 1x1 project, + x."""
+    rng = np.random.default_rng(7)
+    nodes = [
+        Node("stem", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": rng.standard_normal((C, 3, 3, 3)) / 5}),
+    ]
+    src = "stem"
+    for i in range(blocks):
+        p = f"b{i}"
+        nodes += [
+            Node(f"{p}.expand", "conv2d", [src], params={"weight": rng.standard_normal((E, C, 1, 1)) / np.sqrt(C)}),
+            Node(f"{p}.relu1", "relu", [f"{p}.expand"]),
+            Node(
+                f"{p}.dw",
+                "conv2d",
+                [f"{p}.relu1"],
+                attrs=dict(padding=1, groups=E),
+                params={"weight": rng.standard_normal((E, 1, 3, 3)) / 3, "bias": rng.standard_normal(E) * 0.1},
+            ),
+            Node(f"{p}.relu2", "relu", [f"{p}.dw"]),
+            Node(f"{p}.project", "conv2d", [f"{p}.relu2"], params={"weight": rng.standard_normal((C, E, 1, 1)) / 10}),
+            Node(f"{p}.add", "add", [f"{p}.project", src]),
+        ]
+        src = f"{p}.add"
+    nodes += [Node("gap", "global_avg_pool2d", [src]), Node("flat", "flatten", ["gap"])]
+    return Graph({"x": (None, 3, H, H)}, nodes, ["flat"], name="inverted_residuals")
+
+
+def test_graph_blocks_depthwise_between_pointwise_convs(rng):
+    """The expand -> depthwise -> project chain stays channel-blocked: the depthwise conv reads
+    and writes NCHW16c itself, so the 1x1 convs on both sides read a blocked x."""
+    x = rng.standard_normal((2, 3, 12, 12), dtype=np.float32)
+    g = inverted_residual_graph()
+    lay = bound_layouts(g, x)
+    X, Y, R = layout.X_BLOCKED, layout.Y_BLOCKED, layout.RES_BLOCKED
+    assert lay["stem"] == (Y, "direct_oc")
+    assert lay["b0.expand"] == (X | Y, "direct_oc")
+    assert lay["b0.dw"] == (X | Y, "depthwise_c16")
+    assert lay["b0.project"] == (X | Y | R, "direct_oc")
+    assert lay["b1.dw"] == (X | Y, "depthwise_c16")
+    assert lay["b1.project"] == (X | R, "direct_oc")  # global pooling reads NCHW
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+    rows = {r[0]: r for r in g.profile(x, runs=1, warmup=0).rows}
+    assert rows["b0.dw+b0.relu2"][5] == "depthwise_c16 [16c: x,y]"

@@ -1,4 +1,5 @@
 // Bindings: conv2d (direct, im2col) and prepared im2col weights.
+#include <limits>
 #include <memory>
 
 #include "bindings_cpu.h"
@@ -37,6 +38,16 @@ struct PreparedWeights {
   std::unique_ptr<ConvWeights> w;
 };
 
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// The epilogue's clamp: ReLU (relu), then ONNX's Clip / ReLU6 [clip_lo, clip_hi] (unbounded by
+// default): min(max(v, max(0, lo)), hi) is relu followed by the clip.
+Activation epilogue_activation(bool relu, float clip_lo, float clip_hi) {
+  require(!(clip_lo != clip_lo) && !(clip_hi != clip_hi), "clip_lo, clip_hi: must not be NaN");
+  require(clip_lo <= clip_hi, "clip_lo: must be <= clip_hi");
+  return Activation::clamp(relu && clip_lo < 0.0f ? 0.0f : clip_lo, clip_hi);
+}
+
 // The algorithm's refusal of p as a ValueError naming it.
 void require_runs(const ConvAlgorithm& a, const ConvParams& p) {
   const std::string why = a.refuse(p);
@@ -46,7 +57,7 @@ void require_runs(const ConvAlgorithm& a, const ConvParams& p) {
 // One prepared convolution on x into y (shapes checked against the prepared weights; bias
 // already checked against K), residual None or y's shape, added before the activation.
 void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& y, int64_t sh, int64_t sw, int64_t pt,
-                  int64_t pl, int64_t dh, int64_t dw, bool relu, const py::object& residual) {
+                  int64_t pl, int64_t dh, int64_t dw, Activation act, const py::object& residual) {
   require_ndim(x, 4, "x");
   require_ndim(y, 4, "out");
   const ConvParams& q = pw.p;
@@ -56,7 +67,6 @@ void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& 
                sw,         pt,         pl,         dh,         dw,  q.groups, y.shape(2), y.shape(3)};
   float* yp = wptr(y, "out");
   const float* xp = x.data();
-  const Activation act = relu ? Activation::relu : Activation::none;
   farray rkeep;
   const float* rp = nullptr;
   if (!residual.is_none()) {
@@ -77,15 +87,16 @@ struct BoundConv {
   const float* b;
   int64_t xshape[4];
   int64_t sh, sw, pt, pl, dh, dw, Ho, Wo;
-  bool relu;
+  Activation act;  // the epilogue's clamp (ReLU, ReLU6 / Clip)
   // 0: the call returns y (N, K, Ho, Wo). 1 or 2: it returns the max of each output map, (N, K)
   // or (N, K, 1, 1): a Graph's conv followed by a max over H and W (Kim's max over time), so the
   // maps never reach Python (one step instead of two).
   int max_map = 0;
   // kDirectOcXBlocked | kDirectOcYBlocked: x and/or y are NCHW16c, (N, C/16, H, W, 16). direct_oc
   // takes a blocked y for any conv and a blocked x for 1x1 unpadded ones, and a residual in
-  // either layout (told apart by its rank); Winograd takes a blocked y without a residual. A
-  // Graph keeps ResNet's residual stream in that layout (pycnn/layout.py).
+  // either layout (told apart by its rank); Winograd takes a blocked y without a residual;
+  // depthwise_c16 any of them. A Graph keeps ResNet's residual stream in that layout
+  // (pycnn/layout.py).
   int layout = 0;
 };
 
@@ -119,7 +130,7 @@ ConvParams bound_params(const BoundConv& bc) {
                     bc.sw,        bc.pt,        bc.pl,        bc.dh,        bc.dw, q.groups, bc.Ho, bc.Wo};
 }
 
-// A bound call with channel-blocked tensors (direct_oc or Winograd).
+// A bound call with channel-blocked tensors (direct_oc, Winograd or depthwise).
 farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, const py::object& out) {
   const ConvParams p = bound_params(bc);
   const int64_t N = p.N, K = p.K;
@@ -142,9 +153,8 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
   }
   float* yp = wptr(y, "out");
   const float* xp = x.data();
-  const Activation act = bc.relu ? Activation::relu : Activation::none;
   py::gil_scoped_release nogil;
-  bc.pw->algo->run(*bc.pw->w, p, xp, bc.b, yp, act, rp, layout);
+  bc.pw->algo->run(*bc.pw->w, p, xp, bc.b, yp, bc.act, rp, layout);
   return y;
 }
 
@@ -171,7 +181,7 @@ void bind_conv(py::module_& m) {
         farray bkeep;
         const float* b = optional_vector(bias, p.K, bkeep, "bias: expected K entries");
         float* yp = wptr(y, "out");
-        const Activation act = relu ? Activation::relu : Activation::none;
+        const Activation act = relu ? Activation::relu() : Activation::none();
         const ConvAlgorithm& a = conv_algorithm(algo);
         require_runs(a, p);
         py::gil_scoped_release nogil;
@@ -209,36 +219,38 @@ void bind_conv(py::module_& m) {
       .def(
           "run",
           [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt,
-             int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual) {
+             int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual, float clip_lo, float clip_hi) {
             require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0, "stride/dilation/padding: invalid");
             farray bkeep;
             const float* b = optional_vector(bias, pw.p.K, bkeep, "bias: expected K entries");
-            run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw, relu, residual);
+            run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw, epilogue_activation(relu, clip_lo, clip_hi), residual);
           },
           py::arg("x"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
-          py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("relu"), py::arg("residual") = py::none())
+          py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("relu"), py::arg("residual") = py::none(),
+          py::arg("clip_lo") = -kInf, py::arg("clip_hi") = kInf)
       // A call fixed to one input shape (a Graph's bound step): geometry, bias and activation are
       // checked once here; each call passes only x (and optionally out, residual) and gets y.
       .def(
           "bind",
           [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape, int64_t sh, int64_t sw,
-             int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, bool relu, int max_map,
-             int layout) {
+             int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, bool relu, int max_map, int layout,
+             float clip_lo, float clip_hi) {
             require(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
             require(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
             require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
             require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                     "stride/dilation/padding: invalid");
             BoundConv bc{
-                pw,   farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh, sw, pt, pl, dh, dw, Ho, Wo,
-                relu, max_map,  layout};
+                pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh,      sw,    pt, pl, dh,
+                dw, Ho,       Wo,      epilogue_activation(relu, clip_lo, clip_hi),  max_map, layout};
             if (layout) {
               const ConvParams q = bound_params(bc);
               // (the residual bit only routes calls to call_blocked, which reads the residual's
               // layout from its rank)
               require(pw->algo->layout_ok(q, layout) && max_map == 0,
-                      "layout: channel-blocked tensors need direct_oc (a blocked x only on 1x1 unpadded convs with "
-                      "16 | C) or Winograd (a blocked y only), groups 1, 16 | K for a blocked y, and no max_map");
+                      "layout: channel-blocked tensors need direct_oc (groups 1; a blocked x only on 1x1 unpadded "
+                      "convs with 16 | C), Winograd (groups 1, a blocked y only) or depthwise (groups == C == K), "
+                      "16 | K for a blocked y, and no max_map");
               require_runs(*pw->algo, q);
             }
             bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
@@ -246,7 +258,7 @@ void bind_conv(py::module_& m) {
           },
           py::arg("bias"), py::arg("xshape"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
           py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("Ho"), py::arg("Wo"), py::arg("relu"),
-          py::arg("max_map") = 0, py::arg("layout") = 0);
+          py::arg("max_map") = 0, py::arg("layout") = 0, py::arg("clip_lo") = -kInf, py::arg("clip_hi") = kInf);
 
   py::class_<BoundConv>(m, "BoundConv")
       .def(
@@ -267,7 +279,7 @@ void bind_conv(py::module_& m) {
             if (bc.max_map == 0) {
               require(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
                       "out: expected (N, K, Ho, Wo)");
-              run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+              run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
               return y;
             }
             require(residual.is_none(), "residual: not supported with max_map");
@@ -275,7 +287,7 @@ void bind_conv(py::module_& m) {
                         (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
                     bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
             farray maps({N, K, bc.Ho, bc.Wo});
-            run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.relu, residual);
+            run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
             float* yp = y.mutable_data();
             const float* mp = maps.data();
             {

@@ -155,7 +155,7 @@ void bind_gemm(py::module_& m) {
           ep.residual = rr.data();
           ep.ldr = rr.shape(1);
         }
-        ep.relu = relu;
+        ep.act = relu ? Activation::relu() : Activation::none();
         ep.prefetch = prefetch ? a.data() : nullptr;  // any readable lines: a prefetch never faults
         float* cp = wptr(c, "c");
         v->fn(kc, a.data(), b.data(), b.shape(1), cp, c.shape(1), mr, nr, accumulate, last, ep);

@@ -26,7 +26,7 @@ struct Im2colWeights final : ConvWeights {
 };
 void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& out);
 // residual (optional, y's shape): added to the convolution before the activation, so a ResNet
-// join y = relu(conv(x) + b + r) is one pass (every algorithm below takes it).
+// join y = act(conv(x) + b + r) is one pass (act: a clamp, ReLU or ReLU6) (every algorithm below takes it).
 void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
                    Activation act, const float* residual = nullptr);
 
@@ -53,8 +53,8 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
 // Whether conv2d_direct_oc takes p with these layout bits.
 bool direct_oc_layout_ok(const ConvParams& p, int layout);
 
-// Depthwise convolution (groups == C, K = m*C: one input channel per group), conv2d_depthwise.inl:
-// the weights (K, 1, R, S) kept as they are with the ISA table they run with.
+// Depthwise convolution (groups == C, K = m*C: one input channel per group) on NCHW planes,
+// conv2d_depthwise.inl: the weights (K, 1, R, S) kept as they are with the ISA table they run with.
 struct DepthwiseWeights final : ConvWeights {
   const CpuKernels* kernels = nullptr;
   AlignedBuffer<float> data;
@@ -62,6 +62,13 @@ struct DepthwiseWeights final : ConvWeights {
 void conv2d_depthwise_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out);
 void conv2d_depthwise(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
                       Activation act, const float* residual = nullptr);
+// Depthwise convolution vectorized over 16-channel blocks (groups == C == K),
+// conv2d_depthwise_c16.inl: weights as (ceil(C/16), R*S, 16), zero-padded; x, y and the residual
+// NCHW or, by the kDirectOc*Blocked bits, NCHW16c (then 16 | C).
+void conv2d_depthwise_c16_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out);
+void conv2d_depthwise_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
+                          Activation act, const float* residual = nullptr, int layout = 0);
+bool depthwise_c16_layout_ok(const ConvParams& p, int layout);
 
 // A bank of convolutions over one single-channel input x (N, 1, H, W) whose windows span whole
 // input rows (R_j x W kernels, stride sh down the rows, no padding, groups 1: a sentence CNN's

@@ -36,6 +36,14 @@ std::string depthwise_refuse(const ConvParams& p) {
   return "";
 }
 
+// One input and one output channel per group: groups == C == K.
+std::string depthwise_c16_refuse(const ConvParams& p) {
+  if (p.groups != p.C || p.K != p.C)
+    return "needs groups == in_channels == out_channels, got groups " + std::to_string(p.groups) + " for " +
+           std::to_string(p.C) + " input and " + std::to_string(p.K) + " output channels";
+  return "";
+}
+
 template <class W>
 const W& as(const ConvWeights& w) {
   return static_cast<const W&>(w);  // the entry that prepared them runs them
@@ -68,6 +76,11 @@ void depthwise_run(const ConvWeights& w, const ConvParams& p, const float* x, co
   conv2d_depthwise(p, x, as<DepthwiseWeights>(w), b, y, act, r);
 }
 
+void depthwise_c16_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y,
+                       Activation act, const float* r, int layout) {
+  conv2d_depthwise_c16(p, x, as<DepthwiseWeights>(w), b, y, act, r, layout);
+}
+
 template <int m>
 void winograd_prepare_m(const ConvParams& p, const float* w, WinogradWeights& out) {
   conv2d_winograd_prepare(p, w, m, out);
@@ -90,6 +103,11 @@ const std::vector<ConvAlgorithm> kConvAlgorithms = {
      prepare_as<Im2colWeights, conv2d_im2col_prepare>, im2col_run},
     {"depthwise", "depthwise convolution (one input channel per group), a padded plane per channel, rows in registers",
      0.0, depthwise_refuse, nchw_only, prepare_as<DepthwiseWeights, conv2d_depthwise_prepare>, depthwise_run},
+    {"depthwise_c16",
+     "depthwise convolution (one channel per group) vectorized over 16-channel blocks: small maps, "
+     "channel-blocked tensors",
+     0.0, depthwise_c16_refuse, depthwise_c16_layout_ok, prepare_as<DepthwiseWeights, conv2d_depthwise_c16_prepare>,
+     depthwise_c16_run},
     {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse, winograd_layout_ok,
      prepare_as<WinogradWeights, winograd_prepare_m<2>>, winograd_run},
     {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse, winograd_layout_ok,

@@ -1,5 +1,6 @@
-// conv2d_depthwise: the weights are kept as given (K, 1, R, S) and run with the kernel of the ISA
-// in use when they were prepared (conv2d_depthwise__<isa>.cpp).
+// conv2d_depthwise (weights kept as given, (K, 1, R, S)) and conv2d_depthwise_c16 (weights as
+// 16-channel blocks); both run with the kernels of the ISA in use when they were prepared
+// (conv2d_depthwise*__<isa>.cpp).
 #include <algorithm>
 #include <stdexcept>
 
@@ -20,6 +21,29 @@ void conv2d_depthwise_prepare(const ConvParams& p, const float* w, DepthwiseWeig
 void conv2d_depthwise(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
                       Activation act, const float* residual) {
   w.kernels->conv2d_depthwise(p, x, w.data.data(), bias, y, act, residual);
+}
+
+void conv2d_depthwise_c16_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out) {
+  if (p.groups != p.C || p.K != p.C) throw std::invalid_argument("depthwise_c16: needs groups == C == K");
+  count_weight_transform();
+  out.kernels = &active_kernels();
+  // data[(cb * RS + t) * 16 + c] = w[(cb * 16 + c) * RS + t], zero past C
+  const int64_t RS = p.R * p.S, n = (p.C + 15) / 16 * RS * 16;
+  out.data.resize((size_t)n);
+  std::fill(out.data.data(), out.data.data() + n, 0.0f);
+  for (int64_t k = 0; k < p.K; ++k)
+    for (int64_t t = 0; t < RS; ++t) out.data.data()[((k / 16) * RS + t) * 16 + k % 16] = w[k * RS + t];
+}
+
+bool depthwise_c16_layout_ok(const ConvParams& p, int layout) {
+  return layout == 0 || (layout > 0 && layout <= 7 && p.groups == p.C && p.K == p.C && p.C % 16 == 0);
+}
+
+void conv2d_depthwise_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
+                          Activation act, const float* residual, int layout) {
+  if (!depthwise_c16_layout_ok(p, layout))
+    throw std::invalid_argument("layout: a blocked depthwise_c16 conv needs 16 | C");
+  w.kernels->conv2d_depthwise_c16(p, x, w.data.data(), bias, y, act, residual, layout);
 }
 
 }  // namespace pycnn

@@ -7,7 +7,7 @@
 // column phases (phase q holds padded columns q, q + sw, ...), so every tap (r, s) reads a
 // contiguous run of a phase row whatever the stride: tap s of a row is phase (s*dw) % sw at offset
 // (s*dw) / sw. An output row is computed kBlock columns at a time with the accumulators in
-// registers over all R*S taps (unrolled for 3x3, 5x5, 7x7), then bias, residual and ReLU, and
+// registers over all R*S taps (unrolled for 3x3, 5x5, 7x7), then bias, residual and the activation, and
 // stored: y is written once and x read once from memory (the padded plane stays in L1/L2), the
 // floor of this memory-bound op.
 #include <algorithm>
@@ -123,7 +123,7 @@ void run_taps(const ConvParams& p, const float* x, const float* w, const float* 
   const int64_t phase_w = Wo_pad + ((p.S - 1) * p.dil_w) / sw + 1;  // columns per phase row
   const int64_t Ho_pad = (p.Ho + kRows - 1) / kRows * kRows;
   const int64_t rows = (Ho_pad - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;  // padded rows read
-  const bool relu = act == Activation::relu;
+  const bool clamp = act.active();
   // Memory-bound: what a thread is worth is the bytes it moves (x plane in, y plane out).
   const double work = double(planes) * double(p.H * p.W / m + HWo) * 4.0;
 #pragma omp parallel num_threads(threads_for(work, planes))
@@ -153,8 +153,8 @@ void run_taps(const ConvParams& p, const float* x, const float* w, const float* 
               const float* rr = rp + (ho + t) * p.Wo + wo0;
               for (int64_t i = 0; i < n_out; ++i) a[i] += rr[i];
             }
-            if (relu)
-              for (int64_t i = 0; i < n_out; ++i) yr[i] = a[i] < 0.0f ? 0.0f : a[i];  // NaN kept
+            if (clamp)
+              for (int64_t i = 0; i < n_out; ++i) yr[i] = act.apply(a[i]);  // NaN kept
             else
               std::memcpy(yr, a, (size_t)n_out * sizeof(float));
           }

@@ -82,7 +82,7 @@ struct DirectConv {
 
   // One tile: output channels [kb*KB, +KB) of group g, row oh, columns [ow0, ow0 + TW).
   void tile(const float* xb, const float* wb, const float* bias, float* y, int64_t g, int64_t kb, int64_t oh,
-            int64_t ow0, bool relu, const float* res) const {
+            int64_t ow0, Activation act, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, sw = p.stride_w;
     const int64_t HoWo = p.Ho * p.Wo;
     typename V::reg acc[KB][NV];
@@ -106,6 +106,8 @@ struct DirectConv {
       }
     }
     const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB);
+    const bool clamp = act.active();
+    const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
     for (int i = 0; i < kmax; ++i) {
       const int64_t k = g * Kg + kb * KB + i;
       float* yr = y + k * HoWo + oh * p.Wo;
@@ -119,7 +121,7 @@ struct DirectConv {
           const float* rr = res + (yr - y) + ow;
           r = V::add(r, n == W ? V::loadu(rr) : V::loadu_n(rr, (int)n));
         }
-        if (relu) r = V::max0(r);
+        if (clamp) r = V::clamp(r, lo, hi);  // NaN stays NaN
         if (n == W)
           V::storeu(yr + ow, r);
         else
@@ -131,7 +133,7 @@ struct DirectConv {
   int64_t wb_size() const { return p.groups * kblocks * p.Cg() * p.R * p.S * KB; }
 
   // wb: weights already reordered by reorder_weights (once, when the layer is prepared).
-  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu, const float* res) const {
+  void run(const float* x, const float* wbp, const float* bias, float* y, Activation act, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg();
     const int64_t images = p.N * p.groups;
     const int64_t tiles = kblocks * p.Ho * Wo_tiles;
@@ -140,7 +142,7 @@ struct DirectConv {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t kb = t / (p.Ho * Wo_tiles), rem = t % (p.Ho * Wo_tiles);
         const int64_t off = n * p.K * p.Ho * p.Wo;
-        tile(xb, wbp, bias, y + off, g, kb, rem / Wo_tiles, (rem % Wo_tiles) * TW, relu, res ? res + off : nullptr);
+        tile(xb, wbp, bias, y + off, g, kb, rem / Wo_tiles, (rem % Wo_tiles) * TW, act, res ? res + off : nullptr);
       }
     };
     if (images >= 2 * nt) {
@@ -191,7 +193,7 @@ struct DirectConv {
   }                                                                                                            \
   void conv2d_direct__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, float* y, \
                             Activation act, const float* res) {                                                \
-    DirectConv<simd::isa, KB, NV>(p).run(x, wb, bias, y, act == Activation::relu, res);                        \
+    DirectConv<simd::isa, KB, NV>(p).run(x, wb, bias, y, act, res);                                            \
   }
 
 }  // namespace pycnn

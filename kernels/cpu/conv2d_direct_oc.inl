@@ -16,7 +16,7 @@
 // runs as one call per range of taps; see Seg). A zero-padded copy of x cost ~25% of a 3x3/2
 // layer at batch 1 and ~10% at batch 8 (128@56). Accumulators acc[P][KV] (P pixels x KB
 // channels) go to a per-thread band buffer [pixel][KB], which is transposed in W x W register
-// blocks into the NCHW output with bias, residual and ReLU.
+// blocks into the NCHW output with bias, residual and the activation.
 //
 // Channel-blocked layouts (conv2d.h kDirectOcXBlocked...; groups 1): y and the residual may be
 // NCHW16c, (N, K/16, Ho, Wo, 16), for any window, and x (N, C/16, H, W, 16) for 1x1 unpadded
@@ -178,7 +178,7 @@ struct DirectOcConv {
   // vector instead of paying KV for lanes that are zero weights (LeNet-5 batch 8 0.097 -> 0.088
   // ms, batch 1 0.029 -> 0.027; 5 alternating rounds with the cost-balanced bands of run()).
   // A tile whose sums are complete after its one channel chunk, written straight to a blocked y
-  // with bias, residual (blocked too) and ReLU, instead of through the band buffer and a second
+  // with bias, residual (blocked too) and the activation, instead of through the band buffer and a second
   // pass (64->256 @56 x, y blocked: the pass cost as much as the FMAs of 64 channels). y and res
   // point at the tile's first pixel in channel block kbase; voff[v]: vector v's channel offset.
   struct BlockedOut {
@@ -186,7 +186,7 @@ struct DirectOcConv {
     const float* res;
     const float* bias;  // bias + kbase, or null
     int64_t voff[KV];
-    bool relu;
+    Activation act;
   };
 
   template <int P, int SW, int KVT, bool BLK>
@@ -253,6 +253,8 @@ struct DirectOcConv {
         }
     }
     if (out) {  // the whole sum: straight into the blocked y (see BlockedOut)
+      const bool clamp = out->act.active();
+      const typename V::reg lo = V::set1(out->act.lo), hi = V::set1(out->act.hi);
       typename V::reg bv[KVT];
 #pragma GCC unroll 4
       for (int v = 0; v < KVT; ++v) bv[v] = out->bias ? V::loadu(out->bias + v * W) : V::zero();
@@ -263,7 +265,7 @@ struct DirectOcConv {
           const int64_t off = out->voff[v] + i * 16;
           typename V::reg r = V::add(acc[i][v], bv[v]);
           if (out->res) r = V::add(r, V::loadu(out->res + off));
-          if (out->relu) r = V::max0(r);  // NaN stays NaN
+          if (clamp) r = V::clamp(r, lo, hi);  // NaN stays NaN
           V::storeu(out->y + off, r);
         }
       return;
@@ -381,10 +383,10 @@ struct DirectOcConv {
   // A band's sums accb[pixel][KB] (channels kbase .. + kmax, pixels pix0 .. + pix of image img)
   // with a blocked residual or y. A residual whose layout is not y's is first added into accb
   // (blocked: one vector per pixel; NCHW: W x W blocks transposed in registers). Then a blocked
-  // y is written with bias and ReLU: returns 2. For an NCHW y the caller's transposed store
+  // y is written with bias and the activation: returns 2. For an NCHW y the caller's transposed store
   // finishes: 1 when the residual is in accb already, else 0. W divides 16 and kmax.
   int blocked_epilogue(float* accb, int64_t img, int64_t kbase, int64_t kmax, int64_t pix0, int64_t pix,
-                       const float* bias, float* y, bool relu, const float* res) const {
+                       const float* bias, float* y, Activation act, const float* res) const {
     const int64_t HoWo = p.Ho * p.Wo;
     if (res && r_blk() != y_blk()) {
       if (r_blk()) {
@@ -410,13 +412,15 @@ struct DirectOcConv {
       res = nullptr;
     }
     if (!y_blk()) return 0;
+    const bool clamp = act.active();
+    const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
     for (int64_t j = 0; j < pix; ++j)
       for (int64_t i0 = 0; i0 < kmax; i0 += W) {
         const int64_t off = blk_off(img, kbase + i0, pix0 + j);
         typename V::reg v = V::loadu(accb + j * KB + i0);
         if (bias) v = V::add(v, V::loadu(bias + kbase + i0));
         if (res) v = V::add(v, V::loadu(res + off));
-        if (relu) v = V::max0(v);  // NaN stays NaN
+        if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
         V::storeu(y + off, v);
       }
     return 2;
@@ -428,7 +432,7 @@ struct DirectOcConv {
   // loaded from L2 or memory once per band and then reused from L1 by all the band's pixels;
   // partial sums wait in a per-thread band buffer acc[pixel][KB] (<= 64 KiB). Threads take
   // contiguous ranges of units of near-equal cost (ordered below).
-  void run(const float* x, const float* wbp, const float* bias, float* y, bool relu, const float* res) const {
+  void run(const float* x, const float* wbp, const float* bias, float* y, Activation act, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, HoWo = p.Ho * p.Wo;
     int64_t cc = std::max<int64_t>(1, 8192 / (RS * KB));
     const int64_t chunks = (Cg + cc - 1) / cc;
@@ -524,7 +528,7 @@ struct DirectOcConv {
         BlockedOut bout{};
         if (direct_out) {
           bout.bias = bias ? bias + kbase : nullptr;
-          bout.relu = relu;
+          bout.act = act;
           for (int v = 0; v < KV; ++v) bout.voff[v] = blk_off(0, kbase + v * W, 0) - blk_off(0, kbase, 0);
         }
         for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
@@ -578,14 +582,14 @@ struct DirectOcConv {
             if (bo) (this->*tile_fn(P, kvt))(xc, wc, 0, acct, false, pf, bo, 0, 0, 0, 0);
           }
         }
-        // Transpose the band's [pixel][KB] sums into NCHW with bias and ReLU: blocks of W
+        // Transpose the band's [pixel][KB] sums into NCHW with bias and the activation: blocks of W
         // pixels x W channels, transposed in registers (the strided gathers they replaced, one
         // per W outputs, cost ~25% of ResNet's conv1).
         if (direct_out) continue;  // the tiles wrote y
         const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = pix1 - pix0;
         const float* ures = res;  // the residual still to add here
         if (layout) {             // a blocked x, y or residual (groups == 1, K % 16 == 0 when y or r is)
-          const int done = blocked_epilogue(accb, n, kbase, kmax, pix0, pix, bias, y, relu, res);
+          const int done = blocked_epilogue(accb, n, kbase, kmax, pix0, pix, bias, y, act, res);
           if (done == 2) continue;
           if (done == 1) ures = nullptr;
         }
@@ -595,10 +599,12 @@ struct DirectOcConv {
               const int64_t off = (pix0 + j) * p.K + kbase + i;
               float v = accb[j * KB + i] + (bias ? bias[kbase + i] : 0.0f);
               if (ures) v += ures[off];
-              y[off] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
+              y[off] = act.apply(v);  // NaN stays NaN
             }
           continue;
         }
+        const bool clamp = act.active();
+        const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
         for (int64_t i0 = 0; i0 < kmax; i0 += W) {
           const int nk = (int)std::min<int64_t>(W, kmax - i0);
           for (int64_t j = 0; j < pix; j += W) {
@@ -611,7 +617,7 @@ struct DirectOcConv {
               const int64_t off = (n * p.K + k) * HoWo + pix0 + j;
               typename V::reg v = V::add(r[c], V::set1(bias ? bias[k] : 0.0f));
               if (ures) v = V::add(v, m == W ? V::loadu(ures + off) : V::loadu_n(ures + off, m));
-              if (relu) v = V::max0(v);  // NaN stays NaN
+              if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
               if (m == W)
                 V::storeu(y + off, v);
               else
@@ -635,11 +641,11 @@ struct DirectOcConv {
   }                                                                                                               \
   void conv2d_direct_oc__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias, float* y, \
                                Activation act, const float* res, int layout) {                                    \
-    DirectOcConv<simd::isa, KV, PMAX>(p, false, layout).run(x, wb, bias, y, act == Activation::relu, res);        \
+    DirectOcConv<simd::isa, KV, PMAX>(p, false, layout).run(x, wb, bias, y, act, res);                            \
   }                                                                                                               \
   void conv2d_direct_oc_images__##isa(const ConvParams& p, const float* x, const float* wb, const float* bias,    \
                                       float* y, Activation act, const float* res, int) {                          \
-    DirectOcConv<simd::isa, KV, PMAX>(p, true).run(x, wb, bias, y, act == Activation::relu, res);                 \
+    DirectOcConv<simd::isa, KV, PMAX>(p, true).run(x, wb, bias, y, act, res);                                     \
   }
 
 }  // namespace pycnn

@@ -81,7 +81,7 @@ bool use_padded_grid(const ConvParams& p) {
 }
 
 void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
-                               bool relu, const float* residual) {
+                               Activation act, const float* residual) {
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
   const int64_t Wp = p.Wo + (p.S - 1) * p.dil_w, Hp = p.Ho + (p.R - 1) * p.dil_h, HpWp = Hp * Wp;
   const int64_t cols = p.Ho * Wp;
@@ -107,8 +107,8 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
         probs.push_back(GemmProblem{&w.groups[(size_t)g], &srcs.back(), cols, cst + (n * p.K + g * Kg) * cols, cols,
                                     bias ? bias + g * Kg : nullptr, nullptr});
       }
-    // With a residual, it and the ReLU are applied on the copy-out (its layout is y's, not the grid's).
-    sgemm_run(probs, Kg, Cg * p.R * p.S, relu && !residual);
+    // With a residual, it and the activation are applied on the copy-out (its layout is y's, not the grid's).
+    sgemm_run(probs, Kg, Cg * p.R * p.S, residual ? Activation::none() : act);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t t = 0; t < nn * p.K * p.Ho; ++t) {  // drop the halo columns: row t = (image, k, oh)
       const int64_t oh = t % p.Ho, nk = t / p.Ho;
@@ -120,8 +120,7 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
       }
       const float* rr = residual + (yr - y);
       for (int64_t ow = 0; ow < p.Wo; ++ow) {
-        const float v = cr[ow] + rr[ow];
-        yr[ow] = (relu && v < 0.0f) ? 0.0f : v;  // NaN stays NaN
+        yr[ow] = act.apply(cr[ow] + rr[ow]);  // NaN stays NaN
       }
     }
   }
@@ -129,7 +128,7 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
 
 // One GEMM per (image, group), B packed straight from x (the general path).
 void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
-                          bool relu, const float* residual) {
+                          Activation act, const float* residual) {
   const int64_t Kg = p.Kg(), Cg = p.Cg(), HoWo = p.Ho * p.Wo;
   std::vector<Im2colBSource> sources;
   sources.reserve((size_t)(p.N * p.groups));
@@ -142,18 +141,18 @@ void conv2d_im2col_images(const ConvParams& p, const float* x, const Im2colWeigh
                                   bias ? bias + g * Kg : nullptr, nullptr,
                                   residual ? residual + (n * p.K + g * Kg) * HoWo : nullptr});
     }
-  sgemm_run(probs, Kg, Cg * p.R * p.S, relu);
+  sgemm_run(probs, Kg, Cg * p.R * p.S, act);
 }
 
 // Strided 1x1 convolutions without padding (ResNet's downsamples): packing panels straight from
 // x would gather every sw-th float of every sh-th row per packed row; the pointwise GEMMs run on
 // subsampled planes instead (subsample.h).
 void conv2d_im2col_subsampled(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
-                              bool relu, const float* residual) {
+                              Activation act, const float* residual) {
   const int64_t HoWo = p.Ho * p.Wo;
   for_subsampled_chunks(p, x, [&](const ConvParams& q, const float* xs, int64_t n0) {
     const int64_t off = n0 * p.K * HoWo;
-    conv2d_im2col_images(q, xs, w, bias, y + off, relu, residual ? residual + off : nullptr);
+    conv2d_im2col_images(q, xs, w, bias, y + off, act, residual ? residual + off : nullptr);
   });
 }
 
@@ -174,9 +173,9 @@ void conv2d_im2col_prepare(const ConvParams& p, const float* w, Im2colWeights& o
 
 void conv2d_im2col(const ConvParams& p, const float* x, const Im2colWeights& w, const float* bias, float* y,
                    Activation act, const float* residual) {
-  if (use_padded_grid(p)) return conv2d_im2col_padded_grid(p, x, w, bias, y, act == Activation::relu, residual);
-  if (subsampled_pointwise(p)) return conv2d_im2col_subsampled(p, x, w, bias, y, act == Activation::relu, residual);
-  conv2d_im2col_images(p, x, w, bias, y, act == Activation::relu, residual);
+  if (use_padded_grid(p)) return conv2d_im2col_padded_grid(p, x, w, bias, y, act, residual);
+  if (subsampled_pointwise(p)) return conv2d_im2col_subsampled(p, x, w, bias, y, act, residual);
+  conv2d_im2col_images(p, x, w, bias, y, act, residual);
 }
 
 }  // namespace pycnn

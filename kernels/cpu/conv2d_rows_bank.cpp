@@ -118,7 +118,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
           float* ct = cbuf + (u - g0) * MR * ldc;
           Epilogue ep;
           ep.bias_row = cv.bias ? cv.bias + un.ip * MR : nullptr;
-          ep.relu = cv.relu;
+          ep.act = cv.relu ? Activation::relu() : Activation::none();
           for (int64_t jp = 0; jp * NR < Hoj; ++jp) {
             const int nr = (int)std::min<int64_t>(NR, Hoj - jp * NR);
             sgemm_select(kern, MR, nr, mr)

@@ -62,8 +62,7 @@ void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights&
                      Activation act, const float* residual, bool y_blocked) {
   if (y_blocked && (p.groups != 1 || p.K % 16 != 0 || residual))
     throw std::invalid_argument("layout: a blocked Winograd output needs groups 1, 16 | K and no residual");
-  const bool relu = act == Activation::relu;
-  w.kernels->conv2d_winograd(p, x, w, bias, y, relu, residual, y_blocked);
+  w.kernels->conv2d_winograd(p, x, w, bias, y, act, residual, y_blocked);
 }
 
 void winograd_input_transform(const ConvParams& p, int m, const float* x, float* V) {

@@ -164,13 +164,15 @@ struct WinogradConv {
       for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
   }
 
-  // Y = A^T M A (+ bias, ReLU) for one group and output channel kk; M at Mb + xi*mstride + tv.
+  // Y = A^T M A (+ bias, the activation) for one group and output channel kk; M at Mb + xi*mstride + tv.
   // NCHW y only (output_groups_blk16 writes a blocked one).
-  void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias, bool relu,
-                    float* y, const float* residual) const {
+  void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias,
+                    Activation act, float* y, const float* residual) const {
     typename V::reg t[m][a];
     output_rows(Mb, mstride, tv, g, t);
     const typename V::reg bv = V::set1(bias);
+    const bool clamp = act.active();
+    const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
     const int64_t plane = (g.n0 * p.K + kk) * p.Ho * p.Wo;
     float* base = y + plane;
 #pragma GCC unroll 8
@@ -180,7 +182,7 @@ struct WinogradConv {
         typename V::reg v = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
         if (residual)
           v = V::add(v, V::gather_masked(residual + plane + ii * p.Wo + jj, g.yoff, g.rout[ii] & g.cout[jj]));
-        if (relu) v = V::max0(v);
+        if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
         V::scatter_masked(base + ii * p.Wo + jj, g.yoff, v, g.rout[ii] & g.cout[jj]);
       }
   }
@@ -199,8 +201,10 @@ struct WinogradConv {
   static constexpr size_t kStageFloats = (size_t)kBlkGroups * m * m * 16 * W;
   void output_groups_blk16(const float* Mb, int64_t mstride, int64_t krow, const std::vector<Group>& groups,
                            const std::vector<int64_t>& gstart, int64_t gi0, int64_t gi1, int64_t k0, const float* bias,
-                           bool relu, float* y, float* stage_buf) const {
+                           Activation act, float* y, float* stage_buf) const {
     typename V::reg(*stage)[m * m][16] = reinterpret_cast<typename V::reg(*)[m * m][16]>(stage_buf);
+    const bool clamp = act.active();
+    const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
     for (int kq = 0; kq < 16; ++kq) {
       const float* Mk = Mb + kq * krow;  // row k0 + kq of every xi's M
       const typename V::reg bv = V::set1(bias ? bias[k0 + kq] : 0.0f);
@@ -212,7 +216,7 @@ struct WinogradConv {
 #pragma GCC unroll 8
           for (int jj = 0; jj < m; ++jj) {
             typename V::reg v = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
-            stage[gi - gi0][ii * m + jj][kq] = relu ? V::max0(v) : v;
+            stage[gi - gi0][ii * m + jj][kq] = clamp ? V::clamp(v, lo, hi) : v;
           }
       }
     }
@@ -235,7 +239,7 @@ struct WinogradConv {
   }
 
   // Full convolution with prepared weights.
-  void run(const float* x, const WinogradWeights& U, const float* bias, float* y, bool relu,
+  void run(const float* x, const WinogradWeights& U, const float* bias, float* y, Activation act,
            const float* residual) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), tiles = p.N * TH * TW;
     const int64_t a2 = (int64_t)a * a;
@@ -275,7 +279,7 @@ struct WinogradConv {
           probs.push_back(
               GemmProblem{&U.U[(size_t)(g * a2 + xi)], &srcs.back(), T, Mbuf + xi * Kg * T, T, nullptr, nullptr});
         }
-        sgemm_run(probs, Kg, Cg, false);
+        sgemm_run(probs, Kg, Cg, Activation::none());
         if (yblk) {  // groups == 1, Kg % 16 == 0
           const int64_t GB = (G + kBlkGroups - 1) / kBlkGroups;
           check_workspace(kStageFloats);
@@ -289,7 +293,7 @@ struct WinogradConv {
               if (!stage) continue;
               const int64_t k0 = it / GB * 16, gi0 = it % GB * kBlkGroups;
               output_groups_blk16(Mbuf + k0 * T, Kg * T, T, groups, gstart, gi0, std::min(G, gi0 + kBlkGroups), k0,
-                                  bias, relu, y, stage);
+                                  bias, act, y, stage);
             }
           }
           failure.rethrow();
@@ -298,8 +302,8 @@ struct WinogradConv {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t it = 0; it < Kg * G; ++it) {
           const int64_t k = it / G, gi = it % G, kk = g * Kg + k;
-          output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk, bias ? bias[kk] : 0.0f, relu,
-                       y, residual);
+          output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk, bias ? bias[kk] : 0.0f, act, y,
+                       residual);
         }
       }
     }
@@ -313,14 +317,14 @@ template <class V>
 struct WinogradEntry {
   template <int m>
   static void run_m(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
-                    bool relu, const float* residual, bool yblk) {
-    WinogradConv<V, m>(p, yblk).run(x, w, bias, y, relu, residual);
+                    Activation act, const float* residual, bool yblk) {
+    WinogradConv<V, m>(p, yblk).run(x, w, bias, y, act, residual);
   }
-  static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y, bool relu,
-                  const float* residual, bool yblk) {
-    if (w.m == 2) return run_m<2>(p, x, w, bias, y, relu, residual, yblk);
-    if (w.m == 4) return run_m<4>(p, x, w, bias, y, relu, residual, yblk);
-    return run_m<6>(p, x, w, bias, y, relu, residual, yblk);
+  static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
+                  Activation act, const float* residual, bool yblk) {
+    if (w.m == 2) return run_m<2>(p, x, w, bias, y, act, residual, yblk);
+    if (w.m == 4) return run_m<4>(p, x, w, bias, y, act, residual, yblk);
+    return run_m<6>(p, x, w, bias, y, act, residual, yblk);
   }
 
   // x (N, C, H, W) -> V (alpha^2, C, T) or M (alpha^2, K, T) -> y (N, K, Ho, Wo), T = all tiles.
@@ -337,7 +341,7 @@ struct WinogradEntry {
         if (input)
           wc.input_group(src, g, c, dst + c * T, p.C * T, t);
         else
-          wc.output_group(src + c * T, p.K * T, t, g, c, 0.0f, false, dst, nullptr);
+          wc.output_group(src + c * T, p.K * T, t, g, c, 0.0f, Activation::none(), dst, nullptr);
         t += g.nt;
       }
     }
@@ -352,8 +356,8 @@ struct WinogradEntry {
 
 #define PYCNN_WINOGRAD_ISA(isa)                                                                                 \
   void conv2d_winograd__##isa(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, \
-                              float* y, bool relu, const float* residual, bool yblk) {                          \
-    WinogradEntry<simd::isa>::run(p, x, w, bias, y, relu, residual, yblk);                                      \
+                              float* y, Activation act, const float* residual, bool yblk) {                     \
+    WinogradEntry<simd::isa>::run(p, x, w, bias, y, act, residual, yblk);                                       \
   }                                                                                                             \
   void winograd_input__##isa(const ConvParams& p, int m, const float* x, float* V) {                            \
     WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                                      \

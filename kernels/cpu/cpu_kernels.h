@@ -36,7 +36,7 @@ using Im2colPackFn = void (*)(const ConvParams&, const float* x, int64_t k0, int
 using WholeRowsPackFn = void (*)(const float* x, int64_t HW, int64_t RS, int64_t jstride, int64_t k0, int64_t kc,
                                  int64_t j0, int64_t nc, int NR, float* dst);
 using WinogradRunFn = void (*)(const ConvParams&, const float* x, const WinogradWeights&, const float* bias, float* y,
-                               bool relu, const float* residual, bool y_blocked);
+                               Activation, const float* residual, bool y_blocked);
 using WinogradTransformFn = void (*)(const ConvParams&, int m, const float* in, float* out);
 using LinearGemvFn = void (*)(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
                               float* y, bool relu);
@@ -50,6 +50,8 @@ using DirectOcRunFn = void (*)(const ConvParams&, const float* x, const float* w
                                Activation, const float* residual, int layout);
 using DepthwiseRunFn = void (*)(const ConvParams&, const float* x, const float* w, const float* bias, float* y,
                                 Activation, const float* residual);
+using DepthwiseC16RunFn = void (*)(const ConvParams&, const float* x, const float* w16, const float* bias, float* y,
+                                   Activation, const float* residual, int layout);
 using UnaryChunkFn = void (*)(int fn, int64_t n, const float* x, float* y, float a, float b);
 using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
@@ -75,8 +77,9 @@ using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc
   X(conv2d_direct_oc_prepare, DirectPrepareFn) /* conv2d_direct_oc__<isa>.cpp */          \
   X(conv2d_direct_oc, DirectOcRunFn)                                                      \
   X(conv2d_direct_oc_images, DirectOcRunFn)                                               \
-  X(conv2d_depthwise, DepthwiseRunFn) /* conv2d_depthwise__<isa>.cpp */                   \
-  X(conv2d_winograd, WinogradRunFn)   /* conv2d_winograd__<isa>.cpp */                    \
+  X(conv2d_depthwise, DepthwiseRunFn)        /* conv2d_depthwise__<isa>.cpp */            \
+  X(conv2d_depthwise_c16, DepthwiseC16RunFn) /* conv2d_depthwise_c16__<isa>.cpp */        \
+  X(conv2d_winograd, WinogradRunFn)          /* conv2d_winograd__<isa>.cpp */             \
   X(winograd_input, WinogradTransformFn)                                                  \
   X(winograd_output, WinogradTransformFn)                                                 \
   X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                               \

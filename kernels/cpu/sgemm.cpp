@@ -141,7 +141,7 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
 // thread takes a share of the depth instead, for all rows and columns, into its own partial C;
 // then the threads add the partials (and apply the epilogue) over row shares. Every thread
 // packs only its depth share of B.
-void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int nt) {
+void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act, int nt) {
   const CpuKernels& kern = *p.A->kernels;
   const int MR = p.A->MR, NR = kern.sgemm_nr(MR);
   const int64_t N = p.N, ncpad = (N + NR - 1) / NR * NR, ldp = ncpad + 16;
@@ -197,11 +197,8 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
           for (int64_t j = 0; j < N; ++j) v[j] += p.bias_col[j];
         const float brow = p.bias_row ? p.bias_row[i] : 0.0f;
         float* c = p.C + i * p.ldc;
-        if (relu)
-          for (int64_t j = 0; j < N; ++j) {
-            const float x = v[j] + brow;
-            c[j] = x < 0.0f ? 0.0f : x;  // NaN stays NaN
-          }
+        if (act.active())
+          for (int64_t j = 0; j < N; ++j) c[j] = act.apply(v[j] + brow);  // NaN stays NaN
         else
           for (int64_t j = 0; j < N; ++j) c[j] = v[j] + brow;
       }
@@ -212,7 +209,7 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, bool relu, int
 
 }  // namespace
 
-void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, bool relu) {
+void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, Activation act) {
   if (probs_in.empty() || M == 0) return;
   const CpuKernels& kern = *probs_in[0].A->kernels;
   const int MR = probs_in[0].A->MR, NR = kern.sgemm_nr(MR);
@@ -246,7 +243,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, b
     }
   }
   const std::vector<GemmProblem>& probs = repacked.empty() ? probs_in : repacked;
-  if (ksplit) return sgemm_run_ksplit(probs[0], M, K, relu, nt_max);
+  if (ksplit) return sgemm_run_ksplit(probs[0], M, K, act, nt_max);
   // In-place B only where each thread would otherwise pack the same B tile (rows split across
   // threads on small maps) for few rows: strided B rows cost more than packing on large maps, but
   // save the duplicated packing on small ones.
@@ -294,12 +291,12 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, b
       const Item& it = items[ii];
       const GemmProblem& p = probs[it.problem];
       const int64_t nc = it.j1 - it.j0;
-      if (K == 0) {  // C = bias (+ReLU): an empty sum.
+      if (K == 0) {  // C = bias (+ the activation): an empty sum.
         for (int64_t i = it.m0; i < it.m1; ++i)
           for (int64_t j = it.j0; j < it.j1; ++j) {
             float v = (p.bias_row ? p.bias_row[i] : 0.0f) + (p.bias_col ? p.bias_col[j] : 0.0f);
             if (p.residual) v += p.residual[i * p.ldc + j];
-            p.C[i * p.ldc + j] = (relu && v < 0.0f) ? 0.0f : v;
+            p.C[i * p.ldc + j] = act.apply(v);
           }
         continue;
       }
@@ -320,7 +317,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, b
         ep.bias_col = p.bias_col ? p.bias_col + j : nullptr;
         ep.residual = p.residual ? p.residual + i * p.ldc + j : nullptr;
         ep.ldr = p.ldc;
-        ep.relu = relu;
+        ep.act = act;
         ep.prefetch = prefetch;
         (mr < MR ? ukernel_last : ukernel)[(size_t)nr]->fn(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0),
                                                            ldc, mr, nr, !first, last, ep);
@@ -400,7 +397,7 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t
   PackedA A;
   describe_a(A, active_kernels(), M, K, a, rsa, csa);  // packed by sgemm_run, per panel or whole
   MatrixBSource B(b, rsb, csb);
-  sgemm_run({GemmProblem{&A, &B, N, c, ldc, bias_row, bias_col}}, M, K, relu);
+  sgemm_run({GemmProblem{&A, &B, N, c, ldc, bias_row, bias_col}}, M, K, relu ? Activation::relu() : Activation::none());
 }
 
 }  // namespace pycnn

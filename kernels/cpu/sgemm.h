@@ -20,14 +20,15 @@ constexpr int64_t kSgemmKC = 256;  // depth of one packed block (see docs/perfor
 struct CpuKernels;  // cpu_kernels.h: the per-ISA kernels, micro-kernels and tile sizes
 
 // C[0:mr, 0:nr] (+)= A_panel (kc x MR) * B (kc rows of NR, ldb apart: NR for a packed panel, the
-// row stride for a matrix read in place; see BSource::direct); the epilogue adds bias and applies
-// ReLU when `last` is set. Partial tiles (mr < MR or nr < NR) are handled inside.
+// row stride for a matrix read in place; see BSource::direct); the epilogue adds bias and the
+// residual and applies the activation (a clamp: ReLU, ReLU6) when `last` is set. Partial tiles (mr < MR or nr < NR) are
+// handled inside.
 struct Epilogue {
   const float* bias_row = nullptr;  // indexed by row (already offset to this tile)
   const float* bias_col = nullptr;  // indexed by column (already offset to this tile)
-  const float* residual = nullptr;  // added before ReLU: residual[i * ldr + j] (offset to this tile)
+  const float* residual = nullptr;  // added before the activation: residual[i * ldr + j] (offset to this tile)
   int64_t ldr = 0;
-  bool relu = false;
+  Activation act;
   // Lines to fetch into L2 while the k loop runs: MR * 4 bytes from `prefetch` per k step, one
   // software prefetch each, so a panel's worth of lines is spread over the panel's FMAs instead
   // of issued in a burst (which stalled on the line-fill buffers). Null: none.
@@ -97,7 +98,7 @@ struct GemmProblem {
 };
 
 // Runs all problems with OpenMP over (problem, row block, column block) tiles.
-void sgemm_run(const std::vector<GemmProblem>& problems, int64_t M, int64_t K, bool relu);
+void sgemm_run(const std::vector<GemmProblem>& problems, int64_t M, int64_t K, Activation act);
 
 // Convenience: C = A * B (+ bias) for plain strided matrices; packs A per call.
 void sgemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t rsb,

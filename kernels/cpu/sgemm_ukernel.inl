@@ -58,6 +58,8 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
 
   const bool full = (mr == MR) && (nr == NV * W);
   const typename V::reg zero = V::zero();
+  const bool act = last && ep.act.active();
+  const typename V::reg lo = V::set1(ep.act.lo), hi = V::set1(ep.act.hi);
   for (int i = 0; i < mr; ++i) {
     float* c = C + i * ldc;
     const typename V::reg brow = (last && ep.bias_row) ? V::set1(ep.bias_row[i]) : zero;
@@ -76,7 +78,7 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
         }
         if (ep.bias_row) r = V::add(r, brow);
         if (ep.bias_col) r = V::add(r, whole ? V::loadu(ep.bias_col + v * W) : V::loadu_n(ep.bias_col + v * W, n));
-        if (ep.relu) r = V::max0(r);
+        if (act) r = V::clamp(r, lo, hi);
       }
       if (whole)
         V::storeu(c + v * W, r);
@@ -137,7 +139,7 @@ static void sgemm_cols_impl(int64_t kc, const float* __restrict A, const float* 
         if (ep.residual) v += ep.residual[i * ep.ldr + j];
         if (ep.bias_row) v += ep.bias_row[i];
         if (ep.bias_col) v += ep.bias_col[j];
-        if (ep.relu && v < 0.0f) v = 0.0f;  // NaN stays NaN
+        v = ep.act.apply(v);  // NaN stays NaN
       }
       C[i * ldc + j] = v;
     }

@@ -41,6 +41,8 @@ struct avx512 {
   static inline reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm512_max_ps(zero(), v); }
+  // min(max(v, lo), hi): VMAXPS / VMINPS return their second operand on NaN, so v's NaN survives.
+  static inline reg clamp(reg v, reg lo, reg hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, v)); }
   static inline reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
   // Per 128-bit lane: interleave low/high halves; (a0 a1 b0 b1) and (a2 a3 b2 b3) picks.
   static inline reg unpacklo(reg a, reg b) { return _mm512_unpacklo_ps(a, b); }
@@ -122,6 +124,7 @@ struct avx2 {
   static inline reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static inline reg max0(reg v) { return _mm256_max_ps(zero(), v); }
+  static inline reg clamp(reg v, reg lo, reg hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
   static inline reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
   static inline reg unpacklo(reg a, reg b) { return _mm256_unpacklo_ps(a, b); }
   static inline reg unpackhi(reg a, reg b) { return _mm256_unpackhi_ps(a, b); }
@@ -216,6 +219,13 @@ struct generic {
   }
   static inline reg max0(reg a) {
     for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] < 0.0f ? 0.0f : a.v[i];
+    return a;
+  }
+  static inline reg clamp(reg a, reg lo, reg hi) {
+    for (int i = 0; i < 8; ++i) {
+      const float r = a.v[i] < lo.v[i] ? lo.v[i] : a.v[i];
+      a.v[i] = r > hi.v[i] ? hi.v[i] : r;  // NaN stays NaN
+    }
     return a;
   }
   static inline reg div(reg a, reg b) {

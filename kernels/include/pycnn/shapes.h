@@ -3,6 +3,7 @@
 // 32 bits on large tensors.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 namespace pycnn {
 
@@ -36,7 +37,22 @@ struct PoolParams {
   int64_t Ho, Wo;
 };
 
-// What to do with a convolution's output before it is stored (fused epilogue).
-enum class Activation : int { none = 0, relu = 1 };
+// What a convolution's epilogue does to each output before it is stored: y = min(max(v, lo), hi),
+// a NaN kept (comparisons with NaN are false). none: unbounded; ReLU: [0, inf); ReLU6 and ONNX's
+// Clip: [lo, hi] with lo <= hi (Python checks).
+struct Activation {
+  float lo = -std::numeric_limits<float>::infinity();
+  float hi = std::numeric_limits<float>::infinity();
+  static constexpr Activation none() { return {}; }
+  static constexpr Activation relu() { return {0.0f, std::numeric_limits<float>::infinity()}; }
+  static constexpr Activation clamp(float lo, float hi) { return {lo, hi}; }
+  bool active() const {
+    return lo > -std::numeric_limits<float>::infinity() || hi < std::numeric_limits<float>::infinity();
+  }
+  float apply(float v) const {
+    const float r = v < lo ? lo : v;
+    return r > hi ? hi : r;
+  }
+};
 
 }  // namespace pycnn

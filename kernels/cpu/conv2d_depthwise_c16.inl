@@ -1,0 +1,212 @@
+// Depthwise convolution vectorized over channels (groups == C == K: MobileNet, EfficientNet,
+// MNASNet), written once over a SIMD type V and compiled per ISA (conv2d_depthwise_c16__<isa>.cpp).
+// x (N, C/16, H, W, 16) when layout has kDirectOcXBlocked, else NCHW; y (N, K/16, Ho, Wo, 16)
+// with kDirectOcYBlocked, else NCHW; the residual likewise with kDirectOcResBlocked; w prepared
+// as (ceil(C/16), R*S, 16), bias as given (C floats or null).
+//
+// Why: on NCHW planes the vector runs along a row, and the 7- and 14-wide maps of the last stages
+// fill 7/16 and 14/16 of it; here the 16 channels of a pixel are the vector whatever the map size,
+// and every tap of every output pixel is one contiguous 64-byte run.
+//
+// Per (image, channel block, band of output rows): the band's input rows are copied once into a
+// zero-padded buffer of 16-channel pixels (an NCHW x is transposed on the way in, W channels x W
+// pixels in registers), so the taps need no bounds checks. Output pixels T at a time keep their
+// accumulators in registers over all R*S taps; a finished output row gets the residual and the
+// activation while it is in L1 and is written once (to an NCHW y through the same transposes).
+// Channels past C in the last block (NCHW tensors only) compute zeros and are never stored.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "conv2d.h"
+#include "pycnn/parallel.h"
+#include "simd.h"
+
+namespace pycnn {
+
+template <class V>
+struct DepthwiseC16 {
+  static constexpr int W = V::W, KV = 16 / W;  // lanes, vectors per 16-channel pixel
+  // Output pixels per register block: T * KV accumulators plus KV weights and KV inputs in registers.
+  static constexpr int T = KV == 1 ? 8 : 4;
+  static constexpr int64_t kBufBytes = 48 * 1024;  // a band's padded input rows: within L2 beside y's rows
+  using reg = typename V::reg;
+
+  const ConvParams& p;
+  bool xb, yb, rb;
+  int64_t Cb, Wp, band, buf_rows;
+
+  DepthwiseC16(const ConvParams& q, int layout)
+      : p(q),
+        xb(layout & kDirectOcXBlocked),
+        yb(layout & kDirectOcYBlocked),
+        rb(layout & kDirectOcResBlocked),
+        Cb((q.C + 15) / 16),
+        Wp((q.Wo - 1) * q.stride_w + (q.S - 1) * q.dil_w + 1) {
+    const int64_t row_bytes = Wp * 16 * (int64_t)sizeof(float), reach = (p.R - 1) * p.dil_h + 1;
+    const int64_t fit = (kBufBytes / row_bytes - reach) / p.stride_h + 1;  // output rows whose inputs fit
+    band = std::max<int64_t>(1, std::min<int64_t>(p.Ho, fit));
+    buf_rows = (band - 1) * p.stride_h + reach;
+  }
+
+  // Channels of block cb that exist (16 but in an NCHW tensor's last block).
+  int lanes(int64_t cb) const { return (int)std::min<int64_t>(16, p.C - cb * 16); }
+
+  // Input rows for output rows [ho0, ho0 + band) of channel block cb of image n into buf
+  // (buf_rows x Wp pixels x 16): padded column j is input column j - pad_l.
+  void load(const float* x, int64_t n, int64_t cb, int64_t ho0, int64_t nrows, float* buf) const {
+    const int64_t j0 = std::min<int64_t>(Wp, p.pad_l), j1 = std::min<int64_t>(Wp, p.pad_l + p.W);
+    const int cn = lanes(cb);
+    for (int64_t i = 0; i < nrows; ++i) {
+      float* d = buf + i * Wp * 16;
+      const int64_t h = ho0 * p.stride_h - p.pad_t + i;
+      if (h < 0 || h >= p.H || j1 <= j0) {
+        std::memset(d, 0, sizeof(float) * 16 * (size_t)Wp);
+        continue;
+      }
+      std::memset(d, 0, sizeof(float) * 16 * (size_t)j0);
+      std::memset(d + j1 * 16, 0, sizeof(float) * 16 * (size_t)(Wp - j1));
+      if (xb) {
+        std::memcpy(d + j0 * 16, x + (((n * Cb + cb) * p.H + h) * p.W + j0 - p.pad_l) * 16,
+                    sizeof(float) * 16 * (size_t)(j1 - j0));
+      } else {
+        const float* s = x + ((n * p.C + cb * 16) * p.H + h) * p.W - p.pad_l;  // channel rows H*W apart
+        to_pixels(s, p.H * p.W, cn, j0, j1, d);
+      }
+    }
+  }
+
+  // d[j * 16 + c] = s[c * ld + j] for j in [j0, j1), c < cn; zero for cn <= c < 16.
+  static void to_pixels(const float* s, int64_t ld, int cn, int64_t j0, int64_t j1, float* d) {
+    for (int64_t j = j0; j < j1; j += W) {
+      const int m = (int)std::min<int64_t>(W, j1 - j);
+      for (int h = 0; h < 16; h += W) {
+        reg r[W];
+        for (int q = 0; q < W; ++q) {
+          const float* row = s + (h + q) * ld + j;
+          r[q] = h + q >= cn ? V::zero() : (m == W ? V::loadu(row) : V::loadu_n(row, m));
+        }
+        V::transpose(r);  // r[l]: channels h .. h + W of pixel j + l
+        for (int l = 0; l < m; ++l) V::storeu(d + (j + l) * 16 + h, r[l]);
+      }
+    }
+  }
+
+  // d[c * ld + j] = s[j * 16 + c] for j < n, c < cn: a pixel-major row out to channel rows.
+  static void from_pixels(const float* s, int64_t n, int cn, float* d, int64_t ld) {
+    for (int64_t j = 0; j < n; j += W) {
+      const int m = (int)std::min<int64_t>(W, n - j);
+      for (int h = 0; h < cn; h += W) {
+        reg r[W];
+        for (int l = 0; l < W; ++l) r[l] = l < m ? V::loadu(s + (j + l) * 16 + h) : V::zero();
+        V::transpose(r);  // r[q]: pixels j .. j + m of channel h + q
+        for (int q = 0; q < std::min(W, cn - h); ++q) {
+          float* row = d + (h + q) * ld + j;
+          if (m == W)
+            V::storeu(row, r[q]);
+          else
+            V::storeu_n(row, r[q], m);
+        }
+      }
+    }
+  }
+
+  // out[t * 16, +16) = bias + the R*S taps of output pixels wo .. wo + NT of the row whose tap
+  // row r is buffer row brow + r * dil_h.
+  template <int NT, int kR, int kS>
+  void pixels(const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
+    const int64_t R = kR ? kR : p.R, S = kS ? kS : p.S, sw16 = p.stride_w * 16, dw16 = p.dil_w * 16;
+    reg acc[NT][KV];
+    for (int t = 0; t < NT; ++t)
+      for (int v = 0; v < KV; ++v) acc[t][v] = b[v];
+    for (int64_t r = 0; r < R; ++r) {
+      const float* row = buf + (brow + r * p.dil_h) * Wp * 16 + wo * sw16;
+      for (int64_t s = 0; s < S; ++s) {
+        const float* src = row + s * dw16;
+        const float* ws = wk + (r * S + s) * 16;
+        for (int v = 0; v < KV; ++v) {
+          const reg wv = V::loadu(ws + v * W);
+          for (int t = 0; t < NT; ++t) acc[t][v] = V::fmadd(wv, V::loadu(src + t * sw16 + v * W), acc[t][v]);
+        }
+      }
+    }
+    for (int t = 0; t < NT; ++t)
+      for (int v = 0; v < KV; ++v) V::storeu(out + t * 16 + v * W, acc[t][v]);
+  }
+
+  template <int kR, int kS>
+  void row(const float* buf, int64_t brow, const float* wk, const reg* b, float* out) const {
+    int64_t wo = 0;
+    for (; wo + T <= p.Wo; wo += T) pixels<T, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
+    for (; wo < p.Wo; ++wo) pixels<1, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
+  }
+
+  template <int kR, int kS>
+  void run_taps(const float* x, const float* w, const float* bias, float* y, Activation act, const float* res) const {
+    const int64_t bands = (p.Ho + band - 1) / band, items = p.N * Cb * bands;
+    const int64_t HWo = p.Ho * p.Wo;
+    const bool clamp = act.active();
+    const reg lo = V::set1(act.lo), hi = V::set1(act.hi);
+    const double work = double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * 2.0;
+#pragma omp parallel num_threads(threads_for(work, items))
+    {
+      std::vector<float> buf((size_t)(buf_rows * Wp * 16));
+      std::vector<float> line(yb ? 0 : (size_t)(p.Wo * 16));  // an output row before it goes to NCHW
+#pragma omp for schedule(static)
+      for (int64_t it = 0; it < items; ++it) {
+        const int64_t n = it / (Cb * bands), cb = it / bands % Cb, ho0 = it % bands * band;
+        const int64_t ho1 = std::min(p.Ho, ho0 + band);
+        const int cn = lanes(cb);
+        load(x, n, cb, ho0, (ho1 - ho0 - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1, buf.data());
+        alignas(64) float bl[16] = {};
+        if (bias) std::memcpy(bl, bias + cb * 16, sizeof(float) * (size_t)cn);
+        reg b[KV];
+        for (int v = 0; v < KV; ++v) b[v] = V::loadu(bl + v * W);
+        const float* wk = w + cb * p.R * p.S * 16;
+        for (int64_t ho = ho0; ho < ho1; ++ho) {
+          const int64_t blk_off = ((n * Cb + cb) * p.Ho + ho) * p.Wo * 16;  // the row in a blocked tensor
+          float* out = yb ? y + blk_off : line.data();
+          row<kR, kS>(buf.data(), (ho - ho0) * p.stride_h, wk, b, out);
+          const int64_t nchw_off = (n * p.C + cb * 16) * HWo + ho * p.Wo;  // channel cb*16's row ho
+          if (res && rb) {
+            const float* rr = res + blk_off;
+            for (int64_t i = 0; i < p.Wo * 16; i += W) V::storeu(out + i, V::add(V::loadu(out + i), V::loadu(rr + i)));
+          } else if (res) {
+            add_nchw_residual(res + nchw_off, cn, out);
+          }
+          if (clamp)
+            for (int64_t i = 0; i < p.Wo * 16; i += W)
+              V::storeu(out + i, V::clamp(V::loadu(out + i), lo, hi));  // NaN kept
+          if (!yb) from_pixels(out, p.Wo, cn, y + nchw_off, HWo);
+        }
+      }
+    }
+  }
+
+  // out (a pixel-major row) += the NCHW residual rows of its cn channels (HWo apart).
+  void add_nchw_residual(const float* r, int cn, float* out) const {
+    alignas(64) float tmp[16 * 16];
+    for (int64_t j = 0; j < p.Wo; j += 16) {
+      const int64_t m = std::min<int64_t>(16, p.Wo - j);
+      to_pixels(r + j, p.Ho * p.Wo, cn, 0, m, tmp);
+      for (int64_t i = 0; i < m * 16; i += W)
+        V::storeu(out + j * 16 + i, V::add(V::loadu(out + j * 16 + i), V::loadu(tmp + i)));
+    }
+  }
+
+  void run(const float* x, const float* w, const float* bias, float* y, Activation act, const float* res) const {
+    if (p.R == 3 && p.S == 3) return run_taps<3, 3>(x, w, bias, y, act, res);
+    if (p.R == 5 && p.S == 5) return run_taps<5, 5>(x, w, bias, y, act, res);
+    if (p.R == 7 && p.S == 7) return run_taps<7, 7>(x, w, bias, y, act, res);
+    run_taps<0, 0>(x, w, bias, y, act, res);
+  }
+};
+
+#define PYCNN_DEPTHWISE_C16_ISA(isa)                                                                                 \
+  void conv2d_depthwise_c16__##isa(const ConvParams& p, const float* x, const float* w, const float* bias, float* y, \
+                                   Activation act, const float* residual, int layout) {                              \
+    DepthwiseC16<simd::isa>(p, layout).run(x, w, bias, y, act, residual);                                            \
+  }
+
+}  // namespace pycnn

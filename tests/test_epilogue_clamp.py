@@ -1,0 +1,132 @@
+"""The kernels' epilogue clamp y = min(max(conv + b + r, lo), hi): ReLU6 and ONNX's Clip after a
+conv run inside every native algorithm's store (no second pass over y), in NCHW and in the
+channel-blocked layouts, on every ISA path; NaN survives it; the Python algorithms still apply
+the clip after the convolution."""
+
+import numpy as np
+import pytest
+from test_conv2d import _ref as conv_ref
+
+import pycnn
+from conftest import assert_close, conv_data
+from pycnn import _C, layout, registry
+from pycnn._shapes import ConvShape
+from pycnn.prepared import UNARY_CLIP
+
+# (x shape, w shape, stride, padding, groups): one geometry each algorithm family takes.
+SHAPES = [
+    ((2, 16, 9, 11), (32, 16, 3, 3), 1, 1, 1),  # Winograd, direct_oc, im2col
+    ((1, 3, 17, 19), (8, 3, 5, 5), 2, 2, 1),  # direct (first layers)
+    ((2, 32, 7, 7), (48, 32, 1, 1), 1, 0, 1),  # 1x1
+    ((1, 512, 7, 7), (36, 512, 3, 3), 1, 1, 1),  # deep and few rows: the SGEMM's split depth
+    ((2, 32, 10, 9), (32, 1, 3, 3), 1, 1, 32),  # depthwise
+    ((1, 20, 12, 12), (20, 1, 3, 3), 2, 1, 20),  # depthwise, a partial channel block
+]
+BOUNDS = [(0.0, 6.0), (-0.5, 0.25), (-np.inf, 0.1), (0.3, 0.3)]
+
+
+def _want(x, w, b, stride, pad, groups, relu, lo, hi, res=None):
+    y = conv_ref(x, w, b, stride, pad, 1, groups)
+    if res is not None:
+        y = y + res
+    if relu:
+        y = np.where(y < 0, 0.0, y)
+    return np.minimum(np.maximum(y, lo), hi)  # NaN stays NaN
+
+
+def _algos(s):
+    return [a for a in registry.names(kind=registry.NATIVE) if registry.CONV[a].supports(s)]
+
+
+def _case_id(c):
+    return "x".join(map(str, c[1])) + f"s{c[2]}g{c[4]}"
+
+
+@pytest.mark.parametrize("case", SHAPES, ids=_case_id)
+def test_clip_in_every_algorithm_every_isa(case, isa, rng):
+    xs, ws, stride, pad, groups = case
+    x, w, b = conv_data(rng, *xs, ws[0], ws[1], ws[2], ws[3])
+    x *= 4  # outputs on both sides of the bounds
+    s = ConvShape(xs, ws, stride, pad, 1, groups)
+    res = rng.standard_normal((s.N, s.K, s.Ho, s.Wo), dtype=np.float32)
+    xn = x.copy()
+    xn[0, 0, 0, 0] = np.nan  # NaN through the clamp (not for Winograd: a NaN fills its whole tile)
+    for algo in _algos(s):
+        bound = registry.CONV[algo].rel_error_bound
+        xa = x if bound else xn
+        for i, (lo, hi) in enumerate(BOUNDS):
+            relu, r = bool(i % 2), (res if i >= 2 else None)
+            conv = pycnn.prepare_conv(
+                w, b, stride=stride, padding=pad, groups=groups, algo=algo, activation="relu" if relu else None
+            )
+            conv.post = (UNARY_CLIP, lo, hi)
+            want = _want(xa, w, b, stride, pad, groups, relu, lo, hi, r)
+            # the clamp is 1-Lipschitz: a bounded algorithm's error stays within its bound of the
+            # unclamped output's scale
+            scale = np.abs(np.nan_to_num(_want(xa, w, b, stride, pad, groups, relu, -np.inf, np.inf, r))).max()
+            call = conv.bind([xs], None)
+            assert isinstance(call, _C.BoundConv)  # the kernel's own call: no pass after it
+            for y in (conv(xa, residual=r), call(xa, r)):
+                np.testing.assert_array_equal(np.isnan(y), np.isnan(want), err_msg=algo)
+                assert (np.nan_to_num(y) <= hi).all() and (np.nan_to_num(y, nan=lo) >= lo).all(), algo
+                if bound:  # Winograd's tiles: a normwise bound
+                    err = np.abs(np.nan_to_num(y) - np.nan_to_num(want)).max() / scale
+                    assert err <= bound, (algo, err)
+                else:
+                    assert_close(np.nan_to_num(y), np.nan_to_num(want))
+
+
+def _blk(a):
+    N, C, H, W = a.shape
+    return np.ascontiguousarray(a.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
+
+
+def _unblk(a):
+    N, CB, H, W, _ = a.shape
+    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))
+
+
+@pytest.mark.parametrize(
+    "algo, xs, ws, pad, groups, bits",
+    [
+        ("direct_oc", (2, 32, 8, 8), (32, 32, 1, 1), 0, 1, layout.X_BLOCKED | layout.Y_BLOCKED),
+        ("direct_oc", (2, 32, 8, 8), (32, 32, 1, 1), 0, 1, layout.X_BLOCKED),
+        ("direct_oc", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
+        ("winograd_f4", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
+        ("depthwise_c16", (2, 32, 8, 8), (32, 1, 3, 3), 1, 32, layout.X_BLOCKED | layout.Y_BLOCKED),
+    ],
+)
+def test_clip_with_blocked_tensors_every_isa(algo, xs, ws, pad, groups, bits, isa, rng):
+    x, w, b = conv_data(rng, *xs, ws[0], ws[1], ws[2], ws[3])
+    x *= 4
+    conv = pycnn.prepare_conv(w, b, padding=pad, groups=groups, algo=algo)
+    conv.post = (UNARY_CLIP, -0.5, 0.5)
+    y = conv.bind([xs], None, layout=(bits, algo))(_blk(x) if bits & layout.X_BLOCKED else x)
+    y = _unblk(y) if bits & layout.Y_BLOCKED else y
+    want = _want(x, w, b, 1, pad, groups, False, -0.5, 0.5)
+    if registry.CONV[algo].rel_error_bound:
+        scale = np.abs(_want(x, w, b, 1, pad, groups, False, -np.inf, np.inf)).max()
+        assert np.abs(y - want).max() <= registry.CONV[algo].rel_error_bound * scale
+    else:
+        assert_close(y, want)
+
+
+def test_python_algorithms_still_clip(rng):
+    x, w, b = conv_data(rng, 1, 4, 6, 6, 4, 4, 3, 3)
+    conv = pycnn.prepare_conv(w * 10, b, padding=1, algo="reference")
+    conv.post = (UNARY_CLIP, 0.0, 6.0)
+    np.testing.assert_allclose(conv(x), _want(x, w * 10, b, 1, 1, 1, False, 0.0, 6.0), rtol=1e-5, atol=1e-5)
+
+
+def test_clip_bounds_checked(rng):
+    x, w, b = conv_data(rng, 1, 4, 6, 6, 4, 4, 3, 3)
+    h = _C.PreparedWeights(w, 1, "im2col")
+    y = np.empty((1, 4, 6, 6), np.float32)
+    with pytest.raises(ValueError, match="clip_lo: must be <= clip_hi"):
+        h.run(x, b, y, 1, 1, 1, 1, 1, 1, False, None, 1.0, 0.0)
+    with pytest.raises(ValueError, match="must not be NaN"):
+        h.bind(b, [1, 4, 6, 6], 1, 1, 1, 1, 1, 1, 6, 6, False, clip_lo=np.nan)
+    # A clip whose bounds cross is not the kernels' clamp: it stays the unary pass (its own rule).
+    conv = pycnn.prepare_conv(w, b, padding=1, algo="im2col")
+    conv.post = (UNARY_CLIP, 1.0, 0.0)
+    assert conv._epilogue()[2] == (UNARY_CLIP, 1.0, 0.0)
