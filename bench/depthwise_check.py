@@ -38,12 +38,12 @@ def _blocked(x):
     return np.ascontiguousarray(x.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
 
 
-def main():
+def main(argv=None):
     import torch
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(2)
     pycnn.set_num_threads(2)
     rng = np.random.default_rng(0)

@@ -66,8 +66,7 @@ class PreparedConv:
             registry.check(algo, probe)  # the ValueError that says why this algorithm cannot run it
         self.algo, self.auto_elsewhere = algo, bool(auto_elsewhere)
         # An element-wise activation after bias, residual and ReLU: (fn code of _C.unary, a, b)
-        # (a Graph's fuse_activation pass). A clip (ReLU6) is the kernels' epilogue clamp; the
-        # others run in place on the output in the same call (_epilogue).
+        # (a Graph's fuse_activation pass), applied in the native kernels' epilogue (_epilogue).
         self.post = None
         self._groups = probe.groups
         self._handles = {}  # algorithm -> prepared weights, made once on first use
@@ -129,26 +128,27 @@ class PreparedConv:
                 y = y + residual
                 if relu_after:
                     y = np.where(y < 0, np.float32(0), y)  # NaN stays NaN
-            return self._post(np.ascontiguousarray(y, np.float32), clamped=False)
+            return self._post(np.ascontiguousarray(y, np.float32))
         y = np.empty((s.N, s.K, s.Ho, s.Wo), np.float32)
         self._run(algo, x, s, y, residual)
-        return self._post(y)
+        return y
 
     def _epilogue(self):
-        """(clip_lo, clip_hi, post): the clamp the kernels apply in their epilogue after ReLU
-        (a clip post-activation with lo <= hi: ReLU6, ONNX's Clip) and the post-activation left to
-        run over y afterwards (None when there is none or the clamp took it)."""
+        """The native kernels' epilogue after bias, residual and ReLU, as the keyword arguments
+        of their run and bind: a clip post-activation with lo <= hi (ReLU6, ONNX's Clip) is the
+        clamp [clip_lo, clip_hi]; any other is post_fn with its a, b, applied to each tile as it
+        is stored (no second pass over y)."""
         post = self.post
-        if post is not None and post[0] == UNARY_CLIP and post[1] <= post[2]:
-            return float(post[1]), float(post[2]), None
-        return -np.inf, np.inf, post
+        if post is None:
+            return {}
+        if post[0] == UNARY_CLIP and post[1] <= post[2]:
+            return {"clip_lo": float(post[1]), "clip_hi": float(post[2])}
+        return {"post_fn": int(post[0]), "post_a": float(post[1]), "post_b": float(post[2])}
 
-    def _post(self, y, clamped=True):
-        """The post-activation on y in place: what remains after the kernels' clamp, or all of it
-        (clamped False: the Python algorithms)."""
-        post = self._epilogue()[2] if clamped else self.post
-        if post is not None:
-            _C.unary(post[0], y, y, post[1], post[2])
+    def _post(self, y):
+        """The post-activation on y in place, for the Python algorithms (reference, numba)."""
+        if self.post is not None:
+            _C.unary(self.post[0], y, y, self.post[1], self.post[2])
         return y
 
     def _run(self, algo, x, s, y, residual):
@@ -164,7 +164,7 @@ class PreparedConv:
             s.dilation[1],
             self.relu,
             residual,
-            *self._epilogue()[:2],
+            **self._epilogue(),
         )
 
     def bind(self, in_shapes, out_shape, max_map=0, layout=NO_LAYOUT):
@@ -196,22 +196,9 @@ class PreparedConv:
             self.relu,
             max_map,
             bits,
-            *self._epilogue()[:2],
+            **self._epilogue(),
         )
-        post = self._epilogue()[2]
-        if post is None:
-            return call
-        if max_map:
-            raise ValueError("a post-activation cannot follow a max over the maps")
-        code, lo, hi = post
-        unary = _C.unary
-
-        def run(x, residual=None):  # the activation in place, on y in whatever layout it has
-            y = call(x, residual)
-            unary(code, y, y, lo, hi)
-            return y
-
-        return run
+        return call
 
     def prepare_for(self, x_shape):
         """Transform the weights now for the algorithm an input of x_shape will run (what a Graph

@@ -102,12 +102,16 @@ def test_timing_block_warms_up_for_a_minimum_time():
 
 
 def test_depthwise_check_runs(capsys, monkeypatch):
-    """bench/depthwise_check.py, on one small layer: pycnn and PyTorch timed, the ratio printed."""
+    """bench/depthwise_check.py, on two small layers: both depthwise kernels, the blocked one where
+    16 | C, and PyTorch timed, the ratio printed."""
     pytest = __import__("pytest")
     pytest.importorskip("torch")
     from bench import depthwise_check
 
-    monkeypatch.setattr(depthwise_check, "LAYERS", [(8, 14, 3, 2)])
-    depthwise_check.main()
-    out = capsys.readouterr().out
-    assert "8@14  3x3 s2: pycnn" in out and "speed" in out
+    monkeypatch.setattr(depthwise_check, "LAYERS", [(8, 14, 3, 2), (16, 7, 3, 1)])
+    depthwise_check.main(["--batch", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "batch 2" in lines[0] and "speed" in lines[0]
+    assert lines[2].split()[:3] == ["8@14", "3x3", "s2"] and lines[2].split()[5] == "-"  # no blocked run
+    assert lines[3].split()[:3] == ["16@7", "3x3", "s1"] and len(lines[3].split()) == 8
+    assert all(float(v) > 0 for v in lines[3].split()[3:])

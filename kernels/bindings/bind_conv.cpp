@@ -40,12 +40,18 @@ struct PreparedWeights {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// The epilogue's clamp: ReLU (relu), then ONNX's Clip / ReLU6 [clip_lo, clip_hi] (unbounded by
-// default): min(max(v, max(0, lo)), hi) is relu followed by the clip.
-Activation epilogue_activation(bool relu, float clip_lo, float clip_hi) {
+// The epilogue: ReLU (relu), then ONNX's Clip / ReLU6 [clip_lo, clip_hi] (unbounded by default):
+// min(max(v, max(0, lo)), hi) is relu followed by the clip; then post_fn (a UnaryFn code of
+// _C.unary with its a, b; -1: none).
+Activation epilogue_activation(bool relu, float clip_lo, float clip_hi, int post_fn, float post_a, float post_b) {
   require(!(clip_lo != clip_lo) && !(clip_hi != clip_hi), "clip_lo, clip_hi: must not be NaN");
   require(clip_lo <= clip_hi, "clip_lo: must be <= clip_hi");
-  return Activation::clamp(relu && clip_lo < 0.0f ? 0.0f : clip_lo, clip_hi);
+  require(post_fn >= -1 && post_fn <= static_cast<int>(UnaryFn::gelu), "post_fn: expected -1 or a _C.unary code");
+  Activation act = Activation::clamp(relu && clip_lo < 0.0f ? 0.0f : clip_lo, clip_hi);
+  act.fn = post_fn;
+  act.a = post_a;
+  act.b = post_b;
+  return act;
 }
 
 // The algorithm's refusal of p as a ValueError naming it.
@@ -219,30 +225,45 @@ void bind_conv(py::module_& m) {
       .def(
           "run",
           [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt,
-             int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual, float clip_lo, float clip_hi) {
+             int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual, float clip_lo, float clip_hi,
+             int post_fn, float post_a, float post_b) {
             require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0, "stride/dilation/padding: invalid");
             farray bkeep;
             const float* b = optional_vector(bias, pw.p.K, bkeep, "bias: expected K entries");
-            run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw, epilogue_activation(relu, clip_lo, clip_hi), residual);
+            run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw,
+                         epilogue_activation(relu, clip_lo, clip_hi, post_fn, post_a, post_b), residual);
           },
           py::arg("x"), py::arg("bias"), py::arg("out"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
           py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("relu"), py::arg("residual") = py::none(),
-          py::arg("clip_lo") = -kInf, py::arg("clip_hi") = kInf)
+          py::arg("clip_lo") = -kInf, py::arg("clip_hi") = kInf, py::arg("post_fn") = -1, py::arg("post_a") = 0.0f,
+          py::arg("post_b") = 0.0f)
       // A call fixed to one input shape (a Graph's bound step): geometry, bias and activation are
       // checked once here; each call passes only x (and optionally out, residual) and gets y.
       .def(
           "bind",
           [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape, int64_t sh, int64_t sw,
              int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, bool relu, int max_map, int layout,
-             float clip_lo, float clip_hi) {
+             float clip_lo, float clip_hi, int post_fn, float post_a, float post_b) {
             require(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
             require(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
             require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
             require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                     "stride/dilation/padding: invalid");
-            BoundConv bc{
-                pw, farray(), nullptr, {xshape[0], xshape[1], xshape[2], xshape[3]}, sh,      sw,    pt, pl, dh,
-                dw, Ho,       Wo,      epilogue_activation(relu, clip_lo, clip_hi),  max_map, layout};
+            BoundConv bc{pw,
+                         farray(),
+                         nullptr,
+                         {xshape[0], xshape[1], xshape[2], xshape[3]},
+                         sh,
+                         sw,
+                         pt,
+                         pl,
+                         dh,
+                         dw,
+                         Ho,
+                         Wo,
+                         epilogue_activation(relu, clip_lo, clip_hi, post_fn, post_a, post_b),
+                         max_map,
+                         layout};
             if (layout) {
               const ConvParams q = bound_params(bc);
               // (the residual bit only routes calls to call_blocked, which reads the residual's
@@ -258,7 +279,8 @@ void bind_conv(py::module_& m) {
           },
           py::arg("bias"), py::arg("xshape"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
           py::arg("pad_l"), py::arg("dil_h"), py::arg("dil_w"), py::arg("Ho"), py::arg("Wo"), py::arg("relu"),
-          py::arg("max_map") = 0, py::arg("layout") = 0, py::arg("clip_lo") = -kInf, py::arg("clip_hi") = kInf);
+          py::arg("max_map") = 0, py::arg("layout") = 0, py::arg("clip_lo") = -kInf, py::arg("clip_hi") = kInf,
+          py::arg("post_fn") = -1, py::arg("post_a") = 0.0f, py::arg("post_b") = 0.0f);
 
   py::class_<BoundConv>(m, "BoundConv")
       .def(

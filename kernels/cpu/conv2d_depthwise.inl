@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "conv2d.h"
+#include "eltwise_unary.inl"
 #include "pycnn/parallel.h"
 
 namespace pycnn {
@@ -157,6 +158,7 @@ void run_taps(const ConvParams& p, const float* x, const float* w, const float* 
               for (int64_t i = 0; i < n_out; ++i) yr[i] = act.apply(a[i]);  // NaN kept
             else
               std::memcpy(yr, a, (size_t)n_out * sizeof(float));
+            unary_detail::post(act, yr, n_out);
           }
         }
       }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "conv2d.h"
+#include "eltwise_unary.inl"
 #include "pycnn/parallel.h"
 #include "simd.h"
 
@@ -178,6 +179,7 @@ struct DepthwiseC16 {
           if (clamp)
             for (int64_t i = 0; i < p.Wo * 16; i += W)
               V::storeu(out + i, V::clamp(V::loadu(out + i), lo, hi));  // NaN kept
+          unary_detail::post(act, out, p.Wo * 16);
           if (!yb) from_pixels(out, p.Wo, cn, y + nchw_off, HWo);
         }
       }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "conv2d.h"
+#include "eltwise_unary.inl"
 #include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
 #include "simd.h"
@@ -122,6 +123,7 @@ struct DirectConv {
           r = V::add(r, n == W ? V::loadu(rr) : V::loadu_n(rr, (int)n));
         }
         if (clamp) r = V::clamp(r, lo, hi);  // NaN stays NaN
+        if (act.fn >= 0) r = unary_detail::post_reg<V>(act, r);
         if (n == W)
           V::storeu(yr + ow, r);
         else

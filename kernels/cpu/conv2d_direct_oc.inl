@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "conv2d.h"
+#include "eltwise_unary.inl"
 #include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
 #include "simd.h"
@@ -268,6 +269,9 @@ struct DirectOcConv {
           if (clamp) r = V::clamp(r, lo, hi);  // NaN stays NaN
           V::storeu(out->y + off, r);
         }
+      if (out->act.fn >= 0)  // the tile's vectors just stored, in L1
+        for (int i = 0; i < P; ++i)
+          for (int v = 0; v < KVT; ++v) unary_detail::post(out->act, out->y + out->voff[v] + i * 16, W);
       return;
     }
 #pragma GCC unroll 16
@@ -421,6 +425,7 @@ struct DirectOcConv {
         if (bias) v = V::add(v, V::loadu(bias + kbase + i0));
         if (res) v = V::add(v, V::loadu(res + off));
         if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
+        if (act.fn >= 0) v = unary_detail::post_reg<V>(act, v);
         V::storeu(y + off, v);
       }
     return 2;
@@ -601,6 +606,8 @@ struct DirectOcConv {
               if (ures) v += ures[off];
               y[off] = act.apply(v);  // NaN stays NaN
             }
+          if (act.fn >= 0)
+            for (int64_t j = 0; j < pix; ++j) unary_detail::post(act, y + (pix0 + j) * p.K + kbase, kmax);
           continue;
         }
         const bool clamp = act.active();
@@ -618,6 +625,7 @@ struct DirectOcConv {
               typename V::reg v = V::add(r[c], V::set1(bias ? bias[k] : 0.0f));
               if (ures) v = V::add(v, m == W ? V::loadu(ures + off) : V::loadu_n(ures + off, m));
               if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
+              if (act.fn >= 0) v = unary_detail::post_reg<V>(act, v);
               if (m == W)
                 V::storeu(y + off, v);
               else

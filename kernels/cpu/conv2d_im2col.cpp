@@ -122,6 +122,7 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
       for (int64_t ow = 0; ow < p.Wo; ++ow) {
         yr[ow] = act.apply(cr[ow] + rr[ow]);  // NaN stays NaN
       }
+      if (act.fn >= 0) w.groups[0].kernels->unary_chunk(act.fn, p.Wo, yr, yr, act.a, act.b);
     }
   }
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "conv2d.h"
+#include "eltwise_unary.inl"
 #include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
 #include "simd.h"
@@ -183,6 +184,7 @@ struct WinogradConv {
         if (residual)
           v = V::add(v, V::gather_masked(residual + plane + ii * p.Wo + jj, g.yoff, g.rout[ii] & g.cout[jj]));
         if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
+        if (act.fn >= 0) v = unary_detail::post_reg<V>(act, v);
         V::scatter_masked(base + ii * p.Wo + jj, g.yoff, v, g.rout[ii] & g.cout[jj]);
       }
   }
@@ -216,7 +218,8 @@ struct WinogradConv {
 #pragma GCC unroll 8
           for (int jj = 0; jj < m; ++jj) {
             typename V::reg v = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
-            stage[gi - gi0][ii * m + jj][kq] = clamp ? V::clamp(v, lo, hi) : v;
+            if (clamp) v = V::clamp(v, lo, hi);
+            stage[gi - gi0][ii * m + jj][kq] = act.fn >= 0 ? unary_detail::post_reg<V>(act, v) : v;
           }
       }
     }

@@ -4,10 +4,12 @@
 // written out (Cody-Waite range reduction, degree-6 polynomial, 2^n through the exponent bits:
 // relative error ~2e-7) because libm's is not vectorized. erf is Abramowitz-Stegun 7.1.26
 // (absolute error <= 1.5e-7), its series near 0. NaN in gives NaN out (a final select), as IEEE says.
+#pragma once
 #include <cstdint>
 #include <cstring>
 
 #include "ops_cpu.h"
+#include "pycnn/shapes.h"
 
 namespace pycnn {
 namespace unary_detail {
@@ -97,6 +99,20 @@ inline void run(int fn, int64_t n, const float* x, float* y, float a, float b) {
   }
 }
 #undef PYCNN_UNARY_LOOP
+
+// A conv epilogue's element-wise function (Activation::fn) on n floats just stored at p, in place.
+inline void post(const Activation& act, float* p, int64_t n) {
+  if (act.fn >= 0) run(act.fn, n, p, p, act.a, act.b);
+}
+
+// The same on one register of V (through L1: the loops above are the vectorized functions).
+template <class V>
+inline typename V::reg post_reg(const Activation& act, typename V::reg v) {
+  alignas(64) float t[V::W];
+  V::storeu(t, v);
+  run(act.fn, V::W, t, t, act.a, act.b);
+  return V::loadu(t);
+}
 
 }  // namespace
 }  // namespace unary_detail

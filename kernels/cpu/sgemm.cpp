@@ -201,6 +201,7 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
           for (int64_t j = 0; j < N; ++j) c[j] = act.apply(v[j] + brow);  // NaN stays NaN
         else
           for (int64_t j = 0; j < N; ++j) c[j] = v[j] + brow;
+        if (act.fn >= 0) kern.unary_chunk(act.fn, N, c, c, act.a, act.b);
       }
     }
   }
@@ -298,6 +299,9 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
             if (p.residual) v += p.residual[i * p.ldc + j];
             p.C[i * p.ldc + j] = act.apply(v);
           }
+        if (act.fn >= 0)
+          for (int64_t i = it.m0; i < it.m1; ++i)
+            kern.unary_chunk(act.fn, it.j1 - it.j0, p.C + i * p.ldc + it.j0, p.C + i * p.ldc + it.j0, act.a, act.b);
         continue;
       }
       // With several depth blocks, partial sums go to a per-thread tile whose row stride does

@@ -5,6 +5,7 @@
 // NV*W floats, ldb apart: a packed panel (ldb = the panel width NR) or, for a B that exists as a
 // row-major matrix (a 1x1 convolution's input), that matrix itself (ldb = its row stride).
 #pragma once
+#include "eltwise_unary.inl"
 #include "sgemm.h"
 #include "simd.h"
 
@@ -58,7 +59,7 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
 
   const bool full = (mr == MR) && (nr == NV * W);
   const typename V::reg zero = V::zero();
-  const bool act = last && ep.act.active();
+  const bool act = last && ep.act.active(), post = last && ep.act.fn >= 0;
   const typename V::reg lo = V::set1(ep.act.lo), hi = V::set1(ep.act.hi);
   for (int i = 0; i < mr; ++i) {
     float* c = C + i * ldc;
@@ -85,6 +86,7 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
       else
         V::storeu_n(c + v * W, r, n);
     }
+    if (post) unary_detail::post(ep.act, c, nr);  // the row just stored, in L1
   }
 }
 
@@ -143,6 +145,8 @@ static void sgemm_cols_impl(int64_t kc, const float* __restrict A, const float* 
       }
       C[i * ldc + j] = v;
     }
+  if (last && ep.act.fn >= 0)
+    for (int i = 0; i < mr; ++i) unary_detail::post(ep.act, C + i * ldc, nr);
 }
 
 }  // namespace pycnn

@@ -38,14 +38,18 @@ struct PoolParams {
 };
 
 // What a convolution's epilogue does to each output before it is stored: y = min(max(v, lo), hi),
-// a NaN kept (comparisons with NaN are false). none: unbounded; ReLU: [0, inf); ReLU6 and ONNX's
-// Clip: [lo, hi] with lo <= hi (Python checks).
+// a NaN kept (comparisons with NaN are false), then the element-wise function fn (a UnaryFn of
+// ops_cpu.h with its a, b: hard-swish, SiLU, sigmoid, GELU ...; -1: none) on the values just
+// stored, while they are in L1. none: unbounded; ReLU: [0, inf); ReLU6 and ONNX's Clip: [lo, hi]
+// with lo <= hi (the bindings check).
 struct Activation {
   float lo = -std::numeric_limits<float>::infinity();
   float hi = std::numeric_limits<float>::infinity();
+  int fn = -1;
+  float a = 0.0f, b = 0.0f;
   static constexpr Activation none() { return {}; }
-  static constexpr Activation relu() { return {0.0f, std::numeric_limits<float>::infinity()}; }
-  static constexpr Activation clamp(float lo, float hi) { return {lo, hi}; }
+  static constexpr Activation relu() { return {0.0f, std::numeric_limits<float>::infinity(), -1, 0.0f, 0.0f}; }
+  static constexpr Activation clamp(float lo, float hi) { return {lo, hi, -1, 0.0f, 0.0f}; }
   bool active() const {
     return lo > -std::numeric_limits<float>::infinity() || hi < std::numeric_limits<float>::infinity();
   }

@@ -1,7 +1,8 @@
-"""The kernels' epilogue clamp y = min(max(conv + b + r, lo), hi): ReLU6 and ONNX's Clip after a
-conv run inside every native algorithm's store (no second pass over y), in NCHW and in the
-channel-blocked layouts, on every ISA path; NaN survives it; the Python algorithms still apply
-the clip after the convolution."""
+"""The kernels' epilogue: the clamp y = min(max(conv + b + r, lo), hi) (ReLU6 and ONNX's Clip
+after a conv) and the element-wise functions after it (hard-swish, SiLU, sigmoid, GELU ...) run
+inside every native algorithm's store (no second pass over y), in NCHW and in the channel-blocked
+layouts, on every ISA path; NaN survives them; the Python algorithms still apply them after the
+convolution."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ from test_conv2d import _ref as conv_ref
 
 import pycnn
 from conftest import assert_close, conv_data
-from pycnn import _C, layout, registry
+from pycnn import _C, layout, reference, registry
 from pycnn._shapes import ConvShape
+from pycnn.layers import _C_UNARY, _unary_args
 from pycnn.prepared import UNARY_CLIP
 
 # (x shape, w shape, stride, padding, groups): one geometry each algorithm family takes.
@@ -126,7 +128,63 @@ def test_clip_bounds_checked(rng):
         h.run(x, b, y, 1, 1, 1, 1, 1, 1, False, None, 1.0, 0.0)
     with pytest.raises(ValueError, match="must not be NaN"):
         h.bind(b, [1, 4, 6, 6], 1, 1, 1, 1, 1, 1, 6, 6, False, clip_lo=np.nan)
-    # A clip whose bounds cross is not the kernels' clamp: it stays the unary pass (its own rule).
+    with pytest.raises(ValueError, match="post_fn"):
+        h.run(x, b, y, 1, 1, 1, 1, 1, 1, False, None, post_fn=99)
+    # A clip whose bounds cross is not the clamp: it runs as the unary function (its own rule).
     conv = pycnn.prepare_conv(w, b, padding=1, algo="im2col")
     conv.post = (UNARY_CLIP, 1.0, 0.0)
-    assert conv._epilogue()[2] == (UNARY_CLIP, 1.0, 0.0)
+    assert conv._epilogue() == {"post_fn": UNARY_CLIP, "post_a": 1.0, "post_b": 0.0}
+
+
+# Every function the Graph fuses after a conv, with the arguments _unary_args gives it.
+FNS = sorted(_C_UNARY)
+
+
+@pytest.mark.parametrize("fn", FNS)
+@pytest.mark.parametrize("case", SHAPES, ids=_case_id)
+def test_functions_in_every_algorithm_every_isa(fn, case, isa, rng):
+    xs, ws, stride, pad, groups = case
+    x, w, b = conv_data(rng, *xs, ws[0], ws[1], ws[2], ws[3])
+    x *= 3
+    x[0, 0, 0, 0] = np.nan
+    s = ConvShape(xs, ws, stride, pad, 1, groups)
+    res = rng.standard_normal((s.N, s.K, s.Ho, s.Wo), dtype=np.float32)
+    post = _unary_args(fn, None, None, -1.0, 2.0)
+    for algo in _algos(s):
+        if registry.CONV[algo].rel_error_bound:
+            continue  # Winograd: the same store path, run by the clamp test above
+        for relu, r in ((False, None), (True, res)):
+            conv = pycnn.prepare_conv(
+                w, b, stride=stride, padding=pad, groups=groups, algo=algo, activation="relu" if relu else None
+            )
+            conv.post = post
+            z = _want(x, w, b, stride, pad, groups, relu, -np.inf, np.inf, r)
+            kw = dict(lo=-1.0, hi=2.0) if fn == "clip" else dict(alpha=post[1], beta=post[2])
+            with np.errstate(all="ignore"):
+                want = reference.unary(z, fn, **kw)
+            call = conv.bind([xs], None)
+            assert isinstance(call, _C.BoundConv)  # the kernel's own call: no pass after it
+            for y in (conv(x, residual=r), call(x, r)):
+                np.testing.assert_array_equal(np.isnan(y), np.isnan(want), err_msg=f"{algo} {fn}")
+                np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(want), rtol=2e-5, atol=2e-5, err_msg=algo)
+
+
+@pytest.mark.parametrize("fn", ["silu", "hardswish"])
+def test_functions_with_blocked_tensors_every_isa(fn, isa, rng):
+    for algo, xs, ws, pad, groups, bits in [
+        ("direct_oc", (2, 32, 8, 8), (32, 32, 1, 1), 0, 1, layout.X_BLOCKED | layout.Y_BLOCKED),
+        ("direct_oc", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
+        ("winograd_f4", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
+        ("winograd_f2", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, 0),
+        ("depthwise_c16", (2, 32, 8, 8), (32, 1, 3, 3), 1, 32, layout.X_BLOCKED | layout.Y_BLOCKED),
+    ]:
+        x, w, b = conv_data(rng, *xs, ws[0], ws[1], ws[2], ws[3])
+        x *= 3
+        conv = pycnn.prepare_conv(w, b, padding=pad, groups=groups, algo=algo)
+        conv.post = _unary_args(fn, None, None, None, None)
+        y = conv.bind([xs], None, layout=(bits, algo))(_blk(x) if bits & layout.X_BLOCKED else x)
+        y = _unblk(y) if bits & layout.Y_BLOCKED else y
+        z = _want(x, w, b, 1, pad, groups, False, -np.inf, np.inf)
+        want = reference.unary(z, fn, alpha=None, beta=None)
+        tol = 5 * (registry.CONV[algo].rel_error_bound or 1e-6) * np.abs(z).max()
+        np.testing.assert_allclose(y, want, rtol=0, atol=tol, err_msg=algo)
