@@ -16,14 +16,19 @@ namespace unary_detail {
 // Internal linkage: each ISA's translation unit compiles its own copy (see conv2d_depthwise.inl).
 namespace {
 
-inline float bits_to_float(int32_t i) {
+// Forced into the loops below: they vectorize only with their calls inlined, and with this file
+// included by every kernel's epilogue the link-time inliner left erf_approx as a call (GELU ran
+// scalar, 9x slower).
+#define PYCNN_UNARY_INLINE inline __attribute__((always_inline))
+
+PYCNN_UNARY_INLINE float bits_to_float(int32_t i) {
   float f;
   std::memcpy(&f, &i, 4);
   return f;
 }
 
 // e^x: 0 below -87.3 (before denormals), +inf above 88.7, the polynomial between.
-inline float exp_approx(float x0) {
+PYCNN_UNARY_INLINE float exp_approx(float x0) {
   const float x = x0 < -87.3f ? -87.3f : (x0 > 88.7f ? 88.7f : x0);
   const float t = x * 1.44269504f + 12582912.0f;  // 1.5 * 2^23: rounds x / ln 2 to an integer
   const float n = t - 12582912.0f;
@@ -45,7 +50,7 @@ inline float exp_approx(float x0) {
   return x0 < -87.3f ? 0.0f : (x0 > 88.7f ? __builtin_inff() : v);
 }
 
-inline float erf_approx(float x) {
+PYCNN_UNARY_INLINE float erf_approx(float x) {
   const float a = x < 0.0f ? -x : x;
   const float t = 1.0f / (1.0f + 0.3275911f * a);
   float p = 1.061405429f;
@@ -60,9 +65,9 @@ inline float erf_approx(float x) {
   return a < 0.1f ? series : (x < 0.0f ? -y : y);
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+PYCNN_UNARY_INLINE float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
-inline float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+PYCNN_UNARY_INLINE float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
 // One loop per function so each vectorizes on its own; the NaN select keeps NaN where the
 // arithmetic above (clamps, comparisons) would drop it.
