@@ -315,7 +315,24 @@ class GlobalAvgPool2d(Op):
     infer = staticmethod(lambda a, p, s: (_ndim(s, 0, 4, "(N, C, H, W)"), s[0][:2] + (1, 1))[1])
     flops = staticmethod(lambda a, s, out: float(_prod(s[0])))
     reference = staticmethod(lambda a, p, xs: reference.global_avg_pool2d(xs[0]))
-    kernel = staticmethod(lambda a, p, algo: Kernel(ops.global_avg_pool2d))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        def bind(in_shapes, out_shape, layout=(0, None)):
+            if not layout[0]:
+                return ops.global_avg_pool2d
+            # x channel-blocked (N, C/16, H, W, 16) (pycnn/layout.py): the mean over each block's
+            # pixels, 16 channels at a time; y (N, C, 1, 1) NCHW.
+            N, C = in_shapes[0][:2]
+
+            def run(x):
+                y = np.empty((N, C, 1, 1), _F32)
+                _C.global_avg_pool2d_blocked16(x, y)
+                return y
+
+            return run
+
+        return Kernel(ops.global_avg_pool2d, bind)
 
 
 class LocalResponseNorm(Op):
@@ -466,11 +483,22 @@ class Binary(Op):
         ref = lambda *xs: np.asarray(cls.reference(a, p, list(xs)), _F32)  # noqa: E731
         fn = a["fn"]
 
-        def bind(in_shapes, out_shape):
+        def bind(in_shapes, out_shape, layout=(0, None)):
             # A scale or shift per channel of a 4-D tensor (ConvNeXt's layer scale, a bias, squeeze-
             # and-excitation's gate (N, C, 1, 1)) is one C++ pass (channel_affine), x viewed as
             # (1, N*C, H*W) with a scale and shift per plane.
             s = tuple(out_shape)
+            if layout[0]:  # x * gate with x and y channel-blocked (pycnn/layout.py gate_input)
+                N, C, H, W = s
+                xpos = 0 if tuple(in_shapes[0]) == s else 1
+
+                def gate_blocked(*xs):
+                    x = xs[xpos]
+                    y = np.empty(x.shape, _F32)
+                    _C.channel_scale_blocked16(x, xs[1 - xpos], y)
+                    return y
+
+                return gate_blocked
             if fn not in ("mul", "add", "sub") or len(s) != 4:
                 return ref
             N, C = s[0], s[1]

@@ -15,13 +15,15 @@ Which tensors: the largest set (found by dropping tensors until nothing changes,
 for each blocked tensor,
   * its producer writes it: a conv with groups 1 and 16 | K that runs direct_oc (any geometry),
     Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a
-    depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16); a max
-    pool whose input is blocked; a channel concat whose inputs all are; or any other op (or a
-    pool on an NCHW input) followed by a reorder in its step, when a conv reading the tensor as
-    x writes a blocked output itself (so the layout pays for the copy);
+    depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16); an x * gate
+    whose x is blocked; a max pool whose input is blocked; a channel concat whose inputs all
+    are; or any other op (or a pool on an NCHW input) followed by a reorder in its step, when a
+    conv reading the tensor as x writes a blocked output itself (so the layout pays for the copy);
   * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
     stride; as x, or as the residual added in their epilogue, in either layout), depthwise convs
-    as above (x or residual), max pools and channel concats whose own outputs are blocked;
+    as above (x or residual), max pools, channel concats and squeeze-and-excitation's x * gate
+    (N, C, 1, 1) whose own outputs are blocked, and global average pools (their (N, C, 1, 1)
+    output stays NCHW);
   * a reader takes it as its main input (the reason to block it) or its producer is a conv
     whose x is blocked (then writing it blocked costs nothing), and it is not a graph output.
 In ResNet-50/101/152 that is everything from the stem conv to the last bottleneck: the residual
@@ -127,6 +129,12 @@ def plan(steps, shapes, outputs, graph_algo):
         st = steps[i]
         return st.op == "concat" and st.attrs["axis"] % 4 == 1 and all(c16(t) for t in st.inputs)
 
+    def is_gap(i):  # a global average pool: reads a blocked x, writes its (N, C, 1, 1) in NCHW
+        return steps[i].op == "global_avg_pool2d" and c16(steps[i].inputs[0])
+
+    def gate_pos(i):  # squeeze-and-excitation's x * gate (N, C, 1, 1): the position of x, else None
+        return gate_input(steps[i], shapes)
+
     def conv_writes(i):
         # its own algorithm writes the blocked y (Winograd only without a fused residual), or
         # BLOCKED_RUNNER does, for the 1x1 unpadded convs or when it runs the conv already
@@ -145,7 +153,8 @@ def plan(steps, shapes, outputs, graph_algo):
             return steps[i].inputs[0] in B
         if is_concat(i):
             return all(t in B for t in steps[i].inputs)
-        return False
+        g = gate_pos(i)
+        return g is not None and steps[i].inputs[g] in B
 
     def reads(i, pos, B):  # step i can read its input pos blocked
         if i in info:
@@ -155,16 +164,20 @@ def plan(steps, shapes, outputs, graph_algo):
         # blocked.
         if is_pool(i) or is_concat(i):
             return steps[i].output in B and all(t in B for t in steps[i].inputs)
-        return False
+        if is_gap(i):
+            return True
+        return pos == gate_pos(i) and steps[i].output in B  # a gated x: blocked in, blocked out
 
     def keeps(t, B):
         i = producer.get(t)
         cs = consumers.get(t, [])
-        if i is None or not cs or t in outs or not all(reads(j, pos, B) for j, pos in cs):
+        if i is None or not cs or t in outs or is_gap(i) or not all(reads(j, pos, B) for j, pos in cs):
             return False
-        # A reason to block it: a reader taking it as its main input, or a conv producer whose
-        # own input is blocked (writing blocked then costs nothing).
-        if not (any(pos == 0 or j not in info for j, pos in cs) or (i in info and steps[i].inputs[0] in B)):
+        # A reason to block it: a reader taking it as its main input (not a global average pool,
+        # which reads either layout as fast), or a conv producer whose own input is blocked
+        # (writing blocked then costs nothing).
+        wanted = any((pos == 0 or j not in info) and not is_gap(j) for j, pos in cs)
+        if not (wanted or (i in info and steps[i].inputs[0] in B)):
             return False
         if writes(i, B):
             return True
@@ -192,10 +205,29 @@ def plan(steps, shapes, outputs, graph_algo):
                 bits = (X_BLOCKED if xb else 0) | (Y_BLOCKED if yb else 0) | (RES_BLOCKED if rb else 0)
                 result[i] = (bits, _runner(info[i][0], info[i][1], bits))
         elif yb and writes(i, B):
-            result[i] = (X_BLOCKED | Y_BLOCKED, st.op)  # a max pool or concat on blocked tensors
+            result[i] = (X_BLOCKED | Y_BLOCKED, st.op)  # a max pool, concat or gate on blocked tensors
+        elif xb and is_gap(i):
+            result[i] = (X_BLOCKED, st.op)
         elif yb:
             result[i] = (Y_BLOCKED, REORDER)
     return result
+
+
+def gate_input(step, shapes):
+    """For a step x * g with g (N, C, 1, 1) and x the output's shape (N, C, H, W), 16 | C
+    (squeeze-and-excitation's gate): the position of x among its inputs; else None."""
+    if step.op != "binary" or step.attrs.get("fn") != "mul" or len(step.inputs) != 2:
+        return None
+    out = tuple(shapes[step.output])
+    if len(out) != 4 or out[1] % 16 or out[2:] == (1, 1):
+        return None
+    a, b = (tuple(shapes[t]) for t in step.inputs)
+    gate = out[:2] + (1, 1)
+    if a == out and b == gate:
+        return 0
+    if b == out and a == gate:
+        return 1
+    return None
 
 
 def describe(algo, bits, op=None):

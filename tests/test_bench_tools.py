@@ -115,3 +115,19 @@ def test_depthwise_check_runs(capsys, monkeypatch):
     assert lines[2].split()[:3] == ["8@14", "3x3", "s2"] and lines[2].split()[5] == "-"  # no blocked run
     assert lines[3].split()[:3] == ["16@7", "3x3", "s1"] and len(lines[3].split()) == 8
     assert all(float(v) > 0 for v in lines[3].split()[3:])
+
+
+def test_layout_ab_runs(capsys):
+    """bench/layout_ab.py: the network with one layout rule off and on, both results equal, the
+    medians and their ratio printed."""
+    pytest = __import__("pytest")
+    pytest.importorskip("torch")
+    from bench import layout_ab, torchvision_zoo
+
+    try:
+        torchvision_zoo.import_torchvision()
+    except ImportError as e:
+        pytest.skip(str(e))
+    layout_ab.main(["mobilenet_v3_small", "--off", "gate", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("mobilenet_v3_small batch 1") and "rule 'gate' off" in line and line.endswith("x")

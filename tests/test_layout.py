@@ -322,7 +322,8 @@ def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
     assert lay["b0.c3"] == (X | Y, "direct_oc")  # read as the projection's residual
     assert lay["b0.proj"] == (X | Y | R, "direct_oc")  # the join add fused into it, as in ResNet
     assert lay["b1.c1"] == (X, "direct_oc")
-    assert lay["b1.c3"] == (X | R, "direct_oc")  # global pooling reads the last output as NCHW
+    # the last output: blocked at no cost (its conv reads a blocked x), read so by global pooling
+    assert lay["b1.c3"] == (X | Y | R, "direct_oc") and lay["gap"] == (X, "global_avg_pool2d")
     y = g(x)
     assert y.shape == (2, 64)
     np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
@@ -339,8 +340,8 @@ def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
 
 
 def test_graph_outputs_and_other_readers_stay_nchw(rng):
-    """A tensor that is a graph output, or that any op other than a 1x1 conv reads, is never
-    blocked; nor is anything when the graph runs one named algorithm."""
+    """A tensor that is a graph output, or that an op which cannot read the layout reads, is
+    never blocked; nor is anything when the graph runs one named algorithm."""
     x = rng.standard_normal((1, 3, 20, 20), dtype=np.float32)
     g = bottleneck_graph(head=False)  # the last block's output is the graph's output
     lay = bound_layouts(g, x)
@@ -615,7 +616,71 @@ def test_graph_blocks_depthwise_between_pointwise_convs(rng):
     assert lay["b0.dw"] == (X | Y, "depthwise_c16")
     assert lay["b0.project"] == (X | Y | R, "direct_oc")
     assert lay["b1.dw"] == (X | Y, "depthwise_c16")
-    assert lay["b1.project"] == (X | R, "direct_oc")  # global pooling reads NCHW
+    assert lay["b1.project"] == (X | Y | R, "direct_oc") and lay["gap"] == (X, "global_avg_pool2d")
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
     rows = {r[0]: r for r in g.profile(x, runs=1, warmup=0).rows}
     assert rows["b0.dw+b0.relu2"][5] == "depthwise_c16 [16c: x,y]"
+
+
+def squeeze_excite_graph(C=32, H=10, gate_first=False):
+    """EfficientNet's block: 1x1 expand -> depthwise 3x3 -> squeeze-and-excitation (global average
+    pool -> 1x1 + ReLU -> 1x1 -> sigmoid -> x * gate) -> 1x1 project."""
+    rng = np.random.default_rng(11)
+
+    def conv(name, src, cin, cout, k=1, groups=1):
+        w = rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin // groups * k * k)
+        return Node(name, "conv2d", [src], attrs=dict(padding=k // 2, groups=groups), params={"weight": w})
+
+    E = 2 * C
+    nodes = [
+        conv("stem", "x", 3, C, 3),
+        conv("expand", "stem", C, E),
+        conv("dw", "expand", E, E, 3, groups=E),
+        Node("gap", "global_avg_pool2d", ["dw"]),
+        conv("se1", "gap", E, 8),
+        Node("se1r", "relu", ["se1"]),
+        conv("se2", "se1r", 8, E),
+        Node("sig", "unary", ["se2"], attrs=dict(fn="sigmoid")),
+        Node("gate", "binary", ["sig", "dw"] if gate_first else ["dw", "sig"], attrs=dict(fn="mul")),
+        conv("project", "gate", E, C),
+        Node("pool", "global_avg_pool2d", ["project"]),
+        Node("flat", "flatten", ["pool"]),
+    ]
+    return Graph({"x": (None, 3, H, H)}, nodes, ["flat"], name="squeeze_excite")
+
+
+@pytest.mark.parametrize("gate_first", [False, True])
+def test_graph_blocks_squeeze_and_excitation(rng, gate_first):
+    """The depthwise output stays blocked through the squeeze (a global average pool reading it
+    blocked, NCHW out) and the gate product (blocked in and out), so the project 1x1 reads it
+    blocked; the values are the reference's."""
+    x = rng.standard_normal((2, 3, 10, 10), dtype=np.float32)
+    g = squeeze_excite_graph(gate_first=gate_first)
+    lay = bound_layouts(g, x)
+    X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
+    assert lay["dw"] == (X | Y, "depthwise_c16")
+    assert lay["gap"] == (X, "global_avg_pool2d")
+    assert lay["gate"] == (X | Y, "binary")
+    assert lay["project"][0] & X
+    assert "se1" not in lay and "se2" not in lay  # the (N, C, 1, 1) squeeze stays NCHW
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-5)
+    x[0, 1, 2, 3] = np.nan  # NaN through the blocked pool and gate, as through NCHW ones
+    np.testing.assert_array_equal(np.isnan(g(x)), np.isnan(g.run_reference(x)))
+
+
+def test_blocked_pool_and_gate_kernels(rng):
+    x = rng.standard_normal((2, 32, 5, 7), dtype=np.float32)
+    xb = blk(x)
+    y = np.full(64, np.nan, np.float32)
+    _C.global_avg_pool2d_blocked16(xb, y)
+    np.testing.assert_allclose(y, x.mean(axis=(2, 3), dtype=np.float64).reshape(-1), rtol=1e-5, atol=1e-6)
+    g = rng.standard_normal(64, dtype=np.float32)
+    out = np.full_like(xb, np.nan)
+    _C.channel_scale_blocked16(xb, g, out)
+    np.testing.assert_array_equal(unblk(out), x * g.reshape(2, 32, 1, 1))
+    with pytest.raises(ValueError, match="x: expected"):
+        _C.global_avg_pool2d_blocked16(x, y)
+    with pytest.raises(ValueError, match="out: expected"):
+        _C.global_avg_pool2d_blocked16(xb, y[:10])
+    with pytest.raises(ValueError, match="scale: expected"):
+        _C.channel_scale_blocked16(xb, g[:32], out)

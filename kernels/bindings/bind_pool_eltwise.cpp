@@ -107,6 +107,14 @@ void bind_pool(py::module_& m) {
     py::gil_scoped_release nogil;
     global_avg_pool2d(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(), yp);
   });
+  // x channel-blocked (N, C/16, H, W, 16) -> y (N*C entries): the mean of each channel.
+  m.def("global_avg_pool2d_blocked16", [](farray x, farray y) {
+    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected (N, C/16, H, W, 16)");
+    require(y.size() == x.shape(0) * x.shape(1) * 16, "out: expected N*C entries");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    global_avg_pool2d_blocked16(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(), yp);
+  });
   m.def("local_response_norm", [](farray x, farray y, int64_t size, float alpha, float beta, float k) {
     require(x.ndim() >= 2, "x: expected at least 2 dimensions (N, C, ...)");
     require(size >= 1, "size: must be >= 1");
@@ -201,6 +209,15 @@ void bind_eltwise(py::module_& m) {
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     channel_affine(N, C, HW, x.data(), scale.data(), shift.data(), yp, relu);
+  });
+  // x, y channel-blocked (N, C/16, H, W, 16); scale (N*C entries): y = x * scale per channel.
+  m.def("channel_scale_blocked16", [](farray x, farray scale, farray y) {
+    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected (N, C/16, H, W, 16)");
+    same_size(x, y, "out");
+    require(scale.size() == x.shape(0) * x.shape(1) * 16, "scale: expected N*C entries");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    channel_scale_blocked16(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(), scale.data(), yp);
   });
   m.def("softmax_rows", [](farray x, farray y) {
     require_ndim(x, 2, "x");

@@ -49,6 +49,18 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
   }
 }
 
+void channel_scale_blocked16(int64_t blocks, int64_t HW, const float* x, const float* scale, float* y) {
+#pragma omp parallel for num_threads(nt_for_bytes(blocks * HW * 16)) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    float sc[16];
+    for (int c = 0; c < 16; ++c) sc[c] = scale[b * 16 + c];
+    const float* xp = x + b * HW * 16;
+    float* yp = y + b * HW * 16;
+    for (int64_t i = 0; i < HW; ++i)
+      for (int c = 0; c < 16; ++c) yp[i * 16 + c] = xp[i * 16 + c] * sc[c];
+  }
+}
+
 // Max of xr[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for an empty row.
 // SSE2 (the baseline of this file's build): the scalar loop was not vectorized (a float max
 // reduction with NaN checks), Kim's max over time at batch 8 (800 rows of 48) took 35 us.

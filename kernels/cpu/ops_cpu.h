@@ -14,6 +14,8 @@ namespace pycnn {
 void max_pool2d(const PoolParams& p, const float* x, float* y);
 void avg_pool2d(const PoolParams& p, const float* x, float* y, bool count_include_pad);
 void global_avg_pool2d(int64_t planes, int64_t HW, const float* x, float* y);
+// The same on channel-blocked x (blocks = N*C/16 runs of HW pixels of 16 channels): y[b*16 + c].
+void global_avg_pool2d_blocked16(int64_t blocks, int64_t HW, const float* x, float* y);
 // Max pooling on channel-blocked tensors: p.planes = N * C / 16; x (planes, H, W, 16), y (planes,
 // Ho, Wo, 16) (pool2d_blocked.inl).
 void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y);
@@ -32,6 +34,9 @@ void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, 
 void relu(int64_t n, const float* x, float* y);
 void add(int64_t n, const float* a, const float* b, float* y, bool relu);
 // Per-channel affine (inference batch norm after folding): y = x * scale[c] + shift[c].
+// Channel-blocked x * scale (squeeze-and-excitation's gate): blocks = N*C/16 runs of HW pixels of
+// 16 channels, y[b][i][c] = x[b][i][c] * scale[b*16 + c] (scale: N*C entries).
+void channel_scale_blocked16(int64_t blocks, int64_t HW, const float* x, const float* scale, float* y);
 void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale, const float* shift, float* y,
                     bool relu);
 // Softmax over the last axis of a (rows, cols) matrix.

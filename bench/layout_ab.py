@@ -1,0 +1,74 @@
+"""In-process A/B of one channel-blocked layout rule on a torchvision network exported to ONNX:
+the same network bound with the rule off (A) and on (B), blocks of runs taking turns, medians.
+`python -m bench.layout_ab efficientnet_b0 --batch 1 --off gate` (docs/performance.md, Whole
+networks). --off: gate (squeeze-and-excitation's pool and x * gate read the layout), depthwise
+(depthwise convs read and write it), all (pycnn.layout.ENABLED)."""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import pycnn
+from pycnn import layout
+
+from . import torchvision_zoo as zoo
+
+
+def _rule_off(name):
+    """A callable that switches the rule off and returns a callable that switches it back on."""
+    if name == "gate":
+        orig = layout.gate_input
+        layout.gate_input = lambda *a: None
+        return lambda: setattr(layout, "gate_input", orig)
+    if name == "depthwise":
+        orig = layout._depthwise_reader
+        layout._depthwise_reader = lambda *a: False
+        return lambda: setattr(layout, "_depthwise_reader", orig)
+    layout.ENABLED = False
+    return lambda: setattr(layout, "ENABLED", True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("network", choices=sorted(zoo.NETWORKS))
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--off", choices=("gate", "depthwise", "all"), default="gate")
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args(argv)
+    pycnn.set_num_threads(2)
+    onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
+    x = np.random.default_rng(0).standard_normal(zoo.input_shape(args.network, args.batch), dtype=np.float32)
+    restore = _rule_off(args.off)
+    try:
+        off = pycnn.load_onnx(onnx_bytes)
+        y_off = off(x)  # bound (the layout planned) with the rule off
+    finally:
+        restore()
+    on = pycnn.load_onnx(onnx_bytes)
+    np.testing.assert_allclose(on(x), y_off, rtol=1e-4, atol=1e-5)
+
+    def block(g, n):
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            g(x)
+            ts.append(time.perf_counter() - t)
+        return ts
+
+    a, b = [], []
+    for _ in range(args.rounds):
+        block(off, 2)
+        a += block(off, 6)
+        block(on, 2)
+        b += block(on, 6)
+    ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+    print(
+        f"{args.network} batch {args.batch}, ISA {pycnn._C.get_isa()}, 2 threads: rule '{args.off}' off "
+        f"{ma:.2f} ms, on {mb:.2f} ms (medians of {len(a)}), {ma / mb:.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
