@@ -103,3 +103,16 @@ def assert_conv_close(y, ref, algo, what=""):
         assert err <= bound, f"{what}: {algo} relative error {err:.3g} (bound {bound:g})"
     else:
         assert_close(y, ref, what=what)
+
+
+def blk(a):
+    """NCHW -> channel-blocked (N, C/16, H, W, 16), written out with NumPy (the oracle of
+    _C.to_blocked16 and of the kernels that read the layout)."""
+    N, C, H, W = a.shape
+    return np.ascontiguousarray(a.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
+
+
+def unblk(a):
+    """Channel-blocked (N, C/16, H, W, 16) -> NCHW."""
+    N, CB, H, W, _ = a.shape
+    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))

@@ -9,7 +9,7 @@ import pytest
 from test_conv2d import _ref as conv_ref
 
 import pycnn
-from conftest import assert_close, conv_data
+from conftest import assert_close, blk, conv_data, unblk
 from pycnn import _C, layout, reference, registry
 from pycnn._shapes import ConvShape
 from pycnn.layers import _C_UNARY, _unary_args
@@ -78,16 +78,6 @@ def test_clip_in_every_algorithm_every_isa(case, isa, rng):
                     assert_close(np.nan_to_num(y), np.nan_to_num(want))
 
 
-def _blk(a):
-    N, C, H, W = a.shape
-    return np.ascontiguousarray(a.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
-
-
-def _unblk(a):
-    N, CB, H, W, _ = a.shape
-    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))
-
-
 @pytest.mark.parametrize(
     "algo, xs, ws, pad, groups, bits",
     [
@@ -103,8 +93,8 @@ def test_clip_with_blocked_tensors_every_isa(algo, xs, ws, pad, groups, bits, is
     x *= 4
     conv = pycnn.prepare_conv(w, b, padding=pad, groups=groups, algo=algo)
     conv.post = (UNARY_CLIP, -0.5, 0.5)
-    y = conv.bind([xs], None, layout=(bits, algo))(_blk(x) if bits & layout.X_BLOCKED else x)
-    y = _unblk(y) if bits & layout.Y_BLOCKED else y
+    y = conv.bind([xs], None, layout=(bits, algo))(blk(x) if bits & layout.X_BLOCKED else x)
+    y = unblk(y) if bits & layout.Y_BLOCKED else y
     want = _want(x, w, b, 1, pad, groups, False, -0.5, 0.5)
     if registry.CONV[algo].rel_error_bound:
         scale = np.abs(_want(x, w, b, 1, pad, groups, False, -np.inf, np.inf)).max()
@@ -182,8 +172,8 @@ def test_functions_with_blocked_tensors_every_isa(fn, isa, rng):
         x *= 3
         conv = pycnn.prepare_conv(w, b, padding=pad, groups=groups, algo=algo)
         conv.post = _unary_args(fn, None, None, None, None)
-        y = conv.bind([xs], None, layout=(bits, algo))(_blk(x) if bits & layout.X_BLOCKED else x)
-        y = _unblk(y) if bits & layout.Y_BLOCKED else y
+        y = conv.bind([xs], None, layout=(bits, algo))(blk(x) if bits & layout.X_BLOCKED else x)
+        y = unblk(y) if bits & layout.Y_BLOCKED else y
         z = _want(x, w, b, 1, pad, groups, False, -np.inf, np.inf)
         want = reference.unary(z, fn, alpha=None, beta=None)
         tol = 5 * (registry.CONV[algo].rel_error_bound or 1e-6) * np.abs(z).max()

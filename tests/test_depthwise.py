@@ -7,7 +7,7 @@ import pytest
 from test_conv2d import _ref as conv_ref
 
 import pycnn
-from conftest import assert_close, conv_data, conv_poisoned
+from conftest import assert_close, blk, conv_data, conv_poisoned, unblk
 from pycnn import _C, layout
 from pycnn._shapes import ConvShape
 
@@ -87,16 +87,6 @@ def test_weights_prepared_once():
     assert _C.weight_transform_count() == before
 
 
-def _blk(a):
-    N, C, H, W = a.shape
-    return np.ascontiguousarray(a.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
-
-
-def _unblk(a):
-    N, CB, H, W, _ = a.shape
-    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))
-
-
 # depthwise_c16 (vectorized over 16-channel blocks): N, C, H, W, R, stride, padding, dilation.
 C16_CASES = [
     (2, 32, 13, 17, 3, 1, 1, 1),
@@ -127,9 +117,9 @@ def test_c16_layouts_match_the_reference_every_isa(case, bits, isa, rng):
         call = conv.bind([x.shape], None, layout=(bits, "depthwise_c16"))
         y_shape = (N, C // 16, s.Ho, s.Wo, 16) if bits & 2 else (N, C, s.Ho, s.Wo)
         out = np.full(y_shape, np.nan, np.float32)
-        r = (_blk(res) if bits & 4 else res) if with_res else None
-        call(_blk(x) if bits & 1 else x, r, out)
-        got = _unblk(out) if bits & 2 else out
+        r = (blk(res) if bits & 4 else res) if with_res else None
+        call(blk(x) if bits & 1 else x, r, out)
+        got = unblk(out) if bits & 2 else out
         assert_close(got, _ref(x, w, b, stride, pad, dil, C, "relu" if relu else None, res if with_res else None))
 
 
@@ -173,6 +163,6 @@ def test_c16_nan_and_inf_propagate_only_through_their_windows(rng):
     call = pycnn.prepare_conv(w, b, padding=1, groups=16, algo="depthwise_c16").bind(
         [x.shape], None, layout=(layout.X_BLOCKED | layout.Y_BLOCKED, "depthwise_c16")
     )
-    y = _unblk(call(_blk(x)))
+    y = unblk(call(blk(x)))
     assert np.isnan(y[0, 3, 3:6, 4:7]).all() and np.isnan(y).sum() == 9
     assert np.isposinf(y[0, 7, :2, :2]).all() and np.isinf(y).sum() == 4

@@ -5,19 +5,8 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close, assert_conv_close, conv_data
+from conftest import assert_close, assert_conv_close, blk, conv_data, unblk
 from pycnn import _C, Graph, Node, layout, reference
-
-
-def blk(a):
-    """NCHW -> (N, C/16, H, W, 16), written out with NumPy (the oracle of _C.to_blocked16)."""
-    N, C, H, W = a.shape
-    return np.ascontiguousarray(a.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
-
-
-def unblk(a):
-    N, CB, H, W, _ = a.shape
-    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))
 
 
 def ref_conv(x, w, b, stride=1, padding=0, residual=None, relu=True):
