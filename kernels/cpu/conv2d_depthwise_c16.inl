@@ -136,9 +136,33 @@ struct DepthwiseC16 {
       for (int v = 0; v < KV; ++v) V::storeu(out + t * 16 + v * W, acc[t][v]);
   }
 
+  // The same for stride 1 and dilation 1 with one vector per pixel (AVX-512): the NT + kS - 1
+  // input pixels of a tap row are loaded once and serve all kS taps (3x3: 10 loads for 24 FMAs
+  // instead of 24 loads).
+  template <int NT, int kR, int kS>
+  void pixels_s1(const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
+    static_assert(KV == 1 && kR > 0 && kS > 0, "one vector per pixel, taps known");
+    reg acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = b[0];
+    for (int r = 0; r < kR; ++r) {
+      const float* row = buf + (brow + r) * Wp * 16 + wo * 16;
+      reg in[NT + kS - 1];
+      for (int i = 0; i < NT + kS - 1; ++i) in[i] = V::loadu(row + i * 16);
+      for (int s = 0; s < kS; ++s) {
+        const reg wv = V::loadu(wk + (r * kS + s) * 16);
+        for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, in[t + s], acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) V::storeu(out + t * 16, acc[t]);
+  }
+
   template <int kR, int kS>
   void row(const float* buf, int64_t brow, const float* wk, const reg* b, float* out) const {
     int64_t wo = 0;
+    if constexpr (KV == 1 && kR > 0 && kS > 0) {
+      if (p.stride_w == 1 && p.dil_w == 1 && p.dil_h == 1)
+        for (; wo + T <= p.Wo; wo += T) pixels_s1<T, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
+    }
     for (; wo + T <= p.Wo; wo += T) pixels<T, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
     for (; wo < p.Wo; ++wo) pixels<1, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
   }
