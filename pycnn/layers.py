@@ -489,7 +489,6 @@ class Binary(Op):
             # (1, N*C, H*W) with a scale and shift per plane.
             s = tuple(out_shape)
             if layout[0]:  # x * gate with x and y channel-blocked (pycnn/layout.py gate_input)
-                N, C, H, W = s
                 xpos = 0 if tuple(in_shapes[0]) == s else 1
 
                 def gate_blocked(*xs):
