@@ -15,11 +15,12 @@ behind each one. In order, a convolution runs:
      (F4 with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the transforms
      are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C);
   3. first layers (<= DIRECT_MAX_CHANNELS input channels, output >= DIRECT_MIN_WIDTH wide):
-     direct_oc with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
+     direct_oc when strided or with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small
      input per image (ResNet's stride-2 3x3s), for every stride-1 window larger than 1x1 that
      Winograd does not take, for unpadded 1x1s on maps of <= DIRECT_OC_POINTWISE_MAX_MAP pixels
-     or strided ones reading at most DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES per image,
+     or with at most DIRECT_OC_POINTWISE_MAX_C input channels (stride 1), or strided ones reading
+     at most DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES per image,
      and for windows larger than 1x1 with few outputs;
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
 Every name it returns is an algorithm of pycnn/registry.py that runs the shape (tests/test_select.py).
@@ -41,7 +42,7 @@ DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
 DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
 WINOGRAD_MIN_CHANNELS = 16  # 3x3 stride-1 layers with at least this many C/groups -> Winograd
 WINOGRAD_F4_MIN_TILES = 16  # F(4x4,3x3) when its tiling has this many tiles, else F(2x2,3x3) (ISA_RULES)
-DIRECT_OC_MIN_FIRST_K = 32  # first layers (few input channels) with this many outputs -> direct_oc
+DIRECT_OC_MIN_FIRST_K = 16  # stride-1 first layers (few input channels) with this many outputs -> direct_oc
 DIRECT_OC_MAX_PIXELS_ANY = 64  # any layer (not a first layer) with N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
 DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
@@ -51,6 +52,7 @@ DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups, at any size
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
+DIRECT_OC_POINTWISE_MAX_C = 48  # ... or stride-1 ones with at most this many input channels (B too shallow to pack)
 DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an image's input at most this
 
 # The thresholds measured per ISA. winograd_small_maps: Winograd-eligible layers with at most
@@ -93,7 +95,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
             return "direct_oc"
         return winograd_tile(shape, isa)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:
-        return "direct_oc" if kg >= DIRECT_OC_MIN_FIRST_K else "direct"
+        return "direct_oc" if kg >= DIRECT_OC_MIN_FIRST_K or shape.stride != (1, 1) else "direct"
     if (
         shape.stride != (1, 1)
         and shape.R * shape.S > 1
@@ -108,6 +110,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
         and shape.pad == (0, 0, 0, 0)
         and (
             shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP
+            or (shape.stride == (1, 1) and cg <= DIRECT_OC_POINTWISE_MAX_C)
             or (
                 shape.stride != (1, 1)
                 and shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES

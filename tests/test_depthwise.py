@@ -123,6 +123,24 @@ def test_c16_layouts_match_the_reference_every_isa(case, bits, isa, rng):
         assert_close(got, _ref(x, w, b, stride, pad, dil, C, "relu" if relu else None, res if with_res else None))
 
 
+@pytest.mark.parametrize("R, stride", [(3, 1), (3, 2), (5, 1), (5, 2), (7, 1)])
+def test_c16_every_output_width_every_isa(R, stride, isa, rng):
+    """Output widths 1 to 17: full register blocks of pixels, then every tail size (one block of
+    that many pixels), on the input-reusing stride-1 and stride-2 paths and the general one
+    (dilated), blocked tensors in and out; the output poisoned with NaN."""
+    for Wo in range(1, 18):
+        for dil in (1, 2):
+            W = (Wo - 1) * stride + 1  # padding R // 2 * dil keeps Wo columns
+            x, w, b = conv_data(rng, 1, 32, 3, W, 32, 1, R, R)
+            pad = R // 2 * dil
+            conv = pycnn.prepare_conv(w, b, stride=stride, padding=pad, dilation=dil, groups=32, algo="depthwise_c16")
+            s = ConvShape(x.shape, w.shape, stride, pad, dil, 32)
+            assert s.Wo == Wo
+            out = np.full((1, 2, s.Ho, Wo, 16), np.nan, np.float32)
+            conv.bind([x.shape], None, layout=(3, "depthwise_c16"))(blk(x), None, out)
+            assert_close(unblk(out), _ref(x, w, b, stride, pad, dil, 32), what=f"Wo={Wo} dil={dil}")
+
+
 @pytest.mark.parametrize("C", [5, 20, 35])
 def test_c16_channels_not_a_multiple_of_16_every_isa(C, isa, rng):
     """NCHW tensors with a partial last block: its extra lanes are computed and never stored."""

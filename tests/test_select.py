@@ -57,7 +57,11 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=16), "direct_oc"),  # 16 input channels: ties F4 at batch 1 on 56x56, wins at batch 8
         (shape(C=8), "direct_oc"),  # 3x3 with 8 channels: no Winograd
         (shape(C=3, R=7, S=7, stride=2, pad=3), "direct_oc"),  # ResNet conv1: 64 outputs
-        (shape(C=3, K=16, R=5, S=5, pad=2), "direct"),  # ConvNetJS conv1: 16 outputs
+        (shape(C=3, K=16, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv1: 16 outputs
+        (shape(C=3, K=8, R=3, S=3), "direct"),  # stride 1, 8 outputs
+        (shape(C=1, H=32, W=32, K=6, R=5, S=5, pad=0), "direct"),  # LeNet conv1: 6 outputs
+        (shape(C=3, H=224, W=224, K=16, stride=2), "direct_oc"),  # MobileNet V3's first layer: strided
+        (shape(C=3, H=224, W=224, K=8, stride=2), "direct_oc"),
         (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
         (shape(C=64, R=1, S=1, pad=0), "im2col"),
         (shape(stride=2), "direct_oc"),  # 28x28 output: 784 pixels

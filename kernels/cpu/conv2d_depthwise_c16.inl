@@ -136,35 +136,66 @@ struct DepthwiseC16 {
       for (int v = 0; v < KV; ++v) V::storeu(out + t * 16 + v * W, acc[t][v]);
   }
 
-  // The same for stride 1 and dilation 1 with one vector per pixel (AVX-512): the NT + kS - 1
-  // input pixels of a tap row are loaded once and serve all kS taps (3x3: 10 loads for 24 FMAs
-  // instead of 24 loads).
-  template <int NT, int kR, int kS>
-  void pixels_s1(const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
-    static_assert(KV == 1 && kR > 0 && kS > 0, "one vector per pixel, taps known");
+  // The same for strides kSt of 1 or 2 and dilation 1 with one vector per pixel (AVX-512): the
+  // input pixels of a tap row are loaded once and serve all the taps that read them (3x3 at
+  // stride 1: 10 loads for 24 FMAs instead of 24). At stride 2 only the even pixels are kept
+  // (the even taps share them; odd taps read theirs once each): keeping all 2 * NT + 1 left too
+  // few registers and ran slower than no reuse.
+  template <int NT, int kR, int kS, int kSt>
+  void pixels_reuse(const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
+    static_assert(KV == 1 && kR > 0 && kS > 0 && (kSt == 1 || kSt == 2), "one vector per pixel, taps known");
+    constexpr int kIn = kSt == 1 ? NT + kS - 1 : NT + (kS - 1) / 2;  // pixels kept: all, or the even ones
     reg acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = b[0];
     for (int r = 0; r < kR; ++r) {
-      const float* row = buf + (brow + r) * Wp * 16 + wo * 16;
-      reg in[NT + kS - 1];
-      for (int i = 0; i < NT + kS - 1; ++i) in[i] = V::loadu(row + i * 16);
+      const float* row = buf + (brow + r) * Wp * 16 + wo * kSt * 16;
+      reg in[kIn];
+      for (int i = 0; i < kIn; ++i) in[i] = V::loadu(row + i * kSt * 16);
       for (int s = 0; s < kS; ++s) {
         const reg wv = V::loadu(wk + (r * kS + s) * 16);
-        for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, in[t + s], acc[t]);
+        if (kSt == 1 || s % 2 == 0) {
+          for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, in[t + s / kSt], acc[t]);
+        } else {
+          for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, V::loadu(row + (2 * t + s) * 16), acc[t]);
+        }
       }
     }
     for (int t = 0; t < NT; ++t) V::storeu(out + t * 16, acc[t]);
   }
 
+  // A row's last rem < T output pixels as one register block of rem (not rem blocks of one,
+  // whose single accumulator is a chain of R*S dependent FMAs: the 7-wide maps of the last
+  // stages are all tail). kSt 0: the general loop (pixels).
+  template <int NT, int kR, int kS, int kSt>
+  void tail(int rem, const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
+    if constexpr (NT >= 1) {
+      if (rem != NT) return tail<NT - 1, kR, kS, kSt>(rem, buf, brow, wo, wk, b, out);
+      if constexpr (kSt == 0)
+        pixels<NT, kR, kS>(buf, brow, wo, wk, b, out);
+      else
+        pixels_reuse<NT, kR, kS, kSt>(buf, brow, wo, wk, b, out);
+    }
+  }
+
+  template <int kR, int kS, int kSt>
+  void row_blocks(const float* buf, int64_t brow, const float* wk, const reg* b, float* out) const {
+    int64_t wo = 0;
+    for (; wo + T <= p.Wo; wo += T) {
+      if constexpr (kSt == 0)
+        pixels<T, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
+      else
+        pixels_reuse<T, kR, kS, kSt>(buf, brow, wo, wk, b, out + wo * 16);
+    }
+    if (wo < p.Wo) tail<T - 1, kR, kS, kSt>((int)(p.Wo - wo), buf, brow, wo, wk, b, out + wo * 16);
+  }
+
   template <int kR, int kS>
   void row(const float* buf, int64_t brow, const float* wk, const reg* b, float* out) const {
-    int64_t wo = 0;
     if constexpr (KV == 1 && kR > 0 && kS > 0) {
-      if (p.stride_w == 1 && p.dil_w == 1 && p.dil_h == 1)
-        for (; wo + T <= p.Wo; wo += T) pixels_s1<T, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
+      if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 1) return row_blocks<kR, kS, 1>(buf, brow, wk, b, out);
+      if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 2) return row_blocks<kR, kS, 2>(buf, brow, wk, b, out);
     }
-    for (; wo + T <= p.Wo; wo += T) pixels<T, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
-    for (; wo < p.Wo; ++wo) pixels<1, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
+    row_blocks<kR, kS, 0>(buf, brow, wk, b, out);
   }
 
   template <int kR, int kS>
