@@ -1077,6 +1077,53 @@ class ReduceMean(ReduceMax):
         return Kernel(fn, bind)
 
 
+class ChannelNorm(Op):
+    """LayerNorm over the channel axis of (N, C, ...): each position's C values normalized (mean,
+    biased variance), then * weight[c] + bias[c]. ConvNeXt's LayerNorm, which PyTorch runs on NHWC
+    between two transposes, on NCHW (pycnn/io/onnx_fuse.py rewrites the transposed block)."""
+
+    params = ("weight", "bias")
+    optional = ("weight", "bias")
+
+    @staticmethod
+    def infer(a, p, shapes):
+        s = shapes[0]
+        _need(len(s) >= 2, f"expected (N, C, ...), got {s}")
+        for r in ("weight", "bias"):
+            if r in p:
+                _need(p[r].size == s[1], f"{r} of {p[r].size} entries for {s[1]} channels")
+        return s
+
+    flops = staticmethod(lambda a, s, out: 8.0 * _prod(out))
+
+    @staticmethod
+    def reference(a, p, xs):
+        x = np.moveaxis(xs[0], 1, -1)
+        w, b = (p[r].reshape(-1) if r in p else None for r in ("weight", "bias"))
+        return np.ascontiguousarray(np.moveaxis(reference.layer_norm(x, -1, a["eps"], w, b), -1, 1))
+
+    @staticmethod
+    def kernel(a, p, algo):
+        def bind(in_shapes, out_shape, layout=(0, None)):
+            C = in_shapes[0][1]
+            w, b = (
+                np.ascontiguousarray(p[r].reshape(-1), _F32) if r in p else np.full(C, float(r == "weight"), _F32)
+                for r in ("weight", "bias")
+            )
+            # x and y channel-blocked (N, C/16, H, W, 16) when the layout says so (pycnn/layout.py)
+            norm = _C.layer_norm_channels_blocked16 if layout[0] else _C.layer_norm_channels
+            shape = _layout.blocked_shape(out_shape) if layout[0] else out_shape
+
+            def run(x):
+                y = np.empty(shape, _F32)
+                norm(x, w, b, float(a["eps"]), y)
+                return y
+
+            return run
+
+        return Kernel(lambda x: bind([x.shape], x.shape)(np.ascontiguousarray(x, _F32)), bind)
+
+
 OPS = {
     "conv2d": Conv2d,
     "linear": Linear,
@@ -1107,6 +1154,7 @@ OPS = {
     "matmul": MatMul,
     "pad": Pad,
     "layer_norm": LayerNorm,
+    "channel_norm": ChannelNorm,
 }
 
 
@@ -1179,6 +1227,8 @@ def normalize_attrs(op, attrs, params):
         a["value"] = float(a.get("value", 0.0))
     elif op == "layer_norm":
         a["axis"], a["eps"] = int(a.get("axis", -1)), float(a.get("eps", 1e-5))
+    elif op == "channel_norm":
+        a["eps"] = float(a.get("eps", 1e-5))
     elif op == "transpose":
         a["perm"] = None if a.get("perm") is None else tuple(int(d) for d in a["perm"])
     elif op == "unary":

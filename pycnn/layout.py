@@ -16,14 +16,15 @@ for each blocked tensor,
   * its producer writes it: a conv with groups 1 and 16 | K that runs direct_oc (any geometry),
     Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a
     depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16); an x * gate
-    whose x is blocked; a max pool whose input is blocked; a channel concat whose inputs all
-    are; or any other op (or a pool on an NCHW input) followed by a reorder in its step, when a
-    conv reading the tensor as x writes a blocked output itself (so the layout pays for the copy);
+    whose x is blocked; a max pool or a LayerNorm over channels whose input is blocked; a
+    channel concat whose inputs all are; or any other op (or a pool on an NCHW input) followed
+    by a reorder in its step, when a conv reading the tensor as x writes a blocked output itself
+    (so the layout pays for the copy);
   * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
     stride; as x, or as the residual added in their epilogue, in either layout), depthwise convs
-    as above (x or residual), max pools, channel concats and squeeze-and-excitation's x * gate
-    (N, C, 1, 1) whose own outputs are blocked, and global average pools (their (N, C, 1, 1)
-    output stays NCHW);
+    as above (x or residual), max pools, LayerNorms over channels, channel concats and
+    squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked, and global
+    average pools (their (N, C, 1, 1) output stays NCHW);
   * a reader takes it as its main input (the reason to block it) or its producer is a conv
     whose x is blocked (then writing it blocked costs nothing), and it is not a graph output.
 In ResNet-50/101/152 that is everything from the stem conv to the last bottleneck: the residual
@@ -32,7 +33,9 @@ direct_oc: blocked y -> conv3 1x1: blocked x, y and residual). In GoogLeNet ever
 concat but the last (all branch widths are multiples of 16) with its pools, so the 1x1 branch
 convs read blocked x. ResNet-18/34, AlexNet, AlphaGo and the small networks have no reader and
 are unchanged. In MobileNet V2 each inverted residual block whose widths are multiples of 16
-(expand 1x1 -> depthwise 3x3 -> project 1x1, and the residual stream between blocks).
+(expand 1x1 -> depthwise 3x3 -> project 1x1, and the residual stream between blocks). In
+ConvNeXt (its blocks on NCHW, pycnn/io/onnx_fuse.py) each block: depthwise 7x7 -> LayerNorm
+over channels -> 1x1 -> 1x1 with the residual.
 
 Only when the Graph's algorithm is "auto" or "direct_oc": a Graph told to run one algorithm
 (im2col, winograd, ...) runs exactly that everywhere. ENABLED = False turns this off (A/B and
@@ -122,8 +125,8 @@ def plan(steps, shapes, outputs, graph_algo):
         s = shapes.get(t)
         return s is not None and len(s) == 4 and s[1] % 16 == 0
 
-    def is_pool(i):
-        return steps[i].op == "max_pool2d" and c16(steps[i].inputs[0])
+    def is_pool(i):  # a max pool, or a LayerNorm over channels (ConvNeXt's): blocked in -> blocked out
+        return steps[i].op in ("max_pool2d", "channel_norm") and c16(steps[i].inputs[0])
 
     def is_concat(i):
         st = steps[i]

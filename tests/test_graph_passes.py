@@ -73,6 +73,22 @@ def test_fold_batch_norm_only_for_a_sole_reader():
         np.testing.assert_allclose(y, want[k], rtol=1e-4, atol=1e-4)
 
 
+def test_fold_channel_scale_only_per_output_channel():
+    g4 = RNG.uniform(0.5, 2, (4, 1, 1)).astype(np.float32)
+    nodes = [
+        conv("a", "x", 4, 4),
+        Node("s", "binary", ["a"], attrs={"fn": "mul", "const_first": True}, params={"other": g4}),  # folded
+        conv("b", "s", 4, 4, activation="relu"),
+        Node("t", "binary", ["b"], attrs={"fn": "mul"}, params={"other": g4}),  # after a ReLU: kept
+        conv("c", "t", 4, 4),
+        Node("u", "binary", ["c"], attrs={"fn": "mul"}, params={"other": RNG.uniform(0.5, 2, (4, 8, 1))}),  # per row
+    ]
+    g, steps = run_passes(nodes, ["u"], passes.fold_channel_scale)
+    assert [s.names for s in steps] == [["a", "s"], ["b"], ["t"], ["c"], ["u"]]
+    x = RNG.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+
+
 def test_fuse_residual_add_needs_the_other_operand_first():
     nodes = [
         conv("a", "x", 4, 4),

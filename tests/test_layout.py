@@ -673,3 +673,55 @@ def test_blocked_pool_and_gate_kernels(rng):
         _C.global_avg_pool2d_blocked16(xb, y[:10])
     with pytest.raises(ValueError, match="scale: expected"):
         _C.channel_scale_blocked16(xb, g[:32], out)
+
+
+def convnext_graph(C=32, H=9, blocks=2):
+    """ConvNeXt's blocks on NCHW (as pycnn/io/onnx_fuse.py rewrites them): depthwise 7x7 ->
+    LayerNorm over channels -> 1x1 + GELU -> 1x1, + x."""
+    rng = np.random.default_rng(13)
+    nodes = [Node("stem", "conv2d", ["x"], attrs=dict(padding=1), params={"weight": rng.standard_normal((C, 3, 3, 3))})]
+    src = "stem"
+    for i in range(blocks):
+        p = f"b{i}"
+        dw = rng.random((C, 1, 7, 7))
+        nodes += [
+            Node(f"{p}.dw", "conv2d", [src], attrs=dict(padding=3, groups=C), params={"weight": dw}),
+            Node(f"{p}.norm", "channel_norm", [f"{p}.dw"], params={"weight": rng.random(C) + 1, "bias": rng.random(C)}),
+            Node(f"{p}.fc1", "conv2d", [f"{p}.norm"], params={"weight": rng.standard_normal((4 * C, C, 1, 1)) / 6}),
+            Node(f"{p}.gelu", "unary", [f"{p}.fc1"], attrs=dict(fn="gelu")),
+            Node(f"{p}.fc2", "conv2d", [f"{p}.gelu"], params={"weight": rng.standard_normal((C, 4 * C, 1, 1)) / 11}),
+            Node(f"{p}.add", "add", [f"{p}.fc2", src]),
+        ]
+        src = f"{p}.add"
+    nodes += [Node("gap", "global_avg_pool2d", [src]), Node("flat", "flatten", ["gap"])]
+    return Graph({"x": (None, 3, H, H)}, nodes, ["flat"], name="convnext_blocks")
+
+
+def test_graph_blocks_layer_norm_over_channels(rng):
+    """The LayerNorm over channels reads and writes NCHW16c, so the depthwise conv before it and
+    the 1x1 after it stay blocked; the values (and a NaN's reach) are the reference's."""
+    x = rng.standard_normal((2, 3, 9, 9), dtype=np.float32)
+    g = convnext_graph()
+    lay = bound_layouts(g, x)
+    X, Y, R = layout.X_BLOCKED, layout.Y_BLOCKED, layout.RES_BLOCKED
+    assert lay["b0.dw"] == (X | Y, "depthwise_c16")
+    assert lay["b0.norm"] == (X | Y, "channel_norm")
+    assert lay["b0.fc1"] == (X | Y, "direct_oc") and lay["b1.fc2"] == (X | Y | R, "direct_oc")
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+    x[1, 0, 4, 4] = np.nan
+    np.testing.assert_array_equal(np.isnan(g(x)), np.isnan(g.run_reference(x)))
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 1, 1), (2, 48, 5, 7), (1, 32, 9, 40)])
+def test_blocked_channel_norm_kernel(rng, shape):
+    x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
+    C = shape[1]
+    w, b = rng.random(C, dtype=np.float32) + 0.5, rng.standard_normal(C, dtype=np.float32)
+    out = np.full(layout.blocked_shape(shape), np.nan, np.float32)
+    _C.layer_norm_channels_blocked16(blk(x), w, b, 1e-6, out)
+    want = np.moveaxis(reference.layer_norm(np.moveaxis(x, 1, -1).astype(np.float64), -1, 1e-6, w, b), -1, 1)
+    assert_close(unblk(out), want, atol=1e-4)
+    with pytest.raises(ValueError, match="channel-blocked"):
+        _C.layer_norm_channels_blocked16(x, w, b, 1e-6, x.copy())
+    with pytest.raises(ValueError, match="weight/bias"):
+        _C.layer_norm_channels_blocked16(blk(x), w[:-1], b, 1e-6, out)

@@ -340,6 +340,80 @@ def test_layer_norm_and_matmul_over_the_last_axis_match_onnxruntime():
     assert np.isnan(y[1, :, 2, 2]).all() and not np.isnan(np.delete(y.reshape(3, 2 * C, -1), 14, axis=2)[1]).any()
 
 
+def _convnext_block(rng, C, shared_ln=False):
+    """ConvNeXt's block as torchvision exports it: depthwise 7x7, NHWC LayerNorm, MatMul + bias,
+    GELU (Erf), MatMul + bias, back to NCHW, layer scale (C, 1, 1), residual add; then a
+    LayerNorm2d (transpose, LayerNorm, transpose). shared_ln: the LayerNorm output also an output."""
+    inits = {
+        "dw": rng.standard_normal((C, 1, 7, 7)).astype(np.float32) / 7,
+        "g": rng.uniform(0.5, 1.5, C).astype(np.float32),
+        "b": rng.standard_normal(C).astype(np.float32),
+        "w1": (rng.standard_normal((C, 4 * C)) / np.sqrt(C)).astype(np.float32),
+        "b1": rng.standard_normal(4 * C).astype(np.float32),
+        "w2": (rng.standard_normal((4 * C, C)) / np.sqrt(4 * C)).astype(np.float32),
+        "b2": rng.standard_normal(C).astype(np.float32),
+        "ls": rng.uniform(0.1, 1, (C, 1, 1)).astype(np.float32),
+        "g2": rng.uniform(0.5, 1.5, C).astype(np.float32),
+        "sq2": np.array(np.sqrt(2), np.float32),
+        "one": np.array(1.0, np.float32),
+        "half": np.array(0.5, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "dw"], ["d"], group=C, pads=[3, 3, 3, 3]),
+        helper.make_node("Transpose", ["d"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("LayerNormalization", ["t", "g", "b"], ["ln"], axis=-1, epsilon=1e-6),
+        helper.make_node("MatMul", ["ln", "w1"], ["mm"]),
+        helper.make_node("Add", ["mm", "b1"], ["h"]),
+        helper.make_node("Div", ["h", "sq2"], ["q"]),
+        helper.make_node("Erf", ["q"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["e1"]),
+        helper.make_node("Mul", ["h", "e1"], ["m"]),
+        helper.make_node("Mul", ["m", "half"], ["gelu"]),
+        helper.make_node("MatMul", ["gelu", "w2"], ["mm2"]),
+        helper.make_node("Add", ["mm2", "b2"], ["h2"]),
+        helper.make_node("Transpose", ["h2"], ["back"], perm=[0, 3, 1, 2]),
+        helper.make_node("Mul", ["ls", "back"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "x"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t2"], perm=[0, 2, 3, 1]),
+        helper.make_node("LayerNormalization", ["t2", "g2"], ["ln2"], axis=-1, epsilon=1e-6),
+        helper.make_node("Transpose", ["ln2"], ["y"], perm=[0, 3, 1, 2]),
+    ]
+    outputs = [vinfo("y", None)] + ([vinfo("ln", None)] if shared_ln else [])
+    return make_model(nodes, [vinfo("x", ["N", C, 9, 10])], outputs, inits)
+
+
+@pytest.mark.parametrize("C", [16, 12])
+def test_convnext_block_runs_on_nchw_matches_onnxruntime(C):
+    """The NHWC block becomes LayerNorm over channels and two 1x1 convs (GELU, layer scale and the
+    residual in their epilogues): no transpose left; the result is onnxruntime's."""
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((2, C, 9, 10)) * 2 + 0.5).astype(np.float32)
+    g, want = _ort_and_pycnn(_convnext_block(rng, C), x)
+    ops = ["conv2d", "channel_norm", "conv2d", "unary", "conv2d", "binary", "add", "channel_norm"]
+    assert [n.op for n in g.nodes] == ops
+    assert [s.op for s in g._steps] == ["conv2d", "channel_norm", "conv2d", "conv2d", "channel_norm"]
+    np.testing.assert_allclose(g(x), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(g.run_reference(x), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(g(x[:1]), want[:1], rtol=1e-4, atol=1e-4)
+    x[1, 2, 4, 4] = np.nan  # a NaN reaches the 7x7 window of its pixel, then every channel there
+    y = g(x)
+    assert np.isnan(y[1, :, 4, 4]).all() and not np.isnan(y[0]).any()
+
+
+def test_convnext_block_with_a_shared_layer_norm_keeps_nhwc():
+    """The LayerNorm's NHWC output is also a graph output: nothing rewritten, same result."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 16, 9, 10)).astype(np.float32)
+    data = _convnext_block(rng, 16, shared_ln=True)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x})
+    g = pycnn.load_onnx(data)
+    assert "layer_norm" in [n.op for n in g.nodes] and "transpose" in [n.op for n in g.nodes]
+    got = g(x)
+    np.testing.assert_allclose(got["y"], want[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got["ln"], want[1], rtol=1e-4, atol=1e-4)
+
+
 def test_shapes_computed_from_the_input_fold_at_load():
     """x.view(x.size(0), -1) and x.view(N, C // 2, -1) as exporters write them: Shape, Gather,
     Div, Unsqueeze, Concat feeding a Reshape; the batch entry may sit anywhere."""

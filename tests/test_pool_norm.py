@@ -137,3 +137,46 @@ def test_lrn_inf_stays_local():
     ref = reference.local_response_norm(x.astype(np.float64), 3)
     assert_close(y, ref, 1e-6, 1e-5)
     assert np.isfinite(y[0, 5:]).all()
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 5, 5), (2, 3, 7, 7), (1, 96, 56, 56), (2, 768, 7, 7), (1, 20, 1, 300), (3, 4)]
+)
+def test_channel_norm_matches_the_reference(shape, rng):
+    """LayerNorm over axis 1 of (N, C, ...) (ConvNeXt's, on NCHW): pixel tiles and their tails,
+    one channel (every output is the bias), a 2-D input."""
+    x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+    C = shape[1]
+    w, b = rng.uniform(0.5, 1.5, C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    y = np.full_like(x, np.nan)
+    _C.layer_norm_channels(x, w, b, 1e-6, y)
+    want = np.moveaxis(reference.layer_norm(np.moveaxis(x, 1, -1).astype(np.float64), -1, 1e-6, w, b), -1, 1)
+    assert_close(y, want, atol=1e-4)
+    op = pycnn.layers.OPS["channel_norm"]
+    a, p = {"eps": 1e-6}, {"weight": w, "bias": b}
+    assert_close(op.kernel(a, p, "auto")(x), want, atol=1e-4)
+    assert_close(op.reference(a, p, [x.astype(np.float64)]), want, atol=1e-9)
+
+
+def test_channel_norm_nan_inf_stay_in_their_pixel(rng):
+    x = rng.standard_normal((1, 8, 4, 5)).astype(np.float32)
+    x[0, 3, 1, 2], x[0, 5, 2, 4] = np.nan, np.inf
+    y = np.empty_like(x)
+    _C.layer_norm_channels(x, np.ones(8, np.float32), np.zeros(8, np.float32), 1e-5, y)
+    bad = np.zeros((4, 5), bool)
+    bad[1, 2] = bad[2, 4] = True
+    assert np.isnan(y[0][:, bad]).all() and np.isfinite(y[0][:, ~bad]).all()
+
+
+def test_channel_norm_checks(rng):
+    x = np.ones((1, 4, 3, 3), np.float32)
+    y = np.empty_like(x)
+    with pytest.raises(ValueError, match="weight/bias"):
+        _C.layer_norm_channels(x, np.ones(3, np.float32), np.zeros(4, np.float32), 1e-5, y)
+    with pytest.raises(ValueError, match="eps"):
+        _C.layer_norm_channels(x, np.ones(4, np.float32), np.zeros(4, np.float32), float("nan"), y)
+    with pytest.raises(ValueError, match="out"):
+        _C.layer_norm_channels(x, np.ones(4, np.float32), np.zeros(4, np.float32), 1e-5, y[:, :2])
+    with pytest.raises(ValueError, match="channels"):
+        node = pycnn.Node("n", "channel_norm", ["x"], params={"weight": np.ones(3)})
+        pycnn.Graph({"x": (None, 4, 3, 3)}, [node], ["n"])(x)

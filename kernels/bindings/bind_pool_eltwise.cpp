@@ -253,6 +253,30 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     layer_norm_rows(x.shape(0), x.shape(1), x.data(), w.data(), b.data(), eps, yp);
   });
+  // x, out (N, C, ...): each position normalized over the C channels (LayerNorm over axis 1).
+  m.def("layer_norm_channels", [](farray x, farray w, farray b, float eps, farray y) {
+    require(x.ndim() >= 2, "x: expected (N, C, ...)");
+    same_size(x, y, "out");
+    const int64_t N = x.shape(0), C = x.shape(1), HW = C && N ? x.size() / (N * C) : 0;
+    require(C > 0, "x: no channels to normalize over");
+    require(w.size() == C && b.size() == C, "weight/bias: expected one entry per channel");
+    require(eps >= 0.0f, "eps: must be >= 0");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    layer_norm_channels(N, C, HW, x.data(), w.data(), b.data(), eps, yp);
+  });
+  // x, out channel-blocked (N, C/16, H, W, 16): LayerNorm over each pixel's C channels.
+  m.def("layer_norm_channels_blocked16", [](farray x, farray w, farray b, float eps, farray y) {
+    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected a channel-blocked (N, C/16, H, W, 16) array");
+    same_size(x, y, "out");
+    const int64_t N = x.shape(0), Cb = x.shape(1), HW = x.shape(2) * x.shape(3);
+    require(Cb > 0, "x: no channels to normalize over");
+    require(w.size() == Cb * 16 && b.size() == Cb * 16, "weight/bias: expected one entry per channel");
+    require(eps >= 0.0f, "eps: must be >= 0");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    layer_norm_channels_blocked16(N, Cb, HW, x.data(), w.data(), b.data(), eps, yp);
+  });
   m.def("max_rows", [](farray x, farray y) {
     require_ndim(x, 2, "x");
     require(x.shape(1) > 0, "x: rows must not be empty");

@@ -216,4 +216,85 @@ void layer_norm_rows(int64_t rows, int64_t cols, const float* x, const float* w,
   }
 }
 
+// x, y (N, C, HW): each pixel's C channels normalized (ConvNeXt's LayerNorm over channels on
+// NCHW). Why tiles of pixels: the channels of a pixel are HW apart, so the sums run over a tile
+// of P contiguous pixels at once (vectors along the pixels), three passes over a tile of C x P
+// floats that stays in L2 (<= 64 KiB) instead of three over the tensor.
+void layer_norm_channels(int64_t N, int64_t C, int64_t HW, const float* x, const float* w, const float* b, float eps,
+                         float* y) {
+  constexpr int64_t kMaxP = 256;
+  const int64_t P = std::max<int64_t>(8, std::min<int64_t>(kMaxP, (16384 / std::max<int64_t>(C, 1)) / 8 * 8));
+  const int64_t tiles = (HW + P - 1) / P, items = N * tiles;
+  const float invC = 1.0f / (float)C;
+#pragma omp parallel for num_threads(threads_for(double(N) * C * HW * 8, items)) schedule(static)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t n = it / tiles, p0 = it % tiles * P, m = std::min(P, HW - p0);
+    const float* xs = x + n * C * HW + p0;
+    float* ys = y + n * C * HW + p0;
+    float mean[kMaxP], inv[kMaxP];
+    for (int64_t j = 0; j < m; ++j) mean[j] = 0.0f;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < m; ++j) mean[j] += xs[c * HW + j];
+    for (int64_t j = 0; j < m; ++j) {
+      mean[j] *= invC;
+      inv[j] = 0.0f;
+    }
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < m; ++j) {
+        const float d = xs[c * HW + j] - mean[j];
+        inv[j] += d * d;
+      }
+    for (int64_t j = 0; j < m; ++j) inv[j] = 1.0f / std::sqrt(inv[j] * invC + eps);
+    for (int64_t c = 0; c < C; ++c) {
+      const float wc = w[c], bc = b[c];
+      for (int64_t j = 0; j < m; ++j) ys[c * HW + j] = (xs[c * HW + j] - mean[j]) * inv[j] * wc + bc;
+    }
+  }
+}
+
+// The same on channel-blocked x, y (N, Cb, HW, 16) (pycnn/layout.py), C = 16 * Cb: per tile of
+// P pixels each block's P x 16 floats are one contiguous run; sums per pixel are 16 lanes wide,
+// reduced across the lanes once per pixel.
+void layer_norm_channels_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* w, const float* b,
+                                   float eps, float* y) {
+  constexpr int64_t P = 16;
+  const int64_t tiles = (HW + P - 1) / P, items = N * tiles;
+  const float invC = 1.0f / (float)(Cb * 16);
+#pragma omp parallel for num_threads(threads_for(double(N) * Cb * 16 * HW * 8, items)) schedule(static)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t n = it / tiles, p0 = it % tiles * P, m = std::min(P, HW - p0);
+    const float* xs = x + (n * Cb * HW + p0) * 16;
+    float* ys = y + (n * Cb * HW + p0) * 16;
+    float acc[P][16], mean[P], inv[P];
+    for (int64_t j = 0; j < m; ++j)
+      for (int l = 0; l < 16; ++l) acc[j][l] = 0.0f;
+    for (int64_t cb = 0; cb < Cb; ++cb)
+      for (int64_t j = 0; j < m; ++j)
+        for (int l = 0; l < 16; ++l) acc[j][l] += xs[(cb * HW + j) * 16 + l];
+    for (int64_t j = 0; j < m; ++j) {
+      float s = 0.0f;
+      for (int l = 0; l < 16; ++l) s += acc[j][l];
+      mean[j] = s * invC;
+      for (int l = 0; l < 16; ++l) acc[j][l] = 0.0f;
+    }
+    for (int64_t cb = 0; cb < Cb; ++cb)
+      for (int64_t j = 0; j < m; ++j)
+        for (int l = 0; l < 16; ++l) {
+          const float d = xs[(cb * HW + j) * 16 + l] - mean[j];
+          acc[j][l] += d * d;
+        }
+    for (int64_t j = 0; j < m; ++j) {
+      float s = 0.0f;
+      for (int l = 0; l < 16; ++l) s += acc[j][l];
+      inv[j] = 1.0f / std::sqrt(s * invC + eps);
+    }
+    for (int64_t cb = 0; cb < Cb; ++cb)
+      for (int64_t j = 0; j < m; ++j)
+        for (int l = 0; l < 16; ++l) {
+          const int64_t o = (cb * HW + j) * 16 + l;
+          ys[o] = (xs[o] - mean[j]) * inv[j] * w[cb * 16 + l] + b[cb * 16 + l];
+        }
+  }
+}
+
 }  // namespace pycnn

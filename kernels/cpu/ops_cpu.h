@@ -48,6 +48,12 @@ enum class UnaryFn : int { clip = 0, sigmoid = 1, hardsigmoid = 2, hardswish = 3
 void unary(UnaryFn fn, int64_t n, const float* x, float* y, float a, float b);
 void transpose_batched(int64_t batch, int64_t rows, int64_t cols, int64_t inner, const float* x, float* y);
 void layer_norm_rows(int64_t rows, int64_t cols, const float* x, const float* w, const float* b, float eps, float* y);
+// x, y (N, C, HW): each pixel normalized over its C channels, then y = . * w[c] + b[c].
+void layer_norm_channels(int64_t N, int64_t C, int64_t HW, const float* x, const float* w, const float* b, float eps,
+                         float* y);
+// The same on channel-blocked x, y (N, Cb, HW, 16): C = 16 * Cb.
+void layer_norm_channels_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* w, const float* b,
+                                   float eps, float* y);
 // Max of x[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for n == 0.
 float nan_max(const float* x, int64_t n);
 void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y);

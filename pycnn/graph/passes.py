@@ -6,6 +6,9 @@ tests/test_graph_passes.py checks each on its own. In order (PLAN_PASSES):
                      readers read the source tensor (one that is a graph output stays a step);
   fold_batch_norm    a batch norm after a conv, its only reader, is folded into the conv's
                      weights and bias (in float64);
+  fold_channel_scale x * s after a conv, its only reader, with a constant s of one value per
+                     output channel ((K, 1, 1): ConvNeXt's layer scale) is folded into the
+                     conv's weights and bias (in float64);
   fuse_residual_add  add(conv, r) where the conv is the add's only writer of that operand and r
                      exists before the conv: r goes into the conv's epilogue (ResNet's join);
   fuse_relu          a ReLU whose input has no other reader runs in the conv / linear / batch
@@ -106,6 +109,29 @@ def fold_batch_norm(steps, ctx):
             return False
         s.params = fold_bn(s.params, bn.params, bn.attrs["eps"])
         _absorb(s, bn)
+        return True
+
+    return _fuse_forward(steps, ctx, fuse)
+
+
+def fold_channel_scale(steps, ctx):
+    def fuse(steps, s, m, i):
+        if s.op != "conv2d" or m.op != "binary" or m.attrs["fn"] != "mul" or "other" not in m.params:
+            return False
+        if s.attrs["activation"] is not None or s.attrs.get("post_act") or len(s.inputs) != 1 or s.attrs.get("max_map"):
+            return False
+        K = s.params["weight"].shape[0]
+        g = m.params["other"]
+        if g.size != K or g.ndim > 4 or g.shape[-2:] != (1, 1) or len(ctx.shapes[s.output]) != 4:
+            return False  # one value per output channel, broadcast over (H, W) only
+        g64 = g.reshape(-1).astype(np.float64)
+        w = s.params["weight"].astype(np.float64) * g64[:, None, None, None]
+        b = s.params.get("bias")
+        params = {"weight": w.astype(np.float32)}
+        if b is not None:
+            params["bias"] = (b.astype(np.float64) * g64).astype(np.float32)
+        s.params = params
+        _absorb(s, m)
         return True
 
     return _fuse_forward(steps, ctx, fuse)
@@ -252,7 +278,15 @@ def mark_dead_tensors(steps, ctx):
     return steps
 
 
-FUSION_PASSES = (alias_identities, fold_batch_norm, fuse_residual_add, fuse_relu, fuse_activation, fuse_max_map)
+FUSION_PASSES = (
+    alias_identities,
+    fold_batch_norm,
+    fold_channel_scale,
+    fuse_residual_add,
+    fuse_relu,
+    fuse_activation,
+    fuse_max_map,
+)
 PLAN_PASSES = FUSION_PASSES + (make_kernels, fuse_conv_banks, mark_dead_tensors)
 
 
@@ -282,6 +316,7 @@ __all__ = [
     "initial_steps",
     "alias_identities",
     "fold_batch_norm",
+    "fold_channel_scale",
     "fuse_residual_add",
     "fuse_relu",
     "fuse_activation",

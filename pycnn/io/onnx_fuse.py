@@ -7,6 +7,11 @@
 and MatMul followed by Add of a constant vector over the last axis (ConvNeXt's MLPs) becomes one
 linear step with its bias.
 
+channels_last_mlps: a block PyTorch runs on NHWC between two transposes (ConvNeXt's
+Permute -> LayerNorm -> Linear -> GELU -> Linear -> Permute) becomes the same function on NCHW:
+LayerNorm over channels -> 1x1 conv -> activation -> 1x1 conv. No transposes, and the convs take
+the activation, the layer scale and the residual add in their epilogues (pycnn/graph/passes.py).
+
 A chain is fused only when its intermediate tensors have no other reader and are not graph
 outputs, so the Graph computes the same function with one pass over memory instead of five.
 """
@@ -112,3 +117,86 @@ def _gelu(n, only, mul_const):
                 if chain:
                     return Node(n.name, "unary", [m.inputs[0]], n.output, {"fn": "gelu"}), [m] + chain
     return None, None
+
+
+def _perm(n, perm):
+    return _is(n, "transpose") and n.attrs.get("perm") == perm
+
+
+def _linear_as_conv(lin, x, out):
+    """The 1x1 conv computing linear node lin over the channels of an NCHW x."""
+    w = lin.params["weight"]
+    w = w.T if lin.attrs.get("transposed") else w
+    w = w * np.float32(lin.attrs.get("scale", 1.0))
+    params = {"weight": np.ascontiguousarray(w, np.float32)[:, :, None, None]}
+    if "bias" in lin.params:
+        b = np.broadcast_to(lin.params["bias"].reshape(-1), (w.shape[0],))
+        b = b * np.float32(lin.attrs.get("bias_scale", 1.0))
+        params["bias"] = np.ascontiguousarray(b, np.float32)
+    keys = {r: lin.keys[r] for r in params if r in lin.keys}
+    return Node(lin.name, "conv2d", [x], out, {"activation": lin.attrs.get("activation")}, params, keys)
+
+
+def channels_last_mlps(nodes: list, outputs: list) -> list:
+    """transpose (0, 2, 3, 1) -> layer_norm (last axis) -> linear -> [unary] -> linear ->
+    transpose (0, 3, 1, 2), each intermediate read only by the next and not a graph output:
+    channel_norm -> conv2d 1x1 -> [unary] -> conv2d 1x1, the last writing the second transpose's
+    output; transpose -> layer_norm -> transpose (torchvision's LayerNorm2d): channel_norm.
+    Other chains are left as they are."""
+    readers = {}
+    for n in nodes:
+        for t in n.inputs:
+            readers[t] = readers.get(t, 0) + 1
+    for t in outputs:
+        readers[t] = readers.get(t, 0) + 1
+    reader_of = {}
+    for n in nodes:
+        for t in n.inputs:
+            reader_of[t] = n
+
+    def next_of(n):  # n's only reader, when n's output has exactly one
+        return reader_of.get(n.output) if readers.get(n.output) == 1 else None
+
+    replace, drop = {}, set()
+    for n in nodes:
+        if not _perm(n, (0, 2, 3, 1)) or n.output in drop:
+            continue
+        ln = next_of(n)
+        if not (_is(ln, "layer_norm") and ln.attrs["axis"] in (-1, 3) and ln.inputs == [n.output]):
+            continue
+        C = ln.params["weight"].size if "weight" in ln.params else None
+        if C is None or any(ln.params[r].size != C for r in ("weight", "bias") if r in ln.params):
+            continue
+        norm = Node(ln.name, "channel_norm", [n.inputs[0]], ln.output, {"eps": ln.attrs["eps"]}, ln.params, ln.keys)
+        chain, lin1 = [ln], next_of(ln)
+        if _perm(lin1, (0, 3, 1, 2)) and lin1.inputs == [ln.output]:  # LayerNorm2d alone (stem, downsampling)
+            norm.output = lin1.output
+            replace[id(n)] = [norm]
+            drop.update(id(c) for c in (ln, lin1))
+            continue
+        if not _is(lin1, "linear") or lin1.inputs != [ln.output]:
+            continue
+        chain.append(lin1)
+        act = next_of(lin1)
+        if _is(act, "unary") and act.inputs == [lin1.output]:
+            chain.append(act)
+            lin2 = next_of(act)
+        else:
+            act, lin2 = None, act
+        if not _is(lin2, "linear") or lin2.inputs != [chain[-1].output]:
+            continue
+        back = next_of(lin2)
+        if not (_perm(back, (0, 3, 1, 2)) and back.inputs == [lin2.output]):
+            continue
+        new = [norm, _linear_as_conv(lin1, ln.output, lin1.output)]
+        if act is not None:
+            new.append(act)
+        new.append(_linear_as_conv(lin2, chain[-1].output, back.output))
+        replace[id(n)] = new
+        drop.update(id(c) for c in chain + [lin2, back])
+    out = []
+    for n in nodes:
+        if id(n) in drop:
+            continue
+        out.extend(replace.get(id(n), [n]))
+    return out

@@ -30,7 +30,7 @@ import numpy as np
 from .._optional import require
 from ..graph import Graph, Node
 from ..layers import OPS
-from .onnx_fuse import fuse_activations
+from .onnx_fuse import channels_last_mlps, fuse_activations
 
 # ONNX operators that map one to one onto the Graph's element-wise ops.
 _BINARY_OPS = {"Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
@@ -737,7 +737,7 @@ class _Importer:
                         f"ONNX input {name!r}: an integer tensor read by node {n.name!r} ({n.op}); pycnn takes "
                         f"integer inputs only as the ids of an embedding lookup (Gather), its kernels are float32"
                     )
-        nodes = fuse_activations(self.nodes, self.outputs)
+        nodes = channels_last_mlps(fuse_activations(self.nodes, self.outputs), self.outputs)
         return Graph(self.inputs, nodes, self.outputs, name=name, input_dtypes=self.dtypes)
 
 
