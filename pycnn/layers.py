@@ -202,8 +202,22 @@ class BatchNorm(Op):
             p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"), a["eps"]
         )
         relu = a["activation"] == "relu"
+
+        def bind(in_shapes, out_shape, layout=(0, None)):
+            if not layout[0]:
+                return lambda x: ops.channel_affine(x, scale, shift, relu)
+            # x and y channel-blocked (N, C/16, H, W, 16) (pycnn/layout.py)
+            shape = _layout.blocked_shape(out_shape)
+
+            def run(x):
+                y = np.empty(shape, _F32)
+                _C.channel_affine_blocked16(x, scale, shift, y, relu)
+                return y
+
+            return run
+
         # folded once here; each call is one affine pass (the Graph checked the shapes)
-        return Kernel(lambda x: ops.channel_affine(as_array(x, "x"), scale, shift, relu))
+        return Kernel(lambda x: ops.channel_affine(as_array(x, "x"), scale, shift, relu), bind)
 
 
 class Relu(Op):
@@ -260,12 +274,15 @@ class AvgPool2d(Op):
     def kernel(a, p, algo):
         k, s, pad, c, inc = a["kernel"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"]
 
-        def bind(in_shapes, out_shape):
+        def bind(in_shapes, out_shape, layout=(0, None)):
             (kh, kw), (sh, sw), (ph, pw) = k, s, pad
             whole = out_shape[2:] == (1, 1) and (kh, kw) == tuple(in_shapes[0][2:]) and ph == pw == 0
 
-            if not whole:  # C++ call(x) -> y for x of exactly in_shapes[0]
-                return _C.bind_pool2d(list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, False, bool(inc))
+            if not whole or layout[0]:  # C++ call(x) -> y for x of exactly in_shapes[0]; layout:
+                # x and y channel-blocked (pycnn/layout.py), every window inside the input
+                return _C.bind_pool2d(
+                    list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, False, bool(inc), bool(layout[0])
+                )
 
             def run(x):
                 y = np.empty(out_shape, _F32)

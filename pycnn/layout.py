@@ -16,15 +16,16 @@ for each blocked tensor,
   * its producer writes it: a conv with groups 1 and 16 | K that runs direct_oc (any geometry),
     Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a
     depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16); an x * gate
-    whose x is blocked; a max pool or a LayerNorm over channels whose input is blocked; a
-    channel concat whose inputs all are; or any other op (or a pool on an NCHW input) followed
-    by a reorder in its step, when a conv reading the tensor as x writes a blocked output itself
-    (so the layout pays for the copy);
+    whose x is blocked; a max pool, an average pool with every window inside its input, a
+    LayerNorm over channels or a batch norm whose input is blocked; a channel concat whose
+    inputs all are; or any other op (or a pool on an NCHW input) followed by a reorder in its
+    step, when a conv reading the tensor as x writes a blocked output itself (so the layout
+    pays for the copy);
   * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
     stride; as x, or as the residual added in their epilogue, in either layout), depthwise convs
-    as above (x or residual), max pools, LayerNorms over channels, channel concats and
-    squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked, and global
-    average pools (their (N, C, 1, 1) output stays NCHW);
+    as above (x or residual), those pools, LayerNorms over channels, batch norms, channel
+    concats and squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked,
+    and global average pools (their (N, C, 1, 1) output stays NCHW);
   * a reader takes it as its main input (the reason to block it) or its producer is a conv
     whose x is blocked (then writing it blocked costs nothing), and it is not a graph output.
 In ResNet-50/101/152 that is everything from the stem conv to the last bottleneck: the residual
@@ -35,7 +36,8 @@ convs read blocked x. ResNet-18/34, AlexNet, AlphaGo and the small networks have
 are unchanged. In MobileNet V2 each inverted residual block whose widths are multiples of 16
 (expand 1x1 -> depthwise 3x3 -> project 1x1, and the residual stream between blocks). In
 ConvNeXt (its blocks on NCHW, pycnn/io/onnx_fuse.py) each block: depthwise 7x7 -> LayerNorm
-over channels -> 1x1 -> 1x1 with the residual.
+over channels -> 1x1 -> 1x1 with the residual. In DenseNet the dense blocks' concats, the batch
+norms reading them and the transitions' average pools (the 1x1s read blocked x).
 
 Only when the Graph's algorithm is "auto" or "direct_oc": a Graph told to run one algorithm
 (im2col, winograd, ...) runs exactly that everywhere. ENABLED = False turns this off (A/B and
@@ -49,6 +51,10 @@ from ._shapes import ConvShape
 from .prepared import PreparedConv
 
 ENABLED = True
+# Steps besides max pools that read and write either layout alike when their input is blocked:
+# LayerNorm over channels (ConvNeXt) and a batch norm that was not folded (DenseNet's BN + ReLU
+# before each conv).
+PER_CHANNEL_OPS = ("max_pool2d", "channel_norm", "batch_norm")
 
 X_BLOCKED, Y_BLOCKED, RES_BLOCKED = 1, 2, 4  # as kDirectOc*Blocked in kernels/cpu/conv2d.h
 REORDER = "reorder"  # the algorithm of a non-conv step whose output is reordered to blocked
@@ -125,8 +131,11 @@ def plan(steps, shapes, outputs, graph_algo):
         s = shapes.get(t)
         return s is not None and len(s) == 4 and s[1] % 16 == 0
 
-    def is_pool(i):  # a max pool, or a LayerNorm over channels (ConvNeXt's): blocked in -> blocked out
-        return steps[i].op in ("max_pool2d", "channel_norm") and c16(steps[i].inputs[0])
+    def is_pool(i):  # a max pool or a per-channel op (PER_CHANNEL_OPS): blocked in -> blocked out
+        st = steps[i]
+        if st.op == "avg_pool2d":
+            return c16(st.inputs[0]) and inside(st, shapes[st.inputs[0]], shapes[st.output])
+        return st.op in PER_CHANNEL_OPS and len(shapes[st.inputs[0]]) == 4 and c16(st.inputs[0])
 
     def is_concat(i):
         st = steps[i]
@@ -214,6 +223,14 @@ def plan(steps, shapes, outputs, graph_algo):
         elif yb:
             result[i] = (Y_BLOCKED, REORDER)
     return result
+
+
+def inside(step, x_shape, y_shape):
+    """An average pool whose windows all lie inside its input (no padding, no partial window from
+    ceil_mode): the kind the channel-blocked kernel runs (DenseNet's 2x2/2 transitions)."""
+    (kh, kw), (sh, sw), (ph, pw) = step.attrs["kernel"], step.attrs["stride"], step.attrs["padding"]
+    Ho, Wo = y_shape[2:]
+    return ph == pw == 0 and (Ho - 1) * sh + kh <= x_shape[2] and (Wo - 1) * sw + kw <= x_shape[3]
 
 
 def gate_input(step, shapes):

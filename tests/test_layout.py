@@ -185,10 +185,38 @@ def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
 
 
 def test_blocked_pool_checks():
-    with pytest.raises(ValueError, match="layout: channel-blocked pooling is max pooling"):
-        _C.bind_pool2d([1, 16, 4, 4], [1, 16, 2, 2], 2, 2, 2, 2, 0, 0, False, False, True)
-    with pytest.raises(ValueError, match="layout: channel-blocked pooling is max pooling"):
+    with pytest.raises(ValueError, match="layout: channel-blocked average pooling needs every window inside"):
+        _C.bind_pool2d([1, 16, 4, 4], [1, 16, 3, 3], 2, 2, 2, 2, 1, 1, False, False, True)  # padded
+    with pytest.raises(ValueError, match="layout: channel-blocked average pooling needs every window inside"):
+        _C.bind_pool2d([1, 16, 5, 5], [1, 16, 3, 3], 2, 2, 2, 2, 0, 0, False, False, True)  # ceil_mode's partial
+    with pytest.raises(ValueError, match="layout: channel-blocked pooling needs a multiple of 16 channels"):
         _C.bind_pool2d([1, 24, 4, 4], [1, 24, 2, 2], 2, 2, 2, 2, 0, 0, True, False, True)
+
+
+@pytest.mark.parametrize(
+    "N,C,H,W,k,s", [(1, 16, 8, 8, 2, 2), (2, 48, 9, 11, 3, 2), (1, 32, 5, 7, 3, 1), (1, 16, 7, 7, 7, 1)]
+)
+def test_avg_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s):
+    """DenseNet's 2x2/2 transition and other unpadded windows (a partial last window is left
+    out, as floor mode does); NaN and Inf stay in their windows."""
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    x[0, 3, 1, 1], x[N - 1, 17 % C, H - 1, W - 1] = np.nan, np.inf
+    want = reference.avg_pool2d(x, (k, k), (s, s), (0, 0), False, True).astype(np.float32)
+    call = _C.bind_pool2d([N, C, H, W], list(want.shape), k, k, s, s, 0, 0, False, True, True)
+    assert_close(unblk(call(blk(x))), want, atol=1e-6)
+
+
+def test_blocked_batch_norm_kernel(rng):
+    x = rng.standard_normal((2, 32, 5, 7), dtype=np.float32)
+    x[1, 20, 2, 2] = np.nan
+    sc, sh = rng.standard_normal(32, dtype=np.float32), rng.standard_normal(32, dtype=np.float32)
+    for relu in (False, True):
+        out = np.full(layout.blocked_shape(x.shape), np.nan, np.float32)
+        _C.channel_affine_blocked16(blk(x), sc, sh, out, relu)
+        want = x * sc[:, None, None] + sh[:, None, None]
+        assert_close(unblk(out), np.maximum(want, 0) if relu else want)  # NaN kept (np.maximum keeps it too)
+    with pytest.raises(ValueError, match="scale/shift"):
+        _C.channel_affine_blocked16(blk(x), sc[:16], sh, out, False)
 
 
 def inception_graph(C=32, H=8):
@@ -725,3 +753,54 @@ def test_blocked_channel_norm_kernel(rng, shape):
         _C.layer_norm_channels_blocked16(x, w, b, 1e-6, x.copy())
     with pytest.raises(ValueError, match="weight/bias"):
         _C.layer_norm_channels_blocked16(blk(x), w[:-1], b, 1e-6, out)
+
+
+def dense_graph(C0=32, growth=16, layers=3, H=8):
+    """DenseNet's blocks: each layer concat(all before) -> BN + ReLU -> 1x1 -> BN + ReLU (folded)
+    -> 3x3 growth; a transition (BN + ReLU -> 1x1 -> 2x2/2 average pool) between two blocks."""
+    rng = np.random.default_rng(17)
+
+    def bn(name, src, c):
+        p = {"running_mean": rng.standard_normal(c), "running_var": rng.random(c) + 0.5, "weight": rng.random(c) + 0.5}
+        return [Node(name, "batch_norm", [src], params=p), Node(name + ".r", "relu", [name])]
+
+    def conv(name, src, cin, cout, k):
+        w = rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)
+        return Node(name, "conv2d", [src], attrs=dict(padding=k // 2), params={"weight": w})
+
+    nodes = [conv("stem", "x", 3, C0, 3), Node("pool", "max_pool2d", ["stem"], attrs=dict(kernel=2))]
+    feats, c = ["pool"], C0
+    for blk_i in range(2):
+        for i in range(layers):
+            p = f"d{blk_i}.{i}"
+            src = feats[0]
+            if len(feats) > 1:
+                nodes.append(Node(p + ".cat", "concat", list(feats)))
+                src = p + ".cat"
+            nodes += bn(p + ".bn1", src, c) + [conv(p + ".c1", p + ".bn1.r", c, 32, 1)]
+            nodes += bn(p + ".bn2", p + ".c1", 32) + [conv(p + ".c2", p + ".bn2.r", 32, growth, 3)]
+            feats.append(p + ".c2")
+            c += growth
+        nodes.append(Node(f"t{blk_i}.cat", "concat", list(feats)))
+        nodes += bn(f"t{blk_i}.bn", f"t{blk_i}.cat", c) + [conv(f"t{blk_i}.c", f"t{blk_i}.bn.r", c, 32, 1)]
+        nodes.append(Node(f"t{blk_i}.pool", "avg_pool2d", [f"t{blk_i}.c"], attrs=dict(kernel=2)))
+        feats, c = [f"t{blk_i}.pool"], 32
+    nodes += [Node("gap", "global_avg_pool2d", [feats[0]]), Node("flat", "flatten", ["gap"])]
+    return Graph({"x": (None, 3, H * 2, H * 2)}, nodes, ["flat"], name="dense_blocks")
+
+
+@pytest.mark.parametrize("N", [1, 3])
+def test_graph_blocks_dense_blocks(rng, N):
+    """DenseNet's concats stay blocked: the batch norms before each 1x1 and the transition's
+    average pool read and write NCHW16c; values and NaN reach as the reference's."""
+    x = rng.standard_normal((N, 3, 16, 16), dtype=np.float32)
+    g = dense_graph()
+    lay = bound_layouts(g, x)
+    X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
+    assert lay["d0.1.cat"] == (X | Y, "concat")
+    assert lay["d0.1.bn1"] == (X | Y, "batch_norm")
+    assert lay["d0.1.c1"] == (X, "direct_oc")
+    assert lay["t0.pool"] == (X | Y, "avg_pool2d") and lay["d1.1.cat"] == (X | Y, "concat")
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+    x[0, 1, 5, 5] = np.nan
+    np.testing.assert_array_equal(np.isnan(g(x)), np.isnan(g.run_reference(x)))

@@ -63,8 +63,10 @@ void bind_pool(py::module_& m) {
       [](std::vector<int64_t> xs, std::vector<int64_t> ys, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt,
          int64_t pl, bool is_max, bool count_include_pad, bool blocked) {
         require(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1], "out: expected (N, C, Ho, Wo)");
-        require(!blocked || (is_max && xs[1] % 16 == 0),
-                "layout: channel-blocked pooling is max pooling with a multiple of 16 channels");
+        require(!blocked || xs[1] % 16 == 0, "layout: channel-blocked pooling needs a multiple of 16 channels");
+        require(!blocked || is_max ||
+                    (pt == 0 && pl == 0 && (ys[2] - 1) * sh + R <= xs[2] && (ys[3] - 1) * sw + S <= xs[3]),
+                "layout: channel-blocked average pooling needs every window inside the input");
         require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0, "kernel_size/stride/padding: invalid");
         for (int i = 0; i < 4; ++i) require(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
         // Every window must start inside the padded input (what ops._pool_geometry guarantees).
@@ -91,8 +93,10 @@ void bind_pool(py::module_& m) {
     float* yp = y.mutable_data();
     {
       py::gil_scoped_release nogil;
-      if (bp.blocked)
+      if (bp.blocked && bp.is_max)
         max_pool2d_blocked16(bp.p, x.data(), yp);
+      else if (bp.blocked)
+        avg_pool2d_blocked16(bp.p, x.data(), yp);
       else if (bp.is_max)
         max_pool2d(bp.p, x.data(), yp);
       else
@@ -209,6 +213,16 @@ void bind_eltwise(py::module_& m) {
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     channel_affine(N, C, HW, x.data(), scale.data(), shift.data(), yp, relu);
+  });
+  // x, y channel-blocked (N, C/16, H, W, 16); scale, shift (C entries): a folded batch norm.
+  m.def("channel_affine_blocked16", [](farray x, farray scale, farray shift, farray y, bool relu) {
+    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected a channel-blocked (N, C/16, H, W, 16) array");
+    same_size(x, y, "out");
+    const int64_t Cb = x.shape(1);
+    require(scale.size() == Cb * 16 && shift.size() == Cb * 16, "scale/shift: expected C entries");
+    float* yp = wptr(y, "out");
+    py::gil_scoped_release nogil;
+    channel_affine_blocked16(x.shape(0), Cb, x.shape(2) * x.shape(3), x.data(), scale.data(), shift.data(), yp, relu);
   });
   // x, y channel-blocked (N, C/16, H, W, 16); scale (N*C entries): y = x * scale per channel.
   m.def("channel_scale_blocked16", [](farray x, farray scale, farray y) {

@@ -49,6 +49,27 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
   }
 }
 
+// x, y channel-blocked (N, Cb, HW, 16): y = x * scale[c] + shift[c] (then ReLU), c = cb * 16 + lane.
+void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, const float* shift,
+                              float* y, bool do_relu) {
+#pragma omp parallel for num_threads(nt_for_bytes(N * Cb * HW * 16)) schedule(static)
+  for (int64_t b = 0; b < N * Cb; ++b) {
+    float sc[16], sh[16];
+    for (int c = 0; c < 16; ++c) {
+      sc[c] = scale[b % Cb * 16 + c];
+      sh[c] = shift[b % Cb * 16 + c];
+    }
+    const float* xp = x + b * HW * 16;
+    float* yp = y + b * HW * 16;
+    if (do_relu)
+      for (int64_t i = 0; i < HW; ++i)
+        for (int c = 0; c < 16; ++c) yp[i * 16 + c] = relu1(xp[i * 16 + c] * sc[c] + sh[c]);
+    else
+      for (int64_t i = 0; i < HW; ++i)
+        for (int c = 0; c < 16; ++c) yp[i * 16 + c] = xp[i * 16 + c] * sc[c] + sh[c];
+  }
+}
+
 void channel_scale_blocked16(int64_t blocks, int64_t HW, const float* x, const float* scale, float* y) {
 #pragma omp parallel for num_threads(nt_for_bytes(blocks * HW * 16)) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {

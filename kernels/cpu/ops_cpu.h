@@ -19,6 +19,8 @@ void global_avg_pool2d_blocked16(int64_t blocks, int64_t HW, const float* x, flo
 // Max pooling on channel-blocked tensors: p.planes = N * C / 16; x (planes, H, W, 16), y (planes,
 // Ho, Wo, 16) (pool2d_blocked.inl).
 void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y);
+// Average pooling on channel-blocked tensors, every window inside the input (divisor R * S).
+void avg_pool2d_blocked16(const PoolParams& p, const float* x, float* y);
 // x (N, C, HW) <-> y (N, C/16, HW, 16) (channel-blocked NCHW16c; 16 | C). reorder_blocked.inl.
 void reorder_to_blocked16(int64_t N, int64_t C, int64_t HW, const float* x, float* y);
 void reorder_from_blocked16(int64_t N, int64_t C, int64_t HW, const float* y, float* x);
@@ -36,6 +38,8 @@ void add(int64_t n, const float* a, const float* b, float* y, bool relu);
 // Per-channel affine (inference batch norm after folding): y = x * scale[c] + shift[c].
 // Channel-blocked x * scale (squeeze-and-excitation's gate): blocks = N*C/16 runs of HW pixels of
 // 16 channels, y[b][i][c] = x[b][i][c] * scale[b*16 + c] (scale: N*C entries).
+void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, const float* shift,
+                              float* y, bool do_relu);
 void channel_scale_blocked16(int64_t blocks, int64_t HW, const float* x, const float* scale, float* y);
 void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale, const float* shift, float* y,
                     bool relu);

@@ -15,6 +15,10 @@ void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y) {
   active_kernels().max_pool2d_blocked16(p, x, y);
 }
 
+void avg_pool2d_blocked16(const PoolParams& p, const float* x, float* y) {
+  active_kernels().avg_pool2d_blocked16(p, x, y);
+}
+
 void max_pool2d(const PoolParams& p, const float* x, float* y) { active_kernels().max_pool2d(p, x, y); }
 
 void avg_pool2d(const PoolParams& p, const float* x, float* y, bool count_include_pad) {
