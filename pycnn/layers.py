@@ -279,7 +279,7 @@ class AvgPool2d(Op):
             whole = out_shape[2:] == (1, 1) and (kh, kw) == tuple(in_shapes[0][2:]) and ph == pw == 0
 
             if not whole or layout[0]:  # C++ call(x) -> y for x of exactly in_shapes[0]; layout:
-                # x and y channel-blocked (pycnn/layout.py), every window inside the input
+                # x and y channel-blocked (pycnn/layout.py)
                 return _C.bind_pool2d(
                     list(in_shapes[0]), list(out_shape), kh, kw, sh, sw, ph, pw, False, bool(inc), bool(layout[0])
                 )

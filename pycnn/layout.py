@@ -16,8 +16,8 @@ for each blocked tensor,
   * its producer writes it: a conv with groups 1 and 16 | K that runs direct_oc (any geometry),
     Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a
     depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16); an x * gate
-    whose x is blocked; a max pool, an average pool with every window inside its input, a
-    LayerNorm over channels or a batch norm whose input is blocked; a channel concat whose
+    whose x is blocked; a max or average pool, a LayerNorm over channels or a batch norm whose
+    input is blocked; a channel concat whose
     inputs all are; or any other op (or a pool on an NCHW input) followed by a reorder in its
     step, when a conv reading the tensor as x writes a blocked output itself (so the layout
     pays for the copy);
@@ -51,10 +51,10 @@ from ._shapes import ConvShape
 from .prepared import PreparedConv
 
 ENABLED = True
-# Steps besides max pools that read and write either layout alike when their input is blocked:
-# LayerNorm over channels (ConvNeXt) and a batch norm that was not folded (DenseNet's BN + ReLU
-# before each conv).
-PER_CHANNEL_OPS = ("max_pool2d", "channel_norm", "batch_norm")
+# Steps that read and write either layout alike when their input is blocked: pools, LayerNorm
+# over channels (ConvNeXt) and a batch norm that was not folded (DenseNet's BN + ReLU before
+# each conv).
+PER_CHANNEL_OPS = ("max_pool2d", "avg_pool2d", "channel_norm", "batch_norm")
 
 X_BLOCKED, Y_BLOCKED, RES_BLOCKED = 1, 2, 4  # as kDirectOc*Blocked in kernels/cpu/conv2d.h
 REORDER = "reorder"  # the algorithm of a non-conv step whose output is reordered to blocked
@@ -133,8 +133,6 @@ def plan(steps, shapes, outputs, graph_algo):
 
     def is_pool(i):  # a max pool or a per-channel op (PER_CHANNEL_OPS): blocked in -> blocked out
         st = steps[i]
-        if st.op == "avg_pool2d":
-            return c16(st.inputs[0]) and inside(st, shapes[st.inputs[0]], shapes[st.output])
         return st.op in PER_CHANNEL_OPS and len(shapes[st.inputs[0]]) == 4 and c16(st.inputs[0])
 
     def is_concat(i):
@@ -223,14 +221,6 @@ def plan(steps, shapes, outputs, graph_algo):
         elif yb:
             result[i] = (Y_BLOCKED, REORDER)
     return result
-
-
-def inside(step, x_shape, y_shape):
-    """An average pool whose windows all lie inside its input (no padding, no partial window from
-    ceil_mode): the kind the channel-blocked kernel runs (DenseNet's 2x2/2 transitions)."""
-    (kh, kw), (sh, sw), (ph, pw) = step.attrs["kernel"], step.attrs["stride"], step.attrs["padding"]
-    Ho, Wo = y_shape[2:]
-    return ph == pw == 0 and (Ho - 1) * sh + kh <= x_shape[2] and (Wo - 1) * sw + kw <= x_shape[3]
 
 
 def gate_input(step, shapes):

@@ -185,25 +185,30 @@ def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
 
 
 def test_blocked_pool_checks():
-    with pytest.raises(ValueError, match="layout: channel-blocked average pooling needs every window inside"):
-        _C.bind_pool2d([1, 16, 4, 4], [1, 16, 3, 3], 2, 2, 2, 2, 1, 1, False, False, True)  # padded
-    with pytest.raises(ValueError, match="layout: channel-blocked average pooling needs every window inside"):
-        _C.bind_pool2d([1, 16, 5, 5], [1, 16, 3, 3], 2, 2, 2, 2, 0, 0, False, False, True)  # ceil_mode's partial
     with pytest.raises(ValueError, match="layout: channel-blocked pooling needs a multiple of 16 channels"):
         _C.bind_pool2d([1, 24, 4, 4], [1, 24, 2, 2], 2, 2, 2, 2, 0, 0, True, False, True)
 
 
 @pytest.mark.parametrize(
-    "N,C,H,W,k,s", [(1, 16, 8, 8, 2, 2), (2, 48, 9, 11, 3, 2), (1, 32, 5, 7, 3, 1), (1, 16, 7, 7, 7, 1)]
+    "N,C,H,W,k,s,p,ceil",
+    [
+        (1, 16, 8, 8, 2, 2, 0, False),  # DenseNet's transitions
+        (2, 48, 9, 11, 3, 1, 1, False),  # Inception's branch pools
+        (1, 32, 5, 7, 3, 2, 1, True),  # padding and ceil_mode's partial last window
+        (1, 16, 7, 7, 7, 1, 0, False),
+    ],
 )
-def test_avg_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s):
-    """DenseNet's 2x2/2 transition and other unpadded windows (a partial last window is left
-    out, as floor mode does); NaN and Inf stay in their windows."""
+@pytest.mark.parametrize("cip", [True, False])
+def test_avg_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil, cip):
+    """Average pools on blocked x and y with the NCHW kernel's divisors (count_include_pad or
+    not); NaN and Inf stay in their windows."""
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     x[0, 3, 1, 1], x[N - 1, 17 % C, H - 1, W - 1] = np.nan, np.inf
-    want = reference.avg_pool2d(x, (k, k), (s, s), (0, 0), False, True).astype(np.float32)
-    call = _C.bind_pool2d([N, C, H, W], list(want.shape), k, k, s, s, 0, 0, False, True, True)
+    want = reference.avg_pool2d(x, (k, k), (s, s), (p, p), ceil, cip).astype(np.float32)
+    call = _C.bind_pool2d([N, C, H, W], list(want.shape), k, k, s, s, p, p, False, cip, True)
     assert_close(unblk(call(blk(x))), want, atol=1e-6)
+    nchw = _C.bind_pool2d([N, C, H, W], list(want.shape), k, k, s, s, p, p, False, cip)
+    assert_close(unblk(call(blk(x))), nchw(x), atol=1e-6)
 
 
 def test_blocked_batch_norm_kernel(rng):
@@ -219,7 +224,7 @@ def test_blocked_batch_norm_kernel(rng):
         _C.channel_affine_blocked16(blk(x), sc[:16], sh, out, False)
 
 
-def inception_graph(C=32, H=8):
+def inception_graph(C=32, H=8, pool="max_pool2d"):
     """Two Inception-style blocks (1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 | 3x3/1 max pool -> 1x1,
     concatenated) between a stem and global pooling: blocked concats and pools."""
     rng = np.random.default_rng(3)
@@ -246,7 +251,7 @@ def inception_graph(C=32, H=8):
         nodes += conv(f"{p}.b1", src, cin, widths[0], 1)
         nodes += conv(f"{p}.b2a", src, cin, 16, 1) + conv(f"{p}.b2", f"{p}.b2a.r", 16, widths[1], 3)
         nodes += conv(f"{p}.b3a", src, cin, 16, 1) + conv(f"{p}.b3", f"{p}.b3a.r", 16, widths[2], 3)
-        nodes += [Node(f"{p}.pool", "max_pool2d", [src], attrs=dict(kernel=3, stride=1, padding=1))]
+        nodes += [Node(f"{p}.pool", pool, [src], attrs=dict(kernel=3, stride=1, padding=1))]
         nodes += conv(f"{p}.b4", f"{p}.pool", cin, widths[3], 1)
         nodes += [Node(f"{p}.cat", "concat", [f"{p}.b1.r", f"{p}.b2.r", f"{p}.b3.r", f"{p}.b4.r"], attrs=dict(axis=1))]
         src, cin = f"{p}.cat", sum(widths)
@@ -255,22 +260,23 @@ def inception_graph(C=32, H=8):
 
 
 @pytest.mark.parametrize("N", [1, 3])
-def test_graph_blocks_inception_concats_and_pools(rng, N):
-    """The first block's concat (read by the second block's 1x1 convs and pool) is blocked, its
-    branches writing their channel blocks (straight into the concat at batch 1); the second's,
-    read by global pooling, is not."""
+@pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
+def test_graph_blocks_inception_concats_and_pools(rng, N, pool):
+    """The first block's concat (read by the second block's 1x1 convs and pool: GoogLeNet's max,
+    Inception v3's padded average) is blocked, its branches writing their channel blocks
+    (straight into the concat at batch 1); the second's, read by global pooling, is not."""
     x = rng.standard_normal((N, 3, 8, 8), dtype=np.float32)
-    g = inception_graph().set_algo("direct_oc")  # every conv can write the layout (not im2col)
+    g = inception_graph(pool=pool).set_algo("direct_oc")  # every conv can write the layout (not im2col)
     lay = bound_layouts(g, x)
     X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
-    assert lay["i0.cat"] == (X | Y, "concat") and lay["i1.pool"] == (X | Y, "max_pool2d")
+    assert lay["i0.cat"] == (X | Y, "concat") and lay["i1.pool"] == (X | Y, pool)
     assert lay["i1.b2a"][0] == X and "i1.cat" not in lay
     assert all(lay[f"i0.{b}"][0] & Y for b in ("b1", "b2", "b3", "b4"))
     y = g(x)
     np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
     layout.ENABLED = False
     try:
-        g2 = inception_graph().set_algo("direct_oc")
+        g2 = inception_graph(pool=pool).set_algo("direct_oc")
         np.testing.assert_allclose(g2(x), y, rtol=1e-5, atol=1e-5)
     finally:
         layout.ENABLED = True
@@ -429,7 +435,7 @@ def test_graph_reorders_after_an_op_that_cannot_write_blocked(rng):
 
 @pytest.mark.parametrize("N", [1, 2])
 def test_graph_concat_with_a_branch_that_cannot_write_blocked(rng, N):
-    """A concat whose inputs are not all blocked (an average pool branch) is made in NCHW and
+    """A concat whose inputs are not all blocked (a sigmoid branch) is made in NCHW and
     reordered after; its other branch must then stay NCHW too (a mixed concat would be a copy
     of wrongly laid out data)."""
 
@@ -449,7 +455,7 @@ def test_graph_concat_with_a_branch_that_cannot_write_blocked(rng, N):
         conv("stem", "x", 3, 16, 3)
         + conv("a", "stem.r", 16, 16)
         + [
-            Node("b", "avg_pool2d", ["stem.r"], attrs=dict(kernel=3, stride=1, padding=1)),
+            Node("b", "unary", ["stem.r"], attrs=dict(fn="sigmoid")),
             Node("cat", "concat", ["a.r", "b"], attrs=dict(axis=1)),
         ]
         + conv("c1", "cat", 32, 32)

@@ -64,9 +64,6 @@ void bind_pool(py::module_& m) {
          int64_t pl, bool is_max, bool count_include_pad, bool blocked) {
         require(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1], "out: expected (N, C, Ho, Wo)");
         require(!blocked || xs[1] % 16 == 0, "layout: channel-blocked pooling needs a multiple of 16 channels");
-        require(!blocked || is_max ||
-                    (pt == 0 && pl == 0 && (ys[2] - 1) * sh + R <= xs[2] && (ys[3] - 1) * sw + S <= xs[3]),
-                "layout: channel-blocked average pooling needs every window inside the input");
         require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0, "kernel_size/stride/padding: invalid");
         for (int i = 0; i < 4; ++i) require(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
         // Every window must start inside the padded input (what ops._pool_geometry guarantees).
@@ -96,7 +93,7 @@ void bind_pool(py::module_& m) {
       if (bp.blocked && bp.is_max)
         max_pool2d_blocked16(bp.p, x.data(), yp);
       else if (bp.blocked)
-        avg_pool2d_blocked16(bp.p, x.data(), yp);
+        avg_pool2d_blocked16(bp.p, x.data(), yp, bp.count_include_pad);
       else if (bp.is_max)
         max_pool2d(bp.p, x.data(), yp);
       else

@@ -86,7 +86,7 @@ using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc
   X(max_pool2d, MaxPoolFn)     /* pool2d__<isa>.cpp */                                    \
   X(avg_pool2d, AvgPoolFn)                                                                \
   X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                      \
-  X(avg_pool2d_blocked16, MaxPoolFn)                                                      \
+  X(avg_pool2d_blocked16, AvgPoolFn)                                                      \
   X(reorder_to_blocked16, ReorderFn) /* reorder_blocked__<isa>.cpp */                     \
   X(reorder_from_blocked16, ReorderFn)                                                    \
   X(unary_chunk, UnaryChunkFn)              /* eltwise_unary__<isa>.cpp */                \

@@ -19,8 +19,8 @@ void global_avg_pool2d_blocked16(int64_t blocks, int64_t HW, const float* x, flo
 // Max pooling on channel-blocked tensors: p.planes = N * C / 16; x (planes, H, W, 16), y (planes,
 // Ho, Wo, 16) (pool2d_blocked.inl).
 void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y);
-// Average pooling on channel-blocked tensors, every window inside the input (divisor R * S).
-void avg_pool2d_blocked16(const PoolParams& p, const float* x, float* y);
+// Average pooling on channel-blocked tensors (the divisor as avg_pool2d's).
+void avg_pool2d_blocked16(const PoolParams& p, const float* x, float* y, bool count_include_pad);
 // x (N, C, HW) <-> y (N, C/16, HW, 16) (channel-blocked NCHW16c; 16 | C). reorder_blocked.inl.
 void reorder_to_blocked16(int64_t N, int64_t C, int64_t HW, const float* x, float* y);
 void reorder_from_blocked16(int64_t N, int64_t C, int64_t HW, const float* y, float* x);

@@ -15,8 +15,8 @@ void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y) {
   active_kernels().max_pool2d_blocked16(p, x, y);
 }
 
-void avg_pool2d_blocked16(const PoolParams& p, const float* x, float* y) {
-  active_kernels().avg_pool2d_blocked16(p, x, y);
+void avg_pool2d_blocked16(const PoolParams& p, const float* x, float* y, bool count_include_pad) {
+  active_kernels().avg_pool2d_blocked16(p, x, y, count_include_pad);
 }
 
 void max_pool2d(const PoolParams& p, const float* x, float* y) { active_kernels().max_pool2d(p, x, y); }

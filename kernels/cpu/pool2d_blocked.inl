@@ -1,4 +1,4 @@
-// Max (and unpadded average) pooling on channel-blocked tensors (NCHW16c: x (N, C/16, H, W, 16) -> y (N, C/16, Ho, Wo,
+// Max and average pooling on channel-blocked tensors (NCHW16c: x (N, C/16, H, W, 16) -> y (N, C/16, Ho, Wo,
 // 16); see pycnn/layout.py), written once over a SIMD type V and compiled per ISA
 // (pool2d_blocked__<isa>.cpp).
 //
@@ -84,38 +84,44 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
   }
 }
 
-// Average pooling on channel-blocked tensors whose windows all lie inside the input (no
-// padding reached: the bind checks), so every divisor is R * S whatever count_include_pad says
-// (DenseNet's 2x2/2 transitions). Threads split (channel block, output row) pairs.
+// Average pooling on channel-blocked tensors: each output the sum over its window's lines inside
+// the input, divided as pool2d.inl's NCHW kernel does (count_include_pad: the window clipped to
+// the padded bounds, PyTorch's rule; else the input pixels it covers; never by zero). Threads
+// split (channel block, output row) pairs.
 template <class V>
-void avg_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
+void avg_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y, bool count_include_pad) {
   constexpr int W = V::W, NV = 16 / W;
   const int64_t rows = p.planes * p.Ho;
   const int nt = threads_for(double(p.planes) * 16 * p.H * p.W * 16, rows);
-  const typename V::reg inv = V::set1(1.0f / (float)(p.R * p.S));
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t it = 0; it < rows; ++it) {
-    const int64_t b = it / p.Ho, oh = it % p.Ho, h0 = oh * p.stride_h;
+    const int64_t b = it / p.Ho, oh = it % p.Ho, h0 = oh * p.stride_h - p.pad_t;
+    const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + p.R, p.H);
+    const int64_t hc = count_include_pad ? std::min<int64_t>(h0 + p.R, p.H + p.pad_t) - h0 : he - hs;
     const float* xb = x + b * p.H * p.W * 16;
     float* yr = y + (b * p.Ho + oh) * p.Wo * 16;
     for (int64_t ow = 0; ow < p.Wo; ++ow) {
-      const int64_t w0 = ow * p.stride_w;
+      const int64_t w0 = ow * p.stride_w - p.pad_l;
+      const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + p.S, p.W);
+      const int64_t wc = count_include_pad ? std::min<int64_t>(w0 + p.S, p.W + p.pad_l) - w0 : we - ws;
+      const int64_t count = hc * wc;
+      const typename V::reg inv = V::set1(count > 0 ? 1.0f / (float)count : 1.0f);
       typename V::reg s[NV];
       for (int v = 0; v < NV; ++v) s[v] = V::zero();
-      for (int64_t ih = h0; ih < h0 + p.R; ++ih)
-        for (int64_t iw = w0; iw < w0 + p.S; ++iw)
+      for (int64_t ih = hs; ih < he; ++ih)
+        for (int64_t iw = ws; iw < we; ++iw)
           for (int v = 0; v < NV; ++v) s[v] = V::add(s[v], V::loadu(xb + (ih * p.W + iw) * 16 + v * W));
       for (int v = 0; v < NV; ++v) V::storeu(yr + ow * 16 + v * W, V::mul(s[v], inv));
     }
   }
 }
 
-#define PYCNN_POOL_BLOCKED_ISA(isa)                                                 \
-  void max_pool2d_blocked16__##isa(const PoolParams& p, const float* x, float* y) { \
-    max_pool2d_blocked16_impl<simd::isa>(p, x, y);                                  \
-  }                                                                                 \
-  void avg_pool2d_blocked16__##isa(const PoolParams& p, const float* x, float* y) { \
-    avg_pool2d_blocked16_impl<simd::isa>(p, x, y);                                  \
+#define PYCNN_POOL_BLOCKED_ISA(isa)                                                           \
+  void max_pool2d_blocked16__##isa(const PoolParams& p, const float* x, float* y) {           \
+    max_pool2d_blocked16_impl<simd::isa>(p, x, y);                                            \
+  }                                                                                           \
+  void avg_pool2d_blocked16__##isa(const PoolParams& p, const float* x, float* y, bool cip) { \
+    avg_pool2d_blocked16_impl<simd::isa>(p, x, y, cip);                                       \
   }
 
 }  // namespace pycnn
