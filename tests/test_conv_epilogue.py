@@ -178,3 +178,44 @@ def test_functions_with_blocked_tensors_every_isa(fn, isa, rng):
         want = reference.unary(z, fn, alpha=None, beta=None)
         tol = 5 * (registry.CONV[algo].rel_error_bound or 1e-6) * np.abs(z).max()
         np.testing.assert_allclose(y, want, rtol=0, atol=tol, err_msg=algo)
+
+
+@pytest.mark.parametrize("fn", FNS)
+def test_functions_at_extreme_inputs_every_isa(fn, isa):
+    """The epilogue's vector functions where exp over- and underflows (|v| > 87), at huge and tiny
+    values, and at +-inf and NaN: an identity conv (1x1 eye, or a depthwise 3x3 with only its
+    centre tap) makes y the finite values themselves, and three channels with zero weights take
+    +inf, -inf and NaN from their bias; y must be reference.unary of the conv's exact output."""
+    vals = np.array(
+        [0.0, -0.0, 1e-30, -1e-30, 0.05, -0.05, 3.0, -3.0, 20.0, -20.0, 87.0, -87.0, 88.0, -88.0, 89.0, -89.0,
+         100.0, -100.0, 1e4, -1e4, 3e38, -3e38, 0.5, -0.5, 6.0, -6.0, 7.0, -7.0, 1.0, -1.0, 0.1, -0.1],
+        np.float32,
+    )  # fmt: skip
+    x = np.tile(vals, 16 * 4)[: 16 * 8 * 16].reshape(1, 16, 8, 16)
+    bias = np.zeros(16, np.float32)
+    bias[13:] = np.inf, -np.inf, np.nan
+    z = x.copy()
+    z[0, 13:] = bias[13:, None, None]
+    post = _unary_args(fn, None, None, -1.0, 2.0)
+    kw = dict(lo=-1.0, hi=2.0) if fn == "clip" else dict(alpha=post[1], beta=post[2])
+    with np.errstate(all="ignore"):
+        want = reference.unary(z, fn, **kw)
+    eye = np.eye(16, dtype=np.float32)
+    eye[13:] = 0
+    centre = np.zeros((16, 1, 3, 3), np.float32)
+    centre[:13, 0, 1, 1] = 1
+    for algo, w, pad, groups, bits in [
+        ("direct_oc", eye[:, :, None, None], 0, 1, 0),
+        ("direct_oc", eye[:, :, None, None], 0, 1, layout.X_BLOCKED | layout.Y_BLOCKED),
+        ("im2col", eye[:, :, None, None], 0, 1, 0),
+        ("depthwise_c16", centre, 1, 16, 0),
+        ("depthwise_c16", centre, 1, 16, layout.X_BLOCKED | layout.Y_BLOCKED),
+    ]:
+        conv = pycnn.prepare_conv(w, bias, padding=pad, groups=groups, algo=algo)
+        conv.post = post
+        y = conv.bind([x.shape], None, layout=(bits, algo))(blk(x) if bits & layout.X_BLOCKED else x)
+        y = unblk(y) if bits & layout.Y_BLOCKED else y
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want), err_msg=f"{algo} {bits}")
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(want), err_msg=f"{algo} {bits}")
+        fin = np.isfinite(want)
+        np.testing.assert_allclose(y[fin], want[fin], rtol=2e-6, atol=1e-6, err_msg=f"{algo} {bits}")

@@ -269,9 +269,14 @@ struct DirectOcConv {
           if (clamp) r = V::clamp(r, lo, hi);  // NaN stays NaN
           V::storeu(out->y + off, r);
         }
-      if (out->act.fn >= 0)  // the tile's vectors just stored, in L1
+      if (out->act.fn >= 0)  // the tile's vectors just stored, in L1 (not unrolled: one copy of the function)
+#pragma GCC unroll 1
         for (int i = 0; i < P; ++i)
-          for (int v = 0; v < KVT; ++v) unary_detail::post(out->act, out->y + out->voff[v] + i * 16, W);
+#pragma GCC unroll 1
+          for (int v = 0; v < KVT; ++v) {
+            float* o = out->y + out->voff[v] + i * 16;
+            V::storeu(o, unary_detail::post_reg<V>(out->act, V::loadu(o)));
+          }
       return;
     }
 #pragma GCC unroll 16

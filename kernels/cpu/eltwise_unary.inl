@@ -110,13 +110,101 @@ inline void post(const Activation& act, float* p, int64_t n) {
   if (act.fn >= 0) run(act.fn, n, p, p, act.a, act.b);
 }
 
-// The same on one register of V (through L1: the loops above are the vectorized functions).
+// The same functions on N floats in registers (GCC vector extensions, lowered to the ISA of the
+// file that includes this): what a conv epilogue applies to each vector before storing it. The
+// scalar loops above through a stack buffer cost 2-3x more per vector (SiLU after a 16 -> 96
+// 1x1 at 112x112: +0.45 ms on 0.40).
+template <int N>
+struct UnaryVec {
+  typedef float F __attribute__((vector_size(4 * N)));
+  typedef int32_t I __attribute__((vector_size(4 * N)));
+
+  static PYCNN_UNARY_INLINE F splat(float a) { return F{} + a; }
+  static PYCNN_UNARY_INLINE F sel(I m, F a, F b) { return m ? a : b; }
+
+  static PYCNN_UNARY_INLINE F exp(F x0) {
+    const F lo = splat(-87.3f), hi = splat(88.7f);
+    F x = sel(x0 < lo, lo, x0);
+    x = sel(x > hi, hi, x);
+    const F t = x * 1.44269504f + 12582912.0f;
+    const F n = t - 12582912.0f;
+    F r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    F p = splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const I e = ((I)t - 0x4B400000) << 23;
+    F v = (F)((I)p + e);
+    v = sel(x0 < lo, splat(0.0f), v);
+    return sel(x0 > hi, splat(__builtin_inff()), v);
+  }
+  static PYCNN_UNARY_INLINE F sigmoid(F x) { return 1.0f / (1.0f + exp(-x)); }
+  static PYCNN_UNARY_INLINE F clamp01(F v) {
+    const F z = splat(0.0f), o = splat(1.0f);
+    v = sel(v < z, z, v);
+    return sel(v > o, o, v);
+  }
+  static PYCNN_UNARY_INLINE F erf(F x) {
+    const F z = splat(0.0f);
+    const F a = sel(x < z, -x, x);
+    const F t = 1.0f / (1.0f + 0.3275911f * a);
+    F p = splat(1.061405429f);
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    const F y = 1.0f - p * t * exp(-a * a);
+    const F x2 = x * x;
+    const F series = x * (1.1283791671f + x2 * (-0.3761263890f + x2 * 0.1128379167f));
+    return sel(a < splat(0.1f), series, sel(x < z, -y, y));
+  }
+
+  // fn(v) as run() computes it (NaN kept); a, b as there.
+  static PYCNN_UNARY_INLINE F apply(int fn, F v, float a, float b) {
+    F r;
+    switch (static_cast<UnaryFn>(fn)) {
+      case UnaryFn::clip:
+        r = sel(v < splat(a), splat(a), sel(v > splat(b), splat(b), v));
+        break;
+      case UnaryFn::sigmoid:
+        r = sigmoid(v);
+        break;
+      case UnaryFn::hardsigmoid:
+        r = clamp01(a * v + b);
+        break;
+      case UnaryFn::hardswish:
+        r = v * clamp01(v * (1.0f / 6.0f) + 0.5f);
+        break;
+      case UnaryFn::silu:
+        r = v * sigmoid(v);
+        break;
+      case UnaryFn::erf:
+        r = erf(v);
+        break;
+      case UnaryFn::gelu:
+        r = 0.5f * v * (1.0f + erf(v * 0.70710678f));
+        break;
+      default:
+        r = v;
+    }
+    return sel(v != v, v, r);
+  }
+};
+
+// The same on one register of V.
 template <class V>
-inline typename V::reg post_reg(const Activation& act, typename V::reg v) {
-  alignas(64) float t[V::W];
-  V::storeu(t, v);
-  run(act.fn, V::W, t, t, act.a, act.b);
-  return V::loadu(t);
+PYCNN_UNARY_INLINE typename V::reg post_reg(const Activation& act, typename V::reg v) {
+  using U = UnaryVec<V::W>;
+  typename U::F f;
+  static_assert(sizeof(f) == sizeof(v), "a register of V::W floats");
+  std::memcpy(&f, &v, sizeof(f));
+  f = U::apply(act.fn, f, act.a, act.b);
+  std::memcpy(&v, &f, sizeof(f));
+  return v;
 }
 
 }  // namespace
