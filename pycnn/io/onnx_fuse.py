@@ -32,13 +32,16 @@ def _is(n, op, fn=None):
     return n is not None and n.op == op and (fn is None or n.attrs.get("fn") == fn)
 
 
-def fuse_activations(nodes: list, outputs: list) -> list:
+def _reader_counts(nodes, outputs) -> dict:
+    """tensor -> how many nodes read it (a graph output counts as one more reader)."""
     readers = {}
-    for n in nodes:
-        for t in n.inputs:
-            readers[t] = readers.get(t, 0) + 1
-    for t in outputs:
+    for t in [t for n in nodes for t in n.inputs] + list(outputs):
         readers[t] = readers.get(t, 0) + 1
+    return readers
+
+
+def fuse_activations(nodes: list, outputs: list) -> list:
+    readers = _reader_counts(nodes, outputs)
     by_out = {n.output: n for n in nodes}
     drop = set()
 
@@ -133,8 +136,8 @@ def _linear_as_conv(lin, x, out):
         b = np.broadcast_to(lin.params["bias"].reshape(-1), (w.shape[0],))
         b = b * np.float32(lin.attrs.get("bias_scale", 1.0))
         params["bias"] = np.ascontiguousarray(b, np.float32)
-    keys = {r: lin.keys[r] for r in params if r in lin.keys}
-    return Node(lin.name, "conv2d", [x], out, {"activation": lin.attrs.get("activation")}, params, keys)
+    # its own default keys (name.weight, name.bias): the arrays are no longer the initializers' shape
+    return Node(lin.name, "conv2d", [x], out, {"activation": lin.attrs.get("activation")}, params)
 
 
 def channels_last_mlps(nodes: list, outputs: list) -> list:
@@ -143,12 +146,7 @@ def channels_last_mlps(nodes: list, outputs: list) -> list:
     channel_norm -> conv2d 1x1 -> [unary] -> conv2d 1x1, the last writing the second transpose's
     output; transpose -> layer_norm -> transpose (torchvision's LayerNorm2d): channel_norm.
     Other chains are left as they are."""
-    readers = {}
-    for n in nodes:
-        for t in n.inputs:
-            readers[t] = readers.get(t, 0) + 1
-    for t in outputs:
-        readers[t] = readers.get(t, 0) + 1
+    readers = _reader_counts(nodes, outputs)
     reader_of = {}
     for n in nodes:
         for t in n.inputs:
@@ -159,7 +157,7 @@ def channels_last_mlps(nodes: list, outputs: list) -> list:
 
     replace, drop = {}, set()
     for n in nodes:
-        if not _perm(n, (0, 2, 3, 1)) or n.output in drop:
+        if not _perm(n, (0, 2, 3, 1)) or id(n) in drop:
             continue
         ln = next_of(n)
         if not (_is(ln, "layer_norm") and ln.attrs["axis"] in (-1, 3) and ln.inputs == [n.output]):
