@@ -2,7 +2,8 @@
 the same network bound with the rule off (A) and on (B), blocks of runs taking turns, medians.
 `python -m bench.layout_ab efficientnet_b0 --batch 1 --off gate` (docs/performance.md, Whole
 networks). --off: gate (squeeze-and-excitation's pool and x * gate read the layout), depthwise
-(depthwise convs read and write it), all (pycnn.layout.ENABLED)."""
+(depthwise convs read and write it), per_channel (batch norms, average pools and LayerNorms over
+channels read and write it: DenseNet, Inception v3, ConvNeXt), all (pycnn.layout.ENABLED)."""
 
 import argparse
 import statistics
@@ -26,6 +27,10 @@ def _rule_off(name):
         orig = layout._depthwise_reader
         layout._depthwise_reader = lambda *a: False
         return lambda: setattr(layout, "_depthwise_reader", orig)
+    if name == "per_channel":
+        orig = layout.PER_CHANNEL_OPS
+        layout.PER_CHANNEL_OPS = ("max_pool2d",)
+        return lambda: setattr(layout, "PER_CHANNEL_OPS", orig)
     layout.ENABLED = False
     return lambda: setattr(layout, "ENABLED", True)
 
@@ -34,7 +39,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("network", choices=sorted(zoo.NETWORKS))
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--off", choices=("gate", "depthwise", "all"), default="gate")
+    ap.add_argument("--off", choices=("gate", "depthwise", "per_channel", "all"), default="gate")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
     pycnn.set_num_threads(2)

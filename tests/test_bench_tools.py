@@ -131,3 +131,32 @@ def test_layout_ab_runs(capsys):
     layout_ab.main(["mobilenet_v3_small", "--off", "gate", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("mobilenet_v3_small batch 1") and "rule 'gate' off" in line and line.endswith("x")
+
+
+def test_epilogue_cost_runs(capsys):
+    """bench/epilogue_cost.py: the conv alone and with each function in its step, timed."""
+    from bench import epilogue_cost
+
+    epilogue_cost.main(["--size", "8", "--rounds", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("16->96 1x1 at 8x8") and "conv alone" in lines[0]
+    assert [ln.split()[1] for ln in lines[1:]] == list(epilogue_cost.FNS[1:])
+
+
+def test_page_faults_and_per_channel_ab_run(capsys):
+    """bench/page_faults.py counts a network's faults per run and per step (none once the arena
+    holds its blocks); bench/layout_ab.py takes the per-channel rule off and on."""
+    pytest = __import__("pytest")
+    pytest.importorskip("torch")
+    from bench import layout_ab, page_faults, torchvision_zoo
+
+    try:
+        torchvision_zoo.import_torchvision()
+    except ImportError as e:
+        pytest.skip(str(e))
+    page_faults.main(["mobilenet_v3_small", "--batch", "2"])
+    line = capsys.readouterr().out.strip().splitlines()[0]
+    assert line.startswith("mobilenet_v3_small batch 2:") and line.endswith("minor page faults per run")
+    layout_ab.main(["squeezenet1_1", "--off", "per_channel", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "rule 'per_channel' off" in line and line.endswith("x")
