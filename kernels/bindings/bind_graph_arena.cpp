@@ -74,32 +74,29 @@ void* arena_malloc(void* ctx, size_t n) {
   const size_t bs = block_size(n);
   if (bs > SIZE_MAX - kHeader) return nullptr;
   char* base = nullptr;
+  size_t block = bs;  // the block's size: bs, or a larger cached block's (its cache key when freed)
   if (bs >= kMinCached) {
     std::lock_guard<std::mutex> lock(cache->mu);
     auto it = cache->free_blocks.lower_bound(bs);  // the smallest cached block that holds n
     if (it != cache->free_blocks.end()) {
       base = it->second.back();
+      block = it->first;
       it->second.pop_back();
-      cache->cached -= it->first;
-      const size_t got = it->first;
       if (it->second.empty()) cache->free_blocks.erase(it);
+      cache->cached -= block;
       ++cache->hits;
-      Header* h = reinterpret_cast<Header*>(base);
-      h->magic = kMagic;
-      h->user_bytes = n;
-      h->block_bytes = got;  // the block keeps its size (its cache key when freed)
-      return base + kHeader;
+    } else {
+      ++cache->misses;
     }
-    ++cache->misses;
   }
-  // small blocks at malloc's own alignment (16 bytes, as NumPy's default allocator)
-  base = static_cast<char*>(bs >= kMinCached ? std::aligned_alloc(64, (kHeader + bs + 63) / 64 * 64)
-                                             : std::malloc(kHeader + bs));
+  if (!base)  // small blocks at malloc's own alignment (16 bytes, as NumPy's default allocator)
+    base = static_cast<char*>(bs >= kMinCached ? std::aligned_alloc(64, (kHeader + bs + 63) / 64 * 64)
+                                               : std::malloc(kHeader + bs));
   if (!base) return nullptr;
   Header* h = reinterpret_cast<Header*>(base);
   h->magic = kMagic;
   h->user_bytes = n;
-  h->block_bytes = bs;
+  h->block_bytes = block;
   return base + kHeader;
 }
 
