@@ -1,6 +1,6 @@
 """The depthwise layers of MobileNet V2, EfficientNet-B0, MNASNet, ShuffleNet V2 and ConvNeXt-Tiny:
-pycnn's two depthwise kernels against PyTorch's F.conv2d with groups=C, same process, 2 threads,
-medians: `python -m bench.depthwise_check [--batch N]` (docs/performance.md, Depthwise; PYCNN_ISA
+pycnn's two depthwise kernels against PyTorch's F.conv2d with groups=C, same process, 2 threads unless told,
+medians: `python -m bench.depthwise_check [--batch N] [--threads T]` (docs/performance.md, Depthwise; PYCNN_ISA
 caps the ISA). Columns: depthwise (per NCHW plane), depthwise_c16 on NCHW tensors (transposed in
 and out per 16-channel block), depthwise_c16 on channel-blocked x and y (what a Graph runs between
 1x1 convs), and PyTorch."""
@@ -15,6 +15,8 @@ from .timing import compare
 
 # (channels, map size, kernel, stride)
 LAYERS = [
+    (16, 112, 3, 2),  # MobileNet V3 Small's first: small enough to have run on one thread
+    (16, 56, 3, 1),
     (32, 112, 3, 1),
     (96, 112, 3, 2),
     (144, 56, 3, 1),
@@ -43,11 +45,13 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    pycnn.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    pycnn.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"ISA {pycnn._C.get_isa()}, 2 threads, batch {args.batch}; medians in ms; speed = torch / best pycnn")
+    isa, nt = pycnn._C.get_isa(), args.threads
+    print(f"ISA {isa}, {nt} threads, batch {args.batch}; medians in ms; speed = torch / best pycnn")
     print(f"{'layer':<16} {'plane':>8} {'c16':>8} {'c16 blk':>8} {'torch':>8} {'speed':>6}")
     for C, H, R, st in LAYERS:
         x = rng.standard_normal((args.batch, C, H, H), dtype=np.float32)

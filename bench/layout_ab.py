@@ -3,7 +3,9 @@ the same network bound with the rule off (A) and on (B), blocks of runs taking t
 `python -m bench.layout_ab efficientnet_b0 --batch 1 --off gate` (docs/performance.md, Whole
 networks). --off: gate (squeeze-and-excitation's pool and x * gate read the layout), depthwise
 (depthwise convs read and write it), per_channel (batch norms, average pools and LayerNorms over
-channels read and write it: DenseNet, Inception v3, ConvNeXt), all (pycnn.layout.ENABLED)."""
+channels read and write it: DenseNet, Inception v3, ConvNeXt), pad_channels (widths that are not
+multiples of 16 padded so their chains stay blocked: pycnn/graph/pad_channels.py), all
+(pycnn.layout.ENABLED)."""
 
 import argparse
 import statistics
@@ -13,6 +15,7 @@ import numpy as np
 
 import pycnn
 from pycnn import layout
+from pycnn.graph import pad_channels
 
 from . import torchvision_zoo as zoo
 
@@ -31,6 +34,9 @@ def _rule_off(name):
         orig = layout.PER_CHANNEL_OPS
         layout.PER_CHANNEL_OPS = ("max_pool2d",)
         return lambda: setattr(layout, "PER_CHANNEL_OPS", orig)
+    if name == "pad_channels":
+        pad_channels.ENABLED = False
+        return lambda: setattr(pad_channels, "ENABLED", True)
     layout.ENABLED = False
     return lambda: setattr(layout, "ENABLED", True)
 
@@ -39,7 +45,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("network", choices=sorted(zoo.NETWORKS))
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--off", choices=("gate", "depthwise", "per_channel", "all"), default="gate")
+    ap.add_argument("--off", choices=("gate", "depthwise", "per_channel", "pad_channels", "all"), default="gate")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
     pycnn.set_num_threads(2)

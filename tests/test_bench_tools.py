@@ -128,9 +128,10 @@ def test_layout_ab_runs(capsys):
         torchvision_zoo.import_torchvision()
     except ImportError as e:
         pytest.skip(str(e))
-    layout_ab.main(["mobilenet_v3_small", "--off", "gate", "--rounds", "1"])
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("mobilenet_v3_small batch 1") and "rule 'gate' off" in line and line.endswith("x")
+    for rule in ("gate", "pad_channels"):
+        layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")
 
 
 def test_epilogue_cost_runs(capsys):

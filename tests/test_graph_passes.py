@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from pycnn.graph import Node, passes
+from pycnn.graph import Node, pad_channels, passes
 from pycnn.layers import OPS
 from pycnn.step_kernel import StepKernel
 
@@ -179,6 +179,101 @@ def test_mark_dead_tensors():
     _, steps = run_passes(nodes, ["s"], passes.mark_dead_tensors)
     # b + a fused (a exists before b): a and x die at the fused step
     assert [(s.names, sorted(s.free)) for s in steps] == [(["a"], ["x"]), (["b", "s"], ["a"])]
+
+
+def mobile_block_nodes(mid=24, out=40, sq=8):
+    """An inverted residual block as MobileNet V3 writes it: 1x1 expand -> batch norm -> ReLU6 ->
+    depthwise 3x3 -> hard-swish -> squeeze-and-excitation (global pool, 1x1, ReLU, 1x1,
+    hard-sigmoid, x * gate) -> 1x1 project -> 1x1 with a residual add -> 1x1 head (16 outputs)."""
+    return [
+        conv("a", "x", 16, mid, k=1),
+        bn("n", "a", mid),
+        Node("r6", "unary", ["n"], attrs=dict(fn="clip", lo=0.0, hi=6.0)),
+        conv("d", "r6", 1, mid, groups=mid),
+        Node("hs", "unary", ["d"], attrs=dict(fn="hardswish")),
+        Node("gap", "global_avg_pool2d", ["hs"]),
+        conv("s1", "gap", mid, sq, k=1),
+        Node("sr", "relu", ["s1"]),
+        conv("s2", "sr", sq, mid, k=1),
+        Node("sg", "unary", ["s2"], attrs=dict(fn="hardsigmoid")),
+        Node("m", "binary", ["hs", "sg"], attrs=dict(fn="mul")),
+        conv("p", "m", mid, out, k=1),
+        conv("q", "p", out, out, k=1),
+        Node("sum", "add", ["q", "p"]),
+        conv("h", "sum", out, 16, k=1),
+    ]
+
+
+def test_pad_channels_pads_whole_groups_and_matches_the_reference():
+    """24 and 40 channels become 32 and 48 across every op that carries them (expand, batch
+    norm, depthwise, the gate, the residual add); the squeeze's 8 (one pixel) and the graph's
+    input and output stay; the padded network gives the reference's results, NaN where it does,
+    and its groups are channel-blocked end to end."""
+    nodes = mobile_block_nodes()
+    g, steps = run_passes(nodes, ["h"], passes.pad_channels, shape=(1, 16, 9, 9))
+    # tensors by the fused steps' outputs: a+n+r6, d+hs, s2+sg, q+sum
+    assert g._padded == dict.fromkeys(("r6", "hs", "gap", "sg", "m"), 32) | dict.fromkeys(("p", "sum"), 48)
+    w = {s.names[0]: s.params["weight"].shape for s in steps if s.op == "conv2d"}
+    assert w == {
+        "a": (32, 16, 1, 1),
+        "d": (32, 1, 3, 3),
+        "s1": (8, 32, 1, 1),
+        "s2": (32, 8, 1, 1),
+        "p": (48, 32, 1, 1),
+        "q": (48, 48, 1, 1),
+        "h": (16, 48, 1, 1),
+    }
+    assert [s.attrs["groups"] for s in steps if s.names[0] == "d"] == [32]
+    for b in (1, 3):
+        x = RNG.standard_normal((b, 16, 9, 9)).astype(np.float32)
+        x[0, 2, 4, 4] = np.nan
+        y, want = g(x), g.run_reference(x)
+        assert y.shape == want.shape == (b, 16, 9, 9)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+        np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(want), rtol=2e-4, atol=2e-5)
+    lay = g.bound_plan({"x": x}).layouts
+    names = [s.names[0] for s in g.plan_steps]
+    blocked = {names[i] for i, (bits, _) in lay.items() if bits & 2}  # Y_BLOCKED
+    assert {"a", "d", "m", "p", "q"} <= blocked and "h" not in blocked
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["disabled", "kxk reader", "concat reader", "ratio", "graph output", "named algorithm"],
+)
+def test_pad_channels_leaves_what_it_cannot_pad(case, monkeypatch):
+    """No padding when switched off, when a 3x3 conv reads the tensor (it would pay the padding
+    in FLOPs), when an op that sees logical channels reads it (a concat), when the padding is
+    over a third (20 -> 32), when the tensor is a graph output, or for a Graph told to run one
+    algorithm; the results are the reference's either way."""
+    nodes = mobile_block_nodes()
+    outputs = ["h"]
+    algo = "auto"
+    if case == "disabled":
+        monkeypatch.setattr(pad_channels, "ENABLED", False)
+    elif case == "kxk reader":
+        nodes[-1] = conv("h", "sum", 40, 16, k=3)
+    elif case == "concat reader":
+        nodes.append(Node("cat", "concat", ["sum", "h"]))
+        outputs = ["cat"]
+    elif case == "ratio":
+        nodes = mobile_block_nodes(mid=20, out=20)
+    elif case == "graph output":
+        outputs = ["h", "sum"]
+    else:
+        algo = "im2col"
+    g = pycnn.Graph({"x": (None, 16, 9, 9)}, nodes, outputs, algo=algo)
+    padded = set(g._padded)
+    if case in ("disabled", "named algorithm"):
+        assert padded == set()
+    elif case == "ratio":
+        assert padded == set()
+    else:
+        assert padded == {"r6", "hs", "gap", "sg", "m"}  # the 24-channel group; 40 is not padded
+    x = RNG.standard_normal((2, 16, 9, 9)).astype(np.float32)
+    y, want = g(x), g.run_reference(x)
+    for a, b in zip(y.values() if isinstance(y, dict) else [y], want.values() if isinstance(want, dict) else [want]):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
 def one_node(op):

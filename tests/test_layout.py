@@ -7,6 +7,7 @@ import pytest
 import pycnn
 from conftest import assert_close, assert_conv_close, blk, conv_data, unblk
 from pycnn import _C, Graph, Node, layout, reference
+from pycnn.graph import pad_channels
 
 
 def ref_conv(x, w, b, stride=1, padding=0, residual=None, relu=True):
@@ -362,9 +363,10 @@ def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
         layout.ENABLED = True
 
 
-def test_graph_outputs_and_other_readers_stay_nchw(rng):
+def test_graph_outputs_and_other_readers_stay_nchw(rng, monkeypatch):
     """A tensor that is a graph output, or that an op which cannot read the layout reads, is
-    never blocked; nor is anything when the graph runs one named algorithm."""
+    never blocked; nor is anything when the graph runs one named algorithm. 24 channels are
+    blocked only padded to 32 (pycnn/graph/pad_channels.py)."""
     x = rng.standard_normal((1, 3, 20, 20), dtype=np.float32)
     g = bottleneck_graph(head=False)  # the last block's output is the graph's output
     lay = bound_layouts(g, x)
@@ -374,9 +376,16 @@ def test_graph_outputs_and_other_readers_stay_nchw(rng):
     np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
     g.set_algo("im2col")
     assert bound_layouts(g, x) == {}
+    monkeypatch.setattr(pad_channels, "ENABLED", False)
     g = bottleneck_graph(C=24, mid=16)  # 24 channels: no 16-channel blocks for the stream
     lay = bound_layouts(g, x)
     assert "pool" not in lay and "b0.c1" not in lay and "b0.proj" not in lay
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(pad_channels, "ENABLED", True)
+    g = bottleneck_graph(C=24, mid=16)  # the stream padded to 32: blocked from the pool on
+    lay = bound_layouts(g, x)
+    assert lay["pool"] == (layout.X_BLOCKED | layout.Y_BLOCKED, "max_pool2d") and lay["b0.c1"][0] & layout.X_BLOCKED
+    assert g._padded["pool"] == 32
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
 
 

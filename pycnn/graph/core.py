@@ -20,7 +20,7 @@ from .. import _C, _graph_file, registry
 from .. import device as _device
 from .._validate import F32, as_array, as_int, nhwc_hint
 from ..layers import OPS
-from . import binding, passes, report, weights
+from . import binding, pad_channels, passes, report, weights
 from .node import Node
 from .report import Profile, Summary
 
@@ -148,6 +148,7 @@ class Graph:
     def _build_plan(self):
         ctx = passes.PlanContext(tuple(self.inputs), tuple(self.outputs), self.infer_shapes(), self._algo)
         self._steps = passes.build_plan(self.nodes, ctx)
+        self._padded = ctx.padded  # tensor -> stored channels (pycnn/graph/pad_channels.py)
         self._bound = {}  # input shapes -> the plan bound to them (bound_plan)
         self._arena = None  # the runs' NumPy allocator, made with the first plan that needs one (_arena_for)
 
@@ -250,7 +251,7 @@ class Graph:
             # An empty batch: shapes checked at batch 1, outputs of batch 0 (outputs lead with the batch).
             shapes = self.checked_shapes({k: (1,) + v.shape[1:] for k, v in env.items()})
             return binding.empty_plan({t: shapes[t] for t in self.outputs})
-        shapes = self.checked_shapes({k: v.shape for k, v in env.items()})
+        shapes = pad_channels.stored_shapes(self.checked_shapes({k: v.shape for k, v in env.items()}), self._padded)
         if len(self._bound) >= 16:
             self._bound.clear()
         bound = self._bound[key] = binding.bind_plan(self._steps, shapes, self.outputs, self._algo, self._arena_for)
@@ -335,11 +336,11 @@ class Graph:
 
     def peak_bytes(self, shapes: dict) -> int:
         """Largest sum of live tensor bytes while the plan runs (inputs included, views free)."""
-        return binding.peak_bytes(self._steps, self.inputs, shapes)
+        return binding.peak_bytes(self._steps, self.inputs, pad_channels.stored_shapes(shapes, self._padded))
 
     def total_bytes(self, shapes: dict) -> int:
         """What keeping every activation of the plan would take."""
-        return binding.total_bytes(self._steps, self.inputs, shapes)
+        return binding.total_bytes(self._steps, self.inputs, pad_channels.stored_shapes(shapes, self._padded))
 
     # ------------------------------------------------------------------ persistence
     def __getstate__(self):

@@ -17,6 +17,8 @@ tests/test_graph_passes.py checks each on its own. In order (PLAN_PASSES):
                      reader) runs in place on the conv's output in the conv's step;
   fuse_max_map       a max over H and W after a conv (Kim's max over time) runs in the conv's
                      call, so the maps never reach Python;
+  pad_channels       channel counts not a multiple of 16 padded with zero-weight channels where
+                     the whole chain can then stay channel-blocked (pycnn/graph/pad_channels.py);
   make_kernels       each step's StepKernel (pycnn/layers.py), its weights prepared for the
                      declared input shape;
   fuse_conv_banks    convs of one input whose maxima meet in a channel concat: one step;
@@ -27,7 +29,7 @@ passes (layouts, concat elision) run per input shape: pycnn/graph/binding.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +37,7 @@ from .. import ops
 from ..layers import _C_UNARY as C_UNARY
 from ..layers import OPS
 from ..prepared import ConvBankMax, ConvMaxMap, PreparedConv
+from .pad_channels import pad_channels
 from .step import Step
 
 
@@ -44,6 +47,7 @@ class PlanContext:
     outputs: tuple  # graph output names
     shapes: dict  # tensor -> shape at the declared input shapes (batch 1)
     algo: str  # the Graph's conv algorithm
+    padded: dict = field(default_factory=dict)  # tensor -> stored channels (pad_channels)
 
 
 def initial_steps(nodes) -> list:
@@ -287,7 +291,7 @@ FUSION_PASSES = (
     fuse_activation,
     fuse_max_map,
 )
-PLAN_PASSES = FUSION_PASSES + (make_kernels, fuse_conv_banks, mark_dead_tensors)
+PLAN_PASSES = FUSION_PASSES + (pad_channels, make_kernels, fuse_conv_banks, mark_dead_tensors)
 
 
 def build_plan(nodes, ctx, passes=PLAN_PASSES) -> list:

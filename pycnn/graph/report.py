@@ -11,6 +11,7 @@ from .. import layout as _layout
 from .. import ops
 from .._validate import as_int
 from ..layers import OPS
+from .pad_channels import stored_shapes
 
 
 def _shape(s):
@@ -96,7 +97,8 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
     plan = g.bound_plan(env0)
     if plan.empty_outputs is not None:
         raise ValueError(f"x: profile needs a batch of at least 1, got shape {next(iter(env0.values())).shape}")
-    shapes = g.infer_shapes({k: v.shape for k, v in env0.items()})
+    shapes = g.infer_shapes({k: v.shape for k, v in env0.items()})  # logical: what the rows show
+    stored = stored_shapes(shapes, g._padded)  # what the kernels run on (pycnn/graph/pad_channels.py)
     steps = g.plan_steps
     node_by_name = {n.name: n for n in g.nodes}
     times = [[] for _ in steps]
@@ -134,9 +136,11 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
             head = node_by_name.get(part.names[0])
             if head is not None:
                 flops += OPS[head.op].flops(head.attrs, [shapes[t] for t in part.inputs], shapes[head.output])
-        algo = s.fn.algo_for(ins[0]) or s.op
+        algo = s.fn.algo_for(stored[s.inputs[0]]) or s.op
         if i in plan.layouts:
             algo = _layout.describe(plan.layouts[i][1], plan.layouts[i][0], s.op)
+        if s.output in g._padded:
+            algo += f" [C {shapes[s.output][1]}->{g._padded[s.output]}]"
         rows.append(
             (
                 "+".join(s.names),
