@@ -110,7 +110,7 @@ void bind_pool(py::module_& m) {
   });
   // x channel-blocked (N, C/16, H, W, 16) -> y (N*C entries): the mean of each channel.
   m.def("global_avg_pool2d_blocked16", [](farray x, farray y) {
-    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected (N, C/16, H, W, 16)");
+    require_blocked16(x, "x");
     require(y.size() == x.shape(0) * x.shape(1) * 16, "out: expected N*C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
@@ -152,7 +152,7 @@ void bind_eltwise(py::module_& m) {
   m.def(
       "from_blocked16",
       [reorder](farray y) {
-        require(y.ndim() == 5 && y.shape(4) == 16, "y: expected a channel-blocked (N, C/16, H, W, 16) array");
+        require_blocked16(y, "y");
         const int64_t N = y.shape(0), C = y.shape(1) * 16, H = y.shape(2), W = y.shape(3);
         return reorder(y, N, C, H, W, {N, C, H, W}, reorder_from_blocked16);
       },
@@ -213,22 +213,23 @@ void bind_eltwise(py::module_& m) {
   });
   // x, y channel-blocked (N, C/16, H, W, 16); scale, shift (C entries): a folded batch norm.
   m.def("channel_affine_blocked16", [](farray x, farray scale, farray shift, farray y, bool relu) {
-    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected a channel-blocked (N, C/16, H, W, 16) array");
+    require_blocked16(x, "x");
     same_size(x, y, "out");
     const int64_t Cb = x.shape(1);
     require(scale.size() == Cb * 16 && shift.size() == Cb * 16, "scale/shift: expected C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
-    channel_affine_blocked16(x.shape(0), Cb, x.shape(2) * x.shape(3), x.data(), scale.data(), shift.data(), yp, relu);
+    channel_affine_blocked16(x.shape(0), Cb, x.shape(2) * x.shape(3), x.data(), scale.data(), 0, shift.data(), yp, relu);
   });
   // x, y channel-blocked (N, C/16, H, W, 16); scale (N*C entries): y = x * scale per channel.
   m.def("channel_scale_blocked16", [](farray x, farray scale, farray y) {
-    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected (N, C/16, H, W, 16)");
+    require_blocked16(x, "x");
     same_size(x, y, "out");
     require(scale.size() == x.shape(0) * x.shape(1) * 16, "scale: expected N*C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
-    channel_scale_blocked16(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(), scale.data(), yp);
+    channel_affine_blocked16(x.shape(0), x.shape(1), x.shape(2) * x.shape(3), x.data(), scale.data(), x.shape(1) * 16,
+                             nullptr, yp, false);
   });
   m.def("softmax_rows", [](farray x, farray y) {
     require_ndim(x, 2, "x");
@@ -278,7 +279,7 @@ void bind_eltwise(py::module_& m) {
   });
   // x, out channel-blocked (N, C/16, H, W, 16): LayerNorm over each pixel's C channels.
   m.def("layer_norm_channels_blocked16", [](farray x, farray w, farray b, float eps, farray y) {
-    require(x.ndim() == 5 && x.shape(4) == 16, "x: expected a channel-blocked (N, C/16, H, W, 16) array");
+    require_blocked16(x, "x");
     same_size(x, y, "out");
     const int64_t N = x.shape(0), Cb = x.shape(1), HW = x.shape(2) * x.shape(3);
     require(Cb > 0, "x: no channels to normalize over");

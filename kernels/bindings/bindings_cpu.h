@@ -21,6 +21,14 @@ inline void require_ndim(const farray& a, int nd, const char* name) {
   require(a.ndim() == nd,
           std::string(name) + ": expected " + std::to_string(nd) + " dimensions, got " + std::to_string(a.ndim()));
 }
+// a is channel-blocked (pycnn/layout.py): (N, C/16, H, W, 16).
+inline void require_blocked16(const farray& a, const char* name) {
+  if (a.ndim() == 5 && a.shape(4) == 16) return;
+  std::string got = "(";
+  for (int i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));
+  throw std::invalid_argument(std::string(name) + ": expected a channel-blocked (N, C/16, H, W, 16) array, got shape " +
+                              got + (a.ndim() == 1 ? ",)" : ")"));
+}
 inline float* wptr(farray& a, const char* name) {
   require(a.writeable(), std::string(name) + ": array is read-only");
   return a.mutable_data();

@@ -49,15 +49,18 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
   }
 }
 
-// x, y channel-blocked (N, Cb, HW, 16): y = x * scale[c] + shift[c] (then ReLU), c = cb * 16 + lane.
-void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, const float* shift,
-                              float* y, bool do_relu) {
+// x, y channel-blocked (N, Cb, HW, 16), c = cb * 16 + lane: y = x * scale[n * scale_n + c] + shift[c]
+// (then ReLU). scale_n 0: one scale per channel (a batch norm); Cb * 16: one per image and channel
+// (squeeze-and-excitation's gate). shift may be null (0).
+void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, int64_t scale_n,
+                              const float* shift, float* y, bool do_relu) {
 #pragma omp parallel for num_threads(nt_for_bytes(N * Cb * HW * 16)) schedule(static)
   for (int64_t b = 0; b < N * Cb; ++b) {
+    const int64_t n = b / Cb, c0 = b % Cb * 16;
     float sc[16], sh[16];
     for (int c = 0; c < 16; ++c) {
-      sc[c] = scale[b % Cb * 16 + c];
-      sh[c] = shift[b % Cb * 16 + c];
+      sc[c] = scale[n * scale_n + c0 + c];
+      sh[c] = shift ? shift[c0 + c] : 0.0f;
     }
     const float* xp = x + b * HW * 16;
     float* yp = y + b * HW * 16;
@@ -67,18 +70,6 @@ void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x,
     else
       for (int64_t i = 0; i < HW; ++i)
         for (int c = 0; c < 16; ++c) yp[i * 16 + c] = xp[i * 16 + c] * sc[c] + sh[c];
-  }
-}
-
-void channel_scale_blocked16(int64_t blocks, int64_t HW, const float* x, const float* scale, float* y) {
-#pragma omp parallel for num_threads(nt_for_bytes(blocks * HW * 16)) schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
-    float sc[16];
-    for (int c = 0; c < 16; ++c) sc[c] = scale[b * 16 + c];
-    const float* xp = x + b * HW * 16;
-    float* yp = y + b * HW * 16;
-    for (int64_t i = 0; i < HW; ++i)
-      for (int c = 0; c < 16; ++c) yp[i * 16 + c] = xp[i * 16 + c] * sc[c];
   }
 }
 

@@ -35,12 +35,12 @@ void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, 
 
 void relu(int64_t n, const float* x, float* y);
 void add(int64_t n, const float* a, const float* b, float* y, bool relu);
+// Channel-blocked (N, Cb, HW, 16): y = x * scale[n * scale_n + c] + shift[c] (c = cb * 16 + lane);
+// scale_n 0 for a batch norm, Cb * 16 for squeeze-and-excitation's gate (N*C scales); shift may
+// be null.
+void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, int64_t scale_n,
+                              const float* shift, float* y, bool do_relu);
 // Per-channel affine (inference batch norm after folding): y = x * scale[c] + shift[c].
-// Channel-blocked x * scale (squeeze-and-excitation's gate): blocks = N*C/16 runs of HW pixels of
-// 16 channels, y[b][i][c] = x[b][i][c] * scale[b*16 + c] (scale: N*C entries).
-void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, const float* shift,
-                              float* y, bool do_relu);
-void channel_scale_blocked16(int64_t blocks, int64_t HW, const float* x, const float* scale, float* y);
 void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale, const float* shift, float* y,
                     bool relu);
 // Softmax over the last axis of a (rows, cols) matrix.

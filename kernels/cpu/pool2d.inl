@@ -37,12 +37,10 @@ struct Pool2d {
   // Input rows [hs, he) of output row oh's window, and (for the average) the number of window
   // rows its divisor counts: with count_include_pad the padding rows up to H + pad_t, as PyTorch.
   float window_rows(int64_t oh, int64_t& hs, int64_t& he) const {
-    const int64_t h0 = oh * p.stride_h - p.pad_t;
-    hs = std::max<int64_t>(h0, 0);
-    he = std::min<int64_t>(h0 + p.R, p.H);
-    if (is_max) return 1.0f;
-    const int64_t hpe = std::min<int64_t>(h0 + p.R, p.H + p.pad_t);
-    return (float)(count_include_pad ? hpe - h0 : he - hs);
+    const PoolSpan r = pool_span(oh, p.stride_h, p.pad_t, p.R, p.H, count_include_pad);
+    hs = r.begin;
+    he = r.end;
+    return is_max ? 1.0f : (float)r.count;
   }
 
   // Outputs yo[0, min(W, left)) from the window reduction acc: the average divides by the window's
@@ -222,13 +220,8 @@ struct Pool2d {
     // left padding and the right padding up to W + pad_l, as PyTorch; never zero: guarded).
     std::vector<float> colcount((size_t)((p.Wo + W - 1) / W * W), 1.0f);
     if (!is_max)
-      for (int64_t ow = 0; ow < p.Wo; ++ow) {
-        const int64_t w0 = ow * p.stride_w - p.pad_l;
-        const int64_t wpe = std::min<int64_t>(w0 + p.S, p.W + p.pad_l);
-        const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + p.S, p.W);
-        const int64_t c = count_include_pad ? wpe - w0 : we - ws;
-        colcount[(size_t)ow] = c > 0 ? (float)c : 1.0f;
-      }
+      for (int64_t ow = 0; ow < p.Wo; ++ow)
+        colcount[(size_t)ow] = (float)pool_span(ow, p.stride_w, p.pad_l, p.S, p.W, count_include_pad).count;
     const int64_t rows = p.planes * p.Ho;
     if (p.S <= 3 && p.stride_w == 2) {
       run_s2(x, y, colcount.data());

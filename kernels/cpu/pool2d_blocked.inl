@@ -95,21 +95,17 @@ void avg_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y, bo
   const int nt = threads_for(double(p.planes) * 16 * p.H * p.W * 16, rows);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t it = 0; it < rows; ++it) {
-    const int64_t b = it / p.Ho, oh = it % p.Ho, h0 = oh * p.stride_h - p.pad_t;
-    const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + p.R, p.H);
-    const int64_t hc = count_include_pad ? std::min<int64_t>(h0 + p.R, p.H + p.pad_t) - h0 : he - hs;
+    const int64_t b = it / p.Ho, oh = it % p.Ho;
+    const PoolSpan r = pool_span(oh, p.stride_h, p.pad_t, p.R, p.H, count_include_pad);
     const float* xb = x + b * p.H * p.W * 16;
     float* yr = y + (b * p.Ho + oh) * p.Wo * 16;
     for (int64_t ow = 0; ow < p.Wo; ++ow) {
-      const int64_t w0 = ow * p.stride_w - p.pad_l;
-      const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + p.S, p.W);
-      const int64_t wc = count_include_pad ? std::min<int64_t>(w0 + p.S, p.W + p.pad_l) - w0 : we - ws;
-      const int64_t count = hc * wc;
-      const typename V::reg inv = V::set1(count > 0 ? 1.0f / (float)count : 1.0f);
+      const PoolSpan c = pool_span(ow, p.stride_w, p.pad_l, p.S, p.W, count_include_pad);
+      const typename V::reg inv = V::set1(1.0f / (float)(r.count * c.count));
       typename V::reg s[NV];
       for (int v = 0; v < NV; ++v) s[v] = V::zero();
-      for (int64_t ih = hs; ih < he; ++ih)
-        for (int64_t iw = ws; iw < we; ++iw)
+      for (int64_t ih = r.begin; ih < r.end; ++ih)
+        for (int64_t iw = c.begin; iw < c.end; ++iw)
           for (int v = 0; v < NV; ++v) s[v] = V::add(s[v], V::loadu(xb + (ih * p.W + iw) * 16 + v * W));
       for (int v = 0; v < NV; ++v) V::storeu(yr + ow * 16 + v * W, V::mul(s[v], inv));
     }

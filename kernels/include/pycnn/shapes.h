@@ -37,6 +37,20 @@ struct PoolParams {
   int64_t Ho, Wo;
 };
 
+// One axis of output o's pooling window (start o * stride - pad, k wide, over n inputs): the
+// inputs [begin, end) it covers and the count an average divides by: with count_include_pad the
+// window clipped to [-pad, n + pad) (PyTorch's rule), else end - begin; never 0 (1 instead).
+struct PoolSpan {
+  int64_t begin, end, count;
+};
+inline PoolSpan pool_span(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t n, bool count_include_pad) {
+  const int64_t w0 = o * stride - pad;
+  const int64_t b = w0 > 0 ? w0 : 0, e = w0 + k < n ? w0 + k : n;
+  const int64_t padded_end = w0 + k < n + pad ? w0 + k : n + pad;
+  const int64_t c = count_include_pad ? padded_end - w0 : e - b;
+  return {b, e, c > 0 ? c : 1};
+}
+
 // What a convolution's epilogue does to each output before it is stored: y = min(max(v, lo), hi),
 // a NaN kept (comparisons with NaN are false), then the element-wise function fn (a UnaryFn of
 // ops_cpu.h with its a, b: hard-swish, SiLU, sigmoid, GELU ...; -1: none) on the values just
