@@ -710,14 +710,16 @@ def test_blocked_pool_and_gate_kernels(rng):
     out = np.full_like(xb, np.nan)
     _C.channel_scale_blocked16(xb, g, out)
     np.testing.assert_array_equal(unblk(out), x * g.reshape(2, 32, 1, 1))
-    with pytest.raises(ValueError, match=r"x: expected a channel-blocked \(N, C/16, H, W, 16\) array, got shape \(2, 32, 5, 7\)"):
+    blocked_msg = r"x: expected a channel-blocked \(N, C/16, H, W, 16\) array, got shape \(2, 32, 5, 7\)"
+    with pytest.raises(ValueError, match=blocked_msg):
         _C.global_avg_pool2d_blocked16(x, y)
     with pytest.raises(ValueError, match=r"x: expected a channel-blocked .* got shape \(2, 32, 5, 7\)"):
         _C.channel_scale_blocked16(x, g, out)
     # the gate and a batch norm are one blocked kernel: scale per image and channel, or per channel + shift
     sc, sh = rng.standard_normal(32, dtype=np.float32), rng.standard_normal(32, dtype=np.float32)
     _C.channel_affine_blocked16(xb, sc, sh, out, True)
-    np.testing.assert_allclose(unblk(out), np.maximum(x * sc.reshape(1, 32, 1, 1) + sh.reshape(1, 32, 1, 1), 0), rtol=1e-6)
+    want = np.maximum(x * sc.reshape(1, 32, 1, 1) + sh.reshape(1, 32, 1, 1), 0)
+    np.testing.assert_allclose(unblk(out), want, rtol=1e-6)
     with pytest.raises(ValueError, match="out: expected"):
         _C.global_avg_pool2d_blocked16(xb, y[:10])
     with pytest.raises(ValueError, match="scale: expected"):

@@ -219,7 +219,8 @@ void bind_eltwise(py::module_& m) {
     require(scale.size() == Cb * 16 && shift.size() == Cb * 16, "scale/shift: expected C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
-    channel_affine_blocked16(x.shape(0), Cb, x.shape(2) * x.shape(3), x.data(), scale.data(), 0, shift.data(), yp, relu);
+    channel_affine_blocked16(x.shape(0), Cb, x.shape(2) * x.shape(3), x.data(), scale.data(), 0, shift.data(), yp,
+                             relu);
   });
   // x, y channel-blocked (N, C/16, H, W, 16); scale (N*C entries): y = x * scale per channel.
   m.def("channel_scale_blocked16", [](farray x, farray scale, farray y) {
