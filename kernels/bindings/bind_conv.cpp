@@ -1,6 +1,7 @@
 // Bindings: conv2d (direct, im2col) and prepared im2col weights.
 #include <limits>
 #include <memory>
+#include <tuple>
 
 #include "bindings_cpu.h"
 #include "conv2d.h"
@@ -179,6 +180,43 @@ struct BoundRowsBank {
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  // A 1x1 conv and the depthwise conv reading its output, fused (kernels/cpu/conv2d_pw_dw_c16.inl):
+  // x (N, Cin/16, H, W, 16), wpw (K/16, Cin, 16), wdw (K/16, R*S, 16), y (N, K/16, Ho, Wo, 16);
+  // epilogues (relu, clip_lo, clip_hi, post_fn, post_a, post_b) as a conv's.
+  using Epilogue = std::tuple<bool, float, float, int, float, float>;
+  m.def(
+      "conv2d_pw_dw_blocked16",
+      [](farray x, farray wpw, py::object bpw, const Epilogue& e1, farray wdw, py::object bdw, const Epilogue& e2,
+         int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt, int64_t pl, farray y) {
+        require_blocked16(x, "x");
+        require_blocked16(y, "y");
+        const int64_t N = x.shape(0), cin = x.shape(1) * 16, H = x.shape(2), W = x.shape(3);
+        require(wpw.ndim() == 3 && wpw.shape(1) == cin && wpw.shape(2) == 16,
+                "wpw: expected (K/16, " + std::to_string(cin) + ", 16)");
+        const int64_t Kb = wpw.shape(0), K = Kb * 16, Ho = y.shape(2), Wo = y.shape(3);
+        require(Kb > 0 && cin > 0, "wpw: no channels");
+        require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0 && pt < R && pl < S,
+                "R, S, stride, padding: out of range");
+        require(wdw.ndim() == 3 && wdw.shape(0) == Kb && wdw.shape(1) == R * S && wdw.shape(2) == 16,
+                "wdw: expected (K/16, R*S, 16)");
+        require(y.shape(0) == N && y.shape(1) == Kb && Ho == (H + 2 * pt - R) / sh + 1 &&
+                    Wo == (W + 2 * pl - S) / sw + 1 && H + 2 * pt >= R && W + 2 * pl >= S,
+                "y: expected (N, K/16, Ho, Wo, 16) of the depthwise conv's output");
+        farray kb1, kb2;
+        const float* b1 = optional_vector(bpw, K, kb1, "bpw: expected K entries");
+        const float* b2 = optional_vector(bdw, K, kb2, "bdw: expected K entries");
+        const Activation a1 = epilogue_activation(std::get<0>(e1), std::get<1>(e1), std::get<2>(e1), std::get<3>(e1),
+                                                  std::get<4>(e1), std::get<5>(e1));
+        const Activation a2 = epilogue_activation(std::get<0>(e2), std::get<1>(e2), std::get<2>(e2), std::get<3>(e2),
+                                                  std::get<4>(e2), std::get<5>(e2));
+        const ConvParams dw{N, K, H, W, K, R, S, sh, sw, pt, pl, 1, 1, K, Ho, Wo};
+        float* yp = wptr(y, "y");
+        py::gil_scoped_release nogil;
+        conv2d_pw_dw_c16(dw, cin, x.data(), wpw.data(), b1, a1, wdw.data(), b2, a2, yp);
+      },
+      py::arg("x"), py::arg("wpw"), py::arg("bpw"), py::arg("epilogue_pw"), py::arg("wdw"), py::arg("bdw"),
+      py::arg("epilogue_dw"), py::arg("R"), py::arg("S"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_t"),
+      py::arg("pad_l"), py::arg("y"));
   m.def(
       "conv2d",
       [](farray x, farray w, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh,

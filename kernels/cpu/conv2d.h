@@ -69,6 +69,11 @@ void conv2d_depthwise_c16_prepare(const ConvParams& p, const float* w, Depthwise
 void conv2d_depthwise_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
                           Activation act, const float* residual = nullptr, int layout = 0);
 bool depthwise_c16_layout_ok(const ConvParams& p, int layout);
+// A 1x1 conv (cin -> dw.C channels, stride 1, unpadded; weights wpw (dw.C/16, cin, 16)) and the
+// depthwise conv dw reading its output (weights as depthwise_c16's), fused: x (N, cin/16, H, W,
+// 16) -> y (N, dw.C/16, Ho, Wo, 16), the expansion never stored (conv2d_pw_dw_c16.inl).
+void conv2d_pw_dw_c16(const ConvParams& dw, int64_t cin, const float* x, const float* wpw, const float* bpw,
+                      Activation apw, const float* wdw, const float* bdw, Activation adw, float* y);
 
 // A bank of convolutions over one single-channel input x (N, 1, H, W) whose windows span whole
 // input rows (R_j x W kernels, stride sh down the rows, no padding, groups 1: a sentence CNN's

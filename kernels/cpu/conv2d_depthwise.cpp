@@ -46,4 +46,12 @@ void conv2d_depthwise_c16(const ConvParams& p, const float* x, const DepthwiseWe
   w.kernels->conv2d_depthwise_c16(p, x, w.data.data(), bias, y, act, residual, layout);
 }
 
+void conv2d_pw_dw_c16(const ConvParams& dw, int64_t cin, const float* x, const float* wpw, const float* bpw,
+                      Activation apw, const float* wdw, const float* bdw, Activation adw, float* y) {
+  if (dw.groups != dw.C || dw.K != dw.C || dw.C % 16 != 0 || cin % 16 != 0 || cin <= 0)
+    throw std::invalid_argument("pw_dw: needs a depthwise conv (groups == C == K) and 16 | C, 16 | cin");
+  if (dw.dil_h != 1 || dw.dil_w != 1) throw std::invalid_argument("pw_dw: dilation 1 only");
+  active_kernels().conv2d_pw_dw_c16(dw, cin, x, wpw, bpw, apw, wdw, bdw, adw, y);
+}
+
 }  // namespace pycnn

@@ -52,6 +52,10 @@ using DepthwiseRunFn = void (*)(const ConvParams&, const float* x, const float* 
                                 Activation, const float* residual);
 using DepthwiseC16RunFn = void (*)(const ConvParams&, const float* x, const float* w16, const float* bias, float* y,
                                    Activation, const float* residual, int layout);
+// The depthwise conv's geometry (C = K = the 1x1's outputs), the 1x1's input channels, x, the 1x1's
+// weights (K/16, C_in, 16), bias and epilogue, the depthwise's (K/16, R*S, 16), bias and epilogue, y.
+using PwDwC16RunFn = void (*)(const ConvParams& dw, int64_t cin, const float* x, const float* wpw, const float* bpw,
+                              Activation apw, const float* wdw, const float* bdw, Activation adw, float* y);
 using UnaryChunkFn = void (*)(int fn, int64_t n, const float* x, float* y, float a, float b);
 using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
@@ -79,6 +83,7 @@ using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc
   X(conv2d_direct_oc_images, DirectOcRunFn)                                               \
   X(conv2d_depthwise, DepthwiseRunFn)        /* conv2d_depthwise__<isa>.cpp */            \
   X(conv2d_depthwise_c16, DepthwiseC16RunFn) /* conv2d_depthwise_c16__<isa>.cpp */        \
+  X(conv2d_pw_dw_c16, PwDwC16RunFn)          /* conv2d_pw_dw_c16__<isa>.cpp */            \
   X(conv2d_winograd, WinogradRunFn)          /* conv2d_winograd__<isa>.cpp */             \
   X(winograd_input, WinogradTransformFn)                                                  \
   X(winograd_output, WinogradTransformFn)                                                 \

@@ -1,8 +1,10 @@
 """The plan bound to one set of input shapes: what Graph.run iterates.
 
 The first run with new shapes binds every step (StepKernel.bind: geometry, algorithm and output
-shape fixed, no per-call validation) after two binding passes that depend on the shapes:
+shape fixed, no per-call validation) after the binding passes that depend on the shapes:
   layouts           which tensors stay channel-blocked between steps (pycnn/layout.py);
+  fuse_pw_dw        a blocked 1x1 conv and the depthwise conv reading it: one kernel
+                    (pycnn/graph/fuse_pw_dw.py);
   elide_concats     concats whose inputs are each one contiguous run of the output, made by
                     bound convs nobody else reads: those write into their slices directly.
 Later runs with the same shapes reuse the bound plan (at most 16 shape sets are kept).
@@ -15,6 +17,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..step_kernel import NO_LAYOUT, writes_out
+from . import fuse_pw_dw
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
 ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_for)
@@ -26,6 +29,7 @@ class BoundPlan(list):
 
     arena = None
     layouts = {}
+    fused = {}  # depthwise step -> the 1x1 step fused into it (pycnn/graph/fuse_pw_dw.py)
     empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
 
 
@@ -58,12 +62,15 @@ def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
         else:
             calls.append(s.fn.bind(*args, layout=lay or NO_LAYOUT))  # reads and / or writes blocked tensors itself
     ins = [list(s.inputs) for s in steps]
+    frees = [list(s.free) for s in steps]
+    fused = fuse_pw_dw.fuse(steps, shapes, calls, ins, frees, layouts, outputs)
     elide_concats(steps, shapes, calls, ins, layouts, outputs)
     plan = BoundPlan(
-        (c, tuple(i), s.output, tuple(s.free), i[0] if len(i) == 1 else None) for s, c, i in zip(steps, calls, ins)
+        (c, tuple(i), s.output, tuple(f), i[0] if len(i) == 1 else None) for s, c, i, f in zip(steps, calls, ins, frees)
     )
     plan.arena = arena_source(shapes)
     plan.layouts = layouts
+    plan.fused = fused
     return plan
 
 

@@ -139,6 +139,10 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
         algo = s.fn.algo_for(stored[s.inputs[0]]) or s.op
         if i in plan.layouts:
             algo = _layout.describe(plan.layouts[i][1], plan.layouts[i][0], s.op)
+        if i in plan.fused:
+            algo += " (+ the 1x1 before it, fused)"
+        elif i in plan.fused.values():
+            algo = "fused into the next step"
         if s.output in g._padded:
             algo += f" [C {shapes[s.output][1]}->{g._padded[s.output]}]"
         rows.append(

@@ -1,0 +1,141 @@
+"""Binding pass: a 1x1 conv and the depthwise conv that alone reads its output, both on
+channel-blocked tensors, run as one kernel (_C.conv2d_pw_dw_blocked16,
+kernels/cpu/conv2d_pw_dw_c16.inl): MobileNet's and EfficientNet's expand -> depthwise pair.
+
+Why: the expansion (e.g. 96 x 112 x 112, 38 MB at batch 8) is otherwise written to memory by the
+1x1 and read back by the depthwise conv; fused, each of its rows is made into a small ring of the
+depthwise conv's input rows and consumed there. Which pairs: the 1x1 (groups 1, stride 1,
+unpadded, no fused residual) reads and writes the layout (direct_oc), the depthwise conv (groups
+== C == K, dilation 1, symmetric padding, no residual) reads and writes it (depthwise_c16), and the
+expansion is no graph output. The 1x1's step then produces nothing (its output stays None in the
+run's tensors) and the depthwise step reads the 1x1's input; Graph.profile shows the pair's time
+on the depthwise step. ENABLED = False turns it off (A/B, tests).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from .. import layout as _layout
+from ..prepared import PreparedConv
+
+ENABLED = True
+# Only expansions of at least this many bytes: below, they stay in L2/L3 between the two steps
+# and the separate kernels (direct_oc's larger register blocks) are as fast or faster.
+MIN_EXPANSION_BYTES = 6 << 20
+BLOCKED_XY = _layout.X_BLOCKED | _layout.Y_BLOCKED
+
+
+class _Produced:
+    """The 1x1's step of a fused pair: nothing to compute (the pair runs in the depthwise step)."""
+
+    def __call__(self, *xs):
+        return None
+
+
+class _PwDw:
+    """The fused pair on the 1x1's blocked input x: y (N, K/16, Ho, Wo, 16)."""
+
+    writes_out = True  # a Graph may hand it a slice of a blocked concat's output
+
+    def __init__(self, pw: PreparedConv, dw: PreparedConv, dw_shape, out_shape):
+        K, C = pw.weight.shape[:2]
+        R, S = dw.weight.shape[2:]
+        # (K/16, C, 16): block kb's 16 weights per input channel; (K/16, R*S, 16) per tap
+        self.wpw = np.ascontiguousarray(pw.weight.reshape(K // 16, 16, C).transpose(0, 2, 1))
+        self.wdw = np.ascontiguousarray(dw.weight.reshape(K // 16, 16, R * S).transpose(0, 2, 1))
+        self.bpw, self.bdw = pw.bias, dw.bias
+        self.e1, self.e2 = _epilogue(pw), _epilogue(dw)
+        self.geom = (R, S, dw_shape.stride[0], dw_shape.stride[1], dw_shape.pad[0], dw_shape.pad[1])
+        self.out_shape = out_shape
+
+    def __call__(self, x, out=None):
+        y = np.empty(self.out_shape, np.float32) if out is None else out
+        _C.conv2d_pw_dw_blocked16(x, self.wpw, self.bpw, self.e1, self.wdw, self.bdw, self.e2, *self.geom, y)
+        return y
+
+
+def _epilogue(conv: PreparedConv):
+    """(relu, clip_lo, clip_hi, post_fn, post_a, post_b) as the conv's own binding gets them."""
+    e = conv._epilogue()
+    inf = float("inf")
+    return (
+        bool(conv.relu),
+        e.get("clip_lo", -inf),
+        e.get("clip_hi", inf),
+        e.get("post_fn", -1),
+        e.get("post_a", 0.0),
+        e.get("post_b", 0.0),
+    )
+
+
+def _pointwise(step, shape, layouts, i):
+    c = step.fn
+    return (
+        step.op == "conv2d"
+        and isinstance(c, PreparedConv)
+        and len(step.inputs) == 1
+        and not step.attrs.get("max_map")
+        and layouts.get(i) == (BLOCKED_XY, _layout.BLOCKED_RUNNER)
+        and shape.R == shape.S == 1
+        and shape.stride == (1, 1)
+        and shape.pad == (0, 0, 0, 0)
+        and shape.groups == 1
+        and shape.K % 16 == 0
+        and shape.C % 16 == 0
+    )
+
+
+def _depthwise(step, shape, layouts, j):
+    return (
+        step.op == "conv2d"
+        and isinstance(step.fn, PreparedConv)
+        and len(step.inputs) == 1
+        and not step.attrs.get("max_map")
+        and layouts.get(j) == (BLOCKED_XY, _layout.DEPTHWISE_RUNNER)
+        and shape.groups == shape.C == shape.K
+        and shape.K % 16 == 0
+        and shape.dilation == (1, 1)
+        and shape.pad[0] == shape.pad[2]  # (top, left, bottom, right): symmetric
+        and shape.pad[1] == shape.pad[3]
+    )
+
+
+def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
+    """calls, ins and frees changed in place for each fused pair; returns {depthwise step: 1x1 step}."""
+    if not ENABLED:
+        return {}
+    producer = {s.output: i for i, s in enumerate(steps)}
+    readers = {}
+    for j, s in enumerate(steps):
+        for t in s.inputs:
+            readers.setdefault(t, []).append(j)
+    fused = {}
+    for j, s in enumerate(steps):
+        if not s.inputs or s.op != "conv2d" or j not in layouts:
+            continue
+        t = s.inputs[0]
+        i = producer.get(t)
+        if i is None or t in outputs or readers.get(t) != [j] or i in fused.values() or i in fused:
+            continue
+        p = steps[i]
+        if p.op != "conv2d" or i not in layouts:
+            continue
+        dws, pws = _layout._conv_shape(s, shapes), _layout._conv_shape(p, shapes)
+        if not (_depthwise(s, dws, layouts, j) and _pointwise(p, pws, layouts, i)) or dws.C != pws.K:
+            continue
+        if 4 * int(np.prod(shapes[t], dtype=np.int64)) < MIN_EXPANSION_BYTES:
+            continue
+        x = p.inputs[0]
+        calls[i] = _Produced()
+        calls[j] = _PwDw(p.fn, s.fn, dws, _layout.blocked_shape(shapes[s.output]))
+        ins[j] = [x]
+        if x in frees[i]:  # x was last read by the 1x1: now by the fused step
+            frees[i] = [u for u in frees[i] if u != x]
+            frees[j] = frees[j] + [x]
+        fused[j] = i
+    return fused
+
+
+__all__ = ["ENABLED", "fuse"]
