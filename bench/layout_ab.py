@@ -4,8 +4,8 @@ the same network bound with the rule off (A) and on (B), blocks of runs taking t
 networks). --off: gate (squeeze-and-excitation's pool and x * gate read the layout), depthwise
 (depthwise convs read and write it), per_channel (batch norms, average pools and LayerNorms over
 channels read and write it: DenseNet, Inception v3, ConvNeXt), pad_channels (widths that are not
-multiples of 16 padded so their chains stay blocked: pycnn/graph/pad_channels.py), all
-(pycnn.layout.ENABLED)."""
+multiples of 16 padded so their chains stay blocked: pycnn/graph/pad_channels.py), pw_dw (blocked
+expand 1x1 -> depthwise pairs fused: pycnn/graph/fuse_pw_dw.py), all (pycnn.layout.ENABLED)."""
 
 import argparse
 import statistics
@@ -15,7 +15,7 @@ import numpy as np
 
 import pycnn
 from pycnn import layout
-from pycnn.graph import pad_channels
+from pycnn.graph import fuse_pw_dw, pad_channels
 
 from . import torchvision_zoo as zoo
 
@@ -34,6 +34,9 @@ def _rule_off(name):
         orig = layout.PER_CHANNEL_OPS
         layout.PER_CHANNEL_OPS = ("max_pool2d",)
         return lambda: setattr(layout, "PER_CHANNEL_OPS", orig)
+    if name == "pw_dw":
+        fuse_pw_dw.ENABLED = False
+        return lambda: setattr(fuse_pw_dw, "ENABLED", True)
     if name == "pad_channels":
         pad_channels.ENABLED = False
         return lambda: setattr(pad_channels, "ENABLED", True)
@@ -45,7 +48,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("network", choices=sorted(zoo.NETWORKS))
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--off", choices=("gate", "depthwise", "per_channel", "pad_channels", "all"), default="gate")
+    rules = ("gate", "depthwise", "per_channel", "pad_channels", "pw_dw", "all")
+    ap.add_argument("--off", choices=rules, default="gate")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
     pycnn.set_num_threads(2)

@@ -128,7 +128,7 @@ def test_layout_ab_runs(capsys):
         torchvision_zoo.import_torchvision()
     except ImportError as e:
         pytest.skip(str(e))
-    for rule in ("gate", "pad_channels"):
+    for rule in ("gate", "pad_channels", "pw_dw"):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")
@@ -161,3 +161,14 @@ def test_page_faults_and_per_channel_ab_run(capsys):
     layout_ab.main(["squeezenet1_1", "--off", "per_channel", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "rule 'per_channel' off" in line and line.endswith("x")
+
+
+def test_pw_dw_check_runs(capsys, monkeypatch):
+    """bench/pw_dw_check.py on two small pairs: the separate and fused kernels agree and are timed."""
+    from bench import pw_dw_check
+
+    monkeypatch.setattr(pw_dw_check, "PAIRS", [(16, 32, 10, 3, 2), (16, 16, 7, 5, 1)])
+    pw_dw_check.main(["--batch", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("ISA ") and len(lines) == 4
+    assert lines[2].startswith("16->32@10 3x3/2") and lines[3].split()[-1] in ("yes", "no")
