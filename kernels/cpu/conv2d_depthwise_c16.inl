@@ -202,8 +202,6 @@ struct DepthwiseC16 {
   void run_taps(const float* x, const float* w, const float* bias, float* y, Activation act, const float* res) const {
     const int64_t bands = (p.Ho + band - 1) / band, items = p.N * Cb * bands;
     const int64_t HWo = p.Ho * p.Wo;
-    const bool clamp = act.active();
-    const reg lo = V::set1(act.lo), hi = V::set1(act.hi);
     // threads_for counts flops at GEMM speed; a depthwise flop costs ~3x that (one FMA per loaded
     // vector: 20-35 GFLOP/s a thread against 60-70), so a 16-channel 56x56 3x3 map splits too.
     const double work = 3.0 * double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * 2.0;
@@ -233,14 +231,20 @@ struct DepthwiseC16 {
           } else if (res) {
             add_nchw_residual(res + nchw_off, cn, out);
           }
-          if (clamp)
-            for (int64_t i = 0; i < p.Wo * 16; i += W)
-              V::storeu(out + i, V::clamp(V::loadu(out + i), lo, hi));  // NaN kept
-          unary_detail::post(act, out, p.Wo * 16);
+          finish(act, out, p.Wo * 16);
           if (!yb) from_pixels(out, p.Wo, cn, y + nchw_off, HWo);
         }
       }
     }
+  }
+
+  // The epilogue on n floats just stored at out: the clamp (NaN kept), then the function.
+  static void finish(const Activation& act, float* out, int64_t n) {
+    if (act.active()) {
+      const reg lo = V::set1(act.lo), hi = V::set1(act.hi);
+      for (int64_t i = 0; i < n; i += W) V::storeu(out + i, V::clamp(V::loadu(out + i), lo, hi));
+    }
+    unary_detail::post(act, out, n);
   }
 
   // out (a pixel-major row) += the NCHW residual rows of its cn channels (HWo apart).

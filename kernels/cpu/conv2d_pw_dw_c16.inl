@@ -84,14 +84,7 @@ struct PwDwC16 {
     int64_t j = 0;
     for (; j + T <= cols; j += T) pixels<T, NG>(xr + (w0 + j) * 16, wk, b, d + (j0 + j) * 16, RS);
     if (j < cols) tail<T - 1, NG>((int)(cols - j), xr + (w0 + j) * 16, wk, b, d + (j0 + j) * 16, RS);
-    for (int g = 0; g < NG; ++g) {
-      float* row = d + g * RS + j0 * 16;
-      if (act.active()) {
-        const reg lo = V::set1(act.lo), hi = V::set1(act.hi);
-        for (int64_t i = 0; i < cols * 16; i += W) V::storeu(row + i, V::clamp(V::loadu(row + i), lo, hi));
-      }
-      unary_detail::post(act, row, cols * 16);
-    }
+    for (int g = 0; g < NG; ++g) DepthwiseC16<V>::finish(act, d + g * RS + j0 * 16, cols * 16);
   }
 
   // Image n, output blocks kb0 .. kb0 + NG: every output row, each input row made once.
@@ -120,11 +113,7 @@ struct PwDwC16 {
         const int64_t kb = kb0 + g;
         float* out = y + ((n * Kb + kb) * q.Ho + ho) * q.Wo * 16;
         dw.template row<kR, kS>(ring + g * RS, (h0 + q.pad_t) % R, wdw + kb * q.R * q.S * 16, b2[g], out);
-        if (adw.active()) {
-          const reg lo = V::set1(adw.lo), hi = V::set1(adw.hi);
-          for (int64_t i = 0; i < q.Wo * 16; i += W) V::storeu(out + i, V::clamp(V::loadu(out + i), lo, hi));
-        }
-        unary_detail::post(adw, out, q.Wo * 16);
+        DepthwiseC16<V>::finish(adw, out, q.Wo * 16);
       }
     }
   }
