@@ -174,3 +174,29 @@ def test_graph_keeps_small_expansions_separate():
     x = np.zeros((1, 3, 10, 10), np.float32)
     g(x)
     assert g.bound_plan(g.feed(x)).fused == {}
+
+
+def test_graph_fusion_keeps_the_input_alive_until_the_fused_step(monkeypatch):
+    """The expand's input x read last by a step between the expand and the depthwise conv (a
+    branch on x): x must still exist when the fused step reads it."""
+    monkeypatch.setattr(fuse_pw_dw, "MIN_EXPANSION_BYTES", 0)
+    rng = np.random.default_rng(4)
+
+    def conv(name, src, cin, cout, k, groups=1, **attrs):
+        w = rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin // groups * k * k)
+        return Node(name, "conv2d", [src], attrs=dict(padding=k // 2, groups=groups, **attrs), params={"weight": w})
+
+    nodes = [
+        conv("stem", "x", 3, 16, 3),
+        conv("expand", "stem", 16, 32, 1),
+        conv("branch", "stem", 16, 32, 1),  # stem's last reader, between the pair
+        conv("dw", "expand", 32, 32, 3, groups=32),
+        conv("project", "dw", 32, 32, 1),
+        Node("sum", "add", ["project", "branch"]),
+        conv("head", "sum", 32, 8, 1),
+    ]
+    g = pycnn.Graph({"x": (None, 3, 8, 8)}, nodes, ["head"])
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y = g(x)
+    assert g.bound_plan(g.feed(x)).fused, "the pair should be fused here"
+    np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)

@@ -131,9 +131,10 @@ def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
         calls[i] = _Produced()
         calls[j] = _PwDw(p.fn, s.fn, dws, _layout.blocked_shape(shapes[s.output]))
         ins[j] = [x]
-        if x in frees[i]:  # x was last read by the 1x1: now by the fused step
-            frees[i] = [u for u in frees[i] if u != x]
-            frees[j] = frees[j] + [x]
+        for k in range(i, j):  # x freed by the 1x1 or a step before the fused one: now after it
+            if x in frees[k]:
+                frees[k] = [u for u in frees[k] if u != x]
+                frees[j] = frees[j] + [x]
         fused[j] = i
     return fused
 
