@@ -24,7 +24,8 @@ tests/test_graph_passes.py checks each on its own. In order (PLAN_PASSES):
   fuse_conv_banks    convs of one input whose maxima meet in a channel concat: one step;
   mark_dead_tensors  each intermediate is freed after its last reader.
 A fusion never crosses a tensor that is a graph output or that another step reads. The binding
-passes (layouts, concat elision) run per input shape: pycnn/graph/binding.py.
+passes (layouts, the fused 1x1 -> depthwise pairs, concat elision) run per input shape:
+pycnn/graph/binding.py.
 """
 
 from __future__ import annotations
