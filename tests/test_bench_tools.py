@@ -117,17 +117,25 @@ def test_depthwise_check_runs(capsys, monkeypatch):
     assert all(float(v) > 0 for v in lines[3].split()[3:])
 
 
-def test_layout_ab_runs(capsys):
-    """bench/layout_ab.py: the network with one layout rule off and on, both results equal, the
-    medians and their ratio printed."""
+def _needs_torchvision():
+    """Skip (naming why) where PyTorch or torchvision cannot be imported: the tools below export
+    torchvision's networks."""
     pytest = __import__("pytest")
     pytest.importorskip("torch")
-    from bench import layout_ab, torchvision_zoo
+    from bench import torchvision_zoo
 
     try:
         torchvision_zoo.import_torchvision()
     except ImportError as e:
         pytest.skip(str(e))
+
+
+def test_layout_ab_runs(capsys):
+    """bench/layout_ab.py: the network with one layout rule off and on, both results equal, the
+    medians and their ratio printed."""
+    _needs_torchvision()
+    from bench import layout_ab
+
     for rule in ("gate", "pad_channels", "pw_dw"):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -147,14 +155,9 @@ def test_epilogue_cost_runs(capsys):
 def test_page_faults_and_per_channel_ab_run(capsys):
     """bench/page_faults.py counts a network's faults per run and per step (none once the arena
     holds its blocks); bench/layout_ab.py takes the per-channel rule off and on."""
-    pytest = __import__("pytest")
-    pytest.importorskip("torch")
-    from bench import layout_ab, page_faults, torchvision_zoo
+    _needs_torchvision()
+    from bench import layout_ab, page_faults
 
-    try:
-        torchvision_zoo.import_torchvision()
-    except ImportError as e:
-        pytest.skip(str(e))
     page_faults.main(["mobilenet_v3_small", "--batch", "2"])
     line = capsys.readouterr().out.strip().splitlines()[0]
     assert line.startswith("mobilenet_v3_small batch 2:") and line.endswith("minor page faults per run")

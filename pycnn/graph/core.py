@@ -251,7 +251,7 @@ class Graph:
             # An empty batch: shapes checked at batch 1, outputs of batch 0 (outputs lead with the batch).
             shapes = self.checked_shapes({k: (1,) + v.shape[1:] for k, v in env.items()})
             return binding.empty_plan({t: shapes[t] for t in self.outputs})
-        shapes = pad_channels.stored_shapes(self.checked_shapes({k: v.shape for k, v in env.items()}), self._padded)
+        shapes = self._stored_shapes(self.checked_shapes({k: v.shape for k, v in env.items()}))
         if len(self._bound) >= 16:
             self._bound.clear()
         bound = self._bound[key] = binding.bind_plan(self._steps, shapes, self.outputs, self._algo, self._arena_for)
@@ -334,13 +334,18 @@ class Graph:
         and the live bytes after the step. Returns a Profile (print it)."""
         return report.profile(self, x, runs, warmup)
 
+    def _stored_shapes(self, shapes: dict) -> dict:
+        """Logical tensor shapes as the kernels store them: channel counts the plan padded to a
+        multiple of 16 (pycnn/graph/pad_channels.py) at their stored size."""
+        return pad_channels.stored_shapes(shapes, self._padded)
+
     def peak_bytes(self, shapes: dict) -> int:
         """Largest sum of live tensor bytes while the plan runs (inputs included, views free)."""
-        return binding.peak_bytes(self._steps, self.inputs, pad_channels.stored_shapes(shapes, self._padded))
+        return binding.peak_bytes(self._steps, self.inputs, self._stored_shapes(shapes))
 
     def total_bytes(self, shapes: dict) -> int:
         """What keeping every activation of the plan would take."""
-        return binding.total_bytes(self._steps, self.inputs, pad_channels.stored_shapes(shapes, self._padded))
+        return binding.total_bytes(self._steps, self.inputs, self._stored_shapes(shapes))
 
     # ------------------------------------------------------------------ persistence
     def __getstate__(self):

@@ -70,15 +70,21 @@ def _epilogue(conv: PreparedConv):
     )
 
 
-def _pointwise(step, shape, layouts, i):
-    c = step.fn
+def _bound_blocked(step, layouts, i, runner):
+    """A conv step with one input and its own prepared weights, bound to read and write the layout
+    with runner."""
     return (
         step.op == "conv2d"
-        and isinstance(c, PreparedConv)
+        and isinstance(step.fn, PreparedConv)
         and len(step.inputs) == 1
         and not step.attrs.get("max_map")
-        and layouts.get(i) == (BLOCKED_XY, _layout.BLOCKED_RUNNER)
-        and shape.R == shape.S == 1
+        and layouts.get(i) == (BLOCKED_XY, runner)
+    )
+
+
+def _pointwise(shape):
+    return (
+        shape.R == shape.S == 1
         and shape.stride == (1, 1)
         and shape.pad == (0, 0, 0, 0)
         and shape.groups == 1
@@ -87,14 +93,9 @@ def _pointwise(step, shape, layouts, i):
     )
 
 
-def _depthwise(step, shape, layouts, j):
+def _depthwise(shape):
     return (
-        step.op == "conv2d"
-        and isinstance(step.fn, PreparedConv)
-        and len(step.inputs) == 1
-        and not step.attrs.get("max_map")
-        and layouts.get(j) == (BLOCKED_XY, _layout.DEPTHWISE_RUNNER)
-        and shape.groups == shape.C == shape.K
+        shape.groups == shape.C == shape.K
         and shape.K % 16 == 0
         and shape.dilation == (1, 1)
         and shape.pad[0] == shape.pad[2]  # (top, left, bottom, right): symmetric
@@ -113,17 +114,17 @@ def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
             readers.setdefault(t, []).append(j)
     fused = {}
     for j, s in enumerate(steps):
-        if not s.inputs or s.op != "conv2d" or j not in layouts:
+        if not _bound_blocked(s, layouts, j, _layout.DEPTHWISE_RUNNER):
             continue
         t = s.inputs[0]
-        i = producer.get(t)
-        if i is None or t in outputs or readers.get(t) != [j] or i in fused.values() or i in fused:
+        i = producer.get(t)  # the expansion's only reader is s, so each 1x1 pairs once at most
+        if i is None or t in outputs or readers.get(t) != [j]:
             continue
         p = steps[i]
-        if p.op != "conv2d" or i not in layouts:
+        if not _bound_blocked(p, layouts, i, _layout.BLOCKED_RUNNER):
             continue
         dws, pws = _layout._conv_shape(s, shapes), _layout._conv_shape(p, shapes)
-        if not (_depthwise(s, dws, layouts, j) and _pointwise(p, pws, layouts, i)) or dws.C != pws.K:
+        if not (_depthwise(dws) and _pointwise(pws)) or dws.C != pws.K:
             continue
         if 4 * int(np.prod(shapes[t], dtype=np.int64)) < MIN_EXPANSION_BYTES:
             continue

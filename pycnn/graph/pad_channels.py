@@ -69,9 +69,6 @@ class _Groups:
         for t in ts:
             self.bad.add(self.find(t))
 
-    def ok(self, t):
-        return self.find(t) not in self.bad
-
 
 def _is_depthwise(s, shapes):
     w = s.params["weight"]
@@ -151,22 +148,19 @@ def pad_channels(steps, ctx):
     if not padded:
         return steps
     for s in steps:
-        if s.op == "conv2d" and s.output in padded:
-            cp = padded[s.output]
-            w = s.params["weight"]
-            if s.attrs["groups"] == 1:
-                w = _pad_axis(w, 0, cp)
-                if s.inputs[0] in padded:
-                    w = _pad_axis(w, 1, padded[s.inputs[0]])
-            else:  # depthwise: its input is in the same group
-                w = _pad_axis(w, 0, cp)
-                s.attrs = dict(s.attrs, groups=cp)
-            s.params = dict(s.params, weight=np.ascontiguousarray(w))
-            if "bias" in s.params:
-                s.params["bias"] = _pad_axis(s.params["bias"], 0, cp)
-        elif s.op == "conv2d" and s.inputs[0] in padded:
-            w = _pad_axis(s.params["weight"], 1, padded[s.inputs[0]])
-            s.params = dict(s.params, weight=np.ascontiguousarray(w))
+        if s.op == "conv2d" and (s.output in padded or s.inputs[0] in padded):
+            params, dense = dict(s.params), s.attrs["groups"] == 1
+            if dense and s.inputs[0] in padded:  # zero columns for the padded inputs
+                params["weight"] = _pad_axis(params["weight"], 1, padded[s.inputs[0]])
+            if s.output in padded:  # zero rows (a depthwise conv: zero filters) for the padded outputs
+                cp = padded[s.output]
+                params["weight"] = _pad_axis(params["weight"], 0, cp)
+                if "bias" in params:
+                    params["bias"] = _pad_axis(params["bias"], 0, cp)
+                if not dense:  # depthwise: its input is in the same group
+                    s.attrs = dict(s.attrs, groups=cp)
+            params["weight"] = np.ascontiguousarray(params["weight"])
+            s.params = params
         elif s.op == "batch_norm" and s.output in padded:
             cp = padded[s.output]
             fill = {"running_var": 1.0, "weight": 1.0}

@@ -11,7 +11,6 @@ from .. import layout as _layout
 from .. import ops
 from .._validate import as_int
 from ..layers import OPS
-from .pad_channels import stored_shapes
 
 
 def _shape(s):
@@ -98,7 +97,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
     if plan.empty_outputs is not None:
         raise ValueError(f"x: profile needs a batch of at least 1, got shape {next(iter(env0.values())).shape}")
     shapes = g.infer_shapes({k: v.shape for k, v in env0.items()})  # logical: what the rows show
-    stored = stored_shapes(shapes, g._padded)  # what the kernels run on (pycnn/graph/pad_channels.py)
+    stored = g._stored_shapes(shapes)  # what the kernels run on (pycnn/graph/pad_channels.py)
     steps = g.plan_steps
     node_by_name = {n.name: n for n in g.nodes}
     times = [[] for _ in steps]
