@@ -141,6 +141,29 @@ def test_c16_every_output_width_every_isa(R, stride, isa, rng):
             assert_close(unblk(out), _ref(x, w, b, stride, pad, dil, 32), what=f"Wo={Wo} dil={dil}")
 
 
+@pytest.mark.parametrize("R", [3, 5, 7])
+def test_c16_strided_wide_rows_read_x_in_place_every_isa(R, isa, rng):
+    """Stride-2 rows wide enough that a blocked x is read where it lies (the middle columns) and
+    only the edge columns' taps are copied with their padding: every split of a row into edge,
+    middle and edge spans (widths 12 to 40, symmetric, none, one-sided and wide padding, rows
+    above and below the map), y blocked and NCHW, with a residual; the output poisoned with NaN."""
+    for Wo in range(12, 41):
+        for pt, pl in ((R // 2, R // 2), (0, 0), (R - 1, 1), (1, R - 1)):
+            W = (Wo - 1) * 2 + R - 2 * pl  # pl columns of padding on each side keep Wo
+            x, w, b = conv_data(rng, 1, 32, R + 2, W, 32, 1, R, R)
+            conv = pycnn.prepare_conv(w, b, stride=2, padding=(pt, pl), groups=32, algo="depthwise_c16")
+            s = ConvShape(x.shape, w.shape, 2, (pt, pl), 1, 32)
+            assert s.Wo == Wo
+            res = rng.standard_normal((1, 32, s.Ho, s.Wo), dtype=np.float32)
+            want = _ref(x, w, b, 2, (pt, pl), 1, 32, None, res)
+            for bits in (1 | 2 | 4, 1):
+                out = np.full((1, 2, s.Ho, Wo, 16) if bits & 2 else (1, 32, s.Ho, Wo), np.nan, np.float32)
+                call = conv.bind([x.shape], None, layout=(bits, "depthwise_c16"))
+                call(blk(x), blk(res) if bits & 4 else res, out)
+                got = unblk(out) if bits & 2 else out
+                assert_close(got, want, what=f"{isa} Wo={Wo} pad=({pt}, {pl}) bits={bits}")
+
+
 @pytest.mark.parametrize("C", [5, 20, 35])
 def test_c16_channels_not_a_multiple_of_16_every_isa(C, isa, rng):
     """NCHW tensors with a partial last block: its extra lanes are computed and never stored."""

@@ -10,7 +10,8 @@
 //
 // Per (image, channel block, band of output rows): the band's input rows are copied once into a
 // zero-padded buffer of 16-channel pixels (an NCHW x is transposed on the way in, W channels x W
-// pixels in registers), so the taps need no bounds checks. Output pixels T at a time keep their
+// pixels in registers), so the taps need no bounds checks; a blocked x at stride 2 is read in
+// place but for the edge columns (row_direct). Output pixels T at a time keep their
 // accumulators in registers over all R*S taps; a finished output row gets the residual and the
 // activation while it is in L1 and is written once (to an NCHW y through the same transposes).
 // Channels past C in the last block (NCHW tensors only) compute zeros and are never stored.
@@ -34,9 +35,16 @@ struct DepthwiseC16 {
   static constexpr int64_t kBufBytes = 48 * 1024;  // a band's padded input rows: within L2 beside y's rows
   using reg = typename V::reg;
 
+  static constexpr int kMaxR = 7;               // tap rows row_direct serves (and row without allocating)
+  static constexpr int64_t kMinDirect = 2 * T;  // middle columns for row_direct: fewer, and the edges' copies cost more
+
   const ConvParams& p;
   bool xb, yb, rb;
+  // Rows read in place from a blocked x (row_direct) at stride 2, where the band copy moves two
+  // input rows per output row; at stride 1 in place measured no faster than the copy.
+  bool direct;
   int64_t Cb, Wp, band, buf_rows;
+  int64_t inner_lo, inner_hi;  // output columns whose taps all fall inside the input row
 
   DepthwiseC16(const ConvParams& q, int layout)
       : p(q),
@@ -49,6 +57,10 @@ struct DepthwiseC16 {
     const int64_t fit = (kBufBytes / row_bytes - reach) / p.stride_h + 1;  // output rows whose inputs fit
     band = std::max<int64_t>(1, std::min<int64_t>(p.Ho, fit));
     buf_rows = (band - 1) * p.stride_h + reach;
+    inner_lo = (p.pad_l + p.stride_w - 1) / p.stride_w;
+    const int64_t last = p.W - 1 + p.pad_l - (p.S - 1) * p.dil_w;  // the last padded column a span may start at
+    inner_hi = last < 0 ? 0 : std::min<int64_t>(p.Wo, last / p.stride_w + 1);
+    direct = xb && p.R <= kMaxR && p.stride_w >= 2 && inner_hi - inner_lo >= kMinDirect;
   }
 
   // Channels of block cb that exist (16 but in an NCHW tensor's last block).
@@ -113,16 +125,16 @@ struct DepthwiseC16 {
     }
   }
 
-  // out[t * 16, +16) = bias + the R*S taps of output pixels wo .. wo + NT of the row whose tap
-  // row r is buffer row brow + r * dil_h.
+  // out[t * 16, +16) = bias + the R*S taps of output pixels wo .. wo + NT, tap row r being
+  // rows[r] (16-channel pixels; output pixel 0 of the span reads its column 0).
   template <int NT, int kR, int kS>
-  void pixels(const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
+  void pixels(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
     const int64_t R = kR ? kR : p.R, S = kS ? kS : p.S, sw16 = p.stride_w * 16, dw16 = p.dil_w * 16;
     reg acc[NT][KV];
     for (int t = 0; t < NT; ++t)
       for (int v = 0; v < KV; ++v) acc[t][v] = b[v];
     for (int64_t r = 0; r < R; ++r) {
-      const float* row = buf + (brow + r * p.dil_h) * Wp * 16 + wo * sw16;
+      const float* row = rows[r] + wo * sw16;
       for (int64_t s = 0; s < S; ++s) {
         const float* src = row + s * dw16;
         const float* ws = wk + (r * S + s) * 16;
@@ -142,13 +154,13 @@ struct DepthwiseC16 {
   // (the even taps share them; odd taps read theirs once each): keeping all 2 * NT + 1 left too
   // few registers and ran slower than no reuse.
   template <int NT, int kR, int kS, int kSt>
-  void pixels_reuse(const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
+  void pixels_reuse(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
     static_assert(KV == 1 && kR > 0 && kS > 0 && (kSt == 1 || kSt == 2), "one vector per pixel, taps known");
     constexpr int kIn = kSt == 1 ? NT + kS - 1 : NT + (kS - 1) / 2;  // pixels kept: all, or the even ones
     reg acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = b[0];
     for (int r = 0; r < kR; ++r) {
-      const float* row = buf + (brow + r) * Wp * 16 + wo * kSt * 16;
+      const float* row = rows[r] + wo * kSt * 16;
       reg in[kIn];
       for (int i = 0; i < kIn; ++i) in[i] = V::loadu(row + i * kSt * 16);
       for (int s = 0; s < kS; ++s) {
@@ -163,39 +175,95 @@ struct DepthwiseC16 {
     for (int t = 0; t < NT; ++t) V::storeu(out + t * 16, acc[t]);
   }
 
-  // A row's last rem < T output pixels as one register block of rem (not rem blocks of one,
+  // A span's last rem < T output pixels as one register block of rem (not rem blocks of one,
   // whose single accumulator is a chain of R*S dependent FMAs: the 7-wide maps of the last
   // stages are all tail). kSt 0: the general loop (pixels).
   template <int NT, int kR, int kS, int kSt>
-  void tail(int rem, const float* buf, int64_t brow, int64_t wo, const float* wk, const reg* b, float* out) const {
+  void tail(int rem, const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
     if constexpr (NT >= 1) {
-      if (rem != NT) return tail<NT - 1, kR, kS, kSt>(rem, buf, brow, wo, wk, b, out);
+      if (rem != NT) return tail<NT - 1, kR, kS, kSt>(rem, rows, wo, wk, b, out);
       if constexpr (kSt == 0)
-        pixels<NT, kR, kS>(buf, brow, wo, wk, b, out);
+        pixels<NT, kR, kS>(rows, wo, wk, b, out);
       else
-        pixels_reuse<NT, kR, kS, kSt>(buf, brow, wo, wk, b, out);
+        pixels_reuse<NT, kR, kS, kSt>(rows, wo, wk, b, out);
     }
   }
 
   template <int kR, int kS, int kSt>
-  void row_blocks(const float* buf, int64_t brow, const float* wk, const reg* b, float* out) const {
+  void span_blocks(const float* const* rows, int64_t n, const float* wk, const reg* b, float* out) const {
     int64_t wo = 0;
-    for (; wo + T <= p.Wo; wo += T) {
+    for (; wo + T <= n; wo += T) {
       if constexpr (kSt == 0)
-        pixels<T, kR, kS>(buf, brow, wo, wk, b, out + wo * 16);
+        pixels<T, kR, kS>(rows, wo, wk, b, out + wo * 16);
       else
-        pixels_reuse<T, kR, kS, kSt>(buf, brow, wo, wk, b, out + wo * 16);
+        pixels_reuse<T, kR, kS, kSt>(rows, wo, wk, b, out + wo * 16);
     }
-    if (wo < p.Wo) tail<T - 1, kR, kS, kSt>((int)(p.Wo - wo), buf, brow, wo, wk, b, out + wo * 16);
+    if (wo < n) tail<T - 1, kR, kS, kSt>((int)(n - wo), rows, wo, wk, b, out + wo * 16);
   }
 
+  // n output pixels of one row into out (n * 16 floats), tap row r read from rows[r].
+  template <int kR, int kS>
+  void span(const float* const* rows, int64_t n, const float* wk, const reg* b, float* out) const {
+    if constexpr (KV == 1 && kR > 0 && kS > 0) {
+      if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 1) return span_blocks<kR, kS, 1>(rows, n, wk, b, out);
+      if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 2) return span_blocks<kR, kS, 2>(rows, n, wk, b, out);
+    }
+    span_blocks<kR, kS, 0>(rows, n, wk, b, out);
+  }
+
+  // One output row from a padded buffer (Wp pixels a row) whose tap row r is row brow + r * dil_h.
   template <int kR, int kS>
   void row(const float* buf, int64_t brow, const float* wk, const reg* b, float* out) const {
-    if constexpr (KV == 1 && kR > 0 && kS > 0) {
-      if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 1) return row_blocks<kR, kS, 1>(buf, brow, wk, b, out);
-      if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 2) return row_blocks<kR, kS, 2>(buf, brow, wk, b, out);
+    const float* few[kMaxR];
+    std::vector<const float*> many(p.R > kMaxR ? p.R : 0);
+    const float** rows = p.R > kMaxR ? many.data() : few;
+    for (int64_t r = 0; r < p.R; ++r) rows[r] = buf + (brow + r * p.dil_h) * Wp * 16;
+    span<kR, kS>(rows, p.Wo, wk, b, out);
+  }
+
+  // One output row read straight from a channel-blocked x (no padded copy: the copy was a third
+  // of a stride-2 layer's time): the columns whose taps all fall inside the row read x, rows
+  // above or below the map read zeros, and the few edge columns read a padded copy of their taps.
+  // zero: Wp zero pixels; edge: R * Wp pixels of scratch.
+  template <int kR, int kS>
+  void row_direct(const float* x, int64_t n, int64_t cb, int64_t ho, const float* zero, float* edge, const float* wk,
+                  const reg* b, float* out) const {
+    const float* xr[kMaxR];  // tap row r's input row, or null above / below the map
+    for (int64_t r = 0; r < p.R; ++r) {
+      const int64_t h = ho * p.stride_h - p.pad_t + r * p.dil_h;
+      xr[r] = h >= 0 && h < p.H ? x + ((n * Cb + cb) * p.H + h) * p.W * 16 : nullptr;
     }
-    row_blocks<kR, kS, 0>(buf, brow, wk, b, out);
+    // Spans: [0, m0) and [m1, Wo) from padded copies of their taps, [m0, m1) from x. The left
+    // span is a whole register block even where fewer columns need the padding, and the middle a
+    // multiple of T, so no span ends in a block of one or two pixels (a chain of R*S dependent FMAs).
+    const float* rows[kMaxR];
+    const int64_t m0 = std::min(p.Wo, std::max<int64_t>(inner_lo, T));
+    const int64_t m1 = inner_hi > m0 ? m0 + (inner_hi - m0) / T * T : m0;
+    if (m1 > m0) {
+      const int64_t c = m0 * p.stride_w - p.pad_l;  // x column of the span's first pixel
+      for (int64_t r = 0; r < p.R; ++r) rows[r] = xr[r] ? xr[r] + c * 16 : zero;
+      span<kR, kS>(rows, m1 - m0, wk, b, out + m0 * 16);
+    }
+    const int64_t ends[2][2] = {{0, m0}, {m1, p.Wo}};
+    for (const auto& e : ends) {
+      if (e[0] >= e[1]) continue;
+      // padded columns [c0, c1) of the taps; x columns [j0, j1) of them exist
+      const int64_t c0 = e[0] * p.stride_w, c1 = (e[1] - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
+      const int64_t j0 = std::clamp<int64_t>(c0 - p.pad_l, 0, p.W), j1 = std::clamp<int64_t>(c1 - p.pad_l, j0, p.W);
+      for (int64_t r = 0; r < p.R; ++r) {
+        float* d = edge + r * (c1 - c0) * 16;
+        if (!xr[r]) {
+          std::memset(d, 0, sizeof(float) * 16 * (size_t)(c1 - c0));
+        } else {
+          const int64_t k0 = j0 + p.pad_l - c0, k1 = j1 + p.pad_l - c0;  // where they land in d
+          std::memset(d, 0, sizeof(float) * 16 * (size_t)k0);
+          std::memcpy(d + k0 * 16, xr[r] + j0 * 16, sizeof(float) * 16 * (size_t)(j1 - j0));
+          std::memset(d + k1 * 16, 0, sizeof(float) * 16 * (size_t)(c1 - c0 - k1));
+        }
+        rows[r] = d;
+      }
+      span<kR, kS>(rows, e[1] - e[0], wk, b, out + e[0] * 16);
+    }
   }
 
   template <int kR, int kS>
@@ -207,14 +275,15 @@ struct DepthwiseC16 {
     const double work = 3.0 * double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * 2.0;
 #pragma omp parallel num_threads(threads_for(work, items))
     {
-      std::vector<float> buf((size_t)(buf_rows * Wp * 16));
+      // direct: buf holds a zero row and the edge columns' taps; else the band's padded rows.
+      std::vector<float> buf((size_t)((direct ? 1 + p.R : buf_rows) * Wp * 16));
       std::vector<float> line(yb ? 0 : (size_t)(p.Wo * 16));  // an output row before it goes to NCHW
 #pragma omp for schedule(static)
       for (int64_t it = 0; it < items; ++it) {
         const int64_t n = it / (Cb * bands), cb = it / bands % Cb, ho0 = it % bands * band;
         const int64_t ho1 = std::min(p.Ho, ho0 + band);
         const int cn = lanes(cb);
-        load(x, n, cb, ho0, (ho1 - ho0 - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1, buf.data());
+        if (!direct) load(x, n, cb, ho0, (ho1 - ho0 - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1, buf.data());
         alignas(64) float bl[16] = {};
         if (bias) std::memcpy(bl, bias + cb * 16, sizeof(float) * (size_t)cn);
         reg b[KV];
@@ -223,7 +292,10 @@ struct DepthwiseC16 {
         for (int64_t ho = ho0; ho < ho1; ++ho) {
           const int64_t blk_off = ((n * Cb + cb) * p.Ho + ho) * p.Wo * 16;  // the row in a blocked tensor
           float* out = yb ? y + blk_off : line.data();
-          row<kR, kS>(buf.data(), (ho - ho0) * p.stride_h, wk, b, out);
+          if (direct)
+            row_direct<kR, kS>(x, n, cb, ho, buf.data(), buf.data() + Wp * 16, wk, b, out);
+          else
+            row<kR, kS>(buf.data(), (ho - ho0) * p.stride_h, wk, b, out);
           const int64_t nchw_off = (n * p.C + cb * 16) * HWo + ho * p.Wo;  // channel cb*16's row ho
           if (res && rb) {
             const float* rr = res + blk_off;
