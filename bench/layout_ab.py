@@ -5,7 +5,8 @@ networks). --off: gate (squeeze-and-excitation's pool and x * gate read the layo
 (depthwise convs read and write it), per_channel (batch norms, average pools and LayerNorms over
 channels read and write it: DenseNet, Inception v3, ConvNeXt), pad_channels (widths that are not
 multiples of 16 padded so their chains stay blocked: pycnn/graph/pad_channels.py), pw_dw (blocked
-expand 1x1 -> depthwise pairs fused: pycnn/graph/fuse_pw_dw.py), all (pycnn.layout.ENABLED)."""
+expand 1x1 -> depthwise pairs fused: pycnn/graph/fuse_pw_dw.py), se (squeeze-and-excitation's four
+steps as one call: pycnn/graph/fuse_se.py), all (pycnn.layout.ENABLED)."""
 
 import argparse
 import statistics
@@ -15,7 +16,7 @@ import numpy as np
 
 import pycnn
 from pycnn import layout
-from pycnn.graph import fuse_pw_dw, pad_channels
+from pycnn.graph import fuse_pw_dw, fuse_se, pad_channels
 
 from . import torchvision_zoo as zoo
 
@@ -37,6 +38,9 @@ def _rule_off(name):
     if name == "pw_dw":
         fuse_pw_dw.ENABLED = False
         return lambda: setattr(fuse_pw_dw, "ENABLED", True)
+    if name == "se":
+        fuse_se.ENABLED = False
+        return lambda: setattr(fuse_se, "ENABLED", True)
     if name == "pad_channels":
         pad_channels.ENABLED = False
         return lambda: setattr(pad_channels, "ENABLED", True)
@@ -48,7 +52,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("network", choices=sorted(zoo.NETWORKS))
     ap.add_argument("--batch", type=int, default=1)
-    rules = ("gate", "depthwise", "per_channel", "pad_channels", "pw_dw", "all")
+    rules = ("gate", "depthwise", "per_channel", "pad_channels", "pw_dw", "se", "all")
     ap.add_argument("--off", choices=rules, default="gate")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)

@@ -225,11 +225,19 @@ def plan(steps, shapes, outputs, graph_algo):
 
 def gate_input(step, shapes):
     """For a step x * g with g (N, C, 1, 1) and x the output's shape (N, C, H, W), 16 | C
-    (squeeze-and-excitation's gate): the position of x among its inputs; else None."""
+    (squeeze-and-excitation's gate, read and written blocked): the position of x among its
+    inputs; else None."""
+    pos = product_x_position(step, shapes)
+    return None if pos is None or shapes[step.output][1] % 16 else pos
+
+
+def product_x_position(step, shapes):
+    """For a step x * g with g (N, C, 1, 1) and x the output's shape (N, C, H, W) (squeeze-and-
+    excitation's product, any C): the position of x among its inputs; else None."""
     if step.op != "binary" or step.attrs.get("fn") != "mul" or len(step.inputs) != 2:
         return None
     out = tuple(shapes[step.output])
-    if len(out) != 4 or out[1] % 16 or out[2:] == (1, 1):
+    if len(out) != 4 or out[2:] == (1, 1):
         return None
     a, b = (tuple(shapes[t]) for t in step.inputs)
     gate = out[:2] + (1, 1)

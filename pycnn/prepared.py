@@ -145,6 +145,21 @@ class PreparedConv:
             return {"clip_lo": float(post[1]), "clip_hi": float(post[2])}
         return {"post_fn": int(post[0]), "post_a": float(post[1]), "post_b": float(post[2])}
 
+    def epilogue_tuple(self) -> tuple:
+        """The epilogue as the fused native calls take it (_C.conv2d_pw_dw_blocked16, _C.se_block):
+        (relu, clip_lo, clip_hi, post_fn, post_a, post_b), unset entries as the conv's own binding
+        defaults them."""
+        e = self._epilogue()
+        inf = float("inf")
+        return (
+            bool(self.relu),
+            e.get("clip_lo", -inf),
+            e.get("clip_hi", inf),
+            e.get("post_fn", -1),
+            e.get("post_a", 0.0),
+            e.get("post_b", 0.0),
+        )
+
     def _post(self, y):
         """The post-activation on y in place, for the Python algorithms (reference, numba)."""
         if self.post is not None:

@@ -136,7 +136,7 @@ def test_layout_ab_runs(capsys):
     _needs_torchvision()
     from bench import layout_ab
 
-    for rule in ("gate", "pad_channels", "pw_dw"):
+    for rule in ("gate", "pad_channels", "pw_dw", "se"):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")
@@ -175,3 +175,13 @@ def test_pw_dw_check_runs(capsys, monkeypatch):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("ISA ") and len(lines) == 4
     assert lines[2].startswith("16->32@10 3x3/2") and lines[3].split()[-1] in ("yes", "no")
+
+
+def test_step_cost_runs(capsys):
+    """bench/step_cost.py: each bound call run and timed, microseconds per call per row."""
+    from bench import step_cost
+
+    step_cost.main(["--threads", "1", "--number", "10"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("ISA ") and len(lines) == 5
+    assert all(float(ln.split()[-1]) > 0 for ln in lines[1:])

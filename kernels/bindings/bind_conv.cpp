@@ -1,5 +1,7 @@
 // Bindings: conv2d (direct, im2col) and prepared im2col weights.
+#include <algorithm>
 #include <limits>
+#include <vector>
 #include <memory>
 #include <tuple>
 
@@ -19,16 +21,16 @@ ConvParams conv_params(const farray& x, const farray& w, const farray& y, int64_
   require_ndim(x, 4, "x");
   require_ndim(w, 4, "weight");
   require_ndim(y, 4, "out");
-  require(groups >= 1, "groups: must be >= 1");
-  require(sh >= 1 && sw >= 1, "stride: must be >= 1");
-  require(dh >= 1 && dw >= 1, "dilation: must be >= 1");
-  require(pt >= 0 && pl >= 0, "padding: must be >= 0");
+  PYCNN_REQUIRE(groups >= 1, "groups: must be >= 1");
+  PYCNN_REQUIRE(sh >= 1 && sw >= 1, "stride: must be >= 1");
+  PYCNN_REQUIRE(dh >= 1 && dw >= 1, "dilation: must be >= 1");
+  PYCNN_REQUIRE(pt >= 0 && pl >= 0, "padding: must be >= 0");
   ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3), sh,
                sw,         pt,         pl,         dh,         dw,         groups,     y.shape(2), y.shape(3)};
-  require(p.C % groups == 0 && p.K % groups == 0, "groups: must divide the channel counts");
-  require(w.shape(1) * groups == p.C, "weight: shape[1] * groups must equal x's channels");
-  require(y.shape(0) == p.N && y.shape(1) == p.K, "out: expected (N, K, Ho, Wo)");
-  require(p.R >= 1 && p.S >= 1, "weight: kernel size must be >= 1");
+  PYCNN_REQUIRE(p.C % groups == 0 && p.K % groups == 0, "groups: must divide the channel counts");
+  PYCNN_REQUIRE(w.shape(1) * groups == p.C, "weight: shape[1] * groups must equal x's channels");
+  PYCNN_REQUIRE(y.shape(0) == p.N && y.shape(1) == p.K, "out: expected (N, K, Ho, Wo)");
+  PYCNN_REQUIRE(p.R >= 1 && p.S >= 1, "weight: kernel size must be >= 1");
   return p;
 }
 
@@ -45,9 +47,9 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 // min(max(v, max(0, lo)), hi) is relu followed by the clip; then post_fn (a UnaryFn code of
 // _C.unary with its a, b; -1: none).
 Activation epilogue_activation(bool relu, float clip_lo, float clip_hi, int post_fn, float post_a, float post_b) {
-  require(!(clip_lo != clip_lo) && !(clip_hi != clip_hi), "clip_lo, clip_hi: must not be NaN");
-  require(clip_lo <= clip_hi, "clip_lo: must be <= clip_hi");
-  require(post_fn >= -1 && post_fn <= static_cast<int>(UnaryFn::gelu), "post_fn: expected -1 or a _C.unary code");
+  PYCNN_REQUIRE(!(clip_lo != clip_lo) && !(clip_hi != clip_hi), "clip_lo, clip_hi: must not be NaN");
+  PYCNN_REQUIRE(clip_lo <= clip_hi, "clip_lo: must be <= clip_hi");
+  PYCNN_REQUIRE(post_fn >= -1 && post_fn <= static_cast<int>(UnaryFn::gelu), "post_fn: expected -1 or a _C.unary code");
   Activation act = Activation::clamp(relu && clip_lo < 0.0f ? 0.0f : clip_lo, clip_hi);
   act.fn = post_fn;
   act.a = post_a;
@@ -58,7 +60,7 @@ Activation epilogue_activation(bool relu, float clip_lo, float clip_hi, int post
 // The algorithm's refusal of p as a ValueError naming it.
 void require_runs(const ConvAlgorithm& a, const ConvParams& p) {
   const std::string why = a.refuse(p);
-  require(why.empty(), std::string("algo: '") + a.name + "' " + why);
+  PYCNN_REQUIRE(why.empty(), std::string("algo: '") + a.name + "' " + why);
 }
 
 // One prepared convolution on x into y (shapes checked against the prepared weights; bias
@@ -68,8 +70,8 @@ void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& 
   require_ndim(x, 4, "x");
   require_ndim(y, 4, "out");
   const ConvParams& q = pw.p;
-  require(x.shape(1) == q.C, "x: channels do not match the prepared weights");
-  require(y.shape(0) == x.shape(0) && y.shape(1) == q.K, "out: expected (N, K, Ho, Wo)");
+  PYCNN_REQUIRE(x.shape(1) == q.C, "x: channels do not match the prepared weights");
+  PYCNN_REQUIRE(y.shape(0) == x.shape(0) && y.shape(1) == q.K, "out: expected (N, K, Ho, Wo)");
   ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), q.K, q.R,      q.S,        sh,
                sw,         pt,         pl,         dh,         dw,  q.groups, y.shape(2), y.shape(3)};
   float* yp = wptr(y, "out");
@@ -78,9 +80,9 @@ void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& 
   const float* rp = nullptr;
   if (!residual.is_none()) {
     rkeep = residual.cast<farray>();
-    require(rkeep.ndim() == 4 && rkeep.shape(0) == y.shape(0) && rkeep.shape(1) == y.shape(1) &&
-                rkeep.shape(2) == y.shape(2) && rkeep.shape(3) == y.shape(3),
-            "residual: expected the output's shape (N, K, Ho, Wo)");
+    PYCNN_REQUIRE(rkeep.ndim() == 4 && rkeep.shape(0) == y.shape(0) && rkeep.shape(1) == y.shape(1) &&
+                      rkeep.shape(2) == y.shape(2) && rkeep.shape(3) == y.shape(3),
+                  "residual: expected the output's shape (N, K, Ho, Wo)");
     rp = rkeep.data();
   }
   require_runs(*pw.algo, p);
@@ -107,26 +109,29 @@ struct BoundConv {
   int layout = 0;
 };
 
-// Shape of a tensor of `c` channels in NCHW or, blocked, NCHW16c.
-std::vector<int64_t> layout_shape(int64_t n, int64_t c, int64_t h, int64_t w, bool blocked) {
-  if (blocked) return {n, c / 16, h, w, 16};
-  return {n, c, h, w};
+// Shape of a tensor of `c` channels in NCHW or, blocked, NCHW16c (no allocation: checked per call).
+struct Shape {
+  int64_t d[5];
+  int nd;
+};
+Shape layout_shape(int64_t n, int64_t c, int64_t h, int64_t w, bool blocked) {
+  if (blocked) return {{n, c / 16, h, w, 16}, 5};
+  return {{n, c, h, w, 0}, 4};
 }
-bool has_shape(const farray& a, const std::vector<int64_t>& shape) {
-  return same_shape(a, shape.data(), (int)shape.size());
-}
-std::string shape_str(const std::vector<int64_t>& shape) {
+bool has_shape(const farray& a, const Shape& shape) { return same_shape(a, shape.d, shape.nd); }
+farray new_array(const Shape& shape) { return farray(std::vector<py::ssize_t>(shape.d, shape.d + shape.nd)); }
+std::string shape_str(const Shape& shape) {
   std::string r = "(";
-  for (size_t i = 0; i < shape.size(); ++i) r += (i ? ", " : "") + std::to_string(shape[i]);
+  for (int i = 0; i < shape.nd; ++i) r += (i ? ", " : "") + std::to_string(shape.d[i]);
   return r + ")";
 }
 
 // A caller's `out` array, written in place (never through a converted copy).
 farray out_array(const py::object& out) {
-  require(py::isinstance<py::array>(out), "out: expected a NumPy array");
+  PYCNN_REQUIRE(py::isinstance<py::array>(out), "out: expected a NumPy array");
   const auto a = py::reinterpret_borrow<py::array>(out);
-  require(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
-          "out: expected a C-contiguous float32 array");
+  PYCNN_REQUIRE(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
+                "out: expected a C-contiguous float32 array");
   return py::reinterpret_borrow<farray>(a);
 }
 
@@ -142,19 +147,19 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
   const ConvParams p = bound_params(bc);
   const int64_t N = p.N, K = p.K;
   const bool xb = bc.layout & kDirectOcXBlocked, yb = bc.layout & kDirectOcYBlocked;
-  const std::vector<int64_t> xs = layout_shape(N, p.C, p.H, p.W, xb), ys = layout_shape(N, K, p.Ho, p.Wo, yb);
-  require(has_shape(x, xs), "x: expected shape " + shape_str(xs) + (xb ? " (channel-blocked)" : ""));
-  farray y = out.is_none() ? farray(ys) : out_array(out);
-  require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
+  const Shape xs = layout_shape(N, p.C, p.H, p.W, xb), ys = layout_shape(N, K, p.Ho, p.Wo, yb);
+  PYCNN_REQUIRE(has_shape(x, xs), "x: expected shape " + shape_str(xs) + (xb ? " (channel-blocked)" : ""));
+  farray y = out.is_none() ? new_array(ys) : out_array(out);
+  PYCNN_REQUIRE(has_shape(y, ys), "out: expected shape " + shape_str(ys));
   int layout = bc.layout & ~kDirectOcResBlocked;
   farray rkeep;
   const float* rp = nullptr;
   if (!residual.is_none()) {
     rkeep = residual.cast<farray>();
-    const std::vector<int64_t> rn = layout_shape(N, K, p.Ho, p.Wo, false), rb = layout_shape(N, K, p.Ho, p.Wo, true);
+    const Shape rn = layout_shape(N, K, p.Ho, p.Wo, false), rb = layout_shape(N, K, p.Ho, p.Wo, true);
     const bool is_b = K % 16 == 0 && has_shape(rkeep, rb);
-    require(is_b || has_shape(rkeep, rn), "residual: expected the output's shape " + shape_str(rn) +
-                                              (K % 16 == 0 ? " or blocked " + shape_str(rb) : ""));
+    PYCNN_REQUIRE(is_b || has_shape(rkeep, rn), "residual: expected the output's shape " + shape_str(rn) +
+                                                    (K % 16 == 0 ? " or blocked " + shape_str(rb) : ""));
     if (is_b) layout |= kDirectOcResBlocked;
     rp = rkeep.data();
   }
@@ -180,10 +185,47 @@ struct BoundRowsBank {
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  // A conv's epilogue as the fused calls take it: (relu, clip_lo, clip_hi, post_fn, post_a, post_b).
+  using Epilogue = std::tuple<bool, float, float, int, float, float>;
+  // Squeeze-and-excitation as one call (a Graph's pool -> 1x1 -> 1x1 -> x * gate, pycnn/graph/fuse_se.py):
+  // y = x * act2(w2 act1(w1 mean_hw(x) + b1) + b2), one gate per (image, channel). x, y (N, C, H, W),
+  // or (N, C/16, H, W, 16) when blocked; w1 (Cm, C), w2 (C, Cm); epilogues as conv2d_pw_dw_blocked16's.
+  m.def(
+      "se_block",
+      [](farray x, farray w1, py::object b1, const Epilogue& e1, farray w2, py::object b2, const Epilogue& e2,
+         bool blocked, farray y) {
+        if (blocked) {
+          require_blocked16(x, "x");
+        } else {
+          require_ndim(x, 4, "x");
+        }
+        PYCNN_REQUIRE(y.ndim() == x.ndim() && std::equal(x.shape(), x.shape() + x.ndim(), y.shape()),
+                      "y: expected x's shape");
+        const int64_t N = x.shape(0), C = blocked ? x.shape(1) * 16 : x.shape(1), HW = x.shape(2) * x.shape(3);
+        PYCNN_REQUIRE(N > 0 && C > 0 && HW > 0, "x: empty");
+        PYCNN_REQUIRE(w1.ndim() == 2 && w1.shape(1) == C && w1.shape(0) > 0,
+                      "w1: expected (Cm, " + std::to_string(C) + ")");
+        const int64_t Cm = w1.shape(0);
+        PYCNN_REQUIRE(w2.ndim() == 2 && w2.shape(0) == C && w2.shape(1) == Cm,
+                      "w2: expected (" + std::to_string(C) + ", " + std::to_string(Cm) + ")");
+        farray k1, k2;
+        const float* b1p = optional_vector(b1, Cm, k1, "b1: expected Cm entries");
+        const float* b2p = optional_vector(b2, C, k2, "b2: expected C entries");
+        const Activation a1 = epilogue_activation(std::get<0>(e1), std::get<1>(e1), std::get<2>(e1), std::get<3>(e1),
+                                                  std::get<4>(e1), std::get<5>(e1));
+        const Activation a2 = epilogue_activation(std::get<0>(e2), std::get<1>(e2), std::get<2>(e2), std::get<3>(e2),
+                                                  std::get<4>(e2), std::get<5>(e2));
+        float* yp = wptr(y, "y");
+        const float *xp = x.data(), *w1p = w1.data(), *w2p = w2.data();
+        py::gil_scoped_release nogil;
+        se_block(N, C, Cm, HW, blocked, xp, w1p, b1p, a1, w2p, b2p, a2, yp);
+      },
+      py::arg("x"), py::arg("w1"), py::arg("b1"), py::arg("e1"), py::arg("w2"), py::arg("b2"), py::arg("e2"),
+      py::arg("blocked"), py::arg("y"));
+
   // A 1x1 conv and the depthwise conv reading its output, fused (kernels/cpu/conv2d_pw_dw_c16.inl):
   // x (N, Cin/16, H, W, 16), wpw (K/16, Cin, 16), wdw (K/16, R*S, 16), y (N, K/16, Ho, Wo, 16);
   // epilogues (relu, clip_lo, clip_hi, post_fn, post_a, post_b) as a conv's.
-  using Epilogue = std::tuple<bool, float, float, int, float, float>;
   m.def(
       "conv2d_pw_dw_blocked16",
       [](farray x, farray wpw, py::object bpw, const Epilogue& e1, farray wdw, py::object bdw, const Epilogue& e2,
@@ -191,17 +233,17 @@ void bind_conv(py::module_& m) {
         require_blocked16(x, "x");
         require_blocked16(y, "y");
         const int64_t N = x.shape(0), cin = x.shape(1) * 16, H = x.shape(2), W = x.shape(3);
-        require(wpw.ndim() == 3 && wpw.shape(1) == cin && wpw.shape(2) == 16,
-                "wpw: expected (K/16, " + std::to_string(cin) + ", 16)");
+        PYCNN_REQUIRE(wpw.ndim() == 3 && wpw.shape(1) == cin && wpw.shape(2) == 16,
+                      "wpw: expected (K/16, " + std::to_string(cin) + ", 16)");
         const int64_t Kb = wpw.shape(0), K = Kb * 16, Ho = y.shape(2), Wo = y.shape(3);
-        require(Kb > 0 && cin > 0, "wpw: no channels");
-        require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0 && pt < R && pl < S,
-                "R, S, stride, padding: out of range");
-        require(wdw.ndim() == 3 && wdw.shape(0) == Kb && wdw.shape(1) == R * S && wdw.shape(2) == 16,
-                "wdw: expected (K/16, R*S, 16)");
-        require(y.shape(0) == N && y.shape(1) == Kb && Ho == (H + 2 * pt - R) / sh + 1 &&
-                    Wo == (W + 2 * pl - S) / sw + 1 && H + 2 * pt >= R && W + 2 * pl >= S,
-                "y: expected (N, K/16, Ho, Wo, 16) of the depthwise conv's output");
+        PYCNN_REQUIRE(Kb > 0 && cin > 0, "wpw: no channels");
+        PYCNN_REQUIRE(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0 && pt < R && pl < S,
+                      "R, S, stride, padding: out of range");
+        PYCNN_REQUIRE(wdw.ndim() == 3 && wdw.shape(0) == Kb && wdw.shape(1) == R * S && wdw.shape(2) == 16,
+                      "wdw: expected (K/16, R*S, 16)");
+        PYCNN_REQUIRE(y.shape(0) == N && y.shape(1) == Kb && Ho == (H + 2 * pt - R) / sh + 1 &&
+                          Wo == (W + 2 * pl - S) / sw + 1 && H + 2 * pt >= R && W + 2 * pl >= S,
+                      "y: expected (N, K/16, Ho, Wo, 16) of the depthwise conv's output");
         farray kb1, kb2;
         const float* b1 = optional_vector(bpw, K, kb1, "bpw: expected K entries");
         const float* b2 = optional_vector(bdw, K, kb2, "bdw: expected K entries");
@@ -240,9 +282,9 @@ void bind_conv(py::module_& m) {
   py::class_<PreparedWeights, std::shared_ptr<PreparedWeights>>(m, "PreparedWeights")
       .def(py::init([](farray w, int64_t groups, const std::string& algo) {
              require_ndim(w, 4, "weight");
-             require(groups >= 1 && w.shape(0) % groups == 0, "groups: must divide weight.shape[0]");
-             require(w.shape(0) >= 1 && w.shape(1) >= 1 && w.shape(2) >= 1 && w.shape(3) >= 1,
-                     "weight: every dimension must be >= 1");
+             PYCNN_REQUIRE(groups >= 1 && w.shape(0) % groups == 0, "groups: must divide weight.shape[0]");
+             PYCNN_REQUIRE(w.shape(0) >= 1 && w.shape(1) >= 1 && w.shape(2) >= 1 && w.shape(3) >= 1,
+                           "weight: every dimension must be >= 1");
              ConvParams p{1, w.shape(1) * groups, 1, 1, w.shape(0), w.shape(2), w.shape(3), 1, 1, 0, 0, 1, 1, groups, 1,
                           1};
              auto out = std::make_shared<PreparedWeights>();
@@ -265,7 +307,8 @@ void bind_conv(py::module_& m) {
           [](const PreparedWeights& pw, farray x, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt,
              int64_t pl, int64_t dh, int64_t dw, bool relu, py::object residual, float clip_lo, float clip_hi,
              int post_fn, float post_a, float post_b) {
-            require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0, "stride/dilation/padding: invalid");
+            PYCNN_REQUIRE(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0,
+                          "stride/dilation/padding: invalid");
             farray bkeep;
             const float* b = optional_vector(bias, pw.p.K, bkeep, "bias: expected K entries");
             run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw,
@@ -282,11 +325,11 @@ void bind_conv(py::module_& m) {
           [](std::shared_ptr<PreparedWeights> pw, py::object bias, std::vector<int64_t> xshape, int64_t sh, int64_t sw,
              int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, bool relu, int max_map, int layout,
              float clip_lo, float clip_hi, int post_fn, float post_a, float post_b) {
-            require(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
-            require(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
-            require(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
-            require(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
-                    "stride/dilation/padding: invalid");
+            PYCNN_REQUIRE(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
+            PYCNN_REQUIRE(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
+            PYCNN_REQUIRE(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
+            PYCNN_REQUIRE(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
+                          "stride/dilation/padding: invalid");
             BoundConv bc{pw,
                          farray(),
                          nullptr,
@@ -306,10 +349,11 @@ void bind_conv(py::module_& m) {
               const ConvParams q = bound_params(bc);
               // (the residual bit only routes calls to call_blocked, which reads the residual's
               // layout from its rank)
-              require(pw->algo->layout_ok(q, layout) && max_map == 0,
-                      "layout: channel-blocked tensors need direct_oc (groups 1; a blocked x only on 1x1 unpadded "
-                      "convs with 16 | C), Winograd (groups 1, a blocked y only) or depthwise (groups == C == K), "
-                      "16 | K for a blocked y, and no max_map");
+              PYCNN_REQUIRE(
+                  pw->algo->layout_ok(q, layout) && max_map == 0,
+                  "layout: channel-blocked tensors need direct_oc (groups 1; a blocked x only on 1x1 unpadded "
+                  "convs with 16 | C), Winograd (groups 1, a blocked y only) or depthwise (groups == C == K), "
+                  "16 | K for a blocked y, and no max_map");
               require_runs(*pw->algo, q);
             }
             bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
@@ -325,7 +369,7 @@ void bind_conv(py::module_& m) {
           "__call__",
           [](const BoundConv& bc, farray x, py::object residual, py::object out) {
             if (bc.layout) return call_blocked(bc, x, residual, out);
-            require(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
+            PYCNN_REQUIRE(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
             const int64_t N = bc.xshape[0], K = bc.pw->p.K;
             farray y;
             if (out.is_none()) {
@@ -337,15 +381,15 @@ void bind_conv(py::module_& m) {
               y = out_array(out);
             }
             if (bc.max_map == 0) {
-              require(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
-                      "out: expected (N, K, Ho, Wo)");
+              PYCNN_REQUIRE(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
+                            "out: expected (N, K, Ho, Wo)");
               run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
               return y;
             }
-            require(residual.is_none(), "residual: not supported with max_map");
-            require(y.ndim() == (bc.max_map == 1 ? 2 : 4) && y.shape(0) == N && y.shape(1) == K &&
-                        (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
-                    bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
+            PYCNN_REQUIRE(residual.is_none(), "residual: not supported with max_map");
+            PYCNN_REQUIRE(y.ndim() == (bc.max_map == 1 ? 2 : 4) && y.shape(0) == N && y.shape(1) == K &&
+                              (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
+                          bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
             farray maps({N, K, bc.Ho, bc.Wo});
             run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
             float* yp = y.mutable_data();
@@ -364,26 +408,26 @@ void bind_conv(py::module_& m) {
       "bind_rows_bank_max",
       [](std::vector<std::shared_ptr<PreparedWeights>> pws, std::vector<py::object> biases, std::vector<bool> relus,
          std::vector<int64_t> xshape, int64_t stride_h, int max_map) {
-        require(!pws.empty() && biases.size() == pws.size() && relus.size() == pws.size(),
-                "weights: expected one or more prepared weights, with as many biases and relu flags");
-        require(xshape.size() == 4 && xshape[0] >= 1 && xshape[1] == 1 && xshape[2] >= 1 && xshape[3] >= 1,
-                "xshape: expected (N, 1, H, W) with N, H, W >= 1");
-        require(stride_h >= 1, "stride_h: must be >= 1");
-        require(max_map == 1 || max_map == 2, "max_map: expected 1 or 2");
+        PYCNN_REQUIRE(!pws.empty() && biases.size() == pws.size() && relus.size() == pws.size(),
+                      "weights: expected one or more prepared weights, with as many biases and relu flags");
+        PYCNN_REQUIRE(xshape.size() == 4 && xshape[0] >= 1 && xshape[1] == 1 && xshape[2] >= 1 && xshape[3] >= 1,
+                      "xshape: expected (N, 1, H, W) with N, H, W >= 1");
+        PYCNN_REQUIRE(stride_h >= 1, "stride_h: must be >= 1");
+        PYCNN_REQUIRE(max_map == 1 || max_map == 2, "max_map: expected 1 or 2");
         BoundRowsBank bb{pws, {}, {}, {xshape[0], xshape[1], xshape[2], xshape[3]}, stride_h, 0, max_map};
         bb.biases.resize(pws.size());
         for (size_t j = 0; j < pws.size(); ++j) {
           const PreparedWeights& pw = *pws[j];
           const ConvParams& q = pw.p;
           const auto* im2col = dynamic_cast<const Im2colWeights*>(pw.w.get());
-          require(im2col != nullptr && q.groups == 1 && q.C == 1,
-                  "weights: expected im2col weights of one input channel, groups 1");
-          require(q.S == xshape[3] && q.R <= xshape[2],
-                  "weights: each kernel must be R x W with R <= H (W = xshape[3]: windows span whole rows)");
+          PYCNN_REQUIRE(im2col != nullptr && q.groups == 1 && q.C == 1,
+                        "weights: expected im2col weights of one input channel, groups 1");
+          PYCNN_REQUIRE(q.S == xshape[3] && q.R <= xshape[2],
+                        "weights: each kernel must be R x W with R <= H (W = xshape[3]: windows span whole rows)");
           const PackedA& A = im2col->groups[0];
           const PackedA& A0 = static_cast<const Im2colWeights&>(*pws[0]->w).groups[0];
-          require(A.kernels == A0.kernels && A.MR == A0.MR,
-                  "weights: all convs must be packed for one ISA with one panel height (same filter count)");
+          PYCNN_REQUIRE(A.kernels == A0.kernels && A.MR == A0.MR,
+                        "weights: all convs must be packed for one ISA with one panel height (same filter count)");
           bb.convs.push_back(
               {&A, optional_vector(biases[j], q.K, bb.biases[j], "bias: expected K entries"), q.R, (bool)relus[j]});
           bb.K += q.K;
@@ -397,12 +441,11 @@ void bind_conv(py::module_& m) {
       .def(
           "__call__",
           [](const BoundRowsBank& bb, farray x, py::object out) {
-            require(same_shape(x, bb.xshape, 4), "x: not the shape this call was bound to");
+            PYCNN_REQUIRE(same_shape(x, bb.xshape, 4), "x: not the shape this call was bound to");
             const int64_t N = bb.xshape[0];
-            const std::vector<int64_t> ys =
-                bb.max_map == 1 ? std::vector<int64_t>{N, bb.K} : std::vector<int64_t>{N, bb.K, 1, 1};
-            farray y = out.is_none() ? farray(ys) : out_array(out);
-            require(has_shape(y, ys), "out: expected shape " + shape_str(ys));
+            const Shape ys = bb.max_map == 1 ? Shape{{N, bb.K, 0, 0, 0}, 2} : Shape{{N, bb.K, 1, 1, 0}, 4};
+            farray y = out.is_none() ? new_array(ys) : out_array(out);
+            PYCNN_REQUIRE(has_shape(y, ys), "out: expected shape " + shape_str(ys));
             float* yp = wptr(y, "out");
             const float* xp = x.data();
             py::gil_scoped_release nogil;
@@ -424,7 +467,8 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv_algorithm_refusal",
       [](const std::string& algo, std::vector<int64_t> g) {
-        require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+        PYCNN_REQUIRE(g.size() == 16,
+                      "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
         const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
                            g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
         return conv_algorithm(algo).refuse(p);
@@ -433,7 +477,8 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv_algorithm_layout_ok",
       [](const std::string& algo, std::vector<int64_t> g, int layout) {
-        require(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+        PYCNN_REQUIRE(g.size() == 16,
+                      "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
         const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
                            g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
         return conv_algorithm(algo).layout_ok(p, layout);
@@ -446,8 +491,8 @@ void bind_conv(py::module_& m) {
   // The Winograd transforms on their own (tests compare them with the explicit matrices).
   m.def("winograd_filter_transform", [](farray w, int m) {
     require_ndim(w, 4, "weight");
-    require(w.shape(2) == 3 && w.shape(3) == 3, "weight: expected 3x3 kernels");
-    require(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
+    PYCNN_REQUIRE(w.shape(2) == 3 && w.shape(3) == 3, "weight: expected 3x3 kernels");
+    PYCNN_REQUIRE(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
     const int64_t a = m + 2;
     farray U({a * a, (int64_t)w.shape(0), (int64_t)w.shape(1)});
     winograd_filter_transform(m, w.shape(0), w.shape(1), w.data(), U.mutable_data());
@@ -455,8 +500,8 @@ void bind_conv(py::module_& m) {
   });
   m.def("winograd_input_transform", [](farray x, int m, int64_t pt, int64_t pl, int64_t Ho, int64_t Wo) {
     require_ndim(x, 4, "x");
-    require(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
-    require(pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1, "padding/output size: invalid");
+    PYCNN_REQUIRE(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
+    PYCNN_REQUIRE(pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1, "padding/output size: invalid");
     const int64_t a = m + 2, T = x.shape(0) * ((Ho + m - 1) / m) * ((Wo + m - 1) / m);
     ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), 1, 3, 3, 1, 1, pt, pl, 1, 1, 1, Ho, Wo};
     farray V({a * a, (int64_t)x.shape(1), T});
@@ -465,9 +510,9 @@ void bind_conv(py::module_& m) {
   });
   m.def("winograd_output_transform", [](farray M, int m, int64_t N, int64_t Ho, int64_t Wo) {
     require_ndim(M, 3, "M");
-    require(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
+    PYCNN_REQUIRE(m == 2 || m == 4 || m == 6, "m: expected 2, 4 or 6");
     const int64_t a = m + 2, T = N * ((Ho + m - 1) / m) * ((Wo + m - 1) / m);
-    require(M.shape(0) == a * a && M.shape(2) == T, "M: expected (alpha^2, K, N*tiles)");
+    PYCNN_REQUIRE(M.shape(0) == a * a && M.shape(2) == T, "M: expected (alpha^2, K, N*tiles)");
     ConvParams p{N, 1, Ho, Wo, M.shape(1), 3, 3, 1, 1, 0, 0, 1, 1, 1, Ho, Wo};
     farray y({N, (int64_t)M.shape(1), Ho, Wo});
     winograd_output_transform(p, m, M.data(), y.mutable_data());

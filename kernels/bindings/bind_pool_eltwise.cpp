@@ -13,15 +13,15 @@ PoolParams pool_params(const farray& x, const farray& y, int64_t R, int64_t S, i
                        int64_t pl) {
   require_ndim(x, 4, "x");
   require_ndim(y, 4, "out");
-  require(y.shape(0) == x.shape(0) && y.shape(1) == x.shape(1), "out: expected (N, C, Ho, Wo)");
-  require(R >= 1 && S >= 1, "kernel_size: must be >= 1");
-  require(sh >= 1 && sw >= 1, "stride: must be >= 1");
-  require(pt >= 0 && pl >= 0, "padding: must be >= 0");
+  PYCNN_REQUIRE(y.shape(0) == x.shape(0) && y.shape(1) == x.shape(1), "out: expected (N, C, Ho, Wo)");
+  PYCNN_REQUIRE(R >= 1 && S >= 1, "kernel_size: must be >= 1");
+  PYCNN_REQUIRE(sh >= 1 && sw >= 1, "stride: must be >= 1");
+  PYCNN_REQUIRE(pt >= 0 && pl >= 0, "padding: must be >= 0");
   return PoolParams{x.shape(0) * x.shape(1), x.shape(2), x.shape(3), R, S, sh, sw, pt, pl, y.shape(2), y.shape(3)};
 }
 
 void same_size(const farray& a, const farray& b, const char* name) {
-  require(a.size() == b.size(), std::string(name) + ": size mismatch");
+  PYCNN_REQUIRE(a.size() == b.size(), std::string(name) + ": size mismatch");
 }
 
 // A pooling call fixed to one input shape (a Graph's bound step): call(x) -> y.
@@ -62,12 +62,14 @@ void bind_pool(py::module_& m) {
       "bind_pool2d",
       [](std::vector<int64_t> xs, std::vector<int64_t> ys, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt,
          int64_t pl, bool is_max, bool count_include_pad, bool blocked) {
-        require(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1], "out: expected (N, C, Ho, Wo)");
-        require(!blocked || xs[1] % 16 == 0, "layout: channel-blocked pooling needs a multiple of 16 channels");
-        require(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0, "kernel_size/stride/padding: invalid");
-        for (int i = 0; i < 4; ++i) require(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
+        PYCNN_REQUIRE(xs.size() == 4 && ys.size() == 4 && ys[0] == xs[0] && ys[1] == xs[1],
+                      "out: expected (N, C, Ho, Wo)");
+        PYCNN_REQUIRE(!blocked || xs[1] % 16 == 0, "layout: channel-blocked pooling needs a multiple of 16 channels");
+        PYCNN_REQUIRE(R >= 1 && S >= 1 && sh >= 1 && sw >= 1 && pt >= 0 && pl >= 0,
+                      "kernel_size/stride/padding: invalid");
+        for (int i = 0; i < 4; ++i) PYCNN_REQUIRE(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
         // Every window must start inside the padded input (what ops._pool_geometry guarantees).
-        require((ys[2] - 1) * sh < xs[2] + pt && (ys[3] - 1) * sw < xs[3] + pl, "out: too large for this input");
+        PYCNN_REQUIRE((ys[2] - 1) * sh < xs[2] + pt && (ys[3] - 1) * sw < xs[3] + pl, "out: too large for this input");
         BoundPool bp{PoolParams{xs[0] * xs[1] / (blocked ? 16 : 1), xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3]},
                      {xs[0], xs[1], xs[2], xs[3]},
                      {ys[0], ys[1], ys[2], ys[3]},
@@ -82,8 +84,8 @@ void bind_pool(py::module_& m) {
     // Shapes as bound, or channel-blocked: (N, C/16, H, W, 16).
     const int nd = bp.blocked ? 5 : 4, cdiv = bp.blocked ? 16 : 1;
     const int64_t xs[5] = {bp.xshape[0], bp.xshape[1] / cdiv, bp.xshape[2], bp.xshape[3], 16};
-    require(same_shape(x, xs, nd), bp.blocked ? "x: not the channel-blocked shape this call was bound to"
-                                              : "x: not the shape this call was bound to");
+    PYCNN_REQUIRE(same_shape(x, xs, nd), bp.blocked ? "x: not the channel-blocked shape this call was bound to"
+                                                    : "x: not the shape this call was bound to");
     std::vector<int64_t> ys = {bp.yshape[0], bp.yshape[1] / cdiv, bp.yshape[2], bp.yshape[3]};
     if (bp.blocked) ys.push_back(16);
     farray y(ys);
@@ -103,7 +105,7 @@ void bind_pool(py::module_& m) {
   });
   m.def("global_avg_pool2d", [](farray x, farray y) {
     require_ndim(x, 4, "x");
-    require(y.size() == x.shape(0) * x.shape(1), "out: expected N*C entries");
+    PYCNN_REQUIRE(y.size() == x.shape(0) * x.shape(1), "out: expected N*C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     global_avg_pool2d(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(), yp);
@@ -111,14 +113,14 @@ void bind_pool(py::module_& m) {
   // x channel-blocked (N, C/16, H, W, 16) -> y (N*C entries): the mean of each channel.
   m.def("global_avg_pool2d_blocked16", [](farray x, farray y) {
     require_blocked16(x, "x");
-    require(y.size() == x.shape(0) * x.shape(1) * 16, "out: expected N*C entries");
+    PYCNN_REQUIRE(y.size() == x.shape(0) * x.shape(1) * 16, "out: expected N*C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     global_avg_pool2d_blocked16(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(), yp);
   });
   m.def("local_response_norm", [](farray x, farray y, int64_t size, float alpha, float beta, float k) {
-    require(x.ndim() >= 2, "x: expected at least 2 dimensions (N, C, ...)");
-    require(size >= 1, "size: must be >= 1");
+    PYCNN_REQUIRE(x.ndim() >= 2, "x: expected at least 2 dimensions (N, C, ...)");
+    PYCNN_REQUIRE(size >= 1, "size: must be >= 1");
     same_size(x, y, "out");
     const int64_t N = x.shape(0), C = x.shape(1), HW = C && N ? x.size() / (N * C) : 0;
     float* yp = wptr(y, "out");
@@ -143,8 +145,8 @@ void bind_eltwise(py::module_& m) {
       "to_blocked16",
       [reorder](farray x) {
         require_ndim(x, 4, "x");
-        require(x.shape(1) % 16 == 0,
-                "x: the channel count must be a multiple of 16, got " + std::to_string(x.shape(1)));
+        PYCNN_REQUIRE(x.shape(1) % 16 == 0,
+                      "x: the channel count must be a multiple of 16, got " + std::to_string(x.shape(1)));
         const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
         return reorder(x, N, C, H, W, {N, C / 16, H, W, 16}, reorder_to_blocked16);
       },
@@ -162,8 +164,8 @@ void bind_eltwise(py::module_& m) {
     require_ndim(w, 2, "weight");
     require_ndim(y, 2, "out");
     const int64_t N = x.shape(0), In = x.shape(1), Out = w.shape(0);
-    require(w.shape(1) == In, "weight: expected (out_features, in_features)");
-    require(y.shape(0) == N && y.shape(1) == Out, "out: expected (N, out_features)");
+    PYCNN_REQUIRE(w.shape(1) == In, "weight: expected (out_features, in_features)");
+    PYCNN_REQUIRE(y.shape(0) == N && y.shape(1) == Out, "out: expected (N, out_features)");
     farray bk;
     const float* bp = optional_vector(b, Out, bk, "bias: expected out_features entries");
     float* yp = wptr(y, "out");
@@ -173,14 +175,14 @@ void bind_eltwise(py::module_& m) {
   // Bound linear (Graph steps): y (N, Out) = x W^T + b for x of exactly (N, In).
   m.def("bind_linear", [](farray w, py::object b, int64_t N, bool relu) {
     require_ndim(w, 2, "weight");
-    require(N >= 1, "x: batch must be >= 1");
+    PYCNN_REQUIRE(N >= 1, "x: batch must be >= 1");
     BoundLinear bl{w, farray(), nullptr, N, w.shape(1), w.shape(0), relu};
     bl.b = optional_vector(b, bl.Out, bl.bias, "bias: expected out_features entries");
     return bl;
   });
   py::class_<BoundLinear>(m, "BoundLinear").def("__call__", [](const BoundLinear& bl, farray x) {
     const int64_t shape[2] = {bl.N, bl.In};
-    require(same_shape(x, shape, 2), "x: not the shape this call was bound to");
+    PYCNN_REQUIRE(same_shape(x, shape, 2), "x: not the shape this call was bound to");
     farray y({bl.N, bl.Out});
     float* yp = y.mutable_data();
     {
@@ -203,10 +205,10 @@ void bind_eltwise(py::module_& m) {
     add(a.size(), a.data(), b.data(), yp, relu);
   });
   m.def("channel_affine", [](farray x, farray scale, farray shift, farray y, bool relu) {
-    require(x.ndim() >= 2, "x: expected at least 2 dimensions (N, C, ...)");
+    PYCNN_REQUIRE(x.ndim() >= 2, "x: expected at least 2 dimensions (N, C, ...)");
     same_size(x, y, "out");
     const int64_t N = x.shape(0), C = x.shape(1), HW = C && N ? x.size() / (N * C) : 0;
-    require(scale.size() == C && shift.size() == C, "scale/shift: expected C entries");
+    PYCNN_REQUIRE(scale.size() == C && shift.size() == C, "scale/shift: expected C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     channel_affine(N, C, HW, x.data(), scale.data(), shift.data(), yp, relu);
@@ -216,7 +218,7 @@ void bind_eltwise(py::module_& m) {
     require_blocked16(x, "x");
     same_size(x, y, "out");
     const int64_t Cb = x.shape(1);
-    require(scale.size() == Cb * 16 && shift.size() == Cb * 16, "scale/shift: expected C entries");
+    PYCNN_REQUIRE(scale.size() == Cb * 16 && shift.size() == Cb * 16, "scale/shift: expected C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     channel_affine_blocked16(x.shape(0), Cb, x.shape(2) * x.shape(3), x.data(), scale.data(), 0, shift.data(), yp,
@@ -226,7 +228,7 @@ void bind_eltwise(py::module_& m) {
   m.def("channel_scale_blocked16", [](farray x, farray scale, farray y) {
     require_blocked16(x, "x");
     same_size(x, y, "out");
-    require(scale.size() == x.shape(0) * x.shape(1) * 16, "scale: expected N*C entries");
+    PYCNN_REQUIRE(scale.size() == x.shape(0) * x.shape(1) * 16, "scale: expected N*C entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     channel_affine_blocked16(x.shape(0), x.shape(1), x.shape(2) * x.shape(3), x.data(), scale.data(), x.shape(1) * 16,
@@ -242,7 +244,7 @@ void bind_eltwise(py::module_& m) {
   // unary(fn, x, y, a, b): fn 0 clip(a, b), 1 sigmoid, 2 hardsigmoid(a, b), 3 hardswish, 4 silu,
   // 5 erf, 6 gelu; y may be x.
   m.def("unary", [](int fn, farray x, farray y, float a, float b) {
-    require(fn >= 0 && fn <= 6, "fn: expected 0..6, got " + std::to_string(fn));
+    PYCNN_REQUIRE(fn >= 0 && fn <= 6, "fn: expected 0..6, got " + std::to_string(fn));
     same_size(x, y, "out");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
@@ -250,8 +252,8 @@ void bind_eltwise(py::module_& m) {
   });
   // y (batch, cols, rows, inner) = x (batch, rows, cols, inner), the middle two axes swapped.
   m.def("transpose_batched", [](farray x, int64_t batch, int64_t rows, int64_t cols, int64_t inner, farray y) {
-    require(batch >= 0 && rows >= 0 && cols >= 0 && inner >= 1 && x.size() == batch * rows * cols * inner,
-            "x: size mismatch");
+    PYCNN_REQUIRE(batch >= 0 && rows >= 0 && cols >= 0 && inner >= 1 && x.size() == batch * rows * cols * inner,
+                  "x: size mismatch");
     same_size(x, y, "out");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
@@ -260,20 +262,20 @@ void bind_eltwise(py::module_& m) {
   m.def("layer_norm_rows", [](farray x, farray w, farray b, float eps, farray y) {
     require_ndim(x, 2, "x");
     same_size(x, y, "out");
-    require(w.size() == x.shape(1) && b.size() == x.shape(1), "weight/bias: expected one entry per column");
-    require(x.shape(1) > 0, "x: rows must not be empty");
+    PYCNN_REQUIRE(w.size() == x.shape(1) && b.size() == x.shape(1), "weight/bias: expected one entry per column");
+    PYCNN_REQUIRE(x.shape(1) > 0, "x: rows must not be empty");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     layer_norm_rows(x.shape(0), x.shape(1), x.data(), w.data(), b.data(), eps, yp);
   });
   // x, out (N, C, ...): each position normalized over the C channels (LayerNorm over axis 1).
   m.def("layer_norm_channels", [](farray x, farray w, farray b, float eps, farray y) {
-    require(x.ndim() >= 2, "x: expected (N, C, ...)");
+    PYCNN_REQUIRE(x.ndim() >= 2, "x: expected (N, C, ...)");
     same_size(x, y, "out");
     const int64_t N = x.shape(0), C = x.shape(1), HW = C && N ? x.size() / (N * C) : 0;
-    require(C > 0, "x: no channels to normalize over");
-    require(w.size() == C && b.size() == C, "weight/bias: expected one entry per channel");
-    require(eps >= 0.0f, "eps: must be >= 0");
+    PYCNN_REQUIRE(C > 0, "x: no channels to normalize over");
+    PYCNN_REQUIRE(w.size() == C && b.size() == C, "weight/bias: expected one entry per channel");
+    PYCNN_REQUIRE(eps >= 0.0f, "eps: must be >= 0");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     layer_norm_channels(N, C, HW, x.data(), w.data(), b.data(), eps, yp);
@@ -283,17 +285,17 @@ void bind_eltwise(py::module_& m) {
     require_blocked16(x, "x");
     same_size(x, y, "out");
     const int64_t N = x.shape(0), Cb = x.shape(1), HW = x.shape(2) * x.shape(3);
-    require(Cb > 0, "x: no channels to normalize over");
-    require(w.size() == Cb * 16 && b.size() == Cb * 16, "weight/bias: expected one entry per channel");
-    require(eps >= 0.0f, "eps: must be >= 0");
+    PYCNN_REQUIRE(Cb > 0, "x: no channels to normalize over");
+    PYCNN_REQUIRE(w.size() == Cb * 16 && b.size() == Cb * 16, "weight/bias: expected one entry per channel");
+    PYCNN_REQUIRE(eps >= 0.0f, "eps: must be >= 0");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     layer_norm_channels_blocked16(N, Cb, HW, x.data(), w.data(), b.data(), eps, yp);
   });
   m.def("max_rows", [](farray x, farray y) {
     require_ndim(x, 2, "x");
-    require(x.shape(1) > 0, "x: rows must not be empty");
-    require(y.size() == x.shape(0), "out: size mismatch");
+    PYCNN_REQUIRE(x.shape(1) > 0, "x: rows must not be empty");
+    PYCNN_REQUIRE(y.size() == x.shape(0), "out: size mismatch");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     max_rows(x.shape(0), x.shape(1), x.data(), yp);
@@ -303,13 +305,13 @@ void bind_eltwise(py::module_& m) {
   m.def("embedding", [](py::array_t<int64_t, py::array::c_style> ids, farray w, farray y) {
     require_ndim(w, 2, "weight");
     const int64_t n = ids.size(), V = w.shape(0), D = w.shape(1);
-    require(y.size() == n * D, "out: size mismatch");
+    PYCNN_REQUIRE(y.size() == n * D, "out: size mismatch");
     const int64_t* ip = ids.data();
     if (n > 0) {
       const auto mm = std::minmax_element(ip, ip + n);
-      require(*mm.first >= 0 && *mm.second < V, "x: token ids must lie in [0, " + std::to_string(V) + "), got [" +
-                                                    std::to_string(*mm.first) + ", " + std::to_string(*mm.second) +
-                                                    "]");
+      PYCNN_REQUIRE(*mm.first >= 0 && *mm.second < V, "x: token ids must lie in [0, " + std::to_string(V) + "), got [" +
+                                                          std::to_string(*mm.first) + ", " +
+                                                          std::to_string(*mm.second) + "]");
     }
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
@@ -320,13 +322,13 @@ void bind_eltwise(py::module_& m) {
     std::vector<int64_t> sizes;
     int64_t total = 0;
     for (auto& a : xs) {
-      require(outer > 0 && inner > 0 ? a.size() % (outer * inner) == 0 : a.size() == 0, "xs: size mismatch");
+      PYCNN_REQUIRE(outer > 0 && inner > 0 ? a.size() % (outer * inner) == 0 : a.size() == 0, "xs: size mismatch");
       const int64_t s = (outer > 0 && inner > 0) ? a.size() / (outer * inner) : 0;
       ptrs.push_back(a.data());
       sizes.push_back(s);
       total += s;
     }
-    require(y.size() == outer * total * inner, "out: size mismatch");
+    PYCNN_REQUIRE(y.size() == outer * total * inner, "out: size mismatch");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
     concat(ptrs, sizes, outer, inner, yp);

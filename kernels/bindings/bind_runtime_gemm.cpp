@@ -34,7 +34,7 @@ void bind_runtime(py::module_& m) {
   m.def(
       "content_hash",
       [](py::array a) {
-        require(a.flags() & py::array::c_style, "a: expected a C-contiguous array");
+        PYCNN_REQUIRE(a.flags() & py::array::c_style, "a: expected a C-contiguous array");
         const void* p = a.data();
         const size_t n = (size_t)a.nbytes();
         py::gil_scoped_release nogil;
@@ -46,8 +46,8 @@ void bind_runtime(py::module_& m) {
   m.def(
       "fma_peak",
       [](int threads, int64_t iters) {
-        require(threads >= 1 && threads <= 1024, "threads: expected 1..1024");
-        require(iters >= 1, "iters: expected >= 1");
+        PYCNN_REQUIRE(threads >= 1 && threads <= 1024, "threads: expected 1..1024");
+        PYCNN_REQUIRE(iters >= 1, "iters: expected >= 1");
         const FmaPeakFn fn = active_kernels().fma_peak;
         std::vector<float> sink((size_t)threads);
         double flops = 0.0;
@@ -66,7 +66,7 @@ namespace {
 // The kernel table of the ISA named (the tests' direct kernel calls), if this CPU runs it.
 const CpuKernels& runnable_kernels(const std::string& isa) {
   const Isa want = isa_from_name(isa);
-  require(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+  PYCNN_REQUIRE(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
   return cpu_kernels(want);
 }
 
@@ -82,19 +82,19 @@ void bind_gemm(py::module_& m) {
         require_ndim(c, 2, "c");
         const int64_t M = a.shape(0), K = a.shape(1);
         const int64_t N = b_transposed ? b.shape(0) : b.shape(1);
-        require((b_transposed ? b.shape(1) : b.shape(0)) == K, "b: inner dimension does not match a");
-        require(c.shape(0) == M && c.shape(1) == N, "c: expected shape (M, N)");
+        PYCNN_REQUIRE((b_transposed ? b.shape(1) : b.shape(0)) == K, "b: inner dimension does not match a");
+        PYCNN_REQUIRE(c.shape(0) == M && c.shape(1) == N, "c: expected shape (M, N)");
         const float* br = nullptr;
         const float* bc = nullptr;
         farray brow, bcol;
         if (!bias_row.is_none()) {
           brow = bias_row.cast<farray>();
-          require(brow.ndim() == 1 && brow.shape(0) == M, "bias_row: expected M entries");
+          PYCNN_REQUIRE(brow.ndim() == 1 && brow.shape(0) == M, "bias_row: expected M entries");
           br = brow.data();
         }
         if (!bias_col.is_none()) {
           bcol = bias_col.cast<farray>();
-          require(bcol.ndim() == 1 && bcol.shape(0) == N, "bias_col: expected N entries");
+          PYCNN_REQUIRE(bcol.ndim() == 1 && bcol.shape(0) == N, "bias_col: expected N entries");
           bc = bcol.data();
         }
         float* cp = wptr(c, "c");
@@ -136,22 +136,23 @@ void bind_gemm(py::module_& m) {
         const SgemmVariant* v = nullptr;
         for (int i = 0; i < vs.count; ++i)
           if (name == vs.items[i].name) v = &vs.items[i];
-        require(v != nullptr, "name: no " + isa + " micro-kernel '" + name + "'");
+        PYCNN_REQUIRE(v != nullptr, "name: no " + isa + " micro-kernel '" + name + "'");
         require_ndim(a, 2, "a");
         require_ndim(b, 2, "b");
         require_ndim(c, 2, "c");
         const int64_t kc = a.shape(0);
-        require(kc >= 1 && a.shape(1) == v->MR, "a: expected (kc, MR) with kc >= 1");
-        require(b.shape(0) == kc && b.shape(1) >= v->NR, "b: expected (kc, ldb) with ldb >= NR");
-        require(mr >= 1 && mr <= v->MRC && nr >= 1 && nr <= v->NR, "mr, nr: outside the kernel's tile");
-        require(c.shape(0) >= mr && c.shape(1) >= nr, "c: expected at least (mr, nr)");
+        PYCNN_REQUIRE(kc >= 1 && a.shape(1) == v->MR, "a: expected (kc, MR) with kc >= 1");
+        PYCNN_REQUIRE(b.shape(0) == kc && b.shape(1) >= v->NR, "b: expected (kc, ldb) with ldb >= NR");
+        PYCNN_REQUIRE(mr >= 1 && mr <= v->MRC && nr >= 1 && nr <= v->NR, "mr, nr: outside the kernel's tile");
+        PYCNN_REQUIRE(c.shape(0) >= mr && c.shape(1) >= nr, "c: expected at least (mr, nr)");
         Epilogue ep;
         farray br, bc, rr;
         ep.bias_row = optional_vector(bias_row, mr, br, "bias_row: expected mr entries");
         ep.bias_col = optional_vector(bias_col, nr, bc, "bias_col: expected nr entries");
         if (!residual.is_none()) {
           rr = residual.cast<farray>();
-          require(rr.ndim() == 2 && rr.shape(0) >= mr && rr.shape(1) >= nr, "residual: expected at least (mr, nr)");
+          PYCNN_REQUIRE(rr.ndim() == 2 && rr.shape(0) >= mr && rr.shape(1) >= nr,
+                        "residual: expected at least (mr, nr)");
           ep.residual = rr.data();
           ep.ldr = rr.shape(1);
         }
@@ -172,8 +173,8 @@ void bind_gemm(py::module_& m) {
         const CpuKernels& table = runnable_kernels(isa);
         require_ndim(src, 2, "src");
         const int64_t rows = src.shape(0), kc = src.shape(1);
-        require(P >= 1 && rows <= P, "P: expected rows <= P");
-        require(out.size() >= kc * P, "out: expected at least kc * P floats");
+        PYCNN_REQUIRE(P >= 1 && rows <= P, "P: expected rows <= P");
+        PYCNN_REQUIRE(out.size() >= kc * P, "out: expected at least kc * P floats");
         float* o = wptr(out, "out");
         table.pack_transposed(src.data(), kc, (int)rows, P, kc, o);
       },
@@ -183,10 +184,11 @@ void bind_gemm(py::module_& m) {
       [](const std::string& isa, farray src, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int NR, farray out) {
         const CpuKernels& table = runnable_kernels(isa);
         require_ndim(src, 2, "src");
-        require(k0 >= 0 && kc >= 1 && k0 + kc <= src.shape(0), "k0, kc: outside src's rows");
-        require(j0 >= 0 && nc >= 1 && j0 + nc <= src.shape(1), "j0, nc: outside src's columns");
-        require(NR >= 1, "NR: expected >= 1");
-        require(out.size() >= (nc + NR - 1) / NR * kc * NR, "out: expected at least ceil(nc / NR) * kc * NR floats");
+        PYCNN_REQUIRE(k0 >= 0 && kc >= 1 && k0 + kc <= src.shape(0), "k0, kc: outside src's rows");
+        PYCNN_REQUIRE(j0 >= 0 && nc >= 1 && j0 + nc <= src.shape(1), "j0, nc: outside src's columns");
+        PYCNN_REQUIRE(NR >= 1, "NR: expected >= 1");
+        PYCNN_REQUIRE(out.size() >= (nc + NR - 1) / NR * kc * NR,
+                      "out: expected at least ceil(nc / NR) * kc * NR floats");
         float* o = wptr(out, "out");
         table.pack_rows(src.data(), src.shape(1), k0, kc, j0, nc, NR, o);
       },

@@ -14,12 +14,16 @@ namespace py = pybind11;
 // else instead of converting silently, since ops.py already converted by its documented rule.
 using farray = py::array_t<float, py::array::c_style>;
 
-inline void require(bool ok, const std::string& msg) {
-  if (!ok) throw std::invalid_argument(msg);
-}
+// A failed check raises ValueError(msg). msg is evaluated only when the check fails: bound calls
+// run their checks on every step, and a message built eagerly is a std::string allocated per check.
+#define PYCNN_REQUIRE(ok, msg)                                \
+  do {                                                        \
+    if (!(ok)) throw std::invalid_argument(std::string(msg)); \
+  } while (0)
+
 inline void require_ndim(const farray& a, int nd, const char* name) {
-  require(a.ndim() == nd,
-          std::string(name) + ": expected " + std::to_string(nd) + " dimensions, got " + std::to_string(a.ndim()));
+  PYCNN_REQUIRE(a.ndim() == nd, std::string(name) + ": expected " + std::to_string(nd) + " dimensions, got " +
+                                    std::to_string(a.ndim()));
 }
 // a is channel-blocked (pycnn/layout.py): (N, C/16, H, W, 16).
 inline void require_blocked16(const farray& a, const char* name) {
@@ -30,14 +34,14 @@ inline void require_blocked16(const farray& a, const char* name) {
                               got + (a.ndim() == 1 ? ",)" : ")"));
 }
 inline float* wptr(farray& a, const char* name) {
-  require(a.writeable(), std::string(name) + ": array is read-only");
+  PYCNN_REQUIRE(a.writeable(), std::string(name) + ": array is read-only");
   return a.mutable_data();
 }
 // An optional 1-D vector of n floats (a bias): null for None; keep holds the array alive.
-inline const float* optional_vector(const py::object& v, int64_t n, farray& keep, const std::string& msg) {
+inline const float* optional_vector(const py::object& v, int64_t n, farray& keep, const char* msg) {
   if (v.is_none()) return nullptr;
   keep = v.cast<farray>();
-  require(keep.ndim() == 1 && keep.shape(0) == n, msg);
+  PYCNN_REQUIRE(keep.ndim() == 1 && keep.shape(0) == n, msg);
   return keep.data();
 }
 // x has exactly nd dimensions of these sizes (a bound call's input).

@@ -56,6 +56,9 @@ using DepthwiseC16RunFn = void (*)(const ConvParams&, const float* x, const floa
 // weights (K/16, C_in, 16), bias and epilogue, the depthwise's (K/16, R*S, 16), bias and epilogue, y.
 using PwDwC16RunFn = void (*)(const ConvParams& dw, int64_t cin, const float* x, const float* wpw, const float* bpw,
                               Activation apw, const float* wdw, const float* bdw, Activation adw, float* y);
+// Squeeze-and-excitation (se_block.inl): N, C, Cm, HW, blocked, x, w1 (Cm, C), b1, act1, w2 (C, Cm), b2, act2, y.
+using SeBlockFn = void (*)(int64_t N, int64_t C, int64_t Cm, int64_t HW, bool blocked, const float* x, const float* w1,
+                           const float* b1, Activation a1, const float* w2, const float* b2, Activation a2, float* y);
 using UnaryChunkFn = void (*)(int fn, int64_t n, const float* x, float* y, float a, float b);
 using SgemmMrFn = int (*)(int64_t M);
 using SgemmNrFn = int (*)(int MR);
@@ -88,6 +91,7 @@ using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc
   X(winograd_input, WinogradTransformFn)                                                  \
   X(winograd_output, WinogradTransformFn)                                                 \
   X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                               \
+  X(se_block, SeBlockFn)       /* se_block__<isa>.cpp */                                  \
   X(max_pool2d, MaxPoolFn)     /* pool2d__<isa>.cpp */                                    \
   X(avg_pool2d, AvgPoolFn)                                                                \
   X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                      \

@@ -33,6 +33,10 @@ void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float
 // y = x W^T + b: x (N, In), w (Out, In), b (Out) or null.
 void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y, bool relu);
 
+// Squeeze-and-excitation: y = x * act2(w2 act1(w1 mean_hw(x) + b1) + b2) per (image, channel);
+// x, y (N, C/16, HW, 16) when blocked (16 | C), else (N, C, HW); w1 (Cm, C), w2 (C, Cm); b1, b2 may be null.
+void se_block(int64_t N, int64_t C, int64_t Cm, int64_t HW, bool blocked, const float* x, const float* w1,
+              const float* b1, Activation a1, const float* w2, const float* b2, Activation a2, float* y);
 void relu(int64_t n, const float* x, float* y);
 void add(int64_t n, const float* a, const float* b, float* y, bool relu);
 // Channel-blocked (N, Cb, HW, 16): y = x * scale[n * scale_n + c] + shift[c] (c = cb * 16 + lane);

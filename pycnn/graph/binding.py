@@ -5,6 +5,8 @@ shape fixed, no per-call validation) after the binding passes that depend on the
   layouts           which tensors stay channel-blocked between steps (pycnn/layout.py);
   fuse_pw_dw        a blocked 1x1 conv and the depthwise conv reading it: one kernel
                     (pycnn/graph/fuse_pw_dw.py);
+  fuse_se           squeeze-and-excitation's pool -> 1x1 -> 1x1 -> x * gate: one call
+                    (pycnn/graph/fuse_se.py);
   elide_concats     concats whose inputs are each one contiguous run of the output, made by
                     bound convs nobody else reads: those write into their slices directly.
 Later runs with the same shapes reuse the bound plan (at most 16 shape sets are kept).
@@ -17,7 +19,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..step_kernel import NO_LAYOUT, writes_out
-from . import fuse_pw_dw
+from . import fuse_pw_dw, fuse_se
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
 ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_for)
@@ -30,6 +32,7 @@ class BoundPlan(list):
     arena = None
     layouts = {}
     fused = {}  # depthwise step -> the 1x1 step fused into it (pycnn/graph/fuse_pw_dw.py)
+    fused_se = {}  # x * gate step -> the (pool, 1x1, 1x1) steps fused into it (pycnn/graph/fuse_se.py)
     empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
 
 
@@ -64,6 +67,7 @@ def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
     ins = [list(s.inputs) for s in steps]
     frees = [list(s.free) for s in steps]
     fused = fuse_pw_dw.fuse(steps, shapes, calls, ins, frees, layouts, outputs)
+    fused_se = fuse_se.fuse(steps, shapes, calls, ins, layouts, outputs)
     elide_concats(steps, shapes, calls, ins, layouts, outputs)
     plan = BoundPlan(
         (c, tuple(i), s.output, tuple(f), i[0] if len(i) == 1 else None) for s, c, i, f in zip(steps, calls, ins, frees)
@@ -71,6 +75,7 @@ def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
     plan.arena = arena_source(shapes)
     plan.layouts = layouts
     plan.fused = fused
+    plan.fused_se = fused_se
     return plan
 
 

@@ -46,7 +46,7 @@ class _PwDw:
         self.wpw = np.ascontiguousarray(pw.weight.reshape(K // 16, 16, C).transpose(0, 2, 1))
         self.wdw = np.ascontiguousarray(dw.weight.reshape(K // 16, 16, R * S).transpose(0, 2, 1))
         self.bpw, self.bdw = pw.bias, dw.bias
-        self.e1, self.e2 = _epilogue(pw), _epilogue(dw)
+        self.e1, self.e2 = pw.epilogue_tuple(), dw.epilogue_tuple()
         self.geom = (R, S, dw_shape.stride[0], dw_shape.stride[1], dw_shape.pad[0], dw_shape.pad[1])
         self.out_shape = out_shape
 
@@ -54,20 +54,6 @@ class _PwDw:
         y = np.empty(self.out_shape, np.float32) if out is None else out
         _C.conv2d_pw_dw_blocked16(x, self.wpw, self.bpw, self.e1, self.wdw, self.bdw, self.e2, *self.geom, y)
         return y
-
-
-def _epilogue(conv: PreparedConv):
-    """(relu, clip_lo, clip_hi, post_fn, post_a, post_b) as the conv's own binding gets them."""
-    e = conv._epilogue()
-    inf = float("inf")
-    return (
-        bool(conv.relu),
-        e.get("clip_lo", -inf),
-        e.get("clip_hi", inf),
-        e.get("post_fn", -1),
-        e.get("post_a", 0.0),
-        e.get("post_b", 0.0),
-    )
 
 
 def _bound_blocked(step, layouts, i, runner):

@@ -101,6 +101,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
     steps = g.plan_steps
     node_by_name = {n.name: n for n in g.nodes}
     times = [[] for _ in steps]
+    se_parts = {k for ks in plan.fused_se.values() for k in ks}
     totals = []
     live_trace = []
     for it in range(warmup + runs):
@@ -142,6 +143,10 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
             algo += " (+ the 1x1 before it, fused)"
         elif i in plan.fused.values():
             algo = "fused into the next step"
+        elif i in plan.fused_se:
+            algo = "se_block (+ its pool and two 1x1 convs, fused)"
+        elif i in se_parts:
+            algo = "fused into se_block"
         if s.output in g._padded:
             algo += f" [C {shapes[s.output][1]}->{g._padded[s.output]}]"
         rows.append(
