@@ -84,7 +84,9 @@ def fuse(steps, shapes, calls, ins, layouts, outputs) -> dict:
         pool = steps[i0]
         if pool.op != "global_avg_pool2d" or list(pool.inputs) != [x]:
             continue
-        blocked = bool(bits & _layout.X_BLOCKED)
+        if bits not in (0, _layout.X_BLOCKED | _layout.Y_BLOCKED):
+            continue  # the kernel writes y in x's layout
+        blocked = bits != 0
         if blocked != bool(layouts.get(i0, (0, None))[0] & _layout.X_BLOCKED):
             continue  # x is one tensor: both read it in the same layout (never otherwise)
         C, Cm = shapes[x][1], shapes[steps[i1].output][1]
