@@ -27,7 +27,7 @@ def count(g, x, runs=3):
         env = g.feed(x)
         prev = plan.arena.enter() if plan.arena is not None else None
         try:
-            for k, (fn, ins, out, free, i0) in enumerate(plan):
+            for k, (fn, ins, out, free, i0) in zip(plan.index, plan):  # k: the entry's step
                 f0 = _faults()
                 env[out] = fn(env[i0]) if i0 is not None else fn(*[env[t] for t in ins])
                 per_step[k] = per_step.get(k, 0) + _faults() - f0

@@ -146,7 +146,7 @@ def expand_block(C=16, E=48, H=10, stride=2, act="clip"):
 @pytest.mark.parametrize("act", ["clip", "silu"])
 def test_graph_fuses_expand_and_depthwise(act, monkeypatch):
     """With the size threshold lowered, the blocked expand -> depthwise pair runs as one step
-    (the 1x1's step produces nothing), results the reference's, NaN included; off, two steps."""
+    (the 1x1's step has no plan entry), results the reference's, NaN included; off, two steps."""
     monkeypatch.setattr(fuse_pw_dw, "MIN_EXPANSION_BYTES", 0)
     x = np.random.default_rng(2).standard_normal((2, 3, 10, 10)).astype(np.float32)
     x[1, 0, 3, 3] = np.nan
@@ -155,6 +155,7 @@ def test_graph_fuses_expand_and_depthwise(act, monkeypatch):
     plan = g.bound_plan(g.feed(x))
     names = [s.names[0] for s in g.plan_steps]
     assert {names[j]: names[i] for j, i in plan.fused.items()} == {"dw": "expand"}
+    assert names.index("expand") not in plan.index and names.index("dw") in plan.index
     ref = g.run_reference(x)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(ref), rtol=1e-4, atol=1e-4)

@@ -161,7 +161,8 @@ def test_graph_fuses_squeeze_and_excitation(C, monkeypatch):
         "scale": ("pool", "fc1", "fc2")
     }
     m = next(iter(plan.fused_se))
-    assert plan[m][0].blocked == (C % 16 == 0)
+    assert plan[plan.index.index(m)][0].blocked == (C % 16 == 0)
+    assert not set(plan.fused_se[m]) & set(plan.index)  # the fused steps have no plan entries
     ref = g.run_reference(x)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(ref), rtol=1e-4, atol=1e-4)

@@ -26,10 +26,12 @@ ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_fo
 
 
 class BoundPlan(list):
-    """Per step: (call, input tensors, output, dead tensors, the single input's name or None);
-    the arena its runs allocate from; the layouts chosen (step index -> (bits, algorithm))."""
+    """Per entry: (call, input tensors, output, dead tensors, the single input's name or None);
+    index: each entry's step (steps fused into a later one have no entry); the arena its runs
+    allocate from; the layouts chosen (step index -> (bits, algorithm))."""
 
     arena = None
+    index = []
     layouts = {}
     fused = {}  # depthwise step -> the 1x1 step fused into it (pycnn/graph/fuse_pw_dw.py)
     fused_se = {}  # x * gate step -> the (pool, 1x1, 1x1) steps fused into it (pycnn/graph/fuse_se.py)
@@ -69,13 +71,29 @@ def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
     fused = fuse_pw_dw.fuse(steps, shapes, calls, ins, frees, layouts, outputs)
     fused_se = fuse_se.fuse(steps, shapes, calls, ins, layouts, outputs)
     elide_concats(steps, shapes, calls, ins, layouts, outputs)
-    plan = BoundPlan(
-        (c, tuple(i), s.output, tuple(f), i[0] if len(i) == 1 else None) for s, c, i, f in zip(steps, calls, ins, frees)
-    )
+    plan = _without_fused_away(steps, calls, ins, frees)
     plan.arena = arena_source(shapes)
     plan.layouts = layouts
     plan.fused = fused
     plan.fused_se = fused_se
+    return plan
+
+
+def _without_fused_away(steps, calls, ins, frees) -> BoundPlan:
+    """The plan's entries, less the steps a fused step computes (their call is Produced: a
+    loop iteration and a call each for nothing): their outputs are never made, so no entry frees
+    them, and what such a step freed is freed by the next entry kept."""
+    gone = {s.output for s, c in zip(steps, calls) if isinstance(c, fuse_pw_dw.Produced)}
+    plan, index, carry = BoundPlan(), [], []
+    for k, (s, c, i, f) in enumerate(zip(steps, calls, ins, frees)):
+        f = [t for t in f if t not in gone]
+        if isinstance(c, fuse_pw_dw.Produced):
+            carry += f
+            continue
+        plan.append((c, tuple(i), s.output, tuple(f + carry), i[0] if len(i) == 1 else None))
+        index.append(k)
+        carry = []
+    plan.index = index
     return plan
 
 

@@ -7,8 +7,8 @@ Why: the expansion (e.g. 96 x 112 x 112, 38 MB at batch 8) is otherwise written 
 depthwise conv's input rows and consumed there. Which pairs: the 1x1 (groups 1, stride 1,
 unpadded, no fused residual) reads and writes the layout (direct_oc), the depthwise conv (groups
 == C == K, dilation 1, symmetric padding, no residual) reads and writes it (depthwise_c16), and the
-expansion is no graph output. The 1x1's step then produces nothing (its output stays None in the
-run's tensors) and the depthwise step reads the 1x1's input; Graph.profile shows the pair's time
+expansion is no graph output. The 1x1's step then has no plan entry (its output is never made)
+and the depthwise step reads the 1x1's input; Graph.profile shows the pair's time
 on the depthwise step. ENABLED = False turns it off (A/B, tests).
 """
 
@@ -27,11 +27,9 @@ MIN_EXPANSION_BYTES = 6 << 20
 BLOCKED_XY = _layout.X_BLOCKED | _layout.Y_BLOCKED
 
 
-class _Produced:
-    """The 1x1's step of a fused pair: nothing to compute (the pair runs in the depthwise step)."""
-
-    def __call__(self, *xs):
-        return None
+class Produced:
+    """A step whose work a later fused step does (here the 1x1 of a pair; fuse_se's pool and
+    convs): nothing to compute; bind_plan leaves it out of the bound plan."""
 
 
 class _PwDw:
@@ -115,7 +113,7 @@ def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
         if 4 * int(np.prod(shapes[t], dtype=np.int64)) < MIN_EXPANSION_BYTES:
             continue
         x = p.inputs[0]
-        calls[i] = _Produced()
+        calls[i] = Produced()
         calls[j] = _PwDw(p.fn, s.fn, dws, _layout.blocked_shape(shapes[s.output]))
         ins[j] = [x]
         for k in range(i, j):  # x freed by the 1x1 or a step before the fused one: now after it

@@ -8,8 +8,8 @@ at batch 1 MobileNet V3 Small's nine blocks were 36 of its ~75 steps. Which bloc
 gate is made by a conv (groups 1, 1x1, one input, no fused residual) that alone reads the output of
 another such conv, which alone reads the output of a global average pool of the product's x; none
 of the three is a graph output. x is read and y written in the product's layout (channel-blocked
-or NCHW). The pool's and the convs' steps then produce nothing (their outputs stay None in the
-run's tensors) and the product's step reads x; Graph.profile shows the block's time on the product
+or NCHW). The pool's and the convs' steps then have no plan entry (their outputs are never
+made) and the product's step reads x; Graph.profile shows the block's time on the product
 step. ENABLED = False turns it off (A/B, tests).
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
-from .fuse_pw_dw import _Produced
+from .fuse_pw_dw import Produced
 
 ENABLED = True
 
@@ -94,7 +94,7 @@ def fuse(steps, shapes, calls, ins, layouts, outputs) -> dict:
         if fc1.weight.shape[:2] != (Cm, C) or fc2.weight.shape[:2] != (C, Cm):
             continue
         for k in (i0, i1, j):
-            calls[k] = _Produced()
+            calls[k] = Produced()
         calls[m] = _SeBlock(fc1, fc2, blocked)
         ins[m] = [x]
         fused[m] = (i0, i1, j)

@@ -103,14 +103,14 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
     times = [[] for _ in steps]
     se_parts = {k for ks in plan.fused_se.values() for k in ks}
     totals = []
-    live_trace = []
+    live_trace = {}
     for it in range(warmup + runs):
         env = dict(env0)
         t_start = time.perf_counter()
-        trace = []
+        trace = {}
         prev = plan.arena.enter() if plan.arena is not None else None
         try:
-            for i, (fn, ins, out, free, _) in enumerate(plan):
+            for i, (fn, ins, out, free, _) in zip(plan.index, plan):
                 args = [env[t] for t in ins]
                 t0 = time.perf_counter()
                 env[out] = fn(*args)
@@ -120,7 +120,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
                 if it >= warmup:
                     times[i].append(t1 - t0)
                     if it == warmup:
-                        trace.append(_live_bytes(env))
+                        trace[i] = _live_bytes(env)
         finally:
             if plan.arena is not None:
                 plan.arena.exit(prev)
@@ -129,7 +129,9 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
             if it == warmup:
                 live_trace = trace
     rows = []
+    live = 0
     for i, s in enumerate(steps):
+        live = live_trace.get(i, live)  # a step fused into a later one: what the last one left
         ins = [shapes[t] for t in s.inputs]
         flops = 0.0
         for part in s.parts or [s]:  # a conv bank: its convs' FLOPs
@@ -154,10 +156,10 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
                 "+".join(s.names),
                 s.op,
                 shapes[s.output],
-                float(np.median(times[i])),
+                float(np.median(times[i])) if times[i] else 0.0,  # none: fused into a later step
                 flops,
                 algo,
-                live_trace[i] if live_trace else 0,
+                live,
             )
         )
     out0 = shapes[g.outputs[0]]
