@@ -27,11 +27,13 @@ uint64_t content_hash(const void* data, size_t nbytes) {
   const ContentHashChunkFn chunk = active_kernels().content_hash_chunk;
   // Memory-bound: a chunk of 1 MiB is worth a thread.
   const int nt = threads_for(double(nbytes), chunks);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const size_t off = (size_t)c * kChunk;
-    part[(size_t)c] = chunk(p + off, std::min(kChunk, nbytes - off), (uint64_t)c);
-  }
+  parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const size_t off = (size_t)c * kChunk;
+      part[(size_t)c] = chunk(p + off, std::min(kChunk, nbytes - off), (uint64_t)c);
+    }
+  });
   uint64_t h = (uint64_t)nbytes * kP1;
   for (uint64_t v : part) h = rotl(h ^ v, 31) * kP2 + kP3;
   return avalanche(h);

@@ -127,8 +127,7 @@ void run_taps(const ConvParams& p, const float* x, const float* w, const float* 
   const bool clamp = act.active();
   // Memory-bound: what a thread is worth is the bytes it moves (x plane in, y plane out).
   const double work = double(planes) * double(p.H * p.W / m + HWo) * 4.0;
-#pragma omp parallel num_threads(threads_for(work, planes))
-  {
+  parallel_run(threads_for(work, planes), [&] {
     std::vector<float> buf((size_t)(sw * rows * phase_w));
     int64_t loaded = -1;  // the input plane buf holds (the m planes of one input channel share it)
 #pragma omp for schedule(static)
@@ -163,7 +162,7 @@ void run_taps(const ConvParams& p, const float* x, const float* w, const float* 
         }
       }
     }
-  }
+  });
 }
 
 template <class V, int kBlock>

@@ -273,8 +273,7 @@ struct DepthwiseC16 {
     // threads_for counts flops at GEMM speed; a depthwise flop costs ~3x that (one FMA per loaded
     // vector: 20-35 GFLOP/s a thread against 60-70), so a 16-channel 56x56 3x3 map splits too.
     const double work = 3.0 * double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * 2.0;
-#pragma omp parallel num_threads(threads_for(work, items))
-    {
+    parallel_run(threads_for(work, items), [&] {
       // direct: buf holds a zero row and the edge columns' taps; else the band's padded rows.
       std::vector<float> buf((size_t)((direct ? 1 + p.R : buf_rows) * Wp * 16));
       std::vector<float> line(yb ? 0 : (size_t)(p.Wo * 16));  // an output row before it goes to NCHW
@@ -307,7 +306,7 @@ struct DepthwiseC16 {
           if (!yb) from_pixels(out, p.Wo, cn, y + nchw_off, HWo);
         }
       }
-    }
+    });
   }
 
   // The epilogue on n floats just stored at out: the clamp (NaN kept), then the function.

@@ -151,8 +151,7 @@ struct DirectConv {
       // Many images (batch or groups): each thread owns whole (image, group) pairs.
       check_workspace((size_t)xb_size());
       ParallelFailure failure;
-#pragma omp parallel num_threads(nt)
-      {
+      parallel_run(nt, [&] {
         float* xb = workspace_nothrow(kSlotConvIn, (size_t)xb_size());
         if (!xb) failure.set();
 #pragma omp for schedule(dynamic, 1)
@@ -162,7 +161,7 @@ struct DirectConv {
           pad_input(x + (n * p.C + g * Cg) * p.H * p.W, xb, 0, Cg);
           do_tiles(xb, n, g, 0, tiles);
         }
-      }
+      });
       failure.rethrow();
     } else {
       // Few images: share one padded buffer, split channels then tiles across threads.
@@ -170,15 +169,14 @@ struct DirectConv {
       for (int64_t ig = 0; ig < images; ++ig) {
         const int64_t n = ig / p.groups, g = ig % p.groups;
         const float* xg = x + (n * p.C + g * Cg) * p.H * p.W;
-#pragma omp parallel num_threads(nt)
-        {
+        parallel_run(nt, [&] {
           int64_t c0, c1;
           split_range(Cg, omp_get_num_threads(), omp_get_thread_num(), c0, c1);
           pad_input(xg, xb, c0, c1);
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 4)
           for (int64_t t = 0; t < tiles; ++t) do_tiles(xb, n, g, t, t + 1);
-        }
+        });
       }
     }
     (void)Kg;

@@ -509,8 +509,7 @@ struct DirectOcConv {
     std::vector<int64_t> begin;
     split_by_cost(unit_costs(us, tb), nt, begin);
     ParallelFailure failure;
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_run(nt, [&] {
       float* accb = workspace_nothrow(kSlotConvOut, acc_size);
       if (!accb) failure.set();
       // Cost shares for the nt threads asked for; even counts if OpenMP gave fewer
@@ -639,7 +638,7 @@ struct DirectOcConv {
           }
         }
       }
-    }
+    });
     failure.rethrow();
   }
 };

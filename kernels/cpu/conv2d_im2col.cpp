@@ -94,9 +94,11 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
   const int nt = threads_for(p.flops(), 1 << 30);
   for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.N - n0);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < nn * p.C; ++t)  // zero-padded copy, plane t = (image, channel)
-      pad_plane(x + (n0 * p.C + t) * p.H * p.W, p.H, p.W, p.pad_t, p.pad_l, xp + t * HpWp, Hp, Wp);
+    parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < nn * p.C; ++t)  // zero-padded copy, plane t = (image, channel)
+        pad_plane(x + (n0 * p.C + t) * p.H * p.W, p.H, p.W, p.pad_t, p.pad_l, xp + t * HpWp, Hp, Wp);
+    });
     std::fill(xp + nn * p.C * HpWp, xp + nn * p.C * HpWp + slack, 0.0f);
     std::vector<PaddedGridBSource> srcs;
     srcs.reserve((size_t)(nn * p.groups));
@@ -109,21 +111,23 @@ void conv2d_im2col_padded_grid(const ConvParams& p, const float* x, const Im2col
       }
     // With a residual, it and the activation are applied on the copy-out (its layout is y's, not the grid's).
     sgemm_run(probs, Kg, Cg * p.R * p.S, residual ? Activation::none() : act);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < nn * p.K * p.Ho; ++t) {  // drop the halo columns: row t = (image, k, oh)
-      const int64_t oh = t % p.Ho, nk = t / p.Ho;
-      float* yr = y + (n0 * p.K + nk) * HoWo + oh * p.Wo;
-      const float* cr = cst + nk * cols + oh * Wp;
-      if (!residual) {
-        std::memcpy(yr, cr, (size_t)p.Wo * sizeof(float));
-        continue;
+    parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < nn * p.K * p.Ho; ++t) {  // drop the halo columns: row t = (image, k, oh)
+        const int64_t oh = t % p.Ho, nk = t / p.Ho;
+        float* yr = y + (n0 * p.K + nk) * HoWo + oh * p.Wo;
+        const float* cr = cst + nk * cols + oh * Wp;
+        if (!residual) {
+          std::memcpy(yr, cr, (size_t)p.Wo * sizeof(float));
+          continue;
+        }
+        const float* rr = residual + (yr - y);
+        for (int64_t ow = 0; ow < p.Wo; ++ow) {
+          yr[ow] = act.apply(cr[ow] + rr[ow]);  // NaN stays NaN
+        }
+        if (act.fn >= 0) w.groups[0].kernels->unary_chunk(act.fn, p.Wo, yr, yr, act.a, act.b);
       }
-      const float* rr = residual + (yr - y);
-      for (int64_t ow = 0; ow < p.Wo; ++ow) {
-        yr[ow] = act.apply(cr[ow] + rr[ow]);  // NaN stays NaN
-      }
-      if (act.fn >= 0) w.groups[0].kernels->unary_chunk(act.fn, p.Wo, yr, yr, act.a, act.b);
-    }
+    });
   }
 }
 

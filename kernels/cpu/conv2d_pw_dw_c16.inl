@@ -133,8 +133,7 @@ struct PwDwC16 {
     const int64_t groups = (Kb + G - 1) / G, items = q.N * groups;
     const double work = 2.0 * double(q.N) * double(q.C) * double(q.H) * double(q.W) * double(Cin) +
                         3.0 * 2.0 * double(q.N) * double(q.C) * double(q.Ho * q.Wo) * double(q.R * q.S);
-#pragma omp parallel num_threads(threads_for(work, items))
-    {
+    parallel_run(threads_for(work, items), [&] {
       std::vector<float> ring((size_t)(G * 2 * q.R * dw.Wp * 16));
 #pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < items; ++it) {
@@ -142,7 +141,7 @@ struct PwDwC16 {
         const int ng = (int)std::min<int64_t>(G, Kb - kb0);
         item_n<kR, kS, G>(ng, x, n, kb0, wpw, bpw, apw, wdw, bdw, adw, y, ring.data());
       }
-    }
+    });
   }
 
   void run(const float* x, const float* wpw, const float* bpw, Activation apw, const float* wdw, const float* bdw,

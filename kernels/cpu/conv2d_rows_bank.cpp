@@ -82,8 +82,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
   check_workspace(csize);
   const WholeRowsPackFn pack = kern.whole_rows_pack;
   ParallelFailure failure;
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_run(nt, [&] {
     const int t = omp_get_thread_num(), nth = omp_get_num_threads();
     float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
     float* cbuf = workspace_nothrow(kSlotGemmC, csize);
@@ -134,7 +133,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
       }
       g0 = g1;
     }
-  }
+  });
   failure.rethrow();
 }
 

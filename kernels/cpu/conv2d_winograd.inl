@@ -269,11 +269,13 @@ struct WinogradConv {
         gstart.assign(groups.size(), 0);
         for (size_t i = 1; i < groups.size(); ++i) gstart[i] = gstart[i - 1] + groups[i - 1].nt;
         const int64_t G = (int64_t)groups.size();
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t it = 0; it < Cg * G; ++it) {
-          const int64_t c = it / G, gi = it % G;
-          input_group(x, groups[(size_t)gi], g * Cg + c, Vbuf + c * T, Cg * T, gstart[(size_t)gi]);
-        }
+        parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+          for (int64_t it = 0; it < Cg * G; ++it) {
+            const int64_t c = it / G, gi = it % G;
+            input_group(x, groups[(size_t)gi], g * Cg + c, Vbuf + c * T, Cg * T, gstart[(size_t)gi]);
+          }
+        });
         std::vector<MatrixBSource> srcs;
         srcs.reserve((size_t)a2);
         std::vector<GemmProblem> probs;
@@ -287,8 +289,7 @@ struct WinogradConv {
           const int64_t GB = (G + kBlkGroups - 1) / kBlkGroups;
           check_workspace(kStageFloats);
           ParallelFailure failure;
-#pragma omp parallel num_threads(nt)
-          {
+          parallel_run(nt, [&] {
             float* stage = workspace_nothrow(kSlotGemmC, kStageFloats);
             if (!stage) failure.set();
 #pragma omp for schedule(static)
@@ -298,16 +299,18 @@ struct WinogradConv {
               output_groups_blk16(Mbuf + k0 * T, Kg * T, T, groups, gstart, gi0, std::min(G, gi0 + kBlkGroups), k0,
                                   bias, act, y, stage);
             }
-          }
+          });
           failure.rethrow();
           continue;
         }
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t it = 0; it < Kg * G; ++it) {
-          const int64_t k = it / G, gi = it % G, kk = g * Kg + k;
-          output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk, bias ? bias[kk] : 0.0f, act, y,
-                       residual);
-        }
+        parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+          for (int64_t it = 0; it < Kg * G; ++it) {
+            const int64_t k = it / G, gi = it % G, kk = g * Kg + k;
+            output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk, bias ? bias[kk] : 0.0f, act,
+                         y, residual);
+          }
+        });
       }
     }
   }

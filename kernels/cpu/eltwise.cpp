@@ -21,32 +21,40 @@ inline int nt_for_bytes(int64_t n) { return threads_for(double(n) * 0.5, n / 409
 }  // namespace
 
 void relu(int64_t n, const float* x, float* y) {
-#pragma omp parallel for num_threads(nt_for_bytes(n)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] = relu1(x[i]);
+  parallel_run(nt_for_bytes(n), [&] {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[i] = relu1(x[i]);
+  });
 }
 
 void add(int64_t n, const float* a, const float* b, float* y, bool do_relu) {
   if (do_relu) {
-#pragma omp parallel for num_threads(nt_for_bytes(n)) schedule(static)
-    for (int64_t i = 0; i < n; ++i) y[i] = relu1(a[i] + b[i]);
+    parallel_run(nt_for_bytes(n), [&] {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) y[i] = relu1(a[i] + b[i]);
+    });
   } else {
-#pragma omp parallel for num_threads(nt_for_bytes(n)) schedule(static)
-    for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+    parallel_run(nt_for_bytes(n), [&] {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+    });
   }
 }
 
 void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale, const float* shift, float* y,
                     bool do_relu) {
-#pragma omp parallel for num_threads(nt_for_bytes(N * C * HW)) schedule(static)
-  for (int64_t nc = 0; nc < N * C; ++nc) {
-    const float sc = scale[nc % C], sh = shift[nc % C];
-    const float* xp = x + nc * HW;
-    float* yp = y + nc * HW;
-    if (do_relu)
-      for (int64_t i = 0; i < HW; ++i) yp[i] = relu1(xp[i] * sc + sh);
-    else
-      for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * sc + sh;
-  }
+  parallel_run(nt_for_bytes(N * C * HW), [&] {
+#pragma omp for schedule(static)
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+      const float sc = scale[nc % C], sh = shift[nc % C];
+      const float* xp = x + nc * HW;
+      float* yp = y + nc * HW;
+      if (do_relu)
+        for (int64_t i = 0; i < HW; ++i) yp[i] = relu1(xp[i] * sc + sh);
+      else
+        for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * sc + sh;
+    }
+  });
 }
 
 // x, y channel-blocked (N, Cb, HW, 16), c = cb * 16 + lane: y = x * scale[n * scale_n + c] + shift[c]
@@ -54,23 +62,25 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
 // (squeeze-and-excitation's gate). shift may be null (0).
 void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, int64_t scale_n,
                               const float* shift, float* y, bool do_relu) {
-#pragma omp parallel for num_threads(nt_for_bytes(N * Cb * HW * 16)) schedule(static)
-  for (int64_t b = 0; b < N * Cb; ++b) {
-    const int64_t n = b / Cb, c0 = b % Cb * 16;
-    float sc[16], sh[16];
-    for (int c = 0; c < 16; ++c) {
-      sc[c] = scale[n * scale_n + c0 + c];
-      sh[c] = shift ? shift[c0 + c] : 0.0f;
+  parallel_run(nt_for_bytes(N * Cb * HW * 16), [&] {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < N * Cb; ++b) {
+      const int64_t n = b / Cb, c0 = b % Cb * 16;
+      float sc[16], sh[16];
+      for (int c = 0; c < 16; ++c) {
+        sc[c] = scale[n * scale_n + c0 + c];
+        sh[c] = shift ? shift[c0 + c] : 0.0f;
+      }
+      const float* xp = x + b * HW * 16;
+      float* yp = y + b * HW * 16;
+      if (do_relu)
+        for (int64_t i = 0; i < HW; ++i)
+          for (int c = 0; c < 16; ++c) yp[i * 16 + c] = relu1(xp[i * 16 + c] * sc[c] + sh[c]);
+      else
+        for (int64_t i = 0; i < HW; ++i)
+          for (int c = 0; c < 16; ++c) yp[i * 16 + c] = xp[i * 16 + c] * sc[c] + sh[c];
     }
-    const float* xp = x + b * HW * 16;
-    float* yp = y + b * HW * 16;
-    if (do_relu)
-      for (int64_t i = 0; i < HW; ++i)
-        for (int c = 0; c < 16; ++c) yp[i * 16 + c] = relu1(xp[i * 16 + c] * sc[c] + sh[c]);
-    else
-      for (int64_t i = 0; i < HW; ++i)
-        for (int c = 0; c < 16; ++c) yp[i * 16 + c] = xp[i * 16 + c] * sc[c] + sh[c];
-  }
+  });
 }
 
 // Max of xr[0, n) where a NaN anywhere gives NaN (torch.amax); -inf for an empty row.
@@ -105,30 +115,34 @@ float nan_max(const float* xr, int64_t n) {
 // y[r] = max of row r (cols > 0). Kim's CNN max over time: numpy's reduction along a 48-float
 // axis cost ~10 us per call for 100 rows.
 void max_rows(int64_t rows, int64_t cols, const float* x, float* y) {
-#pragma omp parallel for num_threads(threads_for(double(rows) * cols * 4, rows)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) y[r] = nan_max(x + r * cols, cols);
+  parallel_run(threads_for(double(rows) * cols * 4, rows), [&] {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) y[r] = nan_max(x + r * cols, cols);
+  });
 }
 
 void softmax_rows(int64_t rows, int64_t cols, const float* x, float* y) {
-#pragma omp parallel for num_threads(threads_for(double(rows) * cols * 20, rows)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float* yr = y + r * cols;
-    // Max with NaN propagation: a NaN input makes the whole row NaN, as in PyTorch.
-    float m = nan_max(xr, cols);
-    if (std::isnan(m)) {
-      std::fill(yr, yr + cols, std::numeric_limits<float>::quiet_NaN());
-      continue;
+  parallel_run(threads_for(double(rows) * cols * 20, rows), [&] {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      // Max with NaN propagation: a NaN input makes the whole row NaN, as in PyTorch.
+      float m = nan_max(xr, cols);
+      if (std::isnan(m)) {
+        std::fill(yr, yr + cols, std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
+      if (std::isinf(m) && m < 0) m = 0.0f;  // all -inf: exp(-inf) = 0, sum 0, 0/0 = NaN as torch
+      double sum = 0.0;
+      for (int64_t i = 0; i < cols; ++i) {
+        yr[i] = std::exp(xr[i] - m);
+        sum += yr[i];
+      }
+      const float inv = (float)(1.0 / sum);
+      for (int64_t i = 0; i < cols; ++i) yr[i] *= inv;
     }
-    if (std::isinf(m) && m < 0) m = 0.0f;  // all -inf: exp(-inf) = 0, sum 0, 0/0 = NaN as torch
-    double sum = 0.0;
-    for (int64_t i = 0; i < cols; ++i) {
-      yr[i] = std::exp(xr[i] - m);
-      sum += yr[i];
-    }
-    const float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < cols; ++i) yr[i] *= inv;
-  }
+  });
 }
 
 void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& sizes, int64_t outer, int64_t inner,
@@ -141,20 +155,24 @@ void concat(const std::vector<const float*>& xs, const std::vector<int64_t>& siz
     o += (size_t)sizes[i];
   }
   const int64_t items = outer * (int64_t)xs.size();
-#pragma omp parallel for num_threads(nt_for_bytes(outer * total * inner)) schedule(static)
-  for (int64_t t = 0; t < items; ++t) {
-    const int64_t o = t / (int64_t)xs.size(), i = t % (int64_t)xs.size();
-    const int64_t n = sizes[(size_t)i] * inner;
-    if (n) std::memcpy(y + (o * total + offs[(size_t)i]) * inner, xs[(size_t)i] + o * n, n * sizeof(float));
-  }
+  parallel_run(nt_for_bytes(outer * total * inner), [&] {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < items; ++t) {
+      const int64_t o = t / (int64_t)xs.size(), i = t % (int64_t)xs.size();
+      const int64_t n = sizes[(size_t)i] * inner;
+      if (n) std::memcpy(y + (o * total + offs[(size_t)i]) * inner, xs[(size_t)i] + o * n, n * sizeof(float));
+    }
+  });
 }
 
 // y[i] = w[ids[i]] (rows of dim floats), ids already checked to lie in [0, vocab). Two threads
 // from ~64 KiB: the rows are random lines of a table that is usually in memory, not cache
 // (Kim's CNN at batch 8: np.take 65 us for 400 rows of 300 floats, onnxruntime 27 us).
 void embedding_rows(int64_t n, const int64_t* ids, int64_t dim, const float* w, float* y) {
-#pragma omp parallel for num_threads(threads_for(double(n) * dim * 64, n)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) std::memcpy(y + i * dim, w + ids[i] * dim, (size_t)dim * sizeof(float));
+  parallel_run(threads_for(double(n) * dim * 64, n), [&] {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) std::memcpy(y + i * dim, w + ids[i] * dim, (size_t)dim * sizeof(float));
+  });
 }
 
 // Chunks of 16 Ki floats (64 KiB: in L2 while a thread works through it) over the threads.
@@ -162,11 +180,13 @@ void unary(UnaryFn fn, int64_t n, const float* x, float* y, float a, float b) {
   const UnaryChunkFn chunk = active_kernels().unary_chunk;
   constexpr int64_t kChunk = 16384;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for num_threads(threads_for(double(n) * 8, chunks)) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t i = c * kChunk;
-    chunk(static_cast<int>(fn), std::min(kChunk, n - i), x + i, y + i, a, b);
-  }
+  parallel_run(threads_for(double(n) * 8, chunks), [&] {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t i = c * kChunk;
+      chunk(static_cast<int>(fn), std::min(kChunk, n - i), x + i, y + i, a, b);
+    }
+  });
 }
 
 // y[b] = x[b]^T for `batch` (rows x cols) matrices whose elements are runs of `inner` floats: a
@@ -178,54 +198,60 @@ void transpose_batched(int64_t batch, int64_t rows, int64_t cols, int64_t inner,
   const int64_t n = batch * rows * cols * inner;
   if (inner > 1) {
     const int64_t items = batch * rows * cols;
-#pragma omp parallel for num_threads(nt_for_bytes(n)) schedule(static)
-    for (int64_t t = 0; t < items; ++t) {
-      const int64_t b = t / (rows * cols), j = (t / rows) % cols, i = t % rows;  // y's order
-      std::memcpy(y + t * inner, x + ((b * rows + i) * cols + j) * inner, (size_t)inner * sizeof(float));
-    }
+    parallel_run(nt_for_bytes(n), [&] {
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < items; ++t) {
+        const int64_t b = t / (rows * cols), j = (t / rows) % cols, i = t % rows;  // y's order
+        std::memcpy(y + t * inner, x + ((b * rows + i) * cols + j) * inner, (size_t)inner * sizeof(float));
+      }
+    });
     return;
   }
   constexpr int64_t T = 32;
   const int64_t tr = (rows + T - 1) / T, tc = (cols + T - 1) / T, tiles = batch * tr * tc;
-#pragma omp parallel for num_threads(nt_for_bytes(n)) schedule(static)
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t b = t / (tr * tc), i0 = (t / tc) % tr * T, j0 = t % tc * T;
-    const float* xb = x + b * rows * cols;
-    float* yb = y + b * rows * cols;
-    const int64_t i1 = std::min(rows, i0 + T), j1 = std::min(cols, j0 + T);
-    for (int64_t j = j0; j < j1; ++j)
-      for (int64_t i = i0; i < i1; ++i) yb[j * rows + i] = xb[i * cols + j];
-  }
+  parallel_run(nt_for_bytes(n), [&] {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t b = t / (tr * tc), i0 = (t / tc) % tr * T, j0 = t % tc * T;
+      const float* xb = x + b * rows * cols;
+      float* yb = y + b * rows * cols;
+      const int64_t i1 = std::min(rows, i0 + T), j1 = std::min(cols, j0 + T);
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) yb[j * rows + i] = xb[i * cols + j];
+    }
+  });
 }
 
 // y[r] = (x[r] - mean) / sqrt(var + eps) * w + b over each row of cols (LayerNormalization over
 // the trailing axes: ConvNeXt's channels). Mean and biased variance in eight float lanes each
 // (vectorizable without -ffast-math), combined in double; NaN/Inf in a row make the row NaN.
 void layer_norm_rows(int64_t rows, int64_t cols, const float* x, const float* w, const float* b, float eps, float* y) {
-#pragma omp parallel for num_threads(threads_for(double(rows) * cols * 6, rows)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float* yr = y + r * cols;
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= cols; i += 8)
-      for (int l = 0; l < 8; ++l) s[l] += xr[i + l];
-    double sum = 0.0;
-    for (int l = 0; l < 8; ++l) sum += s[l];
-    for (; i < cols; ++i) sum += xr[i];
-    const float mean = (float)(sum / (double)cols);
-    float q[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (i = 0; i + 8 <= cols; i += 8)
-      for (int l = 0; l < 8; ++l) {
-        const float d = xr[i + l] - mean;
-        q[l] += d * d;
-      }
-    double var = 0.0;
-    for (int l = 0; l < 8; ++l) var += q[l];
-    for (; i < cols; ++i) var += double(xr[i] - mean) * double(xr[i] - mean);
-    const float inv = (float)(1.0 / std::sqrt(var / (double)cols + (double)eps));
-    for (i = 0; i < cols; ++i) yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
-  }
+  parallel_run(threads_for(double(rows) * cols * 6, rows), [&] {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 8 <= cols; i += 8)
+        for (int l = 0; l < 8; ++l) s[l] += xr[i + l];
+      double sum = 0.0;
+      for (int l = 0; l < 8; ++l) sum += s[l];
+      for (; i < cols; ++i) sum += xr[i];
+      const float mean = (float)(sum / (double)cols);
+      float q[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (i = 0; i + 8 <= cols; i += 8)
+        for (int l = 0; l < 8; ++l) {
+          const float d = xr[i + l] - mean;
+          q[l] += d * d;
+        }
+      double var = 0.0;
+      for (int l = 0; l < 8; ++l) var += q[l];
+      for (; i < cols; ++i) var += double(xr[i] - mean) * double(xr[i] - mean);
+      const float inv = (float)(1.0 / std::sqrt(var / (double)cols + (double)eps));
+      for (i = 0; i < cols; ++i) yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
+    }
+  });
 }
 
 // x, y (N, C, HW): each pixel's C channels normalized (ConvNeXt's LayerNorm over channels on
@@ -238,30 +264,32 @@ void layer_norm_channels(int64_t N, int64_t C, int64_t HW, const float* x, const
   const int64_t P = std::max<int64_t>(8, std::min<int64_t>(kMaxP, (16384 / std::max<int64_t>(C, 1)) / 8 * 8));
   const int64_t tiles = (HW + P - 1) / P, items = N * tiles;
   const float invC = 1.0f / (float)C;
-#pragma omp parallel for num_threads(threads_for(double(N) * C * HW * 8, items)) schedule(static)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t n = it / tiles, p0 = it % tiles * P, m = std::min(P, HW - p0);
-    const float* xs = x + n * C * HW + p0;
-    float* ys = y + n * C * HW + p0;
-    float mean[kMaxP], inv[kMaxP];
-    for (int64_t j = 0; j < m; ++j) mean[j] = 0.0f;
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t j = 0; j < m; ++j) mean[j] += xs[c * HW + j];
-    for (int64_t j = 0; j < m; ++j) {
-      mean[j] *= invC;
-      inv[j] = 0.0f;
-    }
-    for (int64_t c = 0; c < C; ++c)
+  parallel_run(threads_for(double(N) * C * HW * 8, items), [&] {
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t n = it / tiles, p0 = it % tiles * P, m = std::min(P, HW - p0);
+      const float* xs = x + n * C * HW + p0;
+      float* ys = y + n * C * HW + p0;
+      float mean[kMaxP], inv[kMaxP];
+      for (int64_t j = 0; j < m; ++j) mean[j] = 0.0f;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t j = 0; j < m; ++j) mean[j] += xs[c * HW + j];
       for (int64_t j = 0; j < m; ++j) {
-        const float d = xs[c * HW + j] - mean[j];
-        inv[j] += d * d;
+        mean[j] *= invC;
+        inv[j] = 0.0f;
       }
-    for (int64_t j = 0; j < m; ++j) inv[j] = 1.0f / std::sqrt(inv[j] * invC + eps);
-    for (int64_t c = 0; c < C; ++c) {
-      const float wc = w[c], bc = b[c];
-      for (int64_t j = 0; j < m; ++j) ys[c * HW + j] = (xs[c * HW + j] - mean[j]) * inv[j] * wc + bc;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t j = 0; j < m; ++j) {
+          const float d = xs[c * HW + j] - mean[j];
+          inv[j] += d * d;
+        }
+      for (int64_t j = 0; j < m; ++j) inv[j] = 1.0f / std::sqrt(inv[j] * invC + eps);
+      for (int64_t c = 0; c < C; ++c) {
+        const float wc = w[c], bc = b[c];
+        for (int64_t j = 0; j < m; ++j) ys[c * HW + j] = (xs[c * HW + j] - mean[j]) * inv[j] * wc + bc;
+      }
     }
-  }
+  });
 }
 
 // The same on channel-blocked x, y (N, Cb, HW, 16) (pycnn/layout.py), C = 16 * Cb: per tile of
@@ -272,41 +300,43 @@ void layer_norm_channels_blocked16(int64_t N, int64_t Cb, int64_t HW, const floa
   constexpr int64_t P = 16;
   const int64_t tiles = (HW + P - 1) / P, items = N * tiles;
   const float invC = 1.0f / (float)(Cb * 16);
-#pragma omp parallel for num_threads(threads_for(double(N) * Cb * 16 * HW * 8, items)) schedule(static)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t n = it / tiles, p0 = it % tiles * P, m = std::min(P, HW - p0);
-    const float* xs = x + (n * Cb * HW + p0) * 16;
-    float* ys = y + (n * Cb * HW + p0) * 16;
-    float acc[P][16], mean[P], inv[P];
-    for (int64_t j = 0; j < m; ++j)
-      for (int l = 0; l < 16; ++l) acc[j][l] = 0.0f;
-    for (int64_t cb = 0; cb < Cb; ++cb)
+  parallel_run(threads_for(double(N) * Cb * 16 * HW * 8, items), [&] {
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t n = it / tiles, p0 = it % tiles * P, m = std::min(P, HW - p0);
+      const float* xs = x + (n * Cb * HW + p0) * 16;
+      float* ys = y + (n * Cb * HW + p0) * 16;
+      float acc[P][16], mean[P], inv[P];
       for (int64_t j = 0; j < m; ++j)
-        for (int l = 0; l < 16; ++l) acc[j][l] += xs[(cb * HW + j) * 16 + l];
-    for (int64_t j = 0; j < m; ++j) {
-      float s = 0.0f;
-      for (int l = 0; l < 16; ++l) s += acc[j][l];
-      mean[j] = s * invC;
-      for (int l = 0; l < 16; ++l) acc[j][l] = 0.0f;
+        for (int l = 0; l < 16; ++l) acc[j][l] = 0.0f;
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t j = 0; j < m; ++j)
+          for (int l = 0; l < 16; ++l) acc[j][l] += xs[(cb * HW + j) * 16 + l];
+      for (int64_t j = 0; j < m; ++j) {
+        float s = 0.0f;
+        for (int l = 0; l < 16; ++l) s += acc[j][l];
+        mean[j] = s * invC;
+        for (int l = 0; l < 16; ++l) acc[j][l] = 0.0f;
+      }
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t j = 0; j < m; ++j)
+          for (int l = 0; l < 16; ++l) {
+            const float d = xs[(cb * HW + j) * 16 + l] - mean[j];
+            acc[j][l] += d * d;
+          }
+      for (int64_t j = 0; j < m; ++j) {
+        float s = 0.0f;
+        for (int l = 0; l < 16; ++l) s += acc[j][l];
+        inv[j] = 1.0f / std::sqrt(s * invC + eps);
+      }
+      for (int64_t cb = 0; cb < Cb; ++cb)
+        for (int64_t j = 0; j < m; ++j)
+          for (int l = 0; l < 16; ++l) {
+            const int64_t o = (cb * HW + j) * 16 + l;
+            ys[o] = (xs[o] - mean[j]) * inv[j] * w[cb * 16 + l] + b[cb * 16 + l];
+          }
     }
-    for (int64_t cb = 0; cb < Cb; ++cb)
-      for (int64_t j = 0; j < m; ++j)
-        for (int l = 0; l < 16; ++l) {
-          const float d = xs[(cb * HW + j) * 16 + l] - mean[j];
-          acc[j][l] += d * d;
-        }
-    for (int64_t j = 0; j < m; ++j) {
-      float s = 0.0f;
-      for (int l = 0; l < 16; ++l) s += acc[j][l];
-      inv[j] = 1.0f / std::sqrt(s * invC + eps);
-    }
-    for (int64_t cb = 0; cb < Cb; ++cb)
-      for (int64_t j = 0; j < m; ++j)
-        for (int l = 0; l < 16; ++l) {
-          const int64_t o = (cb * HW + j) * 16 + l;
-          ys[o] = (xs[o] - mean[j]) * inv[j] * w[cb * 16 + l] + b[cb * 16 + l];
-        }
-  }
+  });
 }
 
 }  // namespace pycnn

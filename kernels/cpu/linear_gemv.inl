@@ -64,8 +64,7 @@ template <class V>
 static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y,
                         bool relu) {
   const int nt = threads_for(2.0 * N * In * Out, Out);
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_run(nt, [&] {
     int64_t o0, o1;
     split_range(Out, omp_get_num_threads(), omp_get_thread_num(), o0, o1);
     // x rows in blocks of up to 8 (8 accumulators); rows of W re-read per block only when N > 8
@@ -100,7 +99,7 @@ static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, cons
           break;
       }
     }
-  }
+  });
 }
 
 #define PYCNN_LINEAR_ISA(isa)                                                                                 \

@@ -26,8 +26,7 @@ void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float
   const size_t need = (size_t)((C + 1) * kChunk);
   check_workspace(need);
   ParallelFailure failure;
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_run(nt, [&] {
     float* sq = workspace_nothrow(kSlotConvIn, need);
     float* accp = sq ? sq + C * kChunk : nullptr;
     if (!sq) failure.set();
@@ -59,7 +58,7 @@ void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float
         }
       }
     }
-  }
+  });
   failure.rethrow();
 }
 

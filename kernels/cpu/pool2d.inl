@@ -203,8 +203,7 @@ struct Pool2d {
     // ~1 ns per input element on one thread: GoogLeNet's 832@7 pools (41k elements) took 38 us
     // alone; threads_for counts ~1e6 of its units as worth a second thread (~3 us to start).
     const int nt = threads_for(double(p.planes) * p.H * p.W * 64, rows);
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_run(nt, [&] {
       int64_t t0, t1;
       split_range(rows, omp_get_num_threads(), omp_get_thread_num(), t0, t1);
       for (int64_t t = t0; t < t1;) {
@@ -212,7 +211,7 @@ struct Pool2d {
         rows_s2(x + pl * p.H * p.W, y + pl * p.Ho * p.Wo, oh0, oh1, colcount);
         t += oh1 - oh0;
       }
-    }
+    });
   }
 
   void run(const float* x, float* y) const {
@@ -233,14 +232,13 @@ struct Pool2d {
       check_workspace(hsize);
       const int nt1 = threads_for(double(p.planes) * p.H * p.W * 64, p.planes);  // as run_s2
       ParallelFailure failure;
-#pragma omp parallel num_threads(nt1)
-      {
+      parallel_run(nt1, [&] {
         float* hb = workspace_nothrow(kSlotConvIn, hsize);
         if (!hb) failure.set();
 #pragma omp for schedule(static)
         for (int64_t pl = 0; pl < p.planes; ++pl)
           if (hb) plane_direct(x + pl * p.H * p.W, y + pl * p.Ho * p.Wo, hb, ldh, colcount.data());
-      }
+      });
       failure.rethrow();
       return;
     }
@@ -251,8 +249,7 @@ struct Pool2d {
     const size_t need = (size_t)(Wp + W + p.stride_w * Lq + W);
     check_workspace(need);
     ParallelFailure failure;
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_run(nt, [&] {
       float* buf = workspace_nothrow(kSlotConvIn, need);
       if (!buf) failure.set();
 #pragma omp for schedule(static)
@@ -261,7 +258,7 @@ struct Pool2d {
         const int64_t pl = t / p.Ho, oh = t % p.Ho;
         row(x + pl * p.H * p.W, y + (pl * p.Ho + oh) * p.Wo, oh, buf, buf + Wp + W, colcount.data());
       }
-    }
+    });
     failure.rethrow();
   }
 };

@@ -24,7 +24,7 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
   constexpr int W = V::W, NV = 16 / W;
   // Input columns per pass of the separable path: their maxima over the window's rows wait in
   // a 4 KiB stack buffer (windows wider than that take the direct path).
-  constexpr int64_t kCols = 64;
+  static constexpr int64_t kCols = 64;  // static: GCC 12 fails on a captured constexpr array bound
   const int64_t rows = p.planes * p.Ho;  // p.planes: N * C / 16 channel blocks
   // Work as in pool2d.inl, ~16 threads_for units per input float: counting window taps per
   // output instead kept GoogLeNet's stage pools (480 channels, 28x28 -> 14x14) on one thread,
@@ -33,55 +33,57 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
   // Outputs per pass (their windows' columns fit kCols) on the separable path, taken at stride 1
   // only, where each column maximum serves S outputs; at stride 2 the direct path is faster.
   const int64_t ochunk = p.stride_w == 1 && p.S <= kCols ? kCols - p.S + 1 : 0;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t it = 0; it < rows; ++it) {
-    const int64_t b = it / p.Ho, oh = it % p.Ho;
-    const int64_t h0 = std::max<int64_t>(0, oh * p.stride_h - p.pad_t),
-                  h1 = std::min(p.H, oh * p.stride_h - p.pad_t + p.R);
-    const float* xb = x + b * p.H * p.W * 16;
-    float* yr = y + (b * p.Ho + oh) * p.Wo * 16;
-    if (ochunk == 0) {  // direct: each output the max over its window's lines
-      for (int64_t ow = 0; ow < p.Wo; ++ow) {
-        const int64_t w0 = std::max<int64_t>(0, ow * p.stride_w - p.pad_l),
-                      w1 = std::min(p.W, ow * p.stride_w - p.pad_l + p.S);
-        typename V::reg m[NV];
-        for (int v = 0; v < NV; ++v) m[v] = V::set1(-std::numeric_limits<float>::infinity());
-        for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw)
-            for (int v = 0; v < NV; ++v) m[v] = V::nanmax(m[v], V::loadu(xb + (ih * p.W + iw) * 16 + v * W));
-        for (int v = 0; v < NV; ++v) V::storeu(yr + ow * 16 + v * W, m[v]);
-      }
-      continue;
-    }
-    // Separable: the maxima over the window's rows of each input column (rows outer, columns
-    // inner: independent chains), then over each window's columns (taps outer).
-    alignas(64) float cm[kCols * 16];
-    for (int64_t o0 = 0; o0 < p.Wo; o0 += ochunk) {
-      const int64_t o1 = std::min(p.Wo, o0 + ochunk);
-      const int64_t lo = std::max<int64_t>(0, o0 * p.stride_w - p.pad_l);
-      const int64_t hi = std::min(p.W, (o1 - 1) * p.stride_w - p.pad_l + p.S);
-      for (int64_t iw = lo; iw < hi; ++iw)
-        for (int v = 0; v < NV; ++v)
-          V::storeu(cm + (iw - lo) * 16 + v * W, V::loadu(xb + (h0 * p.W + iw) * 16 + v * W));
-      for (int64_t ih = h0 + 1; ih < h1; ++ih)
-        for (int64_t iw = lo; iw < hi; ++iw)
-          for (int v = 0; v < NV; ++v) {
-            float* c = cm + (iw - lo) * 16 + v * W;
-            V::storeu(c, V::nanmax(V::loadu(c), V::loadu(xb + (ih * p.W + iw) * 16 + v * W)));
-          }
-      for (int64_t t = 0; t < p.S; ++t)
-        for (int64_t ow = o0; ow < o1; ++ow) {
-          const int64_t iw = ow * p.stride_w - p.pad_l + t;
-          if (iw < 0 || iw >= p.W) continue;
-          const int64_t w0 = std::max<int64_t>(0, ow * p.stride_w - p.pad_l);  // the window's first column
-          for (int v = 0; v < NV; ++v) {
-            const typename V::reg c = V::loadu(cm + (iw - lo) * 16 + v * W);
-            float* o = yr + ow * 16 + v * W;
-            V::storeu(o, iw == w0 ? c : V::nanmax(V::loadu(o), c));
-          }
+  parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < rows; ++it) {
+      const int64_t b = it / p.Ho, oh = it % p.Ho;
+      const int64_t h0 = std::max<int64_t>(0, oh * p.stride_h - p.pad_t),
+                    h1 = std::min(p.H, oh * p.stride_h - p.pad_t + p.R);
+      const float* xb = x + b * p.H * p.W * 16;
+      float* yr = y + (b * p.Ho + oh) * p.Wo * 16;
+      if (ochunk == 0) {  // direct: each output the max over its window's lines
+        for (int64_t ow = 0; ow < p.Wo; ++ow) {
+          const int64_t w0 = std::max<int64_t>(0, ow * p.stride_w - p.pad_l),
+                        w1 = std::min(p.W, ow * p.stride_w - p.pad_l + p.S);
+          typename V::reg m[NV];
+          for (int v = 0; v < NV; ++v) m[v] = V::set1(-std::numeric_limits<float>::infinity());
+          for (int64_t ih = h0; ih < h1; ++ih)
+            for (int64_t iw = w0; iw < w1; ++iw)
+              for (int v = 0; v < NV; ++v) m[v] = V::nanmax(m[v], V::loadu(xb + (ih * p.W + iw) * 16 + v * W));
+          for (int v = 0; v < NV; ++v) V::storeu(yr + ow * 16 + v * W, m[v]);
         }
+        continue;
+      }
+      // Separable: the maxima over the window's rows of each input column (rows outer, columns
+      // inner: independent chains), then over each window's columns (taps outer).
+      alignas(64) float cm[kCols * 16];
+      for (int64_t o0 = 0; o0 < p.Wo; o0 += ochunk) {
+        const int64_t o1 = std::min(p.Wo, o0 + ochunk);
+        const int64_t lo = std::max<int64_t>(0, o0 * p.stride_w - p.pad_l);
+        const int64_t hi = std::min(p.W, (o1 - 1) * p.stride_w - p.pad_l + p.S);
+        for (int64_t iw = lo; iw < hi; ++iw)
+          for (int v = 0; v < NV; ++v)
+            V::storeu(cm + (iw - lo) * 16 + v * W, V::loadu(xb + (h0 * p.W + iw) * 16 + v * W));
+        for (int64_t ih = h0 + 1; ih < h1; ++ih)
+          for (int64_t iw = lo; iw < hi; ++iw)
+            for (int v = 0; v < NV; ++v) {
+              float* c = cm + (iw - lo) * 16 + v * W;
+              V::storeu(c, V::nanmax(V::loadu(c), V::loadu(xb + (ih * p.W + iw) * 16 + v * W)));
+            }
+        for (int64_t t = 0; t < p.S; ++t)
+          for (int64_t ow = o0; ow < o1; ++ow) {
+            const int64_t iw = ow * p.stride_w - p.pad_l + t;
+            if (iw < 0 || iw >= p.W) continue;
+            const int64_t w0 = std::max<int64_t>(0, ow * p.stride_w - p.pad_l);  // the window's first column
+            for (int v = 0; v < NV; ++v) {
+              const typename V::reg c = V::loadu(cm + (iw - lo) * 16 + v * W);
+              float* o = yr + ow * 16 + v * W;
+              V::storeu(o, iw == w0 ? c : V::nanmax(V::loadu(o), c));
+            }
+          }
+      }
     }
-  }
+  });
 }
 
 // Average pooling on channel-blocked tensors: each output the sum over its window's lines inside
@@ -93,23 +95,25 @@ void avg_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y, bo
   constexpr int W = V::W, NV = 16 / W;
   const int64_t rows = p.planes * p.Ho;
   const int nt = threads_for(double(p.planes) * 16 * p.H * p.W * 16, rows);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t it = 0; it < rows; ++it) {
-    const int64_t b = it / p.Ho, oh = it % p.Ho;
-    const PoolSpan r = pool_span(oh, p.stride_h, p.pad_t, p.R, p.H, count_include_pad);
-    const float* xb = x + b * p.H * p.W * 16;
-    float* yr = y + (b * p.Ho + oh) * p.Wo * 16;
-    for (int64_t ow = 0; ow < p.Wo; ++ow) {
-      const PoolSpan c = pool_span(ow, p.stride_w, p.pad_l, p.S, p.W, count_include_pad);
-      const typename V::reg inv = V::set1(1.0f / (float)(r.count * c.count));
-      typename V::reg s[NV];
-      for (int v = 0; v < NV; ++v) s[v] = V::zero();
-      for (int64_t ih = r.begin; ih < r.end; ++ih)
-        for (int64_t iw = c.begin; iw < c.end; ++iw)
-          for (int v = 0; v < NV; ++v) s[v] = V::add(s[v], V::loadu(xb + (ih * p.W + iw) * 16 + v * W));
-      for (int v = 0; v < NV; ++v) V::storeu(yr + ow * 16 + v * W, V::mul(s[v], inv));
+  parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < rows; ++it) {
+      const int64_t b = it / p.Ho, oh = it % p.Ho;
+      const PoolSpan r = pool_span(oh, p.stride_h, p.pad_t, p.R, p.H, count_include_pad);
+      const float* xb = x + b * p.H * p.W * 16;
+      float* yr = y + (b * p.Ho + oh) * p.Wo * 16;
+      for (int64_t ow = 0; ow < p.Wo; ++ow) {
+        const PoolSpan c = pool_span(ow, p.stride_w, p.pad_l, p.S, p.W, count_include_pad);
+        const typename V::reg inv = V::set1(1.0f / (float)(r.count * c.count));
+        typename V::reg s[NV];
+        for (int v = 0; v < NV; ++v) s[v] = V::zero();
+        for (int64_t ih = r.begin; ih < r.end; ++ih)
+          for (int64_t iw = c.begin; iw < c.end; ++iw)
+            for (int v = 0; v < NV; ++v) s[v] = V::add(s[v], V::loadu(xb + (ih * p.W + iw) * 16 + v * W));
+        for (int v = 0; v < NV; ++v) V::storeu(yr + ow * 16 + v * W, V::mul(s[v], inv));
+      }
     }
-  }
+  });
 }
 
 #define PYCNN_POOL_BLOCKED_ISA(isa)                                                           \

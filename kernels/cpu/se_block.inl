@@ -7,7 +7,6 @@
 // step. Here one team runs the three phases, the implicit barriers of the omp for loops ordering
 // them: pool (per channel block or plane), hidden units (a dot of length C each), then per channel
 // block the gates (dots of length Cm) and the product, so no barrier sits between gate and product.
-// Work small enough for one thread runs without a team at all (the loops' omp for then run serially).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -105,7 +104,7 @@ struct SeBlock {
     }
   }
 
-  // The three phases; called by every thread of a team, or alone (orphaned omp for: serial).
+  // The three phases; called by every thread of a team, or by the caller alone (parallel_run).
   void phases(float* pooled, float* hidden) const {
     const int64_t unit = blocked ? 16 : 1, items = N * C / unit;
 #pragma omp for schedule(static)
@@ -128,13 +127,7 @@ struct SeBlock {
     std::vector<float> pooled((size_t)(N * C)), hidden((size_t)(N * Cm));
     // x read twice and y written once (memory-bound), plus both matrices' multiply-adds.
     const double work = 32.0 * double(N * C * HW) + 2.0 * double(N * C * Cm) * 2.0;
-    const int nt = threads_for(work, N * C / (blocked ? 16 : 1));
-    if (nt == 1) {
-      phases(pooled.data(), hidden.data());
-      return;
-    }
-#pragma omp parallel num_threads(nt)
-    phases(pooled.data(), hidden.data());
+    parallel_run(threads_for(work, N * C / (blocked ? 16 : 1)), [&] { phases(pooled.data(), hidden.data()); });
   }
 };
 

@@ -58,8 +58,10 @@ void pack_a(PackedA& out, const CpuKernels& kernels, int64_t M, int64_t K, const
   const int nt = threads_for(8.0 * M * K, panels);
   for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
     const int64_t kc = std::min(kSgemmKC, K - k0);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t ip = 0; ip < panels; ++ip) out.pack_panel(k0, kc, ip, storage + k0 * out.Mpad + ip * out.MR * kc);
+    parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+      for (int64_t ip = 0; ip < panels; ++ip) out.pack_panel(k0, kc, ip, storage + k0 * out.Mpad + ip * out.MR * kc);
+    });
   }
   out.base = storage;
 }
@@ -151,8 +153,7 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
   std::vector<float*> parts((size_t)nt, nullptr);
   ParallelFailure failure;
   const Epilogue none;
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_run(nt, [&] {
     // Shares of the team OpenMP gave (it may be smaller than asked: OMP_THREAD_LIMIT, dynamic).
     const int t = omp_get_thread_num(), nth = omp_get_num_threads();
     float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
@@ -204,7 +205,7 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
         if (act.fn >= 0) kern.unary_chunk(act.fn, N, c, c, act.a, act.b);
       }
     }
-  }
+  });
   failure.rethrow();
 }
 
@@ -279,8 +280,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   check_workspace(csize);
   ParallelFailure failure;
 
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_run(nt, [&] {
     float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
     float* ctile = csize ? workspace_nothrow(kSlotGemmC, csize) : nullptr;
     alignas(64) float abuf[kMaxMR * kSgemmKC];  // one A panel packed here (lazy_a)
@@ -392,7 +392,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         for (int64_t i = it.m0; i < it.m1; ++i)
           std::memcpy(p.C + i * p.ldc + it.j0, cbase + (i - it.m0) * ldc, nc * sizeof(float));
     }
-  }
+  });
   failure.rethrow();
 }
 

@@ -36,20 +36,22 @@ void for_subsampled_chunks(const ConvParams& p, const float* x, Run run, int64_t
     const int64_t nn = std::min(chunk, p.N - n0);
     q.N = nn;
     const int64_t planes = nn * p.C / block;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < planes; ++t) {  // plane t = (image, channel or channel block)
-      const float* src = x + (n0 * p.C / block + t) * p.H * p.W * block;
-      float* dst = xs + t * HoWo * block;
-      for (int64_t oh = 0; oh < p.Ho; ++oh) {
-        const float* sr = src + oh * p.stride_h * p.W * block;
-        float* dr = dst + oh * p.Wo * block;
-        if (block == 1) {
-          for (int64_t ow = 0; ow < p.Wo; ++ow) dr[ow] = sr[ow * p.stride_w];
-        } else {
-          for (int64_t ow = 0; ow < p.Wo; ++ow) std::copy_n(sr + ow * p.stride_w * block, block, dr + ow * block);
+    parallel_run(nt, [&] {
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < planes; ++t) {  // plane t = (image, channel or channel block)
+        const float* src = x + (n0 * p.C / block + t) * p.H * p.W * block;
+        float* dst = xs + t * HoWo * block;
+        for (int64_t oh = 0; oh < p.Ho; ++oh) {
+          const float* sr = src + oh * p.stride_h * p.W * block;
+          float* dr = dst + oh * p.Wo * block;
+          if (block == 1) {
+            for (int64_t ow = 0; ow < p.Wo; ++ow) dr[ow] = sr[ow * p.stride_w];
+          } else {
+            for (int64_t ow = 0; ow < p.Wo; ++ow) std::copy_n(sr + ow * p.stride_w * block, block, dr + ow * block);
+          }
         }
       }
-    }
+    });
     run(q, (const float*)xs, n0);
   }
 }
