@@ -115,20 +115,25 @@ def test_fused_pair_refuses_bad_arguments():
         _C.conv2d_pw_dw_blocked16(x, wpw, wdw=wdw, pad_t=3, pad_l=1, y=y, **args)
 
 
+def conv_node(rng, name, src, cin, cout, k, groups=1, **attrs):
+    """A conv2d Node with random weights scaled by its fan-in, a small bias and 'same' padding."""
+    w = rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin // groups * k * k)
+    return Node(
+        name,
+        "conv2d",
+        [src],
+        attrs=dict(padding=k // 2, groups=groups, **attrs),
+        params={"weight": w, "bias": rng.standard_normal(cout) * 0.1},
+    )
+
+
 def expand_block(C=16, E=48, H=10, stride=2, act="clip"):
     """x -> 1x1 expand (+ ReLU6 or SiLU) -> depthwise 3x3 (+ the same) -> 1x1 project: MobileNet's
     inverted residual block without its residual."""
     rng = np.random.default_rng(11)
 
-    def conv(name, src, cin, cout, k, groups=1, **attrs):
-        w = rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin // groups * k * k)
-        return Node(
-            name,
-            "conv2d",
-            [src],
-            attrs=dict(padding=k // 2, groups=groups, **attrs),
-            params={"weight": w, "bias": rng.standard_normal(cout) * 0.1},
-        )
+    def conv(*args, **kw):
+        return conv_node(rng, *args, **kw)
 
     a = dict(fn="clip", lo=0.0, hi=6.0) if act == "clip" else dict(fn=act)
     nodes = [

@@ -4,7 +4,7 @@ reference's pool, convs and product, and the binding pass that uses it in a Grap
 
 import numpy as np
 import pytest
-from test_fuse_pw_dw import HSWISH, NONE, RELU, RELU6, SILU, epilogue_ref
+from test_fuse_pw_dw import HSWISH, NONE, RELU, RELU6, SILU, conv_node, epilogue_ref
 
 import pycnn
 from conftest import blk, unblk
@@ -116,15 +116,8 @@ def se_net(C=32, Cm=8, H=9, gate_is_output=False, pooled_read_twice=False):
     x * gate) -> 1x1 project: MobileNet V3's block."""
     rng = np.random.default_rng(12)
 
-    def conv(name, src, cin, cout, k, groups=1):
-        w = rng.standard_normal((cout, cin // groups, k, k)) / np.sqrt(cin // groups * k * k)
-        return Node(
-            name,
-            "conv2d",
-            [src],
-            attrs=dict(padding=k // 2, groups=groups),
-            params={"weight": w, "bias": rng.standard_normal(cout) * 0.1},
-        )
+    def conv(*args, **kw):
+        return conv_node(rng, *args, **kw)
 
     nodes = [
         conv("stem", "x", 3, C, 3),

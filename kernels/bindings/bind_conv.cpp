@@ -182,17 +182,22 @@ struct BoundRowsBank {
   int max_map;
 };
 
+// A conv's epilogue as the fused calls take it: (relu, clip_lo, clip_hi, post_fn, post_a, post_b).
+using FusedEpilogue = std::tuple<bool, float, float, int, float, float>;
+Activation epilogue_of(const FusedEpilogue& e) {
+  return epilogue_activation(std::get<0>(e), std::get<1>(e), std::get<2>(e), std::get<3>(e), std::get<4>(e),
+                             std::get<5>(e));
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
-  // A conv's epilogue as the fused calls take it: (relu, clip_lo, clip_hi, post_fn, post_a, post_b).
-  using Epilogue = std::tuple<bool, float, float, int, float, float>;
   // Squeeze-and-excitation as one call (a Graph's pool -> 1x1 -> 1x1 -> x * gate, pycnn/graph/fuse_se.py):
   // y = x * act2(w2 act1(w1 mean_hw(x) + b1) + b2), one gate per (image, channel). x, y (N, C, H, W),
   // or (N, C/16, H, W, 16) when blocked; w1 (Cm, C), w2 (C, Cm); epilogues as conv2d_pw_dw_blocked16's.
   m.def(
       "se_block",
-      [](farray x, farray w1, py::object b1, const Epilogue& e1, farray w2, py::object b2, const Epilogue& e2,
+      [](farray x, farray w1, py::object b1, const FusedEpilogue& e1, farray w2, py::object b2, const FusedEpilogue& e2,
          bool blocked, farray y) {
         if (blocked) {
           require_blocked16(x, "x");
@@ -211,10 +216,7 @@ void bind_conv(py::module_& m) {
         farray k1, k2;
         const float* b1p = optional_vector(b1, Cm, k1, "b1: expected Cm entries");
         const float* b2p = optional_vector(b2, C, k2, "b2: expected C entries");
-        const Activation a1 = epilogue_activation(std::get<0>(e1), std::get<1>(e1), std::get<2>(e1), std::get<3>(e1),
-                                                  std::get<4>(e1), std::get<5>(e1));
-        const Activation a2 = epilogue_activation(std::get<0>(e2), std::get<1>(e2), std::get<2>(e2), std::get<3>(e2),
-                                                  std::get<4>(e2), std::get<5>(e2));
+        const Activation a1 = epilogue_of(e1), a2 = epilogue_of(e2);
         float* yp = wptr(y, "y");
         const float *xp = x.data(), *w1p = w1.data(), *w2p = w2.data();
         py::gil_scoped_release nogil;
@@ -228,8 +230,8 @@ void bind_conv(py::module_& m) {
   // epilogues (relu, clip_lo, clip_hi, post_fn, post_a, post_b) as a conv's.
   m.def(
       "conv2d_pw_dw_blocked16",
-      [](farray x, farray wpw, py::object bpw, const Epilogue& e1, farray wdw, py::object bdw, const Epilogue& e2,
-         int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt, int64_t pl, farray y) {
+      [](farray x, farray wpw, py::object bpw, const FusedEpilogue& e1, farray wdw, py::object bdw,
+         const FusedEpilogue& e2, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt, int64_t pl, farray y) {
         require_blocked16(x, "x");
         require_blocked16(y, "y");
         const int64_t N = x.shape(0), cin = x.shape(1) * 16, H = x.shape(2), W = x.shape(3);
@@ -247,10 +249,7 @@ void bind_conv(py::module_& m) {
         farray kb1, kb2;
         const float* b1 = optional_vector(bpw, K, kb1, "bpw: expected K entries");
         const float* b2 = optional_vector(bdw, K, kb2, "bdw: expected K entries");
-        const Activation a1 = epilogue_activation(std::get<0>(e1), std::get<1>(e1), std::get<2>(e1), std::get<3>(e1),
-                                                  std::get<4>(e1), std::get<5>(e1));
-        const Activation a2 = epilogue_activation(std::get<0>(e2), std::get<1>(e2), std::get<2>(e2), std::get<3>(e2),
-                                                  std::get<4>(e2), std::get<5>(e2));
+        const Activation a1 = epilogue_of(e1), a2 = epilogue_of(e2);
         const ConvParams dw{N, K, H, W, K, R, S, sh, sw, pt, pl, 1, 1, K, Ho, Wo};
         float* yp = wptr(y, "y");
         py::gil_scoped_release nogil;

@@ -24,7 +24,7 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
   constexpr int W = V::W, NV = 16 / W;
   // Input columns per pass of the separable path: their maxima over the window's rows wait in
   // a 4 KiB stack buffer (windows wider than that take the direct path).
-  static constexpr int64_t kCols = 64;  // static: GCC 12 fails on a captured constexpr array bound
+  static constexpr int64_t kCols = 64;   // static: GCC 12 fails on a captured constexpr array bound
   const int64_t rows = p.planes * p.Ho;  // p.planes: N * C / 16 channel blocks
   // Work as in pool2d.inl, ~16 threads_for units per input float: counting window taps per
   // output instead kept GoogLeNet's stage pools (480 channels, 28x28 -> 14x14) on one thread,

@@ -19,6 +19,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
+from .step import producers_and_readers
 
 ENABLED = True
 # Only expansions of at least this many bytes: below, they stay in L2/L3 between the two steps
@@ -91,11 +92,7 @@ def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
     """calls, ins and frees changed in place for each fused pair; returns {depthwise step: 1x1 step}."""
     if not ENABLED:
         return {}
-    producer = {s.output: i for i, s in enumerate(steps)}
-    readers = {}
-    for j, s in enumerate(steps):
-        for t in s.inputs:
-            readers.setdefault(t, []).append(j)
+    producer, readers = producers_and_readers(steps)
     fused = {}
     for j, s in enumerate(steps):
         if not _bound_blocked(s, layouts, j, _layout.DEPTHWISE_RUNNER):

@@ -21,6 +21,7 @@ from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
 from .fuse_pw_dw import Produced
+from .step import producers_and_readers
 
 ENABLED = True
 
@@ -56,11 +57,7 @@ def fuse(steps, shapes, calls, ins, layouts, outputs) -> dict:
     first conv step, second conv step)}."""
     if not ENABLED:
         return {}
-    producer = {s.output: i for i, s in enumerate(steps)}
-    readers = {}
-    for j, s in enumerate(steps):
-        for t in s.inputs:
-            readers.setdefault(t, []).append(j)
+    producer, readers = producers_and_readers(steps)
 
     def sole(t, j):  # t is made by a step, read by step j alone, and is no graph output
         return t in producer and t not in outputs and readers.get(t) == [j]
