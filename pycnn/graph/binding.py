@@ -20,6 +20,7 @@ from .. import _C
 from .. import layout as _layout
 from ..step_kernel import NO_LAYOUT, writes_out
 from . import fuse_pw_dw, fuse_se
+from .fusion import Produced
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
 ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_for)
@@ -83,11 +84,11 @@ def _without_fused_away(steps, calls, ins, frees) -> BoundPlan:
     """The plan's entries, less the steps a fused step computes (their call is Produced: a
     loop iteration and a call each for nothing): their outputs are never made, so no entry frees
     them, and what such a step freed is freed by the next entry kept."""
-    gone = {s.output for s, c in zip(steps, calls) if isinstance(c, fuse_pw_dw.Produced)}
+    gone = {s.output for s, c in zip(steps, calls) if isinstance(c, Produced)}
     plan, index, carry = BoundPlan(), [], []
     for k, (s, c, i, f) in enumerate(zip(steps, calls, ins, frees)):
         f = [t for t in f if t not in gone]
-        if isinstance(c, fuse_pw_dw.Produced):
+        if isinstance(c, Produced):
             carry += f
             continue
         plan.append((c, tuple(i), s.output, tuple(f + carry), i[0] if len(i) == 1 else None))

@@ -19,18 +19,13 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
-from .step import producers_and_readers
+from .fusion import Produced, own_conv, plain_1x1, producers_and_readers
 
 ENABLED = True
 # Only expansions of at least this many bytes: below, they stay in L2/L3 between the two steps
 # and the separate kernels (direct_oc's larger register blocks) are as fast or faster.
 MIN_EXPANSION_BYTES = 6 << 20
 BLOCKED_XY = _layout.X_BLOCKED | _layout.Y_BLOCKED
-
-
-class Produced:
-    """A step whose work a later fused step does (here the 1x1 of a pair; fuse_se's pool and
-    convs): nothing to compute; bind_plan leaves it out of the bound plan."""
 
 
 class _PwDw:
@@ -56,26 +51,12 @@ class _PwDw:
 
 
 def _bound_blocked(step, layouts, i, runner):
-    """A conv step with one input and its own prepared weights, bound to read and write the layout
-    with runner."""
-    return (
-        step.op == "conv2d"
-        and isinstance(step.fn, PreparedConv)
-        and len(step.inputs) == 1
-        and not step.attrs.get("max_map")
-        and layouts.get(i) == (BLOCKED_XY, runner)
-    )
+    """A conv step a fused call can take over, bound to read and write the layout with runner."""
+    return own_conv(step) and layouts.get(i) == (BLOCKED_XY, runner)
 
 
 def _pointwise(shape):
-    return (
-        shape.R == shape.S == 1
-        and shape.stride == (1, 1)
-        and shape.pad == (0, 0, 0, 0)
-        and shape.groups == 1
-        and shape.K % 16 == 0
-        and shape.C % 16 == 0
-    )
+    return plain_1x1(shape) and shape.K % 16 == 0 and shape.C % 16 == 0
 
 
 def _depthwise(shape):

@@ -20,8 +20,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
-from .fuse_pw_dw import Produced
-from .step import producers_and_readers
+from .fusion import Produced, own_conv, plain_1x1, producers_and_readers
 
 ENABLED = True
 
@@ -43,13 +42,11 @@ class _SeBlock:
 
 
 def _fc(step, shapes):
-    """step is a bound 1x1 conv on a 1x1 map with its own prepared weights and one input."""
-    if step.op != "conv2d" or not isinstance(step.fn, PreparedConv) or len(step.inputs) != 1:
-        return False
-    if step.attrs.get("max_map"):
+    """step is a conv a fused call can take over: 1x1 on a 1x1 map."""
+    if not own_conv(step):
         return False
     s = _layout._conv_shape(step, shapes)
-    return s.R == s.S == 1 and s.groups == 1 and s.stride == (1, 1) and s.pad == (0, 0, 0, 0) and s.H == s.W == 1
+    return plain_1x1(s) and s.H == s.W == 1
 
 
 def fuse(steps, shapes, calls, ins, layouts, outputs) -> dict:

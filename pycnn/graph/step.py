@@ -26,15 +26,4 @@ class Step:
     parts: list = field(default_factory=list)
 
 
-def producers_and_readers(steps) -> tuple:
-    """({tensor: the index of the step making it}, {tensor: the indices of the steps reading it,
-    in order}): what the binding passes ask of a tensor's neighbours."""
-    producer = {s.output: i for i, s in enumerate(steps)}
-    readers = {}
-    for j, s in enumerate(steps):
-        for t in s.inputs:
-            readers.setdefault(t, []).append(j)
-    return producer, readers
-
-
-__all__ = ["Step", "producers_and_readers"]
+__all__ = ["Step"]
