@@ -6,7 +6,8 @@ networks). --off: gate (squeeze-and-excitation's pool and x * gate read the layo
 channels read and write it: DenseNet, Inception v3, ConvNeXt), pad_channels (widths that are not
 multiples of 16 padded so their chains stay blocked: pycnn/graph/pad_channels.py), pw_dw (blocked
 expand 1x1 -> depthwise pairs fused: pycnn/graph/fuse_pw_dw.py), se (squeeze-and-excitation's four
-steps as one call: pycnn/graph/fuse_se.py), all (pycnn.layout.ENABLED)."""
+steps as one call: pycnn/graph/fuse_se.py), grouped (grouped convs of 2-8 channels per group run
+grouped_c16 instead of the dense kernels per group: pycnn/select.py), all (pycnn.layout.ENABLED)."""
 
 import argparse
 import statistics
@@ -15,7 +16,7 @@ import time
 import numpy as np
 
 import pycnn
-from pycnn import layout
+from pycnn import layout, select
 from pycnn.graph import fuse_pw_dw, fuse_se, pad_channels
 
 from . import torchvision_zoo as zoo
@@ -41,6 +42,11 @@ def _rule_off(name):
     if name == "se":
         fuse_se.ENABLED = False
         return lambda: setattr(fuse_se, "ENABLED", True)
+    if name == "grouped":
+        orig = {isa: r["grouped_c16_max_group"] for isa, r in select.ISA_RULES.items()}
+        for r in select.ISA_RULES.values():
+            r["grouped_c16_max_group"] = 0
+        return lambda: [select.ISA_RULES[isa].update(grouped_c16_max_group=g) for isa, g in orig.items()]
     if name == "pad_channels":
         pad_channels.ENABLED = False
         return lambda: setattr(pad_channels, "ENABLED", True)
@@ -52,7 +58,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("network", choices=sorted(zoo.NETWORKS))
     ap.add_argument("--batch", type=int, default=1)
-    rules = ("gate", "depthwise", "per_channel", "pad_channels", "pw_dw", "se", "all")
+    rules = ("gate", "depthwise", "per_channel", "pad_channels", "pw_dw", "se", "grouped", "all")
     ap.add_argument("--off", choices=rules, default="gate")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)

@@ -15,15 +15,16 @@ Which tensors: the largest set (found by dropping tensors until nothing changes,
 for each blocked tensor,
   * its producer writes it: a conv with groups 1 and 16 | K that runs direct_oc (any geometry),
     Winograd without a fused residual, or any 1x1 unpadded conv (it then runs direct_oc); a
-    depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16); an x * gate
+    depthwise conv with groups == C == K and 16 | C (then run by depthwise_c16), a grouped conv
+    grouped_c16 runs (2, 4 or 8 channels per group, 16 | C); an x * gate
     whose x is blocked; a max or average pool, a LayerNorm over channels or a batch norm whose
     input is blocked; a channel concat whose
     inputs all are; or any other op (or a pool on an NCHW input) followed by a reorder in its
     step, when a conv reading the tensor as x writes a blocked output itself (so the layout
     pays for the copy);
   * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
-    stride; as x, or as the residual added in their epilogue, in either layout), depthwise convs
-    as above (x or residual), those pools, LayerNorms over channels, batch norms, channel
+    stride; as x, or as the residual added in their epilogue, in either layout), depthwise and
+    grouped convs as above (x or residual), those pools, LayerNorms over channels, batch norms, channel
     concats and squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked,
     and global average pools (their (N, C, 1, 1) output stays NCHW);
   * a reader takes it as its main input (the reason to block it) or its producer is a conv
@@ -76,6 +77,9 @@ BLOCKED_RUNNER = "direct_oc"
 # The same for depthwise convs (groups == C == K), whichever of the depthwise kernels auto chose.
 DEPTHWISE_RUNNER = "depthwise_c16"
 DEPTHWISE_ALGOS = ("depthwise", DEPTHWISE_RUNNER)
+# Grouped convs with 2, 4 or 8 channels per group (C == K) that auto gives it: it reads and
+# writes blocked tensors as depthwise_c16 does.
+GROUPED_RUNNER = "grouped_c16"
 
 
 def _runner(s, algo, bits):
@@ -90,7 +94,10 @@ def _runner(s, algo, bits):
 
 def _depthwise_reader(s, algo):
     """A depthwise conv (groups == C == K, 16 | C): DEPTHWISE_RUNNER reads and writes blocked x, y
-    and residual alike (MobileNet's expand 1x1 -> depthwise -> project 1x1 chain)."""
+    and residual alike (MobileNet's expand 1x1 -> depthwise -> project 1x1 chain); so does
+    GROUPED_RUNNER for the grouped convs it runs (ResNeXt's 1x1 -> grouped 3x3 -> 1x1)."""
+    if algo == GROUPED_RUNNER:
+        return registry.CONV[GROUPED_RUNNER].layout_ok(s, X_BLOCKED)
     return algo in DEPTHWISE_ALGOS and registry.CONV[DEPTHWISE_RUNNER].layout_ok(s, X_BLOCKED)
 
 

@@ -7,7 +7,9 @@ on the AVX-512 development machine; docs/performance.md ("The auto rule") has th
 behind each one. In order, a convolution runs:
   0. depthwise when each group has one input channel (groups == C > 1: MobileNet, EfficientNet):
      depthwise_c16 (vectorized over channels) with one output channel per group, on maps at most
-     ISA_RULES' depthwise_c16_max_width wide, else depthwise (per plane);
+     ISA_RULES' depthwise_c16_max_width wide, else depthwise (per plane); grouped_c16 when
+     each group has 2, 4 or 8 input and as many output channels (ResNeXt, RegNet), up to
+     ISA_RULES' grouped_c16_max_group;
   1. direct_oc when it has more than DIRECT_MAX_CHANNELS input channels per group and at most
      DIRECT_OC_MAX_PIXELS_ANY output pixels in the batch (ResNet's 7x7 maps at batch 1), or a
      window larger than 1x1 with at most DIRECT_OC_FEW_K outputs on DIRECT_OC_FEW_K_MAX_PIXELS;
@@ -27,8 +29,8 @@ Every name it returns is an algorithm of pycnn/registry.py that runs the shape (
 
 Per ISA (ISA_RULES, keyed by the active kernel table's ISA): the F4 tile threshold, whether a
 Winograd-eligible 3x3 layer on a small map (rule 1's <= DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2
-instead of direct_oc, and the widest map depthwise_c16 takes. Where each was measured:
-docs/performance.md ("The auto rule").
+instead of direct_oc, the widest map depthwise_c16 takes and the largest group grouped_c16
+takes. Where each was measured: docs/performance.md ("The auto rule").
 """
 
 from __future__ import annotations
@@ -59,11 +61,28 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # DIRECT_OC_MAX_PIXELS_ANY output pixels run F2 (rule 2) rather than direct_oc (rule 1).
 # depthwise_c16_max_width: depthwise convs with one output channel per group and output maps at
 # most this wide (None: any) run depthwise_c16, the others depthwise (rule 0); SSE2's register
-# transposes make the NCHW path of depthwise_c16 lose on wide maps.
+# transposes make the NCHW path of depthwise_c16 lose on wide maps. grouped_c16_max_group: grouped
+# convs with C == K and 2, 4 .. this many channels per group run grouped_c16 (rule 0); the generic
+# build's rotations (plain loops over 8 floats) lose to direct_oc at 8.
 ISA_RULES = {
-    "avx512": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": False, "depthwise_c16_max_width": None},
-    "avx2": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True, "depthwise_c16_max_width": None},
-    "generic": {"f4_min_tiles": WINOGRAD_F4_MIN_TILES, "winograd_small_maps": True, "depthwise_c16_max_width": 14},
+    "avx512": {
+        "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
+        "winograd_small_maps": False,
+        "depthwise_c16_max_width": None,
+        "grouped_c16_max_group": 8,
+    },
+    "avx2": {
+        "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
+        "winograd_small_maps": True,
+        "depthwise_c16_max_width": None,
+        "grouped_c16_max_group": 8,
+    },
+    "generic": {
+        "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
+        "winograd_small_maps": True,
+        "depthwise_c16_max_width": 14,
+        "grouped_c16_max_group": 4,
+    },
 }
 
 
@@ -79,6 +98,8 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
         wmax = r["depthwise_c16_max_width"]
         c16 = CONV["depthwise_c16"].supports(shape) and (wmax is None or shape.Wo <= wmax)
         return "depthwise_c16" if c16 else "depthwise"
+    if CONV["grouped_c16"].supports(shape) and shape.C // shape.groups <= r["grouped_c16_max_group"]:
+        return "grouped_c16"
     cg = shape.C // shape.groups
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups

@@ -237,6 +237,32 @@ def test_pad_channels_pads_whole_groups_and_matches_the_reference():
     assert {"a", "d", "m", "p", "q"} <= blocked and "h" not in blocked
 
 
+def test_pad_channels_pads_grouped_convs_by_whole_groups():
+    """RegNet's stage of 104 channels in groups of 8, as 24 in groups of 8: 1x1 -> ReLU ->
+    grouped 3x3 -> ReLU -> 1x1 with the residual. The 24-channel tensors become 32, the grouped
+    conv gets a fourth group of zero filters (groups 3 -> 4, still 8 channels each), runs
+    grouped_c16 on blocked tensors, and the results are the reference's."""
+    nodes = [
+        conv("a", "x", 16, 24, k=1),
+        Node("ar", "relu", ["a"]),
+        conv("b", "ar", 8, 24, groups=3),
+        Node("br", "relu", ["b"]),
+        conv("c", "br", 24, 16, k=1),
+        Node("sum", "add", ["c", "x"]),
+        conv("h", "sum", 16, 16, k=1),
+    ]
+    g, steps = run_passes(nodes, ["h"], passes.pad_channels, shape=(1, 16, 9, 9))
+    assert g._padded == dict.fromkeys(("ar", "br"), 32)
+    (b,) = [s for s in steps if s.names[0] == "b"]
+    assert b.params["weight"].shape == (32, 8, 3, 3) and b.attrs["groups"] == 4
+    for n in (1, 3):
+        x = RNG.standard_normal((n, 16, 9, 9)).astype(np.float32)
+        np.testing.assert_allclose(g(x), g.run_reference(x), rtol=2e-4, atol=2e-5)
+    plan = g.bound_plan({"x": x})
+    names = [s.names[0] for s in g.plan_steps]
+    assert {names[i]: lay for i, lay in plan.layouts.items()}["b"] == (3, "grouped_c16")  # x and y blocked
+
+
 @pytest.mark.parametrize(
     "case",
     ["disabled", "kxk reader", "concat reader", "ratio", "graph output", "named algorithm"],

@@ -69,6 +69,14 @@ void conv2d_depthwise_c16_prepare(const ConvParams& p, const float* w, Depthwise
 void conv2d_depthwise_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
                           Activation act, const float* residual = nullptr, int layout = 0);
 bool depthwise_c16_layout_ok(const ConvParams& p, int layout);
+// Grouped convolution with G = C / groups of 2, 4 or 8 input and output channels per group (C == K),
+// vectorized over 16-channel blocks (conv2d_depthwise_c16.inl): weights as (ceil(C/16), R*S, G,
+// 16), lane k of rotation J holding w[k][(k + J) % G]; layouts as depthwise_c16's.
+std::string grouped_c16_refuse(const ConvParams& p);
+void conv2d_grouped_c16_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out);
+void conv2d_grouped_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
+                        Activation act, const float* residual = nullptr, int layout = 0);
+bool grouped_c16_layout_ok(const ConvParams& p, int layout);
 // A 1x1 conv (cin -> dw.C channels, stride 1, unpadded; weights wpw (dw.C/16, cin, 16)) and the
 // depthwise conv dw reading its output (weights as depthwise_c16's), fused: x (N, cin/16, H, W,
 // 16) -> y (N, dw.C/16, Ho, Wo, 16), the expansion never stored (conv2d_pw_dw_c16.inl).

@@ -81,6 +81,11 @@ void depthwise_c16_run(const ConvWeights& w, const ConvParams& p, const float* x
   conv2d_depthwise_c16(p, x, as<DepthwiseWeights>(w), b, y, act, r, layout);
 }
 
+void grouped_c16_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y,
+                     Activation act, const float* r, int layout) {
+  conv2d_grouped_c16(p, x, as<DepthwiseWeights>(w), b, y, act, r, layout);
+}
+
 template <int m>
 void winograd_prepare_m(const ConvParams& p, const float* w, WinogradWeights& out) {
   conv2d_winograd_prepare(p, w, m, out);
@@ -108,6 +113,11 @@ const std::vector<ConvAlgorithm> kConvAlgorithms = {
      "channel-blocked tensors",
      0.0, depthwise_c16_refuse, depthwise_c16_layout_ok, prepare_as<DepthwiseWeights, conv2d_depthwise_c16_prepare>,
      depthwise_c16_run},
+    {"grouped_c16",
+     "grouped convolution with 2, 4 or 8 channels per group (C == K) vectorized over 16-channel blocks, "
+     "the group's inputs as in-register rotations: every lane useful",
+     0.0, grouped_c16_refuse, grouped_c16_layout_ok, prepare_as<DepthwiseWeights, conv2d_grouped_c16_prepare>,
+     grouped_c16_run},
     {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse, winograd_layout_ok,
      prepare_as<WinogradWeights, winograd_prepare_m<2>>, winograd_run},
     {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse, winograd_layout_ok,

@@ -3,6 +3,7 @@
 // (conv2d_depthwise*__<isa>.cpp).
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 
 #include "conv2d.h"
 #include "cpu_kernels.h"
@@ -44,6 +45,42 @@ void conv2d_depthwise_c16(const ConvParams& p, const float* x, const DepthwiseWe
   if (!depthwise_c16_layout_ok(p, layout))
     throw std::invalid_argument("layout: a blocked depthwise_c16 conv needs 16 | C");
   w.kernels->conv2d_depthwise_c16(p, x, w.data.data(), bias, y, act, residual, layout);
+}
+
+std::string grouped_c16_refuse(const ConvParams& p) {
+  const int64_t G = p.groups > 0 ? p.C / p.groups : 0;
+  if (p.groups <= 1 || p.C % p.groups != 0 || p.K != p.C || (G != 2 && G != 4 && G != 8))
+    return "needs in_channels == out_channels with 2, 4 or 8 channels per group, got groups " +
+           std::to_string(p.groups) + " for " + std::to_string(p.C) + " input and " + std::to_string(p.K) +
+           " output channels";
+  return "";
+}
+
+void conv2d_grouped_c16_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out) {
+  const std::string why = grouped_c16_refuse(p);
+  if (!why.empty()) throw std::invalid_argument("grouped_c16: " + why);
+  count_weight_transform();
+  out.kernels = &active_kernels();
+  // data[((cb * RS + t) * G + J) * 16 + l] = w[k][(k + J) % G][t] for k = cb * 16 + l (w: (K, G, R, S)), zero past C
+  const int64_t RS = p.R * p.S, G = p.C / p.groups, n = (p.C + 15) / 16 * RS * G * 16;
+  out.data.resize((size_t)n);
+  std::fill(out.data.data(), out.data.data() + n, 0.0f);
+  for (int64_t k = 0; k < p.K; ++k)
+    for (int64_t J = 0; J < G; ++J)
+      for (int64_t t = 0; t < RS; ++t)
+        out.data.data()[(((k / 16) * RS + t) * G + J) * 16 + k % 16] = w[(k * G + (k % G + J) % G) * RS + t];
+}
+
+bool grouped_c16_layout_ok(const ConvParams& p, int layout) {
+  return layout == 0 || (layout > 0 && layout <= 7 && grouped_c16_refuse(p).empty() && p.C % 16 == 0);
+}
+
+void conv2d_grouped_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
+                        Activation act, const float* residual, int layout) {
+  const std::string why = grouped_c16_refuse(p);
+  if (!why.empty()) throw std::invalid_argument("grouped_c16: " + why);
+  if (!grouped_c16_layout_ok(p, layout)) throw std::invalid_argument("layout: a blocked grouped_c16 conv needs 16 | C");
+  w.kernels->conv2d_grouped_c16(p, x, w.data.data(), bias, y, act, residual, layout);
 }
 
 void conv2d_pw_dw_c16(const ConvParams& dw, int64_t cin, const float* x, const float* wpw, const float* bpw,

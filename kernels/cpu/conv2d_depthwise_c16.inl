@@ -1,8 +1,19 @@
-// Depthwise convolution vectorized over channels (groups == C == K: MobileNet, EfficientNet,
-// MNASNet), written once over a SIMD type V and compiled per ISA (conv2d_depthwise_c16__<isa>.cpp).
-// x (N, C/16, H, W, 16) when layout has kDirectOcXBlocked, else NCHW; y (N, K/16, Ho, Wo, 16)
-// with kDirectOcYBlocked, else NCHW; the residual likewise with kDirectOcResBlocked; w prepared
-// as (ceil(C/16), R*S, 16), bias as given (C floats or null).
+// Depthwise and grouped convolution vectorized over channels, written once over a SIMD type V and
+// compiled per ISA (conv2d_depthwise_c16__<isa>.cpp, conv2d_grouped_c16__<isa>.cpp): G input and
+// G output channels per group, G = 1 (depthwise: MobileNet, EfficientNet, MNASNet) or 2, 4, 8
+// (ResNeXt's and RegNet's grouped 3x3s), C == K. x (N, C/16, H, W, 16) when layout has
+// kDirectOcXBlocked, else NCHW; y (N, K/16, Ho, Wo, 16) with kDirectOcYBlocked, else NCHW; the
+// residual likewise with kDirectOcResBlocked; w prepared as (ceil(C/16), R*S, G, 16), bias as
+// given (C floats or null).
+//
+// Groups (G > 1): a group's G channels are G adjacent lanes (16 % G == 0, so no group straddles a
+// block). Output lane k sums, over J < G, w[k][(k + J) % G] times lane (k + J) % G of its group
+// in the input pixel: rotation J of the pixel's vector within groups of G lanes (one in-lane
+// shuffle; none for J = 0). Every lane stays useful, where per-group GEMMs or dense kernels with
+// zero weights outside the group spend 16 / G lanes on each useful one (ResNeXt's G = 4: 44
+// GFLOP/s as im2col, direct or direct_oc). Where a group fills the vector (G == W: AVX2's
+// groups of 8) broadcasting input channel J from memory against unrotated weights instead of the
+// cross-lane rotations measured within noise of them, so one layout serves every ISA.
 //
 // Why: on NCHW planes the vector runs along a row, and the 7- and 14-wide maps of the last stages
 // fill 7/16 and 14/16 of it; here the 16 channels of a pixel are the vector whatever the map size,
@@ -18,6 +29,7 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "conv2d.h"
@@ -27,9 +39,11 @@
 
 namespace pycnn {
 
-template <class V>
-struct DepthwiseC16 {
+template <class V, int G>
+struct GroupedC16 {
+  static_assert(G == 1 || G == 2 || G == 4 || G == 8, "channels per group: 1, 2, 4 or 8");
   static constexpr int W = V::W, KV = 16 / W;  // lanes, vectors per 16-channel pixel
+  static_assert(G <= W, "a group within one vector");
   // Output pixels per register block: T * KV accumulators plus KV weights and KV inputs in registers.
   static constexpr int T = KV == 1 ? 8 : 4;
   static constexpr int64_t kBufBytes = 48 * 1024;  // a band's padded input rows: within L2 beside y's rows
@@ -46,7 +60,7 @@ struct DepthwiseC16 {
   int64_t Cb, Wp, band, buf_rows;
   int64_t inner_lo, inner_hi;  // output columns whose taps all fall inside the input row
 
-  DepthwiseC16(const ConvParams& q, int layout)
+  GroupedC16(const ConvParams& q, int layout)
       : p(q),
         xb(layout & kDirectOcXBlocked),
         yb(layout & kDirectOcYBlocked),
@@ -125,6 +139,19 @@ struct DepthwiseC16 {
     }
   }
 
+  // f(std::integral_constant<int, J>) for J = J0 .. G - 1: the rotations, as compile-time shuffles.
+  template <int J0 = 0, class F>
+  static inline void each_rotation(F&& f) {
+    if constexpr (J0 < G) {
+      f(std::integral_constant<int, J0>{});
+      each_rotation<J0 + 1>(f);
+    }
+  }
+  template <int J>
+  static inline reg rot(reg v) {
+    return V::template rotate_in_groups<G, J>(v);
+  }
+
   // out[t * 16, +16) = bias + the R*S taps of output pixels wo .. wo + NT, tap row r being
   // rows[r] (16-channel pixels; output pixel 0 of the span reads its column 0).
   template <int NT, int kR, int kS>
@@ -137,10 +164,20 @@ struct DepthwiseC16 {
       const float* row = rows[r] + wo * sw16;
       for (int64_t s = 0; s < S; ++s) {
         const float* src = row + s * dw16;
-        const float* ws = wk + (r * S + s) * 16;
+        const float* ws = wk + (r * S + s) * G * 16;
         for (int v = 0; v < KV; ++v) {
-          const reg wv = V::loadu(ws + v * W);
-          for (int t = 0; t < NT; ++t) acc[t][v] = V::fmadd(wv, V::loadu(src + t * sw16 + v * W), acc[t][v]);
+          if constexpr (G == 1) {
+            const reg wv = V::loadu(ws + v * W);
+            for (int t = 0; t < NT; ++t) acc[t][v] = V::fmadd(wv, V::loadu(src + t * sw16 + v * W), acc[t][v]);
+          } else {
+            for (int t = 0; t < NT; ++t) {
+              const reg xv = V::loadu(src + t * sw16 + v * W);
+              each_rotation([&](auto j) {
+                constexpr int J = decltype(j)::value;
+                acc[t][v] = V::fmadd(V::loadu(ws + J * 16 + v * W), rot<J>(xv), acc[t][v]);
+              });
+            }
+          }
         }
       }
     }
@@ -152,7 +189,8 @@ struct DepthwiseC16 {
   // input pixels of a tap row are loaded once and serve all the taps that read them (3x3 at
   // stride 1: 10 loads for 24 FMAs instead of 24). At stride 2 only the even pixels are kept
   // (the even taps share them; odd taps read theirs once each): keeping all 2 * NT + 1 left too
-  // few registers and ran slower than no reuse.
+  // few registers and ran slower than no reuse. Groups: each kept pixel is rotated once per J
+  // (kIn shuffles serve kS * NT FMAs), the odd taps' pixels once per FMA.
   template <int NT, int kR, int kS, int kSt>
   void pixels_reuse(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
     static_assert(KV == 1 && kR > 0 && kS > 0 && (kSt == 1 || kSt == 2), "one vector per pixel, taps known");
@@ -163,14 +201,19 @@ struct DepthwiseC16 {
       const float* row = rows[r] + wo * kSt * 16;
       reg in[kIn];
       for (int i = 0; i < kIn; ++i) in[i] = V::loadu(row + i * kSt * 16);
-      for (int s = 0; s < kS; ++s) {
-        const reg wv = V::loadu(wk + (r * kS + s) * 16);
-        if (kSt == 1 || s % 2 == 0) {
-          for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, in[t + s / kSt], acc[t]);
-        } else {
-          for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, V::loadu(row + (2 * t + s) * 16), acc[t]);
+      each_rotation([&](auto j) {
+        constexpr int J = decltype(j)::value;
+        reg rin[kIn];
+        for (int i = 0; i < kIn; ++i) rin[i] = rot<J>(in[i]);
+        for (int s = 0; s < kS; ++s) {
+          const reg wv = V::loadu(wk + ((r * kS + s) * G + J) * 16);
+          if (kSt == 1 || s % 2 == 0) {
+            for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, rin[t + s / kSt], acc[t]);
+          } else {
+            for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, rot<J>(V::loadu(row + (2 * t + s) * 16)), acc[t]);
+          }
         }
-      }
+      });
     }
     for (int t = 0; t < NT; ++t) V::storeu(out + t * 16, acc[t]);
   }
@@ -272,7 +315,9 @@ struct DepthwiseC16 {
     const int64_t HWo = p.Ho * p.Wo;
     // threads_for counts flops at GEMM speed; a depthwise flop costs ~3x that (one FMA per loaded
     // vector: 20-35 GFLOP/s a thread against 60-70), so a 16-channel 56x56 3x3 map splits too.
-    const double work = 3.0 * double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * 2.0;
+    // Groups do G FMAs per loaded vector.
+    const double flops = 2.0 * double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * G;
+    const double work = (G == 1 ? 3.0 : 1.5) * flops;
     parallel_run(threads_for(work, items), [&] {
       // direct: buf holds a zero row and the edge columns' taps; else the band's padded rows.
       std::vector<float> buf((size_t)((direct ? 1 + p.R : buf_rows) * Wp * 16));
@@ -287,7 +332,7 @@ struct DepthwiseC16 {
         if (bias) std::memcpy(bl, bias + cb * 16, sizeof(float) * (size_t)cn);
         reg b[KV];
         for (int v = 0; v < KV; ++v) b[v] = V::loadu(bl + v * W);
-        const float* wk = w + cb * p.R * p.S * 16;
+        const float* wk = w + cb * p.R * p.S * G * 16;
         for (int64_t ho = ho0; ho < ho1; ++ho) {
           const int64_t blk_off = ((n * Cb + cb) * p.Ho + ho) * p.Wo * 16;  // the row in a blocked tensor
           float* out = yb ? y + blk_off : line.data();
@@ -337,10 +382,27 @@ struct DepthwiseC16 {
   }
 };
 
+template <class V>
+using DepthwiseC16 = GroupedC16<V, 1>;
+
 #define PYCNN_DEPTHWISE_C16_ISA(isa)                                                                                 \
   void conv2d_depthwise_c16__##isa(const ConvParams& p, const float* x, const float* w, const float* bias, float* y, \
                                    Activation act, const float* residual, int layout) {                              \
     DepthwiseC16<simd::isa>(p, layout).run(x, w, bias, y, act, residual);                                            \
+  }
+
+// G = C / groups of 2, 4 or 8 (conv2d_grouped_c16 checks).
+#define PYCNN_GROUPED_C16_ISA(isa)                                                                                 \
+  void conv2d_grouped_c16__##isa(const ConvParams& p, const float* x, const float* w, const float* bias, float* y, \
+                                 Activation act, const float* residual, int layout) {                              \
+    switch (p.C / p.groups) {                                                                                      \
+      case 2:                                                                                                      \
+        return GroupedC16<simd::isa, 2>(p, layout).run(x, w, bias, y, act, residual);                              \
+      case 4:                                                                                                      \
+        return GroupedC16<simd::isa, 4>(p, layout).run(x, w, bias, y, act, residual);                              \
+      default:                                                                                                     \
+        return GroupedC16<simd::isa, 8>(p, layout).run(x, w, bias, y, act, residual);                              \
+    }                                                                                                              \
   }
 
 }  // namespace pycnn

@@ -86,6 +86,7 @@ using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc
   X(conv2d_direct_oc_images, DirectOcRunFn)                                               \
   X(conv2d_depthwise, DepthwiseRunFn)        /* conv2d_depthwise__<isa>.cpp */            \
   X(conv2d_depthwise_c16, DepthwiseC16RunFn) /* conv2d_depthwise_c16__<isa>.cpp */        \
+  X(conv2d_grouped_c16, DepthwiseC16RunFn)   /* conv2d_grouped_c16__<isa>.cpp */          \
   X(conv2d_pw_dw_c16, PwDwC16RunFn)          /* conv2d_pw_dw_c16__<isa>.cpp */            \
   X(conv2d_winograd, WinogradRunFn)          /* conv2d_winograd__<isa>.cpp */             \
   X(winograd_input, WinogradTransformFn)                                                  \

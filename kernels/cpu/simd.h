@@ -28,6 +28,15 @@ static inline void transpose4_in_lanes(const typename V::reg* r, typename V::reg
   }
 }
 
+// Rotation within groups of G lanes (G = 1, 2, 4, 8; at most W): lane l takes lane
+// l / G * G + (l % G + J) % G. The grouped conv (conv2d_depthwise_c16.inl) multiplies rotation J of
+// an input pixel's channels by the weights of input channel (k + J) mod G of each output lane k.
+constexpr int rot_lane(int G, int J, int l) { return l / G * G + (l % G + J) % G; }
+// The same within one 128-bit lane as a VPERMILPS / SHUFPS immediate (G <= 4).
+constexpr int rot_imm(int G, int J) {
+  return rot_lane(G, J, 0) | rot_lane(G, J, 1) << 2 | rot_lane(G, J, 2) << 4 | rot_lane(G, J, 3) << 6;
+}
+
 #if defined(__AVX512F__)
 struct avx512 {
   static constexpr int W = 16;
@@ -78,6 +87,22 @@ struct avx512 {
     return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(a), J));
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  template <int G, int J>
+  static inline reg rotate_in_groups(reg v) {
+    static_assert(G == 1 || G == 2 || G == 4 || G == 8, "groups of 1, 2, 4 or 8 lanes");
+    if constexpr (J % G == 0) {
+      return v;
+    } else if constexpr (G <= 4) {
+      return _mm512_permute_ps(v, rot_imm(G, J));
+    } else {
+#define PYCNN_R(l) rot_lane(G, J, l)
+      const __m512i idx = _mm512_setr_epi32(PYCNN_R(0), PYCNN_R(1), PYCNN_R(2), PYCNN_R(3), PYCNN_R(4), PYCNN_R(5),
+                                            PYCNN_R(6), PYCNN_R(7), PYCNN_R(8), PYCNN_R(9), PYCNN_R(10), PYCNN_R(11),
+                                            PYCNN_R(12), PYCNN_R(13), PYCNN_R(14), PYCNN_R(15));
+#undef PYCNN_R
+      return _mm512_permutexvar_ps(idx, v);
+    }
+  }
   // p[0], p[stride], ..., p[(n-1)*stride] into the first n lanes (the rest zero).
   static inline reg gather_n(const float* p, int64_t stride, int n) {
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -160,6 +185,19 @@ struct avx2 {
                            (0xFF << (8 - J)) & 0xFF);
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  template <int G, int J>
+  static inline reg rotate_in_groups(reg v) {
+    static_assert(G == 1 || G == 2 || G == 4 || G == 8, "groups of 1, 2, 4 or 8 lanes");
+    if constexpr (J % G == 0) {
+      return v;
+    } else if constexpr (G <= 4) {
+      return _mm256_permute_ps(v, rot_imm(G, J));
+    } else {
+      const __m256i idx = _mm256_setr_epi32(rot_lane(G, J, 0), rot_lane(G, J, 1), rot_lane(G, J, 2), rot_lane(G, J, 3),
+                                            rot_lane(G, J, 4), rot_lane(G, J, 5), rot_lane(G, J, 6), rot_lane(G, J, 7));
+      return _mm256_permutevar8x32_ps(v, idx);
+    }
+  }
   static inline reg gather_n(const float* p, int64_t stride, int n) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)stride));
     return _mm256_mask_i32gather_ps(zero(), p, idx, _mm256_castsi256_ps(mask(n)), 4);
@@ -269,6 +307,13 @@ struct generic {
   }
   static inline void storeu_n(float* p, reg a, int n) {
     for (int i = 0; i < n; ++i) p[i] = a.v[i];
+  }
+  template <int G, int J>
+  static inline reg rotate_in_groups(reg a) {
+    static_assert(G == 1 || G == 2 || G == 4 || G == 8, "groups of 1, 2, 4 or 8 lanes");
+    reg r;
+    for (int l = 0; l < 8; ++l) r.v[l] = a.v[rot_lane(G, J, l)];
+    return r;
   }
   static inline reg gather_n(const float* p, int64_t stride, int n) {
     reg r = zero();

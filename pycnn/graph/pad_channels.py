@@ -9,7 +9,8 @@ transformer pads the same way).
 
 What. Tensors that must carry the same channels form a group: the input and output of an
 element-wise op (ReLU, the unary activations, add, mul, sub), of a pool, a batch norm, a
-depthwise conv (groups == C == K) and the residual a conv adds. A dense conv (groups 1) separates
+depthwise conv (groups == C == K) or a grouped one with C == K and G = C / groups dividing 16
+(its padded channels are whole groups of zero filters), and the residual a conv adds. A dense conv (groups 1) separates
 groups: its weights get zero rows for padded outputs (K) and zero columns for padded inputs (C).
 A group is padded (C -> next multiple of 16) when
   * every tensor in it is 4-D, none is a graph input or output, and no other op reads or writes
@@ -70,10 +71,12 @@ class _Groups:
             self.bad.add(self.find(t))
 
 
-def _is_depthwise(s, shapes):
+def _is_channelwise(s, shapes):
+    """A depthwise conv (groups == C == K) or a grouped one with C == K and G = C / groups
+    dividing 16 (RegNet's groups of 8): padded channels then form whole groups of their own."""
     w = s.params["weight"]
-    g = s.attrs["groups"]
-    return g > 1 and w.shape[1] == 1 and w.shape[0] == g == shapes[s.inputs[0]][1]
+    g, c = s.attrs["groups"], shapes[s.inputs[0]][1]
+    return g > 1 and w.shape[0] == c and c % g == 0 and w.shape[1] == c // g and 16 % (c // g) == 0
 
 
 def _groups(steps, ctx):
@@ -93,7 +96,7 @@ def _groups(steps, ctx):
                     G.forbid(s.inputs[0])  # a kxk reader: padding costs FLOPs, no blocked read
                 if len(s.inputs) > 1:
                     G.union(s.output, s.inputs[1])  # the fused residual
-            elif _is_depthwise(s, shapes):
+            elif _is_channelwise(s, shapes):
                 G.union(*ts)
             else:
                 G.forbid(*ts)
@@ -157,8 +160,8 @@ def pad_channels(steps, ctx):
                 params["weight"] = _pad_axis(params["weight"], 0, cp)
                 if "bias" in params:
                     params["bias"] = _pad_axis(params["bias"], 0, cp)
-                if not dense:  # depthwise: its input is in the same group
-                    s.attrs = dict(s.attrs, groups=cp)
+                if not dense:  # depthwise or grouped: its input is in the same group, G channels a group
+                    s.attrs = dict(s.attrs, groups=cp // params["weight"].shape[1])
             params["weight"] = np.ascontiguousarray(params["weight"])
             s.params = params
         elif s.op == "batch_norm" and s.output in padded:
