@@ -117,6 +117,21 @@ def test_depthwise_check_runs(capsys, monkeypatch):
     assert all(float(v) > 0 for v in lines[3].split()[3:])
 
 
+def test_grouped_check_runs(capsys, monkeypatch):
+    """bench/grouped_check.py, on two small layers: im2col, direct_oc, grouped_c16 on NCHW and
+    blocked tensors and PyTorch timed, GFLOP/s and the ratio printed."""
+    pytest = __import__("pytest")
+    pytest.importorskip("torch")
+    from bench import grouped_check
+
+    monkeypatch.setattr(grouped_check, "LAYERS", [(32, 4, 14, 1), (16, 8, 9, 2)])
+    grouped_check.main(["--batch", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "batch 2" in lines[0] and "speed" in lines[0]
+    assert [ln.split()[:2] for ln in lines[2:]] == [["32/4@14", "s1"], ["16/8@9", "s2"]]
+    assert all(len(ln.split()) == 9 and all(float(v) > 0 for v in ln.split()[2:]) for ln in lines[2:])
+
+
 def _needs_torchvision():
     """Skip (naming why) where PyTorch or torchvision cannot be imported: the tools below export
     torchvision's networks."""
@@ -140,6 +155,10 @@ def test_layout_ab_runs(capsys):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")
+    rules = {isa: dict(r) for isa, r in layout_ab.select.ISA_RULES.items()}
+    layout_ab.main(["regnet_y_400mf", "--off", "grouped", "--rounds", "1"])  # its grouped 3x3s
+    assert "rule 'grouped' off" in capsys.readouterr().out
+    assert layout_ab.select.ISA_RULES == rules  # switched back on
 
 
 def test_epilogue_cost_runs(capsys):
