@@ -161,6 +161,23 @@ def test_layout_ab_runs(capsys):
     assert layout_ab.select.ISA_RULES == rules  # switched back on
 
 
+def test_build_ab_runs(capsys, tmp_path):
+    """bench/build_ab.py: this build against a copy of itself imported as pycnn_old (what an older
+    build's copy is), outputs compared, both timed, the ratio printed."""
+    _needs_torchvision()
+    import pathlib
+    import shutil
+
+    import pycnn
+    from bench import build_ab
+
+    src = pathlib.Path(pycnn.__file__).parent
+    shutil.copytree(src, tmp_path / "pycnn_old", ignore=shutil.ignore_patterns("__pycache__"))
+    build_ab.main([str(tmp_path), "mobilenet_v3_small", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("mobilenet_v3_small batch 1") and "old" in line and "new" in line and line.endswith("x")
+
+
 def test_epilogue_cost_runs(capsys):
     """bench/epilogue_cost.py: the conv alone and with each function in its step, timed."""
     from bench import epilogue_cost

@@ -1,4 +1,5 @@
 // Bindings: threads, ISA selection, and SGEMM (exposed for the bench and the tests).
+#include <atomic>
 #include <chrono>
 #include <vector>
 
@@ -28,6 +29,32 @@ void bind_runtime(py::module_& m) {
   m.def(
       "cpu_isa", [] { return std::string(isa_name(cpu_best_isa())); },
       "The best ISA this CPU supports: 'avx512', 'avx2' or 'generic'.");
+  // StealingRanges (parallel.h) on a team of `threads`, thread `late` starting only once the
+  // others are done (a thread whose core was busy elsewhere): per thread, the units it ran, in
+  // order. For the tests: every unit once, owners front to back, the late thread's range taken.
+  m.def(
+      "stealing_ranges_trace",
+      [](std::vector<int64_t> begin, int threads, int late) {
+        PYCNN_REQUIRE(threads >= 1 && threads <= 64, "threads: expected 1..64");
+        PYCNN_REQUIRE(begin.size() >= 2, "begin: expected at least two boundaries");
+        for (size_t i = 1; i < begin.size(); ++i)
+          PYCNN_REQUIRE(begin[i - 1] <= begin[i], "begin: expected non-decreasing");
+        StealingRanges work(begin);
+        std::vector<std::vector<int64_t>> ran((size_t)threads);
+        std::atomic<int> done{0};
+        py::gil_scoped_release nogil;
+#pragma omp parallel num_threads(threads)
+        {
+          const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+          if (t == late)
+            while (done.load() < nth - 1) {
+            }
+          for (int64_t u = 0; work.next(t, u);) ran[(size_t)t].push_back(u);
+          if (t != late) done.fetch_add(1);
+        }
+        return ran;
+      },
+      py::arg("begin"), py::arg("threads"), py::arg("late") = -1);
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("isa"));
   // The hash of a C-contiguous array's bytes (pycnn/_weight_cache.py: was the array written?).

@@ -318,12 +318,13 @@ struct GroupedC16 {
     // Groups do G FMAs per loaded vector.
     const double flops = 2.0 * double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * G;
     const double work = (G == 1 ? 3.0 : 1.5) * flops;
-    parallel_run(threads_for(work, items), [&] {
+    const int nt = threads_for(work, items);
+    StealingRanges share(StealingRanges::even(items, nt));  // even shares, tails stolen (parallel.h)
+    parallel_run(nt, [&] {
       // direct: buf holds a zero row and the edge columns' taps; else the band's padded rows.
       std::vector<float> buf((size_t)((direct ? 1 + p.R : buf_rows) * Wp * 16));
       std::vector<float> line(yb ? 0 : (size_t)(p.Wo * 16));  // an output row before it goes to NCHW
-#pragma omp for schedule(static)
-      for (int64_t it = 0; it < items; ++it) {
+      for (int64_t it = 0; share.next(omp_get_thread_num(), it);) {
         const int64_t n = it / (Cb * bands), cb = it / bands % Cb, ho0 = it % bands * band;
         const int64_t ho1 = std::min(p.Ho, ho0 + band);
         const int cn = lanes(cb);

@@ -508,15 +508,17 @@ struct DirectOcConv {
     const int nt = threads_for(p.flops(), units);
     std::vector<int64_t> begin;
     split_by_cost(unit_costs(us, tb), nt, begin);
+    // Each thread runs its cost share front to back, then takes the tail of the other's (a
+    // thread whose core is busy elsewhere holds no one up; a smaller team than asked for still
+    // runs every unit).
+    StealingRanges work(begin);
     ParallelFailure failure;
     parallel_run(nt, [&] {
       float* accb = workspace_nothrow(kSlotConvOut, acc_size);
       if (!accb) failure.set();
-      // Cost shares for the nt threads asked for; even counts if OpenMP gave fewer
-      // (OMP_THREAD_LIMIT, dynamic adjustment), so every unit still runs.
-      int64_t u0 = begin[(size_t)omp_get_thread_num()], u1 = begin[(size_t)omp_get_thread_num() + 1];
-      if (omp_get_num_threads() != nt) split_range(units, omp_get_num_threads(), omp_get_thread_num(), u0, u1);
-      for (int64_t u = u0; accb && u < u1; ++u) {
+      const int me = omp_get_thread_num();
+      const int64_t u1 = me < nt ? begin[(size_t)me + 1] : 0;  // the end of its own share
+      for (int64_t u = 0; accb && work.next(me, u);) {
         int64_t g, kb, n, band, pix0, pix1;
         us.decode(u, g, kb, n, band);
         band_pixels(band, tb, pix0, pix1);

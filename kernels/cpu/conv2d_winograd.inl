@@ -269,9 +269,10 @@ struct WinogradConv {
         gstart.assign(groups.size(), 0);
         for (size_t i = 1; i < groups.size(); ++i) gstart[i] = gstart[i - 1] + groups[i - 1].nt;
         const int64_t G = (int64_t)groups.size();
+        // Even shares, tails stolen (parallel.h): a thread whose core is busy holds no one up.
+        StealingRanges in_work(StealingRanges::even(Cg * G, nt));
         parallel_run(nt, [&] {
-#pragma omp for schedule(static)
-          for (int64_t it = 0; it < Cg * G; ++it) {
+          for (int64_t it = 0; in_work.next(omp_get_thread_num(), it);) {
             const int64_t c = it / G, gi = it % G;
             input_group(x, groups[(size_t)gi], g * Cg + c, Vbuf + c * T, Cg * T, gstart[(size_t)gi]);
           }
@@ -289,12 +290,11 @@ struct WinogradConv {
           const int64_t GB = (G + kBlkGroups - 1) / kBlkGroups;
           check_workspace(kStageFloats);
           ParallelFailure failure;
+          StealingRanges out_work(StealingRanges::even(Kg / 16 * GB, nt));
           parallel_run(nt, [&] {
             float* stage = workspace_nothrow(kSlotGemmC, kStageFloats);
             if (!stage) failure.set();
-#pragma omp for schedule(static)
-            for (int64_t it = 0; it < Kg / 16 * GB; ++it) {
-              if (!stage) continue;
+            for (int64_t it = 0; stage && out_work.next(omp_get_thread_num(), it);) {
               const int64_t k0 = it / GB * 16, gi0 = it % GB * kBlkGroups;
               output_groups_blk16(Mbuf + k0 * T, Kg * T, T, groups, gstart, gi0, std::min(G, gi0 + kBlkGroups), k0,
                                   bias, act, y, stage);
@@ -303,9 +303,9 @@ struct WinogradConv {
           failure.rethrow();
           continue;
         }
+        StealingRanges out_work(StealingRanges::even(Kg * G, nt));
         parallel_run(nt, [&] {
-#pragma omp for schedule(static)
-          for (int64_t it = 0; it < Kg * G; ++it) {
+          for (int64_t it = 0; out_work.next(omp_get_thread_num(), it);) {
             const int64_t k = it / G, gi = it % G, kk = g * Kg + k;
             output_group(Mbuf + k * T, Kg * T, gstart[(size_t)gi], groups[(size_t)gi], kk, bias ? bias[kk] : 0.0f, act,
                          y, residual);

@@ -1,0 +1,65 @@
+"""In-process A/B of two builds of pycnn on a torchvision network exported to ONNX: this checkout
+(new) against an older build (old) imported under another name, blocks of runs taking turns,
+medians. For compiled changes, where a switch in Python cannot turn the change off.
+
+    git worktree add /tmp/old <commit> && make -C /tmp/old build
+    mkdir -p /tmp/oldpkg && cp -r /tmp/old/pycnn /tmp/oldpkg/pycnn_old
+    python -m bench.build_ab /tmp/oldpkg mnasnet1_0 --batch 1
+
+(the package imports itself relatively, so the copy runs as pycnn_old beside pycnn). Both builds
+load the same ONNX file; their outputs are compared before timing (docs/performance.md)."""
+
+import argparse
+import importlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import pycnn
+
+from . import torchvision_zoo as zoo
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("old", help="a folder holding the older build's package, renamed (see --name)")
+    ap.add_argument("network", choices=sorted(zoo.NETWORKS))
+    ap.add_argument("--name", default="pycnn_old", help="the older package's name in that folder")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, args.old)
+    old = importlib.import_module(args.name)
+    for m in (pycnn, old):
+        m.set_num_threads(2)
+    onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
+    g_new, g_old = pycnn.load_onnx(onnx_bytes), old.load_onnx(onnx_bytes)
+    x = np.random.default_rng(0).standard_normal(zoo.input_shape(args.network, args.batch), dtype=np.float32)
+    np.testing.assert_allclose(g_new(x), g_old(x), rtol=1e-4, atol=1e-5)
+
+    def block(g, n):
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            g(x)
+            ts.append(time.perf_counter() - t)
+        return ts
+
+    n = 10 if args.batch == 1 else 3
+    a, b = [], []
+    for _ in range(args.rounds):
+        block(g_old, 1)
+        a += block(g_old, n)
+        block(g_new, 1)
+        b += block(g_new, n)
+    ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+    print(
+        f"{args.network} batch {args.batch}, ISA {pycnn._C.get_isa()}, 2 threads: old {ma:.3f} ms, "
+        f"new {mb:.3f} ms (medians of {len(a)}), {ma / mb:.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
