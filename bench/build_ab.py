@@ -1,6 +1,6 @@
 """In-process A/B of two builds of pycnn on a torchvision network exported to ONNX: this checkout
 (new) against an older build (old) imported under another name, blocks of runs taking turns,
-medians. For compiled changes, where a switch in Python cannot turn the change off.
+medians (bench/timing.compare). For compiled changes, where a switch in Python cannot turn the change off.
 
     git worktree add /tmp/old <commit> && make -C /tmp/old build
     mkdir -p /tmp/oldpkg && cp -r /tmp/old/pycnn /tmp/oldpkg/pycnn_old
@@ -11,15 +11,14 @@ load the same ONNX file; their outputs are compared before timing (docs/performa
 
 import argparse
 import importlib
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import pycnn
 
 from . import torchvision_zoo as zoo
+from .timing import compare
 
 
 def main(argv=None):
@@ -39,25 +38,11 @@ def main(argv=None):
     x = np.random.default_rng(0).standard_normal(zoo.input_shape(args.network, args.batch), dtype=np.float32)
     np.testing.assert_allclose(g_new(x), g_old(x), rtol=1e-4, atol=1e-5)
 
-    def block(g, n):
-        ts = []
-        for _ in range(n):
-            t = time.perf_counter()
-            g(x)
-            ts.append(time.perf_counter() - t)
-        return ts
-
-    n = 10 if args.batch == 1 else 3
-    a, b = [], []
-    for _ in range(args.rounds):
-        block(g_old, 1)
-        a += block(g_old, n)
-        block(g_new, 1)
-        b += block(g_new, n)
-    ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+    t = compare({"old": lambda: g_old(x), "new": lambda: g_new(x)}, rounds=args.rounds, target_s=0.5, min_samples=20)
+    ma, mb = t["old"]["median_s"] * 1e3, t["new"]["median_s"] * 1e3
     print(
         f"{args.network} batch {args.batch}, ISA {pycnn._C.get_isa()}, 2 threads: old {ma:.3f} ms, "
-        f"new {mb:.3f} ms (medians of {len(a)}), {ma / mb:.3f}x"
+        f"new {mb:.3f} ms (medians of {t['old']['samples']}), {ma / mb:.3f}x"
     )
 
 

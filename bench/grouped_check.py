@@ -11,6 +11,7 @@ import numpy as np
 
 import pycnn
 
+from .depthwise_check import _blocked
 from .timing import compare
 
 # (channels, channels per group, map size, stride): the input map; output = size / stride
@@ -24,11 +25,6 @@ LAYERS = [
     (208, 8, 14, 1),  # stage 3
     (448, 8, 7, 1),  # stage 4 (440 padded to 448)
 ]
-
-
-def _blocked(x):
-    N, C, H, W = x.shape
-    return np.ascontiguousarray(x.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
 
 
 def main(argv=None):
