@@ -40,7 +40,9 @@ def _blocked(x):
     return np.ascontiguousarray(x.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
 
 
-def main(argv=None):
+def layer_check_args(argv):
+    """--batch and --threads of a layer check against PyTorch (this one, grouped_check): both
+    engines told the thread count, the run's header line printed."""
     import torch
 
     ap = argparse.ArgumentParser()
@@ -49,9 +51,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     pycnn.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
     isa, nt = pycnn._C.get_isa(), args.threads
     print(f"ISA {isa}, {nt} threads, batch {args.batch}; medians in ms; speed = torch / best pycnn")
+    return args
+
+
+def main(argv=None):
+    import torch
+
+    args = layer_check_args(argv)
+    rng = np.random.default_rng(0)
     print(f"{'layer':<16} {'plane':>8} {'c16':>8} {'c16 blk':>8} {'torch':>8} {'speed':>6}")
     for C, H, R, st in LAYERS:
         x = rng.standard_normal((args.batch, C, H, H), dtype=np.float32)

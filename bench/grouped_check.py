@@ -5,13 +5,11 @@ process, 2 threads unless told, medians: `python -m bench.grouped_check [--batch
 grouped_c16 on NCHW tensors, grouped_c16 on channel-blocked x and y (what a Graph runs between
 1x1 convs), PyTorch; GFLOP/s of the best pycnn column."""
 
-import argparse
-
 import numpy as np
 
 import pycnn
 
-from .depthwise_check import _blocked
+from .depthwise_check import _blocked, layer_check_args
 from .timing import compare
 
 # (channels, channels per group, map size, stride): the input map; output = size / stride
@@ -30,15 +28,8 @@ LAYERS = [
 def main(argv=None):
     import torch
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    pycnn.set_num_threads(args.threads)
+    args = layer_check_args(argv)
     rng = np.random.default_rng(0)
-    isa, nt = pycnn._C.get_isa(), args.threads
-    print(f"ISA {isa}, {nt} threads, batch {args.batch}; medians in ms; speed = torch / best pycnn")
     cols = ("im2col", "direct_oc", "grouped_c16", "blocked", "torch")
     print(f"{'layer':<18} " + " ".join(f"{c:>11}" for c in cols) + f" {'GFLOP/s':>8} {'speed':>6}")
     for C, G, H, st in LAYERS:

@@ -44,9 +44,13 @@ def _rule_off(name):
         return lambda: setattr(fuse_se, "ENABLED", True)
     if name == "grouped":
         orig = {isa: r["grouped_c16_max_group"] for isa, r in select.ISA_RULES.items()}
-        for r in select.ISA_RULES.values():
-            r["grouped_c16_max_group"] = 0
-        return lambda: [select.ISA_RULES[isa].update(grouped_c16_max_group=g) for isa, g in orig.items()]
+
+        def set_max_group(by_isa):
+            for isa, g in by_isa.items():
+                select.ISA_RULES[isa]["grouped_c16_max_group"] = g
+
+        set_max_group(dict.fromkeys(orig, 0))
+        return lambda: set_max_group(orig)
     if name == "pad_channels":
         pad_channels.ENABLED = False
         return lambda: setattr(pad_channels, "ENABLED", True)

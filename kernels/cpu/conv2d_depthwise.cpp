@@ -24,20 +24,37 @@ void conv2d_depthwise(const ConvParams& p, const float* x, const DepthwiseWeight
   w.kernels->conv2d_depthwise(p, x, w.data.data(), bias, y, act, residual);
 }
 
-void conv2d_depthwise_c16_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out) {
-  if (p.groups != p.C || p.K != p.C) throw std::invalid_argument("depthwise_c16: needs groups == C == K");
+namespace {
+
+// The weights (C, G, R, S) of G channels per group (G = 1: depthwise) as the channel-blocked
+// kernel reads them (conv2d_depthwise_c16.inl): data[((cb * RS + t) * G + J) * 16 + l] =
+// w[k][(k + J) % G][t] for k = cb * 16 + l, zero past C.
+void c16_weights(const ConvParams& p, int64_t G, const float* w, DepthwiseWeights& out) {
   count_weight_transform();
   out.kernels = &active_kernels();
-  // data[(cb * RS + t) * 16 + c] = w[(cb * 16 + c) * RS + t], zero past C
-  const int64_t RS = p.R * p.S, n = (p.C + 15) / 16 * RS * 16;
+  const int64_t RS = p.R * p.S, n = (p.C + 15) / 16 * RS * G * 16;
   out.data.resize((size_t)n);
   std::fill(out.data.data(), out.data.data() + n, 0.0f);
-  for (int64_t k = 0; k < p.K; ++k)
-    for (int64_t t = 0; t < RS; ++t) out.data.data()[((k / 16) * RS + t) * 16 + k % 16] = w[k * RS + t];
+  for (int64_t k = 0; k < p.C; ++k)
+    for (int64_t J = 0; J < G; ++J)
+      for (int64_t t = 0; t < RS; ++t)
+        out.data.data()[(((k / 16) * RS + t) * G + J) * 16 + k % 16] = w[(k * G + (k % G + J) % G) * RS + t];
+}
+
+// Layout bits a channel-blocked kernel takes for a conv it runs: any blocked x, y, residual with 16 | C.
+bool c16_layout_bits_ok(const ConvParams& p, int layout) {
+  return layout == 0 || (layout > 0 && layout <= 7 && p.C % 16 == 0);
+}
+
+}  // namespace
+
+void conv2d_depthwise_c16_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out) {
+  if (p.groups != p.C || p.K != p.C) throw std::invalid_argument("depthwise_c16: needs groups == C == K");
+  c16_weights(p, 1, w, out);
 }
 
 bool depthwise_c16_layout_ok(const ConvParams& p, int layout) {
-  return layout == 0 || (layout > 0 && layout <= 7 && p.groups == p.C && p.K == p.C && p.C % 16 == 0);
+  return layout == 0 || (p.groups == p.C && p.K == p.C && c16_layout_bits_ok(p, layout));
 }
 
 void conv2d_depthwise_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
@@ -59,27 +76,18 @@ std::string grouped_c16_refuse(const ConvParams& p) {
 void conv2d_grouped_c16_prepare(const ConvParams& p, const float* w, DepthwiseWeights& out) {
   const std::string why = grouped_c16_refuse(p);
   if (!why.empty()) throw std::invalid_argument("grouped_c16: " + why);
-  count_weight_transform();
-  out.kernels = &active_kernels();
-  // data[((cb * RS + t) * G + J) * 16 + l] = w[k][(k + J) % G][t] for k = cb * 16 + l (w: (K, G, R, S)), zero past C
-  const int64_t RS = p.R * p.S, G = p.C / p.groups, n = (p.C + 15) / 16 * RS * G * 16;
-  out.data.resize((size_t)n);
-  std::fill(out.data.data(), out.data.data() + n, 0.0f);
-  for (int64_t k = 0; k < p.K; ++k)
-    for (int64_t J = 0; J < G; ++J)
-      for (int64_t t = 0; t < RS; ++t)
-        out.data.data()[(((k / 16) * RS + t) * G + J) * 16 + k % 16] = w[(k * G + (k % G + J) % G) * RS + t];
+  c16_weights(p, p.C / p.groups, w, out);
 }
 
 bool grouped_c16_layout_ok(const ConvParams& p, int layout) {
-  return layout == 0 || (layout > 0 && layout <= 7 && grouped_c16_refuse(p).empty() && p.C % 16 == 0);
+  return layout == 0 || (grouped_c16_refuse(p).empty() && c16_layout_bits_ok(p, layout));
 }
 
 void conv2d_grouped_c16(const ConvParams& p, const float* x, const DepthwiseWeights& w, const float* bias, float* y,
                         Activation act, const float* residual, int layout) {
   const std::string why = grouped_c16_refuse(p);
   if (!why.empty()) throw std::invalid_argument("grouped_c16: " + why);
-  if (!grouped_c16_layout_ok(p, layout)) throw std::invalid_argument("layout: a blocked grouped_c16 conv needs 16 | C");
+  if (!c16_layout_bits_ok(p, layout)) throw std::invalid_argument("layout: a blocked grouped_c16 conv needs 16 | C");
   w.kernels->conv2d_grouped_c16(p, x, w.data.data(), bias, y, act, residual, layout);
 }
 

@@ -149,7 +149,7 @@ struct GroupedC16 {
   }
   template <int J>
   static inline reg rot(reg v) {
-    return V::template rotate_in_groups<G, J>(v);
+    return simd::rotate_in_groups<V, G, J>(v);
   }
 
   // out[t * 16, +16) = bias + the R*S taps of output pixels wo .. wo + NT, tap row r being

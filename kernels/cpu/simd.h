@@ -87,19 +87,17 @@ struct avx512 {
     return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(a), J));
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  // Rotation J (0 < J < G) within groups of G lanes: call simd::rotate_in_groups.
   template <int G, int J>
-  static inline reg rotate_in_groups(reg v) {
-    static_assert(G == 1 || G == 2 || G == 4 || G == 8, "groups of 1, 2, 4 or 8 lanes");
-    if constexpr (J % G == 0) {
-      return v;
-    } else if constexpr (G <= 4) {
+  static inline reg rotate_lanes(reg v) {
+    if constexpr (G <= 4) {
       return _mm512_permute_ps(v, rot_imm(G, J));
     } else {
-#define PYCNN_R(l) rot_lane(G, J, l)
-      const __m512i idx = _mm512_setr_epi32(PYCNN_R(0), PYCNN_R(1), PYCNN_R(2), PYCNN_R(3), PYCNN_R(4), PYCNN_R(5),
-                                            PYCNN_R(6), PYCNN_R(7), PYCNN_R(8), PYCNN_R(9), PYCNN_R(10), PYCNN_R(11),
-                                            PYCNN_R(12), PYCNN_R(13), PYCNN_R(14), PYCNN_R(15));
-#undef PYCNN_R
+      const __m512i idx =
+          _mm512_setr_epi32(rot_lane(G, J, 0), rot_lane(G, J, 1), rot_lane(G, J, 2), rot_lane(G, J, 3),
+                            rot_lane(G, J, 4), rot_lane(G, J, 5), rot_lane(G, J, 6), rot_lane(G, J, 7),
+                            rot_lane(G, J, 8), rot_lane(G, J, 9), rot_lane(G, J, 10), rot_lane(G, J, 11),
+                            rot_lane(G, J, 12), rot_lane(G, J, 13), rot_lane(G, J, 14), rot_lane(G, J, 15));
       return _mm512_permutexvar_ps(idx, v);
     }
   }
@@ -185,12 +183,10 @@ struct avx2 {
                            (0xFF << (8 - J)) & 0xFF);
   }
   static inline void storeu_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  // Rotation J (0 < J < G) within groups of G lanes: call simd::rotate_in_groups.
   template <int G, int J>
-  static inline reg rotate_in_groups(reg v) {
-    static_assert(G == 1 || G == 2 || G == 4 || G == 8, "groups of 1, 2, 4 or 8 lanes");
-    if constexpr (J % G == 0) {
-      return v;
-    } else if constexpr (G <= 4) {
+  static inline reg rotate_lanes(reg v) {
+    if constexpr (G <= 4) {
       return _mm256_permute_ps(v, rot_imm(G, J));
     } else {
       const __m256i idx = _mm256_setr_epi32(rot_lane(G, J, 0), rot_lane(G, J, 1), rot_lane(G, J, 2), rot_lane(G, J, 3),
@@ -308,9 +304,9 @@ struct generic {
   static inline void storeu_n(float* p, reg a, int n) {
     for (int i = 0; i < n; ++i) p[i] = a.v[i];
   }
+  // Rotation J (0 < J < G) within groups of G lanes: call simd::rotate_in_groups.
   template <int G, int J>
-  static inline reg rotate_in_groups(reg a) {
-    static_assert(G == 1 || G == 2 || G == 4 || G == 8, "groups of 1, 2, 4 or 8 lanes");
+  static inline reg rotate_lanes(reg a) {
     reg r;
     for (int l = 0; l < 8; ++l) r.v[l] = a.v[rot_lane(G, J, l)];
     return r;
@@ -339,6 +335,17 @@ struct generic {
       }
   }
 };
+
+// Rotation J within groups of G lanes (rot_lane) of any vector type: none when J % G == 0,
+// else V's shuffle for it.
+template <class V, int G, int J>
+static inline typename V::reg rotate_in_groups(typename V::reg v) {
+  static_assert((G == 1 || G == 2 || G == 4 || G == 8) && G <= V::W, "groups of 1, 2, 4 or 8 lanes within a vector");
+  if constexpr (J % G == 0)
+    return v;
+  else
+    return V::template rotate_lanes<G, J % G>(v);
+}
 
 }  // namespace simd
 

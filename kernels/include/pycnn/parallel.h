@@ -63,10 +63,13 @@ class StealingRanges {
     }
     base_ = n_ ? begin[0] : 0;
   }
-  // Even ranges of [0, units) over nt threads.
+  // Even ranges of [0, units) over nt threads (split_range's).
   static std::vector<int64_t> even(int64_t units, int nt) {
-    std::vector<int64_t> begin((size_t)nt + 1);
-    for (int t = 0; t <= nt; ++t) begin[(size_t)t] = units * t / nt;
+    std::vector<int64_t> begin((size_t)nt + 1, units);
+    for (int t = 0; t < nt; ++t) {
+      int64_t end;
+      split_range(units, nt, t, begin[(size_t)t], end);
+    }
     return begin;
   }
   // Whether ranges of this many units can be stolen from (32-bit counters).
