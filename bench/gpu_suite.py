@@ -83,6 +83,13 @@ def _net_row(be, name, N, reps, rng, peers: bool) -> dict:
     return row
 
 
+def _progress(row: dict) -> dict:
+    """One line per finished row, flushed: a run stopped at its time limit still shows what it measured."""
+    keep = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k not in ("suite", "device")}
+    print("gpu row:", keep, flush=True)
+    return row
+
+
 def run_gpu(opts) -> list:
     device = getattr(opts, "device", "cuda")
     if not pycnn.device.available(device):
@@ -105,30 +112,18 @@ def run_gpu(opts) -> list:
     batches = [1] if emu else sorted(set(opts.batch) | {1, 32}) if opts.batch else [1, 32]
     rows = []
     for r in [gpu_kernels.bench_sgemm(be, 64 if emu else 4096, reps, rng)]:
-        rows.append({"suite": "gpu", "kind": "sgemm", "device": device, **r})
+        rows.append(_progress({"suite": "gpu", "kind": "sgemm", "device": device, **r}))
     layers = [la for la in pycnn.models.CONV_LAYERS if not emu or la.net in EMU_NETS]
     for N in [1] if emu else [1, 32]:
         for la in layers:
-            rows.append(
-                {
-                    "suite": "gpu",
-                    "kind": "conv",
-                    "device": device,
-                    **gpu_kernels.bench_conv(be, la, N, reps, rng, peers),
-                }
-            )
+            row = gpu_kernels.bench_conv(be, la, N, reps, rng, peers)
+            rows.append(_progress({"suite": "gpu", "kind": "conv", "device": device, **row}))
     for la in pycnn.models.POOL_LAYERS[: 2 if emu else None]:
-        rows.append(
-            {
-                "suite": "gpu",
-                "kind": "pool",
-                "device": device,
-                **gpu_kernels.bench_pool(be, la, 1 if emu else 32, reps, rng),
-            }
-        )
+        row = gpu_kernels.bench_pool(be, la, 1 if emu else 32, reps, rng)
+        rows.append(_progress({"suite": "gpu", "kind": "pool", "device": device, **row}))
     for name in EMU_NETS if emu else GPU_NETS:
         for N in batches:
-            rows.append(_net_row(be, name, N, reps, rng, peers))
+            rows.append(_progress(_net_row(be, name, N, reps, rng, peers)))
     return rows
 
 
