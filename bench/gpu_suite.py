@@ -83,6 +83,14 @@ def _net_row(be, name, N, reps, rng, peers: bool) -> dict:
     return row
 
 
+def _gpu_name(be) -> str:
+    if be.device != "cuda":
+        return "the CPU emulator"
+    cp = be.memory.xp
+    name = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 def _progress(row: dict) -> dict:
     """One line per finished row, flushed: a run stopped at its time limit still shows what it measured."""
     keep = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k not in ("suite", "device")}
@@ -112,7 +120,7 @@ def run_gpu(opts) -> list:
     batches = [1] if emu else sorted(set(opts.batch) | {1, 32}) if opts.batch else [1, 32]
     rows = []
     for r in [gpu_kernels.bench_sgemm(be, 64 if emu else 4096, reps, rng)]:
-        rows.append(_progress({"suite": "gpu", "kind": "sgemm", "device": device, **r}))
+        rows.append(_progress({"suite": "gpu", "kind": "sgemm", "device": device, "gpu": _gpu_name(be), **r}))
     layers = [la for la in pycnn.models.CONV_LAYERS if not emu or la.net in EMU_NETS]
     for N in [1] if emu else [1, 32]:
         for la in layers:
@@ -133,7 +141,7 @@ def print_gpu(rows) -> None:
     for r in rows:
         if r["kind"] == "sgemm":
             extra = f", cuBLAS {r['cublas_ms']:.3f} ms, ratio {r['ratio']:.2f}" if "ratio" in r else ""
-            print(f"sgemm {r['M']}^3 on {r['device']}: {r['pycnn_ms']:.3f} ms ({r['pycnn_tflops']:.2f} TFLOP/s){extra}")
+            print(f"sgemm {r['M']}^3 on {r['device']} ({r.get('gpu', '?')}): {r['pycnn_ms']:.3f} ms ({r['pycnn_tflops']:.2f} TFLOP/s){extra}")
     conv = [r for r in rows if r["kind"] == "conv"]
     print(f"\n{'layer':28s} {'N':>3s} {'best':>14s} {'ms':>9s} {'auto':>14s} {'cudnn':>9s} {'tf32':>9s} {'ratio':>6s}")
     for r in conv:

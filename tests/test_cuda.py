@@ -154,3 +154,35 @@ def test_cuda_graph_replay_and_two_streams(cp):
     s1.synchronize()
     s2.synchronize()
     assert rel_err(cp.asnumpy(y1), want1) < 1e-5 and rel_err(cp.asnumpy(yg), want_g) < 1e-5
+
+
+def _torchvision_zoo():
+    try:
+        pytest.importorskip("onnx", reason="onnx is not installed")
+        from bench import torchvision_zoo
+
+        torchvision_zoo.import_torchvision()
+        return torchvision_zoo, list(torchvision_zoo.NETWORKS)
+    except (ImportError, pytest.skip.Exception):
+        return None, ["torchvision-not-importable"]
+
+
+_ZOO, _ZOO_NAMES = _torchvision_zoo()
+
+
+@pytest.mark.parametrize("name", _ZOO_NAMES)
+def test_torchvision_networks_through_onnx_on_the_gpu(name, cp):
+    """torchvision's 14 CNN families exported to ONNX, loaded, moved to the GPU, at batch 2, against
+    PyTorch on the CPU; steps without a CUDA kernel run on the host and are named in host_nodes."""
+    if _ZOO is None:
+        pytest.skip("torchvision or onnx is not importable here")
+    m = _ZOO.torch_model(name)
+    g = pycnn.load_onnx(_ZOO.export_onnx(m, name))
+    x = np.random.default_rng(0).standard_normal(_ZOO.input_shape(name, 2), dtype=np.float32)
+    want = _ZOO.torch_forward(m, x)
+    d = g.to("cuda")
+    y = d(cp.asarray(x))
+    assert isinstance(y, cp.ndarray) and y.shape == want.shape
+    err = rel_err(cp.asnumpy(y), want)
+    print(f"{name}: relative error {err:.2e}, host steps {len(d.host_nodes)} of {len(d.steps)}")
+    assert err < 2e-4, f"{name}: relative error {err:.2e}"

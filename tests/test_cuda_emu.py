@@ -183,16 +183,33 @@ def test_algorithms_and_errors(be, rng):
 def test_auto_rule_picks_by_shape():
     from pycnn.cuda import select
 
-    def s(C, K, H, R, stride=1, groups=1):
-        return pycnn.ops.ConvShape((1, C, H, H), (K, C // groups, R, R), stride, R // 2, 1, groups)
+    def s(C, K, H, R, stride=1, groups=1, N=1):
+        return pycnn.ops.ConvShape((N, C, H, H), (K, C // groups, R, R), stride, R // 2, 1, groups)
 
     assert select.choose(s(3, 64, 224, 3)) == "direct"  # a reduction of 27 terms
     assert select.choose(s(8, 8, 6, 3)) == "direct"  # under 2 MFLOP
+    assert select.choose(s(192, 1, 19, 1)) == "im2col"  # under 2 MFLOP, but a 1x1
     assert select.choose(s(3, 64, 224, 7, 2)) == "implicit_gemm"
     assert select.choose(s(64, 64, 56, 3)) == "winograd_f4"
     assert select.choose(s(32, 32, 28, 3)) == "winograd_f2"
-    assert select.choose(s(64, 128, 56, 3, 2)) == "implicit_gemm"
-    assert select.choose(s(256, 64, 56, 1)) == "implicit_gemm"
+    assert select.choose(s(512, 512, 7, 3)) == "winograd_f2"  # 49 output pixels: 4 F4 tiles
+    assert select.choose(s(512, 512, 7, 3, N=32)) == "winograd_f4"
+    assert select.choose(s(48, 192, 19, 5)) == "direct"  # 69k outputs of 25 contiguous taps each
+    assert select.choose(s(64, 128, 56, 3, 2)) == "im2col"  # 7 tiles, 576 terms each
+    assert select.choose(s(64, 128, 56, 3, 2, N=32)) == "implicit_gemm"  # 196 tiles
+    assert select.choose(s(2048, 512, 7, 1, N=32)) == "im2col"
+    assert select.choose(s(64, 256, 56, 1)) == "implicit_gemm"  # a 64-term reduction
+
+
+def test_auto_rule_against_the_recorded_h200_timings():
+    """The rule's pick per lecture layer and batch against the fastest algorithm of the recorded
+    H200 run (bench/measured/h200_gpu_suite.json): the rule was fitted to these timings, so this
+    checks that a later edit of the rule keeps to them."""
+    from bench import gpu_rule
+
+    e = gpu_rule.evaluate()
+    assert len(e["rows"]) == 2 * len(pycnn.models.CONV_LAYERS)
+    assert e["geomean"] >= 0.98 and e["worst"] >= 0.9, [r for r in e["rows"] if r["ratio"] < 0.9]
 
 
 def test_autotune_times_the_candidates(be, rng, monkeypatch):
