@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     e = evaluate(Path(opts.results))
     print(f"{'layer':28s} {'N':>3s} {'rule':>14s} {'fastest':>14s} {'fastest/rule':>12s} {'run auto':>14s}")
     for r in e["rows"]:
-        print(f"{r['layer']:28s} {r['N']:3d} {r['pick']:>14s} {r['best']:>14s} {r['ratio']:12.2f} {r['recorded_auto']:>14s}")
+        pick, best, auto = r["pick"], r["best"], r["recorded_auto"]
+        print(f"{r['layer']:28s} {r['N']:3d} {pick:>14s} {best:>14s} {r['ratio']:12.2f} {auto:>14s}")
     print(f"fastest / rule: geomean {e['geomean']:.3f}, worst {e['worst']:.2f} over {len(e['rows'])} layer-batches; "
           f"the run's own auto: geomean {e['recorded_geomean']:.3f}, worst {e['recorded_worst']:.2f}")  # fmt: skip
     return 0

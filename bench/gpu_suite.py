@@ -141,7 +141,8 @@ def print_gpu(rows) -> None:
     for r in rows:
         if r["kind"] == "sgemm":
             extra = f", cuBLAS {r['cublas_ms']:.3f} ms, ratio {r['ratio']:.2f}" if "ratio" in r else ""
-            print(f"sgemm {r['M']}^3 on {r['device']} ({r.get('gpu', '?')}): {r['pycnn_ms']:.3f} ms ({r['pycnn_tflops']:.2f} TFLOP/s){extra}")
+            where = f"{r['device']} ({r.get('gpu', '?')})"
+            print(f"sgemm {r['M']}^3 on {where}: {r['pycnn_ms']:.3f} ms ({r['pycnn_tflops']:.2f} TFLOP/s){extra}")
     conv = [r for r in rows if r["kind"] == "conv"]
     print(f"\n{'layer':28s} {'N':>3s} {'best':>14s} {'ms':>9s} {'auto':>14s} {'cudnn':>9s} {'tf32':>9s} {'ratio':>6s}")
     for r in conv:
