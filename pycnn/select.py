@@ -21,7 +21,8 @@ behind each one. In order, a convolution runs:
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small
      input per image (ResNet's stride-2 3x3s), for every stride-1 window larger than 1x1 that
      Winograd does not take, for unpadded 1x1s on maps of <= DIRECT_OC_POINTWISE_MAX_MAP pixels
-     or with at most DIRECT_OC_POINTWISE_MAX_C input channels (stride 1), or strided ones reading
+     or with at most DIRECT_OC_POINTWISE_MAX_C input channels or (per ISA:
+     pointwise_direct_oc_min_k) at least that many outputs (stride 1), or strided ones reading
      at most DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES per image,
      and for windows larger than 1x1 with few outputs;
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
@@ -63,25 +64,32 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # most this wide (None: any) run depthwise_c16, the others depthwise (rule 0); SSE2's register
 # transposes make the NCHW path of depthwise_c16 lose on wide maps. grouped_c16_max_group: grouped
 # convs with C == K and 2, 4 .. this many channels per group run grouped_c16 (rule 0); the generic
-# build's rotations (plain loops over 8 floats) lose to direct_oc at 8.
+# build's rotations (plain loops over 8 floats) lose to direct_oc at 8. pointwise_direct_oc_min_k:
+# unpadded stride-1 1x1 convs with at least this many outputs per group run direct_oc (rule 4;
+# None: only those DIRECT_OC_POINTWISE_MAX_C and _MAX_MAP send there): on AVX-512 direct_oc
+# beats the SGEMM on every such lecture layer but AlphaGo's 1-output head; capped to AVX2 the
+# SGEMM keeps the 56x56 and 28x28 maps with 64+ outputs.
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
         "winograd_small_maps": False,
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
+        "pointwise_direct_oc_min_k": 16,
     },
     "avx2": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
         "winograd_small_maps": True,
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
+        "pointwise_direct_oc_min_k": None,
     },
     "generic": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
         "winograd_small_maps": True,
         "depthwise_c16_max_width": 14,
         "grouped_c16_max_group": 4,
+        "pointwise_direct_oc_min_k": None,
     },
 }
 
@@ -103,6 +111,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     cg = shape.C // shape.groups
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups
+    pw_min_k = r["pointwise_direct_oc_min_k"]
     winograd = CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
     if winograd and r["winograd_small_maps"] and pixels <= DIRECT_OC_MAX_PIXELS_ANY and cg > DIRECT_OC_FEW_C:
         return "winograd_f2"
@@ -132,6 +141,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
         and (
             shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP
             or (shape.stride == (1, 1) and cg <= DIRECT_OC_POINTWISE_MAX_C)
+            or (shape.stride == (1, 1) and pw_min_k is not None and kg >= pw_min_k)
             or (
                 shape.stride != (1, 1)
                 and shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES

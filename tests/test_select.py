@@ -32,7 +32,7 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv2: 256 pixels
         (shape(C=16, H=17, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # 272 pixels, 5x5: few outputs
         (shape(N=8, C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2 at batch 8
-        (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 with few outputs
+        (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs (avx512)
         (shape(N=8, C=16, H=28, W=28, K=32), "direct_oc"),  # 3x3, few channels both ways
         (shape(N=8, C=16, H=28, W=28, K=33), "direct_oc"),  # 16 input channels: at any size
         (shape(N=8, C=16, H=14, W=14, K=48), "direct_oc"),  # GoogLeNet 4a 5x5-branch 3x3 at batch 8
@@ -40,7 +40,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
         (shape(C=33, H=14, W=14, K=128), "winograd_f4"),  # 16 F4 tiles
         (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),  # 392 pixels
-        (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 with few outputs
+        (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs (avx512)
+        (shape(C=192, H=19, W=19, K=1, R=1, S=1, pad=0), "im2col"),  # 1x1 to one output (AlphaGo's head)
         (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),  # 33 outputs: stride-1 5x5
         (shape(C=96, H=27, W=27, K=256, R=5, S=5, pad=2), "direct_oc"),  # AlexNet conv2
         (shape(N=8, C=48, H=19, W=19, K=192, R=5, S=5, pad=2), "direct_oc"),  # AlphaGo conv1
@@ -63,7 +64,7 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=3, H=224, W=224, K=16, stride=2), "direct_oc"),  # MobileNet V3's first layer: strided
         (shape(C=3, H=224, W=224, K=8, stride=2), "direct_oc"),
         (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
-        (shape(C=64, R=1, S=1, pad=0), "im2col"),
+        (shape(C=64, R=1, S=1, pad=0), "direct_oc"),  # stride-1 1x1 with 16+ outputs (avx512)
         (shape(stride=2), "direct_oc"),  # 28x28 output: 784 pixels
         (shape(N=2, stride=2), "direct_oc"),  # 1568 pixels: strided, any size
         (shape(N=8, C=128, H=56, W=56, K=128, stride=2), "direct_oc"),  # ResNet-50 layer2.0.conv2 b8
@@ -74,13 +75,14 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),  # 196 pixels
         (shape(N=8, C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1 on a 49-pixel map
         (shape(N=8, C=832, H=8, W=8, K=48, R=1, S=1, pad=0), "direct_oc"),  # 64 pixels per image
-        (shape(N=8, C=832, H=9, W=8, K=48, R=1, S=1, pad=0), "im2col"),  # 72
+        (shape(N=8, C=832, H=9, W=8, K=48, R=1, S=1, pad=0), "direct_oc"),  # 72 pixels, 48 outputs
         (shape(N=8, C=1024, H=14, W=14, K=2048, R=1, S=1, stride=2, pad=0), "direct_oc"),  # strided 1x1
         (shape(N=8, C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),  # to 14x14
         (shape(N=8, C=512, H=7, W=7, K=2048, R=1, S=1, pad=1), "im2col"),  # padded 1x1
         (shape(N=8, C=4, H=7, W=7, K=64, R=1, S=1, pad=0), "im2col"),  # few input channels
         (shape(N=8, C=64, H=56, W=56, K=128, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 0.8 MB per image
         (shape(N=8, C=256, H=56, W=56, K=512, R=1, S=1, stride=2, pad=0), "im2col"),  # 3.2 MB per image
+        (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "direct_oc"),  # ResNet-50's expand 1x1
     ],
 )
 def test_heuristic(s, want):
@@ -95,6 +97,8 @@ def test_heuristic(s, want):
         (shape(C=192, H=7, W=7, K=384), "winograd_f2"),  # GoogLeNet 5b's 3x3
         (shape(C=32, H=7, W=7, K=128), "direct_oc"),  # few channels: the transforms are not paid back
         (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1: no Winograd
+        (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "im2col"),  # the SGEMM keeps 56x56 1x1s
+        (shape(C=192, H=28, W=28, K=96, R=1, S=1, pad=0), "im2col"),  # and 28x28 ones
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
         (shape(C=256, H=14, W=14, K=256), "winograd_f4"),
     ],
