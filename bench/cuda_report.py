@@ -31,6 +31,8 @@ BLOCK = {
     "add_kernel1": 256,
     "bias_act_kernel1": 256,
     "channel_affine_kernel1": 256,
+    "unary_kernel1": 256,
+    "binary_kernel1": 256,
     "sgemm_kernel1": 256,
     "sgemm_kernel2": 256,
     "im2col_kernel1": 256,

@@ -230,11 +230,16 @@ def reduce_max(x, axes, keepdims=False):
 def slice_(x, starts, ends, axes, steps):
     """ONNX Slice: per listed axis, x[start:end:step] with ONNX's clamping (negative indices count
     from the end; ends beyond the size clamp; a negative step walks backwards)."""
-    idx = [slice(None)] * x.ndim
+    return np.ascontiguousarray(x[slice_index(x.shape, starts, ends, axes, steps)])
+
+
+def slice_index(shape, starts, ends, axes, steps) -> tuple:
+    """The index tuple of ONNX Slice on an array of shape (what slice_ and the CUDA backends apply)."""
+    idx = [slice(None)] * len(shape)
     for s, e, ax, st in zip(starts, ends, axes, steps):
-        s, e, st = slice(int(s), int(e), int(st)).indices(x.shape[ax % x.ndim])
-        idx[ax % x.ndim] = slice(s, None if e < 0 else e, st)  # -1 from indices() means "past index 0"
-    return np.ascontiguousarray(x[tuple(idx)])
+        s, e, st = slice(int(s), int(e), int(st)).indices(shape[ax % len(shape)])
+        idx[ax % len(shape)] = slice(s, None if e < 0 else e, st)  # -1 from indices() means "past index 0"
+    return tuple(idx)
 
 
 PAD_MODES = ("constant", "reflect", "edge", "wrap")

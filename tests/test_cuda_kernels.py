@@ -245,6 +245,85 @@ def test_global_pool_lrn_softmax_linear_concat_batchnorm(dev, rng):
     np.testing.assert_array_equal(dev.add(a, a, activation="relu"), reference.relu(a + a))
 
 
+# ----------------------------------------------------------------------------- element-wise functions
+UNARY_CASES = [
+    ("clip", dict(lo=0.0, hi=6.0)),
+    ("clip", dict(lo=-1.5)),
+    ("clip", dict(hi=0.25)),
+    ("sigmoid", {}),
+    ("hardsigmoid", dict(alpha=0.2, beta=0.5)),
+    ("hardsigmoid", dict(alpha=1 / 6, beta=0.5)),
+    ("hardswish", {}),
+    ("silu", {}),
+    ("erf", {}),
+    ("gelu", {}),
+    ("sqrt", {}),
+    ("exp", {}),
+    ("neg", {}),
+    ("tanh", {}),
+    ("abs", {}),
+    ("reciprocal", {}),
+]
+
+
+@pytest.mark.parametrize("fn,kw", UNARY_CASES, ids=[f"{f}-{'-'.join(map(str, k.values()))}" for f, k in UNARY_CASES])
+def test_unary_functions_match_the_reference(fn, kw, dev, rng):
+    x = (rng.standard_normal(1000) * 4).astype(np.float32)
+    x[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 90.0]
+    if fn == "sqrt":
+        x = np.abs(x)
+    ref_kw = {k: kw[k] for k in ("alpha", "beta", "lo", "hi") if k in kw}
+    with np.errstate(over="ignore"):  # float64's e^90 is float32's inf
+        want = reference.unary(x.astype(np.float64), fn, **ref_kw).astype(np.float32)
+    y = dev.unary(x.reshape(10, 100), fn, **kw).reshape(-1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want), err_msg=fn)
+    np.testing.assert_allclose(y, want, rtol=2e-6, atol=2e-7, equal_nan=True, err_msg=fn)
+
+
+def test_unary_refuses_an_unknown_function(dev):
+    with pytest.raises(ValueError, match="fn: expected one of"):
+        dev.unary(np.zeros(3, np.float32), "softplus")
+
+
+BINARY_SHAPES = [
+    ((2, 3, 4, 5), (2, 3, 4, 5)),
+    ((2, 8, 5, 5), (2, 8, 1, 1)),  # squeeze-and-excitation's gate
+    ((2, 8, 1, 1), (2, 8, 5, 5)),
+    ((2, 8, 5, 5), (8, 1, 1)),  # a per-channel constant
+    ((3, 1, 5), (4, 1)),  # both broadcast
+    ((7,), ()),  # a scalar
+    ((1, 2, 3, 2, 2, 3), (2, 1, 1, 1, 3)),  # six dimensions
+]
+
+
+@pytest.mark.parametrize("fn", ["add", "sub", "mul", "div", "pow"])
+@pytest.mark.parametrize("sa,sb", BINARY_SHAPES, ids=[f"{a}x{b}" for a, b in BINARY_SHAPES])
+def test_binary_broadcasting_matches_numpy(fn, sa, sb, dev, rng):
+    a = rng.standard_normal(sa).astype(np.float32)
+    b = rng.standard_normal(sb).astype(np.float32)
+    if fn == "pow":
+        a = np.abs(a) + 0.1
+    if a.size:
+        a.reshape(-1)[0] = np.nan
+    want = reference.binary(a.astype(np.float64), b.astype(np.float64), fn)
+    y = dev.binary(a, b, fn)
+    assert y.shape == np.shape(want)
+    np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-6, equal_nan=True, err_msg=fn)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+
+
+def test_binary_division_by_zero_and_bad_shapes(dev):
+    a = np.array([1.0, -1.0, 0.0], np.float32)
+    y = dev.binary(a, np.zeros(3, np.float32), "div")
+    assert y[0] == np.inf and y[1] == -np.inf and np.isnan(y[2])
+    with pytest.raises(ValueError, match="does not broadcast"):
+        dev.binary(np.zeros((2, 3), np.float32), np.zeros((4,), np.float32), "add")
+    with pytest.raises(ValueError, match="fn: expected one of"):
+        dev.binary(a, a, "max")
+    with pytest.raises(ValueError, match="at most 6 dimensions"):
+        dev.binary(np.zeros((1,) * 7, np.float32), np.zeros(1, np.float32), "add")
+
+
 # ----------------------------------------------------------------------------- graphs
 def test_an_onnx_graph(dev, rng):
     pytest.importorskip("onnx", reason="onnx is not installed (pip install '.[onnx]')")
@@ -274,7 +353,7 @@ def test_an_onnx_graph(dev, rng):
     assert rel_err(dev.graph(g)(x), g(x)) < 1e-5
 
 
-def test_broadcasting_add_and_numpy_steps(dev, rng):
+def test_broadcasting_add_and_element_wise_steps(dev, rng):
     from pycnn.graph import Graph, Node
 
     b = rng.standard_normal((1, 4, 1, 1)).astype(np.float32)
@@ -292,4 +371,26 @@ def test_broadcasting_add_and_numpy_steps(dev, rng):
         "s": rng.standard_normal((2, 4, 1, 1)).astype(np.float32),
     }
     d = dev.graph(g)
-    assert rel_err(d(x), g(x)) < 1e-6 and d.host_nodes == ["m", "h"]
+    assert rel_err(d(x), g(x)) < 1e-6 and d.host_nodes == []  # the broadcasting add, mul and hardswish run there
+
+
+@pytest.mark.parametrize(
+    "starts,ends,axes,steps",
+    [
+        ([0], [3], [1], [1]),  # a channel split's first half
+        ([3], [2**62], [1], [1]),  # ... and the rest (ends beyond the size clamp)
+        ([-1, 1], [-6, 5], [3, 2], [-2, 2]),  # negative step and indices, two axes
+    ],
+)
+def test_slice_runs_on_the_device(starts, ends, axes, steps, dev, rng):
+    from pycnn.graph import Graph, Node
+
+    g = Graph(
+        {"x": (None, 6, 5, 7)},
+        [Node("s", "slice", ["x"], attrs=dict(starts=starts, ends=ends, axes=axes, steps=steps))],
+        ["s"],
+    )
+    x = rng.standard_normal((2, 6, 5, 7)).astype(np.float32)
+    d = dev.graph(g)
+    np.testing.assert_array_equal(d(x), g(x))
+    assert d.host_nodes == []

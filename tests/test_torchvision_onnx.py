@@ -58,3 +58,20 @@ def test_shufflenet_reshape_targets_follow_the_batch():
     x = np.random.default_rng(1).standard_normal(zoo.input_shape("shufflenet_v2_x1_0", 3), dtype=np.float32)
     want = zoo.torch_forward(m, x)
     assert np.abs(g(x) - want).max() / np.abs(want).max() < 1e-4
+
+
+@needs_torch
+@needs_torchvision
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "shufflenet_v2_x1_0"])
+def test_network_on_the_cuda_emulator_runs_every_step_there(name):
+    """Hard-swish, hard-sigmoid, the squeeze-and-excitation product and ShuffleNet's channel split
+    run as CUDA kernels (eltwise.cu) and device copies: on the emulator every step stays on the
+    device and the result matches PyTorch's."""
+    if not pycnn.device.available("cuda_emu"):
+        pytest.skip(pycnn.cuda.why_not("cuda_emu"))
+    m, data = exported(name)
+    d = pycnn.load_onnx(data).to("cuda_emu")
+    x = np.random.default_rng(2).standard_normal(zoo.input_shape(name, 2), dtype=np.float32)
+    want = zoo.torch_forward(m, x)
+    assert d.host_nodes == []
+    assert np.abs(d(x) - want).max() / np.abs(want).max() < 1e-4

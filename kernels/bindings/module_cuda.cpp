@@ -76,6 +76,32 @@ PYBIND11_MODULE(PYCNN_CUDA_MODULE, m) {
          std::uintptr_t s) { pc::channel_affine(P(x), P(scale), P(shift), P(y), N, C, HW, relu, S(s)); },
       nogil);
   m.def(
+      "unary",
+      [](int fn, std::uintptr_t x, std::uintptr_t y, int64_t n, float a, float b, std::uintptr_t s) {
+        pc::unary(fn, P(x), P(y), n, a, b, S(s));
+      },
+      py::arg("fn"), py::arg("x"), py::arg("y"), py::arg("n"), py::arg("a") = 0.0f, py::arg("b") = 0.0f,
+      py::arg("stream") = 0, nogil);
+  m.def(
+      "binary",
+      [](int fn, std::uintptr_t a, py::tuple sa, std::uintptr_t b, py::tuple sb, std::uintptr_t y, py::tuple shape,
+         std::uintptr_t s) {
+        const size_t nd = shape.size();
+        if (nd < 1 || nd > (size_t)pc::kBcastDims || sa.size() != nd || sb.size() != nd)
+          throw std::invalid_argument("shape: expected 1 .. 6 dimensions, with as many strides for each operand");
+        pc::Bcast g{};
+        g.nd = (int)nd;
+        for (size_t d = 0; d < nd; ++d) {
+          g.shape[d] = shape[d].cast<int64_t>();
+          g.sa[d] = sa[d].cast<int64_t>();
+          g.sb[d] = sb[d].cast<int64_t>();
+        }
+        py::gil_scoped_release nogil_;
+        pc::binary(fn, P(a), P(b), P(y), g, S(s));
+      },
+      py::arg("fn"), py::arg("a"), py::arg("a_strides"), py::arg("b"), py::arg("b_strides"), py::arg("y"),
+      py::arg("shape"), py::arg("stream") = 0);
+  m.def(
       "sgemm",
       [](int version, int M, int N, int K, std::uintptr_t A, int64_t lda, int64_t sA, std::uintptr_t B, int64_t ldb,
          int64_t sB, bool trans_b, std::uintptr_t C, int64_t ldc, int64_t sC, int batch, std::uintptr_t bias,

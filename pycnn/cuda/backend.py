@@ -22,6 +22,12 @@ from ..ops import batch_norm_folded, check_linear, concat_shape, softmax_dim
 from . import select  # noqa: F401
 from .conv import DeviceConv
 
+# Element-wise functions with a CUDA kernel (eltwise.cu unary_kernel1's codes; 0-6 are the CPU's
+# UnaryFn) and the binary ones (binary_kernel1).
+UNARY = {"clip": 0, "sigmoid": 1, "hardsigmoid": 2, "hardswish": 3, "silu": 4, "erf": 5, "gelu": 6, "sqrt": 7,
+         "exp": 8, "neg": 9, "tanh": 10, "abs": 11, "reciprocal": 12}  # fmt: skip
+BINARY = {"add": 0, "sub": 1, "mul": 2, "div": 3, "pow": 4}
+
 
 class CudaBackend:
     """Functional ops on one CUDA device ('cuda' or 'cuda_emu')."""
@@ -174,6 +180,43 @@ class CudaBackend:
         self.native.add(m.ptr(a), m.ptr(b), m.ptr(y), a.size, relu, m.stream())
         return y
 
+    def unary(self, input, fn: str, alpha=None, beta=None, lo=None, hi=None):
+        """ONNX's element-wise function fn of reference.unary (sigmoid, hardsigmoid with alpha and
+        beta, hardswish, clip to [lo, hi] (None: unbounded), silu, erf, gelu, sqrt, exp, neg, tanh,
+        abs, reciprocal); NaN in, NaN out."""
+        m = self.memory
+        x = m.asarray(input, "input")
+        if fn not in UNARY:
+            raise ValueError(f"fn: expected one of {sorted(UNARY)}, got {fn!r}")
+        if fn == "clip":
+            a, b = (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
+        else:
+            a, b = (0.2 if alpha is None else float(alpha)), (0.5 if beta is None else float(beta))
+        y = m.empty(x.shape)
+        self.native.unary(UNARY[fn], m.ptr(x), m.ptr(y), x.size, a, b, m.stream())
+        return y
+
+    def binary(self, input, other, fn: str):
+        """input (fn) other with NumPy broadcasting (reference.binary: add, sub, mul, div, pow),
+        up to 6 dimensions."""
+        m = self.memory
+        a = m.asarray(input, "input")
+        b = m.asarray(other, "other")
+        if fn not in BINARY:
+            raise ValueError(f"fn: expected one of {sorted(BINARY)}, got {fn!r}")
+        try:
+            shape = tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
+        except ValueError:
+            msg = f"other: shape {tuple(b.shape)} does not broadcast with the input's {tuple(a.shape)}"
+            raise ValueError(msg) from None
+        if len(shape) > 6:
+            raise ValueError(f"input: at most 6 dimensions on the device, got {len(shape)}")
+        y = m.empty(shape)
+        full = shape or (1,)
+        self.native.binary(BINARY[fn], m.ptr(a), _bcast_strides(a.shape, full), m.ptr(b), _bcast_strides(b.shape, full),
+                           m.ptr(y), full, m.stream())  # fmt: skip
+        return y
+
     def softmax(self, input, dim=-1, *, axis=None):
         m, xp = self.memory, self.memory.xp
         x = m.asarray(input, "input")
@@ -244,3 +287,14 @@ class CudaBackend:
 
 
 __all__ = ["CudaBackend"]
+
+
+def _bcast_strides(shape, out) -> tuple:
+    """Element strides of a contiguous array of shape read as out (NumPy broadcasting): 0 along
+    the dimensions it broadcasts over, including the leading ones it lacks."""
+    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
+    strides, step = [0] * len(out), 1
+    for d in range(len(out) - 1, -1, -1):
+        strides[d] = 0 if shape[d] == 1 and out[d] != 1 else step
+        step *= shape[d]
+    return tuple(strides)

@@ -7,8 +7,10 @@ caching pool hands its memory to the next step (summary() reports the plan's dev
 weights go to the device once (convolutions as DeviceConv, whose Winograd weights are
 transformed there on first use). Every kernel is launched on the current stream, with no host
 synchronization inside a run, except for the steps DeviceGraph.host_nodes names: an operator
-with no CUDA kernel (an embedding lookup, reduce_max, an adaptive pooling that does not divide
-evenly) runs its NumPy reference on a host copy.
+with no CUDA kernel (an embedding lookup, reduce_max, LayerNorm, an adaptive pooling that does
+not divide evenly) runs its NumPy reference on a host copy. ONNX's element-wise functions and the
+broadcasting binary ops (squeeze-and-excitation's x * gate, SiLU's x * sigmoid(x)) run on the
+device (eltwise.cu), Slice as a device copy (ShuffleNet's channel split).
 
 cuda_graph=True (on 'cuda' only) captures a whole run per input shape into a CUDA graph and
 replays it: one launch per run instead of one per kernel.
@@ -22,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from .. import device as _device
-from .. import layers
+from .. import layers, reference
 from ..graph import passes, report
 from ..ops import fold_batch_norm
+from .backend import UNARY
 
 _VIEWS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")
 # The CPU plan's fusions; the kernels are made here, for the device (no conv banks, no max maps).
@@ -121,7 +124,7 @@ class DeviceGraph:
             def add(xs):
                 if tuple(xs[0].shape) == tuple(xs[1].shape):
                     return be.add(xs[0], xs[1], activation=a["activation"])
-                y = m.xp.ascontiguousarray(m.xp.add(xs[0], xs[1]), dtype=m.xp.float32)  # ONNX broadcasting
+                y = be.binary(xs[0], xs[1], "add")  # ONNX broadcasting
                 return be.relu(y) if a["activation"] == "relu" else y
 
             return add
@@ -149,6 +152,20 @@ class DeviceGraph:
                 return host(xs)
 
             return mean
+        if op == "unary" and a["fn"] in UNARY:
+            fn, args = a["fn"], (a.get("alpha"), a.get("beta"), a.get("lo"), a.get("hi"))
+            return lambda xs: be.unary(xs[0], fn, *args)
+        if op == "binary" and len(s.inputs) + ("other" in p) == 2:
+            fn = a["fn"]
+            if "other" not in p:
+                return lambda xs: be.binary(xs[0], xs[1], fn)
+            od = dev(p["other"])
+            if a.get("const_first"):
+                return lambda xs: be.binary(od, xs[0], fn)
+            return lambda xs: be.binary(xs[0], od, fn)
+        if op == "slice":  # a device copy of the sliced view
+            spec = (a["starts"], a["ends"], a["axes"], a["steps"])
+            return lambda xs: m.xp.ascontiguousarray(xs[0][reference.slice_index(xs[0].shape, *spec)])
         if op in _VIEWS:
             spec = layers.OPS[op]
             return lambda xs: spec.reference(a, p, xs)

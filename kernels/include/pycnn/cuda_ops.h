@@ -22,6 +22,20 @@ void bias_act(float* y, const float* bias, const float* residual, int64_t N, int
 // y[n, c, :] = act(x[n, c, :] * scale[c] + shift[c]): batch norm with its statistics folded.
 void channel_affine(const float* x, const float* scale, const float* shift, float* y, int64_t N, int64_t C, int64_t HW,
                     bool relu, void* stream);
+// ONNX's element-wise functions, y = f(x) over n floats (x == y allowed); NaN in, NaN out. Codes:
+// the CPU's UnaryFn (0 clip to [a, b], 1 sigmoid, 2 hardsigmoid clip(a x + b, 0, 1), 3 hardswish,
+// 4 silu, 5 erf, 6 gelu) and 7 sqrt, 8 exp, 9 neg, 10 tanh, 11 abs, 12 reciprocal.
+enum DeviceUnary { kUnaryLast = 12 };
+void unary(int fn, const float* x, float* y, int64_t n, float a, float b, void* stream);
+// y = a (fn) b with NumPy broadcasting over up to kBcastDims dimensions: shape is y's, each
+// operand's strides are in elements (0 along a broadcast dimension). fn: 0 add, 1 sub, 2 mul,
+// 3 div, 4 pow.
+constexpr int kBcastDims = 6;
+struct Bcast {
+  int nd;
+  int64_t shape[kBcastDims], sa[kBcastDims], sb[kBcastDims];
+};
+void binary(int fn, const float* a, const float* b, float* y, const Bcast& g, void* stream);
 
 // ---- SGEMM (sgemm.cu) ----
 enum BiasMode { kBiasNone = 0, kBiasPerRow = 1, kBiasPerCol = 2 };
