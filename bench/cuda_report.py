@@ -33,6 +33,7 @@ BLOCK = {
     "channel_affine_kernel1": 256,
     "unary_kernel1": 256,
     "binary_kernel1": 256,
+    "channel_norm_kernel1": 256,
     "sgemm_kernel1": 256,
     "sgemm_kernel2": 256,
     "im2col_kernel1": 256,

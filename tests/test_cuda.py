@@ -186,5 +186,4 @@ def test_torchvision_networks_through_onnx_on_the_gpu(name, cp):
     err = rel_err(cp.asnumpy(y), want)
     print(f"{name}: relative error {err:.2e}, host steps {len(d.host_nodes)} of {len(d.steps)}")
     assert err < 2e-4, f"{name}: relative error {err:.2e}"
-    if name != "convnext_tiny":  # its LayerNorms have no CUDA kernel yet
-        assert d.host_nodes == [], d.host_nodes
+    assert d.host_nodes == [], d.host_nodes

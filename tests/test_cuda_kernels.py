@@ -394,3 +394,25 @@ def test_slice_runs_on_the_device(starts, ends, axes, steps, dev, rng):
     d = dev.graph(g)
     np.testing.assert_array_equal(d(x), g(x))
     assert d.host_nodes == []
+
+
+@pytest.mark.parametrize("shape", [(2, 96, 7, 5), (1, 768, 1, 1), (3, 5, 11)])
+def test_channel_norm_matches_the_reference(shape, dev, rng):
+    """ConvNeXt's LayerNorm over channels (layers.ChannelNorm) as a kernel: against the float64
+    reference, a NaN confined to its pixel; in a Graph it runs on the device."""
+    from pycnn.graph import Graph, Node
+    from pycnn.layers import ChannelNorm
+
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    x[0, 1, 0] = np.nan
+    C = shape[1]
+    w, b = rng.standard_normal(C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    want = ChannelNorm.reference(dict(eps=1e-6), {"weight": w, "bias": b}, [x.astype(np.float64)])
+    y = dev.channel_norm(x, w, b, 1e-6)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5, equal_nan=True)
+    node = Node("n", "channel_norm", ["x"], attrs=dict(eps=1e-6), params={"weight": w})  # no bias: zeros
+    g = Graph({"x": (None,) + shape[1:]}, [node], ["n"])
+    d = dev.graph(g)
+    np.testing.assert_allclose(d(x), g(x), rtol=1e-4, atol=1e-5, equal_nan=True)
+    assert d.host_nodes == []

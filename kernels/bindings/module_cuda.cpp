@@ -182,6 +182,11 @@ PYBIND11_MODULE(PYCNN_CUDA_MODULE, m) {
          std::uintptr_t s) { pc::concat_copy(P(x), P(y), N, Cx, HW, Cy, off, S(s)); },
       nogil);
   m.def(
+      "channel_norm",
+      [](std::uintptr_t x, std::uintptr_t w, std::uintptr_t b, std::uintptr_t y, int64_t N, int64_t C, int64_t pixels,
+         float eps, std::uintptr_t s) { pc::channel_norm(P(x), P(w), P(b), P(y), N, C, pixels, eps, S(s)); },
+      nogil);
+  m.def(
       "selftest",
       [](const std::string& name, std::uintptr_t a, std::uintptr_t b, int blocks, int threads, int arg,
          std::uintptr_t s) { pc::selftest(name.c_str(), P<void>(a), P<void>(b), blocks, threads, arg, S(s)); },

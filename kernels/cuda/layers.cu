@@ -1,4 +1,4 @@
-// LRN, softmax and the channel concatenation copy. NCHW float32.
+// LRN, softmax, LayerNorm over channels and the channel concatenation copy. NCHW float32.
 //
 // Kernel versions:
 //   lrn_kernel1:         one thread per element; the window's sum of squares over channels
@@ -6,6 +6,10 @@
 //   softmax_kernel1:     one block of 256 threads per row: max then sum of exp, each reduced
 //                        within warps by __shfl_xor_sync and across the 8 warps in shared memory.
 //   concat_copy_kernel1: one thread per element of one input, written at its channel offset.
+//   channel_norm_kernel1: one thread per (image, pixel): the pixel's C values (a plane apart, so a
+//                        warp's 32 pixels read 128 contiguous bytes per channel) in three passes:
+//                        mean, then the biased variance of the deviations (two passes: no
+//                        cancellation), then y = (x - mean) / sqrt(var + eps) * w[c] + b[c].
 #include "cuda_common.cuh"
 #include "pycnn/cuda_ops.h"
 
@@ -74,6 +78,26 @@ __global__ void concat_copy_kernel1(const float* __restrict__ x, float* __restri
     y[(i / CxHW) * CyHW + off + i % CxHW] = x[i];
 }
 
+__global__ void channel_norm_kernel1(const float* __restrict__ x, const float* __restrict__ w,
+                                     const float* __restrict__ b, float* __restrict__ y, int64_t C, int64_t P,
+                                     int64_t total, float eps) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t n = i / P, p = i % P;
+    const float* xp = x + n * C * P + p;
+    float* yp = y + n * C * P + p;
+    float s = 0.0f;
+    for (int64_t c = 0; c < C; ++c) s += xp[c * P];
+    const float mean = s / (float)C;
+    float q = 0.0f;
+    for (int64_t c = 0; c < C; ++c) {
+      const float d = xp[c * P] - mean;
+      q = fmaf(d, d, q);
+    }
+    const float r = 1.0f / sqrtf(q / (float)C + eps);
+    for (int64_t c = 0; c < C; ++c) yp[c * P] = fmaf((xp[c * P] - mean) * r, w[c], b[c]);
+  }
+}
+
 static int blocks_for(int64_t n, int block) {
   const int64_t b = (n + block - 1) / block;
   return (int)(b < 65535 ? b : 65535);
@@ -95,6 +119,13 @@ void concat_copy(const float* x, float* y, int64_t N, int64_t Cx, int64_t HW, in
   const int64_t total = N * Cx * HW;
   if (total == 0) return;
   PYCNN_LAUNCH(concat_copy_kernel1, blocks_for(total, 256), 256, 0, stream, x, y, Cx * HW, Cy * HW, c_off * HW, total);
+}
+
+void channel_norm(const float* x, const float* w, const float* b, float* y, int64_t N, int64_t C, int64_t P, float eps,
+                  void* stream) {
+  const int64_t total = N * P;
+  if (total == 0 || C == 0) return;
+  PYCNN_LAUNCH(channel_norm_kernel1, blocks_for(total, 256), 256, 0, stream, x, w, b, y, C, P, total, eps);
 }
 
 }  // namespace cuda

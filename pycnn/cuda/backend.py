@@ -217,6 +217,20 @@ class CudaBackend:
                            m.ptr(y), full, m.stream())  # fmt: skip
         return y
 
+    def channel_norm(self, input, weight, bias, eps: float = 1e-5):
+        """LayerNorm over the channels of (N, C, ...) (reference: layers.ChannelNorm): each
+        position's C values normalized (mean, biased variance), then * weight[c] + bias[c]."""
+        m = self.memory
+        x = m.asarray(input, "input")
+        if x.ndim < 2:
+            raise ValueError(f"input: expected (N, C, ...), got shape {tuple(x.shape)}")
+        C = x.shape[1]
+        w, b = m.vector(weight, "weight", C), m.vector(bias, "bias", C)
+        y = m.empty(x.shape)
+        P = int(np.prod(x.shape[2:], dtype=np.int64))
+        self.native.channel_norm(m.ptr(x), m.ptr(w), m.ptr(b), m.ptr(y), x.shape[0], C, P, float(eps), m.stream())
+        return y
+
     def softmax(self, input, dim=-1, *, axis=None):
         m, xp = self.memory, self.memory.xp
         x = m.asarray(input, "input")

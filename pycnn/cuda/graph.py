@@ -7,8 +7,8 @@ caching pool hands its memory to the next step (summary() reports the plan's dev
 weights go to the device once (convolutions as DeviceConv, whose Winograd weights are
 transformed there on first use). Every kernel is launched on the current stream, with no host
 synchronization inside a run, except for the steps DeviceGraph.host_nodes names: an operator
-with no CUDA kernel (an embedding lookup, reduce_max, LayerNorm, an adaptive pooling that does
-not divide evenly) runs its NumPy reference on a host copy. ONNX's element-wise functions and the
+with no CUDA kernel (an embedding lookup, reduce_max, LayerNorm over the last axis, an adaptive
+pooling that does not divide evenly) runs its NumPy reference on a host copy. ONNX's element-wise functions and the
 broadcasting binary ops (squeeze-and-excitation's x * gate, SiLU's x * sigmoid(x)) run on the
 device (eltwise.cu), Slice as a device copy (ShuffleNet's channel split).
 
@@ -163,6 +163,18 @@ class DeviceGraph:
             if a.get("const_first"):
                 return lambda xs: be.binary(od, xs[0], fn)
             return lambda xs: be.binary(xs[0], od, fn)
+        if op == "channel_norm":  # ConvNeXt's LayerNorm over channels
+            w, b, made = p.get("weight"), p.get("bias"), {}
+
+            def norm(xs):
+                x = xs[0]
+                C = x.shape[1]
+                if C not in made:  # on the device once (1 and 0 where the node has no weight or bias)
+                    ones, zeros = np.ones(C, np.float32), np.zeros(C, np.float32)
+                    made[C] = (dev(ones if w is None else w.reshape(-1)), dev(zeros if b is None else b.reshape(-1)))
+                return be.channel_norm(x, *made[C], a["eps"])
+
+            return norm
         if op == "slice":  # a device copy of the sliced view
             spec = (a["starts"], a["ends"], a["axes"], a["steps"])
             return lambda xs: m.xp.ascontiguousarray(xs[0][reference.slice_index(xs[0].shape, *spec)])

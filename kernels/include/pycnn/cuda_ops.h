@@ -83,6 +83,10 @@ void avg_pool2d(const PoolGeom& g, const float* x, float* y, bool count_include_
 void global_avg_pool2d(const float* x, float* y, int64_t NC, int64_t HW, void* stream);
 void lrn(const float* x, float* y, int N, int C, int64_t HW, int size, float alpha, float beta, float k, void* stream);
 void softmax(const float* x, float* y, int64_t rows, int64_t cols, void* stream);
+// LayerNorm over the channels of x (N, C, P): each (n, p)'s C values normalized (mean, biased
+// variance), then * w[c] + b[c] (ConvNeXt's LayerNorm).
+void channel_norm(const float* x, const float* w, const float* b, float* y, int64_t N, int64_t C, int64_t P, float eps,
+                  void* stream);
 // y[n, c_off + c, :] = x[n, c, :] for c < Cx: one input of a concatenation along channels.
 void concat_copy(const float* x, float* y, int64_t N, int64_t Cx, int64_t HW, int64_t Cy, int64_t c_off, void* stream);
 
