@@ -300,9 +300,6 @@ class CudaBackend:
         return DeviceGraph(graph, self, cuda_graph=cuda_graph)
 
 
-__all__ = ["CudaBackend"]
-
-
 def _bcast_strides(shape, out) -> tuple:
     """Element strides of a contiguous array of shape read as out (NumPy broadcasting): 0 along
     the dimensions it broadcasts over, including the leading ones it lacks."""
@@ -312,3 +309,6 @@ def _bcast_strides(shape, out) -> tuple:
         strides[d] = 0 if shape[d] == 1 and out[d] != 1 else step
         step *= shape[d]
     return tuple(strides)
+
+
+__all__ = ["CudaBackend"]

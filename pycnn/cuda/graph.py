@@ -8,9 +8,9 @@ weights go to the device once (convolutions as DeviceConv, whose Winograd weight
 transformed there on first use). Every kernel is launched on the current stream, with no host
 synchronization inside a run, except for the steps DeviceGraph.host_nodes names: an operator
 with no CUDA kernel (an embedding lookup, reduce_max, LayerNorm over the last axis, an adaptive
-pooling that does not divide evenly) runs its NumPy reference on a host copy. ONNX's element-wise functions and the
-broadcasting binary ops (squeeze-and-excitation's x * gate, SiLU's x * sigmoid(x)) run on the
-device (eltwise.cu), Slice as a device copy (ShuffleNet's channel split).
+pooling that does not divide evenly) runs its NumPy reference on a host copy. ONNX's
+element-wise functions and broadcasting binary ops (squeeze-and-excitation's x * gate, SiLU's
+x * sigmoid(x)) and LayerNorm over channels run as CUDA kernels, Slice as a device copy.
 
 cuda_graph=True (on 'cuda' only) captures a whole run per input shape into a CUDA graph and
 replays it: one launch per run instead of one per kernel.

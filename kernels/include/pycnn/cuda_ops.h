@@ -25,7 +25,7 @@ void channel_affine(const float* x, const float* scale, const float* shift, floa
 // ONNX's element-wise functions, y = f(x) over n floats (x == y allowed); NaN in, NaN out. Codes:
 // the CPU's UnaryFn (0 clip to [a, b], 1 sigmoid, 2 hardsigmoid clip(a x + b, 0, 1), 3 hardswish,
 // 4 silu, 5 erf, 6 gelu) and 7 sqrt, 8 exp, 9 neg, 10 tanh, 11 abs, 12 reciprocal.
-enum DeviceUnary { kUnaryLast = 12 };
+constexpr int kUnaryLast = 12;  // the last code above
 void unary(int fn, const float* x, float* y, int64_t n, float a, float b, void* stream);
 // y = a (fn) b with NumPy broadcasting over up to kBcastDims dimensions: shape is y's, each
 // operand's strides are in elements (0 along a broadcast dimension). fn: 0 add, 1 sub, 2 mul,
