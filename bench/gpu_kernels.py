@@ -80,7 +80,7 @@ def bench_sgemm(be, n: int, reps: int, rng) -> dict:
 def bench_conv(be, layer, batch: int, reps: int, rng, torch_peer: bool) -> dict:
     x = random(be, (batch, layer.C, layer.H, layer.W), rng)
     w = random(be, (layer.K, layer.C // layer.groups, layer.R, layer.S), rng)
-    s = pycnn.ops.ConvShape((batch, layer.C, layer.H, layer.W), w.shape, layer.stride, layer.pad, 1, layer.groups)
+    s = layer.shape(batch)
     row = {"layer": f"{layer.net}.{layer.name}", "N": batch, "gflop": s.flops / 1e9, "algos": {}}
     for a in registry.conv_algos(be.device, registry.NATIVE):
         if not a.supports(s):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from pycnn.cuda import select
 from pycnn.models import CONV_LAYERS
-from pycnn.ops import ConvShape
 
 MEASURED = Path(__file__).resolve().parent / "measured" / "h200_gpu_suite.json"
 
@@ -29,8 +28,7 @@ def evaluate(path: Path = MEASURED) -> dict:
         if r.get("kind") != "conv":
             continue
         la = layers[r["layer"]]
-        s = ConvShape((r["N"], la.C, la.H, la.W), (la.K, la.C // la.groups, la.R, la.S), la.stride, la.pad, 1,
-                      la.groups)  # fmt: skip
+        s = la.shape(r["N"])
         algos = r["algos"]
         pick = select.choose(s)
         best = min(algos, key=algos.get)

@@ -130,7 +130,7 @@ def run_layers(opts):
     for layer, N, x, w, b in _layer_problems(opts):
         # pycnn runs with weights prepared once (as a Graph, or an onnxruntime session, does).
         cands = {}
-        shape = pycnn.ops.ConvShape(x.shape, w.shape, layer.stride, layer.pad, 1, layer.groups)
+        shape = layer.shape(N)
         wino = registry.CONV["winograd"].supports(shape)
         for algo in ALGOS + (JIT_ALGOS if opts.jit else []):
             if not registry.CONV[algo].supports(shape):

@@ -135,7 +135,7 @@ class DeviceGraph:
             return lambda xs: run(xs[0])
         if op == "bias_add":
             bias = dev(p["bias"])
-            return lambda xs: be.add(xs[0], m.xp.ascontiguousarray(m.xp.broadcast_to(bias, xs[0].shape)))
+            return lambda xs: be.binary(xs[0], bias, "add")  # broadcast in the kernel, no full-size copy
         if op == "transpose":  # a copy in the new axis order, on the device (CuPy / NumPy)
             perm = a["perm"]
             return lambda xs: m.xp.ascontiguousarray(m.xp.transpose(xs[0], perm))

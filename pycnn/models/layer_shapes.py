@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._shapes import conv_output_size
+from .._shapes import ConvShape, conv_output_size
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class ConvLayer:
     def flops(self, N=1) -> float:
         Ho, Wo = self.out_size()
         return 2.0 * N * self.K * Ho * Wo * (self.C // self.groups) * self.R * self.S
+
+    def shape(self, N: int) -> ConvShape:
+        """The layer's convolution at batch N (dilation 1)."""
+        return ConvShape((N, self.C, self.H, self.W), (self.K, self.C // self.groups, self.R, self.S), self.stride,
+                         self.pad, 1, self.groups)  # fmt: skip
 
 
 @dataclass(frozen=True)
