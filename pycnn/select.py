@@ -15,7 +15,8 @@ behind each one. In order, a convolution runs:
      window larger than 1x1 with at most DIRECT_OC_FEW_K outputs on DIRECT_OC_FEW_K_MAX_PIXELS;
   2. Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels per group
      (F4 with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the transforms
-     are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C);
+     are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per
+     tile: DIRECT_OC_MAX_CK_PER_TILE);
   3. first layers (<= DIRECT_MAX_CHANNELS input channels, output >= DIRECT_MIN_WIDTH wide):
      direct_oc when strided or with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small
@@ -51,7 +52,11 @@ DIRECT_OC_FEW_K = 32  # layers with at most this many outputs per group ...
 DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_C = 32  # 3x3 layers Winograd would take with at most this many C/groups ...
 DIRECT_OC_FEW_C_MAX_PIXELS = 196  # ... and N*Ho*Wo at most this -> direct_oc ...
-DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups, at any size
+DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups, at any size ...
+# ... or, at any size, with Cg * Kg / (Cg + Kg) at most this: per tile Winograd's GEMMs do Cg * Kg
+# multiplies and its transforms work on Cg + Kg channels, so below it the transforms (and their
+# trips through memory) are not paid back (Inception v3's 32 -> 32 at 147x147).
+DIRECT_OC_MAX_CK_PER_TILE = 16
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
@@ -121,7 +126,11 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     ):
         return "direct_oc"
     if winograd:
-        if cg <= DIRECT_OC_FEWER_C or (cg <= DIRECT_OC_FEW_C and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS):
+        if (
+            cg <= DIRECT_OC_FEWER_C
+            or cg * kg <= DIRECT_OC_MAX_CK_PER_TILE * (cg + kg)
+            or (cg <= DIRECT_OC_FEW_C and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS)
+        ):
             return "direct_oc"
         return winograd_tile(shape, isa)
     if cg <= DIRECT_MAX_CHANNELS and shape.Wo >= DIRECT_MIN_WIDTH:

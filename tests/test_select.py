@@ -36,7 +36,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=16, H=28, W=28, K=32), "direct_oc"),  # 3x3, few channels both ways
         (shape(N=8, C=16, H=28, W=28, K=33), "direct_oc"),  # 16 input channels: at any size
         (shape(N=8, C=16, H=14, W=14, K=48), "direct_oc"),  # GoogLeNet 4a 5x5-branch 3x3 at batch 8
-        (shape(N=8, C=17, H=28, W=28, K=32), "winograd_f4"),
+        (shape(N=8, C=17, H=28, W=28, K=32), "direct_oc"),  # C*K/(C+K) = 11: transforms not paid back
+        (shape(C=32, H=147, W=147, K=32), "direct_oc"),  # Inception v3's Conv2d_2a: 16, any size
+        (shape(C=32, H=147, W=147, K=64), "winograd_f4"),  # ... its Conv2d_2b: 21.3
+        (shape(N=8, C=33, H=28, W=28, K=33), "winograd_f4"),  # 16.5
         (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
         (shape(C=33, H=14, W=14, K=128), "winograd_f4"),  # 16 F4 tiles
         (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),  # 392 pixels

@@ -7,8 +7,9 @@ shape fixed, no per-call validation) after the binding passes that depend on the
                     (pycnn/graph/fuse_pw_dw.py);
   fuse_se           squeeze-and-excitation's pool -> 1x1 -> 1x1 -> x * gate: one call
                     (pycnn/graph/fuse_se.py);
-  elide_concats     concats whose inputs are each one contiguous run of the output, made by
-                    bound convs nobody else reads: those write into their slices directly.
+  elide_concats     concats whose inputs are each one contiguous run of the output (batch 1):
+                    their producers write into their slices, and a concat of the first inputs
+                    of a longer one (DenseNet's) is a view of the longer one's output.
 Later runs with the same shapes reuse the bound plan (at most 16 shape sets are kept).
 """
 
@@ -23,6 +24,7 @@ from . import fuse_pw_dw, fuse_se
 from .fusion import Produced
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
+PREFIX_CONCATS = True  # elide_concats' concats of a longer one's first inputs (A/B: bench.layout_ab)
 ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_for)
 
 
@@ -101,24 +103,33 @@ def _without_fused_away(steps, calls, ins, frees) -> BoundPlan:
 class _FirstPart:
     """The first producer of an elided concat: allocates the concat's whole output (per run, so
     each run returns its own array), writes its slice, returns that slice (a view whose .base is
-    the whole output)."""
+    the whole output). copy: the producer cannot write into a given array (no out=): its result
+    is copied into the slice."""
 
-    def __init__(self, call, whole_shape, sl):
-        self.call, self.whole_shape, self.sl = call, whole_shape, sl
+    def __init__(self, call, whole_shape, sl, copy=False):
+        self.call, self.whole_shape, self.sl, self.copy = call, whole_shape, sl, copy
 
     def __call__(self, *xs):
-        return self.call(*xs, out=np.empty(self.whole_shape, np.float32)[self.sl])
+        part = np.empty(self.whole_shape, np.float32)[self.sl]
+        if self.copy:
+            np.copyto(part, self.call(*xs).reshape(part.shape))
+            return part
+        return self.call(*xs, out=part)
 
 
 class _NextPart:
     """A later producer: its last input is the first part's slice; it writes its own slice of
-    that slice's whole output."""
+    that slice's whole output (or copies its result there: see _FirstPart)."""
 
-    def __init__(self, call, sl):
-        self.call, self.sl = call, sl
+    def __init__(self, call, sl, copy=False):
+        self.call, self.sl, self.copy = call, sl, copy
 
     def __call__(self, *xs):
-        return self.call(*xs[:-1], out=xs[-1].base[self.sl])
+        part = xs[-1].base[self.sl]
+        if self.copy:
+            np.copyto(part, self.call(*xs[:-1]).reshape(part.shape))
+            return part
+        return self.call(*xs[:-1], out=part)
 
 
 class _Whole:
@@ -131,49 +142,101 @@ class _Whole:
         return xs[self.first].base
 
 
+class _Prefix:
+    """An elided concat of the first parts of a longer one (DenseNet's layers): the leading run
+    of the longer concat's output its parts wrote (a view, contiguous at batch 1)."""
+
+    def __init__(self, sl):
+        self.sl = sl
+
+    def __call__(self, *xs):
+        return xs[0].base[self.sl]
+
+
+_PART_CALLS = (_FirstPart, _NextPart, _Whole, _Prefix)
+
+
 def elide_concats(steps, shapes, calls, ins, layouts, outputs):
     """A concat whose inputs each occupy one contiguous run of its output (every axis before the
-    concat axis has size 1: Inception's channel concat at batch 1) and are each made by a bound
-    call that writes into a given array (writes_out) used nowhere else: the producers write
-    straight into their slices and the concat returns the whole (GoogLeNet batch 1: 9 copies,
-    ~0.4 ms). calls and ins are changed in place."""
+    concat axis has size 1: a channel concat at batch 1) is made by its producers writing
+    straight into their slices; the concat returns the whole (GoogLeNet batch 1: 9 copies,
+    ~0.4 ms). A concat whose inputs are the first inputs of a longer one (DenseNet: each layer
+    concatenates all the block's earlier outputs, the block's last concat all of them) returns
+    the leading run of the longer one's output: a dense block's concats copy nothing (DenseNet-121
+    batch 1: 58 copies of 0.4-3.2 MB). The parts are not graph outputs and are made by steps not
+    already writing into another concat; a producer that takes out= (writes_out: the bound convs)
+    writes its slice, any other's result is copied there (DenseNet's pooled block input, once
+    instead of once per layer). Other steps may read the parts: they get the slices, contiguous
+    at batch 1. calls and ins are changed in place."""
     producer = {s.output: i for i, s in enumerate(steps)}
-    uses = {}
-    for s in steps:
-        for t in s.inputs:
-            uses[t] = uses.get(t, 0) + 1
-    for ci, s in enumerate(steps):
+
+    def axis_of(ci):
+        return steps[ci].attrs["axis"] % len(shapes[steps[ci].output])
+
+    def eligible(ci):
+        s = steps[ci]
         if s.op != "concat":
-            continue
-        out_shape = shapes[s.output]
-        ax = s.attrs["axis"] % len(out_shape)
-        ts = list(s.inputs)
+            return False
         if layouts.get(ci, NO_LAYOUT)[1] == _layout.REORDER:
-            continue  # made in NCHW, then reordered to blocked in its own step
-        if (
-            int(np.prod(out_shape[:ax])) != 1
-            or len(set(ts)) != len(ts)
-            or any(
-                t in outputs or uses.get(t) != 1 or t not in producer or not writes_out(calls[producer[t]]) for t in ts
+            return False  # made in NCHW, then reordered to blocked in its own step
+        ts = list(s.inputs)
+        return (
+            int(np.prod(shapes[s.output][: axis_of(ci)])) == 1
+            and len(set(ts)) == len(ts)
+            and all(
+                t not in outputs and t in producer and not isinstance(calls[producer[t]], _PART_CALLS + (Produced,))
+                for t in ts
             )
-        ):
+        )
+
+    elig = {ci for ci in range(len(steps)) if eligible(ci)}
+    done = set()
+    for mi in sorted(elig, key=lambda ci: -len(steps[ci].inputs)):
+        if mi in done:
             continue
-        ps = [producer[t] for t in ts]
-        first = min(range(len(ts)), key=lambda i: ps[i])
+        ts = list(steps[mi].inputs)
+        if any(isinstance(calls[producer[t]], _PART_CALLS) for t in ts):
+            continue
+        ax = axis_of(mi)
+        lay = layouts.get(mi, NO_LAYOUT)[0]
+        members = [  # (not graph outputs: two outputs would share memory)
+            ci
+            for ci in (elig if PREFIX_CONCATS else ())
+            if ci != mi
+            and ci not in done
+            and steps[ci].output not in outputs
+            and axis_of(ci) == ax
+            and layouts.get(ci, NO_LAYOUT)[0] == lay
+            and list(steps[ci].inputs) == ts[: len(steps[ci].inputs)]
+        ]
+        # The longest runs last (it reads every part, so the first part, which the later
+        # producers read for its .base, lives until then).
+        if any(ci > mi for ci in members):
+            continue
+        out_shape = shapes[steps[mi].output]
         # A channel-blocked concat (pycnn/layout.py): the slices are of channel blocks.
         unit = 1
-        if ci in layouts:  # (its inputs are all blocked, as its producers write)
+        if mi in layouts:  # (its inputs are all blocked, as its producers write)
             out_shape, unit = _layout.blocked_shape(out_shape), 16
-        off = 0
+        ps = [producer[t] for t in ts]
+        first = min(range(len(ts)), key=lambda i: ps[i])
+        off, ends = 0, []
         for i, (t, p) in enumerate(zip(ts, ps)):
             sl = (slice(None),) * ax + (slice(off // unit, (off + shapes[t][ax]) // unit),)
             off += shapes[t][ax]
+            ends.append(off)
+            copy = not writes_out(calls[p])
             if i == first:
-                calls[p] = _FirstPart(calls[p], out_shape, sl)
+                calls[p] = _FirstPart(calls[p], out_shape, sl, copy)
             else:
                 ins[p] = ins[p] + [ts[first]]
-                calls[p] = _NextPart(calls[p], sl)
-        calls[ci] = _Whole(first)
+                calls[p] = _NextPart(calls[p], sl, copy)
+        calls[mi] = _Whole(first)
+        done.add(mi)
+        for ci in members:
+            n = len(steps[ci].inputs)
+            calls[ci] = _Prefix((slice(None),) * ax + (slice(0, ends[n - 1] // unit),))
+            done.add(ci)
 
 
 def views(steps) -> set:
