@@ -9,8 +9,9 @@ expand 1x1 -> depthwise pairs fused: pycnn/graph/fuse_pw_dw.py), se (squeeze-and
 steps as one call: pycnn/graph/fuse_se.py), grouped (grouped convs of 2-8 channels per group run
 grouped_c16 instead of the dense kernels per group: pycnn/select.py), concat_prefix (at batch 1
 a concat of the first inputs of a longer one is a view of its output: DenseNet's dense blocks,
-pycnn/graph/binding.py), ck_per_tile (3x3 convs with Cg * Kg / (Cg + Kg) <= 16 run direct_oc
-rather than Winograd: pycnn/select.py), all (pycnn.layout.ENABLED). Not all are layout rules;
+pycnn/graph/binding.py), concat_strided (at batch > 1 the producers of a blocked concat's parts
+write into its output, the images of their slices strided), ck_per_tile (3x3 convs with
+Cg * Kg / (Cg + Kg) <= 16 run direct_oc rather than Winograd: pycnn/select.py), all (pycnn.layout.ENABLED). Not all are layout rules;
 each is a switch of the bound plan."""
 
 import argparse
@@ -58,6 +59,9 @@ def _rule_off(name):
     if name == "concat_prefix":
         binding.PREFIX_CONCATS = False
         return lambda: setattr(binding, "PREFIX_CONCATS", True)
+    if name == "concat_strided":
+        binding.STRIDED_CONCATS = False
+        return lambda: setattr(binding, "STRIDED_CONCATS", True)
     if name == "ck_per_tile":
         orig_ck = select.DIRECT_OC_MAX_CK_PER_TILE
         select.DIRECT_OC_MAX_CK_PER_TILE = 0
@@ -82,6 +86,7 @@ def main(argv=None):
         "se",
         "grouped",
         "concat_prefix",
+        "concat_strided",
         "ck_per_tile",
         "all",
     )

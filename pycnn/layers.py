@@ -214,6 +214,7 @@ class BatchNorm(Op):
                 _C.channel_affine_blocked16(x, scale, shift, y, relu)
                 return y
 
+            run.reads_strided = True  # x may be a channel slice of a wider concat (binding.elide_concats)
             return run
 
         # folded once here; each call is one affine pass (the Graph checked the shapes)

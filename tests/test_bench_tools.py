@@ -160,10 +160,11 @@ def test_layout_ab_runs(capsys):
     assert "rule 'grouped' off" in capsys.readouterr().out
     assert layout_ab.select.ISA_RULES == rules  # switched back on
     ck = layout_ab.select.DIRECT_OC_MAX_CK_PER_TILE
-    for rule in ("concat_prefix", "ck_per_tile"):
+    for rule in ("concat_prefix", "concat_strided", "ck_per_tile"):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         assert f"rule '{rule}' off" in capsys.readouterr().out
-    assert layout_ab.binding.PREFIX_CONCATS and layout_ab.select.DIRECT_OC_MAX_CK_PER_TILE == ck
+    assert layout_ab.binding.PREFIX_CONCATS and layout_ab.binding.STRIDED_CONCATS
+    assert layout_ab.select.DIRECT_OC_MAX_CK_PER_TILE == ck
 
 
 def test_build_ab_runs(capsys, tmp_path):

@@ -390,10 +390,11 @@ def test_concat_elided_at_batch_1(algo):
     np.testing.assert_allclose(y["cat"], g2.run_reference(x)["cat"], rtol=1e-4, atol=1e-4)
 
 
-def dense_block_graph(outputs=("block",), algo="auto", growth=16, relu=True):
-    """DenseNet's block in small: a conv and a pool before it, then per layer concat(all earlier outputs) ->
-    ReLU (or none: the 1x1 conv reads the concat, channel-blocked) -> 1x1 conv -> 3x3 conv, the
-    block's output the concat of everything, read by a 1x1 conv (head)."""
+def dense_block_graph(outputs=("block",), algo="auto", growth=16, pre="relu"):
+    """DenseNet's block in small: a conv and a pool before it, then per layer concat(all earlier
+    outputs) -> pre ("relu"; "bn": batch norm + ReLU as in DenseNet, channel-blocked like the
+    concat; None: the 1x1 conv reads the concat) -> 1x1 conv -> 3x3 conv, the block's output the
+    concat of everything, read by a 1x1 conv (head)."""
     rng = np.random.default_rng(11)
     w = lambda k, c, r: rng.standard_normal((k, c, r, r)) * 0.2
     nodes = [
@@ -404,9 +405,19 @@ def dense_block_graph(outputs=("block",), algo="auto", growth=16, relu=True):
     for i in range(3):
         c = 16 + growth * i
         nodes.append(Node(f"cat{i}", "concat", list(parts), attrs=dict(axis=1)))
-        if relu:
+        a_in = f"cat{i}"
+        if pre == "relu":
             nodes.append(Node(f"r{i}", "relu", [f"cat{i}"]))
-        a_in = f"r{i}" if relu else f"cat{i}"
+            a_in = f"r{i}"
+        elif pre == "bn":
+            bn = {
+                "running_mean": rng.standard_normal(c),
+                "running_var": rng.uniform(0.5, 2, c),
+                "weight": rng.standard_normal(c),
+                "bias": rng.standard_normal(c),
+            }
+            nodes += [Node(f"n{i}", "batch_norm", [f"cat{i}"], params=bn), Node(f"r{i}", "relu", [f"n{i}"])]
+            a_in = f"r{i}"
         nodes += [
             Node(f"a{i}", "conv2d", [a_in], params={"weight": w(32, c, 1), "bias": rng.standard_normal(32)}),
             Node(f"y{i}", "conv2d", [f"a{i}"], attrs=dict(padding=1), params={"weight": w(growth, 32, 3)}),
@@ -417,54 +428,64 @@ def dense_block_graph(outputs=("block",), algo="auto", growth=16, relu=True):
     return Graph({"x": (None, 16, 12, 12)}, nodes, list(outputs), algo=algo)
 
 
+def _kinds(g, N):
+    return [type(e[0]).__name__ for e in g._bound[((N, 16, 12, 12),)]]
+
+
 @pytest.mark.parametrize(
-    "algo, growth, relu", [("auto", 16, True), ("auto", 16, False), ("im2col", 16, True), ("auto", 5, True)]
+    "algo, growth, pre",
+    [("auto", 16, "relu"), ("auto", 16, None), ("auto", 16, "bn"), ("im2col", 16, "relu"), ("auto", 5, "relu")],
 )
-def test_dense_block_concats_share_one_buffer_at_batch_1(algo, growth, relu):
-    """At batch 1 each layer's concat is the leading run of the block's last concat: the convs
-    write their slices of it, the pooled input (no out=) is copied there once, and the layer
-    concats return views (nothing copied per layer); NCHW and channel-blocked alike. At batch 2
+def test_dense_block_concats_share_one_buffer(algo, growth, pre):
+    """Each layer's concat is the leading channels of the block's last concat: the convs write
+    their slices of it, the pooled input (no out=) is copied there once, and the layer concats
+    return views (nothing copied per layer). At batch 1 (slices contiguous) in any layout; at
+    batch > 1 (each image's slice apart from the next) only where the concats are channel-blocked
+    and read by the batch norms (DenseNet's; they take strided images): with ReLU or 1x1 readers
     the concats copy. Every run equals the reference and returns its own arrays; a layer concat
     that is itself a graph output keeps its own array; a part that is a graph output leaves the
     concats holding it to copy."""
     from pycnn.graph import binding
 
-    g = dense_block_graph(("head", "a2"), algo, growth, relu)
+    g = dense_block_graph(("head", "a2"), algo, growth, pre)
     rng = np.random.default_rng(12)
-    for N in (1, 2):
+    for N in (1, 2, 3):
         x = rng.standard_normal((N, 16, 12, 12)).astype(np.float32)
         y = g(x)
         ref = g.run_reference(x)
         for k in ("head", "a2"):
             np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
         plan = g._bound[((N, 16, 12, 12),)]
-        kinds = [type(e[0]).__name__ for e in plan]
-        assert kinds.count("_Prefix") == (0 if N == 2 else 3)
-        assert kinds.count("_Whole") == (0 if N == 2 else 1)
         blocked = sum(1 for i in plan.layouts if g.plan_steps[i].op == "concat")
-        assert blocked == (0 if relu or algo != "auto" else 4)  # the concats kept NCHW16c
+        assert blocked == (4 if pre != "relu" and algo == "auto" and growth == 16 else 0)  # NCHW16c
+        shared = N == 1 or (pre == "bn" and blocked)
+        kinds = _kinds(g, N)
+        assert kinds.count("_Prefix") == (3 if shared else 0)
+        assert kinds.count("_Whole") == (1 if shared else 0)
         y_again = g(x)
         assert not np.shares_memory(y_again["head"], y["head"])
         np.testing.assert_array_equal(y_again["head"], y["head"])
-    g2 = dense_block_graph(("block", "cat1"), algo, growth, relu)
-    x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
-    y = g2(x)
-    ref = g2.run_reference(x)
-    for k in ("block", "cat1"):
-        np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
-    assert not np.shares_memory(y["block"], y["cat1"])
-    kinds = [type(e[0]).__name__ for e in g2._bound[((1, 16, 12, 12),)]]
-    assert kinds.count("_Prefix") == 2 and kinds.count("_Whole") == 1
-    g3 = dense_block_graph(("block", "y2"), algo, growth, relu)  # y2: a part of the block's concat only
-    y = g3(x)
-    ref = g3.run_reference(x)
-    for k in ("block", "y2"):
-        np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
-    assert not np.shares_memory(y["block"], y["y2"])
-    plan = g3._bound[((1, 16, 12, 12),)]
-    assert [type(e[0]) for e in plan].count(binding._Prefix) == 2  # cat0, cat1 within cat2
-    block = next(i for i, st in enumerate(g3.plan_steps) if st.output == "block")
-    assert type(plan[plan.index.index(block)][0]).__name__ == "function"  # the block's concat copies
+    for N in (1, 2):
+        x = rng.standard_normal((N, 16, 12, 12)).astype(np.float32)
+        g2 = dense_block_graph(("block", "cat1"), algo, growth, pre)
+        y = g2(x)
+        ref = g2.run_reference(x)
+        for k in ("block", "cat1"):
+            np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
+        assert not np.shares_memory(y["block"], y["cat1"])
+        if N == 1:
+            assert _kinds(g2, N).count("_Prefix") == 2 and _kinds(g2, N).count("_Whole") == 1
+        g3 = dense_block_graph(("block", "y2"), algo, growth, pre)  # y2: a part of the block's concat only
+        y = g3(x)
+        ref = g3.run_reference(x)
+        for k in ("block", "y2"):
+            np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
+        assert not np.shares_memory(y["block"], y["y2"])
+        plan = g3._bound[((N, 16, 12, 12),)]
+        block = next(i for i, st in enumerate(g3.plan_steps) if st.output == "block")
+        assert type(plan[plan.index.index(block)][0]).__name__ == "function"  # the block's concat copies
+        if N == 1:
+            assert [type(e[0]) for e in plan].count(binding._Prefix) == 2  # cat0, cat1 within cat2
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,56 @@ def test_winograd_writes_blocked_y(isa, rng, algo, N, C, K, H, W):
     assert_conv_close(unblk(out), ref_conv(x, w, b, 1, 1), algo, what=f"{isa} {algo}")
 
 
+@pytest.mark.parametrize(
+    "algo,R,stride,pad,C,xbits",
+    [
+        ("direct_oc", 3, 1, 1, 24, 0),
+        ("direct_oc", 3, 2, 1, 80, 0),  # several channel chunks: the band's sums through the epilogue
+        ("direct_oc", 1, 1, 0, 32, 1),  # blocked x, 1x1
+        ("direct_oc", 1, 2, 0, 32, 1),  # strided 1x1: chunks of subsampled images
+        ("winograd_f2", 3, 1, 1, 16, 0),
+        ("winograd_f4", 3, 1, 1, 8, 0),
+    ],
+)
+@pytest.mark.parametrize("N", [1, 2, 3])
+def test_blocked_y_into_a_slice_of_a_wider_array(isa, rng, algo, R, stride, pad, C, xbits, N):
+    """out= a channel slice of a wider blocked array (a Graph's concat at batch > 1: its images
+    apart by the wide array's image): the slice gets y, nothing else is written."""
+    x, w, b = conv_data(rng, N, C, 9, 11, 32, C, R, R)
+    call, (N, K, Ho, Wo) = bound(algo, w, b, x.shape, stride=stride, padding=pad, bits=2 | xbits)
+    assert call.writes_strided_out
+    wide = np.full((N, 5, Ho, Wo, 16), np.nan, np.float32)
+    out = wide[:, 1:3]
+    assert out.flags.c_contiguous == (N == 1)
+    got = call(blk(x) if xbits else x, None, out)
+    assert np.shares_memory(got, wide)
+    want = ref_conv(x, w, b, stride, pad)
+    if algo.startswith("winograd"):
+        assert_conv_close(unblk(wide[:, 1:3]), want, algo, what=f"{isa} {algo}")
+    else:
+        assert_close(unblk(wide[:, 1:3]), want)
+    assert np.isnan(wide[:, 0]).all() and np.isnan(wide[:, 3:]).all()
+
+
+def test_strided_out_checks(rng):
+    x, w, b = conv_data(rng, 2, 32, 6, 6, 32, 32, 3, 3)
+    wide = np.zeros((2, 4, 6, 6, 16), np.float32)
+    call, _ = bound("direct_oc", w, b, x.shape, padding=1, bits=2)
+    with pytest.raises(ValueError, match="out: images further apart than an image need"):
+        call(x, np.zeros((2, 32, 6, 6), np.float32), wide[:, :2])  # with a residual
+    with pytest.raises(ValueError, match="out: expected a C-contiguous array, or one whose images alone"):
+        call(x, None, np.zeros((2, 2, 6, 12, 16), np.float32)[:, :, :, ::2])
+    dw = pycnn.prepare_conv(rng.standard_normal((32, 1, 3, 3), dtype=np.float32), padding=1, groups=32)
+    dcall = dw.bind([x.shape], None, layout=(2, "depthwise_c16"))
+    assert not dcall.writes_strided_out
+    with pytest.raises(ValueError, match="out: images further apart than an image need"):
+        dcall(x, None, wide[:, :2])
+    ncall, _ = bound("im2col", w, b, x.shape, padding=1)
+    assert not getattr(ncall, "writes_strided_out", False)
+    with pytest.raises(ValueError, match="out: expected a C-contiguous float32 array"):
+        ncall(x, None, np.zeros((2, 64, 6, 6), np.float32)[:, :32])
+
+
 def test_blocked_paths_propagate_nan(rng):
     """A NaN in x reaches exactly the outputs of its pixel (1x1) through blocked x, y and
     residual; ReLU keeps it."""
@@ -223,6 +273,16 @@ def test_blocked_batch_norm_kernel(rng):
         assert_close(unblk(out), np.maximum(want, 0) if relu else want)  # NaN kept (np.maximum keeps it too)
     with pytest.raises(ValueError, match="scale/shift"):
         _C.channel_affine_blocked16(blk(x), sc[:16], sh, out, False)
+    # x a channel slice of a wider blocked array (a Graph's concat at batch > 1): strided images
+    wide = np.full((2, 5, 5, 7, 16), np.nan, np.float32)
+    wide[:, 1:3] = blk(x)
+    out = np.full(layout.blocked_shape(x.shape), np.nan, np.float32)
+    _C.channel_affine_blocked16(wide[:, 1:3], sc, sh, out, True)
+    assert_close(unblk(out), np.maximum(x * sc[:, None, None] + sh[:, None, None], 0))
+    with pytest.raises(ValueError, match="x: expected a C-contiguous array, or one whose images alone"):
+        _C.channel_affine_blocked16(np.zeros((2, 2, 5, 14, 16), np.float32)[:, :, :, ::2], sc, sh, out, True)
+    with pytest.raises(ValueError, match="out: expected x's shape"):
+        _C.channel_affine_blocked16(blk(x), sc, sh, out[:1], True)
 
 
 def inception_graph(C=32, H=8, pool="max_pool2d"):

@@ -142,16 +142,41 @@ ConvParams bound_params(const BoundConv& bc) {
                     bc.sw,        bc.pt,        bc.pl,        bc.dh,        bc.dw, q.groups, bc.Ho, bc.Wo};
 }
 
+// A caller's `out` for a bound call with layout bits: C-contiguous, or with only its images
+// further apart than an image (a channel slice of a wider array: a Graph's concat output at batch
+// > 1). y_img: the floats from one image to the next when strided, else 0.
+farray out_array_images(const py::object& out, int64_t& y_img) {
+  PYCNN_REQUIRE(py::isinstance<py::array>(out), "out: expected a NumPy array");
+  const auto a = py::reinterpret_borrow<py::array>(out);
+  PYCNN_REQUIRE(a.dtype().is(py::dtype::of<float>()), "out: expected a float32 array");
+  y_img = (a.flags() & py::array::c_style) ? 0 : image_stride(a, "out");
+  return py::reinterpret_borrow<farray>(a);
+}
+
+// Whether the bound call writes an `out` whose images are strided (kYImageStrided).
+bool strided_out_ok(const BoundConv& bc) {
+  return (bc.layout & kDirectOcYBlocked) &&
+         bc.pw->algo->layout_ok(bound_params(bc), (bc.layout & ~kDirectOcResBlocked) | kYImageStrided);
+}
+
 // A bound call with channel-blocked tensors (direct_oc, Winograd or depthwise).
 farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, const py::object& out) {
-  const ConvParams p = bound_params(bc);
+  ConvParams p = bound_params(bc);
   const int64_t N = p.N, K = p.K;
   const bool xb = bc.layout & kDirectOcXBlocked, yb = bc.layout & kDirectOcYBlocked;
   const Shape xs = layout_shape(N, p.C, p.H, p.W, xb), ys = layout_shape(N, K, p.Ho, p.Wo, yb);
   PYCNN_REQUIRE(has_shape(x, xs), "x: expected shape " + shape_str(xs) + (xb ? " (channel-blocked)" : ""));
-  farray y = out.is_none() ? new_array(ys) : out_array(out);
+  int64_t y_img = 0;
+  farray y = out.is_none() ? new_array(ys) : out_array_images(out, y_img);
   PYCNN_REQUIRE(has_shape(y, ys), "out: expected shape " + shape_str(ys));
   int layout = bc.layout & ~kDirectOcResBlocked;
+  if (y_img) {
+    PYCNN_REQUIRE(strided_out_ok(bc) && residual.is_none(),
+                  "out: images further apart than an image need a channel-blocked y from direct_oc or Winograd, "
+                  "and no residual");
+    p.y_img = y_img;
+    layout |= kYImageStrided;
+  }
   farray rkeep;
   const float* rp = nullptr;
   if (!residual.is_none()) {
@@ -401,6 +426,8 @@ void bind_conv(py::module_& m) {
           },
           py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
       .def_property_readonly("writes_out", [](const BoundConv&) { return true; })
+      // out may be a channel slice of a wider array at any batch (its images strided)
+      .def_property_readonly("writes_strided_out", [](const BoundConv& bc) { return strided_out_ok(bc); })
       .def_property_readonly("layout", [](const BoundConv& bc) { return bc.layout; });
 
   m.def(

@@ -213,16 +213,19 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     channel_affine(N, C, HW, x.data(), scale.data(), shift.data(), yp, relu);
   });
-  // x, y channel-blocked (N, C/16, H, W, 16); scale, shift (C entries): a folded batch norm.
-  m.def("channel_affine_blocked16", [](farray x, farray scale, farray shift, farray y, bool relu) {
-    require_blocked16(x, "x");
-    same_size(x, y, "out");
-    const int64_t Cb = x.shape(1);
+  // x, y channel-blocked (N, C/16, H, W, 16); scale, shift (C entries): a folded batch norm. x's
+  // images may be further apart than an image (a channel slice of a Graph's concat at batch > 1).
+  m.def("channel_affine_blocked16", [](py::array_t<float> xa, farray scale, farray shift, farray y, bool relu) {
+    PYCNN_REQUIRE(xa.ndim() == 5 && xa.shape(4) == 16, "x: expected a channel-blocked (N, C/16, H, W, 16) array");
+    const int64_t x_img = image_stride(xa, "x");
+    PYCNN_REQUIRE(y.ndim() == 5 && std::equal(y.shape(), y.shape() + 5, xa.shape()), "out: expected x's shape");
+    const int64_t Cb = xa.shape(1);
     PYCNN_REQUIRE(scale.size() == Cb * 16 && shift.size() == Cb * 16, "scale/shift: expected C entries");
     float* yp = wptr(y, "out");
+    const float* xp = xa.data();
     py::gil_scoped_release nogil;
-    channel_affine_blocked16(x.shape(0), Cb, x.shape(2) * x.shape(3), x.data(), scale.data(), 0, shift.data(), yp,
-                             relu);
+    channel_affine_blocked16(xa.shape(0), Cb, xa.shape(2) * xa.shape(3), xp, scale.data(), 0, shift.data(), yp, relu,
+                             x_img);
   });
   // x, y channel-blocked (N, C/16, H, W, 16); scale (N*C entries): y = x * scale per channel.
   m.def("channel_scale_blocked16", [](farray x, farray scale, farray y) {

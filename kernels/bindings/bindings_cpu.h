@@ -33,6 +33,21 @@ inline void require_blocked16(const farray& a, const char* name) {
   throw std::invalid_argument(std::string(name) + ": expected a channel-blocked (N, C/16, H, W, 16) array, got shape " +
                               got + (a.ndim() == 1 ? ",)" : ")"));
 }
+// Floats from one image (index of axis 0) of `a` to the next: the image size when a is
+// C-contiguous, more when only its images are apart (a channel slice of a wider array: a Graph's
+// concat at batch > 1); anything else is an error naming `name`.
+inline int64_t image_stride(const py::array& a, const char* name) {
+  bool ok = a.ndim() >= 1;
+  int64_t image = (int64_t)sizeof(float);
+  for (py::ssize_t i = a.ndim() - 1; ok && i >= 1; --i) {
+    ok = a.strides(i) == image || a.shape(i) == 1;
+    image *= a.shape(i);
+  }
+  if (ok && (a.shape(0) <= 1 || (a.strides(0) % (py::ssize_t)sizeof(float) == 0 && a.strides(0) >= image)))
+    return a.shape(0) <= 1 ? image / (int64_t)sizeof(float) : a.strides(0) / (int64_t)sizeof(float);
+  throw std::invalid_argument(std::string(name) +
+                              ": expected a C-contiguous array, or one whose images alone are further apart");
+}
 inline float* wptr(farray& a, const char* name) {
   PYCNN_REQUIRE(a.writeable(), std::string(name) + ": array is read-only");
   return a.mutable_data();

@@ -48,6 +48,9 @@ void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights
 // groups 1), with C % 16 == 0 for a blocked x and K % 16 == 0 for a blocked y or residual;
 // anything else throws std::invalid_argument.
 constexpr int kDirectOcXBlocked = 1, kDirectOcYBlocked = 2, kDirectOcResBlocked = 4;
+// With a blocked y and no residual: y's images are p.y_img floats apart (a channel slice of a
+// wider tensor: a Graph's concat output at batch > 1). Winograd and direct_oc take it.
+constexpr int kYImageStrided = 8;
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias, float* y,
                       Activation act, const float* residual = nullptr, int layout = 0);
 // Whether conv2d_direct_oc takes p with these layout bits.

@@ -23,9 +23,10 @@ std::string winograd_refuse(const ConvParams& p) {
     return "cannot run planes of 2^31 or more elements (use algo='im2col')";
   return "";
 }
-// A blocked y (groups 1, 16 | K); the residual, if any, must be NCHW (conv2d_winograd checks).
+// A blocked y (groups 1, 16 | K), its images possibly strided; the residual, if any, must be NCHW
+// (conv2d_winograd checks).
 bool winograd_layout_ok(const ConvParams& p, int layout) {
-  return layout == 0 || (layout == kDirectOcYBlocked && p.groups == 1 && p.K % 16 == 0);
+  return layout == 0 || ((layout & ~kYImageStrided) == kDirectOcYBlocked && p.groups == 1 && p.K % 16 == 0);
 }
 
 // One input channel per group: groups == C, K a multiple of C.
@@ -93,7 +94,7 @@ void winograd_prepare_m(const ConvParams& p, const float* w, WinogradWeights& ou
 void winograd_run(const ConvWeights& w, const ConvParams& p, const float* x, const float* b, float* y, Activation act,
                   const float* r, int layout) {
   if (layout && r) throw std::invalid_argument("residual: not supported with a blocked Winograd output");
-  conv2d_winograd(p, x, as<WinogradWeights>(w), b, y, act, r, layout == kDirectOcYBlocked);
+  conv2d_winograd(p, x, as<WinogradWeights>(w), b, y, act, r, (layout & kDirectOcYBlocked) != 0);
 }
 
 // Measured max relative errors and the bounds the tests hold each tile to: README "Winograd accuracy".

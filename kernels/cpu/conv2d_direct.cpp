@@ -96,6 +96,10 @@ ConvParams images_as_row(const ConvParams& p) {
 
 bool direct_oc_layout_ok(const ConvParams& p, int layout) {
   if (layout == 0) return true;
+  if (layout & kYImageStrided) {  // a blocked y with strided images, no residual
+    if (!(layout & kDirectOcYBlocked) || (layout & kDirectOcResBlocked)) return false;
+    layout &= ~kYImageStrided;
+  }
   if (layout < 0 || layout > 7 || p.groups != 1) return false;
   if ((layout & kDirectOcXBlocked) && (p.C % 16 != 0 || !(p.pointwise() || subsampled_pointwise(p)))) return false;
   return !(layout & (kDirectOcYBlocked | kDirectOcResBlocked)) || p.K % 16 == 0;
@@ -117,8 +121,8 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
         p, x,
         [&](const ConvParams& q, const float* xs, int64_t n0) {
           const int64_t off = n0 * p.K * HoWo;
-          direct_oc_pointwise(run, q, xs, w.data.data(), bias, y + off, act, residual ? residual + off : nullptr,
-                              layout);
+          direct_oc_pointwise(run, q, xs, w.data.data(), bias, y + n0 * p.y_image_stride(), act,
+                              residual ? residual + off : nullptr, layout);
         },
         (layout & kDirectOcXBlocked) ? 16 : 1);
     return;

@@ -98,8 +98,13 @@ struct DirectOcConv {
   // NCHW layout when Ho = Wo = 1), so P images share each weight load instead of one.
   bool images_as_row;
 
+  // A blocked y whose images are p.y_img floats apart (kYImageStrided): what each image's y
+  // offset adds to the dense one (the residual, then absent, would use the dense ones).
+  int64_t y_extra = 0;
+
   explicit DirectOcConv(const ConvParams& p_, bool images_as_row_ = false, int layout_ = 0)
       : p(p_), layout(layout_), images_as_row(images_as_row_) {
+    if (layout & kYImageStrided) y_extra = p.y_image_stride() - p.K * p.Ho * p.Wo;
     kblocks = (p.Kg() + KB - 1) / KB;
     row_tiles = (p.Wo + PMAX - 1) / PMAX;
     rlo.assign((size_t)p.Ho, 0);
@@ -431,7 +436,7 @@ struct DirectOcConv {
         if (res) v = V::add(v, V::loadu(res + off));
         if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
         if (act.fn >= 0) v = unary_detail::post_reg<V>(act, v);
-        V::storeu(y + off, v);
+        V::storeu(y + off + img * y_extra, v);
       }
     return 2;
   }
@@ -561,7 +566,7 @@ struct DirectOcConv {
             BlockedOut* bo = nullptr;
             if (direct_out) {
               const int64_t o = blk_off(n, kbase, oh * p.Wo + ow0);
-              bout.y = y + o;
+              bout.y = y + o + n * y_extra;
               bout.res = res ? res + o : nullptr;
               bo = &bout;
             }

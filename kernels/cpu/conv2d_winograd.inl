@@ -82,7 +82,7 @@ struct WinogradConv {
   explicit WinogradConv(const ConvParams& p_, bool yblk_ = false) : p(p_), yblk(yblk_) {
     TH = (p.Ho + m - 1) / m;
     TW = (p.Wo + m - 1) / m;
-    const int64_t span = W * std::max(p.C * p.H * p.W, p.K * p.Ho * p.Wo);
+    const int64_t span = W * std::max(p.C * p.H * p.W, p.y_image_stride());
     cross_images = span < (int64_t(1) << 31);
   }
 
@@ -104,7 +104,7 @@ struct WinogradConv {
         const int64_t tt = t + l, n = tt / per_image, th = (tt % per_image) / TW, tw = tt % TW;
         const int64_t r0 = th * m - p.pad_t, c0 = tw * m - p.pad_l;
         g.xoff[l] = (int32_t)((n - g.n0) * p.C * p.H * p.W + r0 * p.W + c0);
-        g.yoff[l] = (int32_t)((n - g.n0) * p.K * p.Ho * p.Wo + (th * m * p.Wo + tw * m) * (yblk ? 16 : 1));
+        g.yoff[l] = (int32_t)((n - g.n0) * p.y_image_stride() + (th * m * p.Wo + tw * m) * (yblk ? 16 : 1));
         for (int i = 0; i < a; ++i) {
           if (r0 + i >= 0 && r0 + i < p.H) g.rin[i] |= 1u << l;
           if (c0 + i >= 0 && c0 + i < p.W) g.cin[i] |= 1u << l;
@@ -225,7 +225,7 @@ struct WinogradConv {
     }
     for (int64_t gi = gi0; gi < gi1; ++gi) {
       const Group& g = groups[(size_t)gi];
-      float* base = y + (g.n0 * p.K + k0) * p.Ho * p.Wo;  // block k0 / 16 of image n0
+      float* base = y + g.n0 * p.y_image_stride() + k0 * p.Ho * p.Wo;  // block k0 / 16 of image n0
       for (int ii = 0; ii < m; ++ii)
         for (int jj = 0; jj < m; ++jj) {
           const uint32_t live = g.rout[ii] & g.cout[jj];

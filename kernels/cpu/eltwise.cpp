@@ -61,7 +61,8 @@ void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const floa
 // (then ReLU). scale_n 0: one scale per channel (a batch norm); Cb * 16: one per image and channel
 // (squeeze-and-excitation's gate). shift may be null (0).
 void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, int64_t scale_n,
-                              const float* shift, float* y, bool do_relu) {
+                              const float* shift, float* y, bool do_relu, int64_t x_img) {
+  if (x_img == 0) x_img = Cb * HW * 16;
   parallel_run(nt_for_bytes(N * Cb * HW * 16), [&] {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < N * Cb; ++b) {
@@ -71,7 +72,7 @@ void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x,
         sc[c] = scale[n * scale_n + c0 + c];
         sh[c] = shift ? shift[c0 + c] : 0.0f;
       }
-      const float* xp = x + b * HW * 16;
+      const float* xp = x + n * x_img + (b % Cb) * HW * 16;
       float* yp = y + b * HW * 16;
       if (do_relu)
         for (int64_t i = 0; i < HW; ++i)

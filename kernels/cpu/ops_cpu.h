@@ -41,9 +41,9 @@ void relu(int64_t n, const float* x, float* y);
 void add(int64_t n, const float* a, const float* b, float* y, bool relu);
 // Channel-blocked (N, Cb, HW, 16): y = x * scale[n * scale_n + c] + shift[c] (c = cb * 16 + lane);
 // scale_n 0 for a batch norm, Cb * 16 for squeeze-and-excitation's gate (N*C scales); shift may
-// be null.
+// be null. x_img: floats from one image of x to the next (0: dense, Cb * HW * 16).
 void channel_affine_blocked16(int64_t N, int64_t Cb, int64_t HW, const float* x, const float* scale, int64_t scale_n,
-                              const float* shift, float* y, bool do_relu);
+                              const float* shift, float* y, bool do_relu, int64_t x_img = 0);
 // Per-channel affine (inference batch norm after folding): y = x * scale[c] + shift[c].
 void channel_affine(int64_t N, int64_t C, int64_t HW, const float* x, const float* scale, const float* shift, float* y,
                     bool relu);

@@ -24,7 +24,10 @@ from . import fuse_pw_dw, fuse_se
 from .fusion import Produced
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
-PREFIX_CONCATS = True  # elide_concats' concats of a longer one's first inputs (A/B: bench.layout_ab)
+# elide_concats' switches (A/B: bench.layout_ab): concats of a longer one's first inputs as views,
+# and concats at batch > 1 (their slices' images strided)
+PREFIX_CONCATS = True
+STRIDED_CONCATS = True
 ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_for)
 
 
@@ -156,37 +159,47 @@ class _Prefix:
 _PART_CALLS = (_FirstPart, _NextPart, _Whole, _Prefix)
 
 
+def _reads_strided(call) -> bool:
+    """Whether a bound call takes an input whose images are further apart than an image (a
+    channel slice of a wider array): the blocked batch norm does (pycnn/layers.py)."""
+    return bool(getattr(call, "reads_strided", False))
+
+
 def elide_concats(steps, shapes, calls, ins, layouts, outputs):
-    """A concat whose inputs each occupy one contiguous run of its output (every axis before the
-    concat axis has size 1: a channel concat at batch 1) is made by its producers writing
-    straight into their slices; the concat returns the whole (GoogLeNet batch 1: 9 copies,
-    ~0.4 ms). A concat whose inputs are the first inputs of a longer one (DenseNet: each layer
-    concatenates all the block's earlier outputs, the block's last concat all of them) returns
-    the leading run of the longer one's output: a dense block's concats copy nothing (DenseNet-121
-    batch 1: 58 copies of 0.4-3.2 MB). The parts are not graph outputs and are made by steps not
-    already writing into another concat; a producer that takes out= (writes_out: the bound convs)
-    writes its slice, any other's result is copied there (DenseNet's pooled block input, once
-    instead of once per layer). Other steps may read the parts: they get the slices, contiguous
-    at batch 1. calls and ins are changed in place."""
+    """Channel concats made by their producers writing into slices of one output (GoogLeNet batch
+    1: 9 copies, ~0.4 ms). A part's producer that takes out= writes its slice (at batch > 1 only
+    a bound conv with a channel-blocked y: writes_strided_out, the slice's images being apart by
+    the whole concat's image); any other's result is copied there (DenseNet's pooled block
+    input, once instead of once per layer). A concat whose inputs are the first inputs of a
+    longer one returns the leading channels of that one's output (DenseNet: each layer
+    concatenates all the block's earlier outputs, the block's last concat all of them; batch 1:
+    58 copies of 0.4-3.2 MB). At batch 1 the slices are contiguous and any step may read them; at
+    batch > 1 they are not, so the parts must be read by these concats only and the shorter
+    concats' outputs by steps that take strided images (the blocked batch norm). The parts are
+    not graph outputs, nor made by a step already writing into another concat. calls and ins are
+    changed in place."""
     producer = {s.output: i for i, s in enumerate(steps)}
+    readers = {}
+    for i, s in enumerate(steps):
+        for t in s.inputs:
+            readers.setdefault(t, []).append(i)
 
     def axis_of(ci):
         return steps[ci].attrs["axis"] % len(shapes[steps[ci].output])
 
+    def contiguous(ci):  # every axis before the concat's has size 1: each part is one run
+        return int(np.prod(shapes[steps[ci].output][: axis_of(ci)])) == 1
+
     def eligible(ci):
         s = steps[ci]
-        if s.op != "concat":
-            return False
-        if layouts.get(ci, NO_LAYOUT)[1] == _layout.REORDER:
-            return False  # made in NCHW, then reordered to blocked in its own step
+        if s.op != "concat" or layouts.get(ci, NO_LAYOUT)[1] == _layout.REORDER:
+            return False  # (a REORDER concat is made in NCHW, then reordered to blocked in its step)
         ts = list(s.inputs)
-        return (
-            int(np.prod(shapes[s.output][: axis_of(ci)])) == 1
-            and len(set(ts)) == len(ts)
-            and all(
-                t not in outputs and t in producer and not isinstance(calls[producer[t]], _PART_CALLS + (Produced,))
-                for t in ts
-            )
+        if not contiguous(ci) and (not STRIDED_CONCATS or axis_of(ci) != 1 or ci not in layouts):
+            return False  # at batch > 1 only channel-blocked channel concats (strided writers)
+        return len(set(ts)) == len(ts) and all(
+            t not in outputs and t in producer and not isinstance(calls[producer[t]], _PART_CALLS + (Produced,))
+            for t in ts
         )
 
     elig = {ci for ci in range(len(steps)) if eligible(ci)}
@@ -197,8 +210,7 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
         ts = list(steps[mi].inputs)
         if any(isinstance(calls[producer[t]], _PART_CALLS) for t in ts):
             continue
-        ax = axis_of(mi)
-        lay = layouts.get(mi, NO_LAYOUT)[0]
+        ax, lay, batch1 = axis_of(mi), layouts.get(mi, NO_LAYOUT)[0], contiguous(mi)
         members = [  # (not graph outputs: two outputs would share memory)
             ci
             for ci in (elig if PREFIX_CONCATS else ())
@@ -208,11 +220,18 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
             and axis_of(ci) == ax
             and layouts.get(ci, NO_LAYOUT)[0] == lay
             and list(steps[ci].inputs) == ts[: len(steps[ci].inputs)]
+            and (batch1 or all(_reads_strided(calls[r]) for r in readers.get(steps[ci].output, ())))
         ]
         # The longest runs last (it reads every part, so the first part, which the later
         # producers read for its .base, lives until then).
         if any(ci > mi for ci in members):
             continue
+        chain = set(members) | {mi}
+        if not batch1 and any(r not in chain for t in ts for r in readers.get(t, ())):
+            continue  # a part read elsewhere would be a strided view
+        writes = [writes_out(calls[producer[t]]) if batch1 else _writes_strided(calls[producer[t]]) for t in ts]
+        if not members and not any(writes):
+            continue  # every part copied: the concat's own copy, nothing saved
         out_shape = shapes[steps[mi].output]
         # A channel-blocked concat (pycnn/layout.py): the slices are of channel blocks.
         unit = 1
@@ -225,18 +244,22 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
             sl = (slice(None),) * ax + (slice(off // unit, (off + shapes[t][ax]) // unit),)
             off += shapes[t][ax]
             ends.append(off)
-            copy = not writes_out(calls[p])
             if i == first:
-                calls[p] = _FirstPart(calls[p], out_shape, sl, copy)
+                calls[p] = _FirstPart(calls[p], out_shape, sl, not writes[i])
             else:
                 ins[p] = ins[p] + [ts[first]]
-                calls[p] = _NextPart(calls[p], sl, copy)
+                calls[p] = _NextPart(calls[p], sl, not writes[i])
         calls[mi] = _Whole(first)
         done.add(mi)
         for ci in members:
             n = len(steps[ci].inputs)
             calls[ci] = _Prefix((slice(None),) * ax + (slice(0, ends[n - 1] // unit),))
             done.add(ci)
+
+
+def _writes_strided(call) -> bool:
+    """Whether a bound call writes an out= whose images are further apart than an image."""
+    return bool(getattr(call, "writes_strided_out", False))
 
 
 def views(steps) -> set:

@@ -18,6 +18,10 @@ struct ConvParams {
   int64_t dil_h, dil_w;
   int64_t groups;
   int64_t Ho, Wo;
+  // Floats from one image of y to the next; 0: dense (K * Ho * Wo). Set only for algorithms whose
+  // layout_ok takes kYImageStrided (a channel-blocked y written into a slice of a wider concat).
+  int64_t y_img = 0;
+  int64_t y_image_stride() const { return y_img ? y_img : K * Ho * Wo; }
   int64_t Cg() const { return C / groups; }
   int64_t Kg() const { return K / groups; }
   double flops() const { return 2.0 * N * K * Ho * Wo * Cg() * R * S; }
