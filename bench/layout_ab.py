@@ -11,8 +11,8 @@ grouped_c16 instead of the dense kernels per group: pycnn/select.py), concat_pre
 a concat of the first inputs of a longer one is a view of its output: DenseNet's dense blocks,
 pycnn/graph/binding.py), concat_strided (at batch > 1 the producers of a blocked concat's parts
 write into its output, the images of their slices strided), ck_per_tile (3x3 convs with
-Cg * Kg / (Cg + Kg) <= 16 run direct_oc rather than Winograd: pycnn/select.py), all (pycnn.layout.ENABLED). Not all are layout rules;
-each is a switch of the bound plan."""
+Cg * Kg / (Cg + Kg) <= 16 run direct_oc rather than Winograd: pycnn/select.py), all
+(pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan."""
 
 import argparse
 import statistics
