@@ -1,5 +1,6 @@
-"""In-process A/B of two builds of pycnn on a torchvision network exported to ONNX: this checkout
-(new) against an older build (old) imported under another name, blocks of runs taking turns,
+"""In-process A/B of two builds of pycnn on a torchvision network exported to ONNX or a lecture
+network (pycnn.models, the same weights in both): this checkout (new) against an older build
+(old) imported under another name, blocks of runs taking turns,
 medians (bench/timing.compare). For compiled changes, where a switch in Python cannot turn the change off.
 
     git worktree add /tmp/old <commit> && make -C /tmp/old build
@@ -16,7 +17,9 @@ import sys
 import numpy as np
 
 import pycnn
+import pycnn.models
 
+from . import networks
 from . import torchvision_zoo as zoo
 from .timing import compare
 
@@ -24,7 +27,7 @@ from .timing import compare
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("old", help="a folder holding the older build's package, renamed (see --name)")
-    ap.add_argument("network", choices=sorted(zoo.NETWORKS))
+    ap.add_argument("network", choices=sorted(zoo.NETWORKS) + pycnn.models.names())
     ap.add_argument("--name", default="pycnn_old", help="the older package's name in that folder")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
@@ -33,9 +36,15 @@ def main(argv=None):
     old = importlib.import_module(args.name)
     for m in (pycnn, old):
         m.set_num_threads(2)
-    onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
-    g_new, g_old = pycnn.load_onnx(onnx_bytes), old.load_onnx(onnx_bytes)
-    x = np.random.default_rng(0).standard_normal(zoo.input_shape(args.network, args.batch), dtype=np.float32)
+    if args.network in zoo.NETWORKS:
+        onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
+        g_new, g_old = pycnn.load_onnx(onnx_bytes), old.load_onnx(onnx_bytes)
+        x = np.random.default_rng(0).standard_normal(zoo.input_shape(args.network, args.batch), dtype=np.float32)
+    else:
+        g_new = pycnn.models.get(args.network)
+        g_old = importlib.import_module(args.name + ".models").get(args.network)
+        g_old.load_state_dict(g_new.state_dict())
+        x = networks._input(g_new, args.network, args.batch, np.random.default_rng(0))
     np.testing.assert_allclose(g_new(x), g_old(x), rtol=1e-4, atol=1e-5)
 
     t = compare({"old": lambda: g_old(x), "new": lambda: g_new(x)}, rounds=args.rounds, target_s=0.5, min_samples=20)

@@ -1,5 +1,6 @@
-"""In-process A/B of one channel-blocked layout rule on a torchvision network exported to ONNX:
-the same network bound with the rule off (A) and on (B), blocks of runs taking turns, medians.
+"""In-process A/B of one channel-blocked layout rule on a torchvision network exported to ONNX or
+a lecture network (pycnn.models, the same weights in both): the same network bound with the rule
+off (A) and on (B), blocks of runs taking turns, medians.
 `python -m bench.layout_ab efficientnet_b0 --batch 1 --off gate` (docs/performance.md, Whole
 networks). --off: gate (squeeze-and-excitation's pool and x * gate read the layout), depthwise
 (depthwise convs read and write it), per_channel (batch norms, average pools and LayerNorms over
@@ -21,9 +22,11 @@ import time
 import numpy as np
 
 import pycnn
+import pycnn.models
 from pycnn import layout, select
 from pycnn.graph import binding, fuse_pw_dw, fuse_se, pad_channels
 
+from . import networks
 from . import torchvision_zoo as zoo
 
 
@@ -75,7 +78,7 @@ def _rule_off(name):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("network", choices=sorted(zoo.NETWORKS))
+    ap.add_argument("network", choices=sorted(zoo.NETWORKS) + pycnn.models.names())
     ap.add_argument("--batch", type=int, default=1)
     rules = (
         "gate",
@@ -94,15 +97,26 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
     pycnn.set_num_threads(2)
-    onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
-    x = np.random.default_rng(0).standard_normal(zoo.input_shape(args.network, args.batch), dtype=np.float32)
+    if args.network in zoo.NETWORKS:
+        onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
+        x = np.random.default_rng(0).standard_normal(zoo.input_shape(args.network, args.batch), dtype=np.float32)
+        make = lambda: pycnn.load_onnx(onnx_bytes)  # noqa: E731
+    else:
+        weights = pycnn.models.get(args.network).state_dict()
+
+        def make():
+            g = pycnn.models.get(args.network)
+            g.load_state_dict(weights)
+            return g
+
+        x = networks._input(make(), args.network, args.batch, np.random.default_rng(0))
     restore = _rule_off(args.off)
     try:
-        off = pycnn.load_onnx(onnx_bytes)
+        off = make()
         y_off = off(x)  # bound (the layout planned) with the rule off
     finally:
         restore()
-    on = pycnn.load_onnx(onnx_bytes)
+    on = make()
     # relative to the largest output (a switch may change the algorithm, so the rounding: random
     # weights give Inception v3 outputs of ~1e12 where some are near 0)
     err = float(np.abs(on(x) - y_off).max() / max(np.abs(y_off).max(), 1e-30))

@@ -164,6 +164,9 @@ def test_layout_ab_runs(capsys):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         assert f"rule '{rule}' off" in capsys.readouterr().out
     assert layout_ab.binding.PREFIX_CONCATS and layout_ab.binding.STRIDED_CONCATS
+    for net in ("lenet5", "kimcnn"):  # lecture networks (pycnn.models), Kim's with token ids
+        layout_ab.main([net, "--batch", "2", "--off", "all", "--rounds", "1"])
+        assert capsys.readouterr().out.startswith(f"{net} batch 2")
     assert layout_ab.select.DIRECT_OC_MAX_CK_PER_TILE == ck
 
 
@@ -182,6 +185,8 @@ def test_build_ab_runs(capsys, tmp_path):
     build_ab.main([str(tmp_path), "mobilenet_v3_small", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("mobilenet_v3_small batch 1") and "old" in line and "new" in line and line.endswith("x")
+    build_ab.main([str(tmp_path), "lenet5", "--batch", "2", "--rounds", "1"])  # a lecture network
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("lenet5 batch 2")
 
 
 def test_epilogue_cost_runs(capsys):
