@@ -189,6 +189,17 @@ def test_build_ab_runs(capsys, tmp_path):
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("lenet5 batch 2")
 
 
+def test_blocked_pool_check_runs(capsys, monkeypatch):
+    """bench/blocked_pool_check.py: each blocked pool call timed, ms and GB/s per shape."""
+    from bench import blocked_pool_check
+
+    monkeypatch.setattr(blocked_pool_check, "SHAPES", [("avg", 1, 32, 9, 3, 1, 1), ("max", 2, 16, 11, 3, 2, 1)])
+    blocked_pool_check.main(["--rounds", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("blocked pools, ISA") and len(lines) == 3
+    assert lines[1].startswith("avg 1x32x9x9 3x3/1 pad 1: new") and lines[2].endswith("GB/s)")
+
+
 def test_epilogue_cost_runs(capsys):
     """bench/epilogue_cost.py: the conv alone and with each function in its step, timed."""
     from bench import epilogue_cost

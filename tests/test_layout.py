@@ -218,6 +218,8 @@ def test_bind_and_call_check_layouts(rng):
         (1, 32, 9, 70, 5, 1, 2, True),  # 2 passes, padded ends
         (1, 16, 68, 70, 66, 1, 0, False),  # window wider than a pass
         (1, 16, 6, 6, 1, 1, 0, False),
+        (2, 16, 7, 41, 3, 2, 1, True),  # strided: blocks of outputs inside the columns, borders
+        (1, 32, 5, 39, 3, 2, 0, False),
     ],
 )
 def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
@@ -247,6 +249,9 @@ def test_blocked_pool_checks():
         (2, 48, 9, 11, 3, 1, 1, False),  # Inception's branch pools
         (1, 32, 5, 7, 3, 2, 1, True),  # padding and ceil_mode's partial last window
         (1, 16, 7, 7, 7, 1, 0, False),
+        (2, 16, 6, 37, 3, 1, 1, False),  # blocks of outputs inside the columns, a border each side
+        (1, 16, 5, 41, 3, 2, 1, True),  # ... strided, the last window partial
+        (1, 16, 4, 30, 2, 2, 0, False),
     ],
 )
 @pytest.mark.parametrize("cip", [True, False])
