@@ -187,6 +187,11 @@ def test_build_ab_runs(capsys, tmp_path):
     assert line.startswith("mobilenet_v3_small batch 1") and "old" in line and "new" in line and line.endswith("x")
     build_ab.main([str(tmp_path), "lenet5", "--batch", "2", "--rounds", "1"])  # a lecture network
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("lenet5 batch 2")
+    from bench import conv_ab
+
+    conv_ab.main([str(tmp_path), "1,16,9,32,5,1,2", "--algo", "direct_oc", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("N1 16->32 5x5/1 pad 2 @9 (direct_oc): old") and line.endswith("x")
 
 
 def test_blocked_pool_check_runs(capsys, monkeypatch):

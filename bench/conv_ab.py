@@ -1,0 +1,65 @@
+"""In-process A/B of one conv layer's prepared, bound call in two builds (this checkout against an
+older build's package, as bench/build_ab.py loads it): blocks of calls taking turns, medians.
+
+    python -m bench.conv_ab /tmp/oldpkg 1,48,19,192,5,1,2 8,96,27,256,5,1,2 --algo direct_oc
+
+Each shape is N,C,H,K,R,stride,pad (square maps and windows); ReLU in the epilogue. Prints both
+times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new."""
+
+import argparse
+import importlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import pycnn
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("old", help="a folder holding the older build's package, renamed (see --name)")
+    ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad")
+    ap.add_argument("--name", default="pycnn_old")
+    ap.add_argument("--algo", default="auto")
+    ap.add_argument("--rounds", type=int, default=9)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, args.old)
+    builds = {"old": importlib.import_module(args.name), "new": pycnn}
+    for P in builds.values():
+        P.set_num_threads(2)
+    for spec in args.shapes:
+        N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+        w = rng.standard_normal((K, C, R, R), dtype=np.float32) * 0.1
+        b = rng.standard_normal(K, dtype=np.float32)
+        calls = {}
+        for name, P in builds.items():
+            conv = P.prepare_conv(w, b, stride=st, padding=pad, algo=args.algo, activation="relu")
+            calls[name] = conv.bind([x.shape], None)
+        np.testing.assert_allclose(calls["new"](x), calls["old"](x), rtol=1e-4, atol=1e-3)
+        Ho = (H + 2 * pad - R) // st + 1
+        flop = 2.0 * N * K * C * R * R * Ho * Ho
+        reps = max(3, min(30, int(2e10 / flop)))
+        times = {name: [] for name in calls}
+        for _ in range(args.rounds):
+            for name, f in calls.items():
+                time.sleep(0.01)
+                for _ in range(2):
+                    f(x)
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    f(x)
+                    times[name].append(time.perf_counter() - t0)
+        mo, mn = (statistics.median(times[k]) for k in ("old", "new"))
+        print(
+            f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H} ({args.algo}): old {mo * 1e3:.3f} ms "
+            f"({flop / mo / 1e9:.0f} GFLOP/s), new {mn * 1e3:.3f} ms ({flop / mn / 1e9:.0f} GFLOP/s), {mo / mn:.3f}x",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
