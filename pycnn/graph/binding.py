@@ -7,9 +7,10 @@ shape fixed, no per-call validation) after the binding passes that depend on the
                     (pycnn/graph/fuse_pw_dw.py);
   fuse_se           squeeze-and-excitation's pool -> 1x1 -> 1x1 -> x * gate: one call
                     (pycnn/graph/fuse_se.py);
-  elide_concats     concats whose inputs are each one contiguous run of the output (batch 1):
-                    their producers write into their slices, and a concat of the first inputs
-                    of a longer one (DenseNet's) is a view of the longer one's output.
+  elide_concats     channel concats made by their producers writing into slices of the
+                    output (at batch > 1 channel-blocked ones, the slices' images strided), and
+                    a concat of the first inputs of a longer one (DenseNet's) a view of the
+                    longer one's output.
 Later runs with the same shapes reuse the bound plan (at most 16 shape sets are kept).
 """
 
