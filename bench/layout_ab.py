@@ -29,6 +29,14 @@ from pycnn.graph import binding, fuse_pw_dw, fuse_se, pad_channels
 from . import networks
 from . import torchvision_zoo as zoo
 
+_FLAGS = {
+    "pw_dw": (fuse_pw_dw, "ENABLED"),
+    "se": (fuse_se, "ENABLED"),
+    "pad_channels": (pad_channels, "ENABLED"),
+    "concat_prefix": (binding, "PREFIX_CONCATS"),
+    "concat_strided": (binding, "STRIDED_CONCATS"),
+}
+
 
 def _rule_off(name):
     """A callable that switches the rule off and returns a callable that switches it back on."""
@@ -44,12 +52,10 @@ def _rule_off(name):
         orig = layout.PER_CHANNEL_OPS
         layout.PER_CHANNEL_OPS = ("max_pool2d",)
         return lambda: setattr(layout, "PER_CHANNEL_OPS", orig)
-    if name == "pw_dw":
-        fuse_pw_dw.ENABLED = False
-        return lambda: setattr(fuse_pw_dw, "ENABLED", True)
-    if name == "se":
-        fuse_se.ENABLED = False
-        return lambda: setattr(fuse_se, "ENABLED", True)
+    if name in _FLAGS:  # a module's switch, True when on
+        module, attr = _FLAGS[name]
+        setattr(module, attr, False)
+        return lambda: setattr(module, attr, True)
     if name == "grouped":
         orig = {isa: r["grouped_c16_max_group"] for isa, r in select.ISA_RULES.items()}
 
@@ -59,19 +65,10 @@ def _rule_off(name):
 
         set_max_group(dict.fromkeys(orig, 0))
         return lambda: set_max_group(orig)
-    if name == "concat_prefix":
-        binding.PREFIX_CONCATS = False
-        return lambda: setattr(binding, "PREFIX_CONCATS", True)
-    if name == "concat_strided":
-        binding.STRIDED_CONCATS = False
-        return lambda: setattr(binding, "STRIDED_CONCATS", True)
     if name == "ck_per_tile":
         orig_ck = select.DIRECT_OC_MAX_CK_PER_TILE
         select.DIRECT_OC_MAX_CK_PER_TILE = 0
         return lambda: setattr(select, "DIRECT_OC_MAX_CK_PER_TILE", orig_ck)
-    if name == "pad_channels":
-        pad_channels.ENABLED = False
-        return lambda: setattr(pad_channels, "ENABLED", True)
     layout.ENABLED = False
     return lambda: setattr(layout, "ENABLED", True)
 
