@@ -1,18 +1,19 @@
 """The channel-blocked pools (pool2d_blocked.inl) on the shapes the networks give them: each bound
-call timed alone on its blocked input (blocks of calls taking turns, medians), ms and GB/s
+call timed alone on its blocked input (bench/timing.compare: blocks of calls taking turns,
+medians), ms and GB/s
 (bytes read + written). With --old DIR an older build's package (see bench/build_ab.py) runs
 the same calls in the same process and the ratio old / new is printed (docs/performance.md,
 Pooling). `python -m bench.blocked_pool_check [--old /tmp/oldpkg] [--threads T]`."""
 
 import argparse
 import importlib
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import pycnn
+
+from .timing import compare
 
 # (kind, N, C, H, kernel, stride, pad): Inception v3's branch and stem pools, ResNet's and
 # SqueezeNet's stride-2 max pools, DenseNet's transition average pool at batch 8.
@@ -74,17 +75,10 @@ def main(argv=None):
             calls[name] = (fn, a)
         if "old" in ys:
             np.testing.assert_allclose(ys["new"], ys["old"], rtol=1e-5, atol=1e-5)
-        times = {name: [] for name in calls}
-        for _ in range(args.rounds):
-            for name, (fn, a) in calls.items():
-                time.sleep(0.01)
-                for _ in range(5):
-                    fn(a)
-                for _ in range(30):
-                    t0 = time.perf_counter()
-                    fn(a)
-                    times[name].append(time.perf_counter() - t0)
-        med = {name: statistics.median(v) for name, v in times.items()}
+        timed = compare(
+            {name: (lambda fn=fn, a=a: fn(a)) for name, (fn, a) in calls.items()}, rounds=args.rounds, min_samples=30
+        )
+        med = {name: t["median_s"] for name, t in timed.items()}
         Ho = (H + 2 * pad - k) // s + 1
         nbytes = 4 * N * C * (H * H + Ho * Ho)
         cols = "  ".join(f"{name} {m * 1e3:.3f} ({nbytes / m / 1e9:.0f} GB/s)" for name, m in med.items())

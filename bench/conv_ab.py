@@ -1,5 +1,6 @@
 """In-process A/B of one conv layer's prepared, bound call in two builds (this checkout against an
-older build's package, as bench/build_ab.py loads it): blocks of calls taking turns, medians.
+older build's package, as bench/build_ab.py loads it): blocks of calls taking turns, medians
+(bench/timing.compare).
 
     python -m bench.conv_ab /tmp/oldpkg 1,48,19,192,5,1,2 8,96,27,256,5,1,2 --algo direct_oc
 
@@ -8,13 +9,13 @@ times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / 
 
 import argparse
 import importlib
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import pycnn
+
+from .timing import compare
 
 
 def main(argv=None):
@@ -42,18 +43,8 @@ def main(argv=None):
         np.testing.assert_allclose(calls["new"](x), calls["old"](x), rtol=1e-4, atol=1e-3)
         Ho = (H + 2 * pad - R) // st + 1
         flop = 2.0 * N * K * C * R * R * Ho * Ho
-        reps = max(3, min(30, int(2e10 / flop)))
-        times = {name: [] for name in calls}
-        for _ in range(args.rounds):
-            for name, f in calls.items():
-                time.sleep(0.01)
-                for _ in range(2):
-                    f(x)
-                for _ in range(reps):
-                    t0 = time.perf_counter()
-                    f(x)
-                    times[name].append(time.perf_counter() - t0)
-        mo, mn = (statistics.median(times[k]) for k in ("old", "new"))
+        timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
+        mo, mn = (timed[k]["median_s"] for k in ("old", "new"))
         print(
             f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H} ({args.algo}): old {mo * 1e3:.3f} ms "
             f"({flop / mo / 1e9:.0f} GFLOP/s), new {mn * 1e3:.3f} ms ({flop / mn / 1e9:.0f} GFLOP/s), {mo / mn:.3f}x",

@@ -5,7 +5,9 @@ A StepKernel is what an operator's kernel(attrs, params, algo) returns: callable
 and bindable to one set of input shapes. A BoundCall is what bind returns: the kernel with the
 geometry, algorithm and output shape fixed, called once per run with the inputs only. A bound
 call that can write into a caller's array (a slice of a concat's output) says so with
-writes_out = True and takes out=.
+writes_out = True and takes out=; one whose out= may also have its images further apart than an
+image (a channel slice at batch > 1) says writes_strided_out = True, and one whose input may be
+such a slice says reads_strided = True.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ def writes_out(call: BoundCall) -> bool:
     return bool(getattr(call, "writes_out", False))
 
 
+def writes_strided_out(call: BoundCall) -> bool:
+    """Whether a bound call's out= may have strided images (blocked-y direct_oc and Winograd)."""
+    return bool(getattr(call, "writes_strided_out", False))
+
+
+def reads_strided(call: BoundCall) -> bool:
+    """Whether a bound call takes an input with strided images (the blocked batch norm)."""
+    return bool(getattr(call, "reads_strided", False))
+
+
 class Kernel:
     """A StepKernel from a function: fn(*xs) per call; bind(in_shapes, out_shape) -> a faster call
     for fixed shapes (default: fn itself); no weights to prepare."""
@@ -70,4 +82,4 @@ class Kernel:
         return self.op
 
 
-__all__ = ["StepKernel", "BoundCall", "Kernel", "NO_LAYOUT", "writes_out"]
+__all__ = ["StepKernel", "BoundCall", "Kernel", "NO_LAYOUT", "writes_out", "writes_strided_out", "reads_strided"]

@@ -216,7 +216,7 @@ void bind_eltwise(py::module_& m) {
   // x, y channel-blocked (N, C/16, H, W, 16); scale, shift (C entries): a folded batch norm. x's
   // images may be further apart than an image (a channel slice of a Graph's concat at batch > 1).
   m.def("channel_affine_blocked16", [](py::array_t<float> xa, farray scale, farray shift, farray y, bool relu) {
-    PYCNN_REQUIRE(xa.ndim() == 5 && xa.shape(4) == 16, "x: expected a channel-blocked (N, C/16, H, W, 16) array");
+    require_blocked16(xa, "x");
     const int64_t x_img = image_stride(xa, "x");
     PYCNN_REQUIRE(y.ndim() == 5 && std::equal(y.shape(), y.shape() + 5, xa.shape()), "out: expected x's shape");
     const int64_t Cb = xa.shape(1);

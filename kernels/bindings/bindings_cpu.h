@@ -26,7 +26,7 @@ inline void require_ndim(const farray& a, int nd, const char* name) {
                                     std::to_string(a.ndim()));
 }
 // a is channel-blocked (pycnn/layout.py): (N, C/16, H, W, 16).
-inline void require_blocked16(const farray& a, const char* name) {
+inline void require_blocked16(const py::array& a, const char* name) {
   if (a.ndim() == 5 && a.shape(4) == 16) return;
   std::string got = "(";
   for (int i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _C
 from .. import layout as _layout
-from ..step_kernel import NO_LAYOUT, writes_out
+from ..step_kernel import NO_LAYOUT, reads_strided, writes_out, writes_strided_out
 from . import fuse_pw_dw, fuse_se
 from .fusion import Produced
 
@@ -104,6 +104,14 @@ def _without_fused_away(steps, calls, ins, frees) -> BoundPlan:
     return plan
 
 
+def _fill(call, xs, part, copy):
+    """call(*xs) written into part: through out=, or (copy) its result copied there."""
+    if copy:
+        np.copyto(part, call(*xs).reshape(part.shape))
+        return part
+    return call(*xs, out=part)
+
+
 class _FirstPart:
     """The first producer of an elided concat: allocates the concat's whole output (per run, so
     each run returns its own array), writes its slice, returns that slice (a view whose .base is
@@ -114,11 +122,7 @@ class _FirstPart:
         self.call, self.whole_shape, self.sl, self.copy = call, whole_shape, sl, copy
 
     def __call__(self, *xs):
-        part = np.empty(self.whole_shape, np.float32)[self.sl]
-        if self.copy:
-            np.copyto(part, self.call(*xs).reshape(part.shape))
-            return part
-        return self.call(*xs, out=part)
+        return _fill(self.call, xs, np.empty(self.whole_shape, np.float32)[self.sl], self.copy)
 
 
 class _NextPart:
@@ -129,11 +133,7 @@ class _NextPart:
         self.call, self.sl, self.copy = call, sl, copy
 
     def __call__(self, *xs):
-        part = xs[-1].base[self.sl]
-        if self.copy:
-            np.copyto(part, self.call(*xs[:-1]).reshape(part.shape))
-            return part
-        return self.call(*xs[:-1], out=part)
+        return _fill(self.call, xs[:-1], xs[-1].base[self.sl], self.copy)
 
 
 class _Whole:
@@ -158,12 +158,6 @@ class _Prefix:
 
 
 _PART_CALLS = (_FirstPart, _NextPart, _Whole, _Prefix)
-
-
-def _reads_strided(call) -> bool:
-    """Whether a bound call takes an input whose images are further apart than an image (a
-    channel slice of a wider array): the blocked batch norm does (pycnn/layers.py)."""
-    return bool(getattr(call, "reads_strided", False))
 
 
 def elide_concats(steps, shapes, calls, ins, layouts, outputs):
@@ -221,7 +215,7 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
             and axis_of(ci) == ax
             and layouts.get(ci, NO_LAYOUT)[0] == lay
             and list(steps[ci].inputs) == ts[: len(steps[ci].inputs)]
-            and (batch1 or all(_reads_strided(calls[r]) for r in readers.get(steps[ci].output, ())))
+            and (batch1 or all(reads_strided(calls[r]) for r in readers.get(steps[ci].output, ())))
         ]
         # The longest runs last (it reads every part, so the first part, which the later
         # producers read for its .base, lives until then).
@@ -230,7 +224,7 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
         chain = set(members) | {mi}
         if not batch1 and any(r not in chain for t in ts for r in readers.get(t, ())):
             continue  # a part read elsewhere would be a strided view
-        writes = [writes_out(calls[producer[t]]) if batch1 else _writes_strided(calls[producer[t]]) for t in ts]
+        writes = [writes_out(calls[producer[t]]) if batch1 else writes_strided_out(calls[producer[t]]) for t in ts]
         if not members and not any(writes):
             continue  # every part copied: the concat's own copy, nothing saved
         out_shape = shapes[steps[mi].output]
@@ -256,11 +250,6 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
             n = len(steps[ci].inputs)
             calls[ci] = _Prefix((slice(None),) * ax + (slice(0, ends[n - 1] // unit),))
             done.add(ci)
-
-
-def _writes_strided(call) -> bool:
-    """Whether a bound call writes an out= whose images are further apart than an image."""
-    return bool(getattr(call, "writes_strided_out", False))
 
 
 def views(steps) -> set:
