@@ -192,6 +192,11 @@ def test_build_ab_runs(capsys, tmp_path):
     conv_ab.main([str(tmp_path), "1,16,9,32,5,1,2", "--algo", "direct_oc", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("N1 16->32 5x5/1 pad 2 @9 (direct_oc): old") and line.endswith("x")
+    from bench import sgemm_ab
+
+    sgemm_ab.main([str(tmp_path), "13,49,70", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("13,49,70") and "old" in line and "numpy" in line and line.endswith("x")
 
 
 def test_blocked_pool_check_runs(capsys, monkeypatch):

@@ -20,6 +20,8 @@ SHAPES = [
     ((2, 16, 9, 11), (32, 16, 3, 3), 1, 1, 1),  # Winograd, direct_oc, im2col
     ((1, 3, 17, 19), (8, 3, 5, 5), 2, 2, 1),  # direct (first layers)
     ((2, 32, 7, 7), (48, 32, 1, 1), 1, 0, 1),  # 1x1
+    ((1, 32, 13, 13), (40, 32, 1, 1), 1, 0, 1),  # 169 columns: avx2's last panel split 8 + 1
+    ((2, 32, 5, 13), (40, 32, 1, 1), 1, 0, 1),  # 65 columns: AVX-512's 8 x 48 split 16 + 1
     ((1, 512, 7, 7), (36, 512, 3, 3), 1, 1, 1),  # deep and few rows: the SGEMM's split depth
     ((2, 32, 10, 9), (32, 1, 3, 3), 1, 1, 32),  # depthwise
     ((1, 20, 12, 12), (20, 1, 3, 3), 2, 1, 20),  # depthwise, a partial channel block

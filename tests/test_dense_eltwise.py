@@ -14,7 +14,9 @@ from pycnn import _C, reference
 # packed 4 columns wide; K = 257, 301, 259 and 513 leave depth blocks of 1, 45, 3 and 1 (the
 # column kernels' k-chain tails). M = 100, 4, 25 and 1 leave a last 8-row panel of at most 4 real
 # rows (the 4-row kernels: 3-, 2- and 1-vector variants at N = 60, 70; K = 700 accumulates over
-# three depth blocks).
+# three depth blocks). A last panel a few columns past whole vectors runs as a vector kernel and a
+# column kernel (sgemm.cpp split_heads): avx2's 6 x 16 panels at N = 169, 27 and 12 (9, 11 and 12
+# columns: 8 + 1, 8 + 3, 8 + 4), AVX-512's 8 x 48 ones at N = 17 and 83 (16 + 1, 32 + 3).
 @pytest.mark.parametrize(
     "shape",
     [
@@ -38,6 +40,11 @@ from pycnn import _C, reference
         (16, 1, 77),
         (8, 49, 513),
         (37, 53, 21),  # A and B^T packed with partial row groups and a k tail on every ISA
+        (6, 169, 300),
+        (12, 27, 70),
+        (30, 12, 513),
+        (8, 17, 40),
+        (16, 83, 300),
     ],
 )
 @pytest.mark.parametrize("bt", [False, True])

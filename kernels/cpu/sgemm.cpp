@@ -209,6 +209,24 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
   failure.rethrow();
 }
 
+// For each panel width nr <= NR: the columns of a whole number of vectors to run first when the
+// rest (nr mod the vector width) fits a column kernel and uk[nr] is a vector kernel wider than
+// those vectors; 0 where uk[nr] runs the panel alone. The vector width is the narrowest row
+// kernel's for these panels. Packed panels are NR wide and zero-padded, so the column kernel's
+// reads from column h on stay inside them.
+std::vector<int> split_heads(const CpuKernels& kern, int MR, int NR, const std::vector<const SgemmVariant*>& uk) {
+  const SgemmVariants vs = kern.sgemm_variants();
+  int W = NR;
+  for (int i = 0; i < vs.count; ++i)
+    if (vs.items[i].MR == MR && !vs.items[i].cols) W = std::min(W, vs.items[i].NR);
+  std::vector<int> head((size_t)NR + 1, 0);
+  for (int nr = W + 1; nr < NR; ++nr) {
+    const int r = nr % W;
+    if (r != 0 && !uk[(size_t)nr]->cols && uk[(size_t)r]->cols && uk[(size_t)r]->NR < W) head[(size_t)nr] = nr - r;
+  }
+  return head;
+}
+
 }  // namespace
 
 void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, Activation act) {
@@ -259,6 +277,11 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
     ukernel[(size_t)nr] = &sgemm_select(kern, MR, nr, MR);
     ukernel_last[(size_t)nr] = &sgemm_select(kern, MR, nr, mr_last);
   }
+  // A partial panel whose width is a few columns past a whole vector (169 columns = 10 x 16 + 9
+  // on avx2) runs as the vector kernel for the whole vectors and a column kernel for the rest,
+  // instead of one kernel as wide as the next vector count (the 9 columns in a 16-column kernel).
+  // head[nr]: the columns the first kernel takes, 0 where the panel is not split.
+  const std::vector<int> head = split_heads(kern, MR, NR, ukernel), head_last = split_heads(kern, MR, NR, ukernel_last);
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -323,8 +346,16 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         ep.ldr = p.ldc;
         ep.act = act;
         ep.prefetch = prefetch;
-        (mr < MR ? ukernel_last : ukernel)[(size_t)nr]->fn(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0),
-                                                           ldc, mr, nr, !first, last, ep);
+        const std::vector<const SgemmVariant*>& uk = mr < MR ? ukernel_last : ukernel;
+        const int h = (mr < MR ? head_last : head)[(size_t)nr];
+        float* c = cbase + (i - it.m0) * ldc + (j - it.j0);
+        if (h == 0) return uk[(size_t)nr]->fn(kc, ap, bp, ldb, c, ldc, mr, nr, !first, last, ep);
+        uk[(size_t)h]->fn(kc, ap, bp, ldb, c, ldc, mr, h, !first, last, ep);
+        Epilogue et = ep;  // the tail columns' epilogue, from column h on
+        if (et.bias_col) et.bias_col += h;
+        if (et.residual) et.residual += h;
+        et.prefetch = nullptr;
+        uk[(size_t)(nr - h)]->fn(kc, ap, bp + h, ldb, c + h, ldc, mr, nr - h, !first, last, et);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);

@@ -90,26 +90,29 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
   }
 }
 
-// A panel's last few columns (nr <= NC) for A panels of MR = V::W rows: the vectors run down the
+// A panel's last few columns (nr <= NC) for A panels of MR <= V::W rows: the vectors run down the
 // rows (one vector of the A panel per k) and each B value is broadcast, so no lane is spent on
 // columns that do not exist (a 14x14 map's 196 columns leave 4 after four 48-column panels; the
 // 1-vector kernel used 4 of its 16 lanes and was load-bound: 1x1 convs there ran 7% slower per
 // flop than on 192 columns). U accumulator sets (k mod U) keep U FMA chains per column in
 // flight: with one column (Winograd F2's 49 tiles on 14x14 maps = 48 + 1) a step is one A load,
 // one broadcast and one FMA, so two sets left it bound by the FMA latency. B must hold NC
-// readable columns per row (packed panels are zero-padded).
-template <class V, int NC, int U>
+// readable columns per row (packed panels are zero-padded). With MR < W (avx2's 6-row panels in
+// 8-float vectors) a vector load of A's row k also reads W - MR floats of row k + 1, lanes the
+// epilogue never reads; the last row is loaded masked, so nothing past the panel is read.
+template <class V, int NC, int U, int MR = V::W>
 static void sgemm_cols_impl(int64_t kc, const float* __restrict A, const float* __restrict B, int64_t ldb,
                             float* __restrict C, int64_t ldc, int mr, int nr, bool accumulate, bool last,
                             const Epilogue& ep) {
-  constexpr int MR = V::W;
+  static_assert(MR <= V::W, "one vector holds a panel's rows");
+  const int64_t kwhole = MR == V::W ? kc : kc - 1;  // rows of A loaded as whole vectors
   typename V::reg acc[U][NC];
 #pragma GCC unroll 8
   for (int u = 0; u < U; ++u)
 #pragma GCC unroll 8
     for (int j = 0; j < NC; ++j) acc[u][j] = V::zero();
   int64_t k = 0;
-  for (; k + U <= kc; k += U) {
+  for (; k + U <= kwhole; k += U) {
     if (ep.prefetch)  // see Epilogue::prefetch: U * MR floats per step, one prefetch per line
 #pragma GCC unroll 8
       for (int f = 0; f < U * MR; f += 16) __builtin_prefetch(ep.prefetch + k * MR + f, 0, 2);
@@ -120,8 +123,8 @@ static void sgemm_cols_impl(int64_t kc, const float* __restrict A, const float* 
       for (int j = 0; j < NC; ++j) acc[u][j] = V::fmadd(a, V::set1(B[(k + u) * ldb + j]), acc[u][j]);
     }
   }
-  for (int u = 0; k < kc; ++k, ++u) {
-    const typename V::reg a = V::loadu(A + k * MR);
+  for (int u = 0; k < kc; ++k, ++u) {  // at most U rows: kwhole - k < U, plus the masked one
+    const typename V::reg a = k < kwhole ? V::loadu(A + k * MR) : V::loadu_n(A + k * MR, MR);
 #pragma GCC unroll 8
     for (int j = 0; j < NC; ++j) acc[u][j] = V::fmadd(a, V::set1(B[k * ldb + j]), acc[u][j]);
   }
@@ -129,7 +132,7 @@ static void sgemm_cols_impl(int64_t kc, const float* __restrict A, const float* 
   for (int u = 1; u < U; ++u)
 #pragma GCC unroll 8
     for (int j = 0; j < NC; ++j) acc[0][j] = V::add(acc[0][j], acc[u][j]);
-  alignas(64) float t[NC][MR];
+  alignas(64) float t[NC][V::W];
 #pragma GCC unroll 8
   for (int j = 0; j < NC; ++j) V::storeu(t[j], acc[0][j]);
   // The same epilogue as the row kernel, one element at a time (mr x nr <= MR x NC of them).
