@@ -54,6 +54,8 @@ ODD_CASES = [
     (2, 6, 9, 11, 9, 1, 1, 2, 0, 1, 3),  # grouped strided 1x1: im2col subsamples x first
     (1, 5, 8, 7, 7, 1, 1, (3, 2), 0, 1, 1),  # 1x1, unequal strides, last row/column unread
     (1, 4, 6, 6, 5, 1, 1, 2, 1, 1, 1),  # strided 1x1 with padding: not subsampled
+    (1, 3, 35, 63, 20, 11, 11, 4, 2, 1, 1),  # stride 4 (compiled in for direct_oc): padded, 2 row tiles
+    (1, 10, 9, 70, 12, 5, 5, 4, 2, 1, 1),  # stride 4 through direct_oc's channel loop
 ]
 
 

@@ -298,12 +298,15 @@ struct DirectOcConv {
     static constexpr TileFn table[] = {&DirectOcConv::tile<(int)I + 1, SW, KVT, BLK>...};
     return table[P - 1];
   }
+  // Column strides 1, 2 and 4 (AlexNet's conv1) are compile-time constants in the tile: with a
+  // run-time stride each of the P broadcasts needs its own address arithmetic.
   template <int KVT>
   TileFn tile_fn_kv(int P) const {
     const auto seq = std::make_index_sequence<PMAX>{};
     if (x_blk()) return pick<1, KVT, true>(P, seq);
     if (p.stride_w == 1) return pick<1, KVT, false>(P, seq);
     if (p.stride_w == 2) return pick<2, KVT, false>(P, seq);
+    if (p.stride_w == 4) return pick<4, KVT, false>(P, seq);
     return pick<0, KVT, false>(P, seq);
   }
   // kvt: vectors the kblock needs (1 .. KV); the builds have KV <= 2, so 1 or KV.
