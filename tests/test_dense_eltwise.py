@@ -60,14 +60,19 @@ def test_sgemm(shape, bt, isa, rng):
     assert_close(c, np.maximum(ref, 0), atol=1e-4 * np.sqrt(K), rtol=1e-4)
 
 
-@pytest.mark.parametrize("shape", [(100, 48, 900), (100, 48, 512), (40, 196, 1500), (104, 30, 601), (40, 7, 2000)])
+@pytest.mark.parametrize(
+    "shape",
+    [(100, 48, 900), (100, 48, 512), (40, 196, 1500), (104, 30, 601), (40, 7, 2000), (256, 169, 600), (200, 70, 700)],
+)
 @pytest.mark.parametrize("threads", [2, 3])
 def test_sgemm_depth_split(shape, threads, isa, rng):
     """One GEMM whose row panels split unevenly over the threads (13, 3, 5 panels of 8) and whose
     depth is at least 256 per thread runs with the depth split (each thread a share of K into
     its own partial C, summed with the epilogue after): shares that end inside a packed depth
     block (900 / 2, 601 / 3), on one (512 / 2), a last panel of 4 columns (196), bias per row and
-    column, ReLU, and a NaN in A reaching only its row."""
+    column, ReLU, and a NaN in A reaching only its row. Many panels split unevenly take it when
+    the partial C is small (sgemm.cpp kKsplitMaxPartialBytes): 256 rows = 43 panels of 6 on avx2,
+    200 rows = 25 panels of 8 on avx512."""
     M, N, K = shape
     a = rng.standard_normal((M, K), dtype=np.float32)
     a[M // 2, K - 3] = np.nan

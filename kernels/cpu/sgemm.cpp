@@ -96,7 +96,10 @@ constexpr int64_t kDirectMaxRows = 64;    // B read in place for GEMMs this shor
 constexpr int64_t kPrefetchPanels = 2;    // A panels prefetched ahead in that order
 constexpr int64_t kKsplitMaxPanels = 8;   // depth split when the row panels per thread are fewer
 constexpr int64_t kKsplitMinDepth = 256;  // ... and each thread gets at least this much depth
-constexpr int kMaxMR = 16;                // rows of the widest A panel (a panel packed per use: abuf)
+// ... or when each thread's partial C is at most this big (it stays in L2 for the sum): the rows'
+// split costs a panel's imbalance and every thread packing all of B, the depth's split the sum
+constexpr int64_t kKsplitMaxPartialBytes = 512 << 10;
+constexpr int kMaxMR = 16;  // rows of the widest A panel (a panel packed per use: abuf)
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
 // cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
@@ -240,8 +243,11 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   const std::vector<Item> items = make_items(probs_in, M, MR, NR, nt_max, row_parts);
   // Rows split unevenly over the threads in a deep GEMM (one column block): split the depth.
   const int64_t mpanels = (M + MR - 1) / MR;
+  const int64_t partial_bytes = M * ((probs_in[0].N + NR - 1) / NR * NR + 16) * (int64_t)sizeof(float);
   const bool ksplit = probs_in.size() == 1 && row_parts == nt_max && nt_max > 1 && (int64_t)items.size() == row_parts &&
-                      mpanels % nt_max != 0 && mpanels < kKsplitMaxPanels * nt_max && K >= kKsplitMinDepth * nt_max;
+                      mpanels % nt_max != 0 &&
+                      (mpanels < kKsplitMaxPanels * nt_max || partial_bytes <= kKsplitMaxPartialBytes) &&
+                      K >= kKsplitMinDepth * nt_max;
   // An A not packed yet (describe_a) is packed panel by panel inside the narrow order below when
   // each item covers all columns (so every panel is packed once); else the whole matrix first.
   const GemmProblem& p0 = probs_in[0];
