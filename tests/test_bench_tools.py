@@ -117,6 +117,25 @@ def test_depthwise_check_runs(capsys, monkeypatch):
     assert all(float(v) > 0 for v in lines[3].split()[3:])
 
 
+def test_depthwise_check_old_build(capsys, monkeypatch, tmp_path):
+    """depthwise_check --old: an older build's blocked call in the same blocks, old ms and old / new."""
+    pytest = __import__("pytest")
+    pytest.importorskip("torch")
+    import shutil
+
+    import pycnn
+    from bench import depthwise_check
+
+    src = Path(pycnn.__file__).parent
+    shutil.copytree(src, tmp_path / "pycnn_old", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(depthwise_check, "LAYERS", [(16, 20, 3, 2)])
+    depthwise_check.main(["--old", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("old/new")
+    row = lines[2].split()
+    assert row[:3] == ["16@20", "3x3", "s2"] and len(row) == 10 and row[-1].endswith("x") and float(row[-2]) > 0
+
+
 def test_grouped_check_runs(capsys, monkeypatch):
     """bench/grouped_check.py, on two small layers: im2col, direct_oc, grouped_c16 on NCHW and
     blocked tensors and PyTorch timed, GFLOP/s and the ratio printed."""

@@ -218,14 +218,53 @@ struct GroupedC16 {
     for (int t = 0; t < NT; ++t) V::storeu(out + t * 16, acc[t]);
   }
 
+  // One or two output pixels (a row's padding edges, a span's short tail) with each pixel's R*S
+  // taps shared out over U accumulators in turn, summed at the end: one accumulator per pixel
+  // made a chain of R*S dependent FMAs (25 at 5x5, ~100 cycles of latency for 25 FMAs).
+  template <int NT, int kR, int kS>
+  void pixels_chains(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
+    constexpr int U = 4;
+    const int64_t R = kR ? kR : p.R, S = kS ? kS : p.S, RS = R * S, sw16 = p.stride_w * 16, dw16 = p.dil_w * 16;
+    reg acc[U][NT][KV];
+    for (int u = 0; u < U; ++u)
+      for (int t = 0; t < NT; ++t)
+        for (int v = 0; v < KV; ++v) acc[u][t][v] = u == 0 ? b[v] : V::zero();
+    auto tap = [&](int64_t q, reg(&a)[NT][KV]) __attribute__((always_inline)) {
+      const int64_t r = q / S, s = q - r * S;
+      const float* src = rows[r] + wo * sw16 + s * dw16;
+      const float* ws = wk + q * G * 16;
+      for (int v = 0; v < KV; ++v)
+        for (int t = 0; t < NT; ++t) {
+          const reg xv = V::loadu(src + t * sw16 + v * W);
+          each_rotation([&](auto j) {
+            constexpr int J = decltype(j)::value;
+            a[t][v] = V::fmadd(V::loadu(ws + J * 16 + v * W), rot<J>(xv), a[t][v]);
+          });
+        }
+    };
+    int64_t q = 0;
+    for (; q + U <= RS; q += U)
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) tap(q + u, acc[u]);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u)
+      if (q + u < RS) tap(q + u, acc[u]);
+    for (int t = 0; t < NT; ++t)
+      for (int v = 0; v < KV; ++v)
+        V::storeu(out + t * 16 + v * W, V::add(V::add(acc[0][t][v], acc[1][t][v]), V::add(acc[2][t][v], acc[3][t][v])));
+  }
+
   // A span's last rem < T output pixels as one register block of rem (not rem blocks of one,
   // whose single accumulator is a chain of R*S dependent FMAs: the 7-wide maps of the last
-  // stages are all tail). kSt 0: the general loop (pixels).
+  // stages are all tail); one or two pixels with their taps over several accumulators
+  // (pixels_chains). kSt 0: the general loop (pixels).
   template <int NT, int kR, int kS, int kSt>
   void tail(int rem, const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
     if constexpr (NT >= 1) {
       if (rem != NT) return tail<NT - 1, kR, kS, kSt>(rem, rows, wo, wk, b, out);
-      if constexpr (kSt == 0)
+      if constexpr (NT <= 2)
+        pixels_chains<NT, kR, kS>(rows, wo, wk, b, out);
+      else if constexpr (kSt == 0)
         pixels<NT, kR, kS>(rows, wo, wk, b, out);
       else
         pixels_reuse<NT, kR, kS, kSt>(rows, wo, wk, b, out);
@@ -276,12 +315,13 @@ struct GroupedC16 {
       const int64_t h = ho * p.stride_h - p.pad_t + r * p.dil_h;
       xr[r] = h >= 0 && h < p.H ? x + ((n * Cb + cb) * p.H + h) * p.W * 16 : nullptr;
     }
-    // Spans: [0, m0) and [m1, Wo) from padded copies of their taps, [m0, m1) from x. The left
-    // span is a whole register block even where fewer columns need the padding, and the middle a
-    // multiple of T, so no span ends in a block of one or two pixels (a chain of R*S dependent FMAs).
+    // Spans: [0, m0) and [m1, Wo), the columns whose taps reach the padding, from padded copies
+    // of their taps; [m0, m1) from x. The edges are only as wide as the padding needs (one or two
+    // pixels, run by pixels_chains), since their copies cost more than the FMAs: whole register
+    // blocks there (8 + 4 of 28 columns copied at 3x3/2) ran 72 (80) @56 3x3/2 1.4-1.6x slower.
     const float* rows[kMaxR];
-    const int64_t m0 = std::min(p.Wo, std::max<int64_t>(inner_lo, T));
-    const int64_t m1 = inner_hi > m0 ? m0 + (inner_hi - m0) / T * T : m0;
+    const int64_t m0 = std::min(p.Wo, inner_lo);
+    const int64_t m1 = std::max(m0, std::min(p.Wo, inner_hi));
     if (m1 > m0) {
       const int64_t c = m0 * p.stride_w - p.pad_l;  // x column of the span's first pixel
       for (int64_t r = 0; r < p.R; ++r) rows[r] = xr[r] ? xr[r] + c * 16 : zero;
