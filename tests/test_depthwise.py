@@ -97,6 +97,8 @@ C16_CASES = [
     (1, 16, 1, 1, 3, 1, 1, 1),  # every tap but the centre reads padding
     (1, 16, 5, 40, 3, 3, 0, 1),  # stride 3, no padding
     (1, 16, 300, 9, 3, 1, 1, 1),  # more rows than one band holds
+    (1, 16, 6, 40, 3, 1, 1, 1),  # stride 1 on a wide map: a blocked x read in place (row_direct)
+    (2, 32, 5, 45, 3, 1, 2, 2),  # the same dilated: edges of two pixels a side, taps skipped
 ]
 
 

@@ -49,13 +49,19 @@ struct GroupedC16 {
   static constexpr int64_t kBufBytes = 48 * 1024;  // a band's padded input rows: within L2 beside y's rows
   using reg = typename V::reg;
 
-  static constexpr int kMaxR = 7;               // tap rows row_direct serves (and row without allocating)
-  static constexpr int64_t kMinDirect = 2 * T;  // middle columns for row_direct: fewer, and the edges' copies cost more
+  static constexpr int kMaxR = 7;  // tap rows row_direct serves (and row without allocating)
+  // Middle columns for row_direct at stride 2: 3x3 windows from 4 (576@14 3x3/2 1.07-1.32x over
+  // the copy); wider windows from two register blocks (5x5/2 to 7 wide 0.76-0.95x with a middle
+  // of 5: the middle's short block and the edges' chains lose to one block of 7 from the copy).
+  // At stride 1 (one input row copied per output row) 3x3 windows from four blocks: 144@56
+  // 1.19-1.28x, 32@112 1.02-1.09x; on 28-wide and smaller maps, and with 5x5 or 7x7 windows
+  // (0.73-0.78x: the edges' taps one pixel at a time), the copy stays.
+  static constexpr int64_t kMinDirect3 = 4, kMinDirect = 2 * T, kMinDirect3s1 = 4 * T;
 
   const ConvParams& p;
   bool xb, yb, rb;
   // Rows read in place from a blocked x (row_direct) at stride 2, where the band copy moves two
-  // input rows per output row; at stride 1 in place measured no faster than the copy.
+  // input rows per output row, and at stride 1 for 3x3 windows on wide maps (kMinDirect*).
   bool direct;
   int64_t Cb, Wp, band, buf_rows;
   int64_t inner_lo, inner_hi;  // output columns whose taps all fall inside the input row
@@ -74,7 +80,9 @@ struct GroupedC16 {
     inner_lo = (p.pad_l + p.stride_w - 1) / p.stride_w;
     const int64_t last = p.W - 1 + p.pad_l - (p.S - 1) * p.dil_w;  // the last padded column a span may start at
     inner_hi = last < 0 ? 0 : std::min<int64_t>(p.Wo, last / p.stride_w + 1);
-    direct = xb && p.R <= kMaxR && p.stride_w >= 2 && inner_hi - inner_lo >= kMinDirect;
+    const int64_t middle = inner_hi - inner_lo;
+    direct = xb && p.R <= kMaxR && p.S <= kMaxR &&
+             (p.stride_w >= 2 ? middle >= (p.S <= 3 ? kMinDirect3 : kMinDirect) : p.S <= 3 && middle >= kMinDirect3s1);
   }
 
   // Channels of block cb that exist (16 but in an NCHW tensor's last block).
@@ -303,50 +311,69 @@ struct GroupedC16 {
     span<kR, kS>(rows, p.Wo, wk, b, out);
   }
 
+  // Output pixel wo of a row from x's tap rows xr (null above or below the map), the taps that
+  // fall outside the row skipped: a row's edge columns, with no padded copy. The taps inside go
+  // over U accumulators in turn (one accumulator was a chain of dependent FMAs).
+  void edge_pixel(const float* const* xr, int64_t wo, const float* wk, const reg* b, float* out) const {
+    constexpr int U = 4;
+    const float* src[kMaxR * kMaxR];  // the taps inside: their input pixel and weights
+    const float* wts[kMaxR * kMaxR];
+    int n = 0;
+    for (int64_t r = 0; r < p.R; ++r) {
+      if (!xr[r]) continue;
+      for (int64_t s = 0; s < p.S; ++s) {
+        const int64_t iw = wo * p.stride_w - p.pad_l + s * p.dil_w;
+        if (iw < 0 || iw >= p.W) continue;
+        src[n] = xr[r] + iw * 16;
+        wts[n++] = wk + (r * p.S + s) * G * 16;
+      }
+    }
+    reg acc[U][KV];
+    for (int u = 0; u < U; ++u)
+      for (int v = 0; v < KV; ++v) acc[u][v] = u == 0 ? b[v] : V::zero();
+    auto tap = [&](int q, reg(&a)[KV]) __attribute__((always_inline)) {
+      for (int v = 0; v < KV; ++v) {
+        const reg xv = V::loadu(src[q] + v * W);
+        each_rotation([&](auto j) {
+          constexpr int J = decltype(j)::value;
+          a[v] = V::fmadd(V::loadu(wts[q] + J * 16 + v * W), rot<J>(xv), a[v]);
+        });
+      }
+    };
+    int q = 0;
+    for (; q + U <= n; q += U)
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) tap(q + u, acc[u]);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u)
+      if (q + u < n) tap(q + u, acc[u]);
+    for (int v = 0; v < KV; ++v)
+      V::storeu(out + v * W, V::add(V::add(acc[0][v], acc[1][v]), V::add(acc[2][v], acc[3][v])));
+  }
+
   // One output row read straight from a channel-blocked x (no padded copy: the copy was a third
-  // of a stride-2 layer's time): the columns whose taps all fall inside the row read x, rows
-  // above or below the map read zeros, and the few edge columns read a padded copy of their taps.
-  // zero: Wp zero pixels; edge: R * Wp pixels of scratch.
+  // of a stride-2 layer's time): the columns whose taps all fall inside the row read x (rows
+  // above or below the map read zero: Wp zero pixels), and the edge columns, whose taps reach the
+  // padding, skip those taps (edge_pixel). Edges of whole register blocks from padded copies of
+  // their taps (8 + 4 of 28 columns at 3x3/2) ran 72 (80) @56 3x3/2 1.4-1.6x slower.
   template <int kR, int kS>
-  void row_direct(const float* x, int64_t n, int64_t cb, int64_t ho, const float* zero, float* edge, const float* wk,
-                  const reg* b, float* out) const {
+  void row_direct(const float* x, int64_t n, int64_t cb, int64_t ho, const float* zero, const float* wk, const reg* b,
+                  float* out) const {
     const float* xr[kMaxR];  // tap row r's input row, or null above / below the map
     for (int64_t r = 0; r < p.R; ++r) {
       const int64_t h = ho * p.stride_h - p.pad_t + r * p.dil_h;
       xr[r] = h >= 0 && h < p.H ? x + ((n * Cb + cb) * p.H + h) * p.W * 16 : nullptr;
     }
-    // Spans: [0, m0) and [m1, Wo), the columns whose taps reach the padding, from padded copies
-    // of their taps; [m0, m1) from x. The edges are only as wide as the padding needs (one or two
-    // pixels, run by pixels_chains), since their copies cost more than the FMAs: whole register
-    // blocks there (8 + 4 of 28 columns copied at 3x3/2) ran 72 (80) @56 3x3/2 1.4-1.6x slower.
-    const float* rows[kMaxR];
     const int64_t m0 = std::min(p.Wo, inner_lo);
     const int64_t m1 = std::max(m0, std::min(p.Wo, inner_hi));
     if (m1 > m0) {
+      const float* rows[kMaxR];
       const int64_t c = m0 * p.stride_w - p.pad_l;  // x column of the span's first pixel
       for (int64_t r = 0; r < p.R; ++r) rows[r] = xr[r] ? xr[r] + c * 16 : zero;
       span<kR, kS>(rows, m1 - m0, wk, b, out + m0 * 16);
     }
-    const int64_t ends[2][2] = {{0, m0}, {m1, p.Wo}};
-    for (const auto& e : ends) {
-      if (e[0] >= e[1]) continue;
-      // padded columns [c0, c1) of the taps; x columns [j0, j1) of them exist
-      const int64_t c0 = e[0] * p.stride_w, c1 = (e[1] - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
-      const int64_t j0 = std::clamp<int64_t>(c0 - p.pad_l, 0, p.W), j1 = std::clamp<int64_t>(c1 - p.pad_l, j0, p.W);
-      for (int64_t r = 0; r < p.R; ++r) {
-        float* d = edge + r * (c1 - c0) * 16;
-        if (!xr[r]) {
-          std::memset(d, 0, sizeof(float) * 16 * (size_t)(c1 - c0));
-        } else {
-          const int64_t k0 = j0 + p.pad_l - c0, k1 = j1 + p.pad_l - c0;  // where they land in d
-          std::memset(d, 0, sizeof(float) * 16 * (size_t)k0);
-          std::memcpy(d + k0 * 16, xr[r] + j0 * 16, sizeof(float) * 16 * (size_t)(j1 - j0));
-          std::memset(d + k1 * 16, 0, sizeof(float) * 16 * (size_t)(c1 - c0 - k1));
-        }
-        rows[r] = d;
-      }
-      span<kR, kS>(rows, e[1] - e[0], wk, b, out + e[0] * 16);
-    }
+    for (int64_t wo = 0; wo < m0; ++wo) edge_pixel(xr, wo, wk, b, out + wo * 16);
+    for (int64_t wo = m1; wo < p.Wo; ++wo) edge_pixel(xr, wo, wk, b, out + wo * 16);
   }
 
   template <int kR, int kS>
@@ -361,8 +388,8 @@ struct GroupedC16 {
     const int nt = threads_for(work, items);
     StealingRanges share(StealingRanges::even(items, nt));  // even shares, tails stolen (parallel.h)
     parallel_run(nt, [&] {
-      // direct: buf holds a zero row and the edge columns' taps; else the band's padded rows.
-      std::vector<float> buf((size_t)((direct ? 1 + p.R : buf_rows) * Wp * 16));
+      // direct: buf holds a zero row; else the band's padded rows.
+      std::vector<float> buf((size_t)((direct ? 1 : buf_rows) * Wp * 16));
       std::vector<float> line(yb ? 0 : (size_t)(p.Wo * 16));  // an output row before it goes to NCHW
       for (int64_t it = 0; share.next(omp_get_thread_num(), it);) {
         const int64_t n = it / (Cb * bands), cb = it / bands % Cb, ho0 = it % bands * band;
@@ -378,7 +405,7 @@ struct GroupedC16 {
           const int64_t blk_off = ((n * Cb + cb) * p.Ho + ho) * p.Wo * 16;  // the row in a blocked tensor
           float* out = yb ? y + blk_off : line.data();
           if (direct)
-            row_direct<kR, kS>(x, n, cb, ho, buf.data(), buf.data() + Wp * 16, wk, b, out);
+            row_direct<kR, kS>(x, n, cb, ho, buf.data(), wk, b, out);
           else
             row<kR, kS>(buf.data(), (ho - ho0) * p.stride_h, wk, b, out);
           const int64_t nchw_off = (n * p.C + cb * 16) * HWo + ho * p.Wo;  // channel cb*16's row ho
