@@ -21,8 +21,9 @@
 //
 // Per (image, channel block, band of output rows): the band's input rows are copied once into a
 // zero-padded buffer of 16-channel pixels (an NCHW x is transposed on the way in, W channels x W
-// pixels in registers), so the taps need no bounds checks; a blocked x at stride 2 is read in
-// place but for the edge columns (row_direct). Output pixels T at a time keep their
+// pixels in registers), so the taps need no bounds checks; a blocked x at stride 2 (and at stride
+// 1 for 3x3 windows on wide maps) is read in place, its edge columns skipping their padding taps
+// (row_direct). Output pixels T at a time keep their
 // accumulators in registers over all R*S taps; a finished output row gets the residual and the
 // activation while it is in L1 and is written once (to an NCHW y through the same transposes).
 // Channels past C in the last block (NCHW tensors only) compute zeros and are never stored.
@@ -53,9 +54,10 @@ struct GroupedC16 {
   // Middle columns for row_direct at stride 2: 3x3 windows from 4 (576@14 3x3/2 1.07-1.32x over
   // the copy); wider windows from two register blocks (5x5/2 to 7 wide 0.76-0.95x with a middle
   // of 5: the middle's short block and the edges' chains lose to one block of 7 from the copy).
-  // At stride 1 (one input row copied per output row) 3x3 windows from four blocks: 144@56
-  // 1.19-1.28x, 32@112 1.02-1.09x; on 28-wide and smaller maps, and with 5x5 or 7x7 windows
-  // (0.73-0.78x: the edges' taps one pixel at a time), the copy stays.
+  // At stride 1 (one input row copied per output row) 3x3 windows from four blocks, with one
+  // vector per pixel (AVX-512's input reuse): 144@56 1.19-1.28x, 32@112 1.02-1.09x; on 28-wide
+  // and smaller maps, with 5x5 or 7x7 windows (0.73-0.78x: the edges' taps one pixel at a time)
+  // and on AVX2 (144@56 0.94x, 16@56 0.81x) the copy stays.
   static constexpr int64_t kMinDirect3 = 4, kMinDirect = 2 * T, kMinDirect3s1 = 4 * T;
 
   const ConvParams& p;
@@ -82,7 +84,8 @@ struct GroupedC16 {
     inner_hi = last < 0 ? 0 : std::min<int64_t>(p.Wo, last / p.stride_w + 1);
     const int64_t middle = inner_hi - inner_lo;
     direct = xb && p.R <= kMaxR && p.S <= kMaxR &&
-             (p.stride_w >= 2 ? middle >= (p.S <= 3 ? kMinDirect3 : kMinDirect) : p.S <= 3 && middle >= kMinDirect3s1);
+             (p.stride_w >= 2 ? middle >= (p.S <= 3 ? kMinDirect3 : kMinDirect)
+                              : KV == 1 && p.S <= 3 && middle >= kMinDirect3s1);
   }
 
   // Channels of block cb that exist (16 but in an NCHW tensor's last block).
