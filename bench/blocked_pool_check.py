@@ -6,13 +6,12 @@ the same calls in the same process and the ratio old / new is printed (docs/perf
 Pooling). `python -m bench.blocked_pool_check [--old /tmp/oldpkg] [--threads T]`."""
 
 import argparse
-import importlib
-import sys
 
 import numpy as np
 
 import pycnn
 
+from . import old_build
 from .timing import compare
 
 # (kind, N, C, H, kernel, stride, pad): Inception v3's branch and stem pools, ResNet's and
@@ -60,12 +59,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args(argv)
-    builds = {"new": pycnn}
-    if args.old:
-        sys.path.insert(0, args.old)
-        builds = {"old": importlib.import_module(args.name), "new": pycnn}
-    for P in builds.values():
-        P.set_num_threads(args.threads)
+    builds = old_build.builds(args.old, args.name, args.threads) if args.old else {"new": pycnn}
+    pycnn.set_num_threads(args.threads)
     print(f"blocked pools, ISA {pycnn._C.get_isa()}, {args.threads} threads, medians (ms)")
     for kind, N, C, H, k, s, pad in SHAPES:
         x = np.random.default_rng(0).standard_normal((N, C, H, H), dtype=np.float32)

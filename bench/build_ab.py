@@ -12,14 +12,13 @@ load the same ONNX file; their outputs are compared before timing (docs/performa
 
 import argparse
 import importlib
-import sys
 
 import numpy as np
 
 import pycnn
 import pycnn.models
 
-from . import networks
+from . import networks, old_build
 from . import torchvision_zoo as zoo
 from .timing import compare
 
@@ -32,10 +31,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
-    sys.path.insert(0, args.old)
-    old = importlib.import_module(args.name)
-    for m in (pycnn, old):
-        m.set_num_threads(2)
+    old = old_build.builds(args.old, args.name)["old"]
     if args.network in zoo.NETWORKS:
         onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
         g_new, g_old = pycnn.load_onnx(onnx_bytes), old.load_onnx(onnx_bytes)

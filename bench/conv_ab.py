@@ -8,13 +8,10 @@ Each shape is N,C,H,K,R,stride,pad (square maps and windows); ReLU in the epilog
 times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new."""
 
 import argparse
-import importlib
-import sys
 
 import numpy as np
 
-import pycnn
-
+from . import old_build
 from .timing import compare
 
 
@@ -26,10 +23,7 @@ def main(argv=None):
     ap.add_argument("--algo", default="auto")
     ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args(argv)
-    sys.path.insert(0, args.old)
-    builds = {"old": importlib.import_module(args.name), "new": pycnn}
-    for P in builds.values():
-        P.set_num_threads(2)
+    builds = old_build.builds(args.old, args.name)
     for spec in args.shapes:
         N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
         rng = np.random.default_rng(0)

@@ -8,13 +8,12 @@ blocked call in the same blocks and old / new is printed: `python -m bench.depth
 /tmp/oldpkg`."""
 
 import argparse
-import importlib
-import sys
 
 import numpy as np
 
 import pycnn
 
+from . import old_build
 from .timing import compare
 
 # (channels, map size, kernel, stride)
@@ -74,9 +73,7 @@ def main(argv=None):
     args = layer_check_args(argv, with_old=True)
     old = None
     if args.old:
-        sys.path.insert(0, args.old)
-        old = importlib.import_module(args.name)
-        old.set_num_threads(args.threads)
+        old = old_build.builds(args.old, args.name, args.threads)["old"]
     rng = np.random.default_rng(0)
     head = f"{'layer':<16} {'plane':>8} {'c16':>8} {'c16 blk':>8} {'torch':>8} {'speed':>6}"
     print(head + (f"  {'old blk':>8} old/new" if old else ""))

@@ -8,13 +8,12 @@ Shapes are names from the sgemm suite (bench/suites.py SGEMM_SHAPES) or M,N,K; n
 suite's. Prints GFLOP/s of old, new and NumPy, new / NumPy and old / new (> 1: new faster)."""
 
 import argparse
-import importlib
-import sys
 
 import numpy as np
 
 import pycnn
 
+from . import old_build
 from .suites import SGEMM_SHAPES
 from .timing import compare
 
@@ -40,10 +39,7 @@ def main(argv=None):
     ap.add_argument("--name", default="pycnn_old")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
-    sys.path.insert(0, args.old)
-    builds = {"old": importlib.import_module(args.name), "new": pycnn}
-    for P in builds.values():
-        P.set_num_threads(2)
+    builds = old_build.builds(args.old, args.name)
     print(f"ISA {pycnn._C.get_isa()}, 2 threads (NumPy: {np.__version__}, its BLAS as configured)")
     rng = np.random.default_rng(0)
     for name, M, N, K in _shapes(args.shapes):
