@@ -62,7 +62,16 @@ def test_sgemm(shape, bt, isa, rng):
 
 @pytest.mark.parametrize(
     "shape",
-    [(100, 48, 900), (100, 48, 512), (40, 196, 1500), (104, 30, 601), (40, 7, 2000), (256, 169, 600), (200, 70, 700)],
+    [
+        (100, 48, 900),
+        (100, 48, 512),
+        (40, 196, 1500),
+        (104, 30, 601),
+        (40, 7, 2000),
+        (256, 169, 600),
+        (200, 70, 700),
+        (100, 65, 900),
+    ],
 )
 @pytest.mark.parametrize("threads", [2, 3])
 def test_sgemm_depth_split(shape, threads, isa, rng):
@@ -72,7 +81,8 @@ def test_sgemm_depth_split(shape, threads, isa, rng):
     block (900 / 2, 601 / 3), on one (512 / 2), a last panel of 4 columns (196), bias per row and
     column, ReLU, and a NaN in A reaching only its row. Many panels split unevenly take it when
     the partial C is small (sgemm.cpp kKsplitMaxPartialBytes): 256 rows = 43 panels of 6 on avx2,
-    200 rows = 25 panels of 8 on avx512."""
+    200 rows = 25 panels of 8 on avx512. Last panels split into a vector and a column kernel
+    there too: 169 columns on avx2 (16 x 10 + 8 + 1), 65 on avx512's 8 x 48 panels (48 + 16 + 1)."""
     M, N, K = shape
     a = rng.standard_normal((M, K), dtype=np.float32)
     a[M // 2, K - 3] = np.nan

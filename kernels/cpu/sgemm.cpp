@@ -141,6 +141,24 @@ std::vector<Item> make_items(const std::vector<GemmProblem>& probs, int64_t M, i
   return items;
 }
 
+// For each panel width nr <= NR: the columns of a whole number of vectors to run first when the
+// rest (nr mod the vector width) fits a column kernel and uk[nr] is a vector kernel wider than
+// those vectors; 0 where uk[nr] runs the panel alone. The vector width is the narrowest row
+// kernel's for these panels. Packed panels are NR wide and zero-padded, so the column kernel's
+// reads from column h on stay inside them.
+std::vector<int> split_heads(const CpuKernels& kern, int MR, int NR, const std::vector<const SgemmVariant*>& uk) {
+  const SgemmVariants vs = kern.sgemm_variants();
+  int W = NR;
+  for (int i = 0; i < vs.count; ++i)
+    if (vs.items[i].MR == MR && !vs.items[i].cols) W = std::min(W, vs.items[i].NR);
+  std::vector<int> head((size_t)NR + 1, 0);
+  for (int nr = W + 1; nr < NR; ++nr) {
+    const int r = nr % W;
+    if (r != 0 && !uk[(size_t)nr]->cols && uk[(size_t)r]->cols && uk[(size_t)r]->NR < W) head[(size_t)nr] = nr - r;
+  }
+  return head;
+}
+
 // One GEMM whose rows split unevenly over the threads (Kim's CNN at batch 1: 100 rows = 13
 // panels of 8, so 7 against 6, each thread packing all of B) and whose depth is large: each
 // thread takes a share of the depth instead, for all rows and columns, into its own partial C;
@@ -156,6 +174,15 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
   std::vector<float*> parts((size_t)nt, nullptr);
   ParallelFailure failure;
   const Epilogue none;
+  // The micro-kernel per panel width, for full row panels and the last one, and where a last
+  // panel splits into a vector and a column kernel (split_heads).
+  const int mr_last = (int)(M - ((M + MR - 1) / MR - 1) * MR);
+  std::vector<const SgemmVariant*> uk((size_t)NR + 1), uk_last((size_t)NR + 1);
+  for (int nr = 1; nr <= NR; ++nr) {
+    uk[(size_t)nr] = &sgemm_select(kern, MR, nr, MR);
+    uk_last[(size_t)nr] = &sgemm_select(kern, MR, nr, mr_last);
+  }
+  const std::vector<int> head = split_heads(kern, MR, NR, uk), head_last = split_heads(kern, MR, NR, uk_last);
   parallel_run(nt, [&] {
     // Shares of the team OpenMP gave (it may be smaller than asked: OMP_THREAD_LIMIT, dynamic).
     const int t = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -175,8 +202,16 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
         const int mr = (int)std::min<int64_t>(MR, M - i);
         for (int64_t jp = 0; jp * NR < N; ++jp) {
           const int nr = (int)std::min<int64_t>(NR, N - jp * NR);
-          sgemm_select(kern, MR, nr, mr)
-              .fn(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr, k != ka, false, none);
+          const std::vector<const SgemmVariant*>& u = mr < MR ? uk_last : uk;
+          const int h = (mr < MR ? head_last : head)[(size_t)nr];
+          const float* bp = bbuf + jp * kc * NR;
+          float* c = part + i * ldp + jp * NR;
+          if (h == 0) {
+            u[(size_t)nr]->fn(kc, ap, bp, NR, c, ldp, mr, nr, k != ka, false, none);
+          } else {
+            u[(size_t)h]->fn(kc, ap, bp, NR, c, ldp, mr, h, k != ka, false, none);
+            u[(size_t)(nr - h)]->fn(kc, ap, bp + h, NR, c + h, ldp, mr, nr - h, k != ka, false, none);
+          }
         }
       }
       k += kc;
@@ -210,24 +245,6 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
     }
   });
   failure.rethrow();
-}
-
-// For each panel width nr <= NR: the columns of a whole number of vectors to run first when the
-// rest (nr mod the vector width) fits a column kernel and uk[nr] is a vector kernel wider than
-// those vectors; 0 where uk[nr] runs the panel alone. The vector width is the narrowest row
-// kernel's for these panels. Packed panels are NR wide and zero-padded, so the column kernel's
-// reads from column h on stay inside them.
-std::vector<int> split_heads(const CpuKernels& kern, int MR, int NR, const std::vector<const SgemmVariant*>& uk) {
-  const SgemmVariants vs = kern.sgemm_variants();
-  int W = NR;
-  for (int i = 0; i < vs.count; ++i)
-    if (vs.items[i].MR == MR && !vs.items[i].cols) W = std::min(W, vs.items[i].NR);
-  std::vector<int> head((size_t)NR + 1, 0);
-  for (int nr = W + 1; nr < NR; ++nr) {
-    const int r = nr % W;
-    if (r != 0 && !uk[(size_t)nr]->cols && uk[(size_t)r]->cols && uk[(size_t)r]->NR < W) head[(size_t)nr] = nr - r;
-  }
-  return head;
 }
 
 }  // namespace
