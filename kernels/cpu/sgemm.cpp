@@ -159,6 +159,42 @@ std::vector<int> split_heads(const CpuKernels& kern, int MR, int NR, const std::
   return head;
 }
 
+// The micro-kernel for each panel width (a panel's last columns take a narrower one), for full
+// row panels and for the last one, which may have fewer real rows (mr_last) and so a shorter
+// kernel. A partial panel a few columns past a whole vector (169 columns = 10 x 16 + 9 on avx2)
+// runs as the vector kernel for the whole vectors and a column kernel for the rest (head),
+// instead of one kernel as wide as the next vector count.
+struct PanelKernels {
+  int MR;
+  std::vector<const SgemmVariant*> uk, uk_last;
+  std::vector<int> head, head_last;
+
+  PanelKernels(const CpuKernels& kern, int MR_, int NR, int64_t M)
+      : MR(MR_), uk((size_t)NR + 1), uk_last((size_t)NR + 1) {
+    const int mr_last = (int)(M - ((M + MR - 1) / MR - 1) * MR);
+    for (int nr = 1; nr <= NR; ++nr) {
+      uk[(size_t)nr] = &sgemm_select(kern, MR, nr, MR);
+      uk_last[(size_t)nr] = &sgemm_select(kern, MR, nr, mr_last);
+    }
+    head = split_heads(kern, MR, NR, uk);
+    head_last = split_heads(kern, MR, NR, uk_last);
+  }
+  // One mr x nr block of C: one micro-kernel call, or two for a split panel (the second with
+  // the epilogue from column h on).
+  void run(int64_t kc, const float* ap, const float* bp, int64_t ldb, float* c, int64_t ldc, int mr, int nr,
+           bool accumulate, bool last, const Epilogue& ep) const {
+    const std::vector<const SgemmVariant*>& u = mr < MR ? uk_last : uk;
+    const int h = (mr < MR ? head_last : head)[(size_t)nr];
+    if (h == 0) return u[(size_t)nr]->fn(kc, ap, bp, ldb, c, ldc, mr, nr, accumulate, last, ep);
+    u[(size_t)h]->fn(kc, ap, bp, ldb, c, ldc, mr, h, accumulate, last, ep);
+    Epilogue et = ep;
+    if (et.bias_col) et.bias_col += h;
+    if (et.residual) et.residual += h;
+    et.prefetch = nullptr;
+    u[(size_t)(nr - h)]->fn(kc, ap, bp + h, ldb, c + h, ldc, mr, nr - h, accumulate, last, et);
+  }
+};
+
 // One GEMM whose rows split unevenly over the threads (Kim's CNN at batch 1: 100 rows = 13
 // panels of 8, so 7 against 6, each thread packing all of B) and whose depth is large: each
 // thread takes a share of the depth instead, for all rows and columns, into its own partial C;
@@ -174,15 +210,7 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
   std::vector<float*> parts((size_t)nt, nullptr);
   ParallelFailure failure;
   const Epilogue none;
-  // The micro-kernel per panel width, for full row panels and the last one, and where a last
-  // panel splits into a vector and a column kernel (split_heads).
-  const int mr_last = (int)(M - ((M + MR - 1) / MR - 1) * MR);
-  std::vector<const SgemmVariant*> uk((size_t)NR + 1), uk_last((size_t)NR + 1);
-  for (int nr = 1; nr <= NR; ++nr) {
-    uk[(size_t)nr] = &sgemm_select(kern, MR, nr, MR);
-    uk_last[(size_t)nr] = &sgemm_select(kern, MR, nr, mr_last);
-  }
-  const std::vector<int> head = split_heads(kern, MR, NR, uk), head_last = split_heads(kern, MR, NR, uk_last);
+  const PanelKernels pk(kern, MR, NR, M);
   parallel_run(nt, [&] {
     // Shares of the team OpenMP gave (it may be smaller than asked: OMP_THREAD_LIMIT, dynamic).
     const int t = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -202,16 +230,7 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
         const int mr = (int)std::min<int64_t>(MR, M - i);
         for (int64_t jp = 0; jp * NR < N; ++jp) {
           const int nr = (int)std::min<int64_t>(NR, N - jp * NR);
-          const std::vector<const SgemmVariant*>& u = mr < MR ? uk_last : uk;
-          const int h = (mr < MR ? head_last : head)[(size_t)nr];
-          const float* bp = bbuf + jp * kc * NR;
-          float* c = part + i * ldp + jp * NR;
-          if (h == 0) {
-            u[(size_t)nr]->fn(kc, ap, bp, NR, c, ldp, mr, nr, k != ka, false, none);
-          } else {
-            u[(size_t)h]->fn(kc, ap, bp, NR, c, ldp, mr, h, k != ka, false, none);
-            u[(size_t)(nr - h)]->fn(kc, ap, bp + h, NR, c + h, ldp, mr, nr - h, k != ka, false, none);
-          }
+          pk.run(kc, ap, bbuf + jp * kc * NR, NR, part + i * ldp + jp * NR, ldp, mr, nr, k != ka, false, none);
         }
       }
       k += kc;
@@ -292,19 +311,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   // save the duplicated packing on small ones.
   const bool allow_direct = row_parts > 1 && M <= kDirectMaxRows;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
-  // The micro-kernel for each panel width (a panel's last columns take a narrower one), and for
-  // the last row panel, which may have fewer real rows (mr_last) and so a shorter kernel.
-  const int mr_last = (int)(M - (mpanels - 1) * MR);
-  std::vector<const SgemmVariant*> ukernel((size_t)NR + 1), ukernel_last((size_t)NR + 1);
-  for (int nr = 1; nr <= NR; ++nr) {
-    ukernel[(size_t)nr] = &sgemm_select(kern, MR, nr, MR);
-    ukernel_last[(size_t)nr] = &sgemm_select(kern, MR, nr, mr_last);
-  }
-  // A partial panel whose width is a few columns past a whole vector (169 columns = 10 x 16 + 9
-  // on avx2) runs as the vector kernel for the whole vectors and a column kernel for the rest,
-  // instead of one kernel as wide as the next vector count (the 9 columns in a 16-column kernel).
-  // head[nr]: the columns the first kernel takes, 0 where the panel is not split.
-  const std::vector<int> head = split_heads(kern, MR, NR, ukernel), head_last = split_heads(kern, MR, NR, ukernel_last);
+  const PanelKernels pk(kern, MR, NR, M);  // the micro-kernels per panel width (and split)
   int64_t max_nc = 0;
   for (auto& it : items) max_nc = std::max(max_nc, it.j1 - it.j0);
   const int64_t ncpad = (max_nc + NR - 1) / NR * NR;
@@ -369,16 +376,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         ep.ldr = p.ldc;
         ep.act = act;
         ep.prefetch = prefetch;
-        const std::vector<const SgemmVariant*>& uk = mr < MR ? ukernel_last : ukernel;
-        const int h = (mr < MR ? head_last : head)[(size_t)nr];
-        float* c = cbase + (i - it.m0) * ldc + (j - it.j0);
-        if (h == 0) return uk[(size_t)nr]->fn(kc, ap, bp, ldb, c, ldc, mr, nr, !first, last, ep);
-        uk[(size_t)h]->fn(kc, ap, bp, ldb, c, ldc, mr, h, !first, last, ep);
-        Epilogue et = ep;  // the tail columns' epilogue, from column h on
-        if (et.bias_col) et.bias_col += h;
-        if (et.residual) et.residual += h;
-        et.prefetch = nullptr;
-        uk[(size_t)(nr - h)]->fn(kc, ap, bp + h, ldb, c + h, ldc, mr, nr - h, !first, last, et);
+        pk.run(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
         const int64_t kc = std::min(kSgemmKC, K - k0);
@@ -392,9 +390,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         // (zero-padded to 48 its k-th row was a cache line per float read: Winograd F2's 49
         // tiles on 14x14 maps leave one column).
         const int64_t jl = (nc - 1) / NR, rem = nc - jl * NR;
-        const SgemmVariant& vl = *ukernel[(size_t)rem];
-        const bool narrow_last =
-            jl >= whole && vl.cols && ukernel_last[(size_t)rem]->cols && ukernel_last[(size_t)rem]->NR == vl.NR;
+        const SgemmVariant &vl = *pk.uk[(size_t)rem], &vll = *pk.uk_last[(size_t)rem];
+        const bool narrow_last = jl >= whole && vl.cols && vll.cols && vll.NR == vl.NR;
         const int64_t packed_end = narrow_last ? jl * NR : nc;
         if (whole * NR < packed_end) p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf);
         if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, vl.NR, bbuf + (jl - whole) * kc * NR);
