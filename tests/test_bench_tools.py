@@ -170,7 +170,7 @@ def test_layout_ab_runs(capsys):
     _needs_torchvision()
     from bench import layout_ab
 
-    for rule in ("gate", "pad_channels", "pw_dw", "se"):
+    for rule in ("gate", "pad_channels", "pw_dw", "pw_dw_split", "se"):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")
@@ -261,6 +261,7 @@ def test_pw_dw_check_runs(capsys, monkeypatch):
     pw_dw_check.main(["--batch", "2"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("ISA ") and len(lines) == 4
+    assert lines[1].split()[2:5] == ["separate", "ring", "split"]
     assert lines[2].startswith("16->32@10 3x3/2") and lines[3].split()[-1] in ("yes", "no")
 
 
@@ -272,3 +273,20 @@ def test_step_cost_runs(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("ISA ") and len(lines) == 5
     assert all(float(ln.split()[-1]) > 0 for ln in lines[1:])
+
+
+def test_ort_nodes_runs(capsys):
+    """bench/ort_nodes.py: pycnn's plan steps beside onnxruntime's profiled nodes; the convs match
+    onnxruntime's NCHWc nodes (named after their outputs), so the step rows carry its times."""
+    _needs_torchvision()
+    from bench import ort_nodes
+
+    ort_nodes.main(["mobilenet_v3_small", "--runs", "2", "--top", "200"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("mobilenet_v3_small batch 1, 2 threads, ISA ") and "whole run pycnn" in lines[0]
+    assert lines[1].startswith("per op, pycnn/onnxruntime ms: ") and "conv2d" in lines[1]
+    assert lines[2].startswith("per algorithm, pycnn/onnxruntime ms (steps): ") and "direct_oc" in lines[2]
+    rows = [ln for ln in lines[4:] if "direct_oc" in ln]
+    assert len(rows) > 20
+    matched = [ln for ln in rows if float(ln.split()[3]) > 0 and ln.rstrip().endswith("Conv")]
+    assert len(matched) > 0.9 * len(rows), "the convs should match onnxruntime's nodes"

@@ -8,6 +8,7 @@ import pytest
 import pycnn
 from conftest import blk, unblk
 from pycnn import _C, reference
+from pycnn._shapes import ConvShape
 from pycnn.graph import Node, fuse_pw_dw
 from pycnn.layers import _C_UNARY
 
@@ -149,12 +150,18 @@ def expand_block(C=16, E=48, H=10, stride=2, act="clip"):
 
 
 @pytest.mark.parametrize("act", ["clip", "silu"])
-def test_graph_fuses_expand_and_depthwise(act, monkeypatch):
+@pytest.mark.parametrize("split", [False, True])
+def test_graph_fuses_expand_and_depthwise(act, split, monkeypatch):
     """With the size threshold lowered, the blocked expand -> depthwise pair runs as one step
-    (the 1x1's step has no plan entry), results the reference's, NaN included; off, two steps."""
+    (the 1x1's step has no plan entry), as the ring kernel or split into calls of two images and
+    one (the expansion 48 x 10 x 10 floats an image), results the reference's, NaN included; off,
+    two steps."""
     monkeypatch.setattr(fuse_pw_dw, "MIN_EXPANSION_BYTES", 0)
-    x = np.random.default_rng(2).standard_normal((2, 3, 10, 10)).astype(np.float32)
+    monkeypatch.setattr(fuse_pw_dw, "SPLIT", split)
+    monkeypatch.setattr(fuse_pw_dw, "IMAGES_BYTES", 2 * 4 * 48 * 10 * 10)
+    x = np.random.default_rng(2).standard_normal((3, 3, 10, 10)).astype(np.float32)
     x[1, 0, 3, 3] = np.nan
+    x[2, 1, 5, 0] = np.inf
     g = expand_block(act=act)
     y = g(x)
     plan = g.bound_plan(g.feed(x))
@@ -172,6 +179,33 @@ def test_graph_fuses_expand_and_depthwise(act, monkeypatch):
     np.testing.assert_array_equal(np.isnan(y_off), np.isnan(y))
     np.testing.assert_allclose(np.nan_to_num(y_off), np.nan_to_num(y), rtol=1e-5, atol=1e-6)
     assert g.bound_plan(g.feed(x)).fused == {}
+
+
+def test_fused_pair_writes_a_given_out_in_place_or_refuses_it():
+    """Both ways of running the pair write a C-contiguous out in place (split: calls of two
+    images and one) and refuse a strided one (a channel slice) with an error naming it, rather
+    than writing a converted copy; the kernel itself refuses a strided y too."""
+    rng = np.random.default_rng(5)
+    N, C, K, H = 3, 16, 32, 9
+    w1, b1 = rng.standard_normal((K, C, 1, 1)).astype(np.float32), rng.standard_normal(K).astype(np.float32)
+    pw = pycnn.prepare_conv(w1, b1)
+    dw = pycnn.prepare_conv(rng.standard_normal((K, 1, 3, 3)).astype(np.float32), padding=1, stride=2, groups=K)
+    dws = ConvShape((N, K, H, H), (K, 1, 3, 3), 2, 1, 1, K)
+    out_shape = (N, K // 16, 5, 5, 16)
+    x = rng.standard_normal((N, C // 16, H, H, 16)).astype(np.float32)
+    ref = reference.conv2d(reference.conv2d(unblk(x), pw.weight, pw.bias), dw.weight, None, 2, 1, 1, K)
+    big = np.full((N, 3 * K // 16, 5, 5, 16), -7.0, np.float32)
+    for split in (False, True):
+        f = fuse_pw_dw._PwDw(pw, dw, dws, out_shape, split=split)
+        f.images = 2
+        out = np.full(out_shape, np.nan, np.float32)
+        assert f(x, out=out) is out
+        np.testing.assert_allclose(unblk(out), ref, rtol=1e-4, atol=1e-4)
+        with pytest.raises(ValueError, match="y: expected a C-contiguous|out: images further apart"):
+            f(x, out=big[:, K // 16 : 2 * K // 16])
+        assert (big == -7.0).all()
+    with pytest.raises(ValueError, match="y: expected a C-contiguous"):
+        _C.conv2d_pw_dw_blocked16(x, f.wpw, f.bpw, f.e1, f.wdw, f.bdw, f.e2, 3, 3, 2, 2, 1, 1, big[:, :2])
 
 
 def test_graph_keeps_small_expansions_separate():

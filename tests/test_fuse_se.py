@@ -99,6 +99,11 @@ def test_se_block_refuses_bad_arguments():
         _C.se_block(x, w1, None, NONE, w2, None, NONE, False, y)
     with pytest.raises(ValueError, match="y: expected x's shape"):
         _C.se_block(x, w1, None, NONE, w2, None, NONE, True, y[:, :1])
+    wide = np.full((1, 4, 4, 4, 16), 3.0, np.float32)
+    for bad in (wide[:, ::2], y.astype(np.float64)):  # never written through a converted copy
+        with pytest.raises(ValueError, match="y: expected a C-contiguous float32 array"):
+            _C.se_block(x, w1, None, NONE, w2, None, NONE, True, bad)
+    assert (wide == 3.0).all()
     with pytest.raises(ValueError, match="w1: expected"):
         _C.se_block(x, w1[:, :16], None, NONE, w2, None, NONE, True, y)
     with pytest.raises(ValueError, match="w2: expected"):

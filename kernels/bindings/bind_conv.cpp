@@ -127,11 +127,11 @@ std::string shape_str(const Shape& shape) {
 }
 
 // A caller's `out` array, written in place (never through a converted copy).
-farray out_array(const py::object& out) {
-  PYCNN_REQUIRE(py::isinstance<py::array>(out), "out: expected a NumPy array");
+farray out_array(const py::object& out, const char* name = "out") {
+  PYCNN_REQUIRE(py::isinstance<py::array>(out), std::string(name) + ": expected a NumPy array");
   const auto a = py::reinterpret_borrow<py::array>(out);
   PYCNN_REQUIRE(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
-                "out: expected a C-contiguous float32 array");
+                std::string(name) + ": expected a C-contiguous float32 array");
   return py::reinterpret_borrow<farray>(a);
 }
 
@@ -223,7 +223,8 @@ void bind_conv(py::module_& m) {
   m.def(
       "se_block",
       [](farray x, farray w1, py::object b1, const FusedEpilogue& e1, farray w2, py::object b2, const FusedEpilogue& e2,
-         bool blocked, farray y) {
+         bool blocked, const py::object& yo) {
+        farray y = out_array(yo, "y");  // written in place, never through a converted copy
         if (blocked) {
           require_blocked16(x, "x");
         } else {
@@ -256,7 +257,9 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv2d_pw_dw_blocked16",
       [](farray x, farray wpw, py::object bpw, const FusedEpilogue& e1, farray wdw, py::object bdw,
-         const FusedEpilogue& e2, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt, int64_t pl, farray y) {
+         const FusedEpilogue& e2, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
+         const py::object& yo) {
+        farray y = out_array(yo, "y");  // written in place, never through a converted copy
         require_blocked16(x, "x");
         require_blocked16(y, "y");
         const int64_t N = x.shape(0), cin = x.shape(1) * 16, H = x.shape(2), W = x.shape(3);

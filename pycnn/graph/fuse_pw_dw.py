@@ -1,15 +1,19 @@
 """Binding pass: a 1x1 conv and the depthwise conv that alone reads its output, both on
-channel-blocked tensors, run as one kernel (_C.conv2d_pw_dw_blocked16,
-kernels/cpu/conv2d_pw_dw_c16.inl): MobileNet's and EfficientNet's expand -> depthwise pair.
+channel-blocked tensors, run as one step: MobileNet's and EfficientNet's expand -> depthwise pair.
 
 Why: the expansion (e.g. 96 x 112 x 112, 38 MB at batch 8) is otherwise written to memory by the
-1x1 and read back by the depthwise conv; fused, each of its rows is made into a small ring of the
-depthwise conv's input rows and consumed there. Which pairs: the 1x1 (groups 1, stride 1,
-unpadded, no fused residual) reads and writes the layout (direct_oc), the depthwise conv (groups
-== C == K, dilation 1, symmetric padding, no residual) reads and writes it (depthwise_c16), and the
-expansion is no graph output. The 1x1's step then has no plan entry (its output is never made)
-and the depthwise step reads the 1x1's input; Graph.profile shows the pair's time
-on the depthwise step. ENABLED = False turns it off (A/B, tests).
+1x1 for the whole batch and read back by the depthwise conv. Fused, the step runs the two bound
+kernels a few images at a time (SPLIT), the expansion of at most IMAGES_BYTES per call staying in
+L2/L3 between them; or (SPLIT False) as one kernel (_C.conv2d_pw_dw_blocked16,
+kernels/cpu/conv2d_pw_dw_c16.inl) that makes each row of the expansion into a small ring of the
+depthwise conv's input rows. The split reuses the two kernels' larger register blocks and
+in-place rows and beat the ring in networks at batch 8 (docs/performance.md, Depthwise).
+Which pairs: the 1x1 (groups 1, stride 1, unpadded, no fused residual) reads and writes the
+layout (direct_oc), the depthwise conv (groups == C == K, dilation 1, symmetric padding, no
+residual) reads and writes it (depthwise_c16), and the expansion is no graph output. The 1x1's
+step then has no plan entry (its output is never made whole) and the depthwise step reads the
+1x1's input; Graph.profile shows the pair's time on the depthwise step. ENABLED = False turns it
+off (A/B, tests).
 """
 
 from __future__ import annotations
@@ -25,15 +29,21 @@ ENABLED = True
 # Only expansions of at least this many bytes: below, they stay in L2/L3 between the two steps
 # and the separate kernels (direct_oc's larger register blocks) are as fast or faster.
 MIN_EXPANSION_BYTES = 6 << 20
+SPLIT = True
+# Images per split call: their expansion within 2 MiB (the two cores' L2). Networks at batch 8,
+# 1 / 2 / 4 / 8 MiB: MNASNet 14.87 / 14.49 / 14.58 / 15.02 ms, MobileNet V2 14.78 / 14.53 / 14.47 / 14.44.
+IMAGES_BYTES = 2 << 20
 BLOCKED_XY = _layout.X_BLOCKED | _layout.Y_BLOCKED
 
 
 class _PwDw:
-    """The fused pair on the 1x1's blocked input x: y (N, K/16, Ho, Wo, 16)."""
+    """The fused pair on the 1x1's blocked input x: y (N, K/16, Ho, Wo, 16). split (SPLIT): the two
+    bound kernels a few images at a time (the expansion of IMAGES_BYTES at most, in L2/L3 between
+    them), else the ring kernel."""
 
-    writes_out = True  # a Graph may hand it a slice of a blocked concat's output
+    writes_out = True  # a Graph may hand it a (C-contiguous: batch 1) slice of a blocked concat's output
 
-    def __init__(self, pw: PreparedConv, dw: PreparedConv, dw_shape, out_shape):
+    def __init__(self, pw: PreparedConv, dw: PreparedConv, dw_shape, out_shape, split=None):
         K, C = pw.weight.shape[:2]
         R, S = dw.weight.shape[2:]
         # (K/16, C, 16): block kb's 16 weights per input channel; (K/16, R*S, 16) per tap
@@ -43,9 +53,32 @@ class _PwDw:
         self.e1, self.e2 = pw.epilogue_tuple(), dw.epilogue_tuple()
         self.geom = (R, S, dw_shape.stride[0], dw_shape.stride[1], dw_shape.pad[0], dw_shape.pad[1])
         self.out_shape = out_shape
+        self.split = SPLIT if split is None else split
+        self.pw, self.dw = pw, dw
+        self.x_image = (C, dw_shape.H, dw_shape.W)  # the 1x1's input per image (logical channels)
+        self.images = max(1, IMAGES_BYTES // (4 * K * dw_shape.H * dw_shape.W))
+        self._bound = {}  # images per call -> (1x1, depthwise) bound to the layout
+
+    def _pair(self, n):
+        b = self._bound.get(n)
+        if b is None:
+            C, H, W = self.x_image
+            K = self.wpw.shape[0] * 16
+            b = self._bound[n] = (
+                self.pw.bind([(n, C, H, W)], None, layout=(BLOCKED_XY, _layout.BLOCKED_RUNNER)),
+                self.dw.bind([(n, K, H, W)], None, layout=(BLOCKED_XY, _layout.DEPTHWISE_RUNNER)),
+            )
+        return b
 
     def __call__(self, x, out=None):
         y = np.empty(self.out_shape, np.float32) if out is None else out
+        if self.split:
+            N = x.shape[0]
+            for n0 in range(0, N, self.images):
+                n1 = min(N, n0 + self.images)
+                pw, dw = self._pair(n1 - n0)
+                dw(pw(x[n0:n1]), None, y[n0:n1])
+            return y
         _C.conv2d_pw_dw_blocked16(x, self.wpw, self.bpw, self.e1, self.wdw, self.bdw, self.e2, *self.geom, y)
         return y
 
