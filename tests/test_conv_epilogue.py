@@ -84,6 +84,7 @@ def test_clip_in_every_algorithm_every_isa(case, isa, rng):
     "algo, xs, ws, pad, groups, bits",
     [
         ("direct_oc", (2, 32, 8, 8), (32, 32, 1, 1), 0, 1, layout.X_BLOCKED | layout.Y_BLOCKED),
+        ("direct_oc", (2, 32, 8, 14), (48, 32, 1, 1), 0, 1, layout.X_BLOCKED | layout.Y_BLOCKED),  # merged last block
         ("direct_oc", (2, 32, 8, 8), (32, 32, 1, 1), 0, 1, layout.X_BLOCKED),
         ("direct_oc", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
         ("winograd_f4", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
@@ -165,6 +166,7 @@ def test_functions_in_every_algorithm_every_isa(fn, case, isa, rng):
 def test_functions_with_blocked_tensors_every_isa(fn, isa, rng):
     for algo, xs, ws, pad, groups, bits in [
         ("direct_oc", (2, 32, 8, 8), (32, 32, 1, 1), 0, 1, layout.X_BLOCKED | layout.Y_BLOCKED),
+        ("direct_oc", (2, 32, 8, 14), (80, 32, 1, 1), 0, 1, layout.X_BLOCKED | layout.Y_BLOCKED),  # merged
         ("direct_oc", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
         ("winograd_f4", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, layout.Y_BLOCKED),
         ("winograd_f2", (2, 16, 8, 8), (32, 16, 3, 3), 1, 1, 0),

@@ -53,8 +53,19 @@ def test_reorder_checks():
 
 
 # (N, C, K, H, W): pixel counts that leave partial tiles, one and several channel chunks (528 >
-# 256 channels per chunk on avx512), 16..96 outputs (one, two and three 16-channel blocks).
-POINTWISE = [(1, 16, 16, 1, 3), (2, 32, 48, 5, 7), (1, 64, 32, 14, 14), (3, 48, 96, 3, 50), (2, 528, 48, 5, 5)]
+# 256 channels per chunk on avx512), 16..96 outputs (one, two and three 16-channel blocks); an odd
+# number of blocks (48, 80, 240) on avx512 merges the last block into the kblock before it (x and
+# y blocked), its rows of 14, 23 (tiles of 12 and 11) and 1 pixels cut into register blocks <= 9.
+POINTWISE = [
+    (1, 16, 16, 1, 3),
+    (2, 32, 48, 5, 7),
+    (1, 64, 32, 14, 14),
+    (3, 48, 96, 3, 50),
+    (2, 528, 48, 5, 5),
+    (1, 16, 80, 3, 14),
+    (2, 16, 240, 2, 23),
+    (1, 16, 48, 1, 1),
+]
 
 
 @pytest.mark.parametrize("N,C,K,H,W", POINTWISE)

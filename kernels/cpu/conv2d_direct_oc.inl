@@ -191,14 +191,25 @@ struct DirectOcConv {
     float* y;
     const float* res;
     const float* bias;  // bias + kbase, or null
-    int64_t voff[KV];
+    int64_t voff[KV + 1];
     Activation act;
   };
+
+  // A last kblock of one 16-channel block (K = 48, 80, 240 on AVX-512's 32-channel kblocks) runs
+  // merged with the one before as KV + 1 vectors (its weights the next kblock's first vector):
+  // alone its tiles do one FMA per broadcast load and ran at half the others' speed (16->48 @112
+  // blocked: 16->32 at 383 GFLOP/s, 16->16 at 271). Pointwise convs on a blocked x with a blocked
+  // y only (the tiles store their sums: no band buffer of KB-channel pixels to hold them), in
+  // register blocks of at most PM pixels.
+  static constexpr bool kMergeLast = KB == 32;
+  static constexpr int PM = 28 / (KV + 1);
 
   template <int P, int SW, int KVT, bool BLK>
   void tile(const float* x0, const float* wk, int64_t cc, float* accp, bool first, WeightPrefetch& pf,
             const BlockedOut* out, int r0, int r1, int s0, int s1) const {
     const int64_t plane = p.H * p.W, tap_stride = p.Cg() * KB, sw = SW ? SW : p.stride_w;
+    // vector v's weights: kblock kb's vectors, then (KVT > KV, merged) the next kblock's
+    const int64_t next_kb = p.R * p.S * p.Cg() * KB - KV * W;
     typename V::reg acc[P][KVT];
 #pragma GCC unroll 16
     for (int i = 0; i < P; ++i)
@@ -212,7 +223,7 @@ struct DirectOcConv {
           if ((ci & 3) == 0) pf.one();
           typename V::reg wv[KVT];
 #pragma GCC unroll 4
-          for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
+          for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + (v >= KV ? next_kb : 0) + v * W);
 #pragma GCC unroll 16
           for (int i = 0; i < P; ++i) {
             const typename V::reg a = V::set1(xs[i * 16 + ci]);
@@ -284,10 +295,12 @@ struct DirectOcConv {
           }
       return;
     }
+    if constexpr (KVT <= KV) {  // merged tiles (KVT > KV) always store through out
 #pragma GCC unroll 16
-    for (int i = 0; i < P; ++i)
+      for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < KVT; ++v) V::storeu(accp + i * KB + v * W, acc[i][v]);
+        for (int v = 0; v < KVT; ++v) V::storeu(accp + i * KB + v * W, acc[i][v]);
+    }
   }
 
   using TileFn = void (DirectOcConv::*)(const float*, const float*, int64_t, float*, bool, WeightPrefetch&,
@@ -309,13 +322,18 @@ struct DirectOcConv {
     if (p.stride_w == 4) return pick<4, KVT, false>(P, seq);
     return pick<0, KVT, false>(P, seq);
   }
-  // kvt: vectors the kblock needs (1 .. KV); the builds have KV <= 2, so 1 or KV.
+  // kvt: vectors the kblock needs (1 .. KV; the builds have KV <= 2, so 1 or KV), or KV + 1 for
+  // a merged pair (x blocked, P <= PM).
   TileFn tile_fn(int P, int kvt) const {
+    if constexpr (kMergeLast)
+      if (kvt == KV + 1) return pick<1, KV + 1, true>(P, std::make_index_sequence<PM>{});
     if (KV > 1 && kvt == 1) return tile_fn_kv<1>(P);
     return tile_fn_kv<KV>(P);
   }
-  // Vectors kblock kb computes: KV, or fewer for a last kblock with fewer than KB real channels.
-  int kvt_of(int64_t kb) const {
+  // Vectors kblock kb computes: KV, or fewer for a last kblock with fewer than KB real channels;
+  // with merge_last the kblock before the last KV + 1 and the last none.
+  int kvt_of(int64_t kb, bool merge_last = false) const {
+    if (merge_last && kb >= kblocks - 2) return kb == kblocks - 2 ? KV + 1 : 0;
     return (int)std::min<int64_t>(KV, (std::min<int64_t>(KB, p.Kg() - kb * KB) + W - 1) / W);
   }
 
@@ -381,13 +399,13 @@ struct DirectOcConv {
   }
 
   // Per unit: its kblock's vectors x its band's pixels (what the tiles cost in FMAs).
-  std::vector<int64_t> unit_costs(const Units& us, int64_t tb) const {
+  std::vector<int64_t> unit_costs(const Units& us, int64_t tb, bool merge_last) const {
     std::vector<int64_t> cost((size_t)us.count(p.groups));
     for (int64_t u = 0; u < (int64_t)cost.size(); ++u) {
       int64_t g, kb, n, band, pix0, pix1;
       us.decode(u, g, kb, n, band);
       band_pixels(band, tb, pix0, pix1);
-      cost[(size_t)u] = kvt_of(kb) * (pix1 - pix0);
+      cost[(size_t)u] = kvt_of(kb, merge_last) * (pix1 - pix0);
     }
     return cost;
   }
@@ -482,6 +500,7 @@ struct DirectOcConv {
     const bool band_outer = x_blk() || (layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size()));
     // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
     const bool direct_out = y_blk() && !images_as_row && chunks == 1 && (!res || r_blk());
+    const bool merge_last = kMergeLast && direct_out && x_blk() && kblocks >= 2 && Kg - (kblocks - 1) * KB == 16;
     // Few units of unequal cost leave a thread waiting (Kim's CNN at batch 1: 4 kblocks over one
     // output row, the last of 4 channels, so 2 + 2 vs 2 + 1 vectors; two kblocks of 32 + 16 over
     // a 7x7 map): the bands are cut into shorter tile ranges until the largest share is within
@@ -491,7 +510,7 @@ struct DirectOcConv {
       std::vector<int64_t> begin;
       for (int64_t t = tb, best = INT64_MAX; t >= std::max<int64_t>(1, tb / 4); --t) {
         const Units us{(tiles_img + t - 1) / t, p.N, KG, kblocks, band_outer};
-        const std::vector<int64_t> cost = unit_costs(us, t);
+        const std::vector<int64_t> cost = unit_costs(us, t, merge_last);
         int64_t total = 0;
         for (int64_t c : cost) total += c;
         const int64_t worst = split_by_cost(cost, want, begin);
@@ -515,7 +534,7 @@ struct DirectOcConv {
     const int64_t units = us.count(p.groups);
     const int nt = threads_for(p.flops(), units);
     std::vector<int64_t> begin;
-    split_by_cost(unit_costs(us, tb), nt, begin);
+    split_by_cost(unit_costs(us, tb, merge_last), nt, begin);
     // Each thread runs its cost share front to back, then takes the tail of the other's (a
     // thread whose core is busy elsewhere holds no one up; a smaller team than asked for still
     // runs every unit).
@@ -542,13 +561,15 @@ struct DirectOcConv {
           if (g1 != g || kb1 != kb) wnext = wbp + (g1 * kblocks + kb1) * RS * Cg * KB;
         }
         const int64_t tiles = t1 - t0;
-        const int kvt = kvt_of(kb);
+        const int kvt = kvt_of(kb, merge_last);
+        if (kvt == 0) continue;  // merged into the kblock before
         const int64_t kbase = g * Kg + kb * KB;
         BlockedOut bout{};
         if (direct_out) {
           bout.bias = bias ? bias + kbase : nullptr;
           bout.act = act;
-          for (int v = 0; v < KV; ++v) bout.voff[v] = blk_off(0, kbase + v * W, 0) - blk_off(0, kbase, 0);
+          for (int v = 0; v < std::min(kvt, KV + 1); ++v)
+            bout.voff[v] = blk_off(0, kbase + v * W, 0) - blk_off(0, kbase, 0);
         }
         for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
           const int64_t ccn = std::min(cc, Cg - c0);
@@ -577,7 +598,20 @@ struct DirectOcConv {
             const float* xc = ximg + c0 * p.H * p.W;  // channel c0's plane (block, when x is blocked)
             const float* wc = wk + c0 * KB;
             if (x_blk()) {  // 1x1, unpadded, stride 1
-              (this->*tile_fn(P, kvt))(xc + (oh * p.W + ow0) * 16, wc, ccn, acct, c0 == 0, pf, bo, 0, 1, 0, 1);
+              const float* xt = xc + (oh * p.W + ow0) * 16;
+              if (kvt > KV) {  // merged: register blocks of at most PM pixels, near-equal
+                const int parts = (P + PM - 1) / PM;
+                for (int k = 0, i0 = 0; k < parts; ++k) {
+                  const int Pk = (P - i0) / (parts - k);
+                  BlockedOut ok = bout;
+                  ok.y += i0 * 16;
+                  if (ok.res) ok.res += i0 * 16;
+                  (this->*tile_fn(Pk, kvt))(xt + i0 * 16, wc, ccn, nullptr, true, pf, &ok, 0, 1, 0, 1);
+                  i0 += Pk;
+                }
+                continue;
+              }
+              (this->*tile_fn(P, kvt))(xt, wc, ccn, acct, c0 == 0, pf, bo, 0, 1, 0, 1);
               continue;
             }
             const int r0 = rlo[(size_t)oh], r1 = rhi[(size_t)oh];
