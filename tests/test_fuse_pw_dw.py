@@ -150,14 +150,16 @@ def expand_block(C=16, E=48, H=10, stride=2, act="clip"):
 
 
 @pytest.mark.parametrize("act", ["clip", "silu"])
-@pytest.mark.parametrize("split", [False, True])
-def test_graph_fuses_expand_and_depthwise(act, split, monkeypatch):
+@pytest.mark.parametrize("split,project", [(False, True), (True, False), (True, True)])
+def test_graph_fuses_expand_and_depthwise(act, split, project, monkeypatch):
     """With the size threshold lowered, the blocked expand -> depthwise pair runs as one step
     (the 1x1's step has no plan entry), as the ring kernel or split into calls of two images and
-    one (the expansion 48 x 10 x 10 floats an image), results the reference's, NaN included; off,
-    two steps."""
+    one (the expansion 48 x 10 x 10 floats an image), split with the project 1x1 after it too
+    (then the depthwise step has no entry either); results the reference's, NaN and Inf included;
+    off, separate steps."""
     monkeypatch.setattr(fuse_pw_dw, "MIN_EXPANSION_BYTES", 0)
     monkeypatch.setattr(fuse_pw_dw, "SPLIT", split)
+    monkeypatch.setattr(fuse_pw_dw, "PROJECT", project)
     monkeypatch.setattr(fuse_pw_dw, "IMAGES_BYTES", 2 * 4 * 48 * 10 * 10)
     x = np.random.default_rng(2).standard_normal((3, 3, 10, 10)).astype(np.float32)
     x[1, 0, 3, 3] = np.nan
@@ -166,19 +168,77 @@ def test_graph_fuses_expand_and_depthwise(act, split, monkeypatch):
     y = g(x)
     plan = g.bound_plan(g.feed(x))
     names = [s.names[0] for s in g.plan_steps]
-    assert {names[j]: names[i] for j, i in plan.fused.items()} == {"dw": "expand"}
-    assert names.index("expand") not in plan.index and names.index("dw") in plan.index
+    got = {names[j]: tuple(names[i] for i in ks) for j, ks in plan.fused.items()}
+    three = split and project
+    assert got == ({"project": ("expand", "dw")} if three else {"dw": ("expand",)})
+    assert names.index("expand") not in plan.index and (names.index("dw") in plan.index) != three
     ref = g.run_reference(x)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
     np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(ref), rtol=1e-4, atol=1e-4)
     p = g.profile(x, runs=1, warmup=0)
-    assert [r[5] for r in p.rows if r[0].startswith("expand")][0].startswith("fused into the next step")
+    algo = {r[0].split("+")[0]: r[5] for r in p.rows}
+    assert algo["expand"].startswith("fused into the next step" if not three else "fused into a later step")
+    if three:
+        assert algo["dw"].startswith("fused into the next step")
+        assert "(+ the 1x1 and the depthwise conv before it, fused)" in algo["project"]
     monkeypatch.setattr(fuse_pw_dw, "ENABLED", False)
     g = expand_block(act=act)
-    y_off = g(x)  # the two kernels: the same up to summation order
+    y_off = g(x)  # the separate kernels: the same up to summation order
     np.testing.assert_array_equal(np.isnan(y_off), np.isnan(y))
     np.testing.assert_allclose(np.nan_to_num(y_off), np.nan_to_num(y), rtol=1e-5, atol=1e-6)
     assert g.bound_plan(g.feed(x)).fused == {}
+
+
+def inverted_residual_chain(rng):
+    """stem -> [expand -> dw -> project (+ stem: a residual the project's epilogue adds)] ->
+    [dw -> 1x1 -> dw -> 1x1] (MobileNet V1's chain: the 1x1 after a depthwise conv is the one
+    before the next) -> head."""
+
+    def conv(*args, **kw):
+        return conv_node(rng, *args, **kw)
+
+    clip = dict(fn="clip", lo=0.0, hi=6.0)
+    nodes = [
+        conv("stem", "x", 3, 16, 3),
+        conv("expand", "stem", 16, 64, 1),
+        Node("a1", "unary", ["expand"], attrs=clip),
+        conv("dw", "a1", 64, 64, 3, groups=64),
+        Node("a2", "unary", ["dw"], attrs=clip),
+        conv("project", "a2", 64, 16, 1),
+        Node("sum", "add", ["project", "stem"]),
+        conv("wide", "sum", 16, 32, 1),
+        conv("dw2", "wide", 32, 32, 3, groups=32),
+        conv("pw2", "dw2", 32, 32, 1),
+        conv("dw3", "pw2", 32, 32, 3, groups=32, stride=2),
+        conv("pw3", "dw3", 32, 48, 1),
+        conv("head", "pw3", 48, 8, 1),
+    ]
+    return pycnn.Graph({"x": (None, 3, 9, 9)}, nodes, ["head"])
+
+
+def test_graph_fuses_project_with_its_residual_and_chains(monkeypatch):
+    """The project 1x1 whose epilogue adds the block's input joins the split calls (the residual
+    sliced per call), and in a dw -> 1x1 -> dw -> 1x1 chain each 1x1 is fused once: as the
+    project of one triple, not also as the expand of the next."""
+    monkeypatch.setattr(fuse_pw_dw, "MIN_EXPANSION_BYTES", 0)
+    monkeypatch.setattr(fuse_pw_dw, "IMAGES_BYTES", 2 * 4 * 64 * 9 * 9)
+    rng = np.random.default_rng(8)
+    g = inverted_residual_chain(rng)
+    x = rng.standard_normal((3, 3, 9, 9)).astype(np.float32)
+    x[0, 2, 4, 4] = np.nan
+    y = g(x)
+    plan = g.bound_plan(g.feed(x))
+    names = [s.names[0] for s in g.plan_steps]
+    got = {names[j]: tuple(names[i] for i in ks) for j, ks in plan.fused.items()}
+    assert got["project"] == ("expand", "dw") and len(g.plan_steps[names.index("project")].inputs) == 2
+    assert got["pw2"] == ("wide", "dw2") and "pw3" not in got  # pw2 fused once, as a project
+    ref = g.run_reference(x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(ref), rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(fuse_pw_dw, "ENABLED", False)
+    np.testing.assert_allclose(
+        np.nan_to_num(inverted_residual_chain(np.random.default_rng(8))(x)), np.nan_to_num(y), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_fused_pair_writes_a_given_out_in_place_or_refuses_it():

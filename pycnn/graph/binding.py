@@ -40,7 +40,7 @@ class BoundPlan(list):
     arena = None
     index = []
     layouts = {}
-    fused = {}  # depthwise step -> the 1x1 step fused into it (pycnn/graph/fuse_pw_dw.py)
+    fused = {}  # step -> the steps fused into it: (1x1,) or (1x1, depthwise) (pycnn/graph/fuse_pw_dw.py)
     fused_se = {}  # x * gate step -> the (pool, 1x1, 1x1) steps fused into it (pycnn/graph/fuse_se.py)
     empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
 

@@ -4,10 +4,12 @@ channel-blocked tensors, run as one step: MobileNet's and EfficientNet's expand 
 Why: the expansion (e.g. 96 x 112 x 112, 38 MB at batch 8) is otherwise written to memory by the
 1x1 for the whole batch and read back by the depthwise conv. Fused, the step runs the two bound
 kernels a few images at a time (SPLIT), the expansion of at most IMAGES_BYTES per call staying in
-L2/L3 between them; or (SPLIT False) as one kernel (_C.conv2d_pw_dw_blocked16,
-kernels/cpu/conv2d_pw_dw_c16.inl) that makes each row of the expansion into a small ring of the
-depthwise conv's input rows. The split reuses the two kernels' larger register blocks and
-in-place rows and beat the ring in networks at batch 8 (docs/performance.md, Depthwise).
+L2/L3 between them, and with them (PROJECT) the 1x1 that alone reads the depthwise conv's output
+(MobileNet's project conv, its residual sliced per call), so that output stays in cache too;
+or (SPLIT False) as one kernel (_C.conv2d_pw_dw_blocked16, kernels/cpu/conv2d_pw_dw_c16.inl)
+that makes each row of the expansion into a small ring of the depthwise conv's input rows. The
+split reuses the two kernels' larger register blocks and in-place rows and beat the ring in
+networks at batch 8 (docs/performance.md, Depthwise).
 Which pairs: the 1x1 (groups 1, stride 1, unpadded, no fused residual) reads and writes the
 layout (direct_oc), the depthwise conv (groups == C == K, dilation 1, symmetric padding, no
 residual) reads and writes it (depthwise_c16), and the expansion is no graph output. The 1x1's
@@ -30,6 +32,9 @@ ENABLED = True
 # and the separate kernels (direct_oc's larger register blocks) are as fast or faster.
 MIN_EXPANSION_BYTES = 6 << 20
 SPLIT = True
+# Split calls take the project 1x1 after the depthwise conv too (MobileNet's whole inverted
+# residual block a few images at a time: the depthwise conv's output stays in cache as well).
+PROJECT = True
 # Images per split call: their expansion within 2 MiB (the two cores' L2). Networks at batch 8,
 # 1 / 2 / 4 / 8 MiB: MNASNet 14.87 / 14.49 / 14.58 / 15.02 ms, MobileNet V2 14.78 / 14.53 / 14.47 / 14.44.
 IMAGES_BYTES = 2 << 20
@@ -43,7 +48,7 @@ class _PwDw:
 
     writes_out = True  # a Graph may hand it a (C-contiguous: batch 1) slice of a blocked concat's output
 
-    def __init__(self, pw: PreparedConv, dw: PreparedConv, dw_shape, out_shape, split=None):
+    def __init__(self, pw: PreparedConv, dw: PreparedConv, dw_shape, out_shape, split=None, project=None):
         K, C = pw.weight.shape[:2]
         R, S = dw.weight.shape[2:]
         # (K/16, C, 16): block kb's 16 weights per input channel; (K/16, R*S, 16) per tap
@@ -57,27 +62,40 @@ class _PwDw:
         self.pw, self.dw = pw, dw
         self.x_image = (C, dw_shape.H, dw_shape.W)  # the 1x1's input per image (logical channels)
         self.images = max(1, IMAGES_BYTES // (4 * K * dw_shape.H * dw_shape.W))
-        self._bound = {}  # images per call -> (1x1, depthwise) bound to the layout
+        self._bound = {}  # images per call -> (1x1, depthwise[, project]) bound to the layout
+        # (PreparedConv, layout bits): the 1x1 reading the depthwise conv's output, run in the
+        # same calls (split only), its residual the step's second input; out_shape is then its y's
+        self.project = project
 
     def _pair(self, n):
         b = self._bound.get(n)
         if b is None:
             C, H, W = self.x_image
             K = self.wpw.shape[0] * 16
-            b = self._bound[n] = (
+            b = (
                 self.pw.bind([(n, C, H, W)], None, layout=(BLOCKED_XY, _layout.BLOCKED_RUNNER)),
                 self.dw.bind([(n, K, H, W)], None, layout=(BLOCKED_XY, _layout.DEPTHWISE_RUNNER)),
             )
+            if self.project is not None:
+                conv, bits = self.project
+                R, S, sh, sw, pt, pl = self.geom
+                Ho, Wo = (H + 2 * pt - R) // sh + 1, (W + 2 * pl - S) // sw + 1
+                b += (conv.bind([(n, K, Ho, Wo)], None, layout=(bits, _layout.BLOCKED_RUNNER)),)
+            self._bound[n] = b
         return b
 
-    def __call__(self, x, out=None):
+    def __call__(self, x, res=None, out=None):
         y = np.empty(self.out_shape, np.float32) if out is None else out
         if self.split:
             N = x.shape[0]
             for n0 in range(0, N, self.images):
                 n1 = min(N, n0 + self.images)
-                pw, dw = self._pair(n1 - n0)
-                dw(pw(x[n0:n1]), None, y[n0:n1])
+                calls = self._pair(n1 - n0)
+                if self.project is None:
+                    calls[1](calls[0](x[n0:n1]), None, y[n0:n1])
+                else:
+                    d = calls[1](calls[0](x[n0:n1]))
+                    calls[2](d, None if res is None else res[n0:n1], y[n0:n1])
             return y
         _C.conv2d_pw_dw_blocked16(x, self.wpw, self.bpw, self.e1, self.wdw, self.bdw, self.e2, *self.geom, y)
         return y
@@ -102,8 +120,32 @@ def _depthwise(shape):
     )
 
 
+def _project_of(steps, j, readers, layouts, shapes, outputs):
+    """The step of the 1x1 conv (blocked x, direct_oc; a residual as its second input, any layout)
+    that alone reads depthwise step j's output, or None."""
+    t = steps[j].output
+    r = readers.get(t)
+    if t in outputs or r is None or len(r) != 1:
+        return None
+    k = r[0]
+    q, lay = steps[k], layouts.get(k)
+    if not (
+        q.op == "conv2d"
+        and isinstance(q.fn, PreparedConv)
+        and not q.attrs.get("max_map")
+        and q.inputs[0] == t
+        and t not in q.inputs[1:]
+        and lay is not None
+        and lay[1] == _layout.BLOCKED_RUNNER
+        and lay[0] & _layout.X_BLOCKED
+    ):
+        return None
+    return k if plain_1x1(_layout._conv_shape(q, shapes)) else None
+
+
 def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
-    """calls, ins and frees changed in place for each fused pair; returns {depthwise step: 1x1 step}."""
+    """calls, ins and frees changed in place for each fused pair (and, split, the project 1x1
+    after it); returns {the fused step: (the 1x1 step[, the depthwise step])}."""
     if not ENABLED:
         return {}
     producer, readers = producers_and_readers(steps)
@@ -116,22 +158,30 @@ def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
         if i is None or t in outputs or readers.get(t) != [j]:
             continue
         p = steps[i]
-        if not _bound_blocked(p, layouts, i, _layout.BLOCKED_RUNNER):
-            continue
+        if isinstance(calls[i], (Produced, _PwDw)) or not _bound_blocked(p, layouts, i, _layout.BLOCKED_RUNNER):
+            continue  # (taken: a project 1x1 fused already, as in dw -> 1x1 -> dw chains)
         dws, pws = _layout._conv_shape(s, shapes), _layout._conv_shape(p, shapes)
         if not (_depthwise(dws) and _pointwise(pws)) or dws.C != pws.K:
             continue
         if 4 * int(np.prod(shapes[t], dtype=np.int64)) < MIN_EXPANSION_BYTES:
             continue
         x = p.inputs[0]
+        k = _project_of(steps, j, readers, layouts, shapes, outputs) if SPLIT and PROJECT else None
         calls[i] = Produced()
-        calls[j] = _PwDw(p.fn, s.fn, dws, _layout.blocked_shape(shapes[s.output]))
-        ins[j] = [x]
-        for k in range(i, j):  # x freed by the 1x1 or a step before the fused one: now after it
-            if x in frees[k]:
-                frees[k] = [u for u in frees[k] if u != x]
-                frees[j] = frees[j] + [x]
-        fused[j] = i
+        if k is None:
+            calls[j] = _PwDw(p.fn, s.fn, dws, _layout.blocked_shape(shapes[s.output]))
+            ins[j], last, fused[j] = [x], j, (i,)
+        else:
+            bits = layouts[k][0]
+            q = steps[k]
+            out_shape = _layout.blocked_shape(shapes[q.output]) if bits & _layout.Y_BLOCKED else shapes[q.output]
+            calls[j] = Produced()
+            calls[k] = _PwDw(p.fn, s.fn, dws, out_shape, project=(q.fn, bits))
+            ins[k], last, fused[k] = [x] + ins[k][1:], k, (i, j)
+        for u in range(i, last):  # x freed by the 1x1 or a step before the fused one: now after it
+            if x in frees[u]:
+                frees[u] = [v for v in frees[u] if v != x]
+                frees[last] = frees[last] + [x]
     return fused
 
 

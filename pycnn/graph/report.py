@@ -102,6 +102,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
     node_by_name = {n.name: n for n in g.nodes}
     times = [[] for _ in steps]
     se_parts = {k for ks in plan.fused_se.values() for k in ks}
+    fused_into = {a: k for k, ks in plan.fused.items() for a in ks}  # fuse_pw_dw: step -> the step doing it
     totals = []
     live_trace = {}
     for it in range(warmup + runs):
@@ -142,9 +143,10 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
         if i in plan.layouts:
             algo = _layout.describe(plan.layouts[i][1], plan.layouts[i][0], s.op)
         if i in plan.fused:
-            algo += " (+ the 1x1 before it, fused)"
-        elif i in plan.fused.values():
-            algo = "fused into the next step"
+            two = len(plan.fused[i]) > 1
+            algo += " (+ the 1x1 and the depthwise conv before it, fused)" if two else " (+ the 1x1 before it, fused)"
+        elif i in fused_into:
+            algo = "fused into the next step" if fused_into[i] == i + 1 else "fused into a later step"
         elif i in plan.fused_se:
             algo = "se_block (+ its pool and two 1x1 convs, fused)"
         elif i in se_parts:
