@@ -8,7 +8,8 @@ channels read and write it: DenseNet, Inception v3, ConvNeXt), pad_channels (wid
 multiples of 16 padded so their chains stay blocked: pycnn/graph/pad_channels.py), pw_dw (blocked
 expand 1x1 -> depthwise pairs fused: pycnn/graph/fuse_pw_dw.py), pw_dw_split (those pairs run as
 their two kernels a few images at a time rather than as the ring kernel), pw_dw_project (those
-split calls run the project 1x1 after the depthwise conv too), se (squeeze-and-excitation's four
+split calls run the project 1x1 after the depthwise conv too), chains (runs of consecutive conv
+steps a few images at a time at batch > 1: pycnn/graph/chunk_chains.py), se (squeeze-and-excitation's four
 steps as one call: pycnn/graph/fuse_se.py), grouped (grouped convs of 2-8 channels per group run
 grouped_c16 instead of the dense kernels per group: pycnn/select.py), concat_prefix (at batch 1
 a concat of the first inputs of a longer one is a view of its output: DenseNet's dense blocks,
@@ -26,7 +27,7 @@ import numpy as np
 import pycnn
 import pycnn.models
 from pycnn import layout, select
-from pycnn.graph import binding, fuse_pw_dw, fuse_se, pad_channels
+from pycnn.graph import binding, chunk_chains, fuse_pw_dw, fuse_se, pad_channels
 
 from . import networks
 from . import torchvision_zoo as zoo
@@ -35,6 +36,7 @@ _FLAGS = {
     "pw_dw": (fuse_pw_dw, "ENABLED"),
     "pw_dw_split": (fuse_pw_dw, "SPLIT"),
     "pw_dw_project": (fuse_pw_dw, "PROJECT"),
+    "chains": (chunk_chains, "ENABLED"),
     "se": (fuse_se, "ENABLED"),
     "pad_channels": (pad_channels, "ENABLED"),
     "concat_prefix": (binding, "PREFIX_CONCATS"),
@@ -89,6 +91,7 @@ def main(argv=None):
         "pw_dw",
         "pw_dw_split",
         "pw_dw_project",
+        "chains",
         "se",
         "grouped",
         "concat_prefix",

@@ -182,16 +182,18 @@ class PreparedConv:
             **self._epilogue(),
         )
 
-    def bind(self, in_shapes, out_shape, max_map=0, layout=NO_LAYOUT):
+    def bind(self, in_shapes, out_shape, max_map=0, layout=NO_LAYOUT, run_algo=None):
         """A callable for inputs of exactly in_shapes[0] (a Graph's fast path): the geometry,
         algorithm and prepared weights are looked up once here, each call only allocates the
         output and runs the kernel. Python-side algorithms (reference, numba) keep __call__.
         max_map 1 or 2: the callable returns the max over each output map, shaped (N, K) or
         (N, K, 1, 1) (see ConvMaxMap). layout: (bits, algorithm) from pycnn.layout.plan: x, y
-        and/or the residual channel-blocked (N, C/16, H, W, 16), run by that algorithm."""
+        and/or the residual channel-blocked (N, C/16, H, W, 16), run by that algorithm. run_algo:
+        the algorithm of an NCHW call instead of the one this shape resolves to (a chunked chain
+        binds its convs for a few images with the algorithm the whole batch runs)."""
         s = ConvShape(tuple(in_shapes[0]), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
         bits, forced = layout
-        algo = forced if bits else self._resolve(s)
+        algo = forced if bits else (run_algo or self._resolve(s))
         if not registry.CONV[algo].prepared:
             return ConvMaxMap(self, max_map) if max_map else self
         # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++

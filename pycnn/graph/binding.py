@@ -7,6 +7,8 @@ shape fixed, no per-call validation) after the binding passes that depend on the
                     (pycnn/graph/fuse_pw_dw.py);
   fuse_se           squeeze-and-excitation's pool -> 1x1 -> 1x1 -> x * gate: one call
                     (pycnn/graph/fuse_se.py);
+  chunk_chains      consecutive conv steps, each reading the one before alone, run as one step
+                    a few images at a time at batch > 1 (pycnn/graph/chunk_chains.py);
   elide_concats     channel concats made by their producers writing into slices of the
                     output (at batch > 1 channel-blocked ones, the slices' images strided), and
                     a concat of the first inputs of a longer one (DenseNet's) a view of the
@@ -21,7 +23,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..step_kernel import NO_LAYOUT, reads_strided, writes_out, writes_strided_out
-from . import fuse_pw_dw, fuse_se
+from . import chunk_chains, fuse_pw_dw, fuse_se
 from .fusion import Produced
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
@@ -42,6 +44,7 @@ class BoundPlan(list):
     layouts = {}
     fused = {}  # step -> the steps fused into it: (1x1,) or (1x1, depthwise) (pycnn/graph/fuse_pw_dw.py)
     fused_se = {}  # x * gate step -> the (pool, 1x1, 1x1) steps fused into it (pycnn/graph/fuse_se.py)
+    chunked = {}  # a chain's last step -> the steps before it, run with it per chunk of images (chunk_chains.py)
     empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
 
 
@@ -75,14 +78,17 @@ def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
             calls.append(s.fn.bind(*args, layout=lay or NO_LAYOUT))  # reads and / or writes blocked tensors itself
     ins = [list(s.inputs) for s in steps]
     frees = [list(s.free) for s in steps]
+    orig = list(calls)
     fused = fuse_pw_dw.fuse(steps, shapes, calls, ins, frees, layouts, outputs)
     fused_se = fuse_se.fuse(steps, shapes, calls, ins, layouts, outputs)
+    chunked = chunk_chains.chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs)
     elide_concats(steps, shapes, calls, ins, layouts, outputs)
     plan = _without_fused_away(steps, calls, ins, frees)
     plan.arena = arena_source(shapes)
     plan.layouts = layouts
     plan.fused = fused
     plan.fused_se = fused_se
+    plan.chunked = chunked
     return plan
 
 

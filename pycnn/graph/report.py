@@ -103,6 +103,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
     times = [[] for _ in steps]
     se_parts = {k for ks in plan.fused_se.values() for k in ks}
     fused_into = {a: k for k, ks in plan.fused.items() for a in ks}  # fuse_pw_dw: step -> the step doing it
+    chunked_into = {a: k for k, ks in plan.chunked.items() for a in ks}  # chunk_chains: likewise
     totals = []
     live_trace = {}
     for it in range(warmup + runs):
@@ -147,6 +148,10 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
             algo += " (+ the 1x1 and the depthwise conv before it, fused)" if two else " (+ the 1x1 before it, fused)"
         elif i in fused_into:
             algo = "fused into the next step" if fused_into[i] == i + 1 else "fused into a later step"
+        elif i in plan.chunked:
+            algo += f" (+ the {len(plan.chunked[i])} conv steps before it, a few images at a time)"
+        elif i in chunked_into:
+            algo = "fused into a later step (a chain run a few images at a time)"
         elif i in plan.fused_se:
             algo = "se_block (+ its pool and two 1x1 convs, fused)"
         elif i in se_parts:

@@ -1,0 +1,140 @@
+"""Binding pass: a run of consecutive conv steps, each reading the one before it alone, runs as one
+step a few images at a time (batch > 1): the stem conv -> depthwise -> 1x1 of MobileNet V2 and
+MNASNet, ResNet's 1x1 -> 3x3 -> 1x1 bottlenecks, VGG's runs of 3x3s.
+
+Why: at batch 8 the intermediates of the early stages are 6-100 MB (MNASNet's 32 x 112 x 112
+stem output is 12.8 MB): each is written to memory by one conv for the whole batch and read back
+by the next. Run per chunk of images, an intermediate of at most IMAGES_BYTES stays in L2/L3
+between the two convs. The weights are read once per chunk instead of once per step, so a chain
+is chunked only where its intermediates outweigh its weights.
+
+Which steps: conv2d steps (their own prepared weights, no max over maps) whose bound call no
+earlier pass replaced, consecutive in the plan, each one's output read by the next alone (as its
+input; the next may add a residual, any earlier tensor) and no graph output; the chain's largest
+intermediate is at least MIN_INTERMEDIATE_BYTES for the whole batch. The steps before the last
+have no plan entry (their outputs are never made whole); the last reads the chain's input and
+the members' residuals; Graph.profile shows the chain's time on its last step. ENABLED = False
+turns it off (A/B, tests).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import layout as _layout
+from ..prepared import PreparedConv
+from ..step_kernel import NO_LAYOUT
+from .fusion import Produced, producers_and_readers
+
+ENABLED = True
+MIN_INTERMEDIATE_BYTES = 6 << 20  # below, the intermediates stay in L3 between the steps anyway
+IMAGES_BYTES = 2 << 20  # images per call: their largest intermediate within the two cores' L2
+
+
+class _Chain:
+    """Steps' bound convs run in turn a few images at a time. Inputs: the chain's input, then each
+    member's residual (None where it has none, not passed). calls(n): the members bound to n images."""
+
+    def __init__(self, members, out_shape, images):
+        # (PreparedConv, input shapes, output shape, layout, the whole batch's algorithm, has a residual)
+        self.members = members
+        self.out_shape, self.images = out_shape, images
+        self._bound = {}
+
+    def calls(self, n):
+        b = self._bound.get(n)
+        if b is None:
+            b = self._bound[n] = [
+                fn.bind([(n,) + tuple(si[1:]) for si in ins], (n,) + tuple(so[1:]), layout=lay, run_algo=algo)
+                for fn, ins, so, lay, algo, _ in self.members
+            ]
+        return b
+
+    def __call__(self, x, *residuals, out=None):
+        y = np.empty(self.out_shape, np.float32) if out is None else out
+        N = x.shape[0]
+        for n0 in range(0, N, self.images):
+            n1 = min(N, n0 + self.images)
+            t, r = x[n0:n1], iter(residuals)
+            calls = self.calls(n1 - n0)
+            last = len(calls) - 1
+            for k, (call, m) in enumerate(zip(calls, self.members)):
+                res = next(r)[n0:n1] if m[5] else None
+                t = call(t, res, y[n0:n1]) if k == last else call(t, res)
+        return y
+
+
+def _member(step, call, orig, layout):
+    return (
+        step.op == "conv2d"
+        and isinstance(step.fn, PreparedConv)
+        and not step.attrs.get("max_map")
+        and call is orig
+        and not isinstance(call, PreparedConv)  # a bound kernel, not a Python-side algorithm
+        and (layout is None or layout[1] != _layout.REORDER)
+    )
+
+
+def _stored(shape, layout, bit):
+    return _layout.blocked_shape(shape) if layout is not None and layout[0] & bit else tuple(shape)
+
+
+def chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs) -> dict:
+    """calls, ins and frees changed in place for each chain; returns {last step: (the steps before it)}."""
+    if not ENABLED or not steps:
+        return {}
+    producer, readers = producers_and_readers(steps)
+    chains = {}
+
+    def links(a, b):
+        t = steps[a].output
+        return (
+            _member(steps[b], calls[b], orig[b], layouts.get(b))
+            and t not in outputs
+            and readers.get(t) == [b]
+            and steps[b].inputs[0] == t
+        )
+
+    i = 0
+    while i < len(steps):
+        if not _member(steps[i], calls[i], orig[i], layouts.get(i)):
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(steps) and links(j, j + 1):
+            j += 1
+        if j > i and _worth(steps, shapes, i, j):
+            _make(steps, shapes, calls, ins, frees, layouts, i, j)
+            chains[j] = tuple(range(i, j))
+        i = j + 1
+    return chains
+
+
+def _worth(steps, shapes, i, j):
+    N = shapes[steps[i].inputs[0]][0]
+    inter = [4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) for k in range(i, j)]
+    weights = sum(4 * steps[k].fn.weight.size for k in range(i, j + 1))
+    return N > 1 and max(inter) >= MIN_INTERMEDIATE_BYTES and sum(inter) // N >= weights
+
+
+def _make(steps, shapes, calls, ins, frees, layouts, i, j):
+    members, extra = [], []
+    for k in range(i, j + 1):
+        s, lay = steps[k], layouts.get(k)
+        algo = s.fn.algo_for(shapes[s.inputs[0]])
+        io = ([shapes[t] for t in s.inputs], shapes[s.output])
+        members.append((s.fn, *io, lay or NO_LAYOUT, algo, len(s.inputs) > 1))
+        extra += s.inputs[1:2]
+    N = shapes[steps[i].inputs[0]][0]
+    per_image = max(4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) // N for k in range(i, j))
+    images = max(1, IMAGES_BYTES // max(1, per_image))
+    out_shape = _stored(shapes[steps[j].output], layouts.get(j), _layout.Y_BLOCKED)
+    calls[j] = _Chain(members, out_shape, images)
+    ins[j] = [steps[i].inputs[0]] + extra
+    for k in range(i, j):
+        calls[k] = Produced()
+        frees[j] = frees[j] + [t for t in frees[k] if t not in frees[j]]  # read by the chain: dead after it
+        frees[k] = []
+
+
+__all__ = ["ENABLED", "chunk"]

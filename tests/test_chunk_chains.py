@@ -1,0 +1,111 @@
+"""Chains of consecutive conv steps run a few images at a time (pycnn/graph/chunk_chains.py): which
+steps chain, the results (the reference's, NaN and Inf included; the same as unchained), the
+residuals sliced per call, the profile's rows, and no chains at batch 1."""
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn.graph import Node, chunk_chains
+
+
+def conv(rng, name, src, cin, cout, k, **attrs):
+    w = rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)
+    b = rng.standard_normal(cout) * 0.1
+    return Node(name, "conv2d", [src], attrs=dict(padding=k // 2, **attrs), params={"weight": w, "bias": b})
+
+
+def bottleneck_net(seed=3, side_output=False):
+    """stem -> [a 1x1 -> b 3x3 -> c 1x1 (+ stem)] -> pool -> [d 3x3 -> e 1x1] -> head, every conv
+    ReLU'd. side_output: b's output is a graph output too (so the chain stops at it)."""
+    rng = np.random.default_rng(seed)
+    relu = dict(activation="relu")
+    nodes = [
+        conv(rng, "stem", "x", 3, 16, 3, **relu),
+        conv(rng, "a", "stem", 16, 32, 1, **relu),
+        conv(rng, "b", "a", 32, 32, 3, **relu),
+        conv(rng, "c", "b", 32, 16, 1),
+        Node("sum", "add", ["c", "stem"]),
+        Node("r", "relu", ["sum"]),
+        Node("pool", "max_pool2d", ["r"], attrs=dict(kernel=2, stride=2)),
+        conv(rng, "d", "pool", 16, 24, 3, **relu),
+        conv(rng, "e", "d", 24, 8, 1),
+        conv(rng, "head", "e", 8, 4, 1),
+    ]
+    outs = ["head", "b"] if side_output else ["head"]
+    return pycnn.Graph({"x": (None, 3, 24, 24)}, nodes, outs)
+
+
+def _names(g):
+    return [s.names[0] for s in g.plan_steps]
+
+
+@pytest.fixture
+def chained(monkeypatch):
+    monkeypatch.setattr(chunk_chains, "MIN_INTERMEDIATE_BYTES", 0)
+    monkeypatch.setattr(chunk_chains, "IMAGES_BYTES", 2 * 4 * 32 * 24 * 24)  # two images per call
+    return monkeypatch
+
+
+def test_chains_run_per_chunk_of_images_and_match(chained):
+    x = np.random.default_rng(1).standard_normal((5, 3, 24, 24)).astype(np.float32)
+    x[1, 0, 2, 2] = np.nan
+    x[4, 2, 7, 7] = np.inf
+    g = bottleneck_net()
+    y = g(x)
+    plan = g.bound_plan(g.feed(x))
+    names = _names(g)
+    got = {names[j]: [names[i] for i in ks] for j, ks in plan.chunked.items()}
+    assert got == {"c": ["a", "b"], "head": ["d", "e"]}  # stem's output has two readers; pool is no conv
+    for j, ks in plan.chunked.items():
+        assert j in plan.index and not set(ks) & set(plan.index)
+    ref = g.run_reference(x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    np.testing.assert_allclose(np.nan_to_num(y), np.nan_to_num(ref), rtol=1e-4, atol=1e-4)
+    rows = {r[0].split("+")[0]: r[5] for r in g.profile(x, runs=1, warmup=0).rows}
+    for j, ks in plan.chunked.items():
+        assert f"(+ the {len(ks)} conv steps before it, a few images at a time)" in rows[names[j]]
+        assert all(rows[names[i]].startswith("fused into a later step") for i in ks)
+    chained.setattr(chunk_chains, "ENABLED", False)
+    g_off = bottleneck_net()
+    y_off = g_off(x)
+    assert g_off.bound_plan(g_off.feed(x)).chunked == {}
+    np.testing.assert_array_equal(np.isnan(y_off), np.isnan(y))
+    np.testing.assert_allclose(np.nan_to_num(y_off), np.nan_to_num(y), rtol=1e-5, atol=1e-5)
+
+
+def test_a_residual_member_is_sliced_per_call(chained):
+    """The residual of the chain's 1x1 (the stem's output, the chain's own input here) is read
+    per chunk of images: every image of the batch gets its own."""
+    x = np.random.default_rng(2).standard_normal((3, 3, 24, 24)).astype(np.float32)
+    g = bottleneck_net()
+    y = g(x)
+    plan = g.bound_plan(g.feed(x))
+    names = _names(g)
+    c = names.index("c")
+    assert c in plan.chunked and len(g.plan_steps[c].inputs) == 2  # c carries the residual
+    for n in range(3):  # each image alone gives its own row of the batch's result
+        np.testing.assert_allclose(g(x[n : n + 1]), y[n : n + 1], rtol=1e-5, atol=1e-5)
+
+
+def test_no_chain_through_a_graph_output_or_at_batch_1(chained):
+    x = np.random.default_rng(3).standard_normal((4, 3, 24, 24)).astype(np.float32)
+    g = bottleneck_net(side_output=True)
+    y = g(x)
+    names = _names(g)
+    for ks in g.bound_plan(g.feed(x)).chunked.values():
+        assert names.index("b") not in ks  # b's output is a graph output: made whole
+    ref = g.run_reference(x)
+    for k in ("head", "b"):
+        np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
+    g1 = bottleneck_net()
+    g1(x[:1])
+    assert g1.bound_plan(g1.feed(x[:1])).chunked == {}
+
+
+def test_small_intermediates_are_not_chained():
+    """At the default threshold the 24x24 maps' intermediates (tens of KiB) stay unchained."""
+    g = bottleneck_net()
+    x = np.zeros((4, 3, 24, 24), np.float32)
+    g(x)
+    assert g.bound_plan(g.feed(x)).chunked == {}
