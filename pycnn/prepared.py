@@ -193,7 +193,7 @@ class PreparedConv:
         binds its convs for a few images with the algorithm the whole batch runs)."""
         s = ConvShape(tuple(in_shapes[0]), self.weight.shape, self.stride, self.padding, self.dilation, self.groups)
         bits, forced = layout
-        algo = forced if bits else (run_algo or self._resolve(s))
+        algo = forced if bits else (policy.resolve(run_algo, s) if run_algo else self._resolve(s))
         if not registry.CONV[algo].prepared:
             return ConvMaxMap(self, max_map) if max_map else self
         # A C++ object called as call(x, residual=None, out=None) -> y: only those cross into C++

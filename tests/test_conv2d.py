@@ -533,6 +533,19 @@ def test_prepared_conv_bind_call_and_errors(rng):
     assert np.isnan(one[:, :2]).all() and np.isnan(one[:, 8:]).all()
 
 
+def test_prepared_conv_bind_with_the_algorithm_given(rng):
+    """bind(..., run_algo=A) runs A whatever the prepared conv's own choice (a chunked chain keeps
+    the whole batch's algorithm); one that cannot run the shape is refused at bind, naming why."""
+    x, w, b = conv_data(rng, 2, 16, 9, 8, 16, 16, 3, 3)
+    conv = pycnn.prepare_conv(w, b, padding=1, activation="relu")
+    want = _ref(x, w, b, 1, 1, 1, 1, "relu")
+    for algo in ("im2col", "direct_oc", "winograd_f2", "direct"):
+        assert_close(conv.bind([x.shape], None, run_algo=algo)(x), want, what=algo)
+    strided = pycnn.prepare_conv(w, b, stride=2, padding=1)
+    with pytest.raises(ValueError, match="winograd_f2' needs a 3x3 kernel with stride 1"):
+        strided.bind([x.shape], None, run_algo="winograd_f2")
+
+
 def test_direct_oc_one_block_split_into_bands(rng):
     """One output block, one image (ConvNetJS conv2, 16->20 5x5 @16): direct_oc splits the rows
     into bands so both threads work; every band's rows land right (with a residual)."""
