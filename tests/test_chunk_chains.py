@@ -109,3 +109,27 @@ def test_small_intermediates_are_not_chained():
     x = np.zeros((4, 3, 24, 24), np.float32)
     g(x)
     assert g.bound_plan(g.feed(x)).chunked == {}
+
+
+@pytest.mark.parametrize("N", [2, 3])
+def test_a_chain_writes_its_part_of_a_blocked_concat(chained, N):
+    """DenseNet's 1x1 -> 3x3 pairs chained at batch > 1: the 3x3 still writes its slice of the
+    block's channel-blocked concat (images apart), each chunk its own images, so the concats
+    stay shared views (as unchained) and the results are the reference's."""
+    from test_graph import _kinds, dense_block_graph
+
+    chained.setattr(chunk_chains, "WEIGHTS_PER_IMAGE", 0.0)
+    g = dense_block_graph(("head", "a2"), "auto", 16, "bn")
+    x = np.random.default_rng(12).standard_normal((N, 16, 12, 12)).astype(np.float32)
+    y = g(x)
+    ref = g.run_reference(x)
+    for k in ("head", "a2"):
+        np.testing.assert_allclose(y[k], ref[k], rtol=1e-4, atol=1e-4)
+    plan = g._bound[((N, 16, 12, 12),)]
+    names = _names(g)
+    got = {names[j]: [names[i] for i in ks] for j, ks in plan.chunked.items()}
+    assert got == {"y0": ["a0"], "y1": ["a1"]}  # a2 is a graph output: made whole
+    kinds = _kinds(g, N)
+    assert kinds.count("_Prefix") == 3 and kinds.count("_Whole") == 1
+    parts = [e[0] for e in plan if isinstance(getattr(e[0], "call", None), chunk_chains._Chain)]
+    assert len(parts) == 2 and not any(p.copy for p in parts)  # written in place, not copied there

@@ -23,23 +23,28 @@ import numpy as np
 
 from .. import layout as _layout
 from ..prepared import PreparedConv
-from ..step_kernel import NO_LAYOUT
+from ..step_kernel import NO_LAYOUT, writes_out, writes_strided_out
 from .fusion import Produced, producers_and_readers
 
 ENABLED = True
 MIN_INTERMEDIATE_BYTES = 6 << 20  # below, the intermediates stay in L3 between the steps anyway
 IMAGES_BYTES = 2 << 20  # images per call: their largest intermediate within the two cores' L2
+WEIGHTS_PER_IMAGE = 1.0  # chained only where an image's intermediates are at least this x the weights
 
 
 class _Chain:
     """Steps' bound convs run in turn a few images at a time. Inputs: the chain's input, then each
     member's residual (None where it has none, not passed). calls(n): the members bound to n images."""
 
-    def __init__(self, members, out_shape, images):
+    def __init__(self, members, out_shape, images, last_call):
         # (PreparedConv, input shapes, output shape, layout, the whole batch's algorithm, has a residual)
         self.members = members
         self.out_shape, self.images = out_shape, images
         self._bound = {}
+        # out= as the last step's own call takes it (a concat's slice, its images apart: DenseNet's
+        # 3x3s write their part of the block's concat), each chunk writing its images of it
+        self.writes_out = writes_out(last_call)
+        self.writes_strided_out = writes_strided_out(last_call)
 
     def calls(self, n):
         b = self._bound.get(n)
@@ -114,7 +119,7 @@ def _worth(steps, shapes, i, j):
     N = shapes[steps[i].inputs[0]][0]
     inter = [4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) for k in range(i, j)]
     weights = sum(4 * steps[k].fn.weight.size for k in range(i, j + 1))
-    return N > 1 and max(inter) >= MIN_INTERMEDIATE_BYTES and sum(inter) // N >= weights
+    return N > 1 and max(inter) >= MIN_INTERMEDIATE_BYTES and sum(inter) // N >= WEIGHTS_PER_IMAGE * weights
 
 
 def _make(steps, shapes, calls, ins, frees, layouts, i, j):
@@ -129,7 +134,7 @@ def _make(steps, shapes, calls, ins, frees, layouts, i, j):
     per_image = max(4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) // N for k in range(i, j))
     images = max(1, IMAGES_BYTES // max(1, per_image))
     out_shape = _stored(shapes[steps[j].output], layouts.get(j), _layout.Y_BLOCKED)
-    calls[j] = _Chain(members, out_shape, images)
+    calls[j] = _Chain(members, out_shape, images, calls[j])
     ins[j] = [steps[i].inputs[0]] + extra
     for k in range(i, j):
         calls[k] = Produced()
