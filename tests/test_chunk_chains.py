@@ -131,5 +131,5 @@ def test_a_chain_writes_its_part_of_a_blocked_concat(chained, N):
     assert got == {"y0": ["a0"], "y1": ["a1"]}  # a2 is a graph output: made whole
     kinds = _kinds(g, N)
     assert kinds.count("_Prefix") == 3 and kinds.count("_Whole") == 1
-    parts = [e[0] for e in plan if isinstance(getattr(e[0], "call", None), chunk_chains._Chain)]
+    parts = [e[0] for e in plan if isinstance(getattr(e[0], "call", None), chunk_chains.Chain)]
     assert len(parts) == 2 and not any(p.copy for p in parts)  # written in place, not copied there

@@ -241,7 +241,7 @@ def test_graph_fuses_project_with_its_residual_and_chains(monkeypatch):
     )
 
 
-def test_fused_pair_writes_a_given_out_in_place_or_refuses_it():
+def test_fused_pair_writes_a_given_out_in_place_or_refuses_it(monkeypatch):
     """Both ways of running the pair write a C-contiguous out in place (split: calls of two
     images and one) and refuse a strided one (a channel slice) with an error naming it, rather
     than writing a converted copy; the kernel itself refuses a strided y too."""
@@ -255,9 +255,9 @@ def test_fused_pair_writes_a_given_out_in_place_or_refuses_it():
     x = rng.standard_normal((N, C // 16, H, H, 16)).astype(np.float32)
     ref = reference.conv2d(reference.conv2d(unblk(x), pw.weight, pw.bias), dw.weight, None, 2, 1, 1, K)
     big = np.full((N, 3 * K // 16, 5, 5, 16), -7.0, np.float32)
+    monkeypatch.setattr(fuse_pw_dw, "IMAGES_BYTES", 2 * 4 * K * H * H)  # split: calls of two images and one
     for split in (False, True):
         f = fuse_pw_dw._PwDw(pw, dw, dws, out_shape, split=split)
-        f.images = 2
         out = np.full(out_shape, np.nan, np.float32)
         assert f(x, out=out) is out
         np.testing.assert_allclose(unblk(out), ref, rtol=1e-4, atol=1e-4)

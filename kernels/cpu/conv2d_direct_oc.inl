@@ -568,8 +568,7 @@ struct DirectOcConv {
         if (direct_out) {
           bout.bias = bias ? bias + kbase : nullptr;
           bout.act = act;
-          for (int v = 0; v < std::min(kvt, KV + 1); ++v)
-            bout.voff[v] = blk_off(0, kbase + v * W, 0) - blk_off(0, kbase, 0);
+          for (int v = 0; v < kvt; ++v) bout.voff[v] = blk_off(0, kbase + v * W, 0) - blk_off(0, kbase, 0);
         }
         for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
           const int64_t ccn = std::min(cc, Cg - c0);

@@ -32,9 +32,11 @@ IMAGES_BYTES = 2 << 20  # images per call: their largest intermediate within the
 WEIGHTS_PER_IMAGE = 1.0  # chained only where an image's intermediates are at least this x the weights
 
 
-class _Chain:
-    """Steps' bound convs run in turn a few images at a time. Inputs: the chain's input, then each
-    member's residual (None where it has none, not passed). calls(n): the members bound to n images."""
+class Chain:
+    """Steps' bound convs run in turn a few images at a time (also fuse_pw_dw's split pairs).
+    Inputs: the chain's input, then each member's residual (None where it has none, not passed).
+    calls(n): the members bound to n images. last_call: the last step's own bound call, whose
+    out= the chain takes alike (or None)."""
 
     def __init__(self, members, out_shape, images, last_call):
         # (PreparedConv, input shapes, output shape, layout, the whole batch's algorithm, has a residual)
@@ -134,7 +136,7 @@ def _make(steps, shapes, calls, ins, frees, layouts, i, j):
     per_image = max(4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) // N for k in range(i, j))
     images = max(1, IMAGES_BYTES // max(1, per_image))
     out_shape = _stored(shapes[steps[j].output], layouts.get(j), _layout.Y_BLOCKED)
-    calls[j] = _Chain(members, out_shape, images, calls[j])
+    calls[j] = Chain(members, out_shape, images, calls[j])
     ins[j] = [steps[i].inputs[0]] + extra
     for k in range(i, j):
         calls[k] = Produced()
@@ -142,4 +144,4 @@ def _make(steps, shapes, calls, ins, frees, layouts, i, j):
         frees[k] = []
 
 
-__all__ = ["ENABLED", "chunk"]
+__all__ = ["ENABLED", "Chain", "chunk"]

@@ -25,6 +25,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
+from .chunk_chains import Chain
 from .fusion import Produced, own_conv, plain_1x1, producers_and_readers
 
 ENABLED = True
@@ -59,44 +60,25 @@ class _PwDw:
         self.geom = (R, S, dw_shape.stride[0], dw_shape.stride[1], dw_shape.pad[0], dw_shape.pad[1])
         self.out_shape = out_shape
         self.split = SPLIT if split is None else split
-        self.pw, self.dw = pw, dw
-        self.x_image = (C, dw_shape.H, dw_shape.W)  # the 1x1's input per image (logical channels)
-        self.images = max(1, IMAGES_BYTES // (4 * K * dw_shape.H * dw_shape.W))
-        self._bound = {}  # images per call -> (1x1, depthwise[, project]) bound to the layout
-        # (PreparedConv, layout bits): the 1x1 reading the depthwise conv's output, run in the
-        # same calls (split only), its residual the step's second input; out_shape is then its y's
-        self.project = project
-
-    def _pair(self, n):
-        b = self._bound.get(n)
-        if b is None:
-            C, H, W = self.x_image
-            K = self.wpw.shape[0] * 16
-            b = (
-                self.pw.bind([(n, C, H, W)], None, layout=(BLOCKED_XY, _layout.BLOCKED_RUNNER)),
-                self.dw.bind([(n, K, H, W)], None, layout=(BLOCKED_XY, _layout.DEPTHWISE_RUNNER)),
-            )
-            if self.project is not None:
-                conv, bits = self.project
-                R, S, sh, sw, pt, pl = self.geom
-                Ho, Wo = (H + 2 * pt - R) // sh + 1, (W + 2 * pl - S) // sw + 1
-                b += (conv.bind([(n, K, Ho, Wo)], None, layout=(bits, _layout.BLOCKED_RUNNER)),)
-            self._bound[n] = b
-        return b
+        # split: the bound 1x1 and depthwise conv (and project, (PreparedConv, layout bits, has a
+        # residual): the 1x1 reading the depthwise conv's output, out_shape then its y's) run as a
+        # chain of images; per image shapes, the batch given per call
+        H, W, Ho, Wo = dw_shape.H, dw_shape.W, dw_shape.Ho, dw_shape.Wo
+        members = [
+            (pw, [(1, C, H, W)], (1, K, H, W), (BLOCKED_XY, _layout.BLOCKED_RUNNER), None, False),
+            (dw, [(1, K, H, W)], (1, K, Ho, Wo), (BLOCKED_XY, _layout.DEPTHWISE_RUNNER), None, False),
+        ]
+        if project is not None:
+            conv, bits, has_res = project
+            y1 = (1, conv.weight.shape[0], Ho, Wo)
+            members.append((conv, [(1, K, Ho, Wo)], y1, (bits, _layout.BLOCKED_RUNNER), None, has_res))
+        images = max(1, IMAGES_BYTES // (4 * K * H * W))
+        self.chain = Chain(members, out_shape, images, None)
 
     def __call__(self, x, res=None, out=None):
         y = np.empty(self.out_shape, np.float32) if out is None else out
         if self.split:
-            N = x.shape[0]
-            for n0 in range(0, N, self.images):
-                n1 = min(N, n0 + self.images)
-                calls = self._pair(n1 - n0)
-                if self.project is None:
-                    calls[1](calls[0](x[n0:n1]), None, y[n0:n1])
-                else:
-                    d = calls[1](calls[0](x[n0:n1]))
-                    calls[2](d, None if res is None else res[n0:n1], y[n0:n1])
-            return y
+            return self.chain(x, *(() if res is None else (res,)), out=y)
         _C.conv2d_pw_dw_blocked16(x, self.wpw, self.bpw, self.e1, self.wdw, self.bdw, self.e2, *self.geom, y)
         return y
 
@@ -176,7 +158,7 @@ def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
             q = steps[k]
             out_shape = _layout.blocked_shape(shapes[q.output]) if bits & _layout.Y_BLOCKED else shapes[q.output]
             calls[j] = Produced()
-            calls[k] = _PwDw(p.fn, s.fn, dws, out_shape, project=(q.fn, bits))
+            calls[k] = _PwDw(p.fn, s.fn, dws, out_shape, project=(q.fn, bits, len(q.inputs) > 1))
             ins[k], last, fused[k] = [x] + ins[k][1:], k, (i, j)
         for u in range(i, last):  # x freed by the 1x1 or a step before the fused one: now after it
             if x in frees[u]:
