@@ -9,7 +9,8 @@ multiples of 16 padded so their chains stay blocked: pycnn/graph/pad_channels.py
 expand 1x1 -> depthwise pairs fused: pycnn/graph/fuse_pw_dw.py), pw_dw_split (those pairs run as
 their two kernels a few images at a time rather than as the ring kernel), pw_dw_project (those
 split calls run the project 1x1 after the depthwise conv too), chains (runs of consecutive conv
-steps a few images at a time at batch > 1: pycnn/graph/chunk_chains.py), se (squeeze-and-excitation's four
+steps a few images at a time at batch > 1: pycnn/graph/chunk_chains.py), chain_pools (max and
+average pools members of those runs), se (squeeze-and-excitation's four
 steps as one call: pycnn/graph/fuse_se.py), grouped (grouped convs of 2-8 channels per group run
 grouped_c16 instead of the dense kernels per group: pycnn/select.py), concat_prefix (at batch 1
 a concat of the first inputs of a longer one is a view of its output: DenseNet's dense blocks,
@@ -37,6 +38,7 @@ _FLAGS = {
     "pw_dw_split": (fuse_pw_dw, "SPLIT"),
     "pw_dw_project": (fuse_pw_dw, "PROJECT"),
     "chains": (chunk_chains, "ENABLED"),
+    "chain_pools": (chunk_chains, "POOLS"),
     "se": (fuse_se, "ENABLED"),
     "pad_channels": (pad_channels, "ENABLED"),
     "concat_prefix": (binding, "PREFIX_CONCATS"),
@@ -92,6 +94,7 @@ def main(argv=None):
         "pw_dw_split",
         "pw_dw_project",
         "chains",
+        "chain_pools",
         "se",
         "grouped",
         "concat_prefix",

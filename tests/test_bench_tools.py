@@ -170,7 +170,7 @@ def test_layout_ab_runs(capsys):
     _needs_torchvision()
     from bench import layout_ab
 
-    for rule in ("gate", "pad_channels", "pw_dw", "pw_dw_split", "pw_dw_project", "chains", "se"):
+    for rule in ("gate", "pad_channels", "pw_dw", "pw_dw_split", "pw_dw_project", "chains", "chain_pools", "se"):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")

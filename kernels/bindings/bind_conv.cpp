@@ -126,15 +126,6 @@ std::string shape_str(const Shape& shape) {
   return r + ")";
 }
 
-// A caller's `out` array, written in place (never through a converted copy).
-farray out_array(const py::object& out, const char* name = "out") {
-  PYCNN_REQUIRE(py::isinstance<py::array>(out), std::string(name) + ": expected a NumPy array");
-  const auto a = py::reinterpret_borrow<py::array>(out);
-  PYCNN_REQUIRE(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
-                std::string(name) + ": expected a C-contiguous float32 array");
-  return py::reinterpret_borrow<farray>(a);
-}
-
 // The geometry of a bound call.
 ConvParams bound_params(const BoundConv& bc) {
   const ConvParams& q = bc.pw->p;

@@ -80,29 +80,38 @@ void bind_pool(py::module_& m) {
       },
       py::arg("xshape"), py::arg("yshape"), py::arg("R"), py::arg("S"), py::arg("stride_h"), py::arg("stride_w"),
       py::arg("pad_t"), py::arg("pad_l"), py::arg("is_max"), py::arg("count_include_pad"), py::arg("blocked") = false);
-  py::class_<BoundPool>(m, "BoundPool").def("__call__", [](const BoundPool& bp, farray x) {
-    // Shapes as bound, or channel-blocked: (N, C/16, H, W, 16).
-    const int nd = bp.blocked ? 5 : 4, cdiv = bp.blocked ? 16 : 1;
-    const int64_t xs[5] = {bp.xshape[0], bp.xshape[1] / cdiv, bp.xshape[2], bp.xshape[3], 16};
-    PYCNN_REQUIRE(same_shape(x, xs, nd), bp.blocked ? "x: not the channel-blocked shape this call was bound to"
-                                                    : "x: not the shape this call was bound to");
-    std::vector<int64_t> ys = {bp.yshape[0], bp.yshape[1] / cdiv, bp.yshape[2], bp.yshape[3]};
-    if (bp.blocked) ys.push_back(16);
-    farray y(ys);
-    float* yp = y.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      if (bp.blocked && bp.is_max)
-        max_pool2d_blocked16(bp.p, x.data(), yp);
-      else if (bp.blocked)
-        avg_pool2d_blocked16(bp.p, x.data(), yp, bp.count_include_pad);
-      else if (bp.is_max)
-        max_pool2d(bp.p, x.data(), yp);
-      else
-        avg_pool2d(bp.p, x.data(), yp, bp.count_include_pad);
-    }
-    return y;
-  });
+  // call(x, out=None) -> y; out: a C-contiguous float32 array of y's shape, written in place (a
+  // Graph's chain passes its images of the chain's output).
+  py::class_<BoundPool>(m, "BoundPool")
+      .def(
+          "__call__",
+          [](const BoundPool& bp, farray x, const py::object& out) {
+            // Shapes as bound, or channel-blocked: (N, C/16, H, W, 16).
+            const int nd = bp.blocked ? 5 : 4, cdiv = bp.blocked ? 16 : 1;
+            const int64_t xs[5] = {bp.xshape[0], bp.xshape[1] / cdiv, bp.xshape[2], bp.xshape[3], 16};
+            PYCNN_REQUIRE(same_shape(x, xs, nd), bp.blocked ? "x: not the channel-blocked shape this call was bound to"
+                                                            : "x: not the shape this call was bound to");
+            const int64_t ys[5] = {bp.yshape[0], bp.yshape[1] / cdiv, bp.yshape[2], bp.yshape[3], 16};
+            farray y = out.is_none() ? farray(std::vector<int64_t>(ys, ys + nd)) : out_array(out);
+            PYCNN_REQUIRE(same_shape(y, ys, nd), bp.blocked ? "out: not the channel-blocked output shape of this call"
+                                                            : "out: not the output shape of this call");
+            const float *x0 = x.data(), *y0 = y.data();
+            PYCNN_REQUIRE(y0 + y.size() <= x0 || x0 + x.size() <= y0, "out: overlaps x");
+            float* yp = y.mutable_data();
+            {
+              py::gil_scoped_release nogil;
+              if (bp.blocked && bp.is_max)
+                max_pool2d_blocked16(bp.p, x.data(), yp);
+              else if (bp.blocked)
+                avg_pool2d_blocked16(bp.p, x.data(), yp, bp.count_include_pad);
+              else if (bp.is_max)
+                max_pool2d(bp.p, x.data(), yp);
+              else
+                avg_pool2d(bp.p, x.data(), yp, bp.count_include_pad);
+            }
+            return y;
+          },
+          py::arg("x"), py::arg("out") = py::none());
   m.def("global_avg_pool2d", [](farray x, farray y) {
     require_ndim(x, 4, "x");
     PYCNN_REQUIRE(y.size() == x.shape(0) * x.shape(1), "out: expected N*C entries");

@@ -52,6 +52,15 @@ inline float* wptr(farray& a, const char* name) {
   PYCNN_REQUIRE(a.writeable(), std::string(name) + ": array is read-only");
   return a.mutable_data();
 }
+// A caller's `out` array, written in place (never through a converted copy).
+inline farray out_array(const py::object& out, const char* name = "out") {
+  PYCNN_REQUIRE(py::isinstance<py::array>(out), std::string(name) + ": expected a NumPy array");
+  const auto a = py::reinterpret_borrow<py::array>(out);
+  PYCNN_REQUIRE(a.dtype().is(py::dtype::of<float>()) && (a.flags() & py::array::c_style),
+                std::string(name) + ": expected a C-contiguous float32 array");
+  PYCNN_REQUIRE(a.writeable(), std::string(name) + ": array is read-only");
+  return py::reinterpret_borrow<farray>(a);
+}
 // An optional 1-D vector of n floats (a bias): null for None; keep holds the array alive.
 inline const float* optional_vector(const py::object& v, int64_t n, farray& keep, const char* msg) {
   if (v.is_none()) return nullptr;

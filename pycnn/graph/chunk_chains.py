@@ -1,6 +1,7 @@
-"""Binding pass: a run of consecutive conv steps, each reading the one before it alone, runs as one
-step a few images at a time (batch > 1): the stem conv -> depthwise -> 1x1 of MobileNet V2 and
-MNASNet, ResNet's 1x1 -> 3x3 -> 1x1 bottlenecks, VGG's runs of 3x3s.
+"""Binding pass: a run of consecutive conv and pooling steps, each reading the one before it alone,
+runs as one step a few images at a time (batch > 1): the stem conv -> depthwise -> 1x1 of
+MobileNet V2 and MNASNet, ResNet's 1x1 -> 3x3 -> 1x1 bottlenecks, VGG's runs of 3x3s and their max
+pools, a stem conv -> max pool (ResNet, SqueezeNet), an average pool -> 1x1 (Inception's branches).
 
 Why: at batch 8 the intermediates of the early stages are 6-100 MB (MNASNet's 32 x 112 x 112
 stem output is 12.8 MB): each is written to memory by one conv for the whole batch and read back
@@ -8,39 +9,48 @@ by the next. Run per chunk of images, an intermediate of at most IMAGES_BYTES st
 between the two convs. The weights are read once per chunk instead of once per step, so a chain
 is chunked only where its intermediates outweigh its weights.
 
-Which steps: conv2d steps (their own prepared weights, no max over maps) whose bound call no
-earlier pass replaced, consecutive in the plan, each one's output read by the next alone (as its
-input; the next may add a residual, any earlier tensor) and no graph output; the chain's largest
-intermediate is at least MIN_INTERMEDIATE_BYTES for the whole batch. The steps before the last
-have no plan entry (their outputs are never made whole); the last reads the chain's input and
-the members' residuals; Graph.profile shows the chain's time on its last step. ENABLED = False
-turns it off (A/B, tests).
+Which steps: conv2d steps (their own prepared weights, no max over maps) and max / average pools
+bound to the C++ pooling call, whose bound call no earlier pass replaced, consecutive in the
+plan, each one's output read by the next alone (as its input; the next may add a residual, any
+earlier tensor) and no graph output; a pool follows a step only where that step's output is at
+least POOL_MIN_INPUT_BYTES for the batch; the chain's largest intermediate is at least
+MIN_INTERMEDIATE_BYTES for the whole batch. The steps before the last have no plan entry (their
+outputs are never made whole); the last reads the chain's input and the members' residuals;
+Graph.profile shows the chain's time on its last step. ENABLED = False turns it off (A/B, tests).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
 from ..step_kernel import NO_LAYOUT, writes_out, writes_strided_out
 from .fusion import Produced, producers_and_readers
 
 ENABLED = True
+POOLS = True  # pools may be members (A/B: bench.layout_ab --off chain_pools)
+# A pool joins the step before it only where that step's output (the whole batch's) is at least
+# this: a smaller one the pool reads from L3 anyway, and the step run per chunk of images loses a
+# little of its thread split (AlexNet's 9.3 MB conv1 -> pool at batch 8: 0.49 ms slower chained).
+POOL_MIN_INPUT_BYTES = 16 << 20
 MIN_INTERMEDIATE_BYTES = 6 << 20  # below, the intermediates stay in L3 between the steps anyway
 IMAGES_BYTES = 2 << 20  # images per call: their largest intermediate within the two cores' L2
 WEIGHTS_PER_IMAGE = 1.0  # chained only where an image's intermediates are at least this x the weights
 
 
 class Chain:
-    """Steps' bound convs run in turn a few images at a time (also fuse_pw_dw's split pairs).
-    Inputs: the chain's input, then each member's residual (None where it has none, not passed).
-    calls(n): the members bound to n images. last_call: the last step's own bound call, whose
-    out= the chain takes alike (or None)."""
+    """Steps' bound convs and pools run in turn a few images at a time (also fuse_pw_dw's split
+    pairs). Inputs: the chain's input, then each member's residual (None where it has none, not
+    passed). calls(n): the members bound to n images. last_call: the last step's own bound call,
+    whose out= the chain takes alike (or None)."""
 
     def __init__(self, members, out_shape, images, last_call):
-        # (PreparedConv, input shapes, output shape, layout, the whole batch's algorithm, has a residual)
+        # (PreparedConv or a pool's StepKernel, input shapes, output shape, layout, the whole
+        # batch's algorithm (convs), has a residual)
         self.members = members
+        self._conv = [isinstance(m[0], PreparedConv) for m in members]
         self.out_shape, self.images = out_shape, images
         self._bound = {}
         # out= as the last step's own call takes it (a concat's slice, its images apart: DenseNet's
@@ -52,8 +62,13 @@ class Chain:
         b = self._bound.get(n)
         if b is None:
             b = self._bound[n] = [
-                fn.bind([(n,) + tuple(si[1:]) for si in ins], (n,) + tuple(so[1:]), layout=lay, run_algo=algo)
-                for fn, ins, so, lay, algo, _ in self.members
+                fn.bind(
+                    [(n,) + tuple(si[1:]) for si in ins],
+                    (n,) + tuple(so[1:]),
+                    layout=lay,
+                    **({"run_algo": algo} if conv else {}),  # (a pool's bind has no algorithm)
+                )
+                for (fn, ins, so, lay, algo, _), conv in zip(self.members, self._conv)
             ]
         return b
 
@@ -65,13 +80,22 @@ class Chain:
             t, r = x[n0:n1], iter(residuals)
             calls = self.calls(n1 - n0)
             last = len(calls) - 1
-            for k, (call, m) in enumerate(zip(calls, self.members)):
+            for k, (call, m, conv) in enumerate(zip(calls, self.members, self._conv)):
+                if not conv:  # a pool: call(x, out=None)
+                    t = call(t, out=y[n0:n1]) if k == last else call(t)
+                    continue
                 res = next(r)[n0:n1] if m[5] else None
                 t = call(t, res, y[n0:n1]) if k == last else call(t, res)
         return y
 
 
+POOL_OPS = ("max_pool2d", "avg_pool2d")
+
+
 def _member(step, call, orig, layout):
+    if step.op in POOL_OPS:  # the C++ bound pool (not a global average's Python call)
+        reorder = layout is not None and layout[1] == _layout.REORDER
+        return POOLS and call is orig and isinstance(call, _C.BoundPool) and not reorder
     return (
         step.op == "conv2d"
         and isinstance(step.fn, PreparedConv)
@@ -97,6 +121,7 @@ def chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs) -> dict:
         t = steps[a].output
         return (
             _member(steps[b], calls[b], orig[b], layouts.get(b))
+            and (steps[b].op not in POOL_OPS or 4 * int(np.prod(shapes[t], dtype=np.int64)) >= POOL_MIN_INPUT_BYTES)
             and t not in outputs
             and readers.get(t) == [b]
             and steps[b].inputs[0] == t
@@ -120,7 +145,7 @@ def chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs) -> dict:
 def _worth(steps, shapes, i, j):
     N = shapes[steps[i].inputs[0]][0]
     inter = [4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) for k in range(i, j)]
-    weights = sum(4 * steps[k].fn.weight.size for k in range(i, j + 1))
+    weights = sum(4 * steps[k].fn.weight.size for k in range(i, j + 1) if isinstance(steps[k].fn, PreparedConv))
     return N > 1 and max(inter) >= MIN_INTERMEDIATE_BYTES and sum(inter) // N >= WEIGHTS_PER_IMAGE * weights
 
 
@@ -128,7 +153,7 @@ def _make(steps, shapes, calls, ins, frees, layouts, i, j):
     members, extra = [], []
     for k in range(i, j + 1):
         s, lay = steps[k], layouts.get(k)
-        algo = s.fn.algo_for(shapes[s.inputs[0]])
+        algo = s.fn.algo_for(shapes[s.inputs[0]]) if isinstance(s.fn, PreparedConv) else None
         io = ([shapes[t] for t in s.inputs], shapes[s.output])
         members.append((s.fn, *io, lay or NO_LAYOUT, algo, len(s.inputs) > 1))
         extra += s.inputs[1:2]

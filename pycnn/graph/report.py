@@ -149,7 +149,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
         elif i in fused_into:
             algo = "fused into the next step" if fused_into[i] == i + 1 else "fused into a later step"
         elif i in plan.chunked:
-            algo += f" (+ the {len(plan.chunked[i])} conv steps before it, a few images at a time)"
+            algo += f" (+ the {len(plan.chunked[i])} steps before it, a few images at a time)"
         elif i in chunked_into:
             algo = "fused into a later step (a chain run a few images at a time)"
         elif i in plan.fused_se:
