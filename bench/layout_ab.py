@@ -16,7 +16,9 @@ grouped_c16 instead of the dense kernels per group: pycnn/select.py), concat_pre
 a concat of the first inputs of a longer one is a view of its output: DenseNet's dense blocks,
 pycnn/graph/binding.py), concat_strided (at batch > 1 the producers of a blocked concat's parts
 write into its output, the images of their slices strided), ck_per_tile (3x3 convs with
-Cg * Kg / (Cg + Kg) <= 16 run direct_oc rather than Winograd: pycnn/select.py), all
+Cg * Kg / (Cg + Kg) at most the ISA's max_ck_per_tile run direct_oc rather than Winograd:
+pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: what AVX-512's
+26 adds), all
 (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan."""
 
 import argparse
@@ -73,10 +75,17 @@ def _rule_off(name):
 
         set_max_group(dict.fromkeys(orig, 0))
         return lambda: set_max_group(orig)
-    if name == "ck_per_tile":
-        orig_ck = select.DIRECT_OC_MAX_CK_PER_TILE
-        select.DIRECT_OC_MAX_CK_PER_TILE = 0
-        return lambda: setattr(select, "DIRECT_OC_MAX_CK_PER_TILE", orig_ck)
+    if name in ("ck_per_tile", "ck_per_tile_isa"):  # every ISA's at 0, or at the base threshold
+        orig_ck = {isa: r["max_ck_per_tile"] for isa, r in select.ISA_RULES.items()}
+        off = 0 if name == "ck_per_tile" else select.DIRECT_OC_MAX_CK_PER_TILE
+        for r in select.ISA_RULES.values():
+            r["max_ck_per_tile"] = off
+
+        def restore_ck():
+            for isa, ck in orig_ck.items():
+                select.ISA_RULES[isa]["max_ck_per_tile"] = ck
+
+        return restore_ck
     layout.ENABLED = False
     return lambda: setattr(layout, "ENABLED", True)
 
@@ -100,6 +109,7 @@ def main(argv=None):
         "concat_prefix",
         "concat_strided",
         "ck_per_tile",
+        "ck_per_tile_isa",
         "all",
     )
     ap.add_argument("--off", choices=rules, default="gate")

@@ -16,7 +16,7 @@ behind each one. In order, a convolution runs:
   2. Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels per group
      (F4 with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the transforms
      are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per
-     tile: DIRECT_OC_MAX_CK_PER_TILE);
+     tile: ISA_RULES' max_ck_per_tile);
   3. first layers (<= DIRECT_MAX_CHANNELS input channels, output >= DIRECT_MIN_WIDTH wide):
      direct_oc when strided or with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small
@@ -31,8 +31,9 @@ Every name it returns is an algorithm of pycnn/registry.py that runs the shape (
 
 Per ISA (ISA_RULES, keyed by the active kernel table's ISA): the F4 tile threshold, whether a
 Winograd-eligible 3x3 layer on a small map (rule 1's <= DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2
-instead of direct_oc, the widest map depthwise_c16 takes and the largest group grouped_c16
-takes. Where each was measured: docs/performance.md ("The auto rule").
+instead of direct_oc, the widest map depthwise_c16 takes, the largest group grouped_c16
+takes and the Cg * Kg / (Cg + Kg) at or below which 3x3 layers run direct_oc rather than
+Winograd. Where each was measured: docs/performance.md ("The auto rule").
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ DIRECT_OC_FEW_K_MAX_PIXELS = 256  # ... and N*Ho*Wo at most this -> direct_oc
 DIRECT_OC_FEW_C = 32  # 3x3 layers Winograd would take with at most this many C/groups ...
 DIRECT_OC_FEW_C_MAX_PIXELS = 196  # ... and N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups, at any size ...
-# ... or, at any size, with Cg * Kg / (Cg + Kg) at most this: per tile Winograd's GEMMs do Cg * Kg
-# multiplies and its transforms work on Cg + Kg channels, so below it the transforms (and their
-# trips through memory) are not paid back (Inception v3's 32 -> 32 at 147x147).
+# ... or, at any size, with Cg * Kg / (Cg + Kg) at most this (ISA_RULES' max_ck_per_tile): per
+# tile Winograd's GEMMs do Cg * Kg multiplies and its transforms work on Cg + Kg channels, so
+# below it the transforms (and their trips through memory) are not paid back (Inception v3's
+# 32 -> 32 at 147x147; on AVX-512, where direct_oc runs closer to the FMA peak, also DenseNet's
+# 128 -> 32 and Inception's 32 -> 64: 25.6 and 21.3).
 DIRECT_OC_MAX_CK_PER_TILE = 16
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
@@ -73,7 +76,8 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # unpadded stride-1 1x1 convs with at least this many outputs per group run direct_oc (rule 4;
 # None: only those DIRECT_OC_POINTWISE_MAX_C and _MAX_MAP send there): on AVX-512 direct_oc
 # beats the SGEMM on every such lecture layer but AlphaGo's 1-output head; capped to AVX2 the
-# SGEMM keeps the 56x56 and 28x28 maps with 64+ outputs.
+# SGEMM keeps the 56x56 and 28x28 maps with 64+ outputs. max_ck_per_tile: DIRECT_OC_MAX_CK_PER_TILE
+# per ISA (capped to AVX2, DenseNet's 128 -> 32 on direct_oc lost 0.92-0.94x).
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -81,6 +85,7 @@ ISA_RULES = {
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
         "pointwise_direct_oc_min_k": 16,
+        "max_ck_per_tile": 26,
     },
     "avx2": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -88,6 +93,7 @@ ISA_RULES = {
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
         "pointwise_direct_oc_min_k": None,
+        "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
     },
     "generic": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -95,6 +101,7 @@ ISA_RULES = {
         "depthwise_c16_max_width": 14,
         "grouped_c16_max_group": 4,
         "pointwise_direct_oc_min_k": None,
+        "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
     },
 }
 
@@ -128,7 +135,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     if winograd:
         if (
             cg <= DIRECT_OC_FEWER_C
-            or cg * kg <= DIRECT_OC_MAX_CK_PER_TILE * (cg + kg)
+            or cg * kg <= r["max_ck_per_tile"] * (cg + kg)
             or (cg <= DIRECT_OC_FEW_C and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS)
         ):
             return "direct_oc"

@@ -178,15 +178,15 @@ def test_layout_ab_runs(capsys):
     layout_ab.main(["regnet_y_400mf", "--off", "grouped", "--rounds", "1"])  # its grouped 3x3s
     assert "rule 'grouped' off" in capsys.readouterr().out
     assert layout_ab.select.ISA_RULES == rules  # switched back on
-    ck = layout_ab.select.DIRECT_OC_MAX_CK_PER_TILE
-    for rule in ("concat_prefix", "concat_strided", "ck_per_tile"):
+    rules = {isa: dict(r) for isa, r in layout_ab.select.ISA_RULES.items()}
+    for rule in ("concat_prefix", "concat_strided", "ck_per_tile", "ck_per_tile_isa"):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         assert f"rule '{rule}' off" in capsys.readouterr().out
     assert layout_ab.binding.PREFIX_CONCATS and layout_ab.binding.STRIDED_CONCATS
     for net in ("lenet5", "kimcnn"):  # lecture networks (pycnn.models), Kim's with token ids
         layout_ab.main([net, "--batch", "2", "--off", "all", "--rounds", "1"])
         assert capsys.readouterr().out.startswith(f"{net} batch 2")
-    assert layout_ab.select.DIRECT_OC_MAX_CK_PER_TILE == ck
+    assert layout_ab.select.ISA_RULES == rules  # switched back on
 
 
 def test_build_ab_runs(capsys, tmp_path):

@@ -38,11 +38,14 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=16, H=14, W=14, K=48), "direct_oc"),  # GoogLeNet 4a 5x5-branch 3x3 at batch 8
         (shape(N=8, C=17, H=28, W=28, K=32), "direct_oc"),  # C*K/(C+K) = 11: transforms not paid back
         (shape(C=32, H=147, W=147, K=32), "direct_oc"),  # Inception v3's Conv2d_2a: 16, any size
-        (shape(C=32, H=147, W=147, K=64), "winograd_f4"),  # ... its Conv2d_2b: 21.3
-        (shape(N=8, C=33, H=28, W=28, K=33), "winograd_f4"),  # 16.5
+        (shape(C=32, H=147, W=147, K=64), "direct_oc"),  # ... its Conv2d_2b: 21.3 (avx512: <= 26)
+        (shape(N=8, C=33, H=28, W=28, K=33), "direct_oc"),  # 16.5
+        (shape(N=8, C=128, H=56, W=56, K=32), "direct_oc"),  # DenseNet's 3x3s: 25.6
+        (shape(C=256, H=56, W=56, K=32), "winograd_f4"),  # 28.4
         (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
         (shape(C=33, H=14, W=14, K=128), "winograd_f4"),  # 16 F4 tiles
-        (shape(N=2, C=32, H=14, W=14, K=128), "winograd_f4"),  # 392 pixels
+        (shape(N=2, C=32, H=14, W=14, K=128), "direct_oc"),  # 392 pixels, but 25.6
+        (shape(N=2, C=48, H=14, W=14, K=128), "winograd_f4"),  # 34.9
         (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs (avx512)
         (shape(C=192, H=19, W=19, K=1, R=1, S=1, pad=0), "im2col"),  # 1x1 to one output (AlphaGo's head)
         (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),  # 33 outputs: stride-1 5x5
@@ -104,6 +107,9 @@ def test_heuristic(s, want):
         (shape(C=192, H=28, W=28, K=96, R=1, S=1, pad=0), "im2col"),  # and 28x28 ones
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
         (shape(C=256, H=14, W=14, K=256), "winograd_f4"),
+        (shape(C=32, H=147, W=147, K=64), "winograd_f4"),  # Cg * Kg / (Cg + Kg) 21.3: above avx2's 16
+        (shape(N=8, C=128, H=56, W=56, K=32), "winograd_f4"),  # 25.6 (DenseNet's 3x3s)
+        (shape(C=32, H=147, W=147, K=32), "direct_oc"),  # 16
     ],
 )
 def test_heuristic_avx2(s, want):
