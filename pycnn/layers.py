@@ -1082,10 +1082,20 @@ class ReduceMean(ReduceMax):
         axes, keep = tuple(a["axes"]), a["keepdims"]
         fn = lambda x: np.mean(x, axis=axes, keepdims=keep, dtype=_F32)  # noqa: E731
 
-        def bind(in_shapes, out_shape):
+        def bind(in_shapes, out_shape, layout=(0, None)):
             s = in_shapes[0]
             if len(s) != 4 or sorted(ax % 4 for ax in axes) != [2, 3]:
-                return fn  # not a mean over H and W: NumPy
+                return fn  # not a mean over H and W: NumPy (the layout never blocks its input)
+            if layout[0]:
+                # x channel-blocked (N, C/16, H, W, 16) (pycnn/layout.py): the blocked global
+                # average pool; y NCHW, (N, C) or (N, C, 1, 1) as keepdims says
+
+                def run_blocked(x):
+                    y = np.empty(out_shape, _F32)
+                    _C.global_avg_pool2d_blocked16(x, y)
+                    return y
+
+                return run_blocked
 
             def run(x):  # the mean of each plane: the global average pooling kernel
                 return ops.global_avg_pool2d(x).reshape(out_shape)

@@ -26,7 +26,8 @@ for each blocked tensor,
     stride; as x, or as the residual added in their epilogue, in either layout), depthwise and
     grouped convs as above (x or residual), those pools, LayerNorms over channels, batch norms, channel
     concats and squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked,
-    and global average pools (their (N, C, 1, 1) output stays NCHW);
+    and global average pools and ONNX means over H and W (their (N, C, 1, 1) or (N, C) output
+    stays NCHW);
   * a reader takes it as its main input (the reason to block it) or its producer is a conv
     whose x is blocked (then writing it blocked costs nothing), and it is not a graph output.
 In ResNet-50/101/152 that is everything from the stem conv to the last bottleneck: the residual
@@ -146,8 +147,9 @@ def plan(steps, shapes, outputs, graph_algo):
         st = steps[i]
         return st.op == "concat" and st.attrs["axis"] % 4 == 1 and all(c16(t) for t in st.inputs)
 
-    def is_gap(i):  # a global average pool: reads a blocked x, writes its (N, C, 1, 1) in NCHW
-        return steps[i].op == "global_avg_pool2d" and c16(steps[i].inputs[0])
+    def is_gap(i):  # a global average pool (or a mean over H and W): reads a blocked x, writes NCHW
+        st = steps[i]
+        return c16(st.inputs[0]) if st.op == "global_avg_pool2d" or spatial_mean(st) else False
 
     def gate_pos(i):  # squeeze-and-excitation's x * gate (N, C, 1, 1): the position of x, else None
         return gate_input(steps[i], shapes)
@@ -228,6 +230,12 @@ def plan(steps, shapes, outputs, graph_algo):
         elif yb:
             result[i] = (Y_BLOCKED, REORDER)
     return result
+
+
+def spatial_mean(step) -> bool:
+    """Whether the step is ONNX ReduceMean over the H and W axes of a 4-D tensor (MNASNet's global
+    average pool), which reads a channel-blocked x as a global average pool does."""
+    return step.op == "reduce_mean" and sorted(ax % 4 for ax in step.attrs["axes"]) == [2, 3]
 
 
 def gate_input(step, shapes):

@@ -903,3 +903,35 @@ def test_graph_blocks_dense_blocks(rng, N):
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
     x[0, 1, 5, 5] = np.nan
     np.testing.assert_array_equal(np.isnan(g(x)), np.isnan(g.run_reference(x)))
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+@pytest.mark.parametrize("axes", [(2, 3), (-1, -2)])
+@pytest.mark.parametrize("N", [1, 3])
+def test_graph_mean_over_hw_reads_blocked(rng, N, axes, keepdims):
+    """ONNX ReduceMean over H and W (MNASNet's pool) reads the blocked output of the 1x1 before
+    it as a global average pool does (NCHW (N, C) or (N, C, 1, 1) out), NaN as the reference; a
+    mean over other axes keeps its input NCHW."""
+
+    def pw(name, src, cin, cout):
+        w = rng.standard_normal((cout, cin, 1, 1)) / np.sqrt(cin)
+        return Node(name, "conv2d", [src], attrs=dict(activation="relu"), params={"weight": w})
+
+    nodes = [
+        pw("a", "x", 16, 32),
+        pw("b", "a", 32, 48),
+        pw("c", "b", 48, 64),
+        Node("m", "reduce_mean", ["c"], attrs=dict(axes=list(axes), keepdims=keepdims)),
+        Node("m1", "reduce_mean", ["a"], attrs=dict(axes=[1], keepdims=1)),
+    ]
+    g = Graph({"x": (None, 16, 9, 7)}, nodes, ["m", "m1"])
+    x = rng.standard_normal((N, 16, 9, 7), dtype=np.float32)
+    x[0, 3, 4, 4] = np.nan
+    lay = bound_layouts(g, x)
+    assert lay["m"] == (layout.X_BLOCKED, "reduce_mean") and lay["c"][0] == layout.X_BLOCKED | layout.Y_BLOCKED
+    assert "m1" not in lay and "a" not in lay  # a is read by the mean over C too: NCHW
+    y, ref = g(x), g.run_reference(x)
+    for k in ("m", "m1"):
+        assert y[k].shape == ref[k].shape
+        np.testing.assert_array_equal(np.isnan(y[k]), np.isnan(ref[k]))
+        np.testing.assert_allclose(np.nan_to_num(y[k]), np.nan_to_num(ref[k]), rtol=1e-4, atol=1e-5)
