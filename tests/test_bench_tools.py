@@ -290,3 +290,19 @@ def test_ort_nodes_runs(capsys):
     assert len(rows) > 20
     matched = [ln for ln in rows if float(ln.split()[3]) > 0 and ln.rstrip().endswith("Conv")]
     assert len(matched) > 0.9 * len(rows), "the convs should match onnxruntime's nodes"
+
+
+def test_algo_ab_runs(capsys):
+    """bench/algo_ab.py: one layer under each algorithm (results checked equal), warm and cold,
+    blocked and NCHW outputs, each time over the first algorithm's."""
+    from bench import algo_ab
+
+    algo_ab.main(["1,16,10,32,3,1,1", "--algos", "direct_oc,winograd_f4", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("N1 16->32 3x3/1 pad 1 @10, ISA") and "warm, blocked y" in line
+    assert "direct_oc" in line and "winograd_f4" in line and line.count("GFLOP/s") == 2
+    algo_ab.main(["1,16,10,32,3,1,1", "--algos", "direct_oc,im2col", "--rounds", "1"])  # im2col: NCHW
+    assert "warm, NCHW y" in capsys.readouterr().out
+    algo_ab.main(["2,8,9,12,3,2,1", "--algos", "direct_oc,im2col", "--cold", "--rounds", "1", "--nchw"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("N2 8->12 3x3/2 pad 1 @9") and "cold, NCHW y" in line and line.count("GFLOP/s") == 2

@@ -1,0 +1,87 @@
+"""In-process A/B of the algorithms on one conv layer: each algorithm's prepared, bound call with
+a channel-blocked output (as a Graph's conv writes it where the layout pass blocks it; NCHW with
+--nchw or when an algorithm cannot write it), blocks of calls taking turns (bench/timing.compare), medians, GFLOP/s
+(2*N*K*C*R*R*Ho*Wo) and each time over the first algorithm's.
+
+    python -m bench.algo_ab 1,128,28,32,3,1,1 8,32,73,64,3,1,1 --algos direct_oc,winograd_f4
+
+Each shape is N,C,H,K,R,stride,pad (square maps and windows), ReLU in the epilogue. --cold flushes
+a 64 MiB buffer before each timed call, so x, y and the weights come from memory (as for the first
+step of a network run), and times the calls one by one instead. What docs/performance.md quotes
+for the auto rule's Winograd / direct_oc thresholds and Winograd's two phases on the VM."""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import pycnn
+from pycnn import layout
+
+from .timing import compare
+
+_FLUSH = None
+_WRITES_BLOCKED = ("direct_oc", "winograd_f2", "winograd_f4", "winograd_f6")  # else all NCHW
+
+
+def _cold(fn, reps):
+    """Median seconds of fn after evicting the caches (a 64 MiB buffer summed) before each call."""
+    global _FLUSH
+    if _FLUSH is None:
+        _FLUSH = np.ones(16 << 20, np.float32)
+    ts = []
+    for _ in range(reps):
+        _FLUSH.sum()
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad")
+    ap.add_argument("--algos", default="direct_oc,winograd_f4")
+    ap.add_argument("--nchw", action="store_true", help="NCHW output (default: channel-blocked where 16 | K)")
+    ap.add_argument("--cold", action="store_true", help="caches flushed before each call")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    pycnn.set_num_threads(args.threads)
+    algos = args.algos.split(",")
+    for spec in args.shapes:
+        N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+        w = rng.standard_normal((K, C, R, R), dtype=np.float32) / np.sqrt(C * R * R)
+        blocked = not args.nchw and K % 16 == 0 and all(a in _WRITES_BLOCKED for a in algos)
+        calls = {}
+        for a in algos:
+            conv = pycnn.prepare_conv(w, None, stride=st, padding=pad, algo=a, activation="relu")
+            lay = (layout.Y_BLOCKED, a) if blocked else (0, None)
+            calls[a] = conv.bind([x.shape], None, layout=lay)
+        ref = calls[algos[0]](x)
+        for a in algos[1:]:
+            np.testing.assert_allclose(calls[a](x), ref, rtol=1e-3, atol=1e-3)
+        fns = {a: (lambda f=f: f(x)) for a, f in calls.items()}
+        if args.cold:
+            med = {a: _cold(f, 10 * args.rounds) for a, f in fns.items()}
+        else:
+            med = {a: v["median_s"] for a, v in compare(fns, rounds=args.rounds, min_samples=10).items()}
+        Ho = (H + 2 * pad - R) // st + 1
+        flop = 2.0 * N * K * C * R * R * Ho * Ho
+        first = med[algos[0]]
+        cols = "  ".join(
+            f"{a} {t * 1e3:.3f} ms ({flop / t / 1e9:.0f} GFLOP/s, {t / first:.2f})" for a, t in med.items()
+        )
+        where = ("cold" if args.cold else "warm") + (", blocked y" if blocked else ", NCHW y")
+        print(
+            f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H}, ISA {pycnn._C.get_isa()}, {args.threads} threads, "
+            f"{where}: {cols}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
