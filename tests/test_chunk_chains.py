@@ -121,12 +121,12 @@ def pool_net(kind, seed=5):
 @pytest.mark.parametrize("kind", ["max_pool2d", "avg_pool2d"])
 @pytest.mark.parametrize("blocked", [True, False])
 def test_pools_start_and_end_chains(chained, kind, blocked):
-    chained.setattr(chunk_chains, "WEIGHTS_PER_IMAGE", 0.0)
     """A pool as a chain's first member reads the chain's input per chunk; as its last it writes
     its images of the chain's output (out=); NCHW and channel-blocked, NaN and Inf as the
     reference."""
     from pycnn import layout
 
+    chained.setattr(chunk_chains, "WEIGHTS_PER_IMAGE", 0.0)
     chained.setattr(layout, "ENABLED", blocked)
     x = np.random.default_rng(6).standard_normal((5, 16, 20, 20)).astype(np.float32)
     x[2, 3, 4, 4] = np.nan
