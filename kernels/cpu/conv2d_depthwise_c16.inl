@@ -229,17 +229,34 @@ struct GroupedC16 {
     for (int t = 0; t < NT; ++t) V::storeu(out + t * 16, acc[t]);
   }
 
-  // One or two output pixels (a row's padding edges, a span's short tail) with each pixel's R*S
-  // taps shared out over U accumulators in turn, summed at the end: one accumulator per pixel
-  // made a chain of R*S dependent FMAs (25 at 5x5, ~100 cycles of latency for 25 FMAs).
-  template <int NT, int kR, int kS>
-  void pixels_chains(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
+  // n taps of NT output pixels shared out over U accumulators in turn, summed at the end (the
+  // first starts at the bias b): one accumulator per pixel made a chain of n dependent FMAs (25
+  // at 5x5, ~100 cycles of latency for 25 FMAs). tap(q, a) adds tap q into a[NT][KV]; out gets
+  // pixel t's KV vectors at t * 16. For one or two pixels: a row's padding edges (edge_pixel),
+  // a span's short tail (pixels_chains).
+  template <int NT, class Tap>
+  __attribute__((always_inline)) void taps_over_accumulators(int64_t n, const reg* b, Tap&& tap, float* out) const {
     constexpr int U = 4;
-    const int64_t R = kR ? kR : p.R, S = kS ? kS : p.S, RS = R * S, sw16 = p.stride_w * 16, dw16 = p.dil_w * 16;
     reg acc[U][NT][KV];
     for (int u = 0; u < U; ++u)
       for (int t = 0; t < NT; ++t)
         for (int v = 0; v < KV; ++v) acc[u][t][v] = u == 0 ? b[v] : V::zero();
+    int64_t q = 0;
+    for (; q + U <= n; q += U)
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) tap(q + u, acc[u]);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u)
+      if (q + u < n) tap(q + u, acc[u]);
+    for (int t = 0; t < NT; ++t)
+      for (int v = 0; v < KV; ++v)
+        V::storeu(out + t * 16 + v * W, V::add(V::add(acc[0][t][v], acc[1][t][v]), V::add(acc[2][t][v], acc[3][t][v])));
+  }
+
+  // One or two output pixels of a span, all R*S taps inside (taps_over_accumulators).
+  template <int NT, int kR, int kS>
+  void pixels_chains(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
+    const int64_t R = kR ? kR : p.R, S = kS ? kS : p.S, sw16 = p.stride_w * 16, dw16 = p.dil_w * 16;
     auto tap = [&](int64_t q, reg(&a)[NT][KV]) __attribute__((always_inline)) {
       const int64_t r = q / S, s = q - r * S;
       const float* src = rows[r] + wo * sw16 + s * dw16;
@@ -253,16 +270,7 @@ struct GroupedC16 {
           });
         }
     };
-    int64_t q = 0;
-    for (; q + U <= RS; q += U)
-#pragma GCC unroll 4
-      for (int u = 0; u < U; ++u) tap(q + u, acc[u]);
-#pragma GCC unroll 4
-    for (int u = 0; u < U; ++u)
-      if (q + u < RS) tap(q + u, acc[u]);
-    for (int t = 0; t < NT; ++t)
-      for (int v = 0; v < KV; ++v)
-        V::storeu(out + t * 16 + v * W, V::add(V::add(acc[0][t][v], acc[1][t][v]), V::add(acc[2][t][v], acc[3][t][v])));
+    taps_over_accumulators<NT>(R * S, b, tap, out);
   }
 
   // A span's last rem < T output pixels as one register block of rem (not rem blocks of one,
@@ -316,9 +324,8 @@ struct GroupedC16 {
 
   // Output pixel wo of a row from x's tap rows xr (null above or below the map), the taps that
   // fall outside the row skipped: a row's edge columns, with no padded copy. The taps inside go
-  // over U accumulators in turn (one accumulator was a chain of dependent FMAs).
+  // over several accumulators (taps_over_accumulators).
   void edge_pixel(const float* const* xr, int64_t wo, const float* wk, const reg* b, float* out) const {
-    constexpr int U = 4;
     const float* src[kMaxR * kMaxR];  // the taps inside: their input pixel and weights
     const float* wts[kMaxR * kMaxR];
     int n = 0;
@@ -331,27 +338,16 @@ struct GroupedC16 {
         wts[n++] = wk + (r * p.S + s) * G * 16;
       }
     }
-    reg acc[U][KV];
-    for (int u = 0; u < U; ++u)
-      for (int v = 0; v < KV; ++v) acc[u][v] = u == 0 ? b[v] : V::zero();
-    auto tap = [&](int q, reg(&a)[KV]) __attribute__((always_inline)) {
+    auto tap = [&](int64_t q, reg(&a)[1][KV]) __attribute__((always_inline)) {
       for (int v = 0; v < KV; ++v) {
         const reg xv = V::loadu(src[q] + v * W);
         each_rotation([&](auto j) {
           constexpr int J = decltype(j)::value;
-          a[v] = V::fmadd(V::loadu(wts[q] + J * 16 + v * W), rot<J>(xv), a[v]);
+          a[0][v] = V::fmadd(V::loadu(wts[q] + J * 16 + v * W), rot<J>(xv), a[0][v]);
         });
       }
     };
-    int q = 0;
-    for (; q + U <= n; q += U)
-#pragma GCC unroll 4
-      for (int u = 0; u < U; ++u) tap(q + u, acc[u]);
-#pragma GCC unroll 4
-    for (int u = 0; u < U; ++u)
-      if (q + u < n) tap(q + u, acc[u]);
-    for (int v = 0; v < KV; ++v)
-      V::storeu(out + v * W, V::add(V::add(acc[0][v], acc[1][v]), V::add(acc[2][v], acc[3][v])));
+    taps_over_accumulators<1>(n, b, tap, out);
   }
 
   // One output row read straight from a channel-blocked x (no padded copy: the copy was a third
