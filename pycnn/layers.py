@@ -329,6 +329,18 @@ class AdaptiveAvgPool2d(Op):
         return Kernel(run)
 
 
+def _blocked_mean_hw(out_shape):
+    """The bound mean over H and W of a channel-blocked x (N, C/16, H, W, 16) (pycnn/layout.py),
+    16 channels at a time, into an NCHW y of out_shape (its N * C entries)."""
+
+    def run(x):
+        y = np.empty(out_shape, _F32)
+        _C.global_avg_pool2d_blocked16(x, y)
+        return y
+
+    return run
+
+
 class GlobalAvgPool2d(Op):
     infer = staticmethod(lambda a, p, s: (_ndim(s, 0, 4, "(N, C, H, W)"), s[0][:2] + (1, 1))[1])
     flops = staticmethod(lambda a, s, out: float(_prod(s[0])))
@@ -339,16 +351,7 @@ class GlobalAvgPool2d(Op):
         def bind(in_shapes, out_shape, layout=(0, None)):
             if not layout[0]:
                 return ops.global_avg_pool2d
-            # x channel-blocked (N, C/16, H, W, 16) (pycnn/layout.py): the mean over each block's
-            # pixels, 16 channels at a time; y (N, C, 1, 1) NCHW.
-            N, C = in_shapes[0][:2]
-
-            def run(x):
-                y = np.empty((N, C, 1, 1), _F32)
-                _C.global_avg_pool2d_blocked16(x, y)
-                return y
-
-            return run
+            return _blocked_mean_hw(out_shape)  # y (N, C, 1, 1)
 
         return Kernel(ops.global_avg_pool2d, bind)
 
@@ -1084,18 +1087,10 @@ class ReduceMean(ReduceMax):
 
         def bind(in_shapes, out_shape, layout=(0, None)):
             s = in_shapes[0]
-            if len(s) != 4 or sorted(ax % 4 for ax in axes) != [2, 3]:
+            if len(s) != 4 or not _layout.hw_axes(axes):
                 return fn  # not a mean over H and W: NumPy (the layout never blocks its input)
-            if layout[0]:
-                # x channel-blocked (N, C/16, H, W, 16) (pycnn/layout.py): the blocked global
-                # average pool; y NCHW, (N, C) or (N, C, 1, 1) as keepdims says
-
-                def run_blocked(x):
-                    y = np.empty(out_shape, _F32)
-                    _C.global_avg_pool2d_blocked16(x, y)
-                    return y
-
-                return run_blocked
+            if layout[0]:  # y (N, C) or (N, C, 1, 1) as keepdims says
+                return _blocked_mean_hw(out_shape)
 
             def run(x):  # the mean of each plane: the global average pooling kernel
                 return ops.global_avg_pool2d(x).reshape(out_shape)

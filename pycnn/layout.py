@@ -149,7 +149,7 @@ def plan(steps, shapes, outputs, graph_algo):
 
     def is_gap(i):  # a global average pool (or a mean over H and W): reads a blocked x, writes NCHW
         st = steps[i]
-        return c16(st.inputs[0]) if st.op == "global_avg_pool2d" or spatial_mean(st) else False
+        return (st.op == "global_avg_pool2d" or spatial_mean(st)) and c16(st.inputs[0])
 
     def gate_pos(i):  # squeeze-and-excitation's x * gate (N, C, 1, 1): the position of x, else None
         return gate_input(steps[i], shapes)
@@ -232,10 +232,15 @@ def plan(steps, shapes, outputs, graph_algo):
     return result
 
 
+def hw_axes(axes) -> bool:
+    """Whether axes (negative ones counted from the end) are exactly H and W of a 4-D tensor."""
+    return sorted(ax % 4 for ax in axes) == [2, 3]
+
+
 def spatial_mean(step) -> bool:
     """Whether the step is ONNX ReduceMean over the H and W axes of a 4-D tensor (MNASNet's global
     average pool), which reads a channel-blocked x as a global average pool does."""
-    return step.op == "reduce_mean" and sorted(ax % 4 for ax in step.attrs["axes"]) == [2, 3]
+    return step.op == "reduce_mean" and hw_axes(step.attrs["axes"])
 
 
 def gate_input(step, shapes):

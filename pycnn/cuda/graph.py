@@ -26,6 +26,7 @@ import numpy as np
 from .. import device as _device
 from .. import layers, reference
 from ..graph import passes, report
+from ..layout import hw_axes
 from ..ops import fold_batch_norm
 from .backend import UNARY
 
@@ -144,7 +145,7 @@ class DeviceGraph:
 
             def mean(xs):  # over H and W: the global average pooling kernel
                 x = xs[0]
-                if x.ndim == 4 and sorted(ax % 4 for ax in a["axes"]) == [2, 3]:
+                if x.ndim == 4 and hw_axes(a["axes"]):
                     y = be.global_avg_pool2d(x)
                     return y if a["keepdims"] else y.reshape(x.shape[:2])
                 if s.names[0] not in self.host_nodes:

@@ -7,8 +7,8 @@ shape fixed, no per-call validation) after the binding passes that depend on the
                     (pycnn/graph/fuse_pw_dw.py);
   fuse_se           squeeze-and-excitation's pool -> 1x1 -> 1x1 -> x * gate: one call
                     (pycnn/graph/fuse_se.py);
-  chunk_chains      consecutive conv steps, each reading the one before alone, run as one step
-                    a few images at a time at batch > 1 (pycnn/graph/chunk_chains.py);
+  chunk_chains      consecutive conv and pooling steps, each reading the one before alone, run
+                    as one step a few images at a time at batch > 1 (pycnn/graph/chunk_chains.py);
   elide_concats     channel concats made by their producers writing into slices of the
                     output (at batch > 1 channel-blocked ones, the slices' images strided), and
                     a concat of the first inputs of a longer one (DenseNet's) a view of the
@@ -24,7 +24,7 @@ from .. import _C
 from .. import layout as _layout
 from ..step_kernel import NO_LAYOUT, reads_strided, writes_out, writes_strided_out
 from . import chunk_chains, fuse_pw_dw, fuse_se
-from .fusion import Produced
+from .fusion import Produced, nbytes
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
 # elide_concats' switches (A/B: bench.layout_ab): concats of a longer one's first inputs as views,
@@ -261,10 +261,6 @@ def elide_concats(steps, shapes, calls, ins, layouts, outputs):
 def views(steps) -> set:
     """Tensors that are views of another (no memory of their own)."""
     return {s.output for s in steps if s.op in VIEW_OPS}
-
-
-def nbytes(shape) -> int:
-    return 4 * int(np.prod(shape, dtype=np.int64))
 
 
 def peak_bytes(steps, inputs, shapes) -> int:

@@ -27,7 +27,7 @@ from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
 from ..step_kernel import NO_LAYOUT, writes_out, writes_strided_out
-from .fusion import Produced, producers_and_readers
+from .fusion import Produced, nbytes, producers_and_readers
 
 ENABLED = True
 POOLS = True  # pools may be members (A/B: bench.layout_ab --off chain_pools)
@@ -93,16 +93,15 @@ POOL_OPS = ("max_pool2d", "avg_pool2d")
 
 
 def _member(step, call, orig, layout):
+    if call is not orig or (layout is not None and layout[1] == _layout.REORDER):
+        return False
     if step.op in POOL_OPS:  # the C++ bound pool (not a global average's Python call)
-        reorder = layout is not None and layout[1] == _layout.REORDER
-        return POOLS and call is orig and isinstance(call, _C.BoundPool) and not reorder
+        return POOLS and isinstance(call, _C.BoundPool)
     return (
         step.op == "conv2d"
         and isinstance(step.fn, PreparedConv)
         and not step.attrs.get("max_map")
-        and call is orig
         and not isinstance(call, PreparedConv)  # a bound kernel, not a Python-side algorithm
-        and (layout is None or layout[1] != _layout.REORDER)
     )
 
 
@@ -121,7 +120,7 @@ def chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs) -> dict:
         t = steps[a].output
         return (
             _member(steps[b], calls[b], orig[b], layouts.get(b))
-            and (steps[b].op not in POOL_OPS or 4 * int(np.prod(shapes[t], dtype=np.int64)) >= POOL_MIN_INPUT_BYTES)
+            and (steps[b].op not in POOL_OPS or nbytes(shapes[t]) >= POOL_MIN_INPUT_BYTES)
             and t not in outputs
             and readers.get(t) == [b]
             and steps[b].inputs[0] == t
@@ -144,7 +143,7 @@ def chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs) -> dict:
 
 def _worth(steps, shapes, i, j):
     N = shapes[steps[i].inputs[0]][0]
-    inter = [4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) for k in range(i, j)]
+    inter = [nbytes(shapes[steps[k].output]) for k in range(i, j)]
     weights = sum(4 * steps[k].fn.weight.size for k in range(i, j + 1) if isinstance(steps[k].fn, PreparedConv))
     return N > 1 and max(inter) >= MIN_INTERMEDIATE_BYTES and sum(inter) // N >= WEIGHTS_PER_IMAGE * weights
 
@@ -158,7 +157,7 @@ def _make(steps, shapes, calls, ins, frees, layouts, i, j):
         members.append((s.fn, *io, lay or NO_LAYOUT, algo, len(s.inputs) > 1))
         extra += s.inputs[1:2]
     N = shapes[steps[i].inputs[0]][0]
-    per_image = max(4 * int(np.prod(shapes[steps[k].output], dtype=np.int64)) // N for k in range(i, j))
+    per_image = max(nbytes(shapes[steps[k].output]) // N for k in range(i, j))
     images = max(1, IMAGES_BYTES // max(1, per_image))
     out_shape = _stored(shapes[steps[j].output], layouts.get(j), _layout.Y_BLOCKED)
     calls[j] = Chain(members, out_shape, images, calls[j])

@@ -26,7 +26,7 @@ from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
 from .chunk_chains import Chain
-from .fusion import Produced, own_conv, plain_1x1, producers_and_readers
+from .fusion import Produced, nbytes, own_conv, plain_1x1, producers_and_readers
 
 ENABLED = True
 # Only expansions of at least this many bytes: below, they stay in L2/L3 between the two steps
@@ -145,7 +145,7 @@ def fuse(steps, shapes, calls, ins, frees, layouts, outputs) -> dict:
         dws, pws = _layout._conv_shape(s, shapes), _layout._conv_shape(p, shapes)
         if not (_depthwise(dws) and _pointwise(pws)) or dws.C != pws.K:
             continue
-        if 4 * int(np.prod(shapes[t], dtype=np.int64)) < MIN_EXPANSION_BYTES:
+        if nbytes(shapes[t]) < MIN_EXPANSION_BYTES:
             continue
         x = p.inputs[0]
         k = _project_of(steps, j, readers, layouts, shapes, outputs) if SPLIT and PROJECT else None

@@ -1,8 +1,10 @@
-"""What the binding passes that fuse steps into one call share (fuse_pw_dw, fuse_se): a tensor's
-producer and readers, which conv steps they may take, and the marker of a step whose work a later
-fused step does (bind_plan leaves such steps out of the bound plan)."""
+"""What the binding passes that fuse steps into one call share (fuse_pw_dw, fuse_se, chunk_chains):
+a tensor's producer, readers and size, which conv steps they may take, and the marker of a step
+whose work a later fused step does (bind_plan leaves such steps out of the bound plan)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..prepared import PreparedConv
 
@@ -21,6 +23,11 @@ def producers_and_readers(steps) -> tuple:
         for t in s.inputs:
             readers.setdefault(t, []).append(j)
     return producer, readers
+
+
+def nbytes(shape) -> int:
+    """The bytes of a float32 tensor of this shape."""
+    return 4 * int(np.prod(shape, dtype=np.int64))
 
 
 def own_conv(step) -> bool:

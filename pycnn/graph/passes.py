@@ -37,6 +37,7 @@ import numpy as np
 from .. import ops
 from ..layers import _C_UNARY as C_UNARY
 from ..layers import OPS
+from ..layout import hw_axes
 from ..prepared import ConvBankMax, ConvMaxMap, PreparedConv
 from .pad_channels import pad_channels
 from .step import Step
@@ -206,7 +207,7 @@ def fuse_max_map(steps, ctx):
             or len(s.inputs) != 1
             or m.op != "reduce_max"
             or s.attrs.get("max_map")
-            or sorted(ax % 4 for ax in m.attrs["axes"]) != [2, 3]
+            or not hw_axes(m.attrs["axes"])
         ):
             return False
         _absorb(s, m, max_map=2 if m.attrs["keepdims"] else 1)
