@@ -208,19 +208,30 @@ struct GroupedC16 {
     constexpr int kIn = kSt == 1 ? NT + kS - 1 : NT + (kS - 1) / 2;  // pixels kept: all, or the even ones
     reg acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = b[0];
+    // Every loop unrolled, so the arrays live in registers (GCC's own limits left larger
+    // instantiations' tap loops rolled, with in[] and acc[] on the stack).
+#pragma GCC unroll 7
     for (int r = 0; r < kR; ++r) {
       const float* row = rows[r] + wo * kSt * 16;
       reg in[kIn];
-      for (int i = 0; i < kIn; ++i) in[i] = V::loadu(row + i * kSt * 16);
+#pragma GCC unroll 16
+      for (int i = 0; i < kIn; ++i) {  // one load for kS uses: kept in its register (see V::keep)
+        in[i] = V::loadu(row + i * kSt * 16);
+        V::keep(in[i]);
+      }
       each_rotation([&](auto j) {
         constexpr int J = decltype(j)::value;
         reg rin[kIn];
+#pragma GCC unroll 16
         for (int i = 0; i < kIn; ++i) rin[i] = rot<J>(in[i]);
+#pragma GCC unroll 7
         for (int s = 0; s < kS; ++s) {
           const reg wv = V::loadu(wk + ((r * kS + s) * G + J) * 16);
           if (kSt == 1 || s % 2 == 0) {
+#pragma GCC unroll 16
             for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, rin[t + s / kSt], acc[t]);
           } else {
+#pragma GCC unroll 16
             for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, rot<J>(V::loadu(row + (2 * t + s) * 16)), acc[t]);
           }
         }
