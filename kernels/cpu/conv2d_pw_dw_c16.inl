@@ -113,7 +113,7 @@ struct PwDwC16 {
         const int64_t kb = kb0 + g;
         float* out = y + ((n * Kb + kb) * q.Ho + ho) * q.Wo * 16;
         dw.template row<kR, kS>(ring + g * RS, (h0 + q.pad_t) % R, wdw + kb * q.R * q.S * 16, b2[g], out);
-        DepthwiseC16<V>::finish(adw, out, q.Wo * 16);
+        DepthwiseC16<V>::finish(adw, out, q.Wo * 16);  // adw: what the row's stores left
       }
     }
   }
@@ -145,7 +145,8 @@ struct PwDwC16 {
   }
 
   void run(const float* x, const float* wpw, const float* bpw, Activation apw, const float* wdw, const float* bdw,
-           Activation adw, float* y) const {
+           Activation adw, float* y) {
+    adw = dw.store_clamp(adw);  // the depthwise rows store their clamp (no residual here)
     if (q.R == 3 && q.S == 3) return run_taps<3, 3>(x, wpw, bpw, apw, wdw, bdw, adw, y);
     if (q.R == 5 && q.S == 5) return run_taps<5, 5>(x, wpw, bpw, apw, wdw, bdw, adw, y);
     if (q.R == 7 && q.S == 7) return run_taps<7, 7>(x, wpw, bpw, apw, wdw, bdw, adw, y);
