@@ -5,7 +5,7 @@ caps the ISA). Columns: depthwise (per NCHW plane), depthwise_c16 on NCHW tensor
 and out per 16-channel block), depthwise_c16 on channel-blocked x and y (what a Graph runs between
 1x1 convs), and PyTorch. With --old DIR an older build's package (see bench/build_ab.py) runs the
 blocked call in the same blocks and old / new is printed: `python -m bench.depthwise_check --old
-/tmp/oldpkg`."""
+/tmp/oldpkg`. --activation relu fuses a ReLU into every conv (PyTorch: F.relu after it)."""
 
 import argparse
 
@@ -48,9 +48,10 @@ def _blocked(x):
     return np.ascontiguousarray(x.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2))
 
 
-def layer_check_args(argv, with_old=False):
+def layer_check_args(argv, with_old=False, with_activation=False):
     """--batch and --threads of a layer check against PyTorch (this one, grouped_check): both
-    engines told the thread count, the run's header line printed; with_old: --old and --name."""
+    engines told the thread count, the run's header line printed; with_old: --old and --name;
+    with_activation: --activation."""
     import torch
 
     ap = argparse.ArgumentParser()
@@ -59,6 +60,8 @@ def layer_check_args(argv, with_old=False):
     if with_old:
         ap.add_argument("--old", help="a folder holding an older build's package named --name")
         ap.add_argument("--name", default="pycnn_old")
+    if with_activation:
+        ap.add_argument("--activation", choices=("none", "relu"), default="none", help="fused into every conv")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     pycnn.set_num_threads(args.threads)
@@ -70,7 +73,8 @@ def layer_check_args(argv, with_old=False):
 def main(argv=None):
     import torch
 
-    args = layer_check_args(argv, with_old=True)
+    args = layer_check_args(argv, with_old=True, with_activation=True)
+    act = None if args.activation == "none" else args.activation
     old = None
     if args.old:
         old = old_build.builds(args.old, args.name, args.threads)["old"]
@@ -82,20 +86,26 @@ def main(argv=None):
         w = rng.standard_normal((C, 1, R, R), dtype=np.float32)
         cands = {}
         for algo in ("depthwise", "depthwise_c16"):
-            call = pycnn.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo=algo).bind([x.shape], None)
+            call = pycnn.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo=algo, activation=act).bind(
+                [x.shape], None
+            )
             cands[algo] = lambda call=call: call(x)
         if C % 16 == 0:
-            conv = pycnn.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo="depthwise_c16")
+            conv = pycnn.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo="depthwise_c16", activation=act)
             blk = conv.bind([x.shape], None, layout=(3, "depthwise_c16"))
             xb = _blocked(x)
             cands["blocked"] = lambda: blk(xb)
             if old is not None:
-                oconv = old.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo="depthwise_c16")
+                oconv = old.prepare_conv(w, padding=R // 2, stride=st, groups=C, algo="depthwise_c16", activation=act)
                 oblk = oconv.bind([x.shape], None, layout=(3, "depthwise_c16"))
                 np.testing.assert_allclose(oblk(xb), blk(xb), rtol=1e-5, atol=1e-5)
                 cands["old blocked"] = lambda: oblk(xb)
         tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-        cands["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, padding=R // 2, stride=st, groups=C)
+        F = torch.nn.functional
+        if act:
+            cands["torch"] = lambda: F.relu(F.conv2d(tx, tw, padding=R // 2, stride=st, groups=C), inplace=True)
+        else:
+            cands["torch"] = lambda: F.conv2d(tx, tw, padding=R // 2, stride=st, groups=C)
         t = compare(cands, rounds=5 if old else 3, target_s=0.2, max_reps=50, min_samples=5)
         ms = {k: v["median_s"] * 1e3 for k, v in t.items()}
         best = min(v for k, v in ms.items() if k not in ("torch", "old blocked"))
