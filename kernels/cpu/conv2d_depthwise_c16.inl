@@ -213,48 +213,57 @@ struct GroupedC16 {
       for (int v = 0; v < KV; ++v) V::storeu(out + t * 16 + v * W, stored(acc[t][v]));
   }
 
-  // The same for strides kSt of 1 or 2 and dilation 1 with one vector per pixel (AVX-512): the
-  // input pixels of a tap row are loaded once and serve all the taps that read them (3x3 at
-  // stride 1: 10 loads for 24 FMAs instead of 24). At stride 2 only the even pixels are kept
-  // (the even taps share them; odd taps read theirs once each): keeping all 2 * NT + 1 left too
-  // few registers and ran slower than no reuse. Groups: each kept pixel is rotated once per J
-  // (kIn shuffles serve kS * NT FMAs), the odd taps' pixels once per FMA.
+  // The same for strides kSt of 1 or 2 and dilation 1 (AVX-512: any window; AVX2, two vectors
+  // per pixel: 3x3, the window whose kept pixels fit its 16 registers beside the 8 accumulators;
+  // not the generic build, whose vectors live in memory):
+  // the input pixels of a tap row are loaded once and serve all the taps that read them (3x3 at
+  // stride 1: 10 loads for 24 FMAs instead of 24), one vector of the 16 channels at a time. At
+  // stride 2 only the even pixels are kept (the even taps share them; odd taps read theirs once
+  // each): keeping all 2 * NT + 1 left too few registers and ran slower than no reuse. Groups:
+  // each kept pixel is rotated once per J (kIn shuffles serve kS * NT FMAs), the odd taps' pixels
+  // once per FMA.
   template <int NT, int kR, int kS, int kSt>
   void pixels_reuse(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
-    static_assert(KV == 1 && kR > 0 && kS > 0 && (kSt == 1 || kSt == 2), "one vector per pixel, taps known");
+    static_assert(kR > 0 && kS > 0 && (kSt == 1 || kSt == 2), "taps known");
     constexpr int kIn = kSt == 1 ? NT + kS - 1 : NT + (kS - 1) / 2;  // pixels kept: all, or the even ones
-    reg acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = b[0];
+    reg acc[NT][KV];
+    for (int t = 0; t < NT; ++t)
+      for (int v = 0; v < KV; ++v) acc[t][v] = b[v];
     // Every loop unrolled, so the arrays live in registers (GCC's own limits left larger
     // instantiations' tap loops rolled, with in[] and acc[] on the stack).
 #pragma GCC unroll 7
     for (int r = 0; r < kR; ++r) {
-      const float* row = rows[r] + wo * kSt * 16;
-      reg in[kIn];
+#pragma GCC unroll 2
+      for (int v = 0; v < KV; ++v) {
+        const float* row = rows[r] + wo * kSt * 16 + v * W;
+        reg in[kIn];
 #pragma GCC unroll 16
-      for (int i = 0; i < kIn; ++i) {  // one load for kS uses: kept in its register (see V::keep)
-        in[i] = V::loadu(row + i * kSt * 16);
-        V::keep(in[i]);
-      }
-      each_rotation([&](auto j) {
-        constexpr int J = decltype(j)::value;
-        reg rin[kIn];
-#pragma GCC unroll 16
-        for (int i = 0; i < kIn; ++i) rin[i] = rot<J>(in[i]);
-#pragma GCC unroll 7
-        for (int s = 0; s < kS; ++s) {
-          const reg wv = V::loadu(wk + ((r * kS + s) * G + J) * 16);
-          if (kSt == 1 || s % 2 == 0) {
-#pragma GCC unroll 16
-            for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, rin[t + s / kSt], acc[t]);
-          } else {
-#pragma GCC unroll 16
-            for (int t = 0; t < NT; ++t) acc[t] = V::fmadd(wv, rot<J>(V::loadu(row + (2 * t + s) * 16)), acc[t]);
-          }
+        for (int i = 0; i < kIn; ++i) {  // one load for kS uses: kept in its register (see V::keep)
+          in[i] = V::loadu(row + i * kSt * 16);
+          V::keep(in[i]);
         }
-      });
+        each_rotation([&](auto j) {
+          constexpr int J = decltype(j)::value;
+          reg rin[kIn];
+#pragma GCC unroll 16
+          for (int i = 0; i < kIn; ++i) rin[i] = rot<J>(in[i]);
+#pragma GCC unroll 7
+          for (int s = 0; s < kS; ++s) {
+            const reg wv = V::loadu(wk + ((r * kS + s) * G + J) * 16 + v * W);
+            if (kSt == 1 || s % 2 == 0) {
+#pragma GCC unroll 16
+              for (int t = 0; t < NT; ++t) acc[t][v] = V::fmadd(wv, rin[t + s / kSt], acc[t][v]);
+            } else {
+#pragma GCC unroll 16
+              for (int t = 0; t < NT; ++t)
+                acc[t][v] = V::fmadd(wv, rot<J>(V::loadu(row + (2 * t + s) * 16)), acc[t][v]);
+            }
+          }
+        });
+      }
     }
-    for (int t = 0; t < NT; ++t) V::storeu(out + t * 16, stored(acc[t]));
+    for (int t = 0; t < NT; ++t)
+      for (int v = 0; v < KV; ++v) V::storeu(out + t * 16 + v * W, stored(acc[t][v]));
   }
 
   // n taps of NT output pixels shared out over U accumulators in turn, summed at the end (the
@@ -334,7 +343,8 @@ struct GroupedC16 {
   // n output pixels of one row into out (n * 16 floats), tap row r read from rows[r].
   template <int kR, int kS>
   void span(const float* const* rows, int64_t n, const float* wk, const reg* b, float* out) const {
-    if constexpr (KV == 1 && kR > 0 && kS > 0) {
+    // See pixels_reuse (SSE2's memory-backed reg: stride 2 ran 0.86-0.90x with it)
+    if constexpr ((KV == 1 || (KV == 2 && kS == 3 && V::kRegisters)) && kR > 0 && kS > 0) {
       if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 1) return span_blocks<kR, kS, 1>(rows, n, wk, b, out);
       if (p.dil_w == 1 && p.dil_h == 1 && p.stride_w == 2) return span_blocks<kR, kS, 2>(rows, n, wk, b, out);
     }

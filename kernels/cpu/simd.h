@@ -40,6 +40,7 @@ constexpr int rot_imm(int G, int J) {
 #if defined(__AVX512F__)
 struct avx512 {
   static constexpr int W = 16;
+  static constexpr bool kRegisters = true;  // reg is a machine register (see the generic one)
   using reg = __m512;
   static inline reg zero() { return _mm512_setzero_ps(); }
   static inline reg set1(float a) { return _mm512_set1_ps(a); }
@@ -142,6 +143,7 @@ struct avx512 {
 #if defined(__AVX2__) && defined(__FMA__)
 struct avx2 {
   static constexpr int W = 8;
+  static constexpr bool kRegisters = true;
   using reg = __m256;
   static inline reg zero() { return _mm256_setzero_ps(); }
   static inline reg set1(float a) { return _mm256_set1_ps(a); }
@@ -230,6 +232,8 @@ struct avx2 {
 // Portable 8-lane vector: plain loops that the compiler vectorizes with the baseline ISA (SSE2).
 struct generic {
   static constexpr int W = 8;
+  // reg is an array in memory: kernels whose point is keeping values in registers skip it
+  static constexpr bool kRegisters = false;
   struct reg {
     float v[8];
   };
