@@ -26,6 +26,7 @@ import numpy as np
 from .. import device as _device
 from .. import layers, reference
 from ..graph import passes, report
+from ..graph.fusion import nbytes
 from ..layout import hw_axes
 from ..ops import fold_batch_norm
 from .backend import UNARY
@@ -304,7 +305,7 @@ class DeviceGraph:
         """Largest sum of live device bytes while the plan runs at these input shapes (inputs
         included; reshapes are views and cost nothing)."""
         all_shapes = self.graph.infer_shapes(shapes)
-        size = {t: 4 * int(np.prod(s)) for t, s in all_shapes.items()}
+        size = {t: nbytes(s) for t, s in all_shapes.items()}
         root = {}  # a view's tensor -> the tensor whose memory it shares
         holders = dict.fromkeys(shapes, 1)  # memory -> how many live tensors use it
         live = sum(size[k] for k in shapes)
