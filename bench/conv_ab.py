@@ -5,7 +5,9 @@ older build's package, as bench/build_ab.py loads it): blocks of calls taking tu
     python -m bench.conv_ab /tmp/oldpkg 1,48,19,192,5,1,2 8,96,27,256,5,1,2 --algo direct_oc
 
 Each shape is N,C,H,K,R,stride,pad (square maps and windows); ReLU in the epilogue. Prints both
-times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new."""
+times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new. --blocked y
+(or xy) binds the call as a Graph's layout pass does (pycnn/layout.py): the output, and x too,
+channel-blocked (N, C/16, H, W, 16), run by --algo; --threads sets both builds' threads."""
 
 import argparse
 
@@ -22,8 +24,13 @@ def main(argv=None):
     ap.add_argument("--name", default="pycnn_old")
     ap.add_argument("--algo", default="auto")
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--blocked", choices=("", "y", "xy"), default="", help="channel-blocked y, or x and y")
     args = ap.parse_args(argv)
     builds = old_build.builds(args.old, args.name)
+    for P in builds.values():
+        P.set_num_threads(args.threads)
+    bits = {"": 0, "y": 2, "xy": 3}[args.blocked]
     for spec in args.shapes:
         N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
         rng = np.random.default_rng(0)
@@ -33,14 +40,17 @@ def main(argv=None):
         calls = {}
         for name, P in builds.items():
             conv = P.prepare_conv(w, b, stride=st, padding=pad, algo=args.algo, activation="relu")
-            calls[name] = conv.bind([x.shape], None)
+            calls[name] = conv.bind([x.shape], None, layout=(bits, args.algo) if bits else (0, None))
+        if bits & 1:  # x as the layout pass hands it over: (N, C/16, H, W, 16)
+            x = np.ascontiguousarray(x.reshape(N, C // 16, 16, H, H).transpose(0, 1, 3, 4, 2))
         np.testing.assert_allclose(calls["new"](x), calls["old"](x), rtol=1e-4, atol=1e-3)
         Ho = (H + 2 * pad - R) // st + 1
         flop = 2.0 * N * K * C * R * R * Ho * Ho
         timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
         mo, mn = (timed[k]["median_s"] for k in ("old", "new"))
         print(
-            f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H} ({args.algo}): old {mo * 1e3:.3f} ms "
+            f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H} ({args.algo}{', blocked ' + args.blocked if bits else ''}, "
+            f"{args.threads} threads): old {mo * 1e3:.3f} ms "
             f"({flop / mo / 1e9:.0f} GFLOP/s), new {mn * 1e3:.3f} ms ({flop / mn / 1e9:.0f} GFLOP/s), {mo / mn:.3f}x",
             flush=True,
         )

@@ -210,7 +210,13 @@ def test_build_ab_runs(capsys, tmp_path):
 
     conv_ab.main([str(tmp_path), "1,16,9,32,5,1,2", "--algo", "direct_oc", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("N1 16->32 5x5/1 pad 2 @9 (direct_oc): old") and line.endswith("x")
+    assert line.startswith("N1 16->32 5x5/1 pad 2 @9 (direct_oc, 2 threads): old") and line.endswith("x")
+    # as a Graph's layout pass binds it: blocked x (handed over blocked) and y, on one thread
+    conv_ab.main([str(tmp_path), "2,16,9,32,1,1,0", "--algo", "direct_oc", "--rounds", "1", "--blocked", "xy"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("N2 16->32 1x1/1 pad 0 @9 (direct_oc, blocked xy, 2 threads): old") and line.endswith("x")
+    conv_ab.main([str(tmp_path), "1,3,20,32,7,2,3", "--algo", "direct_oc", "--rounds", "1", "--threads", "1"])
+    assert "(direct_oc, 1 threads)" in capsys.readouterr().out
     from bench import sgemm_ab
 
     sgemm_ab.main([str(tmp_path), "13,49,70", "--rounds", "1"])
@@ -227,6 +233,21 @@ def test_blocked_pool_check_runs(capsys, monkeypatch):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("blocked pools, ISA") and len(lines) == 3
     assert lines[1].startswith("avg 1x32x9x9 3x3/1 pad 1: new") and lines[2].endswith("GB/s)")
+
+
+def test_eltwise_threads_runs(capsys, monkeypatch):
+    """bench/eltwise_threads.py: each pass on 1 and on 2 threads, the thread count restored."""
+    import pycnn
+    from bench import eltwise_threads
+
+    monkeypatch.setattr(eltwise_threads, "SHAPES", [(16, 9), (32, 64)])
+    before = pycnn.get_num_threads()
+    eltwise_threads.main(["--rounds", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("ISA") and len(lines) == 5
+    assert lines[1].split()[:2] == ["1296", "batch_norm+relu"] and lines[4].split()[:2] == ["131072", "add"]
+    assert all(ln.endswith("x") and " 2T " in ln for ln in lines[1:])
+    assert pycnn.get_num_threads() == before
 
 
 def test_epilogue_cost_runs(capsys):

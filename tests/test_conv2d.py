@@ -303,6 +303,8 @@ BORDER_CASES = [
     (1, 80, 9, 30, 40, 3, 3, 1, 1, 1),  # 3 channel chunks, 3 row tiles, 2 output blocks
     (2, 5, 7, 7, 33, 5, 5, 1, 2, 1),  # few channels: the flat loop inside, Segs at borders
     (1, 3, 23, 23, 64, 7, 7, 2, 3, 1),  # the stem's geometry
+    (1, 3, 30, 27, 40, 11, 11, 4, 2, 1),  # AlexNet's conv1: one channel chunk, flat loop per window row
+    (1, 8, 14, 14, 20, 11, 11, 1, 5, 1),  # few channels, weights past one chunk: the channel loop inside
     (1, 16, 4, 5, 16, 3, 3, 1, (4, 4, 1, 1), 1),  # padding past the window: rows with no tap at all
     (1, 8, 10, 12, 20, 3, 3, 2, 2, 2),  # dilated and strided
     (3, 24, 6, 3, 16, 3, 3, 1, (0, 2, 1, 3), 1),  # 4-sided padding, columns with no tap

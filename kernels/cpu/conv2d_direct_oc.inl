@@ -231,21 +231,29 @@ struct DirectOcConv {
             for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
           }
         }
-    } else if (!toff.empty() && cc == p.Cg() && r0 == 0 && r1 == p.R && s0 == 0 && s1 == p.S) {
-      // few channels, the whole window: one flat loop over (tap, channel)
-      const int64_t T = (int64_t)toff.size();
+    } else if (!toff.empty() && cc == p.Cg()) {
+      // Few channels (the first layers): the (tap, channel) pairs of each window row run as one
+      // flat loop over [(r * S + s0) * Cg, (r * S + s1) * Cg), all rows as one when the columns are
+      // whole. Border tiles take this path too: with the channel loop inside the taps their 3-pass
+      // inner loops cost more than the FMAs (a quarter of a 7x7/2 stem's tiles are border tiles).
+      const int64_t Cg = p.Cg(), S = p.S;
       const int64_t* off = toff.data();
-      const float* wc = wk;
-      for (int64_t t = 0; t < T; ++t, wc += KB) {
-        const float* xs = x0 + off[t];
-        typename V::reg wv[KVT];
+      const int64_t o0 = r0 < r1 ? off[(r0 * S + s0) * Cg] : 0;  // x0: the input of pair (r0, s0, channel 0)
+      const bool whole_rows = s0 == 0 && s1 == S;
+      for (int64_t r = r0; r < r1; r = whole_rows ? r1 : r + 1) {
+        const int64_t tb = (r * S + s0) * Cg, te = whole_rows ? r1 * S * Cg : (r * S + s1) * Cg;
+        const float* wc = wk + tb * KB;
+        for (int64_t t = tb; t < te; ++t, wc += KB) {
+          const float* xs = x0 + (off[t] - o0);
+          typename V::reg wv[KVT];
 #pragma GCC unroll 4
-        for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
+          for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
 #pragma GCC unroll 16
-        for (int i = 0; i < P; ++i) {
-          const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
+          for (int i = 0; i < P; ++i) {
+            const typename V::reg a = V::set1(xs[i * (SW ? SW : sw)]);
 #pragma GCC unroll 4
-          for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+            for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+          }
         }
       }
     } else {
@@ -471,6 +479,9 @@ struct DirectOcConv {
   void run(const float* x, const float* wbp, const float* bias, float* y, Activation act, const float* res) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), RS = p.R * p.S, HoWo = p.Ho * p.Wo;
     int64_t cc = std::max<int64_t>(1, 8192 / (RS * KB));
+    // Few channels with a large window (AlexNet's 3 x 11 x 11, 46 KiB of a kblock's weights): one
+    // chunk, so every tile runs the flat (tap, channel) loop instead of 1- or 2-channel inner loops.
+    if (!toff.empty() && Cg * RS * KB <= 16384) cc = Cg;
     const int64_t chunks = (Cg + cc - 1) / cc;
     cc = (Cg + chunks - 1) / chunks;
     if (x_blk()) cc = (cc + 15) / 16 * 16;  // whole channel blocks (Cg % 16 == 0)
