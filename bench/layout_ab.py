@@ -18,8 +18,9 @@ pycnn/graph/binding.py), concat_strided (at batch > 1 the producers of a blocked
 write into its output, the images of their slices strided), ck_per_tile (3x3 convs with
 Cg * Kg / (Cg + Kg) at most the ISA's max_ck_per_tile run direct_oc rather than Winograd:
 pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: what AVX-512's
-26 adds), all
-(pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan."""
+26 adds), windowed (convs with a window that run direct_oc read a blocked x, so the 1x1 before
+them writes its output blocked: pycnn/layout.py), all (pycnn.layout.ENABLED). Not all are
+layout rules; each is a switch of the bound plan."""
 
 import argparse
 import statistics
@@ -45,6 +46,7 @@ _FLAGS = {
     "pad_channels": (pad_channels, "ENABLED"),
     "concat_prefix": (binding, "PREFIX_CONCATS"),
     "concat_strided": (binding, "STRIDED_CONCATS"),
+    "windowed": (layout, "WINDOWED_READERS"),
 }
 
 
@@ -110,6 +112,7 @@ def main(argv=None):
         "concat_strided",
         "ck_per_tile",
         "ck_per_tile_isa",
+        "windowed",
         "all",
     )
     ap.add_argument("--off", choices=rules, default="gate")

@@ -23,7 +23,9 @@ for each blocked tensor,
     step, when a conv reading the tensor as x writes a blocked output itself (so the layout
     pays for the copy);
   * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
-    stride; as x, or as the residual added in their epilogue, in either layout), depthwise and
+    stride; as x, or as the residual added in their epilogue, in either layout), convs with
+    any window that run direct_oc (groups 1, 16 | C; as x only, and only the output of a conv
+    whose own x is blocked without them: DenseNet's and Inception's 1x1 -> 3x3), depthwise and
     grouped convs as above (x or residual), those pools, LayerNorms over channels, batch norms, channel
     concats and squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked,
     and global average pools and ONNX means over H and W (their (N, C, 1, 1) or (N, C) output
@@ -53,6 +55,7 @@ from ._shapes import ConvShape
 from .prepared import PreparedConv
 
 ENABLED = True
+WINDOWED_READERS = True  # convs with a window read a blocked x where they run direct_oc (_windowed_reader)
 # Steps that read and write either layout alike when their input is blocked: pools, LayerNorm
 # over channels (ConvNeXt) and a batch norm that was not folded (DenseNet's BN + ReLU before
 # each conv).
@@ -100,6 +103,14 @@ def _depthwise_reader(s, algo):
     if algo == GROUPED_RUNNER:
         return registry.CONV[GROUPED_RUNNER].layout_ok(s, X_BLOCKED)
     return algo in DEPTHWISE_ALGOS and registry.CONV[DEPTHWISE_RUNNER].layout_ok(s, X_BLOCKED)
+
+
+def _windowed_reader(s, algo):
+    """A conv with any window that runs BLOCKED_RUNNER anyway (auto chose direct_oc for it: the
+    3x3s after DenseNet's and Inception's 1x1s): it reads a blocked x as fast as an NCHW one, and
+    the conv before it then stores its blocked sums as they are, no transpose. As x only (a
+    residual read blocked would pull ResNet-18's Winograd stream into the layout)."""
+    return WINDOWED_READERS and algo == BLOCKED_RUNNER and registry.CONV[BLOCKED_RUNNER].layout_ok(s, X_BLOCKED)
 
 
 def _pointwise_reader(s):
@@ -177,7 +188,10 @@ def plan(steps, shapes, outputs, graph_algo):
 
     def reads(i, pos, B):  # step i can read its input pos blocked
         if i in info:
-            return (_pointwise_reader(info[i][0]) or _depthwise_reader(*info[i])) and pos <= 1
+            s, algo = info[i]
+            return ((_pointwise_reader(s) or _depthwise_reader(s, algo)) and pos <= 1) or (
+                pos == 0 and steps[i].inputs[0] in windowed and _windowed_reader(s, algo)
+            )
         # A pool or concat works on blocked tensors only from and to blocked ones: a concat
         # with an NCHW input is made in NCHW (then reordered), so none of its inputs may be
         # blocked.
@@ -205,14 +219,24 @@ def plan(steps, shapes, outputs, graph_algo):
         # layer1.0's downsample; GoogLeNet's stem pool -> 1x1 -> 3x3 does not).
         return steps[i].op != "conv2d" and any(pos == 0 and j in info and steps[j].output in B for j, pos in cs)
 
-    B = {st.output for st in steps if c16(st.output)}
-    changed = True
-    while changed:
-        changed = False
-        for t in sorted(B):
-            if not keeps(t, B):
-                B.discard(t)
-                changed = True
+    def solve():
+        B = {st.output for st in steps if c16(st.output)}
+        changed = True
+        while changed:
+            changed = False
+            for t in sorted(B):
+                if not keeps(t, B):
+                    B.discard(t)
+                    changed = True
+        return B
+
+    windowed = set()  # tensors a conv with a window may read blocked (_windowed_reader)
+    B = solve()
+    if WINDOWED_READERS:
+        # Only the outputs of convs whose x is blocked without them (writing theirs blocked then
+        # costs nothing): so no tensor is reordered, and no concat copied, for their sake.
+        windowed = {st.output for st in steps if producer.get(st.output) in info and st.inputs[0] in B}
+        B = solve()
 
     result = {}
     for i, st in enumerate(steps):

@@ -115,6 +115,44 @@ def test_direct_oc_writes_blocked_y_for_any_window(isa, rng, R, stride, pad, C):
         assert_close(unblk(call(x, res, out)), ref_conv(x, w, b, stride, pad, residual=r), what=f"res {res.ndim}")
 
 
+# (C, K, R, stride, pad, dilation): windows read from a blocked x (DenseNet's 1x1 -> 3x3): border
+# tiles, strides 1, 2 and 3 (compiled in, run time), 4-sided padding, dilation, several channel
+# chunks (C = 272 on a 3x3: 8192 / (9 * 32) = 28 channels per chunk, rounded up to 32), a last
+# output block of 16 (K = 48: no merging, that is for 1x1s only) and K = 24 (NCHW y only).
+WINDOWED_X = [
+    (32, 32, 3, 1, 1, 1),
+    (16, 48, 3, 2, 1, 1),
+    (48, 24, 5, 1, 2, 1),
+    (16, 32, 7, 3, 3, 1),
+    (32, 16, 3, 1, (0, 2, 1, 3), 1),
+    (16, 32, 3, 1, 2, 2),
+    (272, 32, 3, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("C,K,R,stride,pad,dil", WINDOWED_X)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_oc_reads_blocked_x_for_any_window(isa, rng, C, K, R, stride, pad, dil, threads):
+    """A blocked x under a window with padding, strides and dilation, y in either layout and a
+    residual in y's, every output written (out pre-filled with NaN)."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        x, w, b = conv_data(rng, 2, C, 11, 10, K, C, R, R)
+        conv = pycnn.prepare_conv(w, b, stride=stride, padding=pad, dilation=dil, activation="relu", algo="direct_oc")
+        s = pycnn.ops.ConvShape(x.shape, w.shape, stride, pad, dil, 1)
+        r = rng.standard_normal((s.N, s.K, s.Ho, s.Wo), dtype=np.float32)
+        want = np.maximum(reference.conv2d(x, w, b, stride, pad, dil, 1, None) + r, 0)
+        for bits in (1, 3, 7) if K % 16 == 0 else (1,):
+            call = conv.bind([x.shape], None, layout=(bits, "direct_oc"))
+            res = blk(r) if bits & 4 else r
+            out = np.full(blk(want).shape if bits & 2 else want.shape, np.nan, np.float32)
+            y = call(blk(x), res, out)
+            assert_conv_close(unblk(y) if bits & 2 else y, want, "direct_oc", what=f"{isa} bits {bits}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
 @pytest.mark.parametrize("algo", ["winograd_f2", "winograd_f4", "winograd_f6"])
 @pytest.mark.parametrize("N,C,K,H,W", [(1, 16, 16, 7, 7), (3, 8, 48, 13, 10), (2, 32, 160, 9, 17)])
 def test_winograd_writes_blocked_y(isa, rng, algo, N, C, K, H, W):
@@ -195,8 +233,9 @@ def test_bind_and_call_check_layouts(rng):
     w3 = conv_data(rng, 1, 32, 6, 6, 32, 32, 3, 3)[1]
     with pytest.raises(ValueError, match="layout: channel-blocked tensors need direct_oc"):
         bound("im2col", w, b, x.shape, bits=1)
-    with pytest.raises(ValueError, match="layout"):  # a blocked x on a 3x3 window
-        bound("direct_oc", w3, b, x.shape, padding=1, bits=1)
+    x24, w24 = conv_data(rng, 1, 24, 6, 6, 32, 24, 3, 3)[:2]
+    with pytest.raises(ValueError, match="layout"):  # a blocked x of 24 channels
+        bound("direct_oc", w24, b, x24.shape, padding=1, bits=1)
     with pytest.raises(ValueError, match="layout"):  # a blocked y with 24 outputs
         bound("direct_oc", w[:24], b[:24], x.shape, bits=2)
     with pytest.raises(ValueError, match="layout"):  # Winograd reads NCHW only
@@ -341,14 +380,18 @@ def inception_graph(C=32, H=8, pool="max_pool2d"):
 def test_graph_blocks_inception_concats_and_pools(rng, N, pool):
     """The first block's concat (read by the second block's 1x1 convs and pool: GoogLeNet's max,
     Inception v3's padded average) is blocked, its branches writing their channel blocks
-    (straight into the concat at batch 1); the second's, read by global pooling, is not."""
+    (straight into the concat at batch 1); the second's, read by global pooling, is not. The
+    1x1s reading it blocked write their outputs blocked for the 3x3s after them."""
     x = rng.standard_normal((N, 3, 8, 8), dtype=np.float32)
     g = inception_graph(pool=pool).set_algo("direct_oc")  # every conv can write the layout (not im2col)
     lay = bound_layouts(g, x)
     X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
     assert lay["i0.cat"] == (X | Y, "concat") and lay["i1.pool"] == (X | Y, pool)
-    assert lay["i1.b2a"][0] == X and "i1.cat" not in lay
+    assert "i1.cat" not in lay
     assert all(lay[f"i0.{b}"][0] & Y for b in ("b1", "b2", "b3", "b4"))
+    for i in ("i0", "i1"):  # each 1x1 -> 3x3 branch: the 3x3 reads the 1x1's blocked output
+        assert lay[f"{i}.b2a"][0] == X | Y and lay[f"{i}.b2"][0] & X and lay[f"{i}.b3"][0] & X
+    assert lay["i1.b2"][0] == X  # into the NCHW concat
     y = g(x)
     np.testing.assert_allclose(y, g.run_reference(x), rtol=1e-4, atol=1e-4)
     layout.ENABLED = False
@@ -417,11 +460,14 @@ def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
     X, Y, R = layout.X_BLOCKED, layout.Y_BLOCKED, layout.RES_BLOCKED
     # The stem conv writes its output blocked for the pool, which writes the blocked stream.
     assert lay["stem"] == (Y, "direct_oc") and lay["pool"] == (X | Y, "max_pool2d")
-    assert lay["b0.c1"] == (X, "direct_oc")  # its 3x3 consumer reads NCHW
-    assert lay["b0.c2"][0] == Y  # Winograd or direct_oc writes blocked for the 1x1 after it
+    # The 3x3 (16 -> 16: direct_oc by the ck_per_tile rule, as DenseNet's) reads the 1x1's output
+    # blocked; a Winograd 3x3 (ResNet-50's) reads NCHW. Either writes blocked for the 1x1 after it.
+    windowed = X if lay["b0.c2"][1] == "direct_oc" else 0
+    assert lay["b0.c1"] == (X | (Y if windowed else 0), "direct_oc")
+    assert lay["b0.c2"][0] == Y | windowed
     assert lay["b0.c3"] == (X | Y, "direct_oc")  # read as the projection's residual
     assert lay["b0.proj"] == (X | Y | R, "direct_oc")  # the join add fused into it, as in ResNet
-    assert lay["b1.c1"] == (X, "direct_oc")
+    assert lay["b1.c1"] == (X | (Y if windowed else 0), "direct_oc")
     # the last output: blocked at no cost (its conv reads a blocked x), read so by global pooling
     assert lay["b1.c3"] == (X | Y | R, "direct_oc") and lay["gap"] == (X, "global_avg_pool2d")
     y = g(x)
@@ -891,14 +937,16 @@ def dense_graph(C0=32, growth=16, layers=3, H=8):
 @pytest.mark.parametrize("N", [1, 3])
 def test_graph_blocks_dense_blocks(rng, N):
     """DenseNet's concats stay blocked: the batch norms before each 1x1 and the transition's
-    average pool read and write NCHW16c; values and NaN reach as the reference's."""
+    average pool read and write NCHW16c, and each 1x1 -> 3x3 pair passes its tensor blocked;
+    values and NaN reach as the reference's."""
     x = rng.standard_normal((N, 3, 16, 16), dtype=np.float32)
     g = dense_graph()
     lay = bound_layouts(g, x)
     X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
     assert lay["d0.1.cat"] == (X | Y, "concat")
     assert lay["d0.1.bn1"] == (X | Y, "batch_norm")
-    assert lay["d0.1.c1"] == (X, "direct_oc")
+    # the 1x1 writes its output blocked for the 3x3 after it, which runs direct_oc (as DenseNet's)
+    assert lay["d0.1.c1"] == (X | Y, "direct_oc") and lay["d0.1.c2"][0] & X
     assert lay["t0.pool"] == (X | Y, "avg_pool2d") and lay["d1.1.cat"] == (X | Y, "concat")
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
     x[0, 1, 5, 5] = np.nan

@@ -44,9 +44,9 @@ void conv2d_direct(const ConvParams& p, const float* x, const DirectWeights& w, 
 // to [group][kblock][r][s][c][KB] for one ISA's KB; suits small maps, strides and 1x1 kernels.
 void conv2d_direct_oc_prepare(const ConvParams& p, const float* w, DirectWeights& out);
 // layout: kDirectOc*Blocked bits; a set bit says that tensor is channel-blocked NCHW16c,
-// (N, C/16, H, W, 16) (conv2d_direct_oc.inl). Only for pointwise convs (1x1, stride 1, no padding,
-// groups 1), with C % 16 == 0 for a blocked x and K % 16 == 0 for a blocked y or residual;
-// anything else throws std::invalid_argument.
+// (N, C/16, H, W, 16) (conv2d_direct_oc.inl). Any window, stride, padding and dilation with
+// groups 1, C % 16 == 0 for a blocked x and K % 16 == 0 for a blocked y or residual; anything
+// else throws std::invalid_argument.
 constexpr int kDirectOcXBlocked = 1, kDirectOcYBlocked = 2, kDirectOcResBlocked = 4;
 // With a blocked y and no residual: y's images are p.y_img floats apart (a channel slice of a
 // wider tensor: a Graph's concat output at batch > 1). Winograd and direct_oc take it.

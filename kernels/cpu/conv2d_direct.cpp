@@ -101,7 +101,7 @@ bool direct_oc_layout_ok(const ConvParams& p, int layout) {
     layout &= ~kYImageStrided;
   }
   if (layout < 0 || layout > 7 || p.groups != 1) return false;
-  if ((layout & kDirectOcXBlocked) && (p.C % 16 != 0 || !(p.pointwise() || subsampled_pointwise(p)))) return false;
+  if ((layout & kDirectOcXBlocked) && p.C % 16 != 0) return false;
   return !(layout & (kDirectOcYBlocked | kDirectOcResBlocked)) || p.K % 16 == 0;
 }
 
@@ -110,7 +110,7 @@ void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& 
   const DirectOcRunFn run = w.kernels->conv2d_direct_oc;
   if (!direct_oc_layout_ok(p, layout))
     throw std::invalid_argument(
-        "layout: groups 1, a blocked x only for 1x1 unpadded convs with 16 | C, "
+        "layout: groups 1, a blocked x only with 16 | C, "
         "a blocked y or residual only with 16 | K");
   if (subsampled_pointwise(p)) {
     // Strided 1x1 (ResNet's downsamples): on dense subsampled planes, as a pointwise conv (the

@@ -19,12 +19,12 @@
 // blocks into the NCHW output with bias, residual and the activation.
 //
 // Channel-blocked layouts (conv2d.h kDirectOcXBlocked...; groups 1): y and the residual may be
-// NCHW16c, (N, K/16, Ho, Wo, 16), for any window, and x (N, C/16, H, W, 16) for 1x1 unpadded
-// convs: 16 channels of a pixel are one 64-byte run. With x blocked a tile's broadcasts for 16
-// channels come from P whole lines instead of 16 rows a plane apart (the rows of an NCHW x touch
-// a new page per channel at 56x56); with y blocked the sums are stored as they are, no
-// transpose. A Graph keeps ResNet's residual stream and GoogLeNet's concats in this layout
-// (pycnn/layout.py).
+// NCHW16c, (N, K/16, Ho, Wo, 16), and x (N, C/16, H, W, 16), for any window: 16 channels of a
+// pixel are one 64-byte run. With x blocked a tile's broadcasts for 16 channels come from P
+// whole lines instead of 16 rows a plane apart (the rows of an NCHW x touch a new page per
+// channel at 56x56), and the conv before it writes its blocked y with no transpose; with y
+// blocked the sums are stored as they are, no transpose. A Graph keeps ResNet's residual stream
+// and GoogLeNet's concats in this layout (pycnn/layout.py).
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -87,7 +87,7 @@ struct DirectOcConv {
   // pairs run as one flat loop: input offset toff[t] of pair t = tap * Cg + c, weights contiguous.
   std::vector<int64_t> toff;
 
-  int layout;  // kDirectOc*Blocked bits (conv2d.h); x blocked only for 1x1 unpadded convs
+  int layout;  // kDirectOc*Blocked bits (conv2d.h)
   bool x_blk() const { return layout & kDirectOcXBlocked; }
   bool y_blk() const { return layout & kDirectOcYBlocked; }
   bool r_blk() const { return layout & kDirectOcResBlocked; }
@@ -215,21 +215,24 @@ struct DirectOcConv {
     for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < KVT; ++v) acc[i][v] = first ? V::zero() : V::loadu(accp + i * KB + v * W);
-    if (BLK) {  // x blocked, 1x1: 16 channels per block, pixel i at i * 16, blocks a plane * 16 apart
-      const float* xs = x0;
-      const float* wc = wk;
-      for (int64_t c = 0; c < cc; c += 16, xs += plane * 16)
-        for (int ci = 0; ci < 16; ++ci, wc += KB) {
-          if ((ci & 3) == 0) pf.one();
-          typename V::reg wv[KVT];
+    if (BLK) {  // x blocked: 16 channels per block, pixel i at i * sw * 16, blocks a plane * 16 apart
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t s = s0; s < s1; ++s) {
+          const float* xs = x0 + ((r - r0) * p.dil_h * p.W + (s - s0) * p.dil_w) * 16;
+          const float* wc = wk + (r * p.S + s) * tap_stride;
+          for (int64_t c = 0; c < cc; c += 16, xs += plane * 16)
+            for (int ci = 0; ci < 16; ++ci, wc += KB) {
+              if ((ci & 3) == 0) pf.one();
+              typename V::reg wv[KVT];
 #pragma GCC unroll 4
-          for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + (v >= KV ? next_kb : 0) + v * W);
+              for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + (v >= KV ? next_kb : 0) + v * W);
 #pragma GCC unroll 16
-          for (int i = 0; i < P; ++i) {
-            const typename V::reg a = V::set1(xs[i * 16 + ci]);
+              for (int i = 0; i < P; ++i) {
+                const typename V::reg a = V::set1(xs[i * (SW ? SW : sw) * 16 + ci]);
 #pragma GCC unroll 4
-            for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
-          }
+                for (int v = 0; v < KVT; ++v) acc[i][v] = V::fmadd(a, wv[v], acc[i][v]);
+              }
+            }
         }
     } else if (!toff.empty() && cc == p.Cg()) {
       // Few channels (the first layers): the (tap, channel) pairs of each window row run as one
@@ -324,7 +327,11 @@ struct DirectOcConv {
   template <int KVT>
   TileFn tile_fn_kv(int P) const {
     const auto seq = std::make_index_sequence<PMAX>{};
-    if (x_blk()) return pick<1, KVT, true>(P, seq);
+    if (x_blk()) {
+      if (p.stride_w == 1) return pick<1, KVT, true>(P, seq);
+      if (p.stride_w == 2) return pick<2, KVT, true>(P, seq);
+      return pick<0, KVT, true>(P, seq);
+    }
     if (p.stride_w == 1) return pick<1, KVT, false>(P, seq);
     if (p.stride_w == 2) return pick<2, KVT, false>(P, seq);
     if (p.stride_w == 4) return pick<4, KVT, false>(P, seq);
@@ -508,10 +515,11 @@ struct DirectOcConv {
     // them). The same in a blocked chain for any window whose input outweighs its weights (x
     // written band by band by the layer before); where the weights are larger (256@28 /2, 512@14
     // /2) each thread reading all of them loses.
-    const bool band_outer = x_blk() || (layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size()));
+    const bool band_outer = layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size());
     // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
     const bool direct_out = y_blk() && !images_as_row && chunks == 1 && (!res || r_blk());
-    const bool merge_last = kMergeLast && direct_out && x_blk() && kblocks >= 2 && Kg - (kblocks - 1) * KB == 16;
+    const bool merge_last =
+        kMergeLast && direct_out && x_blk() && p.pointwise() && kblocks >= 2 && Kg - (kblocks - 1) * KB == 16;
     // Few units of unequal cost leave a thread waiting (Kim's CNN at batch 1: 4 kblocks over one
     // output row, the last of 4 channels, so 2 + 2 vs 2 + 1 vectors; two kblocks of 32 + 16 over
     // a 7x7 map): the bands are cut into shorter tile ranges until the largest share is within
@@ -607,7 +615,7 @@ struct DirectOcConv {
             float* acct = accb + (oh * p.Wo + ow0 - pix0) * KB;
             const float* xc = ximg + c0 * p.H * p.W;  // channel c0's plane (block, when x is blocked)
             const float* wc = wk + c0 * KB;
-            if (x_blk()) {  // 1x1, unpadded, stride 1
+            if (x_blk() && p.pointwise()) {  // 1x1, unpadded, stride 1
               const float* xt = xc + (oh * p.W + ow0) * 16;
               if (kvt > KV) {  // merged: register blocks of at most PM pixels, near-equal
                 const int parts = (P + PM - 1) / PM;
@@ -626,10 +634,12 @@ struct DirectOcConv {
             }
             const int r0 = rlo[(size_t)oh], r1 = rhi[(size_t)oh];
             const std::vector<Seg>& sg = segs[(size_t)rt];
-            // Input of window tap (r0, s) for the tile's pixel i (inside the image when the tap is).
+            // Input of window tap (r0, s) for the tile's pixel i (inside the image when the tap is);
+            // a blocked x has 16 floats per pixel.
             auto at = [&](int i, int s) {
-              return xc + (oh * p.stride_h - p.pad_t + r0 * p.dil_h) * p.W + (ow0 + i) * p.stride_w - p.pad_l +
-                     s * p.dil_w;
+              return xc + ((oh * p.stride_h - p.pad_t + r0 * p.dil_h) * p.W + (ow0 + i) * p.stride_w - p.pad_l +
+                           s * p.dil_w) *
+                              (x_blk() ? 16 : 1);
             };
             if (r0 < r1 && sg.size() == 1 && sg[0].i0 == 0 && sg[0].i1 == P) {  // the same taps for all
               (this->*tile_fn(P, kvt))(at(0, sg[0].s0), wc, ccn, acct, c0 == 0, pf, bo, r0, r1, sg[0].s0, sg[0].s1);
