@@ -369,9 +369,9 @@ void bind_conv(py::module_& m) {
               // layout from its rank)
               PYCNN_REQUIRE(
                   pw->algo->layout_ok(q, layout) && max_map == 0,
-                  "layout: channel-blocked tensors need direct_oc (groups 1; a blocked x only on 1x1 unpadded "
-                  "convs with 16 | C), Winograd (groups 1, a blocked y only) or depthwise (groups == C == K), "
-                  "16 | K for a blocked y, and no max_map");
+                  "layout: channel-blocked tensors need direct_oc (groups 1; a blocked x only with 16 | C), "
+                  "Winograd (groups 1, a blocked y only) or depthwise (groups == C == K), 16 | K for a blocked "
+                  "y, and no max_map");
               require_runs(*pw->algo, q);
             }
             bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");
