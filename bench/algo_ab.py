@@ -5,7 +5,9 @@ a channel-blocked output (as a Graph's conv writes it where the layout pass bloc
 
     python -m bench.algo_ab 1,128,28,32,3,1,1 8,32,73,64,3,1,1 --algos direct_oc,winograd_f4
 
-Each shape is N,C,H,K,R,stride,pad (square maps and windows), ReLU in the epilogue. --cold flushes
+Each shape is N,C,H,K,R,stride,pad (square maps and windows), ReLU in the epilogue. --blocked-x
+adds direct_oc reading a channel-blocked x (N, C/16, H, W, 16), 'direct_oc+x', beside the same
+call on NCHW (16 | C; y in the others' layout). --cold flushes
 a 64 MiB buffer before each timed call, so x, y and the weights come from memory (as for the first
 step of a network run), and times the calls one by one instead. What docs/performance.md quotes
 for the auto rule's Winograd / direct_oc thresholds and Winograd's two phases on the VM."""
@@ -47,6 +49,11 @@ def main(argv=None):
     ap.add_argument("--cold", action="store_true", help="caches flushed before each call")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--blocked-x",
+        action="store_true",
+        help="also direct_oc reading a channel-blocked x (as a Graph's layout pass hands it over), as 'direct_oc+x'",
+    )
     args = ap.parse_args(argv)
     pycnn.set_num_threads(args.threads)
     algos = args.algos.split(",")
@@ -61,10 +68,16 @@ def main(argv=None):
             conv = pycnn.prepare_conv(w, None, stride=st, padding=pad, algo=a, activation="relu")
             lay = (layout.Y_BLOCKED, a) if blocked else (0, None)
             calls[a] = conv.bind([x.shape], None, layout=lay)
+        inputs = dict.fromkeys(calls, x)
+        if args.blocked_x and "direct_oc" in algos and C % 16 == 0:
+            conv = pycnn.prepare_conv(w, None, stride=st, padding=pad, algo="direct_oc", activation="relu")
+            bits = layout.X_BLOCKED | (layout.Y_BLOCKED if blocked else 0)
+            calls["direct_oc+x"] = conv.bind([x.shape], None, layout=(bits, "direct_oc"))
+            inputs["direct_oc+x"] = np.ascontiguousarray(x.reshape(N, C // 16, 16, H, H).transpose(0, 1, 3, 4, 2))
         ref = calls[algos[0]](x)
-        for a in algos[1:]:
-            np.testing.assert_allclose(calls[a](x), ref, rtol=1e-3, atol=1e-3)
-        fns = {a: (lambda f=f: f(x)) for a, f in calls.items()}
+        for a in list(calls)[1:]:
+            np.testing.assert_allclose(calls[a](inputs[a]), ref, rtol=1e-3, atol=1e-3)
+        fns = {a: (lambda f=f, xa=inputs[a]: f(xa)) for a, f in calls.items()}
         if args.cold:
             med = {a: _cold(f, 10 * args.rounds) for a, f in fns.items()}
         else:

@@ -330,6 +330,9 @@ def test_algo_ab_runs(capsys):
     assert "direct_oc" in line and "winograd_f4" in line and line.count("GFLOP/s") == 2
     algo_ab.main(["1,16,10,32,3,1,1", "--algos", "direct_oc,im2col", "--rounds", "1"])  # im2col: NCHW
     assert "warm, NCHW y" in capsys.readouterr().out
+    algo_ab.main(["1,32,10,32,3,1,1", "--algos", "direct_oc", "--blocked-x", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "direct_oc+x" in line and line.count("GFLOP/s") == 2 and "blocked y" in line
     algo_ab.main(["2,8,9,12,3,2,1", "--algos", "direct_oc,im2col", "--cold", "--rounds", "1", "--nchw"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("N2 8->12 3x3/2 pad 1 @9") and "cold, NCHW y" in line and line.count("GFLOP/s") == 2
