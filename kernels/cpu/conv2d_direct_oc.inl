@@ -324,18 +324,19 @@ struct DirectOcConv {
   }
   // Column strides 1, 2 and 4 (AlexNet's conv1) are compile-time constants in the tile: with a
   // run-time stride each of the P broadcasts needs its own address arithmetic.
+  // (Stride 4 only for an NCHW x: no blocked-x layer has it.)
+  template <int KVT, bool BLK>
+  TileFn tile_fn_sw(int P) const {
+    const auto seq = std::make_index_sequence<PMAX>{};
+    if (p.stride_w == 1) return pick<1, KVT, BLK>(P, seq);
+    if (p.stride_w == 2) return pick<2, KVT, BLK>(P, seq);
+    if constexpr (!BLK)
+      if (p.stride_w == 4) return pick<4, KVT, BLK>(P, seq);
+    return pick<0, KVT, BLK>(P, seq);
+  }
   template <int KVT>
   TileFn tile_fn_kv(int P) const {
-    const auto seq = std::make_index_sequence<PMAX>{};
-    if (x_blk()) {
-      if (p.stride_w == 1) return pick<1, KVT, true>(P, seq);
-      if (p.stride_w == 2) return pick<2, KVT, true>(P, seq);
-      return pick<0, KVT, true>(P, seq);
-    }
-    if (p.stride_w == 1) return pick<1, KVT, false>(P, seq);
-    if (p.stride_w == 2) return pick<2, KVT, false>(P, seq);
-    if (p.stride_w == 4) return pick<4, KVT, false>(P, seq);
-    return pick<0, KVT, false>(P, seq);
+    return x_blk() ? tile_fn_sw<KVT, true>(P) : tile_fn_sw<KVT, false>(P);
   }
   // kvt: vectors the kblock needs (1 .. KV; the builds have KV <= 2, so 1 or KV), or KV + 1 for
   // a merged pair (x blocked, P <= PM).
