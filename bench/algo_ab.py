@@ -21,6 +21,7 @@ import numpy as np
 import pycnn
 from pycnn import layout
 
+from .depthwise_check import _blocked
 from .timing import compare
 
 _FLUSH = None
@@ -73,7 +74,7 @@ def main(argv=None):
             conv = pycnn.prepare_conv(w, None, stride=st, padding=pad, algo="direct_oc", activation="relu")
             bits = layout.X_BLOCKED | (layout.Y_BLOCKED if blocked else 0)
             calls["direct_oc+x"] = conv.bind([x.shape], None, layout=(bits, "direct_oc"))
-            inputs["direct_oc+x"] = np.ascontiguousarray(x.reshape(N, C // 16, 16, H, H).transpose(0, 1, 3, 4, 2))
+            inputs["direct_oc+x"] = _blocked(x)
         ref = calls[algos[0]](x)
         for a in list(calls)[1:]:
             np.testing.assert_allclose(calls[a](inputs[a]), ref, rtol=1e-3, atol=1e-3)

@@ -14,6 +14,7 @@ import argparse
 import numpy as np
 
 from . import old_build
+from .depthwise_check import _blocked
 from .timing import compare
 
 
@@ -27,9 +28,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--blocked", choices=("", "y", "xy"), default="", help="channel-blocked y, or x and y")
     args = ap.parse_args(argv)
-    builds = old_build.builds(args.old, args.name)
-    for P in builds.values():
-        P.set_num_threads(args.threads)
+    builds = old_build.builds(args.old, args.name, args.threads)
     bits = {"": 0, "y": 2, "xy": 3}[args.blocked]
     for spec in args.shapes:
         N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
@@ -42,7 +41,7 @@ def main(argv=None):
             conv = P.prepare_conv(w, b, stride=st, padding=pad, algo=args.algo, activation="relu")
             calls[name] = conv.bind([x.shape], None, layout=(bits, args.algo) if bits else (0, None))
         if bits & 1:  # x as the layout pass hands it over: (N, C/16, H, W, 16)
-            x = np.ascontiguousarray(x.reshape(N, C // 16, 16, H, H).transpose(0, 1, 3, 4, 2))
+            x = _blocked(x)
         np.testing.assert_allclose(calls["new"](x), calls["old"](x), rtol=1e-4, atol=1e-3)
         Ho = (H + 2 * pad - R) // st + 1
         flop = 2.0 * N * K * C * R * R * Ho * Ho

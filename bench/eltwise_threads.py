@@ -39,8 +39,8 @@ def main(argv=None):
         for name, op in ops.items():
 
             def on(n, op=op):
-                def call():
-                    pycnn.set_num_threads(n)
+                def call():  # the binding's own setter: 0.05 us where pycnn.set_num_threads's checks take 0.4
+                    _C.set_num_threads(n)
                     op()
 
                 return call

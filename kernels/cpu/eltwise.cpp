@@ -18,8 +18,8 @@ namespace pycnn {
 namespace {
 inline float relu1(float v) { return v < 0.0f ? 0.0f : v; }
 // A second thread from 62.5 Ki elements (threads_for's 1e6 over 16): each core brings its own L2
-// and share of the bandwidth, 1.45x at 100 Ki, 1.6-1.9x from 200 Ki; at 25-50 Ki the team costs
-// what it saves (bench/eltwise_threads.py).
+// and share of the bandwidth, 1.5-1.9x from 100 Ki (bench/eltwise_threads.py); at 25 Ki a
+// second thread lost or tied (docs/performance.md, Element-wise).
 inline int nt_for_bytes(int64_t n) { return threads_for(double(n) * 16, n / 4096 + 1); }
 }  // namespace
 
