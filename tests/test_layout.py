@@ -87,6 +87,39 @@ def test_direct_oc_pointwise_layouts(isa, rng, N, C, K, H, W, bits):
         )
 
 
+# (C, K, H, W): pixel runs that the blocked pointwise path cuts into near-equal register blocks
+# (up to 14 pixels, or 9 where a last 16-channel block is merged: K = 48, 80 on avx512): 19 pixels
+# as 7 + 6 + 6, 29 as 10 + 10 + 9, one pixel, and runs split between two threads' bands.
+POINTWISE_BANDS = [(16, 48, 1, 19), (32, 32, 1, 29), (16, 80, 1, 1), (48, 48, 9, 13), (16, 16, 23, 5)]
+
+
+@pytest.mark.parametrize("C,K,H,W", POINTWISE_BANDS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bias", [True, False])
+def test_direct_oc_pointwise_blocked_bands(isa, rng, C, K, H, W, threads, bias):
+    """x and y blocked, one channel chunk: the tiles start from the bias (or zero), add a residual,
+    apply ReLU as one max and store; NaN and Inf in x propagate as IEEE says (an Inf times a zero
+    weight is NaN), every output written (out pre-filled with NaN)."""
+    x, w, b = conv_data(rng, 2, C, H, W, K, C, 1, 1, bias=bias)
+    x[0, 3, 0, 0] = np.nan
+    x[1, 5, H - 1, W - 1] = np.inf
+    w[:, 5] = np.abs(w[:, 5])  # the Inf reaches every output as +Inf ...
+    w[K - 1, 5] = 0.0  # ... except the last channel's: Inf * 0 = NaN
+    r = rng.standard_normal((2, K, H, W), dtype=np.float32)
+    call, _ = bound("direct_oc", w, b, x.shape, bits=3)
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        for res in (None, r):
+            with np.errstate(invalid="ignore"):
+                want = ref_conv(x, w, b, residual=res)
+            out = np.full(blk(want).shape, np.nan, np.float32)
+            y = call(blk(x), None if res is None else blk(res), out)
+            assert_close(unblk(y), want, what=f"{isa} threads {threads} res {res is not None}")
+    finally:
+        pycnn.set_num_threads(old)
+
+
 @pytest.mark.parametrize("bits", [1, 3])
 def test_direct_oc_strided_pointwise_reads_blocked_x(isa, rng, bits):
     """ResNet's downsample (1x1 stride 2) on a blocked x: subsampled in the blocked layout."""
