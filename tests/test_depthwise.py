@@ -166,6 +166,29 @@ def test_c16_strided_wide_rows_read_x_in_place_every_isa(R, isa, rng):
                 assert_close(got, want, what=f"{isa} Wo={Wo} pad=({pt}, {pl}) bits={bits}")
 
 
+@pytest.mark.parametrize("R", [3, 5, 7])
+def test_c16_edge_pixels_propagate_nan_and_inf_every_isa(R, isa, rng):
+    """A blocked x read in place at stride 2: NaN and +-Inf in the first and last input columns
+    (read only by the edge pixels' unrolled taps) and in the middle reach exactly the outputs
+    whose windows hold them (Inf * a weight of the other sign is -Inf, Inf - Inf is NaN)."""
+    Wo = 14
+    W = (Wo - 1) * 2 + 1
+    x, w, b = conv_data(rng, 1, 32, 9, W, 32, 1, R, R)
+    x[0, 3, 4, 0] = np.nan
+    x[0, 7, 2, W - 1] = np.inf
+    x[0, 7, 6, W - 1] = -np.inf  # both Infs in some windows of channel 7: NaN there
+    x[0, 20, 0, W // 2] = np.inf
+    pad = R // 2
+    conv = pycnn.prepare_conv(w, b, stride=2, padding=pad, groups=32, algo="depthwise_c16", activation="relu")
+    s = ConvShape(x.shape, w.shape, 2, pad, 1, 32)
+    out = np.full((1, 2, s.Ho, Wo, 16), np.nan, np.float32)
+    conv.bind([x.shape], None, layout=(3, "depthwise_c16"))(blk(x), None, out)
+    with np.errstate(invalid="ignore"):
+        want = _ref(x, w, b, 2, pad, 1, 32, "relu")
+    assert np.isnan(want).any() and np.isinf(want).any()
+    assert_close(unblk(out), want, what=f"{isa} R={R}")
+
+
 @pytest.mark.parametrize("C", [5, 20, 35])
 def test_c16_channels_not_a_multiple_of_16_every_isa(C, isa, rng):
     """NCHW tensors with a partial last block: its extra lanes are computed and never stored."""

@@ -59,7 +59,7 @@ struct GroupedC16 {
   // vector per pixel (AVX-512's input reuse): 144@56 1.19-1.28x, 32@112 1.02-1.09x; on 28-wide
   // and smaller maps, with 5x5 or 7x7 windows (0.73-0.78x: the edges' taps one pixel at a time)
   // and on AVX2 (144@56 0.94x, 16@56 0.81x) the copy stays.
-  static constexpr int64_t kMinDirect3 = 4, kMinDirect = 2 * T, kMinDirect3s1 = 4 * T;
+  static constexpr int64_t kMinDirect3 = 4, kMinDirect = T, kMinDirect3s1 = 4 * T;
 
   const ConvParams& p;
   bool xb, yb, rb;
@@ -226,13 +226,19 @@ struct GroupedC16 {
   void pixels_reuse(const float* const* rows, int64_t wo, const float* wk, const reg* b, float* out) const {
     static_assert(kR > 0 && kS > 0 && (kSt == 1 || kSt == 2), "taps known");
     constexpr int kIn = kSt == 1 ? NT + kS - 1 : NT + (kS - 1) / 2;  // pixels kept: all, or the even ones
-    reg acc[NT][KV];
-    for (int t = 0; t < NT; ++t)
-      for (int v = 0; v < KV; ++v) acc[t][v] = b[v];
+    // Two sets of accumulators (even and odd tap rows) for 5x5 and 7x7 windows where the
+    // registers allow: with one, NT chains of R*S dependent FMAs (4 cycles each) leave no slack at
+    // 2 FMAs a cycle (1.02-1.09x; 3x3 windows 0.97-0.98x: their 9-deep chains are not the bound).
+    constexpr int NA = KV == 1 && V::kRegisters && kS >= 5 && (NT == T || kSt == 1) && 2 * NT + kIn + 2 <= 32 ? 2 : 1;
+    reg acc2[NA][NT][KV];
+    for (int a = 0; a < NA; ++a)
+      for (int t = 0; t < NT; ++t)
+        for (int v = 0; v < KV; ++v) acc2[a][t][v] = a == 0 ? b[v] : V::zero();
     // Every loop unrolled, so the arrays live in registers (GCC's own limits left larger
     // instantiations' tap loops rolled, with in[] and acc[] on the stack).
 #pragma GCC unroll 7
     for (int r = 0; r < kR; ++r) {
+      reg(&acc)[NT][KV] = acc2[r % NA];
 #pragma GCC unroll 2
       for (int v = 0; v < KV; ++v) {
         const float* row = rows[r] + wo * kSt * 16 + v * W;
@@ -263,7 +269,8 @@ struct GroupedC16 {
       }
     }
     for (int t = 0; t < NT; ++t)
-      for (int v = 0; v < KV; ++v) V::storeu(out + t * 16 + v * W, stored(acc[t][v]));
+      for (int v = 0; v < KV; ++v)
+        V::storeu(out + t * 16 + v * W, stored(NA == 2 ? V::add(acc2[0][t][v], acc2[NA - 1][t][v]) : acc2[0][t][v]));
   }
 
   // n taps of NT output pixels shared out over U accumulators in turn, summed at the end (the
@@ -330,12 +337,23 @@ struct GroupedC16 {
 
   template <int kR, int kS, int kSt>
   void span_blocks(const float* const* rows, int64_t n, const float* wk, const reg* b, float* out) const {
+    // A tail of one or two pixels would run as chains (pixels_chains, twice a block's cost per
+    // pixel): after a full block, that block and the tail run as two near-equal blocks instead
+    // (26 at T = 8: 8 + 8 + 5 + 5, not 8 + 8 + 8 + 2), where both keep at least 3 pixels.
+    const int64_t rem = n % T;
+    const bool rebalance = n > T && rem > 0 && rem <= 2 && (T + rem) / 2 >= 3;
+    const int64_t full_end = n - rem - (rebalance ? T : 0);
     int64_t wo = 0;
-    for (; wo + T <= n; wo += T) {
+    for (; wo < full_end; wo += T) {
       if constexpr (kSt == 0)
         pixels<T, kR, kS>(rows, wo, wk, b, out + wo * 16);
       else
         pixels_reuse<T, kR, kS, kSt>(rows, wo, wk, b, out + wo * 16);
+    }
+    if (rebalance) {
+      const int first = (int)(T + rem + 1) / 2;
+      tail<T - 1, kR, kS, kSt>(first, rows, wo, wk, b, out + wo * 16);
+      wo += first;
     }
     if (wo < n) tail<T - 1, kR, kS, kSt>((int)(n - wo), rows, wo, wk, b, out + wo * 16);
   }
@@ -389,6 +407,39 @@ struct GroupedC16 {
     taps_over_accumulators<1>(n, b, tap, out);
   }
 
+  // edge_pixel with the window known at compile time: the taps unrolled, each inside one tested
+  // in place and added into accumulator (r * kS + s) % 4; building the generic version's lists of
+  // taps cost more than their FMAs (two edge pixels a row were a quarter of 80@56 5x5/2).
+  template <int kR, int kS>
+  void edge_pixel_t(const float* const* xr, int64_t wo, const float* wk, const reg* b, float* out) const {
+    const int64_t iw0 = wo * p.stride_w - p.pad_l;
+    reg acc[4][KV];
+    for (int u = 0; u < 4; ++u)
+      for (int v = 0; v < KV; ++v) acc[u][v] = u == 0 ? b[v] : V::zero();
+#pragma GCC unroll 7
+    for (int r = 0; r < kR; ++r) {
+      if (!xr[r]) continue;
+#pragma GCC unroll 7
+      for (int s = 0; s < kS; ++s) {
+        const int64_t iw = iw0 + s * p.dil_w;
+        if (iw < 0 || iw >= p.W) continue;
+        const float* src = xr[r] + iw * 16;
+        const float* ws = wk + (r * kS + s) * G * 16;
+        const int u = (r * kS + s) % 4;
+#pragma GCC unroll 2
+        for (int v = 0; v < KV; ++v) {
+          const reg xv = V::loadu(src + v * W);
+          each_rotation([&](auto j) {
+            constexpr int J = decltype(j)::value;
+            acc[u][v] = V::fmadd(V::loadu(ws + J * 16 + v * W), rot<J>(xv), acc[u][v]);
+          });
+        }
+      }
+    }
+    for (int v = 0; v < KV; ++v)
+      V::storeu(out + v * W, stored(V::add(V::add(acc[0][v], acc[1][v]), V::add(acc[2][v], acc[3][v]))));
+  }
+
   // One output row read straight from a channel-blocked x (no padded copy: the copy was a third
   // of a stride-2 layer's time): the columns whose taps all fall inside the row read x (rows
   // above or below the map read zero: Wp zero pixels), and the edge columns, whose taps reach the
@@ -410,8 +461,14 @@ struct GroupedC16 {
       for (int64_t r = 0; r < p.R; ++r) rows[r] = xr[r] ? xr[r] + c * 16 : zero;
       span<kR, kS>(rows, m1 - m0, wk, b, out + m0 * 16);
     }
-    for (int64_t wo = 0; wo < m0; ++wo) edge_pixel(xr, wo, wk, b, out + wo * 16);
-    for (int64_t wo = m1; wo < p.Wo; ++wo) edge_pixel(xr, wo, wk, b, out + wo * 16);
+    auto edge = [&](int64_t wo) {
+      if constexpr (kR > 0 && kS > 0)
+        edge_pixel_t<kR, kS>(xr, wo, wk, b, out + wo * 16);
+      else
+        edge_pixel(xr, wo, wk, b, out + wo * 16);
+    };
+    for (int64_t wo = 0; wo < m0; ++wo) edge(wo);
+    for (int64_t wo = m1; wo < p.Wo; ++wo) edge(wo);
   }
 
   template <int kR, int kS>
