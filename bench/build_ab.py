@@ -41,7 +41,10 @@ def main(argv=None):
         g_old = importlib.import_module(args.name + ".models").get(args.network)
         g_old.load_state_dict(g_new.state_dict())
         x = networks._input(g_new, args.network, args.batch, np.random.default_rng(0))
-    np.testing.assert_allclose(g_new(x), g_old(x), rtol=1e-4, atol=1e-5)
+    # within 1e-4 of the output's scale: with random weights Inception's logits reach 1e12, and
+    # an element that cancels to 1e9 differs in its 4th digit between summation orders
+    want = g_old(x)
+    np.testing.assert_allclose(g_new(x), want, rtol=1e-4, atol=1e-5 + 1e-4 * float(np.abs(want).max()))
 
     t = compare({"old": lambda: g_old(x), "new": lambda: g_new(x)}, rounds=args.rounds, target_s=0.5, min_samples=20)
     ma, mb = t["old"]["median_s"] * 1e3, t["new"]["median_s"] * 1e3

@@ -25,7 +25,8 @@ for each blocked tensor,
   * every reader reads it: 1x1 unpadded convs with groups 1, 16 | C and >= 16 outputs (any
     stride; as x, or as the residual added in their epilogue, in either layout), convs with
     any window that run direct_oc (groups 1, 16 | C; as x only, and only the output of a conv
-    whose own x is blocked without them: DenseNet's and Inception's 1x1 -> 3x3), depthwise and
+    whose own x is blocked without them or is a graph input, repeated while that grows:
+    DenseNet's and Inception's 1x1 -> 3x3, Inception's stem of 3x3s), depthwise and
     grouped convs as above (x or residual), those pools, LayerNorms over channels, batch norms, channel
     concats and squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked,
     and global average pools and ONNX means over H and W (their (N, C, 1, 1) or (N, C) output
@@ -232,10 +233,19 @@ def plan(steps, shapes, outputs, graph_algo):
 
     windowed = set()  # tensors a conv with a window may read blocked (_windowed_reader)
     B = solve()
-    if WINDOWED_READERS:
-        # Only the outputs of convs whose x is blocked without them (writing theirs blocked then
-        # costs nothing): so no tensor is reordered, and no concat copied, for their sake.
-        windowed = {st.output for st in steps if producer.get(st.output) in info and st.inputs[0] in B}
+    while WINDOWED_READERS:
+        # Only the outputs of convs whose x is blocked without them, or is a graph input (writing
+        # theirs blocked then costs nothing): so no tensor is reordered, and no concat copied,
+        # for their sake. Repeated while it grows: a chain of windowed convs after the stem
+        # (Inception's 3x3s) goes blocked one conv per round.
+        more = {
+            st.output
+            for st in steps
+            if producer.get(st.output) in info and (st.inputs[0] in B or st.inputs[0] not in producer)
+        }
+        if more <= windowed:
+            break
+        windowed |= more
         B = solve()
 
     result = {}

@@ -518,6 +518,40 @@ def test_graph_blocks_the_bottleneck_chain_and_matches_nchw(rng):
         layout.ENABLED = True
 
 
+def test_graph_blocks_a_stem_chain_of_windowed_convs(rng):
+    """Inception's stem: graph input -> 3x3/2 -> 3x3 (valid) -> 3x3 -> max pool -> 1x1, direct_oc.
+    The first conv reads the graph's NCHW input and writes its output blocked, since a conv with a
+    window reads it; the chain after it goes blocked one conv per round of the plan (each 3x3
+    reads x and writes y blocked, the pool both), and the result matches the reference."""
+
+    def conv(name, src, cin, cout, stride=1, padding=0):
+        w = rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)
+        return Node(name, "conv2d", [src], attrs=dict(stride=stride, padding=padding),
+                    params={"weight": w, "bias": rng.standard_normal(cout) * 0.1})  # fmt: skip
+
+    nodes = [
+        conv("c1", "x", 3, 32, stride=2),
+        Node("r1", "relu", ["c1"]),
+        conv("c2", "r1", 32, 32),
+        Node("r2", "relu", ["c2"]),
+        conv("c3", "r2", 32, 64, padding=1),
+        Node("r3", "relu", ["c3"]),
+        Node("pool", "max_pool2d", ["r3"], attrs=dict(kernel=3, stride=2)),
+        Node("c4", "conv2d", ["pool"], params={"weight": rng.standard_normal((32, 64, 1, 1)) / 8}),
+        Node("gap", "global_avg_pool2d", ["c4"]),
+        Node("flat", "flatten", ["gap"]),
+    ]
+    g = Graph({"x": (None, 3, 37, 37)}, nodes, ["flat"], name="stem_chain")
+    g.set_algo("direct_oc")
+    x = rng.standard_normal((2, 3, 37, 37), dtype=np.float32)
+    lay = bound_layouts(g, x)
+    X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
+    assert lay["c1"] == (Y, "direct_oc")
+    assert lay["c2"] == (X | Y, "direct_oc") and lay["c3"] == (X | Y, "direct_oc")
+    assert lay["pool"] == (X | Y, "max_pool2d") and lay["c4"] == (X | Y, "direct_oc")
+    np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+
+
 def test_graph_outputs_and_other_readers_stay_nchw(rng, monkeypatch):
     """A tensor that is a graph output, or that an op which cannot read the layout reads, is
     never blocked; nor is anything when the graph runs one named algorithm. 24 channels are
