@@ -3,6 +3,7 @@ comparison of two runs (the measuring instrument is code too)."""
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -336,3 +337,16 @@ def test_algo_ab_runs(capsys):
     algo_ab.main(["2,8,9,12,3,2,1", "--algos", "direct_oc,im2col", "--cold", "--rounds", "1", "--nchw"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("N2 8->12 3x3/2 pad 1 @9") and "cold, NCHW y" in line and line.count("GFLOP/s") == 2
+
+
+def test_cold_input_runs(capsys):
+    """bench/cold_input.py: a first conv with its input flushed from the caches beside
+    onnxruntime's profiled Conv node (the result checked against the reference first)."""
+    from bench import cold_input
+
+    cold_input.main(["1,3,20,16,3,2,1", "--flush", "1", "--runs", "4"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("ISA ") and "1 MiB written between calls" in lines[0]
+    assert lines[1].startswith("N1 3->16 3x3/2 pad 1 @20: pycnn ") and "onnxruntime" in lines[1]
+    nums = [float(v) for v in re.findall(r"\d+\.\d+", lines[1])]
+    assert len(nums) == 6 and all(v > 0 for v in nums)
