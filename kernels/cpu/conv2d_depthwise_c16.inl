@@ -53,8 +53,8 @@ struct GroupedC16 {
 
   static constexpr int kMaxR = 7;  // tap rows row_direct serves (and row without allocating)
   // Middle columns for row_direct at stride 2: 3x3 windows from 4 (576@14 3x3/2 1.07-1.32x over
-  // the copy); wider windows from two register blocks (5x5/2 to 7 wide 0.76-0.95x with a middle
-  // of 5: the middle's short block and the edges' chains lose to one block of 7 from the copy).
+  // the copy); wider windows from one register block (with edge_pixel_t: 240@28 5x5/2 1.15x,
+  // 96@28 1.23x; a middle of 5, the 7-wide maps, 0.92-0.98x: one block of 7 from the copy wins).
   // At stride 1 (one input row copied per output row) 3x3 windows from four blocks, with one
   // vector per pixel (AVX-512's input reuse): 144@56 1.19-1.28x, 32@112 1.02-1.09x; on 28-wide
   // and smaller maps, with 5x5 or 7x7 windows (0.73-0.78x: the edges' taps one pixel at a time)

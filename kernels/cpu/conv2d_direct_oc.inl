@@ -627,7 +627,7 @@ struct DirectOcConv {
         band_pixels(band, tb, pix0, pix1);
         const int64_t t0 = band * tb, t1 = std::min(p.Ho * row_tiles, t0 + tb);
         const float* ximg = x + (n * p.C + g * Cg) * p.H * p.W;
-        if (!toff.empty() && !x_blk()) touch_band_input(ximg, pix0, pix1);
+        if (!toff.empty() && !x_blk() && !images_as_row) touch_band_input(ximg, pix0, pix1);
         const float* wk = wbp + (g * kblocks + kb) * RS * Cg * KB;
         // The next unit's weights when it moves to another output block (else they are the
         // ones in use, already near).
