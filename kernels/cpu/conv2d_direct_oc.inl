@@ -649,9 +649,6 @@ struct DirectOcConv {
         }
         for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
           const int64_t ccn = std::min(cc, Cg - c0);
-          // Fetch the next chunk's weights into L2 while this one computes: at batch 1 on small
-          // maps they come from memory, and a chunk serves only the band's few pixels, so
-          // without this each chunk first stalls on its loads.
           // A blocked pointwise conv storing its sums (one chunk): the band's pixels are one
           // contiguous run of x and y, done as register blocks of up to PB pixels, near-equal,
           // with none of the per-row-tile bookkeeping (at 16 channels a tile is ~170 cycles of
@@ -659,11 +656,15 @@ struct DirectOcConv {
           const bool pw_band = direct_out && x_blk() && p.pointwise();
           const int PB = kvt > KV ? PM : PMAX;
           const int64_t parts = pw_band ? (pix1 - pix0 + PB - 1) / PB : 0;
+          // Fetch the next chunk's weights into L2 while this one computes: at batch 1 on small
+          // maps they come from memory, and a chunk serves only the band's few pixels, so
+          // without this each chunk first stalls on its loads.
+          const int64_t pf_tiles = pw_band ? parts : tiles;  // the calls that share the lines out
           WeightPrefetch pf;
           if (c0 + cc < Cg)
-            pf = WeightPrefetch(wk + (c0 + cc) * KB, std::min(cc, Cg - c0 - cc), RS, Cg, pw_band ? parts : tiles);
+            pf = WeightPrefetch(wk + (c0 + cc) * KB, std::min(cc, Cg - c0 - cc), RS, Cg, pf_tiles);
           else if (wnext)
-            pf = WeightPrefetch(wnext, std::min(cc, Cg), RS, Cg, pw_band ? parts : tiles);
+            pf = WeightPrefetch(wnext, std::min(cc, Cg), RS, Cg, pf_tiles);
           if (pw_band) {
             const int64_t npix = pix1 - pix0, o = blk_off(n, kbase, pix0);
             const int q = (int)(npix / parts), big = (int)(npix % parts);  // big blocks of q + 1, then q
@@ -686,8 +687,9 @@ struct DirectOcConv {
           // a first layer's 27-step tiles)
           for (int64_t t = t0, oh = t0 / row_tiles, rt = t0 % row_tiles; t < t1;
                ++t, rt = rt + 1 == row_tiles ? 0 : rt + 1, oh += rt == 0) {
-            const int64_t ow0 = rt * rt_base + std::min(rt, rt_extra);
-            const int P = (int)(rt_base + (rt < rt_extra ? 1 : 0));
+            int64_t ow0;
+            int P;
+            row_tile(rt, ow0, P);
             pf.begin_tile();
             BlockedOut* bo = nullptr;
             if (direct_out) {

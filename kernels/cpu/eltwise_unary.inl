@@ -27,13 +27,26 @@ PYCNN_UNARY_INLINE float bits_to_float(int32_t i) {
   return f;
 }
 
+// Cody-Waite: x = n ln 2 + r, |r| <= ln 2 / 2; t keeps n in its low mantissa bits for times_pow2.
+PYCNN_UNARY_INLINE float ln2_reduce(float x, float& t) {
+  t = x * 1.44269504f + 12582912.0f;  // 1.5 * 2^23: rounds x / ln 2 to an integer
+  const float n = t - 12582912.0f;
+  const float r = x - n * 0.693359375f;
+  return r + n * 2.12194440e-4f;  // ln 2 = 0.693359375 - 2.12194440e-4
+}
+
+// p * 2^n for ln2_reduce's t: n added into the exponent field.
+PYCNN_UNARY_INLINE float times_pow2(float p, float t) {
+  int32_t ti, pi;
+  std::memcpy(&ti, &t, 4);
+  std::memcpy(&pi, &p, 4);
+  return bits_to_float(pi + ((ti - 0x4B400000) << 23));
+}
+
 // e^x: 0 below -87.3 (before denormals), +inf above 88.7, the polynomial between.
 PYCNN_UNARY_INLINE float exp_approx(float x0) {
-  const float x = x0 < -87.3f ? -87.3f : (x0 > 88.7f ? 88.7f : x0);
-  const float t = x * 1.44269504f + 12582912.0f;  // 1.5 * 2^23: rounds x / ln 2 to an integer
-  const float n = t - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;  // ln 2 = 0.693359375 - 2.12194440e-4 (Cody-Waite)
+  float t;
+  const float r = ln2_reduce(x0 < -87.3f ? -87.3f : (x0 > 88.7f ? 88.7f : x0), t);
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -41,12 +54,7 @@ PYCNN_UNARY_INLINE float exp_approx(float x0) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t ti;
-  std::memcpy(&ti, &t, 4);
-  const int32_t e = (ti - 0x4B400000) << 23;  // n in the exponent field
-  int32_t pi;
-  std::memcpy(&pi, &p, 4);
-  const float v = bits_to_float(pi + e);
+  const float v = times_pow2(p, t);
   return x0 < -87.3f ? 0.0f : (x0 > 88.7f ? __builtin_inff() : v);
 }
 
@@ -74,20 +82,13 @@ PYCNN_UNARY_INLINE float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)
 // NaN, as -inf * sigmoid(-inf) = -inf * 0.
 PYCNN_UNARY_INLINE float silu(float v) {
   const float x0 = -v;
-  const float x = x0 < -87.3f ? -87.3f : x0;  // no upper clamp: above 88.7 the select below wins
-  const float t = x * 1.44269504f + 12582912.0f;
-  const float n = t - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
+  float t;  // no upper clamp: above 88.7 the select below wins
+  const float r = ln2_reduce(x0 < -87.3f ? -87.3f : x0, t);
   float q = 8.312860164819032e-3f;  // e^r ~ 1 + r + r^2 q(r): degree 5, relative error 1.7e-7
   q = q * r + 4.1889020097869545e-2f;
   q = q * r + 1.6667110631549767e-1f;
   q = q * r + 4.9999243234694857e-1f;
-  const float p = (r * r) * q + r + 1.0f;
-  int32_t ti, pi;
-  std::memcpy(&ti, &t, 4);
-  std::memcpy(&pi, &p, 4);
-  const float e = bits_to_float(pi + ((ti - 0x4B400000) << 23));
+  const float e = times_pow2((r * r) * q + r + 1.0f, t);
   return v / (1.0f + (x0 > 88.7f ? __builtin_inff() : e));
 }
 
@@ -146,14 +147,21 @@ struct UnaryVec {
   static PYCNN_UNARY_INLINE F splat(float a) { return F{} + a; }
   static PYCNN_UNARY_INLINE F sel(I m, F a, F b) { return m ? a : b; }
 
+  // as the scalar ln2_reduce and times_pow2
+  static PYCNN_UNARY_INLINE F ln2_reduce(F x, F& t) {
+    t = x * 1.44269504f + 12582912.0f;
+    const F n = t - 12582912.0f;
+    const F r = x - n * 0.693359375f;
+    return r + n * 2.12194440e-4f;
+  }
+  static PYCNN_UNARY_INLINE F times_pow2(F p, F t) { return (F)((I)p + (((I)t - 0x4B400000) << 23)); }
+
   static PYCNN_UNARY_INLINE F exp(F x0) {
     const F lo = splat(-87.3f), hi = splat(88.7f);
     F x = sel(x0 < lo, lo, x0);
     x = sel(x > hi, hi, x);
-    const F t = x * 1.44269504f + 12582912.0f;
-    const F n = t - 12582912.0f;
-    F r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
+    F t;
+    const F r = ln2_reduce(x, t);
     F p = splat(1.9875691500e-4f);
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -161,8 +169,7 @@ struct UnaryVec {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    const I e = ((I)t - 0x4B400000) << 23;
-    F v = (F)((I)p + e);
+    F v = times_pow2(p, t);
     v = sel(x0 < lo, splat(0.0f), v);
     return sel(x0 > hi, splat(__builtin_inff()), v);
   }
@@ -170,17 +177,13 @@ struct UnaryVec {
   // as the scalar silu (see there)
   static PYCNN_UNARY_INLINE F silu(F v) {
     const F lo = splat(-87.3f), hi = splat(88.7f), x0 = -v;
-    const F x = sel(x0 < lo, lo, x0);
-    const F t = x * 1.44269504f + 12582912.0f;
-    const F n = t - 12582912.0f;
-    F r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
+    F t;
+    const F r = ln2_reduce(sel(x0 < lo, lo, x0), t);
     F q = splat(8.312860164819032e-3f);
     q = q * r + 4.1889020097869545e-2f;
     q = q * r + 1.6667110631549767e-1f;
     q = q * r + 4.9999243234694857e-1f;
-    const F p = (r * r) * q + r + 1.0f;
-    const F e = (F)((I)p + (((I)t - 0x4B400000) << 23));
+    const F e = times_pow2((r * r) * q + r + 1.0f, t);
     return v / (1.0f + sel(x0 > hi, splat(__builtin_inff()), e));
   }
   static PYCNN_UNARY_INLINE F clamp01(F v) {
