@@ -7,15 +7,35 @@ older build's package, as bench/build_ab.py loads it): blocks of calls taking tu
 Each shape is N,C,H,K,R,stride,pad (square maps and windows); ReLU in the epilogue. Prints both
 times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new. --blocked y
 (or xy) binds the call as a Graph's layout pass does (pycnn/layout.py): the output, and x too,
-channel-blocked (N, C/16, H, W, 16), run by --algo; --threads sets both builds' threads."""
+channel-blocked (N, C/16, H, W, 16), run by --algo; --threads sets both builds' threads. --cold
+evicts the caches (64 MiB summed) and then reads x before each call, so the weights come from
+memory and the input from cache, as for a layer deep in a network whose weights the other layers
+pushed out; the two builds' calls then alternate one by one."""
 
 import argparse
+import statistics
+import time
 
 import numpy as np
 
 from . import old_build
 from .depthwise_check import _blocked
 from .timing import compare
+
+
+def _cold_pair(old, new, x, reps):
+    """Median seconds of old(x) and new(x), alternating, each after evicting the caches (a 64 MiB
+    buffer summed) and reading x back in."""
+    flush = np.ones(16 << 20, np.float32)
+    ts = {old: [], new: []}
+    for i in range(2 * reps):
+        f = old if i % 2 == 0 else new
+        flush.sum()
+        x.sum()
+        t0 = time.perf_counter()
+        f(x)
+        ts[f].append(time.perf_counter() - t0)
+    return statistics.median(ts[old]), statistics.median(ts[new])
 
 
 def main(argv=None):
@@ -27,6 +47,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--blocked", choices=("", "y", "xy"), default="", help="channel-blocked y, or x and y")
+    ap.add_argument("--cold", action="store_true", help="weights evicted from the caches before each call")
     args = ap.parse_args(argv)
     builds = old_build.builds(args.old, args.name, args.threads)
     bits = {"": 0, "y": 2, "xy": 3}[args.blocked]
@@ -45,11 +66,14 @@ def main(argv=None):
         np.testing.assert_allclose(calls["new"](x), calls["old"](x), rtol=1e-4, atol=1e-3)
         Ho = (H + 2 * pad - R) // st + 1
         flop = 2.0 * N * K * C * R * R * Ho * Ho
-        timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
-        mo, mn = (timed[k]["median_s"] for k in ("old", "new"))
+        if args.cold:
+            mo, mn = _cold_pair(calls["old"], calls["new"], x, 10 * args.rounds)
+        else:
+            timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
+            mo, mn = (timed[k]["median_s"] for k in ("old", "new"))
         print(
             f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H} ({args.algo}{', blocked ' + args.blocked if bits else ''}, "
-            f"{args.threads} threads): old {mo * 1e3:.3f} ms "
+            f"{args.threads} threads{', weights cold' if args.cold else ''}): old {mo * 1e3:.3f} ms "
             f"({flop / mo / 1e9:.0f} GFLOP/s), new {mn * 1e3:.3f} ms ({flop / mn / 1e9:.0f} GFLOP/s), {mo / mn:.3f}x",
             flush=True,
         )

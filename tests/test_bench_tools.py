@@ -218,6 +218,9 @@ def test_build_ab_runs(capsys, tmp_path):
     assert line.startswith("N2 16->32 1x1/1 pad 0 @9 (direct_oc, blocked xy, 2 threads): old") and line.endswith("x")
     conv_ab.main([str(tmp_path), "1,3,20,32,7,2,3", "--algo", "direct_oc", "--rounds", "1", "--threads", "1"])
     assert "(direct_oc, 1 threads)" in capsys.readouterr().out
+    # weights evicted before each call, the two builds alternating
+    conv_ab.main([str(tmp_path), "1,64,7,96,1,1,0", "--algo", "direct_oc", "--rounds", "1", "--blocked", "xy", "--cold"])
+    assert "(direct_oc, blocked xy, 2 threads, weights cold): old" in capsys.readouterr().out
     from bench import sgemm_ab
 
     sgemm_ab.main([str(tmp_path), "13,49,70", "--rounds", "1"])

@@ -41,27 +41,32 @@ namespace pycnn {
 
 // Software prefetch (into L2) of one channel chunk of direct_oc weights, laid out
 // [tap][channel][KB]: cc channels at `w` for each of the RS taps (tap stride Cg*KB floats).
-// The lines are shared out over `tiles` tiles (begin_tile) and issued one at a time from inside
-// a tile's channel loop (one()): issued in a burst before a tile they fill the core's line-fill
-// buffers and stall the FMAs.
+// The lines are shared out over `tiles` tiles (begin_tile) and issued from inside a tile's
+// channel loop, a few at a time (one() runs once per 4 channel steps, `calls` times a tile):
+// issued in a burst before a tile they fill the core's line-fill buffers and stall the FMAs.
+// Each call issues enough lines for the whole chunk to be fetched over the tiles (at 32 output
+// channels a channel step's weights are two lines, so one line per call fetched only half of
+// them where a unit has fewer than 8 tiles: 7x7 maps at batch 1).
 template <int KB>
 struct WeightPrefetchT {
   const float* tap = nullptr;  // first line of the current tap
-  int64_t line = 0, lines_per_tap = 0, tap_stride = 0, left = 0, per_tile = 0, quota = 0;
+  int64_t line = 0, lines_per_tap = 0, tap_stride = 0, left = 0, per_tile = 0, quota = 0, burst = 1;
   WeightPrefetchT() = default;
-  WeightPrefetchT(const float* w, int64_t cc, int64_t RS, int64_t Cg, int64_t tiles)
+  WeightPrefetchT(const float* w, int64_t cc, int64_t RS, int64_t Cg, int64_t tiles, int64_t calls)
       : tap(w), lines_per_tap((cc * KB + 15) / 16), tap_stride(Cg * KB), left(lines_per_tap * RS) {
     per_tile = (left + tiles - 1) / std::max<int64_t>(1, tiles);
+    burst = std::max<int64_t>(1, (per_tile + calls - 1) / std::max<int64_t>(1, calls));
   }
   void begin_tile() { quota = per_tile; }
   void one() {
-    if (quota == 0 || left == 0) return;
-    __builtin_prefetch(tap + line * 16, 0, 2);
-    --quota;
-    --left;
-    if (++line == lines_per_tap) {
-      line = 0;
-      tap += tap_stride;
+    for (int64_t k = 0; k < burst && quota > 0 && left > 0; ++k) {
+      __builtin_prefetch(tap + line * 16, 0, 2);
+      --quota;
+      --left;
+      if (++line == lines_per_tap) {
+        line = 0;
+        tap += tap_stride;
+      }
     }
   }
 };
@@ -281,7 +286,7 @@ struct DirectOcConv {
           const float* xs = x0 + (r - r0) * p.dil_h * p.W + (s - s0) * p.dil_w;
           const float* wc = wk + (r * p.S + s) * tap_stride;
           for (int64_t c = 0; c < cc; ++c, xs += plane, wc += KB) {
-            if ((c & 3) == 0) pf.one();  // one line per 4 channel steps (~56 FMAs)
+            if ((c & 3) == 0) pf.one();  // once per 4 channel steps (~56 FMAs)
             typename V::reg wv[KVT];
 #pragma GCC unroll 4
             for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
@@ -660,11 +665,12 @@ struct DirectOcConv {
           // maps they come from memory, and a chunk serves only the band's few pixels, so
           // without this each chunk first stalls on its loads.
           const int64_t pf_tiles = pw_band ? parts : tiles;  // the calls that share the lines out
+          const int64_t pf_calls = RS * ((ccn + 3) / 4);     // one() calls in each of them
           WeightPrefetch pf;
           if (c0 + cc < Cg)
-            pf = WeightPrefetch(wk + (c0 + cc) * KB, std::min(cc, Cg - c0 - cc), RS, Cg, pf_tiles);
+            pf = WeightPrefetch(wk + (c0 + cc) * KB, std::min(cc, Cg - c0 - cc), RS, Cg, pf_tiles, pf_calls);
           else if (wnext)
-            pf = WeightPrefetch(wnext, std::min(cc, Cg), RS, Cg, pf_tiles);
+            pf = WeightPrefetch(wnext, std::min(cc, Cg), RS, Cg, pf_tiles, pf_calls);
           if (pw_band) {
             const int64_t npix = pix1 - pix0, o = blk_off(n, kbase, pix0);
             const int q = (int)(npix / parts), big = (int)(npix % parts);  // big blocks of q + 1, then q
