@@ -219,7 +219,8 @@ def test_build_ab_runs(capsys, tmp_path):
     conv_ab.main([str(tmp_path), "1,3,20,32,7,2,3", "--algo", "direct_oc", "--rounds", "1", "--threads", "1"])
     assert "(direct_oc, 1 threads)" in capsys.readouterr().out
     # weights evicted before each call, the two builds alternating
-    conv_ab.main([str(tmp_path), "1,64,7,96,1,1,0", "--algo", "direct_oc", "--rounds", "1", "--blocked", "xy", "--cold"])
+    cold = ["--rounds", "1", "--blocked", "xy", "--cold"]
+    conv_ab.main([str(tmp_path), "1,64,7,96,1,1,0", "--algo", "direct_oc", *cold])
     assert "(direct_oc, blocked xy, 2 threads, weights cold): old" in capsys.readouterr().out
     from bench import sgemm_ab
 
