@@ -1,5 +1,5 @@
 """An older build of pycnn beside this checkout's, for the in-process A/B tools (build_ab,
-conv_ab, sgemm_ab, depthwise_check --old, blocked_pool_check --old): its package copied into a
+conv_ab, linear_ab, sgemm_ab, depthwise_check --old, blocked_pool_check --old): its package copied into a
 folder under another name (the package imports itself relatively, so the copy runs as that name)."""
 
 import importlib

@@ -222,6 +222,11 @@ def test_build_ab_runs(capsys, tmp_path):
     cold = ["--rounds", "1", "--blocked", "xy", "--cold"]
     conv_ab.main([str(tmp_path), "1,64,7,96,1,1,0", "--algo", "direct_oc", *cold])
     assert "(direct_oc, blocked xy, 2 threads, weights cold): old" in capsys.readouterr().out
+    from bench import linear_ab
+
+    linear_ab.main([str(tmp_path), "6,70,37", "--rounds", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("linear N6 70->37") and "old" in line and "new" in line
     from bench import sgemm_ab
 
     sgemm_ab.main([str(tmp_path), "13,49,70", "--rounds", "1"])

@@ -140,6 +140,24 @@ def test_linear(N, In, rng, isa):
     assert pycnn.linear(x[0], w, b).shape == (37,)
 
 
+@pytest.mark.parametrize("N", [5, 8, 13])
+def test_linear_large_weights_prefetched(N, rng, isa):
+    """W of 32 MiB and more (the GEMV prefetches the next pass's rows for blocks of 5-8 x rows),
+    a partial W-row block at the end, NaN in one x row and Inf in one W row propagating to those
+    outputs only."""
+    In, Out = 4096, 2049
+    x = rng.standard_normal((N, In), dtype=np.float32)
+    w = rng.standard_normal((Out, In), dtype=np.float32) / 64
+    b = rng.standard_normal(Out, dtype=np.float32)
+    x[1, 7] = np.nan
+    w[5, 100] = np.inf
+    ref = reference.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+    y = np.full((N, Out), 7.0, np.float32)
+    _C.linear(x, w, b, y, False)
+    assert np.isnan(y[1]).all() and not np.isnan(np.delete(y, 1, axis=0)).any()
+    assert_close(np.delete(y, 1, axis=0), np.delete(ref, 1, axis=0), 1e-4, 1e-3)
+
+
 @needs_torch
 def test_linear_against_torch(rng):
     x = rng.standard_normal((8, 512), dtype=np.float32)

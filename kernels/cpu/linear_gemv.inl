@@ -12,7 +12,11 @@
 
 namespace pycnn {
 
-template <class V, int NB, int RB>
+// W of at least this many floats (32 MiB) is prefetched a pass ahead (linear_gemv).
+constexpr int64_t kGemvPrefetchFloats = int64_t(8) << 20;
+
+// PF: the next pass's RB rows of W prefetched into L2 as this pass reads its own.
+template <class V, int NB, int RB, bool PF>
 static void gemv_block(int64_t o0, int64_t o1, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
                        float* y, bool relu) {
   using reg = typename V::reg;
@@ -28,6 +32,7 @@ static void gemv_block(int64_t o0, int64_t o1, int64_t In, int64_t Out, const fl
       for (int j = 0; j < NB; ++j) xv[j] = V::loadu(x + j * In + i);
       for (int r = 0; r < RB; ++r) {
         if (r >= rb) break;
+        if (PF && o + RB + r < o1) __builtin_prefetch(w + (o + RB + r) * In + i, 0, 2);
         const reg wv = V::loadu(w + (o + r) * In + i);
         for (int j = 0; j < NB; ++j) acc[r][j] = V::fmadd(wv, xv[j], acc[r][j]);
       }
@@ -39,13 +44,22 @@ static void gemv_block(int64_t o0, int64_t o1, int64_t In, int64_t Out, const fl
         for (int j = 0; j < NB; ++j) acc[r][j] = V::fmadd(wv, V::loadu_n(x + j * In + i, n), acc[r][j]);
       }
     }
+    // The RB * NB lane sums at once: accumulator r * NB + j as row of a W x W transpose, whose
+    // rows then add up to one vector of the sums (lane r * NB + j). One at a time, each sum was a
+    // store and W dependent scalar adds: at batch 8 (16 sums per 2 rows of W) that was as long as
+    // the FMAs of a 1280-wide row.
+    static_assert(RB * NB <= W, "the accumulators fit one transpose");
+    reg sumv[W];
+    for (int r = 0; r < RB; ++r)
+      for (int j = 0; j < NB; ++j) sumv[r * NB + j] = acc[r][j];
+    for (int k = RB * NB; k < W; ++k) sumv[k] = V::zero();
+    V::transpose(sumv);
+    for (int k = 1; k < W; ++k) sumv[0] = V::add(sumv[0], sumv[k]);
+    alignas(64) float sums[W];
+    V::storeu(sums, sumv[0]);
     for (int r = 0; r < rb; ++r)
       for (int j = 0; j < NB; ++j) {
-        alignas(64) float lanes[W];
-        V::storeu(lanes, acc[r][j]);
-        float s = 0.0f;
-        for (int l = 0; l < W; ++l) s += lanes[l];
-        s += b ? b[o + r] : 0.0f;
+        const float s = sums[r * NB + j] + (b ? b[o + r] : 0.0f);
         y[j * Out + o + r] = (relu && s < 0.0f) ? 0.0f : s;  // NaN passes (s < 0 is false)
       }
   }
@@ -60,44 +74,51 @@ constexpr int gemv_rows(int nb) {
   return V::W == 16 ? (nb <= 4 ? 4 : 2) : (nb <= 2 ? 4 : nb <= 4 ? 2 : 1);
 }
 
+// One block of nb <= 8 x rows against the thread's W rows [o0, o1); PF for blocks of 5 or more
+// (two W rows a pass on AVX-512, one on AVX2; with four, 9216 x 4096 at batch 2-4 measured
+// 0.92-1.08x).
+template <class V, bool PF>
+static void gemv_x_block(int nb, int64_t o0, int64_t o1, int64_t In, int64_t Out, const float* x, const float* w,
+                         const float* b, float* y, bool relu) {
+  switch (nb) {
+    case 1:
+      return gemv_block<V, 1, gemv_rows<V>(1), false>(o0, o1, In, Out, x, w, b, y, relu);
+    case 2:
+      return gemv_block<V, 2, gemv_rows<V>(2), false>(o0, o1, In, Out, x, w, b, y, relu);
+    case 3:
+      return gemv_block<V, 3, gemv_rows<V>(3), false>(o0, o1, In, Out, x, w, b, y, relu);
+    case 4:
+      return gemv_block<V, 4, gemv_rows<V>(4), false>(o0, o1, In, Out, x, w, b, y, relu);
+    case 5:
+      return gemv_block<V, 5, gemv_rows<V>(5), PF>(o0, o1, In, Out, x, w, b, y, relu);
+    case 6:
+      return gemv_block<V, 6, gemv_rows<V>(6), PF>(o0, o1, In, Out, x, w, b, y, relu);
+    case 7:
+      return gemv_block<V, 7, gemv_rows<V>(7), PF>(o0, o1, In, Out, x, w, b, y, relu);
+    default:
+      return gemv_block<V, 8, gemv_rows<V>(8), PF>(o0, o1, In, Out, x, w, b, y, relu);
+  }
+}
+
 template <class V>
 static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y,
                         bool relu) {
   const int nt = threads_for(2.0 * N * In * Out, Out);
+  // W from memory (beyond the L3) for 5-8 x rows: a pass's one or two W rows then wait on their
+  // loads between the FMAs of the x rows, so the next pass's rows are prefetched into L2 alongside.
+  // At batch 1 the bare streams run at memory speed already, and from the L3 the prefetches cost
+  // more than they hide.
+  const bool pf = N >= 5 && In * Out >= kGemvPrefetchFloats;
   parallel_run(nt, [&] {
     int64_t o0, o1;
     split_range(Out, omp_get_num_threads(), omp_get_thread_num(), o0, o1);
     // x rows in blocks of up to 8 (8 accumulators); rows of W re-read per block only when N > 8
     for (int64_t n0 = 0; n0 < N; n0 += 8) {
       const int nb = (int)std::min<int64_t>(8, N - n0);
-      const float* xb = x + n0 * In;
-      float* yb = y + n0 * Out;
-      switch (nb) {
-        case 1:
-          gemv_block<V, 1, gemv_rows<V>(1)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-        case 2:
-          gemv_block<V, 2, gemv_rows<V>(2)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-        case 3:
-          gemv_block<V, 3, gemv_rows<V>(3)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-        case 4:
-          gemv_block<V, 4, gemv_rows<V>(4)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-        case 5:
-          gemv_block<V, 5, gemv_rows<V>(5)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-        case 6:
-          gemv_block<V, 6, gemv_rows<V>(6)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-        case 7:
-          gemv_block<V, 7, gemv_rows<V>(7)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-        default:
-          gemv_block<V, 8, gemv_rows<V>(8)>(o0, o1, In, Out, xb, w, b, yb, relu);
-          break;
-      }
+      if (pf)
+        gemv_x_block<V, true>(nb, o0, o1, In, Out, x + n0 * In, w, b, y + n0 * Out, relu);
+      else
+        gemv_x_block<V, false>(nb, o0, o1, In, Out, x + n0 * In, w, b, y + n0 * Out, relu);
     }
   });
 }
