@@ -889,6 +889,28 @@ def test_graph_blocks_squeeze_and_excitation(rng, gate_first):
     np.testing.assert_array_equal(np.isnan(g(x)), np.isnan(g.run_reference(x)))
 
 
+def test_blocked_affine_and_gate_on_two_threads(rng):
+    """Large enough for two threads, 3 images (one thread's share of channel blocks crosses an
+    image): the batch norm (strided images of a concat slice) and the per-image gate."""
+    x = rng.standard_normal((3, 32, 37, 41), dtype=np.float32)
+    x[1, 20, 36, 40], x[2, 0, 0, 0] = np.nan, -np.inf
+    sc, sh = rng.standard_normal(32, dtype=np.float32), rng.standard_normal(32, dtype=np.float32)
+    g = rng.standard_normal(96, dtype=np.float32)
+    wide = np.full((3, 4, 37, 41, 16), np.nan, np.float32)
+    wide[:, 1:3] = blk(x)
+    old = pycnn.get_num_threads()
+    try:
+        pycnn.set_num_threads(2)
+        out = np.full(layout.blocked_shape(x.shape), np.nan, np.float32)
+        _C.channel_affine_blocked16(wide[:, 1:3], sc, sh, out, True)
+        assert_close(unblk(out), np.maximum(x * sc[:, None, None] + sh[:, None, None], 0))
+        out[:] = np.nan
+        _C.channel_scale_blocked16(blk(x), g, out)
+        np.testing.assert_array_equal(unblk(out), x * g.reshape(3, 32, 1, 1))
+    finally:
+        pycnn.set_num_threads(old)
+
+
 def test_blocked_pool_and_gate_kernels(rng):
     x = rng.standard_normal((2, 32, 5, 7), dtype=np.float32)
     xb = blk(x)
