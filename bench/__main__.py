@@ -53,12 +53,10 @@ def main(argv=None):
     if opts.batch is None:
         opts.batch = [1] if opts.quick else [1, 8]
 
-    # Threads are fixed before any engine (NumPy's OpenBLAS included) starts its pool. OpenBLAS
-    # workers otherwise spin ~0.1 s after each call and take the cores of whatever is timed next;
-    # with the minimum timeout they sleep at once (costing NumPy a wake-up per call, microseconds).
+    # Threads are fixed before any engine (NumPy's OpenBLAS included) starts its pool (OpenBLAS's
+    # spin after each call: bench/__init__.py).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(opts.threads))
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     import numpy as np  # noqa: F401  (after the environment above)
 
     import pycnn

@@ -3,6 +3,7 @@ comparison of two runs (the measuring instrument is code too)."""
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -82,6 +83,16 @@ def test_timing_compare_takes_turns_and_meets_min_samples():
     assert runs[:6] == ["fast", "slow"] * 3
     out = timing.compare(cands, rounds=2, target_s=0.02, max_reps=50)
     assert out["slow"]["samples"] == 2
+
+
+def test_every_bench_tool_has_openblas_workers_sleep_at_once():
+    """The package sets OPENBLAS_THREAD_TIMEOUT before its tools import NumPy (bench.sgemm_ab and
+    the others run as `python -m bench.TOOL`, not through bench/__main__.py): checked in a fresh
+    interpreter without the variable."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    code = "import bench, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "4"
 
 
 def test_timing_block_warms_up_for_a_minimum_time():
