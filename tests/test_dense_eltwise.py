@@ -101,6 +101,35 @@ def test_sgemm_depth_split(shape, threads, isa, rng):
     assert np.isnan(c[M // 2]).all() and np.isnan(c).sum() == N
 
 
+@pytest.mark.parametrize("shape", [(64, 1000, 300), (70, 1001, 600), (384, 520, 513), (6, 2100, 130)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sgemm_reads_a_large_b_in_place(shape, threads, isa, rng):
+    """One GEMM of up to 384 rows with a row-major B of 1 MiB or more reads B in place (sgemm.cpp
+    kDirectOneMaxRows): several depth blocks (staged C), whole panels read in place and a last
+    partial panel packed (1001, 520 columns), bias per row and column, ReLU, a NaN in B reaching
+    only its column and an Inf in A its row."""
+    M, N, K = shape
+    a = rng.standard_normal((M, K), dtype=np.float32)
+    b = rng.standard_normal((K, N), dtype=np.float32)
+    b[K // 2, N - 2] = np.nan
+    a[1, 3] = np.inf
+    bias_r = rng.standard_normal(M, dtype=np.float32)
+    bias_c = rng.standard_normal(N, dtype=np.float32)
+    c = np.full((M, N), -7.0, np.float32)
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(threads)
+    try:
+        _C.sgemm(a, b, c, bias_r, bias_c, True, False)
+    finally:
+        pycnn.set_num_threads(old)
+    with np.errstate(invalid="ignore"):
+        ref = np.maximum(a.astype(np.float64) @ b.astype(np.float64) + bias_r[:, None] + bias_c[None], 0)
+    assert np.isnan(c[:, N - 2]).all()
+    keep = np.ones(N, bool)
+    keep[N - 2] = False
+    assert_close(c[:, keep], ref[:, keep], atol=1e-4 * np.sqrt(K), rtol=1e-4)
+
+
 def test_sgemm_depth_split_conv_residual(rng):
     """The depth split under a convolution with a residual join: 100 filters over 64 x 3 x 3
     (576 deep), stride 2 to 9 x 9 at batch 1, relu(conv + b + r) equal to the reference."""
