@@ -481,13 +481,16 @@ struct GroupedC16 {
     const double flops = 2.0 * double(p.N) * double(p.C) * double(HWo) * double(p.R * p.S) * G;
     const double work = (G == 1 ? 3.0 : 1.5) * flops;
     const int nt = threads_for(work, items);
-    StealingRanges share(StealingRanges::even(items, nt));  // even shares, tails stolen (parallel.h)
+    // Items in (image, band, channel block) order: at batch 1 a thread's share is the bands of
+    // half the map, all channel blocks, the rows the band-split 1x1 convs around it (direct_oc)
+    // wrote and read on the same core; even shares, tails stolen (parallel.h).
+    StealingRanges share(StealingRanges::even(items, nt));
     parallel_run(nt, [&] {
       // direct: buf holds a zero row; else the band's padded rows.
       std::vector<float> buf((size_t)((direct ? 1 : buf_rows) * Wp * 16));
       std::vector<float> line(yb ? 0 : (size_t)(p.Wo * 16));  // an output row before it goes to NCHW
       for (int64_t it = 0; share.next(omp_get_thread_num(), it);) {
-        const int64_t n = it / (Cb * bands), cb = it / bands % Cb, ho0 = it % bands * band;
+        const int64_t n = it / (Cb * bands), cb = it % Cb, ho0 = it / Cb % bands * band;
         const int64_t ho1 = std::min(p.Ho, ho0 + band);
         const int cn = lanes(cb);
         if (!direct) load(x, n, cb, ho0, (ho1 - ho0 - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1, buf.data());
