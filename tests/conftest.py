@@ -1,5 +1,7 @@
 """Shared helpers: data, tolerances, the ISA paths this CPU can run, and the outside referee."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,14 @@ def unblk(a):
     """Channel-blocked (N, C/16, H, W, 16) -> NCHW."""
     N, CB, H, W, _ = a.shape
     return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W))
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """pycnn's kernel threads set to n inside the block, restored after it."""
+    old = pycnn.get_num_threads()
+    pycnn.set_num_threads(n)
+    try:
+        yield
+    finally:
+        pycnn.set_num_threads(old)

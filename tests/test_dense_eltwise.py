@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import TF, assert_close, needs_torch, torch
+from conftest import TF, assert_close, needs_torch, num_threads, torch
 from pycnn import _C, reference
 
 
@@ -90,12 +90,8 @@ def test_sgemm_depth_split(shape, threads, isa, rng):
     bias_r = rng.standard_normal(M, dtype=np.float32)
     bias_c = rng.standard_normal(N, dtype=np.float32)
     c = np.full((M, N), np.nan, np.float32)
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         _C.sgemm(a, b, c, bias_r, bias_c, True, False)
-    finally:
-        pycnn.set_num_threads(old)
     ref = a.astype(np.float64) @ b.astype(np.float64) + bias_r[:, None] + bias_c[None]
     assert_close(c, np.maximum(ref, 0), atol=1e-4 * np.sqrt(K), rtol=1e-4)
     assert np.isnan(c[M // 2]).all() and np.isnan(c).sum() == N
@@ -116,12 +112,8 @@ def test_sgemm_reads_a_large_b_in_place(shape, threads, isa, rng):
     bias_r = rng.standard_normal(M, dtype=np.float32)
     bias_c = rng.standard_normal(N, dtype=np.float32)
     c = np.full((M, N), -7.0, np.float32)
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         _C.sgemm(a, b, c, bias_r, bias_c, True, False)
-    finally:
-        pycnn.set_num_threads(old)
     with np.errstate(invalid="ignore"):
         ref = np.maximum(a.astype(np.float64) @ b.astype(np.float64) + bias_r[:, None] + bias_c[None], 0)
     assert np.isnan(c[:, N - 2]).all()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close, assert_conv_close, blk, conv_data, unblk
+from conftest import assert_close, assert_conv_close, blk, conv_data, num_threads, unblk
 from pycnn import _C, Graph, Node, layout, reference
 from pycnn.graph import pad_channels
 
@@ -898,17 +898,13 @@ def test_blocked_affine_and_gate_on_two_threads(rng):
     g = rng.standard_normal(96, dtype=np.float32)
     wide = np.full((3, 4, 37, 41, 16), np.nan, np.float32)
     wide[:, 1:3] = blk(x)
-    old = pycnn.get_num_threads()
-    try:
-        pycnn.set_num_threads(2)
+    with num_threads(2):
         out = np.full(layout.blocked_shape(x.shape), np.nan, np.float32)
         _C.channel_affine_blocked16(wide[:, 1:3], sc, sh, out, True)
         assert_close(unblk(out), np.maximum(x * sc[:, None, None] + sh[:, None, None], 0))
         out[:] = np.nan
         _C.channel_scale_blocked16(blk(x), g, out)
         np.testing.assert_array_equal(unblk(out), x * g.reshape(3, 32, 1, 1))
-    finally:
-        pycnn.set_num_threads(old)
 
 
 def test_blocked_pool_and_gate_kernels(rng):
