@@ -75,8 +75,8 @@ constexpr int gemv_rows(int nb) {
 }
 
 // One block of nb <= 8 x rows against the thread's W rows [o0, o1); PF for blocks of 5 or more
-// (two W rows a pass on AVX-512, one on AVX2; with four, 9216 x 4096 at batch 2-4 measured
-// 0.92-1.08x).
+// (two W rows a pass on AVX-512, one on AVX2: with four rows a pass the streams keep enough
+// loads in flight without it).
 template <class V, bool PF>
 static void gemv_x_block(int nb, int64_t o0, int64_t o1, int64_t In, int64_t Out, const float* x, const float* w,
                          const float* b, float* y, bool relu) {

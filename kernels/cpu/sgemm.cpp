@@ -88,19 +88,21 @@ struct Item {
   int64_t problem, m0, m1, j0, j1;
 };
 
-constexpr int64_t kNC = 384;                              // columns of one packed B tile: KC x NC floats = 384 KiB (L2)
-constexpr int64_t kMC = 240;                              // rows of A swept per B tile: MC x KC floats = 240 KiB (L2)
-constexpr int64_t kNarrowNC = 64;                         // C blocks this narrow run A-panel-outer (see sgemm_run)
-constexpr int64_t kShallowK = 128;                        // GEMMs this shallow also run A-panel-outer (see sgemm_run)
-constexpr int64_t kDirectMaxRows = 64;                    // B read in place for GEMMs this short (see sgemm_run) ...
-constexpr int64_t kDirectOneMaxRows = 384;                // ... or for one GEMM this short ...
-constexpr int64_t kDirectOneMinBytes = int64_t(1) << 20;  // ... whose B is at least this big
-constexpr int64_t kPrefetchPanels = 2;                    // A panels prefetched ahead in that order
-constexpr int64_t kKsplitMaxPanels = 8;                   // depth split when the row panels per thread are fewer
-constexpr int64_t kKsplitMinDepth = 256;                  // ... and each thread gets at least this much depth
+constexpr int64_t kNC = 384;              // columns of one packed B tile: KC x NC floats = 384 KiB (L2)
+constexpr int64_t kMC = 240;              // rows of A swept per B tile: MC x KC floats = 240 KiB (L2)
+constexpr int64_t kNarrowNC = 64;         // C blocks this narrow run A-panel-outer (see sgemm_run)
+constexpr int64_t kShallowK = 128;        // GEMMs this shallow also run A-panel-outer (see sgemm_run)
+constexpr int64_t kDirectMaxRows = 64;    // B read in place for GEMMs this short (see sgemm_run)
+constexpr int64_t kPrefetchPanels = 2;    // A panels prefetched ahead in that order
+constexpr int64_t kKsplitMaxPanels = 8;   // depth split when the row panels per thread are fewer
+constexpr int64_t kKsplitMinDepth = 256;  // ... and each thread gets at least this much depth
 // ... or when each thread's partial C is at most this big (it stays in L2 for the sum): the rows'
 // split costs a panel's imbalance and every thread packing all of B, the depth's split the sum
 constexpr int64_t kKsplitMaxPartialBytes = 512 << 10;
+// B read in place for one GEMM of at most this many rows whose B has at least this many bytes
+// (see sgemm_run).
+constexpr int64_t kDirectOneMaxRows = 384;
+constexpr int64_t kDirectOneMinBytes = int64_t(1) << 20;
 constexpr int kMaxMR = 16;  // rows of the widest A panel (a panel packed per use: abuf)
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
@@ -309,12 +311,11 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   const std::vector<GemmProblem>& probs = repacked.empty() ? probs_in : repacked;
   if (ksplit) return sgemm_run_ksplit(probs[0], M, K, act, nt_max);
   // In-place B where each thread would otherwise pack the same B tile (rows split across threads
-  // on small maps) for few rows, saving the duplicated packing; and for one GEMM of up to 384 rows
-  // with a B of 1 MiB or more, which comes from memory: its packing read B at the memory's pace
-  // before any FMA (17% of 64 x 3136 x 576 in perf on AVX2), where the micro-kernel's strided
-  // loads of B overlap the FMAs. B from the caches (Winograd's 36 GEMMs of a chunk) is packed: in
-  // place, ResNet-18 and -34 at batch 1 ran 0.95-0.97x on AVX2; taller GEMMs re-read it per row
-  // block (2048^3 0.69x).
+  // on small maps) for few rows, saving the duplicated packing; and for one GEMM of few rows
+  // whose B is large enough to come from memory: packing it read B at the memory's pace before
+  // any FMA, where the micro-kernel's strided loads of B overlap the FMAs. A B in the caches
+  // (Winograd's GEMMs of a chunk) packs faster than the strided loads cost; taller GEMMs would
+  // re-read B from memory per row block (docs/performance.md, SGEMM).
   int64_t b_bytes = 0;
   for (auto& p : probs) b_bytes = std::max(b_bytes, K * p.N * (int64_t)sizeof(float));
   const bool allow_direct = (row_parts > 1 && M <= kDirectMaxRows) ||
