@@ -6,6 +6,6 @@ import os
 # 100-300 ms after one, 2 threads) and take the cores of whatever is timed next, longer than the
 # harness's pause between blocks (bench/timing.py); with the minimum timeout they sleep at once
 # (costing NumPy a wake-up per call, microseconds). Set here, before any tool of the package
-# imports NumPy: pycnn's SGEMM timed after NumPy's blocks in `python -m bench.sgemm_ab` without
-# it measured 0.01-0.11x of itself on small shapes.
+# imports NumPy: without it, _C.sgemm timed with bench.timing.compare beside NumPy (as
+# bench.sgemm_ab does) measured 0.01-0.11x of itself on GEMMs of 0.1-0.5 ms.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
