@@ -22,20 +22,16 @@ import pycnn
 from pycnn import layout
 
 from .depthwise_check import _blocked
-from .timing import compare
+from .timing import compare, evict_caches
 
-_FLUSH = None
 _WRITES_BLOCKED = ("direct_oc", "winograd_f2", "winograd_f4", "winograd_f6")  # else all NCHW
 
 
 def _cold(fn, reps):
-    """Median seconds of fn after evicting the caches (a 64 MiB buffer summed) before each call."""
-    global _FLUSH
-    if _FLUSH is None:
-        _FLUSH = np.ones(16 << 20, np.float32)
+    """Median seconds of fn after evicting the caches (timing.evict_caches) before each call."""
     ts = []
     for _ in range(reps):
-        _FLUSH.sum()
+        evict_caches()
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)

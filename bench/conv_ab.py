@@ -20,17 +20,16 @@ import numpy as np
 
 from . import old_build
 from .depthwise_check import _blocked
-from .timing import compare
+from .timing import compare, evict_caches
 
 
 def _cold_pair(old, new, x, reps):
-    """Median seconds of old(x) and new(x), alternating, each after evicting the caches (a 64 MiB
-    buffer summed) and reading x back in."""
-    flush = np.ones(16 << 20, np.float32)
+    """Median seconds of old(x) and new(x), alternating, each after evicting the caches
+    (timing.evict_caches) and reading x back in."""
     ts = {old: [], new: []}
     for i in range(2 * reps):
         f = old if i % 2 == 0 else new
-        flush.sum()
+        evict_caches()
         x.sum()
         t0 = time.perf_counter()
         f(x)

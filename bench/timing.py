@@ -14,6 +14,8 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
+
 PAUSE_S = 0.03  # longer than the spin-wait of libgomp, OpenBLAS and onnxruntime's pool
 # After such a pause this machine (a VM) runs slowly for a few milliseconds whatever runs: a 0.1
 # ms conv on two threads took 5 ms as the first call after 30 ms idle and 0.8 ms as the second,
@@ -56,6 +58,18 @@ def compare(cands: dict, rounds: int = 3, target_s: float = 0.15, max_reps: int 
         for name, fn in cands.items():
             samples[name] += time_block(fn, reps[name], warmup=1)
     return {name: {"median_s": statistics.median(s), "samples": len(s)} for name, s in samples.items()}
+
+
+_EVICT = None  # 64 MiB, more than the L2s and the L3 together
+
+
+def evict_caches():
+    """Push x, y and weights out of every cache level by reading 64 MiB of other data (for timing
+    a call as the first of a network run, or with its weights in memory)."""
+    global _EVICT
+    if _EVICT is None:
+        _EVICT = np.ones(16 << 20, np.float32)
+    _EVICT.sum()
 
 
 def geomean(xs):

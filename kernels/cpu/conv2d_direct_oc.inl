@@ -469,10 +469,10 @@ struct DirectOcConv {
 
   // First layers read the network's input, often from memory (the rest of the network evicted
   // it): their tiles walk 3 channels x R rows of it a few lines at a time, and each line's first
-  // read waited on memory (a 3->32 3x3/2 stem ~0.24-0.30 ms with x in memory, 0.11 cached;
-  // prefetching the next row of tiles' lines did not change it). So a band first reads the input
-  // rows it will use, one load per line in a plain loop (many misses in flight, the streams
-  // sequential); cached, that is ~1% of the band.
+  // read waited on memory (a stem took about twice its cached time; prefetching the next row of
+  // tiles' lines did not change it: docs/performance.md, direct_oc). So a band first reads the
+  // input rows it will use, one load per line in a plain loop (many misses in flight, the
+  // streams sequential); cached, that is ~1% of the band.
   void touch_band_input(const float* ximg, int64_t pix0, int64_t pix1) const {
     const int64_t oh0 = pix0 / p.Wo, oh1 = (pix1 - 1) / p.Wo;
     const int64_t h0 = std::max<int64_t>(0, oh0 * p.stride_h - p.pad_t);
