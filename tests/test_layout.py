@@ -320,6 +320,23 @@ def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
         call(x)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("N", [1, 3])
+def test_blocked_pools_split_over_threads(rng, threads, N):
+    """Work items ordered (image, output row, channel block) over 1-3 threads, the channel blocks
+    not a multiple of the threads: every output written once, each from its own window."""
+    C, H, W = 48, 23, 25
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    x[N - 1, 40, 22, 24] = np.nan
+    want_max = reference.max_pool2d(x, (3, 3), (2, 2), (1, 1), True).astype(np.float32)
+    want_avg = reference.avg_pool2d(x, (3, 3), (2, 2), (1, 1), True, False).astype(np.float32)
+    mp = _C.bind_pool2d([N, C, H, W], list(want_max.shape), 3, 3, 2, 2, 1, 1, True, False, True)
+    ap = _C.bind_pool2d([N, C, H, W], list(want_avg.shape), 3, 3, 2, 2, 1, 1, False, False, True)
+    with num_threads(threads):
+        np.testing.assert_array_equal(mp(blk(x)), blk(want_max))
+        assert_close(unblk(ap(blk(x))), want_avg, atol=1e-6)
+
+
 def test_blocked_pool_checks():
     with pytest.raises(ValueError, match="layout: channel-blocked pooling needs a multiple of 16 channels"):
         _C.bind_pool2d([1, 24, 4, 4], [1, 24, 2, 2], 2, 2, 2, 2, 0, 0, True, False, True)
