@@ -7,7 +7,7 @@ import pytest
 from test_conv2d import _ref as conv_ref
 
 import pycnn
-from conftest import assert_close, blk, conv_data, conv_poisoned, unblk
+from conftest import assert_close, blk, conv_data, conv_poisoned, num_threads, unblk
 from pycnn import _C, layout
 from pycnn._shapes import ConvShape
 
@@ -232,3 +232,31 @@ def test_c16_nan_and_inf_propagate_only_through_their_windows(rng):
     y = unblk(call(blk(x)))
     assert np.isnan(y[0, 3, 3:6, 4:7]).all() and np.isnan(y).sum() == 9
     assert np.isposinf(y[0, 7, :2, :2]).all() and np.isinf(y).sum() == 4
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's inf - inf
+@pytest.mark.parametrize("R", [3, 5, 7])
+@pytest.mark.parametrize("H,W", [(7, 7), (40, 50)])
+@pytest.mark.parametrize("bits", [layout.X_BLOCKED | layout.Y_BLOCKED, layout.Y_BLOCKED])
+def test_c16_padded_copy_reused_across_blocks_and_bands(R, H, W, bits, rng):
+    """One thread runs every (block, band) item through the same padded buffer (stride-1 rows
+    copied, 4 channel blocks, several bands on the 40-row map): its padding columns stay zero
+    whatever rows went through it, so Inf and NaN on the input's border reach exactly the outputs
+    whose windows hold them."""
+    C = 64
+    x, w, b = conv_data(rng, 1, C, H, W, C, 1, R, R)
+    x[0, :, :, 0] = np.inf
+    x[0, 5, :, W - 1] = np.nan
+    x[0, 9, 0, :] = -np.inf
+    w = np.abs(w)
+    want = _ref(x, w, b, 1, R // 2, 1, C)
+    xin = blk(x) if bits & layout.X_BLOCKED else x
+    with num_threads(1):
+        call = pycnn.prepare_conv(w, b, padding=R // 2, groups=C, algo="depthwise_c16").bind(
+            [x.shape], None, layout=(bits, "depthwise_c16")
+        )
+        y = unblk(call(xin))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    finite = np.isfinite(want)
+    assert_close(y[finite], want[finite])
