@@ -238,7 +238,7 @@ def test_c16_nan_and_inf_propagate_only_through_their_windows(rng):
 @pytest.mark.parametrize("R", [3, 5, 7])
 @pytest.mark.parametrize("H,W", [(7, 7), (40, 50)])
 @pytest.mark.parametrize("bits", [layout.X_BLOCKED | layout.Y_BLOCKED, layout.Y_BLOCKED])
-def test_c16_padded_copy_reused_across_blocks_and_bands(R, H, W, bits, rng):
+def test_c16_padded_copy_reused_across_blocks_and_bands_every_isa(R, H, W, bits, isa, rng):
     """One thread runs every (block, band) item through the same padded buffer (stride-1 rows
     copied, 4 channel blocks, several bands on the 40-row map): its padding columns stay zero
     whatever rows went through it, so Inf and NaN on the input's border reach exactly the outputs

@@ -323,8 +323,8 @@ def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("N", [1, 3])
 def test_blocked_pools_split_over_threads(rng, threads, N):
-    """Work items ordered (image, output row, channel block) over 1-3 threads, the channel blocks
-    not a multiple of the threads: every output written once, each from its own window."""
+    """The (plane, output row) items shared over 1-3 threads, 3 or 9 planes (not a multiple of
+    the threads): every output written once, each from its own window."""
     C, H, W = 48, 23, 25
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     x[N - 1, 40, 22, 24] = np.nan
