@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import pycnn
+from conftest import num_threads
 from pycnn import batch_inference as bi
 
 X = np.random.default_rng(0).standard_normal((48, 1, 32, 32)).astype(np.float32)
@@ -13,10 +14,8 @@ BATCH = 16
 
 @pytest.fixture
 def one_thread():
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(1)
-    yield
-    pycnn.set_num_threads(old)
+    with num_threads(1):
+        yield
 
 
 def single_process(g, x, batch=BATCH):

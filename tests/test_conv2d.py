@@ -14,6 +14,7 @@ from conftest import (
     conv_data,
     conv_poisoned,
     needs_torch,
+    num_threads,
     runs,
     torch,
 )
@@ -284,17 +285,13 @@ def test_im2col_1x1_small_map_in_place_b(threads, isa, rng):
     """A 1x1 conv with few outputs on a small map splits its rows across threads, and then the
     SGEMM reads the input in place as B (whole panels; the last partial panel packed), over
     several depth blocks (C > KC = 256); batch, residual and bias as usual."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for N, C, H, W, K in [(1, 300, 13, 13, 33), (2, 520, 14, 14, 64), (1, 40, 9, 7, 16)]:
             x, w, b = conv_data(rng, N, C, H, W, K, C, 1, 1)
             r = rng.standard_normal((N, K, H, W), dtype=np.float32)
             conv = pycnn.prepare_conv(w, b, algo="im2col", activation="relu")
             want = np.maximum(_ref(x, w, b, 1, 0, 1, 1) + r, 0)
             assert_conv_close(conv(x, residual=r), want, "im2col", what=f"{(N, C, H, W, K)} threads {threads}")
-    finally:
-        pycnn.set_num_threads(old)
 
 
 # (N, C, H, W, K, R, S, stride, padding, dilation): direct_oc reads x in place and skips the taps
@@ -315,9 +312,7 @@ BORDER_CASES = [
 def test_direct_oc_skips_padding_taps(threads, isa, rng):
     """Every output of direct_oc next to the padding against the reference, with bias, residual
     and ReLU, 1-3 threads, on every ISA."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for N, C, H, W, K, R, S, st, pad, dil in BORDER_CASES:
             x, w, b = conv_data(rng, N, C, H, W, K, C, R, S)
             conv = pycnn.prepare_conv(w, b, stride=st, padding=pad, dilation=dil, algo="direct_oc", activation="relu")
@@ -326,8 +321,6 @@ def test_direct_oc_skips_padding_taps(threads, isa, rng):
             want = np.maximum(y0 + r, 0)
             what = f"{(N, C, H, W, K, R, S, st, pad, dil)} threads {threads}"
             assert_conv_close(conv(x, residual=r), want, "direct_oc", what=what)
-    finally:
-        pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -337,16 +330,12 @@ def test_narrow_gemms_with_weights_over_1mib(threads, isa, rng):
     Winograd F2 256 -> 256 on 14x14 (49 tile columns = a 48-wide panel + a column kernel, 4 MiB
     of U) and im2col 3x3 512 -> 296 on 2x2 outputs (4 columns: only the column kernel). The
     prefetches cannot change a result; this runs that path on every ISA against the reference."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for algo, C, H, K, pad in [("winograd_f2", 256, 14, 256, 1), ("im2col", 512, 4, 296, 0)]:
             x, w, b = conv_data(rng, 1, C, H, H, K, C, 3, 3)
             conv = pycnn.prepare_conv(w, b, padding=pad, algo=algo, activation="relu")
             want = np.maximum(_ref(x, w, b, 1, pad, 1, 1), 0)
             assert_conv_close(conv(x), want, algo, what=f"{algo} {C}->{K} @{H} threads {threads}")
-    finally:
-        pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -354,9 +343,7 @@ def test_direct_oc_strided_1x1_on_subsampled_planes(threads, isa, rng):
     """direct_oc runs unpadded strided 1x1 convolutions (ResNet's downsamples) as pointwise ones
     on a subsampled copy of x: strides 2, (1, 2), (3, 2) on even and odd sizes, batch, groups,
     residual with a NaN, ReLU; equal to the reference. A padded strided 1x1 reads x directly."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for N, C, H, W, K, G, st, pad in [
             (2, 40, 14, 14, 48, 1, 2, 0),
             (1, 24, 9, 11, 20, 2, (1, 2), 0),
@@ -374,8 +361,6 @@ def test_direct_oc_strided_1x1_on_subsampled_planes(threads, isa, rng):
             want = np.maximum(want + r, 0)
             want[-1, -1, 0, 0] = 0.0
             assert_conv_close(y, want, "direct_oc", what=f"{(N, C, H, W, K, G, st, pad)} threads {threads}")
-    finally:
-        pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -399,9 +384,7 @@ def test_direct_oc_pointwise_runs_pixels_as_rows(threads, isa, rng):
 def _check_direct_oc_residual_relu(rng, threads, cases):
     """direct_oc with `threads` threads on each (N, C, H, W, K, groups, R, S, stride, pad): relu(conv
     + b + r) with a random residual r equals the reference."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for N, C, H, W, K, G, R, S, stride, pad in cases:
             x, w, b = conv_data(rng, N, C, H, W, K, C // G, R, S)
             want = _ref(x, w, b, stride, pad, 1, G)
@@ -413,8 +396,6 @@ def _check_direct_oc_residual_relu(rng, threads, cases):
                 "direct_oc",
                 what=f"{(N, C, H, W, K, G, R, S, stride, pad)} threads {threads}",
             )
-    finally:
-        pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -466,9 +447,7 @@ def test_direct_oc_whole_input_windows_run_images_as_a_row(threads, isa, rng):
     image) over a batch as one row whose pixels are the images, written pixel-major: 8 and 17
     images (one and two row tiles), few channels (the flat tap loop) and many, two groups, a
     stride that changes nothing, residual with a NaN and ReLU; batch 1 takes the ordinary path."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for N, C, H, W, K, G, stride in [
             (8, 16, 5, 5, 120, 1, 1),
             (17, 5, 2, 2, 40, 1, 1),
@@ -483,8 +462,6 @@ def test_direct_oc_whole_input_windows_run_images_as_a_row(threads, isa, rng):
             want = np.maximum(_ref(x, w, b, stride, 0, 1, G) + r, 0)
             want[N - 1, K // 2] = np.nan
             assert_conv_close(conv(x, residual=r), want, "direct_oc", what=f"{(N, C, H, W, K, G)} threads {threads}")
-    finally:
-        pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -551,12 +528,8 @@ def test_prepared_conv_bind_with_the_algorithm_given(rng):
 def test_direct_oc_one_block_split_into_bands(rng):
     """One output block, one image (ConvNetJS conv2, 16->20 5x5 @16): direct_oc splits the rows
     into bands so both threads work; every band's rows land right (with a residual)."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(2)
-    try:
+    with num_threads(2):
         x, w, b = conv_data(rng, 1, 16, 16, 16, 20, 16, 5, 5)
         r = rng.standard_normal((1, 20, 16, 16), dtype=np.float32)
         y = pycnn.prepare_conv(w, b, padding=2, algo="direct_oc")(x, residual=r)
         assert_close(y, _ref(x, w, b, 1, 2, 1, 1) + r)
-    finally:
-        pycnn.set_num_threads(old)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close
+from conftest import assert_close, num_threads
 from pycnn import _C, Graph, Node
 
 
@@ -78,12 +78,8 @@ def test_rows_bank_thread_shares(threads, N):
     rng = np.random.default_rng(N * 10 + threads)
     ws, bs = make_bank(rng, (3, 4, 5), 100, 300)
     x = rng.standard_normal((N, 1, 50, 300), dtype=np.float32)
-    prev = pycnn.get_num_threads()
-    try:
-        pycnn.set_num_threads(threads)
+    with num_threads(threads):
         y = bind(ws, bs, [True] * 3, x.shape, 1)(x)
-    finally:
-        pycnn.set_num_threads(prev)
     assert_close(y, bank_oracle(x, ws, bs, [True] * 3, 1))
 
 

@@ -129,13 +129,9 @@ def test_sgemm_depth_split_conv_residual(rng):
     w = rng.standard_normal((100, 64, 3, 3), dtype=np.float32) / 24
     bias = rng.standard_normal(100, dtype=np.float32)
     r = rng.standard_normal((1, 100, 9, 9), dtype=np.float32)
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(2)
-    try:
+    with num_threads(2):
         f = pycnn.prepare_conv(w, bias, stride=2, padding=1, algo="im2col", activation="relu").bind([x.shape], None)
         y = f(x, residual=r)
-    finally:
-        pycnn.set_num_threads(old)
     ref = (
         reference.conv2d(
             x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64), (2, 2), (1, 1, 1, 1), (1, 1), 1, None

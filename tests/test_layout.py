@@ -107,17 +107,13 @@ def test_direct_oc_pointwise_blocked_bands(isa, rng, C, K, H, W, threads, bias):
     w[K - 1, 5] = 0.0  # ... except the last channel's: Inf * 0 = NaN
     r = rng.standard_normal((2, K, H, W), dtype=np.float32)
     call, _ = bound("direct_oc", w, b, x.shape, bits=3)
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         for res in (None, r):
             with np.errstate(invalid="ignore"):
                 want = ref_conv(x, w, b, residual=res)
             out = np.full(blk(want).shape, np.nan, np.float32)
             y = call(blk(x), None if res is None else blk(res), out)
             assert_close(unblk(y), want, what=f"{isa} threads {threads} res {res is not None}")
-    finally:
-        pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("bits", [1, 3])
@@ -168,9 +164,7 @@ WINDOWED_X = [
 def test_direct_oc_reads_blocked_x_for_any_window(isa, rng, C, K, R, stride, pad, dil, threads):
     """A blocked x under a window with padding, strides and dilation, y in either layout and a
     residual in y's, every output written (out pre-filled with NaN)."""
-    old = pycnn.get_num_threads()
-    pycnn.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         x, w, b = conv_data(rng, 2, C, 11, 10, K, C, R, R)
         conv = pycnn.prepare_conv(w, b, stride=stride, padding=pad, dilation=dil, activation="relu", algo="direct_oc")
         s = pycnn.ops.ConvShape(x.shape, w.shape, stride, pad, dil, 1)
@@ -182,8 +176,6 @@ def test_direct_oc_reads_blocked_x_for_any_window(isa, rng, C, K, R, stride, pad
             out = np.full(blk(want).shape if bits & 2 else want.shape, np.nan, np.float32)
             y = call(blk(x), res, out)
             assert_conv_close(unblk(y) if bits & 2 else y, want, "direct_oc", what=f"{isa} bits {bits}")
-    finally:
-        pycnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("algo", ["winograd_f2", "winograd_f4", "winograd_f6"])
