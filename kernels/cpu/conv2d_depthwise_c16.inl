@@ -114,12 +114,13 @@ struct GroupedC16 {
   // memset per padding run (two a row, calls of a line or two each on the 7- to 14-wide maps).
   void load(const float* x, int64_t n, int64_t cb, int64_t ho0, int64_t nrows, float* buf) const {
     const int64_t j0 = std::min<int64_t>(Wp, p.pad_l), j1 = std::min<int64_t>(Wp, p.pad_l + p.W);
+    if (j1 <= j0) return;  // every column is padding: buf is zero already
     const int cn = lanes(cb);
     for (int64_t i = 0; i < nrows; ++i) {
       float* d = buf + i * Wp * 16;
       const int64_t h = ho0 * p.stride_h - p.pad_t + i;
-      if (h < 0 || h >= p.H || j1 <= j0) {
-        if (j1 > j0) std::memset(d + j0 * 16, 0, sizeof(float) * 16 * (size_t)(j1 - j0));
+      if (h < 0 || h >= p.H) {
+        std::memset(d + j0 * 16, 0, sizeof(float) * 16 * (size_t)(j1 - j0));
         continue;
       }
       if (xb) {

@@ -316,10 +316,9 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   // any FMA, where the micro-kernel's strided loads of B overlap the FMAs. A B in the caches
   // (Winograd's GEMMs of a chunk) packs faster than the strided loads cost; taller GEMMs would
   // re-read B from memory per row block (docs/performance.md, SGEMM).
-  int64_t b_bytes = 0;
-  for (auto& p : probs) b_bytes = std::max(b_bytes, K * p.N * (int64_t)sizeof(float));
-  const bool allow_direct = (row_parts > 1 && M <= kDirectMaxRows) ||
-                            (probs.size() == 1 && M <= kDirectOneMaxRows && b_bytes >= kDirectOneMinBytes);
+  const bool one_large_b =
+      probs.size() == 1 && M <= kDirectOneMaxRows && K * probs[0].N * (int64_t)sizeof(float) >= kDirectOneMinBytes;
+  const bool allow_direct = (row_parts > 1 && M <= kDirectMaxRows) || one_large_b;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   const PanelKernels pk(kern, MR, NR, M);  // the micro-kernels per panel width (and split)
   int64_t max_nc = 0;
