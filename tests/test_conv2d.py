@@ -11,14 +11,16 @@ from conftest import (
     TF,
     assert_close,
     assert_conv_close,
+    blk,
     conv_data,
     conv_poisoned,
     needs_torch,
     num_threads,
     runs,
     torch,
+    unblk,
 )
-from pycnn import reference
+from pycnn import layout, reference
 from pycnn.models import CONV_LAYERS
 
 # Elementwise checks (NaN positions, PyTorch's results) hold for the exact-arithmetic algorithms;
@@ -321,6 +323,34 @@ def test_direct_oc_skips_padding_taps(threads, isa, rng):
             want = np.maximum(y0 + r, 0)
             what = f"{(N, C, H, W, K, R, S, st, pad, dil)} threads {threads}"
             assert_conv_close(conv(x, residual=r), want, "direct_oc", what=what)
+
+
+# (N, C, H, W, K, R, S, stride, padding): output rows of one or two pixels, so direct_oc's tiles
+# hold fewer than 4 accumulator vectors and split their inner steps over several sets of them.
+FEW_VECTOR_CASES = [
+    (1, 16, 5, 5, 120, 5, 5, 1, 0),  # LeNet-5's conv3: one pixel, the channel loop (two vectors, 24 in the last)
+    (1, 3, 5, 5, 10, 5, 5, 1, 0),  # the flat (tap, channel) loop, one vector of 10 channels
+    (2, 13, 6, 1, 40, 3, 1, 1, 1),  # one-column maps, border rows, 13 channels (a remainder step)
+    (1, 20, 3, 3, 33, 3, 3, 2, 1),  # two pixels: 2 x 2 vectors, then the 33rd channel's 2 x 1 (split)
+    (3, 16, 4, 4, 48, 4, 4, 1, 0),  # whole-input windows at batch 3: the images as one row of 3 pixels
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_oc_few_vector_tiles(threads, isa, rng):
+    """direct_oc tiles of under 4 vectors (one- and two-pixel rows) against the reference, with
+    bias, residual and ReLU, NCHW and with a channel-blocked x and y, on every ISA."""
+    with num_threads(threads):
+        for N, C, H, W, K, R, S, st, pad in FEW_VECTOR_CASES:
+            x, w, b = conv_data(rng, N, C, H, W, K, C, R, S)
+            conv = pycnn.prepare_conv(w, b, stride=st, padding=pad, algo="direct_oc", activation="relu")
+            y0 = _ref(x, w, b, st, pad, 1, 1)
+            r = rng.standard_normal(y0.shape, dtype=np.float32)
+            what = f"{(N, C, H, W, K, R, S, st, pad)} threads {threads}"
+            assert_conv_close(conv(x, residual=r), np.maximum(y0 + r, 0), "direct_oc", what=what)
+            if C % 16 == 0 and K % 16 == 0:  # x and y channel-blocked (NCHW16c)
+                call = conv.bind([x.shape], None, layout=(layout.X_BLOCKED | layout.Y_BLOCKED, "direct_oc"))
+                assert_conv_close(unblk(call(blk(x))), np.maximum(y0, 0), "direct_oc", what=what + " blocked")
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -59,10 +59,11 @@ struct WeightPrefetchT {
   }
   void begin_tile() { quota = per_tile; }
   void one() {
-    for (int64_t k = 0; k < burst && quota > 0 && left > 0; ++k) {
+    int64_t n = std::min(burst, std::min(quota, left));
+    quota -= n;
+    left -= n;
+    for (; n > 0; --n) {
       __builtin_prefetch(tap + line * 16, 0, 2);
-      --quota;
-      --left;
       if (++line == lines_per_tap) {
         line = 0;
         tap += tap_stride;
@@ -234,7 +235,9 @@ struct DirectOcConv {
 #pragma GCC unroll 4
         for (int v = 0; v < KVT; ++v) acc[i][v] = V::loadu(accp + i * KB + v * W);
     }
-    if (BLK) {  // x blocked: 16 channels per block, pixel i at i * sw * 16, blocks a plane * 16 apart
+    if constexpr (P * KVT < 4) {
+      accumulate_split<P, SW, KVT, BLK, 8 / (P * KVT)>(acc, x0, wk, cc, pf, r0, r1, s0, s1);
+    } else if (BLK) {  // x blocked: 16 channels per block, pixel i at i * sw * 16, blocks a plane * 16 apart
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t s = s0; s < s1; ++s) {
           const float* xs = x0 + ((r - r0) * p.dil_h * p.W + (s - s0) * p.dil_w) * 16;
@@ -353,6 +356,90 @@ struct DirectOcConv {
 #pragma GCC unroll 4
         for (int v = 0; v < KVT; ++v) V::storeu(accp + i * KB + v * W, acc[i][v]);
     }
+  }
+
+  // tile()'s sums for tiles of fewer than 4 vectors (P * KVT: one output pixel per image, LeNet-5's
+  // conv3 at batch 1): their P * KVT FMA chains wait on the FMA latency, so consecutive inner
+  // steps (channels, or (tap, channel) pairs) go to U sets of accumulators, added up at the end.
+  // The same three loops as tile(), stepping U at a time.
+  template <int P, int SW, int KVT, bool BLK, int U>
+  void accumulate_split(typename V::reg (&acc)[P][KVT], const float* x0, const float* wk, int64_t cc,
+                        WeightPrefetch& pf, int r0, int r1, int s0, int s1) const {
+    const int64_t plane = p.H * p.W, tap_stride = p.Cg() * KB, sw = SW ? SW : p.stride_w;
+    const int64_t next_kb = p.R * p.S * p.Cg() * KB - KV * W;
+    typename V::reg part[U][P][KVT];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u)
+#pragma GCC unroll 4
+      for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < KVT; ++v) part[u][i][v] = u == 0 ? acc[i][v] : V::zero();
+    // inner steps [0, n): step j's pixel i reads xs[j * xj + i * xi], its weights are at wc + j * KB
+    auto steps = [&](const float* xs, int64_t xj, int64_t xi, const float* wc, int64_t n) {
+      auto one = [&](typename V::reg(&a)[P][KVT], const float* xq, const float* wq) {
+        typename V::reg wv[KVT];
+#pragma GCC unroll 4
+        for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wq + (v >= KV ? next_kb : 0) + v * W);
+#pragma GCC unroll 4
+        for (int i = 0; i < P; ++i) {
+          const typename V::reg xb = V::set1(xq[i * xi]);
+#pragma GCC unroll 4
+          for (int v = 0; v < KVT; ++v) a[i][v] = V::fmadd(xb, wv[v], a[i][v]);
+        }
+      };
+      for (int64_t j = 0; n - j >= U; j += U, xs += U * xj, wc += U * KB) {
+        if ((j & 3) < U) pf.one();  // once per 4 steps (or per U when U > 4)
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) one(part[u], xs + u * xj, wc + u * KB);
+      }
+      for (int64_t j = n - n % U; j < n; ++j, xs += xj, wc += KB) one(part[0], xs, wc);
+    };
+    if (BLK) {  // 16 channels per block: step ci of a block reads xs[ci]
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t s = s0; s < s1; ++s) {
+          const float* xs = x0 + ((r - r0) * p.dil_h * p.W + (s - s0) * p.dil_w) * 16;
+          const float* wc = wk + (r * p.S + s) * tap_stride;
+          for (int64_t c = 0; c < cc; c += 16, xs += plane * 16, wc += 16 * KB) steps(xs, 1, sw * 16, wc, 16);
+        }
+    } else if (!toff.empty() && cc == p.Cg()) {  // the flat (tap, channel) pairs: step t reads x0 + off[t] - o0
+      const int64_t Cg = p.Cg(), S = p.S;
+      const int64_t* off = toff.data();
+      const int64_t o0 = r0 < r1 ? off[(r0 * S + s0) * Cg] : 0;
+      auto one = [&](typename V::reg(&a)[P][KVT], int64_t t) {
+        const float* wc = wk + t * KB;
+        const float* xs = x0 + (off[t] - o0);
+        typename V::reg wv[KVT];
+#pragma GCC unroll 4
+        for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
+#pragma GCC unroll 4
+        for (int i = 0; i < P; ++i) {
+          const typename V::reg xb = V::set1(xs[i * sw]);
+#pragma GCC unroll 4
+          for (int v = 0; v < KVT; ++v) a[i][v] = V::fmadd(xb, wv[v], a[i][v]);
+        }
+      };
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t t = (r * S + s0) * Cg;
+        const int64_t te = (r * S + s1) * Cg;
+        for (; t + U <= te; t += U)
+#pragma GCC unroll 4
+          for (int u = 0; u < U; ++u) one(part[u], t + u);
+        for (; t < te; ++t) one(part[0], t);
+      }
+    } else {  // taps outside, channels inside: step c reads the next plane
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t s = s0; s < s1; ++s)
+          steps(x0 + (r - r0) * p.dil_h * p.W + (s - s0) * p.dil_w, plane, sw, wk + (r * p.S + s) * tap_stride, cc);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < KVT; ++v) {
+        typename V::reg a = part[0][i][v];
+#pragma GCC unroll 4
+        for (int u = 1; u < U; ++u) a = V::add(a, part[u][i][v]);
+        acc[i][v] = a;
+      }
   }
 
   using TileFn = void (DirectOcConv::*)(const float*, const float*, int64_t, float*, bool, WeightPrefetch&,
