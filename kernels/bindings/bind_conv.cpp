@@ -205,6 +205,47 @@ Activation epilogue_of(const FusedEpilogue& e) {
                              std::get<5>(e));
 }
 
+// call(x, residual=None, out=None) -> y (BoundConv.__call__, and the plan runner's native call).
+farray bound_conv_call(const BoundConv& bc, farray x, const py::object& residual, const py::object& out) {
+  if (bc.layout) return call_blocked(bc, x, residual, out);
+  PYCNN_REQUIRE(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
+  const int64_t N = bc.xshape[0], K = bc.pw->p.K;
+  farray y;
+  if (out.is_none()) {
+    if (bc.max_map == 0)
+      y = farray({N, K, bc.Ho, bc.Wo});
+    else
+      y = bc.max_map == 1 ? farray({N, K}) : farray({N, K, int64_t(1), int64_t(1)});
+  } else {
+    y = out_array(out);
+  }
+  if (bc.max_map == 0) {
+    PYCNN_REQUIRE(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
+                  "out: expected (N, K, Ho, Wo)");
+    run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
+    return y;
+  }
+  PYCNN_REQUIRE(residual.is_none(), "residual: not supported with max_map");
+  PYCNN_REQUIRE(y.ndim() == (bc.max_map == 1 ? 2 : 4) && y.shape(0) == N && y.shape(1) == K &&
+                    (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
+                bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
+  farray maps({N, K, bc.Ho, bc.Wo});
+  run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
+  float* yp = y.mutable_data();
+  const float* mp = maps.data();
+  {
+    py::gil_scoped_release nogil;
+    max_rows(N * K, bc.Ho * bc.Wo, mp, yp);  // NaN propagates
+  }
+  return y;
+}
+
+py::object bound_conv_native(const void* self, PyObject* const* a, size_t n) {
+  PYCNN_REQUIRE(n == 1 || n == 2, "a bound conv takes x and an optional residual");
+  const py::object residual = n == 2 ? py::reinterpret_borrow<py::object>(a[1]) : py::none();
+  return bound_conv_call(*static_cast<const BoundConv*>(self), step_array(a[0], "x"), residual, py::none());
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -382,47 +423,15 @@ void bind_conv(py::module_& m) {
           py::arg("max_map") = 0, py::arg("layout") = 0, py::arg("clip_lo") = -kInf, py::arg("clip_hi") = kInf,
           py::arg("post_fn") = -1, py::arg("post_a") = 0.0f, py::arg("post_b") = 0.0f);
 
-  py::class_<BoundConv>(m, "BoundConv")
-      .def(
-          "__call__",
-          [](const BoundConv& bc, farray x, py::object residual, py::object out) {
-            if (bc.layout) return call_blocked(bc, x, residual, out);
-            PYCNN_REQUIRE(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
-            const int64_t N = bc.xshape[0], K = bc.pw->p.K;
-            farray y;
-            if (out.is_none()) {
-              if (bc.max_map == 0)
-                y = farray({N, K, bc.Ho, bc.Wo});
-              else
-                y = bc.max_map == 1 ? farray({N, K}) : farray({N, K, int64_t(1), int64_t(1)});
-            } else {
-              y = out_array(out);
-            }
-            if (bc.max_map == 0) {
-              PYCNN_REQUIRE(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
-                            "out: expected (N, K, Ho, Wo)");
-              run_prepared(*bc.pw, x, bc.b, y, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
-              return y;
-            }
-            PYCNN_REQUIRE(residual.is_none(), "residual: not supported with max_map");
-            PYCNN_REQUIRE(y.ndim() == (bc.max_map == 1 ? 2 : 4) && y.shape(0) == N && y.shape(1) == K &&
-                              (bc.max_map == 1 || (y.shape(2) == 1 && y.shape(3) == 1)),
-                          bc.max_map == 1 ? "out: expected (N, K)" : "out: expected (N, K, 1, 1)");
-            farray maps({N, K, bc.Ho, bc.Wo});
-            run_prepared(*bc.pw, x, bc.b, maps, bc.sh, bc.sw, bc.pt, bc.pl, bc.dh, bc.dw, bc.act, residual);
-            float* yp = y.mutable_data();
-            const float* mp = maps.data();
-            {
-              py::gil_scoped_release nogil;
-              max_rows(N * K, bc.Ho * bc.Wo, mp, yp);  // NaN propagates
-            }
-            return y;
-          },
-          py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
+  py::class_<BoundConv> bound_conv(m, "BoundConv");
+  bound_conv
+      .def("__call__", &bound_conv_call, py::arg("x"), py::arg("residual") = py::none(), py::arg("out") = py::none())
       .def_property_readonly("writes_out", [](const BoundConv&) { return true; })
       // out may be a channel slice of a wider array at any batch (its images strided)
       .def_property_readonly("writes_strided_out", [](const BoundConv& bc) { return strided_out_ok(bc); })
       .def_property_readonly("layout", [](const BoundConv& bc) { return bc.layout; });
+  register_native_step(bound_conv,
+                       [](py::handle o) { return NativeStep{&bound_conv_native, o.cast<const BoundConv*>()}; });
 
   m.def(
       "bind_rows_bank_max",

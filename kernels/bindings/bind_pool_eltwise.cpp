@@ -41,6 +41,57 @@ struct BoundLinear {
   bool relu;
 };
 
+// call(x, out=None) -> y (BoundPool.__call__, and the plan runner's native call).
+farray bound_pool_call(const BoundPool& bp, farray x, const py::object& out) {
+  // Shapes as bound, or channel-blocked: (N, C/16, H, W, 16).
+  const int nd = bp.blocked ? 5 : 4, cdiv = bp.blocked ? 16 : 1;
+  const int64_t xs[5] = {bp.xshape[0], bp.xshape[1] / cdiv, bp.xshape[2], bp.xshape[3], 16};
+  PYCNN_REQUIRE(same_shape(x, xs, nd), bp.blocked ? "x: not the channel-blocked shape this call was bound to"
+                                                  : "x: not the shape this call was bound to");
+  const int64_t ys[5] = {bp.yshape[0], bp.yshape[1] / cdiv, bp.yshape[2], bp.yshape[3], 16};
+  farray y = out.is_none() ? farray(std::vector<int64_t>(ys, ys + nd)) : out_array(out);
+  PYCNN_REQUIRE(same_shape(y, ys, nd), bp.blocked ? "out: not the channel-blocked output shape of this call"
+                                                  : "out: not the output shape of this call");
+  const float *x0 = x.data(), *y0 = y.data();
+  PYCNN_REQUIRE(y0 + y.size() <= x0 || x0 + x.size() <= y0, "out: overlaps x");
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    if (bp.blocked && bp.is_max)
+      max_pool2d_blocked16(bp.p, x.data(), yp);
+    else if (bp.blocked)
+      avg_pool2d_blocked16(bp.p, x.data(), yp, bp.count_include_pad);
+    else if (bp.is_max)
+      max_pool2d(bp.p, x.data(), yp);
+    else
+      avg_pool2d(bp.p, x.data(), yp, bp.count_include_pad);
+  }
+  return y;
+}
+
+py::object bound_pool_native(const void* self, PyObject* const* a, size_t n) {
+  PYCNN_REQUIRE(n == 1, "a bound pool takes one input");
+  return bound_pool_call(*static_cast<const BoundPool*>(self), step_array(a[0], "x"), py::none());
+}
+
+// call(x) -> y (BoundLinear.__call__, and the plan runner's native call).
+farray bound_linear_call(const BoundLinear& bl, farray x) {
+  const int64_t shape[2] = {bl.N, bl.In};
+  PYCNN_REQUIRE(same_shape(x, shape, 2), "x: not the shape this call was bound to");
+  farray y({bl.N, bl.Out});
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    linear(bl.N, bl.In, bl.Out, x.data(), bl.w.data(), bl.b, yp, bl.relu);
+  }
+  return y;
+}
+
+py::object bound_linear_native(const void* self, PyObject* const* a, size_t n) {
+  PYCNN_REQUIRE(n == 1, "a bound linear takes one input");
+  return bound_linear_call(*static_cast<const BoundLinear*>(self), step_array(a[0], "x"));
+}
+
 }  // namespace
 
 void bind_pool(py::module_& m) {
@@ -82,36 +133,10 @@ void bind_pool(py::module_& m) {
       py::arg("pad_t"), py::arg("pad_l"), py::arg("is_max"), py::arg("count_include_pad"), py::arg("blocked") = false);
   // call(x, out=None) -> y; out: a C-contiguous float32 array of y's shape, written in place (a
   // Graph's chain passes its images of the chain's output).
-  py::class_<BoundPool>(m, "BoundPool")
-      .def(
-          "__call__",
-          [](const BoundPool& bp, farray x, const py::object& out) {
-            // Shapes as bound, or channel-blocked: (N, C/16, H, W, 16).
-            const int nd = bp.blocked ? 5 : 4, cdiv = bp.blocked ? 16 : 1;
-            const int64_t xs[5] = {bp.xshape[0], bp.xshape[1] / cdiv, bp.xshape[2], bp.xshape[3], 16};
-            PYCNN_REQUIRE(same_shape(x, xs, nd), bp.blocked ? "x: not the channel-blocked shape this call was bound to"
-                                                            : "x: not the shape this call was bound to");
-            const int64_t ys[5] = {bp.yshape[0], bp.yshape[1] / cdiv, bp.yshape[2], bp.yshape[3], 16};
-            farray y = out.is_none() ? farray(std::vector<int64_t>(ys, ys + nd)) : out_array(out);
-            PYCNN_REQUIRE(same_shape(y, ys, nd), bp.blocked ? "out: not the channel-blocked output shape of this call"
-                                                            : "out: not the output shape of this call");
-            const float *x0 = x.data(), *y0 = y.data();
-            PYCNN_REQUIRE(y0 + y.size() <= x0 || x0 + x.size() <= y0, "out: overlaps x");
-            float* yp = y.mutable_data();
-            {
-              py::gil_scoped_release nogil;
-              if (bp.blocked && bp.is_max)
-                max_pool2d_blocked16(bp.p, x.data(), yp);
-              else if (bp.blocked)
-                avg_pool2d_blocked16(bp.p, x.data(), yp, bp.count_include_pad);
-              else if (bp.is_max)
-                max_pool2d(bp.p, x.data(), yp);
-              else
-                avg_pool2d(bp.p, x.data(), yp, bp.count_include_pad);
-            }
-            return y;
-          },
-          py::arg("x"), py::arg("out") = py::none());
+  py::class_<BoundPool> bound_pool(m, "BoundPool");
+  bound_pool.def("__call__", &bound_pool_call, py::arg("x"), py::arg("out") = py::none());
+  register_native_step(bound_pool,
+                       [](py::handle o) { return NativeStep{&bound_pool_native, o.cast<const BoundPool*>()}; });
   m.def("global_avg_pool2d", [](farray x, farray y) {
     require_ndim(x, 4, "x");
     PYCNN_REQUIRE(y.size() == x.shape(0) * x.shape(1), "out: expected N*C entries");
@@ -189,17 +214,10 @@ void bind_eltwise(py::module_& m) {
     bl.b = optional_vector(b, bl.Out, bl.bias, "bias: expected out_features entries");
     return bl;
   });
-  py::class_<BoundLinear>(m, "BoundLinear").def("__call__", [](const BoundLinear& bl, farray x) {
-    const int64_t shape[2] = {bl.N, bl.In};
-    PYCNN_REQUIRE(same_shape(x, shape, 2), "x: not the shape this call was bound to");
-    farray y({bl.N, bl.Out});
-    float* yp = y.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      linear(bl.N, bl.In, bl.Out, x.data(), bl.w.data(), bl.b, yp, bl.relu);
-    }
-    return y;
-  });
+  py::class_<BoundLinear> bound_linear(m, "BoundLinear");
+  bound_linear.def("__call__", &bound_linear_call, py::arg("x"));
+  register_native_step(bound_linear,
+                       [](py::handle o) { return NativeStep{&bound_linear_native, o.cast<const BoundLinear*>()}; });
   m.def("relu", [](farray x, farray y) {
     same_size(x, y, "out");
     float* yp = wptr(y, "out");

@@ -76,11 +76,27 @@ inline bool same_shape(const farray& x, const int64_t* shape, int nd) {
   return true;
 }
 
+// A bound Graph step's C++ call, for the plan runner (bind_plan_runner.cpp): the step's inputs
+// as its Python __call__ takes them positionally, its result returned. self is the step's C++
+// object (kept alive by the runner's reference to the Python one).
+struct NativeStep {
+  py::object (*call)(const void* self, PyObject* const* args, size_t nargs) = nullptr;
+  const void* self = nullptr;
+};
+// Each binding file registers its bound-step classes: resolve(obj) gives obj's NativeStep.
+void register_native_step(const py::handle& type, NativeStep (*resolve)(py::handle obj));
+// obj's NativeStep, or one with a null call when obj's type is not registered.
+NativeStep native_step(py::handle obj);
+// An argument of a native step as the bound call's farray parameter takes it (pybind11's
+// conversion: a float32 C-contiguous array as it is, anything else converted or refused).
+farray step_array(PyObject* a, const char* name);
+
 void bind_runtime(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_eltwise(py::module_& m);
 void bind_graph_arena(py::module_& m);
+void bind_plan_runner(py::module_& m);
 
 }  // namespace pycnn

@@ -19,4 +19,5 @@ PYBIND11_MODULE(_C, m) {
   bind_pool(m);
   bind_eltwise(m);
   bind_graph_arena(m);
+  bind_plan_runner(m);
 }

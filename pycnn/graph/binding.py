@@ -13,7 +13,9 @@ shape fixed, no per-call validation) after the binding passes that depend on the
                     output (at batch > 1 channel-blocked ones, the slices' images strided), and
                     a concat of the first inputs of a longer one (DenseNet's) a view of the
                     longer one's output.
-Later runs with the same shapes reuse the bound plan (at most 16 shape sets are kept).
+Later runs with the same shapes reuse the bound plan (at most 16 shape sets are kept). Graph.run
+calls the plan's runner (runner_for: the entries as one _C.PlanRunner call); the entries stay the
+plan's description, which Graph.profile and the report iterate step by step.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class BoundPlan(list):
     fused_se = {}  # x * gate step -> the (pool, 1x1, 1x1) steps fused into it (pycnn/graph/fuse_se.py)
     chunked = {}  # a chain's last step -> the steps before it, run with it per chunk of images (chunk_chains.py)
     empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
+    runner = None  # the entries as one native call (_C.PlanRunner, see runner_for): what Graph.run calls
 
 
 def empty_plan(output_shapes: dict) -> BoundPlan:
@@ -65,8 +68,9 @@ class _Reordered:
         return _C.to_blocked16(self.call(*xs))
 
 
-def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
-    """steps bound to these shapes (every tensor's), with the layout and concat-elision passes."""
+def bind_plan(steps, shapes, inputs, outputs, algo, arena_source) -> BoundPlan:
+    """steps bound to these shapes (every tensor's), with the layout and concat-elision passes;
+    inputs and outputs: the graph's tensor names, in the order Graph.run passes and returns them."""
     layouts = _layout.plan(steps, shapes, outputs, algo)
     calls = []
     for i, s in enumerate(steps):
@@ -84,6 +88,7 @@ def bind_plan(steps, shapes, outputs, algo, arena_source) -> BoundPlan:
     chunked = chunk_chains.chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs)
     elide_concats(steps, shapes, calls, ins, layouts, outputs)
     plan = _without_fused_away(steps, calls, ins, frees)
+    plan.runner = runner_for(plan, inputs, outputs)
     plan.arena = arena_source(shapes)
     plan.layouts = layouts
     plan.fused = fused
@@ -108,6 +113,21 @@ def _without_fused_away(steps, calls, ins, frees) -> BoundPlan:
         carry = []
     plan.index = index
     return plan
+
+
+def runner_for(plan: BoundPlan, inputs, outputs):
+    """The plan's entries as one _C.PlanRunner, called with the graph's inputs in the order of
+    `inputs` and returning its outputs in the order of `outputs`: each tensor a slot, the bound
+    C++ steps called without Python's loop or pybind11's dispatch (kernels/bindings/
+    bind_plan_runner.cpp)."""
+    slot = {}
+
+    def of(t):
+        return slot.setdefault(t, len(slot))
+
+    in_slots = [of(t) for t in inputs]
+    entries = [(fn, [of(t) for t in ins], of(out), [of(t) for t in free]) for fn, ins, out, free, _ in plan]
+    return _C.PlanRunner(entries, len(slot), in_slots, [of(t) for t in outputs])
 
 
 def _fill(call, xs, part, copy):

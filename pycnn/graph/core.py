@@ -226,17 +226,13 @@ class Graph:
         arena = plan.arena
         prev = arena.enter() if arena is not None else None
         try:
-            for fn, ins, out, free, i0 in plan:
-                env[out] = fn(env[i0]) if i0 is not None else fn(*[env[t] for t in ins])
-                for t in free:
-                    del env[t]
+            ys = plan.runner([env[k] for k in self.inputs])  # the steps in turn (binding.runner_for)
         finally:
             if arena is not None:
                 arena.exit(prev)
-        outs = self.outputs
-        if len(outs) == 1:
-            return env[outs[0]]
-        return {t: env[t] for t in outs}
+        if len(ys) == 1:
+            return ys[0]
+        return dict(zip(self.outputs, ys))
 
     __call__ = run
 
@@ -254,7 +250,9 @@ class Graph:
         shapes = self._stored_shapes(self.checked_shapes({k: v.shape for k, v in env.items()}))
         if len(self._bound) >= 16:
             self._bound.clear()
-        bound = self._bound[key] = binding.bind_plan(self._steps, shapes, self.outputs, self._algo, self._arena_for)
+        bound = self._bound[key] = binding.bind_plan(
+            self._steps, shapes, list(self.inputs), self.outputs, self._algo, self._arena_for
+        )
         return bound
 
     def _arena_for(self, shapes):
