@@ -76,7 +76,7 @@ void run_prepared(const PreparedWeights& pw, farray& x, const float* b, farray& 
                sw,         pt,         pl,         dh,         dw,  q.groups, y.shape(2), y.shape(3)};
   float* yp = wptr(y, "out");
   const float* xp = x.data();
-  farray rkeep;
+  farray rkeep = no_array();
   const float* rp = nullptr;
   if (!residual.is_none()) {
     rkeep = residual.cast<farray>();
@@ -168,7 +168,7 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
     p.y_img = y_img;
     layout |= kYImageStrided;
   }
-  farray rkeep;
+  farray rkeep = no_array();
   const float* rp = nullptr;
   if (!residual.is_none()) {
     rkeep = residual.cast<farray>();
@@ -210,15 +210,10 @@ farray bound_conv_call(const BoundConv& bc, farray x, const py::object& residual
   if (bc.layout) return call_blocked(bc, x, residual, out);
   PYCNN_REQUIRE(same_shape(x, bc.xshape, 4), "x: not the shape this call was bound to");
   const int64_t N = bc.xshape[0], K = bc.pw->p.K;
-  farray y;
-  if (out.is_none()) {
-    if (bc.max_map == 0)
-      y = farray({N, K, bc.Ho, bc.Wo});
-    else
-      y = bc.max_map == 1 ? farray({N, K}) : farray({N, K, int64_t(1), int64_t(1)});
-  } else {
-    y = out_array(out);
-  }
+  farray y = !out.is_none()    ? out_array(out)
+             : bc.max_map == 0 ? farray({N, K, bc.Ho, bc.Wo})
+             : bc.max_map == 1 ? farray({N, K})
+                               : farray({N, K, int64_t(1), int64_t(1)});
   if (bc.max_map == 0) {
     PYCNN_REQUIRE(y.ndim() == 4 && y.shape(0) == N && y.shape(2) == bc.Ho && y.shape(3) == bc.Wo,
                   "out: expected (N, K, Ho, Wo)");
@@ -323,7 +318,7 @@ void bind_conv(py::module_& m) {
       [](farray x, farray w, py::object bias, farray y, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh,
          int64_t dw, int64_t groups, const std::string& algo, bool relu) {
         const ConvParams p = conv_params(x, w, y, sh, sw, pt, pl, dh, dw, groups);
-        farray bkeep;
+        farray bkeep = no_array();
         const float* b = optional_vector(bias, p.K, bkeep, "bias: expected K entries");
         float* yp = wptr(y, "out");
         const Activation act = relu ? Activation::relu() : Activation::none();
@@ -368,7 +363,7 @@ void bind_conv(py::module_& m) {
              int post_fn, float post_a, float post_b) {
             PYCNN_REQUIRE(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0,
                           "stride/dilation/padding: invalid");
-            farray bkeep;
+            farray bkeep = no_array();
             const float* b = optional_vector(bias, pw.p.K, bkeep, "bias: expected K entries");
             run_prepared(pw, x, b, y, sh, sw, pt, pl, dh, dw,
                          epilogue_activation(relu, clip_lo, clip_hi, post_fn, post_a, post_b), residual);
@@ -390,7 +385,7 @@ void bind_conv(py::module_& m) {
             PYCNN_REQUIRE(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                           "stride/dilation/padding: invalid");
             BoundConv bc{pw,
-                         farray(),
+                         no_array(),
                          nullptr,
                          {xshape[0], xshape[1], xshape[2], xshape[3]},
                          sh,

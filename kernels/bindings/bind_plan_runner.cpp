@@ -114,6 +114,7 @@ NativeStep native_step(py::handle obj) {
 }
 
 farray step_array(PyObject* a, const char* name) {
+  if (farray::check_(a)) return py::reinterpret_borrow<farray>(a);  // float32, C-contiguous: as it is
   farray x = farray::ensure(a);
   if (!x) throw py::type_error(std::string(name) + ": expected a float32 array");
   return x;

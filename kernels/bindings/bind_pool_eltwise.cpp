@@ -200,7 +200,7 @@ void bind_eltwise(py::module_& m) {
     const int64_t N = x.shape(0), In = x.shape(1), Out = w.shape(0);
     PYCNN_REQUIRE(w.shape(1) == In, "weight: expected (out_features, in_features)");
     PYCNN_REQUIRE(y.shape(0) == N && y.shape(1) == Out, "out: expected (N, out_features)");
-    farray bk;
+    farray bk = no_array();
     const float* bp = optional_vector(b, Out, bk, "bias: expected out_features entries");
     float* yp = wptr(y, "out");
     py::gil_scoped_release nogil;
@@ -210,7 +210,7 @@ void bind_eltwise(py::module_& m) {
   m.def("bind_linear", [](farray w, py::object b, int64_t N, bool relu) {
     require_ndim(w, 2, "weight");
     PYCNN_REQUIRE(N >= 1, "x: batch must be >= 1");
-    BoundLinear bl{w, farray(), nullptr, N, w.shape(1), w.shape(0), relu};
+    BoundLinear bl{w, no_array(), nullptr, N, w.shape(1), w.shape(0), relu};
     bl.b = optional_vector(b, bl.Out, bl.bias, "bias: expected out_features entries");
     return bl;
   });

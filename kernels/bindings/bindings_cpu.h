@@ -48,6 +48,9 @@ inline int64_t image_stride(const py::array& a, const char* name) {
   throw std::invalid_argument(std::string(name) +
                               ": expected a C-contiguous array, or one whose images alone are further apart");
 }
+// A farray holding nothing, to be assigned later: farray's default constructor makes a 0-size
+// NumPy array, an allocation on every bound call that declares one.
+inline farray no_array() { return py::reinterpret_steal<farray>(py::handle()); }
 inline float* wptr(farray& a, const char* name) {
   PYCNN_REQUIRE(a.writeable(), std::string(name) + ": array is read-only");
   return a.mutable_data();
