@@ -319,8 +319,9 @@ def test_step_cost_runs(capsys):
 
     step_cost.main(["--threads", "1", "--number", "10"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("ISA ") and len(lines) == 5
+    assert lines[0].startswith("ISA ") and len(lines) == 7
     assert all(float(ln.split()[-1]) > 0 for ln in lines[1:])
+    assert "plan runner, per step" in lines[5] and "plan runner, per step" in lines[6]
 
 
 def test_ort_nodes_runs(capsys):
