@@ -24,7 +24,6 @@ from . import old_build
 from .depthwise_check import _blocked
 from .timing import compare
 
-
 EVICT_SHAPE = (1, 64, 512, 512)  # 64 MiB, max-pooled 2x2 by the build itself (see --cold)
 
 
