@@ -41,7 +41,7 @@ def bound_pool(P, kind, N, C, H, k, s, pad, x):
         g = _graph(P, op, C, H, k, s, pad, w)
         y = g(x)
         env = g.feed(x)
-        for fn, ins, out, _, _ in g.bound_plan(env):
+        for fn, ins, out, *_ in g.bound_plan(env):  # (an older build's entries have a fifth element)
             env[out] = fn(*[env[t] for t in ins])
             if out == "p":
                 return fn, env[ins[0]], y

@@ -27,9 +27,9 @@ def count(g, x, runs=3):
         env = g.feed(x)
         prev = plan.arena.enter() if plan.arena is not None else None
         try:
-            for k, (fn, ins, out, free, i0) in zip(plan.index, plan):  # k: the entry's step
+            for k, (fn, ins, out, free) in zip(plan.index, plan):  # k: the entry's step
                 f0 = _faults()
-                env[out] = fn(env[i0]) if i0 is not None else fn(*[env[t] for t in ins])
+                env[out] = fn(*[env[t] for t in ins])
                 per_step[k] = per_step.get(k, 0) + _faults() - f0
                 for t in free:
                     del env[t]

@@ -25,7 +25,7 @@ def test_lenet_steps_run_natively_and_match_the_python_loop(rng):
     plan = g.bound_plan(g.feed(x))
     assert plan.runner.native_steps == sum(type(e[0]).__module__ == "pycnn._C" for e in plan) == len(plan) - 1
     env = dict(g.feed(x))
-    for fn, ins, out, _free, _ in plan:
+    for fn, ins, out, _free in plan:
         env[out] = fn(*[env[t] for t in ins])
     np.testing.assert_array_equal(y, env[g.outputs[0]])
 

@@ -3,7 +3,8 @@
 // Why: at batch 1 a small network's step computes for a few microseconds, and Graph.run's Python
 // loop (the entry's tuple unpacked, the inputs read from and the output written to a dict, the
 // dead tensors deleted) with pybind11's dispatch of the step's __call__ (overload resolution,
-// argument casts, keyword defaults) added ~0.5 us to each: LeNet-5 runs 8 steps in ~17 us.
+// argument casts, keyword defaults) was a large share of such a step (docs/performance.md,
+// Whole networks).
 //
 // How: tensors are slots of a vector, numbered once when the plan is bound. Each entry holds
 // its callable, its input slots, its output slot and the slots that die after it. A step whose

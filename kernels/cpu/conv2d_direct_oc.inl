@@ -374,25 +374,26 @@ struct DirectOcConv {
       for (int i = 0; i < P; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < KVT; ++v) part[u][i][v] = u == 0 ? acc[i][v] : V::zero();
+    // one inner step into the sums a: pixel i's input at xq[i * xi], the step's weights at wq
+    auto one = [&](typename V::reg(&a)[P][KVT], const float* xq, int64_t xi, const float* wq) {
+      typename V::reg wv[KVT];
+#pragma GCC unroll 4
+      for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wq + (v >= KV ? next_kb : 0) + v * W);
+#pragma GCC unroll 4
+      for (int i = 0; i < P; ++i) {
+        const typename V::reg xb = V::set1(xq[i * xi]);
+#pragma GCC unroll 4
+        for (int v = 0; v < KVT; ++v) a[i][v] = V::fmadd(xb, wv[v], a[i][v]);
+      }
+    };
     // inner steps [0, n): step j's pixel i reads xs[j * xj + i * xi], its weights are at wc + j * KB
     auto steps = [&](const float* xs, int64_t xj, int64_t xi, const float* wc, int64_t n) {
-      auto one = [&](typename V::reg(&a)[P][KVT], const float* xq, const float* wq) {
-        typename V::reg wv[KVT];
-#pragma GCC unroll 4
-        for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wq + (v >= KV ? next_kb : 0) + v * W);
-#pragma GCC unroll 4
-        for (int i = 0; i < P; ++i) {
-          const typename V::reg xb = V::set1(xq[i * xi]);
-#pragma GCC unroll 4
-          for (int v = 0; v < KVT; ++v) a[i][v] = V::fmadd(xb, wv[v], a[i][v]);
-        }
-      };
       for (int64_t j = 0; n - j >= U; j += U, xs += U * xj, wc += U * KB) {
         if ((j & 3) < U) pf.one();  // once per 4 steps (or per U when U > 4)
 #pragma GCC unroll 4
-        for (int u = 0; u < U; ++u) one(part[u], xs + u * xj, wc + u * KB);
+        for (int u = 0; u < U; ++u) one(part[u], xs + u * xj, xi, wc + u * KB);
       }
-      for (int64_t j = n - n % U; j < n; ++j, xs += xj, wc += KB) one(part[0], xs, wc);
+      for (int64_t j = n - n % U; j < n; ++j, xs += xj, wc += KB) one(part[0], xs, xi, wc);
     };
     if (BLK) {  // 16 channels per block: step ci of a block reads xs[ci]
       for (int64_t r = r0; r < r1; ++r)
@@ -405,26 +406,13 @@ struct DirectOcConv {
       const int64_t Cg = p.Cg(), S = p.S;
       const int64_t* off = toff.data();
       const int64_t o0 = r0 < r1 ? off[(r0 * S + s0) * Cg] : 0;
-      auto one = [&](typename V::reg(&a)[P][KVT], int64_t t) {
-        const float* wc = wk + t * KB;
-        const float* xs = x0 + (off[t] - o0);
-        typename V::reg wv[KVT];
-#pragma GCC unroll 4
-        for (int v = 0; v < KVT; ++v) wv[v] = V::loadu(wc + v * W);
-#pragma GCC unroll 4
-        for (int i = 0; i < P; ++i) {
-          const typename V::reg xb = V::set1(xs[i * sw]);
-#pragma GCC unroll 4
-          for (int v = 0; v < KVT; ++v) a[i][v] = V::fmadd(xb, wv[v], a[i][v]);
-        }
-      };
       for (int64_t r = r0; r < r1; ++r) {
         int64_t t = (r * S + s0) * Cg;
         const int64_t te = (r * S + s1) * Cg;
         for (; t + U <= te; t += U)
 #pragma GCC unroll 4
-          for (int u = 0; u < U; ++u) one(part[u], t + u);
-        for (; t < te; ++t) one(part[0], t);
+          for (int u = 0; u < U; ++u) one(part[u], x0 + (off[t + u] - o0), sw, wk + (t + u) * KB);
+        for (; t < te; ++t) one(part[0], x0 + (off[t] - o0), sw, wk + t * KB);
       }
     } else {  // taps outside, channels inside: step c reads the next plane
       for (int64_t r = r0; r < r1; ++r)

@@ -37,7 +37,7 @@ ARENA_MIN_TENSOR = 256 << 10  # the smallest block the arena keeps (see arena_fo
 
 
 class BoundPlan(list):
-    """Per entry: (call, input tensors, output, dead tensors, the single input's name or None);
+    """Per entry: (call, input tensors, output, dead tensors);
     index: each entry's step (steps fused into a later one have no entry); the arena its runs
     allocate from; the layouts chosen (step index -> (bits, algorithm))."""
 
@@ -108,7 +108,7 @@ def _without_fused_away(steps, calls, ins, frees) -> BoundPlan:
         if isinstance(c, Produced):
             carry += f
             continue
-        plan.append((c, tuple(i), s.output, tuple(f + carry), i[0] if len(i) == 1 else None))
+        plan.append((c, tuple(i), s.output, tuple(f + carry)))
         index.append(k)
         carry = []
     plan.index = index
@@ -126,7 +126,7 @@ def runner_for(plan: BoundPlan, inputs, outputs):
         return slot.setdefault(t, len(slot))
 
     in_slots = [of(t) for t in inputs]
-    entries = [(fn, [of(t) for t in ins], of(out), [of(t) for t in free]) for fn, ins, out, free, _ in plan]
+    entries = [(fn, [of(t) for t in ins], of(out), [of(t) for t in free]) for fn, ins, out, free in plan]
     return _C.PlanRunner(entries, len(slot), in_slots, [of(t) for t in outputs])
 
 

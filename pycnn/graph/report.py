@@ -112,7 +112,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
         trace = {}
         prev = plan.arena.enter() if plan.arena is not None else None
         try:
-            for i, (fn, ins, out, free, _) in zip(plan.index, plan):
+            for i, (fn, ins, out, free) in zip(plan.index, plan):
                 args = [env[t] for t in ins]
                 t0 = time.perf_counter()
                 env[out] = fn(*args)
