@@ -7,9 +7,9 @@ a channel-blocked output (as a Graph's conv writes it where the layout pass bloc
 
 Each shape is N,C,H,K,R,stride,pad (square maps and windows), ReLU in the epilogue. --blocked-x
 adds direct_oc reading a channel-blocked x (N, C/16, H, W, 16), 'direct_oc+x', beside the same
-call on NCHW (16 | C; y in the others' layout). --cold flushes
-a 64 MiB buffer before each timed call, so x, y and the weights come from memory (as for the first
-step of a network run), and times the calls one by one instead. What docs/performance.md quotes
+call on NCHW (16 | C; y in the others' layout). --cold runs a 64 MiB max pool before each timed
+call (timing.evicting_pool), so x, y and the weights come from memory (as for the first step of
+a network run), and times the calls one by one instead. What docs/performance.md quotes
 for the auto rule's Winograd / direct_oc thresholds and Winograd's two phases on the VM."""
 
 import argparse
@@ -22,16 +22,16 @@ import pycnn
 from pycnn import layout
 
 from .depthwise_check import _blocked
-from .timing import compare, evict_caches
+from .timing import compare, evicting_pool
 
 _WRITES_BLOCKED = ("direct_oc", "winograd_f2", "winograd_f4", "winograd_f6")  # else all NCHW
 
 
-def _cold(fn, reps):
-    """Median seconds of fn after evicting the caches (timing.evict_caches) before each call."""
+def _cold(fn, reps, evict):
+    """Median seconds of fn after evict() (timing.evicting_pool) before each call."""
     ts = []
     for _ in range(reps):
-        evict_caches()
+        evict()
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
@@ -54,6 +54,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     pycnn.set_num_threads(args.threads)
     algos = args.algos.split(",")
+    evict = evicting_pool(pycnn) if args.cold else None
     for spec in args.shapes:
         N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
         rng = np.random.default_rng(0)
@@ -76,7 +77,7 @@ def main(argv=None):
             np.testing.assert_allclose(calls[a](inputs[a]), ref, rtol=1e-3, atol=1e-3)
         fns = {a: (lambda f=f, xa=inputs[a]: f(xa)) for a, f in calls.items()}
         if args.cold:
-            med = {a: _cold(f, 10 * args.rounds) for a, f in fns.items()}
+            med = {a: _cold(f, 10 * args.rounds, evict) for a, f in fns.items()}
         else:
             med = {a: v["median_s"] for a, v in compare(fns, rounds=args.rounds, min_samples=10).items()}
         Ho = (H + 2 * pad - R) // st + 1

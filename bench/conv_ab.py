@@ -8,11 +8,11 @@ Each shape is N,C,H,K,R,stride,pad (square maps and windows); ReLU in the epilog
 times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new. --blocked y
 (or xy) binds the call as a Graph's layout pass does (pycnn/layout.py): the output, and x too,
 channel-blocked (N, C/16, H, W, 16), run by --algo; --threads sets both builds' threads. --cold
-evicts the caches before each call with a 64 MiB max pool run by the same build (its OpenMP
-team stays awake, as between a network's steps: after NumPy's single-threaded sum the worker
-slept and its wake-up was timed too) and then reads x, so the weights come from memory and the
-input from cache, as for a layer deep in a network whose weights the other layers pushed out;
-the two builds' calls then alternate one by one."""
+evicts the caches before each call with a 64 MiB max pool run by the same build
+(timing.evicting_pool: its OpenMP team stays awake, as between a network's steps) and then
+reads x, so the weights come from memory and the input from cache, as for a layer deep in a
+network whose weights the other layers pushed out; the two builds' calls then alternate one by
+one."""
 
 import argparse
 import statistics
@@ -22,16 +22,7 @@ import numpy as np
 
 from . import old_build
 from .depthwise_check import _blocked
-from .timing import compare
-
-EVICT_SHAPE = (1, 64, 512, 512)  # 64 MiB, max-pooled 2x2 by the build itself (see --cold)
-
-
-def _evicting_pool(P):
-    """A call of build P that sweeps 64 MiB (plus its 16 MiB output) through the caches."""
-    big = np.ones(EVICT_SHAPE, np.float32)
-    pool = P._C.bind_pool2d(list(EVICT_SHAPE), [1, 64, 256, 256], 2, 2, 2, 2, 0, 0, True, False)
-    return lambda: pool(big)
+from .timing import compare, evicting_pool
 
 
 def _cold_pair(old, new, x, reps, evict_old, evict_new):
@@ -60,6 +51,7 @@ def main(argv=None):
     ap.add_argument("--cold", action="store_true", help="weights evicted from the caches before each call")
     args = ap.parse_args(argv)
     builds = old_build.builds(args.old, args.name, args.threads)
+    ev = {name: evicting_pool(P) for name, P in builds.items()} if args.cold else None
     bits = {"": 0, "y": 2, "xy": 3}[args.blocked]
     for spec in args.shapes:
         N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
@@ -77,7 +69,6 @@ def main(argv=None):
         Ho = (H + 2 * pad - R) // st + 1
         flop = 2.0 * N * K * C * R * R * Ho * Ho
         if args.cold:
-            ev = {name: _evicting_pool(P) for name, P in builds.items()}
             mo, mn = _cold_pair(calls["old"], calls["new"], x, 10 * args.rounds, ev["old"], ev["new"])
         else:
             timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
