@@ -84,6 +84,7 @@ def main(argv=None):
         cores=os.cpu_count(),
         threads=opts.threads,
         pycnn_isa=pycnn._C.get_isa(),
+        rule_set=pycnn.select.rule_set(),  # the auto rule's thresholds (pycnn/select.py)
         cpu_isa=pycnn._C.cpu_isa(),
         # The ISA caps the run was made under (the AVX2 path measured on an AVX-512 machine: pycnn,
         # OpenBLAS and oneDNN each capped; onnxruntime cannot be).
@@ -94,7 +95,8 @@ def main(argv=None):
         batch=opts.batch,
     )
     print(
-        f"pycnn bench: {meta['processor']}, {opts.threads} threads, ISA {meta['pycnn_isa']}, peers {meta['versions']}"
+        f"pycnn bench: {meta['processor']}, {opts.threads} threads, ISA {meta['pycnn_isa']} "
+        f"(auto rule set {meta['rule_set']}), peers {meta['versions']}"
     )
     peaks, caps = meta["isa_peak_gflops"], meta["caps"] or "none"
     print(f"FMA peak per ISA (GFLOP/s, {opts.threads} threads): {peaks}; caps {caps}")
@@ -133,16 +135,11 @@ def main(argv=None):
 
 def _fma_peaks(pycnn, threads) -> dict:
     """The FP32 FMA peak of each ISA this CPU runs, on `threads` threads (pycnn._C.fma_peak: 12
-    independent FMA chains per thread), measured now; the active ISA is restored."""
-    active = pycnn._C.get_isa()
+    independent FMA chains per thread), measured now."""
     out = {}
-    try:
-        for isa in ("generic", "avx2", "avx512"):
-            if pycnn._config.ISAS.index(isa) <= pycnn._config.ISAS.index(pycnn._C.cpu_isa()):
-                pycnn._C.set_isa(isa)
-                out[isa] = round(max(pycnn._C.fma_peak(threads, 10_000_000) for _ in range(3)), 1)
-    finally:
-        pycnn._C.set_isa(active)
+    for isa in ("generic", "avx2", "avx512"):
+        if pycnn._config.ISAS.index(isa) <= pycnn._config.ISAS.index(pycnn._C.cpu_isa()):
+            out[isa] = round(max(pycnn._C.fma_peak(threads, 10_000_000, isa) for _ in range(3)), 1)
     return out
 
 

@@ -18,7 +18,9 @@ pycnn/graph/binding.py), concat_strided (at batch > 1 the producers of a blocked
 write into its output, the images of their slices strided), ck_per_tile (3x3 convs with
 Cg * Kg / (Cg + Kg) at most the ISA's max_ck_per_tile run direct_oc rather than Winograd:
 pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: what AVX-512's
-26 adds), windowed (convs with a window that run direct_oc read a blocked x, so the 1x1 before
+26 adds), small_maps_f2 (Winograd-eligible 3x3 layers on maps of at most 64 pixels with many
+channels run F2 rather than direct_oc where the rule set says so: AVX2 and avx512_256,
+pycnn/select.py), windowed (convs with a window that run direct_oc read a blocked x, so the 1x1 before
 them writes its output blocked: pycnn/layout.py), all (pycnn.layout.ENABLED). Not all are
 layout rules; each is a switch of the bound plan."""
 
@@ -77,6 +79,16 @@ def _rule_off(name):
 
         set_max_group(dict.fromkeys(orig, 0))
         return lambda: set_max_group(orig)
+    if name == "small_maps_f2":
+        orig_f2 = {isa: r["small_map_f2_min_ck"] for isa, r in select.ISA_RULES.items()}
+        for r in select.ISA_RULES.values():
+            r["small_map_f2_min_ck"] = None
+
+        def restore_f2():
+            for isa, ck in orig_f2.items():
+                select.ISA_RULES[isa]["small_map_f2_min_ck"] = ck
+
+        return restore_f2
     if name in ("ck_per_tile", "ck_per_tile_isa"):  # every ISA's at 0, or at the base threshold
         orig_ck = {isa: r["max_ck_per_tile"] for isa, r in select.ISA_RULES.items()}
         off = 0 if name == "ck_per_tile" else select.DIRECT_OC_MAX_CK_PER_TILE
@@ -112,6 +124,7 @@ def main(argv=None):
         "concat_strided",
         "ck_per_tile",
         "ck_per_tile_isa",
+        "small_maps_f2",
         "windowed",
         "all",
     )

@@ -29,7 +29,8 @@ behind each one. In order, a convolution runs:
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
 Every name it returns is an algorithm of pycnn/registry.py that runs the shape (tests/test_select.py).
 
-Per ISA (ISA_RULES, keyed by the active kernel table's ISA): the F4 tile threshold, whether a
+Per ISA (ISA_RULES, keyed by the active kernel table's ISA, and avx512_256 for the avx512 table
+on CPUs whose AVX-512 FMAs run at the AVX2 rate: rule_set()): the F4 tile threshold, whether a
 Winograd-eligible 3x3 layer on a small map (rule 1's <= DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2
 instead of direct_oc, the widest map depthwise_c16 takes, the largest group grouped_c16
 takes and the Cg * Kg / (Cg + Kg) at or below which 3x3 layers run direct_oc rather than
@@ -38,6 +39,7 @@ Winograd. Where each was measured: docs/performance.md ("The auto rule").
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 from . import _C
@@ -66,8 +68,9 @@ DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most 
 DIRECT_OC_POINTWISE_MAX_C = 48  # ... or stride-1 ones with at most this many input channels (B too shallow to pack)
 DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an image's input at most this
 
-# The thresholds measured per ISA. winograd_small_maps: Winograd-eligible layers with at most
-# DIRECT_OC_MAX_PIXELS_ANY output pixels run F2 (rule 2) rather than direct_oc (rule 1).
+# The thresholds measured per ISA. small_map_f2_min_ck: Winograd-eligible layers with at most
+# DIRECT_OC_MAX_PIXELS_ANY output pixels and Cg * Kg / (Cg + Kg) above this run F2 (rule 2) rather
+# than direct_oc (rule 1); None: never (on 512-bit FMA units direct_oc runs them near the peak).
 # depthwise_c16_max_width: depthwise convs with one output channel per group and output maps at
 # most this wide (None: any) run depthwise_c16, the others depthwise (rule 0); SSE2's register
 # transposes make the NCHW path of depthwise_c16 lose on wide maps. grouped_c16_max_group: grouped
@@ -78,10 +81,21 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # beats the SGEMM on every such lecture layer but AlphaGo's 1-output head; capped to AVX2 the
 # SGEMM keeps the 56x56 and 28x28 maps with 64+ outputs. max_ck_per_tile: DIRECT_OC_MAX_CK_PER_TILE
 # per ISA (capped to AVX2, DenseNet's 128 -> 32 on direct_oc lost 0.92-0.94x).
+# avx512_256: the avx512 kernels on a CPU whose AVX-512 FMAs run on 256-bit units at the AVX2 rate
+# (AMD Zen 4; avx512_fma_width), where Winograd's smaller GEMMs beat direct_oc on 7x7 maps with
+# many channels (ResNet's 512@7 at batch 1).
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
-        "winograd_small_maps": False,
+        "small_map_f2_min_ck": None,
+        "depthwise_c16_max_width": None,
+        "grouped_c16_max_group": 8,
+        "pointwise_direct_oc_min_k": 16,
+        "max_ck_per_tile": 26,
+    },
+    "avx512_256": {
+        "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
+        "small_map_f2_min_ck": 80,
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
         "pointwise_direct_oc_min_k": 16,
@@ -89,7 +103,7 @@ ISA_RULES = {
     },
     "avx2": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
-        "winograd_small_maps": True,
+        "small_map_f2_min_ck": 48,
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
         "pointwise_direct_oc_min_k": None,
@@ -97,7 +111,7 @@ ISA_RULES = {
     },
     "generic": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
-        "winograd_small_maps": True,
+        "small_map_f2_min_ck": 48,
         "depthwise_c16_max_width": 14,
         "grouped_c16_max_group": 4,
         "pointwise_direct_oc_min_k": None,
@@ -107,12 +121,35 @@ ISA_RULES = {
 
 
 def rules(isa: Optional[str] = None) -> dict:
-    """The per-ISA thresholds for isa (default: the active kernel table's, pycnn._C.get_isa())."""
-    return ISA_RULES[isa or _C.get_isa()]
+    """The thresholds of rule set isa (an ISA_RULES key; default: rule_set(), this CPU's for the
+    active kernel table)."""
+    return ISA_RULES[isa or rule_set()]
+
+
+def rule_set(isa: Optional[str] = None) -> str:
+    """The ISA_RULES key for kernel table isa (default: the active one, pycnn._C.get_isa()) on this
+    CPU: avx512_256 where its AVX-512 FMAs run at the AVX2 rate."""
+    isa = isa or _C.get_isa()
+    return "avx512_256" if isa == "avx512" and avx512_fma_width() == 256 else isa
+
+
+@functools.cache
+def avx512_fma_width() -> int:
+    """512 where this CPU's AVX-512 FMAs run at about twice its AVX2 rate, 256 where they run at
+    the AVX2 rate (AMD Zen 4 executes them on 256-bit units; so do Xeons with one 512-bit FMA
+    port), 0 without AVX-512. Measured once (pycnn._C.fma_peak, one thread, best of three runs of
+    each table, ~3 ms): CPUID does not tell the FMA ports."""
+    if _C.cpu_isa() != "avx512":
+        return 0
+    best = dict.fromkeys(("avx2", "avx512"), 0.0)
+    for _ in range(3):
+        for isa in best:
+            best[isa] = max(best[isa], _C.fma_peak(1, 200_000, isa))
+    return 512 if best["avx512"] > 1.5 * best["avx2"] else 256
 
 
 def heuristic(shape, isa: Optional[str] = None) -> str:
-    """The documented rule (no timing), for isa's kernels (default: the active ISA's)."""
+    """The documented rule (no timing), with rule set isa (an ISA_RULES key; default: rule_set())."""
     r = rules(isa)
     if shape.groups > 1 and CONV["depthwise"].supports(shape):
         wmax = r["depthwise_c16_max_width"]
@@ -125,7 +162,14 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     kg = shape.K // shape.groups
     pw_min_k = r["pointwise_direct_oc_min_k"]
     winograd = CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
-    if winograd and r["winograd_small_maps"] and pixels <= DIRECT_OC_MAX_PIXELS_ANY and cg > DIRECT_OC_FEW_C:
+    f2_ck = r["small_map_f2_min_ck"]
+    if (
+        winograd
+        and f2_ck is not None
+        and pixels <= DIRECT_OC_MAX_PIXELS_ANY
+        and cg > DIRECT_OC_FEW_C
+        and cg * kg > f2_ck * (cg + kg)
+    ):
         return "winograd_f2"
     if cg > DIRECT_MAX_CHANNELS and (
         pixels <= DIRECT_OC_MAX_PIXELS_ANY

@@ -110,6 +110,9 @@ def test_heuristic(s, want):
         (shape(C=32, H=147, W=147, K=64), "winograd_f4"),  # Cg * Kg / (Cg + Kg) 21.3: above avx2's 16
         (shape(N=8, C=128, H=56, W=56, K=32), "winograd_f4"),  # 25.6 (DenseNet's 3x3s)
         (shape(C=32, H=147, W=147, K=32), "direct_oc"),  # 16
+        (shape(C=128, H=7, W=7, K=32), "direct_oc"),  # DenseNet's 3x3 at 7x7: Cg * Kg / (Cg + Kg) 25.6
+        (shape(C=48, H=7, W=7, K=128), "direct_oc"),  # GoogLeNet 5b's 5x5 branch: 34.9
+        (shape(C=96, H=7, W=7, K=192), "winograd_f2"),  # 64
     ],
 )
 def test_heuristic_avx2(s, want):
@@ -118,15 +121,52 @@ def test_heuristic_avx2(s, want):
     assert registry.CONV[want].supports(s)
 
 
+@pytest.mark.parametrize(
+    "s, want",
+    [
+        (shape(C=512, H=7, W=7, K=512), "winograd_f2"),  # ResNet's 3x3 512@7 at batch 1
+        (shape(C=192, H=7, W=7, K=384), "winograd_f2"),  # GoogLeNet 5b's 3x3
+        (shape(C=160, H=7, W=7, K=320), "winograd_f2"),  # Cg * Kg / (Cg + Kg) 106.7
+        (shape(C=128, H=7, W=7, K=128), "direct_oc"),  # 64
+        (shape(C=48, H=7, W=7, K=128), "direct_oc"),  # GoogLeNet 5b's 5x5 branch: 34.9
+        (shape(C=128, H=7, W=7, K=32), "direct_oc"),  # DenseNet's 3x3 at 7x7: 25.6
+        (shape(C=32, H=7, W=7, K=128), "direct_oc"),  # few inputs
+        (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
+        (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1: as avx512
+        (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "direct_oc"),  # as avx512
+    ],
+)
+def test_heuristic_avx512_256(s, want):
+    """The avx512 kernels where AVX-512 FMAs run at the AVX2 rate (measured on Zen 4)."""
+    assert select.heuristic(s, "avx512_256") == want
+    assert registry.CONV[want].supports(s)
+    if want != "winograd_f2":
+        assert select.heuristic(s, "avx512") == want
+
+
 def test_rule_follows_the_active_isa():
     s = shape(C=512, H=7, W=7, K=512)
     try:
         for isa in ("avx2", "avx512"):
             if isa in pycnn._config.ISAS[: pycnn._config.ISAS.index(pycnn._C.cpu_isa()) + 1]:
                 pycnn._C.set_isa(isa)
-                assert select.heuristic(s) == select.heuristic(s, isa)
+                assert select.rule_set() == select.rule_set(isa)
+                assert select.heuristic(s) == select.heuristic(s, select.rule_set(isa))
     finally:
         pycnn._C.set_isa(pycnn._C.cpu_isa())
+
+
+def test_rule_set_names_the_fma_width():
+    """avx512_256 only for the avx512 table on a CPU whose AVX-512 FMAs run at the AVX2 rate; the
+    width is measured once and is 0 without AVX-512."""
+    width = select.avx512_fma_width()
+    assert width in (0, 256, 512)
+    assert (width == 0) == (pycnn._C.cpu_isa() != "avx512")
+    assert select.avx512_fma_width() == width  # cached
+    assert select.rule_set("avx2") == "avx2" and select.rule_set("generic") == "generic"
+    assert select.rule_set("avx512") == ("avx512_256" if width == 256 else "avx512")
+    assert set(select.ISA_RULES) == {"generic", "avx2", "avx512", "avx512_256"}
+    assert all(r.keys() == select.ISA_RULES["avx512"].keys() for r in select.ISA_RULES.values())
 
 
 def test_override(monkeypatch, rng):

@@ -103,6 +103,10 @@ def test_fma_peak_loop_runs_on_every_isa():
             assert rate > 0 and np.isfinite(rate)
     finally:
         _C.set_isa(_C.cpu_isa())
+    for isa in ISAS:  # a table named, the active one unchanged
+        assert _C.fma_peak(1, 1000, isa) > 0 and _C.get_isa() == _C.cpu_isa()
+    with pytest.raises(ValueError, match="isa"):
+        _C.fma_peak(1, 10, "sse9")
     with pytest.raises(ValueError, match="threads"):
         _C.fma_peak(0, 10)
     with pytest.raises(ValueError, match="iters"):

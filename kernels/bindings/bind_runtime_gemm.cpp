@@ -13,6 +13,17 @@
 
 namespace pycnn {
 
+namespace {
+
+// The kernel table of the ISA named (the tests' direct kernel calls, fma_peak's isa), if this CPU runs it.
+const CpuKernels& runnable_kernels(const std::string& isa) {
+  const Isa want = isa_from_name(isa);
+  PYCNN_REQUIRE(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
+  return cpu_kernels(want);
+}
+
+}  // namespace
+
 void bind_runtime(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
@@ -68,14 +79,14 @@ void bind_runtime(py::module_& m) {
         return content_hash(p, n);
       },
       py::arg("a"));
-  // The FP32 FMA peak of the active ISA's kernel table (fma_peak.inl) on `threads` threads, each
-  // running `iters` iterations of 12 independent FMAs: GFLOP/s over the slowest thread.
+  // The FP32 FMA peak of an ISA's kernel table (fma_peak.inl; default the active one) on `threads`
+  // threads, each running `iters` iterations of 12 independent FMAs: GFLOP/s over the slowest thread.
   m.def(
       "fma_peak",
-      [](int threads, int64_t iters) {
+      [](int threads, int64_t iters, const std::string& isa) {
         PYCNN_REQUIRE(threads >= 1 && threads <= 1024, "threads: expected 1..1024");
         PYCNN_REQUIRE(iters >= 1, "iters: expected >= 1");
-        const FmaPeakFn fn = active_kernels().fma_peak;
+        const FmaPeakFn fn = (isa.empty() ? active_kernels() : runnable_kernels(isa)).fma_peak;
         std::vector<float> sink((size_t)threads);
         double flops = 0.0;
         py::gil_scoped_release nogil;
@@ -85,19 +96,8 @@ void bind_runtime(py::module_& m) {
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return flops / s / 1e9;
       },
-      py::arg("threads"), py::arg("iters") = 20000000);
+      py::arg("threads"), py::arg("iters") = 20000000, py::arg("isa") = "");
 }
-
-namespace {
-
-// The kernel table of the ISA named (the tests' direct kernel calls), if this CPU runs it.
-const CpuKernels& runnable_kernels(const std::string& isa) {
-  const Isa want = isa_from_name(isa);
-  PYCNN_REQUIRE(static_cast<int>(want) <= static_cast<int>(cpu_best_isa()), "isa: this CPU cannot run " + isa);
-  return cpu_kernels(want);
-}
-
-}  // namespace
 
 void bind_gemm(py::module_& m) {
   // c = a @ b (+ bias per row / per column) (ReLU): a (M, K), b (K, N), or b_transposed (N, K).
