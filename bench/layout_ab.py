@@ -52,6 +52,20 @@ _FLAGS = {
 }
 
 
+def _set_rule(key, value):
+    """Sets threshold key of every rule set (select.ISA_RULES) to value; returns the callable
+    that puts each set's own back."""
+    orig = {isa: r[key] for isa, r in select.ISA_RULES.items()}
+    for r in select.ISA_RULES.values():
+        r[key] = value
+
+    def restore():
+        for isa, v in orig.items():
+            select.ISA_RULES[isa][key] = v
+
+    return restore
+
+
 def _rule_off(name):
     """A callable that switches the rule off and returns a callable that switches it back on."""
     if name == "gate":
@@ -71,35 +85,11 @@ def _rule_off(name):
         setattr(module, attr, False)
         return lambda: setattr(module, attr, True)
     if name == "grouped":
-        orig = {isa: r["grouped_c16_max_group"] for isa, r in select.ISA_RULES.items()}
-
-        def set_max_group(by_isa):
-            for isa, g in by_isa.items():
-                select.ISA_RULES[isa]["grouped_c16_max_group"] = g
-
-        set_max_group(dict.fromkeys(orig, 0))
-        return lambda: set_max_group(orig)
+        return _set_rule("grouped_c16_max_group", 0)
     if name == "small_maps_f2":
-        orig_f2 = {isa: r["small_map_f2_min_ck"] for isa, r in select.ISA_RULES.items()}
-        for r in select.ISA_RULES.values():
-            r["small_map_f2_min_ck"] = None
-
-        def restore_f2():
-            for isa, ck in orig_f2.items():
-                select.ISA_RULES[isa]["small_map_f2_min_ck"] = ck
-
-        return restore_f2
+        return _set_rule("small_map_f2_min_ck", None)
     if name in ("ck_per_tile", "ck_per_tile_isa"):  # every ISA's at 0, or at the base threshold
-        orig_ck = {isa: r["max_ck_per_tile"] for isa, r in select.ISA_RULES.items()}
-        off = 0 if name == "ck_per_tile" else select.DIRECT_OC_MAX_CK_PER_TILE
-        for r in select.ISA_RULES.values():
-            r["max_ck_per_tile"] = off
-
-        def restore_ck():
-            for isa, ck in orig_ck.items():
-                select.ISA_RULES[isa]["max_ck_per_tile"] = ck
-
-        return restore_ck
+        return _set_rule("max_ck_per_tile", 0 if name == "ck_per_tile" else select.DIRECT_OC_MAX_CK_PER_TILE)
     layout.ENABLED = False
     return lambda: setattr(layout, "ENABLED", True)
 
