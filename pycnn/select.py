@@ -32,9 +32,9 @@ Every name it returns is an algorithm of pycnn/registry.py that runs the shape (
 Per ISA (ISA_RULES, keyed by the active kernel table's ISA, and avx512_256 for the avx512 table
 on CPUs whose AVX-512 FMAs run at the AVX2 rate: rule_set()): the F4 tile threshold, the
 Cg * Kg / (Cg + Kg) above which a Winograd-eligible 3x3 layer on a small map (rule 1's <=
-DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2 instead of direct_oc, the widest map depthwise_c16 takes, the largest group grouped_c16
-takes and the Cg * Kg / (Cg + Kg) at or below which 3x3 layers run direct_oc rather than
-Winograd. Where each was measured: docs/performance.md ("The auto rule").
+DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2 instead of direct_oc, the widest map depthwise_c16
+takes, the largest group grouped_c16 takes and the Cg * Kg / (Cg + Kg) at or below which 3x3
+layers run direct_oc rather than Winograd. Where each was measured: docs/performance.md ("The auto rule").
 """
 
 from __future__ import annotations
