@@ -81,21 +81,10 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # beats the SGEMM on every such lecture layer but AlphaGo's 1-output head; capped to AVX2 the
 # SGEMM keeps the 56x56 and 28x28 maps with 64+ outputs. max_ck_per_tile: DIRECT_OC_MAX_CK_PER_TILE
 # per ISA (capped to AVX2, DenseNet's 128 -> 32 on direct_oc lost 0.92-0.94x).
-# avx512_256: the avx512 kernels on a CPU whose AVX-512 FMAs run on 256-bit units at the AVX2 rate
-# (AMD Zen 4; avx512_fma_width), where Winograd's smaller GEMMs beat direct_oc on 7x7 maps with
-# many channels (ResNet's 512@7 at batch 1).
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
         "small_map_f2_min_ck": None,
-        "depthwise_c16_max_width": None,
-        "grouped_c16_max_group": 8,
-        "pointwise_direct_oc_min_k": 16,
-        "max_ck_per_tile": 26,
-    },
-    "avx512_256": {
-        "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
-        "small_map_f2_min_ck": 80,
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
         "pointwise_direct_oc_min_k": 16,
@@ -118,6 +107,11 @@ ISA_RULES = {
         "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
     },
 }
+
+# avx512_256: the avx512 kernels on a CPU whose AVX-512 FMAs run on 256-bit units at the AVX2 rate
+# (AMD Zen 4; avx512_fma_width), where Winograd's smaller GEMMs beat direct_oc on 7x7 maps with
+# many channels (ResNet's 512@7 at batch 1): avx512's thresholds but that one.
+ISA_RULES["avx512_256"] = {**ISA_RULES["avx512"], "small_map_f2_min_ck": 80}
 
 
 def rules(isa: Optional[str] = None) -> dict:
