@@ -59,8 +59,8 @@ DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups, at any size ..
 # ... or, at any size, with Cg * Kg / (Cg + Kg) at most this (ISA_RULES' max_ck_per_tile): per
 # tile Winograd's GEMMs do Cg * Kg multiplies and its transforms work on Cg + Kg channels, so
 # below it the transforms (and their trips through memory) are not paid back (Inception v3's
-# 32 -> 32 at 147x147; on AVX-512, where direct_oc runs closer to the FMA peak, also DenseNet's
-# 128 -> 32 and Inception's 32 -> 64: 25.6 and 21.3).
+# 32 -> 32 at 147x147; on AVX-512 with 512-bit FMA units, where direct_oc runs closer to the
+# peak, also DenseNet's 128 -> 32 and Inception's 32 -> 64: 25.6 and 21.3).
 DIRECT_OC_MAX_CK_PER_TILE = 16
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
@@ -109,9 +109,15 @@ ISA_RULES = {
 }
 
 # avx512_256: the avx512 kernels on a CPU whose AVX-512 FMAs run on 256-bit units at the AVX2 rate
-# (AMD Zen 4; avx512_fma_width), where Winograd's smaller GEMMs beat direct_oc on 7x7 maps with
-# many channels (ResNet's 512@7 at batch 1): avx512's thresholds but that one.
-ISA_RULES["avx512_256"] = {**ISA_RULES["avx512"], "small_map_f2_min_ck": 80}
+# (AMD Zen 4; avx512_fma_width), where direct_oc runs further from the peak than Winograd's GEMMs:
+# avx512's thresholds but two, F2 on 7x7 maps with many channels (ResNet's 512@7 at batch 1) and
+# the base max_ck_per_tile (DenseNet's 128 -> 32 and SqueezeNet's 32 -> 128 on F4 from 27x27 up;
+# at 14x14 and below DIRECT_OC_FEW_K and DIRECT_OC_FEW_C keep direct_oc).
+ISA_RULES["avx512_256"] = {
+    **ISA_RULES["avx512"],
+    "small_map_f2_min_ck": 80,
+    "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
+}
 
 
 def rules(isa: Optional[str] = None) -> dict:

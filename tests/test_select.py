@@ -131,6 +131,11 @@ def test_heuristic_avx2(s, want):
         (shape(C=48, H=7, W=7, K=128), "direct_oc"),  # GoogLeNet 5b's 5x5 branch: 34.9
         (shape(C=128, H=7, W=7, K=32), "direct_oc"),  # DenseNet's 3x3 at 7x7: 25.6
         (shape(C=32, H=7, W=7, K=128), "direct_oc"),  # few inputs
+        (shape(C=128, H=56, W=56, K=32), "winograd_f4"),  # DenseNet's 3x3s: 25.6, above the base 16
+        (shape(C=32, H=27, W=27, K=128), "winograd_f4"),  # SqueezeNet's expand3x3: 25.6
+        (shape(C=32, H=147, W=147, K=32), "direct_oc"),  # 16
+        (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # few inputs on a 196-pixel map
+        (shape(C=128, H=14, W=14, K=32), "direct_oc"),  # DenseNet's 3x3 at 14x14: few outputs, 196 pixels
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
         (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1: as avx512
         (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "direct_oc"),  # as avx512
@@ -140,8 +145,12 @@ def test_heuristic_avx512_256(s, want):
     """The avx512 kernels where AVX-512 FMAs run at the AVX2 rate (measured on Zen 4)."""
     assert select.heuristic(s, "avx512_256") == want
     assert registry.CONV[want].supports(s)
-    if want != "winograd_f2":
-        assert select.heuristic(s, "avx512") == want
+
+
+def test_avx512_256_differs_from_avx512_in_two_thresholds():
+    a, b = select.ISA_RULES["avx512"], select.ISA_RULES["avx512_256"]
+    assert {k for k in a if a[k] != b[k]} == {"small_map_f2_min_ck", "max_ck_per_tile"}
+    assert b["max_ck_per_tile"] == select.DIRECT_OC_MAX_CK_PER_TILE < a["max_ck_per_tile"]
 
 
 def test_rule_follows_the_active_isa():
