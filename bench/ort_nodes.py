@@ -104,8 +104,10 @@ def compare(name, batch, threads, runs):
 
 
 def main(argv=None):
+    from . import torchvision_zoo as zoo
+
     ap = argparse.ArgumentParser()
-    ap.add_argument("name")
+    ap.add_argument("name", choices=sorted(zoo.NETWORKS), help="a torchvision network of bench/torchvision_zoo.py")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=30)

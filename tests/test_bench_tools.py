@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import compare as bench_compare
 from bench import report, suites
 
@@ -343,6 +345,16 @@ def test_ort_nodes_runs(capsys):
     assert len(rows) > 20
     matched = [ln for ln in rows if float(ln.split()[3]) > 0 and ln.rstrip().endswith("Conv")]
     assert len(matched) > 0.9 * len(rows), "the convs should match onnxruntime's nodes"
+
+
+def test_ort_nodes_names_a_bad_network(capsys):
+    """A name that is not a torchvision network of the zoo (the lecture's resnet50 is pycnn.models')
+    is an argparse error naming the argument, not a KeyError."""
+    from bench import ort_nodes
+
+    with pytest.raises(SystemExit):
+        ort_nodes.main(["resnet50"])
+    assert "argument name: invalid choice: 'resnet50'" in capsys.readouterr().err
 
 
 def test_algo_ab_runs(capsys):
