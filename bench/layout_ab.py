@@ -21,7 +21,8 @@ pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: w
 26 adds), small_maps_f2 (Winograd-eligible 3x3 layers on maps of at most 64 pixels with many
 channels run F2 rather than direct_oc where the rule set says so: AVX2 and avx512_256,
 pycnn/select.py), windowed (convs with a window that run direct_oc read a blocked x, so the 1x1 before
-them writes its output blocked: pycnn/layout.py), all (pycnn.layout.ENABLED). Not all are
+them writes its output blocked: pycnn/layout.py), windowed_concats (and so do the convs whose
+outputs a concat such a conv reads joins: Inception's Mixed_5d), all (pycnn.layout.ENABLED). Not all are
 layout rules; each is a switch of the bound plan."""
 
 import argparse
@@ -49,6 +50,7 @@ _FLAGS = {
     "concat_prefix": (binding, "PREFIX_CONCATS"),
     "concat_strided": (binding, "STRIDED_CONCATS"),
     "windowed": (layout, "WINDOWED_READERS"),
+    "windowed_concats": (layout, "WINDOWED_CONCATS"),
 }
 
 
@@ -116,6 +118,7 @@ def main(argv=None):
         "ck_per_tile_isa",
         "small_maps_f2",
         "windowed",
+        "windowed_concats",
         "all",
     )
     ap.add_argument("--off", choices=rules, default="gate")

@@ -26,7 +26,8 @@ for each blocked tensor,
     stride; as x, or as the residual added in their epilogue, in either layout), convs with
     any window that run direct_oc (groups 1, 16 | C; as x only, and only the output of a conv
     whose own x is blocked without them or is a graph input, repeated while that grows:
-    DenseNet's and Inception's 1x1 -> 3x3, Inception's stem of 3x3s), depthwise and
+    DenseNet's and Inception's 1x1 -> 3x3, Inception's stem of 3x3s; or a channel concat of
+    conv outputs written blocked at no cost: Inception's Mixed_5d -> Mixed_6a's 3x3/2), depthwise and
     grouped convs as above (x or residual), those pools, LayerNorms over channels, batch norms, channel
     concats and squeeze-and-excitation's x * gate (N, C, 1, 1) whose own outputs are blocked,
     and global average pools and ONNX means over H and W (their (N, C, 1, 1) or (N, C) output
@@ -57,6 +58,9 @@ from .prepared import PreparedConv
 
 ENABLED = True
 WINDOWED_READERS = True  # convs with a window read a blocked x where they run direct_oc (_windowed_reader)
+# ... also a channel concat of conv outputs that write the layout natively (Inception's Mixed_5d,
+# read by Mixed_6a's 3x3/2: its concat is then made blocked instead of reordered)
+WINDOWED_CONCATS = True
 # Steps that read and write either layout alike when their input is blocked: pools, LayerNorm
 # over channels (ConvNeXt) and a batch norm that was not folded (DenseNet's BN + ReLU before
 # each conv).
@@ -243,6 +247,13 @@ def plan(steps, shapes, outputs, graph_algo):
             for st in steps
             if producer.get(st.output) in info and (st.inputs[0] in B or st.inputs[0] not in producer)
         }
+        if WINDOWED_CONCATS:  # a concat of conv outputs written blocked at no cost (or of blocked ones)
+            more |= {
+                st.output
+                for i, st in enumerate(steps)
+                if is_concat(i)
+                and all(t in B or (producer.get(t) in info and conv_writes(producer[t])) for t in st.inputs)
+            }
         if more <= windowed:
             break
         windowed |= more

@@ -193,7 +193,8 @@ def test_layout_ab_runs(capsys):
     assert "rule 'grouped' off" in capsys.readouterr().out
     assert layout_ab.select.ISA_RULES == rules  # switched back on
     rules = {isa: dict(r) for isa, r in layout_ab.select.ISA_RULES.items()}
-    for rule in ("concat_prefix", "concat_strided", "ck_per_tile", "ck_per_tile_isa", "small_maps_f2", "windowed"):
+    switches = ("concat_prefix", "concat_strided", "ck_per_tile", "ck_per_tile_isa", "small_maps_f2", "windowed")
+    for rule in switches + ("windowed_concats",):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         assert f"rule '{rule}' off" in capsys.readouterr().out
     restore = layout_ab._rule_off("small_maps_f2")  # every rule set's threshold off, then each back
@@ -201,6 +202,7 @@ def test_layout_ab_runs(capsys):
     restore()
     assert layout_ab.select.ISA_RULES == rules
     assert layout_ab.binding.PREFIX_CONCATS and layout_ab.binding.STRIDED_CONCATS and layout_ab.layout.WINDOWED_READERS
+    assert layout_ab.layout.WINDOWED_CONCATS
     for net in ("lenet5", "kimcnn"):  # lecture networks (pycnn.models), Kim's with token ids
         layout_ab.main([net, "--batch", "2", "--off", "all", "--rounds", "1"])
         assert capsys.readouterr().out.startswith(f"{net} batch 2")

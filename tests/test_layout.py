@@ -561,6 +561,39 @@ def test_graph_blocks_a_stem_chain_of_windowed_convs(rng):
     np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
 
 
+def test_graph_blocks_a_concat_that_a_windowed_conv_reads(rng, monkeypatch):
+    """Inception's Mixed_5d -> Mixed_6a: two branch convs, their concat, a 3x3/2 conv reading it.
+    The concat is blocked (its branches write blocked sums at no cost, the 3x3/2 on direct_oc
+    reads them); with WINDOWED_CONCATS off it stays NCHW. Both match the reference."""
+
+    def conv(name, src, cin, cout, stride=1):
+        w = rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)
+        return Node(name, "conv2d", [src], attrs=dict(stride=stride, padding=1),
+                    params={"weight": w, "bias": rng.standard_normal(cout) * 0.1})  # fmt: skip
+
+    nodes = [
+        conv("a", "x", 16, 32),
+        conv("b", "x", 16, 16),
+        Node("cat", "concat", ["a", "b"], attrs=dict(axis=1)),
+        conv("c", "cat", 48, 32, stride=2),
+        Node("gap", "global_avg_pool2d", ["c"]),
+        Node("flat", "flatten", ["gap"]),
+    ]
+    x = rng.standard_normal((2, 16, 15, 15), dtype=np.float32)
+    X, Y = layout.X_BLOCKED, layout.Y_BLOCKED
+    for on in (True, False):
+        monkeypatch.setattr(layout, "WINDOWED_CONCATS", on)
+        g = Graph({"x": (None, 16, 15, 15)}, nodes, ["flat"], name="concat_windowed")
+        g.set_algo("direct_oc")
+        lay = bound_layouts(g, x)
+        if on:
+            assert lay["a"] == (Y, "direct_oc") and lay["b"] == (Y, "direct_oc")
+            assert lay["c"] == (X | Y, "direct_oc")
+        else:
+            assert "a" not in lay and "b" not in lay and not lay.get("c", (0,))[0] & X
+        np.testing.assert_allclose(g(x), g.run_reference(x), rtol=1e-4, atol=1e-4)
+
+
 def test_graph_outputs_and_other_readers_stay_nchw(rng, monkeypatch):
     """A tensor that is a graph output, or that an op which cannot read the layout reads, is
     never blocked; nor is anything when the graph runs one named algorithm. 24 channels are
