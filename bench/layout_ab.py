@@ -21,9 +21,9 @@ pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: w
 26 adds), small_maps_f2 (Winograd-eligible 3x3 layers on maps of at most 64 pixels with many
 channels run F2 rather than direct_oc where the rule set says so: AVX2 and avx512_256,
 pycnn/select.py), windowed (convs with a window that run direct_oc read a blocked x, so the 1x1 before
-them writes its output blocked: pycnn/layout.py), windowed_concats (and so do the convs whose
-outputs a concat such a conv reads joins: Inception's Mixed_5d), all (pycnn.layout.ENABLED). Not all are
-layout rules; each is a switch of the bound plan."""
+them writes its output blocked: pycnn/layout.py), windowed_concats (such a conv also reads
+blocked a concat of conv outputs, which those convs then write blocked: Inception's Mixed_5d),
+all (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan."""
 
 import argparse
 import statistics

@@ -247,12 +247,11 @@ def plan(steps, shapes, outputs, graph_algo):
             for st in steps
             if producer.get(st.output) in info and (st.inputs[0] in B or st.inputs[0] not in producer)
         }
-        if WINDOWED_CONCATS:  # a concat of conv outputs written blocked at no cost (or of blocked ones)
+        if WINDOWED_CONCATS:  # a concat of conv outputs written blocked at no cost
             more |= {
                 st.output
                 for i, st in enumerate(steps)
-                if is_concat(i)
-                and all(t in B or (producer.get(t) in info and conv_writes(producer[t])) for t in st.inputs)
+                if is_concat(i) and all(producer.get(t) in info and conv_writes(producer[t]) for t in st.inputs)
             }
         if more <= windowed:
             break
