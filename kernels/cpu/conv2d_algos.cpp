@@ -12,13 +12,17 @@ bool nchw_only(const ConvParams&, int layout) { return layout == 0; }
 
 std::string pair_str(int64_t a, int64_t b) { return "(" + std::to_string(a) + ", " + std::to_string(b) + ")"; }
 
-// Winograd F(m x m, 3 x 3): 3x3 windows, stride 1, dilation 1; its gathers and scatters address a
-// plane with 32-bit lane offsets (the other algorithms index with 64 bits throughout).
+// Winograd F(m x m, r x r): stride 1, dilation 1, square kernels of r = 3 (m = 2, 4, 6) or 5 (m =
+// 2, 4: F(6x6,5x5)'s alpha of 10 needs points whose transforms lose too much precision); its
+// gathers and scatters address a plane with 32-bit lane offsets (the other algorithms index with
+// 64 bits throughout).
+template <bool with_5x5>
 std::string winograd_refuse(const ConvParams& p) {
-  if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
-    return "needs a 3x3 kernel with stride 1 and dilation 1, got kernel " + std::to_string(p.R) + "x" +
-           std::to_string(p.S) + ", stride " + pair_str(p.stride_h, p.stride_w) + ", dilation " +
-           pair_str(p.dil_h, p.dil_w);
+  const bool kernel_ok = p.R == p.S && (p.R == 3 || (with_5x5 && p.R == 5));
+  if (!kernel_ok || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
+    return std::string("needs a 3x3") + (with_5x5 ? " or 5x5" : "") +
+           " kernel with stride 1 and dilation 1, got kernel " + std::to_string(p.R) + "x" + std::to_string(p.S) +
+           ", stride " + pair_str(p.stride_h, p.stride_w) + ", dilation " + pair_str(p.dil_h, p.dil_w);
   if (p.H * p.W >= (int64_t(1) << 31) || p.Ho * p.Wo >= (int64_t(1) << 31))
     return "cannot run planes of 2^31 or more elements (use algo='im2col')";
   return "";
@@ -99,32 +103,34 @@ void winograd_run(const ConvWeights& w, const ConvParams& p, const float* x, con
 
 // Measured max relative errors and the bounds the tests hold each tile to: README "Winograd accuracy".
 const std::vector<ConvAlgorithm> kConvAlgorithms = {
-    {"direct", "direct convolution vectorized along output columns (first layers: few input channels)", 0.0, accept_all,
-     nchw_only, prepare_as<DirectWeights, conv2d_direct_prepare>, direct_run},
+    {"direct", "direct convolution vectorized along output columns (first layers: few input channels)", 0.0, 0.0,
+     accept_all, nchw_only, prepare_as<DirectWeights, conv2d_direct_prepare>, direct_run},
     {"direct_oc",
      "direct convolution vectorized over output channels, reading x in place (small maps, strides, "
      "1x1, channel-blocked tensors)",
-     0.0, accept_all, direct_oc_layout_ok, prepare_as<DirectWeights, conv2d_direct_oc_prepare>, direct_oc_run},
-    {"im2col", "implicit im2col packed into our SGEMM's panels", 0.0, accept_all, nchw_only,
+     0.0, 0.0, accept_all, direct_oc_layout_ok, prepare_as<DirectWeights, conv2d_direct_oc_prepare>, direct_oc_run},
+    {"im2col", "implicit im2col packed into our SGEMM's panels", 0.0, 0.0, accept_all, nchw_only,
      prepare_as<Im2colWeights, conv2d_im2col_prepare>, im2col_run},
     {"depthwise", "depthwise convolution (one input channel per group), a padded plane per channel, rows in registers",
-     0.0, depthwise_refuse, nchw_only, prepare_as<DepthwiseWeights, conv2d_depthwise_prepare>, depthwise_run},
+     0.0, 0.0, depthwise_refuse, nchw_only, prepare_as<DepthwiseWeights, conv2d_depthwise_prepare>, depthwise_run},
     {"depthwise_c16",
      "depthwise convolution (one channel per group) vectorized over 16-channel blocks: small maps, "
      "channel-blocked tensors",
-     0.0, depthwise_c16_refuse, depthwise_c16_layout_ok, prepare_as<DepthwiseWeights, conv2d_depthwise_c16_prepare>,
-     depthwise_c16_run},
+     0.0, 0.0, depthwise_c16_refuse, depthwise_c16_layout_ok,
+     prepare_as<DepthwiseWeights, conv2d_depthwise_c16_prepare>, depthwise_c16_run},
     {"grouped_c16",
      "grouped convolution with 2, 4 or 8 channels per group (C == K) vectorized over 16-channel blocks, "
      "the group's inputs as in-register rotations: every lane useful",
-     0.0, grouped_c16_refuse, grouped_c16_layout_ok, prepare_as<DepthwiseWeights, conv2d_grouped_c16_prepare>,
+     0.0, 0.0, grouped_c16_refuse, grouped_c16_layout_ok, prepare_as<DepthwiseWeights, conv2d_grouped_c16_prepare>,
      grouped_c16_run},
-    {"winograd_f2", "Winograd F(2x2,3x3): 16 multiplications per 4 outputs", 5e-6, winograd_refuse, winograd_layout_ok,
-     prepare_as<WinogradWeights, winograd_prepare_m<2>>, winograd_run},
-    {"winograd_f4", "Winograd F(4x4,3x3): 36 multiplications per 16 outputs", 5e-5, winograd_refuse, winograd_layout_ok,
-     prepare_as<WinogradWeights, winograd_prepare_m<4>>, winograd_run},
-    {"winograd_f6", "Winograd F(6x6,3x3): 64 multiplications per 36 outputs", 2e-4, winograd_refuse, winograd_layout_ok,
-     prepare_as<WinogradWeights, winograd_prepare_m<6>>, winograd_run},
+    {"winograd_f2",
+     "Winograd F(2x2,3x3): 16 multiplications per 4 outputs; F(2x2,5x5): 36 per 4 outputs on 5x5 kernels", 5e-6, 5e-5,
+     winograd_refuse<true>, winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<2>>, winograd_run},
+    {"winograd_f4",
+     "Winograd F(4x4,3x3): 36 multiplications per 16 outputs; F(4x4,5x5): 64 per 16 outputs on 5x5 kernels", 5e-5, 2e-4,
+     winograd_refuse<true>, winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<4>>, winograd_run},
+    {"winograd_f6", "Winograd F(6x6,3x3): 64 multiplications per 36 outputs", 2e-4, 0.0, winograd_refuse<false>,
+     winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<6>>, winograd_run},
 };
 
 }  // namespace

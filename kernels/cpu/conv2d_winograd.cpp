@@ -2,6 +2,7 @@
 // kernels of the ISA the weights were packed for (conv2d_winograd__<isa>.cpp), and the transforms
 // exposed for the tests.
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "conv2d.h"
@@ -12,20 +13,25 @@ namespace pycnn {
 
 namespace {
 
-template <int m>
+// w (K, Cg, r, r) -> U (alpha^2, K, Cg), in double.
+template <int m, int r>
 void filter_transform_m(int64_t K, int64_t Cg, const float* w, float* U) {
-  using Mat = WinogradMatrices<m>;
+  using Mat = WinogradMatrices<m, r>;
   constexpr int a = Mat::a;
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < Cg; ++c) {
-      const float* g = w + (k * Cg + c) * 9;
-      double t[a][3];  // G g
+      const float* g = w + (k * Cg + c) * r * r;
+      double t[a][r];  // G g
       for (int i = 0; i < a; ++i)
-        for (int j = 0; j < 3; ++j)
-          t[i][j] = Mat::G[i][0] * g[0 * 3 + j] + Mat::G[i][1] * g[1 * 3 + j] + Mat::G[i][2] * g[2 * 3 + j];
+        for (int j = 0; j < r; ++j) {
+          double s = 0;
+          for (int q = 0; q < r; ++q) s += Mat::G[i][q] * g[q * r + j];
+          t[i][j] = s;
+        }
       for (int i = 0; i < a; ++i)
         for (int j = 0; j < a; ++j) {
-          const double u = t[i][0] * Mat::G[j][0] + t[i][1] * Mat::G[j][1] + t[i][2] * Mat::G[j][2];
+          double u = 0;
+          for (int q = 0; q < r; ++q) u += t[i][q] * Mat::G[j][q];
           U[((int64_t)(i * a + j) * K + k) * Cg + c] = (float)u;
         }
     }
@@ -33,17 +39,29 @@ void filter_transform_m(int64_t K, int64_t Cg, const float* w, float* U) {
 
 }  // namespace
 
-void winograd_filter_transform(int m, int64_t K, int64_t Cg, const float* w, float* U) {
-  if (m == 2) return filter_transform_m<2>(K, Cg, w, U);
-  if (m == 4) return filter_transform_m<4>(K, Cg, w, U);
-  return filter_transform_m<6>(K, Cg, w, U);
+void winograd_filter_transform(int m, int r, int64_t K, int64_t Cg, const float* w, float* U) {
+  if (r == 5) {
+    if (m == 2) return filter_transform_m<2, 5>(K, Cg, w, U);
+    if (m == 4) return filter_transform_m<4, 5>(K, Cg, w, U);
+  } else if (r == 3) {
+    if (m == 2) return filter_transform_m<2, 3>(K, Cg, w, U);
+    if (m == 4) return filter_transform_m<4, 3>(K, Cg, w, U);
+    if (m == 6) return filter_transform_m<6, 3>(K, Cg, w, U);
+  }
+  throw std::invalid_argument("Winograd: no F(" + std::to_string(m) + "x" + std::to_string(m) + "," +
+                              std::to_string(r) + "x" + std::to_string(r) + ")");
 }
 
 void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, WinogradWeights& out) {
+  const int r = (int)p.R;
+  if (p.S != p.R || (r != 3 && r != 5) || (r == 5 && m == 6))
+    throw std::invalid_argument("Winograd: no F(" + std::to_string(m) + "x" + std::to_string(m) + "," +
+                                std::to_string(p.R) + "x" + std::to_string(p.S) + ")");
   count_weight_transform();
-  const int a = m + 2;
+  const int a = m + r - 1;
   const int64_t a2 = (int64_t)a * a, Kg = p.Kg(), Cg = p.Cg();
   out.m = m;
+  out.r = r;
   out.kernels = &active_kernels();
   out.K = p.K;
   out.Cg = Cg;
@@ -52,7 +70,7 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
   out.U.resize((size_t)(p.groups * a2));
   std::vector<float> U((size_t)(a2 * Kg * Cg));
   for (int64_t g = 0; g < p.groups; ++g) {
-    winograd_filter_transform(m, Kg, Cg, w + g * Kg * Cg * 9, U.data());
+    winograd_filter_transform(m, r, Kg, Cg, w + g * Kg * Cg * r * r, U.data());
     for (int64_t xi = 0; xi < a2; ++xi)
       pack_a(out.U[(size_t)(g * a2 + xi)], *out.kernels, Kg, Cg, U.data() + xi * Kg * Cg, Cg, 1);
   }

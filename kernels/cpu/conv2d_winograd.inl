@@ -1,5 +1,5 @@
-// Winograd F(m x m, 3 x 3) convolution, written once over a SIMD type V and the tile size m,
-// instantiated per ISA by conv2d_winograd__<isa>.cpp.
+// Winograd F(m x m, r x r) convolution (r = 3 or 5), written once over a SIMD type V, the tile size m
+// and the kernel size r, instantiated per ISA by conv2d_winograd__<isa>.cpp.
 //
 // Tiles are numbered in (n, th, tw) order and processed in chunks (bounded workspace), per group:
 //  1. input transform: W consecutive tiles form a vector group whatever rows or images they span;
@@ -51,9 +51,9 @@ static inline typename V::reg lincomb(const float (&coef)[n], const typename V::
   return acc;
 }
 
-template <class V, int m>
+template <class V, int m, int r>
 struct WinogradConv {
-  using Mat = WinogradMatrices<m>;
+  using Mat = WinogradMatrices<m, r>;
   static constexpr int a = Mat::a;
   static constexpr int W = V::W;
 
@@ -133,13 +133,13 @@ struct WinogradConv {
     for (int i = 0; i < a; ++i)
 #pragma GCC unroll 8
       for (int b = 0; b < a; ++b) t[b][i] = lincomb<V, a>(Mat::BT[b], d[i]);
-    // V[r][b] = sum_i BT[r][i] t[b][i]
+    // V[q][b] = sum_i BT[q][i] t[b][i]
 #pragma GCC unroll 8
-    for (int r = 0; r < a; ++r)
+    for (int q = 0; q < a; ++q)
 #pragma GCC unroll 8
       for (int b = 0; b < a; ++b) {
-        const typename V::reg v = lincomb<V, a>(Mat::BT[r], t[b]);
-        float* dst = Vb + (int64_t)(r * a + b) * vstride + tv;
+        const typename V::reg v = lincomb<V, a>(Mat::BT[q], t[b]);
+        float* dst = Vb + (int64_t)(q * a + b) * vstride + tv;
         if (g.nt == W)
           V::storeu(dst, v);
         else
@@ -231,11 +231,11 @@ struct WinogradConv {
           const uint32_t live = g.rout[ii] & g.cout[jj];
           float* pos = base + (ii * p.Wo + jj) * 16;
           for (int h = 0; h < 16; h += W) {
-            typename V::reg r[W];
-            for (int q = 0; q < W; ++q) r[q] = stage[gi - gi0][ii * m + jj][h + q];
-            V::transpose(r);  // r[l]: channels k0 + h .. + W of tile l
+            typename V::reg tr[W];
+            for (int q = 0; q < W; ++q) tr[q] = stage[gi - gi0][ii * m + jj][h + q];
+            V::transpose(tr);  // tr[l]: channels k0 + h .. + W of tile l
             for (int l = 0; l < g.nt; ++l)
-              if (live >> l & 1u) V::storeu(pos + g.yoff[l] + h, r[l]);
+              if (live >> l & 1u) V::storeu(pos + g.yoff[l] + h, tr[l]);
           }
         }
     }
@@ -321,22 +321,28 @@ struct WinogradConv {
 // PYCNN_WINOGRAD_ISA(isa).
 template <class V>
 struct WinogradEntry {
-  template <int m>
+  template <int m, int r>
   static void run_m(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
                     Activation act, const float* residual, bool yblk) {
-    WinogradConv<V, m>(p, yblk).run(x, w, bias, y, act, residual);
+    WinogradConv<V, m, r>(p, yblk).run(x, w, bias, y, act, residual);
   }
+  // The tiles: F(2,3), F(4,3), F(6,3), F(2,5), F(4,5) (w.r is p.R, checked at prepare).
   static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
                   Activation act, const float* residual, bool yblk) {
-    if (w.m == 2) return run_m<2>(p, x, w, bias, y, act, residual, yblk);
-    if (w.m == 4) return run_m<4>(p, x, w, bias, y, act, residual, yblk);
-    return run_m<6>(p, x, w, bias, y, act, residual, yblk);
+    if (w.r == 5) {
+      if (w.m == 2) return run_m<2, 5>(p, x, w, bias, y, act, residual, yblk);
+      return run_m<4, 5>(p, x, w, bias, y, act, residual, yblk);
+    }
+    if (w.m == 2) return run_m<2, 3>(p, x, w, bias, y, act, residual, yblk);
+    if (w.m == 4) return run_m<4, 3>(p, x, w, bias, y, act, residual, yblk);
+    return run_m<6, 3>(p, x, w, bias, y, act, residual, yblk);
   }
 
-  // x (N, C, H, W) -> V (alpha^2, C, T) or M (alpha^2, K, T) -> y (N, K, Ho, Wo), T = all tiles.
-  template <int m, bool input>
+  // x (N, C, H, W) -> V (alpha^2, C, T) or M (alpha^2, K, T) -> y (N, K, Ho, Wo), T = all tiles;
+  // r is p.R.
+  template <int m, int r, bool input>
   static void transform_m(const ConvParams& p, const float* src, float* dst) {
-    using Conv = WinogradConv<V, m>;
+    using Conv = WinogradConv<V, m, r>;
     Conv wc(p);
     const int64_t T = p.N * wc.TH * wc.TW, channels = input ? p.C : p.K;
     std::vector<typename Conv::Group> groups;
@@ -354,9 +360,13 @@ struct WinogradEntry {
   }
   template <bool input>
   static void transform(const ConvParams& p, int m, const float* src, float* dst) {
-    if (m == 2) return transform_m<2, input>(p, src, dst);
-    if (m == 4) return transform_m<4, input>(p, src, dst);
-    return transform_m<6, input>(p, src, dst);
+    if (p.R == 5) {
+      if (m == 2) return transform_m<2, 5, input>(p, src, dst);
+      return transform_m<4, 5, input>(p, src, dst);
+    }
+    if (m == 2) return transform_m<2, 3, input>(p, src, dst);
+    if (m == 4) return transform_m<4, 3, input>(p, src, dst);
+    return transform_m<6, 3, input>(p, src, dst);
   }
 };
 

@@ -1,28 +1,47 @@
-// Winograd minimal filtering F(m x m, 3 x 3) matrices (Lavin & Gray 2015; the interpolation
-// points 0, +-1, +-2, +-1/2, infinity as in wincnn, NNPACK and ncnn). alpha = m + 2.
+// Winograd minimal filtering F(m x m, r x r) matrices (Lavin & Gray 2015; the interpolation
+// points 0, +-1, +-2, +-1/2, infinity as in wincnn, NNPACK and ncnn). alpha = m + r - 1.
 //   U = G g G^T (filter, alpha x alpha), V = B^T d B (input tile), Y = A^T (U .* V) A (m x m).
+// B^T depends only on the points (alpha of them) and the scale of G's rows, so the tiles of one
+// alpha share it: F(2,3) alpha 4; F(4,3) and F(2,5) alpha 6; F(6,3) and F(4,5) alpha 8. With
+// points p_j (the last one infinity) and row scales s_j: G[j][k] = s_j p_j^k (G's last row picks
+// g's last tap), A^T[i][j] = p_j^i (its last column picks row m - 1).
 // pycnn/winograd.py holds the same matrices for the tests; tests/test_winograd.py checks both
 // against each other and the identity Y == correlation.
 #pragma once
 
 namespace pycnn {
 
-template <int m>
+struct WinogradPoints4 {
+  static constexpr int a = 4;
+  static constexpr float BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+};
+
+struct WinogradPoints6 {  // 0, 1, -1, 2, -2, inf; G row scales 1/4, -1/6, -1/6, 1/24, 1/24, 1
+  static constexpr int a = 6;
+  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+};
+
+struct WinogradPoints8 {  // 0, 1, -1, 2, -2, 1/2, -1/2, inf; G row scales 1, -2/9, -2/9, 1/90, 1/90, 32/45, 32/45, 1
+  static constexpr int a = 8;
+  static constexpr float BT[8][8] = {
+      {1, 0, -21.f / 4, 0, 21.f / 4, 0, -1, 0},  {0, 1, 1, -17.f / 4, -17.f / 4, 1, 1, 0},
+      {0, -1, 1, 17.f / 4, -17.f / 4, -1, 1, 0}, {0, .5f, .25f, -2.5f, -1.25f, 2, 1, 0},
+      {0, -.5f, .25f, 2.5f, -1.25f, -2, 1, 0},   {0, 2, 4, -2.5f, -5, .5f, 1, 0},
+      {0, -2, 4, 2.5f, -5, -.5f, 1, 0},          {0, -1, 0, 21.f / 4, 0, -21.f / 4, 0, 1}};
+};
+
+template <int m, int r>
 struct WinogradMatrices;
 
 template <>
-struct WinogradMatrices<2> {
-  static constexpr int a = 4;
-  static constexpr float BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+struct WinogradMatrices<2, 3> : WinogradPoints4 {
   static constexpr double G[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
   static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
 };
 
 template <>
-struct WinogradMatrices<4> {
-  static constexpr int a = 6;
-  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+struct WinogradMatrices<4, 3> : WinogradPoints6 {
   static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
                                      {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -34,13 +53,7 @@ struct WinogradMatrices<4> {
 };
 
 template <>
-struct WinogradMatrices<6> {
-  static constexpr int a = 8;
-  static constexpr float BT[8][8] = {
-      {1, 0, -21.f / 4, 0, 21.f / 4, 0, -1, 0},  {0, 1, 1, -17.f / 4, -17.f / 4, 1, 1, 0},
-      {0, -1, 1, 17.f / 4, -17.f / 4, -1, 1, 0}, {0, .5f, .25f, -2.5f, -1.25f, 2, 1, 0},
-      {0, -.5f, .25f, 2.5f, -1.25f, -2, 1, 0},   {0, 2, 4, -2.5f, -5, .5f, 1, 0},
-      {0, -2, 4, 2.5f, -5, -.5f, 1, 0},          {0, -1, 0, 21.f / 4, 0, -21.f / 4, 0, 1}};
+struct WinogradMatrices<6, 3> : WinogradPoints8 {
   static constexpr double G[8][3] = {{1, 0, 0},
                                      {-2.0 / 9, -2.0 / 9, -2.0 / 9},
                                      {-2.0 / 9, 2.0 / 9, -2.0 / 9},
@@ -55,6 +68,33 @@ struct WinogradMatrices<6> {
                                      {0, 1, -1, 8, -8, .125f, -.125f, 0},
                                      {0, 1, 1, 16, 16, 1.f / 16, 1.f / 16, 0},
                                      {0, 1, -1, 32, -32, 1.f / 32, -1.f / 32, 1}};
+};
+
+template <>
+struct WinogradMatrices<2, 5> : WinogradPoints6 {
+  static constexpr double G[6][5] = {{1.0 / 4, 0, 0, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+                                     {0, 0, 0, 0, 1}};
+  static constexpr float AT[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
+};
+
+template <>
+struct WinogradMatrices<4, 5> : WinogradPoints8 {
+  static constexpr double G[8][5] = {{1, 0, 0, 0, 0},
+                                     {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                     {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                     {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
+                                     {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
+                                     {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
+                                     {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
+                                     {0, 0, 0, 0, 1}};
+  static constexpr float AT[4][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                                     {0, 1, -1, 2, -2, .5f, -.5f, 0},
+                                     {0, 1, 1, 4, 4, .25f, .25f, 0},
+                                     {0, 1, -1, 8, -8, .125f, -.125f, 1}};
 };
 
 }  // namespace pycnn
