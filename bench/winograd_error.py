@@ -1,12 +1,12 @@
 """Measured Winograd error per tile: `python -m bench.winograd_error`.
 
-For each 3x3 stride-1 lecture layer (batch 1) and each tile, the max relative error
+For each 3x3 and each 5x5 stride-1 lecture layer (batch 1) and each tile, the max relative error
 max |y - y64| / max |y64| of pycnn's float32 result against the float64 reference, on
   * random: x, w ~ N(0, 1);
   * real-scale: He-initialized weights N(0, 2/fan_in) on ReLU activations |N(0, 1)|, the scale of
     a trained network's hidden layers.
-Also shows im2col's error for scale. The README's accuracy table and tests/conftest.py's
-WINOGRAD_REL_BOUND come from this.
+Also shows im2col's error for scale. The README's accuracy table and the registry's bounds
+(rel_error_bound, rel_error_bound_5x5) come from this.
 """
 
 from __future__ import annotations
@@ -21,34 +21,41 @@ from pycnn.models import CONV_LAYERS
 ALGOS = ["im2col"] + [a for a in registry.names(kind=registry.NATIVE) if registry.CONV[a].rel_error_bound]
 
 
-def measure():
+def measure(r):
+    """The lecture's r x r stride-1 layers and the worst error per (data, algorithm) over them."""
     rng = np.random.default_rng(0)
-    layers = [l for l in CONV_LAYERS if l.R == 3 and l.S == 3 and l.stride == 1]
-    worst = {(kind, a): 0.0 for kind in ("random", "real-scale") for a in ALGOS}
+    layers = [l for l in CONV_LAYERS if l.R == r and l.S == r and l.stride == 1 and l.groups == 1]
+    algos = [a for a in ALGOS if all(registry.CONV[a].supports(_shape(l)) for l in layers)]
+    worst = {(kind, a): 0.0 for kind in ("random", "real-scale") for a in algos}
     for l in layers:
         for kind in ("random", "real-scale"):
             if kind == "random":
                 x = rng.standard_normal((1, l.C, l.H, l.W))
-                w = rng.standard_normal((l.K, l.C, 3, 3))
+                w = rng.standard_normal((l.K, l.C, r, r))
             else:
                 x = np.abs(rng.standard_normal((1, l.C, l.H, l.W)))
-                w = rng.standard_normal((l.K, l.C, 3, 3)) * np.sqrt(2.0 / (l.C * 9))
+                w = rng.standard_normal((l.K, l.C, r, r)) * np.sqrt(2.0 / (l.C * r * r))
             ref = reference.conv2d(x, w, None, 1, l.pad)
             x32, w32 = x.astype(np.float32), w.astype(np.float32)
-            for a in ALGOS:
+            for a in algos:
                 y = pycnn.conv2d(x32, w32, None, 1, l.pad, algo=a)
                 err = float(np.abs(y - ref).max() / np.abs(ref).max())
                 worst[(kind, a)] = max(worst[(kind, a)], err)
-    return layers, worst
+    return layers, algos, worst
+
+
+def _shape(l):
+    return pycnn.ops.ConvShape((1, l.C, l.H, l.W), (l.K, l.C, l.R, l.S), l.stride, l.pad, 1, 1)
 
 
 def main():
-    layers, worst = measure()
-    print(f"max relative error over {len(layers)} 3x3 stride-1 layers (batch 1), ISA {pycnn._C.get_isa()}")
-    print("| data | " + " | ".join(ALGOS) + " |")
-    print("|---|" + "---:|" * len(ALGOS))
-    for kind in ("random", "real-scale"):
-        print(f"| {kind} | " + " | ".join(f"{worst[(kind, a)]:.1e}" for a in ALGOS) + " |")
+    for r in (3, 5):
+        layers, algos, worst = measure(r)
+        print(f"max relative error over {len(layers)} {r}x{r} stride-1 layers (batch 1), ISA {pycnn._C.get_isa()}")
+        print("| data | " + " | ".join(algos) + " |")
+        print("|---|" + "---:|" * len(algos))
+        for kind in ("random", "real-scale"):
+            print(f"| {kind} | " + " | ".join(f"{worst[(kind, a)]:.1e}" for a in algos) + " |")
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ def conv2d(
     input (N, C, H, W); weight (K, C/groups, R, S); bias (K,) or None. stride, dilation: int or
     (h, w); padding: int, (h, w), (top, left, bottom, right), 'valid' or 'same'.
     algo: 'auto', 'direct' (vectorized along output columns), 'direct_oc' (vectorized over
-    output channels), 'im2col', 'winograd' (tile chosen), 'winograd_f2', 'winograd_f4',
-    'winograd_f6' (3x3, stride 1, dilation 1 only), 'reference', or 'numba' / 'numba_im2col'
+    output channels), 'im2col', 'winograd' (tile chosen), 'winograd_f2', 'winograd_f4' (3x3 or
+    5x5), 'winograd_f6' (3x3) (Winograd: stride 1, dilation 1 only), 'reference', or 'numba' / 'numba_im2col'
     (when numba is installed); pycnn.algorithms() lists them. activation: None or 'relu' (fused).
     Returns (N, K, Ho, Wo) float32. The weights' transformed copy is kept between calls while the
     array is alive and unchanged (pycnn/_weight_cache.py); pycnn.prepare_conv holds it explicitly.

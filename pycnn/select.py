@@ -15,8 +15,8 @@ behind each one. In order, a convolution runs:
      window larger than 1x1 with at most DIRECT_OC_FEW_K outputs on DIRECT_OC_FEW_K_MAX_PIXELS;
   2. Winograd F(4x4,5x5) for stride-1 5x5 layers with at least WINOGRAD_5X5_MIN_TILES tiles and
      Cg * Kg / (Cg + Kg) at least WINOGRAD_5X5_MIN_CK (WINOGRAD_5X5_MANY_TILES_MIN_CK with
-     WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16 outputs instead of 400, so it runs
-     AlexNet's, AlphaGo's, GoogLeNet's and Inception's 5x5s 1.5-3.4x faster than direct_oc;
+     WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16 outputs instead of 400 (AlexNet's,
+     AlphaGo's and Inception v3's 5x5s 2.2-3.4x faster than direct_oc);
      3x3 layers: Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels
      per group (F4 with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the
      transforms are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little
@@ -69,7 +69,7 @@ DIRECT_OC_MAX_CK_PER_TILE = 16
 # 5x5 stride-1 layers -> Winograd F(4x4,5x5) with at least WINOGRAD_5X5_MIN_TILES tiles in the batch
 # and Cg * Kg / (Cg + Kg) >= WINOGRAD_5X5_MIN_CK, or with WINOGRAD_5X5_MANY_TILES tiles and >=
 # WINOGRAD_5X5_MANY_TILES_MIN_CK (ConvNetJS's 16 -> 20 @16 at batch 8); else rule 1 and rule 4's
-# direct_oc (GoogLeNet's 16 -> 48 @14 and 48 -> 128 @7 at batch 1, the first layers). The same on
+# direct_oc (16 -> 48 @14 and 48 -> 128 @7 at batch 1, the first layers). The same on
 # every ISA: measured with the avx512 table on 256-bit FMA units, capped to avx2 and generic.
 WINOGRAD_5X5_MIN_TILES = 16
 WINOGRAD_5X5_MIN_CK = 16

@@ -52,10 +52,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=96, H=27, W=27, K=256, R=5, S=5, pad=2), "winograd_f4"),  # AlexNet conv2: F(4x4,5x5)
         (shape(N=8, C=48, H=19, W=19, K=192, R=5, S=5, pad=2), "winograd_f4"),  # AlphaGo conv1
         (shape(C=48, H=35, W=35, K=64, R=5, S=5, pad=2), "winograd_f4"),  # Inception v3's 5x5s: 27.4
-        (shape(C=32, H=14, W=14, K=128, R=5, S=5, pad=2), "winograd_f4"),  # GoogLeNet 4e's 5x5: 16 tiles
-        (shape(C=16, H=14, W=14, K=48, R=5, S=5, pad=2), "direct_oc"),  # GoogLeNet 4a's 5x5: 12
+        (shape(C=32, H=14, W=14, K=128, R=5, S=5, pad=2), "winograd_f4"),  # 5x5 at 14x14: 16 tiles, 25.6
+        (shape(C=16, H=14, W=14, K=48, R=5, S=5, pad=2), "direct_oc"),  # 5x5, 12
         (shape(N=8, C=16, H=14, W=14, K=48, R=5, S=5, pad=2), "winograd_f4"),  # ... at batch 8: 128 tiles
-        (shape(C=48, H=7, W=7, K=128, R=5, S=5, pad=2), "direct_oc"),  # GoogLeNet 5b's 5x5: 4 tiles
+        (shape(C=48, H=7, W=7, K=128, R=5, S=5, pad=2), "direct_oc"),  # 5x5 at 7x7: 4 tiles
         (shape(N=4, C=48, H=7, W=7, K=128, R=5, S=5, pad=2), "winograd_f4"),  # 16 tiles
         (shape(N=8, C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "winograd_f4"),  # ConvNetJS conv2 b8: 8.9
         (shape(N=7, C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # 112 tiles
