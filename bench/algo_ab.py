@@ -5,7 +5,8 @@ a channel-blocked output (as a Graph's conv writes it where the layout pass bloc
 
     python -m bench.algo_ab 1,128,28,32,3,1,1 8,32,73,64,3,1,1 --algos direct_oc,winograd_f4
 
-Each shape is N,C,H,K,R,stride,pad (square maps and windows), ReLU in the epilogue. --blocked-x
+Each shape is N,C,H,K,R,stride,pad (square maps; R and pad may be RxS and PHxPW for a rectangular
+window, e.g. 1,160,17,160,1x7,1,0x3 for Inception's 1x7), ReLU in the epilogue. --blocked-x
 adds direct_oc reading a channel-blocked x (N, C/16, H, W, 16), 'direct_oc+x', beside the same
 call on NCHW (16 | C; y in the others' layout). --cold runs a 64 MiB max pool before each timed
 call (timing.evicting_pool), so x, y and the weights come from memory (as for the first step of
@@ -40,7 +41,7 @@ def _cold(fn, reps, evict):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad")
+    ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad (R, pad: or RxS, PHxPW)")
     ap.add_argument("--algos", default="direct_oc,winograd_f4")
     ap.add_argument("--nchw", action="store_true", help="NCHW output (default: channel-blocked where 16 | K)")
     ap.add_argument("--cold", action="store_true", help="caches flushed before each call")
@@ -56,10 +57,14 @@ def main(argv=None):
     algos = args.algos.split(",")
     evict = evicting_pool(pycnn) if args.cold else None
     for spec in args.shapes:
-        N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
+        N, C, H, K, win, st, pads = spec.split(",")
+        N, C, H, K, st = int(N), int(C), int(H), int(K), int(st)
+        R, S = (int(v) for v in win.split("x")) if "x" in win else (int(win),) * 2
+        ph, pw = (int(v) for v in pads.split("x")) if "x" in pads else (int(pads),) * 2
+        pad = (ph, pw)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
-        w = rng.standard_normal((K, C, R, R), dtype=np.float32) / np.sqrt(C * R * R)
+        w = rng.standard_normal((K, C, R, S), dtype=np.float32) / np.sqrt(C * R * S)
         blocked = not args.nchw and K % 16 == 0 and all(a in _WRITES_BLOCKED for a in algos)
         calls = {}
         for a in algos:
@@ -80,15 +85,15 @@ def main(argv=None):
             med = {a: _cold(f, 10 * args.rounds, evict) for a, f in fns.items()}
         else:
             med = {a: v["median_s"] for a, v in compare(fns, rounds=args.rounds, min_samples=10).items()}
-        Ho = (H + 2 * pad - R) // st + 1
-        flop = 2.0 * N * K * C * R * R * Ho * Ho
+        Ho, Wo = (H + 2 * ph - R) // st + 1, (H + 2 * pw - S) // st + 1
+        flop = 2.0 * N * K * C * R * S * Ho * Wo
         first = med[algos[0]]
         cols = "  ".join(
             f"{a} {t * 1e3:.3f} ms ({flop / t / 1e9:.0f} GFLOP/s, {t / first:.2f})" for a, t in med.items()
         )
         where = ("cold" if args.cold else "warm") + (", blocked y" if blocked else ", NCHW y")
         print(
-            f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H}, ISA {pycnn._C.get_isa()}, {args.threads} threads, "
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else pads} @{H}, ISA {pycnn._C.get_isa()}, {args.threads} threads, "
             f"{where}: {cols}",
             flush=True,
         )

@@ -1,6 +1,7 @@
 """Measured Winograd error per tile: `python -m bench.winograd_error`.
 
-For each 3x3 and each 5x5 stride-1 lecture layer (batch 1) and each tile, the max relative error
+For each 3x3 and each 5x5 stride-1 lecture layer (batch 1), and Inception v3's 1x7 and 7x1 layers
+(128, 160, 192 channels at 17x17), and each tile, the max relative error
 max |y - y64| / max |y64| of pycnn's float32 result against the float64 reference, on
   * random: x, w ~ N(0, 1);
   * real-scale: He-initialized weights N(0, 2/fan_in) on ReLU activations |N(0, 1)|, the scale of
@@ -10,6 +11,8 @@ Also shows im2col's error for scale. The README's accuracy table and the registr
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -21,20 +24,32 @@ from pycnn.models import CONV_LAYERS
 ALGOS = ["im2col"] + [a for a in registry.names(kind=registry.NATIVE) if registry.CONV[a].rel_error_bound]
 
 
-def measure(r):
-    """The lecture's r x r stride-1 layers and the worst error per (data, algorithm) over them."""
+# Inception v3's one-dimensional layers (Mixed_6b-e, Mixed_7a), as lecture-layer-like records.
+_INCEPTION_1D = [
+    SimpleNamespace(C=c, K=c, H=17, W=17, R=R, S=S, pad=(R // 2, S // 2), stride=1, groups=1)
+    for c in (128, 160, 192)
+    for R, S in ((1, 7), (7, 1))
+]
+
+
+def measure(r, s=None):
+    """The r x s (default square) stride-1 layers and the worst error per (data, algorithm) over them."""
     rng = np.random.default_rng(0)
-    layers = [l for l in CONV_LAYERS if l.R == r and l.S == r and l.stride == 1 and l.groups == 1]
+    s = r if s is None else s
+    if r == s:
+        layers = [l for l in CONV_LAYERS if l.R == r and l.S == r and l.stride == 1 and l.groups == 1]
+    else:
+        layers = [l for l in _INCEPTION_1D if (l.R, l.S) == (r, s)]
     algos = [a for a in ALGOS if all(registry.CONV[a].supports(_shape(l)) for l in layers)]
     worst = {(kind, a): 0.0 for kind in ("random", "real-scale") for a in algos}
     for l in layers:
         for kind in ("random", "real-scale"):
             if kind == "random":
                 x = rng.standard_normal((1, l.C, l.H, l.W))
-                w = rng.standard_normal((l.K, l.C, r, r))
+                w = rng.standard_normal((l.K, l.C, r, s))
             else:
                 x = np.abs(rng.standard_normal((1, l.C, l.H, l.W)))
-                w = rng.standard_normal((l.K, l.C, r, r)) * np.sqrt(2.0 / (l.C * r * r))
+                w = rng.standard_normal((l.K, l.C, r, s)) * np.sqrt(2.0 / (l.C * r * s))
             ref = reference.conv2d(x, w, None, 1, l.pad)
             x32, w32 = x.astype(np.float32), w.astype(np.float32)
             for a in algos:
@@ -49,9 +64,9 @@ def _shape(l):
 
 
 def main():
-    for r in (3, 5):
-        layers, algos, worst = measure(r)
-        print(f"max relative error over {len(layers)} {r}x{r} stride-1 layers (batch 1), ISA {pycnn._C.get_isa()}")
+    for r, s in ((3, 3), (5, 5), (1, 7), (7, 1)):
+        layers, algos, worst = measure(r, s)
+        print(f"max relative error over {len(layers)} {r}x{s} stride-1 layers (batch 1), ISA {pycnn._C.get_isa()}")
         print("| data | " + " | ".join(algos) + " |")
         print("|---|" + "---:|" * len(algos))
         for kind in ("random", "real-scale"):

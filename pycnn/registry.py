@@ -59,7 +59,7 @@ class ConvAlgo:
     refuse: Callable[[ConvShape], str] = field(default=lambda s: "", repr=False)
     blocked: Callable[[ConvShape, int], bool] = field(default=lambda s, bits: bits == 0, repr=False)
     available: Callable[[], bool] = field(default=lambda: True, repr=False)
-    rel_error_bound_5x5: float = 0.0  # > 0: the same on 5x5 kernels (a Winograd tile with a larger alpha)
+    rel_error_bound_other: float = 0.0  # > 0: the same on kernels other than 3x3 (Winograd's 5x5, 1x7, 7x1)
 
     def supports(self, s: ConvShape) -> bool:
         """Whether it runs the convolution s."""
@@ -67,7 +67,8 @@ class ConvAlgo:
 
     def error_bound(self, s: ConvShape) -> float:
         """The bound on max|y - y64| / max|y64| for the convolution s (0: exact arithmetic)."""
-        return self.rel_error_bound_5x5 if s.R == 5 and self.rel_error_bound_5x5 else self.rel_error_bound
+        other = (s.R, s.S) != (3, 3) and self.rel_error_bound_other
+        return self.rel_error_bound_other if other else self.rel_error_bound
 
     def layout_ok(self, s: ConvShape, bits: int) -> bool:
         """Whether it runs s with these channel-blocked layout bits (pycnn/layout.py)."""
@@ -79,13 +80,13 @@ class ConvAlgo:
         return self.kind == NATIVE
 
 
-def _native(name: str, summary: str, bound: float, bound_5x5: float) -> ConvAlgo:
+def _native(name: str, summary: str, bound: float, bound_other: float) -> ConvAlgo:
     return ConvAlgo(
         name,
         summary,
         NATIVE,
         rel_error_bound=bound,
-        rel_error_bound_5x5=bound_5x5,
+        rel_error_bound_other=bound_other,
         refuse=lambda s: _C.conv_algorithm_refusal(name, geometry(s)),
         blocked=lambda s, bits: _C.conv_algorithm_layout_ok(name, geometry(s), bits),
     )

@@ -55,15 +55,24 @@ _POINTS = {
 }
 
 
+# (m, r) per axis: the 3x3 and 5x5 tiles on both axes, F(2, 7) on one axis of a 1x7 / 7x1 kernel
+# (the other axis then F(1, 1)); kernels/cpu/winograd_matrices.h's with_winograd_tile.
+_AXIS_TILES = {(1, 1)} | {(m, 3) for m in TILES} | {(m, 5) for m in TILES_5X5} | {(2, 7)}
+TILES_1D = {7: (2,)}  # r -> the m of 1 x r and r x 1 kernels
+
+
 def alpha(m: int, r: int = 3) -> int:
     """The input tile's side for output tile m and kernel r."""
     return m + r - 1
 
 
 def matrices(m: int, r: int = 3):
-    """(BT, G, AT) as float64 arrays for output tile m and kernel r (3: m in TILES, 5: m in TILES_5X5)."""
-    if (r, m) not in {(3, t) for t in TILES} | {(5, t) for t in TILES_5X5}:
-        raise ValueError(f"m, r: no Winograd F({m}x{m},{r}x{r}) here")
+    """(BT, G, AT) as float64 arrays for output tile m and kernel r along one axis (3: m in
+    TILES, 5: m in TILES_5X5, 7: m = 2; F(1, 1) is the identity)."""
+    if (m, r) not in _AXIS_TILES:
+        raise ValueError(f"m, r: no Winograd F({m}, {r}) here")
+    if (m, r) == (1, 1):
+        return tuple(np.ones((1, 1)) for _ in range(3))
     a = alpha(m, r)
     pts, scale, inf_sign, BT = _POINTS[a]
     G = [[Fr(scale[j]) * Fr(p) ** k for k in range(r)] for j, p in enumerate(pts)] + [[0] * (r - 1) + [1]]
@@ -71,44 +80,58 @@ def matrices(m: int, r: int = 3):
     return tuple(np.array(t, np.float64) for t in (BT, G, AT))
 
 
+def tile(m: int, R: int, S: int):
+    """(mh, mw): the output tile of tile size m on an R x S kernel (1 along an axis of size 1)."""
+    return (1 if R == 1 else m), (1 if S == 1 else m)
+
+
 def filter_transform(w, m):
-    """(K, C, r, r) -> U (alpha^2, K, C), U[i*alpha + j] = (G g G^T)[i, j]."""
-    _, G, _ = matrices(m, w.shape[-1])
-    U = np.einsum("ir,kcrs,js->ijkc", G, np.asarray(w, np.float64), G)
+    """(K, C, R, S) -> U (ah aw, K, C), U[i*aw + j] = (G_h g G_w^T)[i, j]."""
+    R, S = w.shape[-2:]
+    mh, mw = tile(m, R, S)
+    _, Gh, _ = matrices(mh, R)
+    _, Gw, _ = matrices(mw, S)
+    U = np.einsum("ir,kcrs,js->ijkc", Gh, np.asarray(w, np.float64), Gw)
     return U.reshape(-1, *w.shape[:2])
 
 
-def input_tiles(x, m, pad_t, pad_l, Ho, Wo, r=3):
-    """x (N, C, H, W) -> the alpha x alpha input tiles d, shape (N, C, TH, TW, alpha, alpha)."""
-    a = alpha(m, r)
+def input_tiles(x, m, pad_t, pad_l, Ho, Wo, R=3, S=None):
+    """x (N, C, H, W) -> the ah x aw input tiles d, shape (N, C, TH, TW, ah, aw)."""
+    S = R if S is None else S
+    mh, mw = tile(m, R, S)
+    ah, aw = alpha(mh, R), alpha(mw, S)
     N, C, H, W = x.shape
-    TH, TW = -(-Ho // m), -(-Wo // m)
-    xp = np.zeros((N, C, TH * m + r - 1, TW * m + r - 1), np.float64)
-    h = min(H, TH * m + r - 1 - pad_t)
-    w = min(W, TW * m + r - 1 - pad_l)
+    TH, TW = -(-Ho // mh), -(-Wo // mw)
+    xp = np.zeros((N, C, TH * mh + R - 1, TW * mw + S - 1), np.float64)
+    h = min(H, TH * mh + R - 1 - pad_t)
+    w = min(W, TW * mw + S - 1 - pad_l)
     xp[:, :, pad_t : pad_t + h, pad_l : pad_l + w] = x[:, :, :h, :w]
-    d = np.empty((N, C, TH, TW, a, a))
+    d = np.empty((N, C, TH, TW, ah, aw))
     for th in range(TH):
         for tw in range(TW):
-            d[:, :, th, tw] = xp[:, :, th * m : th * m + a, tw * m : tw * m + a]
+            d[:, :, th, tw] = xp[:, :, th * mh : th * mh + ah, tw * mw : tw * mw + aw]
     return d
 
 
-def input_transform(x, m, pad_t, pad_l, Ho, Wo, r=3):
-    """x -> V (alpha^2, C, N*TH*TW), tiles in (n, th, tw) order."""
-    BT, _, _ = matrices(m, r)
-    d = input_tiles(x, m, pad_t, pad_l, Ho, Wo, r)
-    V = np.einsum("ia,nchwab,jb->ijcnhw", BT, d, BT)
-    a = alpha(m, r)
-    return V.reshape(a * a, x.shape[1], -1)
+def input_transform(x, m, pad_t, pad_l, Ho, Wo, R=3, S=None):
+    """x -> V (ah aw, C, N*TH*TW), tiles in (n, th, tw) order."""
+    S = R if S is None else S
+    mh, mw = tile(m, R, S)
+    BTh, _, _ = matrices(mh, R)
+    BTw, _, _ = matrices(mw, S)
+    d = input_tiles(x, m, pad_t, pad_l, Ho, Wo, R, S)
+    V = np.einsum("ia,nchwab,jb->ijcnhw", BTh, d, BTw)
+    return V.reshape(BTh.shape[0] * BTw.shape[0], x.shape[1], -1)
 
 
-def output_transform(M, m, N, Ho, Wo, r=3):
-    """M (alpha^2, K, N*TH*TW) -> y (N, K, Ho, Wo) = A^T M A per tile, edges clipped."""
-    _, _, AT = matrices(m, r)
-    a = alpha(m, r)
+def output_transform(M, m, N, Ho, Wo, R=3, S=None):
+    """M (ah aw, K, N*TH*TW) -> y (N, K, Ho, Wo) = A_h^T M A_w per tile, edges clipped."""
+    S = R if S is None else S
+    mh, mw = tile(m, R, S)
+    _, _, ATh = matrices(mh, R)
+    _, _, ATw = matrices(mw, S)
     K = M.shape[1]
-    TH, TW = -(-Ho // m), -(-Wo // m)
-    Mt = np.asarray(M, np.float64).reshape(a, a, K, N, TH, TW)
-    Y = np.einsum("ia,abknhw,jb->nkhiwj", AT, Mt, AT).reshape(N, K, TH * m, TW * m)
+    TH, TW = -(-Ho // mh), -(-Wo // mw)
+    Mt = np.asarray(M, np.float64).reshape(ATh.shape[1], ATw.shape[1], K, N, TH, TW)
+    Y = np.einsum("ia,abknhw,jb->nkhiwj", ATh, Mt, ATw).reshape(N, K, TH * mh, TW * mw)
     return Y[:, :, :Ho, :Wo]

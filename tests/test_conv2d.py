@@ -95,7 +95,7 @@ def test_odd_shapes_every_isa(case, algo, isa, rng):
     x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
     ref = _ref(x, w, b, stride, padding, dilation, groups)
     y = conv_poisoned(x, w, b, stride, padding, dilation, groups, algo)
-    assert_conv_close(y, ref, algo, what=f"{algo}/{isa}", r=R)
+    assert_conv_close(y, ref, algo, what=f"{algo}/{isa}", r=R, s=S)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -121,7 +121,7 @@ def test_lecture_layers(layer, rng):
     for algo in pycnn.registry.candidates(shape) + ["auto"]:
         y = pycnn.conv2d(x, w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
         ran = pycnn.policy.resolve(algo, shape)
-        assert_conv_close(y, ref, ran, what=f"{layer.id}/{algo}", r=layer.R)
+        assert_conv_close(y, ref, ran, what=f"{layer.id}/{algo}", r=layer.R, s=layer.S)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -195,11 +195,11 @@ def test_prepared_conv_matches(case, algo, rng):
     conv = pycnn.prepare_conv(w, b, stride, padding, dilation, groups, algo=algo, activation="relu")
     ref = _ref(x, w, b, stride, padding, dilation, groups, "relu")
     ran = conv.algo_for(x.shape)
-    assert_conv_close(conv(x), ref, ran, what=f"prepared {algo}", r=R)
-    assert_conv_close(conv(x), ref, ran, what=f"prepared {algo}, second call", r=R)  # weights reused
+    assert_conv_close(conv(x), ref, ran, what=f"prepared {algo}", r=R, s=S)
+    assert_conv_close(conv(x), ref, ran, what=f"prepared {algo}, second call", r=R, s=S)  # weights reused
     # another input size through the same prepared weights
     x2, _, _ = conv_data(rng, N + 1, C, H + 3, W + 2, K, C // groups, R, S)
-    assert_conv_close(conv(x2), _ref(x2, w, b, stride, padding, dilation, groups, "relu"), conv.algo_for(x2.shape), r=R)
+    assert_conv_close(conv(x2), _ref(x2, w, b, stride, padding, dilation, groups, "relu"), conv.algo_for(x2.shape), r=R, s=S)
 
 
 def test_prepared_conv_rejects_wrong_input(rng):
@@ -551,7 +551,7 @@ def test_prepared_conv_bind_with_the_algorithm_given(rng):
     for algo in ("im2col", "direct_oc", "winograd_f2", "direct"):
         assert_close(conv.bind([x.shape], None, run_algo=algo)(x), want, what=algo)
     strided = pycnn.prepare_conv(w, b, stride=2, padding=1)
-    with pytest.raises(ValueError, match="winograd_f2' needs a 3x3 or 5x5 kernel with stride 1"):
+    with pytest.raises(ValueError, match="winograd_f2' needs a 3x3, 5x5, 1x7 or 7x1 kernel with stride 1"):
         strided.bind([x.shape], None, run_algo="winograd_f2")
 
 

@@ -55,7 +55,7 @@ def test_fuzz_conv_every_algorithm(prob, seed):
     shape = pycnn.ops.ConvShape(x.shape, w.shape, stride, pad, dil, groups)
     for algo in registry.candidates(shape) + ["auto"]:
         y = pycnn.conv2d(x, w, b, stride, pad, dil, groups, algo=algo, activation=act)
-        assert_conv_close(y, ref, pycnn.policy.resolve(algo, shape), what=f"{prob} {algo}", r=R)
+        assert_conv_close(y, ref, pycnn.policy.resolve(algo, shape), what=f"{prob} {algo}", r=R, s=S)
 
 
 @st.composite

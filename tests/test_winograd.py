@@ -1,5 +1,6 @@
-"""Winograd F(2x2,3x3), F(4x4,3x3), F(6x6,3x3), F(2x2,5x5), F(4x4,5x5): matrices, each transform on
-its own, whole convolutions at every tile and ISA path, the documented error bounds, and bad use."""
+"""Winograd F(2x2,3x3), F(4x4,3x3), F(6x6,3x3), F(2x2,5x5), F(4x4,5x5) and the one-dimensional
+F(1x2,1x7), F(2x1,7x1): matrices, each transform on its own, whole convolutions at every tile and
+ISA path, the documented error bounds, and bad use."""
 
 import numpy as np
 import pytest
@@ -9,26 +10,41 @@ from conftest import assert_close, conv_data
 from pycnn import _C, reference, winograd
 
 TILES = winograd.TILES
-# (m, r): every tile of every kernel size.
-TILE_KERNELS = [(m, 3) for m in TILES] + [(m, 5) for m in winograd.TILES_5X5]
-# Documented bounds (the registry's rel_error_bound and rel_error_bound_5x5; README "Winograd
-# accuracy"): max |y - y64| / max |y64| over the output; `python -m bench.winograd_error` prints
-# the measured values.
+# (m, R, S): every tile of every kernel (m along the kernel's long axis).
+TILE_KERNELS = (
+    [(m, 3, 3) for m in TILES]
+    + [(m, 5, 5) for m in winograd.TILES_5X5]
+    + [(m, 1, r) for r, ms in winograd.TILES_1D.items() for m in ms]
+    + [(m, r, 1) for r, ms in winograd.TILES_1D.items() for m in ms]
+)
+# Documented bounds (the registry's rel_error_bound for 3x3, rel_error_bound_other for the
+# others; README "Winograd accuracy"): max |y - y64| / max |y64| over the output; `python -m
+# bench.winograd_error` prints the measured values.
 REL_BOUND = {
-    (m, r): getattr(pycnn.registry.CONV[f"winograd_f{m}"], "rel_error_bound" if r == 3 else "rel_error_bound_5x5")
-    for m, r in TILE_KERNELS
+    (m, R, S): getattr(
+        pycnn.registry.CONV[f"winograd_f{m}"], "rel_error_bound" if (R, S) == (3, 3) else "rel_error_bound_other"
+    )
+    for m, R, S in TILE_KERNELS
 }
-ids = [f"F{m}_{r}x{r}" for m, r in TILE_KERNELS]
+ids = [f"F{m}_{R}x{S}" for m, R, S in TILE_KERNELS]
+
+
+def _tile(m, R, S):
+    """(mh, mw, ah, aw) of tile m on an R x S kernel."""
+    mh, mw = winograd.tile(m, R, S)
+    return mh, mw, mh + R - 1, mw + S - 1
 
 
 def test_bounds_grow_with_alpha():
     """The 5x5 tiles share their alpha (so their B^T) with a larger 3x3 tile, and its bound."""
-    assert REL_BOUND[2, 5] == REL_BOUND[4, 3] and REL_BOUND[4, 5] == REL_BOUND[6, 3]
-    assert REL_BOUND[2, 3] < REL_BOUND[4, 3] < REL_BOUND[6, 3]
+    assert REL_BOUND[2, 5, 5] == REL_BOUND[4, 3, 3] and REL_BOUND[4, 5, 5] == REL_BOUND[6, 3, 3]
+    assert REL_BOUND[2, 3, 3] < REL_BOUND[4, 3, 3] < REL_BOUND[6, 3, 3]
 
 
-@pytest.mark.parametrize("m, r", TILE_KERNELS, ids=ids)
+@pytest.mark.parametrize("m, r", sorted({(m, R) for m, R, _ in TILE_KERNELS if R > 1} | {(2, 7)}))
 def test_matrices_compute_correlation(m, r, rng):
+    """Along one axis: Y = A^T ((G g) * (B^T d)) is the correlation of d with g; square tiles
+    apply it on both axes."""
     BT, G, AT = winograd.matrices(m, r)
     a = m + r - 1
     assert BT.shape == (a, a) and G.shape == (a, r) and AT.shape == (m, a)
@@ -40,48 +56,52 @@ def test_matrices_compute_correlation(m, r, rng):
 
 
 def test_matrices_refuse_other_tiles():
-    for m, r in [(6, 5), (3, 3), (2, 7)]:
+    for m, r in [(6, 5), (3, 3), (4, 7), (1, 3)]:
         with pytest.raises(ValueError, match="m, r"):
             winograd.matrices(m, r)
+    assert [np.asarray(t).tolist() for t in winograd.matrices(1, 1)] == [[[1.0]]] * 3
 
 
-@pytest.mark.parametrize("m, r", TILE_KERNELS, ids=ids)
-def test_filter_transform(m, r, rng):
-    w = rng.standard_normal((5, 7, r, r)).astype(np.float32)
+@pytest.mark.parametrize("m, R, S", TILE_KERNELS, ids=ids)
+def test_filter_transform(m, R, S, rng):
+    w = rng.standard_normal((5, 7, R, S)).astype(np.float32)
     U = _C.winograd_filter_transform(w, m)
-    assert U.shape == ((m + r - 1) ** 2, 5, 7)
+    _, _, ah, aw = _tile(m, R, S)
+    assert U.shape == (ah * aw, 5, 7)
     assert_close(U, winograd.filter_transform(w.astype(np.float64), m), atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("m, r", TILE_KERNELS, ids=ids)
+@pytest.mark.parametrize("m, R, S", TILE_KERNELS, ids=ids)
 @pytest.mark.parametrize(
-    "shape, pad", [((1, 3, 7, 9), (1, 1)), ((2, 5, 13, 11), (0, 2)), ((1, 17, 5, 31), (2, 0)), ((1, 1, 5, 5), (0, 0))]
+    "shape, pad", [((1, 3, 7, 9), (1, 1)), ((2, 5, 13, 11), (0, 2)), ((1, 17, 7, 31), (2, 0)), ((1, 1, 7, 7), (0, 0))]
 )
-def test_input_transform(m, r, shape, pad, isa, rng):
+def test_input_transform(m, R, S, shape, pad, isa, rng):
     x = rng.standard_normal(shape).astype(np.float32)
     pt, pl = pad
-    Ho, Wo = shape[2] + 2 * pt - r + 1, shape[3] + 2 * pl - r + 1
-    V = _C.winograd_input_transform(x, m, pt, pl, Ho, Wo, r)
-    assert_close(V, winograd.input_transform(x.astype(np.float64), m, pt, pl, Ho, Wo, r), atol=1e-5, rtol=1e-5)
+    Ho, Wo = shape[2] + 2 * pt - R + 1, shape[3] + 2 * pl - S + 1
+    V = _C.winograd_input_transform(x, m, pt, pl, Ho, Wo, R, S)
+    want = winograd.input_transform(x.astype(np.float64), m, pt, pl, Ho, Wo, R, S)
+    assert_close(V, want, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("m, r", TILE_KERNELS, ids=ids)
+@pytest.mark.parametrize("m, R, S", TILE_KERNELS, ids=ids)
 @pytest.mark.parametrize("N, K, Ho, Wo", [(1, 3, 5, 9), (2, 4, 13, 13), (1, 1, 1, 1), (1, 2, 7, 33)])
-def test_output_transform(m, r, N, K, Ho, Wo, isa, rng):
-    T = N * -(-Ho // m) * -(-Wo // m)
-    M = rng.standard_normal(((m + r - 1) ** 2, K, T)).astype(np.float32)
-    y = _C.winograd_output_transform(M, m, N, Ho, Wo, r)
-    assert_close(y, winograd.output_transform(M.astype(np.float64), m, N, Ho, Wo, r), atol=1e-4, rtol=1e-5)
+def test_output_transform(m, R, S, N, K, Ho, Wo, isa, rng):
+    mh, mw, ah, aw = _tile(m, R, S)
+    T = N * -(-Ho // mh) * -(-Wo // mw)
+    M = rng.standard_normal((ah * aw, K, T)).astype(np.float32)
+    y = _C.winograd_output_transform(M, m, N, Ho, Wo, R, S)
+    assert_close(y, winograd.output_transform(M.astype(np.float64), m, N, Ho, Wo, R, S), atol=1e-4, rtol=1e-5)
 
 
 def test_transforms_refuse_other_tiles():
     x = np.zeros((1, 1, 9, 9), np.float32)
-    with pytest.raises(ValueError, match="m: expected"):
-        _C.winograd_input_transform(x, 6, 0, 0, 5, 5, 5)
-    with pytest.raises(ValueError, match="r: expected"):
-        _C.winograd_output_transform(np.zeros((36, 1, 1), np.float32), 2, 1, 2, 2, 7)
-    with pytest.raises(ValueError, match="m: expected"):
-        _C.winograd_filter_transform(np.zeros((1, 1, 5, 5), np.float32), 6)
+    with pytest.raises(ValueError, match="no tile of output size 6 for a 5x5 kernel"):
+        _C.winograd_input_transform(x, 6, 0, 0, 5, 5, 5, 5)
+    with pytest.raises(ValueError, match="no tile of output size 2 for a 7x7 kernel"):
+        _C.winograd_output_transform(np.zeros((36, 1, 1), np.float32), 2, 1, 2, 2, 7, 7)
+    with pytest.raises(ValueError, match="no tile of output size 4 for a 1x7 kernel"):
+        _C.winograd_filter_transform(np.zeros((1, 1, 1, 7), np.float32), 4)
 
 
 CASES = [  # N, C, H, W, K, padding, groups
@@ -97,47 +117,60 @@ CASES = [  # N, C, H, W, K, padding, groups
 ]
 
 
+def _pad_for(pad, R, S):
+    """A case's padding scaled to an R x S kernel (1 -> what keeps the map's size)."""
+    if (R, S) == (3, 3):
+        return pad
+    if isinstance(pad, tuple):
+        return (R // 2, 1, S // 2, 2)
+    return (R // 2, S // 2) if pad == 1 else pad
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:5])))
-@pytest.mark.parametrize("m, r", TILE_KERNELS, ids=ids)
-def test_conv_every_tile_and_isa(case, m, r, isa, rng):
+@pytest.mark.parametrize("m, R, S", TILE_KERNELS, ids=ids)
+def test_conv_every_tile_and_isa(case, m, R, S, isa, rng):
     N, C, H, W, K, pad, groups = case
-    if r == 5:  # the same cases with the padding that keeps the map's size
-        pad = 2 if pad == 1 else (2, 1, 0, 3) if isinstance(pad, tuple) else pad
-        H, W = max(H, 5), max(W, 5)
-    x, w, b = conv_data(rng, N, C, H, W, K, C // groups, r, r)
+    pad = _pad_for(pad, R, S)
+    H, W = max(H, R), max(W, S)
+    x, w, b = conv_data(rng, N, C, H, W, K, C // groups, R, S)
     ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, pad, 1, groups)
     s = pycnn.ops.ConvShape(x.shape, w.shape, 1, pad, 1, groups)
     y = np.full((s.N, s.K, s.Ho, s.Wo), np.nan, np.float32)  # poisoned
     _C.conv2d(x, w, b, y, 1, 1, s.pad[0], s.pad[1], 1, 1, groups, f"winograd_f{m}", False)
     err = np.abs(y - ref).max() / np.abs(ref).max()
-    bound = REL_BOUND[m, r]
-    assert err <= bound, f"F({m},{r}): relative error {err:.3g} > {bound}"
+    bound = REL_BOUND[m, R, S]
+    assert err <= bound, f"F{m} on {R}x{S}: relative error {err:.3g} > {bound}"
     yr = pycnn.prepare_conv(w, b, 1, pad, groups=groups, algo=f"winograd_f{m}", activation="relu")(x)
     assert np.abs(yr - np.maximum(ref, 0)).max() / np.abs(ref).max() <= bound
     assert pycnn.registry.CONV[f"winograd_f{m}"].error_bound(s) == bound
 
 
-@pytest.mark.parametrize("m, r", TILE_KERNELS, ids=ids)
-def test_error_bound_real_scale(m, r, rng):
+@pytest.mark.parametrize("m, R, S", TILE_KERNELS, ids=ids)
+def test_error_bound_real_scale(m, R, S, rng):
     """He-initialized weights on ReLU-like (non-negative, unit-variance) activations, as in a
     trained ResNet layer: the relative error stays within the documented bound."""
     x = np.abs(rng.standard_normal((1, 64, 28, 28))).astype(np.float32)
-    w = (rng.standard_normal((64, 64, r, r)) * np.sqrt(2.0 / (64 * r * r))).astype(np.float32)
-    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, r // 2)
-    y = pycnn.conv2d(x, w, None, 1, r // 2, algo=f"winograd_f{m}")
-    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[m, r]
+    w = (rng.standard_normal((64, 64, R, S)) * np.sqrt(2.0 / (64 * R * S))).astype(np.float32)
+    pad = (R // 2, S // 2)
+    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), None, 1, pad)
+    y = pycnn.conv2d(x, w, None, 1, pad, algo=f"winograd_f{m}")
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[m, R, S]
 
 
 def test_winograd_auto_tile_and_names(rng):
     x, w, b = conv_data(rng, 1, 4, 30, 30, 4, 4, 3, 3)
     ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 1)
     y = pycnn.conv2d(x, w, b, padding=1, algo="winograd")
-    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[6, 3]
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[6, 3, 3]
     assert {"winograd", "winograd_f2", "winograd_f4", "winograd_f6"} <= set(pycnn.algorithms())
     x, w, b = conv_data(rng, 1, 4, 30, 30, 4, 4, 5, 5)
     ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 2)
     y = pycnn.conv2d(x, w, b, padding=2, algo="winograd")
-    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[4, 5]
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[4, 5, 5]
+    x, w, b = conv_data(rng, 1, 4, 17, 17, 4, 4, 1, 7)  # 1x7: F(1x2,1x7), the one tile there
+    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, (0, 3))
+    y = pycnn.conv2d(x, w, b, padding=(0, 3), algo="winograd")
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[2, 1, 7]
 
 
 @pytest.mark.parametrize("kwargs", [dict(stride=2), dict(dilation=2)])
@@ -146,34 +179,36 @@ def test_winograd_rejects_other_shapes(kwargs, algo, rng):
     x, w, _ = conv_data(rng, 1, 3, 12, 12, 4, 3, 3, 3)
     with pytest.raises(ValueError, match="algo"):
         pycnn.conv2d(x, w, algo=algo, **kwargs)
-    for k in [(7, 7), (5, 3), (1, 1)]:
+    for k in [(7, 7), (5, 3), (1, 1), (1, 5), (3, 1)]:
         wk = np.zeros((4, 3, *k), np.float32)
-        with pytest.raises(ValueError, match="3x3 or 5x5"):
+        with pytest.raises(ValueError, match="3x3(, 5x5, 1x7)? or (5x5|7x1)"):
             pycnn.conv2d(x, wk, algo=algo)
         with pytest.raises(ValueError, match="algo"):
             pycnn.prepare_conv(wk, algo=algo)
     with pytest.raises(ValueError, match="winograd_f6' needs a 3x3 kernel"):
         pycnn.conv2d(x, np.zeros((4, 3, 5, 5), np.float32), algo="winograd_f6")
+    with pytest.raises(ValueError, match="winograd_f4' needs a 3x3 or 5x5 kernel"):
+        pycnn.conv2d(x, np.zeros((4, 3, 1, 7), np.float32), padding=(0, 3), algo="winograd_f4")
 
 
-@pytest.mark.parametrize("m, r", TILE_KERNELS, ids=ids)
+@pytest.mark.parametrize("m, R, S", TILE_KERNELS, ids=ids)
 @pytest.mark.parametrize("where", [(6, 7), (0, 0), (13, 2)])
-def test_nan_reaches_exactly_the_tiles_that_hold_it(m, r, where, rng):
+def test_nan_reaches_exactly_the_tiles_that_hold_it(m, R, S, where, rng):
     """A NaN input reaches at least every output the reference makes NaN and at most the outputs
     of the tiles whose input patch holds it (zero coefficients are skipped, so not always all of
     them)."""
-    x, w, b = conv_data(rng, 1, 3, 14, 14, 4, 3, r, r)
+    x, w, b = conv_data(rng, 1, 3, 14, 14, 4, 3, R, S)
     row, col = where
     x[0, 1, row, col] = np.nan
-    pad = r // 2
-    ref = reference.conv2d(x, w, b, 1, pad)
-    y = pycnn.conv2d(x, w, b, 1, pad, algo=f"winograd_f{m}")
+    ph, pw = R // 2, S // 2
+    ref = reference.conv2d(x, w, b, 1, (ph, pw))
+    y = pycnn.conv2d(x, w, b, 1, (ph, pw), algo=f"winograd_f{m}")
     expect = np.zeros(y.shape[2:], bool)
-    a = m + r - 1
-    for th in range(-(-14 // m)):
-        for tw in range(-(-14 // m)):
-            if th * m - pad <= row < th * m - pad + a and tw * m - pad <= col < tw * m - pad + a:
-                expect[th * m : (th + 1) * m, tw * m : (tw + 1) * m] = True
+    mh, mw, ah, aw = _tile(m, R, S)
+    for th in range(-(-14 // mh)):
+        for tw in range(-(-14 // mw)):
+            if th * mh - ph <= row < th * mh - ph + ah and tw * mw - pw <= col < tw * mw - pw + aw:
+                expect[th * mh : (th + 1) * mh, tw * mw : (tw + 1) * mw] = True
     nan_y = np.isnan(y)
     assert nan_y[np.isnan(ref)].all(), "an output the reference makes NaN is not NaN"
     assert not nan_y[~np.broadcast_to(expect, y.shape)].any(), "NaN escaped the tiles that hold it"

@@ -480,11 +480,11 @@ void bind_conv(py::module_& m) {
       .def_property_readonly("writes_out", [](const BoundRowsBank&) { return true; });
 
   // The algorithms with C++ prepared weights (conv2d_algos.cpp), for pycnn/registry.py:
-  // [(name, summary, rel_error_bound, rel_error_bound_5x5)].
+  // [(name, summary, rel_error_bound, rel_error_bound_other)].
   m.def("conv_algorithms", [] {
     std::vector<py::tuple> out;
     for (const ConvAlgorithm& a : conv_algorithms())
-      out.push_back(py::make_tuple(a.name, a.summary, a.rel_error_bound, a.rel_error_bound_5x5));
+      out.push_back(py::make_tuple(a.name, a.summary, a.rel_error_bound, a.rel_error_bound_other));
     return out;
   });
   // Why `algo` cannot run this geometry ("" when it can), and whether it takes these layout bits.
@@ -513,46 +513,43 @@ void bind_conv(py::module_& m) {
         "How many weight transforms (packings) this process has done; for tests.");
 
   // The Winograd transforms on their own (tests compare them with the explicit matrices).
-  // r: the kernel size (3 for m = 2, 4, 6; 5 for m = 2, 4).
-  const auto check_tile = [](int m, int64_t r) {
-    PYCNN_REQUIRE(r == 3 || r == 5, "r: expected 3 or 5");
-    PYCNN_REQUIRE(m == 2 || m == 4 || (m == 6 && r == 3), "m: expected 2, 4 or 6 (2 or 4 with r = 5)");
-  };
-  m.def("winograd_filter_transform", [check_tile](farray w, int m) {
+  // m with the kernel (R, S): the tiles with_winograd_tile has (ValueError naming them otherwise).
+  m.def("winograd_filter_transform", [](farray w, int m) {
     require_ndim(w, 4, "weight");
-    PYCNN_REQUIRE(w.shape(2) == w.shape(3), "weight: expected square kernels");
-    check_tile(m, w.shape(2));
-    const int64_t a = m + w.shape(2) - 1;
-    farray U({a * a, (int64_t)w.shape(0), (int64_t)w.shape(1)});
-    winograd_filter_transform(m, (int)w.shape(2), w.shape(0), w.shape(1), w.data(), U.mutable_data());
+    const int64_t a2 = winograd_alpha_product(m, w.shape(2), w.shape(3));
+    farray U({a2, (int64_t)w.shape(0), (int64_t)w.shape(1)});
+    winograd_filter_transform(m, w.shape(2), w.shape(3), w.shape(0), w.shape(1), w.data(), U.mutable_data());
     return U;
   });
   m.def(
       "winograd_input_transform",
-      [check_tile](farray x, int m, int64_t pt, int64_t pl, int64_t Ho, int64_t Wo, int64_t r) {
+      [](farray x, int m, int64_t pt, int64_t pl, int64_t Ho, int64_t Wo, int64_t R, int64_t S) {
         require_ndim(x, 4, "x");
-        check_tile(m, r);
+        const int64_t a2 = winograd_alpha_product(m, R, S);
         PYCNN_REQUIRE(pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1, "padding/output size: invalid");
-        const int64_t a = m + r - 1, T = x.shape(0) * ((Ho + m - 1) / m) * ((Wo + m - 1) / m);
-        ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), 1, r, r, 1, 1, pt, pl, 1, 1, 1, Ho, Wo};
-        farray V({a * a, (int64_t)x.shape(1), T});
+        const int64_t mh = R == 1 ? 1 : m, mw = S == 1 ? 1 : m;
+        const int64_t T = x.shape(0) * ((Ho + mh - 1) / mh) * ((Wo + mw - 1) / mw);
+        ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), 1, R, S, 1, 1, pt, pl, 1, 1, 1, Ho, Wo};
+        farray V({a2, (int64_t)x.shape(1), T});
         winograd_input_transform(p, m, x.data(), V.mutable_data());
         return V;
       },
-      py::arg("x"), py::arg("m"), py::arg("pad_t"), py::arg("pad_l"), py::arg("Ho"), py::arg("Wo"), py::arg("r") = 3);
+      py::arg("x"), py::arg("m"), py::arg("pad_t"), py::arg("pad_l"), py::arg("Ho"), py::arg("Wo"), py::arg("R") = 3,
+      py::arg("S") = 3);
   m.def(
       "winograd_output_transform",
-      [check_tile](farray M, int m, int64_t N, int64_t Ho, int64_t Wo, int64_t r) {
+      [](farray M, int m, int64_t N, int64_t Ho, int64_t Wo, int64_t R, int64_t S) {
         require_ndim(M, 3, "M");
-        check_tile(m, r);
-        const int64_t a = m + r - 1, T = N * ((Ho + m - 1) / m) * ((Wo + m - 1) / m);
-        PYCNN_REQUIRE(M.shape(0) == a * a && M.shape(2) == T, "M: expected (alpha^2, K, N*tiles)");
-        ConvParams p{N, 1, Ho, Wo, M.shape(1), r, r, 1, 1, 0, 0, 1, 1, 1, Ho, Wo};
+        const int64_t a2 = winograd_alpha_product(m, R, S);
+        const int64_t mh = R == 1 ? 1 : m, mw = S == 1 ? 1 : m;
+        const int64_t T = N * ((Ho + mh - 1) / mh) * ((Wo + mw - 1) / mw);
+        PYCNN_REQUIRE(M.shape(0) == a2 && M.shape(2) == T, "M: expected (alpha_h * alpha_w, K, N*tiles)");
+        ConvParams p{N, 1, Ho, Wo, M.shape(1), R, S, 1, 1, 0, 0, 1, 1, 1, Ho, Wo};
         farray y({N, (int64_t)M.shape(1), Ho, Wo});
         winograd_output_transform(p, m, M.data(), y.mutable_data());
         return y;
       },
-      py::arg("M"), py::arg("m"), py::arg("N"), py::arg("Ho"), py::arg("Wo"), py::arg("r") = 3);
+      py::arg("M"), py::arg("m"), py::arg("N"), py::arg("Ho"), py::arg("Wo"), py::arg("R") = 3, py::arg("S") = 3);
 }
 
 }  // namespace pycnn

@@ -101,11 +101,12 @@ struct RowsBankConv {
 void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const float* x,
                           const std::vector<RowsBankConv>& convs, float* y, int64_t ldy);
 
-// Winograd F(m x m, r x r): m = 2, 4 or 6 for 3x3 kernels, 2 or 4 for 5x5 (stride 1, dilation 1;
-// any padding). Weights: U = G g G^T for every (k, c), stored as alpha^2 packed SGEMM A matrices
-// (Kg x Cg) per group, alpha = m + r - 1, transformed once.
+// Winograd F(m x m, r x r): m = 2, 4 or 6 for 3x3 kernels, 2 or 4 for 5x5, and one-dimensional
+// F(1 x 2, 1 x 7) / F(2 x 1, 7 x 1) for 1x7 and 7x1 kernels (with_winograd_tile, stride 1,
+// dilation 1; any padding). Weights: U = G_h g G_w^T for every (k, c), stored as ah * aw packed
+// SGEMM A matrices (Kg x Cg) per group, alpha = m + r - 1 per axis, transformed once.
 struct WinogradWeights final : ConvWeights {
-  int m = 4, r = 3;
+  int m = 4;  // the output tile along the kernel's long axis
   const CpuKernels* kernels = nullptr;  // the ISA its U was packed for, and runs with
   int64_t K = 0, Cg = 0, groups = 1;
   std::vector<PackedA> U;  // [group * alpha^2 + xi]
@@ -114,10 +115,12 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
 // y_blocked: y is NCHW16c, (N, K/16, Ho, Wo, 16) (groups 1, 16 | K, no residual; else throws).
 void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
                      Activation act, const float* residual = nullptr, bool y_blocked = false);
-// The transforms on their own, for the tests: filter (K, Cg, r, r) -> U (alpha^2, K, Cg);
-// input x (N, C, H, W) -> V (alpha^2, C, N*TH*TW); output M (alpha^2, K, N*TH*TW) -> y (N, K, Ho, Wo)
-// (r is p.R for these two).
-void winograd_filter_transform(int m, int r, int64_t K, int64_t Cg, const float* w, float* U);
+// ah * aw for tile m on an R x S kernel; std::invalid_argument where pycnn has no such tile.
+int winograd_alpha_product(int m, int64_t R, int64_t S);
+// The transforms on their own, for the tests: filter (K, Cg, R, S) -> U (ah aw, K, Cg);
+// input x (N, C, H, W) -> V (ah aw, C, N*TH*TW); output M (ah aw, K, N*TH*TW) -> y (N, K, Ho, Wo)
+// (the kernel is (p.R, p.S) for these two).
+void winograd_filter_transform(int m, int64_t R, int64_t S, int64_t K, int64_t Cg, const float* w, float* U);
 void winograd_input_transform(const ConvParams& p, int m, const float* x, float* V);
 void winograd_output_transform(const ConvParams& p, int m, const float* M, float* y);
 

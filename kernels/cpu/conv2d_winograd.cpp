@@ -13,55 +13,61 @@ namespace pycnn {
 
 namespace {
 
-// w (K, Cg, r, r) -> U (alpha^2, K, Cg), in double.
-template <int m, int r>
-void filter_transform_m(int64_t K, int64_t Cg, const float* w, float* U) {
-  using Mat = WinogradMatrices<m, r>;
-  constexpr int a = Mat::a;
+// w (K, Cg, rh, rw) -> U (ah aw, K, Cg), U = G_h g G_w^T per (k, c), in double.
+template <int mh, int rh, int mw, int rw>
+void filter_transform_t(int64_t K, int64_t Cg, const float* w, float* U) {
+  using MatH = WinogradMatrices<mh, rh>;
+  using MatW = WinogradMatrices<mw, rw>;
+  constexpr int ah = MatH::a, aw = MatW::a;
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < Cg; ++c) {
-      const float* g = w + (k * Cg + c) * r * r;
-      double t[a][r];  // G g
-      for (int i = 0; i < a; ++i)
-        for (int j = 0; j < r; ++j) {
+      const float* g = w + (k * Cg + c) * rh * rw;
+      double t[ah][rw];  // G_h g
+      for (int i = 0; i < ah; ++i)
+        for (int j = 0; j < rw; ++j) {
           double s = 0;
-          for (int q = 0; q < r; ++q) s += Mat::G[i][q] * g[q * r + j];
+          for (int q = 0; q < rh; ++q) s += MatH::G[i][q] * g[q * rw + j];
           t[i][j] = s;
         }
-      for (int i = 0; i < a; ++i)
-        for (int j = 0; j < a; ++j) {
+      for (int i = 0; i < ah; ++i)
+        for (int j = 0; j < aw; ++j) {
           double u = 0;
-          for (int q = 0; q < r; ++q) u += t[i][q] * Mat::G[j][q];
-          U[((int64_t)(i * a + j) * K + k) * Cg + c] = (float)u;
+          for (int q = 0; q < rw; ++q) u += t[i][q] * MatW::G[j][q];
+          U[((int64_t)(i * aw + j) * K + k) * Cg + c] = (float)u;
         }
     }
 }
 
+std::string no_tile(int m, int64_t R, int64_t S) {
+  return "Winograd: no tile of output size " + std::to_string(m) + " for a " + std::to_string(R) + "x" +
+         std::to_string(S) + " kernel";
+}
+
 }  // namespace
 
-void winograd_filter_transform(int m, int r, int64_t K, int64_t Cg, const float* w, float* U) {
-  if (r == 5) {
-    if (m == 2) return filter_transform_m<2, 5>(K, Cg, w, U);
-    if (m == 4) return filter_transform_m<4, 5>(K, Cg, w, U);
-  } else if (r == 3) {
-    if (m == 2) return filter_transform_m<2, 3>(K, Cg, w, U);
-    if (m == 4) return filter_transform_m<4, 3>(K, Cg, w, U);
-    if (m == 6) return filter_transform_m<6, 3>(K, Cg, w, U);
-  }
-  throw std::invalid_argument("Winograd: no F(" + std::to_string(m) + "x" + std::to_string(m) + "," +
-                              std::to_string(r) + "x" + std::to_string(r) + ")");
+int winograd_alpha_product(int m, int64_t R, int64_t S) {
+  int a2 = 0;
+  if (!with_winograd_tile(m, R, S, [&](auto t) {
+        using T = decltype(t);
+        a2 = (T::mh + T::rh - 1) * (T::mw + T::rw - 1);
+      }))
+    throw std::invalid_argument(no_tile(m, R, S));
+  return a2;
+}
+
+void winograd_filter_transform(int m, int64_t R, int64_t S, int64_t K, int64_t Cg, const float* w, float* U) {
+  if (!with_winograd_tile(m, R, S, [&](auto t) {
+        using T = decltype(t);
+        filter_transform_t<T::mh, T::rh, T::mw, T::rw>(K, Cg, w, U);
+      }))
+    throw std::invalid_argument(no_tile(m, R, S));
 }
 
 void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, WinogradWeights& out) {
-  const int r = (int)p.R;
-  if (p.S != p.R || (r != 3 && r != 5) || (r == 5 && m == 6))
-    throw std::invalid_argument("Winograd: no F(" + std::to_string(m) + "x" + std::to_string(m) + "," +
-                                std::to_string(p.R) + "x" + std::to_string(p.S) + ")");
+  const int64_t a2 = winograd_alpha_product(m, p.R, p.S);  // throws where there is no such tile
   count_weight_transform();
-  const int a = m + r - 1;
-  const int64_t a2 = (int64_t)a * a, Kg = p.Kg(), Cg = p.Cg();
+  const int64_t Kg = p.Kg(), Cg = p.Cg();
   out.m = m;
-  out.r = r;
   out.kernels = &active_kernels();
   out.K = p.K;
   out.Cg = Cg;
@@ -70,7 +76,7 @@ void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, Winogra
   out.U.resize((size_t)(p.groups * a2));
   std::vector<float> U((size_t)(a2 * Kg * Cg));
   for (int64_t g = 0; g < p.groups; ++g) {
-    winograd_filter_transform(m, r, Kg, Cg, w + g * Kg * Cg * r * r, U.data());
+    winograd_filter_transform(m, p.R, p.S, Kg, Cg, w + g * Kg * Cg * p.R * p.S, U.data());
     for (int64_t xi = 0; xi < a2; ++xi)
       pack_a(out.U[(size_t)(g * a2 + xi)], *out.kernels, Kg, Cg, U.data() + xi * Kg * Cg, Cg, 1);
   }

@@ -1,11 +1,13 @@
-// Winograd F(m x m, r x r) convolution (r = 3 or 5), written once over a SIMD type V, the tile size m
-// and the kernel size r, instantiated per ISA by conv2d_winograd__<isa>.cpp.
+// Winograd F(mh x mw, rh x rw) convolution, written once over a SIMD type V and the tile: square
+// F(m x m, r x r) (r = 3, 5) and one-dimensional F(1 x m, 1 x r) / F(m x 1, r x 1) (r = 3, 5, 7:
+// Inception's 1x7 and 7x1), the other axis then F(1, 1) (alpha 1, every matrix the identity);
+// instantiated per ISA by conv2d_winograd__<isa>.cpp. alpha = m + r - 1 per axis (ah, aw).
 //
 // Tiles are numbered in (n, th, tw) order and processed in chunks (bounded workspace), per group:
 //  1. input transform: W consecutive tiles form a vector group whatever rows or images they span;
 //     element (i, j) of their input patches is one masked gather (the masks are the padding),
 //     V = B^T d B is computed on those vectors and stored to Vbuf[xi][c][t] (t = tile in chunk);
-//  2. alpha^2 GEMMs on our SGEMM: Mbuf[xi] (Kg x T) = U[xi] (Kg x Cg) * Vbuf[xi] (Cg x T);
+//  2. ah * aw GEMMs on our SGEMM: Mbuf[xi] (Kg x T) = U[xi] (Kg x Cg) * Vbuf[xi] (Cg x T);
 //  3. output transform: Y = A^T M A on vectors of W tiles, + bias, ReLU, scattered into y with
 //     masks that clip the partial tiles at the bottom/right edges.
 // Coefficients 0 and +-1 of the constant matrices are skipped or turned into add/sub at compile
@@ -51,10 +53,11 @@ static inline typename V::reg lincomb(const float (&coef)[n], const typename V::
   return acc;
 }
 
-template <class V, int m, int r>
+template <class V, int mh, int rh, int mw, int rw>
 struct WinogradConv {
-  using Mat = WinogradMatrices<m, r>;
-  static constexpr int a = Mat::a;
+  using MatH = WinogradMatrices<mh, rh>;  // along the rows (H)
+  using MatW = WinogradMatrices<mw, rw>;  // along the columns (W)
+  static constexpr int ah = MatH::a, aw = MatW::a;
   static constexpr int W = V::W;
 
   // W consecutive tiles of the flattened (n, th, tw) order, wherever they fall (several tile
@@ -67,7 +70,7 @@ struct WinogradConv {
     int nt = 0;
     alignas(64) int32_t xoff[W];
     alignas(64) int32_t yoff[W];
-    uint32_t rin[a], cin[a], rout[m], cout[m];
+    uint32_t rin[ah], cin[aw], rout[mh], cout[mw];
   };
 
   const ConvParams& p;
@@ -80,8 +83,8 @@ struct WinogradConv {
   bool yblk;
 
   explicit WinogradConv(const ConvParams& p_, bool yblk_ = false) : p(p_), yblk(yblk_) {
-    TH = (p.Ho + m - 1) / m;
-    TW = (p.Wo + m - 1) / m;
+    TH = (p.Ho + mh - 1) / mh;
+    TW = (p.Wo + mw - 1) / mw;
     const int64_t span = W * std::max(p.C * p.H * p.W, p.y_image_stride());
     cross_images = span < (int64_t(1) << 31);
   }
@@ -96,23 +99,25 @@ struct WinogradConv {
       Group g;
       g.n0 = t / per_image;
       g.nt = (int)(end - t);
-      for (int i = 0; i < a; ++i) g.rin[i] = g.cin[i] = 0;
-      for (int i = 0; i < m; ++i) g.rout[i] = g.cout[i] = 0;
+      for (int i = 0; i < ah; ++i) g.rin[i] = 0;
+      for (int i = 0; i < aw; ++i) g.cin[i] = 0;
+      for (int i = 0; i < mh; ++i) g.rout[i] = 0;
+      for (int i = 0; i < mw; ++i) g.cout[i] = 0;
       for (int l = 0; l < W; ++l) {
         g.xoff[l] = g.yoff[l] = 0;
         if (l >= g.nt) continue;
         const int64_t tt = t + l, n = tt / per_image, th = (tt % per_image) / TW, tw = tt % TW;
-        const int64_t r0 = th * m - p.pad_t, c0 = tw * m - p.pad_l;
+        const int64_t r0 = th * mh - p.pad_t, c0 = tw * mw - p.pad_l;
         g.xoff[l] = (int32_t)((n - g.n0) * p.C * p.H * p.W + r0 * p.W + c0);
-        g.yoff[l] = (int32_t)((n - g.n0) * p.y_image_stride() + (th * m * p.Wo + tw * m) * (yblk ? 16 : 1));
-        for (int i = 0; i < a; ++i) {
+        g.yoff[l] = (int32_t)((n - g.n0) * p.y_image_stride() + (th * mh * p.Wo + tw * mw) * (yblk ? 16 : 1));
+        for (int i = 0; i < ah; ++i)
           if (r0 + i >= 0 && r0 + i < p.H) g.rin[i] |= 1u << l;
+        for (int i = 0; i < aw; ++i)
           if (c0 + i >= 0 && c0 + i < p.W) g.cin[i] |= 1u << l;
-        }
-        for (int i = 0; i < m; ++i) {
-          if (th * m + i < p.Ho) g.rout[i] |= 1u << l;
-          if (tw * m + i < p.Wo) g.cout[i] |= 1u << l;
-        }
+        for (int i = 0; i < mh; ++i)
+          if (th * mh + i < p.Ho) g.rout[i] |= 1u << l;
+        for (int i = 0; i < mw; ++i)
+          if (tw * mw + i < p.Wo) g.cout[i] |= 1u << l;
       }
       out.push_back(g);
       t = end;
@@ -123,23 +128,23 @@ struct WinogradConv {
   // Vb[xi * vstride + t] for the group's tiles, t from tv.
   void input_group(const float* x, const Group& g, int64_t ch, float* Vb, int64_t vstride, int64_t tv) const {
     const float* base = x + (g.n0 * p.C + ch) * p.H * p.W;
-    typename V::reg d[a][a], t[a][a];
+    typename V::reg d[ah][aw], t[aw][ah];
 #pragma GCC unroll 8
-    for (int i = 0; i < a; ++i)
+    for (int i = 0; i < ah; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < a; ++j) d[i][j] = V::gather_masked(base + i * p.W + j, g.xoff, g.rin[i] & g.cin[j]);
-    // t[b][i] = sum_j BT[b][j] d[i][j]
+      for (int j = 0; j < aw; ++j) d[i][j] = V::gather_masked(base + i * p.W + j, g.xoff, g.rin[i] & g.cin[j]);
+    // t[b][i] = sum_j BTw[b][j] d[i][j]
 #pragma GCC unroll 8
-    for (int i = 0; i < a; ++i)
+    for (int i = 0; i < ah; ++i)
 #pragma GCC unroll 8
-      for (int b = 0; b < a; ++b) t[b][i] = lincomb<V, a>(Mat::BT[b], d[i]);
-    // V[q][b] = sum_i BT[q][i] t[b][i]
+      for (int b = 0; b < aw; ++b) t[b][i] = lincomb<V, aw>(MatW::BT[b], d[i]);
+    // V[q][b] = sum_i BTh[q][i] t[b][i]
 #pragma GCC unroll 8
-    for (int q = 0; q < a; ++q)
+    for (int q = 0; q < ah; ++q)
 #pragma GCC unroll 8
-      for (int b = 0; b < a; ++b) {
-        const typename V::reg v = lincomb<V, a>(Mat::BT[q], t[b]);
-        float* dst = Vb + (int64_t)(q * a + b) * vstride + tv;
+      for (int b = 0; b < aw; ++b) {
+        const typename V::reg v = lincomb<V, ah>(MatH::BT[q], t[b]);
+        float* dst = Vb + (int64_t)(q * aw + b) * vstride + tv;
         if (g.nt == W)
           V::storeu(dst, v);
         else
@@ -147,29 +152,29 @@ struct WinogradConv {
       }
   }
 
-  // The first half of the output transform for one group and output channel: M (a x a, lanes =
-  // the group's tiles) loaded from Mb + xi*mstride + tv, then t[jj][i] = sum_b M[i][b] AT[jj][b].
-  // Output position (ii, jj) is then lincomb(AT[ii], t[jj]).
-  void output_rows(const float* Mb, int64_t mstride, int64_t tv, const Group& g, typename V::reg (&t)[m][a]) const {
-    typename V::reg M[a][a];
+  // The first half of the output transform for one group and output channel: M (ah x aw, lanes =
+  // the group's tiles) loaded from Mb + xi*mstride + tv, then t[jj][i] = sum_b M[i][b] ATw[jj][b].
+  // Output position (ii, jj) is then lincomb(ATh[ii], t[jj]).
+  void output_rows(const float* Mb, int64_t mstride, int64_t tv, const Group& g, typename V::reg (&t)[mw][ah]) const {
+    typename V::reg M[ah][aw];
 #pragma GCC unroll 8
-    for (int i = 0; i < a; ++i)
+    for (int i = 0; i < ah; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < a; ++j) {
-        const float* src = Mb + (int64_t)(i * a + j) * mstride + tv;
+      for (int j = 0; j < aw; ++j) {
+        const float* src = Mb + (int64_t)(i * aw + j) * mstride + tv;
         M[i][j] = g.nt == W ? V::loadu(src) : V::loadu_n(src, g.nt);
       }
 #pragma GCC unroll 8
-    for (int i = 0; i < a; ++i)
+    for (int i = 0; i < ah; ++i)
 #pragma GCC unroll 8
-      for (int jj = 0; jj < m; ++jj) t[jj][i] = lincomb<V, a>(Mat::AT[jj], M[i]);
+      for (int jj = 0; jj < mw; ++jj) t[jj][i] = lincomb<V, aw>(MatW::AT[jj], M[i]);
   }
 
   // Y = A^T M A (+ bias, the activation) for one group and output channel kk; M at Mb + xi*mstride + tv.
   // NCHW y only (output_groups_blk16 writes a blocked one).
   void output_group(const float* Mb, int64_t mstride, int64_t tv, const Group& g, int64_t kk, float bias,
                     Activation act, float* y, const float* residual) const {
-    typename V::reg t[m][a];
+    typename V::reg t[mw][ah];
     output_rows(Mb, mstride, tv, g, t);
     const typename V::reg bv = V::set1(bias);
     const bool clamp = act.active();
@@ -177,10 +182,10 @@ struct WinogradConv {
     const int64_t plane = (g.n0 * p.K + kk) * p.Ho * p.Wo;
     float* base = y + plane;
 #pragma GCC unroll 8
-    for (int ii = 0; ii < m; ++ii)
+    for (int ii = 0; ii < mh; ++ii)
 #pragma GCC unroll 8
-      for (int jj = 0; jj < m; ++jj) {
-        typename V::reg v = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
+      for (int jj = 0; jj < mw; ++jj) {
+        typename V::reg v = V::add(lincomb<V, ah>(MatH::AT[ii], t[jj]), bv);
         if (residual)
           v = V::add(v, V::gather_masked(residual + plane + ii * p.Wo + jj, g.yoff, g.rout[ii] & g.cout[jj]));
         if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
@@ -190,49 +195,49 @@ struct WinogradConv {
   }
 
   // The same for 16 output channels k0 .. k0 + 15 (k0 % 16 == 0) into a blocked y, for groups
-  // [gi0, gi1) (at most kBlkGroups): the 16 x m^2 output vectors of each group (lanes = tiles)
+  // [gi0, gi1) (at most kBlkGroups): the 16 x mh mw output vectors of each group (lanes = tiles)
   // are staged, then per output position transposed W x W so that each tile's pixel gets its
   // 16 channels as whole-vector stores (one 64-byte line) rather than one float per line, 16
-  // lines per scatter. Several groups per call so that each of the 16 x a^2 rows of M read here
+  // lines per scatter. Several groups per call so that each of the 16 x ah aw rows of M read here
   // is read kBlkGroups lines at a time (one group per call made 576 short streams, and the M
   // loads dominated this function).
-  // The stage (kBlkGroups x m^2 x 16 vectors, up to 288 KiB for F6 on avx512) is the thread's
+  // The stage (kBlkGroups x mh mw x 16 vectors, up to 288 KiB for F6 on avx512) is the thread's
   // kSlotGemmC workspace, free once the GEMMs are done (4 groups, what 64 KiB of stack holds
   // for F4, cost 5% at batch 8 against NCHW instead of 1-3%).
   static constexpr int kBlkGroups = 8;
-  static constexpr size_t kStageFloats = (size_t)kBlkGroups * m * m * 16 * W;
+  static constexpr size_t kStageFloats = (size_t)kBlkGroups * mh * mw * 16 * W;
   void output_groups_blk16(const float* Mb, int64_t mstride, int64_t krow, const std::vector<Group>& groups,
                            const std::vector<int64_t>& gstart, int64_t gi0, int64_t gi1, int64_t k0, const float* bias,
                            Activation act, float* y, float* stage_buf) const {
-    typename V::reg(*stage)[m * m][16] = reinterpret_cast<typename V::reg(*)[m * m][16]>(stage_buf);
+    typename V::reg(*stage)[mh * mw][16] = reinterpret_cast<typename V::reg(*)[mh * mw][16]>(stage_buf);
     const bool clamp = act.active();
     const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
     for (int kq = 0; kq < 16; ++kq) {
       const float* Mk = Mb + kq * krow;  // row k0 + kq of every xi's M
       const typename V::reg bv = V::set1(bias ? bias[k0 + kq] : 0.0f);
       for (int64_t gi = gi0; gi < gi1; ++gi) {
-        typename V::reg t[m][a];
+        typename V::reg t[mw][ah];
         output_rows(Mk, mstride, gstart[(size_t)gi], groups[(size_t)gi], t);
 #pragma GCC unroll 8
-        for (int ii = 0; ii < m; ++ii)
+        for (int ii = 0; ii < mh; ++ii)
 #pragma GCC unroll 8
-          for (int jj = 0; jj < m; ++jj) {
-            typename V::reg v = V::add(lincomb<V, a>(Mat::AT[ii], t[jj]), bv);
+          for (int jj = 0; jj < mw; ++jj) {
+            typename V::reg v = V::add(lincomb<V, ah>(MatH::AT[ii], t[jj]), bv);
             if (clamp) v = V::clamp(v, lo, hi);
-            stage[gi - gi0][ii * m + jj][kq] = act.fn >= 0 ? unary_detail::post_reg<V>(act, v) : v;
+            stage[gi - gi0][ii * mw + jj][kq] = act.fn >= 0 ? unary_detail::post_reg<V>(act, v) : v;
           }
       }
     }
     for (int64_t gi = gi0; gi < gi1; ++gi) {
       const Group& g = groups[(size_t)gi];
       float* base = y + g.n0 * p.y_image_stride() + k0 * p.Ho * p.Wo;  // block k0 / 16 of image n0
-      for (int ii = 0; ii < m; ++ii)
-        for (int jj = 0; jj < m; ++jj) {
+      for (int ii = 0; ii < mh; ++ii)
+        for (int jj = 0; jj < mw; ++jj) {
           const uint32_t live = g.rout[ii] & g.cout[jj];
           float* pos = base + (ii * p.Wo + jj) * 16;
           for (int h = 0; h < 16; h += W) {
             typename V::reg tr[W];
-            for (int q = 0; q < W; ++q) tr[q] = stage[gi - gi0][ii * m + jj][h + q];
+            for (int q = 0; q < W; ++q) tr[q] = stage[gi - gi0][ii * mw + jj][h + q];
             V::transpose(tr);  // tr[l]: channels k0 + h .. + W of tile l
             for (int l = 0; l < g.nt; ++l)
               if (live >> l & 1u) V::storeu(pos + g.yoff[l] + h, tr[l]);
@@ -245,7 +250,7 @@ struct WinogradConv {
   void run(const float* x, const WinogradWeights& U, const float* bias, float* y, Activation act,
            const float* residual) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), tiles = p.N * TH * TW;
-    const int64_t a2 = (int64_t)a * a;
+    const int64_t a2 = (int64_t)ah * aw;
     // Chunk: about kChunkTiles tiles or a kChunkBytes workspace (V and M), whichever is
     // smaller: enough columns for efficient GEMMs, small enough that V and M are re-read from
     // L2/L3 rather than memory (8 MiB / 512 tiles measured best of 2..24 MiB, 128..1536 tiles
@@ -321,28 +326,19 @@ struct WinogradConv {
 // PYCNN_WINOGRAD_ISA(isa).
 template <class V>
 struct WinogradEntry {
-  template <int m, int r>
-  static void run_m(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
-                    Activation act, const float* residual, bool yblk) {
-    WinogradConv<V, m, r>(p, yblk).run(x, w, bias, y, act, residual);
-  }
-  // The tiles: F(2,3), F(4,3), F(6,3), F(2,5), F(4,5) (w.r is p.R, checked at prepare).
+  // The tile is w.m on the kernel (p.R, p.S), checked at prepare.
   static void run(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
                   Activation act, const float* residual, bool yblk) {
-    if (w.r == 5) {
-      if (w.m == 2) return run_m<2, 5>(p, x, w, bias, y, act, residual, yblk);
-      return run_m<4, 5>(p, x, w, bias, y, act, residual, yblk);
-    }
-    if (w.m == 2) return run_m<2, 3>(p, x, w, bias, y, act, residual, yblk);
-    if (w.m == 4) return run_m<4, 3>(p, x, w, bias, y, act, residual, yblk);
-    return run_m<6, 3>(p, x, w, bias, y, act, residual, yblk);
+    with_winograd_tile(w.m, p.R, p.S, [&](auto t) {
+      using T = decltype(t);
+      WinogradConv<V, T::mh, T::rh, T::mw, T::rw>(p, yblk).run(x, w, bias, y, act, residual);
+    });
   }
 
-  // x (N, C, H, W) -> V (alpha^2, C, T) or M (alpha^2, K, T) -> y (N, K, Ho, Wo), T = all tiles;
-  // r is p.R.
-  template <int m, int r, bool input>
-  static void transform_m(const ConvParams& p, const float* src, float* dst) {
-    using Conv = WinogradConv<V, m, r>;
+  // x (N, C, H, W) -> V (ah aw, C, T) or M (ah aw, K, T) -> y (N, K, Ho, Wo), T = all tiles; the
+  // kernel is (p.R, p.S).
+  template <class Conv, bool input>
+  static void transform_t(const ConvParams& p, const float* src, float* dst) {
     Conv wc(p);
     const int64_t T = p.N * wc.TH * wc.TW, channels = input ? p.C : p.K;
     std::vector<typename Conv::Group> groups;
@@ -360,13 +356,10 @@ struct WinogradEntry {
   }
   template <bool input>
   static void transform(const ConvParams& p, int m, const float* src, float* dst) {
-    if (p.R == 5) {
-      if (m == 2) return transform_m<2, 5, input>(p, src, dst);
-      return transform_m<4, 5, input>(p, src, dst);
-    }
-    if (m == 2) return transform_m<2, 3, input>(p, src, dst);
-    if (m == 4) return transform_m<4, 3, input>(p, src, dst);
-    return transform_m<6, 3, input>(p, src, dst);
+    with_winograd_tile(m, p.R, p.S, [&](auto t) {
+      using T = decltype(t);
+      transform_t<WinogradConv<V, T::mh, T::rh, T::mw, T::rw>, input>(p, src, dst);
+    });
   }
 };
 

@@ -1,4 +1,5 @@
-// Winograd minimal filtering F(m x m, r x r) matrices (Lavin & Gray 2015; the interpolation
+// Winograd minimal filtering F(m, r) matrices, one axis (a 2-D tile F(mh x mw, rh x rw) takes
+// one per axis) (Lavin & Gray 2015; the interpolation
 // points 0, +-1, +-2, +-1/2, infinity as in wincnn, NNPACK and ncnn). alpha = m + r - 1.
 //   U = G g G^T (filter, alpha x alpha), V = B^T d B (input tile), Y = A^T (U .* V) A (m x m).
 // B^T depends only on the points (alpha of them) and the scale of G's rows, so the tiles of one
@@ -33,6 +34,15 @@ struct WinogradPoints8 {  // 0, 1, -1, 2, -2, 1/2, -1/2, inf; G row scales 1, -2
 
 template <int m, int r>
 struct WinogradMatrices;
+
+// F(1, 1): the axis a one-dimensional tile does not transform (1 x r and r x 1 kernels).
+template <>
+struct WinogradMatrices<1, 1> {
+  static constexpr int a = 1;
+  static constexpr float BT[1][1] = {{1}};
+  static constexpr double G[1][1] = {{1}};
+  static constexpr float AT[1][1] = {{1}};
+};
 
 template <>
 struct WinogradMatrices<2, 3> : WinogradPoints4 {
@@ -96,5 +106,45 @@ struct WinogradMatrices<4, 5> : WinogradPoints8 {
                                      {0, 1, 1, 4, 4, .25f, .25f, 0},
                                      {0, 1, -1, 8, -8, .125f, -.125f, 1}};
 };
+
+template <>
+struct WinogradMatrices<2, 7> : WinogradPoints8 {  // one-dimensional only (Inception's 1x7 and 7x1)
+  static constexpr double G[8][7] = {
+      {1, 0, 0, 0, 0, 0, 0},
+      {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+      {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+      {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45, 16.0 / 45, 32.0 / 45},
+      {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45, -16.0 / 45, 32.0 / 45},
+      {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45, 1.0 / 45, 1.0 / 90},
+      {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45, -1.0 / 45, 1.0 / 90},
+      {0, 0, 0, 0, 0, 0, 1}};
+  static constexpr float AT[2][8] = {{1, 1, 1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, .5f, -.5f, 1}};
+};
+
+// A tile F(mh x mw, rh x rw) as a type, for with_winograd_tile.
+template <int mh_, int rh_, int mw_, int rw_>
+struct WinogradTile {
+  static constexpr int mh = mh_, rh = rh_, mw = mw_, rw = rw_;
+};
+
+// The tiles pycnn runs: for output tile m along the long axis of an R x S kernel, calls
+// f(WinogradTile<...>()) and returns true, or returns false where there is none. Square: 3x3 (m =
+// 2, 4, 6), 5x5 (m = 2, 4); one-dimensional: 1x7 and 7x1 (m = 2), the other axis F(1, 1).
+template <class F>
+bool with_winograd_tile(int m, long long R, long long S, F&& f) {
+  if (R == 3 && S == 3) {
+    if (m == 2) return f(WinogradTile<2, 3, 2, 3>()), true;
+    if (m == 4) return f(WinogradTile<4, 3, 4, 3>()), true;
+    if (m == 6) return f(WinogradTile<6, 3, 6, 3>()), true;
+  } else if (R == 5 && S == 5) {
+    if (m == 2) return f(WinogradTile<2, 5, 2, 5>()), true;
+    if (m == 4) return f(WinogradTile<4, 5, 4, 5>()), true;
+  } else if (R == 1 && S == 7) {
+    if (m == 2) return f(WinogradTile<1, 1, 2, 7>()), true;
+  } else if (R == 7 && S == 1) {
+    if (m == 2) return f(WinogradTile<2, 7, 1, 1>()), true;
+  }
+  return false;
+}
 
 }  // namespace pycnn
