@@ -93,8 +93,8 @@ def main(argv=None):
         )
         where = ("cold" if args.cold else "warm") + (", blocked y" if blocked else ", NCHW y")
         print(
-            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else pads} @{H}, ISA {pycnn._C.get_isa()}, {args.threads} threads, "
-            f"{where}: {cols}",
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else pads} @{H}, ISA {pycnn._C.get_isa()}, "
+            f"{args.threads} threads, {where}: {cols}",
             flush=True,
         )
 

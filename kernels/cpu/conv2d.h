@@ -106,7 +106,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
 // dilation 1; any padding). Weights: U = G_h g G_w^T for every (k, c), stored as ah * aw packed
 // SGEMM A matrices (Kg x Cg) per group, alpha = m + r - 1 per axis, transformed once.
 struct WinogradWeights final : ConvWeights {
-  int m = 4;  // the output tile along the kernel's long axis
+  int m = 4;                            // the output tile along the kernel's long axis
   const CpuKernels* kernels = nullptr;  // the ISA its U was packed for, and runs with
   int64_t K = 0, Cg = 0, groups = 1;
   std::vector<PackedA> U;  // [group * alpha^2 + xi]

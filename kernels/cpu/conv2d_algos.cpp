@@ -22,7 +22,10 @@ template <int m>
 std::string winograd_refuse(const ConvParams& p) {
   const bool kernel_ok = with_winograd_tile(m, p.R, p.S, [](auto) {});
   if (!kernel_ok || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
-    return std::string("needs a ") + (m == 2 ? "3x3, 5x5, 1x7 or 7x1" : m == 4 ? "3x3 or 5x5" : "3x3") +
+    return std::string("needs a ") +
+           (m == 2   ? "3x3, 5x5, 1x7 or 7x1"
+            : m == 4 ? "3x3 or 5x5"
+                     : "3x3") +
            " kernel with stride 1 and dilation 1, got kernel " + std::to_string(p.R) + "x" + std::to_string(p.S) +
            ", stride " + pair_str(p.stride_h, p.stride_w) + ", dilation " + pair_str(p.dil_h, p.dil_w);
   if (p.H * p.W >= (int64_t(1) << 31) || p.Ho * p.Wo >= (int64_t(1) << 31))
@@ -127,8 +130,9 @@ const std::vector<ConvAlgorithm> kConvAlgorithms = {
      grouped_c16_run},
     {"winograd_f2",
      "Winograd F(2x2,3x3): 16 multiplications per 4 outputs; F(2x2,5x5): 36 per 4 outputs on 5x5 kernels; "
-     "F(1x2,1x7) and F(2x1,7x1): 8 per 2 outputs on 1x7 and 7x1 kernels", 5e-6, 5e-5,
-     winograd_refuse<2>, winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<2>>, winograd_run},
+     "F(1x2,1x7) and F(2x1,7x1): 8 per 2 outputs on 1x7 and 7x1 kernels",
+     5e-6, 5e-5, winograd_refuse<2>, winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<2>>,
+     winograd_run},
     {"winograd_f4",
      "Winograd F(4x4,3x3): 36 multiplications per 16 outputs; F(4x4,5x5): 64 per 16 outputs on 5x5 kernels", 5e-5, 2e-4,
      winograd_refuse<4>, winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<4>>, winograd_run},
