@@ -236,7 +236,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
 
 def winograd_tile(shape, isa: Optional[str] = None) -> str:
     """The Winograd tile for algo='winograd' (and for rule 2): F4 where it takes the kernel and its
-    tiling has enough tiles, else F2 (the only tile of 1x7 and 7x1 kernels)."""
+    tiling has enough tiles, else F2."""
     tiles_f4 = shape.N * -(-shape.Ho // 4) * -(-shape.Wo // 4)
     f4 = tiles_f4 >= rules(isa)["f4_min_tiles"] and CONV["winograd_f4"].supports(shape)
     return "winograd_f4" if f4 else "winograd_f2"

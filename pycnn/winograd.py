@@ -52,13 +52,30 @@ _POINTS = {
             [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1],
         ],
     ),
+    10: (  # one-dimensional tiles only; G row scales 1 / prod_{i != j} (p_j - p_i) (Lagrange's)
+        [0, 1, -1, 2, -2, Fr(1, 2), Fr(-1, 2), Fr(3, 2), Fr(-3, 2)],
+        [Fr(4, 9), Fr(8, 45), Fr(8, 45), Fr(2, 315), Fr(2, 315), Fr(-16, 45), Fr(-16, 45), Fr(-16, 315), Fr(-16, 315)],
+        1,
+        [
+            [9 / 4, 0, -205 / 16, 0, 273 / 16, 0, -15 / 2, 0, 1, 0],
+            [0, -9 / 4, -9 / 4, 169 / 16, 169 / 16, -13 / 2, -13 / 2, 1, 1, 0],
+            [0, 9 / 4, -9 / 4, -169 / 16, 169 / 16, 13 / 2, -13 / 2, -1, 1, 0],
+            [0, -9 / 8, -9 / 16, 49 / 8, 49 / 16, -7, -7 / 2, 2, 1, 0],
+            [0, 9 / 8, -9 / 16, -49 / 8, 49 / 16, 7, -7 / 2, -2, 1, 0],
+            [0, -9 / 2, -9, 61 / 8, 61 / 4, -29 / 8, -29 / 4, 1 / 2, 1, 0],
+            [0, 9 / 2, -9, -61 / 8, 61 / 4, 29 / 8, -29 / 4, -1 / 2, 1, 0],
+            [0, -3 / 2, -1, 63 / 8, 21 / 4, -63 / 8, -21 / 4, 3 / 2, 1, 0],
+            [0, 3 / 2, -1, -63 / 8, 21 / 4, 63 / 8, -21 / 4, -3 / 2, 1, 0],
+            [0, 9 / 4, 0, -205 / 16, 0, 273 / 16, 0, -15 / 2, 0, 1],
+        ],
+    ),
 }
 
 
-# (m, r) per axis: the 3x3 and 5x5 tiles on both axes, F(2, 7) on one axis of a 1x7 / 7x1 kernel
+# (m, r) per axis: the 3x3 and 5x5 tiles on both axes, F(2, 7) and F(4, 7) on one axis of a 1x7 or 7x1 kernel
 # (the other axis then F(1, 1)); kernels/cpu/winograd_matrices.h's with_winograd_tile.
-_AXIS_TILES = {(1, 1)} | {(m, 3) for m in TILES} | {(m, 5) for m in TILES_5X5} | {(2, 7)}
-TILES_1D = {7: (2,)}  # r -> the m of 1 x r and r x 1 kernels
+_AXIS_TILES = {(1, 1)} | {(m, 3) for m in TILES} | {(m, 5) for m in TILES_5X5} | {(2, 7), (4, 7)}
+TILES_1D = {7: (2, 4)}  # r -> the m of 1 x r and r x 1 kernels
 
 
 def alpha(m: int, r: int = 3) -> int:
@@ -68,7 +85,7 @@ def alpha(m: int, r: int = 3) -> int:
 
 def matrices(m: int, r: int = 3):
     """(BT, G, AT) as float64 arrays for output tile m and kernel r along one axis (3: m in
-    TILES, 5: m in TILES_5X5, 7: m = 2; F(1, 1) is the identity)."""
+    TILES, 5: m in TILES_5X5, 7: m in TILES_1D[7]; F(1, 1) is the identity)."""
     if (m, r) not in _AXIS_TILES:
         raise ValueError(f"m, r: no Winograd F({m}, {r}) here")
     if (m, r) == (1, 1):

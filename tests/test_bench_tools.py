@@ -203,6 +203,14 @@ def test_layout_ab_runs(capsys):
     assert layout_ab.select.ISA_RULES == rules
     assert layout_ab.binding.PREFIX_CONCATS and layout_ab.binding.STRIDED_CONCATS and layout_ab.layout.WINDOWED_READERS
     assert layout_ab.layout.WINDOWED_CONCATS
+    layout_ab.main(["convnetjs", "--batch", "8", "--off", "winograd_5x5", "--rounds", "1"])  # its 16 -> 20 5x5
+    assert "rule 'winograd_5x5' off" in capsys.readouterr().out
+    assert layout_ab.select.WINOGRAD_5X5_MIN_TILES == 16  # switched back on
+    restore = layout_ab._rule_off("winograd_5x5")
+    shape = layout_ab.pycnn.ops.ConvShape((8, 16, 16, 16), (20, 16, 5, 5), 1, 2, 1, 1)
+    assert layout_ab.select.heuristic(shape, "avx512") == "direct_oc"
+    restore()
+    assert layout_ab.select.heuristic(shape, "avx512") == "winograd_f4"
     for net in ("lenet5", "kimcnn"):  # lecture networks (pycnn.models), Kim's with token ids
         layout_ab.main([net, "--batch", "2", "--off", "all", "--rounds", "1"])
         assert capsys.readouterr().out.startswith(f"{net} batch 2")

@@ -1,5 +1,5 @@
 """Winograd F(2x2,3x3), F(4x4,3x3), F(6x6,3x3), F(2x2,5x5), F(4x4,5x5) and the one-dimensional
-F(1x2,1x7), F(2x1,7x1): matrices, each transform on its own, whole convolutions at every tile and
+F(1xm,1x7), F(mx1,7x1) (m = 2, 4): matrices, each transform on its own, whole convolutions at every tile and
 ISA path, the documented error bounds, and bad use."""
 
 import numpy as np
@@ -56,7 +56,7 @@ def test_matrices_compute_correlation(m, r, rng):
 
 
 def test_matrices_refuse_other_tiles():
-    for m, r in [(6, 5), (3, 3), (4, 7), (1, 3)]:
+    for m, r in [(6, 5), (3, 3), (6, 7), (1, 3)]:
         with pytest.raises(ValueError, match="m, r"):
             winograd.matrices(m, r)
     assert [np.asarray(t).tolist() for t in winograd.matrices(1, 1)] == [[[1.0]]] * 3
@@ -100,8 +100,8 @@ def test_transforms_refuse_other_tiles():
         _C.winograd_input_transform(x, 6, 0, 0, 5, 5, 5, 5)
     with pytest.raises(ValueError, match="no tile of output size 2 for a 7x7 kernel"):
         _C.winograd_output_transform(np.zeros((36, 1, 1), np.float32), 2, 1, 2, 2, 7, 7)
-    with pytest.raises(ValueError, match="no tile of output size 4 for a 1x7 kernel"):
-        _C.winograd_filter_transform(np.zeros((1, 1, 1, 7), np.float32), 4)
+    with pytest.raises(ValueError, match="no tile of output size 6 for a 1x7 kernel"):
+        _C.winograd_filter_transform(np.zeros((1, 1, 1, 7), np.float32), 6)
 
 
 CASES = [  # N, C, H, W, K, padding, groups
@@ -167,10 +167,10 @@ def test_winograd_auto_tile_and_names(rng):
     ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 2)
     y = pycnn.conv2d(x, w, b, padding=2, algo="winograd")
     assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[4, 5, 5]
-    x, w, b = conv_data(rng, 1, 4, 17, 17, 4, 4, 1, 7)  # 1x7: F(1x2,1x7), the one tile there
+    x, w, b = conv_data(rng, 1, 4, 17, 17, 4, 4, 1, 7)  # 1x7: F(1x4,1x7) (17 x 5 tiles)
     ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, (0, 3))
     y = pycnn.conv2d(x, w, b, padding=(0, 3), algo="winograd")
-    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[2, 1, 7]
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= REL_BOUND[4, 1, 7]
 
 
 @pytest.mark.parametrize("kwargs", [dict(stride=2), dict(dilation=2)])
@@ -181,14 +181,14 @@ def test_winograd_rejects_other_shapes(kwargs, algo, rng):
         pycnn.conv2d(x, w, algo=algo, **kwargs)
     for k in [(7, 7), (5, 3), (1, 1), (1, 5), (3, 1)]:
         wk = np.zeros((4, 3, *k), np.float32)
-        with pytest.raises(ValueError, match="3x3(, 5x5, 1x7)? or (5x5|7x1)"):
+        with pytest.raises(ValueError, match="3x3, 5x5, 1x7 or 7x1"):
             pycnn.conv2d(x, wk, algo=algo)
         with pytest.raises(ValueError, match="algo"):
             pycnn.prepare_conv(wk, algo=algo)
     with pytest.raises(ValueError, match="winograd_f6' needs a 3x3 kernel"):
         pycnn.conv2d(x, np.zeros((4, 3, 5, 5), np.float32), algo="winograd_f6")
-    with pytest.raises(ValueError, match="winograd_f4' needs a 3x3 or 5x5 kernel"):
-        pycnn.conv2d(x, np.zeros((4, 3, 1, 7), np.float32), padding=(0, 3), algo="winograd_f4")
+    with pytest.raises(ValueError, match="winograd_f6' needs a 3x3 kernel"):
+        pycnn.conv2d(x, np.zeros((4, 3, 1, 7), np.float32), padding=(0, 3), algo="winograd_f6")
 
 
 @pytest.mark.parametrize("m, R, S", TILE_KERNELS, ids=ids)

@@ -102,7 +102,7 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
                           const std::vector<RowsBankConv>& convs, float* y, int64_t ldy);
 
 // Winograd F(m x m, r x r): m = 2, 4 or 6 for 3x3 kernels, 2 or 4 for 5x5, and one-dimensional
-// F(1 x 2, 1 x 7) / F(2 x 1, 7 x 1) for 1x7 and 7x1 kernels (with_winograd_tile, stride 1,
+// F(1 x m, 1 x 7) / F(m x 1, 7 x 1), m = 2 or 4, for 1x7 and 7x1 kernels (with_winograd_tile, stride 1,
 // dilation 1; any padding). Weights: U = G_h g G_w^T for every (k, c), stored as ah * aw packed
 // SGEMM A matrices (Kg x Cg) per group, alpha = m + r - 1 per axis, transformed once.
 struct WinogradWeights final : ConvWeights {

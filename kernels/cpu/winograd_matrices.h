@@ -32,6 +32,22 @@ struct WinogradPoints8 {  // 0, 1, -1, 2, -2, 1/2, -1/2, inf; G row scales 1, -2
       {0, -2, 4, 2.5f, -5, -.5f, 1, 0},          {0, -1, 0, 21.f / 4, 0, -21.f / 4, 0, 1}};
 };
 
+// 0, +-1, +-2, +-1/2, +-3/2, inf (one-dimensional tiles only); G row scales 1 / prod_{i != j}(p_j - p_i)
+// (Lagrange's): the float32 error of these points measured lowest of +-3, +-1/3, +-1/4, +-3/2.
+struct WinogradPoints10 {
+  static constexpr int a = 10;
+  static constexpr float BT[10][10] = {{9.f / 4, 0, -205.f / 16, 0, 273.f / 16, 0, -15.f / 2, 0, 1, 0},
+                                       {0, -9.f / 4, -9.f / 4, 169.f / 16, 169.f / 16, -13.f / 2, -13.f / 2, 1, 1, 0},
+                                       {0, 9.f / 4, -9.f / 4, -169.f / 16, 169.f / 16, 13.f / 2, -13.f / 2, -1, 1, 0},
+                                       {0, -9.f / 8, -9.f / 16, 49.f / 8, 49.f / 16, -7, -7.f / 2, 2, 1, 0},
+                                       {0, 9.f / 8, -9.f / 16, -49.f / 8, 49.f / 16, 7, -7.f / 2, -2, 1, 0},
+                                       {0, -9.f / 2, -9, 61.f / 8, 61.f / 4, -29.f / 8, -29.f / 4, 1.f / 2, 1, 0},
+                                       {0, 9.f / 2, -9, -61.f / 8, 61.f / 4, 29.f / 8, -29.f / 4, -1.f / 2, 1, 0},
+                                       {0, -3.f / 2, -1, 63.f / 8, 21.f / 4, -63.f / 8, -21.f / 4, 3.f / 2, 1, 0},
+                                       {0, 3.f / 2, -1, -63.f / 8, 21.f / 4, 63.f / 8, -21.f / 4, -3.f / 2, 1, 0},
+                                       {0, 9.f / 4, 0, -205.f / 16, 0, 273.f / 16, 0, -15.f / 2, 0, 1}};
+};
+
 template <int m, int r>
 struct WinogradMatrices;
 
@@ -120,6 +136,25 @@ struct WinogradMatrices<2, 7> : WinogradPoints8 {  // one-dimensional only (Ince
   static constexpr float AT[2][8] = {{1, 1, 1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, .5f, -.5f, 1}};
 };
 
+template <>
+struct WinogradMatrices<4, 7> : WinogradPoints10 {  // one-dimensional only
+  static constexpr double G[10][7] = {
+      {4.0 / 9, 0, 0, 0, 0, 0, 0},
+      {8.0 / 45, 8.0 / 45, 8.0 / 45, 8.0 / 45, 8.0 / 45, 8.0 / 45, 8.0 / 45},
+      {8.0 / 45, -8.0 / 45, 8.0 / 45, -8.0 / 45, 8.0 / 45, -8.0 / 45, 8.0 / 45},
+      {2.0 / 315, 4.0 / 315, 8.0 / 315, 16.0 / 315, 32.0 / 315, 64.0 / 315, 128.0 / 315},
+      {2.0 / 315, -4.0 / 315, 8.0 / 315, -16.0 / 315, 32.0 / 315, -64.0 / 315, 128.0 / 315},
+      {-16.0 / 45, -8.0 / 45, -4.0 / 45, -2.0 / 45, -1.0 / 45, -1.0 / 90, -1.0 / 180},
+      {-16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45, -1.0 / 45, 1.0 / 90, -1.0 / 180},
+      {-16.0 / 315, -8.0 / 105, -4.0 / 35, -6.0 / 35, -9.0 / 35, -27.0 / 70, -81.0 / 140},
+      {-16.0 / 315, 8.0 / 105, -4.0 / 35, 6.0 / 35, -9.0 / 35, 27.0 / 70, -81.0 / 140},
+      {0, 0, 0, 0, 0, 0, 1}};
+  static constexpr float AT[4][10] = {{1, 1, 1, 1, 1, 1, 1, 1, 1, 0},
+                                      {0, 1, -1, 2, -2, 1.f / 2, -1.f / 2, 3.f / 2, -3.f / 2, 0},
+                                      {0, 1, 1, 4, 4, 1.f / 4, 1.f / 4, 9.f / 4, 9.f / 4, 0},
+                                      {0, 1, -1, 8, -8, 1.f / 8, -1.f / 8, 27.f / 8, -27.f / 8, 1}};
+};
+
 // A tile F(mh x mw, rh x rw) as a type, for with_winograd_tile.
 template <int mh_, int rh_, int mw_, int rw_>
 struct WinogradTile {
@@ -128,7 +163,7 @@ struct WinogradTile {
 
 // The tiles pycnn runs: for output tile m along the long axis of an R x S kernel, calls
 // f(WinogradTile<...>()) and returns true, or returns false where there is none. Square: 3x3 (m =
-// 2, 4, 6), 5x5 (m = 2, 4); one-dimensional: 1x7 and 7x1 (m = 2), the other axis F(1, 1).
+// 2, 4, 6), 5x5 (m = 2, 4); one-dimensional: 1x7 and 7x1 (m = 2, 4), the other axis F(1, 1).
 template <class F>
 bool with_winograd_tile(int m, long long R, long long S, F&& f) {
   if (R == 3 && S == 3) {
@@ -140,8 +175,10 @@ bool with_winograd_tile(int m, long long R, long long S, F&& f) {
     if (m == 4) return f(WinogradTile<4, 5, 4, 5>()), true;
   } else if (R == 1 && S == 7) {
     if (m == 2) return f(WinogradTile<1, 1, 2, 7>()), true;
+    if (m == 4) return f(WinogradTile<1, 1, 4, 7>()), true;
   } else if (R == 7 && S == 1) {
     if (m == 2) return f(WinogradTile<2, 7, 1, 1>()), true;
+    if (m == 4) return f(WinogradTile<4, 7, 1, 1>()), true;
   }
   return false;
 }
