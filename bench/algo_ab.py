@@ -39,6 +39,14 @@ def _cold(fn, reps, evict):
     return statistics.median(ts)
 
 
+def parse_shape(spec):
+    """'N,C,H,K,R,stride,pad' (R and pad may be RxS and PHxPW) -> N, C, H, K, R, S, stride, (ph, pw)."""
+    N, C, H, K, win, st, pads = spec.split(",")
+    R, S = (int(v) for v in win.split("x")) if "x" in win else (int(win),) * 2
+    ph, pw = (int(v) for v in pads.split("x")) if "x" in pads else (int(pads),) * 2
+    return int(N), int(C), int(H), int(K), R, S, int(st), (ph, pw)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad (R, pad: or RxS, PHxPW)")
@@ -57,11 +65,8 @@ def main(argv=None):
     algos = args.algos.split(",")
     evict = evicting_pool(pycnn) if args.cold else None
     for spec in args.shapes:
-        N, C, H, K, win, st, pads = spec.split(",")
-        N, C, H, K, st = int(N), int(C), int(H), int(K), int(st)
-        R, S = (int(v) for v in win.split("x")) if "x" in win else (int(win),) * 2
-        ph, pw = (int(v) for v in pads.split("x")) if "x" in pads else (int(pads),) * 2
-        pad = (ph, pw)
+        N, C, H, K, R, S, st, pad = parse_shape(spec)
+        ph, pw = pad
         rng = np.random.default_rng(0)
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
         w = rng.standard_normal((K, C, R, S), dtype=np.float32) / np.sqrt(C * R * S)
@@ -93,7 +98,7 @@ def main(argv=None):
         )
         where = ("cold" if args.cold else "warm") + (", blocked y" if blocked else ", NCHW y")
         print(
-            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else pads} @{H}, ISA {pycnn._C.get_isa()}, "
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else f'{ph}x{pw}'} @{H}, ISA {pycnn._C.get_isa()}, "
             f"{args.threads} threads, {where}: {cols}",
             flush=True,
         )

@@ -4,7 +4,8 @@ older build's package, as bench/build_ab.py loads it): blocks of calls taking tu
 
     python -m bench.conv_ab /tmp/oldpkg 1,48,19,192,5,1,2 8,96,27,256,5,1,2 --algo direct_oc
 
-Each shape is N,C,H,K,R,stride,pad (square maps and windows); ReLU in the epilogue. Prints both
+Each shape is N,C,H,K,R,stride,pad (square maps; R and pad may be RxS and PHxPW: bench/algo_ab.py);
+ReLU in the epilogue. Prints both
 times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new. --blocked y
 (or xy) binds the call as a Graph's layout pass does (pycnn/layout.py): the output, and x too,
 channel-blocked (N, C/16, H, W, 16), run by --algo; --threads sets both builds' threads. --cold
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import old_build
+from . import algo_ab, old_build
 from .depthwise_check import _blocked
 from .timing import compare, evicting_pool
 
@@ -39,6 +40,10 @@ def _cold_pair(old, new, x, reps, evict_old, evict_new):
     return statistics.median(ts[old]), statistics.median(ts[new])
 
 
+def _pad_str(pad):
+    return str(pad[0]) if pad[0] == pad[1] else f"{pad[0]}x{pad[1]}"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("old", help="a folder holding the older build's package, renamed (see --name)")
@@ -54,10 +59,10 @@ def main(argv=None):
     ev = {name: evicting_pool(P) for name, P in builds.items()} if args.cold else None
     bits = {"": 0, "y": 2, "xy": 3}[args.blocked]
     for spec in args.shapes:
-        N, C, H, K, R, st, pad = (int(v) for v in spec.split(","))
+        N, C, H, K, R, S, st, pad = algo_ab.parse_shape(spec)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
-        w = rng.standard_normal((K, C, R, R), dtype=np.float32) * 0.1
+        w = rng.standard_normal((K, C, R, S), dtype=np.float32) * 0.1
         b = rng.standard_normal(K, dtype=np.float32)
         calls = {}
         for name, P in builds.items():
@@ -66,15 +71,16 @@ def main(argv=None):
         if bits & 1:  # x as the layout pass hands it over: (N, C/16, H, W, 16)
             x = _blocked(x)
         np.testing.assert_allclose(calls["new"](x), calls["old"](x), rtol=1e-4, atol=1e-3)
-        Ho = (H + 2 * pad - R) // st + 1
-        flop = 2.0 * N * K * C * R * R * Ho * Ho
+        Ho, Wo = (H + 2 * pad[0] - R) // st + 1, (H + 2 * pad[1] - S) // st + 1
+        flop = 2.0 * N * K * C * R * S * Ho * Wo
         if args.cold:
             mo, mn = _cold_pair(calls["old"], calls["new"], x, 10 * args.rounds, ev["old"], ev["new"])
         else:
             timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
             mo, mn = (timed[k]["median_s"] for k in ("old", "new"))
         print(
-            f"N{N} {C}->{K} {R}x{R}/{st} pad {pad} @{H} ({args.algo}{', blocked ' + args.blocked if bits else ''}, "
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {_pad_str(pad)} @{H} "
+            f"({args.algo}{', blocked ' + args.blocked if bits else ''}, "
             f"{args.threads} threads{', weights cold' if args.cold else ''}): old {mo * 1e3:.3f} ms "
             f"({flop / mo / 1e9:.0f} GFLOP/s), new {mn * 1e3:.3f} ms ({flop / mn / 1e9:.0f} GFLOP/s), {mo / mn:.3f}x",
             flush=True,

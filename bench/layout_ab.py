@@ -24,6 +24,7 @@ pycnn/select.py), windowed (convs with a window that run direct_oc read a blocke
 them writes its output blocked: pycnn/layout.py), windowed_concats (such a conv also reads
 blocked a concat of conv outputs, which those convs then write blocked: Inception's Mixed_5d),
 winograd_5x5 (stride-1 5x5 convs run F(4x4,5x5) where the rule says so, pycnn/select.py),
+winograd_1x7 (1x7 and 7x1 convs with many channels run the one-dimensional F(1x4,1x7) / F(4x1,7x1)),
 all (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan."""
 
 import argparse
@@ -91,10 +92,11 @@ def _rule_off(name):
         return _set_rule("grouped_c16_max_group", 0)
     if name == "small_maps_f2":
         return _set_rule("small_map_f2_min_ck", None)
-    if name == "winograd_5x5":  # the rule's tile threshold out of reach
-        orig = select.WINOGRAD_5X5_MIN_TILES
-        select.WINOGRAD_5X5_MIN_TILES = float("inf")
-        return lambda: setattr(select, "WINOGRAD_5X5_MIN_TILES", orig)
+    if name in ("winograd_5x5", "winograd_1x7"):  # the rule's threshold out of reach
+        attr = "WINOGRAD_5X5_MIN_TILES" if name == "winograd_5x5" else "WINOGRAD_1X7_MIN_CK"
+        orig = getattr(select, attr)
+        setattr(select, attr, float("inf"))
+        return lambda: setattr(select, attr, orig)
     if name in ("ck_per_tile", "ck_per_tile_isa"):  # every ISA's at 0, or at the base threshold
         return _set_rule("max_ck_per_tile", 0 if name == "ck_per_tile" else select.DIRECT_OC_MAX_CK_PER_TILE)
     layout.ENABLED = False
@@ -125,6 +127,7 @@ def main(argv=None):
         "windowed",
         "windowed_concats",
         "winograd_5x5",
+        "winograd_1x7",
         "all",
     )
     ap.add_argument("--off", choices=rules, default="gate")

@@ -17,6 +17,7 @@ behind each one. In order, a convolution runs:
      Cg * Kg / (Cg + Kg) at least WINOGRAD_5X5_MIN_CK (WINOGRAD_5X5_MANY_TILES_MIN_CK with
      WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16 outputs instead of 400 (AlexNet's,
      AlphaGo's and Inception v3's 5x5s 2.2-3.4x faster than direct_oc);
+     F(1x4,1x7) / F(4x1,7x1) for 1x7 and 7x1 layers with Cg * Kg / (Cg + Kg) >= WINOGRAD_1X7_MIN_CK;
      3x3 layers: Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels
      per group (F4 with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the
      transforms are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little
@@ -75,6 +76,10 @@ WINOGRAD_5X5_MIN_TILES = 16
 WINOGRAD_5X5_MIN_CK = 16
 WINOGRAD_5X5_MANY_TILES = 128
 WINOGRAD_5X5_MANY_TILES_MIN_CK = 8
+# 1x7 and 7x1 stride-1 layers -> the one-dimensional Winograd F(1x4,1x7) / F(4x1,7x1) with Cg * Kg /
+# (Cg + Kg) at least this (Inception v3's 128 -> 192, 160- and 192-channel ones; its 128 -> 128
+# ones, 64, stay on direct_oc). Measured with the avx512 table on 256-bit FMA units.
+WINOGRAD_1X7_MIN_CK = 70
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
@@ -180,6 +185,9 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
         if tiles >= WINOGRAD_5X5_MIN_TILES and (
             ck >= WINOGRAD_5X5_MIN_CK or (tiles >= WINOGRAD_5X5_MANY_TILES and ck >= WINOGRAD_5X5_MANY_TILES_MIN_CK)
         ):
+            return "winograd_f4"
+    if (shape.R, shape.S) in ((1, 7), (7, 1)) and CONV["winograd_f4"].supports(shape):
+        if cg * kg >= WINOGRAD_1X7_MIN_CK * (cg + kg):
             return "winograd_f4"
     winograd = shape.R == 3 and CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
     f2_ck = r["small_map_f2_min_ck"]

@@ -211,6 +211,11 @@ def test_layout_ab_runs(capsys):
     assert layout_ab.select.heuristic(shape, "avx512") == "direct_oc"
     restore()
     assert layout_ab.select.heuristic(shape, "avx512") == "winograd_f4"
+    restore = layout_ab._rule_off("winograd_1x7")
+    shape = layout_ab.pycnn.ops.ConvShape((1, 192, 17, 17), (192, 192, 1, 7), 1, (0, 3), 1, 1)
+    assert layout_ab.select.heuristic(shape, "avx512") == "direct_oc"
+    restore()
+    assert layout_ab.select.heuristic(shape, "avx512") == "winograd_f4"
     for net in ("lenet5", "kimcnn"):  # lecture networks (pycnn.models), Kim's with token ids
         layout_ab.main([net, "--batch", "2", "--off", "all", "--rounds", "1"])
         assert capsys.readouterr().out.startswith(f"{net} batch 2")

@@ -61,6 +61,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=7, C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # 112 tiles
         (shape(N=8, C=20, H=8, W=8, K=20, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv3 b8: 32 tiles, 10
         (shape(C=96, H=27, W=27, K=256, R=5, S=5, stride=2, pad=2), "direct_oc"),  # strided: no Winograd
+        (ConvShape((1, 160, 17, 17), (160, 160, 1, 7), 1, (0, 3), 1, 1), "winograd_f4"),  # Inception's 1x7: 80
+        (ConvShape((8, 128, 17, 17), (192, 128, 7, 1), 1, (3, 0), 1, 1), "winograd_f4"),  # 7x1: 76.8
+        (ConvShape((1, 128, 17, 17), (128, 128, 1, 7), 1, (0, 3), 1, 1), "direct_oc"),  # 64
+        (ConvShape((1, 192, 17, 17), (192, 192, 1, 7), 2, (0, 3), 1, 1), "direct_oc"),  # strided
         (ConvShape((1, 96, 27, 27), (256, 96, 5, 5), 1, 4, 2, 1), "direct_oc"),  # dilated: no Winograd
         (shape(C=64, K=64, R=7, S=7, pad=3), "direct_oc"),
         (ConvShape((1, 64, 28, 28), (64, 64, 3, 3), 1, 2, 2, 1), "direct_oc"),  # dilated: no Winograd

@@ -1,7 +1,9 @@
 // Winograd F(mh x mw, rh x rw) convolution, written once over a SIMD type V and the tile: square
-// F(m x m, r x r) (r = 3, 5) and one-dimensional F(1 x m, 1 x r) / F(m x 1, r x 1) (r = 3, 5, 7:
-// Inception's 1x7 and 7x1), the other axis then F(1, 1) (alpha 1, every matrix the identity);
-// instantiated per ISA by conv2d_winograd__<isa>.cpp. alpha = m + r - 1 per axis (ah, aw).
+// F(m x m, r x r) (r = 3, 5) and one-dimensional F(1 x m, 1 x 7) / F(m x 1, 7 x 1) (Inception's
+// 1x7 and 7x1), the other axis then F(1, 1) (alpha 1, every matrix the identity); the tiles are
+// with_winograd_tile's (winograd_matrices.h), instantiated per ISA by conv2d_winograd__<isa>.cpp.
+// alpha = m + r - 1 per axis (ah, aw), up to 10: the loops over it are unrolled whole (16), so
+// every coefficient is a compile-time constant.
 //
 // Tiles are numbered in (n, th, tw) order and processed in chunks (bounded workspace), per group:
 //  1. input transform: W consecutive tiles form a vector group whatever rows or images they span;
@@ -35,7 +37,7 @@ template <class V, int n>
 static inline typename V::reg lincomb(const float (&coef)[n], const typename V::reg* in) {
   typename V::reg acc = V::zero();
   bool first = true;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int j = 0; j < n; ++j) {
     const float c = coef[j];
     if (c == 0.0f) continue;
@@ -129,19 +131,19 @@ struct WinogradConv {
   void input_group(const float* x, const Group& g, int64_t ch, float* Vb, int64_t vstride, int64_t tv) const {
     const float* base = x + (g.n0 * p.C + ch) * p.H * p.W;
     typename V::reg d[ah][aw], t[aw][ah];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < ah; ++i)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int j = 0; j < aw; ++j) d[i][j] = V::gather_masked(base + i * p.W + j, g.xoff, g.rin[i] & g.cin[j]);
     // t[b][i] = sum_j BTw[b][j] d[i][j]
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < ah; ++i)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int b = 0; b < aw; ++b) t[b][i] = lincomb<V, aw>(MatW::BT[b], d[i]);
     // V[q][b] = sum_i BTh[q][i] t[b][i]
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int q = 0; q < ah; ++q)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int b = 0; b < aw; ++b) {
         const typename V::reg v = lincomb<V, ah>(MatH::BT[q], t[b]);
         float* dst = Vb + (int64_t)(q * aw + b) * vstride + tv;
@@ -157,16 +159,16 @@ struct WinogradConv {
   // Output position (ii, jj) is then lincomb(ATh[ii], t[jj]).
   void output_rows(const float* Mb, int64_t mstride, int64_t tv, const Group& g, typename V::reg (&t)[mw][ah]) const {
     typename V::reg M[ah][aw];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < ah; ++i)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int j = 0; j < aw; ++j) {
         const float* src = Mb + (int64_t)(i * aw + j) * mstride + tv;
         M[i][j] = g.nt == W ? V::loadu(src) : V::loadu_n(src, g.nt);
       }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < ah; ++i)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int jj = 0; jj < mw; ++jj) t[jj][i] = lincomb<V, aw>(MatW::AT[jj], M[i]);
   }
 
@@ -181,9 +183,9 @@ struct WinogradConv {
     const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
     const int64_t plane = (g.n0 * p.K + kk) * p.Ho * p.Wo;
     float* base = y + plane;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int ii = 0; ii < mh; ++ii)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int jj = 0; jj < mw; ++jj) {
         typename V::reg v = V::add(lincomb<V, ah>(MatH::AT[ii], t[jj]), bv);
         if (residual)
@@ -218,9 +220,9 @@ struct WinogradConv {
       for (int64_t gi = gi0; gi < gi1; ++gi) {
         typename V::reg t[mw][ah];
         output_rows(Mk, mstride, gstart[(size_t)gi], groups[(size_t)gi], t);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int ii = 0; ii < mh; ++ii)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
           for (int jj = 0; jj < mw; ++jj) {
             typename V::reg v = V::add(lincomb<V, ah>(MatH::AT[ii], t[jj]), bv);
             if (clamp) v = V::clamp(v, lo, hi);
