@@ -13,12 +13,12 @@ behind each one. In order, a convolution runs:
   1. direct_oc when it has more than DIRECT_MAX_CHANNELS input channels per group and at most
      DIRECT_OC_MAX_PIXELS_ANY output pixels in the batch (ResNet's 7x7 maps at batch 1), or a
      window larger than 1x1 with at most DIRECT_OC_FEW_K outputs on DIRECT_OC_FEW_K_MAX_PIXELS;
-  2. Winograd F(4x4,5x5) for stride-1 5x5 layers with at least WINOGRAD_5X5_MIN_TILES tiles and
-     Cg * Kg / (Cg + Kg) at least WINOGRAD_5X5_MIN_CK (WINOGRAD_5X5_MANY_TILES_MIN_CK with
-     WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16 outputs instead of 400 (AlexNet's,
-     AlphaGo's and Inception v3's 5x5s 2.2-3.4x faster than direct_oc);
-     F(1x4,1x7) / F(4x1,7x1) for 1x7 and 7x1 layers with Cg * Kg / (Cg + Kg) >= WINOGRAD_1X7_MIN_CK;
-     3x3 layers: Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels
+  2. (the first two ahead of rule 1) Winograd F(4x4,5x5) for stride-1 5x5 layers with at least
+     WINOGRAD_5X5_MIN_TILES tiles and Cg * Kg / (Cg + Kg) at least WINOGRAD_5X5_MIN_CK
+     (WINOGRAD_5X5_MANY_TILES_MIN_CK with WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16
+     outputs instead of 400 (AlexNet's, AlphaGo's and Inception v3's 5x5s 2.2-3.4x faster than
+     direct_oc); F(1x4,1x7) / F(4x1,7x1) for stride-1 1x7 and 7x1 layers with Cg * Kg / (Cg + Kg)
+     >= WINOGRAD_1X7_MIN_CK; 3x3 layers: Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels
      per group (F4 with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the
      transforms are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little
      GEMM work per tile: ISA_RULES' max_ck_per_tile);
@@ -78,7 +78,8 @@ WINOGRAD_5X5_MANY_TILES = 128
 WINOGRAD_5X5_MANY_TILES_MIN_CK = 8
 # 1x7 and 7x1 stride-1 layers -> the one-dimensional Winograd F(1x4,1x7) / F(4x1,7x1) with Cg * Kg /
 # (Cg + Kg) at least this (Inception v3's 128 -> 192, 160- and 192-channel ones; its 128 -> 128
-# ones, 64, stay on direct_oc). Measured with the avx512 table on 256-bit FMA units.
+# ones, 64, stay on direct_oc). The same on every ISA: measured with the avx512 table on 256-bit
+# FMA units, capped to avx2 and generic.
 WINOGRAD_1X7_MIN_CK = 70
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
