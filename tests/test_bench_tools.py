@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import compare as bench_compare
@@ -320,6 +321,26 @@ def test_page_faults_and_per_channel_ab_run(capsys):
     layout_ab.main(["squeezenet1_1", "--off", "per_channel", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "rule 'per_channel' off" in line and line.endswith("x")
+
+
+def test_step_context_runs(capsys):
+    """bench/step_context.py: every plan step timed in the network's run and alone on the inputs
+    that run gave it (each step's output equal either way), and the pair test of one step."""
+    from bench import step_context
+
+    g, x = step_context._graph("lenet5", 2)
+    seq, alone, keep = step_context.measure(g, x, runs=2, reps=3)
+    assert set(seq) == set(alone) == set(keep) == set(range(len(g.plan_steps)))
+    assert all(t > 0 for t in list(seq.values()) + list(alone.values()))
+    fn, args = keep[0]
+    np.testing.assert_array_equal(fn(*args), fn(*args))  # the kept inputs are alive and reusable
+    step_context.main(["lenet5", "--runs", "2", "--top", "3", "--step", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("lenet5 batch 1, 2 threads, ISA ") and "sum of steps in sequence" in lines[0]
+    assert len(lines) == 2 + 3 + 4 and lines[-1].startswith("  step 2 after a flush, inputs read: ")
+    with pytest.raises(SystemExit):
+        step_context.main(["lenet5", "--runs", "1", "--step", "0"])  # no step before it
+    assert "--step: expected" in capsys.readouterr().err
 
 
 def test_pw_dw_check_runs(capsys, monkeypatch):
