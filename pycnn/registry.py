@@ -67,7 +67,11 @@ class ConvAlgo:
 
     def error_bound(self, s: ConvShape) -> float:
         """The bound on max|y - y64| / max|y64| for the convolution s (0: exact arithmetic)."""
-        other = (s.R, s.S) != (3, 3) and self.rel_error_bound_other
+        return self.kernel_error_bound(s.R, s.S)
+
+    def kernel_error_bound(self, R: int, S: int) -> float:
+        """The same for any convolution with an R x S kernel."""
+        other = (R, S) != (3, 3) and self.rel_error_bound_other
         return self.rel_error_bound_other if other else self.rel_error_bound
 
     def layout_ok(self, s: ConvShape, bits: int) -> bool:

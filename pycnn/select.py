@@ -17,11 +17,11 @@ behind each one. In order, a convolution runs:
      WINOGRAD_5X5_MIN_TILES tiles and Cg * Kg / (Cg + Kg) at least WINOGRAD_5X5_MIN_CK
      (WINOGRAD_5X5_MANY_TILES_MIN_CK with WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16
      outputs instead of 400 (AlexNet's, AlphaGo's and Inception v3's 5x5s 2.2-3.4x faster than
-     direct_oc); F(1x4,1x7) / F(4x1,7x1) for stride-1 1x7 and 7x1 layers with Cg * Kg / (Cg + Kg)
-     >= WINOGRAD_1X7_MIN_CK; 3x3 layers: Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels
-     per group (F4 with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the
-     transforms are not paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little
-     GEMM work per tile: ISA_RULES' max_ck_per_tile);
+     direct_oc); F(1x4,1x7) / F(4x1,7x1) for stride-1 1x7 and 7x1 layers with Cg * Kg /
+     (Cg + Kg) >= WINOGRAD_1X7_MIN_CK; 3x3 layers: Winograd when it runs the shape with >=
+     WINOGRAD_MIN_CHANNELS input channels per group (F4 with >= WINOGRAD_F4_MIN_TILES tiles,
+     else F2), except direct_oc where the transforms are not paid back (few channels:
+     DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per tile: ISA_RULES' max_ck_per_tile);
   3. first layers (<= DIRECT_MAX_CHANNELS input channels, output >= DIRECT_MIN_WIDTH wide):
      direct_oc when strided or with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small

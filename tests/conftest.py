@@ -99,9 +99,7 @@ def assert_conv_close(y, ref, algo, what="", r=3, s=None):
     """The check each algorithm is held to: elementwise for the exact-arithmetic algorithms,
     the registry's documented normwise bound (max|y - y64| / max|y64|) for the others (on r x s
     kernels, s = r unless given: Winograd's 5x5, 1x7 and 7x1 tiles have their own)."""
-    a = registry.CONV[algo]
-    other = (r, r if s is None else s) != (3, 3) and a.rel_error_bound_other
-    bound = a.rel_error_bound_other if other else a.rel_error_bound
+    bound = registry.CONV[algo].kernel_error_bound(r, r if s is None else s)
     if bound:
         ref = np.asarray(ref, np.float64)
         err = np.abs(np.asarray(y, np.float64) - ref).max() / max(np.abs(ref).max(), 1e-30)
