@@ -49,6 +49,7 @@ from typing import Optional
 
 from . import _C
 from .registry import CONV
+from .winograd import tile as _winograd_tile_shape
 
 DIRECT_MAX_CHANNELS = 4  # C/groups at or below this -> direct ...
 DIRECT_MIN_WIDTH = 8  # ... when the output is at least this wide
@@ -181,7 +182,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     kg = shape.K // shape.groups
     pw_min_k = r["pointwise_direct_oc_min_k"]
     if shape.R == 5 and CONV["winograd_f4"].supports(shape):
-        tiles = shape.N * -(-shape.Ho // 4) * -(-shape.Wo // 4)
+        tiles = winograd_tile_count(shape, 4)
         ck = cg * kg / (cg + kg)
         if tiles >= WINOGRAD_5X5_MIN_TILES and (
             ck >= WINOGRAD_5X5_MIN_CK or (tiles >= WINOGRAD_5X5_MANY_TILES and ck >= WINOGRAD_5X5_MANY_TILES_MIN_CK)
@@ -243,9 +244,15 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     return "im2col"
 
 
+def winograd_tile_count(shape, m: int) -> int:
+    """Output tiles of Winograd tile size m over the batch (1 along a kernel axis of size 1: a 1x7
+    layer tiles Ho x ceil(Wo / m))."""
+    mh, mw = _winograd_tile_shape(m, shape.R, shape.S)
+    return shape.N * -(-shape.Ho // mh) * -(-shape.Wo // mw)
+
+
 def winograd_tile(shape, isa: Optional[str] = None) -> str:
     """The Winograd tile for algo='winograd' (and for rule 2): F4 where it takes the kernel and its
     tiling has enough tiles, else F2."""
-    tiles_f4 = shape.N * -(-shape.Ho // 4) * -(-shape.Wo // 4)
-    f4 = tiles_f4 >= rules(isa)["f4_min_tiles"] and CONV["winograd_f4"].supports(shape)
+    f4 = winograd_tile_count(shape, 4) >= rules(isa)["f4_min_tiles"] and CONV["winograd_f4"].supports(shape)
     return "winograd_f4" if f4 else "winograd_f2"

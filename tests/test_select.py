@@ -164,6 +164,24 @@ def test_heuristic_avx512_256(s, want):
         assert select.heuristic(s, "avx512") == want
 
 
+@pytest.mark.parametrize(
+    "s, tiles",
+    [
+        (shape(N=2, H=9, W=10), 2 * 3 * 3),  # 3x3: 4x4 tiles
+        (shape(H=8, W=8, R=1, S=7, pad=(0, 3)), 8 * 2),  # 1x7: one row per tile
+        (shape(H=8, W=8, R=7, S=1, pad=(3, 0)), 2 * 8),  # 7x1: one column per tile
+    ],
+)
+def test_winograd_tile_count_knows_the_one_dimensional_tiles(s, tiles):
+    assert select.winograd_tile_count(s, 4) == tiles
+
+
+def test_winograd_tile_counts_one_dimensional_tiles_for_the_f4_choice():
+    # 16 F(1x4,1x7) tiles on an 8x8 map: F4 (squares would count 4, under WINOGRAD_F4_MIN_TILES)
+    assert select.winograd_tile(shape(H=8, W=8, R=1, S=7, pad=(0, 3))) == "winograd_f4"
+    assert select.winograd_tile(shape(H=8, W=8, R=3, S=3)) == "winograd_f2"
+
+
 def test_avx512_256_differs_from_avx512_in_two_thresholds():
     a, b = select.ISA_RULES["avx512"], select.ISA_RULES["avx512_256"]
     assert {k for k in a if a[k] != b[k]} == {"small_map_f2_min_ck", "max_ck_per_tile"}
