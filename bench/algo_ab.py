@@ -5,8 +5,9 @@ a channel-blocked output (as a Graph's conv writes it where the layout pass bloc
 
     python -m bench.algo_ab 1,128,28,32,3,1,1 8,32,73,64,3,1,1 --algos direct_oc,winograd_f4
 
-Each shape is N,C,H,K,R,stride,pad (square maps; R and pad may be RxS and PHxPW for a rectangular
-window, e.g. 1,160,17,160,1x7,1,0x3 for Inception's 1x7), ReLU in the epilogue. --blocked-x
+Each shape is N,C,H,K,R,stride,pad (H, R and pad may be HxW, RxS and PHxPW for a rectangular map
+or window, e.g. 1,160,17,160,1x7,1,0x3 for Inception's 1x7, 8,300,50x1,100,3x1,1,0 for Kim's
+height-3 filters as rows as channels), ReLU in the epilogue. --blocked-x
 adds direct_oc reading a channel-blocked x (N, C/16, H, W, 16), 'direct_oc+x', beside the same
 call on NCHW (16 | C; y in the others' layout). --cold runs a 64 MiB max pool before each timed
 call (timing.evicting_pool), so x, y and the weights come from memory (as for the first step of
@@ -39,17 +40,26 @@ def _cold(fn, reps, evict):
     return statistics.median(ts)
 
 
+def _pair(v):
+    """'A' -> (A, A), 'AxB' -> (A, B)."""
+    a, b = v.split("x") if "x" in v else (v, v)
+    return int(a), int(b)
+
+
 def parse_shape(spec):
-    """'N,C,H,K,R,stride,pad' (R and pad may be RxS and PHxPW) -> N, C, H, K, R, S, stride, (ph, pw)."""
-    N, C, H, K, win, st, pads = spec.split(",")
-    R, S = (int(v) for v in win.split("x")) if "x" in win else (int(win),) * 2
-    ph, pw = (int(v) for v in pads.split("x")) if "x" in pads else (int(pads),) * 2
-    return int(N), int(C), int(H), int(K), R, S, int(st), (ph, pw)
+    """'N,C,H,K,R,stride,pad' (H, R and pad may be HxW, RxS and PHxPW) -> N, C, H, W, K, R, S,
+    stride, (ph, pw)."""
+    N, C, hw, K, win, st, pads = spec.split(",")
+    return (int(N), int(C), *_pair(hw), int(K), *_pair(win), int(st), _pair(pads))
+
+
+def map_str(H, W):
+    return f"{H}" if H == W else f"{H}x{W}"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad (R, pad: or RxS, PHxPW)")
+    ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad (H, R, pad: or HxW, RxS, PHxPW)")
     ap.add_argument("--algos", default="direct_oc,winograd_f4")
     ap.add_argument("--nchw", action="store_true", help="NCHW output (default: channel-blocked where 16 | K)")
     ap.add_argument("--cold", action="store_true", help="caches flushed before each call")
@@ -65,10 +75,10 @@ def main(argv=None):
     algos = args.algos.split(",")
     evict = evicting_pool(pycnn) if args.cold else None
     for spec in args.shapes:
-        N, C, H, K, R, S, st, pad = parse_shape(spec)
+        N, C, H, W, K, R, S, st, pad = parse_shape(spec)
         ph, pw = pad
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+        x = rng.standard_normal((N, C, H, W), dtype=np.float32)
         w = rng.standard_normal((K, C, R, S), dtype=np.float32) / np.sqrt(C * R * S)
         blocked = not args.nchw and K % 16 == 0 and all(a in _WRITES_BLOCKED for a in algos)
         calls = {}
@@ -90,7 +100,7 @@ def main(argv=None):
             med = {a: _cold(f, 10 * args.rounds, evict) for a, f in fns.items()}
         else:
             med = {a: v["median_s"] for a, v in compare(fns, rounds=args.rounds, min_samples=10).items()}
-        Ho, Wo = (H + 2 * ph - R) // st + 1, (H + 2 * pw - S) // st + 1
+        Ho, Wo = (H + 2 * ph - R) // st + 1, (W + 2 * pw - S) // st + 1
         flop = 2.0 * N * K * C * R * S * Ho * Wo
         first = med[algos[0]]
         cols = "  ".join(
@@ -98,8 +108,8 @@ def main(argv=None):
         )
         where = ("cold" if args.cold else "warm") + (", blocked y" if blocked else ", NCHW y")
         print(
-            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else f'{ph}x{pw}'} @{H}, ISA {pycnn._C.get_isa()}, "
-            f"{args.threads} threads, {where}: {cols}",
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else f'{ph}x{pw}'} @{map_str(H, W)}, "
+            f"ISA {pycnn._C.get_isa()}, {args.threads} threads, {where}: {cols}",
             flush=True,
         )
 

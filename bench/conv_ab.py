@@ -4,7 +4,7 @@ older build's package, as bench/build_ab.py loads it): blocks of calls taking tu
 
     python -m bench.conv_ab /tmp/oldpkg 1,48,19,192,5,1,2 8,96,27,256,5,1,2 --algo direct_oc
 
-Each shape is N,C,H,K,R,stride,pad (square maps; R and pad may be RxS and PHxPW: bench/algo_ab.py);
+Each shape is N,C,H,K,R,stride,pad (H, R and pad may be HxW, RxS and PHxPW: bench/algo_ab.py);
 ReLU in the epilogue. Prints both
 times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new. --blocked y
 (or xy) binds the call as a Graph's layout pass does (pycnn/layout.py): the output, and x too,
@@ -59,9 +59,9 @@ def main(argv=None):
     ev = {name: evicting_pool(P) for name, P in builds.items()} if args.cold else None
     bits = {"": 0, "y": 2, "xy": 3}[args.blocked]
     for spec in args.shapes:
-        N, C, H, K, R, S, st, pad = algo_ab.parse_shape(spec)
+        N, C, H, W, K, R, S, st, pad = algo_ab.parse_shape(spec)
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+        x = rng.standard_normal((N, C, H, W), dtype=np.float32)
         w = rng.standard_normal((K, C, R, S), dtype=np.float32) * 0.1
         b = rng.standard_normal(K, dtype=np.float32)
         calls = {}
@@ -71,7 +71,7 @@ def main(argv=None):
         if bits & 1:  # x as the layout pass hands it over: (N, C/16, H, W, 16)
             x = _blocked(x)
         np.testing.assert_allclose(calls["new"](x), calls["old"](x), rtol=1e-4, atol=1e-3)
-        Ho, Wo = (H + 2 * pad[0] - R) // st + 1, (H + 2 * pad[1] - S) // st + 1
+        Ho, Wo = (H + 2 * pad[0] - R) // st + 1, (W + 2 * pad[1] - S) // st + 1
         flop = 2.0 * N * K * C * R * S * Ho * Wo
         if args.cold:
             mo, mn = _cold_pair(calls["old"], calls["new"], x, 10 * args.rounds, ev["old"], ev["new"])
@@ -79,7 +79,7 @@ def main(argv=None):
             timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
             mo, mn = (timed[k]["median_s"] for k in ("old", "new"))
         print(
-            f"N{N} {C}->{K} {R}x{S}/{st} pad {_pad_str(pad)} @{H} "
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {_pad_str(pad)} @{algo_ab.map_str(H, W)} "
             f"({args.algo}{', blocked ' + args.blocked if bits else ''}, "
             f"{args.threads} threads{', weights cold' if args.cold else ''}): old {mo * 1e3:.3f} ms "
             f"({flop / mo / 1e9:.0f} GFLOP/s), new {mn * 1e3:.3f} ms ({flop / mn / 1e9:.0f} GFLOP/s), {mo / mn:.3f}x",

@@ -24,7 +24,8 @@ pycnn/select.py), windowed (convs with a window that run direct_oc read a blocke
 them writes its output blocked: pycnn/layout.py), windowed_concats (such a conv also reads
 blocked a concat of conv outputs, which those convs then write blocked: Inception's Mixed_5d),
 winograd_5x5 (stride-1 5x5 convs run F(4x4,5x5) where the rule says so, pycnn/select.py),
-winograd_1x7 (1x7 and 7x1 convs with many channels run the one-dimensional F(1x4,1x7) / F(4x1,7x1)),
+winograd_1d (1 x r and r x 1 convs with many channels and tiles run the one-dimensional F(1x4,1xr) / F(4x1,rx1)),
+winograd_1d_short (the same for r = 3, 4, 5 only: Inception's 1x3 / 3x1, Kim's rows as channels),
 all (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan."""
 
 import argparse
@@ -92,11 +93,15 @@ def _rule_off(name):
         return _set_rule("grouped_c16_max_group", 0)
     if name == "small_maps_f2":
         return _set_rule("small_map_f2_min_ck", None)
-    if name in ("winograd_5x5", "winograd_1x7"):  # the rule's threshold out of reach
-        attr = "WINOGRAD_5X5_MIN_TILES" if name == "winograd_5x5" else "WINOGRAD_1X7_MIN_CK"
+    if name in ("winograd_5x5", "winograd_1d"):  # the rule's threshold out of reach
+        attr = "WINOGRAD_5X5_MIN_TILES" if name == "winograd_5x5" else "WINOGRAD_1D_MIN_CK"
         orig = getattr(select, attr)
         setattr(select, attr, float("inf"))
         return lambda: setattr(select, attr, orig)
+    if name == "winograd_1d_short":
+        orig = select.WINOGRAD_1D_TAPS
+        select.WINOGRAD_1D_TAPS = (7,)
+        return lambda: setattr(select, "WINOGRAD_1D_TAPS", orig)
     if name in ("ck_per_tile", "ck_per_tile_isa"):  # every ISA's at 0, or at the base threshold
         return _set_rule("max_ck_per_tile", 0 if name == "ck_per_tile" else select.DIRECT_OC_MAX_CK_PER_TILE)
     layout.ENABLED = False
@@ -127,7 +132,8 @@ def main(argv=None):
         "windowed",
         "windowed_concats",
         "winograd_5x5",
-        "winograd_1x7",
+        "winograd_1d",
+        "winograd_1d_short",
         "all",
     )
     ap.add_argument("--off", choices=rules, default="gate")

@@ -269,41 +269,93 @@ class ConvBankMax:
     """Convolutions of one input, each followed by the max over its maps, concatenated along the
     channels: y = concat([conv(x).max((2, 3)) for conv in convs], axis=1), shaped (N, sum K) for
     max_map 1 or (N, sum K, 1, 1) for 2. What a Graph runs for a sentence CNN's filter bank
-    (Kim's CNN: heights 3, 4, 5 over the word vectors, max over time, concat). Bound to a
-    single-channel input whose windows span whole rows (R x W kernels, no padding, one stride,
-    the same filter count, im2col for each), it is one kernel (_C.bind_rows_bank_max): the
-    im2col matrix is packed once per image for all the convs and they share one parallel region.
+    (Kim's CNN: heights 3, 4, 5 over the word vectors, max over time, concat).
+
+    On a single-channel input whose windows span whole rows (R x W kernels, no padding, the same
+    filter count; x (N, 1, L, D), one word vector per row) it runs one of two ways:
+    - rows as channels, where every conv is algo='auto' and the rule (pycnn/select.py) runs each
+      as the same convolution over x^T (N, D, L, 1) with weights (K, D, R, 1) on a one-dimensional
+      Winograd tile (enough tiles in the batch): R-tap filters over L with D channels, the
+      transposed weights made once per tile;
+    - else, with im2col for each conv, one kernel (_C.bind_rows_bank_max): the im2col matrix is
+      packed once per image for all the convs and they share one parallel region.
     Any other shape or algorithm runs the convs one by one."""
 
     def __init__(self, convs, max_map):
         self.convs, self.max_map = list(convs), max_map
+        self._rows = {}  # algorithm per conv -> the transposed PreparedConvs
 
     def __call__(self, x):
         return np.concatenate([ConvMaxMap(c, self.max_map)(x) for c in self.convs], axis=1)
 
+    def _whole_rows(self, x_shape, c):
+        """c's ConvShape on x_shape when its windows span whole rows of a one-channel input
+        (no padding, dilation 1, one group), else None."""
+        if len(x_shape) != 4 or x_shape[1] != 1:
+            return None
+        s = ConvShape(tuple(x_shape), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)
+        if s.S != s.W or s.Wo != 1 or any(s.pad) or s.dilation[0] != 1 or s.groups != 1:
+            return None
+        return s
+
     def fused_stride(self, x_shape):
         """The convs' common row stride when an input of x_shape runs as one bank kernel, else None."""
-        if len(x_shape) != 4 or x_shape[1] != 1 or len({c.weight.shape[0] for c in self.convs}) != 1:
+        if len({c.weight.shape[0] for c in self.convs}) != 1:
             return None
         strides = set()
         for c in self.convs:
-            s = ConvShape(tuple(x_shape), c.weight.shape, c.stride, c.padding, c.dilation, c.groups)
-            if (
-                c.algo_for(x_shape) != "im2col"
-                or s.S != s.W
-                or s.Wo != 1
-                or any(s.pad)
-                or s.dilation[0] != 1
-                or s.groups != 1
-            ):
+            s = self._whole_rows(x_shape, c)
+            if s is None or c.algo_for(x_shape) != "im2col":
                 return None
             strides.add(s.stride[0])
         return strides.pop() if len(strides) == 1 else None
+
+    def rows_as_channels(self, x_shape):
+        """The algorithm of each conv run over x^T (N, D, L, 1) where the rule takes a Winograd
+        tile for every one of them (algo='auto', stride 1), else None."""
+        algos = []
+        for c in self.convs:
+            s = self._whole_rows(x_shape, c)
+            if s is None or c.algo != "auto" or s.stride != (1, 1):
+                return None
+            N, _, L, D = x_shape
+            t = ConvShape((N, D, L, 1), (s.K, D, s.R, 1), 1, 0, 1, 1)
+            algo = policy.resolve("auto", t)
+            if not algo.startswith("winograd"):
+                return None
+            algos.append(algo)
+        return tuple(algos)
+
+    def _transposed(self, algos):
+        """The convs with weights (K, 1, R, D) -> (K, D, R, 1), prepared for algos (made once)."""
+        convs = self._rows.get(algos)
+        if convs is None:
+            convs = []
+            for c, algo in zip(self.convs, algos):
+                t = PreparedConv(
+                    np.ascontiguousarray(c.weight.transpose(0, 3, 2, 1)), c.bias, algo=algo, activation=c.activation
+                )
+                t.post = c.post
+                convs.append(t)
+            self._rows[algos] = convs
+        return convs
 
     def bind(self, in_shapes, out_shape, layout=NO_LAYOUT):
         if layout[0]:
             raise ValueError("layout: a conv bank reads and writes NCHW")
         shape = tuple(in_shapes[0])
+        algos = self.rows_as_channels(shape)
+        if algos is not None:
+            N, _, L, D = shape
+            xt_shape = (N, D, L, 1)
+            fns = [c.bind([xt_shape], None, self.max_map) for c in self._transposed(algos)]
+
+            def run(x):
+                xt = np.empty(xt_shape, np.float32)
+                _C.transpose_batched(x, N, L, D, 1, xt)
+                return np.concatenate([f(xt) for f in fns], axis=1)
+
+            return run
         stride_h = self.fused_stride(shape)
         if stride_h is not None:
             return _C.bind_rows_bank_max(
@@ -318,9 +370,16 @@ class ConvBankMax:
         return lambda x: np.concatenate([f(x) for f in fns], axis=1)
 
     def prepare_for(self, x_shape):
+        algos = self.rows_as_channels(tuple(x_shape))
+        if algos is not None:
+            self._transposed(algos)
+            return list(algos)
         return [c.prepare_for(x_shape) for c in self.convs]
 
     def algo_for(self, x_shape):
+        algos = self.rows_as_channels(tuple(x_shape))
+        if algos is not None:
+            return "+".join(algos) + " (rows as channels)"
         if self.fused_stride(tuple(x_shape)) is not None:
             return f"im2col_rows_bank (x{len(self.convs)})"
         return "+".join(c.algo_for(x_shape) for c in self.convs)

@@ -59,7 +59,8 @@ class ConvAlgo:
     refuse: Callable[[ConvShape], str] = field(default=lambda s: "", repr=False)
     blocked: Callable[[ConvShape, int], bool] = field(default=lambda s, bits: bits == 0, repr=False)
     available: Callable[[], bool] = field(default=lambda: True, repr=False)
-    rel_error_bound_other: float = 0.0  # > 0: the same on kernels other than 3x3 (Winograd's 5x5, 1x7, 7x1)
+    # > 0: the same on kernels other than 3x3 (Winograd's 5x5 and one-dimensional tiles)
+    rel_error_bound_other: float = 0.0
 
     def supports(self, s: ConvShape) -> bool:
         """Whether it runs the convolution s."""

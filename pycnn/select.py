@@ -17,11 +17,12 @@ behind each one. In order, a convolution runs:
      WINOGRAD_5X5_MIN_TILES tiles and Cg * Kg / (Cg + Kg) at least WINOGRAD_5X5_MIN_CK
      (WINOGRAD_5X5_MANY_TILES_MIN_CK with WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16
      outputs instead of 400 (AlexNet's, AlphaGo's and Inception v3's 5x5s 2.2-3.4x faster than
-     direct_oc); F(1x4,1x7) / F(4x1,7x1) for stride-1 1x7 and 7x1 layers with Cg * Kg /
-     (Cg + Kg) >= WINOGRAD_1X7_MIN_CK; 3x3 layers: Winograd when it runs the shape with >=
-     WINOGRAD_MIN_CHANNELS input channels per group (F4 with >= WINOGRAD_F4_MIN_TILES tiles,
-     else F2), except direct_oc where the transforms are not paid back (few channels:
-     DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per tile: ISA_RULES' max_ck_per_tile);
+     direct_oc); F(1x4,1xr) / F(4x1,rx1) for stride-1 one-dimensional layers (r = 3, 4, 5, 7)
+     with Cg * Kg / (Cg + Kg) >= WINOGRAD_1D_MIN_CK and WINOGRAD_1D_MIN_TILES tiles; 3x3 layers:
+     Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels per group (F4
+     with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the transforms are not
+     paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per tile:
+     ISA_RULES' max_ck_per_tile);
   3. first layers (<= DIRECT_MAX_CHANNELS input channels, output >= DIRECT_MIN_WIDTH wide):
      direct_oc when strided or with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small
@@ -77,11 +78,16 @@ WINOGRAD_5X5_MIN_TILES = 16
 WINOGRAD_5X5_MIN_CK = 16
 WINOGRAD_5X5_MANY_TILES = 128
 WINOGRAD_5X5_MANY_TILES_MIN_CK = 8
-# 1x7 and 7x1 stride-1 layers -> the one-dimensional Winograd F(1x4,1x7) / F(4x1,7x1) with Cg * Kg /
-# (Cg + Kg) at least this (Inception v3's 128 -> 192, 160- and 192-channel ones; its 128 -> 128
-# ones, 64, stay on direct_oc). The same on every ISA: measured with the avx512 table on 256-bit
-# FMA units, capped to avx2 and generic.
-WINOGRAD_1X7_MIN_CK = 70
+# One-dimensional stride-1 layers (1 x r and r x 1, r = 3, 4, 5, 7) -> Winograd F(1x4,1xr) /
+# F(4x1,rx1) (F(5, 4) for r = 4) with Cg * Kg / (Cg + Kg) at least WINOGRAD_1D_MIN_CK (Inception
+# v3's 128 -> 192, 160- and 192-channel 1x7s; its 128 -> 128 ones, 64, stay on direct_oc) and at
+# least WINOGRAD_1D_MIN_TILES tiles (its 384-channel 1x3 / 3x1 on 8x8 maps at batch 1, 16 tiles,
+# tie with direct_oc; Kim's 3-, 4- and 5-row windows over 300-dimensional word vectors, as 300
+# channels, lose at 10-12 tiles, tie at 20-24, win at 40-48). The same on every ISA: measured with
+# the avx512 table on 256-bit FMA units, the 1x7 threshold also capped to avx2 and generic.
+WINOGRAD_1D_MIN_CK = 70
+WINOGRAD_1D_MIN_TILES = 32
+WINOGRAD_1D_TAPS = (3, 4, 5, 7)  # the kernel lengths the rule takes (bench.layout_ab's winograd_1d_short: 7)
 DIRECT_OC_MAX_PIXELS = 800  # strided k>1 layers with N*Ho*Wo at most this -> direct_oc ...
 DIRECT_OC_STRIDED_MAX_INPUT_BYTES = 2 << 20  # ... or with an image's input at most this (L2)
 DIRECT_OC_POINTWISE_MAX_MAP = 64  # unpadded 1x1 layers with outputs of at most this many pixels -> direct_oc
@@ -181,17 +187,17 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups
     pw_min_k = r["pointwise_direct_oc_min_k"]
-    if shape.R == 5 and CONV["winograd_f4"].supports(shape):
+    if shape.R == shape.S == 5 and CONV["winograd_f4"].supports(shape):
         tiles = winograd_tile_count(shape, 4)
         ck = cg * kg / (cg + kg)
         if tiles >= WINOGRAD_5X5_MIN_TILES and (
             ck >= WINOGRAD_5X5_MIN_CK or (tiles >= WINOGRAD_5X5_MANY_TILES and ck >= WINOGRAD_5X5_MANY_TILES_MIN_CK)
         ):
             return "winograd_f4"
-    if (shape.R, shape.S) in ((1, 7), (7, 1)) and CONV["winograd_f4"].supports(shape):
-        if cg * kg >= WINOGRAD_1X7_MIN_CK * (cg + kg):
+    if 1 in (shape.R, shape.S) and shape.R * shape.S in WINOGRAD_1D_TAPS and CONV["winograd_f4"].supports(shape):
+        if cg * kg >= WINOGRAD_1D_MIN_CK * (cg + kg) and winograd_tile_count(shape, 4) >= WINOGRAD_1D_MIN_TILES:
             return "winograd_f4"
-    winograd = shape.R == 3 and CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
+    winograd = shape.R == shape.S == 3 and CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
     f2_ck = r["small_map_f2_min_ck"]
     if (
         winograd

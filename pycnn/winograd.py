@@ -72,10 +72,27 @@ _POINTS = {
 }
 
 
-# (m, r) per axis: the 3x3 and 5x5 tiles on both axes, F(2, 7) and F(4, 7) on one axis of a 1x7 or 7x1 kernel
-# (the other axis then F(1, 1)); kernels/cpu/winograd_matrices.h's with_winograd_tile.
-_AXIS_TILES = {(1, 1)} | {(m, 3) for m in TILES} | {(m, 5) for m in TILES_5X5} | {(2, 7), (4, 7)}
-TILES_1D = {7: (2, 4)}  # r -> the m of 1 x r and r x 1 kernels
+# One-dimensional kernels (1 x r and r x 1, the other axis F(1, 1)): r -> the tile sizes m of the
+# names winograd_f2 and winograd_f4. An even r takes the tile one larger than the name, F(3, 4) and
+# F(5, 4), so that alpha stays 6 or 8 and the tile shares those points (and fewer multiplications
+# per output than F(2, 4) / F(4, 4): 6/12 and 8/20 against 5/8 and 7/16).
+TILES_1D = {3: (2, 4), 4: (2, 4), 5: (2, 4), 7: (2, 4)}
+
+
+def axis_m(m: int, r: int) -> int:
+    """The output tile along a kernel axis of r taps for the tile size m of the name (1 for r = 1)."""
+    return 1 if r == 1 else m + 1 if r % 2 == 0 else m
+
+
+# (m, r) per axis: the 3x3 and 5x5 tiles on both axes, the one-dimensional ones on one axis of a
+# 1 x r or r x 1 kernel (the other axis then F(1, 1)); kernels/cpu/winograd_matrices.h's
+# with_winograd_tile.
+_AXIS_TILES = (
+    {(1, 1)}
+    | {(m, 3) for m in TILES}
+    | {(m, 5) for m in TILES_5X5}
+    | {(axis_m(m, r), r) for r, ms in TILES_1D.items() for m in ms}
+)
 
 
 def alpha(m: int, r: int = 3) -> int:
@@ -85,7 +102,7 @@ def alpha(m: int, r: int = 3) -> int:
 
 def matrices(m: int, r: int = 3):
     """(BT, G, AT) as float64 arrays for output tile m and kernel r along one axis (3: m in
-    TILES, 5: m in TILES_5X5, 7: m in TILES_1D[7]; F(1, 1) is the identity)."""
+    TILES, 5: m in TILES_5X5, 4 and 7: axis_m of TILES_1D; F(1, 1) is the identity)."""
     if (m, r) not in _AXIS_TILES:
         raise ValueError(f"m, r: no Winograd F({m}, {r}) here")
     if (m, r) == (1, 1):
@@ -98,8 +115,9 @@ def matrices(m: int, r: int = 3):
 
 
 def tile(m: int, R: int, S: int):
-    """(mh, mw): the output tile of tile size m on an R x S kernel (1 along an axis of size 1)."""
-    return (1 if R == 1 else m), (1 if S == 1 else m)
+    """(mh, mw): the output tile of tile size m on an R x S kernel (1 along an axis of size 1, m + 1
+    along an even one: axis_m)."""
+    return axis_m(m, R), axis_m(m, S)
 
 
 def filter_transform(w, m):

@@ -212,7 +212,12 @@ def test_layout_ab_runs(capsys):
     assert layout_ab.select.heuristic(shape, "avx512") == "direct_oc"
     restore()
     assert layout_ab.select.heuristic(shape, "avx512") == "winograd_f4"
-    restore = layout_ab._rule_off("winograd_1x7")
+    restore = layout_ab._rule_off("winograd_1d_short")  # the 3-, 4- and 5-tap ones
+    short = layout_ab.pycnn.ops.ConvShape((8, 384, 8, 8), (384, 384, 1, 3), 1, (0, 1), 1, 1)
+    assert layout_ab.select.heuristic(short, "avx512") == "direct_oc"
+    restore()
+    assert layout_ab.select.heuristic(short, "avx512") == "winograd_f4"
+    restore = layout_ab._rule_off("winograd_1d")
     shape = layout_ab.pycnn.ops.ConvShape((1, 192, 17, 17), (192, 192, 1, 7), 1, (0, 3), 1, 1)
     assert layout_ab.select.heuristic(shape, "avx512") == "direct_oc"
     restore()
@@ -410,6 +415,10 @@ def test_algo_ab_runs(capsys):
     algo_ab.main(["2,8,9,12,3,2,1", "--algos", "direct_oc,im2col", "--cold", "--rounds", "1", "--nchw"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("N2 8->12 3x3/2 pad 1 @9") and "cold, NCHW y" in line and line.count("GFLOP/s") == 2
+    algo_ab.main(["4,24,20x1,16,3x1,1,0", "--algos", "direct_oc,winograd_f4", "--rounds", "1"])  # a 1-D signal
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("N4 24->16 3x1/1 pad 0 @20x1") and line.count("GFLOP/s") == 2
+    assert algo_ab.parse_shape("8,300,50x1,100,4x1,1,0") == (8, 300, 50, 1, 100, 4, 1, 1, (0, 0))
 
 
 def test_cold_input_runs(capsys):

@@ -232,3 +232,48 @@ def test_graph_conv_bank_keepdims_and_not_fused_when_shared():
     y, ref = g3(x), g3.run_reference(x)
     for k in ("fc", "extra"):
         assert_close(y[k], ref[k], atol=1e-4)
+
+
+def sentence_bank(algo="auto", L=20, D=160, K=128, heights=(3, 4, 5)):
+    """Kim's bank at a size where the rule (pycnn/select.py, WINOGRAD_1D_*) runs the convs as rows
+    as channels from batch 8 (Cg Kg / (Cg + Kg) = 71 with D = 160 as the channels; 32-40 F4 tiles)."""
+    rng = np.random.default_rng(11)
+    nodes = []
+    for i, h in enumerate(heights):
+        w = (rng.standard_normal((K, 1, h, D)) / np.sqrt(h * D)).astype(np.float32)
+        nodes += [
+            Node(f"c{i}", "conv2d", ["x"], params={"weight": w, "bias": rng.standard_normal(K).astype(np.float32)}),
+            Node(f"r{i}", "relu", [f"c{i}"]),
+            Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=(2, 3))),
+        ]
+    nodes.append(Node("cat", "concat", [f"m{i}" for i in range(len(heights))], attrs=dict(axis=1)))
+    return Graph({"x": (None, 1, L, D)}, nodes, ["cat"], algo=algo)
+
+
+def test_graph_conv_bank_rows_as_channels():
+    """From batch 8 each conv runs over x^T (N, D, L, 1) on the one-dimensional Winograd tile
+    (F(4,3), F(5,4), F(4,5)); at batch 1 the fused im2col bank; algo='im2col' keeps the bank."""
+    g = sentence_bank()
+    rng = np.random.default_rng(12)
+    bound = pycnn.registry.CONV["winograd_f4"].kernel_error_bound(1, 3)
+    for N, want in ((8, "winograd_f4+winograd_f4+winograd_f4 (rows as channels)"), (1, "im2col_rows_bank (x3)")):
+        x = rng.standard_normal((N, 1, 20, 160)).astype(np.float32)
+        assert g.profile(x, runs=1, warmup=0).rows[0][5] == want
+        y, ref = g(x), g.run_reference(x)
+        assert np.abs(y - ref).max() <= bound * np.abs(ref).max()
+        x[N - 1, 0, 19, 7] = np.nan  # the last row: inside the last window of every conv
+        y = g(x)
+        assert np.isnan(y[N - 1]).all() and not np.isnan(y[: N - 1]).any()
+    g = sentence_bank("im2col")
+    x = rng.standard_normal((8, 1, 20, 160)).astype(np.float32)
+    assert g.profile(x, runs=1, warmup=0).rows[0][5] == "im2col_rows_bank (x3)"
+    assert_close(g(x), g.run_reference(x), atol=1e-4)
+
+
+def test_rows_as_channels_needs_winograd_for_every_conv():
+    """A height the rule does not run on a one-dimensional tile (2 rows: there is none) keeps the
+    whole bank on the fused im2col kernel."""
+    g = sentence_bank(heights=(2, 3, 4))
+    x = np.random.default_rng(13).standard_normal((8, 1, 20, 160)).astype(np.float32)
+    assert g.profile(x, runs=1, warmup=0).rows[0][5] == "im2col_rows_bank (x3)"
+    assert_close(g(x), g.run_reference(x), atol=1e-4)

@@ -65,6 +65,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (ConvShape((8, 128, 17, 17), (192, 128, 7, 1), 1, (3, 0), 1, 1), "winograd_f4"),  # 7x1: 76.8
         (ConvShape((1, 128, 17, 17), (128, 128, 1, 7), 1, (0, 3), 1, 1), "direct_oc"),  # 64
         (ConvShape((1, 192, 17, 17), (192, 192, 1, 7), 2, (0, 3), 1, 1), "direct_oc"),  # strided
+        (ConvShape((8, 384, 8, 8), (384, 384, 1, 3), 1, (0, 1), 1, 1), "winograd_f4"),  # Inception's 1x3 b8: 128 tiles
+        (ConvShape((1, 384, 8, 8), (384, 384, 3, 1), 1, (1, 0), 1, 1), "direct_oc"),  # ... b1: 16 tiles
+        (ConvShape((4, 300, 50, 1), (100, 300, 4, 1), 1, 0, 1, 1), "winograd_f4"),  # Kim's rows as channels: 40
+        (ConvShape((2, 300, 50, 1), (100, 300, 5, 1), 1, 0, 1, 1), "direct_oc"),  # ... at batch 2: 24 tiles
         (ConvShape((1, 96, 27, 27), (256, 96, 5, 5), 1, 4, 2, 1), "direct_oc"),  # dilated: no Winograd
         (shape(C=64, K=64, R=7, S=7, pad=3), "direct_oc"),
         (ConvShape((1, 64, 28, 28), (64, 64, 3, 3), 1, 2, 2, 1), "direct_oc"),  # dilated: no Winograd

@@ -1,6 +1,6 @@
 """Winograd F(2x2,3x3), F(4x4,3x3), F(6x6,3x3), F(2x2,5x5), F(4x4,5x5) and the one-dimensional
-F(1xm,1x7), F(mx1,7x1) (m = 2, 4): matrices, each transform on its own, whole convolutions at every tile and
-ISA path, the documented error bounds, and bad use."""
+F(1xm,1xr), F(mx1,rx1) (r = 3, 4, 5, 7; m = 2, 4, one more for r = 4): matrices, each transform
+on its own, whole convolutions at every tile and ISA path, the documented error bounds, and bad use."""
 
 import numpy as np
 import pytest
@@ -41,7 +41,7 @@ def test_bounds_grow_with_alpha():
     assert REL_BOUND[2, 3, 3] < REL_BOUND[4, 3, 3] < REL_BOUND[6, 3, 3]
 
 
-@pytest.mark.parametrize("m, r", sorted({(m, R) for m, R, _ in TILE_KERNELS if R > 1} | {(2, 7)}))
+@pytest.mark.parametrize("m, r", sorted({(winograd.axis_m(m, R), R) for m, R, _ in TILE_KERNELS if R > 1}))
 def test_matrices_compute_correlation(m, r, rng):
     """Along one axis: Y = A^T ((G g) * (B^T d)) is the correlation of d with g; square tiles
     apply it on both axes."""
@@ -53,6 +53,15 @@ def test_matrices_compute_correlation(m, r, rng):
     Y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
     want = np.array([[np.sum(d[i : i + r, j : j + r] * g) for j in range(m)] for i in range(m)])
     np.testing.assert_allclose(Y, want, atol=1e-12 * 10 ** (a // 3))
+
+
+def test_even_kernels_take_the_tile_one_larger():
+    """1x4 and 4x1 run F(3, 4) under winograd_f2 and F(5, 4) under winograd_f4 (alpha 6 and 8)."""
+    assert winograd.tile(2, 1, 4) == (1, 3) and winograd.tile(4, 4, 1) == (5, 1)
+    assert winograd.tile(4, 1, 3) == (1, 4) and winograd.tile(2, 5, 1) == (2, 1)
+    assert _C.winograd_filter_transform(np.zeros((1, 1, 4, 1), np.float32), 4).shape == (8, 1, 1)
+    x = np.zeros((2, 1, 11, 1), np.float32)  # Ho 8: F(5, 4) makes 2 tiles per image
+    assert _C.winograd_input_transform(x, 4, 0, 0, 8, 1, 4, 1).shape == (8, 1, 4)
 
 
 def test_matrices_refuse_other_tiles():
@@ -179,9 +188,9 @@ def test_winograd_rejects_other_shapes(kwargs, algo, rng):
     x, w, _ = conv_data(rng, 1, 3, 12, 12, 4, 3, 3, 3)
     with pytest.raises(ValueError, match="algo"):
         pycnn.conv2d(x, w, algo=algo, **kwargs)
-    for k in [(7, 7), (5, 3), (1, 1), (1, 5), (3, 1)]:
+    for k in [(7, 7), (5, 3), (1, 1), (1, 6), (2, 1)]:
         wk = np.zeros((4, 3, *k), np.float32)
-        with pytest.raises(ValueError, match="3x3, 5x5, 1x7 or 7x1"):
+        with pytest.raises(ValueError, match=r"3x3, 5x5, 1xr or rx1 \(r = 3, 4, 5, 7\)"):
             pycnn.conv2d(x, wk, algo=algo)
         with pytest.raises(ValueError, match="algo"):
             pycnn.prepare_conv(wk, algo=algo)

@@ -514,11 +514,6 @@ void bind_conv(py::module_& m) {
 
   // The Winograd transforms on their own (tests compare them with the explicit matrices).
   // m with the kernel (R, S): the tiles with_winograd_tile has (ValueError naming them otherwise).
-  // The tiles of an (N, Ho, Wo) output: a one-dimensional kernel's tile is 1 along its short axis.
-  const auto tile_count = [](int m, int64_t R, int64_t S, int64_t N, int64_t Ho, int64_t Wo) {
-    const int64_t mh = R == 1 ? 1 : m, mw = S == 1 ? 1 : m;
-    return N * ((Ho + mh - 1) / mh) * ((Wo + mw - 1) / mw);
-  };
   m.def("winograd_filter_transform", [](farray w, int m) {
     require_ndim(w, 4, "weight");
     const int64_t a2 = winograd_alpha_product(m, w.shape(2), w.shape(3));
@@ -528,11 +523,11 @@ void bind_conv(py::module_& m) {
   });
   m.def(
       "winograd_input_transform",
-      [tile_count](farray x, int m, int64_t pt, int64_t pl, int64_t Ho, int64_t Wo, int64_t R, int64_t S) {
+      [](farray x, int m, int64_t pt, int64_t pl, int64_t Ho, int64_t Wo, int64_t R, int64_t S) {
         require_ndim(x, 4, "x");
         const int64_t a2 = winograd_alpha_product(m, R, S);
         PYCNN_REQUIRE(pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1, "padding/output size: invalid");
-        const int64_t T = tile_count(m, R, S, x.shape(0), Ho, Wo);
+        const int64_t T = winograd_tile_count(m, R, S, x.shape(0), Ho, Wo);
         ConvParams p{x.shape(0), x.shape(1), x.shape(2), x.shape(3), 1, R, S, 1, 1, pt, pl, 1, 1, 1, Ho, Wo};
         farray V({a2, (int64_t)x.shape(1), T});
         winograd_input_transform(p, m, x.data(), V.mutable_data());
@@ -542,10 +537,10 @@ void bind_conv(py::module_& m) {
       py::arg("S") = 3);
   m.def(
       "winograd_output_transform",
-      [tile_count](farray M, int m, int64_t N, int64_t Ho, int64_t Wo, int64_t R, int64_t S) {
+      [](farray M, int m, int64_t N, int64_t Ho, int64_t Wo, int64_t R, int64_t S) {
         require_ndim(M, 3, "M");
         const int64_t a2 = winograd_alpha_product(m, R, S);
-        const int64_t T = tile_count(m, R, S, N, Ho, Wo);
+        const int64_t T = winograd_tile_count(m, R, S, N, Ho, Wo);
         PYCNN_REQUIRE(M.shape(0) == a2 && M.shape(2) == T, "M: expected (alpha_h * alpha_w, K, N*tiles)");
         ConvParams p{N, 1, Ho, Wo, M.shape(1), R, S, 1, 1, 0, 0, 1, 1, 1, Ho, Wo};
         farray y({N, (int64_t)M.shape(1), Ho, Wo});

@@ -102,8 +102,8 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
                           const std::vector<RowsBankConv>& convs, float* y, int64_t ldy);
 
 // Winograd F(m x m, r x r): m = 2, 4 or 6 for 3x3 kernels, 2 or 4 for 5x5, and one-dimensional
-// F(1 x m, 1 x 7) / F(m x 1, 7 x 1), m = 2 or 4, for 1x7 and 7x1 kernels (with_winograd_tile, stride 1,
-// dilation 1; any padding). Weights: U = G_h g G_w^T for every (k, c), stored as ah * aw packed
+// F(1 x m, 1 x r) / F(m x 1, r x 1), m = 2 or 4 (3 or 5 for r = 4), for r = 3, 4, 5, 7
+// (with_winograd_tile, stride 1, dilation 1; any padding). Weights: U = G_h g G_w^T for every (k, c), stored as ah * aw packed
 // SGEMM A matrices (Kg x Cg) per group, alpha = m + r - 1 per axis, transformed once.
 struct WinogradWeights final : ConvWeights {
   int m = 4;                            // the output tile along the kernel's long axis
@@ -117,6 +117,8 @@ void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights&
                      Activation act, const float* residual = nullptr, bool y_blocked = false);
 // ah * aw for tile m on an R x S kernel; std::invalid_argument where pycnn has no such tile.
 int winograd_alpha_product(int m, int64_t R, int64_t S);
+// Output tiles of an (N, Ho, Wo) output with tile m on an R x S kernel (with_winograd_tile's tile).
+int64_t winograd_tile_count(int m, int64_t R, int64_t S, int64_t N, int64_t Ho, int64_t Wo);
 // The transforms on their own, for the tests: filter (K, Cg, R, S) -> U (ah aw, K, Cg);
 // input x (N, C, H, W) -> V (ah aw, C, N*TH*TW); output M (ah aw, K, N*TH*TW) -> y (N, K, Ho, Wo)
 // (the kernel is (p.R, p.S) for these two).

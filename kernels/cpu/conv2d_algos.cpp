@@ -15,14 +15,14 @@ bool nchw_only(const ConvParams&, int layout) { return layout == 0; }
 std::string pair_str(int64_t a, int64_t b) { return "(" + std::to_string(a) + ", " + std::to_string(b) + ")"; }
 
 // Winograd with output tile m: the kernels with_winograd_tile has a tile m for (3x3 for m = 2, 4,
-// 6; 5x5 for 2, 4: F(6x6,5x5)'s alpha of 10 in both axes loses too much precision; 1x7 and 7x1
-// for 2, 4), stride 1, dilation 1; its gathers and scatters address a plane with 32-bit
+// 6; 5x5 for 2, 4: F(6x6,5x5)'s alpha of 10 in both axes loses too much precision; 1 x r and r x 1
+// for r = 3, 4, 5, 7 and m = 2, 4), stride 1, dilation 1; its gathers and scatters address a plane with 32-bit
 // lane offsets (the other algorithms index with 64 bits throughout).
 template <int m>
 std::string winograd_refuse(const ConvParams& p) {
   const bool kernel_ok = with_winograd_tile(m, p.R, p.S, [](auto) {});
   if (!kernel_ok || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
-    return std::string("needs a ") + (m == 6 ? "3x3" : "3x3, 5x5, 1x7 or 7x1") +
+    return std::string("needs a ") + (m == 6 ? "3x3" : "3x3, 5x5, 1xr or rx1 (r = 3, 4, 5, 7)") +
            " kernel with stride 1 and dilation 1, got kernel " + std::to_string(p.R) + "x" + std::to_string(p.S) +
            ", stride " + pair_str(p.stride_h, p.stride_w) + ", dilation " + pair_str(p.dil_h, p.dil_w);
   if (p.H * p.W >= (int64_t(1) << 31) || p.Ho * p.Wo >= (int64_t(1) << 31))
@@ -127,12 +127,14 @@ const std::vector<ConvAlgorithm> kConvAlgorithms = {
      grouped_c16_run},
     {"winograd_f2",
      "Winograd F(2x2,3x3): 16 multiplications per 4 outputs; F(2x2,5x5): 36 per 4 outputs on 5x5 kernels; "
-     "F(1x2,1x7) and F(2x1,7x1): 8 per 2 outputs on 1x7 and 7x1 kernels",
+     "one-dimensional F(1x2,1xr) / F(2x1,rx1) on 1x3, 1x5, 1x7 kernels and their transposes (r + 1 per 2 outputs), "
+     "F(1x3,1x4) / F(3x1,4x1) on 1x4 and 4x1 (6 per 3)",
      5e-6, 5e-5, winograd_refuse<2>, winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<2>>,
      winograd_run},
     {"winograd_f4",
      "Winograd F(4x4,3x3): 36 multiplications per 16 outputs; F(4x4,5x5): 64 per 16 outputs on 5x5 kernels; "
-     "F(1x4,1x7) and F(4x1,7x1): 10 per 4 outputs on 1x7 and 7x1 kernels",
+     "one-dimensional F(1x4,1xr) / F(4x1,rx1) on 1x3, 1x5, 1x7 kernels and their transposes (r + 3 per 4 outputs), "
+     "F(1x5,1x4) / F(5x1,4x1) on 1x4 and 4x1 (8 per 5)",
      5e-5, 2e-4, winograd_refuse<4>, winograd_layout_ok, prepare_as<WinogradWeights, winograd_prepare_m<4>>,
      winograd_run},
     {"winograd_f6", "Winograd F(6x6,3x3): 64 multiplications per 36 outputs", 2e-4, 0.0, winograd_refuse<6>,

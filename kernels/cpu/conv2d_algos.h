@@ -18,8 +18,8 @@ struct ConvAlgorithm {
   // The documented bound on max|y - y64| / max|y64| (Winograd's tiles), or 0 for algorithms that
   // sum the same products as the reference in another order (checked elementwise).
   double rel_error_bound;
-  // The same bound on kernels other than 3x3 where the algorithm takes them (Winograd's 5x5, 1x7
-  // and 7x1 tiles), 0 where it is rel_error_bound.
+  // The same bound on kernels other than 3x3 where the algorithm takes them (Winograd's 5x5 and
+  // one-dimensional tiles), 0 where it is rel_error_bound.
   double rel_error_bound_other;
   // Why this algorithm cannot run p ("" when it can): kernel size, stride, dilation, plane size.
   std::string (*refuse)(const ConvParams& p);

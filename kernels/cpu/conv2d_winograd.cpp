@@ -55,6 +55,16 @@ int winograd_alpha_product(int m, int64_t R, int64_t S) {
   return a2;
 }
 
+int64_t winograd_tile_count(int m, int64_t R, int64_t S, int64_t N, int64_t Ho, int64_t Wo) {
+  int64_t T = 0;
+  if (!with_winograd_tile(m, R, S, [&](auto t) {
+        using Tl = decltype(t);
+        T = N * ((Ho + Tl::mh - 1) / Tl::mh) * ((Wo + Tl::mw - 1) / Tl::mw);
+      }))
+    throw std::invalid_argument(no_tile(m, R, S));
+  return T;
+}
+
 void winograd_filter_transform(int m, int64_t R, int64_t S, int64_t K, int64_t Cg, const float* w, float* U) {
   if (!with_winograd_tile(m, R, S, [&](auto t) {
         using T = decltype(t);

@@ -1,6 +1,6 @@
 // Winograd F(mh x mw, rh x rw) convolution, written once over a SIMD type V and the tile: square
-// F(m x m, r x r) (r = 3, 5) and one-dimensional F(1 x m, 1 x 7) / F(m x 1, 7 x 1) (Inception's
-// 1x7 and 7x1), the other axis then F(1, 1) (alpha 1, every matrix the identity); the tiles are
+// F(m x m, r x r) (r = 3, 5) and one-dimensional F(1 x m, 1 x r) / F(m x 1, r x 1) (Inception's
+// 1x7 and 7x1, 1-D signals), the other axis then F(1, 1) (alpha 1, every matrix the identity); the tiles are
 // with_winograd_tile's (winograd_matrices.h), instantiated per ISA by conv2d_winograd__<isa>.cpp.
 // alpha = m + r - 1 per axis (ah, aw), up to 10: the loops over it are unrolled whole (16), so
 // every coefficient is a compile-time constant.

@@ -124,6 +124,34 @@ struct WinogradMatrices<4, 5> : WinogradPoints8 {
 };
 
 template <>
+struct WinogradMatrices<3, 4> : WinogradPoints6 {  // one-dimensional only (F(3, 4) under winograd_f2)
+  static constexpr double G[6][4] = {{1.0 / 4, 0, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3},
+                                     {0, 0, 0, 1}};
+  static constexpr float AT[3][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 1}};
+};
+
+template <>
+struct WinogradMatrices<5, 4> : WinogradPoints8 {  // one-dimensional only (F(5, 4) under winograd_f4)
+  static constexpr double G[8][4] = {{1, 0, 0, 0},
+                                     {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                     {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9},
+                                     {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45},
+                                     {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45},
+                                     {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45},
+                                     {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45},
+                                     {0, 0, 0, 1}};
+  static constexpr float AT[5][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                                     {0, 1, -1, 2, -2, .5f, -.5f, 0},
+                                     {0, 1, 1, 4, 4, .25f, .25f, 0},
+                                     {0, 1, -1, 8, -8, .125f, -.125f, 0},
+                                     {0, 1, 1, 16, 16, 1.f / 16, 1.f / 16, 1}};
+};
+
+template <>
 struct WinogradMatrices<2, 7> : WinogradPoints8 {  // one-dimensional only (Inception's 1x7 and 7x1)
   static constexpr double G[8][7] = {{1, 0, 0, 0, 0, 0, 0},
                                      {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
@@ -161,9 +189,20 @@ struct WinogradTile {
   static constexpr int mh = mh_, rh = rh_, mw = mw_, rw = rw_;
 };
 
+// One axis of r taps of a one-dimensional tile of size m (m = 2 or 4): F(m, r) for odd r, F(m + 1,
+// r) for even r (alpha stays 6 or 8 and shares those points; pycnn/winograd.py's axis_m).
+template <int m, int r, class F>
+bool winograd_1d(long long R, long long S, F&& f) {
+  constexpr int ma = r % 2 == 0 ? m + 1 : m;
+  if (R == 1 && S == r) return f(WinogradTile<1, 1, ma, r>()), true;
+  if (R == r && S == 1) return f(WinogradTile<ma, r, 1, 1>()), true;
+  return false;
+}
+
 // The tiles pycnn runs: for output tile m along the long axis of an R x S kernel, calls
 // f(WinogradTile<...>()) and returns true, or returns false where there is none. Square: 3x3 (m =
-// 2, 4, 6), 5x5 (m = 2, 4); one-dimensional: 1x7 and 7x1 (m = 2, 4), the other axis F(1, 1).
+// 2, 4, 6), 5x5 (m = 2, 4); one-dimensional: 1 x r and r x 1 for r = 3, 4, 5, 7 (m = 2, 4; winograd_1d),
+// the other axis F(1, 1).
 template <class F>
 bool with_winograd_tile(int m, long long R, long long S, F&& f) {
   if (R == 3 && S == 3) {
@@ -173,12 +212,12 @@ bool with_winograd_tile(int m, long long R, long long S, F&& f) {
   } else if (R == 5 && S == 5) {
     if (m == 2) return f(WinogradTile<2, 5, 2, 5>()), true;
     if (m == 4) return f(WinogradTile<4, 5, 4, 5>()), true;
-  } else if (R == 1 && S == 7) {
-    if (m == 2) return f(WinogradTile<1, 1, 2, 7>()), true;
-    if (m == 4) return f(WinogradTile<1, 1, 4, 7>()), true;
-  } else if (R == 7 && S == 1) {
-    if (m == 2) return f(WinogradTile<2, 7, 1, 1>()), true;
-    if (m == 4) return f(WinogradTile<4, 7, 1, 1>()), true;
+  } else if (m == 2) {
+    return winograd_1d<2, 3>(R, S, f) || winograd_1d<2, 4>(R, S, f) || winograd_1d<2, 5>(R, S, f) ||
+           winograd_1d<2, 7>(R, S, f);
+  } else if (m == 4) {
+    return winograd_1d<4, 3>(R, S, f) || winograd_1d<4, 4>(R, S, f) || winograd_1d<4, 5>(R, S, f) ||
+           winograd_1d<4, 7>(R, S, f);
   }
   return false;
 }
