@@ -84,7 +84,7 @@ WINOGRAD_5X5_MANY_TILES_MIN_CK = 8
 # least WINOGRAD_1D_MIN_TILES tiles (its 384-channel 1x3 / 3x1 on 8x8 maps at batch 1, 16 tiles,
 # tie with direct_oc; Kim's 3-, 4- and 5-row windows over 300-dimensional word vectors, as 300
 # channels, lose at 10-12 tiles, tie at 20-24, win at 40-48). The same on every ISA: measured with
-# the avx512 table on 256-bit FMA units, the 1x7 threshold also capped to avx2 and generic.
+# the avx512 table on 256-bit FMA units and capped to avx2, the 1x7 threshold also on generic.
 WINOGRAD_1D_MIN_CK = 70
 WINOGRAD_1D_MIN_TILES = 32
 WINOGRAD_1D_TAPS = (3, 4, 5, 7)  # the kernel lengths the rule takes (bench.layout_ab's winograd_1d_short: 7)
