@@ -1,8 +1,10 @@
 """Measured Winograd error per tile: `python -m bench.winograd_error`.
 
-For each 3x3 and each 5x5 stride-1 lecture layer (batch 1), and Inception v3's 1x7 and 7x1 layers
-(128, 160, 192 channels at 17x17), and each tile, the max relative error
-max |y - y64| / max |y64| of pycnn's float32 result against the float64 reference, on
+For each 3x3 and each 5x5 stride-1 lecture layer (batch 1), the one-dimensional layers of
+Inception v3 (1x7 and 7x1 at 128, 160, 192 channels on 17x17; 1x3 and 3x1 at 384 on 8x8) and Kim's
+filter bank as rows as channels (3, 4 and 5 rows over 300 channels, 50 long, 100 filters), and
+each tile, the max relative error max |y - y64| / max |y64| of pycnn's float32 result against
+the float64 reference, on
   * random: x, w ~ N(0, 1);
   * real-scale: He-initialized weights N(0, 2/fan_in) on ReLU activations |N(0, 1)|, the scale of
     a trained network's hidden layers.
@@ -24,12 +26,20 @@ from pycnn.models import CONV_LAYERS
 ALGOS = ["im2col"] + [a for a in registry.names(kind=registry.NATIVE) if registry.CONV[a].rel_error_bound]
 
 
-# Inception v3's one-dimensional layers (Mixed_6b-e, Mixed_7a), as lecture-layer-like records.
-_INCEPTION_1D = [
-    SimpleNamespace(C=c, K=c, H=17, W=17, R=R, S=S, pad=(R // 2, S // 2), stride=1, groups=1)
-    for c in (128, 160, 192)
-    for R, S in ((1, 7), (7, 1))
-]
+# The one-dimensional layers, as lecture-layer-like records: Inception v3's (Mixed_6b-e and 7a;
+# Mixed_7b-c) and Kim's bank as rows as channels (pycnn/prepared.py ConvBankMax).
+_ONE_D = (
+    [
+        SimpleNamespace(C=c, K=c, H=17, W=17, R=R, S=S, pad=(R // 2, S // 2), stride=1, groups=1)
+        for c in (128, 160, 192)
+        for R, S in ((1, 7), (7, 1))
+    ]
+    + [
+        SimpleNamespace(C=384, K=384, H=8, W=8, R=R, S=S, pad=(R // 2, S // 2), stride=1, groups=1)
+        for R, S in ((1, 3), (3, 1))
+    ]
+    + [SimpleNamespace(C=300, K=100, H=50, W=1, R=R, S=1, pad=(0, 0), stride=1, groups=1) for R in (3, 4, 5)]
+)
 
 
 def measure(r, s=None):
@@ -39,7 +49,7 @@ def measure(r, s=None):
     if r == s:
         layers = [l for l in CONV_LAYERS if l.R == r and l.S == r and l.stride == 1 and l.groups == 1]
     else:
-        layers = [l for l in _INCEPTION_1D if (l.R, l.S) == (r, s)]
+        layers = [l for l in _ONE_D if (l.R, l.S) == (r, s)]
     algos = [a for a in ALGOS if all(registry.CONV[a].supports(_shape(l)) for l in layers)]
     worst = {(kind, a): 0.0 for kind in ("random", "real-scale") for a in algos}
     for l in layers:
@@ -64,7 +74,7 @@ def _shape(l):
 
 
 def main():
-    for r, s in ((3, 3), (5, 5), (1, 7), (7, 1)):
+    for r, s in ((3, 3), (5, 5), (1, 7), (7, 1), (1, 3), (3, 1), (4, 1), (5, 1)):
         layers, algos, worst = measure(r, s)
         print(f"max relative error over {len(layers)} {r}x{s} stride-1 layers (batch 1), ISA {pycnn._C.get_isa()}")
         print("| data | " + " | ".join(algos) + " |")

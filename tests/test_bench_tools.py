@@ -432,3 +432,19 @@ def test_cold_input_runs(capsys):
     assert lines[1].startswith("N1 3->16 3x3/2 pad 1 @20: pycnn ") and "onnxruntime" in lines[1]
     nums = [float(v) for v in re.findall(r"\d+\.\d+", lines[1])]
     assert len(nums) == 6 and all(v > 0 for v in nums)
+
+
+def test_winograd_error_tables(capsys):
+    """bench/winograd_error.py: per kernel shape, the worst error of every tile over its layers,
+    each within the registry's bound for that kernel (the README's accuracy table)."""
+    from bench import winograd_error
+    from pycnn import registry
+
+    layers, algos, worst = winograd_error.measure(4, 1)  # Kim's 4-row filters as rows as channels
+    assert len(layers) == 1 and algos == ["im2col", "winograd_f2", "winograd_f4"]
+    for (kind, a), err in worst.items():
+        assert 0 < err <= (registry.CONV[a].kernel_error_bound(4, 1) if a != "im2col" else 1e-5), (kind, a)
+    winograd_error.main()
+    out = capsys.readouterr().out
+    for k in ("3x3", "5x5", "1x7", "7x1", "1x3", "3x1", "4x1", "5x1"):
+        assert f" {k} stride-1 layers" in out
