@@ -234,7 +234,7 @@ def test_graph_conv_bank_keepdims_and_not_fused_when_shared():
         assert_close(y[k], ref[k], atol=1e-4)
 
 
-def sentence_bank(algo="auto", L=20, D=160, K=128, heights=(3, 4, 5)):
+def sentence_bank(algo="auto", L=20, D=160, K=128, heights=(3, 4, 5), keepdims=False):
     """Kim's bank at a size where the rule (pycnn/select.py, WINOGRAD_1D_*) runs the convs as rows
     as channels from batch 8 (Cg Kg / (Cg + Kg) = 71 with D = 160 as the channels; 32-40 F4 tiles)."""
     rng = np.random.default_rng(11)
@@ -244,7 +244,7 @@ def sentence_bank(algo="auto", L=20, D=160, K=128, heights=(3, 4, 5)):
         nodes += [
             Node(f"c{i}", "conv2d", ["x"], params={"weight": w, "bias": rng.standard_normal(K).astype(np.float32)}),
             Node(f"r{i}", "relu", [f"c{i}"]),
-            Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=(2, 3))),
+            Node(f"m{i}", "reduce_max", [f"r{i}"], attrs=dict(axes=(2, 3), keepdims=keepdims)),
         ]
     nodes.append(Node("cat", "concat", [f"m{i}" for i in range(len(heights))], attrs=dict(axis=1)))
     return Graph({"x": (None, 1, L, D)}, nodes, ["cat"], algo=algo)
@@ -264,8 +264,13 @@ def test_graph_conv_bank_rows_as_channels():
         x[N - 1, 0, 19, 7] = np.nan  # the last row: inside the last window of every conv
         y = g(x)
         assert np.isnan(y[N - 1]).all() and not np.isnan(y[: N - 1]).any()
-    g = sentence_bank("im2col")
+    g = sentence_bank(keepdims=True)  # (N, sum K, 1, 1)
     x = rng.standard_normal((8, 1, 20, 160)).astype(np.float32)
+    assert "rows as channels" in g.profile(x, runs=1, warmup=0).rows[0][5]
+    y, ref = g(x), g.run_reference(x)
+    assert y.shape == ref.shape == (8, 3 * 128, 1, 1)
+    assert np.abs(y - ref).max() <= bound * np.abs(ref).max()
+    g = sentence_bank("im2col")
     assert g.profile(x, runs=1, warmup=0).rows[0][5] == "im2col_rows_bank (x3)"
     assert_close(g(x), g.run_reference(x), atol=1e-4)
 

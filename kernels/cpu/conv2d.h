@@ -103,8 +103,9 @@ void conv2d_rows_bank_max(int64_t N, int64_t H, int64_t W, int64_t sh, const flo
 
 // Winograd F(m x m, r x r): m = 2, 4 or 6 for 3x3 kernels, 2 or 4 for 5x5, and one-dimensional
 // F(1 x m, 1 x r) / F(m x 1, r x 1), m = 2 or 4 (3 or 5 for r = 4), for r = 3, 4, 5, 7
-// (with_winograd_tile, stride 1, dilation 1; any padding). Weights: U = G_h g G_w^T for every (k, c), stored as ah * aw
-// packed SGEMM A matrices (Kg x Cg) per group, alpha = m + r - 1 per axis, transformed once.
+// (with_winograd_tile, stride 1, dilation 1; any padding). Weights: U = G_h g G_w^T for every
+// (k, c), stored as ah * aw packed SGEMM A matrices (Kg x Cg) per group, alpha = m + r - 1 per
+// axis, transformed once.
 struct WinogradWeights final : ConvWeights {
   int m = 4;                            // the output tile along the kernel's long axis
   const CpuKernels* kernels = nullptr;  // the ISA its U was packed for, and runs with

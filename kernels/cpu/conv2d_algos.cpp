@@ -15,9 +15,9 @@ bool nchw_only(const ConvParams&, int layout) { return layout == 0; }
 std::string pair_str(int64_t a, int64_t b) { return "(" + std::to_string(a) + ", " + std::to_string(b) + ")"; }
 
 // Winograd with output tile m: the kernels with_winograd_tile has a tile m for (3x3 for m = 2, 4,
-// 6; 5x5 for 2, 4: F(6x6,5x5)'s alpha of 10 in both axes loses too much precision; 1 x r and r x 1
-// for r = 3, 4, 5, 7 and m = 2, 4), stride 1, dilation 1; its gathers and scatters address a plane with 32-bit
-// lane offsets (the other algorithms index with 64 bits throughout).
+// 6; 5x5 for 2, 4: F(6x6,5x5)'s alpha of 10 in both axes loses too much precision; 1 x r and
+// r x 1 for r = 3, 4, 5, 7 and m = 2, 4), stride 1, dilation 1; its gathers and scatters address
+// a plane with 32-bit lane offsets (the other algorithms index with 64 bits throughout).
 template <int m>
 std::string winograd_refuse(const ConvParams& p) {
   const bool kernel_ok = with_winograd_tile(m, p.R, p.S, [](auto) {});
