@@ -175,6 +175,40 @@ def test_linear_large_weights_prefetched(N, rng, isa):
     assert_close(np.delete(y, 1, axis=0), np.delete(ref, 1, axis=0), 1e-4, 1e-3)
 
 
+@pytest.mark.parametrize("N", [1, 2, 3, 6, 7, 8, 9, 16])
+@pytest.mark.parametrize("Out", [37, 64])
+def test_bound_linear_panels(N, Out, rng, isa):
+    """A bound linear on W^T's panels (batches 2-16 by the rule, any batch when asked): every
+    x-row block (1-8 rows a pass, two passes past 8), a partial last panel of outputs, ReLU, NaN in
+    one x row and Inf in one W row reaching those outputs only, and the same result as the GEMV."""
+    In = 70
+    x = rng.standard_normal((N, In), dtype=np.float32)
+    w = rng.standard_normal((Out, In), dtype=np.float32) / 9
+    b = rng.standard_normal(Out, dtype=np.float32)
+    ref = reference.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+    panels = _C.bind_linear(w, b, N, False, panels=True)
+    gemv = _C.bind_linear(w, b, N, False, panels=False)
+    assert_close(panels(x), ref, 1e-5, 1e-4)
+    assert_close(gemv(x), ref, 1e-5, 1e-4)
+    relu = _C.bind_linear(w, None, N, True, panels=True)
+    assert_close(relu(x), np.maximum(ref - b, 0), 1e-5, 1e-4)
+    x[N - 1, 3] = np.nan
+    w[5, 60] = np.inf
+    y = _C.bind_linear(w, b, N, False, panels=True)(x)
+    assert np.isnan(y[N - 1]).all() and not np.isnan(y[: N - 1]).any()
+    assert np.isinf(y[: N - 1, 5]).all() and np.isfinite(np.delete(y[: N - 1], 5, axis=1)).all()
+
+
+def test_bound_linear_rule_and_the_graph(rng):
+    """The rule: panels for 2-16 rows (W under 8M floats), the GEMV at batch 1; a Graph's linear
+    step binds through it."""
+    assert [_C.linear_uses_panels(N, 1024, 1000) for N in (1, 2, 16, 17)] == [False, True, True, False]
+    assert not _C.linear_uses_panels(8, 4096, 2048)  # 32 MiB: W from memory, the GEMV
+    g = pycnn.models.get("lenet5")
+    x = rng.standard_normal((8, 1, 32, 32)).astype(np.float32)
+    assert_close(g(x), g.run_reference(x), 1e-4, 1e-3)
+
+
 @needs_torch
 def test_linear_against_torch(rng):
     x = rng.standard_normal((8, 512), dtype=np.float32)

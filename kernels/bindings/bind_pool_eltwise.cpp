@@ -1,5 +1,6 @@
 // Bindings: pooling, LRN, linear and the element-wise ops.
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "bindings_cpu.h"
@@ -39,6 +40,7 @@ struct BoundLinear {
   const float* b;
   int64_t N, In, Out;
   bool relu;
+  std::shared_ptr<LinearPanels> panels;  // W^T's panels where the batch runs them, else null
 };
 
 // call(x, out=None) -> y (BoundPool.__call__, and the plan runner's native call).
@@ -82,7 +84,10 @@ farray bound_linear_call(const BoundLinear& bl, farray x) {
   float* yp = y.mutable_data();
   {
     py::gil_scoped_release nogil;
-    linear(bl.N, bl.In, bl.Out, x.data(), bl.w.data(), bl.b, yp, bl.relu);
+    if (bl.panels)
+      linear_panels_run(*bl.panels, bl.N, bl.In, bl.Out, x.data(), bl.b, yp, bl.relu);
+    else
+      linear(bl.N, bl.In, bl.Out, x.data(), bl.w.data(), bl.b, yp, bl.relu);
   }
   return y;
 }
@@ -206,14 +211,26 @@ void bind_eltwise(py::module_& m) {
     py::gil_scoped_release nogil;
     linear(N, In, Out, x.data(), w.data(), bp, yp, relu);
   });
-  // Bound linear (Graph steps): y (N, Out) = x W^T + b for x of exactly (N, In).
-  m.def("bind_linear", [](farray w, py::object b, int64_t N, bool relu) {
-    require_ndim(w, 2, "weight");
-    PYCNN_REQUIRE(N >= 1, "x: batch must be >= 1");
-    BoundLinear bl{w, no_array(), nullptr, N, w.shape(1), w.shape(0), relu};
-    bl.b = optional_vector(b, bl.Out, bl.bias, "bias: expected out_features entries");
-    return bl;
-  });
+  // Bound linear (Graph steps): y (N, Out) = x W^T + b for x of exactly (N, In). panels: run on
+  // W^T packed in panels (True), on W as it is (False), or as linear_uses_panels says (None).
+  m.def(
+      "bind_linear",
+      [](farray w, py::object b, int64_t N, bool relu, py::object panels) {
+        require_ndim(w, 2, "weight");
+        PYCNN_REQUIRE(N >= 1, "x: batch must be >= 1");
+        BoundLinear bl{w, no_array(), nullptr, N, w.shape(1), w.shape(0), relu, nullptr};
+        bl.b = optional_vector(b, bl.Out, bl.bias, "bias: expected out_features entries");
+        const bool use = panels.is_none() ? linear_uses_panels(N, bl.In, bl.Out) : panels.cast<bool>();
+        if (use) {
+          bl.panels = std::make_shared<LinearPanels>();
+          py::gil_scoped_release nogil;
+          linear_panels_prepare(bl.In, bl.Out, w.data(), *bl.panels);
+        }
+        return bl;
+      },
+      py::arg("weight"), py::arg("bias"), py::arg("N"), py::arg("relu"), py::arg("panels") = py::none());
+  m.def("linear_uses_panels", &linear_uses_panels, py::arg("N"), py::arg("In"), py::arg("Out"),
+        "Whether a bound linear of batch N runs on W^T's panels (the rule bind_linear follows).");
   py::class_<BoundLinear> bound_linear(m, "BoundLinear");
   bound_linear.def("__call__", &bound_linear_call, py::arg("x"));
   register_native_step(bound_linear,

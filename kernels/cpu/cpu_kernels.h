@@ -40,6 +40,7 @@ using WinogradRunFn = void (*)(const ConvParams&, const float* x, const Winograd
 using WinogradTransformFn = void (*)(const ConvParams&, int m, const float* in, float* out);
 using LinearGemvFn = void (*)(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
                               float* y, bool relu);
+using LinearPackFn = int64_t (*)(int64_t In, int64_t Out, const float* w, float* dst);
 using MaxPoolFn = void (*)(const PoolParams&, const float* x, float* y);
 using AvgPoolFn = void (*)(const PoolParams&, const float* x, float* y, bool count_include_pad);
 using ReorderFn = void (*)(int64_t N, int64_t C, int64_t HW, const float* in, float* out);
@@ -92,8 +93,10 @@ using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc
   X(winograd_input, WinogradTransformFn)                                                  \
   X(winograd_output, WinogradTransformFn)                                                 \
   X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                               \
-  X(se_block, SeBlockFn)       /* se_block__<isa>.cpp */                                  \
-  X(max_pool2d, MaxPoolFn)     /* pool2d__<isa>.cpp */                                    \
+  X(linear_pack, LinearPackFn)                                                            \
+  X(linear_panels, LinearGemvFn) /* wp: linear_pack's panels */                           \
+  X(se_block, SeBlockFn)         /* se_block__<isa>.cpp */                                \
+  X(max_pool2d, MaxPoolFn)       /* pool2d__<isa>.cpp */                                  \
   X(avg_pool2d, AvgPoolFn)                                                                \
   X(max_pool2d_blocked16, MaxPoolFn) /* pool2d_blocked__<isa>.cpp */                      \
   X(avg_pool2d_blocked16, AvgPoolFn)                                                      \

@@ -123,10 +123,100 @@ static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, cons
   });
 }
 
-#define PYCNN_LINEAR_ISA(isa)                                                                                 \
-  void linear_gemv__##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, \
-                          float* y, bool relu) {                                                              \
-    linear_gemv<simd::isa>(N, In, Out, x, w, b, y, relu);                                                     \
+// Prepared weights for the bound call (a Graph's linear step, batches of 2-16): W^T in panels of
+// NP = 2 V::W output features, wp[p][k][j] = W[p * NP + j][k] (zero past Out), so a panel is one
+// sequential stream and each k step's 2 vectors meet up to R x rows as broadcasts: R x 2
+// accumulators, no lane sums (the GEMV's transposes). linear_pack returns the floats it needs
+// (dst null) or fills dst.
+template <class V>
+static int64_t linear_pack(int64_t In, int64_t Out, const float* w, float* dst) {
+  constexpr int64_t NP = 2 * V::W;
+  const int64_t P = (Out + NP - 1) / NP;
+  if (!dst) return P * In * NP;
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t k = 0; k < In; ++k)
+      for (int64_t j = 0; j < NP; ++j) {
+        const int64_t o = p * NP + j;
+        dst[(p * In + k) * NP + j] = o < Out ? w[o * In + k] : 0.0f;
+      }
+  return P * In * NP;
+}
+
+// Panels [p0, p1) for x rows [0, R): y[r][p NP + j] = sum_k x[r][k] wp[p][k][j] + b, ReLU.
+template <class V, int R>
+static void panels_rows(int64_t p0, int64_t p1, int64_t In, int64_t Out, const float* x, const float* wp,
+                        const float* b, float* y, bool relu) {
+  using reg = typename V::reg;
+  constexpr int W = V::W, NP = 2 * W;
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* wk = wp + p * In * NP;
+    reg acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = V::zero();
+    for (int64_t k = 0; k < In; ++k, wk += NP) {
+      const reg w0 = V::loadu(wk), w1 = V::loadu(wk + W);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const reg xv = V::set1(x[r * In + k]);
+        acc[r][0] = V::fmadd(w0, xv, acc[r][0]);
+        acc[r][1] = V::fmadd(w1, xv, acc[r][1]);
+      }
+    }
+    const int64_t o = p * NP;
+    const int n0 = (int)std::min<int64_t>(W, Out - o), n1 = (int)std::min<int64_t>(W, Out - o - W);
+    const reg b0 = b ? V::loadu_n(b + o, n0) : V::zero();
+    const reg b1 = b && n1 > 0 ? V::loadu_n(b + o + W, n1) : V::zero();
+    for (int r = 0; r < R; ++r) {
+      reg v0 = V::add(acc[r][0], b0), v1 = V::add(acc[r][1], b1);
+      if (relu) v0 = V::max0(v0), v1 = V::max0(v1);  // NaN passes
+      float* yr = y + r * Out + o;
+      V::storeu_n(yr, v0, n0);
+      if (n1 > 0) V::storeu_n(yr + W, v1, n1);
+    }
+  }
+}
+
+// x rows per pass: R x 2 accumulators, 2 W vectors and a broadcast in the registers (32 on
+// AVX-512: 8 rows; 16 on AVX2: 6).
+template <class V>
+constexpr int panel_rows_max() {
+  return V::W == 16 ? 8 : 6;
+}
+
+template <class V, int R = panel_rows_max<V>()>
+static void panels_x_block(int nb, int64_t p0, int64_t p1, int64_t In, int64_t Out, const float* x, const float* wp,
+                           const float* b, float* y, bool relu) {
+  if constexpr (R > 1) {
+    if (nb < R) return panels_x_block<V, R - 1>(nb, p0, p1, In, Out, x, wp, b, y, relu);
+  }
+  panels_rows<V, R>(p0, p1, In, Out, x, wp, b, y, relu);
+}
+
+template <class V>
+static void linear_panels(int64_t N, int64_t In, int64_t Out, const float* x, const float* wp, const float* b, float* y,
+                          bool relu) {
+  constexpr int NP = 2 * V::W, RM = panel_rows_max<V>();
+  const int64_t P = (Out + NP - 1) / NP;
+  const int nt = threads_for(2.0 * N * In * Out, P);
+  StealingRanges work(StealingRanges::even(P, nt));
+  parallel_run(nt, [&] {
+    for (int64_t p = 0; work.next(omp_get_thread_num(), p);)
+      for (int64_t n0 = 0; n0 < N; n0 += RM)  // the panel (In x NP floats) re-read from L2 per pass
+        panels_x_block<V>((int)std::min<int64_t>(RM, N - n0), p, p + 1, In, Out, x + n0 * In, wp, b, y + n0 * Out,
+                          relu);
+  });
+}
+
+#define PYCNN_LINEAR_ISA(isa)                                                                                    \
+  void linear_gemv__##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,    \
+                          float* y, bool relu) {                                                                 \
+    linear_gemv<simd::isa>(N, In, Out, x, w, b, y, relu);                                                        \
+  }                                                                                                              \
+  int64_t linear_pack__##isa(int64_t In, int64_t Out, const float* w, float* dst) {                              \
+    return linear_pack<simd::isa>(In, Out, w, dst);                                                              \
+  }                                                                                                              \
+  void linear_panels__##isa(int64_t N, int64_t In, int64_t Out, const float* x, const float* wp, const float* b, \
+                            float* y, bool relu) {                                                               \
+    linear_panels<simd::isa>(N, In, Out, x, wp, b, y, relu);                                                     \
   }
 
 }  // namespace pycnn

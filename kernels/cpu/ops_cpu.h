@@ -32,6 +32,18 @@ void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float
 
 // y = x W^T + b: x (N, In), w (Out, In), b (Out) or null.
 void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y, bool relu);
+// A bound linear's weights (a Graph's step, one batch size): W^T in panels of output features
+// (linear_gemv.inl's linear_pack), packed once for the active ISA, for the batches
+// linear_uses_panels takes; linear_panels_run is linear() on them.
+struct CpuKernels;
+struct LinearPanels {
+  const CpuKernels* kernels = nullptr;
+  std::vector<float> wp;
+};
+bool linear_uses_panels(int64_t N, int64_t In, int64_t Out);
+void linear_panels_prepare(int64_t In, int64_t Out, const float* w, LinearPanels& out);
+void linear_panels_run(const LinearPanels& wp, int64_t N, int64_t In, int64_t Out, const float* x, const float* b,
+                       float* y, bool relu);
 
 // Squeeze-and-excitation: y = x * act2(w2 act1(w1 mean_hw(x) + b1) + b2) per (image, channel);
 // x, y (N, C/16, HW, 16) when blocked (16 | C), else (N, C, HW); w1 (Cm, C), w2 (C, Cm); b1, b2 may be null.
