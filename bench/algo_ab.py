@@ -53,8 +53,9 @@ def parse_shape(spec):
     return (int(N), int(C), *_pair(hw), int(K), *_pair(win), int(st), _pair(pads))
 
 
-def map_str(H, W):
-    return f"{H}" if H == W else f"{H}x{W}"
+def pair_str(a, b):
+    """(A, A) -> 'A', (A, B) -> 'AxB' (what _pair parses)."""
+    return f"{a}" if a == b else f"{a}x{b}"
 
 
 def main(argv=None):
@@ -108,7 +109,7 @@ def main(argv=None):
         )
         where = ("cold" if args.cold else "warm") + (", blocked y" if blocked else ", NCHW y")
         print(
-            f"N{N} {C}->{K} {R}x{S}/{st} pad {ph if ph == pw else f'{ph}x{pw}'} @{map_str(H, W)}, "
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {pair_str(ph, pw)} @{pair_str(H, W)}, "
             f"ISA {pycnn._C.get_isa()}, {args.threads} threads, {where}: {cols}",
             flush=True,
         )

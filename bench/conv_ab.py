@@ -40,10 +40,6 @@ def _cold_pair(old, new, x, reps, evict_old, evict_new):
     return statistics.median(ts[old]), statistics.median(ts[new])
 
 
-def _pad_str(pad):
-    return str(pad[0]) if pad[0] == pad[1] else f"{pad[0]}x{pad[1]}"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("old", help="a folder holding the older build's package, renamed (see --name)")
@@ -79,7 +75,7 @@ def main(argv=None):
             timed = compare({name: (lambda f=f: f(x)) for name, f in calls.items()}, rounds=args.rounds, min_samples=20)
             mo, mn = (timed[k]["median_s"] for k in ("old", "new"))
         print(
-            f"N{N} {C}->{K} {R}x{S}/{st} pad {_pad_str(pad)} @{algo_ab.map_str(H, W)} "
+            f"N{N} {C}->{K} {R}x{S}/{st} pad {algo_ab.pair_str(*pad)} @{algo_ab.pair_str(H, W)} "
             f"({args.algo}{', blocked ' + args.blocked if bits else ''}, "
             f"{args.threads} threads{', weights cold' if args.cold else ''}): old {mo * 1e3:.3f} ms "
             f"({flop / mo / 1e9:.0f} GFLOP/s), new {mn * 1e3:.3f} ms ({flop / mn / 1e9:.0f} GFLOP/s), {mo / mn:.3f}x",
