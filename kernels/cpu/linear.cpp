@@ -13,12 +13,10 @@
 namespace pycnn {
 
 constexpr int64_t kGemvMaxBatch = 16;
-// A bound linear of kPanelsMinBatch..kGemvMaxBatch rows runs on W^T's panels (linear_panels), for W of
-// less than kPanelsMaxFloats (32 MiB, the GEMV's prefetch threshold: past it W streams from memory,
-// where the panels measured 1.31x on AVX-512 but 0.88x on AVX2 at 4096x4096, and would hold a
-// second copy of a large W).
+// A bound linear of kPanelsMinBatch..kGemvMaxBatch rows runs on W^T's panels (linear_panels), for W
+// under kLinearStreamedFloats (past it W streams from memory, where the panels measured 1.31x on
+// AVX-512 but 0.88x on AVX2 at 4096x4096, and would hold a second copy of a large W).
 constexpr int64_t kPanelsMinBatch = 2;
-constexpr int64_t kPanelsMaxFloats = int64_t(8) << 20;
 
 void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y,
             bool do_relu) {
@@ -30,7 +28,7 @@ void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, 
 }
 
 bool linear_uses_panels(int64_t N, int64_t In, int64_t Out) {
-  return N >= kPanelsMinBatch && N <= kGemvMaxBatch && In * Out < kPanelsMaxFloats;
+  return N >= kPanelsMinBatch && N <= kGemvMaxBatch && In * Out < kLinearStreamedFloats;
 }
 
 void linear_panels_prepare(int64_t In, int64_t Out, const float* w, LinearPanels& out) {

@@ -7,13 +7,11 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops_cpu.h"
 #include "pycnn/parallel.h"
 #include "simd.h"
 
 namespace pycnn {
-
-// W of at least this many floats (32 MiB) is prefetched a pass ahead (linear_gemv).
-constexpr int64_t kGemvPrefetchFloats = int64_t(8) << 20;
 
 // PF: the next pass's RB rows of W prefetched into L2 as this pass reads its own.
 template <class V, int NB, int RB, bool PF>
@@ -108,7 +106,7 @@ static void linear_gemv(int64_t N, int64_t In, int64_t Out, const float* x, cons
   // loads between the FMAs of the x rows, so the next pass's rows are prefetched into L2 alongside.
   // At batch 1 the bare streams run at memory speed already, and from the L3 the prefetches cost
   // more than they hide.
-  const bool pf = N >= 5 && In * Out >= kGemvPrefetchFloats;
+  const bool pf = N >= 5 && In * Out >= kLinearStreamedFloats;
   parallel_run(nt, [&] {
     int64_t o0, o1;
     split_range(Out, omp_get_num_threads(), omp_get_thread_num(), o0, o1);

@@ -32,6 +32,10 @@ void local_response_norm(int64_t N, int64_t C, int64_t HW, const float* x, float
 
 // y = x W^T + b: x (N, In), w (Out, In), b (Out) or null.
 void linear(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b, float* y, bool relu);
+// A linear's W of at least this many floats (32 MiB) streams from memory, past the L3: the GEMV
+// prefetches it a pass ahead (linear_gemv.inl), and a bound linear keeps it rather than packing
+// a second copy into panels (linear_uses_panels).
+constexpr int64_t kLinearStreamedFloats = int64_t(8) << 20;
 // A bound linear's weights (a Graph's step, one batch size): W^T in panels of output features
 // (linear_gemv.inl's linear_pack), packed once for the active ISA, for the batches
 // linear_uses_panels takes; linear_panels_run is linear() on them.
