@@ -98,7 +98,7 @@ def runs(algo, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
 def assert_conv_close(y, ref, algo, what="", r=3, s=None):
     """The check each algorithm is held to: elementwise for the exact-arithmetic algorithms,
     the registry's documented normwise bound (max|y - y64| / max|y64|) for the others (on r x s
-    kernels, s = r unless given: Winograd's 5x5, 1x7 and 7x1 tiles have their own)."""
+    kernels, s = r unless given: Winograd's 5x5 and one-dimensional tiles have their own)."""
     bound = registry.CONV[algo].kernel_error_bound(r, r if s is None else s)
     if bound:
         ref = np.asarray(ref, np.float64)
