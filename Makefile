@@ -49,7 +49,7 @@ format: $(STAMP)
 	$(VENV)/bin/clang-format -i $(LINT_CXX)
 
 # The wheel and sdist as a user installs them, each in a fresh venv, smoke-tested from outside
-# the clone (.ci/check_package.sh; about 4 minutes on 2 cores: two builds).
+# the clone (.ci/check_package.sh; two builds of the kernels).
 package-check: $(STAMP)
 	.ci/check_package.sh
 
