@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pycnn
 from bench import compare as bench_compare
 from bench import report, suites
 
@@ -287,6 +288,19 @@ def test_blocked_pool_check_runs(capsys, monkeypatch):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("blocked pools, ISA") and len(lines) == 3
     assert lines[1].startswith("avg 1x32x9x9 3x3/1 pad 1: new") and lines[2].endswith("GB/s)")
+
+
+def test_pause_cost_runs(capsys, monkeypatch):
+    """bench/pause_cost.py: the stem pool timed after each pause, one row per thread count."""
+    from bench import pause_cost
+
+    monkeypatch.setattr(pause_cost, "PAUSES_MS", (0.0, 0.1))
+    pause_cost.main(["--runs", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("max pool 3x3/2") and "after 0.1 ms" in lines[1]
+    rows = [line.split() for line in lines[2:]]
+    assert [r[0] for r in rows] == [str(t) for t in sorted({1, pycnn.get_num_threads()})]
+    assert all(len(r) == 3 and float(r[1]) > 0 for r in rows)
 
 
 def test_eltwise_threads_runs(capsys, monkeypatch):
