@@ -66,8 +66,8 @@ DIRECT_OC_FEWER_C = 16  # ... or with at most this many C/groups, at any size ..
 # ... or, at any size, with Cg * Kg / (Cg + Kg) at most this (ISA_RULES' max_ck_per_tile): per
 # tile Winograd's GEMMs do Cg * Kg multiplies and its transforms work on Cg + Kg channels, so
 # below it the transforms (and their trips through memory) are not paid back (Inception v3's
-# 32 -> 32 at 147x147; on AVX-512 with 512-bit FMA units, where direct_oc runs closer to the
-# peak, also DenseNet's 128 -> 32 and Inception's 32 -> 64: 25.6 and 21.3).
+# 32 -> 32 at 147x147; with AVX-512 also DenseNet's 128 -> 32 and Inception's 32 -> 64: 25.6
+# and 21.3).
 DIRECT_OC_MAX_CK_PER_TILE = 16
 # 5x5 stride-1 layers -> Winograd F(4x4,5x5) with at least WINOGRAD_5X5_MIN_TILES tiles in the batch
 # and Cg * Kg / (Cg + Kg) >= WINOGRAD_5X5_MIN_CK, or with WINOGRAD_5X5_MANY_TILES tiles and >=
@@ -136,13 +136,13 @@ ISA_RULES = {
 
 # avx512_256: the avx512 kernels on a CPU whose AVX-512 FMAs run on 256-bit units at the AVX2 rate
 # (AMD Zen 4; avx512_fma_width), where direct_oc runs further from the peak than Winograd's GEMMs:
-# avx512's thresholds but two, F2 on 7x7 maps with many channels (ResNet's 512@7 at batch 1) and
-# the base max_ck_per_tile (DenseNet's 128 -> 32 and SqueezeNet's 32 -> 128 on F4 from 27x27 up;
-# at 14x14 and below DIRECT_OC_FEW_K and DIRECT_OC_FEW_C keep direct_oc).
+# avx512's thresholds but F2 on 7x7 maps with many channels (ResNet's 512@7 at batch 1). It keeps
+# avx512's max_ck_per_tile (26: DenseNet's 128 -> 32, SqueezeNet's 32 -> 128, Inception's 32 -> 64
+# on direct_oc): F4 beat direct_oc on them by a few percent while the VM's L3 held its V and M
+# buffers and lost by up to 1.5x when it did not; direct_oc's time stays put.
 ISA_RULES["avx512_256"] = {
     **ISA_RULES["avx512"],
     "small_map_f2_min_ck": 80,
-    "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
 }
 
 
