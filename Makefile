@@ -48,8 +48,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format $(LINT_PY)
 	$(VENV)/bin/clang-format -i $(LINT_CXX)
 
-# The wheel and sdist as a user installs them, each in a fresh venv, smoke-tested from outside
-# the clone (.ci/check_package.sh; two builds of the kernels).
+# The sdist's file list checked against git, and `pip install .` into a fresh venv, smoke-tested
+# from outside the clone (.ci/check_package.sh; one build of the kernels).
 package-check: $(STAMP)
 	.ci/check_package.sh
 
