@@ -1,8 +1,8 @@
 """What a pause costs the next call: a memory-bound step (Inception v3's stem max pool, 3x3/2 on a
 blocked 64 x 147 x 147 input, 5.5 MB read, 1.4 MB written) timed back to back and after a sleep of
 each length, on 1 and 2 threads, medians (docs/performance.md, The machines and how to measure).
-On the shared VM the first call after an idle of a few ms runs at DRAM speed whatever the thread
-count: what a Graph step "alone" (back to back) does not see.
+On the shared VM the first call after an idle of a few ms runs several times slower than back to
+back, on one thread as on two: what a Graph step timed "alone" (back to back) does not see.
 `python -m bench.pause_cost [--runs R]`."""
 
 import argparse

@@ -139,7 +139,6 @@ def test_depthwise_check_old_build(capsys, monkeypatch, tmp_path):
     pytest.importorskip("torch")
     import shutil
 
-    import pycnn
     from bench import depthwise_check
 
     src = Path(pycnn.__file__).parent
@@ -236,7 +235,6 @@ def test_build_ab_runs(capsys, tmp_path):
     import pathlib
     import shutil
 
-    import pycnn
     from bench import build_ab
 
     src = pathlib.Path(pycnn.__file__).parent
@@ -305,7 +303,6 @@ def test_pause_cost_runs(capsys, monkeypatch):
 
 def test_eltwise_threads_runs(capsys, monkeypatch):
     """bench/eltwise_threads.py: each pass on 1 and on 2 threads, the thread count restored."""
-    import pycnn
     from bench import eltwise_threads
 
     monkeypatch.setattr(eltwise_threads, "SHAPES", [(16, 9), (32, 64)])
