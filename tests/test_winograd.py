@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import pycnn
-from conftest import assert_close, conv_data
-from pycnn import _C, reference, winograd
+from conftest import assert_close, conv_data, num_threads, unblk
+from pycnn import _C, layout, reference, registry, winograd
 
 TILES = winograd.TILES
 # (m, R, S): every tile of every kernel (m along the kernel's long axis).
@@ -233,3 +233,66 @@ def test_prepared_weights_are_transformed_once(algo, rng):
         conv(x)
     conv(np.zeros((2, 8, 20, 16), np.float32))
     assert _C.weight_transform_count() == before
+
+
+# (x shape, w shape, padding, groups, m, y blocked, residual): calls whose tiles split into
+# per-thread blocks at 2 threads on every ISA (conv2d_winograd.inl's run_blocks): a partial last
+# vector group, row panel and channel pass (K 100), depth in two KC blocks (C 300), a blocked y,
+# groups, a 1-D tile, panels narrowed below the micro-kernel's width (avx512: 256 channels).
+BLOCK_CASES = [
+    ((2, 24, 30, 26), (100, 24, 3, 3), 1, 1, 4, False, True),
+    ((2, 300, 20, 20), (32, 300, 3, 3), 1, 1, 2, False, False),
+    ((2, 32, 32, 32), (48, 32, 3, 3), 1, 1, 4, True, False),
+    ((2, 16, 32, 32), (32, 8, 3, 3), 1, 2, 4, False, True),
+    ((2, 16, 17, 40), (16, 16, 1, 7), (0, 3), 1, 4, False, False),
+    ((2, 256, 32, 32), (32, 256, 3, 3), 1, 1, 4, False, False),
+]
+
+
+def _plan(xs, ws, pad, groups, m, y_blocked=False):
+    s = pycnn.ops.ConvShape(xs, ws, 1, pad, 1, groups)
+    return _C.winograd_plan(registry.geometry(s), np.zeros(ws, np.float32), m, y_blocked)
+
+
+@pytest.mark.parametrize("xs, ws, pad, groups, m, yblk, res", BLOCK_CASES, ids=lambda v: str(v).replace(" ", ""))
+def test_per_thread_blocks_every_isa(xs, ws, pad, groups, m, yblk, res, isa, rng):
+    """Calls that run as per-thread tile blocks match the float64 reference (with bias, residual
+    and ReLU in the epilogue) within the documented bound."""
+    x, w, b = conv_data(rng, *xs, ws[0], ws[1], ws[2], ws[3])
+    s = pycnn.ops.ConvShape(xs, ws, 1, pad, 1, groups)
+    r = rng.standard_normal(s.out_shape, dtype=np.float32) if res else None
+    algo = f"winograd_f{m}"
+    with num_threads(2):
+        plan = _plan(xs, ws, pad, groups, m, yblk)
+        assert plan["blocks"] and plan["threads"] == 2, plan
+        conv = pycnn.prepare_conv(w, b, 1, pad, groups=groups, algo=algo, activation="relu")
+        call = conv.bind([xs], None, layout=(layout.Y_BLOCKED, algo) if yblk else (0, None))
+        y = call(x, r) if res else call(x)
+    y = unblk(y) if yblk else y
+    ref = reference.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, pad, 1, groups)
+    if res:
+        ref = ref + r
+    err = np.abs(y - np.maximum(ref, 0)).max() / np.abs(ref).max()
+    assert err <= REL_BOUND[m, ws[2], ws[3]], err
+
+
+def test_blocks_plan():
+    """Where the blocks run and where the chunks shared by all threads do instead: 49 tiles (4
+    vector groups of 16 on avx512, split 32 / 17 between 2 threads) and F4's U on 512 channels
+    (36 MiB, which every block would read from memory) take the chunks; panels narrow where a
+    whole one's V would not fit in L2; one thread always takes blocks."""
+    with num_threads(2):
+        if _C.get_isa() == "avx512":
+            assert not _plan((1, 32, 28, 28), (32, 32, 3, 3), 1, 1, 4)["blocks"]
+            assert _plan((2, 256, 32, 32), (32, 256, 3, 3), 1, 1, 4)["panel"] == 32
+            assert _plan((2, 64, 32, 32), (64, 64, 3, 3), 1, 1, 4)["panel"] == 48
+        assert not _plan((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 4)["blocks"]
+        assert _plan((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 2)["blocks"]
+    with num_threads(1):
+        assert _plan((1, 32, 28, 28), (32, 32, 3, 3), 1, 1, 4)["blocks"]
+    with pytest.raises(ValueError, match="w: expected"):
+        _C.winograd_plan(
+            registry.geometry(pycnn.ops.ConvShape((1, 3, 8, 8), (4, 3, 3, 3), 1, 1, 1, 1)),
+            np.zeros((4, 2, 3, 3), np.float32),
+            4,
+        )

@@ -509,6 +509,33 @@ void bind_conv(py::module_& m) {
       },
       py::arg("algo"), py::arg("geometry"), py::arg("layout"));
 
+  // How a Winograd call of this geometry and these weights runs (tests, bench): a dict of
+  // conv2d_winograd_plan's fields. w (K, Cg, R, S) is transformed here, for the active ISA.
+  m.def(
+      "winograd_plan",
+      [](std::vector<int64_t> g, farray w, int m, bool y_blocked) {
+        PYCNN_REQUIRE(g.size() == 16,
+                      "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+        const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
+                           g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+        require_ndim(w, 4, "w");
+        PYCNN_REQUIRE(p.groups >= 1 && p.K % p.groups == 0 && p.C % p.groups == 0 && w.shape(0) == p.K &&
+                          w.shape(1) == p.C / p.groups && w.shape(2) == p.R && w.shape(3) == p.S,
+                      "w: expected (K, C / groups, R, S) of the geometry");
+        WinogradWeights U;
+        conv2d_winograd_prepare(p, w.data(), m, U);
+        const WinogradPlanInfo i = conv2d_winograd_plan(p, U, y_blocked);
+        py::dict d;
+        d["blocks"] = i.blocks;
+        d["threads"] = i.threads;
+        d["panel"] = i.panel;
+        d["blocks_per_thread"] = i.blocks_per_thread;
+        d["channels_per_pass"] = i.channels_per_pass;
+        d["tiles_per_block"] = i.tiles_per_block;
+        return d;
+      },
+      py::arg("geometry"), py::arg("w"), py::arg("m"), py::arg("y_blocked") = false);
+
   m.def("weight_transform_count", &weight_transform_count,
         "How many weight transforms (packings) this process has done; for tests.");
 

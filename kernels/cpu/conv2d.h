@@ -113,6 +113,17 @@ struct WinogradWeights final : ConvWeights {
   std::vector<PackedA> U;  // [group * alpha^2 + xi]
 };
 void conv2d_winograd_prepare(const ConvParams& p, const float* w, int m, WinogradWeights& out);
+// How conv2d_winograd runs a call: per-thread tile blocks (each thread all three stages on its
+// own tiles, V and M in its L2) or chunks of tiles shared by all threads (conv2d_winograd.inl).
+struct WinogradPlanInfo {
+  bool blocks = false;
+  int threads = 1;
+  int panel = 0;                  // tiles per GEMM column panel (blocks)
+  int64_t blocks_per_thread = 0;  // blocks of each thread's even share of the tiles
+  int64_t channels_per_pass = 0;  // output channels per GEMM + output-transform pass
+  int64_t tiles_per_block = 0;    // the largest block's tiles, in whole panels
+};
+WinogradPlanInfo conv2d_winograd_plan(const ConvParams& p, const WinogradWeights& w, bool y_blocked);
 // y_blocked: y is NCHW16c, (N, K/16, Ho, Wo, 16) (groups 1, 16 | K, no residual; else throws).
 void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, float* y,
                      Activation act, const float* residual = nullptr, bool y_blocked = false);

@@ -99,6 +99,10 @@ void conv2d_winograd(const ConvParams& p, const float* x, const WinogradWeights&
   w.kernels->conv2d_winograd(p, x, w, bias, y, act, residual, y_blocked);
 }
 
+WinogradPlanInfo conv2d_winograd_plan(const ConvParams& p, const WinogradWeights& w, bool y_blocked) {
+  return w.kernels->winograd_plan(p, w, y_blocked);
+}
+
 void winograd_input_transform(const ConvParams& p, int m, const float* x, float* V) {
   active_kernels().winograd_input(p, m, x, V);
 }

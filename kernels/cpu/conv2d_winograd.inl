@@ -5,13 +5,17 @@
 // alpha = m + r - 1 per axis (ah, aw), up to 10: the loops over it are unrolled whole (16), so
 // every coefficient is a compile-time constant.
 //
-// Tiles are numbered in (n, th, tw) order and processed in chunks (bounded workspace), per group:
+// Tiles are numbered in (n, th, tw) order; per group of convolution, three stages:
 //  1. input transform: W consecutive tiles form a vector group whatever rows or images they span;
 //     element (i, j) of their input patches is one masked gather (the masks are the padding),
-//     V = B^T d B is computed on those vectors and stored to Vbuf[xi][c][t] (t = tile in chunk);
-//  2. ah * aw GEMMs on our SGEMM: Mbuf[xi] (Kg x T) = U[xi] (Kg x Cg) * Vbuf[xi] (Cg x T);
+//     V = B^T d B is computed on those vectors and stored to V[xi][c][t];
+//  2. ah * aw GEMMs: M[xi] (Kg x T) = U[xi] (Kg x Cg) * V[xi] (Cg x T);
 //  3. output transform: Y = A^T M A on vectors of W tiles, + bias, ReLU, scattered into y with
 //     masks that clip the partial tiles at the bottom/right edges.
+// Two ways to run them (run): per-thread blocks of tiles, each thread all three stages on its own
+// tiles with V and M in its L2 and the GEMMs on the micro-kernels directly (run_blocks), where
+// the tiles split evenly enough over the threads; else chunks of tiles, all threads on each stage
+// in turn and the GEMMs through sgemm_run (run_chunks: small maps at batch 1, U beyond L3).
 // Coefficients 0 and +-1 of the constant matrices are skipped or turned into add/sub at compile
 // time (the loops are fully unrolled over constexpr arrays). NaN/Inf: a NaN input reaches at least
 // every output a direct convolution makes NaN and at most the outputs of the tiles whose input
@@ -21,9 +25,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "conv2d.h"
+#include "cpu_kernels.h"
 #include "eltwise_unary.inl"
 #include "pycnn/buffer.h"
 #include "pycnn/parallel.h"
@@ -128,7 +134,10 @@ struct WinogradConv {
 
   // V = B^T d B for one group and input channel ch (0 <= ch < C); stored to
   // Vb[xi * vstride + t] for the group's tiles, t from tv.
-  void input_group(const float* x, const Group& g, int64_t ch, float* Vb, int64_t vstride, int64_t tv) const {
+  // whole_lanes: store all W lanes of a partial group (the lanes past its tiles are zero: their
+  // masks are clear), where the rows have room for them (run_blocks' panels).
+  void input_group(const float* x, const Group& g, int64_t ch, float* Vb, int64_t vstride, int64_t tv,
+                   bool whole_lanes = false) const {
     const float* base = x + (g.n0 * p.C + ch) * p.H * p.W;
     typename V::reg d[ah][aw], t[aw][ah];
 #pragma GCC unroll 16
@@ -147,7 +156,7 @@ struct WinogradConv {
       for (int b = 0; b < aw; ++b) {
         const typename V::reg v = lincomb<V, ah>(MatH::BT[q], t[b]);
         float* dst = Vb + (int64_t)(q * aw + b) * vstride + tv;
-        if (g.nt == W)
+        if (g.nt == W || whole_lanes)
           V::storeu(dst, v);
         else
           V::storeu_n(dst, v, g.nt);
@@ -248,9 +257,184 @@ struct WinogradConv {
     }
   }
 
-  // Full convolution with prepared weights.
+  // Per-thread tile blocks (run_blocks): how the tiles and output channels are cut.
+  struct BlockPlan {
+    int MR = 0, NR = 0;   // A's panel rows; B's panel width (at most the micro-kernel's widest)
+    int64_t ngroups = 0;  // vector groups of W tiles over all tiles (the last may be partial)
+    int64_t nblocks = 0;  // blocks of consecutive groups: per_thread for each of nt threads
+    int64_t Tb = 0;       // row length of a block's V and M: its largest tile count in whole panels
+    int64_t kb = 0;       // output channels per GEMM + output-transform pass (MR and 16 divide it)
+    int nt = 1;
+    int64_t per_thread = 0;  // blocks of each thread's even share of the groups
+    // Groups [gb, ge) of block b (thread b / per_thread's share, split per_thread ways).
+    void block_groups(int64_t b, int64_t& gb, int64_t& ge) const {
+      int64_t sb, se;
+      split_range(ngroups, nt, (int)(b / per_thread), sb, se);
+      split_range(se - sb, (int)per_thread, (int)(b % per_thread), gb, ge);
+      gb += sb;
+      ge += sb;
+    }
+  };
+  // A block's V (ah aw x Cg x Tb floats) within kBlockVBytes where a panel allows, and M (ah aw x
+  // kb x Tb) within kBlockMBytes: both in a thread's L2 with the weights streaming by. Blocks run
+  // only where one panel's V is within kBlockVMaxBytes (F4's 192 input channels: 1.3 MiB, and
+  // blocks ahead; 256: 1.8 MiB, behind on 56x56 maps) and the threads' shares of tiles are
+  // within kBlockImbalance of even (W-tile groups are the unit: 49 tiles = 4 groups at batch 1 on
+  // 28x28 maps split 32 / 17, behind the chunked run's even GEMM split).
+  static constexpr int64_t kBlockVBytes = 512 << 10, kBlockMBytes = 256 << 10, kBlockVMaxBytes = 3 << 19;
+  static constexpr int64_t kBlockUMaxBytes = 24 << 20;
+  static constexpr double kBlockImbalance = 1.15;
+
+  bool plan_blocks(const WinogradWeights& U, int nt, BlockPlan& bp) const {
+    if (!cross_images) return false;  // groups could end inside a panel
+    bp.MR = U.U[0].MR;
+    bp.NR = U.kernels->sgemm_nr(bp.MR);
+    if (bp.NR % W != 0) return false;
+    const int64_t Cg = p.Cg(), Kg = p.Kg(), a2 = (int64_t)ah * aw, tiles = p.N * TH * TW;
+    // Panels narrower than the micro-kernel's widest where a whole one's V would not fit.
+    while (bp.NR > W && a2 * Cg * bp.NR * (int64_t)sizeof(float) > kBlockVMaxBytes) bp.NR -= W;
+    const int64_t vpanel = a2 * Cg * bp.NR * (int64_t)sizeof(float);  // one panel's V
+    if (vpanel > kBlockVMaxBytes) return false;
+    // Every block reads all of U: from L3 where it fits there, from memory where not (F4 on 512
+    // channels: 36 MiB, blocks behind).
+    if (a2 * Kg * Cg * (int64_t)sizeof(float) > kBlockUMaxBytes) return false;
+    bp.ngroups = (tiles + W - 1) / W;
+    if (bp.ngroups < nt) return false;
+    // Groups split evenly over the threads first, then each thread's share into blocks.
+    const int64_t gmax = std::max<int64_t>(bp.NR / W, kBlockVBytes / vpanel * (bp.NR / W));
+    const int64_t gshare = (bp.ngroups + nt - 1) / nt;
+    bp.nt = nt;
+    bp.per_thread = (gshare + gmax - 1) / gmax;
+    bp.nblocks = nt * bp.per_thread;
+    // The largest share of tiles a thread gets: gshare groups, whole but maybe the last.
+    if ((double)std::min(tiles, gshare * W) * nt > kBlockImbalance * (double)tiles) return false;
+    bp.Tb = ((gshare + bp.per_thread - 1) / bp.per_thread * W + bp.NR - 1) / bp.NR * bp.NR;
+    const int64_t unit = std::lcm<int64_t>(bp.MR, 16);
+    bp.kb = std::max(unit, kBlockMBytes / (a2 * bp.Tb * (int64_t)sizeof(float)) / unit * unit);
+    bp.kb = std::min(bp.kb, (Kg + unit - 1) / unit * unit);
+    return true;
+  }
+
+  // Each thread takes whole blocks of consecutive tiles and runs the three stages on them in its
+  // own workspace: the input transform into V laid out as SGEMM B panels ([xi][panel][c][NR]: a
+  // panel's rows are NR floats apart, read in place by the micro-kernel, no packing), then per kb
+  // output channels the ah aw GEMMs into M ([xi][k][Tb]) and the output transform. V and M stay
+  // in the thread's L2; in the chunked run (run_chunks) they are megabytes written by one stage
+  // and read by the next on any thread, through the shared L3 or memory.
+  void run_blocks(const float* x, const WinogradWeights& U, const float* bias, float* y, Activation act,
+                  const float* residual, int nt, const BlockPlan& bp) const {
+    const CpuKernels& kern = *U.kernels;
+    const int64_t Cg = p.Cg(), Kg = p.Kg(), tiles = p.N * TH * TW, a2 = (int64_t)ah * aw;
+    const int MR = bp.MR, NR = bp.NR;
+    const int64_t Tb = bp.Tb, kb = bp.kb;
+    const size_t vsize = (size_t)(a2 * Cg * Tb), msize = (size_t)(a2 * kb * Tb);
+    check_workspace(vsize);
+    check_workspace(msize);
+    if (yblk) check_workspace(kStageFloats);
+    // The micro-kernel per (columns, rows) of a panel: whole panels, and the last row panel's and
+    // the last block's narrower ones (sgemm_select).
+    const int mr_last = (int)(Kg - (Kg - 1) / MR * MR);
+    const SgemmUkernel uk_full = sgemm_select(kern, MR, NR, MR).fn,
+                       uk_full_last = sgemm_select(kern, MR, NR, mr_last).fn;
+    for (int64_t g = 0; g < p.groups; ++g) {
+      ParallelFailure failure;
+      StealingRanges work(StealingRanges::even(bp.nblocks, nt));
+      parallel_run(nt, [&] {
+        float* Vt = workspace_nothrow(kSlotConvIn, vsize);
+        float* Mt = workspace_nothrow(kSlotConvOut, msize);
+        float* stage = yblk ? workspace_nothrow(kSlotGemmC, kStageFloats) : nullptr;
+        const bool ok = Vt && Mt && (stage || !yblk);
+        if (!ok) failure.set();
+        std::vector<Group> groups;
+        std::vector<int64_t> gstart;
+        const Epilogue none;
+        for (int64_t b = 0; ok && work.next(omp_get_thread_num(), b);) {
+          int64_t gb, ge;
+          bp.block_groups(b, gb, ge);
+          if (gb == ge) continue;
+          const int64_t t0 = gb * W, T = std::min(tiles, ge * W) - t0;
+          make_groups(t0, t0 + T, groups);
+          gstart.assign(groups.size(), 0);
+          for (size_t i = 1; i < groups.size(); ++i) gstart[i] = gstart[i - 1] + W;  // whole groups but the last
+          const int64_t G = (int64_t)groups.size();
+          // 1. V[xi][panel][c][NR]: group gi's W tiles are lanes tv % NR of panel tv / NR.
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t gi = 0; gi < G; ++gi) {
+              const int64_t tv = gstart[(size_t)gi];
+              input_group(x, groups[(size_t)gi], g * Cg + c, Vt + (tv / NR * Cg + c) * NR, Cg * Tb, tv % NR, true);
+            }
+          for (int64_t k0 = 0; k0 < Kg; k0 += kb) {
+            const int64_t kr = std::min(kb, Kg - k0);
+            // 2. M[xi][k - k0][t] = U[xi] rows k0 .. k0 + kr times V[xi], depth in KC blocks.
+            for (int64_t xi = 0; xi < a2; ++xi) {
+              const PackedA& A = U.U[(size_t)(g * a2 + xi)];
+              const float* Vx = Vt + xi * Cg * Tb;
+              float* Mx = Mt + xi * kb * Tb;
+              for (int64_t d0 = 0; d0 < Cg; d0 += kSgemmKC) {
+                const int64_t dc = std::min(kSgemmKC, Cg - d0);
+                for (int64_t i = k0; i < k0 + kr; i += MR) {
+                  const int mr = (int)std::min<int64_t>(MR, Kg - i);
+                  const float* ap = A.panel(d0, dc, i / MR);
+                  for (int64_t j = 0; j < T; j += NR) {
+                    const int nr = (int)std::min<int64_t>(NR, T - j);
+                    const SgemmUkernel uk =
+                        nr == NR ? (mr == MR ? uk_full : uk_full_last) : sgemm_select(kern, MR, nr, mr).fn;
+                    uk(dc, ap, Vx + j * Cg + d0 * NR, NR, Mx + (i - k0) * Tb + j, Tb, mr, nr, d0 > 0, d0 + dc >= Cg,
+                       none);
+                  }
+                }
+              }
+            }
+            // 3. y from M, channels k0 .. k0 + kr.
+            if (yblk) {
+              for (int64_t k16 = k0; k16 < k0 + kr; k16 += 16)
+                for (int64_t gi0 = 0; gi0 < G; gi0 += kBlkGroups)
+                  output_groups_blk16(Mt + (k16 - k0) * Tb, kb * Tb, Tb, groups, gstart, gi0,
+                                      std::min<int64_t>(G, gi0 + kBlkGroups), k16, bias, act, y, stage);
+            } else {
+              for (int64_t k = k0; k < k0 + kr; ++k) {
+                const int64_t kk = g * Kg + k;
+                for (int64_t gi = 0; gi < G; ++gi)
+                  output_group(Mt + (k - k0) * Tb, kb * Tb, gstart[(size_t)gi], groups[(size_t)gi], kk,
+                               bias ? bias[kk] : 0.0f, act, y, residual);
+              }
+            }
+          }
+        }
+      });
+      failure.rethrow();
+    }
+  }
+
+  // Full convolution with prepared weights: per-thread tile blocks where the tiles make enough
+  // of them, else chunks shared by all threads.
   void run(const float* x, const WinogradWeights& U, const float* bias, float* y, Activation act,
            const float* residual) const {
+    const int nt = threads_for(p.flops(), 1 << 30);
+    BlockPlan bp;
+    if (plan_blocks(U, nt, bp)) return run_blocks(x, U, bias, y, act, residual, nt, bp);
+    run_chunks(x, U, bias, y, act, residual, nt);
+  }
+
+  // What run would do (the tests read it through _C.winograd_plan).
+  WinogradPlanInfo describe(const WinogradWeights& U) const {
+    const int nt = threads_for(p.flops(), 1 << 30);
+    BlockPlan bp;
+    WinogradPlanInfo info;
+    info.threads = nt;
+    info.blocks = plan_blocks(U, nt, bp);
+    if (info.blocks) {
+      info.panel = bp.NR;
+      info.blocks_per_thread = bp.per_thread;
+      info.channels_per_pass = bp.kb;
+      info.tiles_per_block = bp.Tb;
+    }
+    return info;
+  }
+
+  // The chunked run: all threads on each stage of one chunk of tiles in turn.
+  void run_chunks(const float* x, const WinogradWeights& U, const float* bias, float* y, Activation act,
+                  const float* residual, int nt) const {
     const int64_t Cg = p.Cg(), Kg = p.Kg(), tiles = p.N * TH * TW;
     const int64_t a2 = (int64_t)ah * aw;
     // Chunk: about kChunkTiles tiles or a kChunkBytes workspace (V and M), whichever is
@@ -265,7 +449,6 @@ struct WinogradConv {
     const int64_t Tmax = (tiles + nchunks - 1) / nchunks;
     float* Vbuf = workspace(kSlotConvIn, (size_t)(a2 * Cg * Tmax));
     float* Mbuf = workspace(kSlotConvOut, (size_t)(a2 * Kg * Tmax));
-    const int nt = threads_for(p.flops(), 1 << 30);
     std::vector<Group> groups;
     std::vector<int64_t> gstart;  // tile offset of each group within the chunk
     for (int64_t g = 0; g < p.groups; ++g) {
@@ -337,6 +520,15 @@ struct WinogradEntry {
     });
   }
 
+  static WinogradPlanInfo plan(const ConvParams& p, const WinogradWeights& w, bool yblk) {
+    WinogradPlanInfo info;
+    with_winograd_tile(w.m, p.R, p.S, [&](auto t) {
+      using T = decltype(t);
+      info = WinogradConv<V, T::mh, T::rh, T::mw, T::rw>(p, yblk).describe(w);
+    });
+    return info;
+  }
+
   // x (N, C, H, W) -> V (ah aw, C, T) or M (ah aw, K, T) -> y (N, K, Ho, Wo), T = all tiles; the
   // kernel is (p.R, p.S).
   template <class Conv, bool input>
@@ -369,6 +561,9 @@ struct WinogradEntry {
   void conv2d_winograd__##isa(const ConvParams& p, const float* x, const WinogradWeights& w, const float* bias, \
                               float* y, Activation act, const float* residual, bool yblk) {                     \
     WinogradEntry<simd::isa>::run(p, x, w, bias, y, act, residual, yblk);                                       \
+  }                                                                                                             \
+  WinogradPlanInfo winograd_plan__##isa(const ConvParams& p, const WinogradWeights& w, bool yblk) {             \
+    return WinogradEntry<simd::isa>::plan(p, w, yblk);                                                          \
   }                                                                                                             \
   void winograd_input__##isa(const ConvParams& p, int m, const float* x, float* V) {                            \
     WinogradEntry<simd::isa>::transform<true>(p, m, x, V);                                                      \

@@ -37,6 +37,7 @@ using WholeRowsPackFn = void (*)(const float* x, int64_t HW, int64_t RS, int64_t
                                  int64_t j0, int64_t nc, int NR, float* dst);
 using WinogradRunFn = void (*)(const ConvParams&, const float* x, const WinogradWeights&, const float* bias, float* y,
                                Activation, const float* residual, bool y_blocked);
+using WinogradPlanFn = WinogradPlanInfo (*)(const ConvParams&, const WinogradWeights&, bool y_blocked);
 using WinogradTransformFn = void (*)(const ConvParams&, int m, const float* in, float* out);
 using LinearGemvFn = void (*)(int64_t N, int64_t In, int64_t Out, const float* x, const float* w, const float* b,
                               float* y, bool relu);
@@ -90,6 +91,7 @@ using PackRowsFn = void (*)(const float* src, int64_t ld, int64_t k0, int64_t kc
   X(conv2d_grouped_c16, DepthwiseC16RunFn)   /* conv2d_grouped_c16__<isa>.cpp */          \
   X(conv2d_pw_dw_c16, PwDwC16RunFn)          /* conv2d_pw_dw_c16__<isa>.cpp */            \
   X(conv2d_winograd, WinogradRunFn)          /* conv2d_winograd__<isa>.cpp */             \
+  X(winograd_plan, WinogradPlanFn)                                                        \
   X(winograd_input, WinogradTransformFn)                                                  \
   X(winograd_output, WinogradTransformFn)                                                 \
   X(linear_gemv, LinearGemvFn) /* linear_gemv__<isa>.cpp */                               \
