@@ -236,9 +236,10 @@ def test_prepared_weights_are_transformed_once(algo, rng):
 
 
 # (x shape, w shape, padding, groups, m, y blocked, residual): calls whose tiles split into
-# per-thread blocks at 2 threads on every ISA (conv2d_winograd.inl's run_blocks): a partial last
-# vector group, row panel and channel pass (K 100), depth in two KC blocks (C 300), a blocked y,
-# groups, a 1-D tile, panels narrowed below the micro-kernel's width (avx512: 256 channels).
+# per-thread blocks at 2 threads on every ISA (conv2d_winograd.inl's run_blocks): partial vector
+# groups and column panels at the ends of the threads' shares, a partial row panel and channel
+# pass (K 100), depth in two KC blocks (C 300), a blocked y, groups, a 1-D tile, panels narrowed
+# below the micro-kernel's width (avx512: 256 channels).
 BLOCK_CASES = [
     ((2, 24, 30, 26), (100, 24, 3, 3), 1, 1, 4, False, True),
     ((2, 300, 20, 20), (32, 300, 3, 3), 1, 1, 2, False, False),
@@ -277,17 +278,18 @@ def test_per_thread_blocks_every_isa(xs, ws, pad, groups, m, yblk, res, isa, rng
 
 
 def test_blocks_plan():
-    """Where the blocks run and where the chunks shared by all threads do instead: 49 tiles (4
-    vector groups of 16 on avx512, split 32 / 17 between 2 threads) and F4's U on 512 channels
-    (36 MiB, which every block would read from memory) take the chunks; panels narrow where a
-    whole one's V would not fit in L2; one thread always takes blocks."""
+    """Where the blocks run and where the chunks shared by all threads do instead: 49 tiles (25
+    per thread, under two vector groups of 16 on avx512) and F4's U on 512 channels @7 (36 MiB,
+    which every block would read) take the chunks; panels narrow where a whole one's V would
+    not fit in L2; one thread takes blocks where U is read no more often."""
     with num_threads(2):
         if _C.get_isa() == "avx512":
             assert not _plan((1, 32, 28, 28), (32, 32, 3, 3), 1, 1, 4)["blocks"]
             assert _plan((2, 256, 32, 32), (32, 256, 3, 3), 1, 1, 4)["panel"] == 32
             assert _plan((2, 64, 32, 32), (64, 64, 3, 3), 1, 1, 4)["panel"] == 48
+            assert _plan((8, 256, 14, 14), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 4 times
         assert not _plan((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 4)["blocks"]
-        assert _plan((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 2)["blocks"]
+        assert not _plan((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 26 times
     with num_threads(1):
         assert _plan((1, 32, 28, 28), (32, 32, 3, 3), 1, 1, 4)["blocks"]
     with pytest.raises(ValueError, match="w: expected"):

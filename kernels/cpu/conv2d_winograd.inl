@@ -259,31 +259,36 @@ struct WinogradConv {
 
   // Per-thread tile blocks (run_blocks): how the tiles and output channels are cut.
   struct BlockPlan {
-    int MR = 0, NR = 0;   // A's panel rows; B's panel width (at most the micro-kernel's widest)
-    int64_t ngroups = 0;  // vector groups of W tiles over all tiles (the last may be partial)
-    int64_t nblocks = 0;  // blocks of consecutive groups: per_thread for each of nt threads
-    int64_t Tb = 0;       // row length of a block's V and M: its largest tile count in whole panels
-    int64_t kb = 0;       // output channels per GEMM + output-transform pass (MR and 16 divide it)
-    int nt = 1;
-    int64_t per_thread = 0;  // blocks of each thread's even share of the groups
-    // Groups [gb, ge) of block b (thread b / per_thread's share, split per_thread ways).
-    void block_groups(int64_t b, int64_t& gb, int64_t& ge) const {
+    int MR = 0, NR = 0;      // A's panel rows; B's panel width (at most the micro-kernel's widest)
+    int nt = 1;              // threads, each with an even share of the tiles (to one tile)
+    int64_t tiles = 0;       // of the whole call
+    int64_t Tb = 0;          // tiles per block but a share's last (whole panels): V's and M's row length
+    int64_t per_thread = 0;  // blocks of a share: ceil(share / Tb)
+    int64_t nblocks = 0;     // nt * per_thread
+    int64_t kb = 0;          // output channels per GEMM + output-transform pass (MR and 16 divide it)
+    // Tiles [tb, te) of block b: thread b / per_thread's share cut into blocks of Tb tiles, the
+    // last the remainder (whole panels but one; cut evenly, 98 tiles as 33 + 33 + 32 made every
+    // block's last vector group and column panel nearly empty). A block's vector groups start
+    // at tb: whole but its last.
+    void block_tiles(int64_t b, int64_t& tb, int64_t& te) const {
       int64_t sb, se;
-      split_range(ngroups, nt, (int)(b / per_thread), sb, se);
-      split_range(se - sb, (int)per_thread, (int)(b % per_thread), gb, ge);
-      gb += sb;
-      ge += sb;
+      split_range(tiles, nt, (int)(b / per_thread), sb, se);
+      tb = std::min(se, sb + b % per_thread * Tb);
+      te = std::min(se, tb + Tb);
     }
   };
   // A block's V (ah aw x Cg x Tb floats) within kBlockVBytes where a panel allows, and M (ah aw x
   // kb x Tb) within kBlockMBytes: both in a thread's L2 with the weights streaming by. Blocks run
   // only where one panel's V is within kBlockVMaxBytes (F4's 192 input channels: 1.3 MiB, and
-  // blocks ahead; 256: 1.8 MiB, behind on 56x56 maps) and the threads' shares of tiles are
-  // within kBlockImbalance of even (W-tile groups are the unit: 49 tiles = 4 groups at batch 1 on
-  // 28x28 maps split 32 / 17, behind the chunked run's even GEMM split).
+  // blocks ahead; 256: 1.8 MiB, behind on 56x56 maps, narrowed to 32 tiles), each thread has at
+  // least kBlockMinGroups vector groups of tiles (each block's last group may be partial), and U
+  // is not read too often (kBlockUReads).
   static constexpr int64_t kBlockVBytes = 512 << 10, kBlockMBytes = 256 << 10, kBlockVMaxBytes = 3 << 19;
-  static constexpr int64_t kBlockUMaxBytes = 24 << 20;
-  static constexpr double kBlockImbalance = 1.15;
+  // The blocks' reads of U at most this many times the chunked run's V and M traffic: at 2.1
+  // (256 -> 256 @56, batch 1: U read 26 times) blocks ran 0.87x with the weights cold; at 2.0
+  // (the same @14, batch 8) 1.04x; F4 on 512 channels @7 (36 MiB of U, 8x) took twice as long.
+  static constexpr double kBlockUReads = 2.0;
+  static constexpr int64_t kBlockMinGroups = 2;
 
   bool plan_blocks(const WinogradWeights& U, int nt, BlockPlan& bp) const {
     if (!cross_images) return false;  // groups could end inside a panel
@@ -295,20 +300,17 @@ struct WinogradConv {
     while (bp.NR > W && a2 * Cg * bp.NR * (int64_t)sizeof(float) > kBlockVMaxBytes) bp.NR -= W;
     const int64_t vpanel = a2 * Cg * bp.NR * (int64_t)sizeof(float);  // one panel's V
     if (vpanel > kBlockVMaxBytes) return false;
-    // Every block reads all of U: from L3 where it fits there, from memory where not (F4 on 512
-    // channels: 36 MiB, blocks behind).
-    if (a2 * Kg * Cg * (int64_t)sizeof(float) > kBlockUMaxBytes) return false;
-    bp.ngroups = (tiles + W - 1) / W;
-    if (bp.ngroups < nt) return false;
-    // Groups split evenly over the threads first, then each thread's share into blocks.
-    const int64_t gmax = std::max<int64_t>(bp.NR / W, kBlockVBytes / vpanel * (bp.NR / W));
-    const int64_t gshare = (bp.ngroups + nt - 1) / nt;
+    const int64_t share = (tiles + nt - 1) / nt;  // the largest thread's
+    if (nt > 1 && share < kBlockMinGroups * W) return false;
+    const int64_t tmax = std::max<int64_t>(bp.NR, kBlockVBytes / vpanel * bp.NR);  // whole panels
     bp.nt = nt;
-    bp.per_thread = (gshare + gmax - 1) / gmax;
+    bp.tiles = tiles;
+    bp.Tb = std::min(tmax, (share + bp.NR - 1) / bp.NR * bp.NR);
+    bp.per_thread = (share + bp.Tb - 1) / bp.Tb;
     bp.nblocks = nt * bp.per_thread;
-    // The largest share of tiles a thread gets: gshare groups, whole but maybe the last.
-    if ((double)std::min(tiles, gshare * W) * nt > kBlockImbalance * (double)tiles) return false;
-    bp.Tb = ((gshare + bp.per_thread - 1) / bp.per_thread * W + bp.NR - 1) / bp.NR * bp.NR;
+    // Every block reads all of U (from L3, or from memory where the layer's weights went cold);
+    // the chunked run writes and reads V and M once each instead.
+    if ((double)bp.nblocks * Kg * Cg > kBlockUReads * 2.0 * (double)tiles * (Cg + Kg)) return false;
     const int64_t unit = std::lcm<int64_t>(bp.MR, 16);
     bp.kb = std::max(unit, kBlockMBytes / (a2 * bp.Tb * (int64_t)sizeof(float)) / unit * unit);
     bp.kb = std::min(bp.kb, (Kg + unit - 1) / unit * unit);
@@ -324,15 +326,15 @@ struct WinogradConv {
   void run_blocks(const float* x, const WinogradWeights& U, const float* bias, float* y, Activation act,
                   const float* residual, int nt, const BlockPlan& bp) const {
     const CpuKernels& kern = *U.kernels;
-    const int64_t Cg = p.Cg(), Kg = p.Kg(), tiles = p.N * TH * TW, a2 = (int64_t)ah * aw;
+    const int64_t Cg = p.Cg(), Kg = p.Kg(), a2 = (int64_t)ah * aw;
     const int MR = bp.MR, NR = bp.NR;
     const int64_t Tb = bp.Tb, kb = bp.kb;
     const size_t vsize = (size_t)(a2 * Cg * Tb), msize = (size_t)(a2 * kb * Tb);
     check_workspace(vsize);
     check_workspace(msize);
     if (yblk) check_workspace(kStageFloats);
-    // The micro-kernel per (columns, rows) of a panel: whole panels, and the last row panel's and
-    // the last block's narrower ones (sgemm_select).
+    // The micro-kernel per (columns, rows) of a panel: whole panels here, the last row panel's
+    // and a block's last column panel's through sgemm_select.
     const int mr_last = (int)(Kg - (Kg - 1) / MR * MR);
     const SgemmUkernel uk_full = sgemm_select(kern, MR, NR, MR).fn,
                        uk_full_last = sgemm_select(kern, MR, NR, mr_last).fn;
@@ -349,11 +351,11 @@ struct WinogradConv {
         std::vector<int64_t> gstart;
         const Epilogue none;
         for (int64_t b = 0; ok && work.next(omp_get_thread_num(), b);) {
-          int64_t gb, ge;
-          bp.block_groups(b, gb, ge);
-          if (gb == ge) continue;
-          const int64_t t0 = gb * W, T = std::min(tiles, ge * W) - t0;
-          make_groups(t0, t0 + T, groups);
+          int64_t t0, t1;
+          bp.block_tiles(b, t0, t1);
+          if (t0 == t1) continue;
+          const int64_t T = t1 - t0;
+          make_groups(t0, t1, groups);
           gstart.assign(groups.size(), 0);
           for (size_t i = 1; i < groups.size(); ++i) gstart[i] = gstart[i - 1] + W;  // whole groups but the last
           const int64_t G = (int64_t)groups.size();
