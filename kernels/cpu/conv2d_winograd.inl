@@ -288,7 +288,7 @@ struct WinogradConv {
   // (256 -> 256 @56, batch 1: U read 26 times) blocks ran 0.87x with the weights cold; at 2.0
   // (the same @14, batch 8) 1.04x; F4 on 512 channels @7 (36 MiB of U, 8x) took twice as long.
   static constexpr double kBlockUReads = 2.0;
-  static constexpr int64_t kBlockMinGroups = 2;
+  static constexpr int64_t kBlockMinGroups = 2, kBlockMinTiles = 48;
 
   bool plan_blocks(const WinogradWeights& U, int nt, BlockPlan& bp) const {
     if (!cross_images) return false;  // groups could end inside a panel
@@ -302,7 +302,11 @@ struct WinogradConv {
     if (vpanel > kBlockVMaxBytes) return false;
     const int64_t share = (tiles + nt - 1) / nt;  // the largest thread's
     if (nt > 1 && share < kBlockMinGroups * W) return false;
-    const int64_t tmax = std::max<int64_t>(bp.NR, kBlockVBytes / vpanel * bp.NR);  // whole panels
+    // Tiles per block, whole panels: V within kBlockVBytes, but kBlockMinTiles where V stays within
+    // kBlockVMaxBytes (avx2's 16-tile panels one at a time read U three times as often).
+    const int64_t tfit = kBlockVMaxBytes / (a2 * Cg * (int64_t)sizeof(float)) / bp.NR * bp.NR;
+    const int64_t tmax = std::max<int64_t>(
+        {(int64_t)bp.NR, kBlockVBytes / vpanel * bp.NR, std::min((kBlockMinTiles + bp.NR - 1) / bp.NR * bp.NR, tfit)});
     bp.nt = nt;
     bp.tiles = tiles;
     bp.Tb = std::min(tmax, (share + bp.NR - 1) / bp.NR * bp.NR);
