@@ -565,3 +565,25 @@ def test_direct_oc_one_block_split_into_bands(rng):
         r = rng.standard_normal((1, 20, 16, 16), dtype=np.float32)
         y = pycnn.prepare_conv(w, b, padding=2, algo="direct_oc")(x, residual=r)
         assert_close(y, _ref(x, w, b, 1, 2, 1, 1) + r)
+
+
+# (w shape, groups): a geometry each C++ algorithm takes, dense or depthwise or grouped.
+_EMPTY_GEOMETRY = [((32, 32, 3, 3), 1), ((32, 1, 3, 3), 32), ((32, 4, 3, 3), 8)]
+
+
+@pytest.mark.parametrize("algo", NATIVE_ALGOS)
+def test_empty_batch_every_algorithm(algo, isa):
+    """A batch of none gives an empty result, prepared, bound and through _C.conv2d (the kernels'
+    work splits divide by the tile and image counts: direct_oc and Winograd once crashed here)."""
+    x = np.zeros((0, 32, 9, 9), np.float32)
+    ran = 0
+    for ws, groups in _EMPTY_GEOMETRY:
+        if not runs(algo, x.shape, ws, 1, 1, 1, groups):
+            continue
+        w = np.ones(ws, np.float32)
+        conv = pycnn.prepare_conv(w, None, 1, 1, groups=groups, algo=algo)
+        assert conv(x).shape == (0, 32, 9, 9)
+        assert conv.bind([x.shape], None)(x).shape == (0, 32, 9, 9)
+        assert conv_poisoned(x, w, None, 1, 1, 1, groups, algo).shape == (0, 32, 9, 9)
+        ran += 1
+    assert ran, f"{algo}: no geometry of the list runs it"

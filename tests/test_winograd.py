@@ -298,3 +298,16 @@ def test_blocks_plan():
             np.zeros((4, 2, 3, 3), np.float32),
             4,
         )
+
+
+@pytest.mark.parametrize("m, R, S", [(2, 3, 3), (4, 3, 3), (6, 3, 3), (4, 5, 5), (4, 1, 7)])
+def test_empty_batch_every_isa(m, R, S, isa):
+    """A batch of none gives an empty result on both schedules' planning (no tiles to cut)."""
+    x = np.zeros((0, 4, 9, 9), np.float32)
+    w = np.ones((8, 4, R, S), np.float32)
+    pad = (R // 2, S // 2)
+    y = pycnn.prepare_conv(w, None, 1, pad, algo=f"winograd_f{m}")(x)
+    assert y.shape == (0, 8, 9, 9)
+    assert pycnn.conv2d(x, w, None, 1, pad, algo=f"winograd_f{m}").shape == (0, 8, 9, 9)
+    with num_threads(1):
+        assert not _plan(x.shape, w.shape, pad, 1, m)["blocks"]

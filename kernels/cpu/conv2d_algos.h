@@ -28,8 +28,15 @@ struct ConvAlgorithm {
   // Weights (K, C/groups, R, S) transformed for it; p gives K, C, R, S, groups.
   std::unique_ptr<ConvWeights> (*prepare)(const ConvParams& p, const float* w);
   // y = conv(x) with the prepared weights (+ bias, + residual, activation), layouts per `layout`.
-  void (*run)(const ConvWeights& w, const ConvParams& p, const float* x, const float* bias, float* y, Activation act,
-              const float* residual, int layout);
+  void (*kernel)(const ConvWeights& w, const ConvParams& p, const float* x, const float* bias, float* y, Activation act,
+                 const float* residual, int layout);
+  // The kernel, but nothing for an empty y (a batch of none): the kernels' work splits divide by
+  // the tile and image counts.
+  void run(const ConvWeights& w, const ConvParams& p, const float* x, const float* bias, float* y, Activation act,
+           const float* residual, int layout) const {
+    if (p.N == 0 || p.K == 0 || p.Ho == 0 || p.Wo == 0) return;
+    kernel(w, p, x, bias, y, act, residual, layout);
+  }
 };
 
 const std::vector<ConvAlgorithm>& conv_algorithms();

@@ -267,9 +267,9 @@ struct WinogradConv {
     int64_t nblocks = 0;     // nt * per_thread
     int64_t kb = 0;          // output channels per GEMM + output-transform pass (MR and 16 divide it)
     // Tiles [tb, te) of block b: thread b / per_thread's share cut into blocks of Tb tiles, the
-    // last the remainder (whole panels but one; cut evenly, 98 tiles as 33 + 33 + 32 made every
-    // block's last vector group and column panel nearly empty). A block's vector groups start
-    // at tb: whole but its last.
+    // last the remainder (cut evenly instead, 98 tiles as 33 + 33 + 32 left every block's last
+    // vector group and column panel nearly empty). A block's vector groups start at tb: whole
+    // but its last.
     void block_tiles(int64_t b, int64_t& tb, int64_t& te) const {
       int64_t sb, se;
       split_range(tiles, nt, (int)(b / per_thread), sb, se);
@@ -279,14 +279,15 @@ struct WinogradConv {
   };
   // A block's V (ah aw x Cg x Tb floats) within kBlockVBytes where a panel allows, and M (ah aw x
   // kb x Tb) within kBlockMBytes: both in a thread's L2 with the weights streaming by. Blocks run
-  // only where one panel's V is within kBlockVMaxBytes (F4's 192 input channels: 1.3 MiB, and
-  // blocks ahead; 256: 1.8 MiB, behind on 56x56 maps, narrowed to 32 tiles), each thread has at
-  // least kBlockMinGroups vector groups of tiles (each block's last group may be partial), and U
-  // is not read too often (kBlockUReads).
+  // only where one panel's V is within kBlockVMaxBytes (F4 on 192 input channels: 1.3 MiB in a
+  // 48-tile panel, blocks ahead; on 256, 1.8 MiB ran behind on 56x56 maps, so those panels narrow
+  // to 32 tiles), each thread has at least kBlockMinGroups vector groups of tiles (each block's
+  // last group may be partial), and U is not read too often (kBlockUReads).
   static constexpr int64_t kBlockVBytes = 512 << 10, kBlockMBytes = 256 << 10, kBlockVMaxBytes = 3 << 19;
   // The blocks' reads of U at most this many times the chunked run's V and M traffic: at 2.1
-  // (256 -> 256 @56, batch 1: U read 26 times) blocks ran 0.87x with the weights cold; at 2.0
-  // (the same @14, batch 8) 1.04x; F4 on 512 channels @7 (36 MiB of U, 8x) took twice as long.
+  // (256 -> 256 @56, batch 1: U read 26 times) blocks ran 0.87x the chunks' speed with the
+  // weights cold; at 2.0 (the same @14, batch 8) 1.04-1.10x; at 8 (F4 on 512 channels @7, batch
+  // 8: 36 MiB of U) 0.89-0.91x.
   static constexpr double kBlockUReads = 2.0;
   static constexpr int64_t kBlockMinGroups = 2, kBlockMinTiles = 48;
 
@@ -296,6 +297,7 @@ struct WinogradConv {
     bp.NR = U.kernels->sgemm_nr(bp.MR);
     if (bp.NR % W != 0) return false;
     const int64_t Cg = p.Cg(), Kg = p.Kg(), a2 = (int64_t)ah * aw, tiles = p.N * TH * TW;
+    if (tiles == 0 || Cg == 0 || Kg == 0) return false;  // nothing to cut (the chunks handle it)
     // Panels narrower than the micro-kernel's widest where a whole one's V would not fit.
     while (bp.NR > W && a2 * Cg * bp.NR * (int64_t)sizeof(float) > kBlockVMaxBytes) bp.NR -= W;
     const int64_t vpanel = a2 * Cg * bp.NR * (int64_t)sizeof(float);  // one panel's V
@@ -416,6 +418,7 @@ struct WinogradConv {
   // of them, else chunks shared by all threads.
   void run(const float* x, const WinogradWeights& U, const float* bias, float* y, Activation act,
            const float* residual) const {
+    if (p.N * TH * TW == 0) return;  // an empty y (no batch, or no output rows or columns)
     const int nt = threads_for(p.flops(), 1 << 30);
     BlockPlan bp;
     if (plan_blocks(U, nt, bp)) return run_blocks(x, U, bias, y, act, residual, nt, bp);
