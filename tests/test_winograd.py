@@ -289,7 +289,7 @@ def test_blocks_plan():
             assert _plan((2, 64, 32, 32), (64, 64, 3, 3), 1, 1, 4)["panel"] == 48
             assert _plan((8, 256, 14, 14), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 4 times
         assert not _plan((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 4)["blocks"]
-        assert not _plan((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 26 times
+        assert not _plan((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 8 times: 2.6x V and M
     with num_threads(1):
         assert _plan((1, 32, 28, 28), (32, 32, 3, 3), 1, 1, 4)["blocks"]
     with pytest.raises(ValueError, match="w: expected"):
