@@ -57,6 +57,13 @@ Activation epilogue_activation(bool relu, float clip_lo, float clip_hi, int post
   return act;
 }
 
+// The 16 numbers pycnn/registry.py's geometry() describes a convolution by, as ConvParams.
+ConvParams geometry_params(const std::vector<int64_t>& g) {
+  PYCNN_REQUIRE(g.size() == 16, "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
+  return ConvParams{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
+                    g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+}
+
 // The algorithm's refusal of p as a ValueError naming it.
 void require_runs(const ConvAlgorithm& a, const ConvParams& p) {
   const std::string why = a.refuse(p);
@@ -491,20 +498,14 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv_algorithm_refusal",
       [](const std::string& algo, std::vector<int64_t> g) {
-        PYCNN_REQUIRE(g.size() == 16,
-                      "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
-        const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
-                           g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+        const ConvParams p = geometry_params(g);
         return conv_algorithm(algo).refuse(p);
       },
       py::arg("algo"), py::arg("geometry"));
   m.def(
       "conv_algorithm_layout_ok",
       [](const std::string& algo, std::vector<int64_t> g, int layout) {
-        PYCNN_REQUIRE(g.size() == 16,
-                      "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
-        const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
-                           g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+        const ConvParams p = geometry_params(g);
         return conv_algorithm(algo).layout_ok(p, layout);
       },
       py::arg("algo"), py::arg("geometry"), py::arg("layout"));
@@ -514,10 +515,7 @@ void bind_conv(py::module_& m) {
   m.def(
       "winograd_plan",
       [](std::vector<int64_t> g, farray w, int m, bool y_blocked) {
-        PYCNN_REQUIRE(g.size() == 16,
-                      "geometry: expected (N, C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, groups, Ho, Wo)");
-        const ConvParams p{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7],
-                           g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+        const ConvParams p = geometry_params(g);
         require_ndim(w, 4, "w");
         PYCNN_REQUIRE(p.groups >= 1 && p.K % p.groups == 0 && p.C % p.groups == 0 && w.shape(0) == p.K &&
                           w.shape(1) == p.C / p.groups && w.shape(2) == p.R && w.shape(3) == p.S,
