@@ -15,13 +15,15 @@ SAN_ENV = PYTHONPATH=.:$(abspath tests) \
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Build tools (and NumPy, whose headers _C includes) first so the editable install can build
-# without isolation (and so rebuilds are incremental in build/); then the package with its
-# [test] and [bench] extras.
+# Build tools (and NumPy, whose headers _C includes) first so `build` can run without isolation
+# (and so rebuilds are incremental in build/); then the package, editable, with its [test],
+# [bench] and [lint] extras, but without its native modules (PYCNN_BUILD_EXT=0: an editable
+# install would compile them in a temporary directory, one whole build thrown away); `build`
+# compiles them once, in place.
 $(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=64" wheel "pybind11>=2.12" "cmake>=3.18" ninja "numpy>=1.23"
-	$(PY) -m pip install -q --no-build-isolation -e ".[test,bench,lint]"
+	PYCNN_BUILD_EXT=0 $(PY) -m pip install -q --no-build-isolation -e ".[test,bench,lint]"
 	touch $(STAMP)
 
 # Re-runs CMake's incremental build so edited kernels are picked up.

@@ -4,6 +4,10 @@ Environment:
   PYCNN_CUDA=0        skip pycnn._C_cuda (same as -DPYCNN_CUDA=OFF)
   PYCNN_SANITIZE=1    build with ASan + UBSan (see `make sanitize`)
   CMAKE_ARGS          extra arguments passed to cmake
+  PYCNN_BUILD_EXT=0   install without building the native modules: the Makefile's venv step
+                      (an editable install that brings the dependencies), whose next step
+                      builds them once, in place (`setup.py build_ext --inplace`); an editable
+                      install builds in a temporary directory that a later build cannot reuse
 """
 
 import os
@@ -94,7 +98,9 @@ class CMakeBuild(build_ext):
         subprocess.run([cmake_exe, "--build", ".", "--parallel", jobs], cwd=build_temp, check=True)
 
 
+_BUILD_EXT = os.environ.get("PYCNN_BUILD_EXT", "1") not in ("0", "OFF", "off", "false")
+
 setup(
-    ext_modules=[CMakeExtension("pycnn._C")],
+    ext_modules=[CMakeExtension("pycnn._C")] if _BUILD_EXT else [],
     cmdclass={"build_ext": CMakeBuild},
 )
