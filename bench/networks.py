@@ -41,12 +41,14 @@ def _input(g, name, N, rng):
     return rng.standard_normal((N,) + g.inputs["x"][1:], dtype=np.float32)
 
 
-def _torch_engine(g, name, x, threads):
+def _torch_engine(g, name, x, threads, built):
     import torch
 
     from pycnn.models.torch_reference import torch_net
 
-    m = torch_net(name, g.state_dict())
+    if "torch" not in built:
+        built["torch"] = torch_net(name, g.state_dict())
+    m = built["torch"]
     tx = torch.from_numpy(x)
 
     def run():
@@ -56,38 +58,45 @@ def _torch_engine(g, name, x, threads):
     return m, run
 
 
-def _ort_engine(m, name, x, threads):
+def _ort_engine(m, name, x, threads, built):
+    """onnxruntime on m exported to ONNX with a dynamic batch: exported and its session made once
+    per network (built), run at every batch size."""
     import onnxruntime as ort
     import torch
 
-    f = io.BytesIO()
     iname = "tokens" if name == "kimcnn" else "x"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            m,
-            (torch.from_numpy(x),),
-            f,
-            dynamo=False,
-            input_names=[iname],
-            output_names=["y"],
-            dynamic_axes={iname: {0: "N"}},
-            opset_version=17,
-        )
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(f.getvalue(), so, providers=["CPUExecutionProvider"])
+    if "onnxruntime" not in built:
+        f = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                m,
+                (torch.from_numpy(x),),
+                f,
+                dynamo=False,
+                input_names=[iname],
+                output_names=["y"],
+                dynamic_axes={iname: {0: "N"}},
+                opset_version=17,
+            )
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        built["onnxruntime"] = ort.InferenceSession(f.getvalue(), so, providers=["CPUExecutionProvider"])
+    sess = built["onnxruntime"]
     return lambda: sess.run(None, {iname: x})[0]
 
 
-def _engines(g, name, x, threads, folder, with_numpy):
+def _engines(g, name, x, threads, folder, with_numpy, built):
+    """Each engine as a call on x. built (a dict per network) keeps what is made once and run at
+    every batch size: the PyTorch module, the onnxruntime session, the ncnn net (AlexNet's export
+    and session took longer than its timing)."""
     out, notes = {"pycnn": lambda: g(x)}, {}
     try:
-        m, out["torch"] = _torch_engine(g, name, x, threads)
+        m, out["torch"] = _torch_engine(g, name, x, threads, built)
         try:
-            out["onnxruntime"] = _ort_engine(m, name, x, threads)
+            out["onnxruntime"] = _ort_engine(m, name, x, threads, built)
         except ImportError as e:
             notes["onnxruntime"] = f"not installed ({e})"
     except ImportError as e:
@@ -95,7 +104,9 @@ def _engines(g, name, x, threads, folder, with_numpy):
     try:
         from .ncnn_export import NcnnNet
 
-        net = NcnnNet(g, threads, folder)
+        if "ncnn" not in built:
+            built["ncnn"] = NcnnNet(g, threads, folder)
+        net = built["ncnn"]
         out["ncnn"] = lambda: net(x)
     except ImportError as e:
         notes["ncnn"] = f"not installed ({e})"
@@ -141,16 +152,16 @@ def run_networks(opts, suite="models"):
     if opts.quick:
         names = [n for n in names if n not in ("resnet101", "resnet152", "resnet34", "alexnet_torchvision")]
     elif getattr(opts, "default_run", False):  # make bench's time budget
-        names = [n for n in names if n not in ("resnet101", "resnet152")]
+        names = [n for n in names if n not in ("resnet101", "resnet152", "alexnet_torchvision")]
     rng = np.random.default_rng(0)
     rows = []
     folder = tempfile.mkdtemp(prefix="pycnn-bench-ncnn-")
     for name in names:
+        g, built = pycnn.models.get(name), {}  # one Graph and one of each peer at every batch size
         for N in opts.batch:
             t0 = time.perf_counter()
-            g = pycnn.models.get(name)
             x = _input(g, name, N, rng)
-            engines, notes = _engines(g, name, x, opts.threads, folder, suite == "peers")
+            engines, notes = _engines(g, name, x, opts.threads, folder, suite == "peers", built)
             truth = engines["pycnn"]()
             row = dict(suite=suite, model=name, N=N, gflop=g.summary(N).flops / 1e9)
             ok = _check(row, engines, truth)

@@ -125,6 +125,16 @@ def _layer_problems(opts):
         yield layer, N, x, w, b
 
 
+LAYER_TARGET_S = 0.15  # timed seconds per engine and layer, over the rounds
+LAYER_TARGET_S_DEFAULT_RUN = 0.1  # `make bench`'s 10-minute budget (bench/__main__.py)
+
+
+def _engine_of_layer_candidate(name):
+    """pycnn's native algorithms share one OpenMP team (no pause between their blocks); the
+    peers and the JIT algorithms are engines of their own."""
+    return "pycnn" if name in ALGOS else name
+
+
 def run_layers(opts):
     rows = []
     for layer, N, x, w, b in _layer_problems(opts):
@@ -145,7 +155,12 @@ def run_layers(opts):
             else reference.conv2d(x, w, b, layer.stride, layer.pad, 1, layer.groups)
         )
         status = {name: _close(fn(), truth, 1e-3) for name, fn in cands.items()}
-        timed = compare({k: v for k, v in cands.items() if status[k]}, rounds=opts.rounds)
+        timed = compare(
+            {k: v for k, v in cands.items() if status[k]},
+            rounds=opts.rounds,
+            target_s=LAYER_TARGET_S_DEFAULT_RUN if getattr(opts, "default_run", False) else LAYER_TARGET_S,
+            engine=_engine_of_layer_candidate,
+        )
         flops = layer.flops(N)
         row = dict(suite="layers", layer=layer.id, N=N, gflop=flops / 1e9, auto_choice=policy.choose(shape))
         for name in cands:

@@ -24,8 +24,9 @@ PAUSE_S = 0.03  # longer than the spin-wait of libgomp, OpenBLAS and onnxruntime
 WARMUP_S = 0.01
 
 
-def time_block(fn, reps: int, warmup: int = 2, warmup_s: float = WARMUP_S) -> list[float]:
-    time.sleep(PAUSE_S)
+def time_block(fn, reps: int, warmup: int = 2, warmup_s: float = WARMUP_S, pause: bool = True) -> list[float]:
+    if pause:
+        time.sleep(PAUSE_S)
     t_end = time.perf_counter() + warmup_s
     done = 0
     while done < warmup or time.perf_counter() < t_end:
@@ -39,12 +40,23 @@ def time_block(fn, reps: int, warmup: int = 2, warmup_s: float = WARMUP_S) -> li
     return out
 
 
-def compare(cands: dict, rounds: int = 3, target_s: float = 0.15, max_reps: int = 50, min_samples: int = 1) -> dict:
+def compare(
+    cands: dict,
+    rounds: int = 3,
+    target_s: float = 0.15,
+    max_reps: int = 50,
+    min_samples: int = 1,
+    engine=None,
+) -> dict:
     """cands: name -> zero-argument callable. Returns name -> {'median_s', 'samples'}.
 
     Each candidate gets at least min_samples timed calls: calls too slow for more than one per
     block get more rounds (a whole network at batch 8 is one call per block; a median of three
-    moved by +-4% between runs)."""
+    moved by +-4% between runs). engine(name) names the thread pool a candidate runs on (default:
+    each its own): the pause before a block, there for the previous engine's spinning workers,
+    is skipped where the previous block ran on the same engine (pycnn's algorithms one after
+    another share one OpenMP team; the warm-up still runs)."""
+    engine = engine or (lambda name: name)
     reps = {}
     for name, fn in cands.items():
         fn()  # first call: JIT, allocation, lazy init
@@ -54,9 +66,11 @@ def compare(cands: dict, rounds: int = 3, target_s: float = 0.15, max_reps: int 
         reps[name] = int(max(1, min(max_reps, target_s / rounds / dt)))
     rounds = max([rounds] + [-(-min_samples // r) for r in reps.values()])
     samples = {name: [] for name in cands}
+    last = None
     for _ in range(rounds):
         for name, fn in cands.items():
-            samples[name] += time_block(fn, reps[name], warmup=1)
+            samples[name] += time_block(fn, reps[name], warmup=1, pause=engine(name) != last)
+            last = engine(name)
     return {name: {"median_s": statistics.median(s), "samples": len(s)} for name, s in samples.items()}
 
 

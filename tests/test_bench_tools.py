@@ -89,6 +89,26 @@ def test_timing_compare_takes_turns_and_meets_min_samples():
     assert out["slow"]["samples"] == 2
 
 
+def test_timing_compare_pauses_only_where_the_engine_changes(monkeypatch):
+    """The pause before a block (for the previous engine's spinning workers) is skipped after a
+    block of the same engine (pycnn's algorithms share one OpenMP team); by default every
+    candidate is its own engine. The layers suite runs pycnn's algorithms as one engine."""
+    from bench import suites, timing
+
+    pauses = []
+    real_sleep = timing.time.sleep
+    monkeypatch.setattr(timing.time, "sleep", lambda s: (pauses.append(s), real_sleep(s)))
+    cands = {"direct": lambda: None, "im2col": lambda: None, "torch": lambda: None}
+    timing.compare(cands, rounds=2, target_s=0.002, max_reps=2)
+    assert pauses.count(timing.PAUSE_S) == 6
+    pauses.clear()
+    timing.compare(cands, rounds=2, target_s=0.002, max_reps=2, engine=suites._engine_of_layer_candidate)
+    # round 1: direct (pause), im2col (same engine), torch (pause); round 2 likewise
+    assert pauses.count(timing.PAUSE_S) == 4
+    assert suites._engine_of_layer_candidate("auto") == "pycnn"
+    assert suites._engine_of_layer_candidate("ort") == "ort"
+
+
 def test_every_bench_tool_has_openblas_workers_sleep_at_once():
     """The package sets OPENBLAS_THREAD_TIMEOUT before its tools import NumPy (bench.sgemm_ab and
     the others run as `python -m bench.TOOL`, not through bench/__main__.py): checked in a fresh
@@ -459,3 +479,26 @@ def test_winograd_error_tables(capsys):
     out = capsys.readouterr().out
     for k in ("3x3", "5x5", "1x7", "7x1", "1x3", "3x1", "4x1", "5x1"):
         assert f" {k} stride-1 layers" in out
+
+
+def test_networks_suite_builds_each_peer_once_per_network(monkeypatch):
+    """The models and peers suites run every batch size on one Graph and one of each peer (the
+    PyTorch module, the onnxruntime session exported from it): each engine agrees with pycnn
+    and is timed at both batch sizes."""
+    import argparse
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import pycnn.models.torch_reference as tr
+    from bench import networks
+
+    made = []
+    real = tr.torch_net
+    monkeypatch.setattr(tr, "torch_net", lambda *a, **k: (made.append(a[0]), real(*a, **k))[1])
+    opts = argparse.Namespace(filter="lenet5", quick=False, batch=[1, 2], threads=2, rounds=1)
+    rows = networks.run_networks(opts, suite="peers")
+    assert made == ["lenet5"]
+    assert [(r["model"], r["N"]) for r in rows] == [("lenet5", 1), ("lenet5", 2)]
+    for r in rows:
+        assert not any(k.endswith("_status") and v == "WRONG" for k, v in r.items()), r
+        assert r["pycnn_ms"] > 0 and r["torch_ms"] > 0 and r["onnxruntime_ms"] > 0
