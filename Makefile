@@ -1,9 +1,12 @@
 # The README's two commands: `make test` and `make bench`. Each creates .venv, installs pycnn
-# with what it needs (build tools, test and bench extras), builds the native modules and runs.
+# with what it needs (build tools; test, bench and lint extras for `make test` and the other
+# targets, the bench extra alone for `make bench`), builds the native modules and runs.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+TOOLS  := $(VENV)/.pycnn-build-tools
 STAMP  := $(VENV)/.pycnn-installed
+BENCH_STAMP := $(VENV)/.pycnn-installed-bench
 BENCH_OUT ?= bench/results/latest
 
 .PHONY: test bench build lint format fuzz sanitize package-check cuda-report clean
@@ -20,20 +23,29 @@ $(PY):
 # [bench] and [lint] extras, but without its native modules (PYCNN_BUILD_EXT=0: an editable
 # install would compile them in a temporary directory, one whole build thrown away); `build`
 # compiles them once, in place.
-$(STAMP): $(PY) pyproject.toml setup.py
+# `make bench` installs the [bench] extra only: the test and lint tools (Ray, scikit-learn,
+# hypothesis, ruff, ...) took a share of its 10-minute budget.
+$(TOOLS): $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=64" wheel "pybind11>=2.12" "cmake>=3.18" ninja "numpy>=1.23"
-	PYCNN_BUILD_EXT=0 $(PY) -m pip install -q --no-build-isolation -e ".[test,bench,lint]"
-	touch $(STAMP)
+	touch $(TOOLS)
 
-# Re-runs CMake's incremental build so edited kernels are picked up.
-build: $(STAMP)
+$(STAMP): $(TOOLS) pyproject.toml setup.py
+	PYCNN_BUILD_EXT=0 $(PY) -m pip install -q --no-build-isolation -e ".[test,bench,lint]"
+	touch $(STAMP) $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(TOOLS) pyproject.toml setup.py
+	PYCNN_BUILD_EXT=0 $(PY) -m pip install -q --no-build-isolation -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+# Re-runs CMake's incremental build so edited kernels are picked up (needs only the build tools).
+build: $(TOOLS)
 	$(PY) setup.py -q build_ext --inplace
 
-test: build
+test: $(STAMP) build
 	$(PY) -m pytest tests
 
-bench: build
+bench: $(BENCH_STAMP) build
 	$(PY) -m bench default --out $(BENCH_OUT)
 
 # Style: ruff (checks and formatting, pyproject.toml) on the Python, clang-format (.clang-format)
@@ -56,7 +68,7 @@ package-check: $(STAMP)
 	.ci/check_package.sh
 
 # Long shape fuzzing (tests/test_hardening.py draws 40 problems per run in `make test`).
-fuzz: build
+fuzz: $(STAMP) build
 	PYCNN_FUZZ_EXAMPLES=$${PYCNN_FUZZ_EXAMPLES:-3000} $(PY) -m pytest tests/test_hardening.py -k fuzz \
 		--hypothesis-show-statistics
 

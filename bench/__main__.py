@@ -71,8 +71,8 @@ def main(argv=None):
         names += suites.DEFAULT if s == "default" else [s]
     # `make bench`'s 10-minute budget (venv, build and this run, 2 cores): the default run leaves
     # ResNet-101/152 and torchvision's AlexNet out of the models suite (`python -m bench models`
-    # runs every network) and times each layer for 0.1 s per engine instead of 0.15 (medians of
-    # at least 3 calls either way).
+    # runs every network), times each layer for 0.1 s per engine instead of 0.15 (medians of at
+    # least 3 calls either way) and the layers' NumPy reference by one call.
     opts.default_run = "default" in opts.suite
     unknown = [s for s in names if s not in suites.SUITES]
     if unknown:
