@@ -58,32 +58,39 @@ def _torch_engine(g, name, x, threads, built):
     return m, run
 
 
+def export_onnx(m, x, input_name):
+    """A PyTorch module as ONNX bytes (opset 17, the batch dimension dynamic, output "y"), traced
+    on x (a NumPy array)."""
+    import torch
+
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            m,
+            (torch.from_numpy(x),),
+            f,
+            dynamo=False,
+            input_names=[input_name],
+            output_names=["y"],
+            dynamic_axes={input_name: {0: "N"}},
+            opset_version=17,
+        )
+    return f.getvalue()
+
+
 def _ort_engine(m, name, x, threads, built):
     """onnxruntime on m exported to ONNX with a dynamic batch: exported and its session made once
     per network (built), run at every batch size."""
     import onnxruntime as ort
-    import torch
 
     iname = "tokens" if name == "kimcnn" else "x"
     if "onnxruntime" not in built:
-        f = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                m,
-                (torch.from_numpy(x),),
-                f,
-                dynamo=False,
-                input_names=[iname],
-                output_names=["y"],
-                dynamic_axes={iname: {0: "N"}},
-                opset_version=17,
-            )
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        built["onnxruntime"] = ort.InferenceSession(f.getvalue(), so, providers=["CPUExecutionProvider"])
+        built["onnxruntime"] = ort.InferenceSession(export_onnx(m, x, iname), so, providers=["CPUExecutionProvider"])
     sess = built["onnxruntime"]
     return lambda: sess.run(None, {iname: x})[0]
 

@@ -1,15 +1,13 @@
 """ONNX import: every zoo network exported from its PyTorch twin runs in pycnn and matches
 onnxruntime; the operators one by one on hand-built models; errors name the node and operator."""
 
-import io
-import warnings
-
 import numpy as np
 import pytest
 from test_models import model_input
 
 import pycnn
-from conftest import needs_torch, torch
+from bench.networks import export_onnx
+from conftest import needs_torch
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e .[test])")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[test])")
@@ -22,20 +20,7 @@ def run_ort(data, feeds):
 
 
 def export(m, x, input_name):
-    f = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            m,
-            (torch.from_numpy(x),),
-            f,
-            dynamo=False,
-            input_names=[input_name],
-            output_names=["y"],
-            dynamic_axes={input_name: {0: "N"}},
-            opset_version=17,
-        )
-    return f.getvalue()
+    return export_onnx(m, x, input_name)  # the bench's own export (bench/networks.py)
 
 
 @needs_torch
