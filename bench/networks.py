@@ -29,7 +29,7 @@ import numpy as np
 
 import pycnn
 
-from .timing import compare
+from .timing import compare, time_once
 
 ENGINES = ("pycnn", "torch", "onnxruntime", "ncnn")
 
@@ -176,9 +176,7 @@ def run_networks(opts, suite="models"):
             timed = _time(engines, ok, opts)
             for k, fn in slow.items():
                 if ok[k]:
-                    t1 = time.perf_counter()
-                    fn()
-                    timed[k] = {"median_s": time.perf_counter() - t1, "samples": 1}
+                    timed[k] = time_once(fn)
             _record(row, timed, N)
             for k, v in notes.items():
                 row[f"{k}_status"] = v

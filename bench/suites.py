@@ -18,7 +18,7 @@ from pycnn.models import CONV_LAYERS, POOL_LAYERS
 
 from . import gpu_suite, networks
 from . import peers as P
-from .timing import compare, geomean
+from .timing import PAUSE_S, compare, geomean, time_once
 
 
 def _close(y, ref, tol):
@@ -166,9 +166,7 @@ def run_layers(opts):
             engine=_engine_of_layer_candidate,
         )
         for k in once & {k for k in cands if status[k]}:
-            t0 = time.perf_counter()
-            cands[k]()
-            timed[k] = {"median_s": time.perf_counter() - t0, "samples": 1}
+            timed[k] = time_once(cands[k])
         flops = layer.flops(N)
         row = dict(suite="layers", layer=layer.id, N=N, gflop=flops / 1e9, auto_choice=policy.choose(shape))
         for name in cands:
@@ -333,7 +331,7 @@ def run_threads(opts):
             fn()
             ts = []
             for _ in range(opts.rounds):
-                time.sleep(0.03)
+                time.sleep(PAUSE_S)
                 t0 = time.perf_counter()
                 fn()
                 ts.append(time.perf_counter() - t0)

@@ -74,6 +74,14 @@ def compare(
     return {name: {"median_s": statistics.median(s), "samples": len(s)} for name, s in samples.items()}
 
 
+def time_once(fn) -> dict:
+    """One timed call, in compare()'s result form: for the NumPy reference, the oracle and not a
+    contender, whose seconds-long calls a block of their own would spend the run on."""
+    t0 = time.perf_counter()
+    fn()
+    return {"median_s": time.perf_counter() - t0, "samples": 1}
+
+
 EVICT_SHAPE = (1, 64, 512, 512)  # 64 MiB, more than the L2s and the L3 together
 
 

@@ -6,7 +6,7 @@ import pytest
 from test_models import model_input
 
 import pycnn
-from bench.networks import export_onnx
+from bench.networks import export_onnx as export
 from conftest import needs_torch
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e .[test])")
@@ -17,10 +17,6 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 def run_ort(data, feeds):
     s = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     return s.run(None, feeds)[0]
-
-
-def export(m, x, input_name):
-    return export_onnx(m, x, input_name)  # the bench's own export (bench/networks.py)
 
 
 @needs_torch
