@@ -20,6 +20,8 @@ Cg * Kg / (Cg + Kg) at most the ISA's max_ck_per_tile run direct_oc rather than 
 pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: what AVX-512's
 26 adds), small_maps_f2 (Winograd-eligible 3x3 layers on maps of at most 64 pixels with many
 channels run F2 rather than direct_oc where the rule set says so: AVX2 and avx512_256,
+pycnn/select.py), pointwise_max_map (unpadded 1x1 convs on NCHW maps larger than the rule
+set's pointwise_direct_oc_max_map run the SGEMM rather than direct_oc: the avx512 set,
 pycnn/select.py), windowed (convs with a window that run direct_oc read a blocked x, so the 1x1 before
 them writes its output blocked: pycnn/layout.py), windowed_concats (such a conv also reads
 blocked a concat of conv outputs, which those convs then write blocked: Inception's Mixed_5d),
@@ -91,6 +93,8 @@ def _rule_off(name):
         return lambda: setattr(module, attr, True)
     if name == "grouped":
         return _set_rule("grouped_c16_max_group", 0)
+    if name == "pointwise_max_map":
+        return _set_rule("pointwise_direct_oc_max_map", None)
     if name == "small_maps_f2":
         return _set_rule("small_map_f2_min_ck", None)
     if name in ("winograd_5x5", "winograd_1d"):  # the rule's threshold out of reach
@@ -129,6 +133,7 @@ def main(argv=None):
         "ck_per_tile",
         "ck_per_tile_isa",
         "small_maps_f2",
+        "pointwise_max_map",
         "windowed",
         "windowed_concats",
         "winograd_5x5",

@@ -30,7 +30,8 @@ behind each one. In order, a convolution runs:
      Winograd does not take, for unpadded 1x1s on maps of <= DIRECT_OC_POINTWISE_MAX_MAP pixels
      or with at most DIRECT_OC_POINTWISE_MAX_C input channels or (per ISA:
      pointwise_direct_oc_min_k) at least that many outputs (stride 1), or strided ones reading
-     at most DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES per image,
+     at most DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES per image, those three on input maps of
+     at most ISA_RULES' pointwise_direct_oc_max_map pixels,
      and for windows larger than 1x1 with few outputs;
   5. im2col + SGEMM otherwise (1x1 layers, large strided ones).
 Every name it returns is an algorithm of pycnn/registry.py that runs the shape (tests/test_select.py).
@@ -39,8 +40,10 @@ Per ISA (ISA_RULES, keyed by the active kernel table's ISA, and avx512_256 for t
 on CPUs whose AVX-512 FMAs run at the AVX2 rate: rule_set()): the F4 tile threshold, the
 Cg * Kg / (Cg + Kg) above which a Winograd-eligible 3x3 layer on a small map (rule 1's <=
 DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2 instead of direct_oc, the widest map depthwise_c16
-takes, the largest group grouped_c16 takes and the Cg * Kg / (Cg + Kg) at or below which 3x3
-layers run direct_oc rather than Winograd. Where each was measured: docs/performance.md ("The auto rule").
+takes, the largest group grouped_c16 takes, the Cg * Kg / (Cg + Kg) at or below which 3x3
+layers run direct_oc rather than Winograd, and when 1x1 layers run direct_oc rather than the
+SGEMM (the fewest outputs, the largest input map). Where each was measured: docs/performance.md
+("The auto rule").
 """
 
 from __future__ import annotations
@@ -103,10 +106,18 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # convs with C == K and 2, 4 .. this many channels per group run grouped_c16 (rule 0); the generic
 # build's rotations (plain loops over 8 floats) lose to direct_oc at 8. pointwise_direct_oc_min_k:
 # unpadded stride-1 1x1 convs with at least this many outputs per group run direct_oc (rule 4;
-# None: only those DIRECT_OC_POINTWISE_MAX_C and _MAX_MAP send there): on AVX-512 direct_oc
-# beats the SGEMM on every such lecture layer but AlphaGo's 1-output head; capped to AVX2 the
+# None: only those DIRECT_OC_POINTWISE_MAX_C and _MAX_MAP send there): on the Zen 4's AVX-512
+# direct_oc beats the SGEMM on every such lecture layer but AlphaGo's 1-output head (on 512-bit
+# FMA units only to 14x14 maps: pointwise_direct_oc_max_map); capped to AVX2 the
 # SGEMM keeps the 56x56 and 28x28 maps with 64+ outputs. max_ck_per_tile: DIRECT_OC_MAX_CK_PER_TILE
 # per ISA (capped to AVX2, DenseNet's 128 -> 32 on direct_oc lost 0.92-0.94x).
+# pointwise_direct_oc_max_map: unpadded 1x1 convs reading more than this many pixels per input
+# channel run the SGEMM whatever the other pointwise rules say (DIRECT_OC_POINTWISE_MAX_C,
+# pointwise_direct_oc_min_k, DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES; None: no limit). On
+# 512-bit FMA units the SGEMM's 12x32 kernel runs 28x28 and larger NCHW maps 1.1-1.6x faster than
+# direct_oc, shallow or strided alike; at 14x14 and below direct_oc keeps its lead. It only
+# matters for NCHW inputs: a Graph's 1x1 convs that read the channel-blocked layout run direct_oc
+# (pycnn/layout.py) whatever the rule.
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -114,6 +125,7 @@ ISA_RULES = {
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
         "pointwise_direct_oc_min_k": 16,
+        "pointwise_direct_oc_max_map": 196,
         "max_ck_per_tile": 26,
     },
     "avx2": {
@@ -122,6 +134,7 @@ ISA_RULES = {
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
         "pointwise_direct_oc_min_k": None,
+        "pointwise_direct_oc_max_map": None,
         "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
     },
     "generic": {
@@ -130,19 +143,23 @@ ISA_RULES = {
         "depthwise_c16_max_width": 14,
         "grouped_c16_max_group": 4,
         "pointwise_direct_oc_min_k": None,
+        "pointwise_direct_oc_max_map": None,
         "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
     },
 }
 
 # avx512_256: the avx512 kernels on a CPU whose AVX-512 FMAs run on 256-bit units at the AVX2 rate
 # (AMD Zen 4; avx512_fma_width), where direct_oc runs further from the peak than Winograd's GEMMs:
-# avx512's thresholds but F2 on 7x7 maps with many channels (ResNet's 512@7 at batch 1). It keeps
+# avx512's thresholds but F2 on 7x7 maps with many channels (ResNet's 512@7 at batch 1), and
+# direct_oc for the pointwise convs on any map (there it beat the SGEMM on the lecture's 56x56 and
+# 28x28 1x1s, which the SGEMM wins on 512-bit units). It keeps
 # avx512's max_ck_per_tile (26: DenseNet's 128 -> 32, SqueezeNet's 32 -> 128, Inception's 32 -> 64
 # on direct_oc): F4 beat direct_oc on them by a few percent while the VM's L3 held its V and M
 # buffers and lost by up to 1.5x when it did not; direct_oc's time stays put.
 ISA_RULES["avx512_256"] = {
     **ISA_RULES["avx512"],
     "small_map_f2_min_ck": 80,
+    "pointwise_direct_oc_max_map": None,
 }
 
 
@@ -187,6 +204,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     pixels = shape.N * shape.Ho * shape.Wo
     kg = shape.K // shape.groups
     pw_min_k = r["pointwise_direct_oc_min_k"]
+    pw_max_map = r["pointwise_direct_oc_max_map"]
     if shape.R == shape.S == 5 and CONV["winograd_f4"].supports(shape):
         tiles = winograd_tile_count(shape, 4)
         ck = cg * kg / (cg + kg)
@@ -230,17 +248,21 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
         return "direct_oc"
     if cg > DIRECT_MAX_CHANNELS and shape.stride == (1, 1) and shape.R * shape.S > 1:
         return "direct_oc"
+    pw_map_ok = pw_max_map is None or shape.H * shape.W <= pw_max_map  # else the SGEMM (but <= 64 pixels)
     if (
         cg > DIRECT_MAX_CHANNELS
         and shape.R == shape.S == 1
         and shape.pad == (0, 0, 0, 0)
         and (
             shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP
-            or (shape.stride == (1, 1) and cg <= DIRECT_OC_POINTWISE_MAX_C)
-            or (shape.stride == (1, 1) and pw_min_k is not None and kg >= pw_min_k)
-            or (
-                shape.stride != (1, 1)
-                and shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES
+            or pw_map_ok
+            and (
+                (shape.stride == (1, 1) and cg <= DIRECT_OC_POINTWISE_MAX_C)
+                or (shape.stride == (1, 1) and pw_min_k is not None and kg >= pw_min_k)
+                or (
+                    shape.stride != (1, 1)
+                    and shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES
+                )
             )
         )
     ):

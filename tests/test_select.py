@@ -32,7 +32,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv2: 256 pixels
         (shape(C=16, H=17, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # 272 pixels, 5x5: few outputs
         (shape(N=8, C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2 at batch 8
-        (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs (avx512)
+        (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 on 784 pixels: the SGEMM
+        (shape(N=8, C=192, H=14, W=14, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs, 196 pixels
         (shape(N=8, C=16, H=28, W=28, K=32), "direct_oc"),  # 3x3, few channels both ways
         (shape(N=8, C=16, H=28, W=28, K=33), "direct_oc"),  # 16 input channels: at any size
         (shape(N=8, C=16, H=14, W=14, K=48), "direct_oc"),  # GoogLeNet 4a 5x5-branch 3x3 at batch 8
@@ -89,7 +90,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=3, H=224, W=224, K=16, stride=2), "direct_oc"),  # MobileNet V3's first layer: strided
         (shape(C=3, H=224, W=224, K=8, stride=2), "direct_oc"),
         (shape(C=1, H=50, W=300, K=100, R=3, S=300, pad=0), "im2col"),
-        (shape(C=64, R=1, S=1, pad=0), "direct_oc"),  # stride-1 1x1 with 16+ outputs (avx512)
+        (shape(C=64, R=1, S=1, pad=0), "im2col"),  # stride-1 1x1 on 56x56: the SGEMM (avx512)
+        (shape(C=480, H=14, W=14, K=192, R=1, S=1, pad=0), "direct_oc"),  # 16+ outputs on 14x14 (avx512)
+        (shape(C=48, H=14, W=14, K=288, R=1, S=1, pad=0), "direct_oc"),  # few inputs on 14x14
+        (shape(C=48, H=28, W=28, K=288, R=1, S=1, pad=0), "im2col"),  # few inputs on 28x28
         (shape(stride=2), "direct_oc"),  # 28x28 output: 784 pixels
         (shape(N=2, stride=2), "direct_oc"),  # 1568 pixels: strided, any size
         (shape(N=8, C=128, H=56, W=56, K=128, stride=2), "direct_oc"),  # ResNet-50 layer2.0.conv2 b8
@@ -105,9 +109,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=512, H=28, W=28, K=1024, R=1, S=1, stride=2, pad=0), "im2col"),  # to 14x14
         (shape(N=8, C=512, H=7, W=7, K=2048, R=1, S=1, pad=1), "im2col"),  # padded 1x1
         (shape(N=8, C=4, H=7, W=7, K=64, R=1, S=1, pad=0), "im2col"),  # few input channels
-        (shape(N=8, C=64, H=56, W=56, K=128, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 0.8 MB per image
+        (shape(N=8, C=64, H=56, W=56, K=128, R=1, S=1, stride=2, pad=0), "im2col"),  # 0.8 MB, but 56x56 in
+        (shape(N=8, C=256, H=14, W=14, K=512, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 14x14 in
         (shape(N=8, C=256, H=56, W=56, K=512, R=1, S=1, stride=2, pad=0), "im2col"),  # 3.2 MB per image
-        (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "direct_oc"),  # ResNet-50's expand 1x1
+        (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "im2col"),  # ResNet-50's expand 1x1
     ],
 )
 def test_heuristic(s, want):
@@ -160,14 +165,18 @@ def test_heuristic_avx2(s, want):
         (shape(C=128, H=14, W=14, K=32), "direct_oc"),  # DenseNet's 3x3 at 14x14: few outputs, 196 pixels
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
         (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1: as avx512
-        (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "direct_oc"),  # as avx512
+        (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "direct_oc"),  # 1x1 on any map
+        (shape(C=192, H=28, W=28, K=96, R=1, S=1, pad=0), "direct_oc"),
+        (shape(C=24, H=56, W=56, K=144, R=1, S=1, pad=0), "direct_oc"),  # few inputs, any map
+        (shape(N=8, C=64, H=56, W=56, K=128, R=1, S=1, stride=2, pad=0), "direct_oc"),  # 0.8 MB per image
     ],
 )
 def test_heuristic_avx512_256(s, want):
     """The avx512 kernels where AVX-512 FMAs run at the AVX2 rate (measured on Zen 4)."""
     assert select.heuristic(s, "avx512_256") == want
     assert registry.CONV[want].supports(s)
-    if not want.startswith("winograd"):  # the two sets differ only in when Winograd runs
+    # the two sets differ in when Winograd runs and in the 1x1s on maps over 196 pixels
+    if not want.startswith("winograd") and not (s.R == s.S == 1 and s.H * s.W > 196):
         assert select.heuristic(s, "avx512") == want
 
 
@@ -189,9 +198,9 @@ def test_winograd_tile_counts_one_dimensional_tiles_for_the_f4_choice():
     assert select.winograd_tile(shape(H=8, W=8, R=3, S=3)) == "winograd_f2"
 
 
-def test_avx512_256_differs_from_avx512_in_one_threshold():
+def test_avx512_256_differs_from_avx512_in_two_thresholds():
     a, b = select.ISA_RULES["avx512"], select.ISA_RULES["avx512_256"]
-    assert {k for k in a if a[k] != b[k]} == {"small_map_f2_min_ck"}
+    assert {k for k in a if a[k] != b[k]} == {"small_map_f2_min_ck", "pointwise_direct_oc_max_map"}
     assert b["max_ck_per_tile"] == a["max_ck_per_tile"] > select.DIRECT_OC_MAX_CK_PER_TILE
 
 
