@@ -248,20 +248,23 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
         return "direct_oc"
     if cg > DIRECT_MAX_CHANNELS and shape.stride == (1, 1) and shape.R * shape.S > 1:
         return "direct_oc"
-    pw_map_ok = pw_max_map is None or shape.H * shape.W <= pw_max_map  # else the SGEMM (but <= 64 pixels)
+    # the set's input map limit for the pointwise rules below but the <= 64-pixel one (else the SGEMM)
+    pw_map_ok = pw_max_map is None or shape.H * shape.W <= pw_max_map
     if (
         cg > DIRECT_MAX_CHANNELS
         and shape.R == shape.S == 1
         and shape.pad == (0, 0, 0, 0)
         and (
             shape.Ho * shape.Wo <= DIRECT_OC_POINTWISE_MAX_MAP
-            or pw_map_ok
-            and (
-                (shape.stride == (1, 1) and cg <= DIRECT_OC_POINTWISE_MAX_C)
-                or (shape.stride == (1, 1) and pw_min_k is not None and kg >= pw_min_k)
-                or (
-                    shape.stride != (1, 1)
-                    and shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES
+            or (
+                pw_map_ok
+                and (
+                    (shape.stride == (1, 1) and cg <= DIRECT_OC_POINTWISE_MAX_C)
+                    or (shape.stride == (1, 1) and pw_min_k is not None and kg >= pw_min_k)
+                    or (
+                        shape.stride != (1, 1)
+                        and shape.C * shape.H * shape.W * 4 <= DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES
+                    )
                 )
             )
         )

@@ -175,8 +175,9 @@ def test_heuristic_avx512_256(s, want):
     """The avx512 kernels where AVX-512 FMAs run at the AVX2 rate (measured on Zen 4)."""
     assert select.heuristic(s, "avx512_256") == want
     assert registry.CONV[want].supports(s)
-    # the two sets differ in when Winograd runs and in the 1x1s on maps over 196 pixels
-    if not want.startswith("winograd") and not (s.R == s.S == 1 and s.H * s.W > 196):
+    # the two sets differ in when Winograd runs and in the 1x1s on maps over avx512's limit
+    pw_max_map = select.ISA_RULES["avx512"]["pointwise_direct_oc_max_map"]
+    if not want.startswith("winograd") and not (s.R == s.S == 1 and s.H * s.W > pw_max_map):
         assert select.heuristic(s, "avx512") == want
 
 
