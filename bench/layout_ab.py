@@ -22,8 +22,10 @@ pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: w
 channels run F2 rather than direct_oc where the rule set says so: AVX2 and avx512_256,
 pycnn/select.py), pointwise_max_map (unpadded 1x1 convs on NCHW maps larger than the rule
 set's pointwise_direct_oc_max_map run the SGEMM rather than direct_oc: the avx512 set,
-pycnn/select.py), windowed (convs with a window that run direct_oc read a blocked x, so the 1x1 before
-them writes its output blocked: pycnn/layout.py), windowed_concats (such a conv also reads
+pycnn/select.py), f2_at_16_tiles (3x3 layers whose F4 tiling makes exactly 16 tiles run F2
+rather than F4: the avx512 set's f4_min_tiles of 17, pycnn/select.py), windowed (convs with a
+window that run direct_oc read a blocked x, so the 1x1 before them writes its output blocked:
+pycnn/layout.py), windowed_concats (such a conv also reads
 blocked a concat of conv outputs, which those convs then write blocked: Inception's Mixed_5d),
 winograd_5x5 (stride-1 5x5 convs run F(4x4,5x5) where the rule says so, pycnn/select.py),
 winograd_1d (1 x r and r x 1 convs with many channels and tiles run the one-dimensional F(1x4,1xr) / F(4x1,rx1)),
@@ -93,6 +95,8 @@ def _rule_off(name):
         return lambda: setattr(module, attr, True)
     if name == "grouped":
         return _set_rule("grouped_c16_max_group", 0)
+    if name == "f2_at_16_tiles":
+        return _set_rule("f4_min_tiles", select.WINOGRAD_F4_MIN_TILES)
     if name == "pointwise_max_map":
         return _set_rule("pointwise_direct_oc_max_map", None)
     if name == "small_maps_f2":
@@ -134,6 +138,7 @@ def main(argv=None):
         "ck_per_tile_isa",
         "small_maps_f2",
         "pointwise_max_map",
+        "f2_at_16_tiles",
         "windowed",
         "windowed_concats",
         "winograd_5x5",

@@ -110,7 +110,11 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # direct_oc beats the SGEMM on every such lecture layer but AlphaGo's 1-output head (on 512-bit
 # FMA units only to 14x14 maps: pointwise_direct_oc_max_map); capped to AVX2 the
 # SGEMM keeps the 56x56 and 28x28 maps with 64+ outputs. max_ck_per_tile: DIRECT_OC_MAX_CK_PER_TILE
-# per ISA (capped to AVX2, DenseNet's 128 -> 32 on direct_oc lost 0.92-0.94x).
+# per ISA (capped to AVX2, DenseNet's 128 -> 32 on direct_oc lost 0.92-0.94x). f4_min_tiles:
+# WINOGRAD_F4_MIN_TILES per ISA: on 512-bit FMA units a 3x3 layer tiled into exactly 16 F4 tiles
+# (13x13 and 14x14 maps at batch 1) runs F2, whose U is 16/36 of F4's and streams from L3 per
+# call (ResNet-34 and -101 at batch 1 4-8% faster), where the Zen 4 (avx512_256, avx2) had F4
+# ahead there.
 # pointwise_direct_oc_max_map: unpadded 1x1 convs reading more than this many pixels per input
 # channel run the SGEMM whatever the other pointwise rules say (DIRECT_OC_POINTWISE_MAX_C,
 # pointwise_direct_oc_min_k, DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES; None: no limit). On
@@ -120,7 +124,7 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # (pycnn/layout.py) whatever the rule.
 ISA_RULES = {
     "avx512": {
-        "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
+        "f4_min_tiles": WINOGRAD_F4_MIN_TILES + 1,
         "small_map_f2_min_ck": None,
         "depthwise_c16_max_width": None,
         "grouped_c16_max_group": 8,
@@ -152,7 +156,7 @@ ISA_RULES = {
 # (AMD Zen 4; avx512_fma_width), where direct_oc runs further from the peak than Winograd's GEMMs:
 # avx512's thresholds but F2 on 7x7 maps with many channels (ResNet's 512@7 at batch 1), and
 # direct_oc for the pointwise convs on any map (there it beat the SGEMM on the lecture's 56x56 and
-# 28x28 1x1s, which the SGEMM wins on 512-bit units). It keeps
+# 28x28 1x1s, which the SGEMM wins on 512-bit units), and F4 from 16 tiles. It keeps
 # avx512's max_ck_per_tile (26: DenseNet's 128 -> 32, SqueezeNet's 32 -> 128, Inception's 32 -> 64
 # on direct_oc): F4 beat direct_oc on them by a few percent while the VM's L3 held its V and M
 # buffers and lost by up to 1.5x when it did not; direct_oc's time stays put.
@@ -160,6 +164,7 @@ ISA_RULES["avx512_256"] = {
     **ISA_RULES["avx512"],
     "small_map_f2_min_ck": 80,
     "pointwise_direct_oc_max_map": None,
+    "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
 }
 
 

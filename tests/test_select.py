@@ -44,9 +44,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=128, H=56, W=56, K=32), "direct_oc"),  # DenseNet's 3x3s: 25.6
         (shape(C=256, H=56, W=56, K=32), "winograd_f4"),  # 28.4
         (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
-        (shape(C=33, H=14, W=14, K=128), "winograd_f4"),  # 16 F4 tiles
+        (shape(C=33, H=14, W=14, K=128), "winograd_f2"),  # 16 F4 tiles: F2 (avx512)
+        (shape(C=33, H=17, W=17, K=128), "winograd_f4"),  # 25 F4 tiles
         (shape(N=2, C=32, H=14, W=14, K=128), "direct_oc"),  # 392 pixels, but 25.6
-        (shape(N=2, C=48, H=14, W=14, K=128), "winograd_f4"),  # 34.9
+        (shape(N=2, C=48, H=14, W=14, K=128), "winograd_f4"),  # 34.9, 32 tiles
         (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs (avx512)
         (shape(C=192, H=19, W=19, K=1, R=1, S=1, pad=0), "im2col"),  # 1x1 to one output (AlphaGo's head)
         (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),  # 33 outputs: stride-1 5x5
@@ -77,7 +78,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=4, H=7, W=7, K=64, R=5, S=5, pad=2), "im2col"),  # ... 7 wide: neither
         (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),  # 98 pixels, 8 F4 tiles
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
-        (shape(C=256, H=14, W=14, K=256), "winograd_f4"),  # 16 F4 tiles (batch 1)
+        (shape(C=256, H=14, W=14, K=256), "winograd_f2"),  # 16 F4 tiles (batch 1): F2 (avx512)
+        (shape(C=256, H=17, W=17, K=256), "winograd_f4"),  # 25
         (shape(C=256, H=11, W=11, K=256), "winograd_f2"),  # 9 F4 tiles
         (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
         (shape(C=192, H=19, W=19, K=192), "winograd_f4"),  # AlphaGo: 25
@@ -194,14 +196,16 @@ def test_winograd_tile_count_knows_the_one_dimensional_tiles(s, tiles):
 
 
 def test_winograd_tile_counts_one_dimensional_tiles_for_the_f4_choice():
-    # 16 F(1x4,1x7) tiles on an 8x8 map: F4 (squares would count 4, under WINOGRAD_F4_MIN_TILES)
-    assert select.winograd_tile(shape(H=8, W=8, R=1, S=7, pad=(0, 3))) == "winograd_f4"
+    # 18 F(1x4,1x7) tiles on a 9x8 map: F4 on every rule set (squares would count 6, under
+    # WINOGRAD_F4_MIN_TILES)
+    assert select.winograd_tile(shape(H=9, W=8, R=1, S=7, pad=(0, 3))) == "winograd_f4"
     assert select.winograd_tile(shape(H=8, W=8, R=3, S=3)) == "winograd_f2"
 
 
-def test_avx512_256_differs_from_avx512_in_two_thresholds():
+def test_avx512_256_differs_from_avx512_in_three_thresholds():
     a, b = select.ISA_RULES["avx512"], select.ISA_RULES["avx512_256"]
-    assert {k for k in a if a[k] != b[k]} == {"small_map_f2_min_ck", "pointwise_direct_oc_max_map"}
+    assert {k for k in a if a[k] != b[k]} == {"small_map_f2_min_ck", "pointwise_direct_oc_max_map", "f4_min_tiles"}
+    assert a["f4_min_tiles"] == b["f4_min_tiles"] + 1 == select.WINOGRAD_F4_MIN_TILES + 1
     assert b["max_ck_per_tile"] == a["max_ck_per_tile"] > select.DIRECT_OC_MAX_CK_PER_TILE
 
 
