@@ -20,7 +20,7 @@ behind each one. In order, a convolution runs:
      direct_oc); F(1x4,1xr) / F(4x1,rx1) for stride-1 one-dimensional layers (r = 3, 4, 5, 7)
      with Cg * Kg / (Cg + Kg) >= WINOGRAD_1D_MIN_CK and WINOGRAD_1D_MIN_TILES tiles; 3x3 layers:
      Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels per group (F4
-     with >= WINOGRAD_F4_MIN_TILES tiles, else F2), except direct_oc where the transforms are not
+     with >= ISA_RULES' f4_min_tiles tiles, else F2), except direct_oc where the transforms are not
      paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per tile:
      ISA_RULES' max_ck_per_tile);
   3. first layers (<= DIRECT_MAX_CHANNELS input channels, output >= DIRECT_MIN_WIDTH wide):
