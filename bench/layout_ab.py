@@ -20,7 +20,9 @@ Cg * Kg / (Cg + Kg) at most the ISA's max_ck_per_tile run direct_oc rather than 
 pycnn/select.py), ck_per_tile_isa (that threshold at the base 16 on every ISA: what AVX-512's
 26 adds), small_maps_f2 (Winograd-eligible 3x3 layers on maps of at most 64 pixels with many
 channels run F2 rather than direct_oc where the rule set says so: AVX2 and avx512_256,
-pycnn/select.py), pointwise_max_map (unpadded 1x1 convs on NCHW maps larger than the rule
+pycnn/select.py), small_map_ck (Winograd-eligible 3x3 layers on at most 196 output pixels with
+Cg * Kg / (Cg + Kg) at most the rule set's small_map_direct_oc_max_ck run direct_oc: the avx512
+set, pycnn/select.py), pointwise_max_map (unpadded 1x1 convs on NCHW maps larger than the rule
 set's pointwise_direct_oc_max_map run the SGEMM rather than direct_oc: the avx512 set,
 pycnn/select.py), f2_at_16_tiles (3x3 layers whose F4 tiling makes exactly 16 tiles run F2
 rather than F4: the avx512 set's f4_min_tiles of 17, pycnn/select.py), windowed (convs with a
@@ -99,6 +101,8 @@ def _rule_off(name):
         return _set_rule("f4_min_tiles", select.WINOGRAD_F4_MIN_TILES)
     if name == "pointwise_max_map":
         return _set_rule("pointwise_direct_oc_max_map", None)
+    if name == "small_map_ck":
+        return _set_rule("small_map_direct_oc_max_ck", None)
     if name == "small_maps_f2":
         return _set_rule("small_map_f2_min_ck", None)
     if name in ("winograd_5x5", "winograd_1d"):  # the rule's threshold out of reach
@@ -137,6 +141,7 @@ def main(argv=None):
         "ck_per_tile",
         "ck_per_tile_isa",
         "small_maps_f2",
+        "small_map_ck",
         "pointwise_max_map",
         "f2_at_16_tiles",
         "windowed",

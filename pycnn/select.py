@@ -22,7 +22,7 @@ behind each one. In order, a convolution runs:
      Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels per group (F4
      with >= ISA_RULES' f4_min_tiles tiles, else F2), except direct_oc where the transforms are not
      paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per tile:
-     ISA_RULES' max_ck_per_tile);
+     ISA_RULES' max_ck_per_tile, and on small maps its small_map_direct_oc_max_ck);
   3. first layers (<= DIRECT_MAX_CHANNELS input channels, output >= DIRECT_MIN_WIDTH wide):
      direct_oc when strided or with >= DIRECT_OC_MIN_FIRST_K outputs, else direct;
   4. direct_oc for strided windows larger than 1x1 with few outputs in the batch or a small
@@ -115,6 +115,12 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # (13x13 and 14x14 maps at batch 1) runs F2, whose U is 16/36 of F4's and streams from L3 per
 # call (ResNet-34 and -101 at batch 1 4-8% faster), where the Zen 4 (avx512_256, avx2) had F4
 # ahead there.
+# small_map_direct_oc_max_ck: Winograd-eligible 3x3 layers on at most DIRECT_OC_FEW_C_MAX_PIXELS
+# output pixels in the batch (13x13 and 14x14 maps at batch 1: 16 F4 tiles) with Cg * Kg / (Cg +
+# Kg) at most this run direct_oc (None: only max_ck_per_tile's). On 512-bit FMA units direct_oc
+# beats both tiles there on SqueezeNet's 48 -> 192 (38.4) and ties them on 64 -> 256 (51.2), and in
+# the network it also lets the squeeze 1x1 before them write the channel-blocked layout; from
+# GoogLeNet's 96 -> 208 (65.7) up Winograd wins. Capped to AVX2, F4 wins both SqueezeNet layers.
 # pointwise_direct_oc_max_map: unpadded 1x1 convs reading more than this many pixels per input
 # channel run the SGEMM whatever the other pointwise rules say (DIRECT_OC_POINTWISE_MAX_C,
 # pointwise_direct_oc_min_k, DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES; None: no limit). On
@@ -131,6 +137,7 @@ ISA_RULES = {
         "pointwise_direct_oc_min_k": 16,
         "pointwise_direct_oc_max_map": 196,
         "max_ck_per_tile": 26,
+        "small_map_direct_oc_max_ck": 56,
     },
     "avx2": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -140,6 +147,7 @@ ISA_RULES = {
         "pointwise_direct_oc_min_k": None,
         "pointwise_direct_oc_max_map": None,
         "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
+        "small_map_direct_oc_max_ck": None,
     },
     "generic": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -149,6 +157,7 @@ ISA_RULES = {
         "pointwise_direct_oc_min_k": None,
         "pointwise_direct_oc_max_map": None,
         "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
+        "small_map_direct_oc_max_ck": None,
     },
 }
 
@@ -156,7 +165,8 @@ ISA_RULES = {
 # (AMD Zen 4; avx512_fma_width), where direct_oc runs further from the peak than Winograd's GEMMs:
 # avx512's thresholds but F2 on 7x7 maps with many channels (ResNet's 512@7 at batch 1), and
 # direct_oc for the pointwise convs on any map (there it beat the SGEMM on the lecture's 56x56 and
-# 28x28 1x1s, which the SGEMM wins on 512-bit units), and F4 from 16 tiles. It keeps
+# 28x28 1x1s, which the SGEMM wins on 512-bit units), and F4 from 16 tiles, without the small-map
+# direct_oc rule (measured on 512-bit units and capped to AVX2 only, where F4 won). It keeps
 # avx512's max_ck_per_tile (26: DenseNet's 128 -> 32, SqueezeNet's 32 -> 128, Inception's 32 -> 64
 # on direct_oc): F4 beat direct_oc on them by a few percent while the VM's L3 held its V and M
 # buffers and lost by up to 1.5x when it did not; direct_oc's time stays put.
@@ -165,6 +175,7 @@ ISA_RULES["avx512_256"] = {
     "small_map_f2_min_ck": 80,
     "pointwise_direct_oc_max_map": None,
     "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
+    "small_map_direct_oc_max_ck": None,
 }
 
 
@@ -222,6 +233,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
             return "winograd_f4"
     winograd = shape.R == shape.S == 3 and CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
     f2_ck = r["small_map_f2_min_ck"]
+    small_ck = r["small_map_direct_oc_max_ck"]
     if (
         winograd
         and f2_ck is not None
@@ -240,6 +252,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
             cg <= DIRECT_OC_FEWER_C
             or cg * kg <= r["max_ck_per_tile"] * (cg + kg)
             or (cg <= DIRECT_OC_FEW_C and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS)
+            or (small_ck is not None and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS and cg * kg <= small_ck * (cg + kg))
         ):
             return "direct_oc"
         return winograd_tile(shape, isa)

@@ -222,6 +222,11 @@ def test_layout_ab_runs(capsys):
     assert all(r["small_map_f2_min_ck"] is None for r in layout_ab.select.ISA_RULES.values())
     restore()
     assert layout_ab.select.ISA_RULES == rules
+    restore = layout_ab._rule_off("small_map_ck")  # SqueezeNet's 48 -> 192 @13 at batch 1
+    squeeze = layout_ab.pycnn.ops.ConvShape((1, 48, 13, 13), (192, 48, 3, 3), 1, 1, 1, 1)
+    assert layout_ab.select.heuristic(squeeze, "avx512") == "winograd_f2"
+    restore()
+    assert layout_ab.select.heuristic(squeeze, "avx512") == "direct_oc"
     assert layout_ab.binding.PREFIX_CONCATS and layout_ab.binding.STRIDED_CONCATS and layout_ab.layout.WINDOWED_READERS
     assert layout_ab.layout.WINDOWED_CONCATS
     layout_ab.main(["convnetjs", "--batch", "8", "--off", "winograd_5x5", "--rounds", "1"])  # its 16 -> 20 5x5

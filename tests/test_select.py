@@ -44,7 +44,7 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=8, C=128, H=56, W=56, K=32), "direct_oc"),  # DenseNet's 3x3s: 25.6
         (shape(C=256, H=56, W=56, K=32), "winograd_f4"),  # 28.4
         (shape(C=32, H=14, W=14, K=128), "direct_oc"),  # 196 pixels, 32 channels
-        (shape(C=33, H=14, W=14, K=128), "winograd_f2"),  # 16 F4 tiles: F2 (avx512)
+        (shape(C=33, H=14, W=14, K=128), "direct_oc"),  # 26.2 on 196 pixels (avx512: small_map_direct_oc_max_ck)
         (shape(C=33, H=17, W=17, K=128), "winograd_f4"),  # 25 F4 tiles
         (shape(N=2, C=32, H=14, W=14, K=128), "direct_oc"),  # 392 pixels, but 25.6
         (shape(N=2, C=48, H=14, W=14, K=128), "winograd_f4"),  # 34.9, 32 tiles
@@ -79,6 +79,10 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=2, C=512, H=7, W=7, K=512), "winograd_f2"),  # 98 pixels, 8 F4 tiles
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
         (shape(C=256, H=14, W=14, K=256), "winograd_f2"),  # 16 F4 tiles (batch 1): F2 (avx512)
+        (shape(C=48, H=13, W=13, K=192), "direct_oc"),  # SqueezeNet's expand3x3 @13: 38.4 on 169 pixels
+        (shape(C=64, H=13, W=13, K=256), "direct_oc"),  # ... 51.2
+        (shape(C=96, H=14, W=14, K=208), "winograd_f2"),  # GoogLeNet 4b's 3x3: 65.7, above 56
+        (shape(N=2, C=48, H=13, W=13, K=192), "winograd_f4"),  # 338 pixels: Winograd
         (shape(C=256, H=17, W=17, K=256), "winograd_f4"),  # 25
         (shape(C=256, H=11, W=11, K=256), "winograd_f2"),  # 9 F4 tiles
         (shape(N=2, C=256, H=14, W=14, K=256), "winograd_f4"),  # 32
@@ -202,9 +206,15 @@ def test_winograd_tile_counts_one_dimensional_tiles_for_the_f4_choice():
     assert select.winograd_tile(shape(H=8, W=8, R=3, S=3)) == "winograd_f2"
 
 
-def test_avx512_256_differs_from_avx512_in_three_thresholds():
+def test_avx512_256_differs_from_avx512_in_four_thresholds():
     a, b = select.ISA_RULES["avx512"], select.ISA_RULES["avx512_256"]
-    assert {k for k in a if a[k] != b[k]} == {"small_map_f2_min_ck", "pointwise_direct_oc_max_map", "f4_min_tiles"}
+    assert {k for k in a if a[k] != b[k]} == {
+        "small_map_f2_min_ck",
+        "pointwise_direct_oc_max_map",
+        "f4_min_tiles",
+        "small_map_direct_oc_max_ck",
+    }
+    assert b["small_map_direct_oc_max_ck"] is None and a["small_map_direct_oc_max_ck"] > a["max_ck_per_tile"]
     assert a["f4_min_tiles"] == b["f4_min_tiles"] + 1 == select.WINOGRAD_F4_MIN_TILES + 1
     assert b["max_ck_per_tile"] == a["max_ck_per_tile"] > select.DIRECT_OC_MAX_CK_PER_TILE
 
