@@ -2,7 +2,9 @@
 pycnn's Graph.profile (median per plan step) beside onnxruntime's own profiler (median per node over
 the same number of runs). `python -m bench.ort_nodes NAME [--batch B] [--threads T] [--runs R]
 [--top K]`. onnxruntime's profiler adds a few microseconds to each node it times, so its per-node
-sum overstates its run; the ratio column is what to read, per step, beside the whole-run medians.
+sum overstates its run; pycnn's step sum adds per-step medians, and each step's times skew right,
+so it understates its run (docs/performance.md, torchvision's networks). The whole-run medians are
+the comparison; the rows say where the gaps are.
 
 A step is matched to the onnxruntime nodes named after one of its nodes or their outputs (its
 NCHWc convs are named "<output>_nchwc"); the layout reorders onnxruntime inserts match no step and
