@@ -41,7 +41,8 @@ on CPUs whose AVX-512 FMAs run at the AVX2 rate: rule_set()): the F4 tile thresh
 Cg * Kg / (Cg + Kg) above which a Winograd-eligible 3x3 layer on a small map (rule 1's <=
 DIRECT_OC_MAX_PIXELS_ANY pixels) runs F2 instead of direct_oc, the widest map depthwise_c16
 takes, the largest group grouped_c16 takes, the Cg * Kg / (Cg + Kg) at or below which 3x3
-layers run direct_oc rather than Winograd, and when 1x1 layers run direct_oc rather than the
+layers run direct_oc rather than Winograd (at any size, and on maps of at most
+DIRECT_OC_FEW_C_MAX_PIXELS pixels), and when 1x1 layers run direct_oc rather than the
 SGEMM (the fewest outputs, the largest input map). Where each was measured: docs/performance.md
 ("The auto rule").
 """
