@@ -32,7 +32,10 @@ blocked a concat of conv outputs, which those convs then write blocked: Inceptio
 winograd_5x5 (stride-1 5x5 convs run F(4x4,5x5) where the rule says so, pycnn/select.py),
 winograd_1d (1 x r and r x 1 convs with many channels and tiles run the one-dimensional F(1x4,1xr) / F(4x1,rx1)),
 winograd_1d_short (the same for r = 3, 4, 5 only: Inception's 1x3 / 3x1, Kim's rows as channels),
-all (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan."""
+all (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan.
+--set KEY=VALUE instead compares every rule set with one select.ISA_RULES threshold at VALUE (A)
+against the rule sets as they are (B): `python -m bench.layout_ab googlenet --set
+small_map_direct_oc_max_ck=200`. Printed: A's and B's medians and A / B (> 1: B, as they are, faster)."""
 
 import argparse
 import statistics
@@ -152,8 +155,19 @@ def main(argv=None):
         "all",
     )
     ap.add_argument("--off", choices=rules, default="gate")
+    ap.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        help="instead of --off: A is every rule set (select.ISA_RULES) with KEY at VALUE (an integer or none)",
+    )
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
+    if args.set is not None:
+        key, _, value = args.set.partition("=")
+        if key not in select.ISA_RULES["avx512"] or not value:
+            ap.error(f"--set: expected KEY=VALUE with KEY one of {sorted(select.ISA_RULES['avx512'])}")
+        if value.lower() != "none" and not value.lstrip("-").isdigit():
+            ap.error(f"--set: VALUE must be an integer or none, got {value!r}")
     pycnn.set_num_threads(2)
     if args.network in zoo.NETWORKS:
         onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
@@ -168,7 +182,12 @@ def main(argv=None):
             return g
 
         x = networks._input(make(), args.network, args.batch, np.random.default_rng(0))
-    restore = _rule_off(args.off)
+    if args.set is not None:
+        restore = _set_rule(key, None if value.lower() == "none" else int(value))
+        label, as_is = f"rule sets with {key}={value}", "as they are"
+    else:
+        restore = _rule_off(args.off)
+        label, as_is = f"rule '{args.off}' off", "on"
     try:
         off = make()
         y_off = off(x)  # bound (the layout planned) with the rule off
@@ -196,8 +215,8 @@ def main(argv=None):
         b += block(on, 6)
     ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
     print(
-        f"{args.network} batch {args.batch}, ISA {pycnn._C.get_isa()}, 2 threads: rule '{args.off}' off "
-        f"{ma:.2f} ms, on {mb:.2f} ms (medians of {len(a)}), {ma / mb:.3f}x"
+        f"{args.network} batch {args.batch}, ISA {pycnn._C.get_isa()}, 2 threads: {label} "
+        f"{ma:.2f} ms, {as_is} {mb:.2f} ms (medians of {len(a)}), {ma / mb:.3f}x"
     )
 
 

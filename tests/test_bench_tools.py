@@ -222,6 +222,14 @@ def test_layout_ab_runs(capsys):
     assert all(r["small_map_f2_min_ck"] is None for r in layout_ab.select.ISA_RULES.values())
     restore()
     assert layout_ab.select.ISA_RULES == rules
+    layout_ab.main(["mobilenet_v3_small", "--set", "max_ck_per_tile=16", "--rounds", "1"])  # one threshold at a value
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "rule sets with max_ck_per_tile=16" in line and "as they are" in line and line.endswith("x")
+    assert layout_ab.select.ISA_RULES == rules  # each set's own value back
+    for bad in ("no_such_threshold=1", "max_ck_per_tile=", "max_ck_per_tile=1.5"):
+        with pytest.raises(SystemExit):
+            layout_ab.main(["mobilenet_v3_small", "--set", bad])
+    assert "--set" in capsys.readouterr().err
     restore = layout_ab._rule_off("small_map_ck")  # SqueezeNet's 48 -> 192 @13 at batch 1
     squeeze = layout_ab.pycnn.ops.ConvShape((1, 48, 13, 13), (192, 48, 3, 3), 1, 1, 1, 1)
     assert layout_ab.select.heuristic(squeeze, "avx512") == "winograd_f2"
