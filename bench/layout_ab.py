@@ -154,7 +154,7 @@ def main(argv=None):
         "winograd_1d_short",
         "all",
     )
-    ap.add_argument("--off", choices=rules, default="gate")
+    ap.add_argument("--off", choices=rules, help="the switch turned off in A (default: gate)")
     ap.add_argument(
         "--set",
         metavar="KEY=VALUE",
@@ -162,6 +162,9 @@ def main(argv=None):
     )
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
+    if args.set is not None and args.off is not None:
+        ap.error("--set and --off: give one")
+    args.off = args.off or "gate"
     if args.set is not None:
         key, _, value = args.set.partition("=")
         if key not in select.ISA_RULES["avx512"] or not value:

@@ -229,6 +229,8 @@ def test_layout_ab_runs(capsys):
     for bad in ("no_such_threshold=1", "max_ck_per_tile=", "max_ck_per_tile=1.5"):
         with pytest.raises(SystemExit):
             layout_ab.main(["mobilenet_v3_small", "--set", bad])
+    with pytest.raises(SystemExit):  # one comparison at a time
+        layout_ab.main(["mobilenet_v3_small", "--set", "max_ck_per_tile=16", "--off", "chains"])
     assert "--set" in capsys.readouterr().err
     restore = layout_ab._rule_off("small_map_ck")  # SqueezeNet's 48 -> 192 @13 at batch 1
     squeeze = layout_ab.pycnn.ops.ConvShape((1, 48, 13, 13), (192, 48, 3, 3), 1, 1, 1, 1)
