@@ -137,6 +137,7 @@ def test_heuristic(s, want):
         (shape(C=192, H=28, W=28, K=96, R=1, S=1, pad=0), "im2col"),  # and 28x28 ones
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
         (shape(C=256, H=14, W=14, K=256), "winograd_f4"),
+        (shape(C=48, H=13, W=13, K=192), "winograd_f4"),  # SqueezeNet's expand3x3: no small-map direct_oc on avx2
         (shape(C=32, H=147, W=147, K=64), "winograd_f4"),  # Cg * Kg / (Cg + Kg) 21.3: above avx2's 16
         (shape(N=8, C=128, H=56, W=56, K=32), "winograd_f4"),  # 25.6 (DenseNet's 3x3s)
         (shape(C=32, H=147, W=147, K=32), "direct_oc"),  # 16
