@@ -234,7 +234,6 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
             return "winograd_f4"
     winograd = shape.R == shape.S == 3 and CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
     f2_ck = r["small_map_f2_min_ck"]
-    small_ck = r["small_map_direct_oc_max_ck"]
     if (
         winograd
         and f2_ck is not None
@@ -249,11 +248,15 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     ):
         return "direct_oc"
     if winograd:
+        # the Cg * Kg / (Cg + Kg) at or below which the transforms are not paid back: the set's
+        # max_ck_per_tile, raised on small maps where it says so
+        max_ck = r["max_ck_per_tile"]
+        if r["small_map_direct_oc_max_ck"] is not None and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS:
+            max_ck = max(max_ck, r["small_map_direct_oc_max_ck"])
         if (
             cg <= DIRECT_OC_FEWER_C
-            or cg * kg <= r["max_ck_per_tile"] * (cg + kg)
+            or cg * kg <= max_ck * (cg + kg)
             or (cg <= DIRECT_OC_FEW_C and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS)
-            or (small_ck is not None and pixels <= DIRECT_OC_FEW_C_MAX_PIXELS and cg * kg <= small_ck * (cg + kg))
         ):
             return "direct_oc"
         return winograd_tile(shape, isa)
