@@ -171,6 +171,7 @@ def main(argv=None):
             ap.error(f"--set: expected KEY=VALUE with KEY one of {sorted(select.ISA_RULES['avx512'])}")
         if value.lower() != "none" and not value.lstrip("-").isdigit():
             ap.error(f"--set: VALUE must be an integer or none, got {value!r}")
+        set_value = None if value.lower() == "none" else int(value)
     pycnn.set_num_threads(2)
     if args.network in zoo.NETWORKS:
         onnx_bytes = zoo.export_onnx(zoo.torch_model(args.network), args.network)
@@ -186,7 +187,7 @@ def main(argv=None):
 
         x = networks._input(make(), args.network, args.batch, np.random.default_rng(0))
     if args.set is not None:
-        restore = _set_rule(key, None if value.lower() == "none" else int(value))
+        restore = _set_rule(key, set_value)
         label, as_is = f"rule sets with {key}={value}", "as they are"
     else:
         restore = _rule_off(args.off)
