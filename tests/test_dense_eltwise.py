@@ -97,13 +97,24 @@ def test_sgemm_depth_split(shape, threads, isa, rng):
     assert np.isnan(c[M // 2]).all() and np.isnan(c).sum() == N
 
 
+@pytest.fixture
+def large_b_in_place():
+    """Sets sgemm's large-B rule (_C.set_sgemm_large_b_in_place) for a test, back to per vendor after."""
+    yield _C.set_sgemm_large_b_in_place
+    _C.set_sgemm_large_b_in_place(-1)
+
+
 @pytest.mark.parametrize("shape", [(64, 1000, 300), (70, 1001, 600), (384, 520, 513), (6, 2100, 130)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_sgemm_reads_a_large_b_in_place(shape, threads, isa, rng):
-    """One GEMM of up to 384 rows with a row-major B of 1 MiB or more reads B in place (sgemm.cpp
-    kDirectOneMaxRows): several depth blocks (staged C), whole panels read in place and a last
-    partial panel packed (1001, 520 columns), bias per row and column, ReLU, a NaN in B reaching
-    only its column and an Inf in A its row."""
+@pytest.mark.parametrize("in_place", [1, 0])
+def test_sgemm_large_b_in_place_or_packed(shape, threads, in_place, isa, rng, large_b_in_place):
+    """One GEMM of up to 384 rows with a row-major B of 1 MiB or more, B read in place (sgemm.cpp
+    kDirectOneMaxRows; the default on AMD's cores) or packed (the default on Intel's): several
+    depth blocks (staged C), with in place whole panels read in place and a last partial panel
+    packed (1001, 520 columns), bias per row and column, ReLU, a NaN in B reaching only its column
+    and an Inf in A its row."""
+    large_b_in_place(in_place)
+    assert _C.sgemm_large_b_in_place() == bool(in_place)
     M, N, K = shape
     a = rng.standard_normal((M, K), dtype=np.float32)
     b = rng.standard_normal((K, N), dtype=np.float32)
@@ -120,6 +131,19 @@ def test_sgemm_reads_a_large_b_in_place(shape, threads, isa, rng):
     keep = np.ones(N, bool)
     keep[N - 2] = False
     assert_close(c[:, keep], ref[:, keep], atol=1e-4 * np.sqrt(K), rtol=1e-4)
+
+
+def test_sgemm_large_b_rule_follows_the_vendor(large_b_in_place):
+    """The default (-1) reads a large B in place on AMD's cores only, as measured on each vendor
+    (docs/performance.md, SGEMM); a mode other than -1, 0 or 1 is refused naming it."""
+    with open("/proc/cpuinfo") as f:
+        amd = "AuthenticAMD" in f.read()
+    assert _C.cpu_is_amd() == amd
+    large_b_in_place(-1)
+    assert _C.sgemm_large_b_in_place() == amd
+    with pytest.raises(ValueError, match="mode"):
+        large_b_in_place(2)
+    assert _C.sgemm_large_b_in_place() == amd
 
 
 def test_sgemm_depth_split_conv_residual(rng):

@@ -20,6 +20,14 @@ Isa cpu_best_isa() {
   return best;
 }
 
+bool cpu_is_amd() {
+  static const bool amd = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd") != 0;
+  }();
+  return amd;
+}
+
 static std::atomic<int> g_isa{-1};
 
 Isa active_isa() {

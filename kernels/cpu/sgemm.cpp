@@ -9,9 +9,11 @@
 #include "cpu_kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 
+#include "pycnn/isa.h"
 #include "pycnn/parallel.h"
 
 namespace pycnn {
@@ -99,11 +101,12 @@ constexpr int64_t kKsplitMinDepth = 256;  // ... and each thread gets at least t
 // ... or when each thread's partial C is at most this big (it stays in L2 for the sum): the rows'
 // split costs a panel's imbalance and every thread packing all of B, the depth's split the sum
 constexpr int64_t kKsplitMaxPartialBytes = 512 << 10;
-// B read in place for one GEMM of at most this many rows whose B has at least this many bytes
-// (see sgemm_run).
+// B read in place for one GEMM of at most this many rows whose B has at least this many bytes,
+// on the CPUs where that wins (see sgemm_run, set_sgemm_large_b_in_place).
 constexpr int64_t kDirectOneMaxRows = 384;
 constexpr int64_t kDirectOneMinBytes = int64_t(1) << 20;
-constexpr int kMaxMR = 16;  // rows of the widest A panel (a panel packed per use: abuf)
+constexpr int kMaxMR = 16;                // rows of the widest A panel (a panel packed per use: abuf)
+std::atomic<int> g_large_b_in_place{-1};  // set_sgemm_large_b_in_place's mode; -1: per vendor
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
 // cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
@@ -272,6 +275,16 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
 
 }  // namespace
 
+void set_sgemm_large_b_in_place(int mode) {
+  if (mode < -1 || mode > 1) throw std::invalid_argument("mode: expected -1 (per vendor), 0 or 1");
+  g_large_b_in_place.store(mode);
+}
+
+bool sgemm_large_b_in_place() {
+  const int mode = g_large_b_in_place.load(std::memory_order_relaxed);
+  return mode < 0 ? cpu_is_amd() : mode == 1;
+}
+
 void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, Activation act) {
   if (probs_in.empty() || M == 0) return;
   const CpuKernels& kern = *probs_in[0].A->kernels;
@@ -311,13 +324,15 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   const std::vector<GemmProblem>& probs = repacked.empty() ? probs_in : repacked;
   if (ksplit) return sgemm_run_ksplit(probs[0], M, K, act, nt_max);
   // In-place B where each thread would otherwise pack the same B tile (rows split across threads
-  // on small maps) for few rows, saving the duplicated packing; and for one GEMM of few rows
-  // whose B is large enough to come from memory: packing it read B at the memory's pace before
-  // any FMA, where the micro-kernel's strided loads of B overlap the FMAs. A B in the caches
-  // (Winograd's GEMMs of a chunk) packs faster than the strided loads cost; taller GEMMs would
-  // re-read B from memory per row block (docs/performance.md, SGEMM).
-  const bool one_large_b =
-      probs.size() == 1 && M <= kDirectOneMaxRows && K * probs[0].N * (int64_t)sizeof(float) >= kDirectOneMinBytes;
+  // on small maps) for few rows, saving the duplicated packing; and, on AMD's cores, for one GEMM
+  // of few rows whose B is large enough to come from memory: packing it read B at the memory's
+  // pace before any FMA, where the micro-kernel's strided loads of B overlap the FMAs. On
+  // Intel's Xeon the packed panels won instead (the strided panel, a page per k step, did not
+  // stay in L1 across the row panels). A B in the caches (Winograd's GEMMs of a chunk) packs
+  // faster than the strided loads cost; taller GEMMs would re-read B from memory per row block
+  // (docs/performance.md, SGEMM).
+  const bool one_large_b = sgemm_large_b_in_place() && probs.size() == 1 && M <= kDirectOneMaxRows &&
+                           K * probs[0].N * (int64_t)sizeof(float) >= kDirectOneMinBytes;
   const bool allow_direct = (row_parts > 1 && M <= kDirectMaxRows) || one_large_b;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   const PanelKernels pk(kern, MR, NR, M);  // the micro-kernels per panel width (and split)

@@ -97,6 +97,13 @@ struct GemmProblem {
   const float* residual = nullptr;  // M x N, row stride ldc, added before ReLU (ResNet's join), or null
 };
 
+// Whether one GEMM of few rows reads a large row-major B in place instead of packing it
+// (sgemm_run): -1 (the default) picks per vendor, as measured (docs/performance.md, SGEMM:
+// in place won on AMD's Zen 5, packing on Intel's Sapphire Rapids-class Xeon); 0 / 1 force it
+// (the tests run both paths on any CPU).
+void set_sgemm_large_b_in_place(int mode);
+bool sgemm_large_b_in_place();
+
 // Runs all problems with OpenMP over (problem, row block, column block) tiles.
 void sgemm_run(const std::vector<GemmProblem>& problems, int64_t M, int64_t K, Activation act);
 

@@ -14,5 +14,6 @@ Isa active_isa();                            // what kernels use now
 void set_isa(Isa isa);                       // throws std::invalid_argument if the CPU cannot run it
 const char* isa_name(Isa isa);               // cpu_kernels.cpp
 Isa isa_from_name(const std::string& name);  // throws std::invalid_argument
+bool cpu_is_amd();                           // AMD's cores: tuning choices measured per vendor (sgemm.h)
 
 }  // namespace pycnn
