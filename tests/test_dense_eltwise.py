@@ -133,6 +133,29 @@ def test_sgemm_large_b_in_place_or_packed(shape, threads, in_place, isa, rng, la
     assert_close(c[:, keep], ref[:, keep], atol=1e-4 * np.sqrt(K), rtol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(500, 100, 600), (250, 169, 300), (37, 90, 1000)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sgemm_packs_a_per_row_block(shape, threads, isa, rng):
+    """A per-call GEMM whose work items each cover all columns packs A a row block at a time just
+    before use (sgemm.cpp, lazy_a in the wide order): several row blocks of up to 240 rows and a
+    last panel of fewer rows (500, 250, 37), several depth blocks (600, 300, 1000), bias per row and
+    column, ReLU, a NaN in A reaching only its row."""
+    M, N, K = shape
+    a = rng.standard_normal((M, K), dtype=np.float32)
+    a[M - 2, K // 2] = np.nan
+    b = rng.standard_normal((K, N), dtype=np.float32)
+    bias_r = rng.standard_normal(M, dtype=np.float32)
+    bias_c = rng.standard_normal(N, dtype=np.float32)
+    c = np.full((M, N), -7.0, np.float32)
+    with num_threads(threads):
+        _C.sgemm(a, b, c, bias_r, bias_c, True, False)
+    ref = np.maximum(a.astype(np.float64) @ b.astype(np.float64) + bias_r[:, None] + bias_c[None], 0)
+    assert np.isnan(c[M - 2]).all() and np.isnan(c).sum() == N
+    keep = np.ones(M, bool)
+    keep[M - 2] = False
+    assert_close(c[keep], ref[keep], atol=1e-4 * np.sqrt(K), rtol=1e-4)
+
+
 def test_sgemm_large_b_rule_follows_the_vendor(large_b_in_place):
     """The default (-1) reads a large B in place on AMD's cores only, as measured on each vendor
     (docs/performance.md, SGEMM); a mode other than -1, 0 or 1 is refused naming it."""

@@ -301,15 +301,18 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
                       mpanels % nt_max != 0 &&
                       (mpanels < kKsplitMaxPanels * nt_max || partial_bytes <= kKsplitMaxPartialBytes) &&
                       K >= kKsplitMinDepth * nt_max;
-  // An A not packed yet (describe_a) is packed panel by panel inside the narrow order below when
-  // each item covers all columns (so every panel is packed once); else the whole matrix first.
+  // An A not packed yet (describe_a) is packed just before use when each item covers all columns
+  // (so every panel is packed once, by the thread that uses it): panel by panel in the narrow
+  // order below, a row block (MC x KC, in L2) at a time in the wide one; else the whole matrix
+  // first (each block of it then re-read from memory by every item: a 384 x 3456 A packed up
+  // front wrote and re-read 5 MiB around 0.45 GFLOP).
   const GemmProblem& p0 = probs_in[0];
   bool lazy_a = !p0.A->packed();
   std::vector<GemmProblem> repacked;
   PackedA whole;
   if (lazy_a && MR > kMaxMR) throw std::logic_error("sgemm_run: MR above kMaxMR");
   if (lazy_a) {
-    bool once = probs_in.size() == 1 && !ksplit && (p0.N <= kNarrowNC || K <= kShallowK);
+    bool once = probs_in.size() == 1 && !ksplit;
     for (auto& it : items) once = once && it.j0 == 0 && it.j1 == p0.N;
     if (!once) {
       for (auto& p : probs_in)
@@ -357,11 +360,13 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   check_workspace(csize);
   ParallelFailure failure;
 
+  const size_t ablk_size = lazy_a ? (size_t)(MC * kSgemmKC) : 0;  // a row block of A (wide order)
   parallel_run(nt, [&] {
     float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
     float* ctile = csize ? workspace_nothrow(kSlotGemmC, csize) : nullptr;
-    alignas(64) float abuf[kMaxMR * kSgemmKC];  // one A panel packed here (lazy_a)
-    const bool ok = bbuf && (ctile || !csize);
+    float* ablk = ablk_size ? workspace_nothrow(kSlotGemmA, ablk_size) : nullptr;
+    alignas(64) float abuf[kMaxMR * kSgemmKC];  // one A panel packed here (lazy_a, narrow order)
+    const bool ok = bbuf && (ctile || !csize) && (ablk || !ablk_size);
     if (!ok) failure.set();
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ii = 0; ii < (int64_t)items.size(); ++ii) {
@@ -456,10 +461,14 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         }
         for (int64_t ic = it.m0; ic < it.m1; ic += MC) {
           const int64_t ie = std::min(it.m1, ic + MC);
+          // lazy_a: the row block's panels packed into ablk (panel (i - ic) / MR at (i - ic) * kc).
+          if (lazy_a)
+            for (int64_t i = ic; i < ie; i += MR) p.A->pack_panel(k0, kc, i / MR, ablk + (i - ic) * kc);
           for (int64_t jp = 0; jp * NR < nc; ++jp) {
             int64_t ldb;
             const float* bp = bpanel(jp, ldb);
-            for (int64_t i = ic; i < ie; i += MR) block(i, jp, kc, p.A->panel(k0, kc, i / MR), bp, ldb, first, last);
+            for (int64_t i = ic; i < ie; i += MR)
+              block(i, jp, kc, lazy_a ? ablk + (i - ic) * kc : p.A->panel(k0, kc, i / MR), bp, ldb, first, last);
           }
         }
       }

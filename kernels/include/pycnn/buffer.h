@@ -59,7 +59,8 @@ enum WorkspaceSlot : int {
   kSlotConvIn = 2,   // direct: padded input; Winograd: transformed input V
   kSlotConvOut = 3,  // Winograd: GEMM output M
   kSlotPackedA = 4,  // a per-call SGEMM's packed A (the calling thread's)
-  kSlotCount = 5
+  kSlotGemmA = 5,    // a per-call SGEMM's A block, packed just before use (per OpenMP thread)
+  kSlotCount = 6
 };
 
 // Cap on one workspace request in bytes (pycnn.set_workspace_limit, PYCNN_WORKSPACE_LIMIT;
