@@ -218,9 +218,11 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
   ParallelFailure failure;
   const Epilogue none;
   const PanelKernels pk(kern, MR, NR, M);
+  const bool lazy_a = !p.A->packed();  // each panel's depth share packed here just before use
   parallel_run(nt, [&] {
     // Shares of the team OpenMP gave (it may be smaller than asked: OMP_THREAD_LIMIT, dynamic).
     const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+    alignas(64) float abuf[kMaxMR * kSgemmKC];
     float* bbuf = workspace_nothrow(kSlotGemmB, bsize);
     float* part = workspace_nothrow(kSlotGemmC, psize);
     parts[(size_t)t] = part;
@@ -233,7 +235,11 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
       const int64_t kc = std::min(kb, k0 + kcf) - k;
       p.B->pack(k, kc, 0, N, NR, bbuf);
       for (int64_t i = 0; i < M; i += MR) {
-        const float* ap = p.A->panel(k0, kcf, i / MR) + (k - k0) * MR;
+        const float* ap = abuf;
+        if (lazy_a)
+          p.A->pack_panel(k, kc, i / MR, abuf);
+        else
+          ap = p.A->panel(k0, kcf, i / MR) + (k - k0) * MR;
         const int mr = (int)std::min<int64_t>(MR, M - i);
         for (int64_t jp = 0; jp * NR < N; ++jp) {
           const int nr = (int)std::min<int64_t>(NR, N - jp * NR);
@@ -302,18 +308,18 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
                       (mpanels < kKsplitMaxPanels * nt_max || partial_bytes <= kKsplitMaxPartialBytes) &&
                       K >= kKsplitMinDepth * nt_max;
   // An A not packed yet (describe_a) is packed just before use when each item covers all columns
-  // (so every panel is packed once, by the thread that uses it): panel by panel in the narrow
-  // order below, a row block (MC x KC, in L2) at a time in the wide one; else the whole matrix
-  // first (each block of it then re-read from memory by every item: a 384 x 3456 A packed up
-  // front wrote and re-read 5 MiB around 0.45 GFLOP).
+  // or the depth is split (so every panel is packed once, by the thread that uses it): panel by
+  // panel in the narrow order below and in the depth split, a row block (MC x KC, in L2) at a
+  // time in the wide order; else the whole matrix first (each block of it then re-read from memory by every item: a 384
+  // x 3456 A packed up front wrote and re-read 5 MiB around 0.45 GFLOP).
   const GemmProblem& p0 = probs_in[0];
   bool lazy_a = !p0.A->packed();
   std::vector<GemmProblem> repacked;
   PackedA whole;
   if (lazy_a && MR > kMaxMR) throw std::logic_error("sgemm_run: MR above kMaxMR");
   if (lazy_a) {
-    bool once = probs_in.size() == 1 && !ksplit;
-    for (auto& it : items) once = once && it.j0 == 0 && it.j1 == p0.N;
+    bool once = probs_in.size() == 1;  // the depth split: each thread packs its share of every panel
+    for (auto& it : items) once = once && (ksplit || (it.j0 == 0 && it.j1 == p0.N));
     if (!once) {
       for (auto& p : probs_in)
         if (p.A != p0.A) throw std::logic_error("sgemm_run: an unpacked A must be shared by every problem");
