@@ -98,23 +98,24 @@ def test_sgemm_depth_split(shape, threads, isa, rng):
 
 
 @pytest.fixture
-def large_b_in_place():
-    """Sets sgemm's large-B rule (_C.set_sgemm_large_b_in_place) for a test, back to per vendor after."""
-    yield _C.set_sgemm_large_b_in_place
-    _C.set_sgemm_large_b_in_place(-1)
+def large_b_mode():
+    """Sets sgemm's large-B mode (_C.set_sgemm_large_b) for a test, back to per vendor after."""
+    yield _C.set_sgemm_large_b
+    _C.set_sgemm_large_b(-1)
 
 
-@pytest.mark.parametrize("shape", [(64, 1000, 300), (70, 1001, 600), (384, 520, 513), (6, 2100, 130)])
+@pytest.mark.parametrize("shape", [(64, 1000, 300), (70, 1001, 600), (384, 520, 513), (6, 2100, 130), (5, 1500, 300)])
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("in_place", [1, 0])
-def test_sgemm_large_b_in_place_or_packed(shape, threads, in_place, isa, rng, large_b_in_place):
-    """One GEMM of up to 384 rows with a row-major B of 1 MiB or more, B read in place (sgemm.cpp
-    kDirectOneMaxRows; the default on AMD's cores) or packed (the default on Intel's): several
-    depth blocks (staged C), with in place whole panels read in place and a last partial panel
-    packed (1001, 520 columns), bias per row and column, ReLU, a NaN in B reaching only its column
-    and an Inf in A its row."""
-    large_b_in_place(in_place)
-    assert _C.sgemm_large_b_in_place() == bool(in_place)
+@pytest.mark.parametrize("mode", [2, 1, 0])
+def test_sgemm_large_b_modes(shape, threads, mode, isa, rng, large_b_mode):
+    """One GEMM of up to 384 rows with a row-major B of 1 MiB or more (sgemm.cpp kDirectOneMaxRows),
+    B copied by each panel's first row panel (mode 2, the default on Intel's cores), read in place
+    by every row panel (1, the default on AMD's) or packed first (0): several depth blocks (staged
+    C), two row blocks (384 rows) reading the copies, one panel of fewer rows than MR (6, 5) doing
+    the copy, whole panels read in place and a last partial panel packed (1001, 520 columns), bias
+    per row and column, ReLU, a NaN in B reaching only its column and an Inf in A its row."""
+    large_b_mode(mode)
+    assert _C.sgemm_large_b() == mode
     M, N, K = shape
     a = rng.standard_normal((M, K), dtype=np.float32)
     b = rng.standard_normal((K, N), dtype=np.float32)
@@ -156,17 +157,19 @@ def test_sgemm_packs_a_per_row_block(shape, threads, isa, rng):
     assert_close(c[keep], ref[keep], atol=1e-4 * np.sqrt(K), rtol=1e-4)
 
 
-def test_sgemm_large_b_rule_follows_the_vendor(large_b_in_place):
-    """The default (-1) reads a large B in place on AMD's cores only, as measured on each vendor
-    (docs/performance.md, SGEMM); a mode other than -1, 0 or 1 is refused naming it."""
+def test_sgemm_large_b_rule_follows_the_vendor(large_b_mode):
+    """The default (-1) reads a large B in place on AMD's cores and copies it by its first use on
+    the others, as measured on each vendor (docs/performance.md, SGEMM); a mode other than -1, 0, 1
+    or 2 is refused naming it and leaves the mode as it was."""
     with open("/proc/cpuinfo") as f:
         amd = "AuthenticAMD" in f.read()
     assert _C.cpu_is_amd() == amd
-    large_b_in_place(-1)
-    assert _C.sgemm_large_b_in_place() == amd
-    with pytest.raises(ValueError, match="mode"):
-        large_b_in_place(2)
-    assert _C.sgemm_large_b_in_place() == amd
+    large_b_mode(-1)
+    assert _C.sgemm_large_b() == (1 if amd else 2)
+    for bad in (3, -2):
+        with pytest.raises(ValueError, match="mode"):
+            large_b_mode(bad)
+    assert _C.sgemm_large_b() == (1 if amd else 2)
 
 
 def test_sgemm_depth_split_conv_residual(rng):

@@ -136,10 +136,10 @@ void bind_gemm(py::module_& m) {
       py::arg("a"), py::arg("b"), py::arg("c"), py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),
       py::arg("relu") = false, py::arg("b_transposed") = false);
 
-  // One GEMM of few rows with a large row-major B: read in place or packed (sgemm.h). mode -1
-  // picks per vendor (the default), 0 / 1 force it (the tests run both paths on any CPU).
-  m.def("set_sgemm_large_b_in_place", &set_sgemm_large_b_in_place, py::arg("mode"));
-  m.def("sgemm_large_b_in_place", &sgemm_large_b_in_place);
+  // One GEMM of few rows with a large row-major B: packed (0), read in place (1) or copied by its
+  // first use (2) (sgemm.h); -1 picks per vendor (the default). The tests run every mode.
+  m.def("set_sgemm_large_b", &set_sgemm_large_b, py::arg("mode"));
+  m.def("sgemm_large_b", &sgemm_large_b);
   m.def("cpu_is_amd", &cpu_is_amd);
 
   // Every SGEMM micro-kernel of an ISA, run directly over its m/n/k edge cases by the tests

@@ -101,12 +101,12 @@ constexpr int64_t kKsplitMinDepth = 256;  // ... and each thread gets at least t
 // ... or when each thread's partial C is at most this big (it stays in L2 for the sum): the rows'
 // split costs a panel's imbalance and every thread packing all of B, the depth's split the sum
 constexpr int64_t kKsplitMaxPartialBytes = 512 << 10;
-// B read in place for one GEMM of at most this many rows whose B has at least this many bytes,
-// on the CPUs where that wins (see sgemm_run, set_sgemm_large_b_in_place).
+// B read in place for one GEMM of at most this many rows whose B has at least this many bytes
+// (see sgemm_run, set_sgemm_large_b).
 constexpr int64_t kDirectOneMaxRows = 384;
 constexpr int64_t kDirectOneMinBytes = int64_t(1) << 20;
-constexpr int kMaxMR = 16;                // rows of the widest A panel (a panel packed per use: abuf)
-std::atomic<int> g_large_b_in_place{-1};  // set_sgemm_large_b_in_place's mode; -1: per vendor
+constexpr int kMaxMR = 16;            // rows of the widest A panel (a panel packed per use: abuf)
+std::atomic<int> g_large_b_mode{-1};  // set_sgemm_large_b's mode; -1: per vendor
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
 // cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
@@ -192,6 +192,8 @@ struct PanelKernels {
            bool accumulate, bool last, const Epilogue& ep) const {
     const std::vector<const SgemmVariant*>& u = mr < MR ? uk_last : uk;
     const int h = (mr < MR ? head_last : head)[(size_t)nr];
+    if (ep.b_copy && (h != 0 || u[(size_t)nr]->cols))
+      throw std::logic_error("sgemm: a B panel copied while read needs a whole panel's row kernel");
     if (h == 0) return u[(size_t)nr]->fn(kc, ap, bp, ldb, c, ldc, mr, nr, accumulate, last, ep);
     u[(size_t)h]->fn(kc, ap, bp, ldb, c, ldc, mr, h, accumulate, last, ep);
     Epilogue et = ep;
@@ -281,14 +283,16 @@ void sgemm_run_ksplit(const GemmProblem& p, int64_t M, int64_t K, Activation act
 
 }  // namespace
 
-void set_sgemm_large_b_in_place(int mode) {
-  if (mode < -1 || mode > 1) throw std::invalid_argument("mode: expected -1 (per vendor), 0 or 1");
-  g_large_b_in_place.store(mode);
+void set_sgemm_large_b(int mode) {
+  if (mode < -1 || mode > kLargeBCopyFirst)
+    throw std::invalid_argument(
+        "mode: expected -1 (per vendor), 0 (packed), 1 (in place) or 2 (copied by its first use)");
+  g_large_b_mode.store(mode);
 }
 
-bool sgemm_large_b_in_place() {
-  const int mode = g_large_b_in_place.load(std::memory_order_relaxed);
-  return mode < 0 ? cpu_is_amd() : mode == 1;
+int sgemm_large_b() {
+  const int mode = g_large_b_mode.load(std::memory_order_relaxed);
+  return mode >= 0 ? mode : cpu_is_amd() ? kLargeBInPlace : kLargeBCopyFirst;
 }
 
 void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, Activation act) {
@@ -333,15 +337,19 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   const std::vector<GemmProblem>& probs = repacked.empty() ? probs_in : repacked;
   if (ksplit) return sgemm_run_ksplit(probs[0], M, K, act, nt_max);
   // In-place B where each thread would otherwise pack the same B tile (rows split across threads
-  // on small maps) for few rows, saving the duplicated packing; and, on AMD's cores, for one GEMM
-  // of few rows whose B is large enough to come from memory: packing it read B at the memory's
-  // pace before any FMA, where the micro-kernel's strided loads of B overlap the FMAs. On
-  // Intel's Xeon the packed panels won instead (the strided panel, a page per k step, did not
-  // stay in L1 across the row panels). A B in the caches (Winograd's GEMMs of a chunk) packs
-  // faster than the strided loads cost; taller GEMMs would re-read B from memory per row block
+  // on small maps) for few rows, saving the duplicated packing; and for one GEMM of few rows
+  // whose B is large enough to come from memory: packing it read B at the memory's pace before
+  // any FMA, where the micro-kernel's strided loads of B overlap the FMAs. On Intel's Xeon a
+  // panel read in place did not stay in L1 across the row panels (its rows are a page apart), so
+  // there only a panel's first row panel reads it in place and writes the packed copy the others
+  // read (set_sgemm_large_b). A B in the caches (Winograd's GEMMs of a chunk) packs faster than
+  // the strided loads cost; taller GEMMs would re-read B from memory per row block
   // (docs/performance.md, SGEMM).
-  const bool one_large_b = sgemm_large_b_in_place() && probs.size() == 1 && M <= kDirectOneMaxRows &&
-                           K * probs[0].N * (int64_t)sizeof(float) >= kDirectOneMinBytes;
+  const bool large_b =
+      probs.size() == 1 && M <= kDirectOneMaxRows && K * probs[0].N * (int64_t)sizeof(float) >= kDirectOneMinBytes;
+  const int large_mode = large_b ? sgemm_large_b() : kLargeBPacked;
+  const bool one_large_b = large_mode != kLargeBPacked;
+  const bool copy_first = large_mode == kLargeBCopyFirst;  // in the wide order; in place in the narrow one
   const bool allow_direct = (row_parts > 1 && M <= kDirectMaxRows) || one_large_b;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   const PanelKernels pk(kern, MR, NR, M);  // the micro-kernels per panel width (and split)
@@ -400,7 +408,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
       const int64_t ldc = staged ? ncpad + 16 : p.ldc;
       // One MR x NR block of C at row i, column panel jp: the micro-kernel with its epilogue.
       auto block = [&](int64_t i, int64_t jp, int64_t kc, const float* ap, const float* bp, int64_t ldb, bool first,
-                       bool last, const float* prefetch = nullptr) {
+                       bool last, const float* prefetch = nullptr, float* b_copy = nullptr) {
         const int mr = (int)std::min<int64_t>(MR, M - i);
         const int nr = (int)std::min<int64_t>(NR, nc - jp * NR);
         const int64_t j = it.j0 + jp * NR;
@@ -411,6 +419,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         ep.ldr = p.ldc;
         ep.act = act;
         ep.prefetch = prefetch;
+        ep.b_copy = b_copy;
         pk.run(kc, ap, bp, ldb, cbase + (i - it.m0) * ldc + (j - it.j0), ldc, mr, nr, !first, last, ep);
       };
       for (int64_t k0 = 0; k0 < K; k0 += kSgemmKC) {
@@ -428,11 +437,15 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         const SgemmVariant &vl = *pk.uk[(size_t)rem], &vll = *pk.uk_last[(size_t)rem];
         const bool narrow_last = jl >= whole && vl.cols && vll.cols && vll.NR == vl.NR;
         const int64_t packed_end = narrow_last ? jl * NR : nc;
-        if (whole * NR < packed_end) p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf);
-        if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, vl.NR, bbuf + (jl - whole) * kc * NR);
+        // copy_first: panel jp's packed copy at bbuf + jp * kc * NR, written by its first use
+        const bool copy_now = copy_first && whole > 0 && !(nc <= kNarrowNC || K <= kShallowK);
+        const int64_t pbase = copy_now ? 0 : whole;  // packed panel jp at bbuf + (jp - pbase) * kc * NR
+        if (whole * NR < packed_end)
+          p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf + (whole - pbase) * kc * NR);
+        if (narrow_last) p.B->pack(k0, kc, it.j0 + jl * NR, rem, vl.NR, bbuf + (jl - pbase) * kc * NR);
         auto bpanel = [&](int64_t jp, int64_t& ldb) -> const float* {
           ldb = jp < whole ? ldb_direct : (narrow_last && jp == jl) ? vl.NR : NR;
-          return jp < whole ? bdir + jp * NR : bbuf + (jp - whole) * kc * NR;
+          return jp < whole ? bdir + jp * NR : bbuf + (jp - pbase) * kc * NR;
         };
         if (nc <= kNarrowNC || K <= kShallowK) {
           // Narrow C (small feature maps at batch 1: 7x7 = 49 columns): each A panel is used
@@ -473,8 +486,16 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
           for (int64_t jp = 0; jp * NR < nc; ++jp) {
             int64_t ldb;
             const float* bp = bpanel(jp, ldb);
-            for (int64_t i = ic; i < ie; i += MR)
-              block(i, jp, kc, lazy_a ? ablk + (i - ic) * kc : p.A->panel(k0, kc, i / MR), bp, ldb, first, last);
+            float* copy = copy_now && jp < whole ? bbuf + jp * kc * NR : nullptr;  // see copy_first
+            for (int64_t i = ic; i < ie; i += MR) {
+              const float* ap = lazy_a ? ablk + (i - ic) * kc : p.A->panel(k0, kc, i / MR);
+              if (!copy)
+                block(i, jp, kc, ap, bp, ldb, first, last);
+              else if (ic == it.m0 && i == ic)  // the first use reads B in place and writes the copy
+                block(i, jp, kc, ap, bp, ldb, first, last, nullptr, copy);
+              else
+                block(i, jp, kc, ap, copy, NR, first, last);
+            }
           }
         }
       }

@@ -33,6 +33,10 @@ struct Epilogue {
   // software prefetch each, so a panel's worth of lines is spread over the panel's FMAs instead
   // of issued in a burst (which stalled on the line-fill buffers). Null: none.
   const float* prefetch = nullptr;
+  // Where B is read in place (a row-major matrix, ldb apart), the panel's packed copy (kc rows of
+  // NR floats) is written here as the k loop loads it, so the next row panels read the copy from
+  // L1 instead of B's rows a page apart. Row kernels only (sgemm_ukernel_impl), whole panels.
+  float* b_copy = nullptr;
 };
 using SgemmUkernel = void (*)(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc, int mr,
                               int nr, bool accumulate, bool last, const Epilogue& ep);
@@ -97,12 +101,15 @@ struct GemmProblem {
   const float* residual = nullptr;  // M x N, row stride ldc, added before ReLU (ResNet's join), or null
 };
 
-// Whether one GEMM of few rows reads a large row-major B in place instead of packing it
-// (sgemm_run): -1 (the default) picks per vendor, as measured (docs/performance.md, SGEMM:
-// in place won on AMD's Zen 5, packing on Intel's Sapphire Rapids-class Xeon); 0 / 1 force it
-// (the tests run both paths on any CPU).
-void set_sgemm_large_b_in_place(int mode);
-bool sgemm_large_b_in_place();
+// How one GEMM of few rows reads a large row-major B (sgemm_run): packed per depth block before
+// the micro-kernels run (kLargeBPacked), in place by every row panel (kLargeBInPlace), or in
+// place by each panel's first row panel, whose micro-kernel writes the packed copy the other row
+// panels read (kLargeBCopyFirst, Epilogue::b_copy). -1 (the default) picks per vendor, as
+// measured (docs/performance.md, SGEMM): in place on AMD's cores (Zen 5), copied by the first
+// use on Intel's (a Sapphire Rapids-class Xeon). The tests run every mode on any CPU.
+enum LargeBMode : int { kLargeBPacked = 0, kLargeBInPlace = 1, kLargeBCopyFirst = 2 };
+void set_sgemm_large_b(int mode);  // -1 or a LargeBMode; std::invalid_argument otherwise
+int sgemm_large_b();               // the mode in effect
 
 // Runs all problems with OpenMP over (problem, row block, column block) tiles.
 void sgemm_run(const std::vector<GemmProblem>& problems, int64_t M, int64_t K, Activation act);
