@@ -104,16 +104,19 @@ def large_b_mode():
     _C.set_sgemm_large_b(-1)
 
 
-@pytest.mark.parametrize("shape", [(64, 1000, 300), (70, 1001, 600), (384, 520, 513), (6, 2100, 130), (5, 1500, 300)])
+@pytest.mark.parametrize(
+    "shape", [(64, 1000, 300), (70, 1001, 600), (384, 520, 513), (264, 700, 400), (6, 2100, 130), (5, 1500, 300)]
+)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("mode", [2, 1, 0])
 def test_sgemm_large_b_modes(shape, threads, mode, isa, rng, large_b_mode):
     """One GEMM of up to 384 rows with a row-major B of 1 MiB or more (sgemm.cpp kDirectOneMaxRows),
     B copied by each panel's first row panel (mode 2, the default on Intel's cores), read in place
-    by every row panel (1, the default on AMD's) or packed first (0): several depth blocks (staged
-    C), two row blocks (384 rows) reading the copies, one panel of fewer rows than MR (6, 5) doing
-    the copy, whole panels read in place and a last partial panel packed (1001, 520 columns), bias
-    per row and column, ReLU, a NaN in B reaching only its column and an Inf in A its row."""
+    by every row panel (1, the default on AMD's) or packed first (0; also mode 2 beyond 24 row
+    panels: 384 rows): several depth blocks (staged C), a second row block reading the copies (264
+    rows: 22 panels of 12 on avx512), one panel of fewer rows than MR (6, 5) doing the copy, whole
+    panels read in place and a last partial panel packed (1001, 520 columns), bias per row and
+    column, ReLU, a NaN in B reaching only its column and an Inf in A its row."""
     large_b_mode(mode)
     assert _C.sgemm_large_b() == mode
     M, N, K = shape

@@ -105,8 +105,9 @@ constexpr int64_t kKsplitMaxPartialBytes = 512 << 10;
 // (see sgemm_run, set_sgemm_large_b).
 constexpr int64_t kDirectOneMaxRows = 384;
 constexpr int64_t kDirectOneMinBytes = int64_t(1) << 20;
-constexpr int kMaxMR = 16;            // rows of the widest A panel (a panel packed per use: abuf)
-std::atomic<int> g_large_b_mode{-1};  // set_sgemm_large_b's mode; -1: per vendor
+constexpr int64_t kCopyFirstMaxPanels = 24;  // ... copied by its first use up to this many row panels
+constexpr int kMaxMR = 16;                   // rows of the widest A panel (a panel packed per use: abuf)
+std::atomic<int> g_large_b_mode{-1};         // set_sgemm_large_b's mode; -1: per vendor
 
 // Work items: column blocks of every problem. Rows are split only when the column blocks
 // cannot keep every thread busy (small feature maps such as 7x7 or 13x13): then each thread
@@ -348,8 +349,10 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   const bool large_b =
       probs.size() == 1 && M <= kDirectOneMaxRows && K * probs[0].N * (int64_t)sizeof(float) >= kDirectOneMinBytes;
   const int large_mode = large_b ? sgemm_large_b() : kLargeBPacked;
-  const bool one_large_b = large_mode != kLargeBPacked;
-  const bool copy_first = large_mode == kLargeBCopyFirst;  // in the wide order; in place in the narrow one
+  // The copy by the first use for at most kCopyFirstMaxPanels row panels (in the wide order; in
+  // place in the narrow one); with more, packing's cost is spread thin and it stays.
+  const bool copy_first = large_mode == kLargeBCopyFirst && mpanels <= kCopyFirstMaxPanels;
+  const bool one_large_b = large_mode == kLargeBInPlace || copy_first;
   const bool allow_direct = (row_parts > 1 && M <= kDirectMaxRows) || one_large_b;
   const int nt = std::max(1, std::min<int>(nt_max, (int)items.size()));
   const PanelKernels pk(kern, MR, NR, M);  // the micro-kernels per panel width (and split)
