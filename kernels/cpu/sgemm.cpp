@@ -315,8 +315,9 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
   // An A not packed yet (describe_a) is packed just before use when each item covers all columns
   // or the depth is split (so every panel is packed once, by the thread that uses it): panel by
   // panel in the narrow order below and in the depth split, a row block (MC x KC, in L2) at a
-  // time in the wide order; else the whole matrix first (each block of it then re-read from memory by every item: a 384
-  // x 3456 A packed up front wrote and re-read 5 MiB around 0.45 GFLOP).
+  // time in the wide order; else the whole matrix first (each block of it then re-read from
+  // memory by every item: a 384 x 3456 A packed up front wrote and re-read 5 MiB around 0.45
+  // GFLOP).
   const GemmProblem& p0 = probs_in[0];
   bool lazy_a = !p0.A->packed();
   std::vector<GemmProblem> repacked;

@@ -104,9 +104,10 @@ struct GemmProblem {
 // How one GEMM of few rows reads a large row-major B (sgemm_run): packed per depth block before
 // the micro-kernels run (kLargeBPacked), in place by every row panel (kLargeBInPlace), or in
 // place by each panel's first row panel, whose micro-kernel writes the packed copy the other row
-// panels read (kLargeBCopyFirst, Epilogue::b_copy; packed beyond 24 row panels). -1 (the default) picks per vendor, as
-// measured (docs/performance.md, SGEMM): in place on AMD's cores (Zen 5), copied by the first
-// use on Intel's (a Sapphire Rapids-class Xeon). The tests run every mode on any CPU.
+// panels read (kLargeBCopyFirst, Epilogue::b_copy; packed beyond 24 row panels). -1 (the
+// default) picks per vendor, as measured (docs/performance.md, SGEMM): in place on AMD's cores
+// (Zen 5), copied by the first use on Intel's (a Sapphire Rapids-class Xeon). The tests run
+// every mode on any CPU.
 enum LargeBMode : int { kLargeBPacked = 0, kLargeBInPlace = 1, kLargeBCopyFirst = 2 };
 void set_sgemm_large_b(int mode);  // -1 or a LargeBMode; std::invalid_argument otherwise
 int sgemm_large_b();               // the mode in effect

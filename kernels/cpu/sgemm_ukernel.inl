@@ -35,10 +35,14 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
 
-  auto step = [&](int64_t k) __attribute__((always_inline)) {
+  // One k step; bc (Epilogue::b_copy, a literal null on the other paths) gets B's row stored.
+  auto step = [&](int64_t k, float* bc) __attribute__((always_inline)) {
     typename V::reg b[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = V::loadu(B + k * ldb + v * W);
+    for (int v = 0; v < NV; ++v) {
+      b[v] = V::loadu(B + k * ldb + v * W);
+      if (bc) V::storeu(bc + (k * NV + v) * W, b[v]);
+    }
 #pragma GCC unroll 32
     for (int i = 0; i < MRC; ++i) {
       typename V::reg a = V::set1(A[k * MR + i]);
@@ -48,29 +52,16 @@ static void sgemm_ukernel_impl(int64_t kc, const float* __restrict A, const floa
   };
   if (float* bc = ep.b_copy) {  // see Epilogue::b_copy
 #pragma GCC unroll 2
-    for (int64_t k = 0; k < kc; ++k) {
-      typename V::reg b[NV];
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
-        b[v] = V::loadu(B + k * ldb + v * W);
-        V::storeu(bc + (k * NV + v) * W, b[v]);
-      }
-#pragma GCC unroll 32
-      for (int i = 0; i < MRC; ++i) {
-        typename V::reg a = V::set1(A[k * MR + i]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(a, b[v], acc[i][v]);
-      }
-    }
+    for (int64_t k = 0; k < kc; ++k) step(k, bc);
   } else if (const float* pf = ep.prefetch) {  // see Epilogue::prefetch
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; ++k) {
       __builtin_prefetch(pf + k * MR, 0, 2);
-      step(k);
+      step(k, nullptr);
     }
   } else {
 #pragma GCC unroll 2
-    for (int64_t k = 0; k < kc; ++k) step(k);
+    for (int64_t k = 0; k < kc; ++k) step(k, nullptr);
   }
 
   const bool full = (mr == MR) && (nr == NV * W);
