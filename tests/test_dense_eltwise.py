@@ -143,7 +143,8 @@ def test_sgemm_packs_a_per_row_block(shape, threads, isa, rng):
     """A per-call GEMM whose work items each cover all columns packs A a row block at a time just
     before use (sgemm.cpp, lazy_a in the wide order): several row blocks of up to 240 rows and a
     last panel of fewer rows (500, 250, 37), several depth blocks (600, 300, 1000), bias per row and
-    column, ReLU, a NaN in A reaching only its row."""
+    column, ReLU, a NaN in A reaching only its row. 37 rows at 2 threads split unevenly take the
+    depth split, which packs each panel's depth share just before use the same way."""
     M, N, K = shape
     a = rng.standard_normal((M, K), dtype=np.float32)
     a[M - 2, K // 2] = np.nan
