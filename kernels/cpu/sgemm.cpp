@@ -392,7 +392,8 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
       const Item& it = items[ii];
       const GemmProblem& p = probs[it.problem];
       const int64_t nc = it.j1 - it.j0;
-      if (K == 0) {  // C = bias (+ the activation): an empty sum.
+      const bool narrow_order = nc <= kNarrowNC || K <= kShallowK;  // A-panel-outer (see below)
+      if (K == 0) {                                                 // C = bias (+ the activation): an empty sum.
         for (int64_t i = it.m0; i < it.m1; ++i)
           for (int64_t j = it.j0; j < it.j1; ++j) {
             float v = (p.bias_row ? p.bias_row[i] : 0.0f) + (p.bias_col ? p.bias_col[j] : 0.0f);
@@ -442,7 +443,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
         const bool narrow_last = jl >= whole && vl.cols && vll.cols && vll.NR == vl.NR;
         const int64_t packed_end = narrow_last ? jl * NR : nc;
         // copy_first: panel jp's packed copy at bbuf + jp * kc * NR, written by its first use
-        const bool copy_now = copy_first && whole > 0 && !(nc <= kNarrowNC || K <= kShallowK);
+        const bool copy_now = copy_first && whole > 0 && !narrow_order;
         const int64_t pbase = copy_now ? 0 : whole;  // packed panel jp at bbuf + (jp - pbase) * kc * NR
         if (whole * NR < packed_end)
           p.B->pack(k0, kc, it.j0 + whole * NR, packed_end - whole * NR, NR, bbuf + (whole - pbase) * kc * NR);
@@ -451,7 +452,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
           ldb = jp < whole ? ldb_direct : (narrow_last && jp == jl) ? vl.NR : NR;
           return jp < whole ? bdir + jp * NR : bbuf + (jp - pbase) * kc * NR;
         };
-        if (nc <= kNarrowNC || K <= kShallowK) {
+        if (narrow_order) {
           // Narrow C (small feature maps at batch 1: 7x7 = 49 columns): each A panel is used
           // for all of the few B panels while it sits in L1, so the weights stream from memory
           // exactly once, and the next panels are prefetched into L2 meanwhile (A streams from
