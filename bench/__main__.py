@@ -88,6 +88,7 @@ def main(argv=None):
         pycnn_isa=pycnn._C.get_isa(),
         rule_set=pycnn.select.rule_set(),  # the auto rule's thresholds (pycnn/select.py)
         cpu_isa=pycnn._C.cpu_isa(),
+        l2_bytes=pycnn._C.l2_cache_bytes(),  # one core's L2: direct_oc's weight groups fit it
         # The ISA caps the run was made under (the AVX2 path measured on an AVX-512 machine: pycnn,
         # OpenBLAS and oneDNN each capped; onnxruntime cannot be).
         caps={k: os.environ[k] for k in ("PYCNN_ISA", "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA") if k in os.environ},

@@ -7,8 +7,11 @@ over --runs runs. Alone: each step's bound call repeated on the inputs that run 
 (the first two calls dropped). Printed: both sums, and the steps that lose most in sequence. With
 --step I, that step alone, after its producer step, after a 64 MiB flush of the caches (a max
 pool over a buffer of that size), and after the flush with its inputs read back: which of its
-operands cost it the time it loses in sequence. Lecture networks (pycnn.models) and the
-torchvision networks of bench/torchvision_zoo.py."""
+operands cost it the time it loses in sequence. With --probe I, that step timed inside the plan's
+run (the steps before it run as the plan runs them): as it is, after its array inputs are read by
+the calling thread (x then comes from that core's caches), and after its call is first made on
+copies of its inputs (its weights, code and workspace warm; the copies read x too). Lecture
+networks (pycnn.models) and the torchvision networks of bench/torchvision_zoo.py."""
 
 import argparse
 import statistics
@@ -41,14 +44,17 @@ class _Plan:
         self.plan = g.bound_plan(self.env0)
         self.entries = list(zip(self.plan.index, self.plan))
 
-    def run(self, times=None, keep=None):
-        """One run; times[i] gets step i's seconds, keep[i] its (fn, args) as that run called it."""
+    def run(self, times=None, keep=None, hook=None):
+        """One run; times[i] gets step i's seconds, keep[i] its (fn, args) as that run called it;
+        hook(i, fn, args), when given, runs just before each step's timed call."""
         env = dict(self.env0)
         arena = self.plan.arena
         prev = arena.enter() if arena is not None else None
         try:
             for i, (fn, ins, out, free) in self.entries:
                 args = [env[t] for t in ins]
+                if hook is not None:
+                    hook(i, fn, args)
                 t0 = time.perf_counter()
                 env[out] = fn(*args)
                 t1 = time.perf_counter()
@@ -104,6 +110,30 @@ def pair(keep, i, reps=25):
     }
 
 
+def probe(g, x, i, runs=25):
+    """Step i's median seconds inside the plan's run: as it is, after its array inputs are read
+    on the calling thread, and after its call is first made on copies of its inputs."""
+
+    def read_inputs(fn, args):
+        for a in args:
+            if isinstance(a, np.ndarray):
+                (a.base if a.base is not None else a).sum()
+
+    def call_on_copies(fn, args):
+        fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+
+    ways = {"in sequence": None, "inputs read first": read_inputs, "called on copies first": call_on_copies}
+    p = _Plan(g, x)
+    for _ in range(3):
+        p.run()
+    times = {w: {} for w in ways}
+    for _ in range(runs):
+        for w, f in ways.items():
+            hook = None if f is None else (lambda j, fn, args, f=f: f(fn, args) if j == i else None)
+            p.run(times[w], hook=hook)
+    return {w: statistics.median(t[i]) for w, t in times.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("network", choices=sorted(zoo.NETWORKS) + pycnn.models.names())
@@ -112,6 +142,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--step", type=int, help="the pair test for this step (an index the table prints)")
+    ap.add_argument("--probe", type=int, help="this step timed inside the plan's run, three ways (see above)")
     args = ap.parse_args(argv)
     pycnn.set_num_threads(args.threads)
     g, x = _graph(args.network, args.batch)
@@ -129,6 +160,11 @@ def main(argv=None):
             ap.error(f"--step: expected a step index with a step before it, 1 .. {max(keep)}")
         for what, t in pair(keep, args.step).items():
             print(f"  step {args.step} {what}: {t * 1e6:.1f} us")
+    if args.probe is not None:
+        if args.probe not in keep:
+            ap.error(f"--probe: expected a step index, 0 .. {max(keep)}")
+        for what, t in probe(g, x, args.probe, args.runs).items():
+            print(f"  step {args.probe} {what}: {t * 1e6:.1f} us")
 
 
 if __name__ == "__main__":

@@ -376,7 +376,8 @@ def test_page_faults_and_per_channel_ab_run(capsys):
 
 def test_step_context_runs(capsys):
     """bench/step_context.py: every plan step timed in the network's run and alone on the inputs
-    that run gave it (each step's output equal either way), and the pair test of one step."""
+    that run gave it (each step's output equal either way), the pair test of one step, and the
+    probe of one step inside the run."""
     from bench import step_context
 
     g, x = step_context._graph("lenet5", 2)
@@ -392,6 +393,17 @@ def test_step_context_runs(capsys):
     with pytest.raises(SystemExit):
         step_context.main(["lenet5", "--runs", "1", "--step", "0"])  # no step before it
     assert "--step: expected" in capsys.readouterr().err
+    step_context.main(["lenet5", "--runs", "2", "--top", "1", "--probe", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines[-3:]] == [
+        "  step 1 in sequence",
+        "  step 1 inputs read first",
+        "  step 1 called on copies first",
+    ]
+    assert all(float(ln.split(":")[1].split()[0]) > 0 for ln in lines[-3:])
+    with pytest.raises(SystemExit):
+        step_context.main(["lenet5", "--runs", "1", "--probe", "99"])
+    assert "--probe: expected" in capsys.readouterr().err
 
 
 def test_pw_dw_check_runs(capsys, monkeypatch):

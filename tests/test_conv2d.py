@@ -20,7 +20,7 @@ from conftest import (
     torch,
     unblk,
 )
-from pycnn import layout, reference
+from pycnn import _C, layout, reference
 from pycnn.models import CONV_LAYERS
 
 # Elementwise checks (NaN positions, PyTorch's results) hold for the exact-arithmetic algorithms;
@@ -498,12 +498,14 @@ def test_direct_oc_whole_input_windows_run_images_as_a_row(threads, isa, rng):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_direct_oc_unit_order_kblock_groups(threads, isa, rng):
     """direct_oc orders its work as (group, kblock group, image, kblock, band), a kblock group's
-    weights <= 1 MiB: 2048 input channels per group make a 32-channel kblock 256 KiB, so 6
-    kblocks per group run as 2 groups of 3 over 3 images (AVX2's 16-channel kblocks: 12 in
-    groups of 6); a 3x3 layer with 64 channels takes all its kblocks in one group. Every output
-    must land in its own (image, channel)."""
+    weights <= one core's L2 (_C.l2_cache_bytes): input channels per group sized so a 32-channel
+    kblock is ~0.4 of L2 make 6 kblocks per group run as 3 groups of 2 over 3 images (AVX2's
+    16-channel kblocks, ~0.2 of L2: 12 in groups of 4) whatever this machine's L2; a 3x3 layer
+    with 64 channels takes all its kblocks in one group. Every output must land in its own
+    (image, channel)."""
+    cg = int(0.4 * _C.l2_cache_bytes() / (32 * 4)) // 16 * 16
     _check_direct_oc_residual_relu(
-        rng, threads, [(3, 4096, 4, 4, 384, 2, 1, 1, 1, 0), (3, 64, 5, 5, 96, 1, 3, 3, 1, 1)]
+        rng, threads, [(3, 2 * cg, 4, 4, 384, 2, 1, 1, 1, 0), (3, 64, 5, 5, 96, 1, 3, 3, 1, 1)]
     )
 
 

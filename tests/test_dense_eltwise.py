@@ -1,5 +1,8 @@
 """linear, SGEMM, relu, add, softmax, concat, batch norm."""
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -159,6 +162,16 @@ def test_sgemm_packs_a_per_row_block(shape, threads, isa, rng):
     keep = np.ones(M, bool)
     keep[M - 2] = False
     assert_close(c[keep], ref[keep], atol=1e-4 * np.sqrt(K), rtol=1e-4)
+
+
+def test_l2_cache_bytes_is_the_os_report():
+    """direct_oc's weight groups are sized by one core's L2 (_C.l2_cache_bytes): the OS's
+    report where it has one (getconf LEVEL2_CACHE_SIZE), else 1 MiB."""
+    if shutil.which("getconf") is None:
+        pytest.skip("no getconf here to read the OS's report")
+    out = subprocess.run(["getconf", "LEVEL2_CACHE_SIZE"], capture_output=True, text=True).stdout.strip()
+    reported = int(out) if out.isdigit() else 0
+    assert _C.l2_cache_bytes() == (reported if reported > 0 else 1 << 20)
 
 
 def test_sgemm_large_b_rule_follows_the_vendor(large_b_mode):

@@ -89,15 +89,17 @@ def test_direct_oc_pointwise_layouts(isa, rng, N, C, K, H, W, bits):
 
 # (C, K, H, W): pixel runs that the blocked pointwise path cuts into near-equal register blocks
 # (up to 14 pixels, or 9 where a last 16-channel block is merged: K = 48, 80 on avx512): 19 pixels
-# as 7 + 6 + 6, 29 as 10 + 10 + 9, one pixel, and runs split between two threads' bands.
-POINTWISE_BANDS = [(16, 48, 1, 19), (32, 32, 1, 29), (16, 80, 1, 1), (48, 48, 9, 13), (16, 16, 23, 5)]
+# as 7 + 6 + 6, 29 as 10 + 10 + 9, one pixel, and runs split between two threads' bands; 528
+# channels run as several channel chunks (sums in the band buffer, the last chunk's tiles storing
+# y) over 7-wide rows cut across (21 pixels as 11 + 10).
+POINTWISE_BANDS = [(16, 48, 1, 19), (32, 32, 1, 29), (16, 80, 1, 1), (48, 48, 9, 13), (16, 16, 23, 5), (528, 48, 3, 7)]
 
 
 @pytest.mark.parametrize("C,K,H,W", POINTWISE_BANDS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("bias", [True, False])
 def test_direct_oc_pointwise_blocked_bands(isa, rng, C, K, H, W, threads, bias):
-    """x and y blocked, one channel chunk: the tiles start from the bias (or zero), add a residual,
+    """x and y blocked: the tiles start from the bias (or zero) or the band buffer's sums, add a residual,
     apply ReLU as one max and store; NaN and Inf in x propagate as IEEE says (an Inf times a zero
     weight is NaN), every output written (out pre-filled with NaN)."""
     x, w, b = conv_data(rng, 2, C, H, W, K, C, 1, 1, bias=bias)

@@ -141,6 +141,7 @@ void bind_gemm(py::module_& m) {
   m.def("set_sgemm_large_b", &set_sgemm_large_b, py::arg("mode"));
   m.def("sgemm_large_b", &sgemm_large_b);
   m.def("cpu_is_amd", &cpu_is_amd);
+  m.def("l2_cache_bytes", &l2_cache_bytes);  // what direct_oc sizes its weight groups by
 
   // Every SGEMM micro-kernel of an ISA, run directly over its m/n/k edge cases by the tests
   // (tests/test_sgemm_ukernels.py, as XNNPACK's GemmMicrokernelTester): (name, MR, MRC, NR, cols).

@@ -34,6 +34,7 @@
 #include "conv2d.h"
 #include "eltwise_unary.inl"
 #include "pycnn/buffer.h"
+#include "pycnn/isa.h"
 #include "pycnn/parallel.h"
 #include "simd.h"
 
@@ -639,13 +640,17 @@ struct DirectOcConv {
     rb = (p.Ho + bands - 1) / bands;
     int64_t tb = rb * row_tiles;  // tiles per band: whole rows so far
     // Unit order (outer to inner): group, kblock group, image, kblock within it, band. A
-    // kblock group's weights (<= 1 MiB) stay in L2 across the batch's images, and an image's
-    // input stays there across the group's kblocks (with images inner to single kblocks every
-    // image's input was re-read from L3 per kblock: 25 MB per thread for 2048->512 @7 at batch 8).
+    // kblock group's weights (<= one core's L2) stay in L2 across the batch's images, and an
+    // image's input stays there across the group's kblocks (with images inner to single kblocks
+    // every image's input was re-read from L3 per kblock: 25 MB per thread for 2048->512 @7 at
+    // batch 8). The bound was 1 MiB, the L2 of the Zen 4 and 5 it was measured on; on the Xeon's
+    // 2 MiB L2 a whole 1152->320 1x1 (1.5 MB) in one group splits the images between the
+    // threads, each reading the images the depthwise conv before it wrote, where two groups
+    // had each thread read all of x (docs/performance.md, direct_oc).
     const int64_t kb_bytes = RS * Cg * KB * (int64_t)sizeof(float);
-    int64_t KG = 1;  // the largest divisor of kblocks whose weights fit 1 MiB
+    int64_t KG = 1;  // the largest divisor of kblocks whose weights fit one core's L2
     for (int64_t d = 1; d <= kblocks; ++d)
-      if (kblocks % d == 0 && d * kb_bytes <= (int64_t(1) << 20)) KG = d;
+      if (kblocks % d == 0 && d * kb_bytes <= l2_cache_bytes()) KG = d;
     // A blocked pointwise conv: the threads split the bands, each running all of a group's
     // kblocks on its band (its x from L2 after the first), instead of splitting the kblocks with
     // each thread reading all of x (x, written by both cores just before, would cross between
@@ -655,6 +660,10 @@ struct DirectOcConv {
     const bool band_outer = layout && (p.pointwise() || p.N * p.C * p.H * p.W >= wb_size());
     // One channel chunk, a blocked y and no NCHW residual: tiles store the outputs themselves.
     const bool direct_out = y_blk() && !images_as_row && chunks == 1 && (!res || r_blk());
+    // A blocked pointwise conv (1x1, stride 1, unpadded, x blocked): contiguous pixel blocks; with a
+    // blocked y and no NCHW residual its last chunk's tiles store y (direct_out: the only chunk).
+    const bool pw_blocks = x_blk() && p.pointwise() && !images_as_row;
+    const bool pw_store = pw_blocks && y_blk() && (!res || r_blk());
     const bool merge_last =
         kMergeLast && direct_out && x_blk() && p.pointwise() && kblocks >= 2 && Kg - (kblocks - 1) * KB == 16;
     // Few units of unequal cost leave a thread waiting (Kim's CNN at batch 1: 4 kblocks over one
@@ -722,31 +731,33 @@ struct DirectOcConv {
         if (kvt == 0) continue;  // merged into the kblock before
         const int64_t kbase = g * Kg + kb * KB;
         BlockedOut bout{};
-        if (direct_out) {
+        if (direct_out || pw_store) {
           bout.bias = bias ? bias + kbase : nullptr;
           bout.act = act;
           for (int v = 0; v < kvt; ++v) bout.voff[v] = blk_off(0, kbase + v * W, 0) - blk_off(0, kbase, 0);
         }
         for (int64_t c0 = 0; c0 < Cg; c0 += cc) {
           const int64_t ccn = std::min(cc, Cg - c0);
-          // A blocked pointwise conv storing its sums (one chunk): the band's pixels are one
-          // contiguous run of x and y, done as register blocks of up to PB pixels, near-equal,
-          // with none of the per-row-tile bookkeeping (at 16 channels a tile is ~170 cycles of
-          // FMAs, and that bookkeeping cost a tenth of them).
-          const bool pw_band = direct_out && x_blk() && p.pointwise();
+          // A blocked pointwise conv: the band's pixels are one contiguous run of x, y and the
+          // band buffer, done as register blocks of up to PB pixels, near-equal, with none of
+          // the per-row-tile bookkeeping (at 16 channels a tile is ~170 cycles of FMAs, and that
+          // bookkeeping cost a tenth of them) and across rows (a 7-wide map's row tiles did 14
+          // FMAs per 9 loads). Over several chunks the sums wait in the band buffer; the last
+          // chunk's tiles store y themselves where y is blocked (pw_store).
+          const bool last = c0 + cc >= Cg, store = pw_store && last;
           const int PB = kvt > KV ? PM : PMAX;
-          const int64_t parts = pw_band ? (pix1 - pix0 + PB - 1) / PB : 0;
+          const int64_t parts = pw_blocks ? (pix1 - pix0 + PB - 1) / PB : 0;
           // Fetch the next chunk's weights into L2 while this one computes: at batch 1 on small
           // maps they come from memory, and a chunk serves only the band's few pixels, so
           // without this each chunk first stalls on its loads.
-          const int64_t pf_tiles = pw_band ? parts : tiles;  // the calls that share the lines out
-          const int64_t pf_calls = RS * ((ccn + 3) / 4);     // one() calls in each of them
+          const int64_t pf_tiles = pw_blocks ? parts : tiles;  // the calls that share the lines out
+          const int64_t pf_calls = RS * ((ccn + 3) / 4);       // one() calls in each of them
           WeightPrefetch pf;
           if (c0 + cc < Cg)
             pf = WeightPrefetch(wk + (c0 + cc) * KB, std::min(cc, Cg - c0 - cc), RS, Cg, pf_tiles, pf_calls);
           else if (wnext)
             pf = WeightPrefetch(wnext, std::min(cc, Cg), RS, Cg, pf_tiles, pf_calls);
-          if (pw_band) {
+          if (pw_blocks) {
             const int64_t npix = pix1 - pix0, o = blk_off(n, kbase, pix0);
             const int q = (int)(npix / parts), big = (int)(npix % parts);  // big blocks of q + 1, then q
             const TileFn fbig = big ? tile_fn(q + 1, kvt) : nullptr, fq = q ? tile_fn(q, kvt) : nullptr;
@@ -754,11 +765,14 @@ struct DirectOcConv {
             ob.y = y + o + n * y_extra;
             ob.res = res ? res + o : nullptr;
             const float* xt = ximg + c0 * p.H * p.W + pix0 * 16;
+            float* acct = chunks == 1 && store ? nullptr : accb;  // one chunk storing y: no band buffer
             for (int64_t k = 0; k < parts; ++k) {
               const int Pk = k < big ? q + 1 : q;
               pf.begin_tile();
-              (this->*(k < big ? fbig : fq))(xt, wk + c0 * KB, ccn, nullptr, true, pf, &ob, 0, 1, 0, 1);
+              (this->*(k < big ? fbig : fq))(xt, wk + c0 * KB, ccn, acct, c0 == 0, pf, store ? &ob : nullptr, 0, 1, 0,
+                                             1);
               xt += Pk * 16;
+              if (acct) acct += Pk * KB;
               ob.y += Pk * 16;
               if (ob.res) ob.res += Pk * 16;
             }
@@ -782,11 +796,6 @@ struct DirectOcConv {
             float* acct = accb + (oh * p.Wo + ow0 - pix0) * KB;
             const float* xc = ximg + c0 * p.H * p.W;  // channel c0's plane (block, when x is blocked)
             const float* wc = wk + c0 * KB;
-            if (x_blk() && p.pointwise()) {                  // 1x1, unpadded, stride 1
-              const float* xt = xc + (oh * p.W + ow0) * 16;  // several chunks or an NCHW y (merged tiles are pw_band's)
-              (this->*tile_fn(P, kvt))(xt, wc, ccn, acct, c0 == 0, pf, bo, 0, 1, 0, 1);
-              continue;
-            }
             const int r0 = rlo[(size_t)oh], r1 = rhi[(size_t)oh];
             const std::vector<Seg>& sg = segs[(size_t)rt];
             // Input of window tap (r0, s) for the tile's pixel i (inside the image when the tap is);
@@ -813,7 +822,7 @@ struct DirectOcConv {
         // Transpose the band's [pixel][KB] sums into NCHW with bias and the activation: blocks of W
         // pixels x W channels, transposed in registers (the strided gathers they replaced, one
         // per W outputs, cost ~25% of ResNet's conv1).
-        if (direct_out) continue;  // the tiles wrote y
+        if (direct_out || pw_store) continue;  // the tiles wrote y
         const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = pix1 - pix0;
         const float* ures = res;  // the residual still to add here
         if (layout) {             // a blocked x, y or residual (groups == 1, K % 16 == 0 when y or r is)

@@ -3,6 +3,7 @@
 #include "pycnn/isa.h"
 
 #include <atomic>
+#include <unistd.h>
 #include <stdexcept>
 
 namespace pycnn {
@@ -26,6 +27,14 @@ bool cpu_is_amd() {
     return __builtin_cpu_is("amd") != 0;
   }();
   return amd;
+}
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);  // glibc reads it from cpuid on x86
+    return v > 0 ? (int64_t)v : int64_t(1) << 20;
+  }();
+  return bytes;
 }
 
 static std::atomic<int> g_isa{-1};
