@@ -7,7 +7,7 @@ older build's package, as bench/build_ab.py loads it): blocks of calls taking tu
 Each shape is N,C,H,K,R,stride,pad (H, R and pad may be HxW, RxS and PHxPW: bench/algo_ab.py);
 ReLU in the epilogue. Prints both
 times, their GFLOP/s (2*N*K*C*R*R*Ho*Wo, taps in the padding counted) and old / new. --blocked y
-(or xy) binds the call as a Graph's layout pass does (pycnn/layout.py): the output, and x too,
+(x, xy) binds the call as a Graph's layout pass does (pycnn/layout.py): the output, x, or both
 channel-blocked (N, C/16, H, W, 16), run by --algo; --threads sets both builds' threads. --cold
 evicts the caches before each call with a 64 MiB max pool run by the same build
 (timing.evicting_pool: its OpenMP team stays awake, as between a network's steps) and then
@@ -48,12 +48,14 @@ def main(argv=None):
     ap.add_argument("--algo", default="auto")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--blocked", choices=("", "y", "xy"), default="", help="channel-blocked y, or x and y")
+    ap.add_argument(
+        "--blocked", choices=("", "y", "x", "xy"), default="", help="channel-blocked y, x (y NCHW), or x and y"
+    )
     ap.add_argument("--cold", action="store_true", help="weights evicted from the caches before each call")
     args = ap.parse_args(argv)
     builds = old_build.builds(args.old, args.name, args.threads)
     ev = {name: evicting_pool(P) for name, P in builds.items()} if args.cold else None
-    bits = {"": 0, "y": 2, "xy": 3}[args.blocked]
+    bits = {"": 0, "y": 2, "x": 1, "xy": 3}[args.blocked]
     for spec in args.shapes:
         N, C, H, W, K, R, S, st, pad = algo_ab.parse_shape(spec)
         rng = np.random.default_rng(0)

@@ -288,6 +288,9 @@ def test_build_ab_runs(capsys, tmp_path):
     conv_ab.main([str(tmp_path), "2,16,9,32,1,1,0", "--algo", "direct_oc", "--rounds", "1", "--blocked", "xy"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("N2 16->32 1x1/1 pad 0 @9 (direct_oc, blocked xy, 2 threads): old") and line.endswith("x")
+    # blocked x, NCHW y (the 1x1 before a Winograd 3x3 in a Graph)
+    conv_ab.main([str(tmp_path), "2,16,9,32,1,1,0", "--algo", "direct_oc", "--rounds", "1", "--blocked", "x"])
+    assert "(direct_oc, blocked x, 2 threads): old" in capsys.readouterr().out
     conv_ab.main([str(tmp_path), "1,3,20,32,7,2,3", "--algo", "direct_oc", "--rounds", "1", "--threads", "1"])
     assert "(direct_oc, 1 threads)" in capsys.readouterr().out
     # weights evicted before each call, the two builds alternating
