@@ -495,6 +495,29 @@ def test_cold_input_runs(capsys):
     assert len(nums) == 6 and all(v > 0 for v in nums)
 
 
+def test_fresh_input_runs(capsys):
+    """bench/fresh_input.py: a blocked 1x1 conv timed after each writer of its input, and a shape
+    whose channels are not whole blocks refused."""
+    from bench import fresh_input
+
+    r = fresh_input.measure(1, 32, 6, 16, reps=3, rounds=1)
+    assert list(r) == [
+        "none",
+        "x read",
+        "rows [0, H/2) rewritten",
+        "rows [H/2, H) rewritten",
+        "all of x rewritten",
+        "x written by a conv",
+    ]
+    assert all(v > 0 for v in r.values())
+    fresh_input.main(["1,32,6,16", "--reps", "3"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("N1 32->16 1x1 @6 (direct_oc, blocked xy, 2 threads, us after): none ")
+    with pytest.raises(SystemExit):
+        fresh_input.main(["1,24,6,16"])
+    assert "C must be a multiple of 16" in capsys.readouterr().err
+
+
 def test_winograd_error_tables(capsys):
     """bench/winograd_error.py: per kernel shape, the worst error of every tile over its layers,
     each within the registry's bound for that kernel (the README's accuracy table)."""
