@@ -9,7 +9,9 @@ behind each one. In order, a convolution runs:
      depthwise_c16 (vectorized over channels) with one output channel per group, on maps at most
      ISA_RULES' depthwise_c16_max_width wide, else depthwise (per plane); grouped_c16 when
      each group has 2, 4 or 8 input and as many output channels (ResNeXt, RegNet), up to
-     ISA_RULES' grouped_c16_max_group;
+     ISA_RULES' grouped_c16_max_group; per ISA (ISA_RULES' pointwise_sgemm_min_weights and
+     _min_macs: avx2) im2col + SGEMM for stride-1 unpadded 1x1s with many weights and
+     multiply-adds, ahead of every rule below;
   1. direct_oc when it has more than DIRECT_MAX_CHANNELS input channels per group and at most
      DIRECT_OC_MAX_PIXELS_ANY output pixels in the batch (ResNet's 7x7 maps at batch 1), or a
      window larger than 1x1 with at most DIRECT_OC_FEW_K outputs on DIRECT_OC_FEW_K_MAX_PIXELS;
@@ -128,7 +130,13 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # 512-bit FMA units the SGEMM's 12x32 kernel runs 28x28 and larger NCHW maps 1.1-1.6x faster than
 # direct_oc, shallow or strided alike; at 14x14 and below direct_oc keeps its lead. It only
 # matters for NCHW inputs: a Graph's 1x1 convs that read the channel-blocked layout run direct_oc
-# (pycnn/layout.py) whatever the rule.
+# (pycnn/layout.py) whatever the rule. pointwise_sgemm_min_weights, _min_macs: unpadded stride-1
+# 1x1 convs (groups 1) with at least this many weights (Cg * Kg) and multiply-adds (times N * Ho *
+# Wo) run the SGEMM ahead of every direct_oc rule, the small-map ones included (None: never).
+# Capped to AVX2 on the 512-bit Xeon the SGEMM ran ResNet-50's 7x7 1x1s (1M weights) 8-10%
+# faster than direct_oc at batch 1 and 8 and GoogLeNet's 832 -> 160 .. 384 at batch 8 2-7%, while
+# direct_oc kept 832 -> 384 at batch 1 and 832 -> 128 (106K weights); with AVX-512 direct_oc
+# keeps them all.
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES + 1,
@@ -139,6 +147,8 @@ ISA_RULES = {
         "pointwise_direct_oc_max_map": 196,
         "max_ck_per_tile": 26,
         "small_map_direct_oc_max_ck": 56,
+        "pointwise_sgemm_min_weights": None,
+        "pointwise_sgemm_min_macs": None,
     },
     "avx2": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -149,6 +159,8 @@ ISA_RULES = {
         "pointwise_direct_oc_max_map": None,
         "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
         "small_map_direct_oc_max_ck": None,
+        "pointwise_sgemm_min_weights": 128_000,
+        "pointwise_sgemm_min_macs": 40_000_000,
     },
     "generic": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -159,6 +171,8 @@ ISA_RULES = {
         "pointwise_direct_oc_max_map": None,
         "max_ck_per_tile": DIRECT_OC_MAX_CK_PER_TILE,
         "small_map_direct_oc_max_ck": None,
+        "pointwise_sgemm_min_weights": None,
+        "pointwise_sgemm_min_macs": None,
     },
 }
 
@@ -232,6 +246,17 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
     if 1 in (shape.R, shape.S) and shape.R * shape.S in WINOGRAD_1D_TAPS and CONV["winograd_f4"].supports(shape):
         if cg * kg >= WINOGRAD_1D_MIN_CK * (cg + kg) and winograd_tile_count(shape, 4) >= WINOGRAD_1D_MIN_TILES:
             return "winograd_f4"
+    sg_w, sg_macs = r["pointwise_sgemm_min_weights"], r["pointwise_sgemm_min_macs"]
+    if (
+        sg_w is not None
+        and shape.groups == 1
+        and shape.R == shape.S == 1
+        and shape.stride == (1, 1)
+        and shape.pad == (0, 0, 0, 0)
+        and cg * kg >= sg_w
+        and cg * kg * pixels >= sg_macs
+    ):
+        return "im2col"
     winograd = shape.R == shape.S == 3 and CONV["winograd"].supports(shape) and cg >= WINOGRAD_MIN_CHANNELS
     f2_ck = r["small_map_f2_min_ck"]
     if (

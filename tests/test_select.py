@@ -132,7 +132,15 @@ def test_heuristic(s, want):
         (shape(C=512, H=7, W=7, K=512), "winograd_f2"),  # ResNet's 3x3 512@7 at batch 1
         (shape(C=192, H=7, W=7, K=384), "winograd_f2"),  # GoogLeNet 5b's 3x3
         (shape(C=32, H=7, W=7, K=128), "direct_oc"),  # few channels: the transforms are not paid back
-        (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "direct_oc"),  # 1x1: no Winograd
+        (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0), "im2col"),  # 1M weights, 51M MACs: the SGEMM
+        (shape(N=8, C=512, H=7, W=7, K=2048, R=1, S=1, pad=0), "im2col"),
+        (shape(N=8, C=832, H=7, W=7, K=256, R=1, S=1, pad=0), "im2col"),  # 213K weights, 83M MACs
+        (shape(N=8, C=832, H=7, W=7, K=160, R=1, S=1, pad=0), "im2col"),  # 133K weights, 52M MACs
+        (shape(C=832, H=7, W=7, K=384, R=1, S=1, pad=0), "direct_oc"),  # b1: 16M MACs
+        (shape(N=8, C=832, H=7, W=7, K=128, R=1, S=1, pad=0), "direct_oc"),  # 106K weights
+        (shape(C=2048, H=7, W=7, K=512, R=1, S=1, pad=0, groups=2), "direct_oc"),  # grouped: not this rule
+        (shape(C=2048, H=9, W=9, K=512, R=1, S=1, stride=2, pad=0), "direct_oc"),  # strided: not this rule
+        (shape(C=160, H=7, W=7, K=320), "winograd_f2"),  # 3x3 with as many weights: not this rule
         (shape(N=8, C=64, H=56, W=56, K=256, R=1, S=1, pad=0), "im2col"),  # the SGEMM keeps 56x56 1x1s
         (shape(C=192, H=28, W=28, K=96, R=1, S=1, pad=0), "im2col"),  # and 28x28 ones
         (shape(N=8, C=512, H=7, W=7, K=512), "winograd_f4"),
@@ -147,7 +155,8 @@ def test_heuristic(s, want):
     ],
 )
 def test_heuristic_avx2(s, want):
-    """Where the AVX2 rule differs from the AVX-512 one (measured on Zen 4 capped to AVX2)."""
+    """Where the AVX2 rule differs from the AVX-512 one (measured on Zen 4 capped to AVX2; the
+    pointwise SGEMM rule on the 512-bit Xeon capped to AVX2)."""
     assert select.heuristic(s, "avx2") == want
     assert registry.CONV[want].supports(s)
 
