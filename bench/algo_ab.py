@@ -15,8 +15,6 @@ a network run), and times the calls one by one instead. What docs/performance.md
 for the auto rule's Winograd / direct_oc thresholds and Winograd's two phases on the VM."""
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
@@ -24,20 +22,9 @@ import pycnn
 from pycnn import layout
 
 from .depthwise_check import _blocked
-from .timing import compare, evicting_pool
+from .timing import compare, evicting_pool, median_after
 
 _WRITES_BLOCKED = ("direct_oc", "winograd_f2", "winograd_f4", "winograd_f6")  # else all NCHW
-
-
-def _cold(fn, reps, evict):
-    """Median seconds of fn after evict() (timing.evicting_pool) before each call."""
-    ts = []
-    for _ in range(reps):
-        evict()
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def _pair(v):
@@ -98,7 +85,7 @@ def main(argv=None):
             np.testing.assert_allclose(calls[a](inputs[a]), ref, rtol=1e-3, atol=1e-3)
         fns = {a: (lambda f=f, xa=inputs[a]: f(xa)) for a, f in calls.items()}
         if args.cold:
-            med = {a: _cold(f, 10 * args.rounds, evict) for a, f in fns.items()}
+            med = {a: median_after(f, evict, 10 * args.rounds) for a, f in fns.items()}
         else:
             med = {a: v["median_s"] for a, v in compare(fns, rounds=args.rounds, min_samples=10).items()}
         Ho, Wo = (H + 2 * ph - R) // st + 1, (W + 2 * pw - S) // st + 1

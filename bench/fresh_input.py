@@ -10,24 +10,13 @@ the same split, 16 -> C channels, writing x on the threads).
 Each shape is N,C,H,K (C a multiple of 16)."""
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import pycnn
 
 from .depthwise_check import _blocked
-
-
-def _median_us(call, before, reps):
-    ts = []
-    for _ in range(reps):
-        before()
-        t0 = time.perf_counter()
-        call()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e6
+from .timing import median_after
 
 
 def measure(N, C, H, K, reps=200, rounds=3):
@@ -53,7 +42,7 @@ def measure(N, C, H, K, reps=200, rounds=3):
     best = {}
     for _ in range(rounds):
         for name, before in ways.items():
-            t = _median_us(lambda: conv(x), before, reps)
+            t = median_after(lambda: conv(x), before, reps) * 1e6
             best[name] = min(best.get(name, t), t)
     return best
 

@@ -82,6 +82,18 @@ def time_once(fn) -> dict:
     return {"median_s": time.perf_counter() - t0, "samples": 1}
 
 
+def median_after(fn, before, reps: int) -> float:
+    """Median seconds of fn() over reps calls, before() run untimed ahead of each (an eviction,
+    a write of fn's input: what the call is measured after)."""
+    ts = []
+    for _ in range(reps):
+        before()
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
 EVICT_SHAPE = (1, 64, 512, 512)  # 64 MiB, more than the L2s and the L3 together
 
 
