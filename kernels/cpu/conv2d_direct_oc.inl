@@ -643,10 +643,10 @@ struct DirectOcConv {
     // kblock group's weights (<= one core's L2) stay in L2 across the batch's images, and an
     // image's input stays there across the group's kblocks (with images inner to single kblocks
     // every image's input was re-read from L3 per kblock: 25 MB per thread for 2048->512 @7 at
-    // batch 8). The bound was 1 MiB, the L2 of the Zen 4 and 5 it was measured on; on the Xeon's
-    // 2 MiB L2 a whole 1152->320 1x1 (1.5 MB) in one group splits the images between the
-    // threads, each reading the images the depthwise conv before it wrote, where two groups
-    // had each thread read all of x (docs/performance.md, direct_oc).
+    // batch 8). With a band split the group boundary is where the threads' shares meet: on a
+    // 2 MiB L2 a whole 1152->320 1x1 (1.5 MB) is one group and the threads split the images,
+    // each reading those the depthwise conv before it wrote, where groups of 1 MiB had each
+    // thread read all of x (docs/performance.md, direct_oc).
     const int64_t kb_bytes = RS * Cg * KB * (int64_t)sizeof(float);
     int64_t KG = 1;  // the largest divisor of kblocks whose weights fit one core's L2
     for (int64_t d = 1; d <= kblocks; ++d)

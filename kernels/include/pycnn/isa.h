@@ -16,6 +16,6 @@ void set_isa(Isa isa);                       // throws std::invalid_argument if 
 const char* isa_name(Isa isa);               // cpu_kernels.cpp
 Isa isa_from_name(const std::string& name);  // throws std::invalid_argument
 bool cpu_is_amd();                           // AMD's cores: tuning choices measured per vendor (sgemm.h)
-int64_t l2_cache_bytes();                    // one core's L2 (the OS's report; 1 MiB when it has none)
+int64_t l2_cache_bytes();                    // one core's L2 (the OS's report in [256 KiB, 4 MiB]; 1 MiB when none)
 
 }  // namespace pycnn
