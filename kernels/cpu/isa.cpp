@@ -34,8 +34,8 @@ bool cpu_is_amd() {
 int64_t l2_cache_bytes() {
   static const int64_t bytes = [] {
     const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);  // glibc reads it from cpuid on x86
-    // Kept to the range of the cores measured (512 KiB Zen 3 .. 2 MiB Xeon, room to 4 MiB): a
-    // hypervisor that reports its L3 as the L2 would otherwise make one weight group of it.
+    // Kept to the L2 sizes of today's cores (512 KiB on Zen 3 .. 2 MiB on this Xeon, room to 4 MiB):
+    // a hypervisor that reports its L3 as the L2 would otherwise make one weight group of it.
     return v > 0 ? std::clamp<int64_t>(v, int64_t(256) << 10, int64_t(4) << 20) : int64_t(1) << 20;
   }();
   return bytes;

@@ -392,8 +392,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
       const Item& it = items[ii];
       const GemmProblem& p = probs[it.problem];
       const int64_t nc = it.j1 - it.j0;
-      const bool narrow_order = nc <= kNarrowNC || K <= kShallowK;  // A-panel-outer (see below)
-      if (K == 0) {                                                 // C = bias (+ the activation): an empty sum.
+      if (K == 0) {  // C = bias (+ the activation): an empty sum.
         for (int64_t i = it.m0; i < it.m1; ++i)
           for (int64_t j = it.j0; j < it.j1; ++j) {
             float v = (p.bias_row ? p.bias_row[i] : 0.0f) + (p.bias_col ? p.bias_col[j] : 0.0f);
@@ -405,6 +404,7 @@ void sgemm_run(const std::vector<GemmProblem>& probs_in, int64_t M, int64_t K, A
             kern.unary_chunk(act.fn, it.j1 - it.j0, p.C + i * p.ldc + it.j0, p.C + i * p.ldc + it.j0, act.a, act.b);
         continue;
       }
+      const bool narrow_order = nc <= kNarrowNC || K <= kShallowK;  // A-panel-outer (see below)
       // With several depth blocks, partial sums go to a per-thread tile whose row stride does
       // not alias in L1 (C's own stride is often a multiple of 4 KiB, e.g. 2048 columns, which
       // puts all MR rows of a C block in one cache set); the tile is copied out once.
