@@ -40,6 +40,15 @@ def parse_shape(spec):
     return (int(N), int(C), *_pair(hw), int(K), *_pair(win), int(st), _pair(pads))
 
 
+def at_offset(a, offset):
+    """A copy of a whose data starts offset bytes past a 64-byte cache line (a multiple of 4)."""
+    raw = np.empty(a.size + 16 + offset // 4, np.float32)
+    skip = (-raw.ctypes.data % 64) // 4 + offset // 4
+    out = raw[skip : skip + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def pair_str(a, b):
     """(A, A) -> 'A', (A, B) -> 'AxB' (what _pair parses)."""
     return f"{a}" if a == b else f"{a}x{b}"
@@ -53,6 +62,12 @@ def main(argv=None):
     ap.add_argument("--cold", action="store_true", help="caches flushed before each call")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--offset",
+        type=int,
+        help="x and y (written through out=, one array per algorithm) this many bytes past a cache line "
+        "(a Graph's arena aligns them: 0; NumPy's allocator gives 16 bytes); default: as NumPy allocates",
+    )
     ap.add_argument(
         "--blocked-x",
         action="store_true",
@@ -83,7 +98,14 @@ def main(argv=None):
         ref = calls[algos[0]](x)
         for a in list(calls)[1:]:
             np.testing.assert_allclose(calls[a](inputs[a]), ref, rtol=1e-3, atol=1e-3)
-        fns = {a: (lambda f=f, xa=inputs[a]: f(xa)) for a, f in calls.items()}
+        if args.offset is None:
+            fns = {a: (lambda f=f, xa=inputs[a]: f(xa)) for a, f in calls.items()}
+        else:
+            fns = {}
+            for a, f in calls.items():
+                xa = at_offset(inputs[a], args.offset)
+                ya = at_offset(f(xa), args.offset)
+                fns[a] = lambda f=f, xa=xa, ya=ya: f(xa, out=ya)
         if args.cold:
             med = {a: median_after(f, evict, 10 * args.rounds) for a, f in fns.items()}
         else:
@@ -95,6 +117,8 @@ def main(argv=None):
             f"{a} {t * 1e3:.3f} ms ({flop / t / 1e9:.0f} GFLOP/s, {t / first:.2f})" for a, t in med.items()
         )
         where = ("cold" if args.cold else "warm") + (", blocked y" if blocked else ", NCHW y")
+        if args.offset is not None:
+            where += f", x and y {args.offset} bytes past a line"
         print(
             f"N{N} {C}->{K} {R}x{S}/{st} pad {pair_str(ph, pw)} @{pair_str(H, W)}, "
             f"ISA {pycnn._C.get_isa()}, {args.threads} threads, {where}: {cols}",

@@ -55,13 +55,10 @@ def conv2d(
     given = weight
     weight = as_array(weight, "weight", 4)
     relu = activation_flag(activation)
-    s = ConvShape(x.shape, weight.shape, stride, padding, dilation, groups)
+    s, algo = policy.conv_call(x.shape, weight.shape, stride, padding, dilation, groups, algo)
     bias = as_vector(bias, "bias", s.K)
-    if s.N == 0:  # nothing to choose for: only check a named algorithm
-        if algo != "auto":
-            policy.resolve(algo, s)
+    if s.N == 0:  # nothing to choose for (a named algorithm was checked)
         return np.empty(s.out_shape, np.float32)
-    algo = policy.resolve(algo, s)
     if algo == "reference":
         return reference.conv2d(x, weight, bias, s.stride, s.pad, s.dilation, s.groups, activation).astype(
             np.float32, copy=False

@@ -32,6 +32,42 @@ def resolve(algo: str, s: ConvShape, device: str = "cpu") -> str:
     return select.winograd_tile(s) if algo == "winograd" else algo
 
 
+# A functional call's geometry and choice, per (shapes, stride, padding, dilation, groups, algo,
+# the conv_algo override, the active rule set): pycnn.conv2d on a loop of same-shaped calls
+# validated its arguments and ran the rule again on every call, ~6 us of a 16 -> 48 3x3 @14's
+# 35 us (docs/performance.md, Functional conv2d). Not with autotuning on (tuning.py keeps its
+# own). forget() empties it, for code that edits select.py's thresholds at run time.
+_CALLS: dict = {}
+_CALLS_MAX = 1024
+
+
+def forget() -> None:
+    """Forget the functional calls' memoized choices (after editing select.py's rules)."""
+    _CALLS.clear()
+
+
+def conv_call(x_shape, w_shape, stride, padding, dilation, groups, algo: str, device: str = "cpu"):
+    """(ConvShape, the concrete algorithm) for one functional conv2d call; for an empty batch
+    the algorithm is None when algo is 'auto' (nothing to choose), else algo checked. Raises what
+    ConvShape and resolve raise for bad arguments."""
+    key = None
+    if not config.autotune:
+        key = (x_shape, w_shape, stride, padding, dilation, groups, algo, config.conv_algo, select.rule_set(), device)
+        try:
+            hit = _CALLS.get(key)
+        except TypeError:  # a list argument: no key
+            key = hit = None
+        if hit is not None:
+            return hit
+    s = ConvShape(x_shape, w_shape, stride, padding, dilation, groups)
+    chosen = resolve(algo, s, device) if s.N or algo != "auto" else None
+    if key is not None:
+        if len(_CALLS) >= _CALLS_MAX:
+            _CALLS.clear()
+        _CALLS[key] = (s, chosen)
+    return s, chosen
+
+
 def resolve_or_auto(algo: str, s: ConvShape, device: str = "cpu") -> str:
     """resolve(algo, s), or auto's choice where algo cannot run s: what a Graph told to run one
     algorithm does on the layers that algorithm does not take ('winograd' on a 1x1 layer)."""
@@ -40,4 +76,4 @@ def resolve_or_auto(algo: str, s: ConvShape, device: str = "cpu") -> str:
     return choose(s, device)
 
 
-__all__ = ["choose", "resolve", "resolve_or_auto"]
+__all__ = ["choose", "conv_call", "forget", "resolve", "resolve_or_auto"]

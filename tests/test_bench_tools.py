@@ -297,6 +297,15 @@ def test_build_ab_runs(capsys, tmp_path):
     cold = ["--rounds", "1", "--blocked", "xy", "--cold"]
     conv_ab.main([str(tmp_path), "1,64,7,96,1,1,0", "--algo", "direct_oc", *cold])
     assert "(direct_oc, blocked xy, 2 threads, weights cold): old" in capsys.readouterr().out
+    from bench import functional_ab
+
+    functional_ab.main([str(tmp_path), "--filter", "lenet5.*", "--batch", "2", "--rounds", "1"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("lenet5.conv1") and "N=2: old" in out[0] and out[0].endswith("x")
+    assert out[-1].startswith("3 layers, batch 2, 2 threads: geomean") and out[-1].endswith("x")
+    with pytest.raises(SystemExit):
+        functional_ab.main([str(tmp_path), "--filter", "no_such_layer"])
+    capsys.readouterr()
     from bench import linear_ab
 
     linear_ab.main([str(tmp_path), "6,70,37", "--rounds", "1"])
@@ -473,6 +482,13 @@ def test_algo_ab_runs(capsys):
     algo_ab.main(["1,32,10,32,3,1,1", "--algos", "direct_oc", "--blocked-x", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "direct_oc+x" in line and line.count("GFLOP/s") == 2 and "blocked y" in line
+    # x and y placed 16 bytes past a cache line (y through out=)
+    algo_ab.main(["1,32,10,32,1,1,0", "--algos", "direct_oc", "--blocked-x", "--rounds", "1", "--offset", "16"])
+    assert "x and y 16 bytes past a line: direct_oc" in capsys.readouterr().out
+    x = np.arange(10, dtype=np.float32)
+    for off in (0, 16, 48):
+        y = algo_ab.at_offset(x, off)
+        assert y.ctypes.data % 64 == off and (y == x).all()
     algo_ab.main(["2,8,9,12,3,2,1", "--algos", "direct_oc,im2col", "--cold", "--rounds", "1", "--nchw"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("N2 8->12 3x3/2 pad 1 @9") and "cold, NCHW y" in line and line.count("GFLOP/s") == 2

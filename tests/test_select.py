@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import pycnn
@@ -262,6 +263,49 @@ def test_override(monkeypatch, rng):
     monkeypatch.setattr(pycnn.config, "conv_algo", "fft")
     with pytest.raises(ValueError, match="algo"):
         policy.choose(shape())
+
+
+def test_functional_choice_is_memoized_per_call_geometry(monkeypatch, rng):
+    """pycnn.conv2d's validated geometry and choice are kept per (shapes, arguments, algo, the
+    conv_algo override, rule set); a change of any of them chooses again, bad arguments still
+    raise on every call, and list arguments (unhashable) still run."""
+    policy.forget()
+    x = rng.standard_normal((1, 16, 14, 14), dtype=np.float32)
+    w = rng.standard_normal((48, 16, 3, 3), dtype=np.float32)
+    s, algo = policy.conv_call(x.shape, w.shape, 1, 1, 1, 1, "auto")
+    assert algo == select.heuristic(s) and policy.conv_call(x.shape, w.shape, 1, 1, 1, 1, "auto")[1] == algo
+    assert policy.conv_call(x.shape, w.shape, 1, 1, 1, 1, "auto")[0] is s  # the kept one
+    assert policy.conv_call(x.shape, w.shape, 2, 1, 1, 1, "auto")[0].Ho == 7  # another stride: another entry
+    monkeypatch.setattr(pycnn.config, "conv_algo", "im2col")
+    assert policy.conv_call(x.shape, w.shape, 1, 1, 1, 1, "auto")[1] == "im2col"
+    monkeypatch.setattr(pycnn.config, "conv_algo", None)
+    assert policy.conv_call(x.shape, w.shape, 1, 1, 1, 1, "winograd")[1] in ("winograd_f2", "winograd_f4")
+    assert policy.conv_call((0, 16, 14, 14), w.shape, 1, 1, 1, 1, "auto")[1] is None  # empty batch: no choice
+    for _ in range(2):
+        with pytest.raises(ValueError, match="groups"):
+            pycnn.conv2d(x, w, groups=3)
+        with pytest.raises(ValueError, match="algo"):
+            policy.conv_call(x.shape, w.shape, 1, 1, 1, 1, "fft")
+    ref = pycnn.conv2d(x, w, None, 1, 1, algo="reference")
+    np.testing.assert_allclose(pycnn.conv2d(x, w, None, [1, 1], [1, 1]), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pycnn.conv2d(x, w, None, (1, 1), (1, 1)), ref, rtol=1e-4, atol=1e-4)
+    try:  # another rule set (the kernel table capped): chosen by that set's rule
+        pycnn._C.set_isa("generic")
+        s, algo = policy.conv_call((8, 16, 28, 28), (32, 16, 3, 3), 1, 1, 1, 1, "auto")
+        assert algo == select.heuristic(s, "generic")
+        np.testing.assert_allclose(pycnn.conv2d(x, w, None, 1, 1), ref, rtol=1e-4, atol=1e-4)
+    finally:
+        pycnn._C.set_isa(pycnn._C.cpu_isa())
+    # a threshold edited at run time counts once forget() is called: 32 -> 32 @147 (Cg * Kg /
+    # (Cg + Kg) 16) runs Winograd when max_ck_per_tile is under 16, direct_oc at 16 and above
+    call = ((1, 32, 149, 149), (32, 32, 3, 3), 1, 0, 1, 1, "auto")
+    before = policy.conv_call(*call)[1]
+    assert before == "direct_oc"
+    monkeypatch.setitem(select.ISA_RULES[select.rule_set()], "max_ck_per_tile", 8)
+    assert policy.conv_call(*call)[1] == before  # memoized
+    policy.forget()
+    assert policy.conv_call(*call)[1] == "winograd_f4"
+    policy.forget()
 
 
 def test_environment_is_read_once_into_config(monkeypatch):

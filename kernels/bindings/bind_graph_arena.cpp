@@ -19,8 +19,8 @@
 // capsule, so arrays that outlive the run (the outputs) or the Graph free into the arena later
 // and the cache itself lives until the last of them is gone.
 //
-// Layout of a block: a 64-byte header (sizes, a magic number) and then the array's data (64-byte
-// aligned for cached sizes).
+// Layout of a block: a 64-byte header (sizes, a magic number) and then the array's data, 64-byte
+// aligned.
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #define NPY_TARGET_VERSION NPY_1_22_API_VERSION
 #include <numpy/arrayobject.h>
@@ -89,9 +89,11 @@ void* arena_malloc(void* ctx, size_t n) {
       ++cache->misses;
     }
   }
-  if (!base)  // small blocks at malloc's own alignment (16 bytes, as NumPy's default allocator)
-    base = static_cast<char*>(bs >= kMinCached ? std::aligned_alloc(64, (kHeader + bs + 63) / 64 * 64)
-                                               : std::malloc(kHeader + bs));
+  // Every block's data on a cache line, small ones too: NumPy's (malloc's) 16 bytes put each
+  // 64-byte vector of a channel-blocked tensor across two lines, and the 7x7 and 14x14 tensors
+  // of a batch-1 network are under kMinCached (a 16 -> 48 1x1 writing its blocked y ran 7-11%
+  // slower at 16 bytes past a line than on one, docs/performance.md, Whole networks).
+  if (!base) base = static_cast<char*>(std::aligned_alloc(64, (kHeader + bs + 63) / 64 * 64));
   if (!base) return nullptr;
   Header* h = reinterpret_cast<Header*>(base);
   h->magic = kMagic;
