@@ -33,10 +33,12 @@ def resolve(algo: str, s: ConvShape, device: str = "cpu") -> str:
 
 
 # A functional call's geometry and choice, per (shapes, stride, padding, dilation, groups, algo,
-# the conv_algo override, the active rule set): pycnn.conv2d on a loop of same-shaped calls
-# validated its arguments and ran the rule again on every call, ~6 us of a 16 -> 48 3x3 @14's
-# 35 us (docs/performance.md, Functional conv2d). Not with autotuning on (tuning.py keeps its
-# own). forget() empties it, for code that edits select.py's thresholds at run time.
+# the conv_algo override, the active rule set): a loop of same-shaped pycnn.conv2d calls had
+# validated its arguments and run the rule again on every call, a sizeable part of a small
+# layer's call (docs/performance.md, Functional conv2d). Only arguments of plain int or str
+# (or tuples of them) make a key: True, 1.0 and 1 are equal keys, and ConvShape refuses the
+# first two. Not with autotuning on (tuning.py keeps its own). forget() empties it, for code
+# that edits select.py's thresholds at run time.
 _CALLS: dict = {}
 _CALLS_MAX = 1024
 
@@ -46,17 +48,21 @@ def forget() -> None:
     _CALLS.clear()
 
 
+def _plain(v) -> bool:
+    """v is an int or str, or a tuple of ints (bool excluded: a key equal to 1's)."""
+    if type(v) is tuple:
+        return all(type(e) is int for e in v)
+    return type(v) in (int, str)
+
+
 def conv_call(x_shape, w_shape, stride, padding, dilation, groups, algo: str, device: str = "cpu"):
     """(ConvShape, the concrete algorithm) for one functional conv2d call; for an empty batch
     the algorithm is None when algo is 'auto' (nothing to choose), else algo checked. Raises what
     ConvShape and resolve raise for bad arguments."""
     key = None
-    if not config.autotune:
+    if not config.autotune and all(_plain(v) for v in (stride, padding, dilation, groups, algo)):
         key = (x_shape, w_shape, stride, padding, dilation, groups, algo, config.conv_algo, select.rule_set(), device)
-        try:
-            hit = _CALLS.get(key)
-        except TypeError:  # a list argument: no key
-            key = hit = None
+        hit = _CALLS.get(key)
         if hit is not None:
             return hit
     s = ConvShape(x_shape, w_shape, stride, padding, dilation, groups)

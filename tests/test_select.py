@@ -286,6 +286,10 @@ def test_functional_choice_is_memoized_per_call_geometry(monkeypatch, rng):
             pycnn.conv2d(x, w, groups=3)
         with pytest.raises(ValueError, match="algo"):
             policy.conv_call(x.shape, w.shape, 1, 1, 1, 1, "fft")
+    pycnn.conv2d(x, w, None, 1, 1)
+    for bad in (True, 1.0):  # equal to 1 as keys; refused on every call all the same
+        with pytest.raises(TypeError, match="stride"):
+            pycnn.conv2d(x, w, None, bad, 1)
     ref = pycnn.conv2d(x, w, None, 1, 1, algo="reference")
     np.testing.assert_allclose(pycnn.conv2d(x, w, None, [1, 1], [1, 1]), ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(pycnn.conv2d(x, w, None, (1, 1), (1, 1)), ref, rtol=1e-4, atol=1e-4)

@@ -91,8 +91,7 @@ void* arena_malloc(void* ctx, size_t n) {
   }
   // Every block's data on a cache line, small ones too: NumPy's (malloc's) 16 bytes put each
   // 64-byte vector of a channel-blocked tensor across two lines, and the 7x7 and 14x14 tensors
-  // of a batch-1 network are under kMinCached (a 16 -> 48 1x1 writing its blocked y ran 7-11%
-  // slower at 16 bytes past a line than on one, docs/performance.md, Whole networks).
+  // of a batch-1 network are under kMinCached (docs/performance.md, direct_oc, Alignment).
   if (!base) base = static_cast<char*>(std::aligned_alloc(64, (kHeader + bs + 63) / 64 * 64));
   if (!base) return nullptr;
   Header* h = reinterpret_cast<Header*>(base);
