@@ -293,13 +293,19 @@ def test_functional_choice_is_memoized_per_call_geometry(monkeypatch, rng):
     ref = pycnn.conv2d(x, w, None, 1, 1, algo="reference")
     np.testing.assert_allclose(pycnn.conv2d(x, w, None, [1, 1], [1, 1]), ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(pycnn.conv2d(x, w, None, (1, 1), (1, 1)), ref, rtol=1e-4, atol=1e-4)
-    try:  # another rule set (the kernel table capped): chosen by that set's rule
+    # another rule set (the kernel table capped) chooses by its own rule: a depthwise conv on a
+    # 56-wide map runs depthwise_c16 on avx2 and avx512, the per-plane kernel on generic
+    dw = ((1, 32, 56, 56), (32, 1, 3, 3), 1, 1, 1, 32, "auto")
+    here, active = policy.conv_call(*dw)[1], pycnn._C.get_isa()
+    try:
         pycnn._C.set_isa("generic")
-        s, algo = policy.conv_call((8, 16, 28, 28), (32, 16, 3, 3), 1, 1, 1, 1, "auto")
-        assert algo == select.heuristic(s, "generic")
+        s, algo = policy.conv_call(*dw)
+        assert algo == select.heuristic(s, "generic") == "depthwise"
+        assert (here == "depthwise") == (active == "generic")
         np.testing.assert_allclose(pycnn.conv2d(x, w, None, 1, 1), ref, rtol=1e-4, atol=1e-4)
     finally:
-        pycnn._C.set_isa(pycnn._C.cpu_isa())
+        pycnn._C.set_isa(active)
+    assert policy.conv_call(*dw)[1] == here
     # a threshold edited at run time counts once forget() is called: 32 -> 32 @147 (Cg * Kg /
     # (Cg + Kg) 16) runs Winograd when max_ck_per_tile is under 16, direct_oc at 16 and above
     call = ((1, 32, 149, 149), (32, 32, 3, 3), 1, 0, 1, 1, "auto")
