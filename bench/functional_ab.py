@@ -18,6 +18,7 @@ import numpy as np
 import pycnn.models
 
 from . import old_build
+from .layer_data import layer_arrays
 from .timing import compare, geomean
 
 
@@ -36,11 +37,7 @@ def main(argv=None):
     for la in pycnn.models.CONV_LAYERS:
         if not fnmatch.fnmatch(la.id, args.filter):
             continue
-        x = rng.standard_normal((args.batch, la.C, la.H, la.W), dtype=np.float32)
-        w = (rng.standard_normal((la.K, la.C // la.groups, la.R, la.S)) / np.sqrt(la.C * la.R * la.S)).astype(
-            np.float32
-        )
-        b = rng.standard_normal(la.K, dtype=np.float32)
+        x, w, b = layer_arrays(la, args.batch, rng)
         calls = {name: (lambda P=P: P.conv2d(x, w, b, la.stride, la.pad, 1, la.groups)) for name, P in builds.items()}
         y_old, y_new = calls["old"](), calls["new"]()
         np.testing.assert_allclose(y_new, y_old, rtol=1e-4, atol=1e-4 * float(np.abs(y_old).max()))

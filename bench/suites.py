@@ -18,6 +18,7 @@ from pycnn.models import CONV_LAYERS, POOL_LAYERS
 
 from . import gpu_suite, networks
 from . import peers as P
+from .layer_data import layer_arrays
 from .timing import PAUSE_S, compare, geomean, time_once
 
 
@@ -108,7 +109,7 @@ WINOGRAD_ALGOS = [a for a in ALGOS if a.startswith("winograd")]  # the "Winograd
 
 def _layer_problems(opts):
     """(layer, N, x, w, b) for every lecture layer the options select, at each batch size, with a
-    progress bar; weights scaled by 1/sqrt(fan-in) so outputs stay O(1)."""
+    progress bar (the arrays: bench/layer_data.py)."""
     layers = [l for l in CONV_LAYERS if fnmatch.fnmatch(l.id, opts.filter or "*")]
     if opts.quick:
         layers = layers[::3]
@@ -116,13 +117,7 @@ def _layer_problems(opts):
     jobs = [(l, N) for N in opts.batch for l in layers]
     for i, (layer, N) in enumerate(jobs):
         _progress(i, len(jobs), f"{layer.id} N={N}")
-        x = rng.standard_normal((N, layer.C, layer.H, layer.W), dtype=np.float32)
-        w = (
-            rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S))
-            / np.sqrt(layer.C * layer.R * layer.S)
-        ).astype(np.float32)
-        b = rng.standard_normal(layer.K, dtype=np.float32)
-        yield layer, N, x, w, b
+        yield (layer, N, *layer_arrays(layer, N, rng))
 
 
 LAYER_TARGET_S = 0.15  # timed seconds per engine and layer, over the rounds

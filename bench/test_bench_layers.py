@@ -12,6 +12,8 @@ from pycnn import reference, registry
 from pycnn.models import CONV_LAYERS, POOL_LAYERS
 from pycnn.ops import ConvShape
 
+from .layer_data import layer_arrays
+
 BATCH = int(os.environ.get("PYCNN_BENCH_BATCH", "1"))
 
 try:
@@ -37,12 +39,7 @@ def _cases():
 
 @pytest.mark.parametrize("layer, algo", list(_cases()))
 def test_conv_layer(benchmark, layer, algo):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, layer.C, layer.H, layer.W), dtype=np.float32)
-    w = (
-        rng.standard_normal((layer.K, layer.C // layer.groups, layer.R, layer.S)) / np.sqrt(layer.C * layer.R * layer.S)
-    ).astype(np.float32)
-    b = rng.standard_normal(layer.K, dtype=np.float32)
+    x, w, b = layer_arrays(layer, BATCH, np.random.default_rng(0))
     conv = pycnn.prepare_conv(w, b, layer.stride, layer.pad, groups=layer.groups, algo=algo)
     if torch is not None:
         want = TF.conv2d(
