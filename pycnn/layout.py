@@ -67,6 +67,7 @@ WINDOWED_CONCATS = True
 PER_CHANNEL_OPS = ("max_pool2d", "avg_pool2d", "channel_norm", "batch_norm")
 
 X_BLOCKED, Y_BLOCKED, RES_BLOCKED = 1, 2, 4  # as kDirectOc*Blocked in kernels/cpu/conv2d.h
+MEAN_Y = 16  # kDirectOcMeanY: a direct_oc call returning its maps' means (pycnn/graph/fuse_mean.py)
 REORDER = "reorder"  # the algorithm of a non-conv step whose output is reordered to blocked
 
 

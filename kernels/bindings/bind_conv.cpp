@@ -112,7 +112,8 @@ struct BoundConv {
   // takes a blocked y for any conv and a blocked x for 1x1 unpadded ones, and a residual in
   // either layout (told apart by its rank); Winograd takes a blocked y without a residual;
   // depthwise_c16 any of them. A Graph keeps ResNet's residual stream in that layout
-  // (pycnn/layout.py).
+  // (pycnn/layout.py). | kDirectOcMeanY (direct_oc): the call returns (N, K, 1, 1), each output
+  // map's mean, its maps never written (pycnn/graph/fuse_mean.py).
   int layout = 0;
 };
 
@@ -162,7 +163,9 @@ farray call_blocked(const BoundConv& bc, farray x, const py::object& residual, c
   ConvParams p = bound_params(bc);
   const int64_t N = p.N, K = p.K;
   const bool xb = bc.layout & kDirectOcXBlocked, yb = bc.layout & kDirectOcYBlocked;
-  const Shape xs = layout_shape(N, p.C, p.H, p.W, xb), ys = layout_shape(N, K, p.Ho, p.Wo, yb);
+  const bool mean = bc.layout & kDirectOcMeanY;  // y (N, K, 1, 1): the maps' means
+  const Shape xs = layout_shape(N, p.C, p.H, p.W, xb);
+  const Shape ys = mean ? Shape{{N, K, 1, 1, 0}, 4} : layout_shape(N, K, p.Ho, p.Wo, yb);
   PYCNN_REQUIRE(has_shape(x, xs), "x: expected shape " + shape_str(xs) + (xb ? " (channel-blocked)" : ""));
   int64_t y_img = 0;
   farray y = out.is_none() ? new_array(ys) : out_array_images(out, y_img);
@@ -387,7 +390,8 @@ void bind_conv(py::module_& m) {
              int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, bool relu, int max_map, int layout,
              float clip_lo, float clip_hi, int post_fn, float post_a, float post_b) {
             PYCNN_REQUIRE(max_map >= 0 && max_map <= 2, "max_map: expected 0, 1 or 2");
-            PYCNN_REQUIRE(layout >= 0 && layout <= 7, "layout: expected 0 .. 7 (kDirectOc*Blocked bits)");
+            PYCNN_REQUIRE(layout >= 0 && (layout & ~kDirectOcMeanY) <= 7,
+                          "layout: expected 0 .. 7 (kDirectOc*Blocked bits), optionally | 16 (kDirectOcMeanY)");
             PYCNN_REQUIRE(xshape.size() == 4 && xshape[1] == pw->p.C, "x: channels do not match the prepared weights");
             PYCNN_REQUIRE(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && pt >= 0 && pl >= 0 && Ho >= 1 && Wo >= 1,
                           "stride/dilation/padding: invalid");
@@ -414,7 +418,7 @@ void bind_conv(py::module_& m) {
                   pw->algo->layout_ok(q, layout) && max_map == 0,
                   "layout: channel-blocked tensors need direct_oc (groups 1; a blocked x only with 16 | C), "
                   "Winograd (groups 1, a blocked y only) or depthwise (groups == C == K), 16 | K for a blocked "
-                  "y, and no max_map");
+                  "y, and no max_map; the maps' means (16) direct_oc with groups 1 and no blocked y");
               require_runs(*pw->algo, q);
             }
             bc.b = optional_vector(bias, pw->p.K, bc.bias, "bias: expected K entries");

@@ -51,6 +51,11 @@ constexpr int kDirectOcXBlocked = 1, kDirectOcYBlocked = 2, kDirectOcResBlocked 
 // With a blocked y and no residual: y's images are p.y_img floats apart (a channel slice of a
 // wider tensor: a Graph's concat output at batch > 1). Winograd and direct_oc take it.
 constexpr int kYImageStrided = 8;
+// y is (N, K): each output map's mean of act(conv + bias + residual), summed from the band's sums
+// as they are finished, the maps never written (a Graph's conv read only by a global average
+// pool: pycnn/graph/fuse_mean.py). direct_oc only, groups 1, with x and / or the residual blocked
+// or not; never with a blocked or strided y.
+constexpr int kDirectOcMeanY = 16;
 void conv2d_direct_oc(const ConvParams& p, const float* x, const DirectWeights& w, const float* bias, float* y,
                       Activation act, const float* residual = nullptr, int layout = 0);
 // Whether conv2d_direct_oc takes p with these layout bits.

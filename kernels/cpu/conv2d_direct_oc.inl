@@ -99,6 +99,7 @@ struct DirectOcConv {
   bool x_blk() const { return layout & kDirectOcXBlocked; }
   bool y_blk() const { return layout & kDirectOcYBlocked; }
   bool r_blk() const { return layout & kDirectOcResBlocked; }
+  bool mean_y() const { return layout & kDirectOcMeanY; }
 
   // Windows that cover the whole input (LeNet-5's conv3: 16 x 5 x 5 over 5 x 5 maps, one output
   // pixel per image; see conv2d_direct.cpp): p describes one row of Wo = N pixels whose column
@@ -615,6 +616,41 @@ struct DirectOcConv {
     return 2;
   }
 
+  // A band's sums accb[pixel][KB] (channels kbase .. + kmax, pixels pix0 .. + pix of image img)
+  // finished with bias, residual and the activation and added over the pixels into
+  // sums[img * K + k] (kDirectOcMeanY: the numerators of the maps' means; the maps are never
+  // stored). A blocked residual is one vector per pixel; an NCHW one is read per channel.
+  void mean_epilogue(const float* accb, int64_t img, int64_t kbase, int64_t kmax, int64_t pix0, int64_t pix,
+                     const float* bias, Activation act, const float* res, float* sums) const {
+    const int64_t HoWo = p.Ho * p.Wo;
+    const bool clamp = act.active();
+    const typename V::reg lo = V::set1(act.lo), hi = V::set1(act.hi);
+    for (int64_t i0 = 0; i0 < kmax; i0 += W) {
+      const int nk = (int)std::min<int64_t>(W, kmax - i0);
+      const typename V::reg b = bias ? V::loadu_n(bias + kbase + i0, nk) : V::zero();
+      typename V::reg s0 = V::zero(), s1 = V::zero();  // two chains: the adds' latency, not their rate
+      for (int64_t j = 0; j < pix; ++j) {
+        typename V::reg v = V::add(V::loadu(accb + j * KB + i0), b);
+        if (res && r_blk()) {
+          v = V::add(v, V::loadu(res + blk_off(img, kbase + i0, pix0 + j)));  // 16 | K: whole vectors
+        } else if (res) {
+          float r[W] = {};
+          for (int c = 0; c < nk; ++c) r[c] = res[(img * p.K + kbase + i0 + c) * HoWo + pix0 + j];
+          v = V::add(v, V::loadu(r));
+        }
+        if (clamp) v = V::clamp(v, lo, hi);  // NaN stays NaN
+        if (act.fn >= 0) v = unary_detail::post_reg<V>(act, v);
+        if (j & 1)
+          s1 = V::add(s1, v);
+        else
+          s0 = V::add(s0, v);
+      }
+      float t[W];
+      V::storeu(t, V::add(s0, s1));
+      for (int c = 0; c < nk; ++c) sums[img * p.K + kbase + i0 + c] += t[c];
+    }
+  }
+
   // Loop structure (why): a unit of work is (group, kblock, image, band of output tiles). Within
   // it the input channels go in chunks whose weights fit in L1 (cc x taps x KB floats <= 32 KiB),
   // and every tile of the band runs over the chunk before the next one, so each weight is
@@ -705,10 +741,14 @@ struct DirectOcConv {
     // runs every unit).
     StealingRanges work(begin);
     ParallelFailure failure;
+    // kDirectOcMeanY: each thread's sums per (image, channel), added up after the team.
+    const int64_t NK = mean_y() ? p.N * p.K : 0;
+    std::vector<float> msums((size_t)(nt * NK), 0.0f);
     parallel_run(nt, [&] {
       float* accb = workspace_nothrow(kSlotConvOut, acc_size);
       if (!accb) failure.set();
       const int me = omp_get_thread_num();
+      float* my_sums = msums.data() + me * NK;
       const int64_t u1 = me < nt ? begin[(size_t)me + 1] : 0;  // the end of its own share
       for (int64_t u = 0; accb && work.next(me, u);) {
         int64_t g, kb, n, band, pix0, pix1;
@@ -824,6 +864,10 @@ struct DirectOcConv {
         // per W outputs, cost ~25% of ResNet's conv1).
         if (direct_out || pw_store) continue;  // the tiles wrote y
         const int64_t kmax = std::min<int64_t>(KB, Kg - kb * KB), pix = pix1 - pix0;
+        if (mean_y()) {
+          mean_epilogue(accb, n, kbase, kmax, pix0, pix, bias, act, res, my_sums);
+          continue;
+        }
         const float* ures = res;  // the residual still to add here
         if (layout) {             // a blocked x, y or residual (groups == 1, K % 16 == 0 when y or r is)
           const int done = blocked_epilogue(accb, n, kbase, kmax, pix0, pix, bias, y, act, res);
@@ -868,6 +912,13 @@ struct DirectOcConv {
       }
     });
     failure.rethrow();
+    if (mean_y()) {
+      for (int64_t i = 0; i < NK; ++i) {
+        float t = 0.0f;
+        for (int th = 0; th < nt; ++th) t += msums[(size_t)(th * NK + i)];
+        y[i] = t / (float)HoWo;
+      }
+    }
   }
 };
 

@@ -9,6 +9,8 @@ shape fixed, no per-call validation) after the binding passes that depend on the
                     (pycnn/graph/fuse_se.py);
   chunk_chains      consecutive conv and pooling steps, each reading the one before alone, run
                     as one step a few images at a time at batch > 1 (pycnn/graph/chunk_chains.py);
+  fuse_mean         a conv read only by the global average pool after it: one direct_oc call
+                    returning the means, the maps never written (pycnn/graph/fuse_mean.py);
   elide_concats     channel concats made by their producers writing into slices of the
                     output (at batch > 1 channel-blocked ones, the slices' images strided), and
                     a concat of the first inputs of a longer one (DenseNet's) a view of the
@@ -25,7 +27,7 @@ import numpy as np
 from .. import _C
 from .. import layout as _layout
 from ..step_kernel import NO_LAYOUT, reads_strided, writes_out, writes_strided_out
-from . import chunk_chains, fuse_pw_dw, fuse_se
+from . import chunk_chains, fuse_mean, fuse_pw_dw, fuse_se
 from .fusion import Produced, nbytes
 
 VIEW_OPS = ("flatten", "reshape", "squeeze", "unsqueeze", "identity")  # outputs that are views: no memory
@@ -47,6 +49,7 @@ class BoundPlan(list):
     fused = {}  # step -> the steps fused into it: (1x1,) or (1x1, depthwise) (pycnn/graph/fuse_pw_dw.py)
     fused_se = {}  # x * gate step -> the (pool, 1x1, 1x1) steps fused into it (pycnn/graph/fuse_se.py)
     chunked = {}  # a chain's last step -> the steps before it, run with it per chunk of images (chunk_chains.py)
+    fused_mean = {}  # global average pool step -> the conv step fused into it (pycnn/graph/fuse_mean.py)
     empty_outputs = None  # for a batch of 0: output name -> its (empty) shape; nothing runs
     runner = None  # the entries as one native call (_C.PlanRunner, see runner_for): what Graph.run calls
 
@@ -86,6 +89,7 @@ def bind_plan(steps, shapes, inputs, outputs, algo, arena_source) -> BoundPlan:
     fused = fuse_pw_dw.fuse(steps, shapes, calls, ins, frees, layouts, outputs)
     fused_se = fuse_se.fuse(steps, shapes, calls, ins, layouts, outputs)
     chunked = chunk_chains.chunk(steps, shapes, calls, orig, ins, frees, layouts, outputs)
+    fused_mean = fuse_mean.fuse(steps, shapes, calls, orig, ins, layouts, outputs)
     elide_concats(steps, shapes, calls, ins, layouts, outputs)
     plan = _without_fused_away(steps, calls, ins, frees)
     plan.runner = runner_for(plan, inputs, outputs)
@@ -94,6 +98,7 @@ def bind_plan(steps, shapes, inputs, outputs, algo, arena_source) -> BoundPlan:
     plan.fused = fused
     plan.fused_se = fused_se
     plan.chunked = chunked
+    plan.fused_mean = fused_mean
     return plan
 
 

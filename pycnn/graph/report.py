@@ -104,6 +104,7 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
     se_parts = {k for ks in plan.fused_se.values() for k in ks}
     fused_into = {a: k for k, ks in plan.fused.items() for a in ks}  # fuse_pw_dw: step -> the step doing it
     chunked_into = {a: k for k, ks in plan.chunked.items() for a in ks}  # chunk_chains: likewise
+    mean_convs = set(plan.fused_mean.values())  # fuse_mean: convs whose pool runs them
     totals = []
     live_trace = {}
     for it in range(warmup + runs):
@@ -156,6 +157,10 @@ def profile(g, x, runs=10, warmup=2) -> Profile:
             algo = "se_block (+ its pool and two 1x1 convs, fused)"
         elif i in se_parts:
             algo = "fused into se_block"
+        elif i in plan.fused_mean:
+            algo = "direct_oc (+ the conv before it, its maps' means summed in the kernel)"
+        elif i in mean_convs:
+            algo = "fused into the next step (its global average pool)"
         if s.output in g._padded:
             algo += f" [C {shapes[s.output][1]}->{g._padded[s.output]}]"
         rows.append(
