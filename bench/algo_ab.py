@@ -9,10 +9,14 @@ Each shape is N,C,H,K,R,stride,pad (H, R and pad may be HxW, RxS and PHxPW for a
 or window, e.g. 1,160,17,160,1x7,1,0x3 for Inception's 1x7, 8,300,50x1,100,3x1,1,0 for Kim's
 height-3 filters as rows as channels), ReLU in the epilogue. --blocked-x
 adds direct_oc reading a channel-blocked x (N, C/16, H, W, 16), 'direct_oc+x', beside the same
-call on NCHW (16 | C; y in the others' layout). --cold runs a 64 MiB max pool before each timed
-call (timing.evicting_pool), so x, y and the weights come from memory (as for the first step of
-a network run), and times the calls one by one instead. What docs/performance.md quotes
-for the auto rule's Winograd / direct_oc thresholds and Winograd's two phases on the VM."""
+call on NCHW (16 | C; y in the others' layout). --mean adds direct_oc returning its maps' means,
+'direct_oc+mean' (kDirectOcMeanY: a Graph's conv before a global average pool,
+pycnn/graph/fuse_mean.py), beside 'direct_oc+pool': the same call writing its maps, then the
+global average pool reading them (both on the blocked x with --blocked-x). --cold runs a 64 MiB
+max pool before each timed call (timing.evicting_pool), so x, y and the weights come from memory
+(as for the first step of a network run), and times the calls one by one instead. What
+docs/performance.md quotes for the auto rule's Winograd / direct_oc thresholds and Winograd's two
+phases on the VM."""
 
 import argparse
 
@@ -54,6 +58,32 @@ def pair_str(a, b):
     return f"{a}" if a == b else f"{a}x{b}"
 
 
+def _unblocked(a):
+    """(N, C/16, H, W, 16) -> (N, C, H, W)."""
+    N, CB, H, W, _ = a.shape
+    return a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W)
+
+
+def _add_mean_calls(calls, inputs, w, stride, pad, x, x_blocked, y_blocked):
+    """calls['direct_oc+mean']: direct_oc returning the maps' means (N, K, 1, 1);
+    calls['direct_oc+pool']: direct_oc writing its maps (blocked where y_blocked), then the global
+    average pool reading them into (N, K, 1, 1)."""
+    conv = pycnn.prepare_conv(w, None, stride=stride, padding=pad, algo="direct_oc", activation="relu")
+    xbits = layout.X_BLOCKED if x_blocked else 0
+    xa = _blocked(x) if x_blocked else x
+    calls["direct_oc+mean"] = conv.bind([x.shape], None, layout=(xbits | layout.MEAN_Y, "direct_oc"))
+    maps = conv.bind([x.shape], None, layout=(xbits | (layout.Y_BLOCKED if y_blocked else 0), "direct_oc"))
+    pool = pycnn._C.global_avg_pool2d_blocked16 if y_blocked else pycnn._C.global_avg_pool2d
+
+    def conv_then_pool(xa, maps=maps, pool=pool, K=w.shape[0]):
+        y = np.empty((xa.shape[0], K, 1, 1), np.float32)
+        pool(maps(xa), y)
+        return y
+
+    calls["direct_oc+pool"] = conv_then_pool
+    inputs["direct_oc+mean"] = inputs["direct_oc+pool"] = xa
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("shapes", nargs="+", help="N,C,H,K,R,stride,pad (H, R, pad: or HxW, RxS, PHxPW)")
@@ -73,7 +103,15 @@ def main(argv=None):
         action="store_true",
         help="also direct_oc reading a channel-blocked x (as a Graph's layout pass hands it over), as 'direct_oc+x'",
     )
+    ap.add_argument(
+        "--mean",
+        action="store_true",
+        help="also direct_oc returning its maps' means ('direct_oc+mean') and writing them, then pooled "
+        "('direct_oc+pool')",
+    )
     args = ap.parse_args(argv)
+    if args.mean and args.offset is not None:
+        ap.error("--mean and --offset: give one")
     pycnn.set_num_threads(args.threads)
     algos = args.algos.split(",")
     evict = evicting_pool(pycnn) if args.cold else None
@@ -98,6 +136,11 @@ def main(argv=None):
         ref = calls[algos[0]](x)
         for a in list(calls)[1:]:
             np.testing.assert_allclose(calls[a](inputs[a]), ref, rtol=1e-3, atol=1e-3)
+        if args.mean:
+            _add_mean_calls(calls, inputs, w, st, pad, x, args.blocked_x and C % 16 == 0, blocked)
+            ref_mean = (_unblocked(ref) if blocked else ref).mean(axis=(2, 3), keepdims=True)
+            for a in ("direct_oc+mean", "direct_oc+pool"):
+                np.testing.assert_allclose(calls[a](inputs[a]), ref_mean, rtol=1e-3, atol=1e-3)
         if args.offset is None:
             fns = {a: (lambda f=f, xa=inputs[a]: f(xa)) for a, f in calls.items()}
         else:

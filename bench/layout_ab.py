@@ -11,7 +11,8 @@ their two kernels a few images at a time rather than as the ring kernel), pw_dw_
 split calls run the project 1x1 after the depthwise conv too), chains (runs of consecutive conv
 steps a few images at a time at batch > 1: pycnn/graph/chunk_chains.py), chain_pools (max and
 average pools members of those runs), se (squeeze-and-excitation's four
-steps as one call: pycnn/graph/fuse_se.py), grouped (grouped convs of 2-8 channels per group run
+steps as one call: pycnn/graph/fuse_se.py), mean (a conv read only by the global average pool
+after it returns the pool's means: pycnn/graph/fuse_mean.py), grouped (grouped convs of 2-8 channels per group run
 grouped_c16 instead of the dense kernels per group: pycnn/select.py), concat_prefix (at batch 1
 a concat of the first inputs of a longer one is a view of its output: DenseNet's dense blocks,
 pycnn/graph/binding.py), concat_strided (at batch > 1 the producers of a blocked concat's parts
@@ -46,7 +47,7 @@ import numpy as np
 import pycnn
 import pycnn.models
 from pycnn import layout, select
-from pycnn.graph import binding, chunk_chains, fuse_pw_dw, fuse_se, pad_channels
+from pycnn.graph import binding, chunk_chains, fuse_mean, fuse_pw_dw, fuse_se, pad_channels
 
 from . import networks
 from . import torchvision_zoo as zoo
@@ -58,6 +59,7 @@ _FLAGS = {
     "chains": (chunk_chains, "ENABLED"),
     "chain_pools": (chunk_chains, "POOLS"),
     "se": (fuse_se, "ENABLED"),
+    "mean": (fuse_mean, "ENABLED"),
     "pad_channels": (pad_channels, "ENABLED"),
     "concat_prefix": (binding, "PREFIX_CONCATS"),
     "concat_strided": (binding, "STRIDED_CONCATS"),
@@ -138,6 +140,7 @@ def main(argv=None):
         "chains",
         "chain_pools",
         "se",
+        "mean",
         "grouped",
         "concat_prefix",
         "concat_strided",

@@ -205,7 +205,8 @@ def test_layout_ab_runs(capsys):
     _needs_torchvision()
     from bench import layout_ab
 
-    for rule in ("gate", "pad_channels", "pw_dw", "pw_dw_split", "pw_dw_project", "chains", "chain_pools", "se"):
+    rules = ("gate", "pad_channels", "pw_dw", "pw_dw_split", "pw_dw_project", "chains", "chain_pools", "se", "mean")
+    for rule in rules:
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")
@@ -482,6 +483,15 @@ def test_algo_ab_runs(capsys):
     algo_ab.main(["1,32,10,32,3,1,1", "--algos", "direct_oc", "--blocked-x", "--rounds", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "direct_oc+x" in line and line.count("GFLOP/s") == 2 and "blocked y" in line
+    # the conv returning its maps' means beside it writing them and then pooled (results checked)
+    for extra in (["--blocked-x"], ["--nchw"]):
+        algo_ab.main(["2,32,9,40,1,1,0", "--algos", "direct_oc", "--mean", "--rounds", "1"] + extra)
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        assert "direct_oc+mean" in line and "direct_oc+pool" in line
+        assert line.count("GFLOP/s") == (4 if extra == ["--blocked-x"] else 3)
+    with pytest.raises(SystemExit):
+        algo_ab.main(["1,32,10,32,1,1,0", "--mean", "--offset", "16"])
+    capsys.readouterr()
     # x and y placed 16 bytes past a cache line (y through out=)
     algo_ab.main(["1,32,10,32,1,1,0", "--algos", "direct_oc", "--blocked-x", "--rounds", "1", "--offset", "16"])
     assert "x and y 16 bytes past a line: direct_oc" in capsys.readouterr().out
