@@ -326,7 +326,12 @@ class AdaptiveAvgPool2d(Op):
                 return ops.avg_pool2d(x, (H // Ho, W // Wo))
             return reference.adaptive_avg_pool2d(x, (Ho, Wo)).astype(np.float32)
 
-        return Kernel(run)
+        def bind(in_shapes, out_shape, layout=(0, None)):
+            if layout[0]:  # to 1 x 1 (pycnn/layout.py global_mean): a channel-blocked x
+                return _blocked_mean_hw(out_shape)
+            return run
+
+        return Kernel(run, bind)
 
 
 def _blocked_mean_hw(out_shape):

@@ -166,7 +166,7 @@ def plan(steps, shapes, outputs, graph_algo):
 
     def is_gap(i):  # a global average pool (or a mean over H and W): reads a blocked x, writes NCHW
         st = steps[i]
-        return (st.op == "global_avg_pool2d" or spatial_mean(st)) and c16(st.inputs[0])
+        return global_mean(st) and c16(st.inputs[0])
 
     def gate_pos(i):  # squeeze-and-excitation's x * gate (N, C, 1, 1): the position of x, else None
         return gate_input(steps[i], shapes)
@@ -280,6 +280,14 @@ def plan(steps, shapes, outputs, graph_algo):
 def hw_axes(axes) -> bool:
     """Whether axes (negative ones counted from the end) are exactly H and W of a 4-D tensor."""
     return sorted(ax % 4 for ax in axes) == [2, 3]
+
+
+def global_mean(step) -> bool:
+    """Whether the step averages each map over all of H and W: a global average pool, an adaptive
+    one to 1 x 1 (the lecture ResNets' and GoogLeNet's) or a ReduceMean over H and W."""
+    if step.op == "adaptive_avg_pool2d":
+        return tuple(step.attrs["output_size"]) == (1, 1)
+    return step.op == "global_avg_pool2d" or spatial_mean(step)
 
 
 def spatial_mean(step) -> bool:

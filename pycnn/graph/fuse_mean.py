@@ -28,11 +28,7 @@ ENABLED = True
 
 def is_global_mean(step, shapes) -> bool:
     """Whether step averages each (N, C) map of a 4-D input over all of H and W."""
-    if len(shapes[step.inputs[0]]) != 4:
-        return False
-    if step.op == "global_avg_pool2d" or _layout.spatial_mean(step):
-        return True
-    return step.op == "adaptive_avg_pool2d" and tuple(step.attrs["output_size"]) == (1, 1)
+    return len(shapes[step.inputs[0]]) == 4 and _layout.global_mean(step)
 
 
 class _Reshaped:
