@@ -154,6 +154,15 @@ def _record(row, timed, N):
             row[f"speed_vs_{k}"] = v["median_s"] / timed["pycnn"]["median_s"]
 
 
+def profile_rows(prof):
+    """A Graph.profile's rows as the results JSON keeps them. A step fused into a later one has
+    FLOPs but no time of its own (fuse_mean's conv, a chained step): no GFLOP/s."""
+    return [
+        dict(step=r[0], op=r[1], ms=r[3] * 1e3, gflops=(r[4] / r[3] / 1e9 if r[4] and r[3] else None), algo=r[5])
+        for r in prof.rows
+    ]
+
+
 def run_networks(opts, suite="models"):
     names = [n for n in pycnn.models.names() if fnmatch.fnmatch(n, opts.filter or "*")]
     if opts.quick:
@@ -181,11 +190,7 @@ def run_networks(opts, suite="models"):
             for k, v in notes.items():
                 row[f"{k}_status"] = v
             if suite == "models" and N == opts.batch[0]:
-                p = g.profile(x, runs=3, warmup=1)
-                row["profile"] = [
-                    dict(step=r[0], op=r[1], ms=r[3] * 1e3, gflops=(r[4] / r[3] / 1e9 if r[4] else None), algo=r[5])
-                    for r in p.rows
-                ]
+                row["profile"] = profile_rows(g.profile(x, runs=3, warmup=1))
             row["bench_s"] = time.perf_counter() - t0
             rows.append(row)
             print(

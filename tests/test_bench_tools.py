@@ -576,6 +576,12 @@ def test_networks_suite_builds_each_peer_once_per_network(monkeypatch):
     monkeypatch.setattr(tr, "torch_net", lambda *a, **k: (made.append(a[0]), real(*a, **k))[1])
     opts = argparse.Namespace(filter="lenet5", quick=False, batch=[1, 2], threads=2, rounds=1)
     rows = networks.run_networks(opts, suite="peers")
+    # the models suite's per-step rows: a step fused into a later one has FLOPs but no time
+    g = pycnn.models.resnet18()
+    rows_p = networks.profile_rows(g.profile(np.zeros((1, 3, 64, 64), np.float32), runs=1, warmup=0))
+    fused = [r for r in rows_p if r["algo"].startswith("fused into")]
+    assert fused and all(r["ms"] == 0 and r["gflops"] is None for r in fused)
+    assert all(r["gflops"] > 0 for r in rows_p if r["op"] == "conv2d" and r["ms"] > 0)
     assert made == ["lenet5"]
     assert [(r["model"], r["N"]) for r in rows] == [("lenet5", 1), ("lenet5", 2)]
     for r in rows:
