@@ -58,12 +58,6 @@ def pair_str(a, b):
     return f"{a}" if a == b else f"{a}x{b}"
 
 
-def _unblocked(a):
-    """(N, C/16, H, W, 16) -> (N, C, H, W)."""
-    N, CB, H, W, _ = a.shape
-    return a.transpose(0, 1, 4, 2, 3).reshape(N, CB * 16, H, W)
-
-
 def _add_mean_calls(calls, inputs, w, stride, pad, x, x_blocked, y_blocked):
     """calls['direct_oc+mean']: direct_oc returning the maps' means (N, K, 1, 1);
     calls['direct_oc+pool']: direct_oc writing its maps (blocked where y_blocked), then the global
@@ -138,7 +132,7 @@ def main(argv=None):
             np.testing.assert_allclose(calls[a](inputs[a]), ref, rtol=1e-3, atol=1e-3)
         if args.mean:
             _add_mean_calls(calls, inputs, w, st, pad, x, args.blocked_x and C % 16 == 0, blocked)
-            ref_mean = (_unblocked(ref) if blocked else ref).mean(axis=(2, 3), keepdims=True)
+            ref_mean = (pycnn._C.from_blocked16(ref) if blocked else ref).mean(axis=(2, 3), keepdims=True)
             for a in ("direct_oc+mean", "direct_oc+pool"):
                 np.testing.assert_allclose(calls[a](inputs[a]), ref_mean, rtol=1e-3, atol=1e-3)
         if args.offset is None:

@@ -484,11 +484,12 @@ def test_algo_ab_runs(capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "direct_oc+x" in line and line.count("GFLOP/s") == 2 and "blocked y" in line
     # the conv returning its maps' means beside it writing them and then pooled (results checked)
-    for extra in (["--blocked-x"], ["--nchw"]):
-        algo_ab.main(["2,32,9,40,1,1,0", "--algos", "direct_oc", "--mean", "--rounds", "1"] + extra)
+    for shape, extra in (("2,32,9,48,1,1,0", ["--blocked-x"]), ("2,32,9,40,1,1,0", ["--nchw"])):
+        algo_ab.main([shape, "--algos", "direct_oc", "--mean", "--rounds", "1"] + extra)
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert "direct_oc+mean" in line and "direct_oc+pool" in line
         assert line.count("GFLOP/s") == (4 if extra == ["--blocked-x"] else 3)
+        assert ("blocked y" in line) == (extra == ["--blocked-x"])
     with pytest.raises(SystemExit):
         algo_ab.main(["1,32,10,32,1,1,0", "--mean", "--offset", "16"])
     capsys.readouterr()
