@@ -34,9 +34,12 @@ winograd_5x5 (stride-1 5x5 convs run F(4x4,5x5) where the rule says so, pycnn/se
 winograd_1d (1 x r and r x 1 convs with many channels and tiles run the one-dimensional F(1x4,1xr) / F(4x1,rx1)),
 winograd_1d_short (the same for r = 3, 4, 5 only: Inception's 1x3 / 3x1, Kim's rows as channels),
 all (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan.
---set KEY=VALUE instead compares every rule set with one select.ISA_RULES threshold at VALUE (A)
-against the rule sets as they are (B): `python -m bench.layout_ab googlenet --set
-small_map_direct_oc_max_ck=200`. Printed: A's and B's medians and A / B (> 1: B, as they are, faster)."""
+--steps RUNS also prints, from Graph.profile of both, the steps whose algorithm the switch changes
+and their times (`python -m bench.layout_ab squeezenet1_1 --off mean --steps 60`: the conv and pool
+steps against the fused one). --set KEY=VALUE instead compares every rule set with one
+select.ISA_RULES threshold at VALUE (A) against the rule sets as they are (B): `python -m
+bench.layout_ab googlenet --set small_map_direct_oc_max_ck=200`. Printed: A's and B's medians and
+A / B (> 1: B, as they are, faster)."""
 
 import argparse
 import statistics
@@ -164,6 +167,13 @@ def main(argv=None):
         help="instead of --off: A is every rule set (select.ISA_RULES) with KEY at VALUE (an integer or none)",
     )
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="also Graph.profile both (RUNS runs each) and print the steps whose algorithm the switch changes",
+    )
     args = ap.parse_args(argv)
     if args.set is not None and args.off is not None:
         ap.error("--set and --off: give one")
@@ -221,10 +231,23 @@ def main(argv=None):
         block(on, 2)
         b += block(on, 6)
     ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+    if args.steps:
+        _print_changed_steps(off.profile(x, runs=args.steps), on.profile(x, runs=args.steps))
     print(
         f"{args.network} batch {args.batch}, ISA {pycnn._C.get_isa()}, 2 threads: {label} "
         f"{ma:.2f} ms, {as_is} {mb:.2f} ms (medians of {len(a)}), {ma / mb:.3f}x"
     )
+
+
+def _print_changed_steps(p_off, p_on):
+    """The plan steps whose algorithm (Graph.profile's column) differs with the switch off and on,
+    each step's median time off -> on, and their sums (a fused step's partner shows 0 on)."""
+    changed = [i for i, (r0, r1) in enumerate(zip(p_off.rows, p_on.rows)) if r0[5] != r1[5]]
+    for i in changed:
+        r0, r1 = p_off.rows[i], p_on.rows[i]
+        print(f"  {r0[0][:60]:<60} {r0[3] * 1e6:9.1f} -> {r1[3] * 1e6:9.1f} us  {r0[5][:40]} -> {r1[5][:40]}")
+    s0, s1 = (sum(p.rows[i][3] for i in changed) * 1e6 for p in (p_off, p_on))
+    print(f"  steps changed: {len(changed)}, their sum off {s0:.1f} us, on {s1:.1f} us (Graph.profile medians)")
 
 
 if __name__ == "__main__":

@@ -210,6 +210,10 @@ def test_layout_ab_runs(capsys):
         layout_ab.main(["mobilenet_v3_small", "--off", rule, "--rounds", "1"])
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith("mobilenet_v3_small batch 1") and f"rule '{rule}' off" in line and line.endswith("x")
+    layout_ab.main(["mobilenet_v3_small", "--off", "mean", "--rounds", "1", "--steps", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("  steps changed: 2, their sum off ")  # its last conv and its pool
+    assert "fused into the next step" in lines[-4] and "direct_oc (+ the conv before it" in lines[-3]
     rules = {isa: dict(r) for isa, r in layout_ab.select.ISA_RULES.items()}
     layout_ab.main(["regnet_y_400mf", "--off", "grouped", "--rounds", "1"])  # its grouped 3x3s
     assert "rule 'grouped' off" in capsys.readouterr().out

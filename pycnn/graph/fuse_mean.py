@@ -5,9 +5,9 @@ classifier heads of SqueezeNet (conv 512 -> 1000 + ReLU -> pool), MobileNet V2 /
 EfficientNet, MNASNet, ShuffleNet and RegNet, and ResNet's last block (its residual and ReLU in
 the conv's epilogue).
 
-Why: the pool read the conv's maps back after they had left the reading core's caches (at batch 1
-on this project's machines the first read of SqueezeNet's 1000 x 13 x 13 maps took 43 us, a
-second read at once 10 us), and the conv spent its stores writing them.
+Why: the pool read the conv's maps back after they had left the reading core's caches, and the
+conv spent its stores writing them (docs/performance.md, torchvision's networks: SqueezeNet's
+pool of 1000 x 13 x 13 maps, 43 us in the network, ~16 us on warm maps).
 
 Which: a global average pool (global_avg_pool2d, adaptive_avg_pool2d to 1 x 1, or ReduceMean over
 H and W) that is the next step of the plan after a conv step (PreparedConv, groups 1, no max
