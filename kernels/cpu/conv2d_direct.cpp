@@ -100,10 +100,9 @@ bool direct_oc_layout_ok(const ConvParams& p, int layout) {
     if (!(layout & kDirectOcYBlocked) || (layout & kDirectOcResBlocked)) return false;
     layout &= ~kYImageStrided;
   }
-  if (layout & kDirectOcMeanY) {
-    if (layout & (kDirectOcYBlocked | kYImageStrided)) return false;
+  if (layout & kDirectOcMeanY) {  // the means are no y: never a blocked (or a strided, blocked) one
+    if (layout & kDirectOcYBlocked) return false;
     layout &= ~kDirectOcMeanY;
-    if (layout == 0) return p.groups == 1;
   }
   if (layout < 0 || layout > 7 || p.groups != 1) return false;
   if ((layout & kDirectOcXBlocked) && p.C % 16 != 0) return false;

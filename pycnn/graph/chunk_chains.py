@@ -27,7 +27,7 @@ from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
 from ..step_kernel import NO_LAYOUT, writes_out, writes_strided_out
-from .fusion import Produced, nbytes, producers_and_readers
+from .fusion import Produced, nbytes, prepared_conv, producers_and_readers
 
 ENABLED = True
 POOLS = True  # pools may be members (A/B: bench.layout_ab --off chain_pools)
@@ -97,12 +97,7 @@ def _member(step, call, orig, layout):
         return False
     if step.op in POOL_OPS:  # the C++ bound pool (not a global average's Python call)
         return POOLS and isinstance(call, _C.BoundPool)
-    return (
-        step.op == "conv2d"
-        and isinstance(step.fn, PreparedConv)
-        and not step.attrs.get("max_map")
-        and not isinstance(call, PreparedConv)  # a bound kernel, not a Python-side algorithm
-    )
+    return prepared_conv(step) and not isinstance(call, PreparedConv)  # a bound kernel, not a Python-side algorithm
 
 
 def _stored(shape, layout, bit):

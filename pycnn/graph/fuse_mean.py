@@ -20,8 +20,7 @@ keep the layouts the layout pass chose. ENABLED = False turns it off (A/B, tests
 from __future__ import annotations
 
 from .. import layout as _layout
-from ..prepared import PreparedConv
-from .fusion import Produced, producers_and_readers
+from .fusion import Produced, prepared_conv, producers_and_readers
 
 ENABLED = True
 
@@ -56,9 +55,7 @@ def fuse(steps, shapes, calls, orig, ins, layouts, outputs) -> dict:
         if j != m - 1 or t in outputs or readers.get(t) != [m] or calls[j] is not orig[j]:
             continue
         conv = steps[j]
-        if conv.op != "conv2d" or not isinstance(conv.fn, PreparedConv) or conv.attrs.get("max_map"):
-            continue
-        if conv.fn.groups != 1:
+        if not prepared_conv(conv) or conv.fn.groups != 1:
             continue
         x_shape = shapes[conv.inputs[0]]
         bits, algo = layouts.get(j, (0, None))

@@ -26,7 +26,7 @@ from .. import _C
 from .. import layout as _layout
 from ..prepared import PreparedConv
 from .chunk_chains import Chain
-from .fusion import Produced, nbytes, own_conv, plain_1x1, producers_and_readers
+from .fusion import Produced, nbytes, own_conv, plain_1x1, prepared_conv, producers_and_readers
 
 ENABLED = True
 # Only expansions of at least this many bytes: below, they stay in L2/L3 between the two steps
@@ -112,9 +112,7 @@ def _project_of(steps, j, readers, layouts, shapes, outputs):
     k = r[0]
     q, lay = steps[k], layouts.get(k)
     if not (
-        q.op == "conv2d"
-        and isinstance(q.fn, PreparedConv)
-        and not q.attrs.get("max_map")
+        prepared_conv(q)
         and q.inputs[0] == t
         and t not in q.inputs[1:]
         and lay is not None

@@ -30,15 +30,15 @@ def nbytes(shape) -> int:
     return 4 * int(np.prod(shape, dtype=np.int64))
 
 
+def prepared_conv(step) -> bool:
+    """A conv step with its own prepared weights and no max over its maps (a fused residual
+    allowed): what the binding passes may bind anew or run inside another call."""
+    return step.op == "conv2d" and isinstance(step.fn, PreparedConv) and not step.attrs.get("max_map")
+
+
 def own_conv(step) -> bool:
-    """A conv step with one input (no fused residual), its own prepared weights and no max over
-    its maps: what a fused call can take over."""
-    return (
-        step.op == "conv2d"
-        and isinstance(step.fn, PreparedConv)
-        and len(step.inputs) == 1
-        and not step.attrs.get("max_map")
-    )
+    """A prepared conv step with one input (no fused residual): what a fused call can take over."""
+    return prepared_conv(step) and len(step.inputs) == 1
 
 
 def plain_1x1(shape) -> bool:
@@ -46,4 +46,4 @@ def plain_1x1(shape) -> bool:
     return shape.R == shape.S == 1 and shape.stride == (1, 1) and shape.pad == (0, 0, 0, 0) and shape.groups == 1
 
 
-__all__ = ["Produced", "own_conv", "plain_1x1", "producers_and_readers"]
+__all__ = ["Produced", "own_conv", "plain_1x1", "prepared_conv", "producers_and_readers"]
