@@ -280,14 +280,16 @@ def test_per_thread_blocks_every_isa(xs, ws, pad, groups, m, yblk, res, isa, rng
 def test_blocks_plan():
     """Where the blocks run and where the chunks shared by all threads do instead: 49 tiles (25
     per thread, under two vector groups of 16 on avx512) and F4's U on 512 channels @7 (36 MiB,
-    which every block would read) take the chunks; panels narrow where a whole one's V would
-    not fit in L2; one thread takes blocks where U is read no more often."""
+    which every block would read) take the chunks, and so do calls whose blocks would read more
+    bytes of U than the chunks move in V and M; panels narrow where a whole one's V would not fit
+    in L2; one thread takes blocks where U is read no more often."""
     with num_threads(2):
         if _C.get_isa() == "avx512":
             assert not _plan((1, 32, 28, 28), (32, 32, 3, 3), 1, 1, 4)["blocks"]
             assert _plan((2, 256, 32, 32), (32, 256, 3, 3), 1, 1, 4)["panel"] == 32
             assert _plan((2, 64, 32, 32), (64, 64, 3, 3), 1, 1, 4)["panel"] == 48
-            assert _plan((8, 256, 14, 14), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 4 times
+            assert _plan((8, 128, 28, 28), (128, 128, 3, 3), 1, 1, 4)["blocks"]  # U read 10 times: 0.82x V and M
+            assert not _plan((8, 256, 14, 14), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 4 times: 2.0x V and M
         assert not _plan((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 4)["blocks"]
         assert not _plan((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 4)["blocks"]  # U read 8 times: 2.6x V and M
     with num_threads(1):
