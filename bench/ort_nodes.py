@@ -109,7 +109,11 @@ def main(argv=None):
     from . import torchvision_zoo as zoo
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("name", choices=sorted(zoo.NETWORKS), help="a torchvision network of bench/torchvision_zoo.py")
+    ap.add_argument(
+        "name",
+        choices=sorted(zoo.NETWORKS) + sorted(zoo.PER_NODE_ONLY),
+        help="a torchvision network of bench/torchvision_zoo.py (tv_resnet50: torchvision's ResNet-50)",
+    )
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=30)

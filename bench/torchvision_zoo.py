@@ -38,6 +38,16 @@ NETWORKS = {
 }
 # The subset `make bench` runs (the default suite's time budget): the depthwise-bound ones.
 QUICK = ("mobilenet_v2", "shufflenet_v2_x1_0", "efficientnet_b0")
+# torchvision's exports of lecture networks (pycnn.models has them natively), for the node-by-node
+# comparison with onnxruntime only (bench/ort_nodes.py); in no suite.
+PER_NODE_ONLY = {
+    "tv_resnet50": ("resnet50", {}, 224),
+}
+
+
+def _entry(name: str) -> tuple:
+    """(constructor, keyword arguments, input size) of a NETWORKS or PER_NODE_ONLY name."""
+    return NETWORKS[name] if name in NETWORKS else PER_NODE_ONLY[name]
 
 
 def import_torchvision():
@@ -59,7 +69,7 @@ def torch_model(name: str, seed: int = 0):
     fresh network's are 0/1, which would hide a wrong folding)."""
     import torch
 
-    ctor, kwargs, _ = NETWORKS[name]
+    ctor, kwargs, _ = _entry(name)
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -76,7 +86,7 @@ def torch_model(name: str, seed: int = 0):
 
 
 def input_shape(name: str, batch: int) -> tuple:
-    size = NETWORKS[name][2]
+    size = _entry(name)[2]
     return (batch, 3, size, size)
 
 
