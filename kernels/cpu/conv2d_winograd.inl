@@ -286,9 +286,9 @@ struct WinogradConv {
   static constexpr int64_t kBlockVBytes = 512 << 10, kBlockMBytes = 256 << 10, kBlockVMaxBytes = 3 << 19;
   // The blocks' bytes of U read at most the chunked run's bytes of V and M written and read.
   // Alone, U warm, the blocks won up to twice that; inside a network U comes from memory (the
-  // steps between evict it) while V and M go through L3, and ResNet's 256 -> 256 @14 and
-  // GoogLeNet's 14x14 3x3s at batch 8 (1.3-2.0x) ran faster as chunks there; AlphaGo's 192@19
-  // (1.9x) did not (docs/performance.md, Winograd). At 2.6x (256 -> 256 @56, batch 1: U read 8
+  // steps between evict it) while V and M go through L3, and ResNet and GoogLeNet at batch 8 ran
+  // faster with their 14x14 3x3s (1.03-2.0x) as chunks; AlphaGo with its 192@19 (1.9x) did not
+  // (docs/performance.md, Winograd). At 2.6x (256 -> 256 @56, batch 1: U read 8
   // times) the blocks ran 0.87x the chunks' speed with the weights cold, at 8x (F4 on 512
   // channels @7, batch 8: 36 MiB of U) 0.89-0.91x.
   static constexpr double kBlockUReads = 1.0;
