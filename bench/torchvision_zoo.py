@@ -42,6 +42,8 @@ QUICK = ("mobilenet_v2", "shufflenet_v2_x1_0", "efficientnet_b0")
 # comparison with onnxruntime only (bench/ort_nodes.py); in no suite.
 PER_NODE_ONLY = {
     "tv_resnet50": ("resnet50", {}, 224),
+    "tv_alexnet": ("alexnet", {}, 224),
+    "tv_googlenet": ("googlenet", {"aux_logits": False, "init_weights": True}, 224),
 }
 
 
