@@ -112,7 +112,8 @@ def main(argv=None):
     ap.add_argument(
         "name",
         choices=sorted(zoo.NETWORKS) + sorted(zoo.PER_NODE_ONLY),
-        help="a torchvision network of bench/torchvision_zoo.py (tv_resnet50: torchvision's ResNet-50)",
+        help="a torchvision network of bench/torchvision_zoo.py (tv_resnet50, tv_alexnet, "
+        "tv_googlenet: torchvision's exports of the lecture's networks)",
     )
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)

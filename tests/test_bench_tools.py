@@ -463,19 +463,22 @@ def test_ort_nodes_runs(capsys):
     assert len(matched) > 0.9 * len(rows), "the convs should match onnxruntime's nodes"
 
 
-def test_ort_nodes_runs_torchvision_resnet50(capsys):
-    """tv_resnet50 (torchvision's ResNet-50, for the node-by-node comparison only) runs through
-    the same rows: its 1x1 and 3x3 convs carry onnxruntime's times."""
+@pytest.mark.parametrize("name,conv_rows", [("tv_resnet50", 52), ("tv_alexnet", 5), ("tv_googlenet", 57)])
+def test_ort_nodes_runs_torchvision_lecture_networks(capsys, name, conv_rows):
+    """torchvision's exports of the lecture's ResNet-50, AlexNet and GoogLeNet (for the
+    node-by-node comparison only, in no suite) run through the same rows: every conv step not
+    fused with a pool (ResNet-50's stem and last conv are) is a row of its own carrying
+    onnxruntime's time."""
     _needs_torchvision()
     from bench import ort_nodes
     from bench import torchvision_zoo as zoo
 
-    assert "tv_resnet50" not in zoo.NETWORKS and zoo.input_shape("tv_resnet50", 2) == (2, 3, 224, 224)
-    ort_nodes.main(["tv_resnet50", "--runs", "1", "--top", "100"])
+    assert name not in zoo.NETWORKS and zoo.input_shape(name, 2) == (2, 3, 224, 224)
+    ort_nodes.main([name, "--runs", "1", "--top", "200"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("tv_resnet50 batch 1, 2 threads, ISA ")
+    assert lines[0].startswith(f"{name} batch 1, 2 threads, ISA ")
     rows = [ln for ln in lines[4:] if ln.rstrip().endswith("| Conv")]
-    assert len(rows) > 40 and all(float(ln.split()[3]) > 0 for ln in rows)
+    assert len(rows) == conv_rows and all(float(ln.split()[3]) > 0 for ln in rows)
 
 
 def test_ort_nodes_names_a_bad_network(capsys):
