@@ -467,8 +467,8 @@ def test_ort_nodes_runs(capsys):
 def test_ort_nodes_runs_torchvision_lecture_networks(capsys, name, conv_rows):
     """torchvision's exports of the lecture's ResNet-50, AlexNet and GoogLeNet (for the
     node-by-node comparison only, in no suite) run through the same rows: every conv step not
-    fused with a pool (ResNet-50's stem and last conv are) is a row of its own carrying
-    onnxruntime's time."""
+    fused with a pool (at batch 1 ResNet-50's last conv is: its maps' means summed in the kernel)
+    is a row of its own carrying onnxruntime's time."""
     _needs_torchvision()
     from bench import ort_nodes
     from bench import torchvision_zoo as zoo
