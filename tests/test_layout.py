@@ -316,12 +316,14 @@ def test_max_pool_on_blocked_tensors(isa, rng, N, C, H, W, k, s, p, ceil):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("N", [1, 3])
-def test_blocked_pools_split_over_threads(rng, threads, N):
-    """The (plane, output row) items shared over 1-3 threads, 3 or 9 planes (not a multiple of
-    the threads): every output written once, each from its own window."""
-    C, H, W = 48, 23, 25
+@pytest.mark.parametrize("H", [23, 30])
+def test_blocked_pools_split_over_threads(rng, threads, N, H):
+    """The (channel block, output row) items shared over 1-3 threads, 3 or 9 planes (not a
+    multiple of the threads), in either order (channel blocks inner from 28 rows up): every output
+    written once, each from its own window."""
+    C, W = 48, 25
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
-    x[N - 1, 40, 22, 24] = np.nan
+    x[N - 1, 40, H - 1, 24] = np.nan
     want_max = reference.max_pool2d(x, (3, 3), (2, 2), (1, 1), True).astype(np.float32)
     want_avg = reference.avg_pool2d(x, (3, 3), (2, 2), (1, 1), True, False).astype(np.float32)
     mp = _C.bind_pool2d([N, C, H, W], list(want_max.shape), 3, 3, 2, 2, 1, 1, True, False, True)

@@ -18,7 +18,8 @@ PoolParams pool_params(const farray& x, const farray& y, int64_t R, int64_t S, i
   PYCNN_REQUIRE(R >= 1 && S >= 1, "kernel_size: must be >= 1");
   PYCNN_REQUIRE(sh >= 1 && sw >= 1, "stride: must be >= 1");
   PYCNN_REQUIRE(pt >= 0 && pl >= 0, "padding: must be >= 0");
-  return PoolParams{x.shape(0) * x.shape(1), x.shape(2), x.shape(3), R, S, sh, sw, pt, pl, y.shape(2), y.shape(3)};
+  return PoolParams{
+      x.shape(0) * x.shape(1), x.shape(2), x.shape(3), R, S, sh, sw, pt, pl, y.shape(2), y.shape(3), x.shape(0)};
 }
 
 void same_size(const farray& a, const farray& b, const char* name) {
@@ -126,12 +127,13 @@ void bind_pool(py::module_& m) {
         for (int i = 0; i < 4; ++i) PYCNN_REQUIRE(xs[(size_t)i] >= 1 && ys[(size_t)i] >= 1, "x: empty shape");
         // Every window must start inside the padded input (what ops._pool_geometry guarantees).
         PYCNN_REQUIRE((ys[2] - 1) * sh < xs[2] + pt && (ys[3] - 1) * sw < xs[3] + pl, "out: too large for this input");
-        BoundPool bp{PoolParams{xs[0] * xs[1] / (blocked ? 16 : 1), xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3]},
-                     {xs[0], xs[1], xs[2], xs[3]},
-                     {ys[0], ys[1], ys[2], ys[3]},
-                     is_max,
-                     count_include_pad,
-                     blocked};
+        BoundPool bp{
+            PoolParams{xs[0] * xs[1] / (blocked ? 16 : 1), xs[2], xs[3], R, S, sh, sw, pt, pl, ys[2], ys[3], xs[0]},
+            {xs[0], xs[1], xs[2], xs[3]},
+            {ys[0], ys[1], ys[2], ys[3]},
+            is_max,
+            count_include_pad,
+            blocked};
         return bp;
       },
       py::arg("xshape"), py::arg("yshape"), py::arg("R"), py::arg("S"), py::arg("stride_h"), py::arg("stride_w"),

@@ -5,7 +5,8 @@
 // A pixel's 16 channels are one line, so an output pixel is the max over its window's lines,
 // 16 / W vectors each: no phases (pool2d.inl's NCHW passes), every lane useful at any stride;
 // at stride 1 the max is taken over the window's rows per input column, then over columns
-// (separable). Threads split (channel block, output row) pairs. Window rows and columns are
+// (separable). Threads split (channel block, output row) pairs in the order the conv before
+// split its output (BlockedRows). Window rows and columns are
 // clipped to the image (max pooling never selects padding; every window holds at least one
 // input pixel, as the bind checks); a NaN anywhere in a window gives NaN (V::nanmax).
 #pragma once
@@ -28,6 +29,48 @@ inline void interior_columns(const PoolParams& p, int64_t& lo, int64_t& hi) {
   const int64_t last = p.W - p.S + p.pad_l;  // the largest ow * stride_w with the window inside
   hi = last < 0 ? lo : std::max(lo, std::min(p.Wo, last / p.stride_w + 1));
 }
+
+// The planes * Ho (channel block, output row) items, each thread taking a contiguous share (as
+// OpenMP's static schedule) in the order the conv before the pool split its output between the
+// threads, so that each reads the lines its own core wrote: on maps of kRowsMinH rows and more
+// (direct_oc's bands, Winograd's tiles) image, output row, channel block; on smaller ones, which
+// direct_oc splits by output channels at batch 1 (one band), image, channel block, output row.
+// With channel blocks outer on large maps, each thread read half its input from the other core's
+// cache (SqueezeNet's first max pool: 94 us in the network, 40 alone). The item is stepped, not
+// divided out per item (a division per item cost the 14x14 pools 2-6%: docs/performance.md,
+// Pooling).
+struct BlockedRows {
+  static constexpr int64_t kRowsMinH = 28;
+  int64_t per, Ho, it, end, plane0, oh, cb;  // per: channel blocks per image
+  bool rows_outer;
+  BlockedRows(const PoolParams& p, int64_t rows)
+      : per(p.images > 0 && p.planes % p.images == 0 ? p.planes / p.images : p.planes),
+        Ho(p.Ho),
+        rows_outer(p.H >= kRowsMinH) {
+    split_range(rows, omp_get_num_threads(), omp_get_thread_num(), it, end);
+    const int64_t n = it / (Ho * per), r = it % (Ho * per);
+    plane0 = n * per;
+    oh = rows_outer ? r / per : r % Ho;
+    cb = rows_outer ? r % per : r / Ho;
+  }
+  // The next item's (plane, output row), false past the share.
+  bool next(int64_t& plane, int64_t& row) {
+    if (it >= end) return false;
+    plane = plane0 + cb;
+    row = oh;
+    ++it;
+    int64_t& inner = rows_outer ? cb : oh;
+    int64_t& outer = rows_outer ? oh : cb;
+    if (++inner == (rows_outer ? per : Ho)) {
+      inner = 0;
+      if (++outer == (rows_outer ? Ho : per)) {
+        outer = 0;
+        plane0 += per;
+      }
+    }
+    return true;
+  }
+};
 
 // Sums (Max: maxima) over window rows [h0, h1) and all S columns of OB consecutive outputs from
 // ow, whose windows lie inside the input's columns; acc[o] starts at init.
@@ -67,9 +110,8 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
   int64_t in_lo, in_hi;
   interior_columns(p, in_lo, in_hi);
   parallel_run(nt, [&] {
-#pragma omp for schedule(static)
-    for (int64_t it = 0; it < rows; ++it) {
-      const int64_t b = it / p.Ho, oh = it % p.Ho;
+    BlockedRows order(p, rows);
+    for (int64_t b, oh; order.next(b, oh);) {
       const int64_t h0 = std::max<int64_t>(0, oh * p.stride_h - p.pad_t),
                     h1 = std::min(p.H, oh * p.stride_h - p.pad_t + p.R);
       const float* xb = x + b * p.H * p.W * 16;
@@ -133,7 +175,7 @@ void max_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y) {
 // Average pooling on channel-blocked tensors: each output the sum over its window's lines inside
 // the input, divided as pool2d.inl's NCHW kernel does (count_include_pad: the window clipped to
 // the padded bounds, PyTorch's rule; else the input pixels it covers; never by zero). Threads
-// split (channel block, output row) pairs.
+// split (channel block, output row) pairs as the max pool's (BlockedRows).
 template <class V>
 void avg_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y, bool count_include_pad) {
   constexpr int W = V::W, NV = 16 / W;
@@ -143,9 +185,8 @@ void avg_pool2d_blocked16_impl(const PoolParams& p, const float* x, float* y, bo
   int64_t in_lo, in_hi;
   interior_columns(p, in_lo, in_hi);
   parallel_run(nt, [&] {
-#pragma omp for schedule(static)
-    for (int64_t it = 0; it < rows; ++it) {
-      const int64_t b = it / p.Ho, oh = it % p.Ho;
+    BlockedRows order(p, rows);
+    for (int64_t b, oh; order.next(b, oh);) {
       const PoolSpan r = pool_span(oh, p.stride_h, p.pad_t, p.R, p.H, count_include_pad);
       const float* xb = x + b * p.H * p.W * 16;
       float* yr = y + (b * p.Ho + oh) * p.Wo * 16;

@@ -32,13 +32,15 @@ struct ConvParams {
   }
 };
 
-// x is (N, C, H, W) viewed as N*C planes; y is (N, C, Ho, Wo).
+// x is (N, C, H, W) viewed as N*C planes; y is (N, C, Ho, Wo). images: the N the planes make (the
+// channel-blocked pools order their work by image first, then as the conv before split it).
 struct PoolParams {
   int64_t planes, H, W;
   int64_t R, S;
   int64_t stride_h, stride_w;
   int64_t pad_t, pad_l;
   int64_t Ho, Wo;
+  int64_t images = 1;
 };
 
 // One axis of output o's pooling window (start o * stride - pad, k wide, over n inputs): the
