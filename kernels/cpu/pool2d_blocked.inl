@@ -33,7 +33,7 @@ inline void interior_columns(const PoolParams& p, int64_t& lo, int64_t& hi) {
 // The planes * Ho (channel block, output row) items, each thread taking a contiguous share (as
 // OpenMP's static schedule) in the order the conv before the pool split its output between the
 // threads, so that each reads the lines its own core wrote: on maps of kRowsMinH rows and more
-// (direct_oc's bands, Winograd's tiles) image, output row, channel block; on smaller ones, which
+// (direct_oc's bands of rows) image, output row, channel block; on smaller ones, which
 // direct_oc splits by output channels at batch 1 (one band), image, channel block, output row.
 // With channel blocks outer on large maps, each thread read half its input from the other core's
 // cache (SqueezeNet's first max pool: 94 us in the network, 40 alone). The item is stepped, not
