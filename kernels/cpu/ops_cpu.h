@@ -16,8 +16,8 @@ void avg_pool2d(const PoolParams& p, const float* x, float* y, bool count_includ
 void global_avg_pool2d(int64_t planes, int64_t HW, const float* x, float* y);
 // The same on channel-blocked x (blocks = N*C/16 runs of HW pixels of 16 channels): y[b*16 + c].
 void global_avg_pool2d_blocked16(int64_t blocks, int64_t HW, const float* x, float* y);
-// Max pooling on channel-blocked tensors: p.planes = N * C / 16, p.images = N; x (planes, H, W, 16), y (planes,
-// Ho, Wo, 16) (pool2d_blocked.inl).
+// Max pooling on channel-blocked tensors: p.planes = N * C / 16, p.images = N; x (planes, H, W,
+// 16), y (planes, Ho, Wo, 16) (pool2d_blocked.inl).
 void max_pool2d_blocked16(const PoolParams& p, const float* x, float* y);
 // Average pooling on channel-blocked tensors (the divisor as avg_pool2d's).
 void avg_pool2d_blocked16(const PoolParams& p, const float* x, float* y, bool count_include_pad);
