@@ -30,7 +30,8 @@ rather than F4: the avx512 set's f4_min_tiles of 17, pycnn/select.py), windowed 
 window that run direct_oc read a blocked x, so the 1x1 before them writes its output blocked:
 pycnn/layout.py), windowed_concats (such a conv also reads
 blocked a concat of conv outputs, which those convs then write blocked: Inception's Mixed_5d),
-winograd_5x5 (stride-1 5x5 convs run F(4x4,5x5) where the rule says so, pycnn/select.py),
+winograd_5x5 (stride-1 5x5 convs run F(4x4,5x5), or F(2x2,5x5), where the rule says so,
+pycnn/select.py; `--set f2_5x5_max_lane_pct=none` turns off the F(2x2,5x5) rule alone),
 winograd_1d (1 x r and r x 1 convs with many channels and tiles run the one-dimensional F(1x4,1xr) / F(4x1,rx1)),
 winograd_1d_short (the same for r = 3, 4, 5 only: Inception's 1x3 / 3x1, Kim's rows as channels),
 all (pycnn.layout.ENABLED). Not all are layout rules; each is a switch of the bound plan.
@@ -113,11 +114,16 @@ def _rule_off(name):
         return _set_rule("small_map_direct_oc_max_ck", None)
     if name == "small_maps_f2":
         return _set_rule("small_map_f2_min_ck", None)
-    if name in ("winograd_5x5", "winograd_1d"):  # the rule's threshold out of reach
-        attr = "WINOGRAD_5X5_MIN_TILES" if name == "winograd_5x5" else "WINOGRAD_1D_MIN_CK"
-        orig = getattr(select, attr)
-        setattr(select, attr, float("inf"))
-        return lambda: setattr(select, attr, orig)
+    if name in ("winograd_5x5", "winograd_1d"):  # the rules' thresholds out of reach
+        attrs = (
+            ("WINOGRAD_5X5_MIN_TILES", "WINOGRAD_5X5_F2_MIN_TILES")
+            if name == "winograd_5x5"
+            else ("WINOGRAD_1D_MIN_CK",)
+        )
+        orig = {a: getattr(select, a) for a in attrs}
+        for a in attrs:
+            setattr(select, a, float("inf"))
+        return lambda: [setattr(select, a, v) for a, v in orig.items()]
     if name == "winograd_1d_short":
         orig = select.WINOGRAD_1D_TAPS
         select.WINOGRAD_1D_TAPS = (7,)

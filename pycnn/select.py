@@ -19,8 +19,10 @@ behind each one. In order, a convolution runs:
      WINOGRAD_5X5_MIN_TILES tiles and Cg * Kg / (Cg + Kg) at least WINOGRAD_5X5_MIN_CK
      (WINOGRAD_5X5_MANY_TILES_MIN_CK with WINOGRAD_5X5_MANY_TILES tiles): 64 multiplies per 16
      outputs instead of 400 (AlexNet's, AlphaGo's and Inception v3's 5x5s 2.2-3.4x faster than
-     direct_oc); F(1x4,1xr) / F(4x1,rx1) for stride-1 one-dimensional layers (r = 3, 4, 5, 7)
-     with Cg * Kg / (Cg + Kg) >= WINOGRAD_1D_MIN_CK and WINOGRAD_1D_MIN_TILES tiles; 3x3 layers:
+     direct_oc), or F(2x2,5x5) where direct_oc would leave more than a quarter of its vector lanes
+     idle (ISA_RULES' f2_5x5_max_lane_pct: ConvNetJS's 20 outputs); F(1x4,1xr) / F(4x1,rx1) for
+     stride-1 one-dimensional layers (r = 3, 4, 5, 7) with Cg * Kg / (Cg + Kg) >=
+     WINOGRAD_1D_MIN_CK and WINOGRAD_1D_MIN_TILES tiles; 3x3 layers:
      Winograd when it runs the shape with >= WINOGRAD_MIN_CHANNELS input channels per group (F4
      with >= ISA_RULES' f4_min_tiles tiles, else F2), except direct_oc where the transforms are not
      paid back (few channels: DIRECT_OC_FEW_C, DIRECT_OC_FEWER_C; little GEMM work per tile:
@@ -84,6 +86,14 @@ WINOGRAD_5X5_MIN_TILES = 16
 WINOGRAD_5X5_MIN_CK = 16
 WINOGRAD_5X5_MANY_TILES = 128
 WINOGRAD_5X5_MANY_TILES_MIN_CK = 8
+# 5x5 stride-1 layers F4 does not take run F(2x2,5x5) where direct_oc would leave many vector lanes
+# idle: Kg at most ISA_RULES' f2_5x5_max_lane_pct percent of Kg rounded up to whole vectors of
+# DIRECT_OC_LANES (ConvNetJS's 20 outputs fill 20 of 32 lanes with AVX-512, 20 of 24 with AVX2),
+# with at least WINOGRAD_5X5_F2_MIN_TILES F2 tiles and Cg * Kg / (Cg + Kg) at least
+# WINOGRAD_5X5_MANY_TILES_MIN_CK (its 16 -> 20 @16 at batch 1, 20 -> 20 @8 at batch 8; 20 -> 20 @8
+# at batch 1, 16 F2 tiles, loses 2.3x).
+WINOGRAD_5X5_F2_MIN_TILES = 64
+DIRECT_OC_LANES = {"avx512": 16, "avx512_256": 16, "avx2": 8, "generic": 8}
 # One-dimensional stride-1 layers (1 x r and r x 1, r = 3, 4, 5, 7) -> Winograd F(1x4,1xr) /
 # F(4x1,rx1) (F(5, 4) for r = 4) with Cg * Kg / (Cg + Kg) at least WINOGRAD_1D_MIN_CK (Inception
 # v3's 128 -> 192, 160- and 192-channel 1x7s; its 128 -> 128 ones, 64, stay on direct_oc) and at
@@ -137,6 +147,13 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # faster than direct_oc at batch 1 and 8 and GoogLeNet's 832 -> 160 .. 384 at batch 8 2-7%, while
 # direct_oc kept 832 -> 384 at batch 1 and 832 -> 128 (106K weights); with AVX-512 direct_oc
 # keeps them all.
+# f2_5x5_max_lane_pct: stride-1 5x5 convs that F4 does not take run F(2x2,5x5) where direct_oc's
+# vectors would hold at most this percent of real outputs (Kg over Kg rounded up to whole vectors
+# of DIRECT_OC_LANES; None: never). Measured on a 512-bit Xeon (`python -m bench.algo_ab
+# 1,16,16,K,5,1,2 --algos direct_oc,winograd_f2 --nchw`, F2 / direct_oc time): K = 20 (62.5%)
+# 0.82-0.87, 24 (75%) 0.95, 33 (69%) 0.76, 25 (78%) 1.08, 40 (83%) 0.99; capped to AVX2 K = 20
+# (83% of 24 lanes) 0.92. avx512_256 keeps avx512's (not measured on the Zen 4); the generic
+# build was not measured.
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES + 1,
@@ -149,6 +166,7 @@ ISA_RULES = {
         "small_map_direct_oc_max_ck": 56,
         "pointwise_sgemm_min_weights": None,
         "pointwise_sgemm_min_macs": None,
+        "f2_5x5_max_lane_pct": 75,
     },
     "avx2": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -161,6 +179,7 @@ ISA_RULES = {
         "small_map_direct_oc_max_ck": None,
         "pointwise_sgemm_min_weights": 128_000,
         "pointwise_sgemm_min_macs": 40_000_000,
+        "f2_5x5_max_lane_pct": 85,
     },
     "generic": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES,
@@ -173,6 +192,7 @@ ISA_RULES = {
         "small_map_direct_oc_max_ck": None,
         "pointwise_sgemm_min_weights": None,
         "pointwise_sgemm_min_macs": None,
+        "f2_5x5_max_lane_pct": None,
     },
 }
 
@@ -243,6 +263,15 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
             ck >= WINOGRAD_5X5_MIN_CK or (tiles >= WINOGRAD_5X5_MANY_TILES and ck >= WINOGRAD_5X5_MANY_TILES_MIN_CK)
         ):
             return "winograd_f4"
+        lane_pct, lanes = r["f2_5x5_max_lane_pct"], DIRECT_OC_LANES[isa or rule_set()]
+        if (
+            lane_pct is not None
+            and ck >= WINOGRAD_5X5_MANY_TILES_MIN_CK
+            and 100 * kg <= lane_pct * lanes * -(-kg // lanes)
+            and winograd_tile_count(shape, 2) >= WINOGRAD_5X5_F2_MIN_TILES
+            and CONV["winograd_f2"].supports(shape)
+        ):
+            return "winograd_f2"
     if 1 in (shape.R, shape.S) and shape.R * shape.S in WINOGRAD_1D_TAPS and CONV["winograd_f4"].supports(shape):
         if cg * kg >= WINOGRAD_1D_MIN_CK * (cg + kg) and winograd_tile_count(shape, 4) >= WINOGRAD_1D_MIN_TILES:
             return "winograd_f4"

@@ -249,9 +249,12 @@ def test_layout_ab_runs(capsys):
     assert layout_ab.select.WINOGRAD_5X5_MIN_TILES == 16  # switched back on
     restore = layout_ab._rule_off("winograd_5x5")
     shape = layout_ab.pycnn.ops.ConvShape((8, 16, 16, 16), (20, 16, 5, 5), 1, 2, 1, 1)
-    assert layout_ab.select.heuristic(shape, "avx512") == "direct_oc"
+    at_b1 = layout_ab.pycnn.ops.ConvShape((1, 16, 16, 16), (20, 16, 5, 5), 1, 2, 1, 1)  # the F(2x2,5x5) rule's
+    assert layout_ab.select.heuristic(shape, "avx512") == layout_ab.select.heuristic(at_b1, "avx512") == "direct_oc"
     restore()
     assert layout_ab.select.heuristic(shape, "avx512") == "winograd_f4"
+    assert layout_ab.select.heuristic(at_b1, "avx512") == "winograd_f2"
+    assert layout_ab.select.WINOGRAD_5X5_F2_MIN_TILES == 64
     restore = layout_ab._rule_off("winograd_1d_short")  # the 3-, 4- and 5-tap ones
     short = layout_ab.pycnn.ops.ConvShape((8, 384, 8, 8), (384, 384, 1, 3), 1, (0, 1), 1, 1)
     assert layout_ab.select.heuristic(short, "avx512") == "direct_oc"

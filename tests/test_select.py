@@ -30,8 +30,13 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=16, H=5, W=5, K=120, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv3: 1 pixel
         (shape(C=4, H=7, W=7, K=64), "im2col"),  # few input channels: not direct_oc
         (shape(C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2: 16 outputs
-        (shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv2: 256 pixels
-        (shape(C=16, H=17, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # 272 pixels, 5x5: few outputs
+        (shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "winograd_f2"),  # ConvNetJS conv2: 20 of 32 lanes
+        (shape(C=20, H=8, W=8, K=20, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv3: 16 F2 tiles
+        (shape(N=8, C=20, H=8, W=8, K=20, R=5, S=5, pad=2), "winograd_f2"),  # ... b8: 32 F4 tiles, 10; 128 F2
+        (shape(C=16, H=28, W=28, K=32, R=5, S=5, pad=2), "direct_oc"),  # GoogLeNet 3a's 5x5: whole vectors
+        (shape(C=16, H=16, W=16, K=25, R=5, S=5, pad=2), "direct_oc"),  # 25 of 32 lanes: over 75%
+        (shape(C=4, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # Cg * Kg / (Cg + Kg) 3.3
+        (shape(C=16, H=17, W=16, K=32, R=5, S=5, pad=2), "direct_oc"),  # 272 pixels, 5x5: few outputs
         (shape(N=8, C=6, H=14, W=14, K=16, R=5, S=5, pad=0), "direct_oc"),  # LeNet conv2 at batch 8
         (shape(N=8, C=192, H=28, W=28, K=16, R=1, S=1, pad=0), "im2col"),  # 1x1 on 784 pixels: the SGEMM
         (shape(N=8, C=192, H=14, W=14, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs, 196 pixels
@@ -51,7 +56,8 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(N=2, C=48, H=14, W=14, K=128), "winograd_f4"),  # 34.9, 32 tiles
         (shape(C=480, H=14, W=14, K=16, R=1, S=1, pad=0), "direct_oc"),  # 1x1, 16 outputs (avx512)
         (shape(C=192, H=19, W=19, K=1, R=1, S=1, pad=0), "im2col"),  # 1x1 to one output (AlphaGo's head)
-        (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "direct_oc"),  # 33 outputs: stride-1 5x5
+        (shape(C=16, H=16, W=16, K=33, R=5, S=5, pad=2), "winograd_f2"),  # 33 of 48 lanes: F(2x2,5x5)
+        (shape(C=16, H=16, W=16, K=48, R=5, S=5, pad=2), "direct_oc"),  # 48 outputs: stride-1 5x5
         (shape(C=96, H=27, W=27, K=256, R=5, S=5, pad=2), "winograd_f4"),  # AlexNet conv2: F(4x4,5x5)
         (shape(N=8, C=48, H=19, W=19, K=192, R=5, S=5, pad=2), "winograd_f4"),  # AlphaGo conv1
         (shape(C=48, H=35, W=35, K=64, R=5, S=5, pad=2), "winograd_f4"),  # Inception v3's 5x5s: 27.4
@@ -61,8 +67,9 @@ def shape(N=1, C=64, H=56, W=56, K=64, R=3, S=3, stride=1, pad=1, groups=1):
         (shape(C=48, H=7, W=7, K=128, R=5, S=5, pad=2), "direct_oc"),  # 5x5 at 7x7: 4 tiles
         (shape(N=4, C=48, H=7, W=7, K=128, R=5, S=5, pad=2), "winograd_f4"),  # 16 tiles
         (shape(N=8, C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "winograd_f4"),  # ConvNetJS conv2 b8: 8.9
-        (shape(N=7, C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "direct_oc"),  # 112 tiles
-        (shape(N=8, C=20, H=8, W=8, K=20, R=5, S=5, pad=2), "direct_oc"),  # ConvNetJS conv3 b8: 32 tiles, 10
+        (shape(N=7, C=16, H=16, W=16, K=32, R=5, S=5, pad=2), "direct_oc"),  # 112 tiles, 10.7
+        (shape(N=8, C=16, H=16, W=16, K=32, R=5, S=5, pad=2), "winograd_f4"),  # 128 tiles
+        (shape(N=7, C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "winograd_f2"),  # 112 F4 tiles; 20 of 32 lanes
         (shape(C=96, H=27, W=27, K=256, R=5, S=5, stride=2, pad=2), "direct_oc"),  # strided: no Winograd
         (ConvShape((1, 160, 17, 17), (160, 160, 1, 7), 1, (0, 3), 1, 1), "winograd_f4"),  # Inception's 1x7: 80
         (ConvShape((8, 128, 17, 17), (192, 128, 7, 1), 1, (3, 0), 1, 1), "winograd_f4"),  # 7x1: 76.8
@@ -153,6 +160,8 @@ def test_heuristic(s, want):
         (shape(C=128, H=7, W=7, K=32), "direct_oc"),  # DenseNet's 3x3 at 7x7: Cg * Kg / (Cg + Kg) 25.6
         (shape(C=48, H=7, W=7, K=128), "direct_oc"),  # GoogLeNet 5b's 5x5 branch: 34.9
         (shape(C=96, H=7, W=7, K=192), "winograd_f2"),  # 64
+        (shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2), "winograd_f2"),  # ConvNetJS conv2: 20 of 24 lanes
+        (shape(C=16, H=16, W=16, K=22, R=5, S=5, pad=2), "direct_oc"),  # 22 of 24: over 85%
     ],
 )
 def test_heuristic_avx2(s, want):
@@ -196,6 +205,14 @@ def test_heuristic_avx512_256(s, want):
     pw_max_map = select.ISA_RULES["avx512"]["pointwise_direct_oc_max_map"]
     if not want.startswith("winograd") and not (s.R == s.S == 1 and s.H * s.W > pw_max_map):
         assert select.heuristic(s, "avx512") == want
+
+
+def test_f2_5x5_rule_is_off_where_unmeasured():
+    # the generic build has no f2_5x5_max_lane_pct: ConvNetJS's conv2 stays on direct_oc there
+    s = shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2)
+    assert select.ISA_RULES["generic"]["f2_5x5_max_lane_pct"] is None
+    assert select.heuristic(s, "generic") == "direct_oc"
+    assert select.heuristic(s, "avx512_256") == select.heuristic(s, "avx512") == "winograd_f2"
 
 
 @pytest.mark.parametrize(
