@@ -123,7 +123,12 @@ def _rule_off(name):
         orig = {a: getattr(select, a) for a in attrs}
         for a in attrs:
             setattr(select, a, float("inf"))
-        return lambda: [setattr(select, a, v) for a, v in orig.items()]
+
+        def restore():
+            for a, v in orig.items():
+                setattr(select, a, v)
+
+        return restore
     if name == "winograd_1d_short":
         orig = select.WINOGRAD_1D_TAPS
         select.WINOGRAD_1D_TAPS = (7,)

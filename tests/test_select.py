@@ -208,7 +208,8 @@ def test_heuristic_avx512_256(s, want):
 
 
 def test_f2_5x5_rule_is_off_where_unmeasured():
-    # the generic build has no f2_5x5_max_lane_pct: ConvNetJS's conv2 stays on direct_oc there
+    # f2_5x5_max_lane_pct was not measured on the generic build (None): ConvNetJS's conv2 stays
+    # on direct_oc there; avx512_256 takes avx512's
     s = shape(C=16, H=16, W=16, K=20, R=5, S=5, pad=2)
     assert select.ISA_RULES["generic"]["f2_5x5_max_lane_pct"] is None
     assert select.heuristic(s, "generic") == "direct_oc"
