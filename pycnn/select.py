@@ -147,13 +147,12 @@ DIRECT_OC_STRIDED_POINTWISE_MAX_INPUT_BYTES = 1 << 20  # ... or strided, with an
 # faster than direct_oc at batch 1 and 8 and GoogLeNet's 832 -> 160 .. 384 at batch 8 2-7%, while
 # direct_oc kept 832 -> 384 at batch 1 and 832 -> 128 (106K weights); with AVX-512 direct_oc
 # keeps them all.
-# f2_5x5_max_lane_pct: stride-1 5x5 convs that F4 does not take run F(2x2,5x5) where direct_oc's
-# vectors would hold at most this percent of real outputs (Kg over Kg rounded up to whole vectors
-# of DIRECT_OC_LANES; None: never). Measured on a 512-bit Xeon (`python -m bench.algo_ab
-# 1,16,16,K,5,1,2 --algos direct_oc,winograd_f2 --nchw`, F2 / direct_oc time): K = 20 (62.5%)
-# 0.82-0.87, 24 (75%) 0.95, 33 (69%) 0.76, 25 (78%) 1.08, 40 (83%) 0.99; capped to AVX2 K = 20
-# (83% of 24 lanes) 0.92. avx512_256 keeps avx512's (not measured on the Zen 4); the generic
-# build was not measured.
+# f2_5x5_max_lane_pct: the lane use at or below which the F(2x2,5x5) rule (at
+# WINOGRAD_5X5_F2_MIN_TILES above) takes a 5x5 layer (None: never). Measured on a 512-bit Xeon
+# (`python -m bench.algo_ab 1,16,16,K,5,1,2 --algos direct_oc,winograd_f2 --nchw`, F2 /
+# direct_oc time): K = 20 (62.5%) 0.82-0.87, 24 (75%) 0.95, 33 (69%) 0.76, 25 (78%) 1.08, 40
+# (83%) 0.99; capped to AVX2 K = 20 (83% of 24 lanes) 0.92. avx512_256 keeps avx512's (not
+# measured on the Zen 4); the generic build was not measured.
 ISA_RULES = {
     "avx512": {
         "f4_min_tiles": WINOGRAD_F4_MIN_TILES + 1,
@@ -244,6 +243,7 @@ def avx512_fma_width() -> int:
 
 def heuristic(shape, isa: Optional[str] = None) -> str:
     """The documented rule (no timing), with rule set isa (an ISA_RULES key; default: rule_set())."""
+    isa = isa or rule_set()
     r = rules(isa)
     if shape.groups > 1 and CONV["depthwise"].supports(shape):
         wmax = r["depthwise_c16_max_width"]
@@ -263,7 +263,7 @@ def heuristic(shape, isa: Optional[str] = None) -> str:
             ck >= WINOGRAD_5X5_MIN_CK or (tiles >= WINOGRAD_5X5_MANY_TILES and ck >= WINOGRAD_5X5_MANY_TILES_MIN_CK)
         ):
             return "winograd_f4"
-        lane_pct, lanes = r["f2_5x5_max_lane_pct"], DIRECT_OC_LANES[isa or rule_set()]
+        lane_pct, lanes = r["f2_5x5_max_lane_pct"], DIRECT_OC_LANES[isa]
         if (
             lane_pct is not None
             and ck >= WINOGRAD_5X5_MANY_TILES_MIN_CK
